@@ -1,0 +1,393 @@
+/**
+ * The v1 handshake: Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s (Noise Protocol
+ * Framework revision 34), sans-IO. Takes and returns bytes; no sockets, no
+ * clock, no timers, no retries (the caller owns those: HANDSHAKE_RETRY_MS
+ * etc. in wire/constants.ts).
+ *
+ *   NNpsk0:
+ *     -> psk, e          message 1 = HandshakeInit (wire type 1)
+ *     <- e, ee           message 2 = HandshakeResp (wire type 2)
+ *
+ * Both sides hold the same 32-byte psk (crypto/kdf.ts derivePsk) and no
+ * static keys: knowing the network key is the whole authentication; the
+ * ephemeral-ephemeral DH gives forward secrecy. Because the psk is mixed in
+ * before message 1's payload is encrypted, a responder detects a wrong
+ * network key at message 1 (consumeInit throws ERR_AUTH_FAILED) and an
+ * initiator detects a wrong or tampered response at message 2.
+ *
+ * Spec steps (Noise rev 34 §5, with HASH = BLAKE2s, HASHLEN = 32,
+ * HKDF = the §4.3 HMAC-BLAKE2s construction, ENCRYPT = ChaCha20-Poly1305 with
+ * nonce 00000000 || LE64(n), associated data = h):
+ *   Initialize:  h = HASH(protocol_name) (name is 37 bytes > HASHLEN), ck = h,
+ *                MixHash(prologue = "lightweight-tunnel v1")
+ *   msg 1 write: psk -> MixKeyAndHash(psk)
+ *                e   -> generate e; write e.pub; MixHash(e.pub); MixKey(e.pub)  (psk modifier, §9.2)
+ *                payload -> EncryptAndHash(payload)
+ *   msg 2 write: e   -> generate e; write e.pub; MixHash(e.pub); MixKey(e.pub)
+ *                ee  -> MixKey(DH(e, re))
+ *                payload -> EncryptAndHash(payload)
+ *   Split:       (i2r, r2i) = HKDF(ck, empty)           data keys (wire type 4)
+ *   Control:     (ci2r, cr2i) = HKDF(ck, "control")      control keys (wire type 3)
+ *
+ * The wire header fields (type, version, indices) are outside the Noise
+ * transcript, as in WireGuard; consumeResponse checks the receiverIndex
+ * against the init it answers.
+ *
+ * Threading: everything here runs on the main thread, per handshake; states
+ * are single-use (spent after success, untouched by failures, so a forged
+ * response never kills the genuine one in flight).
+ */
+import { x25519 } from '@noble/curves/ed25519.js'
+import { blake2s } from '@noble/hashes/blake2.js'
+import { hmac } from '@noble/hashes/hmac.js'
+import { chacha20poly1305 } from '@noble/ciphers/chacha.js'
+import { VpnError } from '../errors.js'
+import { CONTROL_KEY_INFO, KEY_LEN, NOISE_PROLOGUE, NOISE_PROTOCOL_NAME } from '../wire/constants.js'
+import { decodeHandshakeInit, decodeHandshakeResp, encodeHandshakeInit, encodeHandshakeResp } from '../wire/messages.js'
+
+/** The four session keys, from this side's point of view. Each 32 bytes. */
+export interface SessionKeys {
+  /** Seals this side's data (type 4) messages. */
+  dataSend: Uint8Array
+  /** Opens the peer's data messages. */
+  dataRecv: Uint8Array
+  /** Seals this side's control (type 3) messages. */
+  ctlSend: Uint8Array
+  /** Opens the peer's control messages. */
+  ctlRecv: Uint8Array
+}
+
+declare const initiatorBrand: unique symbol
+declare const responderBrand: unique symbol
+/** Opaque: what the initiator keeps between createInit and consumeResponse. Single use. */
+export interface InitiatorState { readonly [initiatorBrand]: true }
+/** Opaque: what the responder keeps between consumeInit and createResponse. Single use. */
+export interface ResponderState { readonly [responderBrand]: true }
+
+// ---------------------------------------------------------------------------
+// Noise primitives (rev 34 §4, §5.1, §5.2)
+// ---------------------------------------------------------------------------
+
+const HASHLEN = 32
+const EMPTY = new Uint8Array(0)
+const encoder = new TextEncoder()
+
+function hash2 (a: Uint8Array, b: Uint8Array): Uint8Array {
+  return blake2s.create().update(a).update(b).digest()
+}
+
+function hmacB2s (key: Uint8Array, ...parts: Uint8Array[]): Uint8Array {
+  const m = hmac.create(blake2s, key)
+  for (const p of parts) m.update(p)
+  return m.digest()
+}
+
+const ONE = Uint8Array.of(1)
+const TWO = Uint8Array.of(2)
+const THREE = Uint8Array.of(3)
+
+/** Noise HKDF(chaining_key, input_key_material, 2). */
+function hkdf2 (ck: Uint8Array, ikm: Uint8Array): [Uint8Array, Uint8Array] {
+  const temp = hmacB2s(ck, ikm)
+  const o1 = hmacB2s(temp, ONE)
+  const o2 = hmacB2s(temp, o1, TWO)
+  temp.fill(0)
+  return [o1, o2]
+}
+
+/** Noise HKDF(chaining_key, input_key_material, 3). */
+function hkdf3 (ck: Uint8Array, ikm: Uint8Array): [Uint8Array, Uint8Array, Uint8Array] {
+  const temp = hmacB2s(ck, ikm)
+  const o1 = hmacB2s(temp, ONE)
+  const o2 = hmacB2s(temp, o1, TWO)
+  const o3 = hmacB2s(temp, o2, THREE)
+  temp.fill(0)
+  return [o1, o2, o3]
+}
+
+/** ChaChaPoly nonce: 4 zero bytes || 8-byte little-endian n. */
+function nonce (n: number): Uint8Array {
+  const b = new Uint8Array(12)
+  let v = n
+  for (let i = 4; i < 12; i++) { b[i] = v % 256; v = Math.floor(v / 256) }
+  return b
+}
+
+/** Noise SymmetricState (+ its CipherState k, n). Mutable; clone() before speculative use. */
+class Symmetric {
+  constructor (public ck: Uint8Array, public h: Uint8Array, public k: Uint8Array | null = null, public n = 0) {}
+
+  static initialize (protocolName: string, prologue: Uint8Array): Symmetric {
+    const name = encoder.encode(protocolName)
+    let h: Uint8Array
+    if (name.length <= HASHLEN) {
+      h = new Uint8Array(HASHLEN)
+      h.set(name)
+    } else {
+      h = blake2s(name)
+    }
+    const s = new Symmetric(h.slice(), h)
+    s.mixHash(prologue)
+    return s
+  }
+
+  clone (): Symmetric {
+    return new Symmetric(this.ck.slice(), this.h.slice(), this.k === null ? null : this.k.slice(), this.n)
+  }
+
+  mixHash (data: Uint8Array): void {
+    this.h = hash2(this.h, data)
+  }
+
+  mixKey (ikm: Uint8Array): void {
+    const [ck, tempK] = hkdf2(this.ck, ikm)
+    this.ck = ck
+    this.k = tempK // HASHLEN == 32 == key length: no truncation needed
+    this.n = 0
+  }
+
+  mixKeyAndHash (ikm: Uint8Array): void {
+    const [ck, tempH, tempK] = hkdf3(this.ck, ikm)
+    this.ck = ck
+    this.mixHash(tempH)
+    this.k = tempK
+    this.n = 0
+  }
+
+  encryptAndHash (plaintext: Uint8Array): Uint8Array {
+    const ct = this.k === null ? plaintext.slice() : chacha20poly1305(this.k, nonce(this.n++), this.h).encrypt(plaintext)
+    this.mixHash(ct)
+    return ct
+  }
+
+  /** Throws (a plain Error from noble) when the tag does not verify; callers map it to a VpnError. */
+  decryptAndHash (ciphertext: Uint8Array): Uint8Array {
+    const pt = this.k === null ? ciphertext.slice() : chacha20poly1305(this.k, nonce(this.n), this.h).decrypt(ciphertext)
+    if (this.k !== null) this.n++
+    this.mixHash(ciphertext)
+    return pt
+  }
+
+  /** HKDF(ck, info, 2): Split() when info is empty. */
+  derive (info: Uint8Array): [Uint8Array, Uint8Array] {
+    return hkdf2(this.ck, info)
+  }
+}
+
+function dh (priv: Uint8Array, pub: Uint8Array): Uint8Array {
+  // noble throws on an all-zero result (low-order point): Noise rev 34 §4.1 lets DH signal an error for an invalid public key.
+  return x25519.getSharedSecret(priv, pub)
+}
+
+function ephemeralKeyPair (ephemeralPrivate: Uint8Array | undefined): { priv: Uint8Array, pub: Uint8Array } {
+  if (ephemeralPrivate !== undefined && (!(ephemeralPrivate instanceof Uint8Array) || ephemeralPrivate.length !== 32)) {
+    throw new VpnError('ERR_HANDSHAKE', 'ephemeral private key must be 32 bytes')
+  }
+  const priv = ephemeralPrivate === undefined ? x25519.utils.randomSecretKey() : ephemeralPrivate.slice()
+  return { priv, pub: x25519.getPublicKey(priv) }
+}
+
+function checkPsk (psk: Uint8Array): void {
+  if (!(psk instanceof Uint8Array) || psk.length !== KEY_LEN) {
+    throw new VpnError('ERR_CONFIG_INVALID', `psk must be ${KEY_LEN} bytes`, { hint: 'derive it with crypto/kdf.ts derivePsk()' })
+  }
+}
+
+function checkIndex (name: string, v: number): void {
+  if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new VpnError('ERR_HANDSHAKE', `${name} must be a u32: ${v}`)
+}
+
+// ---------------------------------------------------------------------------
+// Pattern steps, parameterized by the initial state (tests run the Noise
+// test vectors through the very same code with another prologue)
+// ---------------------------------------------------------------------------
+
+function writeMessage1 (ss: Symmetric, psk: Uint8Array, e: { pub: Uint8Array }, payload: Uint8Array): Uint8Array {
+  ss.mixKeyAndHash(psk) // psk
+  ss.mixHash(e.pub) // e
+  ss.mixKey(e.pub) //    (psk modifier)
+  return ss.encryptAndHash(payload)
+}
+
+/** Throws (noble Error) when the psk differs. */
+function readMessage1 (ss: Symmetric, psk: Uint8Array, re: Uint8Array, ciphertext: Uint8Array): Uint8Array {
+  ss.mixKeyAndHash(psk)
+  ss.mixHash(re)
+  ss.mixKey(re)
+  return ss.decryptAndHash(ciphertext)
+}
+
+function writeMessage2 (ss: Symmetric, e: { priv: Uint8Array, pub: Uint8Array }, re: Uint8Array, payload: Uint8Array): Uint8Array {
+  ss.mixHash(e.pub) // e
+  ss.mixKey(e.pub)
+  const shared = dh(e.priv, re) // ee
+  ss.mixKey(shared)
+  shared.fill(0)
+  return ss.encryptAndHash(payload)
+}
+
+function readMessage2 (ss: Symmetric, e: { priv: Uint8Array }, re: Uint8Array, ciphertext: Uint8Array): Uint8Array {
+  ss.mixHash(re)
+  ss.mixKey(re)
+  const shared = dh(e.priv, re)
+  ss.mixKey(shared)
+  shared.fill(0)
+  return ss.decryptAndHash(ciphertext)
+}
+
+const CONTROL_INFO = encoder.encode(CONTROL_KEY_INFO)
+
+function sessionKeys (ss: Symmetric, initiator: boolean): SessionKeys {
+  const [i2r, r2i] = ss.derive(EMPTY)
+  const [ci2r, cr2i] = ss.derive(CONTROL_INFO)
+  return initiator
+    ? { dataSend: i2r, dataRecv: r2i, ctlSend: ci2r, ctlRecv: cr2i }
+    : { dataSend: r2i, dataRecv: i2r, ctlSend: cr2i, ctlRecv: ci2r }
+}
+
+/** State after Initialize + MixHash(prologue) for our fixed name and prologue; cloned per handshake. */
+const INITIAL = Symmetric.initialize(NOISE_PROTOCOL_NAME, encoder.encode(NOISE_PROLOGUE))
+
+// ---------------------------------------------------------------------------
+// Public API
+// ---------------------------------------------------------------------------
+
+class InitiatorImpl {
+  spent = false
+  constructor (readonly ss: Symmetric, readonly e: { priv: Uint8Array, pub: Uint8Array }, readonly senderIndex: number) {}
+}
+
+class ResponderImpl {
+  spent = false
+  constructor (readonly ss: Symmetric, readonly re: Uint8Array, readonly remoteIndex: number) {}
+}
+
+/**
+ * Initiator, step 1: builds the complete HandshakeInit (wire type 1) carrying
+ * `payload` (an encoded InitPayload) encrypted under the psk-derived key.
+ * `senderIndex` is this side's u32 index for the new session.
+ * `ephemeralPrivate` is for golden-vector tests only; omit it in real use.
+ * Throws VpnError: ERR_CONFIG_INVALID for a psk that is not 32 bytes,
+ * ERR_HANDSHAKE for a bad index or ephemeral, ERR_WIRE_DECODE (WireError)
+ * when the payload would exceed HANDSHAKE_MAX_LEN.
+ */
+export function createInit (psk: Uint8Array, senderIndex: number, payload: Uint8Array, ephemeralPrivate?: Uint8Array): { message: Uint8Array, state: InitiatorState } {
+  checkPsk(psk)
+  checkIndex('senderIndex', senderIndex)
+  const e = ephemeralKeyPair(ephemeralPrivate)
+  const ss = INITIAL.clone()
+  const ciphertext = writeMessage1(ss, psk, e, payload)
+  const message = encodeHandshakeInit({ senderIndex, ephemeral: e.pub, ciphertext })
+  return { message, state: new InitiatorImpl(ss, e, senderIndex) as unknown as InitiatorState }
+}
+
+/**
+ * Responder, step 1: authenticates and opens a HandshakeInit.
+ * Throws WireError when the message is malformed (type, version, length),
+ * VpnError('ERR_AUTH_FAILED') when it does not authenticate under `psk`
+ * (the sender uses another network key, or the message was altered).
+ * `ephemeral` is a copy of the initiator's ephemeral public key (usable to
+ * recognise a retransmitted init). The caller decodes and vets `payload`
+ * (e.g. the InitPayload timestamp) before calling createResponse.
+ */
+export function consumeInit (psk: Uint8Array, message: Uint8Array): { senderIndex: number, ephemeral: Uint8Array, payload: Uint8Array, state: ResponderState } {
+  checkPsk(psk)
+  const m = decodeHandshakeInit(message)
+  const re = m.ephemeral.slice()
+  const ss = INITIAL.clone()
+  let payload: Uint8Array
+  try {
+    payload = readMessage1(ss, psk, re, m.ciphertext)
+  } catch (err) {
+    throw new VpnError('ERR_AUTH_FAILED', 'handshake init did not authenticate (different network key?)', {
+      cause: err,
+      hint: 'every member of the network must use the same key'
+    })
+  }
+  return { senderIndex: m.senderIndex, ephemeral: re.slice(), payload, state: new ResponderImpl(ss, re, m.senderIndex) as unknown as ResponderState }
+}
+
+/**
+ * Responder, step 2: builds the complete HandshakeResp (wire type 2)
+ * addressed to the init's senderIndex, carrying `payload` (an encoded
+ * RespPayload), and derives the session keys. `senderIndex` is this side's
+ * u32 index for the session. Throws VpnError('ERR_HANDSHAKE') when the state
+ * was already used or the initiator's ephemeral is a low-order point.
+ */
+export function createResponse (state: ResponderState, senderIndex: number, payload: Uint8Array, ephemeralPrivate?: Uint8Array): { message: Uint8Array, keys: SessionKeys } {
+  const st = state as unknown
+  if (!(st instanceof ResponderImpl) || st.spent) throw new VpnError('ERR_HANDSHAKE', 'responder state is invalid or already used')
+  checkIndex('senderIndex', senderIndex)
+  const e = ephemeralKeyPair(ephemeralPrivate)
+  const ss = st.ss.clone()
+  let ciphertext: Uint8Array
+  try {
+    ciphertext = writeMessage2(ss, e, st.re, payload)
+  } catch (err) {
+    throw new VpnError('ERR_HANDSHAKE', 'cannot complete the handshake: invalid initiator ephemeral key', { cause: err })
+  } finally {
+    e.priv.fill(0)
+  }
+  const message = encodeHandshakeResp({ senderIndex, receiverIndex: st.remoteIndex, ephemeral: e.pub, ciphertext })
+  st.spent = true
+  return { message, keys: sessionKeys(ss, false) }
+}
+
+/**
+ * Initiator, step 2: authenticates and opens the HandshakeResp and derives
+ * the session keys. Throws VpnError('ERR_HANDSHAKE') for every failure:
+ * malformed message (cause: WireError), receiverIndex not this init's
+ * senderIndex, tag mismatch (wrong key or tampering), low-order ephemeral,
+ * or a state already used. A failure leaves the state usable for the
+ * genuine response.
+ */
+export function consumeResponse (state: InitiatorState, message: Uint8Array): { senderIndex: number, receiverIndex: number, payload: Uint8Array, keys: SessionKeys } {
+  const st = state as unknown
+  if (!(st instanceof InitiatorImpl) || st.spent) throw new VpnError('ERR_HANDSHAKE', 'initiator state is invalid or already used')
+  let m
+  try {
+    m = decodeHandshakeResp(message)
+  } catch (err) {
+    throw new VpnError('ERR_HANDSHAKE', `malformed handshake response: ${(err as Error).message}`, { cause: err })
+  }
+  if (m.receiverIndex !== st.senderIndex) {
+    throw new VpnError('ERR_HANDSHAKE', `handshake response for index ${m.receiverIndex}, expected ${st.senderIndex}`)
+  }
+  const ss = st.ss.clone()
+  let payload: Uint8Array
+  try {
+    payload = readMessage2(ss, st.e, m.ephemeral, m.ciphertext)
+  } catch (err) {
+    throw new VpnError('ERR_HANDSHAKE', 'handshake response did not authenticate', { cause: err })
+  }
+  st.spent = true
+  st.e.priv.fill(0)
+  return { senderIndex: m.senderIndex, receiverIndex: m.receiverIndex, payload, keys: sessionKeys(ss, true) }
+}
+
+// ---------------------------------------------------------------------------
+// Conformance seam: NOT for production code. Runs a whole NNpsk0 handshake
+// with an arbitrary prologue through the same steps as above, so tests can
+// check them against the published Noise test vectors (cacophony), which
+// use the prologue "John Galt" and no wire framing.
+// ---------------------------------------------------------------------------
+
+export const _conformance = {
+  run (prologue: Uint8Array, psk: Uint8Array, initEphemeral: Uint8Array, respEphemeral: Uint8Array, payload1: Uint8Array, payload2: Uint8Array): {
+    message1: Uint8Array, message2: Uint8Array, handshakeHash: Uint8Array, i2r: Uint8Array, r2i: Uint8Array, payload1: Uint8Array, payload2: Uint8Array
+  } {
+    const ie = ephemeralKeyPair(initEphemeral)
+    const re = ephemeralKeyPair(respEphemeral)
+    const si = Symmetric.initialize(NOISE_PROTOCOL_NAME, prologue)
+    const sr = si.clone()
+    const c1 = writeMessage1(si, psk, ie, payload1)
+    const p1 = readMessage1(sr, psk, ie.pub, c1)
+    const c2 = writeMessage2(sr, re, ie.pub, payload2)
+    const p2 = readMessage2(si, ie, re.pub, c2)
+    const [i2r, r2i] = si.derive(EMPTY)
+    const [i2rR] = sr.derive(EMPTY)
+    if (Buffer.compare(i2r, i2rR) !== 0) throw new VpnError('ERR_HANDSHAKE', 'conformance: the two sides disagree')
+    const cat = (a: Uint8Array, b: Uint8Array): Uint8Array => { const o = new Uint8Array(a.length + b.length); o.set(a); o.set(b, a.length); return o }
+    return { message1: cat(ie.pub, c1), message2: cat(re.pub, c2), handshakeHash: si.h, i2r, r2i, payload1: p1, payload2: p2 }
+  }
+}

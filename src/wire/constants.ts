@@ -1,0 +1,145 @@
+/**
+ * Protocol-wide constants of lightweight-tunnel protocol v1: version, crypto
+ * identifiers, timers and limits. Byte layouts and their sizes live next to
+ * their codecs (wire/messages.ts, wire/payloads.ts, wire/control.ts); this file
+ * holds the numbers that are not tied to one layout. docs/PROTOCOL.md is the
+ * prose version of everything here; change both together.
+ *
+ * Timer values follow WireGuard (whitepaper §6.1, "Timers & Stateless UX"),
+ * scaled to this protocol: sessions are rekeyed after REKEY_AFTER_MS and are
+ * unusable after REJECT_AFTER_MS, so an old session still covers the rekey
+ * handshake with a REJECT_AFTER_MS - REKEY_AFTER_MS = 60 s margin.
+ */
+
+/** Byte 1 of handshake messages. A responder drops any other value (no reply). */
+export const PROTOCOL_VERSION = 1
+
+// ---------------------------------------------------------------------------
+// Crypto identifiers (see crypto/noise.ts, crypto/kdf.ts)
+// ---------------------------------------------------------------------------
+
+/** Noise protocol name, hashed into the initial handshake state (Noise rev 34 §5.2). */
+export const NOISE_PROTOCOL_NAME = 'Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s'
+
+/**
+ * Noise prologue (ASCII). Mixed into the handshake hash before message 1, so
+ * a peer speaking another protocol version can never complete a handshake
+ * with us even if it shares the network key.
+ */
+export const NOISE_PROLOGUE = 'lightweight-tunnel v1'
+
+/**
+ * Input keying material for the control-channel keys: the control keys are
+ * Noise-HKDF(ck, "control") after message 2, the data keys are Split() =
+ * Noise-HKDF(ck, empty). Distinct inputs give independent key pairs, so the
+ * data path (worker threads) and the control path (main thread) each own a
+ * counter space without coordinating.
+ */
+export const CONTROL_KEY_INFO = 'control'
+
+/** Length in bytes of every symmetric key: the psk and all ChaCha20-Poly1305 keys. */
+export const KEY_LEN = 32
+
+/** Salt for the scrypt stretch of the network secret into the 32-byte psk (ASCII). */
+export const PSK_SALT = 'lightweight-tunnel/v1/psk'
+
+/**
+ * scrypt cost N = 2^15, r = 8, p = 1: needs 128 * N * r = 32 MiB and roughly
+ * 50-100 ms of CPU on a 2020s x86 core (measured figure in crypto/kdf.ts).
+ * Paid once per daemon start; it makes offline guessing of a weak network
+ * secret from a captured handshake ~10^5 times more expensive than one hash.
+ */
+export const PSK_SCRYPT_N = 2 ** 15
+export const PSK_SCRYPT_R = 8
+export const PSK_SCRYPT_P = 1
+/** Node's scrypt refuses to run above maxmem; 64 MiB leaves 2x head room over the 32 MiB needed. */
+export const PSK_SCRYPT_MAXMEM = 64 * 1024 * 1024
+
+// ---------------------------------------------------------------------------
+// Session timers (milliseconds on the injected monotonic Clock)
+// ---------------------------------------------------------------------------
+
+/**
+ * The initiator of a session starts a new handshake once the session is this
+ * old (WireGuard: REKEY_AFTER_TIME = 120 s). Only the initiator rekeys on
+ * time, so the two ends never race to replace the same session.
+ */
+export const REKEY_AFTER_MS = 120_000
+
+/**
+ * No message is sent or accepted on a session older than this (WireGuard:
+ * REJECT_AFTER_TIME = 180 s). Bounds the damage of a compromised session key.
+ */
+export const REJECT_AFTER_MS = 180_000
+
+/**
+ * A handshake init without a response is retransmitted (as a fresh init with
+ * a new ephemeral, index and timestamp) after HANDSHAKE_RETRY_MS plus a
+ * uniform random jitter in [0, HANDSHAKE_RETRY_JITTER_MS). The jitter keeps
+ * many clients that lost the server at the same moment from retrying in lock
+ * step. WireGuard uses 5 s + up to 333 ms; we retry faster because a lost
+ * handshake here also delays the relay path that everything else depends on.
+ */
+export const HANDSHAKE_RETRY_MS = 1_000
+export const HANDSHAKE_RETRY_JITTER_MS = 333
+
+/**
+ * Recommended time after which an initiator stops retrying one handshake and
+ * reports the peer unreachable (WireGuard: REKEY_ATTEMPT_TIME = 90 s).
+ */
+export const HANDSHAKE_ATTEMPT_MS = 90_000
+
+// ---------------------------------------------------------------------------
+// Counters and replay protection
+// ---------------------------------------------------------------------------
+
+/**
+ * Rekey when a sending counter reaches this (WireGuard: 2^60). 2^48 packets
+ * take ~9 years at 1 Mpps, so in practice REKEY_AFTER_MS always fires first;
+ * the bound exists so correctness does not depend on that.
+ */
+export const REKEY_AFTER_MESSAGES = 2 ** 48
+
+/**
+ * No counter at or above this is ever sent or accepted. Counters travel as
+ * u64 on the wire but are JS numbers in memory; 2^52 keeps every counter,
+ * and every counter + window arithmetic, an exact integer (< 2^53).
+ */
+export const REJECT_AFTER_MESSAGES = 2 ** 52
+
+/**
+ * Replay bitmap size in bits (WireGuard's original kernel value,
+ * COUNTER_BITS_TOTAL = 2048). Stored as 64 Uint32 words.
+ */
+export const REPLAY_BITMAP_BITS = 2048
+
+/**
+ * Width of the replay window: a counter more than this far below the
+ * highest accepted counter is rejected as too old. One 32-bit word of the
+ * ring is the one being recycled, hence 2048 - 32 (RFC 6479 §2).
+ */
+export const REPLAY_WINDOW = REPLAY_BITMAP_BITS - 32
+
+// ---------------------------------------------------------------------------
+// Limits
+// ---------------------------------------------------------------------------
+
+/**
+ * Most LAN endpoints a client announces (InitPayload, PeerUpdate entries).
+ * Eight covers multi-homed hosts and bounds a PeerUpdate entry to 64 bytes.
+ */
+export const MAX_LAN_ADDRS = 8
+
+/**
+ * Default upper bound on one PeerUpdate control payload (plaintext bytes).
+ * 1100 + 16 transport header + 16 tag + 8 relay header + 28 IPv4/UDP = 1168,
+ * under the 1280-byte IPv6 minimum MTU and any sane path MTU, so peer lists
+ * never depend on IP fragmentation.
+ */
+export const PEER_UPDATE_MAX_BYTES = 1100
+
+/**
+ * Index value 0 is never allocated to a session (senderIndex/receiverIndex)
+ * nor as a peerId, so 0 can mean "none" in payloads (RespPayload.peerId).
+ */
+export const NO_INDEX = 0

@@ -1,0 +1,236 @@
+/**
+ * Handshake payloads: the plaintexts carried encrypted inside HandshakeInit
+ * (type 1) and HandshakeResp (type 2). They are only ever read after the
+ * Noise layer authenticated them, but the decoders still check every length
+ * and range and throw WireError on anything else (a peer with the network
+ * key can still be buggy or hostile).
+ *
+ * Integers little-endian, IPv4 addresses 4 raw bytes in network order; in
+ * memory addresses are host-order unsigned numbers (wire/addr.ts).
+ */
+import { WireError } from '../errors.js'
+import { MAX_LAN_ADDRS } from './constants.js'
+import { readIp, writeIp } from './addr.js'
+import { checkBytes, checkRoom, checkUint, readU16, readU32, readU64, writeU16, writeU32, writeU64 } from './messages.js'
+
+/** A LAN endpoint a client can be reached at without NAT: ip (host order) and UDP port. */
+export interface LanAddr {
+  ip: number
+  port: number
+}
+
+/** Wire size of one LAN address: ip 4 + port u16. */
+export const LAN_ADDR_LEN = 6
+
+// ---------------------------------------------------------------------------
+// InitPayload (inside message 1)
+//
+//   0      1          2          4            8                             24
+//  +------+----------+----------+------------+-----------------------------+
+//  | role | prefixLen| mtu u16  | tunnelIp   | instanceId (16 random bytes)|
+//  +------+----------+----------+------------+-----------------------------+
+//  24                          32         33
+//  +---------------------------+----------+---------------------------------+
+//  | timestamp u64 (ms, epoch) | lanCount | lanCount x (ip 4 | port u16)   |
+//  +---------------------------+----------+---------------------------------+
+//
+//  role      1 = a client registering with the server, 2 = peer to peer.
+//  prefixLen, mtu, tunnelIp: the initiator's tunnel configuration
+//            (role 1: the address it asks for; role 2: its own address).
+//  instanceId: 16 random bytes chosen once per daemon process. Together with
+//            the timestamp it makes replayed inits useless: the responder
+//            keeps the highest timestamp seen per instanceId and ignores an
+//            init whose timestamp is not strictly greater. A restarted
+//            daemon has a new instanceId, so clock steps do not lock it out.
+//  timestamp: wall clock, milliseconds since the Unix epoch (< 2^53).
+//  lan:      0..8 LAN endpoints (role 1; role 2 sends 0).
+// ---------------------------------------------------------------------------
+
+export const ROLE_CLIENT = 1
+export const ROLE_PEER = 2
+export type Role = typeof ROLE_CLIENT | typeof ROLE_PEER
+
+export const INSTANCE_ID_LEN = 16
+/** InitPayload bytes without LAN addresses. */
+export const INIT_PAYLOAD_FIXED_LEN = 33
+export const INIT_PAYLOAD_MAX_LEN = INIT_PAYLOAD_FIXED_LEN + MAX_LAN_ADDRS * LAN_ADDR_LEN
+
+export interface InitPayload {
+  role: Role
+  /** 0..32. */
+  prefixLen: number
+  /** u16, the initiator's TUN MTU. */
+  mtu: number
+  tunnelIp: number
+  /** 16 bytes (decoded payloads carry a copy, safe to keep). */
+  instanceId: Uint8Array
+  /** ms since the Unix epoch, integer < 2^53. */
+  timestamp: number
+  lan: LanAddr[]
+}
+
+export function initPayloadLength (p: InitPayload): number {
+  return INIT_PAYLOAD_FIXED_LEN + p.lan.length * LAN_ADDR_LEN
+}
+
+function checkLan (lan: LanAddr[]): void {
+  if (!Array.isArray(lan) || lan.length > MAX_LAN_ADDRS) throw new WireError(`at most ${MAX_LAN_ADDRS} LAN addresses`)
+  for (const a of lan) {
+    checkUint('lan ip', a.ip, 0xffffffff)
+    checkUint('lan port', a.port, 0xffff)
+  }
+}
+
+/** Writes lan.length x (ip, port) at buf[off]; returns the new offset. Checked by the caller. */
+export function writeLan (buf: Uint8Array, off: number, lan: LanAddr[]): number {
+  for (const a of lan) {
+    writeIp(buf, off, a.ip)
+    writeU16(buf, off + 4, a.port)
+    off += LAN_ADDR_LEN
+  }
+  return off
+}
+
+/** Reads `count` LAN addresses at buf[off]; the caller has checked the length. */
+export function readLan (buf: Uint8Array, off: number, count: number): LanAddr[] {
+  const lan: LanAddr[] = []
+  for (let i = 0; i < count; i++, off += LAN_ADDR_LEN) lan.push({ ip: readIp(buf, off), port: readU16(buf, off + 4) })
+  return lan
+}
+
+export function encodeInitPayload (p: InitPayload): Uint8Array
+export function encodeInitPayload (p: InitPayload, buf: Uint8Array, offset?: number): number
+export function encodeInitPayload (p: InitPayload, buf?: Uint8Array, offset = 0): Uint8Array | number {
+  if (p.role !== ROLE_CLIENT && p.role !== ROLE_PEER) throw new WireError(`init payload: unknown role ${p.role}`)
+  checkUint('prefixLen', p.prefixLen, 32)
+  checkUint('mtu', p.mtu, 0xffff)
+  checkUint('tunnelIp', p.tunnelIp, 0xffffffff)
+  checkBytes('instanceId', p.instanceId, INSTANCE_ID_LEN)
+  checkUint('timestamp', p.timestamp, Number.MAX_SAFE_INTEGER)
+  checkLan(p.lan)
+  const len = initPayloadLength(p)
+  const out = buf ?? new Uint8Array(len)
+  checkRoom(out, offset, len)
+  out[offset] = p.role
+  out[offset + 1] = p.prefixLen
+  writeU16(out, offset + 2, p.mtu)
+  writeIp(out, offset + 4, p.tunnelIp)
+  out.set(p.instanceId, offset + 8)
+  writeU64(out, offset + 24, p.timestamp)
+  out[offset + 32] = p.lan.length
+  writeLan(out, offset + INIT_PAYLOAD_FIXED_LEN, p.lan)
+  return buf === undefined ? out : len
+}
+
+export function decodeInitPayload (buf: Uint8Array): InitPayload {
+  if (buf.length < INIT_PAYLOAD_FIXED_LEN) throw new WireError(`init payload: ${buf.length} bytes, need at least ${INIT_PAYLOAD_FIXED_LEN}`)
+  const role = buf[0]
+  if (role !== ROLE_CLIENT && role !== ROLE_PEER) throw new WireError(`init payload: unknown role ${role}`)
+  const prefixLen = buf[1]
+  if (prefixLen > 32) throw new WireError(`init payload: prefix length ${prefixLen} > 32`)
+  const lanCount = buf[32]
+  if (lanCount > MAX_LAN_ADDRS) throw new WireError(`init payload: ${lanCount} LAN addresses, at most ${MAX_LAN_ADDRS}`)
+  const len = INIT_PAYLOAD_FIXED_LEN + lanCount * LAN_ADDR_LEN
+  if (buf.length !== len) throw new WireError(`init payload: ${buf.length} bytes, expected ${len}`)
+  const timestamp = readU64(buf, 24)
+  if (timestamp < 0) throw new WireError('init payload: timestamp >= 2^53')
+  return {
+    role: role as Role,
+    prefixLen,
+    mtu: readU16(buf, 2),
+    tunnelIp: readIp(buf, 4),
+    instanceId: new Uint8Array(buf.subarray(8, 24)),
+    timestamp,
+    lan: readLan(buf, INIT_PAYLOAD_FIXED_LEN, lanCount)
+  }
+}
+
+// ---------------------------------------------------------------------------
+// RespPayload (inside message 2), exactly 18 bytes
+//
+//   0        1          2          4            8            12           16            18
+//  +--------+----------+----------+------------+------------+------------+-------------+
+//  | status | prefixLen| mtu u16  | tunnelIp   | peerId u32 | observedIp | observedPort|
+//  +--------+----------+----------+------------+------------+------------+-------------+
+//
+//  status    RESP_* below; anything but RESP_OK means "no session": the
+//            handshake still completes cryptographically (so the status is
+//            authenticated), but the initiator discards the keys.
+//  prefixLen, mtu, tunnelIp: the responder's own tunnel configuration
+//            (server: the network's prefix and MTU, and the server's address).
+//  peerId    server: the id assigned to this client (used in Relay and
+//            PeerUpdate); peer to peer: the responder's peerId, or 0 (NO_INDEX).
+//  observedIp/observedPort: the initiator's endpoint as the responder saw
+//            it (UDP source of the init): the client's public, post-NAT address.
+// ---------------------------------------------------------------------------
+
+export const RESP_OK = 0
+export const RESP_ADDRESS_IN_USE = 1
+export const RESP_SERVER_FULL = 2
+export const RESP_ADDRESS_OUTSIDE_NETWORK = 3
+export const RESP_ADDRESS_RESERVED = 4
+export const RESP_BAD_REQUEST = 5
+export type RespStatus = typeof RESP_OK | typeof RESP_ADDRESS_IN_USE | typeof RESP_SERVER_FULL
+  | typeof RESP_ADDRESS_OUTSIDE_NETWORK | typeof RESP_ADDRESS_RESERVED | typeof RESP_BAD_REQUEST
+
+/** Name and human text of every status, for logs and error messages (index = status). */
+export const RESP_STATUS: Readonly<Record<RespStatus, { readonly name: string, readonly message: string }>> = Object.freeze({
+  0: { name: 'OK', message: 'accepted' },
+  1: { name: 'ADDRESS_IN_USE', message: 'the requested tunnel address is used by another client' },
+  2: { name: 'SERVER_FULL', message: 'the server has reached its maximum number of clients' },
+  3: { name: 'ADDRESS_OUTSIDE_NETWORK', message: 'the requested tunnel address is outside the server\'s network' },
+  4: { name: 'ADDRESS_RESERVED', message: 'the requested tunnel address is the network, broadcast or server address' },
+  5: { name: 'BAD_REQUEST', message: 'the request was refused: malformed payload, wrong role, or a prefix length that differs from the responder\'s' }
+})
+
+export const RESP_PAYLOAD_LEN = 18
+
+export interface RespPayload {
+  status: RespStatus
+  prefixLen: number
+  mtu: number
+  tunnelIp: number
+  peerId: number
+  observedIp: number
+  observedPort: number
+}
+
+export function encodeRespPayload (p: RespPayload): Uint8Array
+export function encodeRespPayload (p: RespPayload, buf: Uint8Array, offset?: number): number
+export function encodeRespPayload (p: RespPayload, buf?: Uint8Array, offset = 0): Uint8Array | number {
+  if (!(p.status in RESP_STATUS)) throw new WireError(`resp payload: unknown status ${p.status}`)
+  checkUint('status', p.status, 255)
+  checkUint('prefixLen', p.prefixLen, 32)
+  checkUint('mtu', p.mtu, 0xffff)
+  checkUint('tunnelIp', p.tunnelIp, 0xffffffff)
+  checkUint('peerId', p.peerId, 0xffffffff)
+  checkUint('observedIp', p.observedIp, 0xffffffff)
+  checkUint('observedPort', p.observedPort, 0xffff)
+  const out = buf ?? new Uint8Array(RESP_PAYLOAD_LEN)
+  checkRoom(out, offset, RESP_PAYLOAD_LEN)
+  out[offset] = p.status
+  out[offset + 1] = p.prefixLen
+  writeU16(out, offset + 2, p.mtu)
+  writeIp(out, offset + 4, p.tunnelIp)
+  writeU32(out, offset + 8, p.peerId)
+  writeIp(out, offset + 12, p.observedIp)
+  writeU16(out, offset + 16, p.observedPort)
+  return buf === undefined ? out : RESP_PAYLOAD_LEN
+}
+
+export function decodeRespPayload (buf: Uint8Array): RespPayload {
+  if (buf.length !== RESP_PAYLOAD_LEN) throw new WireError(`resp payload: ${buf.length} bytes, expected ${RESP_PAYLOAD_LEN}`)
+  const status = buf[0]
+  if (status > RESP_BAD_REQUEST) throw new WireError(`resp payload: unknown status ${status}`)
+  const prefixLen = buf[1]
+  if (prefixLen > 32) throw new WireError(`resp payload: prefix length ${prefixLen} > 32`)
+  return {
+    status: status as RespStatus,
+    prefixLen,
+    mtu: readU16(buf, 2),
+    tunnelIp: readIp(buf, 4),
+    peerId: readU32(buf, 8),
+    observedIp: readIp(buf, 12),
+    observedPort: readU16(buf, 16)
+  }
+}
