@@ -1,0 +1,1017 @@
+/*
+ * lwt_native: the dataplane's syscalls and bulk crypto. No policy lives here.
+ *
+ * Owns: opening TUN devices and UDP sockets, watching fds on the calling
+ * thread's libuv loop, batched TUN read/write, recvmmsg/sendmmsg, and
+ * ChaCha20-Poly1305 seal/open in place (Node's own OpenSSL; the symbols
+ * resolve against the node binary).
+ *
+ * Memory: every `mem` argument is a Uint8Array (normally over a
+ * SharedArrayBuffer); offsets are byte offsets relative to the view's start.
+ * All offsets and lengths of a batch are validated before any byte is touched:
+ * misuse throws TypeError/RangeError instead of corrupting memory.
+ *
+ * Threads: the module is context-aware (NAPI_MODULE_INIT), so every
+ * worker_thread loads its own instance. Cipher contexts and mmsg scratch are
+ * per thread (__thread) and freed when the last env of that thread goes away.
+ * A poll handle belongs to the loop of the thread that created it.
+ *
+ * Addresses: IPv4 only, as a host-order uint32 plus a port.
+ */
+#include <node_api.h>
+#include <uv.h>
+#include <openssl/evp.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+#define AEAD_KEY_LEN 32
+#define AEAD_TAG_LEN 16
+#define AEAD_NONCE_LEN 12
+/* The 8-byte little-endian counter that forms the nonce sits at off+8..off+16. */
+#define NONCE_CTR_OFF 8
+#define MIN_AAD_LEN 16
+/* recvmmsg/sendmmsg are called with at most this many messages (the kernel's UIO_MAXIOV). */
+#define MMSG_CHUNK 1024
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                              */
+/* ------------------------------------------------------------------ */
+
+static const char *errno_name(int e) {
+  switch (e) {
+    case EPERM: return "EPERM";
+    case ENOENT: return "ENOENT";
+    case EINTR: return "EINTR";
+    case EIO: return "EIO";
+    case ENXIO: return "ENXIO";
+    case EBADF: return "EBADF";
+    case EAGAIN: return "EAGAIN";
+    case ENOMEM: return "ENOMEM";
+    case EACCES: return "EACCES";
+    case EFAULT: return "EFAULT";
+    case EBUSY: return "EBUSY";
+    case EEXIST: return "EEXIST";
+    case ENODEV: return "ENODEV";
+    case ENOTDIR: return "ENOTDIR";
+    case EINVAL: return "EINVAL";
+    case ENFILE: return "ENFILE";
+    case EMFILE: return "EMFILE";
+    case ENOTTY: return "ENOTTY";
+    case ENOSPC: return "ENOSPC";
+    case EPIPE: return "EPIPE";
+    case ENAMETOOLONG: return "ENAMETOOLONG";
+    case ENOSYS: return "ENOSYS";
+    case EBADFD: return "EBADFD";
+    case ENOTSOCK: return "ENOTSOCK";
+    case EDESTADDRREQ: return "EDESTADDRREQ";
+    case EMSGSIZE: return "EMSGSIZE";
+    case EPROTONOSUPPORT: return "EPROTONOSUPPORT";
+    case EOPNOTSUPP: return "EOPNOTSUPP";
+    case EAFNOSUPPORT: return "EAFNOSUPPORT";
+    case EADDRINUSE: return "EADDRINUSE";
+    case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
+    case ENETDOWN: return "ENETDOWN";
+    case ENETUNREACH: return "ENETUNREACH";
+    case ECONNRESET: return "ECONNRESET";
+    case ENOBUFS: return "ENOBUFS";
+    case ENOTCONN: return "ENOTCONN";
+    case ETIMEDOUT: return "ETIMEDOUT";
+    case ECONNREFUSED: return "ECONNREFUSED";
+    case EHOSTDOWN: return "EHOSTDOWN";
+    case EHOSTUNREACH: return "EHOSTUNREACH";
+    default: return "EUNKNOWN";
+  }
+}
+
+/* Throws Error{ code: 'E…', syscall, errno: -e } with message "<fn>: <syscall> failed: <strerror> (<CODE>)". */
+static void throw_errno(napi_env env, int e, const char *fn, const char *syscall) {
+  char msg[256];
+  const char *code = errno_name(e);
+  snprintf(msg, sizeof msg, "%s: %s failed: %s (%s)", fn, syscall, strerror(e), code);
+  napi_value vcode, vmsg, err, vsys, verrno;
+  if (napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &vcode) != napi_ok ||
+      napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &vmsg) != napi_ok ||
+      napi_create_error(env, vcode, vmsg, &err) != napi_ok) {
+    napi_throw_error(env, code, msg);
+    return;
+  }
+  if (napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &vsys) == napi_ok)
+    napi_set_named_property(env, err, "syscall", vsys);
+  if (napi_create_int32(env, -e, &verrno) == napi_ok)
+    napi_set_named_property(env, err, "errno", verrno);
+  napi_throw(env, err);
+}
+
+static void throw_type(napi_env env, const char *fn, const char *what) {
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s: %s", fn, what);
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+}
+
+static void throw_range(napi_env env, const char *fn, const char *what) {
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s: %s", fn, what);
+  napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
+}
+
+/* Any napi failure that is not the caller's fault: keep a pending exception, else throw a generic one. */
+static void throw_internal(napi_env env, const char *fn) {
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (!pending) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "%s: internal N-API failure", fn);
+    napi_throw_error(env, "ERR_NATIVE_INTERNAL", msg);
+  }
+}
+
+/* ------------------------------------------------------------------ */
+/* Argument helpers: each returns 0 on success, -1 with an exception set */
+/* ------------------------------------------------------------------ */
+
+static int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv, const char *fn) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) { throw_internal(env, fn); return -1; }
+  /* Missing arguments read as undefined and fail their type check. */
+  return 0;
+}
+
+/* An integral Number in [min, max]. */
+static int get_int(napi_env env, napi_value v, const char *fn, const char *name, int64_t min, int64_t max, int64_t *out) {
+  napi_valuetype t;
+  char what[160];
+  if (napi_typeof(env, v, &t) != napi_ok) { throw_internal(env, fn); return -1; }
+  if (t != napi_number) {
+    snprintf(what, sizeof what, "%s must be a number", name);
+    throw_type(env, fn, what);
+    return -1;
+  }
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok) { throw_internal(env, fn); return -1; }
+  if (!(d >= (double)min && d <= (double)max) || d != (double)(int64_t)d) {
+    snprintf(what, sizeof what, "%s must be an integer in [%lld, %lld]", name, (long long)min, (long long)max);
+    throw_range(env, fn, what);
+    return -1;
+  }
+  *out = (int64_t)d;
+  return 0;
+}
+
+static int get_fd(napi_env env, napi_value v, const char *fn, int *fd) {
+  int64_t x;
+  if (get_int(env, v, fn, "fd", 0, INT32_MAX, &x)) return -1;
+  *fd = (int)x;
+  return 0;
+}
+
+static int get_bool(napi_env env, napi_value v, const char *fn, const char *name, bool *out) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok) { throw_internal(env, fn); return -1; }
+  if (t != napi_boolean) {
+    char what[128];
+    snprintf(what, sizeof what, "%s must be a boolean", name);
+    throw_type(env, fn, what);
+    return -1;
+  }
+  if (napi_get_value_bool(env, v, out) != napi_ok) { throw_internal(env, fn); return -1; }
+  return 0;
+}
+
+/* A string of at most maxLen UTF-8 bytes without NUL, copied into buf (size > maxLen). */
+static int get_string(napi_env env, napi_value v, const char *fn, const char *name, char *buf, size_t maxLen, size_t *lenOut) {
+  napi_valuetype t;
+  char what[160];
+  if (napi_typeof(env, v, &t) != napi_ok) { throw_internal(env, fn); return -1; }
+  if (t != napi_string) {
+    snprintf(what, sizeof what, "%s must be a string", name);
+    throw_type(env, fn, what);
+    return -1;
+  }
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) { throw_internal(env, fn); return -1; }
+  if (len > maxLen) {
+    snprintf(what, sizeof what, "%s is %zu bytes long; at most %zu are allowed", name, len, maxLen);
+    throw_range(env, fn, what);
+    return -1;
+  }
+  if (napi_get_value_string_utf8(env, v, buf, maxLen + 1, &len) != napi_ok) { throw_internal(env, fn); return -1; }
+  if (strlen(buf) != len) {
+    snprintf(what, sizeof what, "%s must not contain a NUL character", name);
+    throw_range(env, fn, what);
+    return -1;
+  }
+  if (lenOut) *lenOut = len;
+  return 0;
+}
+
+/* A typed array of the wanted kind; data points at the view's first element. */
+static int get_ta(napi_env env, napi_value v, napi_typedarray_type want, const char *fn, const char *name, void **data, size_t *len) {
+  static const char *kind[] = {
+    [napi_int8_array] = "Int8Array", [napi_uint8_array] = "Uint8Array",
+    [napi_uint8_clamped_array] = "Uint8ClampedArray", [napi_int16_array] = "Int16Array",
+    [napi_uint16_array] = "Uint16Array", [napi_int32_array] = "Int32Array",
+    [napi_uint32_array] = "Uint32Array", [napi_float32_array] = "Float32Array",
+    [napi_float64_array] = "Float64Array", [napi_bigint64_array] = "BigInt64Array",
+    [napi_biguint64_array] = "BigUint64Array",
+  };
+  bool is = false;
+  char what[160];
+  if (napi_is_typedarray(env, v, &is) != napi_ok) { throw_internal(env, fn); return -1; }
+  napi_typedarray_type type = napi_int8_array;
+  void *p = NULL;
+  size_t n = 0;
+  if (is && napi_get_typedarray_info(env, v, &type, &n, &p, NULL, NULL) != napi_ok) { throw_internal(env, fn); return -1; }
+  if (!is || type != want) {
+    snprintf(what, sizeof what, "%s must be a %s", name, kind[want]);
+    throw_type(env, fn, what);
+    return -1;
+  }
+  *data = p;
+  *len = n;
+  return 0;
+}
+
+static napi_value make_int(napi_env env, int64_t x) {
+  napi_value v = NULL;
+  napi_create_int64(env, x, &v);
+  return v;
+}
+
+/*
+ * Checks a batch of slots: for i < n, offsets[i] >= 0, lens (or cap) >= 0 and
+ * offsets[i] + len <= memLen. lens == NULL means every slot has length cap.
+ */
+static int check_slots(napi_env env, const char *fn, size_t memLen, const int32_t *offsets, const int32_t *lens, int64_t cap, int64_t n) {
+  char what[200];
+  for (int64_t i = 0; i < n; i++) {
+    int64_t off = offsets[i];
+    int64_t len = lens ? lens[i] : cap;
+    if (off < 0 || len < 0 || off + len > (int64_t)memLen) {
+      snprintf(what, sizeof what, "slot %lld (offset %lld, length %lld) is outside mem (%zu bytes)",
+               (long long)i, (long long)off, (long long)len, memLen);
+      throw_range(env, fn, what);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static int check_count(napi_env env, const char *fn, const char *arr, size_t have, int64_t need) {
+  if ((int64_t)have < need) {
+    char what[160];
+    snprintf(what, sizeof what, "%s holds %zu entries but %lld are needed", arr, have, (long long)need);
+    throw_range(env, fn, what);
+    return -1;
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Per-thread state                                                    */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+  EVP_CIPHER_CTX *ctx;
+  unsigned char key[AEAD_KEY_LEN]; /* the key currently loaded in ctx */
+  int haveKey;
+} aead_state;
+
+typedef struct {
+  struct mmsghdr msgs[MMSG_CHUNK];
+  struct iovec iov[MMSG_CHUNK];
+  struct sockaddr_in sa[MMSG_CHUNK];
+} mmsg_scratch;
+
+static __thread aead_state tSeal, tOpen;
+static __thread mmsg_scratch *tScratch;
+static __thread int tEnvs; /* envs alive on this thread that loaded the module */
+
+static void aead_state_free(aead_state *s) {
+  if (s->ctx) EVP_CIPHER_CTX_free(s->ctx);
+  memset(s, 0, sizeof *s);
+}
+
+static void thread_env_gone(napi_env env, void *data, void *hint) {
+  (void)env; (void)data; (void)hint;
+  if (--tEnvs > 0) return;
+  aead_state_free(&tSeal);
+  aead_state_free(&tOpen);
+  free(tScratch);
+  tScratch = NULL;
+}
+
+static mmsg_scratch *scratch(void) {
+  if (!tScratch) tScratch = malloc(sizeof *tScratch);
+  return tScratch;
+}
+
+/* ------------------------------------------------------------------ */
+/* TUN                                                                 */
+/* ------------------------------------------------------------------ */
+
+/* tunOpen(name, multiQueue, exclusive) -> { fd, name } */
+static napi_value tun_open(napi_env env, napi_callback_info info) {
+  static const char *fn = "tunOpen";
+  napi_value argv[3];
+  char name[IFNAMSIZ];
+  bool mq, excl;
+  if (get_args(env, info, 3, argv, fn)) return NULL;
+  if (get_string(env, argv[0], fn, "the TUN device name", name, IFNAMSIZ - 1, NULL)) return NULL;
+  if (get_bool(env, argv[1], fn, "multiQueue", &mq)) return NULL;
+  if (get_bool(env, argv[2], fn, "exclusive", &excl)) return NULL;
+
+  int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) { throw_errno(env, errno, fn, "open"); return NULL; }
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  memcpy(ifr.ifr_name, name, strlen(name));
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (mq ? IFF_MULTI_QUEUE : 0) | (excl ? IFF_TUN_EXCL : 0);
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+    int e = errno;
+    close(fd);
+    throw_errno(env, e, fn, "ioctl(TUNSETIFF)");
+    return NULL;
+  }
+  ifr.ifr_name[IFNAMSIZ - 1] = 0;
+  napi_value res, vname;
+  if (napi_create_object(env, &res) != napi_ok ||
+      napi_create_string_utf8(env, ifr.ifr_name, NAPI_AUTO_LENGTH, &vname) != napi_ok ||
+      napi_set_named_property(env, res, "fd", make_int(env, fd)) != napi_ok ||
+      napi_set_named_property(env, res, "name", vname) != napi_ok) {
+    close(fd);
+    throw_internal(env, fn);
+    return NULL;
+  }
+  return res;
+}
+
+/* ifIndex(name) -> if_nametoindex(name), 0 when there is no such device. */
+static napi_value if_index(napi_env env, napi_callback_info info) {
+  static const char *fn = "ifIndex";
+  napi_value argv[1];
+  char name[64];
+  if (get_args(env, info, 1, argv, fn)) return NULL;
+  napi_valuetype t;
+  if (napi_typeof(env, argv[0], &t) != napi_ok) { throw_internal(env, fn); return NULL; }
+  if (t != napi_string) { throw_type(env, fn, "the device name must be a string"); return NULL; }
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, argv[0], NULL, 0, &len) != napi_ok) { throw_internal(env, fn); return NULL; }
+  if (len == 0 || len >= IFNAMSIZ) return make_int(env, 0);
+  if (napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) != napi_ok) { throw_internal(env, fn); return NULL; }
+  if (strlen(name) != len) return make_int(env, 0);
+  return make_int(env, if_nametoindex(name));
+}
+
+/*
+ * tunReadBatch(fd, mem, offsets, lens, max, cap) -> n
+ * read() one packet per slot until EAGAIN or max. Errors are thrown only when
+ * nothing was read; otherwise the packets read so far are returned and the
+ * error shows up on the next call.
+ */
+static napi_value tun_read_batch(napi_env env, napi_callback_info info) {
+  static const char *fn = "tunReadBatch";
+  napi_value argv[6];
+  int fd;
+  uint8_t *mem; int32_t *offsets, *lens;
+  size_t memLen, nOff, nLens;
+  int64_t max, cap;
+  if (get_args(env, info, 6, argv, fn)) return NULL;
+  if (get_fd(env, argv[0], fn, &fd)) return NULL;
+  if (get_ta(env, argv[1], napi_uint8_array, fn, "mem", (void **)&mem, &memLen)) return NULL;
+  if (get_ta(env, argv[2], napi_int32_array, fn, "offsets", (void **)&offsets, &nOff)) return NULL;
+  if (get_ta(env, argv[3], napi_int32_array, fn, "lens", (void **)&lens, &nLens)) return NULL;
+  if (get_int(env, argv[4], fn, "max", 0, INT32_MAX, &max)) return NULL;
+  if (get_int(env, argv[5], fn, "cap", 0, INT32_MAX, &cap)) return NULL;
+  if (check_count(env, fn, "offsets", nOff, max) || check_count(env, fn, "lens", nLens, max)) return NULL;
+  if (check_slots(env, fn, memLen, offsets, NULL, cap, max)) return NULL;
+
+  int64_t n = 0;
+  while (n < max) {
+    ssize_t r = read(fd, mem + offsets[n], (size_t)cap);
+    if (r < 0) {
+      int e = errno;
+      if (e == EINTR) continue;
+      if (e == EAGAIN || e == EWOULDBLOCK) break;
+      if (n > 0) break;
+      throw_errno(env, e, fn, "read");
+      return NULL;
+    }
+    if (r == 0) break; /* not a TUN fd at EOF: nothing more will come */
+    lens[n++] = (int32_t)r;
+  }
+  return make_int(env, n);
+}
+
+/*
+ * tunWriteBatch(fd, mem, offsets, lens, n) -> number written
+ * A failed write (EAGAIN, EINVAL for a bad packet, EIO while the device is
+ * down, ...) is skipped. Only EBADF (not an open fd) throws.
+ */
+static napi_value tun_write_batch(napi_env env, napi_callback_info info) {
+  static const char *fn = "tunWriteBatch";
+  napi_value argv[5];
+  int fd;
+  uint8_t *mem; int32_t *offsets, *lens;
+  size_t memLen, nOff, nLens;
+  int64_t n;
+  if (get_args(env, info, 5, argv, fn)) return NULL;
+  if (get_fd(env, argv[0], fn, &fd)) return NULL;
+  if (get_ta(env, argv[1], napi_uint8_array, fn, "mem", (void **)&mem, &memLen)) return NULL;
+  if (get_ta(env, argv[2], napi_int32_array, fn, "offsets", (void **)&offsets, &nOff)) return NULL;
+  if (get_ta(env, argv[3], napi_int32_array, fn, "lens", (void **)&lens, &nLens)) return NULL;
+  if (get_int(env, argv[4], fn, "n", 0, INT32_MAX, &n)) return NULL;
+  if (check_count(env, fn, "offsets", nOff, n) || check_count(env, fn, "lens", nLens, n)) return NULL;
+  if (check_slots(env, fn, memLen, offsets, lens, 0, n)) return NULL;
+
+  int64_t ok = 0;
+  for (int64_t i = 0; i < n; i++) {
+    ssize_t r;
+    do r = write(fd, mem + offsets[i], (size_t)lens[i]); while (r < 0 && errno == EINTR);
+    if (r >= 0) { ok++; continue; }
+    if (errno == EBADF) { throw_errno(env, EBADF, fn, "write"); return NULL; }
+  }
+  return make_int(env, ok);
+}
+
+/* ------------------------------------------------------------------ */
+/* UDP                                                                 */
+/* ------------------------------------------------------------------ */
+
+/* udpOpen(host, port, bufBytes) -> { fd, port } */
+static napi_value udp_open(napi_env env, napi_callback_info info) {
+  static const char *fn = "udpOpen";
+  napi_value argv[3];
+  char host[64];
+  int64_t port, buf;
+  if (get_args(env, info, 3, argv, fn)) return NULL;
+  if (get_string(env, argv[0], fn, "host", host, sizeof host - 1, NULL)) return NULL;
+  if (get_int(env, argv[1], fn, "port", 0, 65535, &port)) return NULL;
+  if (get_int(env, argv[2], fn, "bufBytes", 0, INT32_MAX, &buf)) return NULL;
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)port);
+  if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+    char what[128];
+    snprintf(what, sizeof what, "host \"%s\" is not a dotted-quad IPv4 address", host);
+    throw_range(env, fn, what);
+    return NULL;
+  }
+
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) { throw_errno(env, errno, fn, "socket"); return NULL; }
+  if (buf > 0) {
+    int b = (int)buf;
+    /* FORCE ignores net.core.[rw]mem_max but needs CAP_NET_ADMIN; the plain option is clamped. */
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &b, sizeof b) < 0)
+      (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &b, sizeof b);
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &b, sizeof b) < 0)
+      (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &b, sizeof b);
+  }
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    int e = errno;
+    close(fd);
+    throw_errno(env, e, fn, "bind");
+    return NULL;
+  }
+  socklen_t sl = sizeof sa;
+  if (getsockname(fd, (struct sockaddr *)&sa, &sl) < 0) {
+    int e = errno;
+    close(fd);
+    throw_errno(env, e, fn, "getsockname");
+    return NULL;
+  }
+  napi_value res;
+  if (napi_create_object(env, &res) != napi_ok ||
+      napi_set_named_property(env, res, "fd", make_int(env, fd)) != napi_ok ||
+      napi_set_named_property(env, res, "port", make_int(env, ntohs(sa.sin_port))) != napi_ok) {
+    close(fd);
+    throw_internal(env, fn);
+    return NULL;
+  }
+  return res;
+}
+
+/* close(fd). EINTR counts as closed (Linux always releases the fd). */
+static napi_value fd_close(napi_env env, napi_callback_info info) {
+  static const char *fn = "close";
+  napi_value argv[1];
+  int fd;
+  if (get_args(env, info, 1, argv, fn)) return NULL;
+  if (get_fd(env, argv[0], fn, &fd)) return NULL;
+  if (close(fd) < 0 && errno != EINTR) { throw_errno(env, errno, fn, "close"); return NULL; }
+  return NULL;
+}
+
+/* Errors a recv can report for an earlier ICMP error; the call consumed it, so retry. */
+static int transient_recv_error(int e) {
+  return e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH || e == EHOSTDOWN || e == ENETDOWN;
+}
+
+/*
+ * udpRecvBatch(fd, mem, offsets, lens, addrs, max, cap) -> n
+ * lens[i] = bytes, or -1 for a datagram truncated to cap (MSG_TRUNC).
+ * addrs[2i] = source IPv4 (host order), addrs[2i+1] = source port.
+ * Errors are thrown only when nothing was received.
+ */
+static napi_value udp_recv_batch(napi_env env, napi_callback_info info) {
+  static const char *fn = "udpRecvBatch";
+  napi_value argv[7];
+  int fd;
+  uint8_t *mem; int32_t *offsets, *lens; uint32_t *addrs;
+  size_t memLen, nOff, nLens, nAddrs;
+  int64_t max, cap;
+  if (get_args(env, info, 7, argv, fn)) return NULL;
+  if (get_fd(env, argv[0], fn, &fd)) return NULL;
+  if (get_ta(env, argv[1], napi_uint8_array, fn, "mem", (void **)&mem, &memLen)) return NULL;
+  if (get_ta(env, argv[2], napi_int32_array, fn, "offsets", (void **)&offsets, &nOff)) return NULL;
+  if (get_ta(env, argv[3], napi_int32_array, fn, "lens", (void **)&lens, &nLens)) return NULL;
+  if (get_ta(env, argv[4], napi_uint32_array, fn, "addrs", (void **)&addrs, &nAddrs)) return NULL;
+  if (get_int(env, argv[5], fn, "max", 0, INT32_MAX, &max)) return NULL;
+  if (get_int(env, argv[6], fn, "cap", 0, INT32_MAX, &cap)) return NULL;
+  if (check_count(env, fn, "offsets", nOff, max) || check_count(env, fn, "lens", nLens, max) ||
+      check_count(env, fn, "addrs", nAddrs, 2 * max)) return NULL;
+  if (check_slots(env, fn, memLen, offsets, NULL, cap, max)) return NULL;
+  mmsg_scratch *s = max > 0 ? scratch() : NULL;
+  if (max > 0 && !s) { throw_errno(env, ENOMEM, fn, "malloc"); return NULL; }
+
+  int64_t got = 0;
+  int retries = 0;
+  while (got < max) {
+    unsigned chunk = (unsigned)(max - got < MMSG_CHUNK ? max - got : MMSG_CHUNK);
+    for (unsigned j = 0; j < chunk; j++) {
+      s->iov[j].iov_base = mem + offsets[got + j];
+      s->iov[j].iov_len = (size_t)cap;
+      memset(&s->msgs[j], 0, sizeof s->msgs[j]);
+      s->msgs[j].msg_hdr.msg_iov = &s->iov[j];
+      s->msgs[j].msg_hdr.msg_iovlen = 1;
+      s->msgs[j].msg_hdr.msg_name = &s->sa[j];
+      s->msgs[j].msg_hdr.msg_namelen = sizeof s->sa[j];
+    }
+    int r = recvmmsg(fd, s->msgs, chunk, MSG_DONTWAIT, NULL);
+    if (r < 0) {
+      int e = errno;
+      if (e == EINTR) continue;
+      if (e == EAGAIN || e == EWOULDBLOCK) break;
+      if (transient_recv_error(e) && ++retries < 8) continue;
+      if (got > 0) break;
+      throw_errno(env, e, fn, "recvmmsg");
+      return NULL;
+    }
+    for (int j = 0; j < r; j++) {
+      int64_t i = got + j;
+      struct msghdr *h = &s->msgs[j].msg_hdr;
+      lens[i] = (h->msg_flags & MSG_TRUNC) ? -1 : (int32_t)s->msgs[j].msg_len;
+      if (h->msg_namelen >= sizeof(struct sockaddr_in) && s->sa[j].sin_family == AF_INET) {
+        addrs[2 * i] = ntohl(s->sa[j].sin_addr.s_addr);
+        addrs[2 * i + 1] = ntohs(s->sa[j].sin_port);
+      } else {
+        addrs[2 * i] = 0;
+        addrs[2 * i + 1] = 0;
+      }
+    }
+    got += r;
+    if ((unsigned)r < chunk) break;
+  }
+  return make_int(env, got);
+}
+
+static int check_addrs(napi_env env, const char *fn, const uint32_t *addrs, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    if (addrs[2 * i + 1] > 65535) {
+      char what[128];
+      snprintf(what, sizeof what, "addrs[%lld] (port of datagram %lld) is %u, above 65535",
+               (long long)(2 * i + 1), (long long)i, addrs[2 * i + 1]);
+      throw_range(env, fn, what);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/*
+ * udpSendBatch(fd, mem, offsets, lens, addrs, n) -> number sent
+ * sendmmsg, looping over partial results. EAGAIN/ENOBUFS stop the batch;
+ * any other per-datagram error skips that datagram. EBADF/ENOTSOCK throw.
+ */
+static napi_value udp_send_batch(napi_env env, napi_callback_info info) {
+  static const char *fn = "udpSendBatch";
+  napi_value argv[6];
+  int fd;
+  uint8_t *mem; int32_t *offsets, *lens; uint32_t *addrs;
+  size_t memLen, nOff, nLens, nAddrs;
+  int64_t n;
+  if (get_args(env, info, 6, argv, fn)) return NULL;
+  if (get_fd(env, argv[0], fn, &fd)) return NULL;
+  if (get_ta(env, argv[1], napi_uint8_array, fn, "mem", (void **)&mem, &memLen)) return NULL;
+  if (get_ta(env, argv[2], napi_int32_array, fn, "offsets", (void **)&offsets, &nOff)) return NULL;
+  if (get_ta(env, argv[3], napi_int32_array, fn, "lens", (void **)&lens, &nLens)) return NULL;
+  if (get_ta(env, argv[4], napi_uint32_array, fn, "addrs", (void **)&addrs, &nAddrs)) return NULL;
+  if (get_int(env, argv[5], fn, "n", 0, INT32_MAX, &n)) return NULL;
+  if (check_count(env, fn, "offsets", nOff, n) || check_count(env, fn, "lens", nLens, n) ||
+      check_count(env, fn, "addrs", nAddrs, 2 * n)) return NULL;
+  if (check_slots(env, fn, memLen, offsets, lens, 0, n)) return NULL;
+  if (check_addrs(env, fn, addrs, n)) return NULL;
+  mmsg_scratch *s = n > 0 ? scratch() : NULL;
+  if (n > 0 && !s) { throw_errno(env, ENOMEM, fn, "malloc"); return NULL; }
+
+  int64_t sent = 0, base = 0;
+  while (base < n) {
+    unsigned chunk = (unsigned)(n - base < MMSG_CHUNK ? n - base : MMSG_CHUNK);
+    for (unsigned j = 0; j < chunk; j++) {
+      int64_t i = base + j;
+      s->iov[j].iov_base = mem + offsets[i];
+      s->iov[j].iov_len = (size_t)lens[i];
+      memset(&s->sa[j], 0, sizeof s->sa[j]);
+      s->sa[j].sin_family = AF_INET;
+      s->sa[j].sin_addr.s_addr = htonl(addrs[2 * i]);
+      s->sa[j].sin_port = htons((uint16_t)addrs[2 * i + 1]);
+      memset(&s->msgs[j], 0, sizeof s->msgs[j]);
+      s->msgs[j].msg_hdr.msg_iov = &s->iov[j];
+      s->msgs[j].msg_hdr.msg_iovlen = 1;
+      s->msgs[j].msg_hdr.msg_name = &s->sa[j];
+      s->msgs[j].msg_hdr.msg_namelen = sizeof s->sa[j];
+    }
+    unsigned pos = 0;
+    while (pos < chunk) {
+      int r = sendmmsg(fd, s->msgs + pos, chunk - pos, MSG_DONTWAIT);
+      if (r < 0) {
+        int e = errno;
+        if (e == EINTR) continue;
+        if (e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS) return make_int(env, sent);
+        if (e == EBADF || e == ENOTSOCK || e == EFAULT) { throw_errno(env, e, fn, "sendmmsg"); return NULL; }
+        pos++; /* this datagram failed (EPERM, ENETUNREACH, EMSGSIZE, ...): skip it */
+        continue;
+      }
+      pos += (unsigned)r;
+      sent += r;
+    }
+    base += chunk;
+  }
+  return make_int(env, sent);
+}
+
+/* udpSendTo(fd, buf, ip, port) -> bytes sent, or -errno. Throws only for bad arguments. */
+static napi_value udp_send_to(napi_env env, napi_callback_info info) {
+  static const char *fn = "udpSendTo";
+  napi_value argv[4];
+  int fd;
+  uint8_t *buf;
+  size_t len;
+  int64_t ip, port;
+  if (get_args(env, info, 4, argv, fn)) return NULL;
+  if (get_fd(env, argv[0], fn, &fd)) return NULL;
+  if (get_ta(env, argv[1], napi_uint8_array, fn, "buf", (void **)&buf, &len)) return NULL;
+  if (get_int(env, argv[2], fn, "ip", 0, UINT32_MAX, &ip)) return NULL;
+  if (get_int(env, argv[3], fn, "port", 0, 65535, &port)) return NULL;
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl((uint32_t)ip);
+  sa.sin_port = htons((uint16_t)port);
+  ssize_t r;
+  const void *data = len ? (const void *)buf : (const void *)"";
+  do r = sendto(fd, data, len, MSG_DONTWAIT, (struct sockaddr *)&sa, sizeof sa);
+  while (r < 0 && errno == EINTR);
+  return make_int(env, r < 0 ? -(int64_t)errno : (int64_t)r);
+}
+
+/* ------------------------------------------------------------------ */
+/* Poll: readability of an fd on the calling thread's libuv loop       */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Lifetime: the struct is freed when both the uv handle has closed (closed)
+ * and the JS handle has been finalized (jsGone), whichever comes last. The
+ * uv handle closes on pollStop or, if never stopped, at env teardown through
+ * an async cleanup hook (so a worker can exit with a poll still active).
+ */
+typedef struct {
+  uv_poll_t h;
+  napi_env env;
+  napi_ref cb;
+  napi_async_context actx;
+  napi_async_cleanup_hook_handle hook;
+  int stopping;
+  int closed;
+  int jsGone;
+} lwt_poll;
+
+static const napi_type_tag POLL_TAG = { 0x6c77745f706f6c6cULL, 0x9a1c5e0b7d3f2a61ULL };
+
+static void poll_free_if_done(lwt_poll *p) {
+  if (p->closed && p->jsGone) free(p);
+}
+
+static void poll_on_closed(uv_handle_t *h) {
+  lwt_poll *p = (lwt_poll *)h->data;
+  napi_env env = p->env;
+  if (p->cb) napi_delete_reference(env, p->cb);
+  if (p->actx) napi_async_destroy(env, p->actx);
+  p->cb = NULL;
+  p->actx = NULL;
+  if (p->hook) napi_remove_async_cleanup_hook(p->hook);
+  p->hook = NULL;
+  p->closed = 1;
+  poll_free_if_done(p);
+}
+
+static void poll_close(lwt_poll *p) {
+  if (p->stopping) return;
+  p->stopping = 1;
+  uv_close((uv_handle_t *)&p->h, poll_on_closed);
+}
+
+static void poll_on_teardown(napi_async_cleanup_hook_handle handle, void *arg) {
+  (void)handle;
+  poll_close((lwt_poll *)arg);
+}
+
+static void poll_on_finalize(napi_env env, void *data, void *hint) {
+  (void)env; (void)hint;
+  lwt_poll *p = (lwt_poll *)data;
+  p->jsGone = 1;
+  poll_free_if_done(p);
+}
+
+static void poll_on_event(uv_poll_t *h, int status, int events) {
+  (void)events;
+  lwt_poll *p = (lwt_poll *)h->data;
+  if (p->stopping) return;
+  napi_env env = p->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value cb, recv, result;
+  if (napi_get_reference_value(env, p->cb, &cb) == napi_ok && cb != NULL && napi_get_global(env, &recv) == napi_ok) {
+    napi_make_callback(env, p->actx, recv, cb, 0, NULL, &result);
+    bool pending = false;
+    if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
+      napi_value exc;
+      if (napi_get_and_clear_last_exception(env, &exc) == napi_ok) napi_fatal_exception(env, exc);
+    }
+  }
+  napi_close_handle_scope(env, scope);
+  /*
+   * On POLLERR libuv reports status < 0 and stops watching. The callback has
+   * run (its read surfaces the error); watch again unless it stopped us, so a
+   * transient socket error cannot stall the fd.
+   */
+  if (status < 0 && !p->stopping) uv_poll_start(&p->h, UV_READABLE, poll_on_event);
+}
+
+/* pollStart(fd, cb) -> opaque handle */
+static napi_value poll_start(napi_env env, napi_callback_info info) {
+  static const char *fn = "pollStart";
+  napi_value argv[2];
+  int fd;
+  if (get_args(env, info, 2, argv, fn)) return NULL;
+  if (get_fd(env, argv[0], fn, &fd)) return NULL;
+  napi_valuetype t;
+  if (napi_typeof(env, argv[1], &t) != napi_ok) { throw_internal(env, fn); return NULL; }
+  if (t != napi_function) { throw_type(env, fn, "cb must be a function"); return NULL; }
+  struct uv_loop_s *loop = NULL;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || !loop) { throw_internal(env, fn); return NULL; }
+
+  lwt_poll *p = calloc(1, sizeof *p);
+  if (!p) { throw_errno(env, ENOMEM, fn, "malloc"); return NULL; }
+  p->env = env;
+  int r = uv_poll_init(loop, &p->h, fd);
+  if (r < 0) {
+    free(p);
+    throw_errno(env, -r, fn, "uv_poll_init");
+    return NULL;
+  }
+  p->h.data = p;
+  p->jsGone = 1; /* until the external exists, nothing else owns p */
+
+  napi_value name, handle;
+  if (napi_create_reference(env, argv[1], 1, &p->cb) != napi_ok ||
+      napi_create_string_utf8(env, "lwt_native:poll", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_async_init(env, NULL, name, &p->actx) != napi_ok ||
+      napi_create_external(env, p, poll_on_finalize, NULL, &handle) != napi_ok) {
+    throw_internal(env, fn);
+    poll_close(p);
+    return NULL;
+  }
+  p->jsGone = 0;
+  if (napi_type_tag_object(env, handle, &POLL_TAG) != napi_ok ||
+      napi_add_async_cleanup_hook(env, poll_on_teardown, p, &p->hook) != napi_ok) {
+    throw_internal(env, fn);
+    poll_close(p);
+    return NULL;
+  }
+  r = uv_poll_start(&p->h, UV_READABLE, poll_on_event);
+  if (r < 0) {
+    poll_close(p);
+    throw_errno(env, -r, fn, "uv_poll_start");
+    return NULL;
+  }
+  return handle;
+}
+
+/* pollStop(handle): stop watching and close. Idempotent. */
+static napi_value poll_stop(napi_env env, napi_callback_info info) {
+  static const char *fn = "pollStop";
+  napi_value argv[1];
+  if (get_args(env, info, 1, argv, fn)) return NULL;
+  napi_valuetype t;
+  bool tagged = false;
+  if (napi_typeof(env, argv[0], &t) != napi_ok) { throw_internal(env, fn); return NULL; }
+  if (t == napi_external && napi_check_object_type_tag(env, argv[0], &POLL_TAG, &tagged) != napi_ok) {
+    throw_internal(env, fn);
+    return NULL;
+  }
+  if (!tagged) { throw_type(env, fn, "handle must be a handle returned by pollStart"); return NULL; }
+  lwt_poll *p = NULL;
+  if (napi_get_value_external(env, argv[0], (void **)&p) != napi_ok || !p) { throw_internal(env, fn); return NULL; }
+  poll_close(p);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* AEAD: ChaCha20-Poly1305 (RFC 8439), in place                        */
+/* ------------------------------------------------------------------ */
+
+/* This thread's context for one direction, with `key` loaded. Returns NULL on an OpenSSL failure. */
+static EVP_CIPHER_CTX *aead_ctx(aead_state *s, int enc, const unsigned char *key, const unsigned char *nonce) {
+  if (!s->ctx) {
+    s->ctx = EVP_CIPHER_CTX_new();
+    if (!s->ctx) return NULL;
+    if (EVP_CipherInit_ex(s->ctx, EVP_chacha20_poly1305(), NULL, NULL, NULL, enc) != 1) {
+      aead_state_free(s);
+      return NULL;
+    }
+    s->haveKey = 0;
+  }
+  const unsigned char *k = NULL;
+  if (!s->haveKey || memcmp(s->key, key, AEAD_KEY_LEN) != 0) k = key;
+  if (EVP_CipherInit_ex(s->ctx, NULL, NULL, k, nonce, enc) != 1) {
+    s->haveKey = 0;
+    return NULL;
+  }
+  if (k) {
+    memcpy(s->key, key, AEAD_KEY_LEN);
+    s->haveKey = 1;
+  }
+  return s->ctx;
+}
+
+/*
+ * Validates n descriptors [off, aadLen, len, keyOff]: aadLen >= 16 (the nonce
+ * counter lives at off+8..off+16, inside the AAD), the whole region
+ * off..off+aadLen+len(+16 for seal) inside mem, keyOff+32 <= keys length.
+ */
+static int check_desc(napi_env env, const char *fn, const int32_t *desc, int64_t n, size_t memLen, size_t keysLen, int sealing) {
+  char what[220];
+  for (int64_t i = 0; i < n; i++) {
+    int64_t off = desc[4 * i], aad = desc[4 * i + 1], len = desc[4 * i + 2], keyOff = desc[4 * i + 3];
+    int64_t end = off + aad + len + (sealing ? AEAD_TAG_LEN : 0);
+    if (off < 0 || aad < MIN_AAD_LEN || len < 0 || end > (int64_t)memLen) {
+      snprintf(what, sizeof what,
+               "packet %lld [off %lld, aadLen %lld, %s %lld] is invalid: need aadLen >= %d and the packet%s inside mem (%zu bytes)",
+               (long long)i, (long long)off, (long long)aad, sealing ? "ptLen" : "ctLen", (long long)len,
+               MIN_AAD_LEN, sealing ? " plus its 16-byte tag" : "", memLen);
+      throw_range(env, fn, what);
+      return -1;
+    }
+    if (keyOff < 0 || keyOff + AEAD_KEY_LEN > (int64_t)keysLen) {
+      snprintf(what, sizeof what, "packet %lld: keyOff %lld + 32 is outside keys (%zu bytes)",
+               (long long)i, (long long)keyOff, keysLen);
+      throw_range(env, fn, what);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static void make_nonce(unsigned char nonce[AEAD_NONCE_LEN], const uint8_t *pkt) {
+  memset(nonce, 0, 4);
+  memcpy(nonce + 4, pkt + NONCE_CTR_OFF, 8);
+}
+
+/* aeadSealBatch(mem, desc, n, keys): desc [off, aadLen, ptLen, keyOff]; tag written after the ciphertext. */
+static napi_value aead_seal_batch(napi_env env, napi_callback_info info) {
+  static const char *fn = "aeadSealBatch";
+  napi_value argv[4];
+  uint8_t *mem, *keys; int32_t *desc;
+  size_t memLen, nDesc, keysLen;
+  int64_t n;
+  if (get_args(env, info, 4, argv, fn)) return NULL;
+  if (get_ta(env, argv[0], napi_uint8_array, fn, "mem", (void **)&mem, &memLen)) return NULL;
+  if (get_ta(env, argv[1], napi_int32_array, fn, "desc", (void **)&desc, &nDesc)) return NULL;
+  if (get_int(env, argv[2], fn, "n", 0, INT32_MAX / 4, &n)) return NULL;
+  if (get_ta(env, argv[3], napi_uint8_array, fn, "keys", (void **)&keys, &keysLen)) return NULL;
+  if (check_count(env, fn, "desc", nDesc, 4 * n)) return NULL;
+  if (check_desc(env, fn, desc, n, memLen, keysLen, 1)) return NULL;
+
+  for (int64_t i = 0; i < n; i++) {
+    int32_t off = desc[4 * i], aadLen = desc[4 * i + 1], ptLen = desc[4 * i + 2], keyOff = desc[4 * i + 3];
+    uint8_t *pkt = mem + off, *pt = pkt + aadLen;
+    unsigned char nonce[AEAD_NONCE_LEN];
+    int outl = 0;
+    make_nonce(nonce, pkt);
+    EVP_CIPHER_CTX *ctx = aead_ctx(&tSeal, 1, keys + keyOff, nonce);
+    if (!ctx ||
+        EVP_EncryptUpdate(ctx, NULL, &outl, pkt, aadLen) != 1 ||
+        (ptLen > 0 && EVP_EncryptUpdate(ctx, pt, &outl, pt, ptLen) != 1) ||
+        EVP_EncryptFinal_ex(ctx, pt + ptLen, &outl) != 1 ||
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, AEAD_TAG_LEN, pt + ptLen) != 1) {
+      tSeal.haveKey = 0;
+      napi_throw_error(env, "ERR_NATIVE_CRYPTO", "aeadSealBatch: OpenSSL failed to seal a packet");
+      return NULL;
+    }
+  }
+  return NULL;
+}
+
+/*
+ * aeadOpenBatch(mem, desc, n, keys, results) -> number verified
+ * desc [off, aadLen, ctLen incl. tag, keyOff]; results[i] = 1 when the tag
+ * verified (plaintext in place), else 0 (also for ctLen < 16).
+ */
+static napi_value aead_open_batch(napi_env env, napi_callback_info info) {
+  static const char *fn = "aeadOpenBatch";
+  napi_value argv[5];
+  uint8_t *mem, *keys; int32_t *desc, *results;
+  size_t memLen, nDesc, keysLen, nRes;
+  int64_t n;
+  if (get_args(env, info, 5, argv, fn)) return NULL;
+  if (get_ta(env, argv[0], napi_uint8_array, fn, "mem", (void **)&mem, &memLen)) return NULL;
+  if (get_ta(env, argv[1], napi_int32_array, fn, "desc", (void **)&desc, &nDesc)) return NULL;
+  if (get_int(env, argv[2], fn, "n", 0, INT32_MAX / 4, &n)) return NULL;
+  if (get_ta(env, argv[3], napi_uint8_array, fn, "keys", (void **)&keys, &keysLen)) return NULL;
+  if (get_ta(env, argv[4], napi_int32_array, fn, "results", (void **)&results, &nRes)) return NULL;
+  if (check_count(env, fn, "desc", nDesc, 4 * n) || check_count(env, fn, "results", nRes, n)) return NULL;
+  if (check_desc(env, fn, desc, n, memLen, keysLen, 0)) return NULL;
+
+  int64_t ok = 0;
+  for (int64_t i = 0; i < n; i++) {
+    int32_t off = desc[4 * i], aadLen = desc[4 * i + 1], ctLen = desc[4 * i + 2], keyOff = desc[4 * i + 3];
+    results[i] = 0;
+    if (ctLen < AEAD_TAG_LEN) continue;
+    int len = ctLen - AEAD_TAG_LEN;
+    uint8_t *pkt = mem + off, *ct = pkt + aadLen;
+    unsigned char nonce[AEAD_NONCE_LEN], tag[AEAD_TAG_LEN];
+    int outl = 0;
+    make_nonce(nonce, pkt);
+    memcpy(tag, ct + len, AEAD_TAG_LEN);
+    EVP_CIPHER_CTX *ctx = aead_ctx(&tOpen, 0, keys + keyOff, nonce);
+    if (!ctx ||
+        EVP_DecryptUpdate(ctx, NULL, &outl, pkt, aadLen) != 1 ||
+        (len > 0 && EVP_DecryptUpdate(ctx, ct, &outl, ct, len) != 1) ||
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, AEAD_TAG_LEN, tag) != 1) {
+      tOpen.haveKey = 0;
+      continue;
+    }
+    if (EVP_DecryptFinal_ex(ctx, ct + len, &outl) == 1) {
+      results[i] = 1;
+      ok++;
+    }
+  }
+  return make_int(env, ok);
+}
+
+/* ------------------------------------------------------------------ */
+/* Module                                                              */
+/* ------------------------------------------------------------------ */
+
+NAPI_MODULE_INIT() {
+  static const struct { const char *name; napi_callback cb; } fns[] = {
+    { "tunOpen", tun_open },
+    { "ifIndex", if_index },
+    { "udpOpen", udp_open },
+    { "close", fd_close },
+    { "pollStart", poll_start },
+    { "pollStop", poll_stop },
+    { "tunReadBatch", tun_read_batch },
+    { "tunWriteBatch", tun_write_batch },
+    { "udpRecvBatch", udp_recv_batch },
+    { "udpSendBatch", udp_send_batch },
+    { "udpSendTo", udp_send_to },
+    { "aeadSealBatch", aead_seal_batch },
+    { "aeadOpenBatch", aead_open_batch },
+  };
+  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+    napi_value f;
+    if (napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].cb, NULL, &f) != napi_ok ||
+        napi_set_named_property(env, exports, fns[i].name, f) != napi_ok) return NULL;
+  }
+  /* Per-thread state is freed when the last env of this thread is torn down. */
+  static int marker;
+  tEnvs++;
+  if (napi_set_instance_data(env, &marker, thread_env_gone, NULL) != napi_ok) { tEnvs--; return NULL; }
+  return exports;
+}

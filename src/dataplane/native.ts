@@ -1,0 +1,193 @@
+/**
+ * Typed loader for the native addon (native/lwt_native.c, built by node-gyp
+ * into build/Release/lwt_native.node), plus mappers from its errno errors to
+ * VpnError for the two user-facing opens (TUN device, UDP socket).
+ *
+ * The addon is context-aware: every worker_thread calls loadNative() and gets
+ * its own instance. Fds are process-wide, so one thread may open an fd and
+ * hand the number to another. A poll handle belongs to the thread (libuv
+ * loop) that created it.
+ */
+import { existsSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { VpnError } from '../errors.js'
+
+/** Opaque handle returned by pollStart. */
+export type PollHandle = object
+
+/**
+ * The addon's exports. `mem` is a Uint8Array view (normally over a
+ * SharedArrayBuffer); offsets are bytes relative to the view's start. Outer
+ * UDP addresses are IPv4 only: a host-order uint32 plus a port. Every batch is
+ * validated before any byte is touched; misuse throws TypeError/RangeError.
+ * Syscall failures throw an Error with `.code` (errno name), `.syscall` and
+ * `.errno` (negative), see NativeErrnoError.
+ */
+export interface Native {
+  /** Open /dev/net/tun, TUNSETIFF with IFF_TUN|IFF_NO_PI (|IFF_MULTI_QUEUE if multiQueue) (|IFF_TUN_EXCL if exclusive: fail EBUSY if the name exists). fd is O_NONBLOCK|O_CLOEXEC. Returns the fd and the actual name. A name over 15 bytes throws RangeError. */
+  tunOpen(name: string, multiQueue: boolean, exclusive: boolean): { fd: number, name: string }
+  /** if_nametoindex; 0 when absent. */
+  ifIndex(name: string): number
+  /** socket(AF_INET, SOCK_DGRAM|SOCK_NONBLOCK|SOCK_CLOEXEC), SO_RCVBUF/SO_SNDBUF (SO_*BUFFORCE first, failure ignored) set to bufBytes if > 0, bind(host, port). Returns fd and the bound port. host is a dotted quad (else RangeError). */
+  udpOpen(host: string, port: number, bufBytes: number): { fd: number, port: number }
+  close(fd: number): void
+  /**
+   * Watch fd for readability on the CALLING thread's libuv loop. cb() runs via
+   * napi_make_callback (microtasks run after it; a throw is an uncaught
+   * exception) each loop turn while fd is readable (level-triggered), and once
+   * more on an fd error (POLLERR) so its read surfaces the error. An active
+   * poll keeps the loop alive. At most one poll per fd per thread (else EEXIST).
+   * Call pollStop before closing the fd.
+   */
+  pollStart(fd: number, cb: () => void): PollHandle
+  /** Stop and close (idempotent). The handle no longer keeps the loop alive. */
+  pollStop(handle: PollHandle): void
+  /** Read up to `max` packets into mem+offsets[i] (capacity cap each) until EAGAIN; lens[i] = bytes. Returns n (0 if nothing). Throws other errors only when nothing was read. */
+  tunReadBatch(fd: number, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, max: number, cap: number): number
+  /** write(fd, mem+offsets[i], lens[i]) for i < n. Returns how many succeeded; failed writes (EAGAIN, EINVAL, EIO when down, ...) are skipped. Only EBADF throws. */
+  tunWriteBatch(fd: number, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, n: number): number
+  /** recvmmsg(MSG_DONTWAIT) of up to max datagrams into mem+offsets[i] (capacity cap). lens[i] = bytes, or -1 if truncated; addrs[2i] = source IPv4 (host order), addrs[2i+1] = source port. Returns n (0 if none). Throws only when nothing was received. */
+  udpRecvBatch(fd: number, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, addrs: Uint32Array, max: number, cap: number): number
+  /** sendmmsg of n datagrams (mem+offsets[i], lens[i]) to addrs[2i]:addrs[2i+1]. EAGAIN/ENOBUFS stop the batch; other per-datagram errors skip that datagram. Returns the number sent. EBADF/ENOTSOCK throw. */
+  udpSendBatch(fd: number, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, addrs: Uint32Array, n: number): number
+  /** One sendto. Returns bytes sent, or -errno; throws only on bad arguments. */
+  udpSendTo(fd: number, buf: Uint8Array, ip: number, port: number): number
+  /** ChaCha20-Poly1305 seal in place. desc: 4 ints per packet [off, aadLen (>= 16), ptLen, keyOff]; tag written after the ciphertext; key = keys[keyOff, +32); nonce = 4 zero bytes || mem[off+8, off+16). */
+  aeadSealBatch(mem: Uint8Array, desc: Int32Array, n: number, keys: Uint8Array): void
+  /** Open in place: desc [off, aadLen (>= 16), ctLen incl. tag, keyOff]. results[i] = 1 if verified (plaintext in place), else 0 (also when ctLen < 16). Returns the number verified. */
+  aeadOpenBatch(mem: Uint8Array, desc: Int32Array, n: number, keys: Uint8Array, results: Int32Array): number
+}
+
+/** Error thrown by a failed syscall in the addon. */
+export interface NativeErrnoError extends Error {
+  code: string
+  syscall: string
+  errno: number
+}
+
+export function isNativeErrnoError (err: unknown): err is NativeErrnoError {
+  return err instanceof Error &&
+    typeof (err as Partial<NativeErrnoError>).code === 'string' &&
+    typeof (err as Partial<NativeErrnoError>).syscall === 'string'
+}
+
+const ADDON = join('build', 'Release', 'lwt_native.node')
+
+let cached: Native | undefined
+
+/** The directory holding package.json, from this module upwards (src/dataplane or dist/src/dataplane). */
+function packageRoot (): string {
+  let dir = dirname(fileURLToPath(import.meta.url))
+  for (;;) {
+    if (existsSync(join(dir, 'package.json'))) return dir
+    const up = dirname(dir)
+    if (up === dir) throw new Error(`no package.json above ${dirname(fileURLToPath(import.meta.url))}`)
+    dir = up
+  }
+}
+
+/** Loads the addon once per thread. Throws VpnError ERR_NATIVE_ADDON when it is not built or fails to load. */
+export function loadNative (): Native {
+  if (cached !== undefined) return cached
+  let path = ADDON
+  try {
+    path = join(packageRoot(), ADDON)
+    const require = createRequire(import.meta.url)
+    cached = require(path) as Native
+    return cached
+  } catch (err) {
+    const cause = err instanceof Error ? err.message.split('\n')[0] : String(err)
+    throw new VpnError('ERR_NATIVE_ADDON', `the native addon is not built (${path}: ${cause})`, {
+      cause: err,
+      hint: 'run npm ci (needs python3, make and g++)'
+    })
+  }
+}
+
+function errnoText (err: unknown): string {
+  if (isNativeErrnoError(err)) return `${err.syscall}: ${err.code}`
+  return err instanceof Error ? err.message : String(err)
+}
+
+/**
+ * Maps a tunOpen failure to a VpnError. `name` is the requested device name.
+ * EINVAL from TUNSETIFF when the name already exists means it belongs to a
+ * non-TUN device or to a TUN device with the other queue mode: name taken.
+ */
+export function tunOpenError (err: unknown, name: string, native?: Native): VpnError {
+  const opts = { cause: err }
+  if (err instanceof RangeError || err instanceof TypeError) {
+    const why = Buffer.byteLength(name) > 15 ? 'longer than 15 bytes' : err.message.replace(/^tunOpen: /, '')
+    return new VpnError('ERR_TUN_OPEN', `invalid TUN device name "${name}": ${why}`, { ...opts, hint: 'choose a device name of 1 to 15 characters' })
+  }
+  if (!isNativeErrnoError(err)) return new VpnError('ERR_TUN_OPEN', `cannot open TUN device ${name}: ${errnoText(err)}`, opts)
+  switch (err.code) {
+    case 'ENOENT':
+    case 'ENODEV':
+    case 'ENXIO':
+      if (err.syscall === 'open') {
+        return new VpnError('ERR_TUN_UNAVAILABLE', '/dev/net/tun is missing: the tun kernel module is not loaded', { ...opts, hint: 'modprobe tun' })
+      }
+      break
+    case 'EPERM':
+    case 'EACCES':
+      return new VpnError('ERR_TUN_PERMISSION', 'opening a TUN device needs root or CAP_NET_ADMIN', { ...opts, hint: 'run as root, or grant the node binary CAP_NET_ADMIN' })
+    case 'EBUSY':
+    case 'EEXIST':
+      return nameTaken(name, opts)
+    case 'EINVAL':
+      if (name !== '' && !name.includes('%') && existsAsDevice(name, native)) return nameTaken(name, opts)
+      return new VpnError('ERR_TUN_OPEN', `cannot open TUN device "${name}": the kernel rejected the name or flags (${err.syscall}: EINVAL)`, opts)
+  }
+  return new VpnError('ERR_TUN_OPEN', `cannot open TUN device ${name}: ${err.syscall} failed with ${err.code}`, opts)
+}
+
+function nameTaken (name: string, opts: { cause: unknown }): VpnError {
+  return new VpnError('ERR_TUN_NAME_TAKEN', `the device name ${name} is already in use`, { ...opts, hint: 'choose another --dev or stop the daemon that owns it' })
+}
+
+function existsAsDevice (name: string, native: Native | undefined): boolean {
+  try {
+    return (native ?? loadNative()).ifIndex(name) > 0
+  } catch {
+    return false
+  }
+}
+
+/** Maps a udpOpen failure to a VpnError. */
+export function udpOpenError (err: unknown, host: string, port: number): VpnError {
+  const opts = { cause: err }
+  if (isNativeErrnoError(err)) {
+    if (err.code === 'EADDRINUSE') {
+      return new VpnError('ERR_ADDRESS_IN_USE', `UDP port ${host}:${port} is already in use`, { ...opts, hint: 'choose another port with --listen, or stop the program that holds it (ss -ulpn)' })
+    }
+    if (err.code === 'EADDRNOTAVAIL') {
+      return new VpnError('ERR_SOCKET', `cannot bind UDP ${host}:${port}: no local interface has address ${host} (EADDRNOTAVAIL)`, { ...opts, hint: 'listen on 0.0.0.0 or on an address of this host' })
+    }
+    if (err.code === 'EACCES' || err.code === 'EPERM') {
+      return new VpnError('ERR_SOCKET', `cannot bind UDP ${host}:${port}: permission denied (${err.code})`, { ...opts, hint: 'ports below 1024 need root or CAP_NET_BIND_SERVICE' })
+    }
+    return new VpnError('ERR_SOCKET', `cannot open UDP socket ${host}:${port}: ${err.syscall} failed with ${err.code}`, opts)
+  }
+  return new VpnError('ERR_SOCKET', `cannot open UDP socket ${host}:${port}: ${errnoText(err)}`, opts)
+}
+
+/** tunOpen with failures mapped by tunOpenError. */
+export function openTun (native: Native, name: string, multiQueue: boolean, exclusive: boolean): { fd: number, name: string } {
+  try {
+    return native.tunOpen(name, multiQueue, exclusive)
+  } catch (err) {
+    throw tunOpenError(err, name, native)
+  }
+}
+
+/** udpOpen with failures mapped by udpOpenError. */
+export function openUdp (native: Native, host: string, port: number, bufBytes: number): { fd: number, port: number } {
+  try {
+    return native.udpOpen(host, port, bufBytes)
+  } catch (err) {
+    throw udpOpenError(err, host, port)
+  }
+}
