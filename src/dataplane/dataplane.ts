@@ -1,0 +1,225 @@
+/**
+ * The dataplane as the main thread sees it: opens the TUN device and the UDP
+ * socket, starts the worker threads, and implements DataplanePort for the
+ * control plane. The main thread never touches a data packet: it only sends
+ * control datagrams, drains the control ring, and posts key and route
+ * changes to the workers.
+ *
+ * Thread placement (a setting decided by measurement; see
+ * docs/ARCHITECTURE.md): one worker per direction. The outbound worker owns
+ * TUN reads, sealing and sends; the inbound worker owns receives, opening,
+ * relaying and TUN writes. Each direction runs on one thread, so per-peer
+ * order holds, and each session's send counter and replay window have a
+ * single owner.
+ */
+import { Worker } from 'node:worker_threads'
+import { fileURLToPath } from 'node:url'
+import { VpnError } from '../errors.js'
+import type { Logger } from '../log.js'
+import { loadNative, type Native } from './native.js'
+import { SpscRing } from './ring.js'
+import { StatsReader, createStatsBuffer, type PeerCounters } from './stats.js'
+import { configureTun } from './tun-config.js'
+import type { ControlHandler, ControlInputKind, DataplanePort, PeerRoute } from '../control/port.js'
+import {
+  BATCH, CTRL_KIND_PACKET, CTRL_KIND_RELAYED, CTRL_KIND_UNKNOWN_INDEX, CTRL_RING_SLOTS, CTRL_SLOT_SIZE,
+  META_IP, META_KIND, META_LEN, META_PORT, META_VIA, META_WORDS, SLOT_SIZE, WORKER_ROLES,
+  type FromWorker, type ToWorker, type WorkerInit, type WorkerRole
+} from '../workers/layout.js'
+
+export interface DataplaneOptions {
+  mode: 'server' | 'client'
+  dev: string
+  /** "10.0.0.1/24" */
+  cidr: string
+  tunnelIp: number
+  mtu: number
+  listenHost: string
+  listenPort: number
+  maxPeers: number
+  /** Socket buffer size in bytes. */
+  socketBuffer: number
+}
+
+const KIND_NAMES: Record<number, ControlInputKind> = {
+  [CTRL_KIND_PACKET]: 'packet',
+  [CTRL_KIND_RELAYED]: 'relayed',
+  [CTRL_KIND_UNKNOWN_INDEX]: 'unknown-index'
+}
+
+export class Dataplane implements DataplanePort {
+  readonly #native: Native
+  readonly #log: Logger
+  readonly #opt: DataplaneOptions
+  #tunFd = -1
+  #udpFd = -1
+  #boundPort = 0
+  #devName = ''
+  readonly #workers = new Map<WorkerRole, Worker>()
+  readonly #ring: SpscRing
+  readonly #ringSab: SharedArrayBuffer
+  readonly #statsSab: SharedArrayBuffer
+  readonly #stats: StatsReader
+  #handler: ControlHandler | null = null
+  #closing: Promise<void> | null = null
+  #onFatal: (err: Error) => void = () => {}
+
+  constructor (opt: DataplaneOptions, log: Logger) {
+    this.#native = loadNative()
+    this.#opt = opt
+    this.#log = log
+    this.#ringSab = SpscRing.create(CTRL_RING_SLOTS, CTRL_SLOT_SIZE)
+    this.#ring = new SpscRing(this.#ringSab, CTRL_RING_SLOTS, CTRL_SLOT_SIZE)
+    this.#statsSab = createStatsBuffer(opt.maxPeers)
+    this.#stats = new StatsReader(this.#statsSab, opt.maxPeers)
+  }
+
+  get port (): number { return this.#boundPort }
+  get devName (): string { return this.#devName }
+
+  /** Open the device and socket, configure the device, start the workers. Undoes everything on failure. */
+  async start (handler: ControlHandler, onFatal: (err: Error) => void): Promise<void> {
+    this.#handler = handler
+    this.#onFatal = onFatal
+    const o = this.#opt
+    try {
+      const tun = this.#native.tunOpen(o.dev, true, true)
+      this.#tunFd = tun.fd
+      this.#devName = tun.name
+      const udp = this.#native.udpOpen(o.listenHost, o.listenPort, o.socketBuffer)
+      this.#udpFd = udp.fd
+      this.#boundPort = udp.port
+      await configureTun(this.#devName, o.cidr, o.mtu)
+      for (const [i, role] of WORKER_ROLES.entries()) await this.#startWorker(role, i)
+    } catch (err) {
+      await this.close()
+      throw err
+    }
+  }
+
+  async #startWorker (role: WorkerRole, statsIndex: number): Promise<void> {
+    const init: WorkerInit = {
+      role,
+      statsIndex,
+      mode: this.#opt.mode,
+      tunFd: this.#tunFd,
+      udpFd: this.#udpFd,
+      tunnelIp: this.#opt.tunnelIp,
+      mtu: this.#opt.mtu,
+      maxPeers: this.#opt.maxPeers,
+      packetMem: new SharedArrayBuffer(BATCH * SLOT_SIZE),
+      stats: this.#statsSab,
+      ctrlRing: role === 'inbound' ? this.#ringSab : null
+    }
+    const url = new URL('../workers/dataplane-worker.js', import.meta.url)
+    const w = new Worker(fileURLToPath(url), { workerData: init, name: `lwt-${role}` })
+    this.#workers.set(role, w)
+    await new Promise<void>((resolve, reject) => {
+      const onMsg = (m: FromWorker): void => {
+        if (m.code === 'READY') { w.off('message', onMsg); resolve() } else if (m.code === 'ERROR') reject(new VpnError('ERR_WORKER', `the ${role} worker failed to start: ${m.message}`))
+      }
+      w.on('message', onMsg)
+      w.once('error', reject)
+    })
+    w.on('message', (m: FromWorker) => { this.#fromWorker(role, m) })
+    w.on('error', (err) => { this.#fatal(new VpnError('ERR_WORKER', `the ${role} worker crashed: ${err.message}`, { cause: err })) })
+    w.on('exit', (code) => {
+      if (this.#closing === null) this.#fatal(new VpnError('ERR_WORKER', `the ${role} worker exited unexpectedly (code ${code})`))
+    })
+  }
+
+  #fatal (err: Error): void {
+    if (this.#closing !== null) return
+    this.#onFatal(err)
+  }
+
+  #fromWorker (role: WorkerRole, m: FromWorker): void {
+    const h = this.#handler
+    if (h === null) return
+    switch (m.code) {
+      case 'CTRL': this.drainControl(); break
+      case 'NEED_SESSION': h.onNeedSession(m.slot); break
+      case 'ENDPOINT': h.onEndpoint(m.slot, m.ip, m.port); break
+      case 'ERROR': this.#fatal(new VpnError('ERR_WORKER', `the ${role} worker failed: ${m.message}`)); break
+      default: break
+    }
+  }
+
+  /** Hand every queued control packet to the control plane, then free the slots. */
+  drainControl (): void {
+    const ring = this.#ring
+    const h = this.#handler
+    for (;;) {
+      const n = ring.available()
+      if (n === 0) return
+      for (let i = 0; i < n; i++) {
+        const slot = ring.slotAt(i)
+        const m = slot * META_WORDS
+        const len = ring.meta[m + META_LEN]
+        const kind = KIND_NAMES[ring.meta[m + META_KIND]] ?? 'unknown-relay-source'
+        const start = slot * CTRL_SLOT_SIZE
+        const bytes = ring.data.slice(start, start + len)
+        try {
+          h?.onControl({ kind, bytes, ip: ring.meta[m + META_IP] >>> 0, port: ring.meta[m + META_PORT], via: ring.meta[m + META_VIA] >>> 0 })
+        } catch (err) {
+          this.#log.error('control packet handler failed (packet dropped)', { err })
+        }
+      }
+      ring.release(n)
+    }
+  }
+
+  #post (role: WorkerRole, m: ToWorker): void {
+    this.#workers.get(role)?.postMessage(m)
+  }
+
+  #postAll (m: ToWorker): void {
+    for (const w of this.#workers.values()) w.postMessage(m)
+  }
+
+  // ── DataplanePort ──
+
+  setPeer (r: PeerRoute): void {
+    this.#postAll({ code: 'PEER', slot: r.slot, peerId: r.peerId, tunnelIp: r.tunnelIp, endpointIp: r.endpointIp, endpointPort: r.endpointPort, relayVia: r.relayVia })
+  }
+
+  removePeer (slot: number): void { this.#postAll({ code: 'PEER_REMOVE', slot }) }
+
+  setSendKey (slot: number, key: Uint8Array, remoteIndex: number): void {
+    this.#post('outbound', { code: 'SEND_KEY', slot, key, remoteIndex })
+  }
+
+  setRecvKey (slot: number, localIndex: number, key: Uint8Array): void {
+    this.#post('inbound', { code: 'RECV_KEY', slot, localIndex, key })
+  }
+
+  dropRecvIndex (localIndex: number): void { this.#post('inbound', { code: 'DROP_INDEX', localIndex }) }
+
+  sendControl (bytes: Uint8Array, ip: number, port: number): void {
+    if (this.#udpFd < 0) return
+    const r = this.#native.udpSendTo(this.#udpFd, bytes, ip, port)
+    if (r < 0 && this.#log.enabled('debug')) this.#log.debug('control send failed', { errno: -r })
+  }
+
+  peerCounters (slot: number): PeerCounters { return this.#stats.peer(slot) }
+  counters (): Record<string, number> { return this.#stats.counters() }
+
+  /** Stop the workers, close the socket and the device (the kernel removes the device with its last fd). Idempotent. */
+  close (): Promise<void> {
+    this.#closing ??= this.#close()
+    return this.#closing
+  }
+
+  async #close (): Promise<void> {
+    await Promise.all([...this.#workers.values()].map(async (w) => {
+      const stopped = new Promise<void>((resolve) => { w.once('exit', () => resolve()) })
+      w.postMessage({ code: 'STOP' } satisfies ToWorker)
+      const t = setTimeout(() => { void w.terminate() }, 2000)
+      await stopped
+      clearTimeout(t)
+    }))
+    this.#workers.clear()
+    if (this.#udpFd >= 0) { this.#native.close(this.#udpFd); this.#udpFd = -1 }
+    if (this.#tunFd >= 0) { this.#native.close(this.#tunFd); this.#tunFd = -1 }
+  }
+}

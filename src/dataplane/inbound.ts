@@ -1,0 +1,295 @@
+/**
+ * Inbound pipeline: UDP → open → TUN (and, on the server, UDP → UDP relay).
+ * Runs on the inbound worker thread.
+ *
+ *   1. udpRecvBatch (native, recvmmsg): up to BATCH datagrams straight into
+ *      this worker's packet slots, with their source addresses.
+ *   2. classify (JS, per datagram) by the type byte:
+ *      - 4 data: find the session by receiver index → open list;
+ *      - 5 relay: server: rewrite the envelope's peerId from destination to
+ *        source and queue it for forwarding, unopened (the server cannot read
+ *        client↔client traffic); client: unwrap, data → open list, anything
+ *        else → control ring;
+ *      - 1, 2, 3, 6 (handshakes, control, reject) → control ring, to the main
+ *        thread, copied (rare);
+ *      - anything else: counted and dropped.
+ *   3. aeadOpenBatch (native): open the batch in place.
+ *   4. accept (JS): replay window (after authentication), then the inner
+ *      packet's source must be the peer's tunnel address and its destination
+ *      ours (a key holder cannot inject packets as someone else).
+ *   5. tunWriteBatch (native) from the same slots; udpSendBatch for relays.
+ *
+ * One thread, one pass per batch: per-peer order is the arrival order.
+ */
+import type { Native } from './native.js'
+import { PeerTable, endpointKey, type RecvSession } from './peers.js'
+import { ReplayWindow } from '../crypto/replay.js'
+import { SpscRing } from './ring.js'
+import { clearPeerCounters, statsView } from './stats.js'
+import {
+  BATCH, C, COUNTERS, CTRL_KIND_PACKET, CTRL_KIND_RELAYED, CTRL_KIND_UNKNOWN_INDEX, CTRL_KIND_UNKNOWN_RELAY_SOURCE,
+  CTRL_RING_SLOTS, CTRL_SLOT_SIZE, META_IP, META_KIND, META_LEN, META_PORT, META_VIA, META_WORDS,
+  PEER_FIELDS, P_LAST_RX, P_RX_BYTES, P_RX_PACKETS, SLOT_SIZE, TAG, type FromWorker, type ToWorker, type WorkerInit
+} from '../workers/layout.js'
+
+const MSG_HANDSHAKE_INIT = 1
+const MSG_HANDSHAKE_RESP = 2
+const MSG_CONTROL = 3
+const MSG_DATA = 4
+const MSG_RELAY = 5
+const MSG_REJECT = 6
+const KEY_LEN = 32
+/** Smallest data message: header + tag + a 20-byte IPv4 header. */
+const MIN_DATA = 16 + TAG + 20
+/** Counters at or above 2^53 cannot be exact JS numbers; no session lives that long (REJECT_AFTER_MESSAGES). */
+const MAX_COUNTER_HIGH = 0x1f_ffff
+const RELAY_QUEUED = 1
+const RELAY_DROPPED = 2
+const RELAY_UNKNOWN_SOURCE = 3
+
+export class Inbound {
+  readonly #native: Native
+  readonly #init: WorkerInit
+  readonly #post: (m: FromWorker) => void
+  readonly peers: PeerTable
+  readonly #sessions = new Map<number, RecvSession>()
+  /** Receive keys, KEY_LEN bytes per session; free offsets in #freeKeys. */
+  readonly #keys: Uint8Array
+  readonly #freeKeys: number[] = []
+  readonly #mem: Uint8Array
+  readonly #view: DataView
+  readonly #stats: Float64Array
+  readonly #ring: SpscRing | null
+  readonly #isServer: boolean
+  // Per-batch scratch (no allocation on the packet path).
+  readonly #offsets = new Int32Array(BATCH)
+  readonly #lens = new Int32Array(BATCH)
+  readonly #addrs = new Uint32Array(BATCH * 2)
+  readonly #desc = new Int32Array(BATCH * 4)
+  readonly #results = new Int32Array(BATCH)
+  readonly #openSess: (RecvSession | undefined)[] = new Array(BATCH)
+  readonly #openCounter = new Float64Array(BATCH)
+  readonly #openVia = new Int32Array(BATCH)
+  readonly #openSrc = new Int32Array(BATCH)
+  readonly #tunOffsets = new Int32Array(BATCH)
+  readonly #tunLens = new Int32Array(BATCH)
+  readonly #fwdOffsets = new Int32Array(BATCH)
+  readonly #fwdLens = new Int32Array(BATCH)
+  readonly #fwdAddrs = new Uint32Array(BATCH * 2)
+
+  constructor (init: WorkerInit, native: Native, post: (m: FromWorker) => void) {
+    this.#native = native
+    this.#init = init
+    this.#post = post
+    this.#isServer = init.mode === 'server'
+    this.peers = new PeerTable(init.maxPeers)
+    const maxSessions = init.maxPeers * 3 // current, previous and next per peer
+    this.#keys = new Uint8Array(maxSessions * KEY_LEN)
+    for (let i = maxSessions - 1; i >= 0; i--) this.#freeKeys.push(i * KEY_LEN)
+    this.#mem = new Uint8Array(init.packetMem)
+    this.#view = new DataView(init.packetMem)
+    this.#stats = statsView(init)
+    this.#ring = init.ctrlRing ? new SpscRing(init.ctrlRing, CTRL_RING_SLOTS, CTRL_SLOT_SIZE) : null
+    for (let i = 0; i < BATCH; i++) this.#offsets[i] = i * SLOT_SIZE
+  }
+
+  handle (m: ToWorker): void {
+    switch (m.code) {
+      case 'PEER': {
+        if (this.peers.bySlot[m.slot] === undefined) clearPeerCounters(this.#stats, m.slot)
+        this.peers.upsert(m)
+        break
+      }
+      case 'PEER_REMOVE': {
+        this.peers.remove(m.slot)
+        for (const s of [...this.#sessions.values()]) if (s.slot === m.slot) this.#dropSession(s.localIndex)
+        break
+      }
+      case 'RECV_KEY': {
+        this.#dropSession(m.localIndex)
+        const keyOff = this.#freeKeys.pop()
+        if (keyOff === undefined) return // table full: the handshake will be retried
+        this.#keys.set(m.key, keyOff)
+        this.#sessions.set(m.localIndex, { localIndex: m.localIndex, slot: m.slot, keyOff, window: new ReplayWindow() })
+        break
+      }
+      case 'DROP_INDEX': this.#dropSession(m.localIndex); break
+      default: break
+    }
+  }
+
+  #dropSession (localIndex: number): void {
+    const s = this.#sessions.get(localIndex)
+    if (s === undefined) return
+    this.#sessions.delete(localIndex)
+    this.#keys.fill(0, s.keyOff, s.keyOff + KEY_LEN)
+    this.#freeKeys.push(s.keyOff)
+  }
+
+  /** UDP readable: drain the socket in batches. */
+  onReadable (): void {
+    for (;;) {
+      const n = this.#native.udpRecvBatch(this.#init.udpFd, this.#mem, this.#offsets, this.#lens, this.#addrs, BATCH, SLOT_SIZE)
+      if (n === 0) return
+      this.#processBatch(n)
+      if (n < BATCH) return
+    }
+  }
+
+  #processBatch (n: number): void {
+    const s = this.#stats
+    const mem = this.#mem
+    const view = this.#view
+    let nOpen = 0
+    let nFwd = 0
+    let nCtrl = 0
+    for (let i = 0; i < n; i++) {
+      const off = this.#offsets[i]
+      const len = this.#lens[i]
+      const ip = this.#addrs[i * 2]
+      const port = this.#addrs[i * 2 + 1]
+      s[C.udpRxPackets]++
+      if (len <= 0) { s[C.dropMalformed]++; continue }
+      s[C.udpRxBytes] += len
+      let start = off
+      let mlen = len
+      let via = -1
+      let type = mem[off]
+      if (type === MSG_RELAY) {
+        if (len < 8 + 8) { s[C.dropMalformed]++; continue }
+        if (this.#isServer) {
+          const r = this.#relay(off, len, ip, port, nFwd)
+          if (r === RELAY_QUEUED) nFwd++
+          else if (r === RELAY_UNKNOWN_SOURCE && this.#toControl(CTRL_KIND_UNKNOWN_RELAY_SOURCE, off, 8, ip, port, 0, nCtrl)) nCtrl++
+          continue
+        }
+        // Client: the server tells us who sent it; the session proves it.
+        via = view.getUint32(off + 4, true)
+        start = off + 8
+        mlen = len - 8
+        type = mem[start]
+      }
+      if (type === MSG_DATA) {
+        if (mlen < MIN_DATA) { s[C.dropMalformed]++; continue }
+        const idx = view.getUint32(start + 4, true)
+        const sess = this.#sessions.get(idx)
+        if (sess === undefined) {
+          s[C.dropUnknownIndex]++
+          if (this.#toControl(CTRL_KIND_UNKNOWN_INDEX, start, 16, ip, port, via < 0 ? 0 : via, nCtrl)) nCtrl++
+          continue
+        }
+        const hi = view.getUint32(start + 12, true)
+        if (hi > MAX_COUNTER_HIGH) { s[C.dropReplay]++; continue }
+        const d = this.#desc
+        d[nOpen * 4] = start
+        d[nOpen * 4 + 1] = 16
+        d[nOpen * 4 + 2] = mlen - 16
+        d[nOpen * 4 + 3] = sess.keyOff
+        this.#openSess[nOpen] = sess
+        this.#openCounter[nOpen] = hi * 0x1_0000_0000 + view.getUint32(start + 8, true)
+        this.#openVia[nOpen] = via
+        this.#openSrc[nOpen] = i
+        nOpen++
+      } else if (type === MSG_HANDSHAKE_INIT || type === MSG_HANDSHAKE_RESP || type === MSG_CONTROL || type === MSG_REJECT) {
+        if (this.#toControl(via < 0 ? CTRL_KIND_PACKET : CTRL_KIND_RELAYED, start, mlen, ip, port, via < 0 ? 0 : via, nCtrl)) nCtrl++
+      } else {
+        s[C.dropUnknownType]++
+      }
+    }
+    if (nCtrl > 0 && this.#ring!.publish(nCtrl)) this.#post({ code: 'CTRL' })
+    if (nOpen > 0) this.#openAndDeliver(nOpen)
+    if (nFwd > 0) {
+      const sent = this.#native.udpSendBatch(this.#init.udpFd, mem, this.#fwdOffsets, this.#fwdLens, this.#fwdAddrs, nFwd)
+      for (let i = 0; i < sent; i++) {
+        s[C.relayedPackets]++
+        s[C.relayedBytes] += this.#fwdLens[i]
+        s[C.udpTxPackets]++
+        s[C.udpTxBytes] += this.#fwdLens[i]
+      }
+      if (sent < nFwd) s[C.dropUdpSend] += nFwd - sent
+    }
+  }
+
+  /** Server: queue a relay envelope for forwarding as entry k. */
+  #relay (off: number, len: number, ip: number, port: number, k: number): number {
+    const s = this.#stats
+    const src = this.peers.byEndpoint.get(endpointKey(ip, port))
+    if (src === undefined) { s[C.dropRelayUnknownSource]++; return RELAY_UNKNOWN_SOURCE }
+    const view = this.#view
+    const dst = this.peers.byPeerId.get(view.getUint32(off + 4, true))
+    if (dst === undefined || dst === src) { s[C.dropRelayUnknownPeer]++; return RELAY_DROPPED }
+    view.setUint32(off + 4, src.peerId, true)
+    this.#fwdOffsets[k] = off
+    this.#fwdLens[k] = len
+    this.#fwdAddrs[k * 2] = dst.epIp
+    this.#fwdAddrs[k * 2 + 1] = dst.epPort
+    return RELAY_QUEUED
+  }
+
+  #openAndDeliver (nOpen: number): void {
+    const s = this.#stats
+    const view = this.#view
+    const mem = this.#mem
+    this.#native.aeadOpenBatch(mem, this.#desc, nOpen, this.#keys, this.#results)
+    const base = COUNTERS.length
+    const now = Date.now()
+    const own = this.#init.tunnelIp
+    let nTun = 0
+    for (let j = 0; j < nOpen; j++) {
+      if (this.#results[j] !== 1) { s[C.dropAuthFailed]++; continue }
+      const sess = this.#openSess[j]!
+      if (!sess.window.accept(this.#openCounter[j])) { s[C.dropReplay]++; continue }
+      const peer = this.peers.bySlot[sess.slot]
+      if (peer === undefined) { s[C.dropNoSession]++; continue }
+      const via = this.#openVia[j]
+      if (via >= 0 && via !== peer.peerId) { s[C.dropSpoofedSource]++; continue }
+      const hdr = this.#desc[j * 4]
+      const inner = hdr + 16
+      const ilen = this.#desc[j * 4 + 2] - TAG
+      const ps = base + sess.slot * PEER_FIELDS
+      s[ps + P_LAST_RX] = now
+      if (ilen === 0) continue // keepalive
+      if (ilen < 20 || (mem[inner] >> 4) !== 4) { s[C.dropNotIpv4]++; continue }
+      if (view.getUint32(inner + 12) !== peer.tunnelIp) { s[C.dropSpoofedSource]++; continue }
+      if (view.getUint32(inner + 16) !== own) { s[C.dropNotForUs]++; continue }
+      s[ps + P_RX_PACKETS]++
+      s[ps + P_RX_BYTES] += ilen
+      // Roaming: an authenticated packet sent straight to us (not relayed) from a new address moves the peer.
+      if (via < 0 && this.#isServer) this.#maybeRoam(peer.slot, this.#openSrc[j])
+      this.#tunOffsets[nTun] = inner
+      this.#tunLens[nTun] = ilen
+      nTun++
+    }
+    if (nTun === 0) return
+    const ok = this.#native.tunWriteBatch(this.#init.tunFd, mem, this.#tunOffsets, this.#tunLens, nTun)
+    s[C.tunTxPackets] += ok
+    if (ok < nTun) s[C.dropTunWrite] += nTun - ok
+    for (let j = 0; j < nTun; j++) s[C.tunTxBytes] += this.#tunLens[j]
+  }
+
+  #maybeRoam (slot: number, i: number): void {
+    const peer = this.peers.bySlot[slot]!
+    const ip = this.#addrs[i * 2]
+    const port = this.#addrs[i * 2 + 1]
+    if (peer.epIp === ip && peer.epPort === port) return
+    this.peers.setEndpoint(peer, ip, port)
+    this.#post({ code: 'ENDPOINT', slot, ip, port })
+  }
+
+  /** Copy a control packet into the control ring as the k-th unpublished entry. */
+  #toControl (kind: number, off: number, len: number, ip: number, port: number, via: number, k: number): boolean {
+    const ring = this.#ring
+    if (ring === null || len > CTRL_SLOT_SIZE) { this.#stats[C.dropMalformed]++; return false }
+    const slot = ring.reserve(k)
+    if (slot < 0) { this.#stats[C.dropControlRingFull]++; return false }
+    ring.data.set(this.#mem.subarray(off, off + len), slot * CTRL_SLOT_SIZE)
+    const m = slot * META_WORDS
+    ring.meta[m + META_LEN] = len
+    ring.meta[m + META_KIND] = kind
+    ring.meta[m + META_IP] = ip | 0
+    ring.meta[m + META_PORT] = port
+    ring.meta[m + META_VIA] = via | 0
+    this.#stats[C.controlPackets]++
+    return true
+  }
+}

@@ -1,0 +1,182 @@
+/**
+ * Outbound pipeline: TUN → seal → UDP. Runs on the outbound worker thread.
+ *
+ *   1. tunReadBatch: the kernel writes up to BATCH inner packets straight
+ *      into this worker's packet slots, each at slot + HEADROOM.
+ *   2. route (JS, per packet): destination address → peer; no route or no
+ *      session yet → count, or queue a copy and ask the main thread for a
+ *      session (NEED_SESSION, at most once a second per peer).
+ *   3. frame (JS): write the 16-byte transport header in front of the packet
+ *      (type 4, receiver index, counter) and, for a relayed peer, the 8-byte
+ *      relay envelope in front of that.
+ *   4. aeadSealBatch (native): seal every packet of the batch in place.
+ *   5. udpSendBatch (native, sendmmsg) from the same slots.
+ *
+ * All stages run in order on one thread, so per-peer packet order is the TUN
+ * read order. Nothing is copied except packets queued while a session is set
+ * up.
+ */
+import type { Native } from './native.js'
+import { PeerTable, QUEUE_MAX, type WorkerPeer } from './peers.js'
+import { statsView } from './stats.js'
+import { BATCH, C, HEADROOM, MAX_PACKET, PEER_FIELDS, P_TX_BYTES, P_TX_PACKETS, SLOT_SIZE, TAG, COUNTERS, type FromWorker, type WorkerInit } from '../workers/layout.js'
+
+const MSG_DATA = 4
+const MSG_RELAY = 5
+const KEY_LEN = 32
+
+export class Outbound {
+  readonly #native: Native
+  readonly #init: WorkerInit
+  readonly #post: (m: FromWorker) => void
+  readonly #now: () => number
+  readonly peers: PeerTable
+  readonly #mem: Uint8Array
+  readonly #view: DataView
+  readonly #stats: Float64Array
+  /** Send keys, KEY_LEN bytes per peer slot. */
+  readonly #keys: Uint8Array
+  // Per-batch scratch, reused (no allocation on the packet path).
+  readonly #rdOffsets = new Int32Array(BATCH)
+  readonly #rdLens = new Int32Array(BATCH)
+  readonly #desc = new Int32Array(BATCH * 4)
+  readonly #sendOffsets = new Int32Array(BATCH)
+  readonly #sendLens = new Int32Array(BATCH)
+  readonly #sendAddrs = new Uint32Array(BATCH * 2)
+  readonly #sendSlots = new Int32Array(BATCH)
+
+  constructor (init: WorkerInit, native: Native, post: (m: FromWorker) => void, now: () => number = Date.now) {
+    this.#native = native
+    this.#init = init
+    this.#post = post
+    this.#now = now
+    this.peers = new PeerTable(init.maxPeers)
+    this.#mem = new Uint8Array(init.packetMem)
+    this.#view = new DataView(init.packetMem)
+    this.#stats = statsView(init)
+    this.#keys = new Uint8Array(init.maxPeers * KEY_LEN)
+    for (let i = 0; i < BATCH; i++) this.#rdOffsets[i] = i * SLOT_SIZE + HEADROOM
+  }
+
+  /** Install a send key: new session for this peer, counter restarts at 0, queued packets are flushed. */
+  setSendKey (slot: number, key: Uint8Array, remoteIndex: number): void {
+    const p = this.peers.bySlot[slot]
+    if (p === undefined) return
+    this.#keys.set(key, slot * KEY_LEN)
+    p.sendKeyOff = slot * KEY_LEN
+    p.remoteIndex = remoteIndex
+    p.counter = 0
+    this.#flushQueue(p)
+  }
+
+  removePeer (slot: number): void {
+    const p = this.peers.remove(slot)
+    if (p !== undefined) this.#keys.fill(0, slot * KEY_LEN, slot * KEY_LEN + KEY_LEN)
+  }
+
+  /** TUN readable: drain it in batches. */
+  onReadable (): void {
+    const cap = Math.min(MAX_PACKET, this.#init.mtu)
+    for (;;) {
+      const n = this.#native.tunReadBatch(this.#init.tunFd, this.#mem, this.#rdOffsets, this.#rdLens, BATCH, cap)
+      if (n === 0) return
+      let k = 0
+      for (let i = 0; i < n; i++) {
+        if (this.#frame(this.#rdOffsets[i], this.#rdLens[i], k)) k++
+      }
+      this.#sealAndSend(k)
+      if (n < BATCH) return
+    }
+  }
+
+  /**
+   * Route and frame the packet at `off` (inner packet start) as batch entry k.
+   * Returns false when the packet was dropped or queued.
+   */
+  #frame (off: number, len: number, k: number): boolean {
+    const s = this.#stats
+    s[C.tunRxPackets]++
+    s[C.tunRxBytes] += len
+    const mem = this.#mem
+    if (len < 20 || (mem[off] >> 4) !== 4) { s[C.dropNotIpv4]++; return false }
+    const dst = this.#view.getUint32(off + 16)
+    const p = this.peers.byTunnelIp.get(dst)
+    if (p === undefined) { s[C.dropNoRoute]++; return false }
+    if (p.sendKeyOff < 0) { this.#enqueue(p, off, len); return false }
+    this.#frameFor(p, off, len, k)
+    return true
+  }
+
+  #frameFor (p: WorkerPeer, off: number, len: number, k: number): void {
+    const view = this.#view
+    const hdr = off - 16
+    view.setUint32(hdr, MSG_DATA, true) // type 4, three reserved zero bytes
+    view.setUint32(hdr + 4, p.remoteIndex, true)
+    const c = p.counter++
+    view.setUint32(hdr + 8, c >>> 0, true)
+    view.setUint32(hdr + 12, Math.floor(c / 0x1_0000_0000), true)
+    let start = hdr
+    if (p.relayVia) {
+      start = hdr - 8
+      view.setUint32(start, MSG_RELAY, true)
+      view.setUint32(start + 4, p.peerId, true)
+    }
+    const d = this.#desc
+    d[k * 4] = hdr
+    d[k * 4 + 1] = 16
+    d[k * 4 + 2] = len
+    d[k * 4 + 3] = p.sendKeyOff
+    this.#sendOffsets[k] = start
+    this.#sendLens[k] = hdr - start + 16 + len + TAG
+    this.#sendAddrs[k * 2] = p.epIp
+    this.#sendAddrs[k * 2 + 1] = p.epPort
+    this.#sendSlots[k] = p.slot
+  }
+
+  #sealAndSend (k: number): void {
+    if (k === 0) return
+    this.#native.aeadSealBatch(this.#mem, this.#desc, k, this.#keys)
+    const sent = this.#native.udpSendBatch(this.#init.udpFd, this.#mem, this.#sendOffsets, this.#sendLens, this.#sendAddrs, k)
+    const s = this.#stats
+    const base = COUNTERS.length
+    for (let i = 0; i < sent; i++) {
+      const len = this.#sendLens[i]
+      s[C.udpTxPackets]++
+      s[C.udpTxBytes] += len
+      const ps = base + this.#sendSlots[i] * PEER_FIELDS
+      s[ps + P_TX_PACKETS]++
+      s[ps + P_TX_BYTES] += len
+    }
+    if (sent < k) s[C.dropUdpSend] += k - sent
+  }
+
+  #enqueue (p: WorkerPeer, off: number, len: number): void {
+    const s = this.#stats
+    if (p.queue.length >= QUEUE_MAX) {
+      // Drop the oldest: the newest packets are the ones a retrying sender cares about.
+      p.queue.shift()
+      s[C.dropQueueFull]++
+    }
+    p.queue.push(this.#mem.slice(off, off + len))
+    const now = this.#now()
+    if (now - p.askedAt >= 1000) {
+      p.askedAt = now
+      this.#post({ code: 'NEED_SESSION', slot: p.slot })
+    }
+  }
+
+  /** Send the packets cached while the session was set up, through the same frame/seal/send path. */
+  #flushQueue (p: WorkerPeer): void {
+    const q = p.queue
+    p.queue = []
+    let k = 0
+    for (const pkt of q) {
+      const off = k * SLOT_SIZE + HEADROOM
+      this.#mem.set(pkt, off)
+      this.#frameFor(p, off, pkt.length, k)
+      k++
+      if (k === BATCH) { this.#sealAndSend(k); k = 0 }
+    }
+    this.#sealAndSend(k)
+  }
+}

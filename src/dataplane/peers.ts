@@ -1,0 +1,102 @@
+/**
+ * The dataplane's view of peers, one copy per worker, changed only by
+ * control messages from the main thread (workers/layout.ts ToWorker). Owned by
+ * the worker thread that holds it; nothing here is shared memory.
+ */
+import { ReplayWindow } from '../crypto/replay.js'
+
+export interface WorkerPeer {
+  readonly slot: number
+  peerId: number
+  /** Tunnel address, host order. Inner packets from this peer must carry it as source. */
+  tunnelIp: number
+  /** Where packets to this peer go now (the server's endpoint when relayed). */
+  epIp: number
+  epPort: number
+  /** endpointKey(epIp, epPort), for lookups by source address. */
+  epKey: number
+  /** Wrap sealed packets in a relay envelope addressed to peerId. */
+  relayVia: boolean
+  // Outbound worker only:
+  /** Offset of the send key in the key table, or -1 before a session exists. */
+  sendKeyOff: number
+  remoteIndex: number
+  /** Next data counter for the current send key. */
+  counter: number
+  /** Packets waiting for a session (copies; at most QUEUE_MAX). */
+  queue: Uint8Array[]
+  /** When NEED_SESSION was last asked (ms), to ask at most once a second. */
+  askedAt: number
+}
+
+export interface RecvSession {
+  readonly localIndex: number
+  readonly slot: number
+  readonly keyOff: number
+  readonly window: ReplayWindow
+}
+
+export function endpointKey (ip: number, port: number): number {
+  return ip * 65536 + port
+}
+
+/** Packets cached per peer while its session is set up (nebula caps at 100; a handshake here takes ~1 RTT). */
+export const QUEUE_MAX = 32
+
+export class PeerTable {
+  readonly bySlot: (WorkerPeer | undefined)[]
+  readonly byTunnelIp = new Map<number, WorkerPeer>()
+  readonly byPeerId = new Map<number, WorkerPeer>()
+  readonly byEndpoint = new Map<number, WorkerPeer>()
+
+  constructor (maxPeers: number) {
+    this.bySlot = new Array(maxPeers)
+  }
+
+  upsert (m: { slot: number, peerId: number, tunnelIp: number, endpointIp: number, endpointPort: number, relayVia: boolean }): WorkerPeer {
+    let p = this.bySlot[m.slot]
+    if (p === undefined) {
+      p = {
+        slot: m.slot, peerId: 0, tunnelIp: 0, epIp: 0, epPort: 0, epKey: -1, relayVia: false,
+        sendKeyOff: -1, remoteIndex: 0, counter: 0, queue: [], askedAt: -Infinity
+      }
+      this.bySlot[m.slot] = p
+    } else {
+      this.#unindex(p)
+    }
+    p.peerId = m.peerId
+    p.tunnelIp = m.tunnelIp
+    p.relayVia = m.relayVia
+    this.#index(p)
+    this.setEndpoint(p, m.endpointIp, m.endpointPort)
+    return p
+  }
+
+  setEndpoint (p: WorkerPeer, ip: number, port: number): void {
+    if (p.epKey !== -1 && this.byEndpoint.get(p.epKey) === p) this.byEndpoint.delete(p.epKey)
+    p.epIp = ip
+    p.epPort = port
+    p.epKey = endpointKey(ip, port)
+    // Relayed peers share the server's endpoint: only direct ones are found by source address.
+    if (!p.relayVia) this.byEndpoint.set(p.epKey, p)
+  }
+
+  remove (slot: number): WorkerPeer | undefined {
+    const p = this.bySlot[slot]
+    if (p === undefined) return undefined
+    this.#unindex(p)
+    if (this.byEndpoint.get(p.epKey) === p) this.byEndpoint.delete(p.epKey)
+    this.bySlot[slot] = undefined
+    return p
+  }
+
+  #index (p: WorkerPeer): void {
+    if (p.tunnelIp !== 0) this.byTunnelIp.set(p.tunnelIp, p)
+    if (p.peerId !== 0) this.byPeerId.set(p.peerId, p)
+  }
+
+  #unindex (p: WorkerPeer): void {
+    if (this.byTunnelIp.get(p.tunnelIp) === p) this.byTunnelIp.delete(p.tunnelIp)
+    if (this.byPeerId.get(p.peerId) === p) this.byPeerId.delete(p.peerId)
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * Shared-memory layout of the dataplane, imported by the main thread and by
+ * every dataplane worker. Nothing else defines offsets into these buffers.
+ *
+ * Three kinds of SharedArrayBuffer exist per daemon:
+ *
+ *  1. Packet memory, one per worker (PACKET_SLOTS × SLOT_SIZE bytes). The
+ *     kernel reads a packet straight into a slot (TUN read or recvmmsg), it is
+ *     sealed or opened in place, and written to the kernel from the same slot.
+ *     Worker-owned: no other thread touches it.
+ *
+ *  2. The control ring (inbound worker → main thread): handshake, control,
+ *     reject and "unknown session" packets, which the control plane handles.
+ *     See dataplane/ring.ts for the discipline.
+ *
+ *  3. Stats: Float64 counters, one region per worker, single writer (the
+ *     worker), read by the main thread without messaging (`status`). Float64
+ *     stores are not torn on x86-64/arm64; counts stay exact below 2^53.
+ */
+
+/** Bytes per packet slot. Holds MAX_MTU + headroom + tag. */
+export const SLOT_SIZE = 2048
+/** Slots per worker batch. wireguard-go uses 128; 64 measured as enough here (perf-design.md §8). */
+export const BATCH = 64
+/** Room in front of an inner packet for the relay envelope (8) and the transport header (16). */
+export const HEADROOM = 32
+/** Poly1305 tag. */
+export const TAG = 16
+/** Largest inner packet a slot can carry. */
+export const MAX_PACKET = SLOT_SIZE - HEADROOM - TAG
+/** Largest TUN MTU accepted (leaves room for the outer IPv4+UDP headers on a 1500/9000 link is the user's call). */
+export const MAX_MTU = 1900
+
+/** Control ring geometry. 256 slots absorb a burst of handshakes; overflow drops (counted). */
+export const CTRL_RING_SLOTS = 256
+export const CTRL_SLOT_SIZE = 2048
+
+/**
+ * Control ring entry kinds (meta[KIND]).
+ *  PACKET: a whole UDP payload (types 1, 2, 3, 6) from ip:port.
+ *  RELAYED: the inner message of a type-5 relay envelope; meta[VIA] = source peerId.
+ *  UNKNOWN_INDEX: a transport message whose receiver index no session has
+ *    (server restarted, session expired); the payload is its 16-byte header.
+ *  UNKNOWN_RELAY_SOURCE: (server) a relay envelope from an endpoint that is no registered client.
+ */
+export const CTRL_KIND_PACKET = 1
+export const CTRL_KIND_RELAYED = 2
+export const CTRL_KIND_UNKNOWN_INDEX = 3
+export const CTRL_KIND_UNKNOWN_RELAY_SOURCE = 4
+
+/** Per-slot metadata words of the control ring (Int32 each). */
+export const META_LEN = 0
+export const META_KIND = 1
+export const META_IP = 2
+export const META_PORT = 3
+export const META_VIA = 4
+export const META_WORDS = 5
+
+/** Global counters, in the order of their Float64 index within a worker's stats region. */
+export const COUNTERS = [
+  'tunRxPackets', 'tunRxBytes', 'tunTxPackets', 'tunTxBytes',
+  'udpRxPackets', 'udpRxBytes', 'udpTxPackets', 'udpTxBytes',
+  'relayedPackets', 'relayedBytes', 'controlPackets',
+  'dropNotIpv4', 'dropNoRoute', 'dropNoSession', 'dropQueueFull',
+  'dropMalformed', 'dropUnknownType', 'dropUnknownIndex', 'dropAuthFailed',
+  'dropReplay', 'dropSpoofedSource', 'dropNotForUs', 'dropTunWrite', 'dropUdpSend',
+  'dropControlRingFull', 'dropRelayUnknownPeer', 'dropRelayUnknownSource', 'dropTooBig'
+] as const
+export type CounterName = typeof COUNTERS[number]
+export const C: Record<CounterName, number> = Object.fromEntries(COUNTERS.map((n, i) => [n, i])) as Record<CounterName, number>
+
+/** Per-peer counters, after the global ones, PEER_FIELDS per peer slot. */
+export const P_TX_PACKETS = 0
+export const P_TX_BYTES = 1
+export const P_RX_PACKETS = 2
+export const P_RX_BYTES = 3
+/** Wall time (Date.now()) of the last authenticated packet from the peer. */
+export const P_LAST_RX = 4
+export const PEER_FIELDS = 5
+
+/** Float64 words of one worker's stats region. */
+export function statsRegionWords (maxPeers: number): number {
+  return COUNTERS.length + maxPeers * PEER_FIELDS
+}
+
+/** Worker roles. The pipeline is split by direction; see dataplane/outbound.ts and inbound.ts. */
+export type WorkerRole = 'outbound' | 'inbound'
+export const WORKER_ROLES: readonly WorkerRole[] = ['outbound', 'inbound']
+
+/** Everything a dataplane worker receives at start (workerData). */
+export interface WorkerInit {
+  role: WorkerRole
+  /** Index of this worker's stats region. */
+  statsIndex: number
+  mode: 'server' | 'client'
+  tunFd: number
+  udpFd: number
+  /** Own tunnel address, host order. */
+  tunnelIp: number
+  mtu: number
+  maxPeers: number
+  packetMem: SharedArrayBuffer
+  stats: SharedArrayBuffer
+  /** Inbound only: the control ring. */
+  ctrlRing: SharedArrayBuffer | null
+}
+
+/**
+ * Messages main → worker (postMessage; rare control events, never packets).
+ * Peer slots are small integers chosen by the main thread; per-peer state in
+ * the workers is indexed by slot.
+ */
+export type ToWorker =
+  | { code: 'PEER', slot: number, peerId: number, tunnelIp: number, endpointIp: number, endpointPort: number, relayVia: boolean }
+  | { code: 'PEER_REMOVE', slot: number }
+  | { code: 'SEND_KEY', slot: number, key: Uint8Array, remoteIndex: number }
+  | { code: 'RECV_KEY', slot: number, localIndex: number, key: Uint8Array }
+  | { code: 'DROP_INDEX', localIndex: number }
+  | { code: 'STOP' }
+
+/** Messages worker → main. */
+export type FromWorker =
+  | { code: 'READY' }
+  | { code: 'CTRL' }
+  | { code: 'NEED_SESSION', slot: number }
+  | { code: 'ENDPOINT', slot: number, ip: number, port: number }
+  | { code: 'STOPPED' }
+  | { code: 'ERROR', message: string, stack?: string }
