@@ -1,0 +1,55 @@
+/**
+ * The narrow interface between the control plane and the dataplane. The
+ * controllers (control/server.ts, control/client.ts) call a DataplanePort and
+ * receive ControlInput events; dataplane/dataplane.ts implements it with
+ * worker threads, test/helpers implement it in memory.
+ */
+import type { PeerCounters } from '../dataplane/stats.js'
+
+export interface PeerRoute {
+  /** Small integer naming the peer in the dataplane (0..maxPeers-1). */
+  slot: number
+  peerId: number
+  /** Host-order tunnel address. */
+  tunnelIp: number
+  /** Where packets for this peer are sent (the server's endpoint when relayed). */
+  endpointIp: number
+  endpointPort: number
+  /** Wrap packets in a relay envelope addressed to peerId. */
+  relayVia: boolean
+}
+
+export interface DataplanePort {
+  setPeer(route: PeerRoute): void
+  removePeer(slot: number): void
+  /** Start sending to the peer on a new session (counter restarts at 0). */
+  setSendKey(slot: number, key: Uint8Array, remoteIndex: number): void
+  /** Accept data messages addressed to localIndex. */
+  setRecvKey(slot: number, localIndex: number, key: Uint8Array): void
+  dropRecvIndex(localIndex: number): void
+  /** Send one control-plane datagram from the daemon's UDP port. */
+  sendControl(bytes: Uint8Array, ip: number, port: number): void
+  peerCounters(slot: number): PeerCounters
+  counters(): Record<string, number>
+}
+
+export type ControlInputKind = 'packet' | 'relayed' | 'unknown-index' | 'unknown-relay-source'
+
+/** A control-plane datagram (or dataplane event) delivered to the main thread. */
+export interface ControlInput {
+  kind: ControlInputKind
+  /** The message (a private copy). For 'relayed', the inner message of the envelope. */
+  bytes: Uint8Array
+  ip: number
+  port: number
+  /** For 'relayed': the source peerId the server wrote into the envelope. */
+  via: number
+}
+
+export interface ControlHandler {
+  onControl(input: ControlInput): void
+  /** The dataplane has packets for a peer that has no session. */
+  onNeedSession(slot: number): void
+  /** The dataplane saw an authenticated packet from a peer at a new address. */
+  onEndpoint(slot: number, ip: number, port: number): void
+}

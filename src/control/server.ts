@@ -1,0 +1,417 @@
+/**
+ * The server's control plane: registration, the client registry, peer-list
+ * distribution, keepalives, expiry, rejects. Sans-IO except through the
+ * injected DataplanePort; time comes from the injected Clock via tick().
+ *
+ * Registration (client → server, see docs/PROTOCOL.md):
+ *   1. init (type 1, role 1) → consumeInit: a wrong network key fails here,
+ *      cheaply (no DH): answer Reject AUTH_FAILED (rate-limited) and log the
+ *      address at most once a minute.
+ *   2. check the claimed address (inside our network, not reserved, not held
+ *      by another live client), capacity, and the init timestamp (replays).
+ *   3. response (type 2) with status; on OK the session is pending and its
+ *      receive key is installed.
+ *   4. Confirm (control) on the pending session → the client is active at the
+ *      confirm's source address; every other client learns of it.
+ */
+import type { Clock } from '../clock.js'
+import type { Logger } from '../log.js'
+import type { ControlHandler, ControlInput, DataplanePort } from './port.js'
+import { IndexTable, sameBytes, emptySessionSet, newSession, sessionsOf, type Session, type SessionSet } from './session.js'
+import { PerKeyInterval, TokenBucket } from './rate-limit.js'
+import * as C from './constants.js'
+import { consumeInit, createResponse } from '../crypto/noise.js'
+import { isVpnError } from '../errors.js'
+import { MSG_CONTROL, MSG_HANDSHAKE_INIT, encodeReject, REJECT_AUTH_FAILED, REJECT_UNKNOWN_SESSION } from '../wire/messages.js'
+import { decodeInitPayload, encodeRespPayload, RESP_OK, RESP_ADDRESS_IN_USE, RESP_SERVER_FULL, RESP_ADDRESS_OUTSIDE_NETWORK, RESP_ADDRESS_RESERVED, type RespStatus } from '../wire/payloads.js'
+import { decodeControl, encodeControl, encodePeerUpdates, CTL_BYE, CTL_CONFIRM, CTL_PING, CTL_PONG, PEER_OP_REMOVE, PEER_OP_UPSERT, type PeerEntry } from '../wire/control.js'
+import { PEER_UPDATE_MAX_BYTES } from '../wire/constants.js'
+import { formatEndpoint, intToIp } from '../wire/addr.js'
+import type { PeerStatus, StatusReport } from './status.js'
+
+export interface ServerOptions {
+  psk: Uint8Array
+  tunnelIp: number
+  prefix: number
+  mtu: number
+  maxClients: number
+  /** Seconds between client keepalives (sets the expiry). */
+  keepaliveSec: number
+}
+
+/** A registered (or registering) client. */
+interface ClientRecord {
+  readonly peerId: number
+  readonly slot: number
+  readonly tunnelIp: number
+  instanceId: Uint8Array
+  lastTimestamp: number
+  /** Active once a Confirm arrived; only active clients get traffic and appear in peer lists. */
+  active: boolean
+  endpointIp: number
+  endpointPort: number
+  /** Monotonic ms of the last authenticated control message. */
+  lastSeen: number
+  registeredAt: number
+  sessions: SessionSet
+  /** Last RTT estimate is the client's business; the server measures nothing per client. */
+  lan: { ip: number, port: number }[]
+}
+
+export class ServerController implements ControlHandler {
+  readonly #opt: ServerOptions
+  readonly #port: DataplanePort
+  readonly #clock: Clock
+  readonly #log: Logger
+  readonly #byIp = new Map<number, ClientRecord>()
+  readonly #byPeerId = new Map<number, ClientRecord>()
+  readonly #indexes = new IndexTable<ClientRecord>()
+  readonly #freeSlots: number[] = []
+  #nextPeerId = 1
+  #version = 1
+  #pendingChanges: PeerEntry[] = []
+  #lastUpdateFlush = 0
+  readonly #rejectPerSource = new PerKeyInterval(C.REJECT_INTERVAL, C.RATE_TABLE_MAX)
+  readonly #rejectBudget: TokenBucket
+  readonly #wrongKeyLog = new PerKeyInterval(C.WRONG_KEY_LOG_INTERVAL, C.RATE_TABLE_MAX)
+  readonly #refusedLog = new PerKeyInterval(C.WRONG_KEY_LOG_INTERVAL, C.RATE_TABLE_MAX)
+  readonly #startedAt: number
+  readonly #netMask: number
+  readonly #network: number
+  readonly #broadcast: number
+  #rejectedInits = 0
+
+  constructor (opt: ServerOptions, port: DataplanePort, clock: Clock, log: Logger, maxPeers: number) {
+    this.#opt = opt
+    this.#port = port
+    this.#clock = clock
+    this.#log = log
+    for (let s = maxPeers - 1; s >= 0; s--) this.#freeSlots.push(s)
+    this.#rejectBudget = new TokenBucket(C.REJECT_BUDGET_PER_SEC, clock.now())
+    this.#startedAt = clock.now()
+    this.#netMask = opt.prefix === 0 ? 0 : (0xffffffff << (32 - opt.prefix)) >>> 0
+    this.#network = (opt.tunnelIp & this.#netMask) >>> 0
+    this.#broadcast = (this.#network | (~this.#netMask >>> 0)) >>> 0
+  }
+
+  get clientCount (): number {
+    let n = 0
+    for (const r of this.#byIp.values()) if (r.active) n++
+    return n
+  }
+
+  /** Silence after which a client is forgotten. */
+  get #expiry (): number {
+    return Math.max(30_000, 3 * this.#opt.keepaliveSec * 1000) + 10_000
+  }
+
+  onControl (input: ControlInput): void {
+    switch (input.kind) {
+      case 'packet': this.#onPacket(input); break
+      case 'unknown-index':
+      case 'unknown-relay-source': {
+        const index = input.bytes.length >= 8 ? new DataView(input.bytes.buffer, input.bytes.byteOffset).getUint32(4, true) : 0
+        this.#sendReject(REJECT_UNKNOWN_SESSION, input.kind === 'unknown-index' ? index : 0, input.ip, input.port)
+        break
+      }
+      case 'relayed': break // the server's worker relays envelopes itself; none reach here
+    }
+  }
+
+  onNeedSession (_slot: number): void {
+    // Sessions with clients are always initiated by the clients; packets for
+    // a client that is re-registering wait in the dataplane's queue.
+  }
+
+  onEndpoint (slot: number, ip: number, port: number): void {
+    for (const r of this.#byIp.values()) {
+      if (r.slot === slot && r.active) {
+        this.#log.info('client moved', { peer: intToIp(r.tunnelIp), endpoint: formatEndpoint(ip, port) })
+        r.endpointIp = ip
+        r.endpointPort = port
+        this.#port.setPeer(this.#route(r))
+        this.#announce(r)
+      }
+    }
+  }
+
+  #onPacket (input: ControlInput): void {
+    const type = input.bytes[0]
+    if (type === MSG_HANDSHAKE_INIT) this.#onInit(input)
+    else if (type === MSG_CONTROL) this.#onControlMessage(input)
+    // Responses and rejects are never addressed to a server: ignore.
+  }
+
+  #onInit (input: ControlInput): void {
+    const now = this.#clock.now()
+    let hs
+    try {
+      hs = consumeInit(this.#opt.psk, input.bytes)
+    } catch (err) {
+      if (isVpnError(err, 'ERR_AUTH_FAILED')) {
+        this.#rejectedInits++
+        const idx = new DataView(input.bytes.buffer, input.bytes.byteOffset).getUint32(4, true)
+        this.#sendReject(REJECT_AUTH_FAILED, idx, input.ip, input.port)
+        if (this.#wrongKeyLog.allow(input.ip, now)) {
+          this.#log.warn('rejected a client with the wrong network key (logged once a minute per address)', { endpoint: formatEndpoint(input.ip, input.port) })
+        }
+      }
+      return
+    }
+    let req
+    try {
+      req = decodeInitPayload(hs.payload)
+    } catch {
+      return
+    }
+    const reply = (status: RespStatus, peerId: number): Uint8Array => encodeRespPayload({
+      status,
+      prefixLen: this.#opt.prefix,
+      mtu: this.#opt.mtu,
+      tunnelIp: this.#opt.tunnelIp,
+      peerId,
+      observedIp: input.ip,
+      observedPort: input.port
+    })
+    const refuse = (status: RespStatus, why: string): void => {
+      const { message } = createResponse(hs.state, 0, reply(status, 0))
+      this.#port.sendControl(message, input.ip, input.port)
+      if (this.#refusedLog.allow(`${input.ip}:${status}`, now)) {
+        this.#log.warn(`refused a client: ${why}`, { peer: intToIp(req.tunnelIp), endpoint: formatEndpoint(input.ip, input.port) })
+      }
+    }
+    if (req.role !== 1) return
+    const ip = req.tunnelIp >>> 0
+    if ((ip & this.#netMask) >>> 0 !== this.#network) {
+      refuse(RESP_ADDRESS_OUTSIDE_NETWORK, `its address is outside the network ${intToIp(this.#network)}/${this.#opt.prefix}`)
+      return
+    }
+    if (ip === this.#opt.tunnelIp || ip === this.#network || ip === this.#broadcast) {
+      refuse(RESP_ADDRESS_RESERVED, 'its address is the server\'s own, the network or the broadcast address')
+      return
+    }
+    let rec = this.#byIp.get(ip)
+    if (rec !== undefined) {
+      const same = sameBytes(rec.instanceId, req.instanceId)
+      const live = now - rec.lastSeen < this.#expiry
+      if (!same && live && rec.active) {
+        refuse(RESP_ADDRESS_IN_USE, `the address is held by a live client at ${formatEndpoint(rec.endpointIp, rec.endpointPort)}`)
+        return
+      }
+      if (same && req.timestamp <= rec.lastTimestamp) return // replayed init
+      if (!same) {
+        this.#remove(rec, 'replaced by a new registration')
+        rec = undefined
+      }
+    }
+    if (rec === undefined) {
+      if (this.clientCount >= this.#opt.maxClients || this.#freeSlots.length === 0) {
+        refuse(RESP_SERVER_FULL, `the server is full (--max-clients ${this.#opt.maxClients})`)
+        return
+      }
+      rec = {
+        peerId: this.#nextPeerId++,
+        slot: this.#freeSlots.pop()!,
+        tunnelIp: ip,
+        instanceId: req.instanceId,
+        lastTimestamp: req.timestamp,
+        active: false,
+        endpointIp: input.ip,
+        endpointPort: input.port,
+        lastSeen: now,
+        registeredAt: now,
+        sessions: emptySessionSet(),
+        lan: req.lan
+      }
+      this.#byIp.set(ip, rec)
+      this.#byPeerId.set(rec.peerId, rec)
+    }
+    rec.lastTimestamp = req.timestamp
+    rec.lan = req.lan
+    const localIndex = this.#indexes.allocate(rec)
+    const { message, keys } = createResponse(hs.state, localIndex, reply(RESP_OK, rec.peerId))
+    const session = newSession(localIndex, hs.senderIndex, keys, now, false)
+    if (rec.sessions.pending) this.#dropSession(rec.sessions.pending)
+    rec.sessions.pending = session
+    this.#port.setRecvKey(rec.slot, localIndex, keys.dataRecv)
+    this.#port.sendControl(message, input.ip, input.port)
+  }
+
+  #onControlMessage (input: ControlInput): void {
+    const now = this.#clock.now()
+    const view = new DataView(input.bytes.buffer, input.bytes.byteOffset)
+    if (input.bytes.length < 32) return
+    const idx = view.getUint32(4, true)
+    const rec = this.#indexes.get(idx)
+    if (rec === undefined) {
+      this.#sendReject(REJECT_UNKNOWN_SESSION, idx, input.ip, input.port)
+      return
+    }
+    const s = sessionsOf(rec.sessions).find(x => x.localIndex === idx)
+    if (s === undefined) return
+    const plain = s.ctl.open(input.bytes)
+    if (plain === null) return
+    let msg
+    try { msg = decodeControl(plain) } catch { return }
+    rec.lastSeen = now
+    switch (msg.kind) {
+      case CTL_CONFIRM: {
+        if (rec.sessions.pending !== s) return
+        this.#activate(rec, s, input.ip, input.port)
+        break
+      }
+      case CTL_PING: {
+        if (rec.sessions.pending === s) this.#activate(rec, s, input.ip, input.port)
+        if (rec.active && (rec.endpointIp !== input.ip || rec.endpointPort !== input.port) && s === rec.sessions.current) {
+          rec.endpointIp = input.ip
+          rec.endpointPort = input.port
+          this.#port.setPeer(this.#route(rec))
+          this.#announce(rec)
+        }
+        const pong = encodeControl({ kind: CTL_PONG, txid: msg.txid, peerListVersion: this.#version, observedIp: input.ip, observedPort: input.port })
+        this.#port.sendControl(s.ctl.seal(pong), input.ip, input.port)
+        if (msg.peerListVersion !== this.#version) this.#sendFullList(rec, s)
+        break
+      }
+      case CTL_BYE: {
+        this.#log.info('client left', { peer: intToIp(rec.tunnelIp) })
+        this.#remove(rec, null)
+        break
+      }
+      default: break
+    }
+  }
+
+  #activate (rec: ClientRecord, s: Session, ip: number, port: number): void {
+    const wasActive = rec.active
+    const old = rec.sessions.current
+    if (old) {
+      if (rec.sessions.previous) this.#dropSession(rec.sessions.previous)
+      rec.sessions.previous = old
+      rec.sessions.previousUntil = this.#clock.now() + C.PREVIOUS_SESSION_GRACE
+    }
+    rec.sessions.current = s
+    rec.sessions.pending = null
+    rec.active = true
+    rec.endpointIp = ip
+    rec.endpointPort = port
+    this.#port.setPeer(this.#route(rec))
+    this.#port.setSendKey(rec.slot, s.keys.dataSend, s.remoteIndex)
+    if (!wasActive) {
+      this.#log.info('client registered', { peer: intToIp(rec.tunnelIp), endpoint: formatEndpoint(ip, port), clients: this.clientCount })
+    }
+    this.#announce(rec)
+    this.#sendFullList(rec, s)
+  }
+
+  #route (rec: ClientRecord) {
+    return { slot: rec.slot, peerId: rec.peerId, tunnelIp: rec.tunnelIp, endpointIp: rec.endpointIp, endpointPort: rec.endpointPort, relayVia: false }
+  }
+
+  #entry (rec: ClientRecord, op: typeof PEER_OP_UPSERT | typeof PEER_OP_REMOVE): PeerEntry {
+    return { op, peerId: rec.peerId, tunnelIp: rec.tunnelIp, publicIp: rec.endpointIp, publicPort: rec.endpointPort, lan: rec.lan }
+  }
+
+  #announce (rec: ClientRecord): void {
+    this.#pendingChanges.push(this.#entry(rec, PEER_OP_UPSERT))
+  }
+
+  #sendFullList (rec: ClientRecord, s: Session): void {
+    const entries: PeerEntry[] = []
+    for (const r of this.#byIp.values()) if (r.active && r !== rec) entries.push(this.#entry(r, PEER_OP_UPSERT))
+    for (const m of encodePeerUpdates(entries, this.#version, PEER_UPDATE_MAX_BYTES, { reset: true })) {
+      this.#port.sendControl(s.ctl.seal(m), rec.endpointIp, rec.endpointPort)
+    }
+  }
+
+  #remove (rec: ClientRecord, why: string | null): void {
+    for (const s of sessionsOf(rec.sessions)) this.#dropSession(s)
+    this.#byIp.delete(rec.tunnelIp)
+    this.#byPeerId.delete(rec.peerId)
+    this.#port.removePeer(rec.slot)
+    this.#freeSlots.push(rec.slot)
+    if (rec.active) this.#pendingChanges.push(this.#entry(rec, PEER_OP_REMOVE))
+    if (why !== null) this.#log.info(`client removed: ${why}`, { peer: intToIp(rec.tunnelIp) })
+  }
+
+  #dropSession (s: Session): void {
+    this.#indexes.delete(s.localIndex)
+    this.#port.dropRecvIndex(s.localIndex)
+  }
+
+  #sendReject (reason: number, index: number, ip: number, port: number): void {
+    const now = this.#clock.now()
+    if (!this.#rejectPerSource.allow(ip * 65536 + port, now)) return
+    if (!this.#rejectBudget.take(now)) return
+    this.#port.sendControl(encodeReject({ reason: reason as 1 | 2, index }), ip, port)
+  }
+
+  /** Timers: expiry, session grace periods, coalesced peer-list pushes. */
+  tick (): void {
+    const now = this.#clock.now()
+    for (const rec of [...this.#byIp.values()]) {
+      if (now - rec.lastSeen > this.#expiry) {
+        this.#remove(rec, `silent for ${Math.round((now - rec.lastSeen) / 1000)} s`)
+        continue
+      }
+      const ss = rec.sessions
+      if (ss.previous && now > ss.previousUntil) { this.#dropSession(ss.previous); ss.previous = null }
+      if (ss.pending && now - ss.pending.createdAt > C.PENDING_SESSION_TIMEOUT) {
+        this.#dropSession(ss.pending)
+        ss.pending = null
+        if (!rec.active && ss.current === null) this.#remove(rec, null)
+      }
+    }
+    if (this.#pendingChanges.length > 0 && now - this.#lastUpdateFlush >= C.PEER_UPDATE_INTERVAL) {
+      this.#lastUpdateFlush = now
+      this.#version++
+      const changes = this.#pendingChanges
+      this.#pendingChanges = []
+      for (const rec of this.#byIp.values()) {
+        const s = rec.sessions.current
+        if (!rec.active || s === null) continue
+        const mine = changes.filter(e => e.peerId !== rec.peerId)
+        for (const m of encodePeerUpdates(mine, this.#version, PEER_UPDATE_MAX_BYTES, { reset: false })) {
+          this.#port.sendControl(s.ctl.seal(m), rec.endpointIp, rec.endpointPort)
+        }
+      }
+    }
+  }
+
+  /** Tell every client we are going away (best effort; they will reconnect to our successor). */
+  shutdown (): void {
+    for (const rec of this.#byIp.values()) {
+      const s = rec.sessions.current
+      if (rec.active && s) this.#port.sendControl(s.ctl.seal(encodeControl({ kind: CTL_BYE, reason: 1 })), rec.endpointIp, rec.endpointPort)
+    }
+  }
+
+  status (): Pick<StatusReport, 'state' | 'problem' | 'peers' | 'uptimeSec'> {
+    const now = this.#clock.now()
+    const peers: PeerStatus[] = []
+    for (const rec of this.#byIp.values()) {
+      if (!rec.active) continue
+      const c = this.#port.peerCounters(rec.slot)
+      peers.push({
+        tunnelIp: intToIp(rec.tunnelIp),
+        peerId: rec.peerId,
+        role: 'client',
+        path: 'direct',
+        endpoint: formatEndpoint(rec.endpointIp, rec.endpointPort),
+        publicEndpoint: formatEndpoint(rec.endpointIp, rec.endpointPort),
+        rttMs: null,
+        txBytes: c.txBytes,
+        rxBytes: c.rxBytes,
+        txPackets: c.txPackets,
+        rxPackets: c.rxPackets,
+        session: rec.sessions.current ? 'established' : 'handshaking',
+        lastSeenSec: Math.round((now - rec.lastSeen) / 100) / 10,
+        note: null
+      })
+    }
+    peers.sort((a, b) => a.tunnelIp.localeCompare(b.tunnelIp, undefined, { numeric: true }))
+    return { state: 'running', problem: null, peers, uptimeSec: Math.round((now - this.#startedAt) / 1000) }
+  }
+
+  get rejectedInits (): number { return this.#rejectedInits }
+}

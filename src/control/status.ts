@@ -1,0 +1,51 @@
+/**
+ * The shape of `lightweight-tunnel status --json`. The control socket's
+ * `status` command returns exactly this object; the CLI renders it as a table.
+ */
+export type PathKind = 'direct' | 'relay' | 'connecting'
+
+export interface PeerStatus {
+  /** The peer's tunnel address ("10.0.0.3"). */
+  tunnelIp: string
+  /** Server-assigned id of the client (0 for the server itself). */
+  peerId: number
+  /** 'server' for a client's view of its server, else 'client'. */
+  role: 'server' | 'client'
+  path: PathKind
+  /** Where packets to this peer are sent now ("198.51.100.7:9000"), or null. */
+  endpoint: string | null
+  /** The peer's public endpoint as the server sees it, or null. */
+  publicEndpoint: string | null
+  /** Smoothed round-trip time over the current path, or null when unmeasured. */
+  rttMs: number | null
+  txBytes: number
+  rxBytes: number
+  txPackets: number
+  rxPackets: number
+  /** 'none' | 'handshaking' | 'established' */
+  session: string
+  /** Seconds since a packet last arrived from this peer, or null. */
+  lastSeenSec: number | null
+  /** Why the path is what it is, in plain words, or null. */
+  note: string | null
+}
+
+export interface StatusReport {
+  mode: 'server' | 'client'
+  version: string
+  dev: string
+  tunnelIp: string
+  prefix: number
+  mtu: number
+  /** Server: "0.0.0.0:9000". Client: the server address. */
+  listen: string | null
+  server: string | null
+  /** Client: 'registering' | 'registered' | 'rejected' | 'reconnecting'. Server: 'running'. */
+  state: string
+  /** Plain-language reason when something is wrong (e.g. the key was rejected), else null. */
+  problem: string | null
+  uptimeSec: number
+  peers: PeerStatus[]
+  /** Dataplane counters, by name (packets, bytes, drops by reason). */
+  counters: Record<string, number>
+}

@@ -1,0 +1,216 @@
+/**
+ * Control plane in process: a server and clients over FakeNet on a manual
+ * clock. Registration, peer lists, end-to-end sessions through the relay,
+ * wrong keys, address conflicts, capacity, expiry, server restart.
+ */
+import t from 'tap'
+import { randomBytes } from 'node:crypto'
+import { ManualClock } from '../../src/clock.js'
+import { Logger } from '../../src/log.js'
+import { ServerController } from '../../src/control/server.js'
+import { ClientController } from '../../src/control/client.js'
+import { ipToInt } from '../../src/wire/addr.js'
+import { FakeNet, type FakeDataplane } from '../helpers/fake-dataplane.js'
+
+const SERVER_IP = ipToInt('198.18.0.1')
+const SERVER_PORT = 9000
+
+function logSink (): { log: Logger, lines: string[] } {
+  const lines: string[] = []
+  return { log: new Logger({ level: 'debug', sink: { write: (l) => { lines.push(l) } } }), lines }
+}
+
+interface Lab {
+  net: FakeNet
+  clock: ManualClock
+  psk: Uint8Array
+  server: ServerController
+  serverDp: FakeDataplane
+  serverLog: string[]
+  addClient(n: number, opts?: { tunnelIp?: string, psk?: Uint8Array }): { c: ClientController, dp: FakeDataplane, lines: string[] }
+  /** Advance time in ticks, delivering everything in between. */
+  run(ms: number): void
+}
+
+function lab (opts: { maxClients?: number } = {}): Lab {
+  const net = new FakeNet()
+  const clock = new ManualClock()
+  const psk = new Uint8Array(randomBytes(32))
+  const serverDp = net.add(SERVER_IP, SERVER_PORT, 'server')
+  const { log, lines: serverLog } = logSink()
+  const server = new ServerController({ psk, tunnelIp: ipToInt('10.0.0.1'), prefix: 24, mtu: 1400, maxClients: opts.maxClients ?? 10, keepaliveSec: 10 }, serverDp, clock, log, 16)
+  serverDp.handler = server
+  const clients: ClientController[] = []
+  const l: Lab = {
+    net, clock, psk, server, serverDp, serverLog,
+    addClient (n, o = {}) {
+      const dp = net.add(ipToInt(`198.18.1.${n}`), 40000 + n, 'client')
+      const { log: clog, lines } = logSink()
+      const c = new ClientController({
+        psk: o.psk ?? psk,
+        tunnelIp: ipToInt(o.tunnelIp ?? `10.0.0.${n + 1}`),
+        prefix: 24,
+        mtu: 1400,
+        serverIp: SERVER_IP,
+        serverPort: SERVER_PORT,
+        keepaliveSec: 10,
+        serverName: '198.18.0.1:9000'
+      }, dp, clock, clog, 64)
+      dp.handler = c
+      clients.push(c)
+      return { c, dp, lines }
+    },
+    run (ms) {
+      for (let el = 0; el < ms; el += 250) {
+        clock.advance(250)
+        l.server.tick()
+        for (const c of clients) c.tick()
+        net.flush()
+      }
+    }
+  }
+  return l
+}
+
+function sameKey (a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
+  return a !== undefined && b !== undefined && Buffer.from(a).equals(Buffer.from(b))
+}
+
+t.test('two clients register, learn of each other, and keys match both ways', async t => {
+  const L = lab()
+  const a = L.addClient(1)
+  const b = L.addClient(2)
+  L.run(1000)
+  t.equal(a.c.state, 'registered')
+  t.equal(b.c.state, 'registered')
+  t.equal(L.server.clientCount, 2)
+  // Client → server keys: the client's send key opens at the server's receive index.
+  const aSend = a.dp.sendKeys.get(0)!
+  const srvRecv = L.serverDp.recvKeys.get(aSend.remoteIndex)
+  t.ok(sameKey(aSend.key, srvRecv?.key), 'client send key = server receive key')
+  const srvRouteA = L.serverDp.routeByTunnelIp(ipToInt('10.0.0.2'))!
+  const srvSendA = L.serverDp.sendKeys.get(srvRouteA.slot)!
+  t.ok(sameKey(srvSendA.key, a.dp.recvKeys.get(srvSendA.remoteIndex)?.key), 'server send key = client receive key')
+  t.equal(srvRouteA.endpointIp, a.dp.ip)
+  t.equal(srvRouteA.endpointPort, a.dp.port)
+  // Peer lists: a knows b as a relayed peer via the server's endpoint.
+  const aToB = a.dp.routeByTunnelIp(ipToInt('10.0.0.3'))
+  t.ok(aToB, 'a has a route to b')
+  t.equal(aToB!.relayVia, true)
+  t.equal(aToB!.endpointIp, SERVER_IP)
+  t.ok(b.dp.routeByTunnelIp(ipToInt('10.0.0.2')), 'b has a route to a')
+  const st = a.c.status()
+  t.same(st.peers.map(p => [p.tunnelIp, p.path]), [['10.0.0.1', 'direct'], ['10.0.0.3', 'relay']])
+})
+
+t.test('end-to-end session through the relay: the server never holds the keys', async t => {
+  const L = lab()
+  const a = L.addClient(1)
+  const b = L.addClient(2)
+  L.run(1000)
+  const slotB = a.dp.routeByTunnelIp(ipToInt('10.0.0.3'))!.slot
+  const slotA = b.dp.routeByTunnelIp(ipToInt('10.0.0.2'))!.slot
+  a.c.onNeedSession(slotB)
+  L.net.flush()
+  const aSend = a.dp.sendKeys.get(slotB)
+  t.ok(aSend, 'initiator can send after one relayed round trip')
+  t.ok(sameKey(aSend!.key, b.dp.recvKeys.get(aSend!.remoteIndex)?.key), 'a→b key matches at b')
+  const bSend = b.dp.sendKeys.get(slotA)
+  t.ok(bSend, 'responder sends after the confirm')
+  t.ok(sameKey(bSend!.key, a.dp.recvKeys.get(bSend!.remoteIndex)?.key), 'b→a key matches at a')
+  for (const k of L.serverDp.recvKeys.values()) t.notOk(sameKey(k.key, aSend!.key), 'server has no a→b key')
+  t.equal(a.c.status().peers[1].session, 'established')
+})
+
+t.test('wrong key: the client says so plainly, keeps retrying quietly; the server logs once a minute', async t => {
+  const L = lab()
+  const bad = L.addClient(1, { psk: new Uint8Array(randomBytes(32)) })
+  L.run(500)
+  t.equal(bad.c.state, 'rejected')
+  t.match(bad.c.problem ?? '', /key/)
+  const errors = bad.lines.filter(l => /key/.test(l) && /ERROR/.test(l))
+  L.run(40_000)
+  t.equal(bad.lines.filter(l => /key/.test(l) && /ERROR/.test(l)).length, errors.length, 'no repeated error lines while retrying')
+  const sentBefore = L.net.sent
+  L.run(20_000)
+  t.ok(L.net.sent > sentBefore, 'still retrying')
+  t.ok(L.net.sent - sentBefore < 20, 'retries are backed off')
+  const serverLines = L.serverLog.filter(l => /wrong network key/.test(l))
+  t.ok(serverLines.length >= 1 && serverLines.length <= 2, `server logged ${serverLines.length} times in 60 s`)
+  t.equal(L.server.clientCount, 0)
+})
+
+t.test('an address held by a live client is refused, with a clear message', async t => {
+  const L = lab()
+  const a = L.addClient(1, { tunnelIp: '10.0.0.9' })
+  L.run(1000)
+  const b = L.addClient(2, { tunnelIp: '10.0.0.9' })
+  L.run(1000)
+  t.equal(a.c.state, 'registered')
+  t.equal(b.c.state, 'rejected')
+  t.match(b.c.problem ?? '', /in use/)
+  t.ok(L.serverLog.some(l => /held by a live client/.test(l)))
+  // The holder leaves cleanly: the address is free at once.
+  a.c.shutdown()
+  L.net.flush()
+  L.run(20_000)
+  t.equal(b.c.state, 'registered', 'the second client gets the address after the first said bye')
+})
+
+t.test('addresses outside the network or reserved are refused', async t => {
+  const L = lab()
+  const out = L.addClient(1, { tunnelIp: '10.9.0.5' })
+  const own = L.addClient(2, { tunnelIp: '10.0.0.1' })
+  L.run(1000)
+  t.match(out.c.problem ?? '', /outside/)
+  t.match(own.c.problem ?? '', /reserved/)
+})
+
+t.test('max-clients is enforced', async t => {
+  const L = lab({ maxClients: 1 })
+  const a = L.addClient(1)
+  L.run(1000)
+  const b = L.addClient(2)
+  L.run(1000)
+  t.equal(a.c.state, 'registered')
+  t.match(b.c.problem ?? '', /full/)
+})
+
+t.test('a silent client expires and the others forget it', async t => {
+  const L = lab()
+  const a = L.addClient(1)
+  const b = L.addClient(2)
+  L.run(1000)
+  L.net.filter = (d) => !(d.from.ip === b.dp.ip)
+  L.run(60_000)
+  t.equal(L.server.clientCount, 1)
+  t.notOk(a.dp.routeByTunnelIp(ipToInt('10.0.0.3')), 'a forgot b')
+})
+
+t.test('server restart: clients re-register by themselves', async t => {
+  const L = lab()
+  const a = L.addClient(1)
+  L.run(1000)
+  t.equal(a.c.state, 'registered')
+  // A new server process on the same address: no sessions.
+  const { log } = logSink()
+  const fresh = new ServerController({ psk: L.psk, tunnelIp: ipToInt('10.0.0.1'), prefix: 24, mtu: 1400, maxClients: 10, keepaliveSec: 10 }, L.serverDp, L.clock, log, 16)
+  L.serverDp.handler = fresh
+  L.server = fresh
+  L.serverDp.recvKeys.clear()
+  L.run(12_000) // the next keepalive meets an unknown session → reject → re-register
+  t.equal(fresh.clientCount, 1)
+  t.equal(a.c.state, 'registered')
+})
+
+t.test('a lost server is detected and the client reconnects with backoff', async t => {
+  const L = lab()
+  const a = L.addClient(1)
+  L.run(1000)
+  L.net.filter = () => false
+  L.run(40_000)
+  t.equal(a.c.state, 'reconnecting')
+  L.net.filter = () => true
+  L.run(20_000)
+  t.equal(a.c.state, 'registered')
+})
