@@ -1,0 +1,318 @@
+/**
+ * The help text: `lightweight-tunnel --help`, `help [TOPIC]`, `COMMAND --help`.
+ * Written like a man page and kept accurate to config/load.ts; every default
+ * and limit comes from config/defaults.ts so the two cannot drift apart.
+ */
+import { CONTROL_DIR, DEFAULTS, LIMITS } from '../config/defaults.js'
+import { GO_IGNORED_KEYS } from '../config/load.js'
+
+/** Word-wraps `text` at `width` columns, every line indented by `indent` spaces. */
+function wrap (text: string, indent: number, width: number): string {
+  const lines: string[] = []
+  let line = ''
+  for (const word of text.split(' ')) {
+    if (line !== '' && indent + line.length + 1 + word.length > width) { lines.push(line); line = '' }
+    line = line === '' ? word : `${line} ${word}`
+  }
+  if (line !== '') lines.push(line)
+  return lines.map(l => ' '.repeat(indent) + l).join('\n')
+}
+
+const D = DEFAULTS
+const L = LIMITS
+const SOCK = `${CONTROL_DIR}/<dev>.<netns-id>.sock`
+
+const NAME = `NAME
+    lightweight-tunnel - encrypted IPv4 VPN: one server, many clients, direct
+    paths between clients by UDP hole punching, relay through the server
+`
+
+const SYNOPSIS = `SYNOPSIS
+    lightweight-tunnel server --listen HOST:PORT --tun CIDR --key KEY [options]
+    lightweight-tunnel client --remote HOST:PORT --tun CIDR --key KEY [options]
+    lightweight-tunnel -c FILE [options]
+    lightweight-tunnel status [--json] [--control PATH | --dev NAME]
+    lightweight-tunnel -g FILE
+    lightweight-tunnel demo
+    lightweight-tunnel help [TOPIC]  |  -h, --help  |  -v, --version
+`
+
+const DESCRIPTION = `DESCRIPTION
+    Every node has a TUN device with an address in one private IPv4 network
+    (--tun). The server listens on a public UDP port; clients register with it
+    using the network's shared key. Any node can reach any other node's tunnel
+    address. Packets between two clients go directly between them when UDP hole
+    punching succeeds through their NATs, and through the server otherwise;
+    the server relays them sealed and cannot read them. Every pair of nodes
+    runs its own handshake with fresh session keys.
+
+    The daemon runs in the foreground, logs to stderr, and answers the status
+    command on a unix control socket. It needs root (CAP_NET_ADMIN) to create
+    the TUN device.
+`
+
+const COMMANDS = `COMMANDS
+    server    Run the server (the hub every client registers with).
+    client    Run a client that connects to --remote.
+    status    Ask the running daemon for its state and peers (see FILES).
+    demo      Run a short self-contained demonstration.
+    help [TOPIC]
+              Show this text, or the part about TOPIC: server, client,
+              status, demo, config, version.
+    version   Print "lightweight-tunnel VERSION" (same as -v, --version).
+`
+
+const OPTIONS = `OPTIONS
+    Every option works with one or two dashes (-mtu, --mtu) and as
+    --option VALUE or --option=VALUE. Options may come before or after the
+    command. Giving an option twice with different values is an error.
+
+  Both modes
+    -t, --tun CIDR
+              Required. This node's tunnel address with the network's prefix
+              length, e.g. 10.0.0.1/24 for the server, 10.0.0.2/24 for a
+              client. The prefix must be /${L.prefixMin} to /${L.prefixMax} (/31 and /32 leave no
+              room for other nodes) and the address must not be the network's
+              network or broadcast address.
+    -k, --key KEY
+              Required. The network's shared secret, the same on the server
+              and every client. Any non-empty string; shorter than ${L.keyWarnBelow}
+              characters gives a warning. A key on the command line is visible
+              to other local users in ps(1): prefer a config file (-c).
+    --dev NAME, -tun-name NAME
+              TUN device name, 1..${L.devNameMax} characters of A-Z a-z 0-9 _ - .
+              Default: ${D.dev}.
+    --control PATH
+              Control socket path. Default:
+              ${SOCK} (see FILES).
+    --mtu N   TUN MTU in bytes, ${L.mtuMin}..${L.mtuMax}, or "auto" for the default.
+              Default: ${D.mtu} (fits a 1500-byte path after the outer headers).
+    --keepalive SECONDS
+              Seconds between keepalives to the server, ${L.keepaliveMin}..${L.keepaliveMax}.
+              Default: ${D.keepalive}.
+    --log-level LEVEL
+              error, warn, info or debug. Default: ${D.logLevel}.
+    -q, --quiet
+              Log errors only (--log-level error).
+    --verbose Log everything (--log-level debug); with any command, also
+              print the stack trace of an unexpected error.
+    -c, --config FILE
+              Read settings from the JSON file FILE (see CONFIGURATION FILE).
+              Options given beside -c override the file's values.
+
+  Server only
+    -l, --listen HOST:PORT
+              UDP address to listen on; HOST is a local IPv4 address (0.0.0.0
+              for all), PORT 1..65535; ":PORT" means 0.0.0.0:PORT.
+              Default: ${D.serverListen.host}:${D.serverListen.port}.
+    --max-clients N
+              Clients registered at once, ${L.maxClientsMin}..${L.maxClientsMax}; further clients are
+              refused. Default: ${D.maxClients}.
+
+  Client only
+    -r, --remote HOST:PORT
+              Required. The server's address: an IPv4 address or a host name
+              (resolved at start) and its port.
+    --p2p, --no-p2p, -p2p=false
+              Try direct paths to other clients (hole punching), or always
+              go through the server. Default: on.
+    -l, --listen HOST:PORT
+              Local UDP address to bind. Default: ${D.clientListen.host}:${D.clientListen.port} (any
+              address, a free port chosen by the kernel).
+
+  Other
+    -g FILE   Write an example server config to FILE and a matching client
+              config to FILE.client, both mode 0600 and sharing a freshly
+              generated random key, then exit. Edit "remote" in FILE.client.
+              Refuses to overwrite a file that is not empty.
+    --json    status: print the raw status report as JSON.
+    -h, --help
+              Show help (with a command: that command's help).
+    -v, --version
+              Print "lightweight-tunnel VERSION" and exit.
+`
+
+const GO_FORMS = `COMPATIBILITY WITH THE GO lightweight-tunnel
+    The Go program's command lines and config files work:
+        -m server|client     the mode, instead of the server/client command
+        -l, -r, -t, -k       as above
+        -mtu N, -max-clients N, -tun-name NAME, -p2p=false
+        -c FILE, -g FILE, -v
+    Differences, on purpose:
+      * Options beside -c override the file (Go silently ignored them).
+      * Every problem is reported at once, and nothing is silently replaced:
+        a client given 10.0.0.1/24 keeps it (Go rewrote it to 10.0.0.2/24).
+      * -k is required (Go ran without encryption when it was missing).
+      * A 0 in a config file under a Go key name (mtu, keepalive,
+        max_clients) meant "the default" in Go: it still does, with a warning.
+        On the command line and under our key names 0 is an error.
+      * The Go options for features that do not exist here (-fec-data,
+        -fec-parity, -send-queue, -recv-queue, -multi-client,
+        -client-isolation, -p2p-port, -mesh-routing, -max-hops,
+        -route-update, -routes, -config-push-interval, -nat-detection, -xdp,
+        -kernel-tune) and the matching config keys are accepted and ignored
+        with one warning each saying why. -client-isolation in particular is
+        NOT enforced: every client can reach every other client.
+`
+
+const CONFIG = `CONFIGURATION FILE
+    -c FILE reads one JSON object (a UTF-8 byte order mark is allowed).
+    Precedence: command-line options, then the file, then the defaults.
+    Keys (our name / the Go program's name):
+        mode                        "server" or "client"
+        listen     / local_addr     "HOST:PORT" (local_addr is ignored for
+                                    clients, as in Go)
+        remote     / remote_addr    "HOST:PORT" (client)
+        tun        / tunnel_addr    "10.0.0.2/24"
+        key                         "..." (the shared secret)
+        dev        / tun_name       "lwt0"
+        control                     "/path/to/socket"
+        mtu                         1400 or "auto"
+        maxClients / max_clients    100 (server)
+        p2p        / p2p_enabled    true or false (client)
+        keepalive                   10
+        logLevel                    "error", "warn", "info" or "debug"
+    Unknown keys are an error naming them. These Go keys are accepted and
+    ignored with one warning each saying why:
+${wrap(Object.keys(GO_IGNORED_KEYS).join(', ') + '.', 8, 78)}
+    A config file holds the key: keep it mode 0600 (a warning says so when
+    others can read it).
+`
+
+const FILES = `FILES
+    ${SOCK}
+              Default control socket (mode 0600, directory 0755). <netns-id>
+              is the inode number of /proc/self/ns/net, so daemons in
+              different network namespaces never share a socket even with the
+              same --dev. status computes the same path: run it with the same
+              --dev (or --control) in the same namespace as the daemon, e.g.
+              "ip netns exec NS lightweight-tunnel status". A socket file left
+              by a daemon that died is replaced at start; a live one makes the
+              new daemon refuse to start.
+    FILE, FILE.client
+              Config files written by -g and read by -c.
+`
+
+const EXIT = `EXIT STATUS
+    0    success; the daemon exits 0 after a clean shutdown.
+    1    runtime error (TUN device, socket, control socket, ...).
+    2    usage error: bad or conflicting options or config file; every
+         problem is printed, each naming the option or key.
+    3    status: no daemon is listening on the control socket.
+`
+
+const SIGNALS = `SIGNALS
+    SIGINT, SIGTERM
+         Clean shutdown: the daemon closes its sessions and sockets, removes
+         its TUN device and control socket, and exits.
+`
+
+const EXAMPLES = `EXAMPLES
+    Generate a key pair of config files, then start from them:
+        lightweight-tunnel -g /etc/lightweight-tunnel.json
+        lightweight-tunnel -c /etc/lightweight-tunnel.json
+
+    A server on a public host (203.0.113.5):
+        lightweight-tunnel server --listen 0.0.0.0:9000 --tun 10.0.0.1/24 \\
+            --key "$KEY"
+
+    Two clients, each behind its own NAT:
+        lightweight-tunnel client --remote 203.0.113.5:9000 \\
+            --tun 10.0.0.2/24 --key "$KEY"
+        lightweight-tunnel client --remote 203.0.113.5:9000 \\
+            --tun 10.0.0.3/24 --key "$KEY"
+    Then "ping 10.0.0.3" on the first client reaches the second.
+
+    The same in the Go program's syntax:
+        lightweight-tunnel -m server -l 0.0.0.0:9000 -t 10.0.0.1/24 -k "$KEY"
+        lightweight-tunnel -m client -r 203.0.113.5:9000 -t 10.0.0.2/24 \\
+            -k "$KEY"
+
+    Ask a daemon how it is doing:
+        lightweight-tunnel status
+        lightweight-tunnel status --json
+        lightweight-tunnel status --dev lwt1
+`
+
+const SERVER = `lightweight-tunnel server - run the server
+
+SYNOPSIS
+    lightweight-tunnel server --tun CIDR --key KEY [--listen HOST:PORT]
+        [--max-clients N] [--dev NAME] [--control PATH] [--mtu N]
+        [--keepalive SECONDS] [--log-level LEVEL | -q | --verbose] [-c FILE]
+
+    The server is the hub every client registers with. It listens on UDP
+    --listen (default ${D.serverListen.host}:${D.serverListen.port}), owns a tunnel address like every
+    node, introduces clients to each other for direct paths, and relays
+    sealed packets between clients that cannot reach each other directly.
+    Clients beyond --max-clients (default ${D.maxClients}) are refused.
+    --remote and --p2p are client options and an error here.
+
+    See "lightweight-tunnel help" for every option, files and exit status.
+`
+
+const CLIENT = `lightweight-tunnel client - run a client
+
+SYNOPSIS
+    lightweight-tunnel client --remote HOST:PORT --tun CIDR --key KEY
+        [--p2p | --no-p2p] [--listen HOST:PORT] [--dev NAME] [--control PATH]
+        [--mtu N] [--keepalive SECONDS] [--log-level LEVEL | -q | --verbose]
+        [-c FILE]
+
+    The client registers with the server at --remote using --key, then
+    reaches every other node's tunnel address. With --p2p (the default) it
+    tries a direct UDP path to each client it talks to and falls back to the
+    server's relay while none works; --no-p2p always uses the relay. A wrong
+    key is reported as such ("the server rejected our key"), also by status.
+    --max-clients is a server option and an error here.
+
+    See "lightweight-tunnel help" for every option, files and exit status.
+`
+
+const STATUS = `lightweight-tunnel status - show a running daemon's state
+
+SYNOPSIS
+    lightweight-tunnel status [--json] [--control PATH | --dev NAME]
+
+    Connects to the daemon's control socket and prints a header (mode,
+    device, tunnel address, state, any problem, uptime) and one row per peer:
+    TUNNEL IP, ROLE, PATH (direct, relay, connecting), ENDPOINT, RTT, TX, RX,
+    SESSION, LAST SEEN and NOTE (why the path is what it is). --json prints
+    the report as JSON instead.
+
+    The socket is found the way the daemon chose it: --control PATH, else
+    ${SOCK}
+    for --dev (default ${D.dev}) in the current network namespace. Exit status
+    3 when no daemon listens there.
+`
+
+const DEMO = `lightweight-tunnel demo - a short demonstration
+
+SYNOPSIS
+    lightweight-tunnel demo
+
+    Runs a self-contained demonstration of a server and clients on this
+    host and prints what happens, step by step.
+`
+
+const VERSION = `lightweight-tunnel version - print the version
+
+SYNOPSIS
+    lightweight-tunnel version  |  -v  |  --version
+
+    Prints "lightweight-tunnel VERSION" on stdout and exits 0.
+`
+
+/** The help text for `topic` (undefined: the full manual page). */
+export function helpText (topic?: string): string {
+  switch (topic) {
+    case 'server': return SERVER
+    case 'client': return CLIENT
+    case 'status': return STATUS
+    case 'demo': return DEMO
+    case 'version': return VERSION
+    case 'config': return CONFIG
+    default:
+      return [NAME, SYNOPSIS, DESCRIPTION, COMMANDS, OPTIONS, CONFIG, GO_FORMS, FILES, EXIT, SIGNALS, EXAMPLES].join('\n')
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * Renders a StatusReport (the control socket's `status` answer) for people:
+ * a header about this node, then one table row per peer. `status --json`
+ * prints the report itself instead; this module never changes its content.
+ *
+ *   lightweight-tunnel 0.1.0, client on lwt0
+ *     tunnel address  10.0.0.2/24 (mtu 1400)
+ *     server          198.51.100.1:9000
+ *     state           registered
+ *     uptime          1h 02m 03s
+ *
+ *   TUNNEL IP  ROLE    PATH    ENDPOINT            RTT      TX       RX       SESSION      LAST SEEN  NOTE
+ *   10.0.0.1   server  relay   198.51.100.1:9000   12.3 ms  1.5 MiB  640 KiB  established  2s ago     -
+ */
+import type { PeerStatus, StatusReport } from '../control/status.js'
+
+/** "512 B", "1.5 KiB", "12.0 MiB", ... (binary units). */
+export function formatBytes (n: number): string {
+  if (!Number.isFinite(n) || n < 0) return '-'
+  if (n < 1024) return `${n} B`
+  const units = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB']
+  let v = n / 1024
+  let i = 0
+  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++ }
+  return `${v < 100 ? v.toFixed(1) : Math.round(v).toString()} ${units[i]}`
+}
+
+/** "45s", "3m 05s", "1h 02m 03s", "2d 03h 04m". */
+export function formatDuration (sec: number): string {
+  if (!Number.isFinite(sec) || sec < 0) return '-'
+  const s = Math.floor(sec)
+  const d = Math.floor(s / 86400)
+  const h = Math.floor((s % 86400) / 3600)
+  const m = Math.floor((s % 3600) / 60)
+  const r = s % 60
+  const p2 = (x: number): string => String(x).padStart(2, '0')
+  if (d > 0) return `${d}d ${p2(h)}h ${p2(m)}m`
+  if (h > 0) return `${h}h ${p2(m)}m ${p2(r)}s`
+  if (m > 0) return `${m}m ${p2(r)}s`
+  return `${r}s`
+}
+
+function formatRtt (ms: number | null): string {
+  if (ms === null || !Number.isFinite(ms)) return '-'
+  return ms < 10 ? `${ms.toFixed(2)} ms` : ms < 100 ? `${ms.toFixed(1)} ms` : `${Math.round(ms)} ms`
+}
+
+function formatLastSeen (sec: number | null): string {
+  if (sec === null || !Number.isFinite(sec)) return '-'
+  return `${formatDuration(sec)} ago`
+}
+
+/** Makes control characters from a (possibly hostile) peer's strings harmless on a terminal. */
+function clean (s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?')
+}
+
+function dash (s: string | null | undefined): string {
+  return s === null || s === undefined || s === '' ? '-' : clean(s)
+}
+
+const COLUMNS = ['TUNNEL IP', 'ROLE', 'PATH', 'ENDPOINT', 'RTT', 'TX', 'RX', 'SESSION', 'LAST SEEN', 'NOTE'] as const
+
+function peerRow (p: PeerStatus): string[] {
+  return [
+    dash(p.tunnelIp),
+    dash(p.role),
+    dash(p.path),
+    dash(p.endpoint),
+    formatRtt(p.rttMs),
+    formatBytes(p.txBytes),
+    formatBytes(p.rxBytes),
+    dash(p.session),
+    formatLastSeen(p.lastSeenSec),
+    dash(p.note)
+  ]
+}
+
+/** Left-aligned columns two spaces apart; the last column is not padded. */
+function table (header: readonly string[], rows: readonly string[][]): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map(r => r[i]!.length)))
+  const line = (cells: readonly string[]): string =>
+    cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()
+  return [line(header), ...rows.map(line)]
+}
+
+/** Sorts peers by tunnel address numerically (the server's own entry first). */
+function ipKey (ip: string): number {
+  const o = ip.split('.').map(Number)
+  return o.length === 4 && o.every(x => Number.isInteger(x)) ? ((o[0]! << 24) >>> 0) + (o[1]! << 16) + (o[2]! << 8) + o[3]! : Number.MAX_SAFE_INTEGER
+}
+
+export function formatStatus (report: StatusReport): string {
+  const out: string[] = []
+  out.push(`lightweight-tunnel ${dash(report.version)}, ${dash(report.mode)} on ${dash(report.dev)}`)
+  const kv: Array<[string, string]> = []
+  kv.push(['tunnel address', `${dash(report.tunnelIp)}/${report.prefix} (mtu ${report.mtu})`])
+  if (report.mode === 'server') kv.push(['listening on', dash(report.listen)])
+  else {
+    kv.push(['server', dash(report.server)])
+    if (report.listen !== null) kv.push(['local address', dash(report.listen)])
+  }
+  kv.push(['state', dash(report.state)])
+  if (report.problem !== null && report.problem !== '') kv.push(['PROBLEM', clean(report.problem)])
+  kv.push(['uptime', formatDuration(report.uptimeSec)])
+  const direct = report.peers.filter(p => p.path === 'direct').length
+  const relay = report.peers.filter(p => p.path === 'relay').length
+  kv.push(['peers', `${report.peers.length} (${direct} direct, ${relay} relayed, ${report.peers.length - direct - relay} connecting)`])
+  const kw = Math.max(...kv.map(([k]) => k.length))
+  for (const [k, v] of kv) out.push(`  ${k.padEnd(kw)}  ${v}`)
+  out.push('')
+  if (report.peers.length === 0) {
+    out.push(report.mode === 'server' ? 'no clients registered' : 'no peers yet')
+  } else {
+    const peers = [...report.peers].sort((a, b) => ipKey(a.tunnelIp) - ipKey(b.tunnelIp))
+    out.push(...table(COLUMNS, peers.map(peerRow)))
+  }
+  const counters = Object.entries(report.counters ?? {}).filter(([, v]) => v !== 0).sort(([a], [b]) => a.localeCompare(b))
+  if (counters.length > 0) {
+    out.push('')
+    out.push('counters (non-zero):')
+    let line = ' '
+    for (const [k, v] of counters) {
+      const item = ` ${clean(k)}=${v}`
+      if (line.length + item.length > 100) { out.push(line); line = ' ' }
+      line += item
+    }
+    if (line.trim() !== '') out.push(line)
+  }
+  return out.join('\n') + '\n'
+}

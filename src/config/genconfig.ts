@@ -1,0 +1,96 @@
+/**
+ * `lightweight-tunnel -g FILE`: writes an example server config to FILE and a
+ * matching client config to FILE.client. Both share one freshly generated
+ * random key, are plain JSON (no comments) that `-c` loads back unchanged, and
+ * are created with mode 0600 because they hold the key.
+ *
+ * Unlike the Go project's generator (a fixed "CHANGE-THIS…" key, `mtu: 0`),
+ * every value written is valid as is; only the client's "remote" placeholder
+ * must be edited before the client can reach a real server.
+ */
+import { randomBytes } from 'node:crypto'
+import { chmodSync, statSync, writeFileSync } from 'node:fs'
+import { VpnError } from '../errors.js'
+import { DEFAULTS } from './defaults.js'
+
+/** Placeholder server address in the generated client file (RFC 2606 name; edit it). */
+export const EXAMPLE_REMOTE = 'vpn.example.com:9000'
+
+/** 32 random bytes, base64url (43 characters): 256 bits of entropy. */
+export function generateKey (): string {
+  return randomBytes(32).toString('base64url')
+}
+
+/** The two example configs, as the objects written to disk (our own key names). */
+export function exampleConfigs (key: string): { server: Record<string, unknown>, client: Record<string, unknown> } {
+  return {
+    server: {
+      mode: 'server',
+      listen: `${DEFAULTS.serverListen.host}:${DEFAULTS.serverListen.port}`,
+      tun: '10.0.0.1/24',
+      key,
+      dev: DEFAULTS.dev,
+      mtu: DEFAULTS.mtu,
+      maxClients: DEFAULTS.maxClients,
+      keepalive: DEFAULTS.keepalive,
+      logLevel: DEFAULTS.logLevel
+    },
+    client: {
+      mode: 'client',
+      remote: EXAMPLE_REMOTE,
+      tun: '10.0.0.2/24',
+      key,
+      dev: DEFAULTS.dev,
+      mtu: DEFAULTS.mtu,
+      p2p: DEFAULTS.p2p,
+      keepalive: DEFAULTS.keepalive,
+      logLevel: DEFAULTS.logLevel
+    }
+  }
+}
+
+export interface GeneratedConfigs {
+  readonly serverFile: string
+  readonly clientFile: string
+}
+
+/**
+ * Writes FILE (server) and FILE.client (client), mode 0600. Refuses, before
+ * writing anything, when either file exists and is not empty (it may hold a
+ * key in use); an existing empty file (e.g. from mktemp) is replaced.
+ */
+export function writeExampleConfigs (file: string, key: string = generateKey()): GeneratedConfigs {
+  const serverFile = file
+  const clientFile = `${file}.client`
+  const exists = new Set<string>()
+  for (const f of [serverFile, clientFile]) {
+    let size: number | null = null
+    try {
+      const st = statSync(f)
+      if (!st.isFile()) throw new VpnError('ERR_CONFIG_INVALID', `cannot write ${f}: it exists and is not a regular file`)
+      size = st.size
+    } catch (err) {
+      if (err instanceof VpnError) throw err
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        throw new VpnError('ERR_CONFIG_INVALID', `cannot write ${f}: ${(err as Error).message}`, { cause: err })
+      }
+    }
+    if (size !== null && size > 0) {
+      throw new VpnError('ERR_CONFIG_INVALID', `not overwriting ${f}: it already exists and may hold a key in use`, {
+        hint: 'remove it or pass another file name to -g'
+      })
+    }
+    if (size !== null) exists.add(f)
+  }
+  const { server, client } = exampleConfigs(key)
+  for (const [f, obj] of [[serverFile, server], [clientFile, client]] as const) {
+    try {
+      // An existing (empty) file keeps its old mode: tighten it before the key goes in.
+      if (exists.has(f)) chmodSync(f, 0o600)
+      writeFileSync(f, JSON.stringify(obj, null, 2) + '\n', { mode: 0o600, flag: exists.has(f) ? 'w' : 'wx' })
+    } catch (err) {
+      throw new VpnError('ERR_CONFIG_INVALID', `cannot write ${f}: ${(err as Error).message}`, { cause: err })
+    }
+  }
+  return { serverFile, clientFile }
+}

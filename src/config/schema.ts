@@ -1,0 +1,44 @@
+/**
+ * The validated, frozen configuration of one daemon. Produced once by
+ * config/load.ts from argv and/or a JSON file; nothing else parses options.
+ */
+export type Mode = 'server' | 'client'
+
+export interface Ipv4Cidr {
+  /** Dotted quad, e.g. "10.0.0.2". */
+  readonly ip: string
+  /** Host-order 32-bit value of `ip`. */
+  readonly ipInt: number
+  readonly prefix: number
+}
+
+export interface HostPort {
+  readonly host: string
+  readonly port: number
+}
+
+export interface Config {
+  readonly mode: Mode
+  /** Server: where to listen (default 0.0.0.0:9000). Client: local bind (default 0.0.0.0:0). */
+  readonly listen: HostPort
+  /** Client only: the server's address (hostname allowed; resolved at start). */
+  readonly remote: HostPort | null
+  /** Own tunnel address and the network prefix. */
+  readonly tun: Ipv4Cidr
+  /** The network's shared secret as given by the user (stretched later by crypto/kdf.ts). */
+  readonly key: string
+  /** TUN device name (default "lwt0"). */
+  readonly dev: string
+  /** Unix control socket path (default: see config/defaults.ts controlPathFor()). */
+  readonly control: string
+  /** TUN MTU (default 1400). */
+  readonly mtu: number
+  /** Server: maximum registered clients (default 100). */
+  readonly maxClients: number
+  /** Client: try direct paths (default true). */
+  readonly p2p: boolean
+  /** Seconds between keepalives to the server (default 10). */
+  readonly keepalive: number
+  /** Log level. */
+  readonly logLevel: 'error' | 'warn' | 'info' | 'debug'
+}

@@ -1,0 +1,129 @@
+/**
+ * formatStatus: header, peer table with human units and '-' for nulls; and
+ * `status` end to end through main() against a fake daemon's control socket.
+ */
+import t from 'tap'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { formatBytes, formatDuration, formatStatus } from '../../src/cli/status-format.js'
+import { startControlServer } from '../../src/cli/control-protocol.js'
+import { main } from '../../src/cli/main.js'
+import type { PeerStatus, StatusReport } from '../../src/control/status.js'
+import { silentLogger } from '../../src/log.js'
+
+const peer = (p: Partial<PeerStatus>): PeerStatus => ({
+  tunnelIp: '10.0.0.3',
+  peerId: 3,
+  role: 'client',
+  path: 'direct',
+  endpoint: '198.51.100.7:40000',
+  publicEndpoint: '198.51.100.7:40000',
+  rttMs: 12.34,
+  txBytes: 1536,
+  rxBytes: 5 * 1024 * 1024,
+  txPackets: 10,
+  rxPackets: 20,
+  session: 'established',
+  lastSeenSec: 2,
+  note: null,
+  ...p
+})
+
+const clientReport: StatusReport = {
+  mode: 'client',
+  version: '0.1.0',
+  dev: 'lwt0',
+  tunnelIp: '10.0.0.2',
+  prefix: 24,
+  mtu: 1400,
+  listen: null,
+  server: '203.0.113.5:9000',
+  state: 'registered',
+  problem: null,
+  uptimeSec: 3723,
+  peers: [
+    peer({ tunnelIp: '10.0.0.10', path: 'relay', endpoint: '203.0.113.5:9000', rttMs: null, lastSeenSec: null, note: 'both NATs randomize ports; relaying', session: 'handshaking', txBytes: 0, rxBytes: 100 }),
+    peer({}),
+    peer({ tunnelIp: '10.0.0.1', peerId: 0, role: 'server', path: 'relay', endpoint: '203.0.113.5:9000', rttMs: 150, txBytes: 3 * 1024 * 1024 * 1024 })
+  ],
+  counters: { tunRxPackets: 42, dropsReplay: 0, dropsAuth: 3 }
+}
+
+t.test('units', async t => {
+  const cases: Array<[number, string]> = [[0, '0 B'], [1023, '1023 B'], [1024, '1.0 KiB'], [1536, '1.5 KiB'], [5 * 1024 * 1024, '5.0 MiB'], [150 * 1024 * 1024, '150 MiB'], [3 * 1024 ** 3, '3.0 GiB']]
+  for (const [n, s] of cases) t.equal(formatBytes(n), s, `${n} bytes`)
+  const d: Array<[number, string]> = [[0, '0s'], [45, '45s'], [185, '3m 05s'], [3723, '1h 02m 03s'], [2 * 86400 + 3 * 3600 + 4 * 60, '2d 03h 04m']]
+  for (const [n, s] of d) t.equal(formatDuration(n), s, `${n} seconds`)
+})
+
+t.test('client report', async t => {
+  const out = formatStatus(clientReport)
+  const lines = out.split('\n')
+  t.equal(lines[0], 'lightweight-tunnel 0.1.0, client on lwt0')
+  t.match(out, /tunnel address +10\.0\.0\.2\/24 \(mtu 1400\)/)
+  t.match(out, /server +203\.0\.113\.5:9000/)
+  t.match(out, /state +registered/)
+  t.match(out, /uptime +1h 02m 03s/)
+  t.notMatch(out, /PROBLEM/)
+  const header = lines.find(l => l.startsWith('TUNNEL IP'))!
+  t.ok(header, 'table header')
+  const cols = ['TUNNEL IP', 'ROLE', 'PATH', 'ENDPOINT', 'RTT', 'TX', 'RX', 'SESSION', 'LAST SEEN', 'NOTE']
+  let at = -1
+  for (const c of cols) { const i = header.indexOf(c); t.ok(i > at, `${c} in order`); at = i }
+  const rows = lines.slice(lines.indexOf(header) + 1, lines.indexOf(header) + 4)
+  t.match(rows[0], /^10\.0\.0\.1 +server +relay +203\.0\.113\.5:9000 +150 ms +3\.0 GiB +5\.0 MiB +established +2s ago +-$/, 'sorted by address; server first')
+  t.match(rows[1], /^10\.0\.0\.3 +client +direct +198\.51\.100\.7:40000 +12\.3 ms +1\.5 KiB +5\.0 MiB +established +2s ago +-$/)
+  t.match(rows[2], /^10\.0\.0\.10 +client +relay +203\.0\.113\.5:9000 +- +0 B +100 B +handshaking +- +both NATs randomize ports; relaying$/, "'-' for nulls")
+  // Columns line up: every row's ENDPOINT starts where the header's does.
+  const ep = header.indexOf('ENDPOINT')
+  for (const r of rows) t.match(r.slice(ep), /^[0-9]/)
+  t.match(out, /counters \(non-zero\):\n +dropsAuth=3 tunRxPackets=42/)
+  t.notMatch(out, /dropsReplay/)
+})
+
+t.test('server report with a problem and no peers', async t => {
+  const out = formatStatus({ ...clientReport, mode: 'server', listen: '0.0.0.0:9000', server: null, state: 'running', problem: 'cannot bind 0.0.0.0:9000', peers: [], counters: {} })
+  t.match(out, /^lightweight-tunnel 0\.1\.0, server on lwt0/)
+  t.match(out, /listening on +0\.0\.0\.0:9000/)
+  t.match(out, /PROBLEM +cannot bind 0\.0\.0\.0:9000/)
+  t.match(out, /no clients registered/)
+  t.notMatch(out, /TUNNEL IP/)
+  t.notMatch(out, /counters/)
+})
+
+t.test('rejected client shows the problem', async t => {
+  const out = formatStatus({ ...clientReport, state: 'rejected', problem: 'the server rejected our key', peers: [] })
+  t.match(out, /state +rejected/)
+  t.match(out, /PROBLEM +the server rejected our key/)
+  t.match(out, /no peers yet/)
+})
+
+t.test('control characters from peers are neutralised', async t => {
+  const out = formatStatus({ ...clientReport, peers: [peer({ note: 'evil\u001b[2Jnote\nsecond line' })] })
+  t.notMatch(out, /\u001b/)
+  t.match(out, /evil\?\[2Jnote\?second line/)
+})
+
+t.test('status through main() against a fake daemon', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'lwt-st-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const path = join(dir, 'd.sock')
+  const srv = await startControlServer(path, async (req) => {
+    if (req.cmd === 'status') return clientReport
+    throw new Error('unexpected')
+  }, silentLogger)
+  t.teardown(() => srv.close())
+  const collect = (): { out: string[], err: string[], io: { stdout: { write(s: string): number }, stderr: { write(s: string): number } } } => {
+    const out: string[] = []
+    const err: string[] = []
+    return { out, err, io: { stdout: { write: (s: string) => out.push(s) }, stderr: { write: (s: string) => err.push(s) } } }
+  }
+  const a = collect()
+  t.equal(await main(['status', '--control', path], a.io), 0)
+  t.equal(a.out.join(''), formatStatus(clientReport))
+  t.same(a.err, [])
+  const b = collect()
+  t.equal(await main(['status', '--json', '--control', path], b.io), 0)
+  t.same(JSON.parse(b.out.join('')), clientReport)
+})
