@@ -16,7 +16,7 @@ import { Worker } from 'node:worker_threads'
 import { fileURLToPath } from 'node:url'
 import { VpnError } from '../errors.js'
 import type { Logger } from '../log.js'
-import { loadNative, type Native } from './native.js'
+import { loadNative, openTun, openUdp, type Native } from './native.js'
 import { SpscRing } from './ring.js'
 import { StatsReader, createStatsBuffer, type PeerCounters } from './stats.js'
 import { configureTun } from './tun-config.js'
@@ -83,10 +83,10 @@ export class Dataplane implements DataplanePort {
     this.#onFatal = onFatal
     const o = this.#opt
     try {
-      const tun = this.#native.tunOpen(o.dev, true, true)
+      const tun = openTun(this.#native, o.dev, true, true)
       this.#tunFd = tun.fd
       this.#devName = tun.name
-      const udp = this.#native.udpOpen(o.listenHost, o.listenPort, o.socketBuffer)
+      const udp = openUdp(this.#native, o.listenHost, o.listenPort, o.socketBuffer)
       this.#udpFd = udp.fd
       this.#boundPort = udp.port
       await configureTun(this.#devName, o.cidr, o.mtu)

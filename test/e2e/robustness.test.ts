@@ -1,0 +1,113 @@
+/**
+ * Bad input of every kind against real daemons in namespaces: a wrong key,
+ * an address already in use, a flood of junk and replayed packets, and
+ * start-up errors (port in use, device name taken, not root, no TUN).
+ */
+import t from 'tap'
+import { fileURLToPath } from 'node:url'
+import { readFileSync } from 'node:fs'
+import { createTopology, type Topology } from '../../src/lab/topology.js'
+import { runIn, spawnIn, waitFor } from '../../src/lab/exec.js'
+import { BIN, KEY, cleanEnv, ping, startClient, startServer, status, waitReady, type Daemon } from '../helpers/daemon.js'
+
+const JUNK = fileURLToPath(new URL('../helpers/junk-flood.mjs', import.meta.url))
+
+let topo: Topology
+let server: Daemon
+let alice: Daemon
+
+function rssKiB (pid: number): number {
+  const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return m ? Number(m[1]) : 0
+}
+
+/** The daemon's own pid (the LabProcess is `ip netns exec env … node`, which execs into node). */
+function daemonPid (d: Daemon): number {
+  return d.proc.pid!
+}
+
+t.before(async () => {
+  topo = await createTopology({ clients: [{ name: 'alice', nat: 'port-restricted' }, { name: 'eve', nat: 'none' }, { name: 'carol', nat: 'full-cone' }] })
+  server = startServer(topo.serverNs, topo.id)
+  alice = startClient(topo.client('alice').ns, topo.id, 'alice', '10.77.0.2/24', topo.serverWanIp)
+  await waitReady(alice, 0)
+})
+t.teardown(async () => { await topo?.destroy() })
+
+t.test('wrong key: the client says so within 10 s and keeps retrying; the server logs the address once', async t => {
+  const eve = startClient(topo.client('eve').ns, topo.id, 'eve', '10.77.0.66/24', topo.serverWanIp, { key: 'not-the-network-key' })
+  t.teardown(() => eve.proc.stop('SIGKILL', 2000).then(() => {}))
+  const started = Date.now()
+  const m = await eve.proc.waitForOutput(/rejected our key[^\n]*/, 10_000)
+  t.ok(Date.now() - started < 10_000, 'within 10 s')
+  t.match(m[0], /key/)
+  const st = await status(eve)
+  t.equal(st.state, 'rejected')
+  t.match(st.problem ?? '', /key.*is probably wrong/)
+  // Keep it retrying for a while: still one error line, still one server line.
+  await new Promise(resolve => setTimeout(resolve, 6000))
+  t.equal(eve.proc.output().match(/rejected our key/g)?.length, 1, 'the client does not repeat itself')
+  t.equal(server.proc.output().match(/wrong network key/g)?.length, 1, 'the server logged the address once')
+  t.equal(eve.proc.exitInfo, null, 'the client keeps running (retrying quietly)')
+  t.equal((await status(server)).peers.length, 1, 'the server did not register it')
+})
+
+t.test('an address held by a live client: refused, with a clear message on both sides', async t => {
+  const carol = startClient(topo.client('carol').ns, topo.id, 'carol', '10.77.0.2/24', topo.serverWanIp)
+  t.teardown(() => carol.proc.stop('SIGKILL', 2000).then(() => {}))
+  await carol.proc.waitForOutput(/in use by another live client/, 10_000)
+  await server.proc.waitForOutput(/held by a live client/, 5000)
+  const st = await status(carol)
+  t.equal(st.state, 'rejected')
+  t.equal((await ping(topo.client('alice').ns, '10.77.0.1', 2)).received, 2, 'the owner is undisturbed')
+})
+
+t.test('junk, truncated, garbage and replayed packets change nothing but drop counters', async t => {
+  const before = await status(server)
+  const rssBefore = rssKiB(daemonPid(server))
+  const r = await runIn(topo.client('eve').ns, 'env', ['-u', 'NODE_OPTIONS', process.execPath, JUNK, topo.serverWanIp, '9000', KEY, '10.77.0.99'], { timeoutMs: 60_000, env: cleanEnv() })
+  const summary = JSON.parse(r.stdout.trim().split('\n').pop()!) as { sent: Record<string, number> }
+  t.ok(summary.sent.random >= 3000 && summary.sent.replays >= 1500, 'the flood was sent')
+  await new Promise(resolve => setTimeout(resolve, 500))
+  t.equal(server.proc.exitInfo, null, 'the server is alive')
+  const after = await status(server)
+  const d = (k: string): number => (after.counters[k] ?? 0) - (before.counters[k] ?? 0)
+  t.ok(d('dropReplay') >= 499, `replayed data dropped (${d('dropReplay')})`)
+  t.ok(d('dropUnknownType') + d('dropMalformed') + d('dropUnknownIndex') + d('dropRelayUnknownSource') > 1000, 'junk counted as drops')
+  t.equal(d('tunTxPackets'), 1, 'exactly one copy of the replayed ICMP packet reached the server\'s TUN')
+  t.equal((await ping(topo.client('alice').ns, '10.77.0.1', 3)).received, 3, 'the tunnel still works')
+  const rssAfter = rssKiB(daemonPid(server))
+  t.ok(rssAfter - rssBefore < 40 * 1024, `RSS grew by ${Math.round((rssAfter - rssBefore) / 1024)} MiB (bounded)`)
+})
+
+t.test('start-up errors name the cause and what to do', async t => {
+  const ns = topo.serverNs
+  const run = async (args: string[], prefix: string[] = []): Promise<{ code: number, out: string }> => {
+    const cmd = [...prefix, 'env', '-u', 'NODE_OPTIONS', BIN, ...args]
+    const p = spawnIn(ns, cmd[0], cmd.slice(1), { env: cleanEnv() })
+    const info = await p.exited
+    return { code: info.code, out: p.output() }
+  }
+  const base = ['--tun', '10.88.0.1/24', '--key', KEY, '--control', `/run/lightweight-tunnel/test-${topo.id}-err.sock`]
+  const portInUse = await run(['server', '--listen', '0.0.0.0:9000', '--dev', 'lwterr0', ...base])
+  t.equal(portInUse.code, 1)
+  t.match(portInUse.out, /UDP port 0\.0\.0\.0:9000 is already in use/)
+  const devTaken = await run(['server', '--listen', '0.0.0.0:9100', '--dev', 'lwt0', ...base])
+  t.equal(devTaken.code, 1)
+  t.match(devTaken.out, /device name lwt0 is already in use/)
+  const notRoot = await run(['server', '--listen', '0.0.0.0:9101', '--dev', 'lwterr1', ...base], ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'])
+  t.equal(notRoot.code, 1)
+  t.match(notRoot.out, /needs root or CAP_NET_ADMIN/)
+  const noTun = await run(['server', '--listen', '0.0.0.0:9102', '--dev', 'lwterr2', ...base], ['unshare', '-m', 'sh', '-c', 'mount -t tmpfs tmpfs /dev/net && exec "$@"', 'sh'])
+  t.equal(noTun.code, 1)
+  t.match(noTun.out, /\/dev\/net\/tun is missing/)
+  t.match(noTun.out, /modprobe tun/)
+  const r = await runIn(ns, 'ip', ['-o', 'link', 'show'])
+  t.notMatch(r.stdout, /lwterr/, 'no device left behind by a failed start')
+})
+
+t.test('the server stays healthy after all of it', async t => {
+  await waitFor(async () => (await status(server)).peers.length >= 1, { timeoutMs: 3000, what: 'server status' })
+  t.equal(server.proc.exitInfo, null)
+  t.equal((await ping(topo.client('alice').ns, '10.77.0.1', 3)).received, 3)
+})
