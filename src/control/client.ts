@@ -62,6 +62,8 @@ interface PeerRemote {
   /** Latest init timestamp accepted from this peer (replay guard). */
   lastInitTs: number
   lastInstance: Uint8Array | null
+  /** When a handshake was last started because this peer sent on an unknown session (ms). */
+  unknownIndexAt: number
 }
 
 const SERVER_SLOT = 0
@@ -205,7 +207,7 @@ export class ClientController implements ControlHandler {
 
   onControl (input: ControlInput): void {
     const type = input.bytes[0]
-    if (input.kind === 'unknown-index') return // stale data for a session we dropped: harmless
+    if (input.kind === 'unknown-index') { this.#onUnknownIndex(input); return }
     if (input.kind === 'relayed') { this.#onRelayed(input); return }
     if (input.kind !== 'packet') return
     if (type === MSG_HANDSHAKE_RESP) {
@@ -303,7 +305,7 @@ export class ClientController implements ControlHandler {
         this.#log.warn('too many peers; ignoring one', { peer: intToIp(tunnelIp) })
         return
       }
-      p = { slot, peerId, tunnelIp, publicIp, publicPort, sessions: emptySessionSet(), lastInitTs: 0, lastInstance: null }
+      p = { slot, peerId, tunnelIp, publicIp, publicPort, sessions: emptySessionSet(), lastInitTs: 0, lastInstance: null, unknownIndexAt: -Infinity }
       this.#peers.set(tunnelIp, p)
       this.#log.debug('peer joined', { peer: intToIp(tunnelIp) })
     }
@@ -335,6 +337,24 @@ export class ClientController implements ControlHandler {
 
   onEndpoint (_slot: number, _ip: number, _port: number): void {
     // Clients learn endpoints from the server's peer list.
+  }
+
+  /**
+   * Data arrived for a session we do not have. Through the relay, the server
+   * names the sender: it still believes in a session we dropped (we forgot
+   * it while the server restarted, or our session expired first), so we
+   * start a fresh handshake with it. Bounded: at most one such handshake per
+   * peer every UNKNOWN_INDEX_HANDSHAKE_INTERVAL.
+   */
+  #onUnknownIndex (input: ControlInput): void {
+    if (input.via === 0 || input.ip !== this.#opt.serverIp || input.port !== this.#opt.serverPort) return
+    const p = [...this.#peers.values()].find(x => x.peerId === input.via)
+    if (p === undefined || p.sessions.hs.state === 'initSent') return
+    const now = this.#clock.now()
+    if (now - p.unknownIndexAt < C.UNKNOWN_INDEX_HANDSHAKE_INTERVAL) return
+    p.unknownIndexAt = now
+    this.#log.debug('a peer sends on a session we do not have; starting a new handshake', { peer: intToIp(p.tunnelIp) })
+    this.#startPeerHandshake(p, now)
   }
 
   #startPeerHandshake (p: PeerRemote, now: number): void {

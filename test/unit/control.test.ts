@@ -214,3 +214,31 @@ t.test('a lost server is detected and the client reconnects with backoff', async
   L.run(20_000)
   t.equal(a.c.state, 'registered')
 })
+
+t.test('a peer that forgot our session gets a new one when our data reaches it (server restart ordering)', async t => {
+  const L = lab()
+  const a = L.addClient(1)
+  const b = L.addClient(2)
+  L.run(1000)
+  const slotB = a.dp.routeByTunnelIp(ipToInt('10.0.0.3'))!.slot
+  a.c.onNeedSession(slotB)
+  L.run(500)
+  const old = a.dp.sendKeys.get(slotB)!
+  t.ok(b.dp.recvKeys.get(old.remoteIndex), 'b can open a→b')
+  // b loses a (as when b re-registers with a restarted server before a does).
+  const slotA = b.dp.routeByTunnelIp(ipToInt('10.0.0.2'))!.slot
+  const aPeerId = b.dp.routes.get(slotA)!.peerId
+  b.dp.recvKeys.clear()
+  // a's data for the lost session reaches b's dataplane: unknown index, relayed from a.
+  b.c.onControl({ kind: 'unknown-index', bytes: new Uint8Array(16), ip: SERVER_IP, port: SERVER_PORT, via: aPeerId })
+  L.run(500)
+  const bSend = b.dp.sendKeys.get(slotA)!
+  t.ok(sameKey(bSend.key, a.dp.recvKeys.get(bSend.remoteIndex)?.key), 'b → a works on a new session')
+  const aSend = a.dp.sendKeys.get(slotB)!
+  t.not(aSend.remoteIndex, old.remoteIndex, 'a moved to the new session')
+  t.ok(sameKey(aSend.key, b.dp.recvKeys.get(aSend.remoteIndex)?.key), 'a → b works on the new session')
+  // Bounded: a burst of such packets starts at most one handshake.
+  const sent = L.net.sent
+  for (let i = 0; i < 50; i++) b.c.onControl({ kind: 'unknown-index', bytes: new Uint8Array(16), ip: SERVER_IP, port: SERVER_PORT, via: aPeerId })
+  t.ok(L.net.sent - sent <= 1, 'one handshake for a burst')
+})
