@@ -242,3 +242,28 @@ t.test('a peer that forgot our session gets a new one when our data reaches it (
   for (let i = 0; i < 50; i++) b.c.onControl({ kind: 'unknown-index', bytes: new Uint8Array(16), ip: SERVER_IP, port: SERVER_PORT, via: aPeerId })
   t.ok(L.net.sent - sent <= 1, 'one handshake for a burst')
 })
+
+t.test('rekey: client–server and peer sessions are replaced after REKEY_AFTER, the old one lingers for in-flight packets', async t => {
+  const L = lab()
+  const a = L.addClient(1)
+  const b = L.addClient(2)
+  L.run(1000)
+  const slotB = a.dp.routeByTunnelIp(ipToInt('10.0.0.3'))!.slot
+  a.c.onNeedSession(slotB)
+  L.run(500)
+  const srv0 = a.dp.sendKeys.get(0)!
+  const peer0 = a.dp.sendKeys.get(slotB)!
+  L.run(125_000)
+  const srv1 = a.dp.sendKeys.get(0)!
+  const peer1 = a.dp.sendKeys.get(slotB)!
+  t.not(srv1.remoteIndex, srv0.remoteIndex, 'new client→server session')
+  t.notOk(sameKey(srv1.key, srv0.key), 'new key')
+  t.ok(sameKey(srv1.key, L.serverDp.recvKeys.get(srv1.remoteIndex)?.key), 'server can open the new session')
+  t.not(peer1.remoteIndex, peer0.remoteIndex, 'new a→b session')
+  t.ok(sameKey(peer1.key, b.dp.recvKeys.get(peer1.remoteIndex)?.key), 'b can open the new a→b session')
+  t.ok(L.serverDp.recvKeys.get(srv0.remoteIndex), 'the old session still opens in-flight packets')
+  L.run(35_000)
+  t.notOk(L.serverDp.recvKeys.get(srv0.remoteIndex), 'and is dropped after the grace period')
+  t.equal(a.c.state, 'registered')
+  t.equal(L.server.clientCount, 2)
+})
