@@ -197,12 +197,15 @@ export async function runDemo (opts: DemoOptions): Promise<number> {
     }
     await ping(a, 'server', SERVER_TUN)
     await ping(a, 'bob', b.tunIp)
+    log(`Pinging the server's public address ${topo.serverWanIp} from alice without the tunnel (the raw link), for comparison...`)
+    const rawPing = await step(pingStats(a.ns, topo.serverWanIp))
+    measurements.push({ what: 'alice -> server (raw link, ping)', path: 'raw', rttAvgMs: rawPing.avgMs, lossPct: rawPing.lossPct, bitsPerSecond: null, note: rawPing.note })
 
     // 5. Throughput.
     if (await hasIperf3()) {
       const iperf = async (from: Daemon, to: Daemon, toName: string): Promise<void> => {
         log(`Measuring TCP throughput ${from.name} -> ${toName} with iperf3 for ${iperfSeconds} s...`)
-        const r = await step(iperfRun(from, to, iperfSeconds))
+        const r = await step(iperfRun({ ns: from.ns, ip: from.tunIp }, { ns: to.ns, ip: to.tunIp }, iperfSeconds))
         const path = to.name === 'server' ? 'server' : await step(peerPath(opts.bin, from, to.tunIp))
         measurements.push({ what: `${from.name} -> ${toName} (iperf3 TCP)`, path, rttAvgMs: null, lossPct: null, bitsPerSecond: r.bps, note: r.note })
         if (r.bps === null) {
@@ -214,6 +217,10 @@ export async function runDemo (opts: DemoOptions): Promise<number> {
       }
       await iperf(a, server, 'server')
       await iperf(a, b, 'bob')
+      log(`Measuring the raw link alice -> server (no tunnel, through alice's NAT) with iperf3 for ${iperfSeconds} s, for comparison...`)
+      const raw = await step(iperfRun({ ns: a.ns, ip: null }, { ns: server.ns, ip: topo.serverWanIp }, iperfSeconds))
+      measurements.push({ what: 'alice -> server (raw link, iperf3)', path: 'raw', rttAvgMs: null, lossPct: null, bitsPerSecond: raw.bps, note: raw.note })
+      log(raw.bps === null ? `  iperf3 failed: ${raw.note ?? 'no result'}` : `  ${formatRate(raw.bps)}`)
     } else {
       log('iperf3 is not installed, so throughput is not measured (apt-get install iperf3).')
     }
@@ -345,10 +352,10 @@ async function hasIperf3 (): Promise<boolean> {
   try { await run('iperf3', ['--version']); return true } catch { return false }
 }
 
-/** One iperf3 TCP run from `from` to `to` over the tunnel. */
-async function iperfRun (from: Daemon, to: Daemon, seconds: number): Promise<{ bps: number | null, note: string | null }> {
+/** One iperf3 TCP run from `from` to `to` (over the tunnel, or over the raw link when given the WAN address). */
+async function iperfRun (from: { ns: string, ip: string | null }, to: { ns: string, ip: string }, seconds: number): Promise<{ bps: number | null, note: string | null }> {
   const port = 5201
-  const srv = spawnIn(to.ns, 'iperf3', ['-s', '-1', '-B', to.tunIp, '-p', String(port)], { detached: true })
+  const srv = spawnIn(to.ns, 'iperf3', ['-s', '-1', '-B', to.ip, '-p', String(port)], { detached: true })
   try {
     // iperf3 buffers its "Server listening" line when stdout is a pipe: look at the socket instead.
     await waitFor(async () => {
@@ -356,7 +363,7 @@ async function iperfRun (from: Daemon, to: Daemon, seconds: number): Promise<{ b
       const { stdout } = await runIn(to.ns, 'ss', ['-Hltn', `sport = :${port}`])
       return stdout.trim() !== ''
     }, { timeoutMs: 5000, intervalMs: 50, what: `the iperf3 server in ${to.ns}` })
-    const res = await runIn(from.ns, 'iperf3', ['-c', to.tunIp, '-B', from.tunIp, '-p', String(port), '-t', String(seconds), '-J'], { timeoutMs: (seconds + 20) * 1000 })
+    const res = await runIn(from.ns, 'iperf3', ['-c', to.ip, ...(from.ip === null ? [] : ['-B', from.ip]), '-p', String(port), '-t', String(seconds), '-J'], { timeoutMs: (seconds + 20) * 1000 })
       .then((r) => r.stdout, (err: unknown) => (err as { stdout?: string }).stdout ?? '')
     return parseIperf(res)
   } catch (err) {
