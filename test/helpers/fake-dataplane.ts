@@ -8,7 +8,13 @@
 import type { ControlHandler, DataplanePort, PeerRoute } from '../../src/control/port.js'
 import type { PeerCounters } from '../../src/dataplane/stats.js'
 
-export interface Datagram { from: { ip: number, port: number }, to: { ip: number, port: number }, bytes: Uint8Array }
+export interface Datagram {
+  from: { ip: number, port: number }
+  to: { ip: number, port: number }
+  bytes: Uint8Array
+  /** IP TTL when the sender set one (a low-TTL probe): FakeNet NATs let it open a mapping, then drop it. */
+  ttl?: number
+}
 
 export class FakeNet {
   readonly nodes = new Map<string, FakeDataplane>()
@@ -61,6 +67,11 @@ export class FakeDataplane implements DataplanePort {
   sendControl (bytes: Uint8Array, ip: number, port: number): void {
     this.#net.sent++
     this.#net.queue.push({ from: { ip: this.ip, port: this.port }, to: { ip, port }, bytes: bytes.slice() })
+  }
+
+  sendControlTtl (bytes: Uint8Array, ip: number, port: number, ttl: number): void {
+    this.#net.sent++
+    this.#net.queue.push({ from: { ip: this.ip, port: this.port }, to: { ip, port }, bytes: bytes.slice(), ttl })
   }
 
   peerCounters (_slot: number): PeerCounters { return { txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0, lastRxMs: 0 } }
