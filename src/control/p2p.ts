@@ -332,7 +332,12 @@ export class DirectPath {
     this.#publicEp = publicEp !== null && publicEp.ip !== 0 ? publicEp : null
     for (const c of this.candidates.values()) if (c.kind !== 'learned') c.advertised = false
     if (this.#publicEp !== null) this.#addCandidate(this.#publicEp.ip, this.#publicEp.port, 'public', now).advertised = true
-    for (const a of lan) if (a.ip !== 0 && a.port !== 0) this.#addCandidate(a.ip, a.port, 'lan', now).advertised = true
+    for (const a of lan) {
+      if (a.ip === 0 || a.port === 0) continue
+      // A host without NAT advertises its public address as its own: it stays 'public'.
+      const same = this.#publicEp !== null && a.ip === this.#publicEp.ip && a.port === this.#publicEp.port
+      this.#addCandidate(a.ip, a.port, same ? 'public' : 'lan', now).advertised = true
+    }
     this.#prune()
     if (this.#advertisedKeys() !== before && this.#session) this.#trigger(now, true)
   }
