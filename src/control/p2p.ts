@@ -284,6 +284,8 @@ export interface P2pStatus {
   timeToDirectMs: number | null
   /** Path changes (relay ↔ direct, candidate switches) since the peer appeared. */
   pathChanges: number
+  /** Seconds since the path last changed (or since the peer appeared). */
+  pathAgeSec: number
   probesSent: number
 }
 
@@ -310,6 +312,9 @@ export class DirectPath {
   #directAt: number | null = null
   #pathChanges = 0
   #probesSent = 0
+  /** Candidate keys from the server's peer list, and from the peer's last Punch. */
+  #serverKeys = new Set<number>()
+  #punchKeys = new Set<number>()
   /** The direct path failed and has not come back yet (status says PATH_LOST rather than NO_ANSWER). */
   #lost = false
 
@@ -328,18 +333,29 @@ export class DirectPath {
 
   /** The server's view of the peer: its public endpoint and LAN addresses. */
   setAdvertised (publicEp: Endpoint | null, lan: readonly LanAddr[], now: number): void {
-    const before = this.#advertisedKeys()
     this.#publicEp = publicEp !== null && publicEp.ip !== 0 ? publicEp : null
-    for (const c of this.candidates.values()) if (c.kind !== 'learned') c.advertised = false
-    if (this.#publicEp !== null) this.#addCandidate(this.#publicEp.ip, this.#publicEp.port, 'public', now).advertised = true
+    const keys = new Set<number>()
+    if (this.#publicEp !== null) {
+      this.#addCandidate(this.#publicEp.ip, this.#publicEp.port, 'public', now)
+      keys.add(key(this.#publicEp.ip, this.#publicEp.port))
+    }
     for (const a of lan) {
       if (a.ip === 0 || a.port === 0) continue
       // A host without NAT advertises its public address as its own: it stays 'public'.
       const same = this.#publicEp !== null && a.ip === this.#publicEp.ip && a.port === this.#publicEp.port
-      this.#addCandidate(a.ip, a.port, same ? 'public' : 'lan', now).advertised = true
+      this.#addCandidate(a.ip, a.port, same ? 'public' : 'lan', now)
+      keys.add(key(a.ip, a.port))
     }
+    const changed = keys.size !== this.#serverKeys.size || [...keys].some(k => !this.#serverKeys.has(k))
+    this.#serverKeys = keys
+    this.#markAdvertised()
     this.#prune()
-    if (this.#advertisedKeys() !== before && this.#session) this.#trigger(now, true)
+    if (changed && this.#session) this.#trigger(now, true)
+  }
+
+  /** Candidates still advertised (by the server or the peer's last Punch) are never pruned. */
+  #markAdvertised (): void {
+    for (const [k, c] of this.candidates) c.advertised = this.#serverKeys.has(k) || this.#punchKeys.has(k)
   }
 
   /** Our own candidates or NAT kind changed: tell the peer and probe again. */
@@ -356,11 +372,15 @@ export class DirectPath {
   /** The peer asks us to probe now (a Punch through the relay). */
   onPunch (p: Punch, now: number): void {
     this.#announced = natFromWire(p.natKind)
+    const keys = new Set<number>()
     for (const c of p.candidates) {
       if (c.ip === 0 || c.port === 0) continue
       const kind: CandidateKind = this.#publicEp !== null && c.ip === this.#publicEp.ip ? 'public' : isPrivate(c.ip) ? 'lan' : 'public'
-      this.#addCandidate(c.ip, c.port, kind, now).advertised = true
+      this.#addCandidate(c.ip, c.port, kind, now)
+      keys.add(key(c.ip, c.port))
     }
+    this.#punchKeys = keys
+    this.#markAdvertised()
     this.#prune()
     // Answer with our own Punch unless we just sent one: one answer per PUNCH_MSG_GAP, never a loop.
     this.#trigger(now, now - this.#lastPunchSent >= PUNCH_MSG_GAP)
@@ -616,6 +636,7 @@ export class DirectPath {
       lastPongSec: lastPong === -Infinity ? null : Math.round((now - lastPong) / 100) / 10,
       timeToDirectMs: this.#directAt === null ? null : this.#directAt - this.#knownAt,
       pathChanges: this.#pathChanges,
+      pathAgeSec: Math.round((now - st.since) / 10) / 100,
       probesSent: this.#probesSent
     }
   }
