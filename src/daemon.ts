@@ -113,7 +113,7 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
       problem: s.problem,
       uptimeSec: Math.round((Date.now() - startedWall) / 1000),
       peers: s.peers,
-      counters: controller instanceof ServerController ? { ...dataplane.counters(), ...controller.natCheckCounters } : dataplane.counters()
+      counters: { ...dataplane.counters(), ...(controller instanceof ServerController ? controller.natCheckCounters : controller.counters) }
     }
   }
 

@@ -253,18 +253,22 @@ export class ClientController implements ControlHandler {
     }
   }
 
+  /** Control messages dropped: malformed, unknown session, failed authentication (probes from anyone land here). */
+  readonly counters = { p2pDropped: 0 }
+
   #onSealedControl (input: ControlInput, relayedFrom: PeerRemote | null): void {
-    if (input.bytes.length < 32) return
+    const drop = (): void => { this.counters.p2pDropped++ }
+    if (input.bytes.length < 32) { drop(); return }
     const idx = new DataView(input.bytes.buffer, input.bytes.byteOffset).getUint32(4, true)
     const owner = this.#indexes.get(idx)
-    if (owner === undefined) return
-    if (relayedFrom !== null && owner !== relayedFrom) return
+    if (owner === undefined) { drop(); return }
+    if (relayedFrom !== null && owner !== relayedFrom) { drop(); return }
     const s = sessionsOf(owner.sessions).find(x => x.localIndex === idx)
-    if (s === undefined) return
+    if (s === undefined) { drop(); return }
     const plain = s.ctl.open(input.bytes)
-    if (plain === null) return
+    if (plain === null) { drop(); return }
     let msg: ControlMessage
-    try { msg = decodeControl(plain) } catch { return }
+    try { msg = decodeControl(plain) } catch { drop(); return }
     if (owner === this.#server) this.#onServerMessage(s, msg, input)
     else this.#onPeerMessage(owner as PeerRemote, s, msg, relayedFrom === null ? { ip: input.ip, port: input.port } : null)
   }

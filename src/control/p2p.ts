@@ -394,8 +394,9 @@ export class DirectPath {
     c.lastHeardAt = now
     c.unanswered = 0
     // Triggered check: probe the source back at once (this is what opens a
-    // port-restricted NAT towards a symmetric peer's new port).
-    if (now - c.lastPingAt >= TRIGGER_GAP) this.#ping(c, now, null)
+    // port-restricted NAT towards a symmetric peer's new port). Not for a
+    // confirmed path: there our Pong is all the peer needs (no doubled keepalives).
+    if (now - c.lastPingAt >= TRIGGER_GAP && !this.#alive(c, now)) this.#ping(c, now, null)
     this.#evaluate(now)
   }
 
