@@ -49,8 +49,17 @@ export interface ClientOptions {
 export const NAT_CHECK_PORT_OFFSET = 1
 /** NAT checks to the server's second port: at registration, then this often while the result is unknown. */
 const NAT_CHECK_INTERVAL = 5_000
-/** A controlling client (the lower tunnel address) starts the end-to-end session with a new peer this soon, and retries this often. */
+/** A controlling client (the lower tunnel address) starts the end-to-end session with a new peer this often at most. */
 const PROACTIVE_SESSION_RETRY = 5_000
+/**
+ * … and only this long after learning of it: the server pushes peer-list
+ * changes every PEER_UPDATE_INTERVAL (100 ms), so the peer may not know us
+ * yet, and an init from an unknown peer is dropped (a 1-s retry: measured as
+ * the slow half of the time-to-direct matrix before this delay).
+ */
+const PROACTIVE_SESSION_DELAY = 200
+/** With direct paths on, the first retry of a peer handshake comes this soon (the init may have raced the peer list). */
+const PEER_FIRST_RETRY = 400
 
 export type RegistrationState = 'registering' | 'registered' | 'rejected' | 'reconnecting'
 
@@ -353,7 +362,7 @@ export class ClientController implements ControlHandler {
       }
       p = {
         slot, peerId, tunnelIp, publicIp, publicPort, sessions: emptySessionSet(), lastInitTs: 0, lastInstance: null, lan,
-        path: null, lastTx: 0, lastRx: 0, nextSessionTry: now
+        path: null, lastTx: 0, lastRx: 0, nextSessionTry: now + PROACTIVE_SESSION_DELAY
       }
       if (this.#opt.p2p === true) p.path = new DirectPath(this.#pathIo(p), this.#opt.tunnelIp < tunnelIp, now)
       this.#peers.set(tunnelIp, p)
@@ -649,7 +658,7 @@ export class ClientController implements ControlHandler {
         }
         p.path.tick(now)
       }
-      if (ss.hs.state === 'initSent' && now - ss.hs.sentAt >= C.HANDSHAKE_RETRY) {
+      if (ss.hs.state === 'initSent' && now - ss.hs.sentAt >= (ss.hs.tries === 1 && p.path !== null ? PEER_FIRST_RETRY : C.HANDSHAKE_RETRY)) {
         if (ss.hs.tries >= C.PEER_HANDSHAKE_TRIES) {
           this.#indexes.delete(ss.hs.localIndex)
           ss.hs = { state: 'idle' }
