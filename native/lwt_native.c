@@ -985,6 +985,60 @@ static napi_value aead_open_batch(napi_env env, napi_callback_info info) {
 }
 
 /* ------------------------------------------------------------------ */
+/* P2P: one datagram with a per-packet IP TTL (hole punching)          */
+/* ------------------------------------------------------------------ */
+
+/*
+ * udpSendToTtl(fd, buf, ip, port, ttl) -> bytes sent, or -errno. The TTL
+ * travels as IP_TTL ancillary data (ip(7)), so it applies to this datagram
+ * only and never races with the workers' sends on the same socket. A
+ * low-TTL first probe opens our own NAT's mapping without reaching (and
+ * confusing) the peer's NAT: the conntrack-race guard of docs/NAT-TRAVERSAL.md.
+ */
+static napi_value udp_send_to_ttl(napi_env env, napi_callback_info info) {
+  static const char *fn = "udpSendToTtl";
+  napi_value argv[5];
+  int fd;
+  uint8_t *buf;
+  size_t len;
+  int64_t ip, port, ttl;
+  if (get_args(env, info, 5, argv, fn)) return NULL;
+  if (get_fd(env, argv[0], fn, &fd)) return NULL;
+  if (get_ta(env, argv[1], napi_uint8_array, fn, "buf", (void **)&buf, &len)) return NULL;
+  if (get_int(env, argv[2], fn, "ip", 0, UINT32_MAX, &ip)) return NULL;
+  if (get_int(env, argv[3], fn, "port", 0, 65535, &port)) return NULL;
+  if (get_int(env, argv[4], fn, "ttl", 1, 255, &ttl)) return NULL;
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl((uint32_t)ip);
+  sa.sin_port = htons((uint16_t)port);
+  struct iovec iov;
+  iov.iov_base = len ? (void *)buf : (void *)"";
+  iov.iov_len = len;
+  union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } ctl;
+  memset(&ctl, 0, sizeof ctl);
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_name = &sa;
+  msg.msg_namelen = sizeof sa;
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = ctl.buf;
+  msg.msg_controllen = sizeof ctl.buf;
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = IPPROTO_IP;
+  c->cmsg_type = IP_TTL;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  int t = (int)ttl;
+  memcpy(CMSG_DATA(c), &t, sizeof t);
+  ssize_t r;
+  do r = sendmsg(fd, &msg, MSG_DONTWAIT);
+  while (r < 0 && errno == EINTR);
+  return make_int(env, r < 0 ? -(int64_t)errno : (int64_t)r);
+}
+
+/* ------------------------------------------------------------------ */
 /* Module                                                              */
 /* ------------------------------------------------------------------ */
 
@@ -1003,6 +1057,7 @@ NAPI_MODULE_INIT() {
     { "udpSendTo", udp_send_to },
     { "aeadSealBatch", aead_seal_batch },
     { "aeadOpenBatch", aead_open_batch },
+    { "udpSendToTtl", udp_send_to_ttl },
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

@@ -13,6 +13,8 @@
  *                          control socket (status for the CLI)
  */
 import { lookup } from 'node:dns/promises'
+import { createSocket, type Socket } from 'node:dgram'
+import { networkInterfaces } from 'node:os'
 import { readFileSync } from 'node:fs'
 import type { Config } from './config/schema.js'
 import { systemClock } from './clock.js'
@@ -21,8 +23,8 @@ import { VpnError, describeError } from './errors.js'
 import { derivePsk } from './crypto/kdf.js'
 import { Dataplane } from './dataplane/dataplane.js'
 import { ServerController } from './control/server.js'
-import { ClientController } from './control/client.js'
-import { TICK } from './control/constants.js'
+import { ClientController, NAT_CHECK_PORT_OFFSET } from './control/client.js'
+import { TICK, CLIENT_TICK } from './control/constants.js'
 import { startControlServer } from './cli/control-protocol.js'
 import { ipToInt, intToIp } from './wire/addr.js'
 import type { StatusReport } from './control/status.js'
@@ -86,7 +88,9 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
       serverIp,
       serverPort: config.remote!.port,
       keepaliveSec: config.keepalive,
-      serverName: `${config.remote!.host}:${config.remote!.port}`
+      serverName: `${config.remote!.host}:${config.remote!.port}`,
+      p2p: config.p2p,
+      localEndpoints: () => localEndpoints(dataplane.port, config.tun.ipInt)
     }, dataplane, systemClock, log.child('client'), maxPeers)
 
   let fatal: Error | null = null
@@ -109,12 +113,13 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
       problem: s.problem,
       uptimeSec: Math.round((Date.now() - startedWall) / 1000),
       peers: s.peers,
-      counters: dataplane.counters()
+      counters: { ...dataplane.counters(), ...(controller instanceof ServerController ? controller.natCheckCounters : controller.counters) }
     }
   }
 
   let control: { close(): Promise<void> } | null = null
   let timer: NodeJS.Timeout | null = null
+  let natCheck: Socket | null = null
   const onSignal = (sig: string): void => { log.info(`${sig} received, shutting down`); wake() }
   const sigint = (): void => onSignal('SIGINT')
   const sigterm = (): void => onSignal('SIGTERM')
@@ -126,9 +131,10 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
       if (req.cmd === 'status') return status()
       throw new VpnError('ERR_USAGE', `unknown control command "${String(req.cmd)}"`)
     }, log.child('control'))
+    if (controller instanceof ServerController) natCheck = await openNatCheck(controller, config.listen.host, dataplane.port + NAT_CHECK_PORT_OFFSET, log)
     timer = setInterval(() => {
       try { controller.tick() } catch (err) { log.error('control-plane timer failed', { err }) }
-    }, TICK)
+    }, config.mode === 'client' ? CLIENT_TICK : TICK)
     controller.tick()
     if (config.mode === 'server') {
       log.info('server ready', { listen: `${config.listen.host}:${dataplane.port}`, dev: dataplane.devName, tunnelIp: config.tun.ip, control: config.control })
@@ -142,6 +148,7 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
     process.off('SIGINT', sigint)
     process.off('SIGTERM', sigterm)
     if (timer) clearInterval(timer)
+    if (natCheck) natCheck.close()
     try { controller.shutdown() } catch { /* best effort */ }
     if (control) await control.close().catch(() => {})
     await dataplane.close().catch((err: unknown) => { log.error('closing the dataplane failed', { err }) })
@@ -152,4 +159,45 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
   }
   log.info('stopped; device and socket removed')
   return 0
+}
+
+/**
+ * The server's NAT-check port (listen port + 1): answers clients' Pings with
+ * the source it sees (ServerController.onNatCheck). Rare, small packets, so a
+ * plain dgram socket on the main thread. Optional: when the port is taken the
+ * server runs without it and clients classify their NAT from peers only.
+ */
+async function openNatCheck (controller: ServerController, host: string, port: number, log: Logger): Promise<Socket | null> {
+  const sock = createSocket({ type: 'udp4' })
+  sock.on('message', (msg, rinfo) => {
+    const reply = controller.onNatCheck(new Uint8Array(msg.buffer, msg.byteOffset, msg.length), ipToInt(rinfo.address), rinfo.port)
+    if (reply !== null) sock.send(reply, rinfo.port, rinfo.address)
+  })
+  try {
+    await new Promise<void>((resolve, reject) => {
+      sock.once('error', reject)
+      sock.bind(port, host, () => { sock.off('error', reject); resolve() })
+    })
+  } catch (err) {
+    log.warn(`NAT-check port ${port} unavailable (${(err as Error).message}); clients will learn their NAT kind from peers only`)
+    sock.close()
+    return null
+  }
+  sock.on('error', (err) => { log.warn('NAT-check socket error', { err }) })
+  return sock
+}
+
+/** This host's IPv4 addresses (not loopback, not the tunnel's) with our UDP port: LAN candidates for peers. */
+function localEndpoints (port: number, tunnelIp: number): Array<{ ip: number, port: number }> {
+  const out: Array<{ ip: number, port: number }> = []
+  if (port === 0) return out
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) {
+      if (a.family !== 'IPv4' || a.internal) continue
+      const ip = ipToInt(a.address)
+      if (ip === tunnelIp) continue
+      out.push({ ip, port })
+    }
+  }
+  return out.slice(0, 8)
 }

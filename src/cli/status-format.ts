@@ -11,6 +11,10 @@
  *
  *   TUNNEL IP  ROLE    PATH    ENDPOINT            RTT      TX       RX       SESSION      LAST SEEN  NOTE
  *   10.0.0.1   server  relay   198.51.100.1:9000   12.3 ms  1.5 MiB  640 KiB  established  2s ago     -
+ *
+ *   direct paths (our NAT: cone):
+ *   PEER       PEER NAT   STRATEGY  LAST PONG  TRIED  CANDIDATES                                        WHY RELAY
+ *   10.0.0.3   symmetric  punch     0s ago     2/3    198.51.100.9:4100 public confirmed 1.2 ms, ...    -
  */
 import type { PeerStatus, StatusReport } from '../control/status.js'
 
@@ -115,6 +119,25 @@ export function formatStatus (report: StatusReport): string {
   } else {
     const peers = [...report.peers].sort((a, b) => ipKey(a.tunnelIp) - ipKey(b.tunnelIp))
     out.push(...table(COLUMNS, peers.map(peerRow)))
+  }
+  const withP2p = report.peers.filter(p => p.p2p !== undefined && p.p2p !== null)
+  if (withP2p.length > 0) {
+    out.push('')
+    out.push(`direct paths (our NAT: ${dash(withP2p[0]!.p2p!.localNat)}):`)
+    const rows = [...withP2p].sort((a, b) => ipKey(a.tunnelIp) - ipKey(b.tunnelIp)).map(p => {
+      const x = p.p2p!
+      const cands = x.candidates.map(c => `${clean(c.endpoint)} ${c.kind} ${c.state}${c.rttMs !== null ? ` ${formatRtt(c.rttMs)}` : ''}`).join(', ')
+      return [
+        dash(p.tunnelIp),
+        dash(x.peerNat),
+        dash(x.strategy),
+        x.lastPongSec === null ? '-' : formatLastSeen(x.lastPongSec),
+        `${x.candidatesTried}/${x.candidates.length}`,
+        cands === '' ? '-' : cands,
+        x.relayReason === null ? '-' : clean(x.relayReason)
+      ]
+    })
+    out.push(...table(['PEER', 'PEER NAT', 'STRATEGY', 'LAST PONG', 'TRIED', 'CANDIDATES', 'WHY RELAY'], rows))
   }
   const counters = Object.entries(report.counters ?? {}).filter(([, v]) => v !== 0).sort(([a], [b]) => a.localeCompare(b))
   if (counters.length > 0) {

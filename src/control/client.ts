@@ -23,9 +23,11 @@ import * as C from './constants.js'
 import { consumeInit, consumeResponse, createInit, createResponse } from '../crypto/noise.js'
 import { MSG_CONTROL, MSG_HANDSHAKE_INIT, MSG_HANDSHAKE_RESP, MSG_REJECT, decodeReject, REJECT_AUTH_FAILED, REJECT_UNKNOWN_SESSION } from '../wire/messages.js'
 import { decodeInitPayload, decodeRespPayload, encodeInitPayload, encodeRespPayload, RESP_OK, RESP_ADDRESS_IN_USE, RESP_SERVER_FULL, RESP_ADDRESS_OUTSIDE_NETWORK, RESP_ADDRESS_RESERVED, type RespStatus } from '../wire/payloads.js'
-import { decodeControl, encodeControl, CTL_BYE, CTL_CONFIRM, CTL_PEER_UPDATE, CTL_PING, CTL_PONG, PEER_OP_REMOVE, type ControlMessage, type PeerUpdate } from '../wire/control.js'
+import { decodeControl, encodeControl, CTL_BYE, CTL_CONFIRM, CTL_PEER_UPDATE, CTL_PING, CTL_PONG, CTL_PUNCH, PEER_OP_REMOVE, type ControlMessage, type PeerUpdate } from '../wire/control.js'
 import { formatEndpoint, intToIp } from '../wire/addr.js'
+import type { LanAddr } from '../wire/payloads.js'
 import type { PeerStatus, StatusReport } from './status.js'
+import { DirectPath, NAT_LABEL, classifyLocal, describeRelayReason, type Endpoint, type NatMapping, type PathIo } from './p2p.js'
 
 export interface ClientOptions {
   psk: Uint8Array
@@ -37,7 +39,27 @@ export interface ClientOptions {
   keepaliveSec: number
   /** Display form of the server address, for messages. */
   serverName: string
+  /** Try direct paths to other clients (--p2p, the default). */
+  p2p?: boolean
+  /** Our own addresses with the UDP port we listen on (LAN candidates for peers); read at registration. */
+  localEndpoints?: () => LanAddr[]
 }
+
+/** The server answers NAT checks on its port + this (a second destination shows whether our NAT maps per destination). */
+export const NAT_CHECK_PORT_OFFSET = 1
+/** NAT checks to the server's second port: at registration, then this often while the result is unknown. */
+const NAT_CHECK_INTERVAL = 5_000
+/** A controlling client (the lower tunnel address) starts the end-to-end session with a new peer this often at most. */
+const PROACTIVE_SESSION_RETRY = 5_000
+/**
+ * … and only this long after learning of it: the server pushes peer-list
+ * changes every PEER_UPDATE_INTERVAL (100 ms), so the peer may not know us
+ * yet, and an init from an unknown peer is dropped (a 1-s retry: measured as
+ * the slow half of the time-to-direct matrix before this delay).
+ */
+const PROACTIVE_SESSION_DELAY = 200
+/** With direct paths on, the first retry of a peer handshake comes this soon (the init may have raced the peer list). */
+const PEER_FIRST_RETRY = 400
 
 export type RegistrationState = 'registering' | 'registered' | 'rejected' | 'reconnecting'
 
@@ -64,10 +86,17 @@ interface PeerRemote {
   lastInstance: Uint8Array | null
   /** When a handshake was last started because this peer sent on an unknown session (ms). */
   unknownIndexAt: number
+  lan: LanAddr[]
+  /** Direct-path state (null with --no-p2p). */
+  path: DirectPath | null
+  /** Data counters at the last tick (traffic detection for heartbeats). */
+  lastTx: number
+  lastRx: number
+  nextSessionTry: number
 }
 
 const SERVER_SLOT = 0
-const DIRECT_TTL_NOTE = 'through the server (direct paths are not in this version)'
+const NO_P2P_NOTE = 'through the server (direct paths are off: --no-p2p)'
 
 export class ClientController implements ControlHandler {
   readonly #opt: ClientOptions
@@ -90,6 +119,14 @@ export class ClientController implements ControlHandler {
   #lastReregister = -Infinity
   #startedAt: number
   #registeredOnce = false
+  /** Our public endpoint as the server's main port sees it. */
+  #observed: Endpoint | null = null
+  /** Our public endpoint as other destinations see it (the server's NAT-check port, peers). */
+  readonly #observations: Endpoint[] = []
+  #nat: NatMapping = 'unknown'
+  readonly #natChecks = new Map<number, number>()
+  #lastNatCheck = -Infinity
+  #lastLostPing = -Infinity
 
   constructor (opt: ClientOptions, port: DataplanePort, clock: Clock, log: Logger, maxPeers: number) {
     this.#opt = opt
@@ -118,7 +155,7 @@ export class ClientController implements ControlHandler {
       tunnelIp: this.#opt.tunnelIp,
       instanceId: this.#instanceId,
       timestamp: this.#lastTimestamp,
-      lan: []
+      lan: this.#opt.p2p === true ? (this.#opt.localEndpoints?.() ?? []).slice(0, 8) : []
     })
     const { message, state } = createInit(this.#opt.psk, localIndex, payload)
     ss.hs = { state: 'initSent', localIndex, initiator: state, message, startedAt: now, sentAt: now, tries: 1 }
@@ -179,6 +216,7 @@ export class ClientController implements ControlHandler {
     })
     this.#peerListVersion = 0
     this.#ping(now)
+    this.#noteObserved(resp.observedIp, resp.observedPort, now)
   }
 
   #onReject (input: ControlInput): void {
@@ -192,6 +230,13 @@ export class ClientController implements ControlHandler {
       this.#state = this.#registeredOnce ? 'reconnecting' : 'rejected'
       this.#setProblem('the server rejected our key: authentication failed — the network key (-k/--key) is probably wrong; still retrying quietly', 'error')
     } else if (rej.reason === REJECT_UNKNOWN_SESSION) {
+      // Index 0: our relayed packets come from an address the server does not
+      // know (our NAT rebound or we moved): a ping on our session moves us.
+      if (rej.index === 0 && ss.current !== null && now - this.#lastLostPing >= 500) {
+        this.#lastLostPing = now
+        this.#ping(now)
+        return
+      }
       const cur = ss.current
       if (cur === null || rej.index !== cur.remoteIndex) return
       if (now - this.#lastReregister < C.UNKNOWN_SESSION_REREGISTER_INTERVAL) return
@@ -219,28 +264,39 @@ export class ClientController implements ControlHandler {
     }
   }
 
+  /** Control messages dropped: malformed, unknown session, failed authentication (probes from anyone land here). */
+  readonly counters = { p2pDropped: 0 }
+
   #onSealedControl (input: ControlInput, relayedFrom: PeerRemote | null): void {
-    if (input.bytes.length < 32) return
+    const drop = (): void => { this.counters.p2pDropped++ }
+    if (input.bytes.length < 32) { drop(); return }
     const idx = new DataView(input.bytes.buffer, input.bytes.byteOffset).getUint32(4, true)
     const owner = this.#indexes.get(idx)
-    if (owner === undefined) return
-    if (relayedFrom !== null && owner !== relayedFrom) return
+    if (owner === undefined) { drop(); return }
+    if (relayedFrom !== null && owner !== relayedFrom) { drop(); return }
     const s = sessionsOf(owner.sessions).find(x => x.localIndex === idx)
-    if (s === undefined) return
+    if (s === undefined) { drop(); return }
     const plain = s.ctl.open(input.bytes)
-    if (plain === null) return
+    if (plain === null) { drop(); return }
     let msg: ControlMessage
-    try { msg = decodeControl(plain) } catch { return }
-    if (owner === this.#server) this.#onServerMessage(s, msg)
-    else this.#onPeerMessage(owner as PeerRemote, s, msg)
+    try { msg = decodeControl(plain) } catch { drop(); return }
+    if (owner === this.#server) this.#onServerMessage(s, msg, input)
+    else this.#onPeerMessage(owner as PeerRemote, s, msg, relayedFrom === null ? { ip: input.ip, port: input.port } : null)
   }
 
-  #onServerMessage (s: Session, msg: ControlMessage): void {
+  #onServerMessage (s: Session, msg: ControlMessage, input: ControlInput): void {
     const now = this.#clock.now()
     const srv = this.#server
     switch (msg.kind) {
       case CTL_PONG: {
+        if (input.ip === this.#opt.serverIp && input.port === this.#opt.serverPort + NAT_CHECK_PORT_OFFSET) {
+          // The NAT check: how the server's second port sees us.
+          if (this.#natChecks.delete(msg.txid)) this.#addObservation({ ip: msg.observedIp, port: msg.observedPort }, now)
+          break
+        }
+        if (input.ip !== this.#opt.serverIp || input.port !== this.#opt.serverPort) break
         srv.lastPong = now
+        if (msg.txid !== 0 && srv.pings.has(msg.txid)) this.#noteObserved(msg.observedIp, msg.observedPort, now)
         const sent = srv.pings.get(msg.txid)
         if (sent !== undefined) {
           srv.pings.delete(msg.txid)
@@ -280,7 +336,7 @@ export class ClientController implements ControlHandler {
       if (e.op === PEER_OP_REMOVE) { this.#removePeer(e.tunnelIp); continue }
       if (e.tunnelIp === this.#opt.tunnelIp) continue
       this.#resetMarks?.add(e.tunnelIp)
-      this.#upsertPeer(e.peerId, e.tunnelIp, e.publicIp, e.publicPort)
+      this.#upsertPeer(e.peerId, e.tunnelIp, e.publicIp, e.publicPort, e.lan)
     }
     if (!msg.final) return
     if (this.#resetMarks !== null) {
@@ -297,7 +353,8 @@ export class ClientController implements ControlHandler {
   #listBroken = false
   #resetMarks: Set<number> | null = null
 
-  #upsertPeer (peerId: number, tunnelIp: number, publicIp: number, publicPort: number): void {
+  #upsertPeer (peerId: number, tunnelIp: number, publicIp: number, publicPort: number, lan: LanAddr[]): void {
+    const now = this.#clock.now()
     let p = this.#peers.get(tunnelIp)
     if (p === undefined) {
       const slot = this.#freeSlots.pop()
@@ -305,14 +362,115 @@ export class ClientController implements ControlHandler {
         this.#log.warn('too many peers; ignoring one', { peer: intToIp(tunnelIp) })
         return
       }
-      p = { slot, peerId, tunnelIp, publicIp, publicPort, sessions: emptySessionSet(), lastInitTs: 0, lastInstance: null, unknownIndexAt: -Infinity }
+      p = {
+        slot, peerId, tunnelIp, publicIp, publicPort, sessions: emptySessionSet(), lastInitTs: 0, lastInstance: null, unknownIndexAt: -Infinity, lan,
+        path: null, lastTx: 0, lastRx: 0, nextSessionTry: now + PROACTIVE_SESSION_DELAY
+      }
+      if (this.#opt.p2p === true) p.path = new DirectPath(this.#pathIo(p), this.#opt.tunnelIp < tunnelIp, now)
       this.#peers.set(tunnelIp, p)
       this.#log.debug('peer joined', { peer: intToIp(tunnelIp) })
     }
     p.peerId = peerId
     p.publicIp = publicIp
     p.publicPort = publicPort
-    this.#port.setPeer({ slot: p.slot, peerId, tunnelIp, endpointIp: this.#opt.serverIp, endpointPort: this.#opt.serverPort, relayVia: true })
+    p.lan = lan
+    this.#routePeer(p)
+    p.path?.setAdvertised(publicIp === 0 ? null : { ip: publicIp, port: publicPort }, lan, now)
+  }
+
+  /** Install the peer's route: direct to its confirmed candidate, else through the relay. */
+  #routePeer (p: PeerRemote): void {
+    const st = p.path?.state
+    const c = st !== undefined && st.state === 'direct' ? p.path!.candidates.get(st.key) : undefined
+    if (c !== undefined) {
+      this.#port.setPeer({ slot: p.slot, peerId: p.peerId, tunnelIp: p.tunnelIp, endpointIp: c.ip, endpointPort: c.port, relayVia: false })
+    } else {
+      this.#port.setPeer({ slot: p.slot, peerId: p.peerId, tunnelIp: p.tunnelIp, endpointIp: this.#opt.serverIp, endpointPort: this.#opt.serverPort, relayVia: true })
+    }
+  }
+
+  /** The DirectPath's window on the world, for one peer. */
+  #pathIo (p: PeerRemote): PathIo {
+    return {
+      sendProbe: (kind, txid, ip, port, ttl, observed) => {
+        const s = p.sessions.current
+        if (s === null) return
+        const m: ControlMessage = kind === 'ping'
+          ? { kind: CTL_PING, txid, peerListVersion: 0 }
+          : { kind: CTL_PONG, txid, peerListVersion: 0, observedIp: observed?.ip ?? 0, observedPort: observed?.port ?? 0 }
+        const bytes = s.ctl.seal(encodeControl(m))
+        if (ttl === null) this.#port.sendControl(bytes, ip, port)
+        else this.#port.sendControlTtl(bytes, ip, port, ttl)
+      },
+      sendPunch: (m) => {
+        const s = p.sessions.current
+        if (s !== null) this.#sendRelayed(p, s.ctl.seal(encodeControl(m)))
+      },
+      setRoute: () => { this.#routePeer(p) },
+      localNat: () => this.#nat,
+      localCandidates: () => this.#localCandidates(),
+      observed: (ep) => { this.#addObservation(ep, this.#clock.now()) },
+      pathLost: () => {
+        const now = this.#clock.now()
+        if (now - this.#lastLostPing >= 500) { this.#lastLostPing = now; this.#ping(now) }
+      },
+      log: (msg, fields) => { this.#log.info(msg, { peer: intToIp(p.tunnelIp), ...fields }) }
+    }
+  }
+
+  /** What we tell peers to probe: our public endpoint as the server sees it, then our own addresses. */
+  #localCandidates (): LanAddr[] {
+    const out: LanAddr[] = []
+    if (this.#observed !== null) out.push({ ip: this.#observed.ip, port: this.#observed.port })
+    for (const a of this.#opt.localEndpoints?.() ?? []) {
+      if (!out.some(o => o.ip === a.ip && o.port === a.port)) out.push(a)
+    }
+    return out.slice(0, 8)
+  }
+
+  #noteObserved (ip: number, port: number, now: number): void {
+    if (ip === 0) return
+    if (this.#observed !== null && this.#observed.ip === ip && this.#observed.port === port) return
+    const first = this.#observed === null
+    this.#observed = { ip, port }
+    this.#observations.length = 0
+    this.#reclassify(now)
+    if (this.#opt.p2p === true) {
+      this.#natCheck(now)
+      if (!first) {
+        this.#log.info('our public endpoint changed', { publicEndpoint: formatEndpoint(ip, port) })
+        for (const p of this.#peers.values()) p.path?.localChanged(now)
+      }
+    }
+  }
+
+  #addObservation (ep: Endpoint, now: number): void {
+    if (ep.ip === 0) return
+    if (this.#observations.some(o => o.ip === ep.ip && o.port === ep.port)) return
+    this.#observations.push(ep)
+    if (this.#observations.length > 8) this.#observations.shift()
+    this.#reclassify(now)
+  }
+
+  #reclassify (now: number): void {
+    const local = this.#opt.localEndpoints?.() ?? []
+    const nat = classifyLocal(this.#observed, local.map(a => a.ip), local[0]?.port ?? -1, this.#observations)
+    if (nat === this.#nat) return
+    const had = this.#nat
+    this.#nat = nat
+    this.#log.info('NAT classified', { nat: NAT_LABEL[nat] })
+    if (had !== 'unknown') for (const p of this.#peers.values()) p.path?.localChanged(now)
+  }
+
+  /** Ask the server's second port how it sees us (a NAT check), on the registration session. */
+  #natCheck (now: number): void {
+    const s = this.#server.sessions.current
+    if (s === null) return
+    this.#lastNatCheck = now
+    const txid = this.#txid++ >>> 0
+    this.#natChecks.set(txid, now)
+    if (this.#natChecks.size > 8) this.#natChecks.delete(this.#natChecks.keys().next().value!)
+    this.#port.sendControl(s.ctl.seal(encodeControl({ kind: CTL_PING, txid, peerListVersion: this.#peerListVersion })), this.#opt.serverIp, this.#opt.serverPort + NAT_CHECK_PORT_OFFSET)
   }
 
   #removePeer (tunnelIp: number): void {
@@ -417,16 +575,25 @@ export class ClientController implements ControlHandler {
     this.#port.setSendKey(p.slot, session.keys.dataSend, session.remoteIndex)
     this.#sendRelayed(p, session.ctl.seal(encodeControl({ kind: CTL_CONFIRM })))
     this.#log.debug('session with peer established', { peer: intToIp(p.tunnelIp) })
+    p.path?.setSession(true, now)
   }
 
-  #onPeerMessage (p: PeerRemote, s: Session, msg: ControlMessage): void {
+  /** A message on a peer session; `from` is the sender's address when it came straight (not through the relay). */
+  #onPeerMessage (p: PeerRemote, s: Session, msg: ControlMessage, from: Endpoint | null): void {
+    const now = this.#clock.now()
     if (msg.kind === CTL_CONFIRM && p.sessions.pending === s) {
       this.#installCurrent(p.sessions, s, p.slot)
       p.sessions.pending = null
       this.#port.setSendKey(p.slot, s.keys.dataSend, s.remoteIndex)
       this.#log.debug('session with peer established', { peer: intToIp(p.tunnelIp) })
+      p.path?.setSession(true, now)
     } else if (msg.kind === CTL_PING) {
-      this.#sendRelayed(p, s.ctl.seal(encodeControl({ kind: CTL_PONG, txid: msg.txid, peerListVersion: 0, observedIp: 0, observedPort: 0 })))
+      if (from === null) this.#sendRelayed(p, s.ctl.seal(encodeControl({ kind: CTL_PONG, txid: msg.txid, peerListVersion: 0, observedIp: 0, observedPort: 0 })))
+      else if (p.path !== null && p.sessions.current !== null) p.path.onPing(msg.txid, from.ip, from.port, now)
+    } else if (msg.kind === CTL_PONG) {
+      if (from !== null) p.path?.onPong(msg.txid, from.ip, from.port, { ip: msg.observedIp, port: msg.observedPort }, now)
+    } else if (msg.kind === CTL_PUNCH) {
+      if (from === null && p.sessions.current !== null) p.path?.onPunch(msg, now)
     }
   }
 
@@ -494,9 +661,24 @@ export class ClientController implements ControlHandler {
     }
     this.#expireSessions(srv.sessions, now)
     // Peers: handshake retries, rekeys, expiry.
+    if (this.#opt.p2p === true && registered(this.#state) && this.#nat === 'unknown' && this.#observed !== null && now - this.#lastNatCheck >= NAT_CHECK_INTERVAL) this.#natCheck(now)
     for (const p of this.#peers.values()) {
       const ss = p.sessions
-      if (ss.hs.state === 'initSent' && now - ss.hs.sentAt >= C.HANDSHAKE_RETRY) {
+      // Direct paths: start the end-to-end session ourselves (the lower tunnel address does), watch traffic, run the path timers.
+      if (p.path !== null) {
+        if (ss.current === null && ss.hs.state === 'idle' && ss.pending === null && this.#opt.tunnelIp < p.tunnelIp && registered(this.#state) && now >= p.nextSessionTry) {
+          p.nextSessionTry = now + PROACTIVE_SESSION_RETRY
+          this.#startPeerHandshake(p, now)
+        }
+        const c = this.#port.peerCounters(p.slot)
+        if (c.txPackets !== p.lastTx || c.rxPackets !== p.lastRx) {
+          p.lastTx = c.txPackets
+          p.lastRx = c.rxPackets
+          p.path.noteTraffic(now)
+        }
+        p.path.tick(now)
+      }
+      if (ss.hs.state === 'initSent' && now - ss.hs.sentAt >= (ss.hs.tries === 1 && p.path !== null ? PEER_FIRST_RETRY : C.HANDSHAKE_RETRY)) {
         if (ss.hs.tries >= C.PEER_HANDSHAKE_TRIES) {
           this.#indexes.delete(ss.hs.localIndex)
           ss.hs = { state: 'idle' }
@@ -507,6 +689,7 @@ export class ClientController implements ControlHandler {
       const cur = ss.current
       if (cur !== null && cur.initiator && now - cur.createdAt > C.REKEY_AFTER && ss.hs.state === 'idle') this.#startPeerHandshake(p, now)
       this.#expireSessions(ss, now)
+      if (ss.current === null) p.path?.setSession(false, now)
     }
   }
 
@@ -546,26 +729,32 @@ export class ClientController implements ControlHandler {
     })
     for (const p of this.#peers.values()) {
       const c = this.#port.peerCounters(p.slot)
+      const ps = p.path?.status(true, now) ?? null
+      const st = p.path?.state
+      const direct = st !== undefined && st.state === 'direct' ? p.path!.candidates.get(st.key) ?? null : null
       peers.push({
         tunnelIp: intToIp(p.tunnelIp),
         peerId: p.peerId,
         role: 'client',
-        path: registered ? 'relay' : 'connecting',
-        endpoint: registered ? formatEndpoint(this.#opt.serverIp, this.#opt.serverPort) : null,
+        path: direct !== null ? 'direct' : registered ? 'relay' : 'connecting',
+        endpoint: direct !== null ? formatEndpoint(direct.ip, direct.port) : registered ? formatEndpoint(this.#opt.serverIp, this.#opt.serverPort) : null,
         publicEndpoint: p.publicIp === 0 ? null : formatEndpoint(p.publicIp, p.publicPort),
-        rttMs: null,
+        rttMs: direct !== null && direct.rttMs !== null ? Math.round(direct.rttMs * 100) / 100 : null,
         txBytes: c.txBytes,
         rxBytes: c.rxBytes,
         txPackets: c.txPackets,
         rxPackets: c.rxPackets,
         session: p.sessions.current ? 'established' : (p.sessions.hs.state === 'initSent' ? 'handshaking' : 'none'),
         lastSeenSec: c.lastRxMs === 0 ? null : Math.round((Date.now() - c.lastRxMs) / 100) / 10,
-        note: DIRECT_TTL_NOTE
+        note: ps === null ? NO_P2P_NOTE : ps.relayReason === null ? `direct (${direct?.kind ?? '?'} address)` : `relay: ${describeRelayReason(ps.relayReason)}`,
+        p2p: ps
       })
     }
     return { state: this.#state, problem: this.#problem, peers, uptimeSec: Math.round((now - this.#startedAt) / 1000) }
   }
 }
+
+function registered (s: RegistrationState): boolean { return s === 'registered' || s === 'reconnecting' }
 
 function describeStatus (status: RespStatus, opt: ClientOptions): string {
   switch (status) {

@@ -20,6 +20,8 @@ export const PREVIOUS_SESSION_GRACE = 30_000
 export const PENDING_SESSION_TIMEOUT = 15_000
 /** Control-plane tick. */
 export const TICK = 250
+/** A client's tick: finer, because punch rounds and direct-path heartbeats are 100–400 ms apart (control/p2p.ts). */
+export const CLIENT_TICK = 50
 /** At most one reject to the same source address per this interval. */
 export const REJECT_INTERVAL = 1_000
 /** Rejects sent per second at most, all sources together. */

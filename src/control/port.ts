@@ -29,6 +29,8 @@ export interface DataplanePort {
   dropRecvIndex(localIndex: number): void
   /** Send one control-plane datagram from the daemon's UDP port. */
   sendControl(bytes: Uint8Array, ip: number, port: number): void
+  /** As sendControl, with this datagram's IP TTL (a low-TTL first probe opens our NAT without reaching the peer's). */
+  sendControlTtl(bytes: Uint8Array, ip: number, port: number, ttl: number): void
   peerCounters(slot: number): PeerCounters
   counters(): Record<string, number>
 }

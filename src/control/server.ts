@@ -237,6 +237,33 @@ export class ServerController implements ControlHandler {
     this.#port.sendControl(message, input.ip, input.port)
   }
 
+  /** NAT-check port datagrams answered, and dropped (malformed, unauthenticated, not a Ping). */
+  readonly natCheckCounters = { natCheckAnswered: 0, natCheckDropped: 0 }
+
+  /**
+   * A datagram on the NAT-check port (listen port + 1): a client's Ping on its
+   * registration session is answered with a Pong carrying the Ping's source as
+   * seen here. A client whose NAT maps per destination sees another port here
+   * than on the main port: that is how it learns its NAT is symmetric. Nothing
+   * else is accepted, and nothing changes state; returns the reply or null.
+   */
+  onNatCheck (bytes: Uint8Array, ip: number, port: number): Uint8Array | null {
+    const drop = (): null => { this.natCheckCounters.natCheckDropped++; return null }
+    if (bytes.length < 32 || bytes[0] !== MSG_CONTROL) return drop()
+    const idx = new DataView(bytes.buffer, bytes.byteOffset).getUint32(4, true)
+    const rec = this.#indexes.get(idx)
+    if (rec === undefined || !rec.active) return drop()
+    const s = sessionsOf(rec.sessions).find(x => x.localIndex === idx)
+    if (s === undefined) return drop()
+    const plain = s.ctl.open(bytes)
+    if (plain === null) return drop()
+    let msg
+    try { msg = decodeControl(plain) } catch { return drop() }
+    if (msg.kind !== CTL_PING) return drop()
+    this.natCheckCounters.natCheckAnswered++
+    return s.ctl.seal(encodeControl({ kind: CTL_PONG, txid: msg.txid, peerListVersion: this.#version, observedIp: ip, observedPort: port }))
+  }
+
   #onControlMessage (input: ControlInput): void {
     const now = this.#clock.now()
     const view = new DataView(input.bytes.buffer, input.bytes.byteOffset)

@@ -1,3 +1,5 @@
+import type { P2pStatus } from './p2p.js'
+
 /**
  * The shape of `lightweight-tunnel status --json`. The control socket's
  * `status` command returns exactly this object; the CLI renders it as a table.
@@ -28,6 +30,12 @@ export interface PeerStatus {
   lastSeenSec: number | null
   /** Why the path is what it is, in plain words, or null. */
   note: string | null
+  /**
+   * Client peers of a client: the direct-path view (candidates tried, our NAT
+   * and the peer's as learned, why the path is relay, time since the last
+   * pong); null with --no-p2p. Absent for the server entry and on a server.
+   */
+  p2p?: P2pStatus | null
 }
 
 export interface StatusReport {

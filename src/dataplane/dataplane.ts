@@ -201,6 +201,12 @@ export class Dataplane implements DataplanePort {
     if (r < 0 && this.#log.enabled('debug')) this.#log.debug('control send failed', { errno: -r })
   }
 
+  sendControlTtl (bytes: Uint8Array, ip: number, port: number, ttl: number): void {
+    if (this.#udpFd < 0) return
+    const r = this.#native.udpSendToTtl(this.#udpFd, bytes, ip, port, ttl)
+    if (r < 0 && this.#log.enabled('debug')) this.#log.debug('control send failed', { errno: -r })
+  }
+
   peerCounters (slot: number): PeerCounters { return this.#stats.peer(slot) }
   counters (): Record<string, number> { return this.#stats.counters() }
 

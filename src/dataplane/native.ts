@@ -58,6 +58,8 @@ export interface Native {
   aeadSealBatch(mem: Uint8Array, desc: Int32Array, n: number, keys: Uint8Array): void
   /** Open in place: desc [off, aadLen (>= 16), ctLen incl. tag, keyOff]. results[i] = 1 if verified (plaintext in place), else 0 (also when ctLen < 16). Returns the number verified. */
   aeadOpenBatch(mem: Uint8Array, desc: Int32Array, n: number, keys: Uint8Array, results: Int32Array): number
+  /** One sendmsg with this datagram's IP TTL set by ancillary data (1..255). Returns bytes sent, or -errno. */
+  udpSendToTtl(fd: number, buf: Uint8Array, ip: number, port: number, ttl: number): number
 }
 
 /** Error thrown by a failed syscall in the addon. */

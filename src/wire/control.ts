@@ -10,6 +10,8 @@
  *   3   PeerUpdate  8 + ...    server -> client; the peer list, full (RESET) or a delta
  *   5   Confirm     4          initiator -> responder, first message on a new session
  *   6   Bye         4          any -> any; the sender is closing the session
+ *   7   Punch       8 + 6n     client -> client (relayed); "probe me now": the
+ *                              sender's NAT kind and its candidate endpoints
  *   (4 is unassigned; decoders reject it.)
  *
  * Decoders check the kind, the exact length and every reserved byte and throw
@@ -27,7 +29,8 @@ export const CTL_PONG = 2
 export const CTL_PEER_UPDATE = 3
 export const CTL_CONFIRM = 5
 export const CTL_BYE = 6
-export type ControlKind = typeof CTL_PING | typeof CTL_PONG | typeof CTL_PEER_UPDATE | typeof CTL_CONFIRM | typeof CTL_BYE
+export const CTL_PUNCH = 7
+export type ControlKind = typeof CTL_PING | typeof CTL_PONG | typeof CTL_PEER_UPDATE | typeof CTL_CONFIRM | typeof CTL_BYE | typeof CTL_PUNCH
 
 // ---------------------------------------------------------------------------
 // 1 Ping, 12 bytes
@@ -157,9 +160,43 @@ export interface Bye {
   reason: number
 }
 
-export type ControlMessage = Ping | Pong | PeerUpdate | Confirm | Bye
+// ---------------------------------------------------------------------------
+// 7 Punch, 8 + 6 x count bytes (client <-> client, on the end-to-end session,
+// through the relay)
+//
+//   0      1         2        3          4            8
+//  +------+---------+--------+----------+------------+--------------------------
+//  | k=7  | natKind | count  | flags=0  | round u32  | count x (ip 4, port u16)
+//  +------+---------+--------+----------+------------+--------------------------
+//
+//  "Probe these endpoints now": the receiver merges the candidates into its
+//  list for the sender and starts a probe round at once, while the sender
+//  starts its own (both sides punch at the same moment).
+//  natKind: the sender's own NAT mapping as it has classified it:
+//    0 unknown, 1 open (no NAT), 2 endpoint-independent (cone), 3
+//    endpoint-dependent (symmetric). Other values are rejected.
+//  count <= MAX_PUNCH_CANDIDATES (8); round: the sender's punch-round number
+//  (diagnostics; a receiver may ignore stale rounds).
+// ---------------------------------------------------------------------------
+
+export const PUNCH_HEADER_LEN = 8
+export const MAX_PUNCH_CANDIDATES = 8
+export const NAT_WIRE_UNKNOWN = 0
+export const NAT_WIRE_OPEN = 1
+export const NAT_WIRE_EIM = 2
+export const NAT_WIRE_EDM = 3
+
+export interface Punch {
+  kind: typeof CTL_PUNCH
+  /** 0..3, NAT_WIRE_*. */
+  natKind: number
+  round: number
+  candidates: LanAddr[]
+}
+
+export type ControlMessage = Ping | Pong | PeerUpdate | Confirm | Bye | Punch
 /** Encoder input: as ControlMessage, but PeerUpdate.seq may be omitted (0). */
-export type ControlInput = Ping | Pong | (Omit<PeerUpdate, 'seq'> & { seq?: number }) | Confirm | Bye
+export type ControlInput = Ping | Pong | (Omit<PeerUpdate, 'seq'> & { seq?: number }) | Confirm | Bye | Punch
 
 // ---------------------------------------------------------------------------
 // Encoding
@@ -181,6 +218,7 @@ export function controlLength (m: ControlInput): number {
     }
     case CTL_CONFIRM: return CONFIRM_LEN
     case CTL_BYE: return BYE_LEN
+    case CTL_PUNCH: return PUNCH_HEADER_LEN + m.candidates.length * LAN_ADDR_LEN
     default: throw new WireError(`control: unknown kind ${(m as { kind: unknown }).kind}`)
   }
 }
@@ -259,6 +297,21 @@ export function encodeControl (m: ControlInput, buf?: Uint8Array, offset = 0): U
       out[o + 2] = 0
       out[o + 3] = 0
       break
+    case CTL_PUNCH:
+      checkUint('natKind', m.natKind, NAT_WIRE_EDM)
+      checkUint('round', m.round, 0xffffffff)
+      if (!Array.isArray(m.candidates) || m.candidates.length > MAX_PUNCH_CANDIDATES) throw new WireError(`punch: at most ${MAX_PUNCH_CANDIDATES} candidates`)
+      for (const a of m.candidates) {
+        checkUint('candidate ip', a.ip, 0xffffffff)
+        checkUint('candidate port', a.port, 0xffff)
+      }
+      out[o] = CTL_PUNCH
+      out[o + 1] = m.natKind
+      out[o + 2] = m.candidates.length
+      out[o + 3] = 0
+      writeU32(out, o + 4, m.round)
+      writeLan(out, o + PUNCH_HEADER_LEN, m.candidates)
+      break
   }
   return buf === undefined ? out : len
 }
@@ -335,6 +388,16 @@ export function decodeControl (buf: Uint8Array): ControlMessage {
       need(buf, BYE_LEN, 'bye')
       zeros(buf, 2, 4, 'bye')
       return { kind: CTL_BYE, reason: buf[1] }
+    case CTL_PUNCH: {
+      if (buf.length < PUNCH_HEADER_LEN) throw new WireError(`punch: ${buf.length} bytes, need at least ${PUNCH_HEADER_LEN}`)
+      const natKind = buf[1]
+      const count = buf[2]
+      if (natKind > NAT_WIRE_EDM) throw new WireError(`punch: unknown NAT kind ${natKind}`)
+      if (count > MAX_PUNCH_CANDIDATES) throw new WireError(`punch: ${count} candidates, at most ${MAX_PUNCH_CANDIDATES}`)
+      need(buf, PUNCH_HEADER_LEN + count * LAN_ADDR_LEN, 'punch')
+      zeros(buf, 3, 4, 'punch')
+      return { kind: CTL_PUNCH, natKind, round: readU32(buf, 4), candidates: readLan(buf, PUNCH_HEADER_LEN, count) }
+    }
     default:
       throw new WireError(`control: unknown kind ${kind}`)
   }

@@ -20,8 +20,9 @@ let bob: Daemon
 t.before(async () => {
   topo = await createTopology({ clients: [{ name: 'alice', nat: 'port-restricted' }, { name: 'bob', nat: 'port-restricted' }] })
   server = startServer(topo.serverNs, topo.id)
-  alice = startClient(topo.client('alice').ns, topo.id, 'alice', '10.77.0.2/24', topo.serverWanIp)
-  bob = startClient(topo.client('bob').ns, topo.id, 'bob', '10.77.0.3/24', topo.serverWanIp)
+  // --no-p2p: this file tests the relay path (test/e2e/p2p.test.ts tests direct paths).
+  alice = startClient(topo.client('alice').ns, topo.id, 'alice', '10.77.0.2/24', topo.serverWanIp, { extra: ['--no-p2p'] })
+  bob = startClient(topo.client('bob').ns, topo.id, 'bob', '10.77.0.3/24', topo.serverWanIp, { extra: ['--no-p2p'] })
 })
 t.teardown(async () => { await topo?.destroy() })
 

@@ -8,7 +8,70 @@
 import type { ControlHandler, DataplanePort, PeerRoute } from '../../src/control/port.js'
 import type { PeerCounters } from '../../src/dataplane/stats.js'
 
-export interface Datagram { from: { ip: number, port: number }, to: { ip: number, port: number }, bytes: Uint8Array }
+export interface Datagram {
+  from: { ip: number, port: number }
+  to: { ip: number, port: number }
+  bytes: Uint8Array
+  /** IP TTL when the sender set one (a low-TTL probe): FakeNet NATs let it open a mapping, then drop it. */
+  ttl?: number
+}
+
+/**
+ * A NAT in front of some FakeNet nodes (research/nat-anchors.md §0):
+ * mapping 'eim' (one public port per inside endpoint) or 'edm' (a new random
+ * port per inside endpoint and destination); filtering 'eif' (anything to a
+ * mapped port passes), 'adf' (only from addresses the inside contacted),
+ * 'apdf' (only from the exact ip:port contacted). Unsolicited packets are
+ * dropped (the WAN filter of a home router). A datagram with a TTL set (a
+ * low-TTL probe) creates the outbound mapping and is then dropped, as if it
+ * died between the NATs.
+ */
+export class FakeNat {
+  readonly publicIp: number
+  readonly mapping: 'eim' | 'edm'
+  readonly filtering: 'eif' | 'adf' | 'apdf'
+  /** inside key (+ destination for edm) → public port */
+  readonly #out = new Map<string, number>()
+  /** public port → inside endpoint and the remotes it contacted */
+  readonly #in = new Map<number, { ip: number, port: number, ips: Set<number>, eps: Set<string> }>()
+  #nextPort = 20000
+
+  constructor (publicIp: number, mapping: 'eim' | 'edm', filtering: 'eif' | 'adf' | 'apdf') {
+    this.publicIp = publicIp
+    this.mapping = mapping
+    this.filtering = filtering
+  }
+
+  /** Rewrites an outbound datagram's source; returns the public port used. */
+  outbound (d: Datagram): void {
+    const inside = `${d.from.ip}:${d.from.port}`
+    const k = this.mapping === 'eim' ? inside : `${inside}>${d.to.ip}:${d.to.port}`
+    let port = this.#out.get(k)
+    if (port === undefined) {
+      port = this.mapping === 'eim' ? this.#nextPort++ : 1024 + Math.floor(Math.random() * 64000)
+      while (this.#in.has(port)) port = port + 1 > 65535 ? 1024 : port + 1
+      this.#out.set(k, port)
+      this.#in.set(port, { ip: d.from.ip, port: d.from.port, ips: new Set(), eps: new Set() })
+    }
+    const m = this.#in.get(port)!
+    m.ips.add(d.to.ip)
+    m.eps.add(`${d.to.ip}:${d.to.port}`)
+    d.from = { ip: this.publicIp, port }
+  }
+
+  /** Rewrites an inbound datagram's destination, or returns false (filtered, unmapped). */
+  inbound (d: Datagram): boolean {
+    const m = this.#in.get(d.to.port)
+    if (m === undefined) return false
+    if (this.filtering === 'adf' && !m.ips.has(d.from.ip)) return false
+    if (this.filtering === 'apdf' && !m.eps.has(`${d.from.ip}:${d.from.port}`)) return false
+    d.to = { ip: m.ip, port: m.port }
+    return true
+  }
+
+  /** Forget every mapping (a rebooted router; the next packets get new ports). */
+  reset (): void { this.#out.clear(); this.#in.clear(); this.#nextPort += 1000 }
+}
 
 export class FakeNet {
   readonly nodes = new Map<string, FakeDataplane>()
@@ -16,6 +79,17 @@ export class FakeNet {
   /** Return false to drop a datagram (loss, firewall). */
   filter: (d: Datagram) => boolean = () => true
   sent = 0
+  /** NATs by the inside address they serve, and by their public address. */
+  readonly #natByInside = new Map<number, FakeNat>()
+  readonly #natByPublic = new Map<number, FakeNat>()
+  /** Other receivers (e.g. the server's NAT-check port): called with the datagram, may queue replies. */
+  readonly extra = new Map<string, (d: Datagram) => void>()
+
+  /** Put every node with address `insideIp` behind `nat`. */
+  addNat (insideIp: number, nat: FakeNat): void {
+    this.#natByInside.set(insideIp, nat)
+    this.#natByPublic.set(nat.publicIp, nat)
+  }
 
   add (ip: number, port: number, mode: 'server' | 'client'): FakeDataplane {
     const dp = new FakeDataplane(this, ip, port, mode)
@@ -29,8 +103,20 @@ export class FakeNet {
     while (this.queue.length > 0 && n < max) {
       const d = this.queue.shift()!
       n++
+      const out = this.#natByInside.get(d.from.ip)
+      const dstNat = this.#natByInside.get(d.to.ip)
+      // Traffic between two hosts behind the same NAT stays on their LAN;
+      // an inside address is unreachable from anywhere else.
+      if (dstNat !== undefined && dstNat !== out) continue
+      if (out !== undefined && dstNat !== out) out.outbound(d)
+      if (d.ttl !== undefined) continue // a low-TTL probe dies between the NATs
       if (!this.filter(d)) continue
-      this.nodes.get(`${d.to.ip}:${d.to.port}`)?.deliver(d)
+      const inn = this.#natByPublic.get(d.to.ip)
+      if (inn !== undefined && !inn.inbound(d)) continue
+      const k = `${d.to.ip}:${d.to.port}`
+      const x = this.extra.get(k)
+      if (x !== undefined) { x(d); continue }
+      this.nodes.get(k)?.deliver(d)
     }
     return n
   }
@@ -63,7 +149,18 @@ export class FakeDataplane implements DataplanePort {
     this.#net.queue.push({ from: { ip: this.ip, port: this.port }, to: { ip, port }, bytes: bytes.slice() })
   }
 
-  peerCounters (_slot: number): PeerCounters { return { txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0, lastRxMs: 0 } }
+  sendControlTtl (bytes: Uint8Array, ip: number, port: number, ttl: number): void {
+    this.#net.sent++
+    this.#net.queue.push({ from: { ip: this.ip, port: this.port }, to: { ip, port }, bytes: bytes.slice(), ttl })
+  }
+
+  /** Pretend data flows to and from every peer (the counters move on each read). */
+  trafficTick = false
+  #traffic = 0
+  peerCounters (_slot: number): PeerCounters {
+    const n = this.trafficTick ? ++this.#traffic : 0
+    return { txPackets: n, txBytes: n * 100, rxPackets: n, rxBytes: n * 100, lastRxMs: 0 }
+  }
   counters (): Record<string, number> { return {} }
 
   routeByTunnelIp (ip: number): PeerRoute | undefined {
@@ -76,7 +173,9 @@ export class FakeDataplane implements DataplanePort {
     const h = this.handler
     if (h === null) return
     const b = d.bytes
+    if (b.length === 0) return
     if (b[0] === 5) {
+      if (b.length < 16) return // the inbound worker counts it as malformed
       const view = new DataView(b.buffer, b.byteOffset)
       if (this.#mode === 'server') {
         const src = [...this.routes.values()].find(r => r.endpointIp === d.from.ip && r.endpointPort === d.from.port)

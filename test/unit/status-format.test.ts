@@ -82,6 +82,26 @@ t.test('client report', async t => {
   t.notMatch(out, /dropsReplay/)
 })
 
+t.test('direct-path section: candidates, NAT kinds, why relay, last pong', async t => {
+  const p2p = (x: Partial<NonNullable<PeerStatus['p2p']>>): NonNullable<PeerStatus['p2p']> => ({
+    enabled: true, localNat: 'cone', peerNat: 'cone', strategy: 'punch', relayReason: null, candidates: [], candidatesTried: 0,
+    lastPongSec: null, timeToDirectMs: null, pathChanges: 0, pathAgeSec: 1, probesSent: 0, ...x
+  })
+  const out = formatStatus({
+    ...clientReport,
+    peers: [
+      peer({ p2p: p2p({ lastPongSec: 0.4, candidatesTried: 2, candidates: [{ endpoint: '198.51.100.7:40000', kind: 'public', state: 'confirmed', pingsSent: 9, pongs: 9, rttMs: 1.25 }, { endpoint: '192.168.1.7:40000', kind: 'lan', state: 'probing', pingsSent: 9, pongs: 0, rttMs: null }] }) }),
+      peer({ tunnelIp: '10.0.0.10', path: 'relay', p2p: p2p({ peerNat: 'symmetric', strategy: 'relay-only', relayReason: 'DOUBLE_SYMMETRIC', localNat: 'cone' }) }),
+      peer({ tunnelIp: '10.0.0.1', peerId: 0, role: 'server' })
+    ]
+  })
+  t.match(out, /direct paths \(our NAT: cone\):/)
+  t.match(out, /PEER +PEER NAT +STRATEGY +LAST PONG +TRIED +CANDIDATES +WHY RELAY/)
+  t.match(out, /10\.0\.0\.3 +cone +punch +0s ago +2\/2 +198\.51\.100\.7:40000 public confirmed 1\.25 ms, 192\.168\.1\.7:40000 lan probing +-/)
+  t.match(out, /10\.0\.0\.10 +symmetric +relay-only +- +0\/0 +- +DOUBLE_SYMMETRIC/)
+  t.notMatch(formatStatus(clientReport), /direct paths/, 'no section without p2p data (--no-p2p, servers)')
+})
+
 t.test('server report with a problem and no peers', async t => {
   const out = formatStatus({ ...clientReport, mode: 'server', listen: '0.0.0.0:9000', server: null, state: 'running', problem: 'cannot bind 0.0.0.0:9000', peers: [], counters: {} })
   t.match(out, /^lightweight-tunnel 0\.1\.0, server on lwt0/)

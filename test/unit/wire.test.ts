@@ -20,7 +20,7 @@ import {
   type InitPayload, type RespPayload, type RespStatus
 } from '../../src/wire/payloads.js'
 import {
-  CTL_BYE, CTL_CONFIRM, CTL_PEER_UPDATE, CTL_PING, CTL_PONG, PEER_OP_REMOVE, PEER_OP_UPSERT,
+  CTL_BYE, CTL_CONFIRM, CTL_PUNCH, CTL_PEER_UPDATE, CTL_PING, CTL_PONG, PEER_OP_REMOVE, PEER_OP_UPSERT,
   decodeControl, encodeControl, encodePeerUpdates, type ControlMessage, type PeerEntry, type PeerUpdate
 } from '../../src/wire/control.js'
 import {
@@ -270,7 +270,10 @@ const CONTROL_GOLDEN: Array<[string, ControlMessage, string]> = [
     '03 03 0200 03000000 | 01 07000000 0a000007 c6336407 6cca 01 c0a80107 6cca | 02 08000000 00000000 00000000 0000 00'],
   ['3 PeerUpdate FINAL seq 5, empty', { kind: CTL_PEER_UPDATE, reset: false, final: true, seq: 5, version: 0xfffffffe, entries: [] }, '03 16 0000 feffffff'],
   ['5 Confirm', { kind: CTL_CONFIRM }, '05 000000'],
-  ['6 Bye', { kind: CTL_BYE, reason: 1 }, '06 01 0000']
+  ['6 Bye', { kind: CTL_BYE, reason: 1 }, '06 01 0000'],
+  ['7 Punch, 2 candidates', { kind: CTL_PUNCH, natKind: 3, round: 2, candidates: [{ ip: ipToInt('203.0.113.5'), port: 40000 }, { ip: ipToInt('192.168.1.7'), port: 51820 }] },
+    '07 03 02 00 02000000 | cb007105 409c | c0a80107 6cca'],
+  ['7 Punch, no candidates', { kind: CTL_PUNCH, natKind: 0, round: 0xffffffff, candidates: [] }, '07 00 00 00 ffffffff']
 ]
 
 t.test('golden: control payloads', async t => {
@@ -286,7 +289,13 @@ t.test('golden: control payloads', async t => {
   const bad: Array<[string, string]> = [
     ['kind 0', '00000000'],
     ['kind 4 (unassigned)', '04000000'],
-    ['kind 7', '07000000'],
+    ['kind 8', '08000000'],
+    ['punch 7 bytes', '07 00 00 00 000000'],
+    ['punch NAT kind 4', '07 04 00 00 00000000'],
+    ['punch count 9', '07 00 09 00 00000000' + '000000000000'.repeat(9)],
+    ['punch count says 1, no candidate', '07 00 01 00 00000000'],
+    ['punch trailing byte', '07 00 00 00 00000000 00'],
+    ['punch flags', '07 00 00 01 00000000'],
     ['empty', ''],
     ['ping 11 bytes', '01 000000 04030201 090000'],
     ['ping 13 bytes', '01 000000 04030201 09000000 00'],
@@ -390,8 +399,9 @@ t.test('addr', async t => {
 // ---------------------------------------------------------------------------
 
 function randomControl (): ControlMessage {
-  switch (rint(5)) {
+  switch (rint(6)) {
     case 0: return { kind: CTL_PING, txid: ru32(), peerListVersion: ru32() }
+    case 5: return { kind: CTL_PUNCH, natKind: rint(4), round: ru32(), candidates: rlan() }
     case 1: return { kind: CTL_PONG, txid: ru32(), peerListVersion: ru32(), observedIp: ru32(), observedPort: rint(65536) }
     case 2: return {
       kind: CTL_PEER_UPDATE, reset: rnd() < 0.5, final: rnd() < 0.5, seq: rint(64), version: ru32(),

@@ -1,0 +1,169 @@
+/**
+ * Direct paths, measured in the namespace lab (run as root after `npm run build`):
+ *
+ *   node dist/bench/p2p.js figure [--seconds 8]   direct vs relay: TCP throughput (iperf3) and RTT (ping), side by side
+ *   node dist/bench/p2p.js matrix [--tries 5]     time to direct per NAT pair: median and worst over the tries
+ *
+ * Both print a table and write JSON to bench/results/p2p-<mode>.json.
+ *
+ * figure: one topology, four clients behind port-restricted NATs: a1 ↔ b1
+ * run with --p2p (direct once punched), a2 ↔ b2 with --no-p2p (the relay),
+ * measured one pair at a time.
+ * matrix: two clients of every NAT kind (plus two on one LAN) all start at
+ * once, so every cell punches at the same moment under the load of 12
+ * daemons; "time to direct" is, per cell, the later side's time from
+ * learning of the peer (the server's peer list: both clients registered) to
+ * its first confirmed direct path (status: p2p.timeToDirectMs).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { createTopology, type Topology } from '../src/lab/topology.js'
+import type { NatKind } from '../src/lab/nat.js'
+import { runIn, sleep, spawnIn, waitFor, type LabProcess } from '../src/lab/exec.js'
+import type { StatusReport } from '../src/control/status.js'
+
+const BIN = fileURLToPath(new URL('../../bin/lightweight-tunnel', import.meta.url))
+const KEY = 'bench-p2p-key'
+const RESULTS = fileURLToPath(new URL('../../bench/results/', import.meta.url))
+
+interface Node { proc: LabProcess, ns: string, control: string }
+
+function env (): NodeJS.ProcessEnv {
+  const e: NodeJS.ProcessEnv = {}
+  for (const [k, v] of Object.entries(process.env)) if (k !== 'NODE_OPTIONS') e[k] = v
+  return e
+}
+
+function start (ns: string, id: string, name: string, args: string[]): Node {
+  const control = `/run/lightweight-tunnel/bench-${id}-${name}.sock`
+  const proc = spawnIn(ns, BIN, [...args, '--key', KEY, '--dev', 'lwt0', '--control', control, '--quiet'], { env: env() })
+  return { proc, ns, control }
+}
+
+async function status (n: Node): Promise<StatusReport | null> {
+  try {
+    const r = await runIn(n.ns, BIN, ['status', '--json', '--control', n.control], { env: env() })
+    return JSON.parse(r.stdout) as StatusReport
+  } catch { return null }
+}
+
+function median (xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+}
+
+function save (mode: string, data: unknown): void {
+  mkdirSync(RESULTS, { recursive: true })
+  const file = `${RESULTS}p2p-${mode}.json`
+  writeFileSync(file, JSON.stringify(data, null, 2) + '\n')
+  console.log(`\nwrote ${file}`)
+}
+
+// ── figure: direct vs relay ──────────────────────────────────────────────────
+
+async function figure (seconds: number): Promise<void> {
+  const topo = await createTopology({
+    clients: [
+      { name: 'a1', nat: 'port-restricted' }, { name: 'b1', nat: 'port-restricted' },
+      { name: 'a2', nat: 'port-restricted' }, { name: 'b2', nat: 'port-restricted' }
+    ]
+  })
+  try {
+    start(topo.serverNs, topo.id, 'server', ['server', '--listen', '0.0.0.0:9000', '--tun', '10.88.0.1/24'])
+    const ip: Record<string, string> = { a1: '10.88.0.2', b1: '10.88.0.3', a2: '10.88.0.4', b2: '10.88.0.5' }
+    const nodes: Record<string, Node> = {}
+    for (const name of ['a1', 'b1', 'a2', 'b2']) {
+      const extra = name.endsWith('2') ? ['--no-p2p'] : []
+      nodes[name] = start(topo.client(name).ns, topo.id, name, ['client', '--remote', `${topo.serverWanIp}:9000`, '--tun', `${ip[name]}/24`, ...extra])
+    }
+    await waitFor(async () => (await status(nodes.a1!))?.peers.find(p => p.tunnelIp === ip.b1)?.path === 'direct', { timeoutMs: 30_000, intervalMs: 300, what: 'a1 ↔ b1 direct' })
+    await waitFor(async () => (await status(nodes.a2!))?.peers.find(p => p.tunnelIp === ip.b2)?.session === 'established' ||
+      (await runIn(topo.client('a2').ns, 'ping', ['-c', '1', '-W', '1', ip.b2!]).then(() => true, () => false)), { timeoutMs: 30_000, intervalMs: 300, what: 'a2 ↔ b2 relay up' })
+    const rows: Array<{ path: string, mbps: number, retransmits: number, rttAvgMs: number, rttMdevMs: number }> = []
+    for (const [path, a, b] of [['direct', 'a1', 'b1'], ['relay', 'a2', 'b2']] as const) {
+      const ping = await runIn(topo.client(a).ns, 'ping', ['-n', '-q', '-c', '200', '-i', '0.01', ip[b]!])
+      const m = /= ([\d.]+)\/([\d.]+)\/([\d.]+)\/([\d.]+)/.exec(ping.stdout)
+      const srv = spawnIn(topo.client(b).ns, 'iperf3', ['-s', '-1', '-B', ip[b]!])
+      await sleep(500)
+      const r = await runIn(topo.client(a).ns, 'iperf3', ['-c', ip[b]!, '-t', String(seconds), '-J'], { timeoutMs: (seconds + 20) * 1000 })
+      await srv.stop('SIGKILL', 1000).catch(() => {})
+      const j = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number }, sum_sent: { retransmits?: number } } }
+      rows.push({ path, mbps: Math.round(j.end.sum_received.bits_per_second / 1e4) / 100, retransmits: j.end.sum_sent.retransmits ?? 0, rttAvgMs: Number(m?.[2] ?? NaN), rttMdevMs: Number(m?.[4] ?? NaN) })
+    }
+    console.log('\npath     TCP Mbit/s   retransmits   RTT avg ms   RTT mdev ms')
+    for (const r of rows) console.log(`${r.path.padEnd(8)} ${String(r.mbps).padStart(10)}   ${String(r.retransmits).padStart(11)}   ${String(r.rttAvgMs).padStart(10)}   ${String(r.rttMdevMs).padStart(11)}`)
+    save('figure', { when: new Date().toISOString(), seconds, nat: 'port-restricted ↔ port-restricted', rows })
+  } finally {
+    await topo.destroy()
+  }
+}
+
+// ── matrix: time to direct ───────────────────────────────────────────────────
+
+const KINDS: Array<[string, NatKind]> = [['n', 'none'], ['f', 'full-cone'], ['a', 'address-restricted'], ['p', 'port-restricted'], ['s', 'symmetric']]
+
+async function matrix (tries: number): Promise<void> {
+  const specs: Array<{ name: string, nat: NatKind, lan?: string }> = []
+  for (const [p, nat] of KINDS) specs.push({ name: `${p}1`, nat }, { name: `${p}2`, nat })
+  specs.push({ name: 'l1', nat: 'port-restricted', lan: 'home' }, { name: 'l2', nat: 'port-restricted', lan: 'home' })
+  const tun = (name: string): string => `10.88.0.${10 + specs.findIndex(s => s.name === name)}`
+  const cells: Array<{ label: string, a: string, b: string }> = []
+  for (let i = 0; i < KINDS.length; i++) {
+    for (let j = i; j < KINDS.length; j++) {
+      cells.push({ label: `${KINDS[i]![1]} ↔ ${KINDS[j]![1]}`, a: `${KINDS[i]![0]}1`, b: i === j ? `${KINDS[j]![0]}2` : `${KINDS[j]![0]}1` })
+    }
+  }
+  cells.push({ label: 'same LAN (port-restricted)', a: 'l1', b: 'l2' })
+  const samples = new Map<string, Array<number | null>>(cells.map(c => [c.label, []]))
+  const topo: Topology = await createTopology({ clients: specs })
+  try {
+    const server = start(topo.serverNs, topo.id, 'server', ['server', '--listen', '0.0.0.0:9000', '--tun', '10.88.0.1/24'])
+    void server
+    for (let t = 0; t < tries; t++) {
+      const nodes = new Map<string, Node>()
+      for (const s of specs) nodes.set(s.name, start(topo.client(s.name).ns, topo.id, `${s.name}-${t}`, ['client', '--remote', `${topo.serverWanIp}:9000`, '--tun', `${tun(s.name)}/24`]))
+      // Let every cell finish its first punch burst (5 s) after the last registration.
+      const stats = new Map<string, StatusReport>()
+      await waitFor(async () => {
+        for (const [name, n] of nodes) {
+          const s = await status(n)
+          if (s === null || s.state !== 'registered' || s.peers.length < specs.length) return false
+          stats.set(name, s)
+        }
+        return true
+      }, { timeoutMs: 60_000, intervalMs: 500, what: 'all clients registered' })
+      await sleep(8000)
+      for (const [name, n] of nodes) stats.set(name, (await status(n))!)
+      for (const c of cells) {
+        const pa = stats.get(c.a)!.peers.find(p => p.tunnelIp === tun(c.b))
+        const pb = stats.get(c.b)!.peers.find(p => p.tunnelIp === tun(c.a))
+        const ta = pa?.p2p?.timeToDirectMs ?? null
+        const tb = pb?.p2p?.timeToDirectMs ?? null
+        samples.get(c.label)!.push(ta === null || tb === null ? null : Math.max(ta, tb))
+      }
+      process.stdout.write(`try ${t + 1}/${tries} done\n`)
+      await Promise.all([...nodes.values()].map(n => n.proc.stop('SIGTERM', 3000).catch(() => {})))
+      await sleep(1500) // the server forgets them (Bye) before the next try
+    }
+    const rows = cells.map(c => {
+      const xs = samples.get(c.label)!
+      const ok = xs.filter((x): x is number => x !== null)
+      return { cell: c.label, tries: xs.length, direct: ok.length, medianMs: ok.length ? Math.round(median(ok)) : null, worstMs: ok.length ? Math.round(Math.max(...ok)) : null, samplesMs: xs.map(x => x === null ? null : Math.round(x)) }
+    })
+    console.log('\ncell                                        direct   median ms   worst ms')
+    for (const r of rows) console.log(`${r.cell.padEnd(44)}${`${r.direct}/${r.tries}`.padStart(6)}   ${String(r.medianMs ?? '-').padStart(9)}   ${String(r.worstMs ?? '-').padStart(8)}`)
+    save('matrix', { when: new Date().toISOString(), tries, note: 'all 12 clients start at once; per cell the later side; from learning of the peer to a confirmed direct path', rows })
+  } finally {
+    await topo.destroy()
+  }
+}
+
+const [mode = 'figure', ...rest] = process.argv.slice(2)
+const opt = (name: string, dflt: number): number => {
+  const i = rest.indexOf(`--${name}`)
+  return i >= 0 ? Number(rest[i + 1]) : dflt
+}
+if (mode === 'figure') await figure(opt('seconds', 8))
+else if (mode === 'matrix') await matrix(opt('tries', 5))
+else { console.error('usage: node dist/bench/p2p.js figure [--seconds N] | matrix [--tries N]'); process.exitCode = 2 }

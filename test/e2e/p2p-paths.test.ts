@@ -1,0 +1,154 @@
+/**
+ * A direct path's life, in network namespaces: two clients behind
+ * port-restricted NATs whose UDP mappings expire after 30 s of silence.
+ *  - failover: the direct path is cut mid-transfer (nftables drop between
+ *    the two NATs' WAN addresses): traffic is back on the relay within 3 s
+ *    and the TCP transfer completes intact;
+ *  - heal: the cut is removed: direct again within 10 s, without flapping;
+ *  - roaming: alice's router changes its WAN address (her public endpoint
+ *    changes, every mapping is lost): traffic within 2 s, direct within 5 s;
+ *  - keepalives hold the idle direct path through the 30-s mapping timeout
+ *    at one probe per 25 s.
+ * Each direct phase is checked against the packets counted on the server's link.
+ */
+import t from 'tap'
+import { createTopology, type Topology } from '../../src/lab/topology.js'
+import { linkStats } from '../../src/lab/netns.js'
+import { blockBetween, flushConntrack, unblock } from '../../src/lab/nat.js'
+import { runIn, sleep, waitFor } from '../../src/lab/exec.js'
+import type { PeerStatus } from '../../src/control/status.js'
+import { ping, startClient, startServer, status, tcpTransfer, waitPing, waitReady, type Daemon } from '../helpers/daemon.js'
+
+const A_IP = '10.77.0.2'
+const B_IP = '10.77.0.3'
+let topo: Topology
+let alice: Daemon
+let bob: Daemon
+
+t.before(async () => {
+  topo = await createTopology({ udpTimeoutSec: 30, clients: [{ name: 'alice', nat: 'port-restricted' }, { name: 'bob', nat: 'port-restricted' }] })
+  startServer(topo.serverNs, topo.id)
+  alice = startClient(topo.client('alice').ns, topo.id, 'alice', `${A_IP}/24`, topo.serverWanIp)
+  bob = startClient(topo.client('bob').ns, topo.id, 'bob', `${B_IP}/24`, topo.serverWanIp)
+})
+t.teardown(async () => { await topo?.destroy() })
+
+async function views (): Promise<[PeerStatus, PeerStatus]> {
+  const [sa, sb] = await Promise.all([status(alice), status(bob)])
+  return [sa.peers.find(p => p.tunnelIp === B_IP)!, sb.peers.find(p => p.tunnelIp === A_IP)!]
+}
+
+/** Poll until both sides report `path`; returns when (ms since epoch) the later side changed, from pathAgeSec. */
+async function waitPath (path: 'direct' | 'relay', timeoutMs: number): Promise<number> {
+  let at = 0
+  await waitFor(async () => {
+    const now = Date.now()
+    const [a, b] = await views()
+    if (a.path !== path || b.path !== path) return false
+    at = now - 1000 * Math.min(a.p2p!.pathAgeSec, b.p2p!.pathAgeSec)
+    return true
+  }, { timeoutMs, intervalMs: 100, what: `both sides ${path}` })
+  return at
+}
+
+async function serverPackets (): Promise<number> {
+  const s = await linkStats(topo.serverNs, topo.serverLink)
+  return s.rxPackets + s.txPackets
+}
+
+/** Pings across the tunnel; returns the packets the server's link moved meanwhile. */
+async function pingDelta (count = 100): Promise<{ received: number, delta: number }> {
+  const before = await serverPackets()
+  const r = await ping(topo.client('alice').ns, B_IP, count, 0.005)
+  return { received: r.received, delta: (await serverPackets()) - before }
+}
+
+t.test('direct path comes up', async t => {
+  await waitReady(alice, 1)
+  await waitReady(bob, 1)
+  await waitPath('direct', 10_000)
+  await waitPing(topo.client('alice').ns, B_IP)
+  const r = await pingDelta()
+  t.equal(r.received, 100)
+  t.ok(r.delta < 30, `server link: ${r.delta} packets for 200 tunnel packets`)
+})
+
+t.test('failover: a cut direct path falls back to the relay within 3 s; a running TCP transfer survives', async t => {
+  const wa = topo.client('alice').routerWanIp!
+  const wb = topo.client('bob').routerWanIp!
+  const before = await serverPackets()
+  const transfer = tcpTransfer(topo.client('alice').ns, topo.client('bob').ns, B_IP, 48 * 1024 * 1024)
+  await sleep(700)
+  const cutAt = Date.now()
+  await blockBetween(topo.internetNs, wa, wb)
+  const relayAt = await waitPath('relay', 10_000)
+  t.ok(relayAt - cutAt <= 3000, `back on the relay ${relayAt - cutAt} ms after the cut`)
+  const r = await transfer
+  t.equal(r.received.bytes, r.sent.bytes, 'every byte arrived')
+  t.equal(r.received.sha256, r.sent.sha256, 'the same bytes')
+  t.ok((await serverPackets()) - before > 1000, 'the relay carried the rest of the transfer')
+  const [a, b] = await views()
+  t.equal(a.p2p!.relayReason, 'PATH_LOST', a.note ?? '')
+  t.equal(b.p2p!.relayReason, 'PATH_LOST', b.note ?? '')
+  t.equal((await ping(topo.client('alice').ns, B_IP, 5, 0.05)).received, 5, 'traffic flows on the relay')
+})
+
+t.test('heal: direct again within 10 s, no flapping', async t => {
+  const wa = topo.client('alice').routerWanIp!
+  const wb = topo.client('bob').routerWanIp!
+  const healAt = Date.now()
+  await unblock(topo.internetNs, wa, wb)
+  const directAt = await waitPath('direct', 15_000)
+  t.ok(directAt - healAt <= 10_000, `direct again ${directAt - healAt} ms after the heal`)
+  const [a0] = await views()
+  await sleep(3000)
+  const [a1] = await views()
+  t.equal(a1.path, 'direct')
+  t.equal(a1.p2p!.pathChanges, a0.p2p!.pathChanges, 'no flapping after the heal')
+  const r = await pingDelta()
+  t.equal(r.received, 100)
+  t.ok(r.delta < 30, `direct: server link moved ${r.delta} packets`)
+})
+
+t.test('roaming: the public address changes; traffic within 2 s, direct within 5 s', async t => {
+  const c = topo.client('alice')
+  const oldIp = c.routerWanIp!
+  const newIp = '100.64.1.101'
+  // A ping every 50 ms across the move; -D stamps each reply, so the gap is measured to ~50 ms.
+  const pinger = runIn(c.ns, 'ping', ['-n', '-D', '-i', '0.05', '-c', '160', '-W', '1', B_IP], { timeoutMs: 20_000 })
+    .catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '' }))
+  await sleep(500)
+  const movedAt = Date.now()
+  // Delete first: deleting a primary address also deletes its secondaries.
+  await runIn(c.routerNs!, 'ip', ['addr', 'del', `${oldIp}/16`, 'dev', c.routerWan!])
+  await runIn(c.routerNs!, 'ip', ['addr', 'add', `${newIp}/16`, 'dev', c.routerWan!])
+  await flushConntrack(c.routerNs!)
+  const out = (await pinger).stdout
+  const replies = [...out.matchAll(/^\[(\d+\.\d+)\] \d+ bytes from/gm)].map(m => Number(m[1]) * 1000)
+  const flowsAt = replies.find(ts => ts > movedAt + 50)
+  t.ok(flowsAt !== undefined, 'pings are answered again after the move')
+  t.ok(flowsAt! - movedAt <= 2000, `traffic flows again ${Math.round(flowsAt! - movedAt)} ms after the move`)
+  const directAt = await waitPath('direct', 10_000)
+  t.ok(directAt - movedAt <= 5000, `direct again ${directAt - movedAt} ms after the move`)
+  const [, b] = await views()
+  t.match(b.endpoint, new RegExp(`^${newIp.replace(/\./g, '\\.')}:`), 'bob reaches alice at her new address')
+  const r = await pingDelta()
+  t.equal(r.received, 100)
+  t.ok(r.delta < 30, `direct: server link moved ${r.delta} packets`)
+})
+
+t.test('keepalives hold an idle direct path through a 30-s mapping timeout, at one probe per 25 s', async t => {
+  await sleep(2500) // let the path go idle
+  const [a0, b0] = await views()
+  await sleep(40_000)
+  const [a1, b1] = await views()
+  t.equal(a1.path, 'direct')
+  t.equal(b1.path, 'direct')
+  t.equal(a1.p2p!.pathChanges, a0.p2p!.pathChanges, 'no path change while idle')
+  const pa = a1.p2p!.probesSent - a0.p2p!.probesSent
+  const pb = b1.p2p!.probesSent - b0.p2p!.probesSent
+  t.ok(pa + pb >= 1 && pa + pb <= 2, `probes in 40 s idle: alice ${pa}, bob ${pb} (each answered by one pong)`)
+  const r = await pingDelta()
+  t.equal(r.received, 100, 'the path still works after 40 s idle')
+  t.ok(r.delta < 30, `still direct: server link moved ${r.delta} packets`)
+})

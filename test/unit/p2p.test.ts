@@ -1,0 +1,243 @@
+/**
+ * Direct paths: the pure parts as tables (betterPath, NAT classification,
+ * strategy choice), then whole punching runs in process: a server and two
+ * clients over a FakeNet with NATs of each kind, on a manual clock.
+ */
+import t from 'tap'
+import { randomBytes } from 'node:crypto'
+import { ManualClock } from '../../src/clock.js'
+import { Logger } from '../../src/log.js'
+import { ServerController } from '../../src/control/server.js'
+import { ClientController } from '../../src/control/client.js'
+import { betterPath, chooseStrategy, classifyLocal, classifyPeer, type NatMapping, type PathScore } from '../../src/control/p2p.js'
+import { ipToInt } from '../../src/wire/addr.js'
+import { FakeNat, FakeNet, type FakeDataplane } from '../helpers/fake-dataplane.js'
+import type { PeerStatus } from '../../src/control/status.js'
+
+const ip = ipToInt
+
+t.test('betterPath', async t => {
+  const rows: Array<[string, PathScore, PathScore | null, boolean]> = [
+    ['anything beats nothing', { kind: 'relay', rttMs: null }, null, true],
+    ['direct beats relay', { kind: 'public', rttMs: 50 }, { kind: 'relay', rttMs: 5 }, true],
+    ['relay never beats direct', { kind: 'relay', rttMs: 1 }, { kind: 'public', rttMs: 80 }, false],
+    ['LAN beats public, even slower', { kind: 'lan', rttMs: 10 }, { kind: 'public', rttMs: 2 }, true],
+    ['public does not beat LAN', { kind: 'public', rttMs: 1 }, { kind: 'lan', rttMs: 10 }, false],
+    ['learned ranks with public: 30 % and 1 ms faster switches', { kind: 'learned', rttMs: 6 }, { kind: 'public', rttMs: 10 }, true],
+    ['hysteresis: 20 % faster keeps the current path', { kind: 'public', rttMs: 8 }, { kind: 'public', rttMs: 10 }, false],
+    ['hysteresis: 50 % faster but < 1 ms keeps the current path', { kind: 'public', rttMs: 0.4 }, { kind: 'public', rttMs: 0.9 }, false],
+    ['unmeasured never displaces a measured path of the same rank', { kind: 'public', rttMs: null }, { kind: 'public', rttMs: 50 }, false],
+    ['equal paths: keep the current one', { kind: 'lan', rttMs: 3 }, { kind: 'lan', rttMs: 3 }, false]
+  ]
+  for (const [name, a, b, want] of rows) t.test(name, async t => { t.equal(betterPath(a, b), want) })
+})
+
+t.test('classifyLocal', async t => {
+  const srv = { ip: ip('203.0.113.1'), port: 40000 }
+  const rows: Array<[string, Parameters<typeof classifyLocal>, NatMapping]> = [
+    ['nothing observed yet', [null, [ip('192.168.1.2')], 40000, []], 'unknown'],
+    ['the server sees our own address and port: no NAT', [{ ip: ip('198.51.100.7'), port: 5000 }, [ip('198.51.100.7')], 5000, []], 'open'],
+    ['our address but another port: a port-translating firewall, not open', [{ ip: ip('198.51.100.7'), port: 5001 }, [ip('198.51.100.7')], 5000, []], 'unknown'],
+    ['behind NAT, no second observation', [srv, [ip('192.168.1.2')], 5000, []], 'unknown'],
+    ['second destination sees the same mapping: cone', [srv, [ip('192.168.1.2')], 5000, [{ ...srv }]], 'eim'],
+    ['second destination sees another port: symmetric', [srv, [ip('192.168.1.2')], 5000, [{ ip: srv.ip, port: 40001 }]], 'edm'],
+    ['one different port among same ones: symmetric', [srv, [ip('192.168.1.2')], 5000, [{ ...srv }, { ip: srv.ip, port: 1 }]], 'edm'],
+    ['a LAN peer sees our LAN address: says nothing', [srv, [ip('192.168.1.2')], 5000, [{ ip: ip('192.168.1.2'), port: 5000 }]], 'unknown']
+  ]
+  for (const [name, args, want] of rows) t.test(name, async t => { t.equal(classifyLocal(...args), want) })
+})
+
+t.test('classifyPeer', async t => {
+  const pub = { ip: ip('203.0.113.9'), port: 7000 }
+  t.equal(classifyPeer('edm', pub, []), 'edm', 'what the peer announces wins')
+  t.equal(classifyPeer('unknown', pub, [{ ip: pub.ip, port: 7001 }]), 'edm', 'probes from another port of its public address')
+  t.equal(classifyPeer('unknown', pub, [{ ...pub }]), 'eim', 'probes from the advertised endpoint')
+  t.equal(classifyPeer('unknown', pub, [{ ip: ip('192.168.1.5'), port: 7000 }]), 'unknown', 'LAN probes say nothing')
+  t.equal(classifyPeer('unknown', null, [{ ...pub }]), 'unknown', 'no public endpoint known')
+})
+
+t.test('chooseStrategy', async t => {
+  const kinds: NatMapping[] = ['unknown', 'open', 'eim', 'edm']
+  for (const a of kinds) {
+    for (const b of kinds) {
+      const s = chooseStrategy(a, b)
+      if (a === 'edm' && b === 'edm') {
+        t.same(s, { strategy: 'relay-only', reason: 'DOUBLE_SYMMETRIC' }, `${a} ↔ ${b}`)
+      } else {
+        t.same(s, { strategy: 'punch', reason: null }, `${a} ↔ ${b}`)
+      }
+    }
+  }
+})
+
+// ── in-process punching over a NAT-aware FakeNet ─────────────────────────────
+
+type Kind = 'none' | 'full-cone' | 'address-restricted' | 'port-restricted' | 'symmetric'
+const NAT: Record<Exclude<Kind, 'none'>, [mapping: 'eim' | 'edm', filtering: 'eif' | 'adf' | 'apdf']> = {
+  'full-cone': ['eim', 'eif'],
+  'address-restricted': ['eim', 'adf'],
+  'port-restricted': ['eim', 'apdf'],
+  symmetric: ['edm', 'apdf']
+}
+const SERVER_IP = ip('198.18.0.1')
+const SERVER_PORT = 9000
+
+interface World {
+  net: FakeNet
+  clock: ManualClock
+  clients: Array<{ c: ClientController, dp: FakeDataplane }>
+  run(ms: number, step?: number): void
+  peer(i: number): PeerStatus
+}
+
+function world (kinds: Kind[]): World {
+  const net = new FakeNet()
+  const clock = new ManualClock()
+  const psk = new Uint8Array(randomBytes(32))
+  const quiet = new Logger({ level: 'error', sink: { write: () => {} } })
+  const serverDp = net.add(SERVER_IP, SERVER_PORT, 'server')
+  const server = new ServerController({ psk, tunnelIp: ip('10.0.0.1'), prefix: 24, mtu: 1400, maxClients: 10, keepaliveSec: 10 }, serverDp, clock, quiet, 16)
+  serverDp.handler = server
+  // The server's NAT-check port.
+  net.extra.set(`${SERVER_IP}:${SERVER_PORT + 1}`, (d) => {
+    const reply = server.onNatCheck(d.bytes, d.from.ip, d.from.port)
+    if (reply !== null) net.queue.push({ from: { ip: SERVER_IP, port: SERVER_PORT + 1 }, to: d.from, bytes: reply })
+  })
+  const clients: World['clients'] = []
+  kinds.forEach((kind, i) => {
+    const inside = kind === 'none' ? ip(`198.18.2.${i + 1}`) : ip(`192.168.${i + 1}.2`)
+    if (kind !== 'none') net.addNat(inside, new FakeNat(ip(`198.18.1.${i + 1}`), ...NAT[kind]))
+    const port = 41000 + i
+    const dp = net.add(inside, port, 'client')
+    const c = new ClientController({
+      psk, tunnelIp: ip(`10.0.0.${i + 2}`), prefix: 24, mtu: 1400, serverIp: SERVER_IP, serverPort: SERVER_PORT,
+      keepaliveSec: 10, serverName: 'server', p2p: true, localEndpoints: () => [{ ip: inside, port }]
+    }, dp, clock, quiet, 16)
+    dp.handler = c
+    clients.push({ c, dp })
+  })
+  const w: World = {
+    net, clock, clients,
+    run (ms, step = 50) {
+      for (let el = 0; el < ms; el += step) {
+        clock.advance(step)
+        server.tick()
+        for (const x of clients) x.c.tick()
+        net.flush()
+      }
+    },
+    peer (i) { return clients[i]!.c.status().peers.find(p => p.role === 'client')! }
+  }
+  return w
+}
+
+const MATRIX: Array<[Kind, Kind, 'direct' | 'relay', string | null]> = [
+  ['none', 'none', 'direct', null],
+  ['none', 'port-restricted', 'direct', null],
+  ['full-cone', 'full-cone', 'direct', null],
+  ['address-restricted', 'address-restricted', 'direct', null],
+  ['port-restricted', 'port-restricted', 'direct', null],
+  ['address-restricted', 'port-restricted', 'direct', null],
+  ['full-cone', 'symmetric', 'direct', null],
+  ['symmetric', 'address-restricted', 'direct', null],
+  ['symmetric', 'port-restricted', 'relay', 'SYMMETRIC_PORT_RESTRICTED'],
+  ['symmetric', 'symmetric', 'relay', 'DOUBLE_SYMMETRIC']
+]
+
+t.test('punching over a FakeNet, per NAT pair', async t => {
+  for (const [ka, kb, want, reason] of MATRIX) {
+    t.test(`${ka} ↔ ${kb}: ${want}`, async t => {
+      const w = world([ka, kb])
+      w.run(6000)
+      const a = w.peer(0)
+      const b = w.peer(1)
+      t.equal(a.path, want, `a: ${a.note}`)
+      t.equal(b.path, want, `b: ${b.note}`)
+      const routeA = [...w.clients[0]!.dp.routes.values()].find(r => r.tunnelIp === ip('10.0.0.3'))!
+      t.equal(routeA.relayVia, want === 'relay', 'the dataplane route follows the path')
+      if (want === 'direct') {
+        t.ok(a.p2p!.timeToDirectMs! <= 1000 && b.p2p!.timeToDirectMs! <= 1000, `direct within 1 s of fake time (${a.p2p!.timeToDirectMs}, ${b.p2p!.timeToDirectMs} ms)`)
+        t.equal(routeA.endpointIp === SERVER_IP, false, 'route points at the peer, not the server')
+      } else {
+        t.equal(a.p2p!.relayReason, reason)
+        t.equal(b.p2p!.relayReason, reason)
+      }
+      if (ka === 'symmetric') {
+        t.equal(a.p2p!.localNat, 'symmetric', 'the NAT check found the symmetric NAT')
+        t.equal(b.p2p!.peerNat, 'symmetric', 'the peer learned it')
+      }
+    })
+  }
+})
+
+t.test('double-symmetric pairs keep to a bounded probe budget', async t => {
+  const w = world(['symmetric', 'symmetric'])
+  w.run(3000)
+  const p0 = w.peer(0).p2p!.probesSent
+  w.run(60_000, 250)
+  const p1 = w.peer(0).p2p!.probesSent
+  t.ok(p0 <= 40, `first 3 s: ${p0} probes`)
+  t.equal(p1, p0, 'no probes for the next minute (one round per 2 min)')
+})
+
+t.test('no echo storm: an idle direct path exchanges one ping and one pong per 25 s', async t => {
+  const w = world(['port-restricted', 'port-restricted'])
+  w.run(10_000)
+  t.equal(w.peer(0).path, 'direct')
+  const sent0 = w.net.sent
+  const probes0 = w.peer(0).p2p!.probesSent + w.peer(1).p2p!.probesSent
+  w.run(100_000, 250)
+  const probes = w.peer(0).p2p!.probesSent + w.peer(1).p2p!.probesSent - probes0
+  t.ok(probes >= 3 && probes <= 4, `${probes} probes in 100 s idle (one side, every 25 s)`)
+  // Everything sent in 100 s: the probes, their pongs, and the server keepalives (10 s, two clients).
+  t.ok(w.net.sent - sent0 < 2 * probes + 2 * 2 * 11, `${w.net.sent - sent0} datagrams in 100 s`)
+  t.equal(w.peer(0).path, 'direct')
+})
+
+t.test('failover and heal over the FakeNet', async t => {
+  const w = world(['port-restricted', 'port-restricted'])
+  w.run(3000)
+  t.equal(w.peer(0).path, 'direct')
+  // Cut the direct path (packets between the two NATs' public addresses).
+  const pubA = ip('198.18.1.1')
+  const pubB = ip('198.18.1.2')
+  w.net.filter = (d) => !((d.from.ip === pubA && d.to.ip === pubB) || (d.from.ip === pubB && d.to.ip === pubA))
+  // Traffic flows: the dataplane counters would move; the controller sees it through peerCounters.
+  w.clients[0]!.dp.trafficTick = true
+  w.clients[1]!.dp.trafficTick = true
+  let relayAt = -1
+  for (let ms = 0; ms < 5000 && relayAt < 0; ms += 50) {
+    w.run(50)
+    if (w.peer(0).path === 'relay' && w.peer(1).path === 'relay') relayAt = ms + 50
+  }
+  t.ok(relayAt > 0 && relayAt <= 3000, `back on the relay after ${relayAt} ms`)
+  t.equal(w.peer(0).p2p!.relayReason, 'PATH_LOST')
+  w.net.filter = () => true
+  let directAt = -1
+  for (let ms = 0; ms < 15_000 && directAt < 0; ms += 50) {
+    w.run(50)
+    if (w.peer(0).path === 'direct' && w.peer(1).path === 'direct') directAt = ms + 50
+  }
+  t.ok(directAt > 0 && directAt <= 10_000, `direct again ${directAt} ms after the heal`)
+})
+
+t.test('malformed and unauthenticated probes are dropped, never crash', async t => {
+  const w = world(['none', 'none'])
+  w.run(3000)
+  const target = w.clients[1]!.dp
+  const before = w.clients[1]!.c.status().peers.length
+  // Sealed-control-shaped junk (type 3), half of it with a live receiver index (a forged probe).
+  const live = [...target.recvKeys.keys()]
+  const dropped0 = w.clients[1]!.c.counters.p2pDropped
+  for (let i = 0; i < 2000; i++) {
+    const len = Math.floor(Math.random() * 120)
+    const b = new Uint8Array(randomBytes(len))
+    if (len > 0) b[0] = 3
+    if (len >= 8 && i % 2 === 0) new DataView(b.buffer).setUint32(4, live[i % live.length]!, true)
+    w.net.queue.push({ from: { ip: ip('198.18.9.9'), port: 1234 }, to: { ip: target.ip, port: target.port }, bytes: b })
+  }
+  t.doesNotThrow(() => w.run(500))
+  t.equal(w.clients[1]!.c.status().peers.length, before)
+  t.ok(w.clients[1]!.c.counters.p2pDropped - dropped0 >= 1900, `counted: ${w.clients[1]!.c.counters.p2pDropped - dropped0}`)
+  t.equal(w.peer(1).path, 'direct', 'the path is unaffected')
+})
