@@ -190,7 +190,9 @@ async function pingAll (): Promise<void> {
 /** Relay envelopes from every registered client to its partner (i xor 1), round robin, sendmmsg of 64 per call. */
 function relayBlast (seconds: number, size: number): void {
   const native = loadNative()
-  const live = clients.filter((c) => c.ctl !== null)
+  // Only clients the server has activated (it sent them their peer list): a client whose Confirm and
+  // first Ping were both dropped is re-registered by a real client after a Reject; this simulator does not.
+  const live = clients.filter((c) => c.ctl !== null && c.controlIn > 0)
   if (live.length < 2) { out({ ev: 'relayed', sent: 0, seconds: 0 }); return }
   // One envelope, sent 64 times per call: relay header (8) + a data message (16 + size + 16) the server cannot read.
   const mem = new Uint8Array(new SharedArrayBuffer(2048))

@@ -25,7 +25,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { createInterface } from 'node:readline'
-import { spawnIn, sleep, type LabProcess } from '../src/lab/exec.js'
+import { runIn, spawnIn, sleep, type LabProcess } from '../src/lab/exec.js'
 import { linkStats } from '../src/lab/netns.js'
 import { createTopology } from '../src/lab/topology.js'
 import { cpuSeconds, rssKb, peakRssKb } from './lib/machine.js'
@@ -48,6 +48,32 @@ export interface ScaleStep {
   relaySentPps: number
   relayForwardedPps: number
   relayServerCpuPct: number | null
+  /** Server dataplane counters that moved during the step (status --json), e.g. dropControlRingFull. */
+  serverDrops: Record<string, number>
+  /** UDP receive-buffer overflows in the server's namespace during the relay blast (/proc/net/snmp RcvbufErrors). */
+  relayRcvbufErrors: number | null
+}
+
+async function serverCounters (ns: string, control: string): Promise<Record<string, number>> {
+  try {
+    const r = await runIn(ns, 'env', ['-u', 'NODE_OPTIONS', BIN, 'status', '--json', '--control', control], { env: env(), timeoutMs: 10_000 })
+    return (JSON.parse(r.stdout) as { counters?: Record<string, number> }).counters ?? {}
+  } catch {
+    return {}
+  }
+}
+
+async function rcvbufErrors (ns: string): Promise<number | null> {
+  try {
+    const r = await runIn(ns, 'cat', ['/proc/net/snmp'])
+    const lines = r.stdout.split('\n').filter((l) => l.startsWith('Udp:'))
+    const head = lines[0]!.split(/\s+/)
+    const vals = lines[1]!.split(/\s+/)
+    const i = head.indexOf('RcvbufErrors')
+    return i < 0 ? null : Number(vals[i])
+  } catch {
+    return null
+  }
 }
 
 function env (): NodeJS.ProcessEnv {
@@ -109,6 +135,7 @@ export async function runScale (steps: number[], relaySeconds: number, log: (l: 
     let prevN = 0
     for (const n of steps) {
       log(`registering up to ${n} clients...`)
+      const k0 = await serverCounters(topo.serverNs, join(dir, 's.sock'))
       const c0 = cpuSeconds(pid)
       const reg = await sim.cmd({ cmd: 'register', total: n })
       const c1 = cpuSeconds(pid)
@@ -119,6 +146,7 @@ export async function runScale (steps: number[], relaySeconds: number, log: (l: 
       log('  every client pings...')
       const p = await sim.cmd({ cmd: 'pingall' })
       log(`  relay blast ${relaySeconds} s...`)
+      const e0 = await rcvbufErrors(topo.serverNs)
       const l0 = await linkStats(topo.serverNs, topo.serverLink)
       const rc0 = cpuSeconds(pid)
       const t0 = Date.now()
@@ -126,7 +154,11 @@ export async function runScale (steps: number[], relaySeconds: number, log: (l: 
       const wall = (Date.now() - t0) / 1000
       const rc1 = cpuSeconds(pid)
       const l1 = await linkStats(topo.serverNs, topo.serverLink)
+      const e1 = await rcvbufErrors(topo.serverNs)
       await sleep(1500) // the simulator drains what it did not read
+      const k1 = await serverCounters(topo.serverNs, join(dir, 's.sock'))
+      const serverDrops: Record<string, number> = {}
+      for (const [k, v] of Object.entries(k1)) if (k.startsWith('drop') && v - (k0[k] ?? 0) > 0) serverDrops[k] = v - (k0[k] ?? 0)
       const ms = Number(reg.ms)
       const step: ScaleStep = {
         clients: Number(reg.n),
@@ -144,10 +176,12 @@ export async function runScale (steps: number[], relaySeconds: number, log: (l: 
         pingP99Ms: p.p99 as number | null,
         relaySentPps: Number(r.sent) / Number(r.seconds),
         relayForwardedPps: (l1.txPackets - l0.txPackets) / Number(r.seconds),
-        relayServerCpuPct: rc0 !== null && rc1 !== null ? (100 * (rc1 - rc0)) / wall : null
+        relayServerCpuPct: rc0 !== null && rc1 !== null ? (100 * (rc1 - rc0)) / wall : null,
+        serverDrops,
+        relayRcvbufErrors: e0 !== null && e1 !== null ? e1 - e0 : null
       }
       out.push(step)
-      log(`  ${step.clients} clients: ${step.handshakesPerSec.toFixed(0)} handshakes/s, RSS ${((rss ?? 0) / 1024).toFixed(1)} MiB, relay ${(step.relayForwardedPps / 1000).toFixed(0)} kpps forwarded of ${(step.relaySentPps / 1000).toFixed(0)} kpps sent`)
+      log(`  ${step.clients} clients: ${step.handshakesPerSec.toFixed(0)} handshakes/s, RSS ${((rss ?? 0) / 1024).toFixed(1)} MiB, relay ${(step.relayForwardedPps / 1000).toFixed(0)} kpps forwarded of ${(step.relaySentPps / 1000).toFixed(0)} kpps sent; server drops ${JSON.stringify(serverDrops)}, UDP rcvbuf errors ${step.relayRcvbufErrors ?? '?'}`)
       prevRss = rss
       prevN = Number(reg.n)
     }
