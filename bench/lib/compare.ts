@@ -43,7 +43,8 @@ export function compare (measured: Record<string, number | null>, baseline: Base
     if (b === undefined) return { id, ratio: r, baseline: null, tolerance: tol, change: null, status: 'new' as const }
     if (r === null || !Number.isFinite(r)) return { id, ratio: null, baseline: b.ratio, tolerance: tol, change: null, status: 'missing' as const }
     const change = r / b.ratio - 1
-    const status = change < -tol ? 'regression' as const : change > tol ? 'improved' as const : 'ok' as const
+    // 1e-9: a ratio exactly at the allowed drop passes despite floating-point rounding.
+    const status = change < -tol - 1e-9 ? 'regression' as const : change > tol + 1e-9 ? 'improved' as const : 'ok' as const
     return { id, ratio: r, baseline: b.ratio, tolerance: tol, change, status }
   })
 }
