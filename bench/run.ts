@@ -23,7 +23,7 @@
  *        [--seconds 4] [--max-busy 0.3] [--quiet-window 2] [--quiet-timeout 20]
  *        [--out bench/results] [--docs] [--json-only]
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, readdirSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, readdirSync } from 'node:fs'
 import { cpus, release, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -34,6 +34,8 @@ import { busyBetween, parseIperfTcp, parseIperfUdp, parsePingRtts, percentile } 
 import { markdownTable, svgChart, type BenchReport, type Busy, type PingResult, type TcpResult, type TunnelResult, type UdpResult } from './lib/results.js'
 import { ROOT, TUNNELS, tunnelByName, type RunningTunnel, type TunnelSpec } from './tunnels/index.js'
 import { Progress } from './lib/progress.js'
+import { formatResults, type BenchResult } from './micro/timer.js'
+import { scaleTable, type ScaleStep } from './scale.js'
 
 export const ALL_TESTS = ['tcp1', 'tcp4', 'udp64', 'ping', 'pingload'] as const
 export type TestName = typeof ALL_TESTS[number]
@@ -269,8 +271,38 @@ function cleanupWireguardSockets (id: string): void {
   } catch {}
 }
 
+/** The newest bench/results/<prefix>-*.json, parsed, or null. */
+function latestResult (dir: string, prefix: string): Record<string, unknown> | null {
+  try {
+    const f = readdirSync(dir).filter((n) => n.startsWith(`${prefix}-`) && n.endsWith('.json')).sort().at(-1)
+    return f === undefined ? null : JSON.parse(readFileSync(join(dir, f), 'utf8')) as Record<string, unknown>
+  } catch {
+    return null
+  }
+}
+
+/** Sections for the latest micro/pipeline and scale results (bench:micro, bench:scale), when present. */
+export function extraSections (dir: string): string[] {
+  const out: string[] = []
+  const micro = latestResult(dir, 'micro') as { at?: string, results?: BenchResult[] } | null
+  if (micro?.results !== undefined) {
+    out.push('## Micro and pipeline benchmarks', '', `\`npm run bench:micro\` at ${String(micro.at ?? '?').slice(0, 16).replace('T', ' ')} UTC, one core, best of the rounds (bench/micro/*.bench.ts). ` +
+      'The pipeline rows drive the real Outbound and Inbound classes with a fake addon whose TUN and UDP calls are memory copies (the AEAD is the real addon\'s): packets per second per core without kernel I/O.', '',
+      '```', formatResults(micro.results), '```', '')
+  }
+  const scale = latestResult(dir, 'scale') as { at?: string, steps?: ScaleStep[], e2e?: unknown, baseRssKb?: number, peakRssKb?: number } | null
+  if (scale?.steps !== undefined) {
+    out.push('## The server at scale', '', `\`npm run bench:scale\` at ${String(scale.at ?? '?').slice(0, 16).replace('T', ' ')} UTC: one real server daemon (\`--max-clients 1000\`), clients simulated from one process in another namespace, each with its own UDP socket, speaking the real protocol ` +
+      '(registration handshake, Confirm, keepalive Pings, relay envelopes). Steps add clients to the same server. Handshakes/s: new clients ÷ time from the burst of inits to the last response. ' +
+      'Relay: every client sends relay envelopes (1400-byte inner packets) to another for 3 s; forwarded = packets on the server\'s link.', '',
+      scaleTable(scale.steps), '',
+      `Server RSS with no client ${((scale.baseRssKb ?? 0) / 1024).toFixed(1)} MiB, peak ${((scale.peakRssKb ?? 0) / 1024).toFixed(1)} MiB. End-to-end relayed session between two simulated clients: \`${JSON.stringify(scale.e2e)}\`.`, '')
+  }
+  return out
+}
+
 /** The markdown document for docs/BENCHMARKS.md. */
-export function benchmarksDoc (rep: BenchReport, chartPath: string): string {
+export function benchmarksDoc (rep: BenchReport, chartPath: string, extra: string[] = []): string {
   const ok = rep.tunnels.filter((t) => t.status === 'ok')
   const notes = rep.tunnels.flatMap((t) => {
     const n: string[] = []
@@ -306,6 +338,7 @@ export function benchmarksDoc (rep: BenchReport, chartPath: string): string {
     ...ok.map((t) => `- **${t.label}**: ${t.config}${t.mtu !== null ? ` (inner MTU ${t.mtu})` : ''}`),
     '',
     ...(notes.length > 0 ? ['## Problems during this run', '', ...notes, ''] : []),
+    ...extra,
     'Reproduce: `npm ci && npm run bench` (root; installs nothing by itself: `apt-get install -y fastd wireguard-go wireguard-tools nebula openvpn tinc iperf3`). ' +
       'Options: `npm run bench -- --help`. Micro and pipeline benchmarks: `npm run bench:micro`; the regression gate: `npm run bench:ci`; the server at scale: `npm run bench:scale`.',
     ''
@@ -320,18 +353,28 @@ const HELP = `npm run bench -- [options]
   --quiet-window S     seconds the machine must stay quiet (default 2)
   --quiet-timeout S    measure anyway after waiting this long (default 20)
   --out DIR            result directory (default bench/results)
-  --docs               also write docs/BENCHMARKS.md and docs/bench-chart.svg
-  --json FILE          also write the JSON report to FILE`
+  --docs               also write docs/BENCHMARKS.md and docs/bench-chart.svg (with the newest
+                       bench:micro and bench:scale results from bench/results, if any)
+  --json FILE          also write the JSON report to FILE
+  --render FILE        only re-render docs/BENCHMARKS.md and the chart from a saved JSON report`
 
 async function main (): Promise<number> {
   const { values } = parseArgs({
     options: {
       tunnels: { type: 'string' }, tests: { type: 'string' }, seconds: { type: 'string' },
       'max-busy': { type: 'string' }, 'quiet-window': { type: 'string' }, 'quiet-timeout': { type: 'string' },
-      out: { type: 'string' }, docs: { type: 'boolean' }, json: { type: 'string' }, help: { type: 'boolean', short: 'h' }
+      out: { type: 'string' }, docs: { type: 'boolean' }, json: { type: 'string' }, render: { type: 'string' }, help: { type: 'boolean', short: 'h' }
     }
   })
   if (values.help === true) { console.log(HELP); return 0 }
+  if (values.render !== undefined) {
+    // Re-render docs/BENCHMARKS.md and the chart from a saved report, measuring nothing.
+    const rep = JSON.parse(readFileSync(values.render, 'utf8')) as BenchReport
+    writeFileSync(join(ROOT, 'docs', 'bench-chart.svg'), svgChart(rep))
+    writeFileSync(join(ROOT, 'docs', 'BENCHMARKS.md'), benchmarksDoc(rep, 'bench-chart.svg', extraSections(join(ROOT, 'bench', 'results'))))
+    console.log(markdownTable(rep))
+    return 0
+  }
   if (typeof process.getuid === 'function' && process.getuid() !== 0) { console.error('bench: needs root (network namespaces, TUN devices)'); return 1 }
   const tests = (values.tests?.split(',') ?? [...ALL_TESTS]) as TestName[]
   for (const t of tests) if (!ALL_TESTS.includes(t)) { console.error(`bench: unknown test "${t}" (known: ${ALL_TESTS.join(', ')})`); return 1 }
@@ -357,7 +400,7 @@ async function main (): Promise<number> {
   if (values.json !== undefined) writeFileSync(values.json, JSON.stringify(rep, null, 2) + '\n')
   if (values.docs === true) {
     writeFileSync(join(ROOT, 'docs', 'bench-chart.svg'), svgChart(rep))
-    writeFileSync(join(ROOT, 'docs', 'BENCHMARKS.md'), benchmarksDoc(rep, 'bench-chart.svg'))
+    writeFileSync(join(ROOT, 'docs', 'BENCHMARKS.md'), benchmarksDoc(rep, 'bench-chart.svg', extraSections(join(ROOT, 'bench', 'results'))))
   }
   console.log('')
   console.log(markdownTable(rep))
