@@ -20,7 +20,7 @@
  * signal cleanup kills every process in the namespaces and deletes them).
  *
  *   node dist/bench/run.js [--tunnels raw,ours,...] [--tests tcp1,tcp4,udp64,ping,pingload]
- *        [--seconds 4] [--max-busy 0.3] [--quiet-window 2] [--quiet-timeout 20]
+ *        [--seconds 4] [--max-busy 0.3] [--quiet-window 2] [--quiet-timeout 15] [--wait-budget 180]
  *        [--out bench/results] [--docs] [--json-only]
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, readdirSync } from 'node:fs'
@@ -45,6 +45,8 @@ export interface HarnessOptions {
   tests: TestName[]
   testSeconds: number
   quiet: QuietOptions
+  /** Total time all quiet waits together may take, ms; afterwards each wait is one window (bounds the run on a busy machine). */
+  waitBudgetMs?: number
 }
 
 const IPERF_PORT = 5301
@@ -97,10 +99,15 @@ export class Harness {
     this.progress = progress
   }
 
+  #budgetLeft = Infinity
+
   async #quiet (what: string): Promise<{ before: number, quiet: boolean }> {
-    const q = await waitQuiet(this.opts.quiet, (busy, waited) => {
+    if (this.#budgetLeft === Infinity) this.#budgetLeft = this.opts.waitBudgetMs ?? Infinity
+    const timeoutMs = Math.max(this.opts.quiet.windowMs, Math.min(this.opts.quiet.timeoutMs, this.#budgetLeft))
+    const q = await waitQuiet({ ...this.opts.quiet, timeoutMs }, (busy, waited) => {
       this.progress.update(`${what}: waiting for a quiet machine (busy ${(100 * busy).toFixed(0)}%, ${(waited / 1000).toFixed(0)} s)`)
     })
+    this.#budgetLeft -= q.waitedMs
     this.busyBefore.push(q.busy)
     return { before: q.busy, quiet: q.quiet }
   }
@@ -351,7 +358,8 @@ const HELP = `npm run bench -- [options]
   --seconds N          length of each throughput test (default 4; +1 s omitted for TCP)
   --max-busy F         machine busy share counted as quiet, 0..1 (default 0.3)
   --quiet-window S     seconds the machine must stay quiet (default 2)
-  --quiet-timeout S    measure anyway after waiting this long (default 20)
+  --quiet-timeout S    measure anyway after waiting this long (default 15)
+  --wait-budget S      all quiet waits together at most this long; then one window each (default 180)
   --out DIR            result directory (default bench/results)
   --docs               also write docs/BENCHMARKS.md and docs/bench-chart.svg (with the newest
                        bench:micro and bench:scale results from bench/results, if any)
@@ -362,7 +370,7 @@ async function main (): Promise<number> {
   const { values } = parseArgs({
     options: {
       tunnels: { type: 'string' }, tests: { type: 'string' }, seconds: { type: 'string' },
-      'max-busy': { type: 'string' }, 'quiet-window': { type: 'string' }, 'quiet-timeout': { type: 'string' },
+      'max-busy': { type: 'string' }, 'quiet-window': { type: 'string' }, 'quiet-timeout': { type: 'string' }, 'wait-budget': { type: 'string' },
       out: { type: 'string' }, docs: { type: 'boolean' }, json: { type: 'string' }, render: { type: 'string' }, help: { type: 'boolean', short: 'h' }
     }
   })
@@ -385,8 +393,9 @@ async function main (): Promise<number> {
     quiet: {
       maxBusy: Number(values['max-busy'] ?? 0.3),
       windowMs: Number(values['quiet-window'] ?? 2) * 1000,
-      timeoutMs: Number(values['quiet-timeout'] ?? 20) * 1000
-    }
+      timeoutMs: Number(values['quiet-timeout'] ?? 15) * 1000
+    },
+    waitBudgetMs: Number(values['wait-budget'] ?? 180) * 1000
   }
   const progress = new Progress()
   const rep = await runHarness(opts, progress)
