@@ -26,6 +26,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, readdirSync } from 'node:fs'
 import { cpus, release, tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { runIn, spawnIn, waitFor, sleep } from '../src/lab/exec.js'
 import { createTopology, type Topology } from '../src/lab/topology.js'
@@ -192,6 +193,7 @@ export class Harness {
       return r
     }
     const dir = mkdtempSync(join(tmpdir(), `lwt-bench-${spec.name}-`))
+    scratchDirs.add(dir)
     let t: RunningTunnel | null = null
     try {
       this.progress.update(`${label}: starting`)
@@ -220,6 +222,7 @@ export class Harness {
     } finally {
       if (t !== null) await t.stop().catch(() => {})
       rmSync(dir, { recursive: true, force: true })
+      scratchDirs.delete(dir)
     }
     return r
   }
@@ -247,6 +250,7 @@ export async function runHarness (opts: HarnessOptions, progress: Progress): Pro
   const threeHost = specs.some((s) => s.threeHost === true)
   progress.update('building the lab')
   const topo = await createTopology({ clients: [{ name: 'a', nat: 'none' }, ...(threeHost ? [{ name: 'b', nat: 'none' as const }] : [])] })
+  currentLabId = topo.id
   const h = new Harness(opts, progress)
   const results: TunnelResult[] = []
   try {
@@ -269,6 +273,26 @@ export async function runHarness (opts: HarnessOptions, progress: Progress): Pro
     meanBusyBefore: mean,
     tunnels: results
   }
+}
+
+/** Scratch directories of running tunnels (keys, configs), removed on Ctrl-C too. */
+const scratchDirs = new Set<string>()
+let currentLabId: string | null = null
+
+/**
+ * Ctrl-C / SIGTERM: remove the scratch directories and exit; the lab's exit
+ * hook (src/lab/netns.ts) then kills every process we started and deletes the
+ * namespaces, which removes every tunnel device.
+ */
+export function installInterruptCleanup (): void {
+  const onSignal = (sig: NodeJS.Signals): void => {
+    process.stderr.write(`\nbench: ${sig}: stopping every tunnel and removing the lab\n`)
+    for (const d of scratchDirs) rmSync(d, { recursive: true, force: true })
+    if (currentLabId !== null) cleanupWireguardSockets(currentLabId)
+    process.exit(130)
+  }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
 }
 
 /** wireguard-go leaves its UAPI socket behind when killed. */
@@ -303,7 +327,11 @@ export function extraSections (dir: string): string[] {
       '(registration handshake, Confirm, keepalive Pings, relay envelopes). Steps add clients to the same server. Handshakes/s: new clients ÷ time from the burst of inits to the last response. ' +
       'Relay: every client sends relay envelopes (1400-byte inner packets) to another for 3 s; forwarded = packets on the server\'s link.', '',
       scaleTable(scale.steps), '',
-      `Server RSS with no client ${((scale.baseRssKb ?? 0) / 1024).toFixed(1)} MiB, peak ${((scale.peakRssKb ?? 0) / 1024).toFixed(1)} MiB. End-to-end relayed session between two simulated clients: \`${JSON.stringify(scale.e2e)}\`.`, '')
+      `Server RSS with no client ${((scale.baseRssKb ?? 0) / 1024).toFixed(1)} MiB, peak ${((scale.peakRssKb ?? 0) / 1024).toFixed(1)} MiB. End-to-end relayed session between two simulated clients: \`${JSON.stringify(scale.e2e)}\`.`, '',
+      'Reading the table: "inits per client" above 1 and "pongs" below the client count mean the server dropped control packets of the burst ' +
+      '(its status counters say which: the step\'s `serverDrops` in bench/results/scale-*.json, e.g. `dropControlRingFull`); clients retransmit inits after 1 s. ' +
+      'CPU time is counted in 10 ms ticks and RSS includes the garbage collector\'s slack, so the 10-client figures per handshake and per client are coarse; the 1,000-client row is the one to read. ' +
+      'The relay figures are bounded by this 2-core machine: the simulator\'s sender and the server share it.', '')
   }
   return out
 }
@@ -346,8 +374,11 @@ export function benchmarksDoc (rep: BenchReport, chartPath: string, extra: strin
     '',
     ...(notes.length > 0 ? ['## Problems during this run', '', ...notes, ''] : []),
     ...extra,
-    'Reproduce: `npm ci && npm run bench` (root; installs nothing by itself: `apt-get install -y fastd wireguard-go wireguard-tools nebula openvpn tinc iperf3`). ' +
-      'Options: `npm run bench -- --help`. Micro and pipeline benchmarks: `npm run bench:micro`; the regression gate: `npm run bench:ci`; the server at scale: `npm run bench:scale`.',
+    '## Reproduce',
+    '',
+    '`npm ci`, then as root `npm run bench:micro && npm run bench:scale && npm run bench -- --docs` (about 10 minutes; `--docs` rewrites this page, its chart and docs/bench-results.json, taking the newest micro and scale results from bench/results). ' +
+      'The harness installs nothing: `apt-get install -y fastd wireguard-go wireguard-tools nebula openvpn tinc iperf3`; a missing tunnel is reported, not fatal. ' +
+      'Options: `npm run bench -- --help`. The regression gate: `npm run bench:ci` (bench/baseline.json).',
     ''
   ].join('\n')
 }
@@ -380,6 +411,7 @@ async function main (): Promise<number> {
     const rep = JSON.parse(readFileSync(values.render, 'utf8')) as BenchReport
     writeFileSync(join(ROOT, 'docs', 'bench-chart.svg'), svgChart(rep))
     writeFileSync(join(ROOT, 'docs', 'BENCHMARKS.md'), benchmarksDoc(rep, 'bench-chart.svg', extraSections(join(ROOT, 'bench', 'results'))))
+    writeFileSync(join(ROOT, 'docs', 'bench-results.json'), JSON.stringify(rep, null, 2) + '\n')
     console.log(markdownTable(rep))
     return 0
   }
@@ -398,6 +430,7 @@ async function main (): Promise<number> {
     waitBudgetMs: Number(values['wait-budget'] ?? 180) * 1000
   }
   const progress = new Progress()
+  installInterruptCleanup()
   const rep = await runHarness(opts, progress)
   const outDir = values.out ?? join(ROOT, 'bench', 'results')
   mkdirSync(outDir, { recursive: true })
@@ -410,6 +443,7 @@ async function main (): Promise<number> {
   if (values.docs === true) {
     writeFileSync(join(ROOT, 'docs', 'bench-chart.svg'), svgChart(rep))
     writeFileSync(join(ROOT, 'docs', 'BENCHMARKS.md'), benchmarksDoc(rep, 'bench-chart.svg', extraSections(join(ROOT, 'bench', 'results'))))
+    writeFileSync(join(ROOT, 'docs', 'bench-results.json'), JSON.stringify(rep, null, 2) + '\n')
   }
   console.log('')
   console.log(markdownTable(rep))
@@ -418,7 +452,7 @@ async function main (): Promise<number> {
   return rep.tunnels.some((t) => t.kind === 'ours' && t.status !== 'ok') ? 1 : 0
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   main().then((c) => { process.exitCode = c }, (err: unknown) => {
     console.error(`bench: ${err instanceof Error ? err.stack ?? err.message : String(err)}`)
     process.exitCode = 1

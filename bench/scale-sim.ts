@@ -64,7 +64,7 @@ interface SimClient {
 const clients: SimClient[] = []
 let psk: Uint8Array
 let onRegistered: (() => void) | null = null
-let onPong: (() => void) | null = null
+let onPong: ((txid: number) => void) | null = null
 const out = (o: unknown): void => { process.stdout.write(JSON.stringify(o) + '\n') }
 
 function tunnelIpOf (i: number): number {
@@ -113,7 +113,7 @@ function onMessage (c: SimClient, msg: Buffer): void {
     if (m.kind !== CTL_PONG) return
     c.version = m.peerListVersion
     const t = c.pingSentAt.get(m.txid)
-    if (t !== undefined) { c.pingSentAt.delete(m.txid); c.lastRtt = Date.now() - t; onPong?.() }
+    if (t !== undefined) { c.pingSentAt.delete(m.txid); c.lastRtt = Date.now() - t; onPong?.(m.txid) }
     return
   }
   if (type === 5) onRelayed(c, msg)
@@ -177,14 +177,23 @@ async function pingAll (): Promise<void> {
   const live = clients.filter((c) => c.ctl !== null)
   for (const c of live) c.lastRtt = null
   const t0 = Date.now()
-  let got = 0
+  const mine = new Map<number, SimClient>()
+  const rtts: number[] = []
+  let last = t0
   await new Promise<void>((resolve) => {
     const limit = setTimeout(() => { onPong = null; resolve() }, 10_000)
-    onPong = () => { if (++got >= live.length) { clearTimeout(limit); onPong = null; resolve() } }
-    for (const c of live) ping(c)
+    // Only the Pongs of this round count (keepalive Pongs of the clients' own timers do not).
+    onPong = (txid) => {
+      const c = mine.get(txid)
+      if (c === undefined) return
+      mine.delete(txid)
+      rtts.push(c.lastRtt ?? 0)
+      last = Date.now()
+      if (mine.size === 0) { clearTimeout(limit); onPong = null; resolve() }
+    }
+    for (const c of live) mine.set(ping(c), c)
   })
-  const rtts = live.flatMap((c) => c.lastRtt === null ? [] : [c.lastRtt])
-  out({ ev: 'pinged', n: live.length, pongs: rtts.length, ms: Date.now() - t0, p50: percentile(rtts, 50), p99: percentile(rtts, 99) })
+  out({ ev: 'pinged', n: live.length, pongs: rtts.length, ms: last - t0, p50: percentile(rtts, 50), p99: percentile(rtts, 99) })
 }
 
 /** Relay envelopes from every registered client to its partner (i xor 1), round robin, sendmmsg of 64 per call. */

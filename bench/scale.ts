@@ -23,6 +23,7 @@
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { createInterface } from 'node:readline'
 import { runIn, spawnIn, sleep, type LabProcess } from '../src/lab/exec.js'
@@ -199,8 +200,8 @@ export async function runScale (steps: number[], relaySeconds: number, log: (l: 
 
 export function scaleTable (steps: readonly ScaleStep[]): string {
   const f = (v: number | null, d = 0): string => v === null || !Number.isFinite(v) ? '–' : v.toFixed(d)
-  const head = ['clients', 'handshakes/s', 'inits per client', 'server CPU ms/handshake', 'server RSS MiB', 'RSS per client KiB', 'RSS growth per added client KiB', 'all ping → last pong ms', 'pong RTT p50 / p99 ms', 'relay kpps forwarded (sent)', 'server CPU % during relay']
-  const rows = steps.map((s) => [String(s.clients), f(s.handshakesPerSec), f(s.initsPerClient, 2), f(s.serverCpuMsPerHandshake, 2), f(s.rssKb === null ? null : s.rssKb / 1024, 1), f(s.rssPerClientKb, 1), f(s.rssGrowthPerAddedKb, 1), `${f(s.pingAllMs)} (${s.pongs} pongs)`, `${f(s.pingP50Ms)} / ${f(s.pingP99Ms)}`, `${f(s.relayForwardedPps / 1000, 1)} (${f(s.relaySentPps / 1000, 1)})`, f(s.relayServerCpuPct)])
+  const head = ['clients', 'handshakes/s', 'inits per client', 'server CPU ms/handshake', 'server RSS MiB', 'RSS per client KiB', 'RSS growth per added client KiB', 'all ping → last pong ms (pongs)', 'pong RTT p50 / p99 ms', 'relay kpps forwarded (sent)', 'server CPU % during relay']
+  const rows = steps.map((s) => [String(s.clients), f(s.handshakesPerSec), f(s.initsPerClient, 2), f(s.serverCpuMsPerHandshake, 2), f(s.rssKb === null ? null : s.rssKb / 1024, 1), f(s.rssPerClientKb, 1), f(s.rssGrowthPerAddedKb, 1), `${f(s.pingAllMs)} (${s.pongs})`, `${f(s.pingP50Ms)} / ${f(s.pingP99Ms)}`, `${f(s.relayForwardedPps / 1000, 1)} (${f(s.relaySentPps / 1000, 1)})`, f(s.relayServerCpuPct)])
   const line = (c: string[]): string => `| ${c.join(' | ')} |`
   return [line(head), line(head.map(() => '---')), ...rows.map(line)].join('\n')
 }
@@ -219,6 +220,6 @@ async function main (): Promise<number> {
   return 0
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   main().then((c) => { process.exitCode = c }, (err: unknown) => { console.error(`scale: ${err instanceof Error ? err.stack ?? err.message : String(err)}`); process.exitCode = 1 })
 }

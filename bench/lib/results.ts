@@ -100,7 +100,7 @@ function esc (s: string): string {
  */
 export function svgChart (rep: BenchReport): string {
   const rows = rep.tunnels.filter((r) => r.status === 'ok')
-  const W = 960
+  const W = 1010
   const rowH = 34
   const top = 56
   const H = top + rows.length * rowH + 48
@@ -110,16 +110,25 @@ export function svgChart (rep: BenchReport): string {
   const lx = labelW + panelW + 30
   const peers = rows.filter((r) => r.kind !== 'limit')
   const maxT = Math.max(1, ...peers.flatMap((r) => [r.tcp1?.mbps ?? 0, r.tcp4?.mbps ?? 0]))
-  const maxL = Math.max(0.05, ...rows.flatMap((r) => [r.pingIdle?.p99 ?? 0, r.pingLoad?.p99 ?? 0]).filter(Number.isFinite))
+  const maxL = Math.max(1, ...rows.flatMap((r) => [r.pingIdle?.p99 ?? 0, r.pingLoad?.p99 ?? 0]).filter(Number.isFinite))
   const tScale = (v: number): number => Math.min(panelW - 60, (v / maxT) * (panelW - 60))
-  const lScale = (v: number): number => Math.min(panelW - 60, (v / maxL) * (panelW - 60))
+  // Latency on a log scale from 10 µs: idle RTTs (0.01–1 ms) and loaded ones (1–100+ ms) both stay readable.
+  const L0 = 0.01
+  const decades = Math.ceil(Math.log10(maxL / L0))
+  const lScale = (v: number): number => Math.max(1, ((Math.log10(Math.max(v, L0)) - Math.log10(L0)) / decades) * (panelW - 60))
   const out: string[] = []
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`)
   out.push(`<rect width="${W}" height="${H}" fill="#fff"/>`)
   out.push(`<text x="${tx}" y="20" font-size="14" font-weight="bold">TCP throughput, Mbit/s</text>`)
   out.push(`<text x="${tx}" y="38" fill="#555"><tspan fill="#2b6cb0">■</tspan> 1 stream  <tspan fill="#90cdf4">■</tspan> 4 streams</text>`)
-  out.push(`<text x="${lx}" y="20" font-size="14" font-weight="bold">ping RTT, ms (bar p50, whisker p99)</text>`)
+  out.push(`<text x="${lx}" y="20" font-size="14" font-weight="bold">ping RTT, ms, log scale (bar p50, whisker p99)</text>`)
   out.push(`<text x="${lx}" y="38" fill="#555"><tspan fill="#2f855a">■</tspan> idle  <tspan fill="#dd6b20">■</tspan> under TCP load</text>`)
+  for (let d = 0; d <= decades; d++) {
+    const v = L0 * 10 ** d
+    const x = lx + ((panelW - 60) * d) / decades
+    out.push(`<line x1="${x.toFixed(1)}" y1="${top - 6}" x2="${x.toFixed(1)}" y2="${top + rows.length * rowH}" stroke="#e2e8f0"/>`)
+    out.push(`<text x="${x.toFixed(1)}" y="${top + rows.length * rowH + 14}" text-anchor="middle" font-size="10" fill="#555">${v >= 1 ? v.toFixed(0) : String(Number(v.toPrecision(1)))}</text>`)
+  }
   rows.forEach((r, i) => {
     const y = top + i * rowH
     const bold = r.kind === 'ours' ? ' font-weight="bold"' : ''
