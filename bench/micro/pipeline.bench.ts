@@ -48,11 +48,16 @@ export function ipv4Packet (size: number, src: number, dst: number): Uint8Array 
   return p
 }
 
+/**
+ * A worker's init for one role. Cast: fields the dataplane adds later (offload flags, extra packet
+ * memory) stay undefined here, which selects the plain path; this keeps the bench compiling across
+ * dataplane changes, and the delivery check in runCase catches a path that stops working.
+ */
 function init (role: 'outbound' | 'inbound', mode: 'client' | 'server', tunnelIp: number, statsIndex: number): WorkerInit {
   return {
     role, statsIndex, mode, tunFd: -1, udpFd: -1, tunnelIp, mtu: 1400, maxPeers: MAX_PEERS,
     packetMem: new SharedArrayBuffer(BATCH * SLOT_SIZE), stats: createStatsBuffer(MAX_PEERS), ctrlRing: null
-  }
+  } as unknown as WorkerInit
 }
 
 interface Wire {
@@ -74,11 +79,23 @@ function fakeNative (real: Native, io: {
   tunWrite?: (n: number) => number
 }): Native {
   const fake = Object.create(real) as Native
-  fake.tunReadBatch = (_fd, mem, offsets, lens, max) => io.tunRead?.(mem, offsets, lens, max) ?? 0
-  fake.udpSendBatch = (_fd, mem, offsets, lens, addrs, n) => io.udpSend?.(mem, offsets, lens, addrs, n) ?? n
-  fake.udpRecvBatch = (_fd, mem, offsets, lens, addrs, max) => io.udpRecv?.(mem, offsets, lens, addrs, max) ?? 0
-  fake.tunWriteBatch = (_fd, _mem, _offsets, _lens, n) => io.tunWrite?.(n) ?? n
-  fake.udpSendTo = () => 0
+  const f = fake as unknown as Record<string, unknown>
+  // By name, so that variants with the same arguments (udpSendBatchGso, tunWriteBatchVnet, tunWriteBatchGro, ...)
+  // are faked too: every batch send, receive and TUN write of the addon is replaced, whatever the dataplane calls.
+  const names = new Set([...Object.keys(real), 'tunReadBatch', 'udpSendBatch', 'udpRecvBatch', 'tunWriteBatch', 'udpSendTo'])
+  for (const name of names) {
+    if (name.startsWith('udpSendBatch')) {
+      f[name] = (_fd: number, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, addrs: Uint32Array, n: number) => io.udpSend?.(mem, offsets, lens, addrs, n) ?? n
+    } else if (name.startsWith('udpRecvBatch')) {
+      f[name] = (_fd: number, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, addrs: Uint32Array, max: number) => io.udpRecv?.(mem, offsets, lens, addrs, max) ?? 0
+    } else if (name.startsWith('tunWriteBatch')) {
+      f[name] = (_fd: number, _mem: Uint8Array, _offsets: Int32Array, _lens: Int32Array, n: number) => io.tunWrite?.(n) ?? n
+    } else if (name === 'tunReadBatch') {
+      f[name] = (_fd: number, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, max: number) => io.tunRead?.(mem, offsets, lens, max) ?? 0
+    } else if (name === 'udpSendTo') {
+      f[name] = () => 0
+    }
+  }
   return fake
 }
 
