@@ -71,6 +71,14 @@ function newWire (): Wire {
   return { mem: new Uint8Array(BATCH * SLOT_SIZE), lens: new Int32Array(BATCH), addrs: new Uint32Array(BATCH * 2), n: 0 }
 }
 
+/**
+ * A PEER control message for a direct peer. Typed loosely (`never` fits any parameter): fields the
+ * dataplane adds later get neutral values (fd -1 = the worker's own socket, which the fake addon ignores).
+ */
+function peerMsg (slot: number, peerId: number, tunnelIp: number, ep: { ip: number, port: number }): never {
+  return { code: 'PEER', slot, peerId, tunnelIp, endpointIp: ep.ip, endpointPort: ep.port, relayVia: false, fd: -1 } as never
+}
+
 /** The fake addon: real AEAD, TUN/UDP replaced by copies between memory areas. */
 function fakeNative (real: Native, io: {
   tunRead?: (mem: Uint8Array, offsets: Int32Array, lens: Int32Array, max: number) => number
@@ -137,7 +145,7 @@ export function directCase (size: number, full: boolean): PipelineCase {
       return n
     }
   }), () => {}, () => 0)
-  out.peers.upsert({ slot: 1, peerId: 0, tunnelIp: SERVER_IP, endpointIp: EP_SERVER.ip, endpointPort: EP_SERVER.port, relayVia: false })
+  out.peers.upsert(peerMsg(1, 0, SERVER_IP, EP_SERVER))
   out.setSendKey(1, key, 77)
   if (full) {
     inb = new Inbound(init('inbound', 'server', SERVER_IP, 1), fakeNative(real, {
@@ -154,7 +162,7 @@ export function directCase (size: number, full: boolean): PipelineCase {
       },
       tunWrite: (n) => { delivered += n; return n }
     }), () => {})
-    inb.handle({ code: 'PEER', slot: 1, peerId: 1, tunnelIp: CLIENT_IP, endpointIp: EP_CLIENT.ip, endpointPort: EP_CLIENT.port, relayVia: false })
+    inb.handle(peerMsg(1, 1, CLIENT_IP, EP_CLIENT))
     inb.handle({ code: 'RECV_KEY', slot: 1, localIndex: 77, key })
   }
   return {
@@ -190,8 +198,8 @@ export function relayCase (size: number): PipelineCase {
     },
     udpSend: (_mem, _offsets, _lens, _addrs, n) => { forwarded += n; return n }
   }), () => {})
-  inb.handle({ code: 'PEER', slot: 1, peerId: 1, tunnelIp: CLIENT_IP, endpointIp: EP_CLIENT.ip, endpointPort: EP_CLIENT.port, relayVia: false })
-  inb.handle({ code: 'PEER', slot: 2, peerId: 2, tunnelIp: OTHER_IP, endpointIp: EP_OTHER.ip, endpointPort: EP_OTHER.port, relayVia: false })
+  inb.handle(peerMsg(1, 1, CLIENT_IP, EP_CLIENT))
+  inb.handle(peerMsg(2, 2, OTHER_IP, EP_OTHER))
   return {
     fn: () => { batchesLeft = BATCHES_PER_CALL; inb.onReadable() },
     packetsPerCall: BATCHES_PER_CALL * BATCH,
