@@ -1,6 +1,7 @@
 /**
  * `npm run bench`: the end-to-end benchmark harness.
  *
+ * 0. Installs the Debian packages of missing peer tunnels (apt-get; --no-install skips).
  * 1. Builds a lab (src/lab/topology.ts): the server host S and client hosts
  *    A and B on one bridge, no NAT.
  * 2. For each tunnel (bench/tunnels): generate its config and keys, start it,
@@ -21,7 +22,7 @@
  *
  *   node dist/bench/run.js [--tunnels raw,ours,...] [--tests tcp1,tcp4,udp64,ping,pingload]
  *        [--seconds 4] [--max-busy 0.3] [--quiet-window 2] [--quiet-timeout 15] [--wait-budget 180]
- *        [--out bench/results] [--docs] [--json-only]
+ *        [--no-install] [--out bench/results] [--docs] [--json FILE] [--render FILE]
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, readdirSync } from 'node:fs'
 import { cpus, release, tmpdir } from 'node:os'
@@ -33,7 +34,7 @@ import { createTopology, type Topology } from '../src/lab/topology.js'
 import { cpuSeconds, peakRssKb, waitQuiet, readProcStat, type QuietOptions } from './lib/machine.js'
 import { busyBetween, parseIperfTcp, parseIperfUdp, parsePingRtts, percentile } from './lib/parse.js'
 import { markdownTable, svgChart, type BenchReport, type Busy, type PingResult, type TcpResult, type TunnelResult, type UdpResult } from './lib/results.js'
-import { ROOT, TUNNELS, tunnelByName, type RunningTunnel, type TunnelSpec } from './tunnels/index.js'
+import { ROOT, TUNNELS, installMissing, tunnelByName, type RunningTunnel, type TunnelSpec } from './tunnels/index.js'
 import { Progress } from './lib/progress.js'
 import { formatResults, type BenchResult } from './micro/timer.js'
 import { scaleTable, type ScaleStep } from './scale.js'
@@ -46,6 +47,8 @@ export interface HarnessOptions {
   tests: TestName[]
   testSeconds: number
   quiet: QuietOptions
+  /** Install the Debian packages of missing peer tunnels first (default true). */
+  install?: boolean
   /** Total time all quiet waits together may take, ms; afterwards each wait is one window (bounds the run on a busy machine). */
   waitBudgetMs?: number
 }
@@ -247,6 +250,10 @@ export async function runHarness (opts: HarnessOptions, progress: Progress): Pro
     if (s === undefined) throw new Error(`unknown tunnel "${n}" (known: ${TUNNELS.map((t) => t.name).join(', ')})`)
     return s
   })
+  if (opts.install !== false) {
+    const line = await installMissing(specs, (l) => { progress.update(l) })
+    if (line !== null) progress.log(line)
+  }
   const threeHost = specs.some((s) => s.threeHost === true)
   progress.update('building the lab')
   const topo = await createTopology({ clients: [{ name: 'a', nat: 'none' }, ...(threeHost ? [{ name: 'b', nat: 'none' as const }] : [])] })
@@ -377,7 +384,7 @@ export function benchmarksDoc (rep: BenchReport, chartPath: string, extra: strin
     '## Reproduce',
     '',
     '`npm ci`, then as root `npm run bench:micro && npm run bench:scale && npm run bench -- --docs` (about 10 minutes; `--docs` rewrites this page, its chart and docs/bench-results.json, taking the newest micro and scale results from bench/results). ' +
-      'The harness installs nothing: `apt-get install -y fastd wireguard-go wireguard-tools nebula openvpn tinc iperf3`; a missing tunnel is reported, not fatal. ' +
+      'The harness installs missing peer tunnels with `apt-get install -y` (`--no-install` to skip: then `apt-get install -y fastd wireguard-go wireguard-tools nebula openvpn tinc`); iperf3 must be there. A tunnel that fails to install or start is reported, not fatal. ' +
       'Options: `npm run bench -- --help`. The regression gate: `npm run bench:ci` (bench/baseline.json).',
     ''
   ].join('\n')
@@ -391,6 +398,7 @@ const HELP = `npm run bench -- [options]
   --quiet-window S     seconds the machine must stay quiet (default 2)
   --quiet-timeout S    measure anyway after waiting this long (default 15)
   --wait-budget S      all quiet waits together at most this long; then one window each (default 180)
+  --no-install         do not apt-get install missing peer tunnels (default: install them)
   --out DIR            result directory (default bench/results)
   --docs               also write docs/BENCHMARKS.md and docs/bench-chart.svg (with the newest
                        bench:micro and bench:scale results from bench/results, if any)
@@ -401,7 +409,7 @@ async function main (): Promise<number> {
   const { values } = parseArgs({
     options: {
       tunnels: { type: 'string' }, tests: { type: 'string' }, seconds: { type: 'string' },
-      'max-busy': { type: 'string' }, 'quiet-window': { type: 'string' }, 'quiet-timeout': { type: 'string' }, 'wait-budget': { type: 'string' },
+      'max-busy': { type: 'string' }, 'quiet-window': { type: 'string' }, 'quiet-timeout': { type: 'string' }, 'wait-budget': { type: 'string' }, 'no-install': { type: 'boolean' },
       out: { type: 'string' }, docs: { type: 'boolean' }, json: { type: 'string' }, render: { type: 'string' }, help: { type: 'boolean', short: 'h' }
     }
   })
@@ -427,7 +435,8 @@ async function main (): Promise<number> {
       windowMs: Number(values['quiet-window'] ?? 2) * 1000,
       timeoutMs: Number(values['quiet-timeout'] ?? 15) * 1000
     },
-    waitBudgetMs: Number(values['wait-budget'] ?? 180) * 1000
+    waitBudgetMs: Number(values['wait-budget'] ?? 180) * 1000,
+    install: values['no-install'] !== true
   }
   const progress = new Progress()
   installInterruptCleanup()

@@ -52,6 +52,8 @@ export interface TunnelSpec {
   threeHost?: boolean
   /** null when it can run; otherwise why not (e.g. "not installed: apt-get install fastd"). */
   available: () => string | null
+  /** Debian packages that provide it (installed by the harness when missing, unless --no-install). */
+  packages?: string[]
   start: (ctx: TunnelContext) => Promise<RunningTunnel>
 }
 
@@ -160,6 +162,7 @@ const wireguard: TunnelSpec = {
   label: 'wireguard-go',
   kind: 'peer',
   available: () => has('wireguard-go') && has('wg') ? null : 'not installed: apt-get install wireguard-go wireguard-tools',
+  packages: ['wireguard-go', 'wireguard-tools'],
   start: async (ctx) => {
     const { a, s } = hosts(ctx)
     const side = [{ h: s, dev: `lw${ctx.id}wg0`, ip: '10.88.0.1' }, { h: a, dev: `lw${ctx.id}wg1`, ip: '10.88.0.2' }]
@@ -205,6 +208,7 @@ const fastd: TunnelSpec = {
   label: 'fastd',
   kind: 'peer',
   available: () => has('fastd') ? null : 'not installed: apt-get install fastd',
+  packages: ['fastd'],
   start: async (ctx) => {
     const { a, s } = hosts(ctx)
     const side = [{ h: s, dev: `lw${ctx.id}fd0`, ip: '10.89.0.1' }, { h: a, dev: `lw${ctx.id}fd1`, ip: '10.89.0.2' }]
@@ -256,6 +260,7 @@ const nebula: TunnelSpec = {
   label: 'nebula',
   kind: 'peer',
   available: () => has('nebula') && has('nebula-cert') ? null : 'not installed: apt-get install nebula',
+  packages: ['nebula'],
   start: async (ctx) => {
     const { a, s } = hosts(ctx)
     const d = ctx.dir
@@ -318,6 +323,7 @@ const openvpn: TunnelSpec = {
   label: 'openvpn',
   kind: 'peer',
   available: () => has('openvpn') && has('openssl') ? null : 'not installed: apt-get install openvpn openssl',
+  packages: ['openvpn', 'openssl'],
   start: async (ctx) => {
     const { a, s } = hosts(ctx)
     const d = ctx.dir
@@ -360,6 +366,7 @@ const tinc: TunnelSpec = {
   label: 'tinc',
   kind: 'peer',
   available: () => has('tincd') ? null : 'not installed: apt-get install tinc',
+  packages: ['tinc'],
   start: async (ctx) => {
     const { a, s } = hosts(ctx)
     const side = [{ h: s, dev: `lw${ctx.id}tc0`, ip: '10.92.0.1', n: 't0' }, { h: a, dev: `lw${ctx.id}tc1`, ip: '10.92.0.2', n: 't1' }]
@@ -397,4 +404,35 @@ export const TUNNELS: readonly TunnelSpec[] = [raw, ours, oursRelay, fastd, wire
 
 export function tunnelByName (name: string): TunnelSpec | undefined {
   return TUNNELS.find((t) => t.name === name)
+}
+
+/**
+ * Installs the Debian packages of the selected tunnels that are missing
+ * (`apt-get install -y --no-install-recommends`, retried while another apt
+ * holds the lock). Never throws: what could not be installed is reported by
+ * the tunnel's `available()` afterwards. Returns a line for the log, or null
+ * when nothing was missing.
+ */
+export async function installMissing (specs: readonly TunnelSpec[], log: (l: string) => void): Promise<string | null> {
+  const pkgs = [...new Set(specs.filter((s) => s.available() !== null).flatMap((s) => s.packages ?? []))]
+  if (pkgs.length === 0) return null
+  if (!has('apt-get')) return `missing ${pkgs.join(' ')} and no apt-get to install them`
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
+  const deadline = Date.now() + 240_000
+  for (let attempt = 1; ; attempt++) {
+    log(`installing ${pkgs.join(' ')} (apt-get, attempt ${attempt})`)
+    try {
+      await run('apt-get', ['install', '-y', '--no-install-recommends', ...pkgs], { env, timeoutMs: Math.max(10_000, deadline - Date.now()) })
+      return `installed ${pkgs.join(' ')}`
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err)
+      if (/lock/i.test(msg) && Date.now() + 5000 < deadline) { await sleep(5000); continue }
+      // Unknown package lists on a fresh machine: one apt-get update, then one more try.
+      if (/Unable to locate package/i.test(msg) && attempt === 1) {
+        await run('apt-get', ['update'], { env, timeoutMs: 120_000 }).catch(() => {})
+        continue
+      }
+      return `could not install ${pkgs.join(' ')}: ${msg.split('\n').slice(-2).join(' ').slice(0, 300)}`
+    }
+  }
 }
