@@ -14,7 +14,9 @@
  * Each micro figure is the best of several rounds, with its calibration taken
  * right before and after it (the better one counts). A metric below
  * baseline × (1 − tolerance) is re-measured once; if it still is, the gate
- * fails. Prints a table; exits 1 on a regression, 0 otherwise. Bounded: about
+ * fails. Tolerances (bench/baseline.json): 15% by default, 30% for the
+ * pure-JS AEAD (JIT variance), 45% for tunnel-tcp1 (the raw link swings most
+ * on a shared machine; a 2× regression still fails). Prints a table; exits 1 on a regression, 0 otherwise. Bounded: about
  * a minute; the whole run is cut at --budget seconds (default 170).
  *
  *   node dist/bench/ci.js [--update-baseline] [--no-tunnel] [--baseline FILE] [--json FILE] [--budget S]
