@@ -3,6 +3,7 @@
  *
  *   node dist/bench/p2p.js figure [--seconds 8]   direct vs relay: TCP throughput (iperf3) and RTT (ping), side by side
  *   node dist/bench/p2p.js matrix [--tries 5]     time to direct per NAT pair: median and worst over the tries
+ *   node dist/bench/p2p.js birthday [--tries 20]  symmetric ↔ port-restricted alone: share direct within 5 s, times
  *
  * Both print a table and write JSON to bench/results/p2p-<mode>.json.
  *
@@ -159,6 +160,41 @@ async function matrix (tries: number): Promise<void> {
   }
 }
 
+// ── birthday: symmetric ↔ port-restricted, one pair, many tries ─────────────
+
+async function birthday (tries: number): Promise<void> {
+  const topo = await createTopology({ clients: [{ name: 's', nat: 'symmetric' }, { name: 'p', nat: 'port-restricted' }] })
+  const times: Array<number | null> = []
+  try {
+    start(topo.serverNs, topo.id, 'server', ['server', '--listen', '0.0.0.0:9000', '--tun', '10.88.0.1/24'])
+    for (let t = 0; t < tries; t++) {
+      const s = start(topo.client('s').ns, topo.id, `s-${t}`, ['client', '--remote', `${topo.serverWanIp}:9000`, '--tun', '10.88.0.2/24'])
+      const p = start(topo.client('p').ns, topo.id, `p-${t}`, ['client', '--remote', `${topo.serverWanIp}:9000`, '--tun', '10.88.0.3/24'])
+      let ms: number | null = null
+      try {
+        await waitFor(async () => {
+          const [a, b] = [await status(s), await status(p)]
+          const pa = a?.peers.find(x => x.tunnelIp === '10.88.0.3')?.p2p
+          const pb = b?.peers.find(x => x.tunnelIp === '10.88.0.2')?.p2p
+          if (pa?.timeToDirectMs != null && pb?.timeToDirectMs != null) { ms = Math.max(pa.timeToDirectMs, pb.timeToDirectMs); return true }
+          return false
+        }, { timeoutMs: 15_000, intervalMs: 300, what: 'direct' })
+      } catch { /* stays null: not direct within 15 s */ }
+      times.push(ms === null ? null : Math.round(ms))
+      process.stdout.write(`try ${t + 1}/${tries}: ${ms === null ? 'relay' : `${Math.round(ms)} ms`}\n`)
+      await Promise.all([s.proc.stop('SIGTERM', 3000).catch(() => {}), p.proc.stop('SIGTERM', 3000).catch(() => {})])
+      await sleep(1000)
+    }
+  } finally {
+    await topo.destroy()
+  }
+  const ok = times.filter((x): x is number => x !== null)
+  const within5 = ok.filter(x => x <= 5000).length
+  const row = { tries, direct: ok.length, directWithin5s: within5, medianMs: ok.length ? Math.round(median(ok)) : null, worstMs: ok.length ? Math.max(...ok) : null, samplesMs: times }
+  console.log(`\nsymmetric ↔ port-restricted: direct ${ok.length}/${tries}, within 5 s ${within5}/${tries}, median ${row.medianMs} ms, worst ${row.worstMs} ms`)
+  save('birthday', { when: new Date().toISOString(), note: 'time from learning of the peer to a confirmed direct path, later side', ...row })
+}
+
 const [mode = 'figure', ...rest] = process.argv.slice(2)
 const opt = (name: string, dflt: number): number => {
   const i = rest.indexOf(`--${name}`)
@@ -166,4 +202,5 @@ const opt = (name: string, dflt: number): number => {
 }
 if (mode === 'figure') await figure(opt('seconds', 8))
 else if (mode === 'matrix') await matrix(opt('tries', 5))
-else { console.error('usage: node dist/bench/p2p.js figure [--seconds N] | matrix [--tries N]'); process.exitCode = 2 }
+else if (mode === 'birthday') await birthday(opt('tries', 20))
+else { console.error('usage: node dist/bench/p2p.js figure [--seconds N] | matrix [--tries N] | birthday [--tries N]'); process.exitCode = 2 }

@@ -430,6 +430,8 @@ export class DirectPath {
   onPing (txid: number, ip: number, port: number, now: number, sock = 0): void {
     this.#io.sendProbe('pong', txid, ip, port, null, { ip, port }, sock)
     const c = this.#addCandidate(ip, port, 'learned', now)
+    // Heard on another of our sockets (a birthday-search hit): probe back from it at once.
+    const moved = c.sock !== sock
     c.sock = sock
     this.#noteSeen(ip, port)
     c.lastHeardAt = now
@@ -437,7 +439,7 @@ export class DirectPath {
     // Triggered check: probe the source back at once (this is what opens a
     // port-restricted NAT towards a symmetric peer's new port). Not for a
     // confirmed path: there our Pong is all the peer needs (no doubled keepalives).
-    if (now - c.lastPingAt >= TRIGGER_GAP && !this.#alive(c, now)) this.#ping(c, now, null)
+    if ((moved || now - c.lastPingAt >= TRIGGER_GAP) && !this.#alive(c, now)) this.#ping(c, now, null)
     this.#evaluate(now)
   }
 
