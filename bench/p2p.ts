@@ -1,7 +1,7 @@
 /**
  * Direct paths, measured in the namespace lab (run as root after `npm run build`):
  *
- *   node dist/bench/p2p.js figure [--seconds 8]   direct vs relay: TCP throughput (iperf3) and RTT (ping), side by side
+ *   node dist/bench/p2p.js figure [--seconds 8] [--reps 3]   direct vs relay: TCP throughput (iperf3) and RTT (ping), side by side (medians)
  *   node dist/bench/p2p.js matrix [--tries 5]     time to direct per NAT pair: median and worst over the tries
  *   node dist/bench/p2p.js birthday [--tries 20]  symmetric ↔ port-restricted alone: share direct within 5 s, times
  *
@@ -63,7 +63,7 @@ function save (mode: string, data: unknown): void {
 
 // ── figure: direct vs relay ──────────────────────────────────────────────────
 
-async function figure (seconds: number): Promise<void> {
+async function figure (seconds: number, reps: number): Promise<void> {
   const topo = await createTopology({
     clients: [
       { name: 'a1', nat: 'port-restricted' }, { name: 'b1', nat: 'port-restricted' },
@@ -81,8 +81,8 @@ async function figure (seconds: number): Promise<void> {
     await waitFor(async () => (await status(nodes.a1!))?.peers.find(p => p.tunnelIp === ip.b1)?.path === 'direct', { timeoutMs: 30_000, intervalMs: 300, what: 'a1 ↔ b1 direct' })
     await waitFor(async () => (await status(nodes.a2!))?.peers.find(p => p.tunnelIp === ip.b2)?.session === 'established' ||
       (await runIn(topo.client('a2').ns, 'ping', ['-c', '1', '-W', '1', ip.b2!]).then(() => true, () => false)), { timeoutMs: 30_000, intervalMs: 300, what: 'a2 ↔ b2 relay up' })
-    const rows: Array<{ path: string, mbps: number, retransmits: number, rttAvgMs: number, rttMdevMs: number }> = []
-    for (const [path, a, b] of [['direct', 'a1', 'b1'], ['relay', 'a2', 'b2']] as const) {
+    const samples: Array<{ path: string, mbps: number, retransmits: number, rttAvgMs: number, rttMdevMs: number }> = []
+    for (let rep = 0; rep < reps; rep++) for (const [path, a, b] of [['direct', 'a1', 'b1'], ['relay', 'a2', 'b2']] as const) {
       const ping = await runIn(topo.client(a).ns, 'ping', ['-n', '-q', '-c', '200', '-i', '0.01', ip[b]!])
       const m = /= ([\d.]+)\/([\d.]+)\/([\d.]+)\/([\d.]+)/.exec(ping.stdout)
       const srv = spawnIn(topo.client(b).ns, 'iperf3', ['-s', '-1', '-B', ip[b]!])
@@ -90,11 +90,16 @@ async function figure (seconds: number): Promise<void> {
       const r = await runIn(topo.client(a).ns, 'iperf3', ['-c', ip[b]!, '-t', String(seconds), '-J'], { timeoutMs: (seconds + 20) * 1000 })
       await srv.stop('SIGKILL', 1000).catch(() => {})
       const j = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number }, sum_sent: { retransmits?: number } } }
-      rows.push({ path, mbps: Math.round(j.end.sum_received.bits_per_second / 1e4) / 100, retransmits: j.end.sum_sent.retransmits ?? 0, rttAvgMs: Number(m?.[2] ?? NaN), rttMdevMs: Number(m?.[4] ?? NaN) })
+      samples.push({ path, mbps: Math.round(j.end.sum_received.bits_per_second / 1e4) / 100, retransmits: j.end.sum_sent.retransmits ?? 0, rttAvgMs: Number(m?.[2] ?? NaN), rttMdevMs: Number(m?.[4] ?? NaN) })
     }
+    // Median over the repetitions (alternating direct and relay, so background load hits both alike).
+    const rows = (['direct', 'relay'] as const).map(path => {
+      const xs = samples.filter(x => x.path === path)
+      return { path, mbps: median(xs.map(x => x.mbps)), retransmits: median(xs.map(x => x.retransmits)), rttAvgMs: median(xs.map(x => x.rttAvgMs)), rttMdevMs: median(xs.map(x => x.rttMdevMs)) }
+    })
     console.log('\npath     TCP Mbit/s   retransmits   RTT avg ms   RTT mdev ms')
     for (const r of rows) console.log(`${r.path.padEnd(8)} ${String(r.mbps).padStart(10)}   ${String(r.retransmits).padStart(11)}   ${String(r.rttAvgMs).padStart(10)}   ${String(r.rttMdevMs).padStart(11)}`)
-    save('figure', { when: new Date().toISOString(), seconds, nat: 'port-restricted ↔ port-restricted', rows })
+    save('figure', { when: new Date().toISOString(), seconds, reps, nat: 'port-restricted ↔ port-restricted', rows, samples })
   } finally {
     await topo.destroy()
   }
@@ -200,7 +205,7 @@ const opt = (name: string, dflt: number): number => {
   const i = rest.indexOf(`--${name}`)
   return i >= 0 ? Number(rest[i + 1]) : dflt
 }
-if (mode === 'figure') await figure(opt('seconds', 8))
+if (mode === 'figure') await figure(opt('seconds', 8), opt('reps', 3))
 else if (mode === 'matrix') await matrix(opt('tries', 5))
 else if (mode === 'birthday') await birthday(opt('tries', 20))
 else { console.error('usage: node dist/bench/p2p.js figure [--seconds N] | matrix [--tries N] | birthday [--tries N]'); process.exitCode = 2 }
