@@ -58,6 +58,8 @@ const PROACTIVE_SESSION_RETRY = 5_000
  * the slow half of the time-to-direct matrix before this delay).
  */
 const PROACTIVE_SESSION_DELAY = 200
+/** At most one handshake per this interval because a peer sends on a session we do not have. */
+const PEER_RESYNC_INTERVAL = 2_000
 /** With direct paths on, the first retry of a peer handshake comes this soon (the init may have raced the peer list). */
 const PEER_FIRST_RETRY = 400
 
@@ -91,6 +93,8 @@ interface PeerRemote {
   lastTx: number
   lastRx: number
   nextSessionTry: number
+  /** Last handshake started because the peer sent on a session we do not have. */
+  lastResync: number
 }
 
 const SERVER_SLOT = 0
@@ -250,7 +254,7 @@ export class ClientController implements ControlHandler {
 
   onControl (input: ControlInput): void {
     const type = input.bytes[0]
-    if (input.kind === 'unknown-index') return // stale data for a session we dropped: harmless
+    if (input.kind === 'unknown-index') { this.#onUnknownIndex(input); return }
     if (input.kind === 'relayed') { this.#onRelayed(input); return }
     if (input.kind !== 'packet') return
     if (type === MSG_HANDSHAKE_RESP) {
@@ -362,7 +366,7 @@ export class ClientController implements ControlHandler {
       }
       p = {
         slot, peerId, tunnelIp, publicIp, publicPort, sessions: emptySessionSet(), lastInitTs: 0, lastInstance: null, lan,
-        path: null, lastTx: 0, lastRx: 0, nextSessionTry: now + PROACTIVE_SESSION_DELAY
+        path: null, lastTx: 0, lastRx: 0, nextSessionTry: now + PROACTIVE_SESSION_DELAY, lastResync: -Infinity
       }
       if (this.#opt.p2p === true) p.path = new DirectPath(this.#pathIo(p), this.#opt.tunnelIp < tunnelIp, now)
       this.#peers.set(tunnelIp, p)
@@ -520,6 +524,33 @@ export class ClientController implements ControlHandler {
     const p = [...this.#peers.values()].find(x => x.slot === slot)
     if (p === undefined || p.sessions.hs.state === 'initSent' || p.sessions.current !== null) return
     this.#startPeerHandshake(p, this.#clock.now())
+  }
+
+  /**
+   * Data for a session we do not have. Mostly stale packets of a session we
+   * dropped (harmless). But when we have no session at all with the sender,
+   * the two sides disagree: we forgot the peer (e.g. a peer list sent while
+   * it was re-registering after a server restart lacked it) while it still
+   * sends on the old session, and would do so until its rekey (120 s) —
+   * seen as a tunnel that never came back after a server restart. Then we
+   * start a new handshake ourselves (at most one per PEER_RESYNC_INTERVAL).
+   * The sender is known from the relay envelope (via), or for a direct path
+   * from its address.
+   */
+  #onUnknownIndex (input: ControlInput): void {
+    let p: PeerRemote | undefined
+    if (input.via !== 0) {
+      if (input.ip !== this.#opt.serverIp || input.port !== this.#opt.serverPort) return
+      p = [...this.#peers.values()].find(x => x.peerId === input.via)
+    } else {
+      p = [...this.#peers.values()].find(x => x.path?.candidates.get(input.ip * 65536 + input.port) !== undefined)
+    }
+    if (p === undefined || p.sessions.current !== null || p.sessions.pending !== null || p.sessions.hs.state === 'initSent') return
+    const now = this.#clock.now()
+    if (now - p.lastResync < PEER_RESYNC_INTERVAL) return
+    p.lastResync = now
+    this.#log.debug('data from a peer on a session we do not have; starting a new one', { peer: intToIp(p.tunnelIp) })
+    this.#startPeerHandshake(p, now)
   }
 
   onEndpoint (_slot: number, _ip: number, _port: number): void {
