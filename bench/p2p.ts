@@ -1,8 +1,9 @@
 /**
  * Direct paths, measured in the namespace lab (run as root after `npm run build`):
  *
- *   node dist/bench/p2p.js figure [--seconds 8]   direct vs relay: TCP throughput (iperf3) and RTT (ping), side by side
+ *   node dist/bench/p2p.js figure [--seconds 8] [--reps 3]   direct vs relay: TCP throughput (iperf3) and RTT (ping), side by side (medians)
  *   node dist/bench/p2p.js matrix [--tries 5]     time to direct per NAT pair: median and worst over the tries
+ *   node dist/bench/p2p.js birthday [--tries 20]  symmetric ↔ port-restricted alone: share direct within 5 s, times
  *
  * Both print a table and write JSON to bench/results/p2p-<mode>.json.
  *
@@ -62,7 +63,7 @@ function save (mode: string, data: unknown): void {
 
 // ── figure: direct vs relay ──────────────────────────────────────────────────
 
-async function figure (seconds: number): Promise<void> {
+async function figure (seconds: number, reps: number): Promise<void> {
   const topo = await createTopology({
     clients: [
       { name: 'a1', nat: 'port-restricted' }, { name: 'b1', nat: 'port-restricted' },
@@ -80,8 +81,8 @@ async function figure (seconds: number): Promise<void> {
     await waitFor(async () => (await status(nodes.a1!))?.peers.find(p => p.tunnelIp === ip.b1)?.path === 'direct', { timeoutMs: 30_000, intervalMs: 300, what: 'a1 ↔ b1 direct' })
     await waitFor(async () => (await status(nodes.a2!))?.peers.find(p => p.tunnelIp === ip.b2)?.session === 'established' ||
       (await runIn(topo.client('a2').ns, 'ping', ['-c', '1', '-W', '1', ip.b2!]).then(() => true, () => false)), { timeoutMs: 30_000, intervalMs: 300, what: 'a2 ↔ b2 relay up' })
-    const rows: Array<{ path: string, mbps: number, retransmits: number, rttAvgMs: number, rttMdevMs: number }> = []
-    for (const [path, a, b] of [['direct', 'a1', 'b1'], ['relay', 'a2', 'b2']] as const) {
+    const samples: Array<{ path: string, mbps: number, retransmits: number, rttAvgMs: number, rttMdevMs: number }> = []
+    for (let rep = 0; rep < reps; rep++) for (const [path, a, b] of [['direct', 'a1', 'b1'], ['relay', 'a2', 'b2']] as const) {
       const ping = await runIn(topo.client(a).ns, 'ping', ['-n', '-q', '-c', '200', '-i', '0.01', ip[b]!])
       const m = /= ([\d.]+)\/([\d.]+)\/([\d.]+)\/([\d.]+)/.exec(ping.stdout)
       const srv = spawnIn(topo.client(b).ns, 'iperf3', ['-s', '-1', '-B', ip[b]!])
@@ -89,11 +90,16 @@ async function figure (seconds: number): Promise<void> {
       const r = await runIn(topo.client(a).ns, 'iperf3', ['-c', ip[b]!, '-t', String(seconds), '-J'], { timeoutMs: (seconds + 20) * 1000 })
       await srv.stop('SIGKILL', 1000).catch(() => {})
       const j = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number }, sum_sent: { retransmits?: number } } }
-      rows.push({ path, mbps: Math.round(j.end.sum_received.bits_per_second / 1e4) / 100, retransmits: j.end.sum_sent.retransmits ?? 0, rttAvgMs: Number(m?.[2] ?? NaN), rttMdevMs: Number(m?.[4] ?? NaN) })
+      samples.push({ path, mbps: Math.round(j.end.sum_received.bits_per_second / 1e4) / 100, retransmits: j.end.sum_sent.retransmits ?? 0, rttAvgMs: Number(m?.[2] ?? NaN), rttMdevMs: Number(m?.[4] ?? NaN) })
     }
+    // Median over the repetitions (alternating direct and relay, so background load hits both alike).
+    const rows = (['direct', 'relay'] as const).map(path => {
+      const xs = samples.filter(x => x.path === path)
+      return { path, mbps: median(xs.map(x => x.mbps)), retransmits: median(xs.map(x => x.retransmits)), rttAvgMs: median(xs.map(x => x.rttAvgMs)), rttMdevMs: median(xs.map(x => x.rttMdevMs)) }
+    })
     console.log('\npath     TCP Mbit/s   retransmits   RTT avg ms   RTT mdev ms')
     for (const r of rows) console.log(`${r.path.padEnd(8)} ${String(r.mbps).padStart(10)}   ${String(r.retransmits).padStart(11)}   ${String(r.rttAvgMs).padStart(10)}   ${String(r.rttMdevMs).padStart(11)}`)
-    save('figure', { when: new Date().toISOString(), seconds, nat: 'port-restricted ↔ port-restricted', rows })
+    save('figure', { when: new Date().toISOString(), seconds, reps, nat: 'port-restricted ↔ port-restricted', rows, samples })
   } finally {
     await topo.destroy()
   }
@@ -159,11 +165,47 @@ async function matrix (tries: number): Promise<void> {
   }
 }
 
+// ── birthday: symmetric ↔ port-restricted, one pair, many tries ─────────────
+
+async function birthday (tries: number): Promise<void> {
+  const topo = await createTopology({ clients: [{ name: 's', nat: 'symmetric' }, { name: 'p', nat: 'port-restricted' }] })
+  const times: Array<number | null> = []
+  try {
+    start(topo.serverNs, topo.id, 'server', ['server', '--listen', '0.0.0.0:9000', '--tun', '10.88.0.1/24'])
+    for (let t = 0; t < tries; t++) {
+      const s = start(topo.client('s').ns, topo.id, `s-${t}`, ['client', '--remote', `${topo.serverWanIp}:9000`, '--tun', '10.88.0.2/24'])
+      const p = start(topo.client('p').ns, topo.id, `p-${t}`, ['client', '--remote', `${topo.serverWanIp}:9000`, '--tun', '10.88.0.3/24'])
+      let ms: number | null = null
+      try {
+        await waitFor(async () => {
+          const [a, b] = [await status(s), await status(p)]
+          const pa = a?.peers.find(x => x.tunnelIp === '10.88.0.3')?.p2p
+          const pb = b?.peers.find(x => x.tunnelIp === '10.88.0.2')?.p2p
+          if (pa?.timeToDirectMs != null && pb?.timeToDirectMs != null) { ms = Math.max(pa.timeToDirectMs, pb.timeToDirectMs); return true }
+          return false
+        }, { timeoutMs: 15_000, intervalMs: 300, what: 'direct' })
+      } catch { /* stays null: not direct within 15 s */ }
+      times.push(ms === null ? null : Math.round(ms))
+      process.stdout.write(`try ${t + 1}/${tries}: ${ms === null ? 'relay' : `${Math.round(ms)} ms`}\n`)
+      await Promise.all([s.proc.stop('SIGTERM', 3000).catch(() => {}), p.proc.stop('SIGTERM', 3000).catch(() => {})])
+      await sleep(1000)
+    }
+  } finally {
+    await topo.destroy()
+  }
+  const ok = times.filter((x): x is number => x !== null)
+  const within5 = ok.filter(x => x <= 5000).length
+  const row = { tries, direct: ok.length, directWithin5s: within5, medianMs: ok.length ? Math.round(median(ok)) : null, worstMs: ok.length ? Math.max(...ok) : null, samplesMs: times }
+  console.log(`\nsymmetric ↔ port-restricted: direct ${ok.length}/${tries}, within 5 s ${within5}/${tries}, median ${row.medianMs} ms, worst ${row.worstMs} ms`)
+  save('birthday', { when: new Date().toISOString(), note: 'time from learning of the peer to a confirmed direct path, later side', ...row })
+}
+
 const [mode = 'figure', ...rest] = process.argv.slice(2)
 const opt = (name: string, dflt: number): number => {
   const i = rest.indexOf(`--${name}`)
   return i >= 0 ? Number(rest[i + 1]) : dflt
 }
-if (mode === 'figure') await figure(opt('seconds', 8))
+if (mode === 'figure') await figure(opt('seconds', 8), opt('reps', 3))
 else if (mode === 'matrix') await matrix(opt('tries', 5))
-else { console.error('usage: node dist/bench/p2p.js figure [--seconds N] | matrix [--tries N]'); process.exitCode = 2 }
+else if (mode === 'birthday') await birthday(opt('tries', 20))
+else { console.error('usage: node dist/bench/p2p.js figure [--seconds N] | matrix [--tries N] | birthday [--tries N]'); process.exitCode = 2 }

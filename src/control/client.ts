@@ -48,7 +48,7 @@ export interface ClientOptions {
 /** The server answers NAT checks on its port + this (a second destination shows whether our NAT maps per destination). */
 export const NAT_CHECK_PORT_OFFSET = 1
 /** NAT checks to the server's second port: at registration, then this often while the result is unknown. */
-const NAT_CHECK_INTERVAL = 5_000
+const NAT_CHECK_INTERVAL = 2_000
 /** A controlling client (the lower tunnel address) starts the end-to-end session with a new peer this often at most. */
 const PROACTIVE_SESSION_RETRY = 5_000
 /**
@@ -58,6 +58,8 @@ const PROACTIVE_SESSION_RETRY = 5_000
  * the slow half of the time-to-direct matrix before this delay).
  */
 const PROACTIVE_SESSION_DELAY = 200
+/** At most one handshake per this interval because a peer sends on a session we do not have. */
+const PEER_RESYNC_INTERVAL = 2_000
 /** With direct paths on, the first retry of a peer handshake comes this soon (the init may have raced the peer list). */
 const PEER_FIRST_RETRY = 400
 
@@ -84,8 +86,6 @@ interface PeerRemote {
   /** Latest init timestamp accepted from this peer (replay guard). */
   lastInitTs: number
   lastInstance: Uint8Array | null
-  /** When a handshake was last started because this peer sent on an unknown session (ms). */
-  unknownIndexAt: number
   lan: LanAddr[]
   /** Direct-path state (null with --no-p2p). */
   path: DirectPath | null
@@ -93,6 +93,8 @@ interface PeerRemote {
   lastTx: number
   lastRx: number
   nextSessionTry: number
+  /** Last handshake started because the peer sent on a session we do not have. */
+  lastResync: number
 }
 
 const SERVER_SLOT = 0
@@ -281,7 +283,7 @@ export class ClientController implements ControlHandler {
     let msg: ControlMessage
     try { msg = decodeControl(plain) } catch { drop(); return }
     if (owner === this.#server) this.#onServerMessage(s, msg, input)
-    else this.#onPeerMessage(owner as PeerRemote, s, msg, relayedFrom === null ? { ip: input.ip, port: input.port } : null)
+    else this.#onPeerMessage(owner as PeerRemote, s, msg, relayedFrom === null ? { ip: input.ip, port: input.port, sock: input.sock ?? 0 } : null)
   }
 
   #onServerMessage (s: Session, msg: ControlMessage, input: ControlInput): void {
@@ -363,8 +365,8 @@ export class ClientController implements ControlHandler {
         return
       }
       p = {
-        slot, peerId, tunnelIp, publicIp, publicPort, sessions: emptySessionSet(), lastInitTs: 0, lastInstance: null, unknownIndexAt: -Infinity, lan,
-        path: null, lastTx: 0, lastRx: 0, nextSessionTry: now + PROACTIVE_SESSION_DELAY
+        slot, peerId, tunnelIp, publicIp, publicPort, sessions: emptySessionSet(), lastInitTs: 0, lastInstance: null, lan,
+        path: null, lastTx: 0, lastRx: 0, nextSessionTry: now + PROACTIVE_SESSION_DELAY, lastResync: -Infinity
       }
       if (this.#opt.p2p === true) p.path = new DirectPath(this.#pathIo(p), this.#opt.tunnelIp < tunnelIp, now)
       this.#peers.set(tunnelIp, p)
@@ -383,7 +385,7 @@ export class ClientController implements ControlHandler {
     const st = p.path?.state
     const c = st !== undefined && st.state === 'direct' ? p.path!.candidates.get(st.key) : undefined
     if (c !== undefined) {
-      this.#port.setPeer({ slot: p.slot, peerId: p.peerId, tunnelIp: p.tunnelIp, endpointIp: c.ip, endpointPort: c.port, relayVia: false })
+      this.#port.setPeer({ slot: p.slot, peerId: p.peerId, tunnelIp: p.tunnelIp, endpointIp: c.ip, endpointPort: c.port, relayVia: false, sock: c.sock })
     } else {
       this.#port.setPeer({ slot: p.slot, peerId: p.peerId, tunnelIp: p.tunnelIp, endpointIp: this.#opt.serverIp, endpointPort: this.#opt.serverPort, relayVia: true })
     }
@@ -392,16 +394,19 @@ export class ClientController implements ControlHandler {
   /** The DirectPath's window on the world, for one peer. */
   #pathIo (p: PeerRemote): PathIo {
     return {
-      sendProbe: (kind, txid, ip, port, ttl, observed) => {
+      sendProbe: (kind, txid, ip, port, ttl, observed, sock) => {
         const s = p.sessions.current
         if (s === null) return
         const m: ControlMessage = kind === 'ping'
           ? { kind: CTL_PING, txid, peerListVersion: 0 }
           : { kind: CTL_PONG, txid, peerListVersion: 0, observedIp: observed?.ip ?? 0, observedPort: observed?.port ?? 0 }
         const bytes = s.ctl.seal(encodeControl(m))
-        if (ttl === null) this.#port.sendControl(bytes, ip, port)
-        else this.#port.sendControlTtl(bytes, ip, port, ttl)
+        if (ttl === null) this.#port.sendControl(bytes, ip, port, sock)
+        else this.#port.sendControlTtl(bytes, ip, port, ttl, sock)
       },
+      openSockets: (n) => this.#openBirthdaySockets(n),
+      adoptSocket: (sock) => { this.#port.adoptProbeSocket(sock) },
+      closeSockets: () => { this.#releaseBirthdaySockets() },
       sendPunch: (m) => {
         const s = p.sessions.current
         if (s !== null) this.#sendRelayed(p, s.ctl.seal(encodeControl(m)))
@@ -416,6 +421,32 @@ export class ClientController implements ControlHandler {
       },
       log: (msg, fields) => { this.#log.info(msg, { peer: intToIp(p.tunnelIp), ...fields }) }
     }
+  }
+
+  /**
+   * Birthday searches share one pool of probe sockets: a socket's mapping on
+   * a symmetric NAT is per destination, so one socket can probe (and later
+   * carry) several peers. The pool is opened by the first search and its
+   * unadopted sockets closed when the last running search ends.
+   */
+  #birthdayPool: number[] | null = null
+  #birthdayUsers = 0
+
+  #openBirthdaySockets (n: number): number[] {
+    if (this.#birthdayPool === null) {
+      const socks = this.#port.openProbeSockets(n)
+      if (socks.length === 0) return socks
+      this.#birthdayPool = socks
+    }
+    this.#birthdayUsers++
+    return this.#birthdayPool
+  }
+
+  #releaseBirthdaySockets (): void {
+    if (this.#birthdayUsers === 0) return
+    if (--this.#birthdayUsers > 0 || this.#birthdayPool === null) return
+    this.#port.closeProbeSockets(this.#birthdayPool) // adopted ones stay open
+    this.#birthdayPool = null
   }
 
   /** What we tell peers to probe: our public endpoint as the server sees it, then our own addresses. */
@@ -456,10 +487,11 @@ export class ClientController implements ControlHandler {
     const local = this.#opt.localEndpoints?.() ?? []
     const nat = classifyLocal(this.#observed, local.map(a => a.ip), local[0]?.port ?? -1, this.#observations)
     if (nat === this.#nat) return
-    const had = this.#nat
     this.#nat = nat
     this.#log.info('NAT classified', { nat: NAT_LABEL[nat] })
-    if (had !== 'unknown') for (const p of this.#peers.values()) p.path?.localChanged(now)
+    // Tell every peer (a Punch carries our NAT kind): a peer that heard
+    // 'unknown' from us would pick the wrong strategy.
+    for (const p of this.#peers.values()) p.path?.localChanged(now)
   }
 
   /** Ask the server's second port how it sees us (a NAT check), on the registration session. */
@@ -479,6 +511,7 @@ export class ClientController implements ControlHandler {
     for (const s of sessionsOf(p.sessions)) this.#dropIndex(s.localIndex)
     if (p.sessions.hs.state === 'initSent') this.#indexes.delete(p.sessions.hs.localIndex)
     this.#peers.delete(tunnelIp)
+    p.path?.destroy(this.#clock.now())
     this.#port.removePeer(p.slot)
     this.#freeSlots.push(p.slot)
     this.#log.debug('peer left', { peer: intToIp(tunnelIp) })
@@ -493,26 +526,35 @@ export class ClientController implements ControlHandler {
     this.#startPeerHandshake(p, this.#clock.now())
   }
 
-  onEndpoint (_slot: number, _ip: number, _port: number): void {
-    // Clients learn endpoints from the server's peer list.
-  }
-
   /**
-   * Data arrived for a session we do not have. Through the relay, the server
-   * names the sender: it still believes in a session we dropped (we forgot
-   * it while the server restarted, or our session expired first), so we
-   * start a fresh handshake with it. Bounded: at most one such handshake per
-   * peer every UNKNOWN_INDEX_HANDSHAKE_INTERVAL.
+   * Data for a session we do not have. Mostly stale packets of a session we
+   * dropped (harmless). But when we have no session at all with the sender,
+   * the two sides disagree: we forgot the peer (e.g. a peer list sent while
+   * it was re-registering after a server restart lacked it) while it still
+   * sends on the old session, and would do so until its rekey (120 s) —
+   * seen as a tunnel that never came back after a server restart. Then we
+   * start a new handshake ourselves (at most one per PEER_RESYNC_INTERVAL).
+   * The sender is known from the relay envelope (via), or for a direct path
+   * from its address.
    */
   #onUnknownIndex (input: ControlInput): void {
-    if (input.via === 0 || input.ip !== this.#opt.serverIp || input.port !== this.#opt.serverPort) return
-    const p = [...this.#peers.values()].find(x => x.peerId === input.via)
-    if (p === undefined || p.sessions.hs.state === 'initSent') return
+    let p: PeerRemote | undefined
+    if (input.via !== 0) {
+      if (input.ip !== this.#opt.serverIp || input.port !== this.#opt.serverPort) return
+      p = [...this.#peers.values()].find(x => x.peerId === input.via)
+    } else {
+      p = [...this.#peers.values()].find(x => x.path?.candidates.get(input.ip * 65536 + input.port) !== undefined)
+    }
+    if (p === undefined || p.sessions.current !== null || p.sessions.pending !== null || p.sessions.hs.state === 'initSent') return
     const now = this.#clock.now()
-    if (now - p.unknownIndexAt < C.UNKNOWN_INDEX_HANDSHAKE_INTERVAL) return
-    p.unknownIndexAt = now
-    this.#log.debug('a peer sends on a session we do not have; starting a new handshake', { peer: intToIp(p.tunnelIp) })
+    if (now - p.lastResync < PEER_RESYNC_INTERVAL) return
+    p.lastResync = now
+    this.#log.debug('data from a peer on a session we do not have; starting a new one', { peer: intToIp(p.tunnelIp) })
     this.#startPeerHandshake(p, now)
+  }
+
+  onEndpoint (_slot: number, _ip: number, _port: number): void {
+    // Clients learn endpoints from the server's peer list.
   }
 
   #startPeerHandshake (p: PeerRemote, now: number): void {
@@ -579,7 +621,7 @@ export class ClientController implements ControlHandler {
   }
 
   /** A message on a peer session; `from` is the sender's address when it came straight (not through the relay). */
-  #onPeerMessage (p: PeerRemote, s: Session, msg: ControlMessage, from: Endpoint | null): void {
+  #onPeerMessage (p: PeerRemote, s: Session, msg: ControlMessage, from: (Endpoint & { sock: number }) | null): void {
     const now = this.#clock.now()
     if (msg.kind === CTL_CONFIRM && p.sessions.pending === s) {
       this.#installCurrent(p.sessions, s, p.slot)
@@ -589,9 +631,9 @@ export class ClientController implements ControlHandler {
       p.path?.setSession(true, now)
     } else if (msg.kind === CTL_PING) {
       if (from === null) this.#sendRelayed(p, s.ctl.seal(encodeControl({ kind: CTL_PONG, txid: msg.txid, peerListVersion: 0, observedIp: 0, observedPort: 0 })))
-      else if (p.path !== null && p.sessions.current !== null) p.path.onPing(msg.txid, from.ip, from.port, now)
+      else if (p.path !== null && p.sessions.current !== null) p.path.onPing(msg.txid, from.ip, from.port, now, from.sock)
     } else if (msg.kind === CTL_PONG) {
-      if (from !== null) p.path?.onPong(msg.txid, from.ip, from.port, { ip: msg.observedIp, port: msg.observedPort }, now)
+      if (from !== null) p.path?.onPong(msg.txid, from.ip, from.port, { ip: msg.observedIp, port: msg.observedPort }, now, from.sock)
     } else if (msg.kind === CTL_PUNCH) {
       if (from === null && p.sessions.current !== null) p.path?.onPunch(msg, now)
     }

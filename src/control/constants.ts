@@ -34,5 +34,3 @@ export const RATE_TABLE_MAX = 4096
 export const UNKNOWN_SESSION_REREGISTER_INTERVAL = 2_000
 /** Coalesce peer-list changes and push them to clients at most this often. */
 export const PEER_UPDATE_INTERVAL = 100
-/** At most one handshake per peer per this interval because it sent on a session we do not have. */
-export const UNKNOWN_INDEX_HANDSHAKE_INTERVAL = 2_000

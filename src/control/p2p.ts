@@ -70,6 +70,25 @@ export const TRIGGER_GAP = 200
 export const PUNCH_MSG_GAP = 1_000
 /** TTL of the first probe to a non-LAN candidate: enough for our own NAT (and a CPE or two), not the far one. */
 export const LOW_TTL = 2
+/**
+ * Birthday search (symmetric side S ↔ cone side E that filters by port;
+ * research/nat-anchors.md §1, §7.6): S opens BIRTHDAY_SOCKETS sockets and
+ * sends one low-TTL probe from each to E's public endpoint (256 mappings on
+ * S's NAT, each open to E); E sprays probes at random ports of S's public
+ * address, BIRTHDAY_SPRAY_PER_TICK per tick (≈ 500/s at the 50-ms client
+ * tick), at most BIRTHDAY_SPRAY_MAX per search. P(hit) after k probes =
+ * 1 − (1 − 256/64512)^k: 95 % at ~750 (≈ 1.5 s), 99.9 % at ~1740.
+ */
+export const BIRTHDAY_SOCKETS = 256
+export const BIRTHDAY_SPRAY_PER_TICK = 25
+export const BIRTHDAY_SPRAY_MAX = 2400
+/** The symmetric side gives a search this long, then closes its sockets. */
+export const BIRTHDAY_TIMEOUT = 8_000
+/** … and starts the next one no sooner than this after a failed one. */
+export const BIRTHDAY_RETRY = 60_000
+/** A search starts only when the normal punch has not worked this long into a burst (cheap pairs never pay for it). */
+export const BIRTHDAY_AFTER = 500
+
 /** Bounded memory: candidates per peer, outstanding pings. */
 export const MAX_CANDIDATES = 16
 export const MAX_PINGS = 64
@@ -141,7 +160,7 @@ export function classifyPeer (announced: NatMapping, publicEp: Endpoint | null, 
 
 // ── strategy ────────────────────────────────────────────────────────────────
 
-export type Strategy = 'punch' | 'relay-only'
+export type Strategy = 'punch' | 'birthday' | 'relay-only'
 
 /** Why a peer's traffic goes through the relay (stable codes; status shows them). */
 export type RelayReason =
@@ -153,6 +172,7 @@ export type RelayReason =
   | 'PATH_LOST'
   | 'DOUBLE_SYMMETRIC'
   | 'SYMMETRIC_PORT_RESTRICTED'
+  | 'BIRTHDAY_SEARCH'
 
 export function describeRelayReason (r: RelayReason): string {
   switch (r) {
@@ -163,7 +183,8 @@ export function describeRelayReason (r: RelayReason): string {
     case 'NO_ANSWER': return 'no candidate address answered our probes; retrying periodically'
     case 'PATH_LOST': return 'the direct path stopped answering; probing again'
     case 'DOUBLE_SYMMETRIC': return 'both NATs are symmetric (a new port per destination): hole punching cannot work, the relay is used (probes limited to one round every 2 min)'
-    case 'SYMMETRIC_PORT_RESTRICTED': return 'one NAT is symmetric and the other filters by port: no direct path without a birthday search (not in this version); probing periodically'
+    case 'SYMMETRIC_PORT_RESTRICTED': return 'one NAT is symmetric and the other filters by port: the birthday search found no path yet (next try within a minute)'
+    case 'BIRTHDAY_SEARCH': return 'one NAT is symmetric and the other filters by port: birthday search running (256 sockets on the symmetric side, random probes from the other)'
   }
 }
 
@@ -176,6 +197,9 @@ export function describeRelayReason (r: RelayReason): string {
  */
 export function chooseStrategy (local: NatMapping, peer: NatMapping): { strategy: Strategy, reason: RelayReason | null } {
   if (local === 'edm' && peer === 'edm') return { strategy: 'relay-only', reason: 'DOUBLE_SYMMETRIC' }
+  // One side symmetric, the other cone: punch first (enough when the cone
+  // side does not filter by port); if that fails, a birthday search.
+  if ((local === 'edm' && peer === 'eim') || (local === 'eim' && peer === 'edm')) return { strategy: 'birthday', reason: null }
   return { strategy: 'punch', reason: null }
 }
 
@@ -234,6 +258,8 @@ export interface Candidate {
   holdUntil: number
   /** From the server's peer list or a Punch message (still advertised). */
   advertised: boolean
+  /** Our socket that reaches it: 0 the main one, else a probe socket (birthday search); where we last heard it. */
+  sock: number
 }
 
 export type PathState =
@@ -242,12 +268,16 @@ export type PathState =
 
 /** What a DirectPath does to the world. */
 export interface PathIo {
-  /** Send a sealed probe (a Ping or Pong) straight to ip:port; ttl null = default. */
-  sendProbe(kind: 'ping' | 'pong', txid: number, ip: number, port: number, ttl: number | null, observed: Endpoint | null): void
+  /** Send a sealed probe (a Ping or Pong) straight to ip:port from socket `sock` (0 main); ttl null = default. */
+  sendProbe(kind: 'ping' | 'pong', txid: number, ip: number, port: number, ttl: number | null, observed: Endpoint | null, sock: number): void
+  /** Birthday search: open (or share) up to n probe sockets; adopt the winner; release them (unadopted ones are closed). */
+  openSockets(n: number): number[]
+  adoptSocket(sock: number): void
+  closeSockets(socks: readonly number[]): void
   /** Send a Punch to the peer through the relay (on the end-to-end session). */
   sendPunch(p: Punch): void
-  /** Route the peer's data straight to ip:port, or through the relay (null). */
-  setRoute(ep: Endpoint | null): void
+  /** Route the peer's data straight to ip:port (from socket `sock`), or through the relay (null). */
+  setRoute(ep: (Endpoint & { sock: number }) | null): void
   /** Our own NAT mapping and candidates now. */
   localNat(): NatMapping
   localCandidates(): LanAddr[]
@@ -315,6 +345,10 @@ export class DirectPath {
   /** Candidate keys from the server's peer list, and from the peer's last Punch. */
   #serverKeys = new Set<number>()
   #punchKeys = new Set<number>()
+  /** Birthday search: the symmetric side's sockets, or the cone side's spray. */
+  #bday: { role: 'hard', socks: number[], until: number } | { role: 'easy', ip: number, sent: number, until: number } | null = null
+  #nextBirthday = 0
+  #birthdays = 0
   /** The direct path failed and has not come back yet (status says PATH_LOST rather than NO_ANSWER). */
   #lost = false
 
@@ -382,32 +416,42 @@ export class DirectPath {
     this.#punchKeys = keys
     this.#markAdvertised()
     this.#prune()
+    // The symmetric peer opened its birthday sockets: spray its public address.
+    if (p.birthday && this.#publicEp !== null && this.#state.state === 'relay' && (this.#bday === null || this.#bday.role === 'easy')) {
+      this.#bday = { role: 'easy', ip: this.#publicEp.ip, sent: 0, until: now + BIRTHDAY_TIMEOUT }
+      this.#birthdays++
+      this.#io.log('birthday search: spraying the peer\'s public address', { ip: formatEndpoint(this.#publicEp.ip, 0) })
+    }
     // Answer with our own Punch unless we just sent one: one answer per PUNCH_MSG_GAP, never a loop.
     this.#trigger(now, now - this.#lastPunchSent >= PUNCH_MSG_GAP)
   }
 
   /** An authenticated Ping from the peer arrived straight from ip:port. */
-  onPing (txid: number, ip: number, port: number, now: number): void {
-    this.#io.sendProbe('pong', txid, ip, port, null, { ip, port })
+  onPing (txid: number, ip: number, port: number, now: number, sock = 0): void {
+    this.#io.sendProbe('pong', txid, ip, port, null, { ip, port }, sock)
     const c = this.#addCandidate(ip, port, 'learned', now)
+    // Heard on another of our sockets (a birthday-search hit): probe back from it at once.
+    const moved = c.sock !== sock
+    c.sock = sock
     this.#noteSeen(ip, port)
     c.lastHeardAt = now
     c.unanswered = 0
     // Triggered check: probe the source back at once (this is what opens a
     // port-restricted NAT towards a symmetric peer's new port). Not for a
     // confirmed path: there our Pong is all the peer needs (no doubled keepalives).
-    if (now - c.lastPingAt >= TRIGGER_GAP && !this.#alive(c, now)) this.#ping(c, now, null)
+    if ((moved || now - c.lastPingAt >= TRIGGER_GAP) && !this.#alive(c, now)) this.#ping(c, now, null)
     this.#evaluate(now)
   }
 
   /** An authenticated Pong from the peer arrived straight from ip:port. */
-  onPong (txid: number, ip: number, port: number, observed: Endpoint, now: number): void {
+  onPong (txid: number, ip: number, port: number, observed: Endpoint, now: number, sock = 0): void {
     const sent = this.#pings.get(txid)
     if (sent === undefined) return // stale or not ours: ignore
     this.#pings.delete(txid)
     let c = this.candidates.get(sent.key)
     if (c === undefined || c.ip !== ip || c.port !== port) c = this.#addCandidate(ip, port, 'learned', now)
     this.#noteSeen(ip, port)
+    c.sock = sock
     const rtt = now - sent.at
     c.rttMs = c.rttMs === null ? rtt : c.rttMs * 0.8 + rtt * 0.2
     c.pongs++
@@ -453,9 +497,62 @@ export class DirectPath {
       this.#probeRound(now)
       this.#scheduleReprobe(now)
     }
+    this.#birthdayTick(now)
     this.#evaluate(now)
     if (this.#state.state === 'relay' && this.#burst === null) this.#setRelayReason(this.#idleReason(), now)
   }
+
+  /** Start, run and end birthday searches (bounded: one per BIRTHDAY_RETRY, BIRTHDAY_SPRAY_MAX probes, BIRTHDAY_TIMEOUT). */
+  #birthdayTick (now: number): void {
+    const b = this.#bday
+    if (b !== null) {
+      if (this.#state.state === 'direct' || now >= b.until || (b.role === 'easy' && b.sent >= BIRTHDAY_SPRAY_MAX)) {
+        this.#endBirthday(now)
+        return
+      }
+      if (b.role === 'easy') {
+        for (let i = 0; i < BIRTHDAY_SPRAY_PER_TICK && b.sent < BIRTHDAY_SPRAY_MAX; i++, b.sent++) {
+          const port = 1024 + Math.floor(Math.random() * (65536 - 1024))
+          const txid = this.#txid = (this.#txid + 1) >>> 0
+          this.#pings.set(txid, { key: key(b.ip, port), at: now })
+          if (this.#pings.size > MAX_PINGS) this.#pings.delete(this.#pings.keys().next().value!)
+          this.#probesSent++
+          this.#io.sendProbe('ping', txid, b.ip, port, null, null, 0)
+        }
+      }
+      return
+    }
+    // Start one on the symmetric side when the pair needs it and plain punching has had its chance.
+    if (this.#state.state !== 'relay' || this.#publicEp === null || now < this.#nextBirthday) return
+    if (this.#io.localNat() !== 'edm' || this.peerNat !== 'eim') return
+    if (this.#burst !== null && now - this.#burst.at < BIRTHDAY_AFTER) return
+    const socks = this.#io.openSockets(BIRTHDAY_SOCKETS)
+    if (socks.length === 0) { this.#nextBirthday = now + BIRTHDAY_RETRY; return }
+    this.#bday = { role: 'hard', socks, until: now + BIRTHDAY_TIMEOUT }
+    this.#birthdays++
+    const ep = this.#publicEp
+    for (const sock of socks) {
+      const txid = this.#txid = (this.#txid + 1) >>> 0
+      this.#probesSent++
+      this.#io.sendProbe('ping', txid, ep.ip, ep.port, LOW_TTL, null, sock)
+    }
+    this.#lastPunchSent = now
+    this.#io.sendPunch({ kind: 7, natKind: natToWire(this.#io.localNat()), round: this.#round, candidates: this.#io.localCandidates().slice(0, 8), birthday: true })
+    this.#io.log('birthday search: probe sockets open', { sockets: socks.length })
+  }
+
+  #endBirthday (now: number): void {
+    const b = this.#bday
+    if (b === null) return
+    this.#bday = null
+    this.#nextBirthday = now + BIRTHDAY_RETRY
+    if (b.role !== 'hard') return
+    // The socket the direct path uses was adopted; the rest may be closed.
+    this.#io.closeSockets(b.socks)
+  }
+
+  /** Close everything (the peer is gone or we stop). */
+  destroy (now: number): void { this.#endBirthday(now) }
 
   // ── internals ──
 
@@ -473,7 +570,7 @@ export class DirectPath {
     if (tellPeer) {
       this.#lastPunchSent = now
       const cands = this.#io.localCandidates()
-      this.#io.sendPunch({ kind: 7, natKind: natToWire(this.#io.localNat()), round: this.#round, candidates: cands.slice(0, 8) })
+      this.#io.sendPunch({ kind: 7, natKind: natToWire(this.#io.localNat()), round: this.#round, candidates: cands.slice(0, 8), birthday: false })
     }
     if (this.#burst !== null && now - this.#burst.at < 1000) return // a burst is already running
     this.#burst = { at: now, next: now, rounds: 0 }
@@ -504,7 +601,7 @@ export class DirectPath {
       c.lastPingAt = now
     }
     this.#probesSent++
-    this.#io.sendProbe('ping', txid, c.ip, c.port, ttl, null)
+    this.#io.sendProbe('ping', txid, c.ip, c.port, ttl, null, c.sock)
   }
 
   #addCandidate (ip: number, port: number, kind: CandidateKind, now: number): Candidate {
@@ -513,7 +610,7 @@ export class DirectPath {
     if (c === undefined) {
       c = {
         ip, port, kind, pingsSent: 0, pongs: 0, lastPingAt: -Infinity, lastHeardAt: -Infinity, lastPongAt: -Infinity,
-        unanswered: 0, rttMs: null, lowTtlSent: kind === 'lan', holdUntil: -Infinity, advertised: false
+        unanswered: 0, rttMs: null, lowTtlSent: kind === 'lan', holdUntil: -Infinity, advertised: false, sock: 0
       }
       this.candidates.set(k, c)
       void now
@@ -584,7 +681,8 @@ export class DirectPath {
     this.#lost = false
     this.#pathChanges++
     this.#directAt ??= now
-    this.#io.setRoute({ ip: c.ip, port: c.port })
+    if (c.sock !== 0) this.#io.adoptSocket(c.sock)
+    this.#io.setRoute({ ip: c.ip, port: c.port, sock: c.sock })
     this.#io.log('direct path', { endpoint: formatEndpoint(c.ip, c.port), kind: c.kind, rttMs: c.rttMs })
   }
 
@@ -606,6 +704,7 @@ export class DirectPath {
     if (this.candidates.size === 0) return 'NO_CANDIDATES'
     const s = this.strategy
     if (s.reason !== null) return s.reason
+    if (this.#bday !== null) return 'BIRTHDAY_SEARCH'
     if (this.#lost) return 'PATH_LOST'
     const local = this.#io.localNat()
     const peer = this.peerNat

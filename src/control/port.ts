@@ -17,6 +17,8 @@ export interface PeerRoute {
   endpointPort: number
   /** Wrap packets in a relay envelope addressed to peerId. */
   relayVia: boolean
+  /** Send from this probe socket (0 or absent: the main socket). */
+  sock?: number
 }
 
 export interface DataplanePort {
@@ -28,9 +30,19 @@ export interface DataplanePort {
   setRecvKey(slot: number, localIndex: number, key: Uint8Array): void
   dropRecvIndex(localIndex: number): void
   /** Send one control-plane datagram from the daemon's UDP port. */
-  sendControl(bytes: Uint8Array, ip: number, port: number): void
+  sendControl(bytes: Uint8Array, ip: number, port: number, sock?: number): void
   /** As sendControl, with this datagram's IP TTL (a low-TTL first probe opens our NAT without reaching the peer's). */
-  sendControlTtl(bytes: Uint8Array, ip: number, port: number, ttl: number): void
+  sendControlTtl(bytes: Uint8Array, ip: number, port: number, ttl: number, sock?: number): void
+  /**
+   * Birthday search: open up to `n` extra UDP sockets on random ports (ids
+   * > 0; fewer when the budget is spent). Control datagrams arriving on them
+   * are delivered as ControlInput with their `sock`.
+   */
+  openProbeSockets(n: number): number[]
+  /** Hand a probe socket to the dataplane for good (a peer's direct path uses it); it is closed at shutdown. */
+  adoptProbeSocket(sock: number): void
+  /** Close probe sockets that were not adopted. */
+  closeProbeSockets(socks: readonly number[]): void
   peerCounters(slot: number): PeerCounters
   counters(): Record<string, number>
 }
@@ -46,6 +58,8 @@ export interface ControlInput {
   port: number
   /** For 'relayed': the source peerId the server wrote into the envelope. */
   via: number
+  /** The socket it arrived on: 0 (or absent) the main socket, else a probe socket id. */
+  sock?: number
 }
 
 export interface ControlHandler {

@@ -16,14 +16,14 @@ import { Worker } from 'node:worker_threads'
 import { fileURLToPath } from 'node:url'
 import { VpnError } from '../errors.js'
 import type { Logger } from '../log.js'
-import { loadNative, openTun, openUdp, type Native } from './native.js'
+import { loadNative, openTun, openUdp, type Native, type PollHandle } from './native.js'
 import { SpscRing } from './ring.js'
 import { StatsReader, createStatsBuffer, type PeerCounters } from './stats.js'
 import { configureTun } from './tun-config.js'
 import type { ControlHandler, ControlInputKind, DataplanePort, PeerRoute } from '../control/port.js'
 import {
   BATCH, CTRL_KIND_PACKET, CTRL_KIND_RELAYED, CTRL_KIND_UNKNOWN_INDEX, CTRL_RING_SLOTS, CTRL_SLOT_SIZE,
-  META_IP, META_KIND, META_LEN, META_PORT, META_VIA, META_WORDS, SLOT_SIZE, WORKER_ROLES,
+  META_IP, META_KIND, META_LEN, META_PORT, META_SOCK, META_VIA, META_WORDS, SLOT_SIZE, WORKER_ROLES,
   type FromWorker, type ToWorker, type WorkerInit, type WorkerRole
 } from '../workers/layout.js'
 
@@ -40,6 +40,9 @@ export interface DataplaneOptions {
   /** Socket buffer size in bytes. */
   socketBuffer: number
 }
+
+/** Probe sockets open at once at most, adopted ones included (the birthday search opens 256). */
+const MAX_PROBE_SOCKETS = 384
 
 const KIND_NAMES: Record<number, ControlInputKind> = {
   [CTRL_KIND_PACKET]: 'packet',
@@ -160,7 +163,7 @@ export class Dataplane implements DataplanePort {
         const start = slot * CTRL_SLOT_SIZE
         const bytes = ring.data.slice(start, start + len)
         try {
-          h?.onControl({ kind, bytes, ip: ring.meta[m + META_IP] >>> 0, port: ring.meta[m + META_PORT], via: ring.meta[m + META_VIA] >>> 0 })
+          h?.onControl({ kind, bytes, ip: ring.meta[m + META_IP] >>> 0, port: ring.meta[m + META_PORT], via: ring.meta[m + META_VIA] >>> 0, sock: ring.meta[m + META_SOCK] })
         } catch (err) {
           this.#log.error('control packet handler failed (packet dropped)', { err })
         }
@@ -180,7 +183,8 @@ export class Dataplane implements DataplanePort {
   // ── DataplanePort ──
 
   setPeer (r: PeerRoute): void {
-    this.#postAll({ code: 'PEER', slot: r.slot, peerId: r.peerId, tunnelIp: r.tunnelIp, endpointIp: r.endpointIp, endpointPort: r.endpointPort, relayVia: r.relayVia })
+    const fd = r.sock !== undefined && r.sock > 0 ? this.#probeSocks.get(r.sock)?.fd ?? -1 : -1
+    this.#postAll({ code: 'PEER', slot: r.slot, peerId: r.peerId, tunnelIp: r.tunnelIp, endpointIp: r.endpointIp, endpointPort: r.endpointPort, relayVia: r.relayVia, fd })
   }
 
   removePeer (slot: number): void { this.#postAll({ code: 'PEER_REMOVE', slot }) }
@@ -195,16 +199,96 @@ export class Dataplane implements DataplanePort {
 
   dropRecvIndex (localIndex: number): void { this.#post('inbound', { code: 'DROP_INDEX', localIndex }) }
 
-  sendControl (bytes: Uint8Array, ip: number, port: number): void {
-    if (this.#udpFd < 0) return
-    const r = this.#native.udpSendTo(this.#udpFd, bytes, ip, port)
+  #fdOf (sock: number | undefined): number {
+    if (sock === undefined || sock === 0) return this.#udpFd
+    return this.#probeSocks.get(sock)?.fd ?? -1
+  }
+
+  sendControl (bytes: Uint8Array, ip: number, port: number, sock?: number): void {
+    const fd = this.#fdOf(sock)
+    if (fd < 0) return
+    const r = this.#native.udpSendTo(fd, bytes, ip, port)
     if (r < 0 && this.#log.enabled('debug')) this.#log.debug('control send failed', { errno: -r })
   }
 
-  sendControlTtl (bytes: Uint8Array, ip: number, port: number, ttl: number): void {
-    if (this.#udpFd < 0) return
-    const r = this.#native.udpSendToTtl(this.#udpFd, bytes, ip, port, ttl)
+  sendControlTtl (bytes: Uint8Array, ip: number, port: number, ttl: number, sock?: number): void {
+    const fd = this.#fdOf(sock)
+    if (fd < 0) return
+    const r = this.#native.udpSendToTtl(fd, bytes, ip, port, ttl)
     if (r < 0 && this.#log.enabled('debug')) this.#log.debug('control send failed', { errno: -r })
+  }
+
+  // ── probe sockets (birthday search) ──
+  //
+  // Opened and read by the main thread (a uv_poll each, like the workers'
+  // sockets): only probes arrive on them until one wins. The winner is
+  // adopted: its poll moves to the inbound worker (ADD_SOCKET) and the
+  // outbound worker sends that peer's data from it; it is closed at shutdown.
+  // The rest are closed at once. At most MAX_PROBE_SOCKETS open, adopted
+  // ones included.
+
+  readonly #probeSocks = new Map<number, { fd: number, poll: PollHandle | null, adopted: boolean }>()
+  #nextSock = 1
+  readonly #rx = {
+    mem: new Uint8Array(16 * 2048), offsets: Int32Array.from({ length: 16 }, (_, i) => i * 2048),
+    lens: new Int32Array(16), addrs: new Uint32Array(32)
+  }
+
+  openProbeSockets (n: number): number[] {
+    const ids: number[] = []
+    if (this.#udpFd < 0) return ids
+    while (ids.length < n && this.#probeSocks.size < MAX_PROBE_SOCKETS) {
+      let fd: number
+      try { fd = this.#native.udpOpen('0.0.0.0', 0, 256 * 1024).fd } catch (err) {
+        this.#log.warn('cannot open a probe socket', { err })
+        break
+      }
+      const id = this.#nextSock++
+      const poll = this.#native.pollStart(fd, () => { this.#drainProbe(id) })
+      this.#probeSocks.set(id, { fd, poll, adopted: false })
+      ids.push(id)
+    }
+    return ids
+  }
+
+  #drainProbe (id: number): void {
+    const s = this.#probeSocks.get(id)
+    if (s === undefined || s.adopted) return
+    const rx = this.#rx
+    for (let round = 0; round < 4; round++) {
+      let n: number
+      try { n = this.#native.udpRecvBatch(s.fd, rx.mem, rx.offsets, rx.lens, rx.addrs, 16, 2048) } catch { return }
+      for (let i = 0; i < n; i++) {
+        const len = rx.lens[i]!
+        const off = rx.offsets[i]!
+        // Only control messages (type 3) matter here; anything else is dropped.
+        if (len < 32 || rx.mem[off] !== 3) continue
+        try {
+          this.#handler?.onControl({ kind: 'packet', bytes: rx.mem.slice(off, off + len), ip: rx.addrs[2 * i]!, port: rx.addrs[2 * i + 1]!, via: 0, sock: id })
+        } catch (err) {
+          this.#log.error('probe handler failed (packet dropped)', { err })
+        }
+      }
+      if (n < 16) return
+    }
+  }
+
+  adoptProbeSocket (sock: number): void {
+    const s = this.#probeSocks.get(sock)
+    if (s === undefined || s.adopted) return
+    if (s.poll !== null) { this.#native.pollStop(s.poll); s.poll = null }
+    s.adopted = true
+    this.#post('inbound', { code: 'ADD_SOCKET', fd: s.fd, sock })
+  }
+
+  closeProbeSockets (socks: readonly number[]): void {
+    for (const id of socks) {
+      const s = this.#probeSocks.get(id)
+      if (s === undefined || s.adopted) continue
+      if (s.poll !== null) this.#native.pollStop(s.poll)
+      this.#native.close(s.fd)
+      this.#probeSocks.delete(id)
+    }
   }
 
   peerCounters (slot: number): PeerCounters { return this.#stats.peer(slot) }
@@ -225,6 +309,11 @@ export class Dataplane implements DataplanePort {
       clearTimeout(t)
     }))
     this.#workers.clear()
+    for (const s of this.#probeSocks.values()) {
+      if (s.poll !== null) this.#native.pollStop(s.poll)
+      this.#native.close(s.fd)
+    }
+    this.#probeSocks.clear()
     if (this.#udpFd >= 0) { this.#native.close(this.#udpFd); this.#udpFd = -1 }
     if (this.#tunFd >= 0) { this.#native.close(this.#tunFd); this.#tunFd = -1 }
   }

@@ -28,7 +28,7 @@ import { SpscRing } from './ring.js'
 import { clearPeerCounters, statsView } from './stats.js'
 import {
   BATCH, C, COUNTERS, CTRL_KIND_PACKET, CTRL_KIND_RELAYED, CTRL_KIND_UNKNOWN_INDEX, CTRL_KIND_UNKNOWN_RELAY_SOURCE,
-  CTRL_RING_SLOTS, CTRL_SLOT_SIZE, META_IP, META_KIND, META_LEN, META_PORT, META_VIA, META_WORDS,
+  CTRL_RING_SLOTS, CTRL_SLOT_SIZE, META_IP, META_KIND, META_LEN, META_PORT, META_SOCK, META_VIA, META_WORDS,
   PEER_FIELDS, P_LAST_RX, P_RX_BYTES, P_RX_PACKETS, SLOT_SIZE, TAG, type FromWorker, type ToWorker, type WorkerInit
 } from '../workers/layout.js'
 
@@ -126,10 +126,18 @@ export class Inbound {
     this.#freeKeys.push(s.keyOff)
   }
 
-  /** UDP readable: drain the socket in batches. */
-  onReadable (): void {
+  /** The socket of the batch being processed: 0 main, else a probe socket id (tagged on control packets). */
+  #sock = 0
+
+  /**
+   * UDP readable: drain the socket in batches. `fd`/`sock`: a probe socket
+   * that won a birthday search (client; data and probes of one peer arrive
+   * there, processed exactly like the main socket's).
+   */
+  onReadable (fd: number = this.#init.udpFd, sock = 0): void {
+    this.#sock = sock
     for (;;) {
-      const n = this.#native.udpRecvBatch(this.#init.udpFd, this.#mem, this.#offsets, this.#lens, this.#addrs, BATCH, SLOT_SIZE)
+      const n = this.#native.udpRecvBatch(fd, this.#mem, this.#offsets, this.#lens, this.#addrs, BATCH, SLOT_SIZE)
       if (n === 0) return
       this.#processBatch(n)
       if (n < BATCH) return
@@ -289,6 +297,7 @@ export class Inbound {
     ring.meta[m + META_IP] = ip | 0
     ring.meta[m + META_PORT] = port
     ring.meta[m + META_VIA] = via | 0
+    ring.meta[m + META_SOCK] = this.#sock
     this.#stats[C.controlPackets]++
     return true
   }

@@ -44,6 +44,7 @@ export class Outbound {
   readonly #sendLens = new Int32Array(BATCH)
   readonly #sendAddrs = new Uint32Array(BATCH * 2)
   readonly #sendSlots = new Int32Array(BATCH)
+  readonly #sendFds = new Int32Array(BATCH)
 
   constructor (init: WorkerInit, native: Native, post: (m: FromWorker) => void, now: () => number = Date.now) {
     this.#native = native
@@ -131,12 +132,26 @@ export class Outbound {
     this.#sendAddrs[k * 2] = p.epIp
     this.#sendAddrs[k * 2 + 1] = p.epPort
     this.#sendSlots[k] = p.slot
+    this.#sendFds[k] = p.fd < 0 ? this.#init.udpFd : p.fd
   }
 
   #sealAndSend (k: number): void {
     if (k === 0) return
     this.#native.aeadSealBatch(this.#mem, this.#desc, k, this.#keys)
-    const sent = this.#native.udpSendBatch(this.#init.udpFd, this.#mem, this.#sendOffsets, this.#sendLens, this.#sendAddrs, k)
+    const fds = this.#sendFds
+    let sent = 0
+    if (fds[0] === fds[k - 1] && fds.subarray(0, k).every(f => f === fds[0])) {
+      sent = this.#native.udpSendBatch(fds[0]!, this.#mem, this.#sendOffsets, this.#sendLens, this.#sendAddrs, k)
+    } else {
+      // A peer on a probe socket (birthday search): send each run of one socket in order.
+      for (let i = 0; i < k;) {
+        let j = i + 1
+        while (j < k && fds[j] === fds[i]) j++
+        const n = this.#native.udpSendBatch(fds[i]!, this.#mem, this.#sendOffsets.subarray(i), this.#sendLens.subarray(i), this.#sendAddrs.subarray(2 * i), j - i)
+        sent += n
+        i = j
+      }
+    }
     const s = this.#stats
     const base = COUNTERS.length
     for (let i = 0; i < sent; i++) {

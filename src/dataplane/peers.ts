@@ -17,6 +17,8 @@ export interface WorkerPeer {
   epKey: number
   /** Wrap sealed packets in a relay envelope addressed to peerId. */
   relayVia: boolean
+  /** Socket to send from: -1 the main socket, else a probe socket's fd (birthday search). */
+  fd: number
   // Outbound worker only:
   /** Offset of the send key in the key table, or -1 before a session exists. */
   sendKeyOff: number
@@ -53,11 +55,11 @@ export class PeerTable {
     this.bySlot = new Array(maxPeers)
   }
 
-  upsert (m: { slot: number, peerId: number, tunnelIp: number, endpointIp: number, endpointPort: number, relayVia: boolean }): WorkerPeer {
+  upsert (m: { slot: number, peerId: number, tunnelIp: number, endpointIp: number, endpointPort: number, relayVia: boolean, fd?: number }): WorkerPeer {
     let p = this.bySlot[m.slot]
     if (p === undefined) {
       p = {
-        slot: m.slot, peerId: 0, tunnelIp: 0, epIp: 0, epPort: 0, epKey: -1, relayVia: false,
+        slot: m.slot, peerId: 0, tunnelIp: 0, epIp: 0, epPort: 0, epKey: -1, relayVia: false, fd: -1,
         sendKeyOff: -1, remoteIndex: 0, counter: 0, queue: [], askedAt: -Infinity
       }
       this.bySlot[m.slot] = p
@@ -67,6 +69,7 @@ export class PeerTable {
     p.peerId = m.peerId
     p.tunnelIp = m.tunnelIp
     p.relayVia = m.relayVia
+    p.fd = m.fd ?? -1
     this.#index(p)
     this.setEndpoint(p, m.endpointIp, m.endpointPort)
     return p

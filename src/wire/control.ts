@@ -166,7 +166,7 @@ export interface Bye {
 //
 //   0      1         2        3          4            8
 //  +------+---------+--------+----------+------------+--------------------------
-//  | k=7  | natKind | count  | flags=0  | round u32  | count x (ip 4, port u16)
+//  | k=7  | natKind | count  | flags    | round u32  | count x (ip 4, port u16)
 //  +------+---------+--------+----------+------------+--------------------------
 //
 //  "Probe these endpoints now": the receiver merges the candidates into its
@@ -177,6 +177,10 @@ export interface Bye {
 //    endpoint-dependent (symmetric). Other values are rejected.
 //  count <= MAX_PUNCH_CANDIDATES (8); round: the sender's punch-round number
 //  (diagnostics; a receiver may ignore stale rounds).
+//  flags bit 0 BIRTHDAY: the sender (behind a symmetric NAT) has just opened
+//  many probe sockets towards the receiver's public endpoint: the receiver
+//  sprays probes at random ports of the sender's public address. Other bits
+//  must be zero.
 // ---------------------------------------------------------------------------
 
 export const PUNCH_HEADER_LEN = 8
@@ -185,6 +189,7 @@ export const NAT_WIRE_UNKNOWN = 0
 export const NAT_WIRE_OPEN = 1
 export const NAT_WIRE_EIM = 2
 export const NAT_WIRE_EDM = 3
+export const PUNCH_FLAG_BIRTHDAY = 0x01
 
 export interface Punch {
   kind: typeof CTL_PUNCH
@@ -192,6 +197,8 @@ export interface Punch {
   natKind: number
   round: number
   candidates: LanAddr[]
+  /** flags bit 0: spray my public address (birthday search). */
+  birthday: boolean
 }
 
 export type ControlMessage = Ping | Pong | PeerUpdate | Confirm | Bye | Punch
@@ -308,7 +315,7 @@ export function encodeControl (m: ControlInput, buf?: Uint8Array, offset = 0): U
       out[o] = CTL_PUNCH
       out[o + 1] = m.natKind
       out[o + 2] = m.candidates.length
-      out[o + 3] = 0
+      out[o + 3] = m.birthday ? PUNCH_FLAG_BIRTHDAY : 0
       writeU32(out, o + 4, m.round)
       writeLan(out, o + PUNCH_HEADER_LEN, m.candidates)
       break
@@ -395,8 +402,8 @@ export function decodeControl (buf: Uint8Array): ControlMessage {
       if (natKind > NAT_WIRE_EDM) throw new WireError(`punch: unknown NAT kind ${natKind}`)
       if (count > MAX_PUNCH_CANDIDATES) throw new WireError(`punch: ${count} candidates, at most ${MAX_PUNCH_CANDIDATES}`)
       need(buf, PUNCH_HEADER_LEN + count * LAN_ADDR_LEN, 'punch')
-      zeros(buf, 3, 4, 'punch')
-      return { kind: CTL_PUNCH, natKind, round: readU32(buf, 4), candidates: readLan(buf, PUNCH_HEADER_LEN, count) }
+      if ((buf[3] & ~PUNCH_FLAG_BIRTHDAY) !== 0) throw new WireError(`punch: reserved flags 0x${buf[3].toString(16)}`)
+      return { kind: CTL_PUNCH, natKind, round: readU32(buf, 4), candidates: readLan(buf, PUNCH_HEADER_LEN, count), birthday: (buf[3] & PUNCH_FLAG_BIRTHDAY) !== 0 }
     }
     default:
       throw new WireError(`control: unknown kind ${kind}`)

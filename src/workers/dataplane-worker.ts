@@ -42,8 +42,13 @@ try {
   } else {
     const inb = new Inbound(init, native, post)
     const poll = native.pollStart(init.udpFd, () => { inb.onReadable() })
+    const extra: ReturnType<typeof native.pollStart>[] = []
     port.on('message', (m: ToWorker) => {
-      if (m.code === 'STOP') { native.pollStop(poll); post({ code: 'STOPPED' }); port.close(); return }
+      if (m.code === 'STOP') {
+        for (const p of extra) native.pollStop(p)
+        native.pollStop(poll); post({ code: 'STOPPED' }); port.close(); return
+      }
+      if (m.code === 'ADD_SOCKET') { extra.push(native.pollStart(m.fd, () => { inb.onReadable(m.fd, m.sock) })); return }
       inb.handle(m)
     })
   }

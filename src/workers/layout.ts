@@ -60,7 +60,9 @@ export const META_KIND = 1
 export const META_IP = 2
 export const META_PORT = 3
 export const META_VIA = 4
-export const META_WORDS = 5
+/** Which socket it arrived on: 0 the main socket, else a probe socket id (Dataplane.openProbeSockets). */
+export const META_SOCK = 5
+export const META_WORDS = 6
 
 /** Global counters, in the order of their Float64 index within a worker's stats region. */
 export const COUNTERS = [
@@ -117,7 +119,9 @@ export interface WorkerInit {
  * the workers is indexed by slot.
  */
 export type ToWorker =
-  | { code: 'PEER', slot: number, peerId: number, tunnelIp: number, endpointIp: number, endpointPort: number, relayVia: boolean }
+  | { code: 'PEER', slot: number, peerId: number, tunnelIp: number, endpointIp: number, endpointPort: number, relayVia: boolean, fd: number }
+  /** Inbound: also receive on this socket (a probe socket that won a birthday search); `sock` is its id for the control ring. */
+  | { code: 'ADD_SOCKET', fd: number, sock: number }
   | { code: 'PEER_REMOVE', slot: number }
   | { code: 'SEND_KEY', slot: number, key: Uint8Array, remoteIndex: number }
   | { code: 'RECV_KEY', slot: number, localIndex: number, key: Uint8Array }

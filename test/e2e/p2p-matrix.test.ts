@@ -33,7 +33,7 @@ t.before(async () => {
 t.teardown(async () => { await topo?.destroy() })
 
 /** A cell: two clients, and what must happen between them. */
-interface Cell { a: string, b: string, expect: 'direct' | 'relay', reason?: string, lan?: boolean }
+interface Cell { a: string, b: string, expect: 'direct' | 'relay', reason?: string, lan?: boolean, birthday?: boolean }
 const cells: Cell[] = []
 for (let i = 0; i < KINDS.length; i++) {
   for (let j = i; j < KINDS.length; j++) {
@@ -44,8 +44,7 @@ for (let i = 0; i < KINDS.length; i++) {
     const sym = [ka, kb].filter(k => k === 'symmetric').length
     const other = ka === 'symmetric' ? kb : ka
     if (sym === 2) cells.push({ a, b, expect: 'relay', reason: 'DOUBLE_SYMMETRIC' })
-    else if (sym === 1 && other === 'port-restricted') cells.push({ a, b, expect: 'relay', reason: 'SYMMETRIC_PORT_RESTRICTED' })
-    else cells.push({ a, b, expect: 'direct' })
+    else cells.push({ a, b, expect: 'direct', birthday: sym === 1 && other === 'port-restricted' })
   }
 }
 cells.push({ a: 'l1', b: 'l2', expect: 'direct', lan: true })
@@ -89,8 +88,8 @@ t.test('every punchable cell goes direct; the others stay on the relay', async t
         for (const p of [pa, pb]) {
           t.equal(p.p2p!.relayReason, null)
           t.ok(p.p2p!.lastPongSec !== null && p.p2p!.lastPongSec < 30, `recent pong (${p.p2p!.lastPongSec} s)`)
-          // Goal: ≤ 3 s worst (docs/NAT-TRAVERSAL.md has the measured matrix); margin for 12 daemons on 2 cores.
-          t.ok(p.p2p!.timeToDirectMs !== null && p.p2p!.timeToDirectMs < 5000, `time to direct ${p.p2p!.timeToDirectMs} ms`)
+          // Goal: ≤ 3 s worst, ≤ 5 s with a birthday search (docs/NAT-TRAVERSAL.md has the measured matrix); margin for 12 daemons on 2 cores.
+          t.ok(p.p2p!.timeToDirectMs !== null && p.p2p!.timeToDirectMs < (c.birthday === true ? 8000 : 5000), `time to direct ${p.p2p!.timeToDirectMs} ms`)
         }
         if (c.lan === true) {
           t.match(pa.endpoint, /^192\.168\./, 'same LAN: the LAN address is used')

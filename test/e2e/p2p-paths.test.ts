@@ -77,8 +77,10 @@ t.test('failover: a cut direct path falls back to the relay within 3 s; a runnin
   const wa = topo.client('alice').routerWanIp!
   const wb = topo.client('bob').routerWanIp!
   const before = await serverPackets()
-  const transfer = tcpTransfer(topo.client('alice').ns, topo.client('bob').ns, B_IP, 48 * 1024 * 1024)
-  await sleep(700)
+  const sent0 = (await views())[0].txBytes
+  const transfer = tcpTransfer(topo.client('alice').ns, topo.client('bob').ns, B_IP, 256 * 1024 * 1024)
+  // Cut once the transfer is under way on the direct path (8 MiB gone; ~1 Gbit/s here, so most of it is still to come).
+  await waitFor(async () => (await views())[0].txBytes - sent0 > 8 * 1024 * 1024, { timeoutMs: 30_000, intervalMs: 50, what: 'the transfer to start' })
   const cutAt = Date.now()
   await blockBetween(topo.internetNs, wa, wb)
   const relayAt = await waitPath('relay', 10_000)

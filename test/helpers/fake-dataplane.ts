@@ -144,14 +144,42 @@ export class FakeDataplane implements DataplanePort {
   setSendKey (slot: number, key: Uint8Array, remoteIndex: number): void { this.sendKeys.set(slot, { key, remoteIndex }) }
   setRecvKey (slot: number, localIndex: number, key: Uint8Array): void { this.recvKeys.set(localIndex, { slot, key }) }
   dropRecvIndex (localIndex: number): void { this.recvKeys.delete(localIndex) }
-  sendControl (bytes: Uint8Array, ip: number, port: number): void {
+  sendControl (bytes: Uint8Array, ip: number, port: number, sock = 0): void {
     this.#net.sent++
-    this.#net.queue.push({ from: { ip: this.ip, port: this.port }, to: { ip, port }, bytes: bytes.slice() })
+    this.#net.queue.push({ from: { ip: this.ip, port: this.#portOf(sock) }, to: { ip, port }, bytes: bytes.slice() })
   }
 
-  sendControlTtl (bytes: Uint8Array, ip: number, port: number, ttl: number): void {
+  sendControlTtl (bytes: Uint8Array, ip: number, port: number, ttl: number, sock = 0): void {
     this.#net.sent++
-    this.#net.queue.push({ from: { ip: this.ip, port: this.port }, to: { ip, port }, bytes: bytes.slice(), ttl })
+    this.#net.queue.push({ from: { ip: this.ip, port: this.#portOf(sock) }, to: { ip, port }, bytes: bytes.slice(), ttl })
+  }
+
+  // Probe sockets: extra ports on this node's address (behind the same NAT), delivered with their id.
+  readonly probeSocks = new Map<number, { port: number, adopted: boolean }>()
+  #nextSock = 1
+  #portOf (sock: number): number { return sock === 0 ? this.port : this.probeSocks.get(sock)?.port ?? this.port }
+  openProbeSockets (n: number): number[] {
+    const ids: number[] = []
+    for (let i = 0; i < n; i++) {
+      const id = this.#nextSock++
+      const port = 50000 + id
+      this.probeSocks.set(id, { port, adopted: false })
+      this.#net.extra.set(`${this.ip}:${port}`, (d) => {
+        if (d.bytes[0] === 3) this.handler?.onControl({ kind: 'packet', bytes: d.bytes.slice(), ip: d.from.ip, port: d.from.port, via: 0, sock: id })
+      })
+      ids.push(id)
+    }
+    return ids
+  }
+
+  adoptProbeSocket (sock: number): void { const s = this.probeSocks.get(sock); if (s) s.adopted = true }
+  closeProbeSockets (socks: readonly number[]): void {
+    for (const id of socks) {
+      const s = this.probeSocks.get(id)
+      if (s === undefined || s.adopted) continue
+      this.#net.extra.delete(`${this.ip}:${s.port}`)
+      this.probeSocks.delete(id)
+    }
   }
 
   /** Pretend data flows to and from every peer (the counters move on each read). */

@@ -271,9 +271,9 @@ const CONTROL_GOLDEN: Array<[string, ControlMessage, string]> = [
   ['3 PeerUpdate FINAL seq 5, empty', { kind: CTL_PEER_UPDATE, reset: false, final: true, seq: 5, version: 0xfffffffe, entries: [] }, '03 16 0000 feffffff'],
   ['5 Confirm', { kind: CTL_CONFIRM }, '05 000000'],
   ['6 Bye', { kind: CTL_BYE, reason: 1 }, '06 01 0000'],
-  ['7 Punch, 2 candidates', { kind: CTL_PUNCH, natKind: 3, round: 2, candidates: [{ ip: ipToInt('203.0.113.5'), port: 40000 }, { ip: ipToInt('192.168.1.7'), port: 51820 }] },
+  ['7 Punch, 2 candidates', { kind: CTL_PUNCH, natKind: 3, round: 2, candidates: [{ ip: ipToInt('203.0.113.5'), port: 40000 }, { ip: ipToInt('192.168.1.7'), port: 51820 }], birthday: false },
     '07 03 02 00 02000000 | cb007105 409c | c0a80107 6cca'],
-  ['7 Punch, no candidates', { kind: CTL_PUNCH, natKind: 0, round: 0xffffffff, candidates: [] }, '07 00 00 00 ffffffff']
+  ['7 Punch, no candidates, BIRTHDAY', { kind: CTL_PUNCH, natKind: 3, round: 0xffffffff, candidates: [], birthday: true }, '07 03 00 01 ffffffff']
 ]
 
 t.test('golden: control payloads', async t => {
@@ -295,7 +295,7 @@ t.test('golden: control payloads', async t => {
     ['punch count 9', '07 00 09 00 00000000' + '000000000000'.repeat(9)],
     ['punch count says 1, no candidate', '07 00 01 00 00000000'],
     ['punch trailing byte', '07 00 00 00 00000000 00'],
-    ['punch flags', '07 00 00 01 00000000'],
+    ['punch reserved flag', '07 00 00 02 00000000'],
     ['empty', ''],
     ['ping 11 bytes', '01 000000 04030201 090000'],
     ['ping 13 bytes', '01 000000 04030201 09000000 00'],
@@ -401,7 +401,7 @@ t.test('addr', async t => {
 function randomControl (): ControlMessage {
   switch (rint(6)) {
     case 0: return { kind: CTL_PING, txid: ru32(), peerListVersion: ru32() }
-    case 5: return { kind: CTL_PUNCH, natKind: rint(4), round: ru32(), candidates: rlan() }
+    case 5: return { kind: CTL_PUNCH, natKind: rint(4), round: ru32(), candidates: rlan(), birthday: rnd() < 0.5 }
     case 1: return { kind: CTL_PONG, txid: ru32(), peerListVersion: ru32(), observedIp: ru32(), observedPort: rint(65536) }
     case 2: return {
       kind: CTL_PEER_UPDATE, reset: rnd() < 0.5, final: rnd() < 0.5, seq: rint(64), version: ru32(),
