@@ -105,6 +105,10 @@ const OPTIONS = `OPTIONS
               UDP address to listen on; HOST is a local IPv4 address (0.0.0.0
               for all), PORT 1..65535; ":PORT" means 0.0.0.0:PORT.
               Default: ${D.serverListen.host}:${D.serverListen.port}.
+              The server also answers NAT checks on PORT+1 (clients learn
+              from it whether their NAT maps per destination); open both
+              ports in a firewall. If PORT+1 is taken, the server warns and
+              runs without it (clients then learn their NAT kind from peers).
     --max-clients N
               Clients registered at once, ${L.maxClientsMin}..${L.maxClientsMax}; further clients are
               refused. Default: ${D.maxClients}.
