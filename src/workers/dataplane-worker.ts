@@ -27,7 +27,22 @@ process.on('uncaughtException', fail)
 
 try {
   const native = loadNative()
-  if (init.role === 'outbound') {
+  if (init.role === 'both') {
+    // Placement 'fused': both pipelines on this thread, each with its own packet memory and stats region.
+    const out = new Outbound({ ...init, role: 'outbound' }, native, post)
+    const inb = new Inbound({ ...init, role: 'inbound', statsIndex: init.statsIndex + 1, packetMem: init.packetMemIn! }, native, post)
+    const pollOut = native.pollStart(init.tunFd, () => { out.onReadable() })
+    const pollIn = native.pollStart(init.udpFd, () => { inb.onReadable() })
+    port.on('message', (m: ToWorker) => {
+      switch (m.code) {
+        case 'PEER': out.peers.upsert(m); inb.handle(m); break
+        case 'PEER_REMOVE': out.removePeer(m.slot); inb.handle(m); break
+        case 'SEND_KEY': out.setSendKey(m.slot, m.key, m.remoteIndex); break
+        case 'STOP': native.pollStop(pollOut); native.pollStop(pollIn); post({ code: 'STOPPED' }); port.close(); break
+        default: inb.handle(m); break
+      }
+    })
+  } else if (init.role === 'outbound') {
     const out = new Outbound(init, native, post)
     const poll = native.pollStart(init.tunFd, () => { out.onReadable() })
     port.on('message', (m: ToWorker) => {

@@ -86,11 +86,13 @@ export function statsRegionWords (maxPeers: number): number {
 /** Worker roles. The pipeline is split by direction; see dataplane/outbound.ts and inbound.ts. */
 export type WorkerRole = 'outbound' | 'inbound'
 export const WORKER_ROLES: readonly WorkerRole[] = ['outbound', 'inbound']
+/** What one worker thread runs: one role, or both (placement 'fused'). */
+export type WorkerKind = WorkerRole | 'both'
 
 /** Everything a dataplane worker receives at start (workerData). */
 export interface WorkerInit {
-  role: WorkerRole
-  /** Index of this worker's stats region. */
+  role: WorkerKind
+  /** Index of this worker's stats region ('both': the outbound region; inbound uses the next one). */
   statsIndex: number
   mode: 'server' | 'client'
   tunFd: number
@@ -100,8 +102,10 @@ export interface WorkerInit {
   mtu: number
   maxPeers: number
   packetMem: SharedArrayBuffer
+  /** role 'both' only: the inbound pipeline's packet memory (packetMem is the outbound one's). */
+  packetMemIn: SharedArrayBuffer | null
   stats: SharedArrayBuffer
-  /** Inbound only: the control ring. */
+  /** Inbound (and 'both') only: the control ring. */
   ctrlRing: SharedArrayBuffer | null
 }
 
