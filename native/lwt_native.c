@@ -298,6 +298,8 @@ typedef struct {
 static __thread aead_state tSeal, tOpen;
 static __thread mmsg_scratch *tScratch;
 static __thread int tEnvs; /* envs alive on this thread that loaded the module */
+typedef struct gso_scratch_s gso_scratch; /* UDP GSO send scratch, defined with udpSendBatchGso */
+static __thread gso_scratch *tGso;
 
 static void aead_state_free(aead_state *s) {
   if (s->ctx) EVP_CIPHER_CTX_free(s->ctx);
@@ -311,6 +313,8 @@ static void thread_env_gone(napi_env env, void *data, void *hint) {
   aead_state_free(&tOpen);
   free(tScratch);
   tScratch = NULL;
+  free(tGso);
+  tGso = NULL;
 }
 
 static mmsg_scratch *scratch(void) {
@@ -985,6 +989,198 @@ static napi_value aead_open_batch(napi_env env, napi_callback_info info) {
 }
 
 /* ------------------------------------------------------------------ */
+/* UDP GSO send (UDP_SEGMENT)                                          */
+/* ------------------------------------------------------------------ */
+
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+/* Segments per GSO send: the kernel's UDP_MAX_SEGMENTS is 64 on older kernels (128 since 6.x). */
+#define GSO_MAX_SEGS 64
+/* UDP payload bytes per GSO send (one skb: 64 KiB minus the IPv4 and UDP headers, with slack). */
+#define GSO_MAX_BYTES 65000
+
+struct gso_scratch_s {
+  struct mmsghdr msgs[MMSG_CHUNK];
+  struct iovec iov[MMSG_CHUNK];
+  struct sockaddr_in sa[MMSG_CHUNK];
+  /* per message: first datagram index and datagram count */
+  int32_t first[MMSG_CHUNK];
+  int32_t count[MMSG_CHUNK];
+  union { char buf[CMSG_SPACE(sizeof(uint16_t))]; struct cmsghdr align; } ctrl[MMSG_CHUNK];
+};
+/* Set after the kernel refused UDP_SEGMENT with EIO (egress device without checksum offload): plain sendmmsg from then on. */
+static __thread int tGsoOff;
+
+static void gso_set_addr(struct sockaddr_in *sa, const uint32_t *addrs, int64_t i) {
+  memset(sa, 0, sizeof *sa);
+  sa->sin_family = AF_INET;
+  sa->sin_addr.s_addr = htonl(addrs[2 * i]);
+  sa->sin_port = htons((uint16_t)addrs[2 * i + 1]);
+}
+
+/*
+ * Sends datagrams [from, to) one message each (no GSO). Returns how many were
+ * sent; *stop = 1 on EAGAIN/ENOBUFS (the rest of the batch is not sent),
+ * *fatal = errno for EBADF/ENOTSOCK/EFAULT.
+ */
+static int64_t gso_send_plain(gso_scratch *s, int fd, uint8_t *mem, const int32_t *offsets, const int32_t *lens,
+                              const uint32_t *addrs, int64_t from, int64_t to, int *stop, int *fatal) {
+  int64_t sent = 0;
+  while (from < to) {
+    unsigned chunk = (unsigned)(to - from < MMSG_CHUNK ? to - from : MMSG_CHUNK);
+    for (unsigned j = 0; j < chunk; j++) {
+      int64_t i = from + j;
+      s->iov[j].iov_base = mem + offsets[i];
+      s->iov[j].iov_len = (size_t)lens[i];
+      gso_set_addr(&s->sa[j], addrs, i);
+      memset(&s->msgs[j], 0, sizeof s->msgs[j]);
+      s->msgs[j].msg_hdr.msg_iov = &s->iov[j];
+      s->msgs[j].msg_hdr.msg_iovlen = 1;
+      s->msgs[j].msg_hdr.msg_name = &s->sa[j];
+      s->msgs[j].msg_hdr.msg_namelen = sizeof s->sa[j];
+    }
+    unsigned pos = 0;
+    while (pos < chunk) {
+      int r = sendmmsg(fd, s->msgs + pos, chunk - pos, MSG_DONTWAIT);
+      if (r < 0) {
+        int e = errno;
+        if (e == EINTR) continue;
+        if (e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS) { *stop = 1; return sent; }
+        if (e == EBADF || e == ENOTSOCK || e == EFAULT) { *fatal = e; return sent; }
+        pos++;
+        continue;
+      }
+      pos += (unsigned)r;
+      sent += r;
+    }
+    from += chunk;
+  }
+  return sent;
+}
+
+/*
+ * udpSendBatchGso(fd, mem, offsets, lens, addrs, n) -> number of datagrams sent
+ * Same contract as udpSendBatch (same datagrams, same order, EAGAIN/ENOBUFS
+ * stop the batch, other per-datagram errors skip, EBADF/ENOTSOCK throw), but
+ * runs of consecutive datagrams to the same address with the same length
+ * (the last of a run may be shorter) go out as ONE message with UDP_SEGMENT:
+ * the kernel carries them as one skb and splits them into the same
+ * datagrams. The datagrams need not be adjacent in mem (one iovec each).
+ * A run the kernel refuses (EINVAL, EMSGSIZE: e.g. a segment above the path
+ * MTU) is resent one datagram per message; EIO (no checksum offload on the
+ * egress device) turns GSO off for this thread, as wireguard-go does.
+ */
+static napi_value udp_send_batch_gso(napi_env env, napi_callback_info info) {
+  static const char *fn = "udpSendBatchGso";
+  napi_value argv[6];
+  int fd;
+  uint8_t *mem; int32_t *offsets, *lens; uint32_t *addrs;
+  size_t memLen, nOff, nLens, nAddrs;
+  int64_t n;
+  if (get_args(env, info, 6, argv, fn)) return NULL;
+  if (get_fd(env, argv[0], fn, &fd)) return NULL;
+  if (get_ta(env, argv[1], napi_uint8_array, fn, "mem", (void **)&mem, &memLen)) return NULL;
+  if (get_ta(env, argv[2], napi_int32_array, fn, "offsets", (void **)&offsets, &nOff)) return NULL;
+  if (get_ta(env, argv[3], napi_int32_array, fn, "lens", (void **)&lens, &nLens)) return NULL;
+  if (get_ta(env, argv[4], napi_uint32_array, fn, "addrs", (void **)&addrs, &nAddrs)) return NULL;
+  if (get_int(env, argv[5], fn, "n", 0, INT32_MAX, &n)) return NULL;
+  if (check_count(env, fn, "offsets", nOff, n) || check_count(env, fn, "lens", nLens, n) ||
+      check_count(env, fn, "addrs", nAddrs, 2 * n)) return NULL;
+  if (check_slots(env, fn, memLen, offsets, lens, 0, n)) return NULL;
+  if (check_addrs(env, fn, addrs, n)) return NULL;
+  if (n == 0) return make_int(env, 0);
+  if (!tGso) tGso = malloc(sizeof *tGso);
+  gso_scratch *s = tGso;
+  if (!s) { throw_errno(env, ENOMEM, fn, "malloc"); return NULL; }
+
+  int64_t sent = 0, i = 0;
+  int stop = 0, fatal = 0;
+  if (tGsoOff) {
+    sent = gso_send_plain(s, fd, mem, offsets, lens, addrs, 0, n, &stop, &fatal);
+    if (fatal) { throw_errno(env, fatal, fn, "sendmmsg"); return NULL; }
+    return make_int(env, sent);
+  }
+  while (i < n && !stop) {
+    /* Build up to MMSG_CHUNK messages, each a run of datagrams. */
+    unsigned m = 0, iv = 0;
+    while (i < n && m < MMSG_CHUNK && iv < MMSG_CHUNK) {
+      int64_t first = i;
+      int32_t seg = lens[i];
+      int64_t bytes = seg;
+      i++;
+      while (i < n && iv + (i - first) < MMSG_CHUNK && i - first < GSO_MAX_SEGS && seg > 0 &&
+             addrs[2 * i] == addrs[2 * first] && addrs[2 * i + 1] == addrs[2 * first + 1] &&
+             lens[i] > 0 && lens[i] <= seg && bytes + lens[i] <= GSO_MAX_BYTES) {
+        bytes += lens[i];
+        i++;
+        if (lens[i - 1] < seg) break; /* a shorter datagram ends the run */
+      }
+      int32_t cnt = (int32_t)(i - first);
+      struct msghdr *h = &s->msgs[m].msg_hdr;
+      memset(&s->msgs[m], 0, sizeof s->msgs[m]);
+      for (int32_t k = 0; k < cnt; k++) {
+        s->iov[iv + k].iov_base = mem + offsets[first + k];
+        s->iov[iv + k].iov_len = (size_t)lens[first + k];
+      }
+      gso_set_addr(&s->sa[m], addrs, first);
+      h->msg_iov = &s->iov[iv];
+      h->msg_iovlen = (size_t)cnt;
+      h->msg_name = &s->sa[m];
+      h->msg_namelen = sizeof s->sa[m];
+      if (cnt > 1) {
+        h->msg_control = s->ctrl[m].buf;
+        h->msg_controllen = sizeof s->ctrl[m].buf;
+        struct cmsghdr *c = CMSG_FIRSTHDR(h);
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        uint16_t gso = (uint16_t)seg;
+        memcpy(CMSG_DATA(c), &gso, sizeof gso);
+      }
+      s->first[m] = (int32_t)first;
+      s->count[m] = cnt;
+      iv += (unsigned)cnt;
+      m++;
+    }
+    unsigned pos = 0;
+    while (pos < m && !stop) {
+      int r = sendmmsg(fd, s->msgs + pos, m - pos, MSG_DONTWAIT);
+      if (r < 0) {
+        int e = errno;
+        if (e == EINTR) continue;
+        if (e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS) { stop = 1; break; }
+        if (e == EBADF || e == ENOTSOCK || e == EFAULT) { throw_errno(env, e, fn, "sendmmsg"); return NULL; }
+        int32_t f = s->first[pos], cnt = s->count[pos];
+        if (cnt > 1 && (e == EIO || e == EINVAL || e == EMSGSIZE)) {
+          if (e == EIO) tGsoOff = 1;
+          /* Resend this run one datagram per message. The scratch is shared, so rebuild the rest afterwards. */
+          int64_t rest = (int64_t)f + cnt;
+          sent += gso_send_plain(s, fd, mem, offsets, lens, addrs, f, rest, &stop, &fatal);
+          if (fatal) { throw_errno(env, fatal, fn, "sendmmsg"); return NULL; }
+          i = rest; /* continue building from the datagram after this run */
+          pos = m;  /* abandon the remaining built messages: they are rebuilt from i */
+          if (tGsoOff && !stop) {
+            sent += gso_send_plain(s, fd, mem, offsets, lens, addrs, i, n, &stop, &fatal);
+            if (fatal) { throw_errno(env, fatal, fn, "sendmmsg"); return NULL; }
+            return make_int(env, sent);
+          }
+          break;
+        }
+        pos++; /* this message failed (EPERM, ENETUNREACH, ...): skip its datagrams */
+        continue;
+      }
+      for (int k = 0; k < r; k++) sent += s->count[pos + (unsigned)k];
+      pos += (unsigned)r;
+    }
+  }
+  return make_int(env, sent);
+}
+
+/* ------------------------------------------------------------------ */
 /* Module                                                              */
 /* ------------------------------------------------------------------ */
 
@@ -1000,6 +1196,7 @@ NAPI_MODULE_INIT() {
     { "tunWriteBatch", tun_write_batch },
     { "udpRecvBatch", udp_recv_batch },
     { "udpSendBatch", udp_send_batch },
+    { "udpSendBatchGso", udp_send_batch_gso },
     { "udpSendTo", udp_send_to },
     { "aeadSealBatch", aead_seal_batch },
     { "aeadOpenBatch", aead_open_batch },

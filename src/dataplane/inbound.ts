@@ -17,7 +17,8 @@
  *   4. accept (JS): replay window (after authentication), then the inner
  *      packet's source must be the peer's tunnel address and its destination
  *      ours (a key holder cannot inject packets as someone else).
- *   5. tunWriteBatch (native) from the same slots; udpSendBatch for relays.
+ *   5. tunWriteBatch (native) from the same slots; udpSendBatchGso for relays
+ *      (runs of equal-length datagrams to one client leave as one GSO send).
  *
  * One thread, one pass per batch: per-peer order is the arrival order.
  */
@@ -199,7 +200,7 @@ export class Inbound {
     if (nCtrl > 0 && this.#ring!.publish(nCtrl)) this.#post({ code: 'CTRL' })
     if (nOpen > 0) this.#openAndDeliver(nOpen)
     if (nFwd > 0) {
-      const sent = this.#native.udpSendBatch(this.#init.udpFd, mem, this.#fwdOffsets, this.#fwdLens, this.#fwdAddrs, nFwd)
+      const sent = this.#native.udpSendBatchGso(this.#init.udpFd, mem, this.#fwdOffsets, this.#fwdLens, this.#fwdAddrs, nFwd)
       for (let i = 0; i < sent; i++) {
         s[C.relayedPackets]++
         s[C.relayedBytes] += this.#fwdLens[i]

@@ -52,6 +52,13 @@ export interface Native {
   udpRecvBatch(fd: number, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, addrs: Uint32Array, max: number, cap: number): number
   /** sendmmsg of n datagrams (mem+offsets[i], lens[i]) to addrs[2i]:addrs[2i+1]. EAGAIN/ENOBUFS stop the batch; other per-datagram errors skip that datagram. Returns the number sent. EBADF/ENOTSOCK throw. */
   udpSendBatch(fd: number, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, addrs: Uint32Array, n: number): number
+  /**
+   * Same contract as udpSendBatch, with UDP GSO: each run of consecutive datagrams to one address with one
+   * length (the last of a run may be shorter; at most 64) is one sendmsg with UDP_SEGMENT, which the kernel
+   * carries as one skb and splits into the same datagrams. Falls back to one message per datagram where the
+   * kernel refuses (EINVAL/EMSGSIZE for that run; EIO turns GSO off for the thread).
+   */
+  udpSendBatchGso(fd: number, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, addrs: Uint32Array, n: number): number
   /** One sendto. Returns bytes sent, or -errno; throws only on bad arguments. */
   udpSendTo(fd: number, buf: Uint8Array, ip: number, port: number): number
   /** ChaCha20-Poly1305 seal in place. desc: 4 ints per packet [off, aadLen (>= 16), ptLen, keyOff]; tag written after the ciphertext; key = keys[keyOff, +32); nonce = 4 zero bytes || mem[off+8, off+16). */

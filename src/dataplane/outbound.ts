@@ -10,7 +10,9 @@
  *      (type 4, receiver index, counter) and, for a relayed peer, the 8-byte
  *      relay envelope in front of that.
  *   4. aeadSealBatch (native): seal every packet of the batch in place.
- *   5. udpSendBatch (native, sendmmsg) from the same slots.
+ *   5. udpSendBatchGso (native, sendmmsg + UDP_SEGMENT) from the same slots:
+ *      consecutive equal-length packets to one peer (a TCP stream's full
+ *      segments) leave as one GSO send each, split by the kernel.
  *
  * All stages run in order on one thread, so per-peer packet order is the TUN
  * read order. Nothing is copied except packets queued while a session is set
@@ -136,7 +138,7 @@ export class Outbound {
   #sealAndSend (k: number): void {
     if (k === 0) return
     this.#native.aeadSealBatch(this.#mem, this.#desc, k, this.#keys)
-    const sent = this.#native.udpSendBatch(this.#init.udpFd, this.#mem, this.#sendOffsets, this.#sendLens, this.#sendAddrs, k)
+    const sent = this.#native.udpSendBatchGso(this.#init.udpFd, this.#mem, this.#sendOffsets, this.#sendLens, this.#sendAddrs, k)
     const s = this.#stats
     const base = COUNTERS.length
     for (let i = 0; i < sent; i++) {
