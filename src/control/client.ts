@@ -205,7 +205,7 @@ export class ClientController implements ControlHandler {
 
   onControl (input: ControlInput): void {
     const type = input.bytes[0]
-    if (input.kind === 'unknown-index') return // stale data for a session we dropped: harmless
+    if (input.kind === 'unknown-index') { this.#onUnknownIndex(input.via); return }
     if (input.kind === 'relayed') { this.#onRelayed(input); return }
     if (input.kind !== 'packet') return
     if (type === MSG_HANDSHAKE_RESP) {
@@ -332,6 +332,26 @@ export class ClientController implements ControlHandler {
     if (p === undefined || p.sessions.hs.state === 'initSent' || p.sessions.current !== null) return
     this.#startPeerHandshake(p, this.#clock.now())
   }
+
+  /**
+   * Data from a peer (relayed: `via` is its peerId) for a session we no longer
+   * have: usually stale packets, but after a peer-list reset (server restart)
+   * we may have forgotten a session the peer still sends on, and nothing else
+   * would make it stop. Start a handshake, at most once per
+   * UNKNOWN_SESSION_REREGISTER_INTERVAL per peer.
+   */
+  #onUnknownIndex (via: number): void {
+    if (via === 0) return
+    const p = [...this.#peers.values()].find(x => x.peerId === via)
+    if (p === undefined || p.sessions.hs.state === 'initSent') return
+    const now = this.#clock.now()
+    const last = this.#unknownIndexHsAt.get(p.tunnelIp)
+    if (last !== undefined && now - last < C.UNKNOWN_SESSION_REREGISTER_INTERVAL) return
+    this.#unknownIndexHsAt.set(p.tunnelIp, now)
+    this.#startPeerHandshake(p, now)
+  }
+
+  readonly #unknownIndexHsAt = new Map<number, number>()
 
   onEndpoint (_slot: number, _ip: number, _port: number): void {
     // Clients learn endpoints from the server's peer list.
