@@ -1181,6 +1181,320 @@ static napi_value udp_send_batch_gso(napi_env env, napi_callback_info info) {
 }
 
 /* ------------------------------------------------------------------ */
+/* TUN offloads: IFF_VNET_HDR, TSO/USO split on read                   */
+/* ------------------------------------------------------------------ */
+
+#define VNET_HDR_LEN 10 /* struct virtio_net_hdr, no num_buffers */
+#define VNET_F_NEEDS_CSUM 1
+#define VNET_GSO_NONE 0
+#define VNET_GSO_TCPV4 1
+#define VNET_GSO_UDP_L4 5
+#define VNET_GSO_ECN 0x80
+#ifndef TUN_F_USO4
+#define TUN_F_USO4 0x20
+#endif
+/* split state words (Int32Array shared with JS): */
+#define SPLIT_PENDING 0   /* bytes of the superpacket held in sbuf (vnet header included), 0 = none */
+#define SPLIT_NEXT 1      /* next segment index to emit */
+#define SPLIT_DROPPED 2   /* cumulative: superpackets/packets dropped as malformed or too big */
+#define SPLIT_SUPER 3     /* cumulative: superpackets (gso) read */
+#define SPLIT_WORDS 4
+
+/* tunOpenVnet(name, multiQueue, exclusive) -> { fd, name, offload }: tunOpen plus IFF_VNET_HDR and TUNSETOFFLOAD(CSUM|TSO4[|USO4]). offload: 0 none, 1 csum+tso4, 2 csum+tso4+uso4. */
+static napi_value tun_open_vnet(napi_env env, napi_callback_info info) {
+  static const char *fn = "tunOpenVnet";
+  napi_value argv[3];
+  char name[IFNAMSIZ];
+  bool mq, excl;
+  if (get_args(env, info, 3, argv, fn)) return NULL;
+  if (get_string(env, argv[0], fn, "the TUN device name", name, IFNAMSIZ - 1, NULL)) return NULL;
+  if (get_bool(env, argv[1], fn, "multiQueue", &mq)) return NULL;
+  if (get_bool(env, argv[2], fn, "exclusive", &excl)) return NULL;
+  int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) { throw_errno(env, errno, fn, "open"); return NULL; }
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  memcpy(ifr.ifr_name, name, strlen(name));
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | IFF_VNET_HDR | (mq ? IFF_MULTI_QUEUE : 0) | (excl ? IFF_TUN_EXCL : 0);
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+    int e = errno;
+    close(fd);
+    throw_errno(env, e, fn, "ioctl(TUNSETIFF)");
+    return NULL;
+  }
+  int hsz = VNET_HDR_LEN;
+  if (ioctl(fd, TUNSETVNETHDRSZ, &hsz) < 0) {
+    int e = errno;
+    close(fd);
+    throw_errno(env, e, fn, "ioctl(TUNSETVNETHDRSZ)");
+    return NULL;
+  }
+  int offload = 0;
+  if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_USO4)) == 0) offload = 2;
+  else if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4)) == 0) offload = 1;
+  ifr.ifr_name[IFNAMSIZ - 1] = 0;
+  napi_value res, vname;
+  if (napi_create_object(env, &res) != napi_ok ||
+      napi_create_string_utf8(env, ifr.ifr_name, NAPI_AUTO_LENGTH, &vname) != napi_ok ||
+      napi_set_named_property(env, res, "fd", make_int(env, fd)) != napi_ok ||
+      napi_set_named_property(env, res, "name", vname) != napi_ok ||
+      napi_set_named_property(env, res, "offload", make_int(env, offload)) != napi_ok) {
+    close(fd);
+    throw_internal(env, fn);
+    return NULL;
+  }
+  return res;
+}
+
+/* One's-complement sum of len bytes (big-endian 16-bit words), folded later. */
+static uint64_t csum_add(uint64_t sum, const uint8_t *p, size_t len) {
+  while (len >= 2) { sum += (uint32_t)((p[0] << 8) | p[1]); p += 2; len -= 2; }
+  if (len) sum += (uint32_t)(p[0] << 8);
+  return sum;
+}
+static uint16_t csum_fold(uint64_t sum) {
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return (uint16_t)~sum;
+}
+static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
+static uint16_t get16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
+static uint32_t get32(const uint8_t *p) { return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3]; }
+static void put32(uint8_t *p, uint32_t v) { p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v; }
+
+static void ipv4_fix_csum(uint8_t *ip, size_t ihl) {
+  put16(ip + 10, 0);
+  put16(ip + 10, csum_fold(csum_add(0, ip, ihl)));
+}
+
+/* Full L4 checksum (TCP or UDP over IPv4) of l4len bytes at l4, written at l4 + csumOff. */
+static void l4_fix_csum(const uint8_t *ip, uint8_t *l4, size_t l4len, size_t csumOff, int udp) {
+  put16(l4 + csumOff, 0);
+  uint64_t sum = csum_add(0, ip + 12, 8); /* source and destination addresses */
+  sum += ip[9];
+  sum += (uint32_t)l4len;
+  sum = csum_add(sum, l4, l4len);
+  uint16_t c = csum_fold(sum);
+  if (udp && c == 0) c = 0xffff;
+  put16(l4 + csumOff, c);
+}
+
+/*
+ * Splits (or passes) the packet in sbuf[0..total) (vnet header first) into
+ * slots, from segment state[SPLIT_NEXT] on, until the packet is done or the
+ * slots run out. Returns the number of slots filled; updates state.
+ * Malformed or oversized input: dropped whole, counted in state[SPLIT_DROPPED].
+ */
+static int64_t vnet_split(const uint8_t *sbuf, int64_t total, uint8_t *mem, const int32_t *offsets, int32_t *lens,
+                          int64_t max, int64_t cap, int32_t *state) {
+  const uint8_t *h = sbuf;
+  const uint8_t *pkt = sbuf + VNET_HDR_LEN;
+  int64_t plen = total - VNET_HDR_LEN;
+  uint8_t flags = h[0], gsoType = h[1] & (uint8_t)~VNET_GSO_ECN;
+  uint16_t gsoSize = (uint16_t)(h[4] | (h[5] << 8)); /* virtio fields are little-endian */
+  uint16_t csumStart = (uint16_t)(h[6] | (h[7] << 8)), csumOff = (uint16_t)(h[8] | (h[9] << 8));
+  if (plen < 20 || (pkt[0] >> 4) != 4) goto drop_or_pass;
+  size_t ihl = (size_t)(pkt[0] & 15) * 4;
+  if (ihl < 20 || (int64_t)ihl > plen) goto drop;
+
+  if (gsoType == VNET_GSO_NONE) {
+    if (max < 1) return 0;
+    if (plen > cap) goto drop;
+    uint8_t *out = mem + offsets[0];
+    memcpy(out, pkt, (size_t)plen);
+    if (flags & VNET_F_NEEDS_CSUM) {
+      /* The field at csumStart+csumOff holds the pseudo-header sum; complete it over [csumStart, end). */
+      if ((int64_t)csumStart + csumOff + 2 > plen) goto drop;
+      uint16_t c = csum_fold(csum_add(0, out + csumStart, (size_t)(plen - csumStart)));
+      if (pkt[9] == IPPROTO_UDP && c == 0) c = 0xffff;
+      put16(out + csumStart + csumOff, c);
+    }
+    lens[0] = (int32_t)plen;
+    state[SPLIT_PENDING] = 0;
+    state[SPLIT_NEXT] = 0;
+    return 1;
+  }
+
+  int udp;
+  size_t l4hdr;
+  if (gsoType == VNET_GSO_TCPV4 && pkt[9] == IPPROTO_TCP) {
+    if ((int64_t)ihl + 20 > plen) goto drop;
+    l4hdr = (size_t)(pkt[ihl + 12] >> 4) * 4;
+    if (l4hdr < 20) goto drop;
+    udp = 0;
+  } else if (gsoType == VNET_GSO_UDP_L4 && pkt[9] == IPPROTO_UDP) {
+    l4hdr = 8;
+    udp = 1;
+  } else goto drop;
+  size_t hlen = ihl + l4hdr;
+  if ((int64_t)hlen > plen || gsoSize == 0 || (int64_t)(hlen + gsoSize) > cap) goto drop;
+  if ((get16(pkt + 6) & 0x3fff) != 0) goto drop; /* a fragment cannot be a superpacket */
+  int64_t payload = plen - (int64_t)hlen;
+  int64_t nseg = payload == 0 ? 1 : (payload + gsoSize - 1) / gsoSize;
+  int64_t k = state[SPLIT_NEXT], n = 0;
+  uint16_t id = get16(pkt + 4);
+  uint32_t seq = udp ? 0 : get32(pkt + ihl + 4);
+  uint8_t tcpFlags = udp ? 0 : pkt[ihl + 13];
+  while (k < nseg && n < max) {
+    int64_t off = k * gsoSize;
+    int64_t seg = payload - off < gsoSize ? payload - off : gsoSize;
+    uint8_t *out = mem + offsets[n];
+    memcpy(out, pkt, hlen);
+    memcpy(out + hlen, pkt + hlen + off, (size_t)seg);
+    size_t len = hlen + (size_t)seg;
+    put16(out + 2, (uint16_t)len);
+    put16(out + 4, (uint16_t)(id + k));
+    ipv4_fix_csum(out, ihl);
+    uint8_t *l4 = out + ihl;
+    if (udp) {
+      put16(l4 + 4, (uint16_t)(8 + seg));
+      l4_fix_csum(out, l4, 8 + (size_t)seg, 6, 1);
+    } else {
+      put32(l4 + 4, seq + (uint32_t)off);
+      uint8_t f = tcpFlags;
+      if (k != nseg - 1) f &= (uint8_t)~(0x01 | 0x08); /* FIN, PSH: last segment only */
+      if (k != 0) f &= (uint8_t)~0x80;                 /* CWR: first segment only */
+      l4[13] = f;
+      l4_fix_csum(out, l4, l4hdr + (size_t)seg, 16, 0);
+    }
+    lens[n] = (int32_t)len;
+    n++;
+    k++;
+  }
+  if (k >= nseg) { state[SPLIT_PENDING] = 0; state[SPLIT_NEXT] = 0; }
+  else state[SPLIT_NEXT] = (int32_t)k;
+  return n;
+
+drop_or_pass:
+drop:
+  state[SPLIT_DROPPED]++;
+  state[SPLIT_PENDING] = 0;
+  state[SPLIT_NEXT] = 0;
+  return 0;
+}
+
+/* Validates the common arguments of tunReadSplit/vnetSplit. */
+static int split_args(napi_env env, napi_value *argv, const char *fn, uint8_t **sbuf, size_t *sbufLen, uint8_t **mem,
+                      int32_t **offsets, int32_t **lens, int64_t *max, int64_t *cap, int32_t **state) {
+  size_t memLen, nOff, nLens, nState;
+  if (get_ta(env, argv[0], napi_uint8_array, fn, "sbuf", (void **)sbuf, sbufLen)) return -1;
+  if (get_ta(env, argv[1], napi_uint8_array, fn, "mem", (void **)mem, &memLen)) return -1;
+  if (get_ta(env, argv[2], napi_int32_array, fn, "offsets", (void **)offsets, &nOff)) return -1;
+  if (get_ta(env, argv[3], napi_int32_array, fn, "lens", (void **)lens, &nLens)) return -1;
+  if (get_int(env, argv[4], fn, "max", 0, INT32_MAX, max)) return -1;
+  if (get_int(env, argv[5], fn, "cap", 0, INT32_MAX, cap)) return -1;
+  if (get_ta(env, argv[6], napi_int32_array, fn, "state", (void **)state, &nState)) return -1;
+  if (check_count(env, fn, "offsets", nOff, *max) || check_count(env, fn, "lens", nLens, *max) ||
+      check_count(env, fn, "state", nState, SPLIT_WORDS)) return -1;
+  if (check_slots(env, fn, memLen, *offsets, NULL, *cap, *max)) return -1;
+  int64_t pend = (*state)[SPLIT_PENDING];
+  if (pend < 0 || pend > (int64_t)*sbufLen || (*state)[SPLIT_NEXT] < 0) {
+    throw_range(env, fn, "state is corrupt (pending bytes outside sbuf or a negative segment index)");
+    return -1;
+  }
+  return 0;
+}
+
+/*
+ * vnetSplit(sbuf, mem, offsets, lens, max, cap, state) -> n
+ * The split step of tunReadSplit on a packet already in sbuf (length in
+ * state[PENDING], vnet header first); for tests and benchmarks.
+ */
+static napi_value vnet_split_js(napi_env env, napi_callback_info info) {
+  static const char *fn = "vnetSplit";
+  napi_value argv[7];
+  uint8_t *sbuf, *mem; int32_t *offsets, *lens, *state;
+  size_t sbufLen;
+  int64_t max, cap;
+  if (get_args(env, info, 7, argv, fn)) return NULL;
+  if (split_args(env, argv, fn, &sbuf, &sbufLen, &mem, &offsets, &lens, &max, &cap, &state)) return NULL;
+  int64_t pend = state[SPLIT_PENDING];
+  if (pend == 0) return make_int(env, 0);
+  if (pend < VNET_HDR_LEN) { state[SPLIT_PENDING] = 0; state[SPLIT_NEXT] = 0; state[SPLIT_DROPPED]++; return make_int(env, 0); }
+  return make_int(env, vnet_split(sbuf, pend, mem, offsets, lens, max, cap, state));
+}
+
+/*
+ * tunReadSplit(fd, sbuf, mem, offsets, lens, max, cap, state) -> n
+ * For a TUN fd opened with tunOpenVnet: read() packets (vnet header +
+ * packet, superpackets up to 64 KiB) into sbuf and split each into slots:
+ * TSO (TCPv4) and USO (UDPv4) superpackets into MSS-sized packets with their
+ * own IPv4 length, id and checksum and TCP sequence number / UDP length and a
+ * full L4 checksum; a packet with only a partial checksum (NEEDS_CSUM) gets
+ * its checksum completed. A superpacket that does not fit the remaining
+ * slots stays in sbuf (state) and continues on the next call, so order holds.
+ * Returns the number of slots filled (0: nothing to read).
+ */
+static napi_value tun_read_split(napi_env env, napi_callback_info info) {
+  static const char *fn = "tunReadSplit";
+  napi_value argv[8];
+  int fd;
+  uint8_t *sbuf, *mem; int32_t *offsets, *lens, *state;
+  size_t sbufLen;
+  int64_t max, cap;
+  if (get_args(env, info, 8, argv, fn)) return NULL;
+  if (get_fd(env, argv[0], fn, &fd)) return NULL;
+  if (split_args(env, argv + 1, fn, &sbuf, &sbufLen, &mem, &offsets, &lens, &max, &cap, &state)) return NULL;
+  if (sbufLen < 65536 + VNET_HDR_LEN) { throw_range(env, fn, "sbuf must hold at least 65546 bytes"); return NULL; }
+  int64_t n = 0;
+  while (n < max) {
+    if (state[SPLIT_PENDING] == 0) {
+      ssize_t r = read(fd, sbuf, sbufLen);
+      if (r < 0) {
+        int e = errno;
+        if (e == EINTR) continue;
+        if (e == EAGAIN || e == EWOULDBLOCK) break;
+        if (n > 0) break;
+        throw_errno(env, e, fn, "read");
+        return NULL;
+      }
+      if (r == 0) break;
+      if (r < VNET_HDR_LEN) { state[SPLIT_DROPPED]++; continue; }
+      state[SPLIT_PENDING] = (int32_t)r;
+      state[SPLIT_NEXT] = 0;
+      if ((sbuf[1] & (uint8_t)~VNET_GSO_ECN) != VNET_GSO_NONE) state[SPLIT_SUPER]++;
+    }
+    n += vnet_split(sbuf, state[SPLIT_PENDING], mem, offsets + n, lens + n, max - n, cap, state);
+  }
+  return make_int(env, n);
+}
+
+/*
+ * tunWriteBatchVnet(fd, mem, offsets, lens, n) -> number written
+ * tunWriteBatch for a TUN fd opened with tunOpenVnet: writes a zero
+ * virtio_net_hdr (no offload) into the 10 bytes in front of each packet
+ * (offsets[i] >= 10; those bytes are overwritten) and writes header+packet.
+ */
+static napi_value tun_write_batch_vnet(napi_env env, napi_callback_info info) {
+  static const char *fn = "tunWriteBatchVnet";
+  napi_value argv[5];
+  int fd;
+  uint8_t *mem; int32_t *offsets, *lens;
+  size_t memLen, nOff, nLens;
+  int64_t n;
+  if (get_args(env, info, 5, argv, fn)) return NULL;
+  if (get_fd(env, argv[0], fn, &fd)) return NULL;
+  if (get_ta(env, argv[1], napi_uint8_array, fn, "mem", (void **)&mem, &memLen)) return NULL;
+  if (get_ta(env, argv[2], napi_int32_array, fn, "offsets", (void **)&offsets, &nOff)) return NULL;
+  if (get_ta(env, argv[3], napi_int32_array, fn, "lens", (void **)&lens, &nLens)) return NULL;
+  if (get_int(env, argv[4], fn, "n", 0, INT32_MAX, &n)) return NULL;
+  if (check_count(env, fn, "offsets", nOff, n) || check_count(env, fn, "lens", nLens, n)) return NULL;
+  if (check_slots(env, fn, memLen, offsets, lens, 0, n)) return NULL;
+  for (int64_t i = 0; i < n; i++) {
+    if (offsets[i] < VNET_HDR_LEN) { throw_range(env, fn, "every offset must leave 10 bytes for the vnet header"); return NULL; }
+  }
+  int64_t ok = 0;
+  for (int64_t i = 0; i < n; i++) {
+    uint8_t *p = mem + offsets[i] - VNET_HDR_LEN;
+    memset(p, 0, VNET_HDR_LEN);
+    ssize_t r;
+    do r = write(fd, p, (size_t)lens[i] + VNET_HDR_LEN); while (r < 0 && errno == EINTR);
+    if (r >= 0) { ok++; continue; }
+    if (errno == EBADF) { throw_errno(env, EBADF, fn, "write"); return NULL; }
+  }
+  return make_int(env, ok);
+}
+
+/* ------------------------------------------------------------------ */
 /* Module                                                              */
 /* ------------------------------------------------------------------ */
 
@@ -1197,6 +1511,10 @@ NAPI_MODULE_INIT() {
     { "udpRecvBatch", udp_recv_batch },
     { "udpSendBatch", udp_send_batch },
     { "udpSendBatchGso", udp_send_batch_gso },
+    { "tunOpenVnet", tun_open_vnet },
+    { "tunReadSplit", tun_read_split },
+    { "vnetSplit", vnet_split_js },
+    { "tunWriteBatchVnet", tun_write_batch_vnet },
     { "udpSendTo", udp_send_to },
     { "aeadSealBatch", aead_seal_batch },
     { "aeadOpenBatch", aead_open_batch },

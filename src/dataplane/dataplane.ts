@@ -56,6 +56,7 @@ export class Dataplane implements DataplanePort {
   readonly #log: Logger
   readonly #opt: DataplaneOptions
   #tunFd = -1
+  #tunVnet = false
   #udpFd = -1
   #boundPort = 0
   #devName = ''
@@ -88,8 +89,11 @@ export class Dataplane implements DataplanePort {
     this.#onFatal = onFatal
     const o = this.#opt
     try {
-      const tun = this.#native.tunOpen(o.dev, true, true)
+      // TUN offloads (TSO/USO superpackets split by the outbound pipeline) when the kernel takes them.
+      const tun = this.#native.tunOpenVnet(o.dev, true, true)
       this.#tunFd = tun.fd
+      this.#tunVnet = true
+      if (tun.offload === 0) this.#log.info('the kernel refused TUN offloads; reading packet by packet')
       this.#devName = tun.name
       const udp = this.#native.udpOpen(o.listenHost, o.listenPort, o.socketBuffer)
       this.#udpFd = udp.fd
@@ -109,6 +113,7 @@ export class Dataplane implements DataplanePort {
       statsIndex,
       mode: this.#opt.mode,
       tunFd: this.#tunFd,
+      tunVnet: this.#tunVnet,
       udpFd: this.#udpFd,
       tunnelIp: this.#opt.tunnelIp,
       mtu: this.#opt.mtu,

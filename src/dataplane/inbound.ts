@@ -262,7 +262,10 @@ export class Inbound {
       nTun++
     }
     if (nTun === 0) return
-    const ok = this.#native.tunWriteBatch(this.#init.tunFd, mem, this.#tunOffsets, this.#tunLens, nTun)
+    // Inner packets sit behind their 16-byte transport header, so a vnet header fits in front of each.
+    const ok = this.#init.tunVnet
+      ? this.#native.tunWriteBatchVnet(this.#init.tunFd, mem, this.#tunOffsets, this.#tunLens, nTun)
+      : this.#native.tunWriteBatch(this.#init.tunFd, mem, this.#tunOffsets, this.#tunLens, nTun)
     s[C.tunTxPackets] += ok
     if (ok < nTun) s[C.dropTunWrite] += nTun - ok
     for (let j = 0; j < nTun; j++) s[C.tunTxBytes] += this.#tunLens[j]

@@ -28,6 +28,25 @@ export type PollHandle = object
 export interface Native {
   /** Open /dev/net/tun, TUNSETIFF with IFF_TUN|IFF_NO_PI (|IFF_MULTI_QUEUE if multiQueue) (|IFF_TUN_EXCL if exclusive: fail EBUSY if the name exists). fd is O_NONBLOCK|O_CLOEXEC. Returns the fd and the actual name. A name over 15 bytes throws RangeError. */
   tunOpen(name: string, multiQueue: boolean, exclusive: boolean): { fd: number, name: string }
+  /**
+   * tunOpen plus IFF_VNET_HDR (every read and write carries a 10-byte virtio_net_hdr) and TUNSETOFFLOAD
+   * (CSUM|TSO4, plus USO4 where the kernel has it). offload: 0 = none accepted, 1 = CSUM+TSO4, 2 = +USO4.
+   * Read it with tunReadSplit, write it with tunWriteBatchVnet.
+   */
+  tunOpenVnet(name: string, multiQueue: boolean, exclusive: boolean): { fd: number, name: string, offload: number }
+  /**
+   * Read packets from a tunOpenVnet fd into sbuf (>= 65546 bytes) and split each into slots
+   * (mem+offsets[i], capacity cap; lens[i] = bytes): TSO TCPv4 and USO UDPv4 superpackets into MSS-sized
+   * packets with their own IPv4 length/id/checksum and TCP sequence number / UDP length and full L4
+   * checksums; partial checksums (NEEDS_CSUM) completed. state: Int32Array(4) [pending bytes, next segment,
+   * dropped (cumulative), superpackets (cumulative)]; a superpacket that does not fit the slots left is
+   * continued on the next call. Returns slots filled (0: nothing to read). Malformed or oversized: dropped, counted.
+   */
+  tunReadSplit(fd: number, sbuf: Uint8Array, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, max: number, cap: number, state: Int32Array): number
+  /** The split step of tunReadSplit on a packet already in sbuf (its length in state[0]); for tests and benchmarks. */
+  vnetSplit(sbuf: Uint8Array, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, max: number, cap: number, state: Int32Array): number
+  /** tunWriteBatch for a tunOpenVnet fd: a zero vnet header is written into the 10 bytes before each packet (offsets[i] >= 10). */
+  tunWriteBatchVnet(fd: number, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, n: number): number
   /** if_nametoindex; 0 when absent. */
   ifIndex(name: string): number
   /** socket(AF_INET, SOCK_DGRAM|SOCK_NONBLOCK|SOCK_CLOEXEC), SO_RCVBUF/SO_SNDBUF (SO_*BUFFORCE first, failure ignored) set to bufBytes if > 0, bind(host, port). Returns fd and the bound port. host is a dotted quad (else RangeError). */
@@ -126,7 +145,7 @@ function errnoText (err: unknown): string {
 export function tunOpenError (err: unknown, name: string, native?: Native): VpnError {
   const opts = { cause: err }
   if (err instanceof RangeError || err instanceof TypeError) {
-    const why = Buffer.byteLength(name) > 15 ? 'longer than 15 bytes' : err.message.replace(/^tunOpen: /, '')
+    const why = Buffer.byteLength(name) > 15 ? 'longer than 15 bytes' : err.message.replace(/^tunOpen(?:Vnet)?: /, '')
     return new VpnError('ERR_TUN_OPEN', `invalid TUN device name "${name}": ${why}`, { ...opts, hint: 'choose a device name of 1 to 15 characters' })
   }
   if (!isNativeErrnoError(err)) return new VpnError('ERR_TUN_OPEN', `cannot open TUN device ${name}: ${errnoText(err)}`, opts)

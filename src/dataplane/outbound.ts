@@ -1,8 +1,11 @@
 /**
  * Outbound pipeline: TUN → seal → UDP. Runs on the outbound worker thread.
  *
- *   1. tunReadBatch: the kernel writes up to BATCH inner packets straight
- *      into this worker's packet slots, each at slot + HEADROOM.
+ *   1. tunReadSplit (native): the TUN fd has IFF_VNET_HDR with TSO/USO on,
+ *      so the kernel hands over TCP/UDP superpackets of up to 64 KiB; each is
+ *      split into MSS-sized packets (own IPv4 header, TCP sequence number or
+ *      UDP length, full checksums) into this worker's packet slots, each at
+ *      slot + HEADROOM. (tunReadBatch on a plain TUN fd: one packet a slot.)
  *   2. route (JS, per packet): destination address → peer; no route or no
  *      session yet → count, or queue a copy and ask the main thread for a
  *      session (NEED_SESSION, at most once a second per peer).
@@ -46,6 +49,11 @@ export class Outbound {
   readonly #sendLens = new Int32Array(BATCH)
   readonly #sendAddrs = new Uint32Array(BATCH * 2)
   readonly #sendSlots = new Int32Array(BATCH)
+  /** Superpacket buffer and split state (tunVnet only). */
+  readonly #sbuf: Uint8Array | null
+  readonly #split = new Int32Array(4)
+  #splitDropped = 0
+  #splitSuper = 0
 
   constructor (init: WorkerInit, native: Native, post: (m: FromWorker) => void, now: () => number = Date.now) {
     this.#native = native
@@ -58,6 +66,7 @@ export class Outbound {
     this.#stats = statsView(init)
     this.#keys = new Uint8Array(init.maxPeers * KEY_LEN)
     for (let i = 0; i < BATCH; i++) this.#rdOffsets[i] = i * SLOT_SIZE + HEADROOM
+    this.#sbuf = init.tunVnet ? new Uint8Array(65536 + 64) : null
   }
 
   /** Install a send key: new session for this peer, counter restarts at 0, queued packets are flushed. */
@@ -80,7 +89,9 @@ export class Outbound {
   onReadable (): void {
     const cap = Math.min(MAX_PACKET, this.#init.mtu)
     for (;;) {
-      const n = this.#native.tunReadBatch(this.#init.tunFd, this.#mem, this.#rdOffsets, this.#rdLens, BATCH, cap)
+      const n = this.#sbuf !== null
+        ? this.#readSplit(cap)
+        : this.#native.tunReadBatch(this.#init.tunFd, this.#mem, this.#rdOffsets, this.#rdLens, BATCH, cap)
       if (n === 0) return
       let k = 0
       for (let i = 0; i < n; i++) {
@@ -89,6 +100,14 @@ export class Outbound {
       this.#sealAndSend(k)
       if (n < BATCH) return
     }
+  }
+
+  #readSplit (cap: number): number {
+    const st = this.#split
+    const n = this.#native.tunReadSplit(this.#init.tunFd, this.#sbuf!, this.#mem, this.#rdOffsets, this.#rdLens, BATCH, cap, st)
+    if (st[2] !== this.#splitDropped) { this.#stats[C.dropTooBig] += st[2] - this.#splitDropped; this.#splitDropped = st[2] }
+    if (st[3] !== this.#splitSuper) { this.#stats[C.tunRxSuperpackets] += st[3] - this.#splitSuper; this.#splitSuper = st[3] }
+    return n
   }
 
   /**

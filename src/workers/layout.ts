@@ -64,7 +64,8 @@ export const COUNTERS = [
   'dropNotIpv4', 'dropNoRoute', 'dropNoSession', 'dropQueueFull',
   'dropMalformed', 'dropUnknownType', 'dropUnknownIndex', 'dropAuthFailed',
   'dropReplay', 'dropSpoofedSource', 'dropNotForUs', 'dropTunWrite', 'dropUdpSend',
-  'dropControlRingFull', 'dropRelayUnknownPeer', 'dropRelayUnknownSource', 'dropTooBig'
+  'dropControlRingFull', 'dropRelayUnknownPeer', 'dropRelayUnknownSource', 'dropTooBig',
+  'tunRxSuperpackets'
 ] as const
 export type CounterName = typeof COUNTERS[number]
 export const C: Record<CounterName, number> = Object.fromEntries(COUNTERS.map((n, i) => [n, i])) as Record<CounterName, number>
@@ -96,6 +97,8 @@ export interface WorkerInit {
   statsIndex: number
   mode: 'server' | 'client'
   tunFd: number
+  /** The TUN fd was opened with IFF_VNET_HDR (tunOpenVnet): reads split superpackets, writes carry a vnet header. */
+  tunVnet: boolean
   udpFd: number
   /** Own tunnel address, host order. */
   tunnelIp: number
