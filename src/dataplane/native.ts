@@ -47,6 +47,16 @@ export interface Native {
   vnetSplit(sbuf: Uint8Array, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, max: number, cap: number, state: Int32Array): number
   /** tunWriteBatch for a tunOpenVnet fd: a zero vnet header is written into the 10 bytes before each packet (offsets[i] >= 10). */
   tunWriteBatchVnet(fd: number, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, n: number): number
+  /**
+   * tunWriteBatchVnet with TCP coalescing (GRO): each run of consecutive in-sequence TCPv4 segments of one
+   * flow (equal payloads, only ACK/PSH, same ACK number and options; at most 64 and 64 KiB) is written as ONE
+   * TSO superpacket (writev of the rewritten first header and every payload, no copy). Other packets: zero
+   * vnet header. A refused superpacket is written segment by segment. Order kept; packet bytes are clobbered.
+   * Returns packets written.
+   */
+  tunWriteBatchGro(fd: number, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, n: number): number
+  /** What tunWriteBatchGro would write, gathered into out (vnet header + packet per write); outLens[w] = length. Returns writes. For tests. */
+  vnetCoalesce(mem: Uint8Array, offsets: Int32Array, lens: Int32Array, n: number, out: Uint8Array, outLens: Int32Array): number
   /** if_nametoindex; 0 when absent. */
   ifIndex(name: string): number
   /** socket(AF_INET, SOCK_DGRAM|SOCK_NONBLOCK|SOCK_CLOEXEC), SO_RCVBUF/SO_SNDBUF (SO_*BUFFORCE first, failure ignored) set to bufBytes if > 0, bind(host, port). Returns fd and the bound port. host is a dotted quad (else RangeError). */
