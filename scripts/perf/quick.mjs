@@ -7,7 +7,7 @@
 // each: iperf3 TCP single stream, iperf3 UDP 64-byte packets/s received,
 // idle ping p50, and our daemons' RSS.
 //
-// Usage: node scripts/perf/quick.mjs [--secs 5] [--only ours,fastd,wg] [--extra "--placement fused"]
+// Usage: node scripts/perf/quick.mjs [--secs 5] [--settle SECONDS idle before the last RSS reading] [--only ours,fastd,wg] [--extra "--placement fused"]
 //        [--bin path/to/lightweight-tunnel] [--extra-b "..."] (a second build/args to compare, run as "ours-b")
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs'
@@ -152,12 +152,15 @@ try {
       return { tunTxDrop: l?.tx.dropped, tunRxDrop: l?.rx.dropped, udpRcvbufErr: u.RcvbufErrors, udpSndbufErr: u.SndbufErrors, udpInErr: u.InErrors }
     }
     const kdrops = { a: await kd(A.ns), server: await kd(topo.serverNs), b: await kd(B.ns) }
+    // After the tests (VmRSS now, not a true peak).
     const rssPeak = { server: rssOf(topo.serverNs, 'node'), client: rssOf(A.ns, 'node') }
+    await sleep(Number(opt('--settle', '0')) * 1000)
+    const rssSettled = { server: rssOf(topo.serverNs, 'node'), client: rssOf(A.ns, 'node') }
     const st = await runIn(A.ns, 'env', ['-u', 'NODE_OPTIONS', v.bin, 'status', '--json', '--control', ctl('a')], { env }).then(r => JSON.parse(r.stdout)).catch(() => null)
     const stS = await runIn(topo.serverNs, 'env', ['-u', 'NODE_OPTIONS', v.bin, 'status', '--json', '--control', ctl('s')], { env }).then(r => JSON.parse(r.stdout)).catch(() => null)
     const stB = await runIn(B.ns, 'env', ['-u', 'NODE_OPTIONS', v.bin, 'status', '--json', '--control', ctl('b')], { env }).then(r => JSON.parse(r.stdout)).catch(() => null)
-    const drops = (s) => s ? Object.fromEntries(Object.entries(s.counters ?? {}).filter(([k, x]) => k.startsWith('drop') && x > 0)) : null
-    results.push({ tunnel: v.name, extra: v.extra.join(' '), tcpRelay, tcpSrv, udpRelay, udpSrv, pingRelay, pingSrv, rssIdle, rssPeak, kdrops, drops: { a: drops(st), server: drops(stS), b: drops(stB) } })
+    const drops = (s) => s ? Object.fromEntries(Object.entries(s.counters ?? {}).filter(([k, x]) => (k.startsWith('drop') || k === 'tunRxSuperpackets' || k === 'tunRxPackets') && x > 0)) : null
+    results.push({ tunnel: v.name, extra: v.extra.join(' '), tcpRelay, tcpSrv, udpRelay, udpSrv, pingRelay, pingSrv, rssIdle, rssPeak, rssSettled, kdrops, drops: { a: drops(st), server: drops(stS), b: drops(stB) } })
     for (const p of [ca, cb, srv]) await p.stop('SIGTERM', 3000).catch(() => {})
     await sleep(500)
   }

@@ -28,7 +28,7 @@ export const DEFAULTS = Object.freeze({
   keepalive: 10,
   logLevel: 'info' as const,
   /** Dataplane thread placement: measured in docs/PERFORMANCE.md ("Thread placement"). */
-  placement: 'split' as 'split' | 'fused'
+  placement: 'fused' as 'split' | 'fused'
 })
 
 export const LIMITS = Object.freeze({

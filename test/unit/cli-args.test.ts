@@ -53,7 +53,7 @@ t.test('defaults', async t => {
     p2p: true,
     keepalive: 10,
     logLevel: 'info',
-    placement: 'split'
+    placement: 'fused'
   })
   const c = run(CLIENT).config
   t.same(c.listen, { host: '0.0.0.0', port: 0 })
