@@ -36,6 +36,7 @@
 #include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #define AEAD_KEY_LEN 32
 #define AEAD_TAG_LEN 16
@@ -298,6 +299,8 @@ typedef struct {
 static __thread aead_state tSeal, tOpen;
 static __thread mmsg_scratch *tScratch;
 static __thread int tEnvs; /* envs alive on this thread that loaded the module */
+typedef struct gso_scratch_s gso_scratch; /* UDP GSO send scratch, defined with udpSendBatchGso */
+static __thread gso_scratch *tGso;
 
 static void aead_state_free(aead_state *s) {
   if (s->ctx) EVP_CIPHER_CTX_free(s->ctx);
@@ -311,6 +314,8 @@ static void thread_env_gone(napi_env env, void *data, void *hint) {
   aead_state_free(&tOpen);
   free(tScratch);
   tScratch = NULL;
+  free(tGso);
+  tGso = NULL;
 }
 
 static mmsg_scratch *scratch(void) {
@@ -1039,6 +1044,714 @@ static napi_value udp_send_to_ttl(napi_env env, napi_callback_info info) {
 }
 
 /* ------------------------------------------------------------------ */
+/* UDP GSO send (UDP_SEGMENT)                                          */
+/* ------------------------------------------------------------------ */
+
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+/* Segments per GSO send: the kernel's UDP_MAX_SEGMENTS is 64 on older kernels (128 since 6.x). */
+#define GSO_MAX_SEGS 64
+/* UDP payload bytes per GSO send (one skb: 64 KiB minus the IPv4 and UDP headers, with slack). */
+#define GSO_MAX_BYTES 65000
+
+struct gso_scratch_s {
+  struct mmsghdr msgs[MMSG_CHUNK];
+  struct iovec iov[MMSG_CHUNK];
+  struct sockaddr_in sa[MMSG_CHUNK];
+  /* per message: first datagram index and datagram count */
+  int32_t first[MMSG_CHUNK];
+  int32_t count[MMSG_CHUNK];
+  union { char buf[CMSG_SPACE(sizeof(uint16_t))]; struct cmsghdr align; } ctrl[MMSG_CHUNK];
+};
+/* Set after the kernel refused UDP_SEGMENT with EIO (egress device without checksum offload): plain sendmmsg from then on. */
+static __thread int tGsoOff;
+
+static void gso_set_addr(struct sockaddr_in *sa, const uint32_t *addrs, int64_t i) {
+  memset(sa, 0, sizeof *sa);
+  sa->sin_family = AF_INET;
+  sa->sin_addr.s_addr = htonl(addrs[2 * i]);
+  sa->sin_port = htons((uint16_t)addrs[2 * i + 1]);
+}
+
+/*
+ * Sends datagrams [from, to) one message each (no GSO). Returns how many were
+ * sent; *stop = 1 on EAGAIN/ENOBUFS (the rest of the batch is not sent),
+ * *fatal = errno for EBADF/ENOTSOCK/EFAULT.
+ */
+static int64_t gso_send_plain(gso_scratch *s, int fd, uint8_t *mem, const int32_t *offsets, const int32_t *lens,
+                              const uint32_t *addrs, int64_t from, int64_t to, int *stop, int *fatal) {
+  int64_t sent = 0;
+  while (from < to) {
+    unsigned chunk = (unsigned)(to - from < MMSG_CHUNK ? to - from : MMSG_CHUNK);
+    for (unsigned j = 0; j < chunk; j++) {
+      int64_t i = from + j;
+      s->iov[j].iov_base = mem + offsets[i];
+      s->iov[j].iov_len = (size_t)lens[i];
+      gso_set_addr(&s->sa[j], addrs, i);
+      memset(&s->msgs[j], 0, sizeof s->msgs[j]);
+      s->msgs[j].msg_hdr.msg_iov = &s->iov[j];
+      s->msgs[j].msg_hdr.msg_iovlen = 1;
+      s->msgs[j].msg_hdr.msg_name = &s->sa[j];
+      s->msgs[j].msg_hdr.msg_namelen = sizeof s->sa[j];
+    }
+    unsigned pos = 0;
+    while (pos < chunk) {
+      int r = sendmmsg(fd, s->msgs + pos, chunk - pos, MSG_DONTWAIT);
+      if (r < 0) {
+        int e = errno;
+        if (e == EINTR) continue;
+        if (e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS) { *stop = 1; return sent; }
+        if (e == EBADF || e == ENOTSOCK || e == EFAULT) { *fatal = e; return sent; }
+        pos++;
+        continue;
+      }
+      pos += (unsigned)r;
+      sent += r;
+    }
+    from += chunk;
+  }
+  return sent;
+}
+
+/*
+ * udpSendBatchGso(fd, mem, offsets, lens, addrs, n) -> number of datagrams sent
+ * Same contract as udpSendBatch (same datagrams, same order, EAGAIN/ENOBUFS
+ * stop the batch, other per-datagram errors skip, EBADF/ENOTSOCK throw), but
+ * runs of consecutive datagrams to the same address with the same length
+ * (the last of a run may be shorter) go out as ONE message with UDP_SEGMENT:
+ * the kernel carries them as one skb and splits them into the same
+ * datagrams. The datagrams need not be adjacent in mem (one iovec each).
+ * A run the kernel refuses (EINVAL, EMSGSIZE: e.g. a segment above the path
+ * MTU) is resent one datagram per message; EIO (no checksum offload on the
+ * egress device) turns GSO off for this thread, as wireguard-go does.
+ */
+static napi_value udp_send_batch_gso(napi_env env, napi_callback_info info) {
+  static const char *fn = "udpSendBatchGso";
+  napi_value argv[6];
+  int fd;
+  uint8_t *mem; int32_t *offsets, *lens; uint32_t *addrs;
+  size_t memLen, nOff, nLens, nAddrs;
+  int64_t n;
+  if (get_args(env, info, 6, argv, fn)) return NULL;
+  if (get_fd(env, argv[0], fn, &fd)) return NULL;
+  if (get_ta(env, argv[1], napi_uint8_array, fn, "mem", (void **)&mem, &memLen)) return NULL;
+  if (get_ta(env, argv[2], napi_int32_array, fn, "offsets", (void **)&offsets, &nOff)) return NULL;
+  if (get_ta(env, argv[3], napi_int32_array, fn, "lens", (void **)&lens, &nLens)) return NULL;
+  if (get_ta(env, argv[4], napi_uint32_array, fn, "addrs", (void **)&addrs, &nAddrs)) return NULL;
+  if (get_int(env, argv[5], fn, "n", 0, INT32_MAX, &n)) return NULL;
+  if (check_count(env, fn, "offsets", nOff, n) || check_count(env, fn, "lens", nLens, n) ||
+      check_count(env, fn, "addrs", nAddrs, 2 * n)) return NULL;
+  if (check_slots(env, fn, memLen, offsets, lens, 0, n)) return NULL;
+  if (check_addrs(env, fn, addrs, n)) return NULL;
+  if (n == 0) return make_int(env, 0);
+  if (!tGso) tGso = malloc(sizeof *tGso);
+  gso_scratch *s = tGso;
+  if (!s) { throw_errno(env, ENOMEM, fn, "malloc"); return NULL; }
+
+  int64_t sent = 0, i = 0;
+  int stop = 0, fatal = 0;
+  if (tGsoOff) {
+    sent = gso_send_plain(s, fd, mem, offsets, lens, addrs, 0, n, &stop, &fatal);
+    if (fatal) { throw_errno(env, fatal, fn, "sendmmsg"); return NULL; }
+    return make_int(env, sent);
+  }
+  while (i < n && !stop) {
+    /* Build up to MMSG_CHUNK messages, each a run of datagrams. */
+    unsigned m = 0, iv = 0;
+    while (i < n && m < MMSG_CHUNK && iv < MMSG_CHUNK) {
+      int64_t first = i;
+      int32_t seg = lens[i];
+      int64_t bytes = seg;
+      i++;
+      while (i < n && iv + (i - first) < MMSG_CHUNK && i - first < GSO_MAX_SEGS && seg > 0 &&
+             addrs[2 * i] == addrs[2 * first] && addrs[2 * i + 1] == addrs[2 * first + 1] &&
+             lens[i] > 0 && lens[i] <= seg && bytes + lens[i] <= GSO_MAX_BYTES) {
+        bytes += lens[i];
+        i++;
+        if (lens[i - 1] < seg) break; /* a shorter datagram ends the run */
+      }
+      int32_t cnt = (int32_t)(i - first);
+      struct msghdr *h = &s->msgs[m].msg_hdr;
+      memset(&s->msgs[m], 0, sizeof s->msgs[m]);
+      for (int32_t k = 0; k < cnt; k++) {
+        s->iov[iv + k].iov_base = mem + offsets[first + k];
+        s->iov[iv + k].iov_len = (size_t)lens[first + k];
+      }
+      gso_set_addr(&s->sa[m], addrs, first);
+      h->msg_iov = &s->iov[iv];
+      h->msg_iovlen = (size_t)cnt;
+      h->msg_name = &s->sa[m];
+      h->msg_namelen = sizeof s->sa[m];
+      if (cnt > 1) {
+        h->msg_control = s->ctrl[m].buf;
+        h->msg_controllen = sizeof s->ctrl[m].buf;
+        struct cmsghdr *c = CMSG_FIRSTHDR(h);
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        uint16_t gso = (uint16_t)seg;
+        memcpy(CMSG_DATA(c), &gso, sizeof gso);
+      }
+      s->first[m] = (int32_t)first;
+      s->count[m] = cnt;
+      iv += (unsigned)cnt;
+      m++;
+    }
+    unsigned pos = 0;
+    while (pos < m && !stop) {
+      int r = sendmmsg(fd, s->msgs + pos, m - pos, MSG_DONTWAIT);
+      if (r < 0) {
+        int e = errno;
+        if (e == EINTR) continue;
+        if (e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS) { stop = 1; break; }
+        if (e == EBADF || e == ENOTSOCK || e == EFAULT) { throw_errno(env, e, fn, "sendmmsg"); return NULL; }
+        int32_t f = s->first[pos], cnt = s->count[pos];
+        if (cnt > 1 && (e == EIO || e == EINVAL || e == EMSGSIZE)) {
+          if (e == EIO) tGsoOff = 1;
+          /* Resend this run one datagram per message. The scratch is shared, so rebuild the rest afterwards. */
+          int64_t rest = (int64_t)f + cnt;
+          sent += gso_send_plain(s, fd, mem, offsets, lens, addrs, f, rest, &stop, &fatal);
+          if (fatal) { throw_errno(env, fatal, fn, "sendmmsg"); return NULL; }
+          i = rest; /* continue building from the datagram after this run */
+          pos = m;  /* abandon the remaining built messages: they are rebuilt from i */
+          if (tGsoOff && !stop) {
+            sent += gso_send_plain(s, fd, mem, offsets, lens, addrs, i, n, &stop, &fatal);
+            if (fatal) { throw_errno(env, fatal, fn, "sendmmsg"); return NULL; }
+            return make_int(env, sent);
+          }
+          break;
+        }
+        pos++; /* this message failed (EPERM, ENETUNREACH, ...): skip its datagrams */
+        continue;
+      }
+      for (int k = 0; k < r; k++) sent += s->count[pos + (unsigned)k];
+      pos += (unsigned)r;
+    }
+  }
+  return make_int(env, sent);
+}
+
+/* ------------------------------------------------------------------ */
+/* TUN offloads: IFF_VNET_HDR, TSO/USO split on read                   */
+/* ------------------------------------------------------------------ */
+
+#define VNET_HDR_LEN 10 /* struct virtio_net_hdr, no num_buffers */
+#define VNET_F_NEEDS_CSUM 1
+#define VNET_GSO_NONE 0
+#define VNET_GSO_TCPV4 1
+#define VNET_GSO_UDP_L4 5
+#define VNET_GSO_ECN 0x80
+#ifndef TUN_F_USO4
+#define TUN_F_USO4 0x20
+#endif
+/* split state words (Int32Array shared with JS): */
+#define SPLIT_PENDING 0   /* bytes of the superpacket held in sbuf (vnet header included), 0 = none */
+#define SPLIT_NEXT 1      /* next segment index to emit */
+#define SPLIT_DROPPED 2   /* cumulative: superpackets/packets dropped as malformed or too big */
+#define SPLIT_SUPER 3     /* cumulative: superpackets (gso) read */
+#define SPLIT_WORDS 4
+
+/* tunOpenVnet(name, multiQueue, exclusive) -> { fd, name, offload }: tunOpen plus IFF_VNET_HDR and TUNSETOFFLOAD(CSUM|TSO4[|USO4]). offload: 0 none, 1 csum+tso4, 2 csum+tso4+uso4. */
+static napi_value tun_open_vnet(napi_env env, napi_callback_info info) {
+  static const char *fn = "tunOpenVnet";
+  napi_value argv[3];
+  char name[IFNAMSIZ];
+  bool mq, excl;
+  if (get_args(env, info, 3, argv, fn)) return NULL;
+  if (get_string(env, argv[0], fn, "the TUN device name", name, IFNAMSIZ - 1, NULL)) return NULL;
+  if (get_bool(env, argv[1], fn, "multiQueue", &mq)) return NULL;
+  if (get_bool(env, argv[2], fn, "exclusive", &excl)) return NULL;
+  int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) { throw_errno(env, errno, fn, "open"); return NULL; }
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  memcpy(ifr.ifr_name, name, strlen(name));
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | IFF_VNET_HDR | (mq ? IFF_MULTI_QUEUE : 0) | (excl ? IFF_TUN_EXCL : 0);
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+    int e = errno;
+    close(fd);
+    throw_errno(env, e, fn, "ioctl(TUNSETIFF)");
+    return NULL;
+  }
+  int hsz = VNET_HDR_LEN;
+  if (ioctl(fd, TUNSETVNETHDRSZ, &hsz) < 0) {
+    int e = errno;
+    close(fd);
+    throw_errno(env, e, fn, "ioctl(TUNSETVNETHDRSZ)");
+    return NULL;
+  }
+  int offload = 0;
+  if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_USO4)) == 0) offload = 2;
+  else if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4)) == 0) offload = 1;
+  ifr.ifr_name[IFNAMSIZ - 1] = 0;
+  napi_value res, vname;
+  if (napi_create_object(env, &res) != napi_ok ||
+      napi_create_string_utf8(env, ifr.ifr_name, NAPI_AUTO_LENGTH, &vname) != napi_ok ||
+      napi_set_named_property(env, res, "fd", make_int(env, fd)) != napi_ok ||
+      napi_set_named_property(env, res, "name", vname) != napi_ok ||
+      napi_set_named_property(env, res, "offload", make_int(env, offload)) != napi_ok) {
+    close(fd);
+    throw_internal(env, fn);
+    return NULL;
+  }
+  return res;
+}
+
+/* One's-complement sum of len bytes (big-endian 16-bit words), folded later. */
+static uint64_t csum_add(uint64_t sum, const uint8_t *p, size_t len) {
+  while (len >= 2) { sum += (uint32_t)((p[0] << 8) | p[1]); p += 2; len -= 2; }
+  if (len) sum += (uint32_t)(p[0] << 8);
+  return sum;
+}
+static uint16_t csum_fold(uint64_t sum) {
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return (uint16_t)~sum;
+}
+static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
+static uint16_t get16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
+static uint32_t get32(const uint8_t *p) { return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3]; }
+static void put32(uint8_t *p, uint32_t v) { p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v; }
+
+static void ipv4_fix_csum(uint8_t *ip, size_t ihl) {
+  put16(ip + 10, 0);
+  put16(ip + 10, csum_fold(csum_add(0, ip, ihl)));
+}
+
+/* Full L4 checksum (TCP or UDP over IPv4) of l4len bytes at l4, written at l4 + csumOff. */
+static void l4_fix_csum(const uint8_t *ip, uint8_t *l4, size_t l4len, size_t csumOff, int udp) {
+  put16(l4 + csumOff, 0);
+  uint64_t sum = csum_add(0, ip + 12, 8); /* source and destination addresses */
+  sum += ip[9];
+  sum += (uint32_t)l4len;
+  sum = csum_add(sum, l4, l4len);
+  uint16_t c = csum_fold(sum);
+  if (udp && c == 0) c = 0xffff;
+  put16(l4 + csumOff, c);
+}
+
+/*
+ * Splits (or passes) the packet in sbuf[0..total) (vnet header first) into
+ * slots, from segment state[SPLIT_NEXT] on, until the packet is done or the
+ * slots run out. Returns the number of slots filled; updates state.
+ * Malformed or oversized input: dropped whole, counted in state[SPLIT_DROPPED].
+ */
+static int64_t vnet_split(const uint8_t *sbuf, int64_t total, uint8_t *mem, const int32_t *offsets, int32_t *lens,
+                          int64_t max, int64_t cap, int32_t *state) {
+  const uint8_t *h = sbuf;
+  const uint8_t *pkt = sbuf + VNET_HDR_LEN;
+  int64_t plen = total - VNET_HDR_LEN;
+  uint8_t flags = h[0], gsoType = h[1] & (uint8_t)~VNET_GSO_ECN;
+  uint16_t gsoSize = (uint16_t)(h[4] | (h[5] << 8)); /* virtio fields are little-endian */
+  uint16_t csumStart = (uint16_t)(h[6] | (h[7] << 8)), csumOff = (uint16_t)(h[8] | (h[9] << 8));
+  if (plen < 20 || (pkt[0] >> 4) != 4) goto drop_or_pass;
+  size_t ihl = (size_t)(pkt[0] & 15) * 4;
+  if (ihl < 20 || (int64_t)ihl > plen) goto drop;
+
+  if (gsoType == VNET_GSO_NONE) {
+    if (max < 1) return 0;
+    if (plen > cap) goto drop;
+    uint8_t *out = mem + offsets[0];
+    memcpy(out, pkt, (size_t)plen);
+    if (flags & VNET_F_NEEDS_CSUM) {
+      /* The field at csumStart+csumOff holds the pseudo-header sum; complete it over [csumStart, end). */
+      if ((int64_t)csumStart + csumOff + 2 > plen) goto drop;
+      uint16_t c = csum_fold(csum_add(0, out + csumStart, (size_t)(plen - csumStart)));
+      if (pkt[9] == IPPROTO_UDP && c == 0) c = 0xffff;
+      put16(out + csumStart + csumOff, c);
+    }
+    lens[0] = (int32_t)plen;
+    state[SPLIT_PENDING] = 0;
+    state[SPLIT_NEXT] = 0;
+    return 1;
+  }
+
+  int udp;
+  size_t l4hdr;
+  if (gsoType == VNET_GSO_TCPV4 && pkt[9] == IPPROTO_TCP) {
+    if ((int64_t)ihl + 20 > plen) goto drop;
+    l4hdr = (size_t)(pkt[ihl + 12] >> 4) * 4;
+    if (l4hdr < 20) goto drop;
+    udp = 0;
+  } else if (gsoType == VNET_GSO_UDP_L4 && pkt[9] == IPPROTO_UDP) {
+    l4hdr = 8;
+    udp = 1;
+  } else goto drop;
+  size_t hlen = ihl + l4hdr;
+  if ((int64_t)hlen > plen || gsoSize == 0 || (int64_t)(hlen + gsoSize) > cap) goto drop;
+  if ((get16(pkt + 6) & 0x3fff) != 0) goto drop; /* a fragment cannot be a superpacket */
+  int64_t payload = plen - (int64_t)hlen;
+  int64_t nseg = payload == 0 ? 1 : (payload + gsoSize - 1) / gsoSize;
+  int64_t k = state[SPLIT_NEXT], n = 0;
+  uint16_t id = get16(pkt + 4);
+  uint32_t seq = udp ? 0 : get32(pkt + ihl + 4);
+  uint8_t tcpFlags = udp ? 0 : pkt[ihl + 13];
+  while (k < nseg && n < max) {
+    int64_t off = k * gsoSize;
+    int64_t seg = payload - off < gsoSize ? payload - off : gsoSize;
+    uint8_t *out = mem + offsets[n];
+    memcpy(out, pkt, hlen);
+    memcpy(out + hlen, pkt + hlen + off, (size_t)seg);
+    size_t len = hlen + (size_t)seg;
+    put16(out + 2, (uint16_t)len);
+    put16(out + 4, (uint16_t)(id + k));
+    ipv4_fix_csum(out, ihl);
+    uint8_t *l4 = out + ihl;
+    if (udp) {
+      put16(l4 + 4, (uint16_t)(8 + seg));
+      l4_fix_csum(out, l4, 8 + (size_t)seg, 6, 1);
+    } else {
+      put32(l4 + 4, seq + (uint32_t)off);
+      uint8_t f = tcpFlags;
+      if (k != nseg - 1) f &= (uint8_t)~(0x01 | 0x08); /* FIN, PSH: last segment only */
+      if (k != 0) f &= (uint8_t)~0x80;                 /* CWR: first segment only */
+      l4[13] = f;
+      l4_fix_csum(out, l4, l4hdr + (size_t)seg, 16, 0);
+    }
+    lens[n] = (int32_t)len;
+    n++;
+    k++;
+  }
+  if (k >= nseg) { state[SPLIT_PENDING] = 0; state[SPLIT_NEXT] = 0; }
+  else state[SPLIT_NEXT] = (int32_t)k;
+  return n;
+
+drop_or_pass:
+drop:
+  state[SPLIT_DROPPED]++;
+  state[SPLIT_PENDING] = 0;
+  state[SPLIT_NEXT] = 0;
+  return 0;
+}
+
+/* Validates the common arguments of tunReadSplit/vnetSplit. */
+static int split_args(napi_env env, napi_value *argv, const char *fn, uint8_t **sbuf, size_t *sbufLen, uint8_t **mem,
+                      int32_t **offsets, int32_t **lens, int64_t *max, int64_t *cap, int32_t **state) {
+  size_t memLen, nOff, nLens, nState;
+  if (get_ta(env, argv[0], napi_uint8_array, fn, "sbuf", (void **)sbuf, sbufLen)) return -1;
+  if (get_ta(env, argv[1], napi_uint8_array, fn, "mem", (void **)mem, &memLen)) return -1;
+  if (get_ta(env, argv[2], napi_int32_array, fn, "offsets", (void **)offsets, &nOff)) return -1;
+  if (get_ta(env, argv[3], napi_int32_array, fn, "lens", (void **)lens, &nLens)) return -1;
+  if (get_int(env, argv[4], fn, "max", 0, INT32_MAX, max)) return -1;
+  if (get_int(env, argv[5], fn, "cap", 0, INT32_MAX, cap)) return -1;
+  if (get_ta(env, argv[6], napi_int32_array, fn, "state", (void **)state, &nState)) return -1;
+  if (check_count(env, fn, "offsets", nOff, *max) || check_count(env, fn, "lens", nLens, *max) ||
+      check_count(env, fn, "state", nState, SPLIT_WORDS)) return -1;
+  if (check_slots(env, fn, memLen, *offsets, NULL, *cap, *max)) return -1;
+  int64_t pend = (*state)[SPLIT_PENDING];
+  if (pend < 0 || pend > (int64_t)*sbufLen || (*state)[SPLIT_NEXT] < 0) {
+    throw_range(env, fn, "state is corrupt (pending bytes outside sbuf or a negative segment index)");
+    return -1;
+  }
+  return 0;
+}
+
+/*
+ * vnetSplit(sbuf, mem, offsets, lens, max, cap, state) -> n
+ * The split step of tunReadSplit on a packet already in sbuf (length in
+ * state[PENDING], vnet header first); for tests and benchmarks.
+ */
+static napi_value vnet_split_js(napi_env env, napi_callback_info info) {
+  static const char *fn = "vnetSplit";
+  napi_value argv[7];
+  uint8_t *sbuf, *mem; int32_t *offsets, *lens, *state;
+  size_t sbufLen;
+  int64_t max, cap;
+  if (get_args(env, info, 7, argv, fn)) return NULL;
+  if (split_args(env, argv, fn, &sbuf, &sbufLen, &mem, &offsets, &lens, &max, &cap, &state)) return NULL;
+  int64_t pend = state[SPLIT_PENDING];
+  if (pend == 0) return make_int(env, 0);
+  if (pend < VNET_HDR_LEN) { state[SPLIT_PENDING] = 0; state[SPLIT_NEXT] = 0; state[SPLIT_DROPPED]++; return make_int(env, 0); }
+  return make_int(env, vnet_split(sbuf, pend, mem, offsets, lens, max, cap, state));
+}
+
+/*
+ * tunReadSplit(fd, sbuf, mem, offsets, lens, max, cap, state) -> n
+ * For a TUN fd opened with tunOpenVnet: read() packets (vnet header +
+ * packet, superpackets up to 64 KiB) into sbuf and split each into slots:
+ * TSO (TCPv4) and USO (UDPv4) superpackets into MSS-sized packets with their
+ * own IPv4 length, id and checksum and TCP sequence number / UDP length and a
+ * full L4 checksum; a packet with only a partial checksum (NEEDS_CSUM) gets
+ * its checksum completed. A superpacket that does not fit the remaining
+ * slots stays in sbuf (state) and continues on the next call, so order holds.
+ * Returns the number of slots filled (0: nothing to read).
+ */
+static napi_value tun_read_split(napi_env env, napi_callback_info info) {
+  static const char *fn = "tunReadSplit";
+  napi_value argv[8];
+  int fd;
+  uint8_t *sbuf, *mem; int32_t *offsets, *lens, *state;
+  size_t sbufLen;
+  int64_t max, cap;
+  if (get_args(env, info, 8, argv, fn)) return NULL;
+  if (get_fd(env, argv[0], fn, &fd)) return NULL;
+  if (split_args(env, argv + 1, fn, &sbuf, &sbufLen, &mem, &offsets, &lens, &max, &cap, &state)) return NULL;
+  if (sbufLen < 65536 + VNET_HDR_LEN) { throw_range(env, fn, "sbuf must hold at least 65546 bytes"); return NULL; }
+  int64_t n = 0;
+  while (n < max) {
+    if (state[SPLIT_PENDING] == 0) {
+      ssize_t r = read(fd, sbuf, sbufLen);
+      if (r < 0) {
+        int e = errno;
+        if (e == EINTR) continue;
+        if (e == EAGAIN || e == EWOULDBLOCK) break;
+        if (n > 0) break;
+        throw_errno(env, e, fn, "read");
+        return NULL;
+      }
+      if (r == 0) break;
+      if (r < VNET_HDR_LEN) { state[SPLIT_DROPPED]++; continue; }
+      state[SPLIT_PENDING] = (int32_t)r;
+      state[SPLIT_NEXT] = 0;
+      if ((sbuf[1] & (uint8_t)~VNET_GSO_ECN) != VNET_GSO_NONE) state[SPLIT_SUPER]++;
+    }
+    n += vnet_split(sbuf, state[SPLIT_PENDING], mem, offsets + n, lens + n, max - n, cap, state);
+  }
+  return make_int(env, n);
+}
+
+/*
+ * tunWriteBatchVnet(fd, mem, offsets, lens, n) -> number written
+ * tunWriteBatch for a TUN fd opened with tunOpenVnet: writes a zero
+ * virtio_net_hdr (no offload) into the 10 bytes in front of each packet
+ * (offsets[i] >= 10; those bytes are overwritten) and writes header+packet.
+ */
+static napi_value tun_write_batch_vnet(napi_env env, napi_callback_info info) {
+  static const char *fn = "tunWriteBatchVnet";
+  napi_value argv[5];
+  int fd;
+  uint8_t *mem; int32_t *offsets, *lens;
+  size_t memLen, nOff, nLens;
+  int64_t n;
+  if (get_args(env, info, 5, argv, fn)) return NULL;
+  if (get_fd(env, argv[0], fn, &fd)) return NULL;
+  if (get_ta(env, argv[1], napi_uint8_array, fn, "mem", (void **)&mem, &memLen)) return NULL;
+  if (get_ta(env, argv[2], napi_int32_array, fn, "offsets", (void **)&offsets, &nOff)) return NULL;
+  if (get_ta(env, argv[3], napi_int32_array, fn, "lens", (void **)&lens, &nLens)) return NULL;
+  if (get_int(env, argv[4], fn, "n", 0, INT32_MAX, &n)) return NULL;
+  if (check_count(env, fn, "offsets", nOff, n) || check_count(env, fn, "lens", nLens, n)) return NULL;
+  if (check_slots(env, fn, memLen, offsets, lens, 0, n)) return NULL;
+  for (int64_t i = 0; i < n; i++) {
+    if (offsets[i] < VNET_HDR_LEN) { throw_range(env, fn, "every offset must leave 10 bytes for the vnet header"); return NULL; }
+  }
+  int64_t ok = 0;
+  for (int64_t i = 0; i < n; i++) {
+    uint8_t *p = mem + offsets[i] - VNET_HDR_LEN;
+    memset(p, 0, VNET_HDR_LEN);
+    ssize_t r;
+    do r = write(fd, p, (size_t)lens[i] + VNET_HDR_LEN); while (r < 0 && errno == EINTR);
+    if (r >= 0) { ok++; continue; }
+    if (errno == EBADF) { throw_errno(env, EBADF, fn, "write"); return NULL; }
+  }
+  return make_int(env, ok);
+}
+
+/* ------------------------------------------------------------------ */
+/* TUN offloads: TCP coalescing (GRO) on write                         */
+/* ------------------------------------------------------------------ */
+
+#define GRO_MAX_SEGS 64
+#define GRO_MAX_LEN 65535
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_PSH 0x08
+#define TCP_ACK 0x10
+
+/* The TCP payload length of an IPv4 packet that may be coalesced (ihl 20, TCP, not a fragment, only ACK[|PSH]), else -1. */
+static int gro_tcp_payload(const uint8_t *p, int32_t len) {
+  if (len < 40 || p[0] != 0x45 || p[9] != IPPROTO_TCP) return -1;
+  if ((int32_t)get16(p + 2) != len || (get16(p + 6) & 0x3fff) != 0) return -1;
+  int thl = (p[32] >> 4) * 4;
+  if (thl < 20 || 20 + thl > len) return -1;
+  uint8_t f = p[33];
+  if ((f & (uint8_t)~(TCP_ACK | TCP_PSH)) != 0 || !(f & TCP_ACK)) return -1;
+  return len - 20 - thl;
+}
+
+/* Can packet q (payload ql) follow the group led by p (payload size seg) whose payload so far is `have` bytes? */
+static int gro_can_append(const uint8_t *p, int seg, int64_t have, const uint8_t *q, int ql) {
+  if (ql <= 0 || ql > seg) return 0;
+  if (p[1] != q[1] || p[8] != q[8] || (p[6] & 0x40) != (q[6] & 0x40)) return 0;    /* TOS, TTL, DF */
+  if (memcmp(p + 12, q + 12, 8) != 0 || memcmp(p + 20, q + 20, 4) != 0) return 0;  /* addresses, ports */
+  int thl = (p[32] >> 4) * 4;
+  if ((q[32] >> 4) * 4 != thl) return 0;
+  if (memcmp(p + 28, q + 28, 4) != 0) return 0;                                    /* ACK number */
+  if (thl > 20 && memcmp(p + 40, q + 40, (size_t)thl - 20) != 0) return 0;          /* options (timestamps) */
+  if (get32(q + 24) != get32(p + 24) + (uint32_t)have) return 0;                   /* in sequence */
+  return 1;
+}
+
+/*
+ * Plans the group starting at packet i: returns how many packets (>= 1)
+ * form it. A group of more than one is consecutive in-sequence segments of
+ * one TCP flow with equal payloads (the last may be shorter or carry PSH).
+ */
+static int64_t gro_plan(const uint8_t *mem, const int32_t *offsets, const int32_t *lens, int64_t n, int64_t i) {
+  const uint8_t *p = mem + offsets[i];
+  int seg = gro_tcp_payload(p, lens[i]);
+  if (seg <= 0 || (p[33] & TCP_PSH)) return 1;
+  int64_t have = seg, total = lens[i], k = i + 1;
+  while (k < n && k - i < GRO_MAX_SEGS) {
+    const uint8_t *q = mem + offsets[k];
+    int ql = gro_tcp_payload(q, lens[k]);
+    if (ql < 0 || total + ql > GRO_MAX_LEN || !gro_can_append(p, seg, have, q, ql)) break;
+    have += ql;
+    total += ql;
+    k++;
+    if (ql < seg || (q[33] & TCP_PSH)) break;
+  }
+  return k - i;
+}
+
+/*
+ * Turns the group's first packet into the head of a superpacket of `total`
+ * bytes: IPv4 total length and checksum, TCP checksum = pseudo-header sum
+ * (NEEDS_CSUM: the kernel treats the payload as verified), PSH taken from
+ * the last segment, and the virtio_net_hdr in the 10 bytes before it.
+ */
+static void gro_make_head(uint8_t *p, const uint8_t *last, int64_t total, int seg) {
+  int thl = (p[32] >> 4) * 4;
+  put16(p + 2, (uint16_t)total);
+  ipv4_fix_csum(p, 20);
+  p[33] |= (uint8_t)(last[33] & TCP_PSH);
+  uint64_t ps = csum_add(0, p + 12, 8) + IPPROTO_TCP + (uint64_t)(total - 20);
+  while (ps >> 16) ps = (ps & 0xffff) + (ps >> 16);
+  put16(p + 36, (uint16_t)ps);
+  uint8_t *h = p - VNET_HDR_LEN;
+  memset(h, 0, VNET_HDR_LEN);
+  h[0] = VNET_F_NEEDS_CSUM;
+  h[1] = VNET_GSO_TCPV4;
+  uint16_t hl = (uint16_t)(20 + thl), cs = 20, co = 16;
+  h[2] = (uint8_t)hl; h[3] = (uint8_t)(hl >> 8);
+  h[4] = (uint8_t)seg; h[5] = (uint8_t)(seg >> 8);
+  h[6] = (uint8_t)cs; h[7] = (uint8_t)(cs >> 8);
+  h[8] = (uint8_t)co; h[9] = (uint8_t)(co >> 8);
+}
+
+/* Builds the iovecs of group [i, i+cnt) in iov (cnt entries); the head must already be made. */
+static void gro_iov(struct iovec *iov, uint8_t *mem, const int32_t *offsets, const int32_t *lens, int64_t i, int64_t cnt) {
+  uint8_t *p = mem + offsets[i];
+  int hl = 20 + (p[32] >> 4) * 4;
+  iov[0].iov_base = p - VNET_HDR_LEN;
+  iov[0].iov_len = (size_t)lens[i] + VNET_HDR_LEN;
+  for (int64_t k = 1; k < cnt; k++) {
+    iov[k].iov_base = mem + offsets[i + k] + hl;
+    iov[k].iov_len = (size_t)(lens[i + k] - hl);
+  }
+}
+
+static int gro_args(napi_env env, napi_value *argv, const char *fn, uint8_t **mem, int32_t **offsets, int32_t **lens, int64_t *n) {
+  size_t memLen, nOff, nLens;
+  if (get_ta(env, argv[0], napi_uint8_array, fn, "mem", (void **)mem, &memLen)) return -1;
+  if (get_ta(env, argv[1], napi_int32_array, fn, "offsets", (void **)offsets, &nOff)) return -1;
+  if (get_ta(env, argv[2], napi_int32_array, fn, "lens", (void **)lens, &nLens)) return -1;
+  if (get_int(env, argv[3], fn, "n", 0, INT32_MAX, n)) return -1;
+  if (check_count(env, fn, "offsets", nOff, *n) || check_count(env, fn, "lens", nLens, *n)) return -1;
+  if (check_slots(env, fn, memLen, *offsets, *lens, 0, *n)) return -1;
+  for (int64_t i = 0; i < *n; i++) {
+    if ((*offsets)[i] < VNET_HDR_LEN) { throw_range(env, fn, "every offset must leave 10 bytes for the vnet header"); return -1; }
+  }
+  return 0;
+}
+
+/*
+ * tunWriteBatchGro(fd, mem, offsets, lens, n) -> packets written
+ * tunWriteBatchVnet with TCP coalescing: each run of consecutive in-sequence
+ * TCP segments of one flow (equal payloads, only ACK/PSH, same options; at
+ * most 64 and 64 KiB) is written as ONE TSO superpacket (writev: the first
+ * packet's headers, rewritten, then every payload, no copy); anything else
+ * goes out as before with a zero vnet header. If the kernel refuses a
+ * superpacket, its segments are written one by one (the head restored).
+ * Packet order is kept. Packets' bytes in mem are clobbered.
+ */
+static napi_value tun_write_batch_gro(napi_env env, napi_callback_info info) {
+  static const char *fn = "tunWriteBatchGro";
+  napi_value argv[5];
+  int fd;
+  uint8_t *mem; int32_t *offsets, *lens;
+  int64_t n;
+  if (get_args(env, info, 5, argv, fn)) return NULL;
+  if (get_fd(env, argv[0], fn, &fd)) return NULL;
+  if (gro_args(env, argv + 1, fn, &mem, &offsets, &lens, &n)) return NULL;
+  struct iovec iov[GRO_MAX_SEGS];
+  int64_t ok = 0, i = 0;
+  while (i < n) {
+    int64_t cnt = gro_plan(mem, offsets, lens, n, i);
+    uint8_t *p = mem + offsets[i];
+    ssize_t r;
+    if (cnt > 1) {
+      uint8_t saved[60 + VNET_HDR_LEN];
+      memcpy(saved, p - VNET_HDR_LEN, sizeof saved < (size_t)lens[i] + VNET_HDR_LEN ? sizeof saved : (size_t)lens[i] + VNET_HDR_LEN);
+      int64_t total = lens[i];
+      for (int64_t k = 1; k < cnt; k++) total += lens[i + k] - (20 + (p[32] >> 4) * 4);
+      gro_make_head(p, mem + offsets[i + cnt - 1], total, gro_tcp_payload(p, lens[i]) >= 0 ? lens[i] - 20 - (p[32] >> 4) * 4 : 0);
+      gro_iov(iov, mem, offsets, lens, i, cnt);
+      do r = writev(fd, iov, (int)cnt); while (r < 0 && errno == EINTR);
+      if (r >= 0) { ok += cnt; i += cnt; continue; }
+      if (errno == EBADF) { throw_errno(env, EBADF, fn, "writev"); return NULL; }
+      /* Refused: undo the head and write the segments one by one. */
+      memcpy(p - VNET_HDR_LEN, saved, sizeof saved < (size_t)lens[i] + VNET_HDR_LEN ? sizeof saved : (size_t)lens[i] + VNET_HDR_LEN);
+    }
+    for (int64_t k = i; k < i + cnt; k++) {
+      uint8_t *q = mem + offsets[k] - VNET_HDR_LEN;
+      memset(q, 0, VNET_HDR_LEN);
+      do r = write(fd, q, (size_t)lens[k] + VNET_HDR_LEN); while (r < 0 && errno == EINTR);
+      if (r >= 0) { ok++; continue; }
+      if (errno == EBADF) { throw_errno(env, EBADF, fn, "write"); return NULL; }
+    }
+    i += cnt;
+  }
+  return make_int(env, ok);
+}
+
+/*
+ * vnetCoalesce(mem, offsets, lens, n, out, outLens) -> writes
+ * What tunWriteBatchGro would write, gathered into out (each write: vnet
+ * header + packet, back to back; outLens[w] = its length); for tests.
+ */
+static napi_value vnet_coalesce_js(napi_env env, napi_callback_info info) {
+  static const char *fn = "vnetCoalesce";
+  napi_value argv[6];
+  uint8_t *mem, *out; int32_t *offsets, *lens, *outLens;
+  size_t outLen, nOutLens;
+  int64_t n;
+  if (get_args(env, info, 6, argv, fn)) return NULL;
+  if (gro_args(env, argv, fn, &mem, &offsets, &lens, &n)) return NULL;
+  if (get_ta(env, argv[4], napi_uint8_array, fn, "out", (void **)&out, &outLen)) return NULL;
+  if (get_ta(env, argv[5], napi_int32_array, fn, "outLens", (void **)&outLens, &nOutLens)) return NULL;
+  if (check_count(env, fn, "outLens", nOutLens, n)) return NULL;
+  int64_t need = 0;
+  for (int64_t i = 0; i < n; i++) need += lens[i] + VNET_HDR_LEN;
+  if ((int64_t)outLen < need) { throw_range(env, fn, "out is too small for the batch"); return NULL; }
+  struct iovec iov[GRO_MAX_SEGS];
+  int64_t w = 0, i = 0, pos = 0;
+  while (i < n) {
+    int64_t cnt = gro_plan(mem, offsets, lens, n, i);
+    uint8_t *p = mem + offsets[i];
+    if (cnt > 1) {
+      int hl = 20 + (p[32] >> 4) * 4;
+      int64_t total = lens[i];
+      for (int64_t k = 1; k < cnt; k++) total += lens[i + k] - hl;
+      gro_make_head(p, mem + offsets[i + cnt - 1], total, lens[i] - hl);
+      gro_iov(iov, mem, offsets, lens, i, cnt);
+    } else {
+      memset(p - VNET_HDR_LEN, 0, VNET_HDR_LEN);
+      iov[0].iov_base = p - VNET_HDR_LEN;
+      iov[0].iov_len = (size_t)lens[i] + VNET_HDR_LEN;
+    }
+    int64_t start = pos;
+    for (int64_t k = 0; k < cnt; k++) { memcpy(out + pos, iov[k].iov_base, iov[k].iov_len); pos += (int64_t)iov[k].iov_len; }
+    outLens[w++] = (int32_t)(pos - start);
+    i += cnt;
+  }
+  return make_int(env, w);
+}
+
+/* ------------------------------------------------------------------ */
 /* Module                                                              */
 /* ------------------------------------------------------------------ */
 
@@ -1054,6 +1767,13 @@ NAPI_MODULE_INIT() {
     { "tunWriteBatch", tun_write_batch },
     { "udpRecvBatch", udp_recv_batch },
     { "udpSendBatch", udp_send_batch },
+    { "udpSendBatchGso", udp_send_batch_gso },
+    { "tunOpenVnet", tun_open_vnet },
+    { "tunReadSplit", tun_read_split },
+    { "vnetSplit", vnet_split_js },
+    { "tunWriteBatchVnet", tun_write_batch_vnet },
+    { "tunWriteBatchGro", tun_write_batch_gro },
+    { "vnetCoalesce", vnet_coalesce_js },
     { "udpSendTo", udp_send_to },
     { "aeadSealBatch", aead_seal_batch },
     { "aeadOpenBatch", aead_open_batch },

@@ -73,7 +73,8 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
     listenHost: config.listen.host,
     listenPort: config.listen.port,
     maxPeers,
-    socketBuffer: 4 * 1024 * 1024
+    socketBuffer: 4 * 1024 * 1024,
+    placement: config.placement
   }, log.child('dataplane'))
 
   const controller = config.mode === 'server'

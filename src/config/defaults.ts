@@ -26,7 +26,9 @@ export const DEFAULTS = Object.freeze({
   p2p: true,
   /** Seconds. Short enough to keep common NAT UDP mappings (30 s and up) open. */
   keepalive: 10,
-  logLevel: 'info' as const
+  logLevel: 'info' as const,
+  /** Dataplane thread placement: measured in docs/PERFORMANCE.md ("Thread placement"). */
+  placement: 'fused' as 'split' | 'fused'
 })
 
 export const LIMITS = Object.freeze({

@@ -23,7 +23,7 @@
 import { readFileSync, statSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { VpnError } from '../errors.js'
-import type { Config, HostPort, Ipv4Cidr, Mode } from './schema.js'
+import { PLACEMENTS, type Config, type HostPort, type Ipv4Cidr, type Mode, type Placement } from './schema.js'
 import { CONTROL_DIR, DEFAULTS, LIMITS, LOG_LEVELS, controlPathFor, currentNetnsId } from './defaults.js'
 
 export type Command =
@@ -60,7 +60,7 @@ export const HELP_TOPICS = ['server', 'client', 'status', 'demo', 'help', 'versi
 
 type OptKey =
   | 'mode' | 'listen' | 'remote' | 'tun' | 'key' | 'dev' | 'control' | 'mtu' | 'maxClients'
-  | 'p2p' | 'keepalive' | 'logLevel' | 'config' | 'genconfig' | 'version' | 'help' | 'json' | 'goIgnored'
+  | 'p2p' | 'keepalive' | 'logLevel' | 'placement' | 'config' | 'genconfig' | 'version' | 'help' | 'json' | 'goIgnored'
 
 interface OptSpec {
   readonly key: OptKey
@@ -87,6 +87,7 @@ const SPECS: readonly OptSpec[] = [
   { key: 'p2p', names: ['no-p2p'], type: 'fixed', fixed: false },
   { key: 'keepalive', names: ['keepalive'], type: 'string' },
   { key: 'logLevel', names: ['log-level'], type: 'string' },
+  { key: 'placement', names: ['placement'], type: 'string' },
   { key: 'logLevel', names: ['quiet', 'q'], type: 'fixed', fixed: 'error' },
   { key: 'logLevel', names: ['verbose'], type: 'fixed', fixed: 'debug' },
   { key: 'config', names: ['config', 'c'], type: 'string' },
@@ -426,6 +427,7 @@ const FILE_KEYS: Readonly<Record<string, { key: OptKey, go: boolean }>> = Object
   p2p: { key: 'p2p', go: false },
   keepalive: { key: 'keepalive', go: false },
   logLevel: { key: 'logLevel', go: false },
+  placement: { key: 'placement', go: false },
   local_addr: { key: 'listen', go: true },
   remote_addr: { key: 'remote', go: true },
   tunnel_addr: { key: 'tun', go: true },
@@ -701,6 +703,13 @@ function parseRun (tokens: Tokens, flags: Map<OptKey, FlagSetting>, problems: st
     }
   }
 
+  let placement: Placement = DEFAULTS.placement
+  const plRaw = pick('placement')
+  if (plRaw !== undefined) {
+    if (typeof plRaw.value === 'string' && (PLACEMENTS as readonly string[]).includes(plRaw.value)) placement = plRaw.value as Placement
+    else problems.push(`${plRaw.source}: expected one of ${PLACEMENTS.join(', ')}, got ${show(plRaw.value)}`)
+  }
+
   if (problems.length > 0) throw new UsageError(problems)
   const config: Config = {
     mode: mode!,
@@ -714,7 +723,8 @@ function parseRun (tokens: Tokens, flags: Map<OptKey, FlagSetting>, problems: st
     maxClients: maxClients!,
     p2p,
     keepalive: keepalive!,
-    logLevel: logLevel!
+    logLevel: logLevel!,
+    placement
   }
   return { kind: 'run', config: deepFreeze(structuredClone(config)), warnings }
 }

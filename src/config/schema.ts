@@ -4,6 +4,14 @@
  */
 export type Mode = 'server' | 'client'
 
+/**
+ * How the dataplane's stages map onto worker threads (docs/ARCHITECTURE.md,
+ * docs/PERFORMANCE.md): 'split' = one worker per direction (TUN→UDP and
+ * UDP→TUN); 'fused' = one worker runs both directions.
+ */
+export type Placement = 'split' | 'fused'
+export const PLACEMENTS: readonly Placement[] = ['split', 'fused']
+
 export interface Ipv4Cidr {
   /** Dotted quad, e.g. "10.0.0.2". */
   readonly ip: string
@@ -41,4 +49,6 @@ export interface Config {
   readonly keepalive: number
   /** Log level. */
   readonly logLevel: 'error' | 'warn' | 'info' | 'debug'
+  /** Dataplane thread placement (default: DEFAULTS.placement, the measured best). */
+  readonly placement: Placement
 }

@@ -5,26 +5,28 @@
  * control datagrams, drains the control ring, and posts key and route
  * changes to the workers.
  *
- * Thread placement (a setting decided by measurement; see
- * docs/ARCHITECTURE.md): one worker per direction. The outbound worker owns
- * TUN reads, sealing and sends; the inbound worker owns receives, opening,
- * relaying and TUN writes. Each direction runs on one thread, so per-peer
- * order holds, and each session's send counter and replay window have a
- * single owner.
+ * Thread placement (`--placement`, decided by measurement; see
+ * docs/ARCHITECTURE.md and docs/PERFORMANCE.md): 'split' runs one worker per
+ * direction (the outbound worker owns TUN reads, sealing and sends; the
+ * inbound worker owns receives, opening, relaying and TUN writes); 'fused'
+ * runs both pipelines on one worker. Either way each direction runs on one
+ * thread, so per-peer order holds, and each session's send counter and
+ * replay window have a single owner.
  */
 import { Worker } from 'node:worker_threads'
 import { fileURLToPath } from 'node:url'
 import { VpnError } from '../errors.js'
 import type { Logger } from '../log.js'
-import { loadNative, openTun, openUdp, type Native, type PollHandle } from './native.js'
+import { loadNative, openTunVnet, openUdp, type Native, type PollHandle } from './native.js'
 import { SpscRing } from './ring.js'
 import { StatsReader, createStatsBuffer, type PeerCounters } from './stats.js'
 import { configureTun } from './tun-config.js'
 import type { ControlHandler, ControlInputKind, DataplanePort, PeerRoute } from '../control/port.js'
+import type { Placement } from '../config/schema.js'
 import {
   BATCH, CTRL_KIND_PACKET, CTRL_KIND_RELAYED, CTRL_KIND_UNKNOWN_INDEX, CTRL_RING_SLOTS, CTRL_SLOT_SIZE,
   META_IP, META_KIND, META_LEN, META_PORT, META_SOCK, META_VIA, META_WORDS, SLOT_SIZE, WORKER_ROLES,
-  type FromWorker, type ToWorker, type WorkerInit, type WorkerRole
+  type FromWorker, type ToWorker, type WorkerInit, type WorkerKind, type WorkerRole
 } from '../workers/layout.js'
 
 export interface DataplaneOptions {
@@ -39,6 +41,8 @@ export interface DataplaneOptions {
   maxPeers: number
   /** Socket buffer size in bytes. */
   socketBuffer: number
+  /** Thread placement: 'split' = a worker per direction, 'fused' = one worker for both. */
+  placement: Placement
 }
 
 /** Probe sockets open at once at most, adopted ones included (the birthday search opens 256). */
@@ -55,9 +59,11 @@ export class Dataplane implements DataplanePort {
   readonly #log: Logger
   readonly #opt: DataplaneOptions
   #tunFd = -1
+  #tunVnet = false
   #udpFd = -1
   #boundPort = 0
   #devName = ''
+  /** Worker per pipeline role; with 'fused' both roles map to the same worker. */
   readonly #workers = new Map<WorkerRole, Worker>()
   readonly #ring: SpscRing
   readonly #ringSab: SharedArrayBuffer
@@ -86,37 +92,43 @@ export class Dataplane implements DataplanePort {
     this.#onFatal = onFatal
     const o = this.#opt
     try {
-      const tun = openTun(this.#native, o.dev, true, true)
+      // TUN offloads (TSO/USO superpackets split by the outbound pipeline) when the kernel takes them.
+      const tun = openTunVnet(this.#native, o.dev, true, true)
       this.#tunFd = tun.fd
+      this.#tunVnet = true
+      if (tun.offload === 0) this.#log.info('the kernel refused TUN offloads; reading packet by packet')
       this.#devName = tun.name
       const udp = openUdp(this.#native, o.listenHost, o.listenPort, o.socketBuffer)
       this.#udpFd = udp.fd
       this.#boundPort = udp.port
       await configureTun(this.#devName, o.cidr, o.mtu)
-      for (const [i, role] of WORKER_ROLES.entries()) await this.#startWorker(role, i)
+      if (o.placement === 'fused') await this.#startWorker('both', 0)
+      else for (const [i, role] of WORKER_ROLES.entries()) await this.#startWorker(role, i)
     } catch (err) {
       await this.close()
       throw err
     }
   }
 
-  async #startWorker (role: WorkerRole, statsIndex: number): Promise<void> {
+  async #startWorker (role: WorkerKind, statsIndex: number): Promise<void> {
     const init: WorkerInit = {
       role,
       statsIndex,
       mode: this.#opt.mode,
       tunFd: this.#tunFd,
+      tunVnet: this.#tunVnet,
       udpFd: this.#udpFd,
       tunnelIp: this.#opt.tunnelIp,
       mtu: this.#opt.mtu,
       maxPeers: this.#opt.maxPeers,
       packetMem: new SharedArrayBuffer(BATCH * SLOT_SIZE),
+      packetMemIn: role === 'both' ? new SharedArrayBuffer(BATCH * SLOT_SIZE) : null,
       stats: this.#statsSab,
-      ctrlRing: role === 'inbound' ? this.#ringSab : null
+      ctrlRing: role !== 'outbound' ? this.#ringSab : null
     }
     const url = new URL('../workers/dataplane-worker.js', import.meta.url)
     const w = new Worker(fileURLToPath(url), { workerData: init, name: `lwt-${role}` })
-    this.#workers.set(role, w)
+    for (const r of role === 'both' ? WORKER_ROLES : [role]) this.#workers.set(r, w)
     await new Promise<void>((resolve, reject) => {
       const onMsg = (m: FromWorker): void => {
         if (m.code === 'READY') { w.off('message', onMsg); resolve() } else if (m.code === 'ERROR') reject(new VpnError('ERR_WORKER', `the ${role} worker failed to start: ${m.message}`))
@@ -136,7 +148,7 @@ export class Dataplane implements DataplanePort {
     this.#onFatal(err)
   }
 
-  #fromWorker (role: WorkerRole, m: FromWorker): void {
+  #fromWorker (role: WorkerKind, m: FromWorker): void {
     const h = this.#handler
     if (h === null) return
     switch (m.code) {
@@ -177,7 +189,7 @@ export class Dataplane implements DataplanePort {
   }
 
   #postAll (m: ToWorker): void {
-    for (const w of this.#workers.values()) w.postMessage(m)
+    for (const w of new Set(this.#workers.values())) w.postMessage(m)
   }
 
   // ── DataplanePort ──
@@ -301,7 +313,7 @@ export class Dataplane implements DataplanePort {
   }
 
   async #close (): Promise<void> {
-    await Promise.all([...this.#workers.values()].map(async (w) => {
+    await Promise.all([...new Set(this.#workers.values())].map(async (w) => {
       const stopped = new Promise<void>((resolve) => { w.once('exit', () => resolve()) })
       w.postMessage({ code: 'STOP' } satisfies ToWorker)
       const t = setTimeout(() => { void w.terminate() }, 2000)

@@ -17,7 +17,10 @@
  *   4. accept (JS): replay window (after authentication), then the inner
  *      packet's source must be the peer's tunnel address and its destination
  *      ours (a key holder cannot inject packets as someone else).
- *   5. tunWriteBatch (native) from the same slots; udpSendBatch for relays.
+ *   5. tunWriteBatchGro (native) from the same slots: runs of in-sequence
+ *      segments of one TCP flow are coalesced into one TSO superpacket
+ *      (IFF_VNET_HDR; writev, no copy), everything else is written as is; udpSendBatchGso for relays
+ *      (runs of equal-length datagrams to one client leave as one GSO send).
  *
  * One thread, one pass per batch: per-peer order is the arrival order.
  */
@@ -207,7 +210,7 @@ export class Inbound {
     if (nCtrl > 0 && this.#ring!.publish(nCtrl)) this.#post({ code: 'CTRL' })
     if (nOpen > 0) this.#openAndDeliver(nOpen)
     if (nFwd > 0) {
-      const sent = this.#native.udpSendBatch(this.#init.udpFd, mem, this.#fwdOffsets, this.#fwdLens, this.#fwdAddrs, nFwd)
+      const sent = this.#native.udpSendBatchGso(this.#init.udpFd, mem, this.#fwdOffsets, this.#fwdLens, this.#fwdAddrs, nFwd)
       for (let i = 0; i < sent; i++) {
         s[C.relayedPackets]++
         s[C.relayedBytes] += this.#fwdLens[i]
@@ -269,7 +272,11 @@ export class Inbound {
       nTun++
     }
     if (nTun === 0) return
-    const ok = this.#native.tunWriteBatch(this.#init.tunFd, mem, this.#tunOffsets, this.#tunLens, nTun)
+    // Inner packets sit behind their 16-byte transport header, so a vnet header fits in front of each;
+    // consecutive segments of one TCP flow are written as one superpacket (GRO).
+    const ok = this.#init.tunVnet
+      ? this.#native.tunWriteBatchGro(this.#init.tunFd, mem, this.#tunOffsets, this.#tunLens, nTun)
+      : this.#native.tunWriteBatch(this.#init.tunFd, mem, this.#tunOffsets, this.#tunLens, nTun)
     s[C.tunTxPackets] += ok
     if (ok < nTun) s[C.dropTunWrite] += nTun - ok
     for (let j = 0; j < nTun; j++) s[C.tunTxBytes] += this.#tunLens[j]

@@ -28,6 +28,35 @@ export type PollHandle = object
 export interface Native {
   /** Open /dev/net/tun, TUNSETIFF with IFF_TUN|IFF_NO_PI (|IFF_MULTI_QUEUE if multiQueue) (|IFF_TUN_EXCL if exclusive: fail EBUSY if the name exists). fd is O_NONBLOCK|O_CLOEXEC. Returns the fd and the actual name. A name over 15 bytes throws RangeError. */
   tunOpen(name: string, multiQueue: boolean, exclusive: boolean): { fd: number, name: string }
+  /**
+   * tunOpen plus IFF_VNET_HDR (every read and write carries a 10-byte virtio_net_hdr) and TUNSETOFFLOAD
+   * (CSUM|TSO4, plus USO4 where the kernel has it). offload: 0 = none accepted, 1 = CSUM+TSO4, 2 = +USO4.
+   * Read it with tunReadSplit, write it with tunWriteBatchVnet.
+   */
+  tunOpenVnet(name: string, multiQueue: boolean, exclusive: boolean): { fd: number, name: string, offload: number }
+  /**
+   * Read packets from a tunOpenVnet fd into sbuf (>= 65546 bytes) and split each into slots
+   * (mem+offsets[i], capacity cap; lens[i] = bytes): TSO TCPv4 and USO UDPv4 superpackets into MSS-sized
+   * packets with their own IPv4 length/id/checksum and TCP sequence number / UDP length and full L4
+   * checksums; partial checksums (NEEDS_CSUM) completed. state: Int32Array(4) [pending bytes, next segment,
+   * dropped (cumulative), superpackets (cumulative)]; a superpacket that does not fit the slots left is
+   * continued on the next call. Returns slots filled (0: nothing to read). Malformed or oversized: dropped, counted.
+   */
+  tunReadSplit(fd: number, sbuf: Uint8Array, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, max: number, cap: number, state: Int32Array): number
+  /** The split step of tunReadSplit on a packet already in sbuf (its length in state[0]); for tests and benchmarks. */
+  vnetSplit(sbuf: Uint8Array, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, max: number, cap: number, state: Int32Array): number
+  /** tunWriteBatch for a tunOpenVnet fd: a zero vnet header is written into the 10 bytes before each packet (offsets[i] >= 10). */
+  tunWriteBatchVnet(fd: number, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, n: number): number
+  /**
+   * tunWriteBatchVnet with TCP coalescing (GRO): each run of consecutive in-sequence TCPv4 segments of one
+   * flow (equal payloads, only ACK/PSH, same ACK number and options; at most 64 and 64 KiB) is written as ONE
+   * TSO superpacket (writev of the rewritten first header and every payload, no copy). Other packets: zero
+   * vnet header. A refused superpacket is written segment by segment. Order kept; packet bytes are clobbered.
+   * Returns packets written.
+   */
+  tunWriteBatchGro(fd: number, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, n: number): number
+  /** What tunWriteBatchGro would write, gathered into out (vnet header + packet per write); outLens[w] = length. Returns writes. For tests. */
+  vnetCoalesce(mem: Uint8Array, offsets: Int32Array, lens: Int32Array, n: number, out: Uint8Array, outLens: Int32Array): number
   /** if_nametoindex; 0 when absent. */
   ifIndex(name: string): number
   /** socket(AF_INET, SOCK_DGRAM|SOCK_NONBLOCK|SOCK_CLOEXEC), SO_RCVBUF/SO_SNDBUF (SO_*BUFFORCE first, failure ignored) set to bufBytes if > 0, bind(host, port). Returns fd and the bound port. host is a dotted quad (else RangeError). */
@@ -52,6 +81,13 @@ export interface Native {
   udpRecvBatch(fd: number, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, addrs: Uint32Array, max: number, cap: number): number
   /** sendmmsg of n datagrams (mem+offsets[i], lens[i]) to addrs[2i]:addrs[2i+1]. EAGAIN/ENOBUFS stop the batch; other per-datagram errors skip that datagram. Returns the number sent. EBADF/ENOTSOCK throw. */
   udpSendBatch(fd: number, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, addrs: Uint32Array, n: number): number
+  /**
+   * Same contract as udpSendBatch, with UDP GSO: each run of consecutive datagrams to one address with one
+   * length (the last of a run may be shorter; at most 64) is one sendmsg with UDP_SEGMENT, which the kernel
+   * carries as one skb and splits into the same datagrams. Falls back to one message per datagram where the
+   * kernel refuses (EINVAL/EMSGSIZE for that run; EIO turns GSO off for the thread).
+   */
+  udpSendBatchGso(fd: number, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, addrs: Uint32Array, n: number): number
   /** One sendto. Returns bytes sent, or -errno; throws only on bad arguments. */
   udpSendTo(fd: number, buf: Uint8Array, ip: number, port: number): number
   /** ChaCha20-Poly1305 seal in place. desc: 4 ints per packet [off, aadLen (>= 16), ptLen, keyOff]; tag written after the ciphertext; key = keys[keyOff, +32); nonce = 4 zero bytes || mem[off+8, off+16). */
@@ -121,7 +157,7 @@ function errnoText (err: unknown): string {
 export function tunOpenError (err: unknown, name: string, native?: Native): VpnError {
   const opts = { cause: err }
   if (err instanceof RangeError || err instanceof TypeError) {
-    const why = Buffer.byteLength(name) > 15 ? 'longer than 15 bytes' : err.message.replace(/^tunOpen: /, '')
+    const why = Buffer.byteLength(name) > 15 ? 'longer than 15 bytes' : err.message.replace(/^tunOpen(?:Vnet)?: /, '')
     return new VpnError('ERR_TUN_OPEN', `invalid TUN device name "${name}": ${why}`, { ...opts, hint: 'choose a device name of 1 to 15 characters' })
   }
   if (!isNativeErrnoError(err)) return new VpnError('ERR_TUN_OPEN', `cannot open TUN device ${name}: ${errnoText(err)}`, opts)
@@ -180,6 +216,15 @@ export function udpOpenError (err: unknown, host: string, port: number): VpnErro
 export function openTun (native: Native, name: string, multiQueue: boolean, exclusive: boolean): { fd: number, name: string } {
   try {
     return native.tunOpen(name, multiQueue, exclusive)
+  } catch (err) {
+    throw tunOpenError(err, name, native)
+  }
+}
+
+/** tunOpenVnet (TUN with IFF_VNET_HDR and offloads) with failures mapped by tunOpenError. */
+export function openTunVnet (native: Native, name: string, multiQueue: boolean, exclusive: boolean): { fd: number, name: string, offload: number } {
+  try {
+    return native.tunOpenVnet(name, multiQueue, exclusive)
   } catch (err) {
     throw tunOpenError(err, name, native)
   }

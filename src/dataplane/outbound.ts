@@ -1,8 +1,11 @@
 /**
  * Outbound pipeline: TUN → seal → UDP. Runs on the outbound worker thread.
  *
- *   1. tunReadBatch: the kernel writes up to BATCH inner packets straight
- *      into this worker's packet slots, each at slot + HEADROOM.
+ *   1. tunReadSplit (native): the TUN fd has IFF_VNET_HDR with TSO/USO on,
+ *      so the kernel hands over TCP/UDP superpackets of up to 64 KiB; each is
+ *      split into MSS-sized packets (own IPv4 header, TCP sequence number or
+ *      UDP length, full checksums) into this worker's packet slots, each at
+ *      slot + HEADROOM. (tunReadBatch on a plain TUN fd: one packet a slot.)
  *   2. route (JS, per packet): destination address → peer; no route or no
  *      session yet → count, or queue a copy and ask the main thread for a
  *      session (NEED_SESSION, at most once a second per peer).
@@ -10,7 +13,9 @@
  *      (type 4, receiver index, counter) and, for a relayed peer, the 8-byte
  *      relay envelope in front of that.
  *   4. aeadSealBatch (native): seal every packet of the batch in place.
- *   5. udpSendBatch (native, sendmmsg) from the same slots.
+ *   5. udpSendBatchGso (native, sendmmsg + UDP_SEGMENT) from the same slots:
+ *      consecutive equal-length packets to one peer (a TCP stream's full
+ *      segments) leave as one GSO send each, split by the kernel.
  *
  * All stages run in order on one thread, so per-peer packet order is the TUN
  * read order. Nothing is copied except packets queued while a session is set
@@ -45,6 +50,11 @@ export class Outbound {
   readonly #sendAddrs = new Uint32Array(BATCH * 2)
   readonly #sendSlots = new Int32Array(BATCH)
   readonly #sendFds = new Int32Array(BATCH)
+  /** Superpacket buffer and split state (tunVnet only). */
+  readonly #sbuf: Uint8Array | null
+  readonly #split = new Int32Array(4)
+  #splitDropped = 0
+  #splitSuper = 0
 
   constructor (init: WorkerInit, native: Native, post: (m: FromWorker) => void, now: () => number = Date.now) {
     this.#native = native
@@ -57,6 +67,7 @@ export class Outbound {
     this.#stats = statsView(init)
     this.#keys = new Uint8Array(init.maxPeers * KEY_LEN)
     for (let i = 0; i < BATCH; i++) this.#rdOffsets[i] = i * SLOT_SIZE + HEADROOM
+    this.#sbuf = init.tunVnet ? new Uint8Array(65536 + 64) : null
   }
 
   /** Install a send key: new session for this peer, counter restarts at 0, queued packets are flushed. */
@@ -79,7 +90,9 @@ export class Outbound {
   onReadable (): void {
     const cap = Math.min(MAX_PACKET, this.#init.mtu)
     for (;;) {
-      const n = this.#native.tunReadBatch(this.#init.tunFd, this.#mem, this.#rdOffsets, this.#rdLens, BATCH, cap)
+      const n = this.#sbuf !== null
+        ? this.#readSplit(cap)
+        : this.#native.tunReadBatch(this.#init.tunFd, this.#mem, this.#rdOffsets, this.#rdLens, BATCH, cap)
       if (n === 0) return
       let k = 0
       for (let i = 0; i < n; i++) {
@@ -88,6 +101,14 @@ export class Outbound {
       this.#sealAndSend(k)
       if (n < BATCH) return
     }
+  }
+
+  #readSplit (cap: number): number {
+    const st = this.#split
+    const n = this.#native.tunReadSplit(this.#init.tunFd, this.#sbuf!, this.#mem, this.#rdOffsets, this.#rdLens, BATCH, cap, st)
+    if (st[2] !== this.#splitDropped) { this.#stats[C.dropTooBig] += st[2] - this.#splitDropped; this.#splitDropped = st[2] }
+    if (st[3] !== this.#splitSuper) { this.#stats[C.tunRxSuperpackets] += st[3] - this.#splitSuper; this.#splitSuper = st[3] }
+    return n
   }
 
   /**
@@ -138,19 +159,17 @@ export class Outbound {
   #sealAndSend (k: number): void {
     if (k === 0) return
     this.#native.aeadSealBatch(this.#mem, this.#desc, k, this.#keys)
+    // One GSO-capable send per run of packets that leave from the same socket
+    // (the main socket, or a peer's adopted birthday-search socket).
     const fds = this.#sendFds
     let sent = 0
-    if (fds[0] === fds[k - 1] && fds.subarray(0, k).every(f => f === fds[0])) {
-      sent = this.#native.udpSendBatch(fds[0]!, this.#mem, this.#sendOffsets, this.#sendLens, this.#sendAddrs, k)
-    } else {
-      // A peer on a probe socket (birthday search): send each run of one socket in order.
-      for (let i = 0; i < k;) {
-        let j = i + 1
-        while (j < k && fds[j] === fds[i]) j++
-        const n = this.#native.udpSendBatch(fds[i]!, this.#mem, this.#sendOffsets.subarray(i), this.#sendLens.subarray(i), this.#sendAddrs.subarray(2 * i), j - i)
-        sent += n
-        i = j
-      }
+    for (let i = 0; i < k;) {
+      let j = i + 1
+      while (j < k && fds[j] === fds[i]) j++
+      sent += i === 0 && j === k
+        ? this.#native.udpSendBatchGso(fds[0], this.#mem, this.#sendOffsets, this.#sendLens, this.#sendAddrs, k)
+        : this.#native.udpSendBatchGso(fds[i], this.#mem, this.#sendOffsets.subarray(i), this.#sendLens.subarray(i), this.#sendAddrs.subarray(2 * i), j - i)
+      i = j
     }
     const s = this.#stats
     const base = COUNTERS.length

@@ -2,13 +2,16 @@
  * Entry point of a dataplane worker thread (entry only: the pipelines live in
  * dataplane/outbound.ts and dataplane/inbound.ts).
  *
- * The worker watches its fd with a uv_poll on its own event loop (native
- * pollStart), so it sleeps in the kernel when idle, wakes per readable batch,
- * and still receives postMessage control events between batches. A crash is
- * reported as { code: 'ERROR' } before the thread exits.
+ * Role 'outbound' runs the TUN → UDP pipeline, 'inbound' the UDP → TUN one,
+ * and 'both' (placement 'fused') runs both on this thread, each with its own
+ * packet memory and stats region. Each pipeline watches its fd with a uv_poll
+ * on this thread's event loop (native pollStart), so the worker sleeps in the
+ * kernel when idle, wakes per readable batch, and still receives postMessage
+ * control events between batches. A crash is reported as { code: 'ERROR' }
+ * before the thread exits.
  */
 import { parentPort, workerData } from 'node:worker_threads'
-import { loadNative } from '../dataplane/native.js'
+import { loadNative, type PollHandle } from '../dataplane/native.js'
 import { Outbound } from '../dataplane/outbound.js'
 import { Inbound } from '../dataplane/inbound.js'
 import type { FromWorker, ToWorker, WorkerInit } from './layout.js'
@@ -27,31 +30,29 @@ process.on('uncaughtException', fail)
 
 try {
   const native = loadNative()
-  if (init.role === 'outbound') {
-    const out = new Outbound(init, native, post)
-    const poll = native.pollStart(init.tunFd, () => { out.onReadable() })
-    port.on('message', (m: ToWorker) => {
-      switch (m.code) {
-        case 'PEER': out.peers.upsert(m); break
-        case 'PEER_REMOVE': out.removePeer(m.slot); break
-        case 'SEND_KEY': out.setSendKey(m.slot, m.key, m.remoteIndex); break
-        case 'STOP': native.pollStop(poll); post({ code: 'STOPPED' }); port.close(); break
-        default: break
-      }
-    })
-  } else {
-    const inb = new Inbound(init, native, post)
-    const poll = native.pollStart(init.udpFd, () => { inb.onReadable() })
-    const extra: ReturnType<typeof native.pollStart>[] = []
-    port.on('message', (m: ToWorker) => {
-      if (m.code === 'STOP') {
-        for (const p of extra) native.pollStop(p)
-        native.pollStop(poll); post({ code: 'STOPPED' }); port.close(); return
-      }
-      if (m.code === 'ADD_SOCKET') { extra.push(native.pollStart(m.fd, () => { inb.onReadable(m.fd, m.sock) })); return }
-      inb.handle(m)
-    })
-  }
+  const fused = init.role === 'both'
+  const out = init.role === 'inbound' ? null : new Outbound(fused ? { ...init, role: 'outbound' } : init, native, post)
+  const inb = init.role === 'outbound'
+    ? null
+    : new Inbound(fused ? { ...init, role: 'inbound', statsIndex: init.statsIndex + 1, packetMem: init.packetMemIn! } : init, native, post)
+  const polls: PollHandle[] = []
+  if (out !== null) polls.push(native.pollStart(init.tunFd, () => { out.onReadable() }))
+  if (inb !== null) polls.push(native.pollStart(init.udpFd, () => { inb.onReadable() }))
+  port.on('message', (m: ToWorker) => {
+    switch (m.code) {
+      case 'STOP':
+        for (const p of polls) native.pollStop(p)
+        post({ code: 'STOPPED' })
+        port.close()
+        return
+      case 'PEER': out?.peers.upsert(m); inb?.handle(m); return
+      case 'PEER_REMOVE': out?.removePeer(m.slot); inb?.handle(m); return
+      case 'SEND_KEY': out?.setSendKey(m.slot, m.key, m.remoteIndex); return
+      // An adopted birthday-search socket: its datagrams enter the inbound pipeline.
+      case 'ADD_SOCKET': if (inb !== null) polls.push(native.pollStart(m.fd, () => { inb.onReadable(m.fd, m.sock) })); return
+      default: inb?.handle(m)
+    }
+  })
   post({ code: 'READY' })
 } catch (err) {
   fail(err)

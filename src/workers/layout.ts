@@ -72,7 +72,8 @@ export const COUNTERS = [
   'dropNotIpv4', 'dropNoRoute', 'dropNoSession', 'dropQueueFull',
   'dropMalformed', 'dropUnknownType', 'dropUnknownIndex', 'dropAuthFailed',
   'dropReplay', 'dropSpoofedSource', 'dropNotForUs', 'dropTunWrite', 'dropUdpSend',
-  'dropControlRingFull', 'dropRelayUnknownPeer', 'dropRelayUnknownSource', 'dropTooBig'
+  'dropControlRingFull', 'dropRelayUnknownPeer', 'dropRelayUnknownSource', 'dropTooBig',
+  'tunRxSuperpackets'
 ] as const
 export type CounterName = typeof COUNTERS[number]
 export const C: Record<CounterName, number> = Object.fromEntries(COUNTERS.map((n, i) => [n, i])) as Record<CounterName, number>
@@ -94,22 +95,28 @@ export function statsRegionWords (maxPeers: number): number {
 /** Worker roles. The pipeline is split by direction; see dataplane/outbound.ts and inbound.ts. */
 export type WorkerRole = 'outbound' | 'inbound'
 export const WORKER_ROLES: readonly WorkerRole[] = ['outbound', 'inbound']
+/** What one worker thread runs: one role, or both (placement 'fused'). */
+export type WorkerKind = WorkerRole | 'both'
 
 /** Everything a dataplane worker receives at start (workerData). */
 export interface WorkerInit {
-  role: WorkerRole
-  /** Index of this worker's stats region. */
+  role: WorkerKind
+  /** Index of this worker's stats region ('both': the outbound region; inbound uses the next one). */
   statsIndex: number
   mode: 'server' | 'client'
   tunFd: number
+  /** The TUN fd was opened with IFF_VNET_HDR (tunOpenVnet): reads split superpackets, writes carry a vnet header. */
+  tunVnet: boolean
   udpFd: number
   /** Own tunnel address, host order. */
   tunnelIp: number
   mtu: number
   maxPeers: number
   packetMem: SharedArrayBuffer
+  /** role 'both' only: the inbound pipeline's packet memory (packetMem is the outbound one's). */
+  packetMemIn: SharedArrayBuffer | null
   stats: SharedArrayBuffer
-  /** Inbound only: the control ring. */
+  /** Inbound (and 'both') only: the control ring. */
   ctrlRing: SharedArrayBuffer | null
 }
 

@@ -52,7 +52,8 @@ t.test('defaults', async t => {
     maxClients: 100,
     p2p: true,
     keepalive: 10,
-    logLevel: 'info'
+    logLevel: 'info',
+    placement: 'fused'
   })
   const c = run(CLIENT).config
   t.same(c.listen, { host: '0.0.0.0', port: 0 })
@@ -86,6 +87,8 @@ const okCases: OkCase[] = [
   { name: '--quiet is log level error', argv: [...SERVER, '--quiet'], expect: { logLevel: 'error' } },
   { name: '--verbose is log level debug', argv: [...SERVER, '--verbose'], expect: { logLevel: 'debug' } },
   { name: '-q with --log-level error agrees', argv: [...SERVER, '-q', '--log-level', 'error'], expect: { logLevel: 'error' } },
+  { name: '--placement fused', argv: [...SERVER, '--placement', 'fused'], expect: { placement: 'fused' } },
+  { name: '--placement split', argv: [...SERVER, '--placement=split'], expect: { placement: 'split' } },
   { name: '--mtu auto', argv: [...SERVER, '--mtu', 'auto'], expect: { mtu: 1400 } },
   { name: 'options before the command', argv: ['--tun', '10.0.0.1/24', '--key', 'abcdefgh', 'server'], expect: { mode: 'server', key: 'abcdefgh' } },
   { name: 'same flag twice, same value', argv: [...SERVER, '--mtu', '1300', '--mtu', '1300'], expect: { mtu: 1300 } },
@@ -155,6 +158,7 @@ const badCases: BadCase[] = [
   { name: 'Go -mtu with junk', argv: [...SERVER, '-mtu', '14x0'], problems: [/-mtu: expected .*got "14x0"/] },
   { name: '--max-clients 0', argv: [...SERVER, '--max-clients', '0'], problems: [/--max-clients: expected the number of clients .*1\.\.65535, got "0"/] },
   { name: '--keepalive 0', argv: [...SERVER, '--keepalive', '0'], problems: [/--keepalive: expected seconds between keepalives, 1\.\.300/] },
+  { name: '--placement bogus', argv: [...SERVER, '--placement', 'pipeline'], problems: [/--placement: expected one of split, fused, got "pipeline"/] },
   { name: '--log-level bogus', argv: [...SERVER, '--log-level', 'loud'], problems: [/--log-level: expected one of error, warn, info, debug, got "loud"/] },
   { name: '--dev too long', argv: [...SERVER, '--dev', 'a-very-long-device-name'], problems: [/--dev: expected a network device name of 1\.\.15 characters/] },
   { name: '--dev with a slash', argv: [...SERVER, '--dev', 'a/b'], problems: [/--dev: expected a network device name/] },

@@ -31,7 +31,7 @@ function nonceOf (mem: Uint8Array, off: number): Uint8Array {
 t.test('loadNative is cached and exposes the whole API', async t => {
   t.equal(loadNative(), native)
   for (const f of ['tunOpen', 'ifIndex', 'udpOpen', 'close', 'pollStart', 'pollStop', 'tunReadBatch', 'tunWriteBatch',
-    'udpRecvBatch', 'udpSendBatch', 'udpSendTo', 'aeadSealBatch', 'aeadOpenBatch']) {
+    'udpRecvBatch', 'udpSendBatch', 'udpSendBatchGso', 'udpSendTo', 'aeadSealBatch', 'aeadOpenBatch']) {
     t.type((native as unknown as Record<string, unknown>)[f], 'function', f)
   }
 })
@@ -257,6 +257,60 @@ t.test('UDP', async t => {
     }
     t.equal(bad, 0, 'every datagram arrived intact, in order, from 127.0.0.1:a.port')
     t.equal(native.udpRecvBatch(b.fd, rx, rOff, rLens, rAddrs, N, 1500), 0, 'nothing left: 0, no throw')
+  })
+
+  t.test('udpSendBatchGso: runs go out as UDP_SEGMENT sends and arrive as the same datagrams, in order', async t => {
+    const c = native.udpOpen('127.0.0.1', 0, 1 << 20)
+    t.teardown(() => { native.close(c.fd) })
+    // Runs of equal lengths to one address (GSO), a shorter last datagram, a longer one after it,
+    // interleaved destinations, an empty datagram, a run longer than 64 segments.
+    const plan: Array<[number, number]> = [] // [length, destination port]
+    for (let i = 0; i < 10; i++) plan.push([1400, b.port])
+    plan.push([700, b.port], [1400, b.port], [1401, b.port], [0, b.port])
+    for (let i = 0; i < 5; i++) plan.push([1300, c.port], [1300, b.port])
+    for (let i = 0; i < 70; i++) plan.push([900, c.port])
+    plan.push([899, c.port], [900, c.port], [1, b.port])
+    const N = plan.length
+    const SLOT = 2048
+    const tx = new Uint8Array(new SharedArrayBuffer(N * SLOT))
+    const offsets = new Int32Array(N)
+    const lens = new Int32Array(N)
+    const addrs = new Uint32Array(N * 2)
+    const want = new Map<number, Buffer[]>([[b.port, []], [c.port, []]])
+    for (let i = 0; i < N; i++) {
+      const [len, port] = plan[i]
+      const p = randomBytes(len)
+      offsets[i] = i * SLOT + (i % 7)
+      tx.set(p, offsets[i])
+      lens[i] = len
+      addrs[2 * i] = LOOPBACK
+      addrs[2 * i + 1] = port
+      want.get(port)!.push(p)
+    }
+    t.equal(native.udpSendBatchGso(a.fd, tx, offsets, lens, addrs, N), N, 'all sent')
+    for (const [fd, port] of [[b.fd, b.port], [c.fd, c.port]]) {
+      const exp = want.get(port)!
+      const M = exp.length
+      const rx = new Uint8Array(M * SLOT)
+      const rOff = new Int32Array(M).map((_, i) => i * SLOT)
+      const rLens = new Int32Array(M)
+      const rAddrs = new Uint32Array(M * 2)
+      let got = 0
+      for (let tries = 0; tries < 200 && got < M; tries++) {
+        got += native.udpRecvBatch(fd, rx, rOff.subarray(got), rLens.subarray(got), rAddrs.subarray(got * 2), M - got, 2000)
+        if (got < M) await new Promise(resolve => setTimeout(resolve, 10))
+      }
+      t.equal(got, M, `port ${port}: every datagram arrived`)
+      let bad = 0
+      for (let i = 0; i < M; i++) {
+        if (rLens[i] !== exp[i].length || Buffer.compare(rx.subarray(rOff[i], rOff[i] + rLens[i]), exp[i]) !== 0) bad++
+        if (rAddrs[2 * i + 1] !== a.port) bad++
+      }
+      t.equal(bad, 0, `port ${port}: same lengths, same bytes, same order`)
+      t.equal(native.udpRecvBatch(fd, rx, rOff, rLens, rAddrs, M, 2000), 0, 'nothing extra')
+    }
+    t.equal(native.udpSendBatchGso(a.fd, tx, offsets, lens, addrs, 0), 0, 'empty batch')
+    t.throws(() => native.udpSendBatchGso(a.fd, tx, new Int32Array([N * SLOT - 5]), new Int32Array([10]), new Uint32Array([LOOPBACK, 1]), 1), RangeError, 'slot past the end')
   })
 
   t.test('truncated datagram gives len -1; udpSendTo returns bytes or -errno', async t => {
