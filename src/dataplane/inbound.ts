@@ -25,6 +25,8 @@
  * One thread, one pass per batch: per-peer order is the arrival order.
  */
 import type { Native } from './native.js'
+import { MSG_CONTROL, MSG_DATA, MSG_HANDSHAKE_INIT, MSG_HANDSHAKE_RESP, MSG_REJECT, MSG_RELAY } from '../wire/messages.js'
+import { KEY_LEN } from '../wire/constants.js'
 import { PeerTable, endpointKey, type RecvSession } from './peers.js'
 import { ReplayWindow } from '../crypto/replay.js'
 import { SpscRing } from './ring.js'
@@ -35,13 +37,6 @@ import {
   PEER_FIELDS, P_LAST_RX, P_RX_BYTES, P_RX_PACKETS, SLOT_SIZE, TAG, type FromWorker, type ToWorker, type WorkerInit
 } from '../workers/layout.js'
 
-const MSG_HANDSHAKE_INIT = 1
-const MSG_HANDSHAKE_RESP = 2
-const MSG_CONTROL = 3
-const MSG_DATA = 4
-const MSG_RELAY = 5
-const MSG_REJECT = 6
-const KEY_LEN = 32
 /** Smallest data message: header + tag + a 20-byte IPv4 header. */
 const MIN_DATA = 16 + TAG + 20
 /** Counters at or above 2^53 cannot be exact JS numbers; no session lives that long (REJECT_AFTER_MESSAGES). */

@@ -22,13 +22,12 @@
  * up.
  */
 import type { Native } from './native.js'
+import { MSG_DATA, MSG_RELAY } from '../wire/messages.js'
+import { KEY_LEN } from '../wire/constants.js'
 import { PeerTable, QUEUE_MAX, type WorkerPeer } from './peers.js'
 import { statsView } from './stats.js'
 import { BATCH, C, HEADROOM, MAX_PACKET, PEER_FIELDS, P_TX_BYTES, P_TX_PACKETS, SLOT_SIZE, TAG, COUNTERS, type FromWorker, type WorkerInit } from '../workers/layout.js'
 
-const MSG_DATA = 4
-const MSG_RELAY = 5
-const KEY_LEN = 32
 
 export class Outbound {
   readonly #native: Native
