@@ -112,14 +112,14 @@ class Sim {
   }
 }
 
-export async function runScale (steps: number[], relaySeconds: number, log: (l: string) => void): Promise<{ steps: ScaleStep[], e2e: Record<string, unknown>, baseRssKb: number | null, peakRssKb: number | null }> {
+export async function runScale (steps: number[], relaySeconds: number, log: (l: string) => void, serverArgs: string[] = []): Promise<{ steps: ScaleStep[], e2e: Record<string, unknown>, baseRssKb: number | null, peakRssKb: number | null }> {
   const max = Math.max(...steps)
   const topo = await createTopology({ clients: [{ name: 'sim', nat: 'none' }] })
   const dir = mkdtempSync(join(tmpdir(), 'lwt-scale-'))
   const procs: LabProcess[] = []
   try {
     const srv = spawnIn(topo.serverNs, 'env', ['-u', 'NODE_OPTIONS', BIN, 'server', '--listen', `${topo.serverWanIp}:9000`, '--tun', '10.77.0.1/16', '--key', 'bench-network-key',
-      '--dev', `lw${topo.id}x0`, '--control', join(dir, 's.sock'), '--max-clients', String(max), '--log-level', 'warn'], { env: env(), maxOutputBytes: 256 * 1024 })
+      '--dev', `lw${topo.id}x0`, '--control', join(dir, 's.sock'), '--max-clients', String(max), '--log-level', 'warn', ...serverArgs], { env: env(), maxOutputBytes: 256 * 1024 })
     procs.push(srv)
     await srv.waitForOutput(/./, 100).catch(() => {})
     await sleep(1500)
@@ -207,11 +207,11 @@ export function scaleTable (steps: readonly ScaleStep[]): string {
 }
 
 async function main (): Promise<number> {
-  const { values } = parseArgs({ options: { steps: { type: 'string' }, 'relay-seconds': { type: 'string' }, json: { type: 'string' }, help: { type: 'boolean', short: 'h' } } })
-  if (values.help === true) { console.log('npm run bench:scale -- [--steps 10,100,1000] [--relay-seconds 3] [--json FILE]'); return 0 }
+  const { values } = parseArgs({ options: { steps: { type: 'string' }, 'relay-seconds': { type: 'string' }, json: { type: 'string' }, placement: { type: 'string' }, help: { type: 'boolean', short: 'h' } } })
+  if (values.help === true) { console.log('npm run bench:scale -- [--steps 10,100,1000] [--relay-seconds 3] [--placement split|fused] [--json FILE]'); return 0 }
   const steps = (values.steps ?? '10,100,1000').split(',').map(Number)
   const t0 = Date.now()
-  const res = await runScale(steps, Number(values['relay-seconds'] ?? 3), (l) => { process.stderr.write(`scale: ${l}\n`) })
+  const res = await runScale(steps, Number(values['relay-seconds'] ?? 3), (l) => { process.stderr.write(`scale: ${l}\n`) }, values.placement === undefined ? [] : ['--placement', values.placement])
   console.log(scaleTable(res.steps))
   console.log(`server RSS with no client ${((res.baseRssKb ?? 0) / 1024).toFixed(1)} MiB, peak ${((res.peakRssKb ?? 0) / 1024).toFixed(1)} MiB; end-to-end relayed session: ${JSON.stringify(res.e2e)}; ${((Date.now() - t0) / 1000).toFixed(0)} s`)
   const file = values.json ?? join(ROOT, 'bench', 'results', `scale-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}.json`)
