@@ -420,6 +420,42 @@ static napi_value tun_read_batch(napi_env env, napi_callback_info info) {
   return make_int(env, n);
 }
 
+static int check_addrs(napi_env env, const char *fn, const uint32_t *addrs, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    if (addrs[2 * i + 1] > 65535) {
+      char what[128];
+      snprintf(what, sizeof what, "addrs[%lld] (port of datagram %lld) is %u, above 65535",
+               (long long)(2 * i + 1), (long long)i, addrs[2 * i + 1]);
+      throw_range(env, fn, what);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/*
+ * The arguments every batch writer shares, after the fd:
+ * (mem, offsets, lens[, addrs], n), type- and bounds-checked: each
+ * [offsets[i], offsets[i] + lens[i]) lies inside mem, and addrs (when asked
+ * for) holds n valid ip/port pairs. Returns nonzero with a JS exception set.
+ */
+typedef struct { uint8_t *mem; size_t memLen; int32_t *offsets, *lens; uint32_t *addrs; int64_t n; } packet_args;
+
+static int get_packets(napi_env env, napi_value *argv, const char *fn, int withAddrs, packet_args *a) {
+  size_t nOff, nLens, nAddrs = 0;
+  a->addrs = NULL;
+  if (get_ta(env, argv[0], napi_uint8_array, fn, "mem", (void **)&a->mem, &a->memLen)) return 1;
+  if (get_ta(env, argv[1], napi_int32_array, fn, "offsets", (void **)&a->offsets, &nOff)) return 1;
+  if (get_ta(env, argv[2], napi_int32_array, fn, "lens", (void **)&a->lens, &nLens)) return 1;
+  if (withAddrs && get_ta(env, argv[3], napi_uint32_array, fn, "addrs", (void **)&a->addrs, &nAddrs)) return 1;
+  if (get_int(env, argv[withAddrs ? 4 : 3], fn, "n", 0, INT32_MAX, &a->n)) return 1;
+  if (check_count(env, fn, "offsets", nOff, a->n) || check_count(env, fn, "lens", nLens, a->n)) return 1;
+  if (withAddrs && check_count(env, fn, "addrs", nAddrs, 2 * a->n)) return 1;
+  if (check_slots(env, fn, a->memLen, a->offsets, a->lens, 0, a->n)) return 1;
+  if (withAddrs && check_addrs(env, fn, a->addrs, a->n)) return 1;
+  return 0;
+}
+
 /*
  * tunWriteBatch(fd, mem, offsets, lens, n) -> number written
  * A failed write (EAGAIN, EINVAL for a bad packet, EIO while the device is
@@ -429,17 +465,11 @@ static napi_value tun_write_batch(napi_env env, napi_callback_info info) {
   static const char *fn = "tunWriteBatch";
   napi_value argv[5];
   int fd;
-  uint8_t *mem; int32_t *offsets, *lens;
-  size_t memLen, nOff, nLens;
-  int64_t n;
+  packet_args a;
   if (get_args(env, info, 5, argv, fn)) return NULL;
   if (get_fd(env, argv[0], fn, &fd)) return NULL;
-  if (get_ta(env, argv[1], napi_uint8_array, fn, "mem", (void **)&mem, &memLen)) return NULL;
-  if (get_ta(env, argv[2], napi_int32_array, fn, "offsets", (void **)&offsets, &nOff)) return NULL;
-  if (get_ta(env, argv[3], napi_int32_array, fn, "lens", (void **)&lens, &nLens)) return NULL;
-  if (get_int(env, argv[4], fn, "n", 0, INT32_MAX, &n)) return NULL;
-  if (check_count(env, fn, "offsets", nOff, n) || check_count(env, fn, "lens", nLens, n)) return NULL;
-  if (check_slots(env, fn, memLen, offsets, lens, 0, n)) return NULL;
+  if (get_packets(env, argv + 1, fn, 0, &a)) return NULL;
+  uint8_t *mem = a.mem; int32_t *offsets = a.offsets, *lens = a.lens; int64_t n = a.n;
 
   int64_t ok = 0;
   for (int64_t i = 0; i < n; i++) {
@@ -594,19 +624,6 @@ static napi_value udp_recv_batch(napi_env env, napi_callback_info info) {
   return make_int(env, got);
 }
 
-static int check_addrs(napi_env env, const char *fn, const uint32_t *addrs, int64_t n) {
-  for (int64_t i = 0; i < n; i++) {
-    if (addrs[2 * i + 1] > 65535) {
-      char what[128];
-      snprintf(what, sizeof what, "addrs[%lld] (port of datagram %lld) is %u, above 65535",
-               (long long)(2 * i + 1), (long long)i, addrs[2 * i + 1]);
-      throw_range(env, fn, what);
-      return -1;
-    }
-  }
-  return 0;
-}
-
 /*
  * udpSendBatch(fd, mem, offsets, lens, addrs, n) -> number sent
  * sendmmsg, looping over partial results. EAGAIN/ENOBUFS stop the batch;
@@ -616,20 +633,11 @@ static napi_value udp_send_batch(napi_env env, napi_callback_info info) {
   static const char *fn = "udpSendBatch";
   napi_value argv[6];
   int fd;
-  uint8_t *mem; int32_t *offsets, *lens; uint32_t *addrs;
-  size_t memLen, nOff, nLens, nAddrs;
-  int64_t n;
+  packet_args a;
   if (get_args(env, info, 6, argv, fn)) return NULL;
   if (get_fd(env, argv[0], fn, &fd)) return NULL;
-  if (get_ta(env, argv[1], napi_uint8_array, fn, "mem", (void **)&mem, &memLen)) return NULL;
-  if (get_ta(env, argv[2], napi_int32_array, fn, "offsets", (void **)&offsets, &nOff)) return NULL;
-  if (get_ta(env, argv[3], napi_int32_array, fn, "lens", (void **)&lens, &nLens)) return NULL;
-  if (get_ta(env, argv[4], napi_uint32_array, fn, "addrs", (void **)&addrs, &nAddrs)) return NULL;
-  if (get_int(env, argv[5], fn, "n", 0, INT32_MAX, &n)) return NULL;
-  if (check_count(env, fn, "offsets", nOff, n) || check_count(env, fn, "lens", nLens, n) ||
-      check_count(env, fn, "addrs", nAddrs, 2 * n)) return NULL;
-  if (check_slots(env, fn, memLen, offsets, lens, 0, n)) return NULL;
-  if (check_addrs(env, fn, addrs, n)) return NULL;
+  if (get_packets(env, argv + 1, fn, 1, &a)) return NULL;
+  uint8_t *mem = a.mem; int32_t *offsets = a.offsets, *lens = a.lens; uint32_t *addrs = a.addrs; int64_t n = a.n;
   mmsg_scratch *s = n > 0 ? scratch() : NULL;
   if (n > 0 && !s) { throw_errno(env, ENOMEM, fn, "malloc"); return NULL; }
 
@@ -1133,20 +1141,11 @@ static napi_value udp_send_batch_gso(napi_env env, napi_callback_info info) {
   static const char *fn = "udpSendBatchGso";
   napi_value argv[6];
   int fd;
-  uint8_t *mem; int32_t *offsets, *lens; uint32_t *addrs;
-  size_t memLen, nOff, nLens, nAddrs;
-  int64_t n;
+  packet_args a;
   if (get_args(env, info, 6, argv, fn)) return NULL;
   if (get_fd(env, argv[0], fn, &fd)) return NULL;
-  if (get_ta(env, argv[1], napi_uint8_array, fn, "mem", (void **)&mem, &memLen)) return NULL;
-  if (get_ta(env, argv[2], napi_int32_array, fn, "offsets", (void **)&offsets, &nOff)) return NULL;
-  if (get_ta(env, argv[3], napi_int32_array, fn, "lens", (void **)&lens, &nLens)) return NULL;
-  if (get_ta(env, argv[4], napi_uint32_array, fn, "addrs", (void **)&addrs, &nAddrs)) return NULL;
-  if (get_int(env, argv[5], fn, "n", 0, INT32_MAX, &n)) return NULL;
-  if (check_count(env, fn, "offsets", nOff, n) || check_count(env, fn, "lens", nLens, n) ||
-      check_count(env, fn, "addrs", nAddrs, 2 * n)) return NULL;
-  if (check_slots(env, fn, memLen, offsets, lens, 0, n)) return NULL;
-  if (check_addrs(env, fn, addrs, n)) return NULL;
+  if (get_packets(env, argv + 1, fn, 1, &a)) return NULL;
+  uint8_t *mem = a.mem; int32_t *offsets = a.offsets, *lens = a.lens; uint32_t *addrs = a.addrs; int64_t n = a.n;
   if (n == 0) return make_int(env, 0);
   if (!tGso) tGso = malloc(sizeof *tGso);
   gso_scratch *s = tGso;
@@ -1523,17 +1522,11 @@ static napi_value tun_write_batch_vnet(napi_env env, napi_callback_info info) {
   static const char *fn = "tunWriteBatchVnet";
   napi_value argv[5];
   int fd;
-  uint8_t *mem; int32_t *offsets, *lens;
-  size_t memLen, nOff, nLens;
-  int64_t n;
+  packet_args a;
   if (get_args(env, info, 5, argv, fn)) return NULL;
   if (get_fd(env, argv[0], fn, &fd)) return NULL;
-  if (get_ta(env, argv[1], napi_uint8_array, fn, "mem", (void **)&mem, &memLen)) return NULL;
-  if (get_ta(env, argv[2], napi_int32_array, fn, "offsets", (void **)&offsets, &nOff)) return NULL;
-  if (get_ta(env, argv[3], napi_int32_array, fn, "lens", (void **)&lens, &nLens)) return NULL;
-  if (get_int(env, argv[4], fn, "n", 0, INT32_MAX, &n)) return NULL;
-  if (check_count(env, fn, "offsets", nOff, n) || check_count(env, fn, "lens", nLens, n)) return NULL;
-  if (check_slots(env, fn, memLen, offsets, lens, 0, n)) return NULL;
+  if (get_packets(env, argv + 1, fn, 0, &a)) return NULL;
+  uint8_t *mem = a.mem; int32_t *offsets = a.offsets, *lens = a.lens; int64_t n = a.n;
   for (int64_t i = 0; i < n; i++) {
     if (offsets[i] < VNET_HDR_LEN) { throw_range(env, fn, "every offset must leave 10 bytes for the vnet header"); return NULL; }
   }
