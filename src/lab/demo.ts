@@ -10,7 +10,8 @@
  *      client's namespace lists the server among its `peers`;
  *   4. ping alice -> server and alice -> bob (bob is reached through the
  *      server's relay unless a direct path was punched; the path is shown);
- *   5. iperf3 TCP alice -> server and alice -> bob, if iperf3 is installed;
+ *   5. iperf3 TCP alice -> server and alice -> bob, if iperf3 is installed,
+ *      and ping/iperf3 over the raw link (no tunnel) for comparison;
  *   6. print a table of RTT, loss and throughput and each daemon's RSS;
  *   7. stop the daemons with SIGTERM and remove the lab: always, also after a
  *      failure or Ctrl-C (the first Ctrl-C cleans up gracefully, a second one
