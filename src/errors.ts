@@ -9,6 +9,7 @@ export type ErrorCode =
   | 'ERR_TUN_UNAVAILABLE'
   | 'ERR_TUN_PERMISSION'
   | 'ERR_TUN_NAME_TAKEN'
+  | 'ERR_TUN_GONE'
   | 'ERR_TUN_OPEN'
   | 'ERR_ADDRESS_IN_USE'
   | 'ERR_SOCKET'

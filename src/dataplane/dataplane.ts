@@ -65,6 +65,8 @@ export class Dataplane implements DataplanePort {
   #devName = ''
   /** Worker per pipeline role; with 'fused' both roles map to the same worker. */
   readonly #workers = new Map<WorkerRole, Worker>()
+  /** Resolves when the worker has exited (for whatever reason). */
+  readonly #exited = new Map<Worker, Promise<void>>()
   readonly #ring: SpscRing
   readonly #ringSab: SharedArrayBuffer
   readonly #statsSab: SharedArrayBuffer
@@ -128,6 +130,8 @@ export class Dataplane implements DataplanePort {
     }
     const url = new URL('../workers/dataplane-worker.js', import.meta.url)
     const w = new Worker(fileURLToPath(url), { workerData: init, name: `lwt-${role}` })
+    // Recorded now, so close() also finds a worker that already exited (a crash races with shutdown).
+    this.#exited.set(w, new Promise<void>((resolve) => { w.once('exit', () => resolve()) }))
     for (const r of role === 'both' ? WORKER_ROLES : [role]) this.#workers.set(r, w)
     await new Promise<void>((resolve, reject) => {
       const onMsg = (m: FromWorker): void => {
@@ -155,7 +159,11 @@ export class Dataplane implements DataplanePort {
       case 'CTRL': this.drainControl(); break
       case 'NEED_SESSION': h.onNeedSession(m.slot); break
       case 'ENDPOINT': h.onEndpoint(m.slot, m.ip, m.port); break
-      case 'ERROR': this.#fatal(new VpnError('ERR_WORKER', `the ${role} worker failed: ${m.message}`)); break
+      case 'ERROR':
+        this.#fatal(m.tunGone === true
+          ? new VpnError('ERR_TUN_GONE', `the TUN device ${this.#devName} was removed while the daemon was running (${m.message})`, { hint: 'something outside lightweight-tunnel deleted the device (ip link del?); start the daemon again' })
+          : new VpnError('ERR_WORKER', `the dataplane (${role === 'both' ? 'fused' : role} worker) failed: ${m.message}`))
+        break
       default: break
     }
   }
@@ -314,7 +322,7 @@ export class Dataplane implements DataplanePort {
 
   async #close (): Promise<void> {
     await Promise.all([...new Set(this.#workers.values())].map(async (w) => {
-      const stopped = new Promise<void>((resolve) => { w.once('exit', () => resolve()) })
+      const stopped = this.#exited.get(w)!
       w.postMessage({ code: 'STOP' } satisfies ToWorker)
       const t = setTimeout(() => { void w.terminate() }, 2000)
       await stopped

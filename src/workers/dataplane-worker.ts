@@ -11,7 +11,7 @@
  * before the thread exits.
  */
 import { parentPort, workerData } from 'node:worker_threads'
-import { loadNative, type PollHandle } from '../dataplane/native.js'
+import { isNativeErrnoError, loadNative, type PollHandle } from '../dataplane/native.js'
 import { Outbound } from '../dataplane/outbound.js'
 import { Inbound } from '../dataplane/inbound.js'
 import type { FromWorker, ToWorker, WorkerInit } from './layout.js'
@@ -21,9 +21,16 @@ if (port === null) throw new Error('dataplane-worker must run as a worker thread
 const init = workerData as WorkerInit
 const post = (m: FromWorker): void => { port.postMessage(m) }
 
+/** Errors of a TUN read or write that mean the device is gone (deleted, or its queue detached). */
+const TUN_GONE = new Set(['EBADFD', 'ENODEV', 'ENXIO', 'EBADF'])
+
 function fail (err: unknown): void {
   const e = err instanceof Error ? err : new Error(String(err))
-  post({ code: 'ERROR', message: e.message, stack: e.stack })
+  if (isNativeErrnoError(e) && TUN_GONE.has(e.code) && /^tun/.test(e.message)) {
+    post({ code: 'ERROR', message: e.code, tunGone: true, stack: e.stack })
+  } else {
+    post({ code: 'ERROR', message: e.message, stack: e.stack })
+  }
   process.exit(1)
 }
 process.on('uncaughtException', fail)

@@ -142,4 +142,4 @@ export type FromWorker =
   | { code: 'NEED_SESSION', slot: number }
   | { code: 'ENDPOINT', slot: number, ip: number, port: number }
   | { code: 'STOPPED' }
-  | { code: 'ERROR', message: string, stack?: string }
+  | { code: 'ERROR', message: string, stack?: string, tunGone?: boolean }

@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import { fileURLToPath } from 'node:url'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { createTopology, type Topology } from '../../src/lab/topology.js'
 import { runIn, spawnIn, waitFor } from '../../src/lab/exec.js'
 import { BIN, KEY, cleanEnv, ping, startClient, startServer, status, waitReady, type Daemon } from '../helpers/daemon.js'
@@ -104,6 +104,19 @@ t.test('start-up errors name the cause and what to do', async t => {
   t.match(noTun.out, /modprobe tun/)
   const r = await runIn(ns, 'ip', ['-o', 'link', 'show'])
   t.notMatch(r.stdout, /lwterr/, 'no device left behind by a failed start')
+})
+
+t.test('a TUN device deleted under a running daemon: it says so and exits 1, leaving nothing behind', async t => {
+  const control = `/run/lightweight-tunnel/test-${topo.id}-gone.sock`
+  const cmd = ['env', '-u', 'NODE_OPTIONS', BIN, 'server', '--listen', '0.0.0.0:9200', '--dev', 'lwtgone0', '--tun', '10.99.0.1/24', '--key', KEY, '--control', control]
+  const p = spawnIn(topo.serverNs, cmd[0], cmd.slice(1), { env: cleanEnv() })
+  await p.waitForOutput(/server ready/, 10_000)
+  await runIn(topo.serverNs, 'ip', ['link', 'del', 'lwtgone0'])
+  const info = await p.exited
+  t.equal(info.code, 1)
+  t.match(p.output(), /the TUN device lwtgone0 was removed while the daemon was running/)
+  t.match(p.output(), /hint: /)
+  t.notOk(existsSync(control), 'control socket removed')
 })
 
 t.test('the server stays healthy after all of it', async t => {
