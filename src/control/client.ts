@@ -109,6 +109,9 @@ export class ClientController implements ControlHandler {
   readonly #indexes = new IndexTable<ServerRemote | PeerRemote>()
   readonly #server: ServerRemote = { sessions: emptySessionSet(), tunnelIp: 0, peerId: 0, lastPong: 0, rttMs: null, pings: new Map() }
   readonly #peers = new Map<number, PeerRemote>() // by tunnel IP
+  /** The same peers by server-assigned id and by dataplane slot (kept in step by #upsertPeer/#removePeer). */
+  readonly #byPeerId = new Map<number, PeerRemote>()
+  readonly #bySlot = new Map<number, PeerRemote>()
   readonly #freeSlots: number[] = []
   #state: RegistrationState = 'registering'
   #problem: string | null = null
@@ -370,9 +373,12 @@ export class ClientController implements ControlHandler {
       }
       if (this.#opt.p2p === true) p.path = new DirectPath(this.#pathIo(p), this.#opt.tunnelIp < tunnelIp, now)
       this.#peers.set(tunnelIp, p)
+      this.#bySlot.set(slot, p)
       this.#log.debug('peer joined', { peer: intToIp(tunnelIp) })
     }
+    if (this.#byPeerId.get(p.peerId) === p) this.#byPeerId.delete(p.peerId)
     p.peerId = peerId
+    this.#byPeerId.set(peerId, p)
     p.publicIp = publicIp
     p.publicPort = publicPort
     p.lan = lan
@@ -511,6 +517,8 @@ export class ClientController implements ControlHandler {
     for (const s of sessionsOf(p.sessions)) this.#dropIndex(s.localIndex)
     if (p.sessions.hs.state === 'initSent') this.#indexes.delete(p.sessions.hs.localIndex)
     this.#peers.delete(tunnelIp)
+    this.#bySlot.delete(p.slot)
+    if (this.#byPeerId.get(p.peerId) === p) this.#byPeerId.delete(p.peerId)
     p.path?.destroy(this.#clock.now())
     this.#port.removePeer(p.slot)
     this.#freeSlots.push(p.slot)
@@ -521,7 +529,7 @@ export class ClientController implements ControlHandler {
 
   onNeedSession (slot: number): void {
     if (slot === SERVER_SLOT) return // the registration loop takes care of the server
-    const p = [...this.#peers.values()].find(x => x.slot === slot)
+    const p = this.#bySlot.get(slot)
     if (p === undefined || p.sessions.hs.state === 'initSent' || p.sessions.current !== null) return
     this.#startPeerHandshake(p, this.#clock.now())
   }
@@ -541,7 +549,7 @@ export class ClientController implements ControlHandler {
     let p: PeerRemote | undefined
     if (input.via !== 0) {
       if (input.ip !== this.#opt.serverIp || input.port !== this.#opt.serverPort) return
-      p = [...this.#peers.values()].find(x => x.peerId === input.via)
+      p = this.#byPeerId.get(input.via)
     } else {
       p = [...this.#peers.values()].find(x => x.path?.candidates.get(input.ip * 65536 + input.port) !== undefined)
     }
@@ -573,7 +581,7 @@ export class ClientController implements ControlHandler {
 
   #onRelayed (input: ControlInput): void {
     if (input.ip !== this.#opt.serverIp || input.port !== this.#opt.serverPort) return
-    const p = [...this.#peers.values()].find(x => x.peerId === input.via)
+    const p = this.#byPeerId.get(input.via)
     if (p === undefined) return
     const type = input.bytes[0]
     if (type === MSG_HANDSHAKE_INIT) this.#onPeerInit(p, input)

@@ -59,7 +59,6 @@ export class Dataplane implements DataplanePort {
   readonly #log: Logger
   readonly #opt: DataplaneOptions
   #tunFd = -1
-  #tunVnet = false
   #udpFd = -1
   #boundPort = 0
   #devName = ''
@@ -97,7 +96,6 @@ export class Dataplane implements DataplanePort {
       // TUN offloads (TSO/USO superpackets split by the outbound pipeline) when the kernel takes them.
       const tun = openTunVnet(this.#native, o.dev, true, true)
       this.#tunFd = tun.fd
-      this.#tunVnet = true
       if (tun.offload === 0) this.#log.info('the kernel refused TUN offloads; reading packet by packet')
       this.#devName = tun.name
       const udp = openUdp(this.#native, o.listenHost, o.listenPort, o.socketBuffer)
@@ -118,7 +116,7 @@ export class Dataplane implements DataplanePort {
       statsIndex,
       mode: this.#opt.mode,
       tunFd: this.#tunFd,
-      tunVnet: this.#tunVnet,
+      tunVnet: true, // the device is always opened with IFF_VNET_HDR (openTunVnet above)
       udpFd: this.#udpFd,
       tunnelIp: this.#opt.tunnelIp,
       mtu: this.#opt.mtu,
