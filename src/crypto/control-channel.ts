@@ -1,5 +1,5 @@
 /**
- * Transport-message AEAD (wire types 3 and 4) in pure JS (@noble/ciphers),
+ * Transport-message AEAD (wire types 3 and 4) through node:crypto (crypto/aead.ts),
  * and ControlChannel, the control-message endpoint of one session.
  *
  * Sealing a transport message (layout in wire/messages.ts):
@@ -20,7 +20,7 @@
  * path's AEAD too (the native/worker code must match them byte for byte, and
  * falls back to them).
  */
-import { chacha20poly1305 } from '@noble/ciphers/chacha.js'
+import { aeadOpen, aeadSeal } from './aead.js'
 import { VpnError, WireError } from '../errors.js'
 import { KEY_LEN, REJECT_AFTER_MESSAGES } from '../wire/constants.js'
 import {
@@ -48,8 +48,7 @@ export function sealTransportInto (type: TransportType, key: Uint8Array, receive
   writeTransportHeader(out, offset, type, receiverIndex, counter) // validates type, index, counter, room for the header
   if (out.length - offset < len) throw new WireError(`buffer too small for a ${len}-byte transport message`)
   const header = out.subarray(offset, offset + TRANSPORT_HEADER_LEN)
-  chacha20poly1305(key, transportNonce(out, offset), header)
-    .encrypt(payload, out.subarray(offset + TRANSPORT_HEADER_LEN, offset + len))
+  out.set(aeadSeal(key, transportNonce(out, offset), header, payload), offset + TRANSPORT_HEADER_LEN)
   return len
 }
 
@@ -72,12 +71,7 @@ export function openTransport (key: Uint8Array, message: Uint8Array): Uint8Array
   const t = message[0]
   if ((t !== MSG_CONTROL && t !== MSG_DATA) || message[1] !== 0 || message[2] !== 0 || message[3] !== 0) return null
   if (readU64(message, TRANSPORT_COUNTER_OFFSET) < 0) return null
-  try {
-    return chacha20poly1305(key, transportNonce(message, 0), message.subarray(0, TRANSPORT_HEADER_LEN))
-      .decrypt(message.subarray(TRANSPORT_HEADER_LEN))
-  } catch {
-    return null
-  }
+  return aeadOpen(key, transportNonce(message, 0), message.subarray(0, TRANSPORT_HEADER_LEN), message.subarray(TRANSPORT_HEADER_LEN))
 }
 
 /**
