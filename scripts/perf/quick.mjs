@@ -7,7 +7,7 @@
 // each: iperf3 TCP single stream, iperf3 UDP 64-byte packets/s received,
 // idle ping p50, and our daemons' RSS.
 //
-// Usage: node scripts/perf/quick.mjs [--secs 5] [--settle SECONDS idle before the last RSS reading] [--only ours,fastd,wg] [--extra "--placement fused"]
+// Usage: node scripts/perf/quick.mjs [--secs 5] [--ping-only (200 pings cold, then warm after 2 s of TCP)] [--settle SECONDS idle before the last RSS reading] [--only ours,fastd,wg] [--extra "--placement fused"]
 //        [--bin path/to/lightweight-tunnel] [--extra-b "..."] (a second build/args to compare, run as "ours-b")
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs'
@@ -126,6 +126,14 @@ try {
     await waitFor(async () => { const r = await runIn(A.ns, 'ping', ['-c', '1', '-W', '1', '10.77.0.1']).catch(() => null); return r !== null }, { timeoutMs: 30000, intervalMs: 300, what: 'tunnel up to server' })
     await sleep(2000)
     const rssIdle = { server: rssOf(topo.serverNs, 'node'), client: rssOf(A.ns, 'node') }
+    if (args.includes('--ping-only')) {
+      const cold = await pingP50(A.ns, '10.77.0.1', 200)
+      await iperfTcp(A.ns, topo.serverNs, '10.77.0.1', 2)
+      const warm = await pingP50(A.ns, '10.77.0.1', 200)
+      results.push({ tunnel: v.name, extra: v.extra.join(' '), pingCold: cold, pingWarm: warm, rssIdle })
+      for (const p of [ca, cb, srv]) await p.stop('SIGTERM', 3000).catch(() => {})
+      continue
+    }
     const pingRelay = await pingP50(A.ns, '10.77.0.3')
     const pingSrv = await pingP50(A.ns, '10.77.0.1')
     log(v.name, 'load', cpuLoad())
@@ -176,12 +184,17 @@ try {
     await runIn(A.ns, 'sh', ['-c', `ip addr add ${pa}/24 dev fda && ip link set fda up`]); await runIn(B.ns, 'sh', ['-c', `ip addr add ${pb}/24 dev fdb && ip link set fdb up`])
     await waitFor(async () => (await runIn(A.ns, 'ping', ['-c', '1', '-W', '1', pb]).catch(() => null)) !== null, { timeoutMs: 20000, intervalMs: 300, what: 'fastd up' }).catch((e) => log('fastd', e.message))
     const rssIdle = rssOf(A.ns, 'fastd')
-    const ping = await pingP50(A.ns, pb)
+    const ping = await pingP50(A.ns, pb, args.includes('--ping-only') ? 200 : 50)
+    if (args.includes('--ping-only')) {
+      results.push({ tunnel: 'fastd', ping, rssIdle })
+      for (const p of [fa, fb]) await p.stop('SIGTERM', 2000).catch(() => {})
+    } else {
     log('fastd load', cpuLoad())
     const c0 = daemonCpu([A.ns, B.ns])
     const tcp = await iperfTcp(A.ns, B.ns, pb); tcp.cpuSecPerGB = (daemonCpu([A.ns, B.ns]) - c0) / (tcp.mbps * SECS / 8000); const udp = await iperfUdp64(A.ns, B.ns, pb)
     results.push({ tunnel: 'fastd', tcp, udp, ping, rssIdle, rssPeak: rssOf(A.ns, 'fastd') })
     for (const p of [fa, fb]) await p.stop('SIGTERM', 2000).catch(() => {})
+    }
   }
   if (ONLY.includes('wg') && existsSync('/usr/bin/wireguard-go')) {
     const ka = sh('wg genkey'); const kb = sh('wg genkey')

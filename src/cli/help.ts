@@ -92,12 +92,14 @@ const OPTIONS = `OPTIONS
               Default: ${D.keepalive}.
     --log-level LEVEL
               error, warn, info or debug. Default: ${D.logLevel}.
-    --placement split|fused
-              Dataplane threads: split = one worker per direction (TUN to
-              UDP, UDP to TUN); fused = one worker for both directions (one
-              thread less, less memory). Default: ${D.placement} (measured on
-              2 cores: same throughput, less CPU per GB, less memory; see
-              docs/PERFORMANCE.md).
+    --placement inline|fused|split
+              Where the packet pipelines run: inline = on the main thread,
+              beside the control plane (no worker: ~10 MB less); fused = one
+              worker thread for both directions; split = one worker per
+              direction (TUN to UDP, UDP to TUN). Default: ${D.placement.client}
+              for a client, ${D.placement.server} for a server (measured on 2
+              cores: same throughput; a server's workers stay clear of
+              handshake bursts; see docs/PERFORMANCE.md).
     -q, --quiet
               Log errors only (--log-level error).
     --verbose Log everything (--log-level debug); with any command, also
@@ -182,7 +184,7 @@ const CONFIG = `CONFIGURATION FILE
         p2p        / p2p_enabled    true or false (client)
         keepalive                   10
         logLevel                    "error", "warn", "info" or "debug"
-        placement                   "split" or "fused"
+        placement                   "inline", "fused" or "split"
     Unknown keys are an error naming them. These Go keys are accepted and
     ignored with one warning each saying why:
 ${wrap(Object.keys(GO_IGNORED_KEYS).join(', ') + '.', 8, 78)}
@@ -250,7 +252,7 @@ const SERVER = `lightweight-tunnel server - run the server
 SYNOPSIS
     lightweight-tunnel server --tun CIDR --key KEY [--listen HOST:PORT]
         [--max-clients N] [--dev NAME] [--control PATH] [--mtu N]
-        [--keepalive SECONDS] [--placement split|fused]
+        [--keepalive SECONDS] [--placement inline|fused|split]
         [--log-level LEVEL | -q | --verbose] [-c FILE]
 
     The server is the hub every client registers with. It listens on UDP
@@ -268,7 +270,7 @@ const CLIENT = `lightweight-tunnel client - run a client
 SYNOPSIS
     lightweight-tunnel client --remote HOST:PORT --tun CIDR --key KEY
         [--p2p | --no-p2p] [--listen HOST:PORT] [--dev NAME] [--control PATH]
-        [--mtu N] [--keepalive SECONDS] [--placement split|fused]
+        [--mtu N] [--keepalive SECONDS] [--placement inline|fused|split]
         [--log-level LEVEL | -q | --verbose] [-c FILE]
 
     The client registers with the server at --remote using --key, then

@@ -703,7 +703,7 @@ function parseRun (tokens: Tokens, flags: Map<OptKey, FlagSetting>, problems: st
     }
   }
 
-  let placement: Placement = DEFAULTS.placement
+  let placement: Placement = DEFAULTS.placement[mode ?? 'client']
   const plRaw = pick('placement')
   if (plRaw !== undefined) {
     if (typeof plRaw.value === 'string' && (PLACEMENTS as readonly string[]).includes(plRaw.value)) placement = plRaw.value as Placement

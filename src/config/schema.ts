@@ -7,10 +7,11 @@ export type Mode = 'server' | 'client'
 /**
  * How the dataplane's stages map onto worker threads (docs/ARCHITECTURE.md,
  * docs/PERFORMANCE.md): 'split' = one worker per direction (TUN→UDP and
- * UDP→TUN); 'fused' = one worker runs both directions.
+ * UDP→TUN); 'fused' = one worker runs both directions; 'inline' = the main
+ * thread runs both directions (no worker thread).
  */
-export type Placement = 'split' | 'fused'
-export const PLACEMENTS: readonly Placement[] = ['split', 'fused']
+export type Placement = 'split' | 'fused' | 'inline'
+export const PLACEMENTS: readonly Placement[] = ['split', 'fused', 'inline']
 
 export interface Ipv4Cidr {
   /** Dotted quad, e.g. "10.0.0.2". */
@@ -49,6 +50,6 @@ export interface Config {
   readonly keepalive: number
   /** Log level. */
   readonly logLevel: 'error' | 'warn' | 'info' | 'debug'
-  /** Dataplane thread placement (default: DEFAULTS.placement, the measured best). */
+  /** Dataplane thread placement (default: DEFAULTS.placement[mode], the measured best). */
   readonly placement: Placement
 }

@@ -13,6 +13,7 @@
  * thread, so per-peer order holds, and each session's send counter and
  * replay window have a single owner.
  */
+import type { EventEmitter } from 'node:events'
 import { Worker } from 'node:worker_threads'
 import { fileURLToPath } from 'node:url'
 import { VpnError } from '../errors.js'
@@ -21,6 +22,7 @@ import { loadNative, openTunVnet, openUdp, type Native, type PollHandle } from '
 import { SpscRing } from './ring.js'
 import { StatsReader, createStatsBuffer, type PeerCounters } from './stats.js'
 import { configureTun } from './tun-config.js'
+import { InlineHost } from './inline-host.js'
 import type { ControlHandler, ControlInputKind, DataplanePort, PeerRoute } from '../control/port.js'
 import type { Placement } from '../config/schema.js'
 import {
@@ -48,6 +50,9 @@ export interface DataplaneOptions {
 /** Probe sockets open at once at most, adopted ones included (the birthday search opens 256). */
 const MAX_PROBE_SOCKETS = 384
 
+/** A thread running pipelines: a Worker, or the main thread itself (InlineHost). */
+type PipelineThread = EventEmitter & { postMessage: (m: ToWorker) => void, terminate: () => Promise<number> }
+
 const KIND_NAMES: Record<number, ControlInputKind> = {
   [CTRL_KIND_PACKET]: 'packet',
   [CTRL_KIND_RELAYED]: 'relayed',
@@ -63,9 +68,9 @@ export class Dataplane implements DataplanePort {
   #boundPort = 0
   #devName = ''
   /** Worker per pipeline role; with 'fused' both roles map to the same worker. */
-  readonly #workers = new Map<WorkerRole, Worker>()
+  readonly #workers = new Map<WorkerRole, PipelineThread>()
   /** Resolves when the worker has exited (for whatever reason). */
-  readonly #exited = new Map<Worker, Promise<void>>()
+  readonly #exited = new Map<PipelineThread, Promise<void>>()
   readonly #ring: SpscRing
   readonly #ringSab: SharedArrayBuffer
   readonly #statsSab: SharedArrayBuffer
@@ -102,7 +107,7 @@ export class Dataplane implements DataplanePort {
       this.#udpFd = udp.fd
       this.#boundPort = udp.port
       await configureTun(this.#devName, o.cidr, o.mtu)
-      if (o.placement === 'fused') await this.#startWorker('both', 0)
+      if (o.placement !== 'split') await this.#startWorker('both', 0)
       else for (const [i, role] of WORKER_ROLES.entries()) await this.#startWorker(role, i)
     } catch (err) {
       await this.close()
@@ -126,23 +131,30 @@ export class Dataplane implements DataplanePort {
       stats: this.#statsSab,
       ctrlRing: role !== 'outbound' ? this.#ringSab : null
     }
-    const url = new URL('../workers/dataplane-worker.js', import.meta.url)
-    const w = new Worker(fileURLToPath(url), { workerData: init, name: `lwt-${role}` })
+    const w: PipelineThread = this.#opt.placement === 'inline'
+      ? new InlineHost(init, this.#native)
+      : new Worker(fileURLToPath(new URL('../workers/dataplane-worker.js', import.meta.url)), { workerData: init, name: `lwt-${role}` })
     // Recorded now, so close() also finds a worker that already exited (a crash races with shutdown).
     this.#exited.set(w, new Promise<void>((resolve) => { w.once('exit', () => resolve()) }))
     for (const r of role === 'both' ? WORKER_ROLES : [role]) this.#workers.set(r, w)
+    const what = this.#threadName(role)
     await new Promise<void>((resolve, reject) => {
       const onMsg = (m: FromWorker): void => {
-        if (m.code === 'READY') { w.off('message', onMsg); resolve() } else if (m.code === 'ERROR') reject(new VpnError('ERR_WORKER', `the ${role} worker failed to start: ${m.message}`))
+        if (m.code === 'READY') { w.off('message', onMsg); resolve() } else if (m.code === 'ERROR') reject(new VpnError('ERR_WORKER', `${what} failed to start: ${m.message}`))
       }
       w.on('message', onMsg)
       w.once('error', reject)
     })
     w.on('message', (m: FromWorker) => { this.#fromWorker(role, m) })
-    w.on('error', (err) => { this.#fatal(new VpnError('ERR_WORKER', `the ${role} worker crashed: ${err.message}`, { cause: err })) })
+    w.on('error', (err) => { this.#fatal(new VpnError('ERR_WORKER', `${what} crashed: ${err.message}`, { cause: err })) })
     w.on('exit', (code) => {
-      if (this.#closing === null) this.#fatal(new VpnError('ERR_WORKER', `the ${role} worker exited unexpectedly (code ${code})`))
+      if (this.#closing === null) this.#fatal(new VpnError('ERR_WORKER', `${what} exited unexpectedly (code ${code})`))
     })
+  }
+
+  #threadName (role: WorkerKind): string {
+    if (role !== 'both') return `the dataplane's ${role} worker`
+    return this.#opt.placement === 'inline' ? 'the dataplane (on the main thread)' : 'the dataplane worker'
   }
 
   #fatal (err: Error): void {
@@ -160,7 +172,7 @@ export class Dataplane implements DataplanePort {
       case 'ERROR':
         this.#fatal(m.tunGone === true
           ? new VpnError('ERR_TUN_GONE', `the TUN device ${this.#devName} was removed while the daemon was running (${m.message})`, { hint: 'something outside lightweight-tunnel deleted the device (ip link del?); start the daemon again' })
-          : new VpnError('ERR_WORKER', `the dataplane (${role === 'both' ? 'fused' : role} worker) failed: ${m.message}`))
+          : new VpnError('ERR_WORKER', `${this.#threadName(role)} failed: ${m.message}`))
         break
       default: break
     }

@@ -58,6 +58,7 @@ t.test('defaults', async t => {
   const c = run(CLIENT).config
   t.same(c.listen, { host: '0.0.0.0', port: 0 })
   t.same(c.remote, { host: '203.0.113.5', port: 9000 })
+  t.equal(c.placement, 'inline', 'a client runs its pipelines on the main thread by default')
   t.equal(c.p2p, true)
   t.equal(c.mode, 'client')
   t.same(run(SERVER).warnings, [])
@@ -89,6 +90,8 @@ const okCases: OkCase[] = [
   { name: '-q with --log-level error agrees', argv: [...SERVER, '-q', '--log-level', 'error'], expect: { logLevel: 'error' } },
   { name: '--placement fused', argv: [...SERVER, '--placement', 'fused'], expect: { placement: 'fused' } },
   { name: '--placement split', argv: [...SERVER, '--placement=split'], expect: { placement: 'split' } },
+  { name: '--placement inline (server)', argv: [...SERVER, '--placement', 'inline'], expect: { placement: 'inline' } },
+  { name: '--placement fused (client)', argv: [...CLIENT, '--placement', 'fused'], expect: { placement: 'fused' } },
   { name: '--mtu auto', argv: [...SERVER, '--mtu', 'auto'], expect: { mtu: 1400 } },
   { name: 'options before the command', argv: ['--tun', '10.0.0.1/24', '--key', 'abcdefgh', 'server'], expect: { mode: 'server', key: 'abcdefgh' } },
   { name: 'same flag twice, same value', argv: [...SERVER, '--mtu', '1300', '--mtu', '1300'], expect: { mtu: 1300 } },
@@ -158,7 +161,7 @@ const badCases: BadCase[] = [
   { name: 'Go -mtu with junk', argv: [...SERVER, '-mtu', '14x0'], problems: [/-mtu: expected .*got "14x0"/] },
   { name: '--max-clients 0', argv: [...SERVER, '--max-clients', '0'], problems: [/--max-clients: expected the number of clients .*1\.\.65535, got "0"/] },
   { name: '--keepalive 0', argv: [...SERVER, '--keepalive', '0'], problems: [/--keepalive: expected seconds between keepalives, 1\.\.300/] },
-  { name: '--placement bogus', argv: [...SERVER, '--placement', 'pipeline'], problems: [/--placement: expected one of split, fused, got "pipeline"/] },
+  { name: '--placement bogus', argv: [...SERVER, '--placement', 'pipeline'], problems: [/--placement: expected one of split, fused, inline, got "pipeline"/] },
   { name: '--log-level bogus', argv: [...SERVER, '--log-level', 'loud'], problems: [/--log-level: expected one of error, warn, info, debug, got "loud"/] },
   { name: '--dev too long', argv: [...SERVER, '--dev', 'a-very-long-device-name'], problems: [/--dev: expected a network device name of 1\.\.15 characters/] },
   { name: '--dev with a slash', argv: [...SERVER, '--dev', 'a/b'], problems: [/--dev: expected a network device name/] },
