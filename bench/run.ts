@@ -31,7 +31,7 @@ import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { runIn, spawnIn, waitFor, sleep } from '../src/lab/exec.js'
 import { createTopology, type Topology } from '../src/lab/topology.js'
-import { cpuSeconds, peakRssKb, waitQuiet, readProcStat, type QuietOptions } from './lib/machine.js'
+import { cpuSeconds, peakRssKb, rssKb, waitQuiet, readProcStat, type QuietOptions } from './lib/machine.js'
 import { busyBetween, parseIperfTcp, parseIperfUdp, parsePingRtts, percentile } from './lib/parse.js'
 import { markdownTable, svgChart, type BenchReport, type Busy, type PingResult, type TcpResult, type TunnelResult, type UdpResult } from './lib/results.js'
 import { ROOT, TUNNELS, installMissing, tunnelByName, type RunningTunnel, type TunnelSpec } from './tunnels/index.js'
@@ -186,7 +186,7 @@ export class Harness {
     const label = `[${index}/${total}] ${spec.label}`
     const r: TunnelResult = {
       name: spec.name, label: spec.label, kind: spec.kind, status: 'ok', error: null, mtu: null, config: '',
-      tcp1: null, tcp4: null, udp64: null, pingIdle: null, pingLoad: null, cpuSecPerGB: null, peakRssKb: {}, testErrors: {}
+      tcp1: null, tcp4: null, udp64: null, pingIdle: null, pingLoad: null, cpuSecPerGB: null, peakRssKb: {}, idleRssKb: {}, testErrors: {}
     }
     const why = spec.available()
     if (why !== null) {
@@ -208,6 +208,9 @@ export class Harness {
         try { await fn() } catch (err) { r.testErrors[name] = err instanceof Error ? err.message.split('\n')[0]! : String(err) }
       }
       const tun = t
+      // Resident memory with the tunnel up and idle: after a 2 s settle, before any test traffic.
+      await sleep(2000)
+      for (const d of t.daemons) r.idleRssKb![d.role] = rssKb(d.pid)
       if (tests.includes('ping')) await step('ping', async () => { r.pingIdle = await this.#pingIdle(label, tun) })
       if (tests.includes('tcp1')) await step('tcp1', async () => { r.tcp1 = await this.#tcp(label, tun, 1, r) })
       if (tests.includes('tcp4')) await step('tcp4', async () => { r.tcp4 = await this.#tcp(label, tun, 4, r) })
@@ -372,6 +375,7 @@ export function benchmarksDoc (rep: BenchReport, chartPath: string, extra: strin
     '- **UDP 64 B**: iperf3 with 64-byte payloads at unlimited rate; datagrams received per second.',
     '- **ping**: 200 echo requests 10 ms apart, idle and during a 1-stream TCP transfer; RTT p50 / p99.',
     '- **CPU s/GB**: user + system CPU seconds of all the tunnel\'s daemons (both ends; for the relay, all three) per GB carried during the 1-stream TCP test (/proc/PID/stat).',
+    '- **client RSS idle**: VmRSS of the client-side daemon (host A) with the tunnel up, 2 s after start-up, before any test traffic. For ours this includes ~40 MiB of the node binary\'s own pages, shared with every other node process.',
     '- **peak RSS**: the largest VmHWM of the tunnel\'s daemons at the end of the tests.',
     '- **machine busy before**: the highest whole-machine busy share (/proc/stat) over the quiet window before any of the tunnel\'s tests.',
     '',

@@ -35,6 +35,8 @@ export interface TunnelResult {
   cpuSecPerGB: number | null
   /** Peak RSS (VmHWM) per daemon role, kB, read at the end. */
   peakRssKb: Record<string, number | null>
+  /** RSS (VmRSS) per daemon role, kB, with the tunnel up and idle, before any test (absent in older reports). */
+  idleRssKb?: Record<string, number | null>
   /** Errors of single tests (the tunnel itself ran). */
   testErrors: Record<string, string>
 }
@@ -69,9 +71,10 @@ function pingCell (p: PingResult | null): string {
 
 /** The result table in GitHub markdown. A '*' marks a figure taken while the machine did not get quiet. */
 export function markdownTable (rep: BenchReport): string {
-  const head = ['tunnel', 'TCP 1 stream Mbit/s', 'TCP 4 streams Mbit/s', 'UDP 64 B kpps received', 'ping idle p50 / p99 ms', 'ping loaded p50 / p99 ms', 'CPU s/GB', 'peak RSS MiB', 'machine busy before %']
+  const head = ['tunnel', 'TCP 1 stream Mbit/s', 'TCP 4 streams Mbit/s', 'UDP 64 B kpps received', 'ping idle p50 / p99 ms', 'ping loaded p50 / p99 ms', 'CPU s/GB', 'client RSS idle MiB', 'peak RSS MiB', 'machine busy before %']
   const rows = rep.tunnels.map((r) => {
-    if (r.status !== 'ok') return [r.label, `${r.status}: ${(r.error ?? '').split('\n')[0]!.slice(0, 120).replace(/\|/g, '/')}`, '', '', '', '', '', '', '']
+    if (r.status !== 'ok') return [r.label, `${r.status}: ${(r.error ?? '').split('\n')[0]!.slice(0, 120).replace(/\|/g, '/')}`, '', '', '', '', '', '', '', '']
+    const idle = r.idleRssKb?.client
     const busies = [r.tcp1, r.tcp4, r.udp64, r.pingIdle, r.pingLoad].flatMap((x) => x === null ? [] : [x.busy.before])
     return [
       r.label,
@@ -81,6 +84,7 @@ export function markdownTable (rep: BenchReport): string {
       pingCell(r.pingIdle),
       pingCell(r.pingLoad),
       fmt(r.cpuSecPerGB, 2),
+      fmt(idle === undefined || idle === null ? null : idle / 1024, 1),
       fmt(peakMiB(r), 1),
       busies.length === 0 ? '–' : fmt(100 * Math.max(...busies), 0)
     ]

@@ -13,7 +13,7 @@ function tunnel (name: string, kind: TunnelResult['kind'], mbps: number): Tunnel
     udp64: { pps: 123_456, sentPps: 200_000, lostPct: 38, busy },
     pingIdle: { p50: 0.2, p99: 0.9, lossPct: 0, replies: 200, busy },
     pingLoad: { p50: 1.5, p99: 9, lossPct: 2, replies: 196, busy },
-    cpuSecPerGB: 4.25, peakRssKb: { client: 40_960, server: 20_480 }, testErrors: {}
+    cpuSecPerGB: 4.25, peakRssKb: { client: 40_960, server: 20_480 }, idleRssKb: { client: 30_720, server: 61_440 }, testErrors: {}
   }
 }
 
@@ -38,7 +38,9 @@ t.test('markdown: a header, a separator and one row per tunnel', async (t) => {
   t.equal(lines.length, 2 + REP.tunnels.length)
   const cols = lines[0]!.split('|').length
   for (const l of lines) t.equal(l.split('|').length, cols, `same number of columns: ${l}`)
-  t.match(lines[3]!, /\| ours <&> \| 1200 \| 1800\* \| 123\.5 \| 0\.200 \/ 0\.900 \| 1\.500 \/ 9\.000 \(2% lost\) \| 4\.25 \| 40\.0 \| 10 \|/)
+  t.match(lines[3]!, /\| ours <&> \| 1200 \| 1800\* \| 123\.5 \| 0\.200 \/ 0\.900 \| 1\.500 \/ 9\.000 \(2% lost\) \| 4\.25 \| 30\.0 \| 40\.0 \| 10 \|/, 'client RSS idle is the client\'s, not the largest')
+  const old = markdownTable({ ...REP, tunnels: [{ ...REP.tunnels[1]!, idleRssKb: undefined }] }).split('\n')[2]!
+  t.match(old, /\| 4\.25 \| – \| 40\.0 \|/, 'a report without idle RSS shows a dash')
   t.match(lines[5]!, /\| tinc \| failed: tincd exited \/ code 1 \|/, 'the first line of the error, pipes replaced')
 })
 
