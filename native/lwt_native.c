@@ -301,6 +301,8 @@ static __thread mmsg_scratch *tScratch;
 static __thread int tEnvs; /* envs alive on this thread that loaded the module */
 typedef struct gso_scratch_s gso_scratch; /* UDP GSO send scratch, defined with udpSendBatchGso */
 static __thread gso_scratch *tGso;
+typedef struct gro_rx_scratch_s gro_rx_scratch; /* UDP GRO receive scratch, defined with udpRecvGro */
+static __thread gro_rx_scratch *tGroRx;
 
 static void aead_state_free(aead_state *s) {
   if (s->ctx) EVP_CIPHER_CTX_free(s->ctx);
@@ -316,6 +318,8 @@ static void thread_env_gone(napi_env env, void *data, void *hint) {
   tScratch = NULL;
   free(tGso);
   tGso = NULL;
+  free(tGroRx);
+  tGroRx = NULL;
 }
 
 static mmsg_scratch *scratch(void) {
@@ -1745,6 +1749,154 @@ static napi_value vnet_coalesce_js(napi_env env, napi_callback_info info) {
 }
 
 /* ------------------------------------------------------------------ */
+/* UDP GRO receive                                                     */
+/* ------------------------------------------------------------------ */
+
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+/* Datagrams per recvmmsg in udpRecvGro (each needs a 64 KiB buffer). */
+#define GRO_RX_MAX_BUFS 64
+/* gro info words (Int32Array shared with JS): */
+#define GRO_INFO_DGRAMS 0     /* datagrams the last call received */
+#define GRO_INFO_COALESCED 1  /* cumulative: datagrams that carried more than one packet */
+#define GRO_INFO_DROPPED 2    /* cumulative: packets dropped for want of room in offsets/lens */
+#define GRO_INFO_WORDS 4
+
+/* udpSetGro(fd, on) -> true when the kernel took UDP_GRO (Linux 5.0+). */
+static napi_value udp_set_gro(napi_env env, napi_callback_info info) {
+  static const char *fn = "udpSetGro";
+  napi_value argv[2];
+  int fd;
+  bool on;
+  if (get_args(env, info, 2, argv, fn)) return NULL;
+  if (get_fd(env, argv[0], fn, &fd)) return NULL;
+  if (get_bool(env, argv[1], fn, "on", &on)) return NULL;
+  int v = on ? 1 : 0;
+  int ok = setsockopt(fd, SOL_UDP, UDP_GRO, &v, sizeof v) == 0;
+  if (!ok && (errno == EBADF || errno == ENOTSOCK)) { throw_errno(env, errno, fn, "setsockopt"); return NULL; }
+  napi_value res;
+  if (napi_get_boolean(env, ok, &res) != napi_ok) { throw_internal(env, fn); return NULL; }
+  return res;
+}
+
+struct gro_rx_scratch_s {
+  struct mmsghdr msgs[GRO_RX_MAX_BUFS];
+  struct iovec iov[GRO_RX_MAX_BUFS];
+  struct sockaddr_in sa[GRO_RX_MAX_BUFS];
+  union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } ctrl[GRO_RX_MAX_BUFS];
+};
+
+/*
+ * udpRecvGro(fd, mem, bufOffsets, nBufs, bufCap, offsets, lens, addrs, max, info) -> packets
+ * One recvmmsg of up to nBufs datagrams, datagram j into mem[bufOffsets[j] ..
+ * + bufCap). A datagram the kernel coalesced (UDP_GRO on the socket: the
+ * sender's GSO batch, or GRO on the way in) carries its segment size in a
+ * cmsg and is split, in place, into its packets: packet k of it is at
+ * bufOffsets[j] + k*size. Every packet gets an entry: offsets[i], lens[i]
+ * (-1: datagram truncated to bufCap), addrs[2i] = source IPv4 (host order),
+ * addrs[2i+1] = source port. At most `max` entries; packets beyond are
+ * dropped and counted (info[2]; never with max >= nBufs * 128, the kernel's
+ * segment limit). info[0] = datagrams received (nBufs: call again),
+ * info[1] += coalesced datagrams. Errors are thrown only when nothing was
+ * received; EAGAIN is 0.
+ */
+static napi_value udp_recv_gro(napi_env env, napi_callback_info info) {
+  static const char *fn = "udpRecvGro";
+  napi_value argv[10];
+  int fd;
+  uint8_t *mem; int32_t *bufOffsets, *offsets, *lens, *gi; uint32_t *addrs;
+  size_t memLen, nBufOff, nOff, nLens, nAddrs, nInfo;
+  int64_t nBufs, cap, max;
+  if (get_args(env, info, 10, argv, fn)) return NULL;
+  if (get_fd(env, argv[0], fn, &fd)) return NULL;
+  if (get_ta(env, argv[1], napi_uint8_array, fn, "mem", (void **)&mem, &memLen)) return NULL;
+  if (get_ta(env, argv[2], napi_int32_array, fn, "bufOffsets", (void **)&bufOffsets, &nBufOff)) return NULL;
+  if (get_int(env, argv[3], fn, "nBufs", 0, GRO_RX_MAX_BUFS, &nBufs)) return NULL;
+  if (get_int(env, argv[4], fn, "bufCap", 1, INT32_MAX, &cap)) return NULL;
+  if (get_ta(env, argv[5], napi_int32_array, fn, "offsets", (void **)&offsets, &nOff)) return NULL;
+  if (get_ta(env, argv[6], napi_int32_array, fn, "lens", (void **)&lens, &nLens)) return NULL;
+  if (get_ta(env, argv[7], napi_uint32_array, fn, "addrs", (void **)&addrs, &nAddrs)) return NULL;
+  if (get_int(env, argv[8], fn, "max", 0, INT32_MAX, &max)) return NULL;
+  if (get_ta(env, argv[9], napi_int32_array, fn, "info", (void **)&gi, &nInfo)) return NULL;
+  if (check_count(env, fn, "bufOffsets", nBufOff, nBufs) || check_count(env, fn, "offsets", nOff, max) ||
+      check_count(env, fn, "lens", nLens, max) || check_count(env, fn, "addrs", nAddrs, 2 * max) ||
+      check_count(env, fn, "info", nInfo, GRO_INFO_WORDS)) return NULL;
+  if (check_slots(env, fn, memLen, bufOffsets, NULL, cap, nBufs)) return NULL;
+  gi[GRO_INFO_DGRAMS] = 0;
+  if (nBufs == 0 || max == 0) return make_int(env, 0);
+  if (!tGroRx) tGroRx = malloc(sizeof *tGroRx);
+  gro_rx_scratch *s = tGroRx;
+  if (!s) { throw_errno(env, ENOMEM, fn, "malloc"); return NULL; }
+
+  for (int64_t j = 0; j < nBufs; j++) {
+    s->iov[j].iov_base = mem + bufOffsets[j];
+    s->iov[j].iov_len = (size_t)cap;
+    memset(&s->msgs[j], 0, sizeof s->msgs[j]);
+    struct msghdr *h = &s->msgs[j].msg_hdr;
+    h->msg_iov = &s->iov[j];
+    h->msg_iovlen = 1;
+    h->msg_name = &s->sa[j];
+    h->msg_namelen = sizeof s->sa[j];
+    h->msg_control = s->ctrl[j].buf;
+    h->msg_controllen = sizeof s->ctrl[j].buf;
+  }
+  int r, retries = 0;
+  for (;;) {
+    r = recvmmsg(fd, s->msgs, (unsigned)nBufs, MSG_DONTWAIT, NULL);
+    if (r >= 0) break;
+    int e = errno;
+    if (e == EINTR) continue;
+    if (e == EAGAIN || e == EWOULDBLOCK) return make_int(env, 0);
+    if (transient_recv_error(e) && ++retries < 8) continue;
+    throw_errno(env, e, fn, "recvmmsg");
+    return NULL;
+  }
+  gi[GRO_INFO_DGRAMS] = r;
+  int64_t out = 0;
+  for (int j = 0; j < r; j++) {
+    struct msghdr *h = &s->msgs[j].msg_hdr;
+    uint32_t ip = 0, port = 0;
+    if (h->msg_namelen >= sizeof(struct sockaddr_in) && s->sa[j].sin_family == AF_INET) {
+      ip = ntohl(s->sa[j].sin_addr.s_addr);
+      port = ntohs(s->sa[j].sin_port);
+    }
+    int64_t len = (int64_t)s->msgs[j].msg_len;
+    int64_t seg = len;
+    if (!(h->msg_flags & MSG_TRUNC)) {
+      for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
+        if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+          int g;
+          memcpy(&g, CMSG_DATA(c), sizeof g);
+          if (g > 0 && g < seg) seg = g;
+        }
+      }
+    }
+    if (h->msg_flags & MSG_TRUNC) {
+      if (out < max) { offsets[out] = bufOffsets[j]; lens[out] = -1; addrs[2 * out] = ip; addrs[2 * out + 1] = port; out++; }
+      else gi[GRO_INFO_DROPPED]++;
+      continue;
+    }
+    if (seg < len) gi[GRO_INFO_COALESCED]++;
+    int64_t pos = 0;
+    do {
+      int64_t l = len - pos < seg ? len - pos : seg;
+      if (out < max) {
+        offsets[out] = (int32_t)(bufOffsets[j] + pos);
+        lens[out] = (int32_t)l;
+        addrs[2 * out] = ip;
+        addrs[2 * out + 1] = port;
+        out++;
+      } else {
+        gi[GRO_INFO_DROPPED]++;
+      }
+      pos += l;
+    } while (pos < len);
+  }
+  return make_int(env, out);
+}
+
+/* ------------------------------------------------------------------ */
 /* Module                                                              */
 /* ------------------------------------------------------------------ */
 
@@ -1771,6 +1923,8 @@ NAPI_MODULE_INIT() {
     { "aeadSealBatch", aead_seal_batch },
     { "aeadOpenBatch", aead_open_batch },
     { "udpSendToTtl", udp_send_to_ttl },
+    { "udpSetGro", udp_set_gro },
+    { "udpRecvGro", udp_recv_gro },
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

@@ -21,7 +21,7 @@ import { loadNative, type Native } from '../../src/dataplane/native.js'
 import { Outbound } from '../../src/dataplane/outbound.js'
 import { Inbound } from '../../src/dataplane/inbound.js'
 import { createStatsBuffer } from '../../src/dataplane/stats.js'
-import { BATCH, SLOT_SIZE, type WorkerInit } from '../../src/workers/layout.js'
+import { BATCH, RX_BUF_SIZE, RX_BUFS, SLOT_SIZE, type WorkerInit } from '../../src/workers/layout.js'
 import { time, type BenchResult, type TimerOptions, DEFAULT_TIMER } from './timer.js'
 
 const CLIENT_IP = 0x0a4d0002 // 10.77.0.2
@@ -56,7 +56,7 @@ export function ipv4Packet (size: number, src: number, dst: number): Uint8Array 
 function init (role: 'outbound' | 'inbound', mode: 'client' | 'server', tunnelIp: number, statsIndex: number): WorkerInit {
   return {
     role, statsIndex, mode, tunFd: -1, udpFd: -1, tunnelIp, mtu: 1400, maxPeers: MAX_PEERS,
-    packetMem: new SharedArrayBuffer(BATCH * SLOT_SIZE), stats: createStatsBuffer(MAX_PEERS), ctrlRing: null
+    packetMem: new SharedArrayBuffer(role === 'inbound' ? RX_BUFS * RX_BUF_SIZE : BATCH * SLOT_SIZE), stats: createStatsBuffer(MAX_PEERS), ctrlRing: null
   } as unknown as WorkerInit
 }
 
@@ -90,12 +90,22 @@ function fakeNative (real: Native, io: {
   const f = fake as unknown as Record<string, unknown>
   // By name, so that variants with the same arguments (udpSendBatchGso, tunWriteBatchVnet, tunWriteBatchGro, ...)
   // are faked too: every batch send, receive and TUN write of the addon is replaced, whatever the dataplane calls.
-  const names = new Set([...Object.keys(real), 'tunReadBatch', 'udpSendBatch', 'udpRecvBatch', 'tunWriteBatch', 'udpSendTo'])
+  const names = new Set([...Object.keys(real), 'tunReadBatch', 'udpSendBatch', 'udpRecvBatch', 'udpRecvGro', 'tunWriteBatch', 'udpSendTo'])
   for (const name of names) {
     if (name.startsWith('udpSendBatch')) {
       f[name] = (_fd: number, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, addrs: Uint32Array, n: number) => io.udpSend?.(mem, offsets, lens, addrs, n) ?? n
     } else if (name.startsWith('udpRecvBatch')) {
       f[name] = (_fd: number, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, addrs: Uint32Array, max: number) => io.udpRecv?.(mem, offsets, lens, addrs, max) ?? 0
+    } else if (name === 'udpRecvGro') {
+      // Datagrams one per 2 KiB in the receive memory, as many as a plain batch (no coalescing: the per-packet path).
+      f[name] = (_fd: number, mem: Uint8Array, _bufOffsets: Int32Array, _nBufs: number, _cap: number, offsets: Int32Array, lens: Int32Array,
+        addrs: Uint32Array, max: number, info: Int32Array) => {
+        const m = Math.min(max, BATCH)
+        for (let i = 0; i < m; i++) offsets[i] = i * SLOT_SIZE
+        const n = io.udpRecv?.(mem, offsets, lens, addrs, m) ?? 0
+        info[0] = n === m ? RX_BUFS : 0 // full: the pipeline calls again
+        return n
+      }
     } else if (name.startsWith('tunWriteBatch')) {
       f[name] = (_fd: number, _mem: Uint8Array, _offsets: Int32Array, _lens: Int32Array, n: number) => io.tunWrite?.(n) ?? n
     } else if (name === 'tunReadBatch') {

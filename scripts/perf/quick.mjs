@@ -152,7 +152,16 @@ try {
     const tcpSrv = await iperfTcp(A.ns, topo.serverNs, '10.77.0.1')
     tcpSrv.cpuSecPerGB = (daemonCpu([A.ns, topo.serverNs]) - c1) / (tcpSrv.mbps * SECS / 8000)
     const udpRelay = await iperfUdp64(A.ns, B.ns, '10.77.0.3')
+    if (args.includes('--threads')) {
+      setTimeout(() => { t0 = threadTicks([A.ns, topo.serverNs]); s0 = softirqTicks() }, 1500)
+      setTimeout(() => { t1 = threadTicks([A.ns, topo.serverNs]); s1 = softirqTicks() }, SECS * 1000)
+    }
     const udpSrv = await iperfUdp64(A.ns, topo.serverNs, '10.77.0.1')
+    if (args.includes('--threads')) {
+      const span = (s1.total - s0.total) / 2
+      const rows = Object.entries(t1).map(([k, v]) => [k, Math.round(100 * (v - (t0[k] ?? 0)) / span)]).filter(([, v]) => v > 2).sort((a, b) => b[1] - a[1])
+      log(v.name, 'udpSrv thread CPU % of one core:', JSON.stringify(rows), 'machine softirq %', Math.round(100 * (s1.softirq - s0.softirq) / (s1.total - s0.total) * 2), 'idle %', Math.round(100 * (s1.idle - s0.idle) / (s1.total - s0.total) * 2))
+    }
     const kd = async (ns) => {
       const l = await runIn(ns, 'ip', ['-s', '-j', 'link', 'show', 'lwt0']).then(r => JSON.parse(r.stdout)[0].stats64).catch(() => null)
       const snmp = await runIn(ns, 'cat', ['/proc/net/snmp']).then(r => r.stdout.split('\n').filter(x => x.startsWith('Udp:'))).catch(() => [])

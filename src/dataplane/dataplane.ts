@@ -27,7 +27,7 @@ import type { ControlHandler, ControlInputKind, DataplanePort, PeerRoute } from 
 import type { Placement } from '../config/schema.js'
 import {
   BATCH, CTRL_KIND_PACKET, CTRL_KIND_RELAYED, CTRL_KIND_UNKNOWN_INDEX, CTRL_RING_SLOTS, CTRL_SLOT_SIZE,
-  META_IP, META_KIND, META_LEN, META_PORT, META_SOCK, META_VIA, META_WORDS, SLOT_SIZE, WORKER_ROLES,
+  META_IP, META_KIND, META_LEN, META_PORT, META_SOCK, META_VIA, META_WORDS, RX_BUF_SIZE, RX_BUFS, SLOT_SIZE, WORKER_ROLES,
   type FromWorker, type ToWorker, type WorkerInit, type WorkerKind, type WorkerRole
 } from '../workers/layout.js'
 
@@ -106,6 +106,8 @@ export class Dataplane implements DataplanePort {
       const udp = openUdp(this.#native, o.listenHost, o.listenPort, o.socketBuffer)
       this.#udpFd = udp.fd
       this.#boundPort = udp.port
+      // A peer's GSO batch then arrives as one datagram (split by the inbound pipeline): one skb instead of dozens.
+      if (!this.#native.udpSetGro(udp.fd, true)) this.#log.info('the kernel refused UDP_GRO; receiving datagram by datagram')
       await configureTun(this.#devName, o.cidr, o.mtu)
       if (o.placement !== 'split') await this.#startWorker('both', 0)
       else for (const [i, role] of WORKER_ROLES.entries()) await this.#startWorker(role, i)
@@ -126,8 +128,8 @@ export class Dataplane implements DataplanePort {
       tunnelIp: this.#opt.tunnelIp,
       mtu: this.#opt.mtu,
       maxPeers: this.#opt.maxPeers,
-      packetMem: new SharedArrayBuffer(BATCH * SLOT_SIZE),
-      packetMemIn: role === 'both' ? new SharedArrayBuffer(BATCH * SLOT_SIZE) : null,
+      packetMem: new SharedArrayBuffer(role === 'inbound' ? RX_BUFS * RX_BUF_SIZE : BATCH * SLOT_SIZE),
+      packetMemIn: role === 'both' ? new SharedArrayBuffer(RX_BUFS * RX_BUF_SIZE) : null,
       stats: this.#statsSab,
       ctrlRing: role !== 'outbound' ? this.#ringSab : null
     }

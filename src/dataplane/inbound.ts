@@ -2,8 +2,12 @@
  * Inbound pipeline: UDP → open → TUN (and, on the server, UDP → UDP relay).
  * Runs on the inbound worker thread.
  *
- *   1. udpRecvBatch (native, recvmmsg): up to BATCH datagrams straight into
- *      this worker's packet slots, with their source addresses.
+ *   1. udpRecvGro (native, recvmmsg): up to RX_BUFS datagrams straight into
+ *      this pipeline's packet memory, with their source addresses. The
+ *      socket has UDP_GRO on, so a sender's GSO batch (or a run the kernel's
+ *      GRO coalesced) arrives as ONE datagram of same-size packets: one skb
+ *      through the receiving stack instead of dozens; the addon splits it in
+ *      place into its packets (no copy).
  *   2. classify (JS, per datagram) by the type byte:
  *      - 4 data: find the session by receiver index → open list;
  *      - 5 relay: server: rewrite the envelope's peerId from destination to
@@ -32,9 +36,10 @@ import { ReplayWindow } from '../crypto/replay.js'
 import { SpscRing } from './ring.js'
 import { clearPeerCounters, statsView } from './stats.js'
 import {
-  BATCH, C, COUNTERS, CTRL_KIND_PACKET, CTRL_KIND_RELAYED, CTRL_KIND_UNKNOWN_INDEX, CTRL_KIND_UNKNOWN_RELAY_SOURCE,
+  C, COUNTERS, CTRL_KIND_PACKET, CTRL_KIND_RELAYED, CTRL_KIND_UNKNOWN_INDEX, CTRL_KIND_UNKNOWN_RELAY_SOURCE,
   CTRL_RING_SLOTS, CTRL_SLOT_SIZE, META_IP, META_KIND, META_LEN, META_PORT, META_SOCK, META_VIA, META_WORDS,
-  PEER_FIELDS, P_LAST_RX, P_RX_BYTES, P_RX_PACKETS, SLOT_SIZE, TAG, type FromWorker, type ToWorker, type WorkerInit
+  PEER_FIELDS, P_LAST_RX, P_RX_BYTES, P_RX_PACKETS, RX_BUFS, RX_BUF_SIZE, RX_MAX_PACKETS, TAG,
+  type FromWorker, type ToWorker, type WorkerInit
 } from '../workers/layout.js'
 
 /** Smallest data message: header + tag + a 20-byte IPv4 header. */
@@ -59,21 +64,25 @@ export class Inbound {
   readonly #stats: Float64Array
   readonly #ring: SpscRing | null
   readonly #isServer: boolean
-  // Per-batch scratch (no allocation on the packet path).
-  readonly #offsets = new Int32Array(BATCH)
-  readonly #lens = new Int32Array(BATCH)
-  readonly #addrs = new Uint32Array(BATCH * 2)
-  readonly #desc = new Int32Array(BATCH * 4)
-  readonly #results = new Int32Array(BATCH)
-  readonly #openSess: (RecvSession | undefined)[] = new Array(BATCH)
-  readonly #openCounter = new Float64Array(BATCH)
-  readonly #openVia = new Int32Array(BATCH)
-  readonly #openSrc = new Int32Array(BATCH)
-  readonly #tunOffsets = new Int32Array(BATCH)
-  readonly #tunLens = new Int32Array(BATCH)
-  readonly #fwdOffsets = new Int32Array(BATCH)
-  readonly #fwdLens = new Int32Array(BATCH)
-  readonly #fwdAddrs = new Uint32Array(BATCH * 2)
+  // Per-batch scratch (no allocation on the packet path), one entry per packet of a receive.
+  readonly #bufOffsets = Int32Array.from({ length: RX_BUFS }, (_, i) => i * RX_BUF_SIZE)
+  readonly #rxInfo = new Int32Array(4)
+  #rxCoalesced = 0
+  #rxOverflow = 0
+  readonly #offsets = new Int32Array(RX_MAX_PACKETS)
+  readonly #lens = new Int32Array(RX_MAX_PACKETS)
+  readonly #addrs = new Uint32Array(RX_MAX_PACKETS * 2)
+  readonly #desc = new Int32Array(RX_MAX_PACKETS * 4)
+  readonly #results = new Int32Array(RX_MAX_PACKETS)
+  readonly #openSess: (RecvSession | undefined)[] = new Array(RX_MAX_PACKETS)
+  readonly #openCounter = new Float64Array(RX_MAX_PACKETS)
+  readonly #openVia = new Int32Array(RX_MAX_PACKETS)
+  readonly #openSrc = new Int32Array(RX_MAX_PACKETS)
+  readonly #tunOffsets = new Int32Array(RX_MAX_PACKETS)
+  readonly #tunLens = new Int32Array(RX_MAX_PACKETS)
+  readonly #fwdOffsets = new Int32Array(RX_MAX_PACKETS)
+  readonly #fwdLens = new Int32Array(RX_MAX_PACKETS)
+  readonly #fwdAddrs = new Uint32Array(RX_MAX_PACKETS * 2)
 
   constructor (init: WorkerInit, native: Native, post: (m: FromWorker) => void) {
     this.#native = native
@@ -88,7 +97,7 @@ export class Inbound {
     this.#view = new DataView(init.packetMem)
     this.#stats = statsView(init)
     this.#ring = init.ctrlRing ? new SpscRing(init.ctrlRing, CTRL_RING_SLOTS, CTRL_SLOT_SIZE) : null
-    for (let i = 0; i < BATCH; i++) this.#offsets[i] = i * SLOT_SIZE
+    if (init.packetMem.byteLength < RX_BUFS * RX_BUF_SIZE) throw new RangeError(`inbound packet memory must be at least ${RX_BUFS * RX_BUF_SIZE} bytes`)
   }
 
   handle (m: ToWorker): void {
@@ -134,11 +143,13 @@ export class Inbound {
    */
   onReadable (fd: number = this.#init.udpFd, sock = 0): void {
     this.#sock = sock
+    const info = this.#rxInfo
     for (;;) {
-      const n = this.#native.udpRecvBatch(fd, this.#mem, this.#offsets, this.#lens, this.#addrs, BATCH, SLOT_SIZE)
-      if (n === 0) return
-      this.#processBatch(n)
-      if (n < BATCH) return
+      const n = this.#native.udpRecvGro(fd, this.#mem, this.#bufOffsets, RX_BUFS, RX_BUF_SIZE, this.#offsets, this.#lens, this.#addrs, RX_MAX_PACKETS, info)
+      if (info[1] !== this.#rxCoalesced) { this.#stats[C.udpRxCoalesced] += info[1] - this.#rxCoalesced; this.#rxCoalesced = info[1] }
+      if (info[2] !== this.#rxOverflow) { this.#stats[C.dropRxOverflow] += info[2] - this.#rxOverflow; this.#rxOverflow = info[2] }
+      if (n > 0) this.#processBatch(n)
+      if (info[0] < RX_BUFS) return
     }
   }
 

@@ -79,6 +79,18 @@ export interface Native {
   tunWriteBatch(fd: number, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, n: number): number
   /** recvmmsg(MSG_DONTWAIT) of up to max datagrams into mem+offsets[i] (capacity cap). lens[i] = bytes, or -1 if truncated; addrs[2i] = source IPv4 (host order), addrs[2i+1] = source port. Returns n (0 if none). Throws only when nothing was received. */
   udpRecvBatch(fd: number, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, addrs: Uint32Array, max: number, cap: number): number
+  /** setsockopt UDP_GRO: true when the kernel took it (coalesced datagrams then arrive whole; read them with udpRecvGro). */
+  udpSetGro(fd: number, on: boolean): boolean
+  /**
+   * One recvmmsg of up to nBufs datagrams, datagram j into mem[bufOffsets[j] .. + bufCap). A coalesced
+   * datagram (UDP_GRO cmsg) is split in place into its packets. One entry per packet: offsets[i], lens[i]
+   * (-1: truncated), addrs[2i] source IPv4 (host order), addrs[2i+1] port; at most max entries, the rest
+   * dropped and counted. info: Int32Array(4) [datagrams received by this call (nBufs: call again),
+   * coalesced datagrams (cumulative), packets dropped for room (cumulative), 0]. Returns entries; 0 when
+   * nothing was waiting. Throws only when nothing was received.
+   */
+  udpRecvGro(fd: number, mem: Uint8Array, bufOffsets: Int32Array, nBufs: number, bufCap: number, offsets: Int32Array, lens: Int32Array,
+    addrs: Uint32Array, max: number, info: Int32Array): number
   /** sendmmsg of n datagrams (mem+offsets[i], lens[i]) to addrs[2i]:addrs[2i+1]. EAGAIN/ENOBUFS stop the batch; other per-datagram errors skip that datagram. Returns the number sent. EBADF/ENOTSOCK throw. */
   udpSendBatch(fd: number, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, addrs: Uint32Array, n: number): number
   /**

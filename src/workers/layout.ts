@@ -4,10 +4,11 @@
  *
  * Three kinds of SharedArrayBuffer exist per daemon:
  *
- *  1. Packet memory, one per worker (PACKET_SLOTS × SLOT_SIZE bytes). The
- *     kernel reads a packet straight into a slot (TUN read or recvmmsg), it is
- *     sealed or opened in place, and written to the kernel from the same slot.
- *     Worker-owned: no other thread touches it.
+ *  1. Packet memory, one per pipeline: outbound BATCH × SLOT_SIZE bytes,
+ *     inbound RX_BUFS × RX_BUF_SIZE. The kernel reads a packet straight into
+ *     it (TUN read, or recvmmsg: a coalesced datagram's packets stay where
+ *     they landed), it is sealed or opened in place, and written to the
+ *     kernel from the same bytes. Pipeline-owned: no other thread touches it.
  *
  *  2. The control ring (inbound worker → main thread): handshake, control,
  *     reject and "unknown session" packets, which the control plane handles.
@@ -22,6 +23,17 @@
 export const SLOT_SIZE = 2048
 /** Slots per worker batch. wireguard-go uses 128; 64 measured as enough here (perf-design.md §8). */
 export const BATCH = 64
+/**
+ * Inbound receive geometry: datagrams per recvmmsg, each into a buffer big
+ * enough for a datagram the kernel coalesced (UDP_GRO: up to 64 KiB of
+ * same-size packets from one sender), split in place into packets. 16 × 64 KiB
+ * = 1 MiB of address space per inbound pipeline; pages become resident only
+ * as datagrams reach them (a 100-byte datagram touches one page).
+ */
+export const RX_BUFS = 16
+export const RX_BUF_SIZE = 65536
+/** Packets one receive can yield: the kernel coalesces at most 64 (GRO) or 128 (a local sender's GSO) per datagram. */
+export const RX_MAX_PACKETS = RX_BUFS * 128
 /** Room in front of an inner packet for the relay envelope (8) and the transport header (16). */
 export const HEADROOM = 32
 /** Poly1305 tag. */
@@ -73,7 +85,7 @@ export const COUNTERS = [
   'dropMalformed', 'dropUnknownType', 'dropUnknownIndex', 'dropAuthFailed',
   'dropReplay', 'dropSpoofedSource', 'dropNotForUs', 'dropTunWrite', 'dropUdpSend',
   'dropControlRingFull', 'dropRelayUnknownPeer', 'dropRelayUnknownSource', 'dropTooBig',
-  'tunRxSuperpackets'
+  'tunRxSuperpackets', 'udpRxCoalesced', 'dropRxOverflow'
 ] as const
 export type CounterName = typeof COUNTERS[number]
 export const C: Record<CounterName, number> = Object.fromEntries(COUNTERS.map((n, i) => [n, i])) as Record<CounterName, number>

@@ -10,7 +10,7 @@ import { InlineHost } from '../../src/dataplane/inline-host.js'
 import { loadNative, type Native } from '../../src/dataplane/native.js'
 import { createStatsBuffer, StatsReader } from '../../src/dataplane/stats.js'
 import { SpscRing } from '../../src/dataplane/ring.js'
-import { BATCH, CTRL_RING_SLOTS, CTRL_SLOT_SIZE, SLOT_SIZE, type FromWorker, type WorkerInit } from '../../src/workers/layout.js'
+import { BATCH, CTRL_RING_SLOTS, CTRL_SLOT_SIZE, RX_BUF_SIZE, RX_BUFS, SLOT_SIZE, type FromWorker, type WorkerInit } from '../../src/workers/layout.js'
 
 const MAX_PEERS = 4
 
@@ -28,11 +28,11 @@ function setup (readFails: boolean): { native: Native, polls: Map<number, () => 
       void args
       throw Object.assign(new Error('tunReadSplit: read: EBADFD'), { code: 'EBADFD', syscall: 'read', errno: -77 })
     },
-    udpRecvBatch: () => 0
+    udpRecvGro: (...a: Parameters<Native['udpRecvGro']>) => { a[9][0] = 0; return 0 }
   }
   const init: WorkerInit = {
     role: 'both', statsIndex: 0, mode: 'client', tunFd: 1001, tunVnet: true, udpFd: 1002, tunnelIp: 0x0a000002, mtu: 1400,
-    maxPeers: MAX_PEERS, packetMem: new SharedArrayBuffer(BATCH * SLOT_SIZE), packetMemIn: new SharedArrayBuffer(BATCH * SLOT_SIZE),
+    maxPeers: MAX_PEERS, packetMem: new SharedArrayBuffer(BATCH * SLOT_SIZE), packetMemIn: new SharedArrayBuffer(RX_BUFS * RX_BUF_SIZE),
     stats: createStatsBuffer(MAX_PEERS), ctrlRing: SpscRing.create(CTRL_RING_SLOTS, CTRL_SLOT_SIZE)
   }
   return { native, polls, stopped, init }

@@ -650,3 +650,123 @@ t.test('errors', async t => {
     t.throws(() => native.tunOpen('a\0b', false, false), RangeError)
   })
 })
+
+t.test('udpRecvGro', async t => {
+  const RXB = 8
+  const CAP = 65536
+  function rxSetup (): { mem: Uint8Array, bufOffsets: Int32Array, offsets: Int32Array, lens: Int32Array, addrs: Uint32Array, info: Int32Array } {
+    const max = RXB * 128
+    return {
+      mem: new Uint8Array(new SharedArrayBuffer(RXB * CAP)),
+      bufOffsets: Int32Array.from({ length: RXB }, (_, i) => i * CAP),
+      offsets: new Int32Array(max).fill(-9),
+      lens: new Int32Array(max).fill(-9),
+      addrs: new Uint32Array(max * 2),
+      info: new Int32Array(4)
+    }
+  }
+  /** Receive until `want` packets arrived (loopback delivers inside the send, but poll anyway). */
+  async function recvAll (fd: number, r: ReturnType<typeof rxSetup>, want: number, max = RXB * 128): Promise<{ n: number, calls: number[] }> {
+    const calls: number[] = []
+    let n = 0
+    const off = new Int32Array(want + max); const lens = new Int32Array(want + max); const addrs = new Uint32Array((want + max) * 2)
+    const copies: Uint8Array[] = []
+    for (let tries = 0; tries < 200 && n < want; tries++) {
+      const got = native.udpRecvGro(fd, r.mem, r.bufOffsets, RXB, CAP, r.offsets, r.lens, r.addrs, max, r.info)
+      if (got === 0) { await new Promise(resolve => setTimeout(resolve, 5)); continue }
+      calls.push(r.info[0]!)
+      for (let i = 0; i < got; i++) {
+        off[n + i] = r.offsets[i]!; lens[n + i] = r.lens[i]!; addrs.set(r.addrs.subarray(2 * i, 2 * i + 2), 2 * (n + i))
+        copies.push(r.mem.slice(r.offsets[i]!, r.offsets[i]! + Math.max(0, r.lens[i]!)))
+      }
+      n += got
+    }
+    r.offsets.set(off.subarray(0, n)); r.lens.set(lens.subarray(0, n)); r.addrs.set(addrs.subarray(0, 2 * n))
+    ;(r as unknown as { copies: Uint8Array[] }).copies = copies
+    return { n, calls }
+  }
+  const copiesOf = (r: ReturnType<typeof rxSetup>): Uint8Array[] => (r as unknown as { copies: Uint8Array[] }).copies
+
+  /** n datagrams of `size` bytes (the last `last` bytes), distinct contents, sent as one udpSendBatchGso batch from a to b. */
+  function sendGso (a: { fd: number }, b: { port: number }, n: number, size: number, last = size): Buffer[] {
+    const pkts = Array.from({ length: n }, (_, i) => { const p = randomBytes(i === n - 1 ? last : size); p[0] = i; return p })
+    const tx = new Uint8Array(n * 2048)
+    const offsets = new Int32Array(n); const lens = new Int32Array(n); const addrs = new Uint32Array(2 * n)
+    pkts.forEach((p, i) => { offsets[i] = i * 2048; tx.set(p, i * 2048); lens[i] = p.length; addrs[2 * i] = LOOPBACK; addrs[2 * i + 1] = b.port })
+    t.equal(native.udpSendBatchGso(a.fd, tx, offsets, lens, addrs, n), n, `${n} datagrams sent`)
+    return pkts
+  }
+
+  t.test('a GSO batch arrives as ONE coalesced datagram and is split in place into the same packets', async t => {
+    const a = native.udpOpen('127.0.0.1', 0, 0); const b = native.udpOpen('127.0.0.1', 0, 1 << 20)
+    t.teardown(() => { native.close(a.fd); native.close(b.fd) })
+    t.equal(native.udpSetGro(b.fd, true), true, 'the kernel takes UDP_GRO')
+    const r = rxSetup()
+    const sent = sendGso(a, b, 40, 100, 37)
+    const { n, calls } = await recvAll(b.fd, r, 40)
+    t.equal(n, 40, 'every packet')
+    t.same(calls, [1], 'one datagram, one call')
+    t.equal(r.info[1], 1, 'counted as coalesced')
+    let bad = 0
+    for (let i = 0; i < 40; i++) {
+      if (r.offsets[i] !== i * 100) bad++ // in place: packet k of buffer 0 at k * segment size
+      if (Buffer.compare(copiesOf(r)[i]!, sent[i]!) !== 0) bad++
+      if (r.addrs[2 * i] !== LOOPBACK || r.addrs[2 * i + 1] !== a.port) bad++
+    }
+    t.equal(bad, 0, 'offsets, bytes and source of every packet')
+    t.equal(r.lens[39], 37, 'the short last packet keeps its length')
+    t.equal(native.udpRecvGro(b.fd, r.mem, r.bufOffsets, RXB, CAP, r.offsets, r.lens, r.addrs, RXB * 128, r.info), 0, 'nothing left')
+    t.equal(r.info[0], 0)
+  })
+
+  t.test('without UDP_GRO the same batch arrives datagram by datagram (nBufs per call)', async t => {
+    const a = native.udpOpen('127.0.0.1', 0, 0); const b = native.udpOpen('127.0.0.1', 0, 1 << 20)
+    t.teardown(() => { native.close(a.fd); native.close(b.fd) })
+    const r = rxSetup()
+    const sent = sendGso(a, b, 20, 200)
+    const { n, calls } = await recvAll(b.fd, r, 20)
+    t.equal(n, 20)
+    t.same(calls, [8, 8, 4], 'nBufs datagrams per call; a full call means "call again"')
+    t.equal(r.info[1], 0, 'nothing coalesced')
+    t.ok(copiesOf(r).every((c, i) => Buffer.compare(c, sent[i]!) === 0), 'same packets, in order')
+    t.same([...r.offsets.subarray(0, 8)], [...r.bufOffsets], 'each datagram at the start of its buffer')
+  })
+
+  t.test('plain datagrams of mixed sizes and senders, and a full receive', async t => {
+    const a = native.udpOpen('127.0.0.1', 0, 0); const c = native.udpOpen('127.0.0.1', 0, 0); const b = native.udpOpen('127.0.0.1', 0, 1 << 20)
+    t.teardown(() => { native.close(a.fd); native.close(b.fd); native.close(c.fd) })
+    native.udpSetGro(b.fd, true)
+    const sizes = [1, 1400, 65507, 0, 33]
+    for (const [i, s] of sizes.entries()) native.udpSendTo(i % 2 === 0 ? a.fd : c.fd, new Uint8Array(s).fill(i + 1), LOOPBACK, b.port)
+    const r = rxSetup()
+    const { n } = await recvAll(b.fd, r, sizes.length)
+    t.equal(n, sizes.length)
+    t.same([...r.lens.subarray(0, n)], sizes, 'lengths (a 65,507-byte datagram fits its buffer; an empty one is length 0)')
+    t.same([...r.addrs.subarray(0, 2 * n)].filter((_, k) => k % 2 === 1), sizes.map((_, i) => i % 2 === 0 ? a.port : c.port), 'sources')
+    t.ok(copiesOf(r).every((x, i) => x.every(v => v === i + 1)), 'contents')
+  })
+
+  t.test('more packets than room: the rest are dropped and counted, never written past the arrays', async t => {
+    const a = native.udpOpen('127.0.0.1', 0, 0); const b = native.udpOpen('127.0.0.1', 0, 1 << 20)
+    t.teardown(() => { native.close(a.fd); native.close(b.fd) })
+    native.udpSetGro(b.fd, true)
+    const r = rxSetup()
+    sendGso(a, b, 30, 64)
+    const { n } = await recvAll(b.fd, r, 10, 10)
+    t.equal(n, 10, 'max entries')
+    t.equal(r.info[2], 20, '20 counted as dropped')
+    t.equal(r.offsets[10], -9, 'entry 10 untouched')
+  })
+
+  t.test('argument checks', async t => {
+    const b = native.udpOpen('127.0.0.1', 0, 0)
+    t.teardown(() => { native.close(b.fd) })
+    const r = rxSetup()
+    t.throws(() => native.udpRecvGro(b.fd, r.mem, r.bufOffsets, 65, CAP, r.offsets, r.lens, r.addrs, 10, r.info), RangeError, 'nBufs above 64')
+    t.throws(() => native.udpRecvGro(b.fd, r.mem, r.bufOffsets, RXB, CAP + 1, r.offsets, r.lens, r.addrs, 10, r.info), RangeError, 'last buffer past the end')
+    t.throws(() => native.udpRecvGro(b.fd, r.mem, r.bufOffsets, RXB, CAP, r.offsets, r.lens, r.addrs, 10, new Int32Array(2)), RangeError, 'info too short')
+    t.throws(() => native.udpRecvGro(b.fd, r.mem, r.bufOffsets, RXB, CAP, r.offsets.subarray(0, 5), r.lens, r.addrs, 10, r.info), RangeError, 'offsets shorter than max')
+    t.throws(() => native.udpSetGro(-1, true), RangeError)
+    t.equal(native.udpRecvGro(b.fd, r.mem, r.bufOffsets, RXB, CAP, r.offsets, r.lens, r.addrs, 10, r.info), 0, 'nothing waiting: 0')
+  })
+})
