@@ -1587,8 +1587,46 @@ static int gro_can_append(const uint8_t *p, int seg, int64_t have, const uint8_t
  * form it. A group of more than one is consecutive in-sequence segments of
  * one TCP flow with equal payloads (the last may be shorter or carry PSH).
  */
+/* The UDP payload length of an IPv4 datagram that may be coalesced (ihl 20, UDP, DF, not a fragment, lengths consistent), else -1. */
+static int gro_udp_payload(const uint8_t *p, int32_t len) {
+  if (len <= 28 || p[0] != 0x45 || p[9] != IPPROTO_UDP) return -1;
+  if ((int32_t)get16(p + 2) != len || (get16(p + 6) & 0x3fff) != 0 || !(p[6] & 0x40)) return -1;
+  if ((int32_t)get16(p + 24) != len - 20) return -1;
+  return len - 28;
+}
+
+/* Header bytes (IPv4 + TCP/UDP) of a packet gro_plan may coalesce. */
+static int gro_hlen(const uint8_t *p) {
+  return p[9] == IPPROTO_UDP ? 28 : 20 + (p[32] >> 4) * 4;
+}
+
+/*
+ * UDP: a group is consecutive datagrams of one flow (addresses, ports, TOS,
+ * TTL) with equal payloads, the last may be shorter. Written as one USO
+ * superpacket, the kernel hands the receiving socket the same datagrams (or
+ * the whole batch at once to a socket with UDP_GRO). Only DF datagrams: the
+ * kernel renumbers the IP IDs of the segments, which RFC 6864 allows for
+ * atomic datagrams only.
+ */
+static int64_t gro_plan_udp(const uint8_t *mem, const int32_t *offsets, const int32_t *lens, int64_t n, int64_t i, int seg) {
+  const uint8_t *p = mem + offsets[i];
+  int64_t total = lens[i], k = i + 1;
+  while (k < n && k - i < GRO_MAX_SEGS) {
+    const uint8_t *q = mem + offsets[k];
+    int ql = gro_udp_payload(q, lens[k]);
+    if (ql <= 0 || ql > seg || total + ql > GRO_MAX_LEN) break;
+    if (p[1] != q[1] || p[8] != q[8] || memcmp(p + 12, q + 12, 12) != 0) break; /* TOS, TTL, addresses, ports */
+    total += ql;
+    k++;
+    if (ql < seg) break;
+  }
+  return k - i;
+}
+
 static int64_t gro_plan(const uint8_t *mem, const int32_t *offsets, const int32_t *lens, int64_t n, int64_t i) {
   const uint8_t *p = mem + offsets[i];
+  int useg = gro_udp_payload(p, lens[i]);
+  if (useg > 0) return gro_plan_udp(mem, offsets, lens, n, i, useg);
   int seg = gro_tcp_payload(p, lens[i]);
   if (seg <= 0 || (p[33] & TCP_PSH)) return 1;
   int64_t have = seg, total = lens[i], k = i + 1;
@@ -1610,7 +1648,31 @@ static int64_t gro_plan(const uint8_t *mem, const int32_t *offsets, const int32_
  * (NEEDS_CSUM: the kernel treats the payload as verified), PSH taken from
  * the last segment, and the virtio_net_hdr in the 10 bytes before it.
  */
+static void gro_vnet(uint8_t *p, uint8_t type, uint16_t hl, int seg, uint16_t co) {
+  uint8_t *h = p - VNET_HDR_LEN;
+  uint16_t cs = 20;
+  memset(h, 0, VNET_HDR_LEN);
+  h[0] = VNET_F_NEEDS_CSUM;
+  h[1] = type;
+  h[2] = (uint8_t)hl; h[3] = (uint8_t)(hl >> 8);
+  h[4] = (uint8_t)seg; h[5] = (uint8_t)(seg >> 8);
+  h[6] = (uint8_t)cs; h[7] = (uint8_t)(cs >> 8);
+  h[8] = (uint8_t)co; h[9] = (uint8_t)(co >> 8);
+}
+
+/* The UDP twin of gro_make_head: UDP length and pseudo-header checksum for `total` bytes, vnet header GSO_UDP_L4. */
+static void gro_make_head_udp(uint8_t *p, int64_t total, int seg) {
+  put16(p + 2, (uint16_t)total);
+  ipv4_fix_csum(p, 20);
+  put16(p + 24, (uint16_t)(total - 20));
+  uint64_t ps = csum_add(0, p + 12, 8) + IPPROTO_UDP + (uint64_t)(total - 20);
+  while (ps >> 16) ps = (ps & 0xffff) + (ps >> 16);
+  put16(p + 26, (uint16_t)ps);
+  gro_vnet(p, VNET_GSO_UDP_L4, 28, seg, 6);
+}
+
 static void gro_make_head(uint8_t *p, const uint8_t *last, int64_t total, int seg) {
+  if (p[9] == IPPROTO_UDP) { gro_make_head_udp(p, total, seg); return; }
   int thl = (p[32] >> 4) * 4;
   put16(p + 2, (uint16_t)total);
   ipv4_fix_csum(p, 20);
@@ -1618,21 +1680,13 @@ static void gro_make_head(uint8_t *p, const uint8_t *last, int64_t total, int se
   uint64_t ps = csum_add(0, p + 12, 8) + IPPROTO_TCP + (uint64_t)(total - 20);
   while (ps >> 16) ps = (ps & 0xffff) + (ps >> 16);
   put16(p + 36, (uint16_t)ps);
-  uint8_t *h = p - VNET_HDR_LEN;
-  memset(h, 0, VNET_HDR_LEN);
-  h[0] = VNET_F_NEEDS_CSUM;
-  h[1] = VNET_GSO_TCPV4;
-  uint16_t hl = (uint16_t)(20 + thl), cs = 20, co = 16;
-  h[2] = (uint8_t)hl; h[3] = (uint8_t)(hl >> 8);
-  h[4] = (uint8_t)seg; h[5] = (uint8_t)(seg >> 8);
-  h[6] = (uint8_t)cs; h[7] = (uint8_t)(cs >> 8);
-  h[8] = (uint8_t)co; h[9] = (uint8_t)(co >> 8);
+  gro_vnet(p, VNET_GSO_TCPV4, (uint16_t)(20 + thl), seg, 16);
 }
 
 /* Builds the iovecs of group [i, i+cnt) in iov (cnt entries); the head must already be made. */
 static void gro_iov(struct iovec *iov, uint8_t *mem, const int32_t *offsets, const int32_t *lens, int64_t i, int64_t cnt) {
   uint8_t *p = mem + offsets[i];
-  int hl = 20 + (p[32] >> 4) * 4;
+  int hl = gro_hlen(p);
   iov[0].iov_base = p - VNET_HDR_LEN;
   iov[0].iov_len = (size_t)lens[i] + VNET_HDR_LEN;
   for (int64_t k = 1; k < cnt; k++) {
@@ -1660,7 +1714,8 @@ static int gro_args(napi_env env, napi_value *argv, const char *fn, uint8_t **me
  * tunWriteBatchVnet with TCP coalescing: each run of consecutive in-sequence
  * TCP segments of one flow (equal payloads, only ACK/PSH, same options; at
  * most 64 and 64 KiB) is written as ONE TSO superpacket (writev: the first
- * packet's headers, rewritten, then every payload, no copy); anything else
+ * packet's headers, rewritten, then every payload, no copy), and each run of
+ * equal-size DF datagrams of one UDP flow as ONE USO superpacket; anything else
  * goes out as before with a zero vnet header. If the kernel refuses a
  * superpacket, its segments are written one by one (the head restored).
  * Packet order is kept. Packets' bytes in mem are clobbered.
@@ -1683,9 +1738,10 @@ static napi_value tun_write_batch_gro(napi_env env, napi_callback_info info) {
     if (cnt > 1) {
       uint8_t saved[60 + VNET_HDR_LEN];
       memcpy(saved, p - VNET_HDR_LEN, sizeof saved < (size_t)lens[i] + VNET_HDR_LEN ? sizeof saved : (size_t)lens[i] + VNET_HDR_LEN);
+      int hl = gro_hlen(p);
       int64_t total = lens[i];
-      for (int64_t k = 1; k < cnt; k++) total += lens[i + k] - (20 + (p[32] >> 4) * 4);
-      gro_make_head(p, mem + offsets[i + cnt - 1], total, gro_tcp_payload(p, lens[i]) >= 0 ? lens[i] - 20 - (p[32] >> 4) * 4 : 0);
+      for (int64_t k = 1; k < cnt; k++) total += lens[i + k] - hl;
+      gro_make_head(p, mem + offsets[i + cnt - 1], total, lens[i] - hl);
       gro_iov(iov, mem, offsets, lens, i, cnt);
       do r = writev(fd, iov, (int)cnt); while (r < 0 && errno == EINTR);
       if (r >= 0) { ok += cnt; i += cnt; continue; }
@@ -1730,7 +1786,7 @@ static napi_value vnet_coalesce_js(napi_env env, napi_callback_info info) {
     int64_t cnt = gro_plan(mem, offsets, lens, n, i);
     uint8_t *p = mem + offsets[i];
     if (cnt > 1) {
-      int hl = 20 + (p[32] >> 4) * 4;
+      int hl = gro_hlen(p);
       int64_t total = lens[i];
       for (int64_t k = 1; k < cnt; k++) total += lens[i + k] - hl;
       gro_make_head(p, mem + offsets[i + cnt - 1], total, lens[i] - hl);

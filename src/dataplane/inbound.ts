@@ -22,7 +22,8 @@
  *      packet's source must be the peer's tunnel address and its destination
  *      ours (a key holder cannot inject packets as someone else).
  *   5. tunWriteBatchGro (native) from the same slots: runs of in-sequence
- *      segments of one TCP flow are coalesced into one TSO superpacket
+ *      segments of one TCP flow are coalesced into one TSO superpacket, runs
+ *      of equal-size datagrams of one UDP flow into one USO superpacket
  *      (IFF_VNET_HDR; writev, no copy), everything else is written as is; udpSendBatchGso for relays
  *      (runs of equal-length datagrams to one client leave as one GSO send).
  *

@@ -50,7 +50,9 @@ export interface Native {
   /**
    * tunWriteBatchVnet with TCP coalescing (GRO): each run of consecutive in-sequence TCPv4 segments of one
    * flow (equal payloads, only ACK/PSH, same ACK number and options; at most 64 and 64 KiB) is written as ONE
-   * TSO superpacket (writev of the rewritten first header and every payload, no copy). Other packets: zero
+   * TSO superpacket (writev of the rewritten first header and every payload, no copy); likewise each run of
+   * consecutive UDPv4 datagrams of one flow with DF and equal payloads (the last may be shorter; at most 64)
+   * as ONE USO (GSO_UDP_L4) superpacket. Other packets: zero
    * vnet header. A refused superpacket is written segment by segment. Order kept; packet bytes are clobbered.
    * Returns packets written.
    */

@@ -4,6 +4,8 @@
 // back to the original.
 import t from 'tap'
 import { randomBytes, randomInt } from 'node:crypto'
+import { execFileSync, spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import { loadNative } from '../../src/dataplane/native.js'
 
 const native = loadNative()
@@ -234,4 +236,78 @@ t.test('TCP coalescing (GRO) on write: split → coalesce → split round-trips;
   t.equal(w, 4, 'different ACK, SYN and UDP are written one by one')
   t.ok([...outLens.subarray(0, 4)].every((l, i) => l === 10 + [segs[0], ack, syn, udp][i].length), 'unchanged lengths')
   t.ok(out.subarray(0, VNET).every(x => x === 0), 'zero vnet header on a single packet')
+})
+
+t.test('UDP coalescing (USO) on write: split → coalesce → split round-trips; what breaks a run', async t => {
+  const b = build({ proto: 'udp', payload: 40 * 64 + 17, gsoSize: 64 })
+  const segs = split(b).segs
+  t.equal(segs.length, 41)
+  const mem = new Uint8Array(new SharedArrayBuffer(64 * SLOT))
+  const offsets = new Int32Array(64)
+  const lens = new Int32Array(64)
+  const put = (list: Uint8Array[]): number => {
+    list.forEach((s, i) => { offsets[i] = i * SLOT + 48; mem.set(s, offsets[i]); lens[i] = s.length })
+    return list.length
+  }
+  const out = new Uint8Array(64 * SLOT)
+  const outLens = new Int32Array(64)
+  let w = native.vnetCoalesce(mem, offsets, lens, put(segs), out, outLens)
+  t.equal(w, 1, 'one write for the run (the short last datagram included)')
+  const h = out.subarray(0, VNET)
+  t.same([h[0], h[1], h[2] | (h[3] << 8), h[4] | (h[5] << 8), h[6] | (h[7] << 8), h[8] | (h[9] << 8)], [1, 5, 28, 64, 20, 6], 'vnet: NEEDS_CSUM, UDP_L4, hdr_len, gso_size, csum_start, csum_offset')
+  const sp = out.subarray(VNET, outLens[0])
+  t.equal((sp[2] << 8) | sp[3], sp.length, 'IPv4 total length')
+  t.equal((sp[24] << 8) | sp[25], sp.length - 20, 'UDP length')
+  t.ok(ipCsumOk(sp), 'IPv4 header checksum')
+  const back = split({ buf: out.slice(0, outLens[0]), payload: b.payload, hlen: b.hlen }).segs
+  t.equal(back.length, segs.length)
+  t.ok(back.every((s, i) => Buffer.compare(s, segs[i]) === 0), 'splitting it again gives the same datagrams, byte for byte')
+
+  // Runs break at: another port, no DF, a fragment, another TTL, a longer datagram after a shorter one, TCP.
+  const port = segs[1].slice(); port[23] ^= 1
+  const noDf = segs[2].slice(); noDf[6] &= ~0x40
+  const frag = segs[3].slice(); frag[6] |= 0x20
+  const ttl = segs[4].slice(); ttl[8] = 3
+  const tcp = split(build({ proto: 'tcp', payload: 100, gsoSize: 0, gsoType: 0 })).segs[0]
+  const list = [segs[0], port, noDf, frag, ttl, tcp, segs[5], segs[6], segs[40], segs[7]].map(s => s.slice())
+  w = native.vnetCoalesce(mem, offsets, lens, put(list), out, outLens)
+  t.same([...outLens.subarray(0, w)].map(l => l - VNET), [segs[0].length, port.length, noDf.length, frag.length, ttl.length, tcp.length, 28 + 64 + 64 + 17, segs[7].length],
+    'single writes, then one run of 5, 6 and the short 40; 7 after the short one starts anew')
+})
+
+t.test('a USO superpacket written to a real TUN device reaches a UDP socket as the same datagrams', async t => {
+  const ns = `lwt-uso-${process.pid}`
+  execFileSync('ip', ['netns', 'add', ns])
+  t.teardown(() => { try { execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }) } catch { /* gone */ } })
+  const addon = fileURLToPath(new URL('../../build/Release/lwt_native.node', import.meta.url))
+  const script = `
+    const n = require(${JSON.stringify(addon)}); const { execFileSync } = require('child_process')
+    const tun = n.tunOpenVnet('lwtuso0', false, true)
+    execFileSync('ip', ['addr', 'add', '10.9.0.1/24', 'dev', 'lwtuso0']); execFileSync('ip', ['link', 'set', 'lwtuso0', 'up'])
+    const s = n.udpOpen('10.9.0.1', 0, 1 << 20)
+    const N = 10, SLOT = 2048, mem = new Uint8Array(N * SLOT), offsets = new Int32Array(N), lens = new Int32Array(N)
+    for (let i = 0; i < N; i++) {
+      const len = 28 + 100, p = mem.subarray(i * SLOT + 48, i * SLOT + 48 + len)
+      p.set([0x45, 0, len >> 8, len & 255, 0, i, 0x40, 0, 64, 17, 0, 0, 10, 9, 0, 2, 10, 9, 0, 1])
+      let sum = 0; for (let k = 0; k < 20; k += 2) sum += (p[k] << 8) | p[k + 1]; while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16)
+      p[10] = (~sum >> 8) & 255; p[11] = ~sum & 255
+      p.set([0x0f, 0xa0, s.port >> 8, s.port & 255, (len - 20) >> 8, (len - 20) & 255, 0, 0], 20)
+      p.fill(i + 1, 28)
+      offsets[i] = i * SLOT + 48; lens[i] = len
+    }
+    const wrote = n.tunWriteBatchGro(tun.fd, mem, offsets, lens, N)
+    const rx = new Uint8Array(N * 2 * 256), rOff = new Int32Array(2 * N).map((_, i) => i * 256), rLens = new Int32Array(2 * N), rAddrs = new Uint32Array(4 * N)
+    let got = 0
+    for (let tries = 0; tries < 100 && got < N; tries++) { got += n.udpRecvBatch(s.fd, rx, rOff.subarray(got), rLens.subarray(got), rAddrs.subarray(2 * got), 2 * N - got, 256); if (got < N) execFileSync('sleep', ['0.01']) }
+    const ok = Array.from({ length: got }, (_, i) => rLens[i] === 100 && rx.subarray(rOff[i], rOff[i] + 100).every(v => v === i + 1) && rAddrs[2 * i] === 0x0a090002 && rAddrs[2 * i + 1] === 4000).every(Boolean)
+    const st = JSON.parse(execFileSync('ip', ['-s', '-j', 'link', 'show', 'lwtuso0'], { encoding: 'utf8' }))[0].stats64
+    console.log(JSON.stringify({ wrote, got, ok, tunRxPackets: st.rx.packets }))
+  `
+  const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, '-e', script], { encoding: 'utf8', timeout: 20000, env: { ...process.env, NODE_OPTIONS: '' } })
+  t.equal(r.status, 0, r.stderr)
+  const res = JSON.parse(r.stdout.trim().split('\n').pop()!)
+  t.equal(res.wrote, 10, 'all 10 written')
+  t.equal(res.got, 10, 'all 10 received')
+  t.ok(res.ok, 'same payloads, in order, from 10.9.0.2:4000')
+  t.equal(res.tunRxPackets, 1, 'the kernel took them as ONE superpacket')
 })
