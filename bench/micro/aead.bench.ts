@@ -11,7 +11,7 @@ import { chacha20poly1305 } from '@noble/ciphers/chacha.js'
 import { loadNative } from '../../src/dataplane/native.js'
 import { time, type BenchResult, type TimerOptions, DEFAULT_TIMER } from './timer.js'
 
-export const SIZES = [64, 1400] as const
+export const SIZES = [64, 256, 512, 1400] as const
 const BATCH = 64
 const SLOT = 2048
 const HDR = 16

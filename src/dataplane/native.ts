@@ -81,6 +81,8 @@ export interface Native {
   tunWriteBatch(fd: number, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, n: number): number
   /** recvmmsg(MSG_DONTWAIT) of up to max datagrams into mem+offsets[i] (capacity cap). lens[i] = bytes, or -1 if truncated; addrs[2i] = source IPv4 (host order), addrs[2i+1] = source port. Returns n (0 if none). Throws only when nothing was received. */
   udpRecvBatch(fd: number, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, addrs: Uint32Array, max: number, cap: number): number
+  /** Poly1305 of msg (a multiple of 16 bytes) by the addon's compact implementation (small packets); for tests. */
+  poly1305Blocks(key: Uint8Array, msg: Uint8Array): Uint8Array
   /** setsockopt UDP_GRO: true when the kernel took it (coalesced datagrams then arrive whole; read them with udpRecvGro). */
   udpSetGro(fd: number, on: boolean): boolean
   /**

@@ -770,3 +770,79 @@ t.test('udpRecvGro', async t => {
     t.equal(native.udpRecvGro(b.fd, r.mem, r.bufOffsets, RXB, CAP, r.offsets, r.lens, r.addrs, 10, r.info), 0, 'nothing waiting: 0')
   })
 })
+
+t.test('compact ChaCha20-Poly1305 (packets up to 192 bytes) and OpenSSL (larger) agree with @noble at every size around the switch', async t => {
+  const key = new Uint8Array(randomBytes(32))
+  const SLOT = 600
+  const sizes = Array.from({ length: 301 }, (_, i) => i).concat([511, 512, 513, 1400, 1500])
+  const mem = new Uint8Array(sizes.length * SLOT)
+  const desc = new Int32Array(sizes.length * 4)
+  const plains: Uint8Array[] = []
+  sizes.forEach((n, i) => {
+    const off = i * SLOT + (i % 7)
+    const len = Math.min(n, SLOT - 48)
+    const p = new Uint8Array(randomBytes(16 + len))
+    p[0] = 4
+    mem.set(p, off)
+    plains.push(p)
+    desc.set([off, 16, len, 0], i * 4)
+  })
+  const big = new Uint8Array(sizes.length * SLOT + 2000)
+  big.set(mem)
+  // 1400/1500 do not fit a 600-byte slot: put them at the end.
+  native.aeadSealBatch(big, desc, sizes.length, key)
+  let bad = 0
+  sizes.forEach((_, i) => {
+    const [off, , len] = [desc[i * 4], desc[i * 4 + 1], desc[i * 4 + 2]]
+    const p = plains[i]
+    const ref = chacha20poly1305(key, nonceOf(p, 0), p.subarray(0, 16)).encrypt(p.subarray(16))
+    if (Buffer.compare(big.subarray(off + 16, off + 16 + len + 16), ref) !== 0) bad++
+  })
+  t.equal(bad, 0, 'seal matches noble at sizes 0..300, 511..513 (and the clamped large ones)')
+  const openDesc = desc.slice()
+  for (let i = 0; i < sizes.length; i++) openDesc[i * 4 + 2] += 16
+  // Tamper with every third packet's tag: it must fail and stay as it was (compact path verifies first).
+  const before: Uint8Array[] = []
+  for (let i = 0; i < sizes.length; i += 3) { const off = openDesc[i * 4]; const end = off + 16 + openDesc[i * 4 + 2]; big[end - 1] ^= 0x80; before[i] = big.slice(off, end) }
+  const results = new Int32Array(sizes.length)
+  const ok = native.aeadOpenBatch(big, openDesc, sizes.length, key, results)
+  t.equal(ok, sizes.length - Math.ceil(sizes.length / 3))
+  let wrong = 0; let touched = 0
+  sizes.forEach((_, i) => {
+    const off = openDesc[i * 4]; const len = desc[i * 4 + 2]
+    if (i % 3 === 0) {
+      if (results[i] !== 0) wrong++
+      if (sizes[i]! <= 192 && Buffer.compare(big.subarray(off, off + 16 + len + 16), before[i]!) !== 0) touched++
+    } else if (results[i] !== 1 || Buffer.compare(big.subarray(off + 16, off + 16 + len), plains[i]!.subarray(16)) !== 0) wrong++
+  })
+  t.equal(wrong, 0, 'authentic packets open to their plaintext, forged ones fail')
+  t.equal(touched, 0, 'a forged small packet is left untouched')
+})
+
+t.test('compact Poly1305: RFC 8439 appendix A.3 vectors (the carry and final-reduction edge cases) and noble', async t => {
+  const h = (s: string): Uint8Array => new Uint8Array(Buffer.from(s.replace(/\s+/g, ''), 'hex'))
+  const z = (n: number): string => '00'.repeat(n)
+  const vectors: Array<[string, string, string, string]> = [
+    ['#1', z(32), z(64), z(16)],
+    ['#5', '02' + z(31), 'ff'.repeat(16), '03' + z(15)],
+    ['#6', '02' + z(15) + 'ff'.repeat(16), '02' + z(15), '03' + z(15)],
+    ['#7', '01' + z(31), 'ff'.repeat(16) + 'f0' + 'ff'.repeat(15) + '11' + z(15), '05' + z(15)],
+    ['#8', '01' + z(31), 'ff'.repeat(16) + 'fb' + 'fe'.repeat(15) + '01'.repeat(16), z(16)],
+    ['#9', '02' + z(31), 'fd' + 'ff'.repeat(15), 'fa' + 'ff'.repeat(15)],
+    ['#10', '01' + z(7) + '04' + z(7) + z(16), 'e33594d7505e43b9' + z(8) + '3394d7505e4379cd01' + z(7) + z(16) + '01' + z(15), '14' + z(7) + '55' + z(7)],
+    ['#11', '01' + z(7) + '04' + z(7) + z(16), 'e33594d7505e43b9' + z(8) + '3394d7505e4379cd01' + z(7) + z(16), '13' + z(15)]
+  ]
+  for (const [name, key, msg, tag] of vectors) {
+    t.equal(Buffer.from(native.poly1305Blocks(h(key), h(msg))).toString('hex'), tag, `vector ${name}`)
+  }
+  const { poly1305 } = await import('@noble/ciphers/_poly1305.js')
+  let bad = 0
+  for (let i = 0; i < 500; i++) {
+    const key = new Uint8Array(randomBytes(32)); const msg = new Uint8Array(randomBytes(16 * (i % 9)))
+    if (i % 5 === 0) msg.fill(0xff) // all-ones blocks push h towards p
+    if (Buffer.compare(native.poly1305Blocks(key, msg), poly1305(msg, key)) !== 0) bad++
+  }
+  t.equal(bad, 0, '500 random keys and messages (a fifth all ones)')
+  t.throws(() => native.poly1305Blocks(new Uint8Array(31), new Uint8Array(16)), RangeError)
+  t.throws(() => native.poly1305Blocks(new Uint8Array(32), new Uint8Array(15)), RangeError)
+})
