@@ -376,7 +376,7 @@ export function benchmarksDoc (rep: BenchReport, chartPath: string, extra: strin
     '- **ping**: 200 echo requests 10 ms apart, idle and during a 1-stream TCP transfer; RTT p50 / p99.',
     '- **CPU s/GB**: user + system CPU seconds of all the tunnel\'s daemons (both ends; for the relay, all three) per GB carried during the 1-stream TCP test (/proc/PID/stat).',
     '- **client RSS idle**: VmRSS of the client-side daemon (host A) with the tunnel up, 2 s after start-up, before any test traffic. For ours this includes ~40 MiB of the node binary\'s own pages, shared with every other node process.',
-    '- **peak RSS**: the largest VmHWM of the tunnel\'s daemons at the end of the tests.',
+    '- **peak RSS**: the largest VmHWM of the tunnel\'s daemons at the end of the tests. Ours peaks at start-up, not under traffic: stretching `-k` with scrypt (N = 2^15, r = 8) takes 32 MiB for a moment.',
     '- **machine busy before**: the highest whole-machine busy share (/proc/stat) over the quiet window before any of the tunnel\'s tests.',
     '',
     '## Configurations (generated per run, keys made by each tool)',
