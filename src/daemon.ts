@@ -24,10 +24,12 @@ import { derivePsk } from './crypto/kdf.js'
 import { Dataplane } from './dataplane/dataplane.js'
 import { ServerController } from './control/server.js'
 import { ClientController, NAT_CHECK_PORT_OFFSET } from './control/client.js'
-import { TICK, CLIENT_TICK } from './control/constants.js'
+import { TICK } from './control/constants.js'
+import { Ticker } from './control/ticker.js'
 import { startControlServer } from './cli/control-protocol.js'
 import { ipToInt, intToIp } from './wire/addr.js'
 import type { StatusReport } from './control/status.js'
+import type { ControlHandler } from './control/port.js'
 
 /** Peer slots per daemon: the server's clients, or a client's peers (slot 0 = the server). */
 function maxPeersFor (config: Config): number {
@@ -119,7 +121,14 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
   }
 
   let control: { close(): Promise<void> } | null = null
-  let timer: NodeJS.Timeout | null = null
+  const ticker = new Ticker(() => { controller.tick(); return controller.tickInterval() },
+    (err) => { log.error('control-plane timer failed', { err }) }, TICK)
+  // Every input may start time-critical work (a peer list starts punching): ask the controller again.
+  const handler: ControlHandler = {
+    onControl: (input) => { controller.onControl(input); ticker.kick(controller.tickInterval()) },
+    onNeedSession: (slot) => { controller.onNeedSession(slot); ticker.kick(controller.tickInterval()) },
+    onEndpoint: (slot, ip, port) => { controller.onEndpoint(slot, ip, port); ticker.kick(controller.tickInterval()) }
+  }
   let natCheck: Socket | null = null
   const onSignal = (sig: string): void => { log.info(`${sig} received, shutting down`); wake() }
   const sigint = (): void => onSignal('SIGINT')
@@ -127,16 +136,13 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
   process.on('SIGINT', sigint)
   process.on('SIGTERM', sigterm)
   try {
-    await dataplane.start(controller, onFatal)
+    await dataplane.start(handler, onFatal)
     control = await startControlServer(config.control, async (req) => {
       if (req.cmd === 'status') return status()
       throw new VpnError('ERR_USAGE', `unknown control command "${String(req.cmd)}"`)
     }, log.child('control'))
     if (controller instanceof ServerController) natCheck = await openNatCheck(controller, config.listen.host, dataplane.port + NAT_CHECK_PORT_OFFSET, log)
-    timer = setInterval(() => {
-      try { controller.tick() } catch (err) { log.error('control-plane timer failed', { err }) }
-    }, config.mode === 'client' ? CLIENT_TICK : TICK)
-    controller.tick()
+    ticker.start()
     if (config.mode === 'server') {
       log.info('server ready', { listen: `${config.listen.host}:${dataplane.port}`, dev: dataplane.devName, tunnelIp: config.tun.ip, control: config.control })
     } else {
@@ -148,7 +154,7 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
   } finally {
     process.off('SIGINT', sigint)
     process.off('SIGTERM', sigterm)
-    if (timer) clearInterval(timer)
+    ticker.stop()
     if (natCheck) natCheck.close()
     try { controller.shutdown() } catch { /* best effort */ }
     if (control) await control.close().catch(() => {})

@@ -687,6 +687,31 @@ export class ClientController implements ControlHandler {
 
   // ── timers ──────────────────────────────────────────────────────────────
 
+  /**
+   * How soon tick() wants to run again, ms: CLIENT_TICK while registration,
+   * a handshake, punching, a birthday search or a busy direct path is under
+   * way, the time until a proactive peer session is due, else
+   * CLIENT_IDLE_TICK. The daemon asks after every tick and after
+   * every input, so work that starts between ticks (a peer list, a Punch)
+   * brings the next tick forward.
+   */
+  tickInterval (): number {
+    if (this.#state !== 'registered' || this.#server.sessions.hs.state !== 'idle') return C.CLIENT_TICK
+    const now = this.#clock.now()
+    // The NAT check that tick() sends once the server has told us our public endpoint.
+    if (this.#opt.p2p === true && this.#nat === 'unknown' && this.#observed !== null && now - this.#lastNatCheck >= NAT_CHECK_INTERVAL) return C.CLIENT_TICK
+    let next = C.CLIENT_IDLE_TICK
+    for (const p of this.#peers.values()) {
+      const ss = p.sessions
+      if (ss.hs.state !== 'idle') return C.CLIENT_TICK
+      if (p.path === null) continue
+      if (p.path.wantsFastTick(now)) return C.CLIENT_TICK
+      // A direct-path candidate without a session: tick() starts one at nextSessionTry; be there on time.
+      if (ss.current === null && ss.pending === null && this.#opt.tunnelIp < p.tunnelIp) next = Math.min(next, Math.max(C.CLIENT_TICK, p.nextSessionTry - now))
+    }
+    return next
+  }
+
   tick (): void {
     const now = this.#clock.now()
     const srv = this.#server

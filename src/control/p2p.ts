@@ -465,6 +465,16 @@ export class DirectPath {
   /** The dataplane moved data to or from this peer (counters changed). */
   noteTraffic (now: number): void { this.#lastTrafficAt = now }
 
+  /**
+   * Whether tick() has work due at the client's fine tick (CLIENT_TICK): punch
+   * rounds (100 ms apart at first), a birthday search (a spray per tick), or
+   * heartbeats on a direct path carrying traffic (ACTIVE_HEARTBEAT). Anything
+   * else here runs on timers of seconds.
+   */
+  wantsFastTick (now: number): boolean {
+    return this.#burst !== null || this.#bday !== null || (this.#state.state === 'direct' && now - this.#lastTrafficAt < ACTIVE_WINDOW)
+  }
+
   // ── timers ──
 
   tick (now: number): void {

@@ -373,6 +373,9 @@ export class ServerController implements ControlHandler {
     this.#port.sendControl(encodeReject({ reason: reason as 1 | 2, index }), ip, port)
   }
 
+  /** How soon tick() wants to run again, ms (the server's timers are all coarse). */
+  tickInterval (): number { return C.TICK }
+
   /** Timers: expiry, session grace periods, coalesced peer-list pushes. */
   tick (): void {
     const now = this.#clock.now()

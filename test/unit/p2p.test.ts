@@ -13,6 +13,7 @@ import { betterPath, chooseStrategy, classifyLocal, classifyPeer, type NatMappin
 import { ipToInt } from '../../src/wire/addr.js'
 import { FakeNat, FakeNet, type FakeDataplane } from '../helpers/fake-dataplane.js'
 import type { PeerStatus } from '../../src/control/status.js'
+import { CLIENT_IDLE_TICK, CLIENT_TICK } from '../../src/control/constants.js'
 
 const ip = ipToInt
 
@@ -89,6 +90,8 @@ interface World {
   clock: ManualClock
   clients: Array<{ c: ClientController, dp: FakeDataplane }>
   run(ms: number, step?: number): void
+  /** Like the daemon's Ticker: each client ticks when its tickInterval() is due, brought forward after inputs. Returns client ticks. */
+  runAdaptive(ms: number): number
   peer(i: number): PeerStatus
 }
 
@@ -127,6 +130,21 @@ function world (kinds: Kind[]): World {
         for (const x of clients) x.c.tick()
         net.flush()
       }
+    },
+    runAdaptive (ms) {
+      const due = clients.map(() => clock.now())
+      let ticks = 0
+      for (let el = 0; el < ms; el += 10) {
+        clock.advance(10)
+        if (el % 50 === 0) server.tick() // as in run(): only the clients' ticks differ
+        clients.forEach((x, i) => {
+          if (clock.now() >= due[i]!) { x.c.tick(); ticks++; due[i] = clock.now() + x.c.tickInterval() }
+        })
+        net.flush()
+        // The kick after inputs: work that became due sooner brings the next tick forward.
+        clients.forEach((x, i) => { due[i] = Math.min(due[i]!, clock.now() + x.c.tickInterval()) })
+      }
+      return ticks
     },
     peer (i) { return clients[i]!.c.status().peers.find(p => p.role === 'client')! }
   }
@@ -214,6 +232,52 @@ t.test('double-symmetric pairs keep to a bounded probe budget', async t => {
   const p1 = w.peer(0).p2p!.probesSent
   t.ok(p0 <= 40, `first 3 s: ${p0} probes`)
   t.equal(p1, p0, 'no probes for the next minute (one round per 2 min)')
+})
+
+t.test('adaptive tick: the same paths as with a fixed 50 ms tick, a fine tick only while work is due, 4 a second when idle', async t => {
+  for (const [ka, kb, want] of MATRIX) {
+    const w = world([ka, kb])
+    w.runAdaptive(8000)
+    t.equal(w.peer(0).path, want, `${ka} ↔ ${kb}: ${want} (${w.peer(0).note})`)
+    if (want === 'direct') {
+      const fixed = world([ka, kb])
+      fixed.run(8000)
+      const ttd = (x: World): number => Math.max(x.peer(0).p2p!.timeToDirectMs!, x.peer(1).p2p!.timeToDirectMs!)
+      const bday = [ka, kb].includes('symmetric') && [ka, kb].includes('port-restricted')
+      // The birthday search is random: compare with its limit; the rest must be as fast as with the fixed tick.
+      if (bday) t.ok(ttd(w) <= 5000, `${ka} ↔ ${kb}: direct within 5000 ms (${ttd(w)} ms)`)
+      else t.ok(ttd(w) <= ttd(fixed) + 60, `${ka} ↔ ${kb}: direct in ${ttd(w)} ms, fixed 50 ms tick ${ttd(fixed)} ms`)
+    }
+  }
+  const w = world(['port-restricted', 'port-restricted'])
+  t.equal(w.clients[0]!.c.tickInterval(), CLIENT_TICK, 'registering: fine tick')
+  w.runAdaptive(8000)
+  t.equal(w.peer(0).path, 'direct')
+  t.equal(w.clients[0]!.c.tickInterval(), CLIENT_IDLE_TICK, 'direct and idle: coarse tick')
+  const ticks = w.runAdaptive(20_000)
+  t.ok(ticks <= 2 * (20_000 / CLIENT_IDLE_TICK) + 4, `${ticks} ticks of two idle clients in 20 s (a fixed 50 ms tick: ${2 * 20_000 / 50})`)
+  t.equal(w.peer(0).path, 'direct', 'still direct: keepalives kept it')
+  // Traffic on the direct path: heartbeats every 400 ms need the fine tick again.
+  w.clients[0]!.dp.trafficTick = true
+  w.runAdaptive(CLIENT_IDLE_TICK + 50)
+  t.equal(w.clients[0]!.c.tickInterval(), CLIENT_TICK, 'traffic: fine tick')
+})
+
+t.test('adaptive tick: failover to the relay is as fast as with a fixed tick', async t => {
+  const w = world(['port-restricted', 'port-restricted'])
+  w.runAdaptive(3000)
+  t.equal(w.peer(0).path, 'direct')
+  const pubA = ip('198.18.1.1')
+  const pubB = ip('198.18.1.2')
+  w.net.filter = (d) => !((d.from.ip === pubA && d.to.ip === pubB) || (d.from.ip === pubB && d.to.ip === pubA))
+  w.clients[0]!.dp.trafficTick = true
+  w.clients[1]!.dp.trafficTick = true
+  let relayAt = -1
+  for (let ms = 0; ms < 5000 && relayAt < 0; ms += 50) {
+    w.runAdaptive(50)
+    if (w.peer(0).path === 'relay' && w.peer(1).path === 'relay') relayAt = ms + 50
+  }
+  t.ok(relayAt > 0 && relayAt <= 3000, `back on the relay after ${relayAt} ms`)
 })
 
 t.test('no echo storm: an idle direct path exchanges one ping and one pong per 25 s', async t => {
