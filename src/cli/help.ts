@@ -94,12 +94,12 @@ const OPTIONS = `OPTIONS
               error, warn, info or debug. Default: ${D.logLevel}.
     --placement inline|fused|split
               Where the packet pipelines run: inline = on the main thread,
-              beside the control plane (no worker: ~10 MB less); fused = one
-              worker thread for both directions; split = one worker per
-              direction (TUN to UDP, UDP to TUN). Default: ${D.placement.client}
-              for a client, ${D.placement.server} for a server (measured on 2
-              cores: same throughput; a server's workers stay clear of
-              handshake bursts; see docs/PERFORMANCE.md).
+              beside the control plane (no worker thread: ~10 MB less);
+              fused = one worker thread for both directions; split = one
+              worker per direction (TUN to UDP, UDP to TUN). Default:
+              ${D.placement.client} for a client, ${D.placement.server} for a server. Measured on 2 cores:
+              the same throughput; a server keeps its pipelines off the
+              thread that answers handshake bursts (docs/PERFORMANCE.md).
     -q, --quiet
               Log errors only (--log-level error).
     --verbose Log everything (--log-level debug); with any command, also
