@@ -106,17 +106,20 @@ t.test('start-up errors name the cause and what to do', async t => {
   t.notMatch(r.stdout, /lwterr/, 'no device left behind by a failed start')
 })
 
-t.test('a TUN device deleted under a running daemon: it says so and exits 1, leaving nothing behind', async t => {
-  const control = `/run/lightweight-tunnel/test-${topo.id}-gone.sock`
-  const cmd = ['env', '-u', 'NODE_OPTIONS', BIN, 'server', '--listen', '0.0.0.0:9200', '--dev', 'lwtgone0', '--tun', '10.99.0.1/24', '--key', KEY, '--control', control]
-  const p = spawnIn(topo.serverNs, cmd[0], cmd.slice(1), { env: cleanEnv() })
-  await p.waitForOutput(/server ready/, 10_000)
-  await runIn(topo.serverNs, 'ip', ['link', 'del', 'lwtgone0'])
-  const info = await p.exited
-  t.equal(info.code, 1)
-  t.match(p.output(), /the TUN device lwtgone0 was removed while the daemon was running/)
-  t.match(p.output(), /hint: /)
-  t.notOk(existsSync(control), 'control socket removed')
+t.test('a TUN device deleted under a running daemon: it says so and exits 1, leaving nothing behind (every placement)', async t => {
+  for (const [i, placement] of (['fused', 'inline', 'split'] as const).entries()) {
+    const dev = `lwtgone${i}`
+    const control = `/run/lightweight-tunnel/test-${topo.id}-gone${i}.sock`
+    const cmd = ['env', '-u', 'NODE_OPTIONS', BIN, 'server', '--listen', `0.0.0.0:${9200 + 2 * i}`, '--dev', dev, '--tun', `10.99.${i}.1/24`, '--key', KEY, '--control', control, '--placement', placement]
+    const p = spawnIn(topo.serverNs, cmd[0], cmd.slice(1), { env: cleanEnv() })
+    await p.waitForOutput(/server ready/, 10_000)
+    await runIn(topo.serverNs, 'ip', ['link', 'del', dev])
+    const info = await p.exited
+    t.equal(info.code, 1, `${placement}: exit code 1`)
+    t.match(p.output(), new RegExp(`the TUN device ${dev} was removed while the daemon was running`), `${placement}: says what happened`)
+    t.match(p.output(), /hint: /)
+    t.notOk(existsSync(control), `${placement}: control socket removed`)
+  }
 })
 
 t.test('the server stays healthy after all of it', async t => {
