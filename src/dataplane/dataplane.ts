@@ -1,16 +1,16 @@
 /**
- * The dataplane as the main thread sees it: opens the TUN device and the UDP
- * socket, starts the worker threads, and implements DataplanePort for the
- * control plane. The main thread never touches a data packet: it only sends
- * control datagrams, drains the control ring, and posts key and route
- * changes to the workers.
+ * The dataplane as the control plane sees it: opens the TUN device and the
+ * UDP socket, starts the pipeline threads, and implements DataplanePort. The
+ * control plane never touches a data packet: it sends control datagrams,
+ * drains the control ring, and posts key and route changes to the pipelines.
  *
  * Thread placement (`--placement`, decided by measurement; see
  * docs/ARCHITECTURE.md and docs/PERFORMANCE.md): 'split' runs one worker per
  * direction (the outbound worker owns TUN reads, sealing and sends; the
  * inbound worker owns receives, opening, relaying and TUN writes); 'fused'
- * runs both pipelines on one worker. Either way each direction runs on one
- * thread, so per-peer order holds, and each session's send counter and
+ * runs both pipelines on one worker; 'inline' runs both on the main thread
+ * (InlineHost), still behind postMessage. Either way each direction runs on
+ * one thread, so per-peer order holds, and each session's send counter and
  * replay window have a single owner.
  */
 import type { EventEmitter } from 'node:events'
