@@ -1290,6 +1290,9 @@ static napi_value udp_send_batch_gso(napi_env env, napi_callback_info info) {
 #ifndef TUN_F_USO4
 #define TUN_F_USO4 0x20
 #endif
+#ifndef TUN_F_USO6
+#define TUN_F_USO6 0x40
+#endif
 /* split state words (Int32Array shared with JS): */
 #define SPLIT_PENDING 0   /* bytes of the superpacket held in sbuf (vnet header included), 0 = none */
 #define SPLIT_NEXT 1      /* next segment index to emit */
@@ -1327,7 +1330,12 @@ static napi_value tun_open_vnet(napi_env env, napi_callback_info info) {
     return NULL;
   }
   int offload = 0;
-  if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_USO4)) == 0) offload = 2;
+  /*
+   * The kernel takes USO only as USO4|USO6 together (tun.c set_offload: any
+   * other leftover bit is EINVAL). IPv6 superpackets cannot reach an IPv4
+   * tunnel's peers anyway: the split drops and counts them.
+   */
+  if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_USO4 | TUN_F_USO6)) == 0) offload = 2;
   else if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4)) == 0) offload = 1;
   ifr.ifr_name[IFNAMSIZ - 1] = 0;
   napi_value res, vname;

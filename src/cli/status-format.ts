@@ -8,6 +8,7 @@
  *     server          198.51.100.1:9000
  *     state           registered
  *     uptime          1h 02m 03s
+ *     dataplane       inline; TUN offloads tso+uso; UDP GRO on
  *
  *   TUNNEL IP  ROLE    PATH    ENDPOINT            RTT      TX       RX       SESSION      LAST SEEN  NOTE
  *   10.0.0.1   server  relay   198.51.100.1:9000   12.3 ms  1.5 MiB  640 KiB  established  2s ago     -
@@ -108,6 +109,10 @@ export function formatStatus (report: StatusReport): string {
   kv.push(['state', dash(report.state)])
   if (report.problem !== null && report.problem !== '') kv.push(['PROBLEM', clean(report.problem)])
   kv.push(['uptime', formatDuration(report.uptimeSec)])
+  if (report.dataplane !== undefined) {
+    const d = report.dataplane
+    kv.push(['dataplane', `${clean(d.placement)}; TUN offloads ${clean(d.tunOffload)}; UDP GRO ${d.udpGro ? 'on' : 'off'}`])
+  }
   const direct = report.peers.filter(p => p.path === 'direct').length
   const relay = report.peers.filter(p => p.path === 'relay').length
   kv.push(['peers', `${report.peers.length} (${direct} direct, ${relay} relayed, ${report.peers.length - direct - relay} connecting)`])

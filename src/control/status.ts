@@ -56,4 +56,15 @@ export interface StatusReport {
   peers: PeerStatus[]
   /** Dataplane counters, by name (packets, bytes, drops by reason). */
   counters: Record<string, number>
+  /** How the packet path runs: thread placement and the kernel offloads it got (absent before the dataplane started). */
+  dataplane?: DataplaneInfo
+}
+
+export interface DataplaneInfo {
+  /** 'inline' | 'fused' | 'split' (--placement). */
+  placement: string
+  /** TUN offloads the kernel accepted: 'tso+uso' (TCP and UDP superpackets), 'tso', or 'none'. */
+  tunOffload: 'tso+uso' | 'tso' | 'none'
+  /** UDP_GRO on the socket (a peer's GSO batch arrives as one datagram). */
+  udpGro: boolean
 }

@@ -67,6 +67,8 @@ export class Dataplane implements DataplanePort {
   #udpFd = -1
   #boundPort = 0
   #devName = ''
+  #tunOffload: 'tso+uso' | 'tso' | 'none' = 'none'
+  #udpGro = false
   /** Worker per pipeline role; with 'fused' both roles map to the same worker. */
   readonly #workers = new Map<WorkerRole, PipelineThread>()
   /** Resolves when the worker has exited (for whatever reason). */
@@ -90,6 +92,8 @@ export class Dataplane implements DataplanePort {
   }
 
   get port (): number { return this.#boundPort }
+  /** What the kernel granted: TUN offloads and UDP GRO (for status). */
+  get offloads (): { tunOffload: 'tso+uso' | 'tso' | 'none', udpGro: boolean } { return { tunOffload: this.#tunOffload, udpGro: this.#udpGro } }
   get devName (): string { return this.#devName }
 
   /** Open the device and socket, configure the device, start the workers. Undoes everything on failure. */
@@ -102,12 +106,14 @@ export class Dataplane implements DataplanePort {
       const tun = openTunVnet(this.#native, o.dev, true, true)
       this.#tunFd = tun.fd
       if (tun.offload === 0) this.#log.info('the kernel refused TUN offloads; reading packet by packet')
+      this.#tunOffload = tun.offload >= 2 ? 'tso+uso' : tun.offload === 1 ? 'tso' : 'none'
       this.#devName = tun.name
       const udp = openUdp(this.#native, o.listenHost, o.listenPort, o.socketBuffer)
       this.#udpFd = udp.fd
       this.#boundPort = udp.port
       // A peer's GSO batch then arrives as one datagram (split by the inbound pipeline): one skb instead of dozens.
-      if (!this.#native.udpSetGro(udp.fd, true)) this.#log.info('the kernel refused UDP_GRO; receiving datagram by datagram')
+      this.#udpGro = this.#native.udpSetGro(udp.fd, true)
+      if (!this.#udpGro) this.#log.info('the kernel refused UDP_GRO; receiving datagram by datagram')
       await configureTun(this.#devName, o.cidr, o.mtu)
       if (o.placement !== 'split') await this.#startWorker('both', 0)
       else for (const [i, role] of WORKER_ROLES.entries()) await this.#startWorker(role, i)

@@ -9,6 +9,7 @@
  * intact. A TCP transfer each way checks TSO split and TCP coalescing.
  */
 import t from 'tap'
+import { fileURLToPath } from 'node:url'
 import { createTopology, type Topology } from '../../src/lab/topology.js'
 import { runIn, spawnIn } from '../../src/lab/exec.js'
 import { linkStats } from '../../src/lab/netns.js'
@@ -49,9 +50,12 @@ const burst = () => {
 burst()`
 
 t.test('split server, fused and inline clients: registration and ping every way', async t => {
-  await waitReady(alice, 1)
-  await waitReady(bob, 1)
-  await waitReady(server, 2)
+  const sa = await waitReady(alice, 1)
+  const sb = await waitReady(bob, 1)
+  const ss = await waitReady(server, 2)
+  t.same([ss.dataplane?.placement, sa.dataplane?.placement, sb.dataplane?.placement], ['split', 'fused', 'inline'], 'status names each placement')
+  t.equal(sb.dataplane?.tunOffload, 'tso+uso', 'the kernel took TSO and USO on the TUN device')
+  t.equal(sb.dataplane?.udpGro, true, 'and UDP GRO on the socket')
   const aliceNs = topo.client('alice').ns
   t.equal((await ping(aliceNs, '10.77.0.1', 3)).received, 3, 'fused client → split server')
   t.equal((await ping(topo.serverNs, '10.77.0.3', 3)).received, 3, 'split server → inline client')
@@ -83,6 +87,32 @@ t.test('a burst of equal-size UDP datagrams through the relay arrives whole (GSO
   // The TUN device counts each write as one received packet: fewer writes than datagrams = USO superpackets.
   const writes = (await linkStats(topo.client('bob').ns, 'lwt0')).rxPackets - tunBefore.rxPackets
   t.ok(writes < N / 2, `${N} datagrams reached bob's TUN device in ${writes} writes`)
+})
+
+t.test('an application sending with UDP_SEGMENT: alice reads one USO superpacket, bob gets every datagram', async t => {
+  const N = 40
+  const SIZE = 300
+  const addon = fileURLToPath(new URL('../../build/Release/lwt_native.node', import.meta.url))
+  // The addon's udpSendBatchGso sends the N datagrams as ONE UDP_SEGMENT send; routed into alice's TUN device.
+  const GSO_SENDER = `
+const n = require(${JSON.stringify(addon)}); const [ip, port, N, size] = process.argv.slice(1).map((x, i) => i ? Number(x) : x)
+const s = n.udpOpen('0.0.0.0', 0, 0); const mem = new Uint8Array(N * 2048); const off = new Int32Array(N), lens = new Int32Array(N), addrs = new Uint32Array(2 * N)
+const dst = ip.split('.').reduce((a, b) => a * 256 + Number(b), 0)
+for (let i = 0; i < N; i++) { off[i] = i * 2048; lens[i] = size; const b = mem.subarray(off[i], off[i] + size); b[0] = i >> 24; b[1] = i >> 16; b[2] = i >> 8; b[3] = i; for (let j = 4; j < size; j++) b[j] = (i + j) & 255; addrs[2 * i] = dst; addrs[2 * i + 1] = port }
+console.log('sent', n.udpSendBatchGso(s.fd, mem, off, lens, addrs, N))`
+  const before = (await status(alice)).counters.tunRxSuperpackets
+  const rx = spawnIn(topo.client('bob').ns, 'env', ['-u', 'NODE_OPTIONS', process.execPath, '-e', UDP_RECEIVER, '10.77.0.3', '5304', String(N), String(SIZE)], { env: cleanEnv() })
+  try {
+    await rx.waitForOutput(/listening/, 5000)
+    const tx = await runIn(topo.client('alice').ns, 'env', ['-u', 'NODE_OPTIONS', process.execPath, '-e', GSO_SENDER, '10.77.0.3', '5304', String(N), String(SIZE)], { timeoutMs: 20_000, env: cleanEnv() })
+    t.match(tx.stdout, new RegExp(`sent ${N}`))
+    await rx.waitForOutput(/"count"/, 15_000)
+    const r = JSON.parse(rx.output().split('\n').find(l => l.includes('"count"'))!) as { count: number, distinct: number, bad: number }
+    t.same(r, { count: N, distinct: N, bad: 0 }, 'every datagram once, intact')
+  } finally {
+    await rx.stop('SIGKILL', 1000).catch(() => {})
+  }
+  t.ok((await status(alice)).counters.tunRxSuperpackets > before, 'alice read a superpacket from her TUN device (USO offload on)')
 })
 
 t.test('TCP both ways between the fused and the inline client arrives intact', async t => {
