@@ -1388,6 +1388,8 @@ static void l4_fix_csum(const uint8_t *ip, uint8_t *l4, size_t l4len, size_t csu
  * slots, from segment state[SPLIT_NEXT] on, until the packet is done or the
  * slots run out. Returns the number of slots filled; updates state.
  * Malformed or oversized input: dropped whole, counted in state[SPLIT_DROPPED].
+ * A plain (not GSO) packet that is not IPv4 is passed on unchanged for the
+ * pipeline to count by its own reason.
  */
 static int64_t vnet_split(const uint8_t *sbuf, int64_t total, uint8_t *mem, const int32_t *offsets, int32_t *lens,
                           int64_t max, int64_t cap, int32_t *state) {
@@ -1470,6 +1472,15 @@ static int64_t vnet_split(const uint8_t *sbuf, int64_t total, uint8_t *mem, cons
   return n;
 
 drop_or_pass:
+  /* Not IPv4 (an IPv6 neighbour solicitation, say) and no superpacket: pass it on as is; the pipeline counts it as dropNotIpv4. */
+  if (gsoType == VNET_GSO_NONE && plen >= 1 && plen <= cap) {
+    if (max < 1) return 0;
+    memcpy(mem + offsets[0], pkt, (size_t)plen);
+    lens[0] = (int32_t)plen;
+    state[SPLIT_PENDING] = 0;
+    state[SPLIT_NEXT] = 0;
+    return 1;
+  }
 drop:
   state[SPLIT_DROPPED]++;
   state[SPLIT_PENDING] = 0;

@@ -166,12 +166,19 @@ t.test('malformed or oversized input is dropped and counted, never a crash', asy
   csumOut[VNET + 8] = 200 // csum_offset far outside
   csumOut[8] = 200
   cases.push(['checksum offset outside', csumOut])
-  cases.push(['IPv6', Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x60, ...new Array(60).fill(0)])])
+  // An IPv6 superpacket (the device has USO6 on; an IPv4 tunnel cannot carry it).
+  cases.push(['IPv6 superpacket', Uint8Array.from([1, 5, 48, 0, 100, 0, 40, 0, 6, 0, 0x60, ...new Array(400).fill(0)])])
   for (const [name, buf] of cases) {
     const { segs, state } = split({ buf, payload: new Uint8Array(0), hlen: 0 })
     t.equal(segs.length, 0, `${name}: no segment`)
     t.equal(state[2], 1, `${name}: counted`)
   }
+  // A plain IPv6 packet is passed on unchanged: the pipeline counts it as dropNotIpv4, not as a split failure.
+  const v6 = Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x60, ...Array.from({ length: 60 }, (_, i) => i)])
+  const passed = split({ buf: v6, payload: new Uint8Array(0), hlen: 0 })
+  t.equal(passed.segs.length, 1, 'plain IPv6: one packet out')
+  t.same([...passed.segs[0]!], [...v6.subarray(VNET)], 'plain IPv6: unchanged')
+  t.equal(passed.state[2], 0, 'plain IPv6: not counted as a split drop')
   // Fuzz: random bytes behind plausible and random vnet headers.
   let dropped = 0
   let out = 0
