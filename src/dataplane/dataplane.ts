@@ -192,7 +192,10 @@ export class Dataplane implements DataplanePort {
     const h = this.#handler
     for (;;) {
       const n = ring.available()
-      if (n === 0) return
+      if (n === 0) {
+        if (ring.idle()) return
+        continue
+      }
       for (let i = 0; i < n; i++) {
         const slot = ring.slotAt(i)
         const m = slot * META_WORDS

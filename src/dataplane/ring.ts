@@ -5,6 +5,7 @@
  *   ┌──────────── control words (Int32, Atomics only) ────────────┐
  *   │ [0] head: next slot the producer writes (monotonic counter) │
  *   │ [16] tail: next slot the consumer reads (own cache line)    │
+ *   │ [24] idle: 1 while the consumer waits for a wake-up         │
  *   ├──────────── meta: slots × META_WORDS Int32 ─────────────────┤
  *   ├──────────── data: slots × slotSize bytes ───────────────────┤
  *
@@ -15,11 +16,23 @@
  * only until it releases that slot. Overflow: `reserve()` returns -1 and the
  * producer drops the packet (and counts it): the ring never blocks the
  * dataplane.
+ *
+ * Wake-ups (the consumer is an event loop woken by a message, not a thread
+ * blocked on the ring): a consumer that finds the ring empty calls idle(),
+ * which raises the idle word and then looks at head once more; publish()
+ * stores head and then takes the idle word down. Atomics are sequentially
+ * consistent, so at least one side sees the other: either the consumer's
+ * second look finds the new entries, or publish() returns true and the
+ * producer sends a wake-up. (Deciding from "was the ring empty before" loses
+ * wake-ups: the producer can read the old tail, the consumer release and
+ * find nothing, then the producer store head; the ring then never looks
+ * empty again and no wake-up is ever sent.)
  */
 import { META_WORDS } from '../workers/layout.js'
 
 const HEAD = 0
 const TAIL = 16
+const IDLE = 24
 const CONTROL_BYTES = 128
 
 export class SpscRing {
@@ -36,8 +49,11 @@ export class SpscRing {
     return CONTROL_BYTES + slots * META_WORDS * 4 + slots * slotSize
   }
 
+  /** A new ring's memory; the consumer starts idle (the first publish wakes it). */
   static create (slots: number, slotSize: number): SharedArrayBuffer {
-    return new SharedArrayBuffer(SpscRing.byteLength(slots, slotSize))
+    const sab = new SharedArrayBuffer(SpscRing.byteLength(slots, slotSize))
+    Atomics.store(new Int32Array(sab, 0, CONTROL_BYTES / 4), IDLE, 1)
+    return sab
   }
 
   constructor (sab: SharedArrayBuffer, slots: number, slotSize: number) {
@@ -67,14 +83,25 @@ export class SpscRing {
     return (head + pending) & this.mask
   }
 
-  /** Producer: make `n` reserved entries visible. Returns true when the ring was empty before (the consumer may need a wake-up). */
+  /** Producer: make `n` reserved entries visible. Returns true when the consumer is idle and must be sent a wake-up. */
   publish (n: number): boolean {
     if (n === 0) return false
-    const before = Atomics.load(this.ctl, HEAD)
-    const wasEmpty = before === Atomics.load(this.ctl, TAIL)
-    Atomics.store(this.ctl, HEAD, (before + n) | 0)
+    Atomics.store(this.ctl, HEAD, (Atomics.load(this.ctl, HEAD) + n) | 0)
     Atomics.notify(this.ctl, HEAD)
-    return wasEmpty
+    return Atomics.exchange(this.ctl, IDLE, 0) === 1
+  }
+
+  /**
+   * Consumer: call when available() was 0, before going back to the event
+   * loop. Returns true when the consumer may sleep (the next publish sends a
+   * wake-up); false when entries arrived meanwhile (drain them, then call
+   * again).
+   */
+  idle (): boolean {
+    Atomics.store(this.ctl, IDLE, 1)
+    if (this.available() === 0) return true
+    Atomics.store(this.ctl, IDLE, 0)
+    return false
   }
 
   /** Consumer: number of entries ready, and the slot index of the first. */

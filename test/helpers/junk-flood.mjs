@@ -35,14 +35,34 @@ for (let type = 1; type <= 6; type++) {
 // Relay envelopes from an unregistered source, addressed to client ids 1..50.
 for (let id = 1; id <= 50; id++) { const b = Buffer.alloc(64); b[0] = 5; b.writeUInt32LE(id, 4); b[8] = 4; await send(b); sent.garbage++ }
 
-// A real registration, then replays.
+// A real registration, then replays. Like a real client, a new init every
+// second until the server answers (a flood may cost the server the first
+// one: counted drops, not silence); at most 5.
 const psk = await derivePsk(key)
-const payload = encodeInitPayload({ role: 1, prefixLen: 24, mtu: 1400, tunnelIp: ipToInt(tunnelIp), instanceId: new Uint8Array(randomBytes(16)), timestamp: Date.now(), lan: [] })
-const { message: init, state } = createInit(psk, 0x1234567, payload)
-const resp = await new Promise((resolve, reject) => {
-  const t = setTimeout(() => reject(new Error('no handshake response')), 5000)
-  sock.on('message', (m) => { if (m[0] === 2) { clearTimeout(t); resolve(new Uint8Array(m)) } })
-  void send(init)
+const instanceId = new Uint8Array(randomBytes(16))
+const states = new Map()
+let init
+let tries = 0
+const { resp, state } = await new Promise((resolve, reject) => {
+  sock.on('message', (m) => {
+    if (m[0] !== 2) return
+    const st = states.get(m.readUInt32LE(8)) // the response's receiver index is our sender index
+    if (st === undefined) return
+    clearInterval(timer)
+    resolve({ resp: new Uint8Array(m), state: st })
+  })
+  const attempt = () => {
+    if (tries === 5) { clearInterval(timer); reject(new Error(`no handshake response to ${tries} inits`)); return }
+    tries++
+    const payload = encodeInitPayload({ role: 1, prefixLen: 24, mtu: 1400, tunnelIp: ipToInt(tunnelIp), instanceId, timestamp: Date.now(), lan: [] })
+    const index = 0x1234560 + tries
+    const c = createInit(psk, index, payload)
+    states.set(index, c.state)
+    init = c.message
+    void send(init)
+  }
+  const timer = setInterval(attempt, 1000)
+  attempt()
 })
 const hs = consumeResponse(state, resp)
 const rp = decodeRespPayload(hs.payload)
@@ -62,5 +82,5 @@ await send(data)
 await send(ping)
 for (let i = 0; i < 500; i++) { await send(data); await send(ping); await send(init); sent.replays += 3 }
 // Leave cleanly-ish: no bye, the server will expire us.
-console.log(JSON.stringify({ sent, registeredAs: tunnelIp, peerId: rp.peerId }))
+console.log(JSON.stringify({ sent, registeredAs: tunnelIp, peerId: rp.peerId, initTries: tries }))
 sock.close()
