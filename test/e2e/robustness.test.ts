@@ -126,4 +126,10 @@ t.test('the server stays healthy after all of it', async t => {
   await waitFor(async () => (await status(server)).peers.length >= 1, { timeoutMs: 3000, what: 'server status' })
   t.equal(server.proc.exitInfo, null)
   t.equal((await ping(topo.client('alice').ns, '10.77.0.1', 3)).received, 3)
+  // The control plane too (the dataplane and status work without it): a new client registers.
+  const dave = startClient(topo.client('eve').ns, topo.id, 'dave', '10.77.0.44/24', topo.serverWanIp)
+  t.teardown(() => dave.proc.stop('SIGTERM', 2000).then(() => {}))
+  const sd = await waitReady(dave, 1, 10_000)
+  t.equal(sd.state, 'registered', 'a client registers after the flood')
+  t.equal((await ping(topo.client('eve').ns, '10.77.0.1', 2)).received, 2)
 })
