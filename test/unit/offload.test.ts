@@ -205,24 +205,30 @@ t.test('argument validation', async t => {
   t.throws(() => native.tunWriteBatchVnet(0, new Uint8Array(100), new Int32Array([5]), new Int32Array([10]), 1), RangeError, 'no room for the header')
 })
 
+/** Lays packets out like the inbound pipeline (each behind a 16-byte header in its own slot) and runs vnetCoalesce. */
+function coalesce (list: Uint8Array[]): { w: number, out: Uint8Array, outLens: Int32Array } {
+  const mem = new Uint8Array(new SharedArrayBuffer(64 * SLOT))
+  const offsets = new Int32Array(64)
+  const lens = new Int32Array(64)
+  list.forEach((s, i) => { offsets[i] = i * SLOT + 48; mem.set(s, offsets[i]); lens[i] = s.length })
+  const out = new Uint8Array(64 * SLOT)
+  const outLens = new Int32Array(64)
+  return { w: native.vnetCoalesce(mem, offsets, lens, list.length, out, outLens), out, outLens }
+}
+
+/** [flags, gso type, hdr_len, gso_size, csum_start, csum_offset] of the vnet header at out[0]. */
+function vnetFields (out: Uint8Array): number[] {
+  const h = out.subarray(0, VNET)
+  return [h[0], h[1], h[2] | (h[3] << 8), h[4] | (h[5] << 8), h[6] | (h[7] << 8), h[8] | (h[9] << 8)]
+}
+
 t.test('TCP coalescing (GRO) on write: split → coalesce → split round-trips; headers and vnet fields right', async t => {
   const b = build({ proto: 'tcp', payload: 30000, gsoSize: 1448, tcpFlags: 0x18 })
   const segs = split(b).segs
   t.equal(segs.length, 21)
-  // Lay the segments out like the inbound pipeline does: each behind a 16-byte header in its own slot.
-  const mem = new Uint8Array(new SharedArrayBuffer(64 * SLOT))
-  const offsets = new Int32Array(64)
-  const lens = new Int32Array(64)
-  const put = (list: Uint8Array[]): number => {
-    list.forEach((s, i) => { offsets[i] = i * SLOT + 48; mem.set(s, offsets[i]); lens[i] = s.length })
-    return list.length
-  }
-  const out = new Uint8Array(64 * SLOT)
-  const outLens = new Int32Array(64)
-  let w = native.vnetCoalesce(mem, offsets, lens, put(segs), out, outLens)
+  let { w, out, outLens } = coalesce(segs)
   t.equal(w, 1, 'one write for the run')
-  const h = out.subarray(0, VNET)
-  t.same([h[0], h[1], h[2] | (h[3] << 8), h[4] | (h[5] << 8), h[6] | (h[7] << 8), h[8] | (h[9] << 8)], [1, 1, 52, 1448, 20, 16], 'vnet: NEEDS_CSUM, TCPV4, hdr_len, gso_size, csum_start, csum_offset')
+  t.same(vnetFields(out), [1, 1, 52, 1448, 20, 16], 'vnet: NEEDS_CSUM, TCPV4, hdr_len, gso_size, csum_start, csum_offset')
   const sp = out.subarray(VNET, outLens[0])
   t.equal((sp[2] << 8) | sp[3], sp.length, 'IPv4 total length of the superpacket')
   t.ok(ipCsumOk(sp), 'IPv4 header checksum')
@@ -234,12 +240,12 @@ t.test('TCP coalescing (GRO) on write: split → coalesce → split round-trips;
   const other = split(build({ proto: 'tcp', payload: 2896, gsoSize: 1448 })).segs
   other.forEach(s => { s[21] ^= 1 }) // another source port (checksum stale: GRO does not check it)
   const mixed = [segs[0], segs[1], other[0], segs[2], segs[4], segs[5]]
-  w = native.vnetCoalesce(mem, offsets, lens, put(mixed.map(s => s.slice())), out, outLens)
+  ;({ w, out, outLens } = coalesce(mixed.map(s => s.slice())))
   t.same([...outLens.subarray(0, w)], [10 + 52 + 2 * 1448, 10 + other[0].length, 10 + segs[2].length, 10 + 52 + 2 * 1448], 'runs break at another flow and at a sequence gap')
   const ack = segs[1].slice(); ack[31] ^= 1
   const syn = segs[2].slice(); syn[33] |= 0x02
   const udp = split(build({ proto: 'udp', payload: 500, gsoSize: 0, gsoType: 0 })).segs[0]
-  w = native.vnetCoalesce(mem, offsets, lens, put([segs[0].slice(), ack, syn, udp.slice()]), out, outLens)
+  ;({ w, out, outLens } = coalesce([segs[0].slice(), ack, syn, udp.slice()]))
   t.equal(w, 4, 'different ACK, SYN and UDP are written one by one')
   t.ok([...outLens.subarray(0, 4)].every((l, i) => l === 10 + [segs[0], ack, syn, udp][i].length), 'unchanged lengths')
   t.ok(out.subarray(0, VNET).every(x => x === 0), 'zero vnet header on a single packet')
@@ -249,19 +255,9 @@ t.test('UDP coalescing (USO) on write: split → coalesce → split round-trips;
   const b = build({ proto: 'udp', payload: 40 * 64 + 17, gsoSize: 64 })
   const segs = split(b).segs
   t.equal(segs.length, 41)
-  const mem = new Uint8Array(new SharedArrayBuffer(64 * SLOT))
-  const offsets = new Int32Array(64)
-  const lens = new Int32Array(64)
-  const put = (list: Uint8Array[]): number => {
-    list.forEach((s, i) => { offsets[i] = i * SLOT + 48; mem.set(s, offsets[i]); lens[i] = s.length })
-    return list.length
-  }
-  const out = new Uint8Array(64 * SLOT)
-  const outLens = new Int32Array(64)
-  let w = native.vnetCoalesce(mem, offsets, lens, put(segs), out, outLens)
+  let { w, out, outLens } = coalesce(segs)
   t.equal(w, 1, 'one write for the run (the short last datagram included)')
-  const h = out.subarray(0, VNET)
-  t.same([h[0], h[1], h[2] | (h[3] << 8), h[4] | (h[5] << 8), h[6] | (h[7] << 8), h[8] | (h[9] << 8)], [1, 5, 28, 64, 20, 6], 'vnet: NEEDS_CSUM, UDP_L4, hdr_len, gso_size, csum_start, csum_offset')
+  t.same(vnetFields(out), [1, 5, 28, 64, 20, 6], 'vnet: NEEDS_CSUM, UDP_L4, hdr_len, gso_size, csum_start, csum_offset')
   const sp = out.subarray(VNET, outLens[0])
   t.equal((sp[2] << 8) | sp[3], sp.length, 'IPv4 total length')
   t.equal((sp[24] << 8) | sp[25], sp.length - 20, 'UDP length')
@@ -277,7 +273,7 @@ t.test('UDP coalescing (USO) on write: split → coalesce → split round-trips;
   const ttl = segs[4].slice(); ttl[8] = 3
   const tcp = split(build({ proto: 'tcp', payload: 100, gsoSize: 0, gsoType: 0 })).segs[0]
   const list = [segs[0], port, noDf, frag, ttl, tcp, segs[5], segs[6], segs[40], segs[7]].map(s => s.slice())
-  w = native.vnetCoalesce(mem, offsets, lens, put(list), out, outLens)
+  ;({ w, out, outLens } = coalesce(list))
   t.same([...outLens.subarray(0, w)].map(l => l - VNET), [segs[0].length, port.length, noDf.length, frag.length, ttl.length, tcp.length, 28 + 64 + 64 + 17, segs[7].length],
     'single writes, then one run of 5, 6 and the short 40; 7 after the short one starts anew')
 })

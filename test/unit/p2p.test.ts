@@ -234,6 +234,25 @@ t.test('double-symmetric pairs keep to a bounded probe budget', async t => {
   t.equal(p1, p0, 'no probes for the next minute (one round per 2 min)')
 })
 
+/**
+ * Cuts the direct path of a two-client world (packets between the two NATs'
+ * public addresses) while traffic flows (the dataplane counters move, the
+ * controllers see it through peerCounters), runs `step` 50 ms at a time and
+ * returns when both sides are back on the relay: ms after the cut, or -1.
+ */
+function cutDirectPath (w: World, step: (ms: number) => void): number {
+  const pubA = ip('198.18.1.1')
+  const pubB = ip('198.18.1.2')
+  w.net.filter = (d) => !((d.from.ip === pubA && d.to.ip === pubB) || (d.from.ip === pubB && d.to.ip === pubA))
+  w.clients[0]!.dp.trafficTick = true
+  w.clients[1]!.dp.trafficTick = true
+  for (let ms = 50; ms <= 5000; ms += 50) {
+    step(50)
+    if (w.peer(0).path === 'relay' && w.peer(1).path === 'relay') return ms
+  }
+  return -1
+}
+
 t.test('adaptive tick: the same paths as with a fixed 50 ms tick, a fine tick only while work is due, 4 a second when idle', async t => {
   for (const [ka, kb, want] of MATRIX) {
     const w = world([ka, kb])
@@ -267,16 +286,7 @@ t.test('adaptive tick: failover to the relay is as fast as with a fixed tick', a
   const w = world(['port-restricted', 'port-restricted'])
   w.runAdaptive(3000)
   t.equal(w.peer(0).path, 'direct')
-  const pubA = ip('198.18.1.1')
-  const pubB = ip('198.18.1.2')
-  w.net.filter = (d) => !((d.from.ip === pubA && d.to.ip === pubB) || (d.from.ip === pubB && d.to.ip === pubA))
-  w.clients[0]!.dp.trafficTick = true
-  w.clients[1]!.dp.trafficTick = true
-  let relayAt = -1
-  for (let ms = 0; ms < 5000 && relayAt < 0; ms += 50) {
-    w.runAdaptive(50)
-    if (w.peer(0).path === 'relay' && w.peer(1).path === 'relay') relayAt = ms + 50
-  }
+  const relayAt = cutDirectPath(w, (ms) => { w.runAdaptive(ms) })
   t.ok(relayAt > 0 && relayAt <= 3000, `back on the relay after ${relayAt} ms`)
 })
 
@@ -298,18 +308,7 @@ t.test('failover and heal over the FakeNet', async t => {
   const w = world(['port-restricted', 'port-restricted'])
   w.run(3000)
   t.equal(w.peer(0).path, 'direct')
-  // Cut the direct path (packets between the two NATs' public addresses).
-  const pubA = ip('198.18.1.1')
-  const pubB = ip('198.18.1.2')
-  w.net.filter = (d) => !((d.from.ip === pubA && d.to.ip === pubB) || (d.from.ip === pubB && d.to.ip === pubA))
-  // Traffic flows: the dataplane counters would move; the controller sees it through peerCounters.
-  w.clients[0]!.dp.trafficTick = true
-  w.clients[1]!.dp.trafficTick = true
-  let relayAt = -1
-  for (let ms = 0; ms < 5000 && relayAt < 0; ms += 50) {
-    w.run(50)
-    if (w.peer(0).path === 'relay' && w.peer(1).path === 'relay') relayAt = ms + 50
-  }
+  const relayAt = cutDirectPath(w, (ms) => { w.run(ms) })
   t.ok(relayAt > 0 && relayAt <= 3000, `back on the relay after ${relayAt} ms`)
   t.equal(w.peer(0).p2p!.relayReason, 'PATH_LOST')
   w.net.filter = () => true
