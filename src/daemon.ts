@@ -144,10 +144,12 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
     }, log.child('control'))
     if (controller instanceof ServerController) natCheck = await openNatCheck(controller, config.listen.host, dataplane.port + NAT_CHECK_PORT_OFFSET, log)
     ticker.start()
+    const off = dataplane.offloads
+    const dp = `${config.placement}, TUN offloads ${off.tunOffload}, UDP GRO ${off.udpGro ? 'on' : 'off'}`
     if (config.mode === 'server') {
-      log.info('server ready', { listen: `${config.listen.host}:${dataplane.port}`, dev: dataplane.devName, tunnelIp: config.tun.ip, control: config.control })
+      log.info('server ready', { listen: `${config.listen.host}:${dataplane.port}`, dev: dataplane.devName, tunnelIp: config.tun.ip, control: config.control, dataplane: dp })
     } else {
-      log.info('client started; registering with the server', { server: `${config.remote!.host}:${config.remote!.port}`, dev: dataplane.devName, control: config.control })
+      log.info('client started; registering with the server', { server: `${config.remote!.host}:${config.remote!.port}`, dev: dataplane.devName, control: config.control, dataplane: dp })
     }
     await stopped
   } catch (err) {

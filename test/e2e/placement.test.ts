@@ -56,6 +56,8 @@ t.test('split server, fused and inline clients: registration and ping every way'
   t.same([ss.dataplane?.placement, sa.dataplane?.placement, sb.dataplane?.placement], ['split', 'fused', 'inline'], 'status names each placement')
   t.equal(sb.dataplane?.tunOffload, 'tso+uso', 'the kernel took TSO and USO on the TUN device')
   t.equal(sb.dataplane?.udpGro, true, 'and UDP GRO on the socket')
+  t.match(bob.proc.output(), /client started;.* dataplane="inline, TUN offloads tso\+uso, UDP GRO on"/, 'the start-up line says so too')
+  t.match(server.proc.output(), /server ready .*dataplane="split, TUN offloads tso\+uso, UDP GRO on"/)
   const aliceNs = topo.client('alice').ns
   t.equal((await ping(aliceNs, '10.77.0.1', 3)).received, 3, 'fused client → split server')
   t.equal((await ping(topo.serverNs, '10.77.0.3', 3)).received, 3, 'split server → inline client')
