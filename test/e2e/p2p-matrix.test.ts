@@ -129,7 +129,9 @@ t.test('direct traffic bypasses the server; relayed traffic crosses it', async t
       const before = await link()
       const r = await ping(ns, tunIp(c.b), COUNT, 0.005)
       const delta = (await link()) - before
-      t.equal(r.received, COUNT, 'every ping answered')
+      // At most one short: ping (-c) stops waiting two round trips after its last request, so on a busy
+      // machine the last reply can come too late to count (seen once in CI: 99 of 100).
+      t.ok(r.received >= COUNT - 1, `${r.received} of ${COUNT} pings answered`)
       // Noise: 12 clients' keepalives to the server (one ping and pong each per 10 s, often in step).
       if (c.expect === 'direct') t.ok(delta < COUNT * ICMP, `server link moved ${delta} bytes for ${2 * COUNT} tunnel packets (keepalives only)`)
       else t.ok(delta >= 4 * COUNT * ICMP, `server link moved ${delta} bytes: the relay carried the ${2 * COUNT} tunnel packets in and out`)
