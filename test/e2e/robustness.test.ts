@@ -5,12 +5,18 @@
  */
 import t from 'tap'
 import { fileURLToPath } from 'node:url'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, rmSync } from 'node:fs'
 import { createTopology, type Topology } from '../../src/lab/topology.js'
 import { runIn, spawnIn, waitFor } from '../../src/lab/exec.js'
 import { BIN, KEY, cleanEnv, ping, startClient, startServer, status, waitReady, type Daemon } from '../helpers/daemon.js'
 
 const JUNK = fileURLToPath(new URL('../helpers/junk-flood.mjs', import.meta.url))
+
+/** SIGTERM (the daemon removes its device and control socket), SIGKILL after 3 s; then nothing of it may remain. */
+async function stopDaemon (d: Daemon): Promise<void> {
+  await d.proc.stop('SIGTERM', 3000).catch(() => {})
+  rmSync(d.control, { force: true }) // only if it was killed: a clean exit removed it already
+}
 
 let topo: Topology
 let server: Daemon
@@ -36,7 +42,7 @@ t.teardown(async () => { await topo?.destroy() })
 
 t.test('wrong key: the client says so within 10 s and keeps retrying; the server logs the address once', async t => {
   const eve = startClient(topo.client('eve').ns, topo.id, 'eve', '10.77.0.66/24', topo.serverWanIp, { key: 'not-the-network-key' })
-  t.teardown(() => eve.proc.stop('SIGKILL', 2000).then(() => {}))
+  t.teardown(() => stopDaemon(eve))
   const started = Date.now()
   const m = await eve.proc.waitForOutput(/rejected our key[^\n]*/, 10_000)
   t.ok(Date.now() - started < 10_000, 'within 10 s')
@@ -54,7 +60,7 @@ t.test('wrong key: the client says so within 10 s and keeps retrying; the server
 
 t.test('an address held by a live client: refused, with a clear message on both sides', async t => {
   const carol = startClient(topo.client('carol').ns, topo.id, 'carol', '10.77.0.2/24', topo.serverWanIp)
-  t.teardown(() => carol.proc.stop('SIGKILL', 2000).then(() => {}))
+  t.teardown(() => stopDaemon(carol))
   await carol.proc.waitForOutput(/in use by another live client/, 10_000)
   await server.proc.waitForOutput(/held by a live client/, 5000)
   const st = await status(carol)
@@ -128,7 +134,7 @@ t.test('the server stays healthy after all of it', async t => {
   t.equal((await ping(topo.client('alice').ns, '10.77.0.1', 3)).received, 3)
   // The control plane too (the dataplane and status work without it): a new client registers.
   const dave = startClient(topo.client('eve').ns, topo.id, 'dave', '10.77.0.44/24', topo.serverWanIp)
-  t.teardown(() => dave.proc.stop('SIGTERM', 2000).then(() => {}))
+  t.teardown(() => stopDaemon(dave))
   const sd = await waitReady(dave, 1, 10_000)
   t.equal(sd.state, 'registered', 'a client registers after the flood')
   t.equal((await ping(topo.client('eve').ns, '10.77.0.1', 2)).received, 2)
