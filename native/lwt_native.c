@@ -556,6 +556,13 @@ static napi_value fd_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* The IPv4 source of a received datagram (host order), or 0:0 when it has none. */
+static void recv_source(const struct msghdr *h, const struct sockaddr_in *sa, uint32_t *ip, uint32_t *port) {
+  int v4 = h->msg_namelen >= sizeof(struct sockaddr_in) && sa->sin_family == AF_INET;
+  *ip = v4 ? ntohl(sa->sin_addr.s_addr) : 0;
+  *port = v4 ? ntohs(sa->sin_port) : 0;
+}
+
 /* Errors a recv can report for an earlier ICMP error; the call consumed it, so retry. */
 static int transient_recv_error(int e) {
   return e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH || e == EHOSTDOWN || e == ENETDOWN;
@@ -615,13 +622,7 @@ static napi_value udp_recv_batch(napi_env env, napi_callback_info info) {
       int64_t i = got + j;
       struct msghdr *h = &s->msgs[j].msg_hdr;
       lens[i] = (h->msg_flags & MSG_TRUNC) ? -1 : (int32_t)s->msgs[j].msg_len;
-      if (h->msg_namelen >= sizeof(struct sockaddr_in) && s->sa[j].sin_family == AF_INET) {
-        addrs[2 * i] = ntohl(s->sa[j].sin_addr.s_addr);
-        addrs[2 * i + 1] = ntohs(s->sa[j].sin_port);
-      } else {
-        addrs[2 * i] = 0;
-        addrs[2 * i + 1] = 0;
-      }
+      recv_source(h, &s->sa[j], &addrs[2 * i], &addrs[2 * i + 1]);
     }
     got += r;
     if ((unsigned)r < chunk) break;
@@ -1399,16 +1400,18 @@ static int64_t vnet_split(const uint8_t *sbuf, int64_t total, uint8_t *mem, cons
   uint8_t flags = h[0], gsoType = h[1] & (uint8_t)~VNET_GSO_ECN;
   uint16_t gsoSize = (uint16_t)(h[4] | (h[5] << 8)); /* virtio fields are little-endian */
   uint16_t csumStart = (uint16_t)(h[6] | (h[7] << 8)), csumOff = (uint16_t)(h[8] | (h[9] << 8));
-  if (plen < 20 || (pkt[0] >> 4) != 4) goto drop_or_pass;
-  size_t ihl = (size_t)(pkt[0] & 15) * 4;
-  if (ihl < 20 || (int64_t)ihl > plen) goto drop;
+  /* Not IPv4 (an IPv6 neighbour solicitation, say): a plain packet is passed on as is, for the pipeline to count as dropNotIpv4. */
+  int v4 = plen >= 20 && (pkt[0] >> 4) == 4;
+  if (!v4 && (gsoType != VNET_GSO_NONE || plen < 1)) goto drop;
+  size_t ihl = v4 ? (size_t)(pkt[0] & 15) * 4 : 0;
+  if (v4 && (ihl < 20 || (int64_t)ihl > plen)) goto drop;
 
   if (gsoType == VNET_GSO_NONE) {
     if (max < 1) return 0;
     if (plen > cap) goto drop;
     uint8_t *out = mem + offsets[0];
     memcpy(out, pkt, (size_t)plen);
-    if (flags & VNET_F_NEEDS_CSUM) {
+    if (v4 && (flags & VNET_F_NEEDS_CSUM)) {
       /* The field at csumStart+csumOff holds the pseudo-header sum; complete it over [csumStart, end). */
       if ((int64_t)csumStart + csumOff + 2 > plen) goto drop;
       uint16_t c = csum_fold(csum_add(0, out + csumStart, (size_t)(plen - csumStart)));
@@ -1471,16 +1474,6 @@ static int64_t vnet_split(const uint8_t *sbuf, int64_t total, uint8_t *mem, cons
   else state[SPLIT_NEXT] = (int32_t)k;
   return n;
 
-drop_or_pass:
-  /* Not IPv4 (an IPv6 neighbour solicitation, say) and no superpacket: pass it on as is; the pipeline counts it as dropNotIpv4. */
-  if (gsoType == VNET_GSO_NONE && plen >= 1 && plen <= cap) {
-    if (max < 1) return 0;
-    memcpy(mem + offsets[0], pkt, (size_t)plen);
-    lens[0] = (int32_t)plen;
-    state[SPLIT_PENDING] = 0;
-    state[SPLIT_NEXT] = 0;
-    return 1;
-  }
 drop:
   state[SPLIT_DROPPED]++;
   state[SPLIT_PENDING] = 0;
@@ -1753,6 +1746,16 @@ static void gro_iov(struct iovec *iov, uint8_t *mem, const int32_t *offsets, con
   }
 }
 
+/* Makes the head of group [i, i+cnt) and its iovecs: one superpacket, ready for writev. */
+static void gro_prepare(struct iovec *iov, uint8_t *mem, const int32_t *offsets, const int32_t *lens, int64_t i, int64_t cnt) {
+  uint8_t *p = mem + offsets[i];
+  int hl = gro_hlen(p);
+  int64_t total = lens[i];
+  for (int64_t k = 1; k < cnt; k++) total += lens[i + k] - hl;
+  gro_make_head(p, mem + offsets[i + cnt - 1], total, lens[i] - hl);
+  gro_iov(iov, mem, offsets, lens, i, cnt);
+}
+
 static int gro_args(napi_env env, napi_value *argv, const char *fn, uint8_t **mem, int32_t **offsets, int32_t **lens, int64_t *n) {
   size_t memLen, nOff, nLens;
   if (get_ta(env, argv[0], napi_uint8_array, fn, "mem", (void **)mem, &memLen)) return -1;
@@ -1796,11 +1799,7 @@ static napi_value tun_write_batch_gro(napi_env env, napi_callback_info info) {
     if (cnt > 1) {
       uint8_t saved[60 + VNET_HDR_LEN];
       memcpy(saved, p - VNET_HDR_LEN, sizeof saved < (size_t)lens[i] + VNET_HDR_LEN ? sizeof saved : (size_t)lens[i] + VNET_HDR_LEN);
-      int hl = gro_hlen(p);
-      int64_t total = lens[i];
-      for (int64_t k = 1; k < cnt; k++) total += lens[i + k] - hl;
-      gro_make_head(p, mem + offsets[i + cnt - 1], total, lens[i] - hl);
-      gro_iov(iov, mem, offsets, lens, i, cnt);
+      gro_prepare(iov, mem, offsets, lens, i, cnt);
       do r = writev(fd, iov, (int)cnt); while (r < 0 && errno == EINTR);
       if (r >= 0) { ok += cnt; i += cnt; continue; }
       if (errno == EBADF) { throw_errno(env, EBADF, fn, "writev"); return NULL; }
@@ -1844,11 +1843,7 @@ static napi_value vnet_coalesce_js(napi_env env, napi_callback_info info) {
     int64_t cnt = gro_plan(mem, offsets, lens, n, i);
     uint8_t *p = mem + offsets[i];
     if (cnt > 1) {
-      int hl = gro_hlen(p);
-      int64_t total = lens[i];
-      for (int64_t k = 1; k < cnt; k++) total += lens[i + k] - hl;
-      gro_make_head(p, mem + offsets[i + cnt - 1], total, lens[i] - hl);
-      gro_iov(iov, mem, offsets, lens, i, cnt);
+      gro_prepare(iov, mem, offsets, lens, i, cnt);
     } else {
       memset(p - VNET_HDR_LEN, 0, VNET_HDR_LEN);
       iov[0].iov_base = p - VNET_HDR_LEN;
@@ -1970,11 +1965,8 @@ static napi_value udp_recv_gro(napi_env env, napi_callback_info info) {
   int64_t out = 0;
   for (int j = 0; j < r; j++) {
     struct msghdr *h = &s->msgs[j].msg_hdr;
-    uint32_t ip = 0, port = 0;
-    if (h->msg_namelen >= sizeof(struct sockaddr_in) && s->sa[j].sin_family == AF_INET) {
-      ip = ntohl(s->sa[j].sin_addr.s_addr);
-      port = ntohs(s->sa[j].sin_port);
-    }
+    uint32_t ip, port;
+    recv_source(h, &s->sa[j], &ip, &port);
     int64_t len = (int64_t)s->msgs[j].msg_len;
     int64_t seg = len;
     if (!(h->msg_flags & MSG_TRUNC)) {

@@ -698,18 +698,28 @@ export class ClientController implements ControlHandler {
   tickInterval (): number {
     if (this.#state !== 'registered' || this.#server.sessions.hs.state !== 'idle') return C.CLIENT_TICK
     const now = this.#clock.now()
-    // The NAT check that tick() sends once the server has told us our public endpoint.
-    if (this.#opt.p2p === true && this.#nat === 'unknown' && this.#observed !== null && now - this.#lastNatCheck >= NAT_CHECK_INTERVAL) return C.CLIENT_TICK
+    if (this.#natCheckDue(now)) return C.CLIENT_TICK
     let next = C.CLIENT_IDLE_TICK
     for (const p of this.#peers.values()) {
       const ss = p.sessions
       if (ss.hs.state !== 'idle') return C.CLIENT_TICK
       if (p.path === null) continue
       if (p.path.wantsFastTick(now)) return C.CLIENT_TICK
-      // A direct-path candidate without a session: tick() starts one at nextSessionTry; be there on time.
-      if (ss.current === null && ss.pending === null && this.#opt.tunnelIp < p.tunnelIp) next = Math.min(next, Math.max(C.CLIENT_TICK, p.nextSessionTry - now))
+      // tick() starts the session at nextSessionTry; be there on time.
+      if (this.#startsSession(p)) next = Math.min(next, Math.max(C.CLIENT_TICK, p.nextSessionTry - now))
     }
     return next
+  }
+
+  /** The NAT check is due: sent once the server has told us our public endpoint, again every NAT_CHECK_INTERVAL until classified. */
+  #natCheckDue (now: number): boolean {
+    return this.#opt.p2p === true && this.#nat === 'unknown' && this.#observed !== null && now - this.#lastNatCheck >= NAT_CHECK_INTERVAL
+  }
+
+  /** A peer with a direct-path candidate and no session, for which we (the lower tunnel address) start the end-to-end session. */
+  #startsSession (p: PeerRemote): boolean {
+    const ss = p.sessions
+    return p.path !== null && ss.current === null && ss.hs.state === 'idle' && ss.pending === null && this.#opt.tunnelIp < p.tunnelIp
   }
 
   tick (): void {
@@ -736,12 +746,12 @@ export class ClientController implements ControlHandler {
     }
     this.#expireSessions(srv.sessions, now)
     // Peers: handshake retries, rekeys, expiry.
-    if (this.#opt.p2p === true && registered(this.#state) && this.#nat === 'unknown' && this.#observed !== null && now - this.#lastNatCheck >= NAT_CHECK_INTERVAL) this.#natCheck(now)
+    if (registered(this.#state) && this.#natCheckDue(now)) this.#natCheck(now)
     for (const p of this.#peers.values()) {
       const ss = p.sessions
       // Direct paths: start the end-to-end session ourselves (the lower tunnel address does), watch traffic, run the path timers.
       if (p.path !== null) {
-        if (ss.current === null && ss.hs.state === 'idle' && ss.pending === null && this.#opt.tunnelIp < p.tunnelIp && registered(this.#state) && now >= p.nextSessionTry) {
+        if (this.#startsSession(p) && registered(this.#state) && now >= p.nextSessionTry) {
           p.nextSessionTry = now + PROACTIVE_SESSION_RETRY
           this.#startPeerHandshake(p, now)
         }

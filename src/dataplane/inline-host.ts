@@ -46,7 +46,6 @@ export class InlineHost extends EventEmitter {
 
   /** Stop at once (the pipelines' polls stop; no STOPPED is posted). Resolves with exit code 1, like Worker.terminate. */
   async terminate (): Promise<number> {
-    this.#run?.stop()
     this.#exit(1)
     return 1
   }
