@@ -38,6 +38,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #define AEAD_KEY_LEN 32
 #define AEAD_TAG_LEN 16
@@ -718,10 +719,16 @@ static napi_value udp_send_to(napi_env env, napi_callback_info info) {
  * uv handle closes on pollStop or, if never stopped, at env teardown through
  * an async cleanup hook (so a worker can exit with a poll still active).
  */
+/* A lone-packet fast path attached to a poll (native/fastpath.h); runs before the JS callback. */
+typedef struct lwt_fast lwt_fast;
+static int fast_run(lwt_fast *f);
+static void fast_free(napi_env env, lwt_fast *f);
+
 typedef struct {
   uv_poll_t h;
   napi_env env;
   napi_ref cb;
+  lwt_fast *fast;
   napi_async_context actx;
   napi_async_cleanup_hook_handle hook;
   int stopping;
@@ -739,6 +746,8 @@ static void poll_on_closed(uv_handle_t *h) {
   lwt_poll *p = (lwt_poll *)h->data;
   napi_env env = p->env;
   if (p->cb) napi_delete_reference(env, p->cb);
+  fast_free(env, p->fast);
+  p->fast = NULL;
   if (p->actx) napi_async_destroy(env, p->actx);
   p->cb = NULL;
   p->actx = NULL;
@@ -770,6 +779,7 @@ static void poll_on_event(uv_poll_t *h, int status, int events) {
   (void)events;
   lwt_poll *p = (lwt_poll *)h->data;
   if (p->stopping) return;
+  if (status >= 0 && p->fast && fast_run(p->fast)) return;
   napi_env env = p->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
@@ -841,22 +851,28 @@ static napi_value poll_start(napi_env env, napi_callback_info info) {
   return handle;
 }
 
-/* pollStop(handle): stop watching and close. Idempotent. */
-static napi_value poll_stop(napi_env env, napi_callback_info info) {
-  static const char *fn = "pollStop";
-  napi_value argv[1];
-  if (get_args(env, info, 1, argv, fn)) return NULL;
+/* The poll behind a pollStart handle, or NULL with a TypeError thrown. */
+static lwt_poll *poll_from(napi_env env, napi_value v, const char *fn) {
   napi_valuetype t;
   bool tagged = false;
-  if (napi_typeof(env, argv[0], &t) != napi_ok) { throw_internal(env, fn); return NULL; }
-  if (t == napi_external && napi_check_object_type_tag(env, argv[0], &POLL_TAG, &tagged) != napi_ok) {
+  if (napi_typeof(env, v, &t) != napi_ok) { throw_internal(env, fn); return NULL; }
+  if (t == napi_external && napi_check_object_type_tag(env, v, &POLL_TAG, &tagged) != napi_ok) {
     throw_internal(env, fn);
     return NULL;
   }
   if (!tagged) { throw_type(env, fn, "handle must be a handle returned by pollStart"); return NULL; }
   lwt_poll *p = NULL;
-  if (napi_get_value_external(env, argv[0], (void **)&p) != napi_ok || !p) { throw_internal(env, fn); return NULL; }
-  poll_close(p);
+  if (napi_get_value_external(env, v, (void **)&p) != napi_ok || !p) { throw_internal(env, fn); return NULL; }
+  return p;
+}
+
+/* pollStop(handle): stop watching and close. Idempotent. */
+static napi_value poll_stop(napi_env env, napi_callback_info info) {
+  static const char *fn = "pollStop";
+  napi_value argv[1];
+  if (get_args(env, info, 1, argv, fn)) return NULL;
+  lwt_poll *p = poll_from(env, argv[0], fn);
+  if (p) poll_close(p);
   return NULL;
 }
 
@@ -928,6 +944,49 @@ static void make_nonce(unsigned char nonce[AEAD_NONCE_LEN], const uint8_t *pkt) 
   memcpy(nonce + 4, pkt + NONCE_CTR_OFF, 8);
 }
 
+/*
+ * Seal one packet: pt[0..len) encrypted in place, tag written at `tag`; the
+ * AAD (transport header, nonce counter at aad+8) may live elsewhere than the
+ * plaintext. Returns 0 only when OpenSSL fails.
+ */
+static int aead_seal_one(const uint8_t *key, const uint8_t *aad, size_t aadLen, uint8_t *pt, size_t len, uint8_t *tag) {
+  unsigned char nonce[AEAD_NONCE_LEN];
+  int outl = 0;
+  make_nonce(nonce, aad);
+  if (len <= AEAD_SMALL_MAX) {
+    cp_seal(key, nonce, aad, aadLen, pt, len, tag);
+    return 1;
+  }
+  EVP_CIPHER_CTX *ctx = aead_ctx(&tSeal, 1, key, nonce);
+  if (!ctx ||
+      EVP_EncryptUpdate(ctx, NULL, &outl, aad, (int)aadLen) != 1 ||
+      (len > 0 && EVP_EncryptUpdate(ctx, pt, &outl, pt, (int)len) != 1) ||
+      EVP_EncryptFinal_ex(ctx, pt + len, &outl) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, AEAD_TAG_LEN, tag) != 1) {
+    tSeal.haveKey = 0;
+    return 0;
+  }
+  return 1;
+}
+
+/* Open one packet: verify the tag over ct[0..len), decrypt in place. Returns 1 when authentic. */
+static int aead_open_one(const uint8_t *key, const uint8_t *aad, size_t aadLen, uint8_t *ct, size_t len, const uint8_t *tagIn) {
+  unsigned char nonce[AEAD_NONCE_LEN], tag[AEAD_TAG_LEN];
+  int outl = 0;
+  make_nonce(nonce, aad);
+  if (len <= AEAD_SMALL_MAX) return cp_open(key, nonce, aad, aadLen, ct, len, tagIn);
+  memcpy(tag, tagIn, AEAD_TAG_LEN);
+  EVP_CIPHER_CTX *ctx = aead_ctx(&tOpen, 0, key, nonce);
+  if (!ctx ||
+      EVP_DecryptUpdate(ctx, NULL, &outl, aad, (int)aadLen) != 1 ||
+      (len > 0 && EVP_DecryptUpdate(ctx, ct, &outl, ct, (int)len) != 1) ||
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, AEAD_TAG_LEN, tag) != 1) {
+    tOpen.haveKey = 0;
+    return 0;
+  }
+  return EVP_DecryptFinal_ex(ctx, ct + len, &outl) == 1;
+}
+
 /* aeadSealBatch(mem, desc, n, keys): desc [off, aadLen, ptLen, keyOff]; tag written after the ciphertext. */
 static napi_value aead_seal_batch(napi_env env, napi_callback_info info) {
   static const char *fn = "aeadSealBatch";
@@ -946,20 +1005,7 @@ static napi_value aead_seal_batch(napi_env env, napi_callback_info info) {
   for (int64_t i = 0; i < n; i++) {
     int32_t off = desc[4 * i], aadLen = desc[4 * i + 1], ptLen = desc[4 * i + 2], keyOff = desc[4 * i + 3];
     uint8_t *pkt = mem + off, *pt = pkt + aadLen;
-    unsigned char nonce[AEAD_NONCE_LEN];
-    int outl = 0;
-    make_nonce(nonce, pkt);
-    if (ptLen <= AEAD_SMALL_MAX) {
-      cp_seal(keys + keyOff, nonce, pkt, (size_t)aadLen, pt, (size_t)ptLen, pt + ptLen);
-      continue;
-    }
-    EVP_CIPHER_CTX *ctx = aead_ctx(&tSeal, 1, keys + keyOff, nonce);
-    if (!ctx ||
-        EVP_EncryptUpdate(ctx, NULL, &outl, pkt, aadLen) != 1 ||
-        (ptLen > 0 && EVP_EncryptUpdate(ctx, pt, &outl, pt, ptLen) != 1) ||
-        EVP_EncryptFinal_ex(ctx, pt + ptLen, &outl) != 1 ||
-        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, AEAD_TAG_LEN, pt + ptLen) != 1) {
-      tSeal.haveKey = 0;
+    if (!aead_seal_one(keys + keyOff, pkt, (size_t)aadLen, pt, (size_t)ptLen, pt + ptLen)) {
       napi_throw_error(env, "ERR_NATIVE_CRYPTO", "aeadSealBatch: OpenSSL failed to seal a packet");
       return NULL;
     }
@@ -1015,28 +1061,9 @@ static napi_value aead_open_batch(napi_env env, napi_callback_info info) {
     int32_t off = desc[4 * i], aadLen = desc[4 * i + 1], ctLen = desc[4 * i + 2], keyOff = desc[4 * i + 3];
     results[i] = 0;
     if (ctLen < AEAD_TAG_LEN) continue;
-    int len = ctLen - AEAD_TAG_LEN;
+    size_t len = (size_t)ctLen - AEAD_TAG_LEN;
     uint8_t *pkt = mem + off, *ct = pkt + aadLen;
-    unsigned char nonce[AEAD_NONCE_LEN], tag[AEAD_TAG_LEN];
-    int outl = 0;
-    make_nonce(nonce, pkt);
-    if (len <= AEAD_SMALL_MAX) {
-      if (cp_open(keys + keyOff, nonce, pkt, (size_t)aadLen, ct, (size_t)len, ct + len)) { results[i] = 1; ok++; }
-      continue;
-    }
-    memcpy(tag, ct + len, AEAD_TAG_LEN);
-    EVP_CIPHER_CTX *ctx = aead_ctx(&tOpen, 0, keys + keyOff, nonce);
-    if (!ctx ||
-        EVP_DecryptUpdate(ctx, NULL, &outl, pkt, aadLen) != 1 ||
-        (len > 0 && EVP_DecryptUpdate(ctx, ct, &outl, ct, len) != 1) ||
-        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, AEAD_TAG_LEN, tag) != 1) {
-      tOpen.haveKey = 0;
-      continue;
-    }
-    if (EVP_DecryptFinal_ex(ctx, ct + len, &outl) == 1) {
-      results[i] = 1;
-      ok++;
-    }
+    if (aead_open_one(keys + keyOff, pkt, (size_t)aadLen, ct, len, ct + len)) { results[i] = 1; ok++; }
   }
   return make_int(env, ok);
 }
@@ -2002,6 +2029,26 @@ static napi_value udp_recv_gro(napi_env env, napi_callback_info info) {
   return make_int(env, out);
 }
 
+#include "fastpath.h"
+
+/* socketPairDgram() -> [fd, fd]: an AF_UNIX datagram pair (non-blocking); a stand-in TUN fd for tests (one read = one packet). */
+static napi_value socket_pair_dgram(napi_env env, napi_callback_info info) {
+  (void)info;
+  static const char *fn = "socketPairDgram";
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) { throw_errno(env, errno, fn, "socketpair"); return NULL; }
+  napi_value arr;
+  if (napi_create_array_with_length(env, 2, &arr) != napi_ok ||
+      napi_set_element(env, arr, 0, make_int(env, sv[0])) != napi_ok ||
+      napi_set_element(env, arr, 1, make_int(env, sv[1])) != napi_ok) {
+    close(sv[0]);
+    close(sv[1]);
+    throw_internal(env, fn);
+    return NULL;
+  }
+  return arr;
+}
+
 /* ------------------------------------------------------------------ */
 /* Module                                                              */
 /* ------------------------------------------------------------------ */
@@ -2032,6 +2079,10 @@ NAPI_MODULE_INIT() {
     { "udpSetGro", udp_set_gro },
     { "poly1305Blocks", poly1305_blocks_js },
     { "udpRecvGro", udp_recv_gro },
+    { "fastPathOut", fast_path_out },
+    { "fastPathIn", fast_path_in },
+    { "fastLayout", fast_layout },
+    { "socketPairDgram", socket_pair_dgram },
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

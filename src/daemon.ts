@@ -76,7 +76,8 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
     listenPort: config.listen.port,
     maxPeers,
     socketBuffer: 4 * 1024 * 1024,
-    placement: config.placement
+    placement: config.placement,
+    fastPath: config.fastPath
   }, log.child('dataplane'))
 
   const controller = config.mode === 'server'
@@ -145,7 +146,7 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
     if (controller instanceof ServerController) natCheck = await openNatCheck(controller, config.listen.host, dataplane.port + NAT_CHECK_PORT_OFFSET, log)
     ticker.start()
     const off = dataplane.offloads
-    const dp = `${config.placement}, TUN offloads ${off.tunOffload}, UDP GRO ${off.udpGro ? 'on' : 'off'}`
+    const dp = `${config.placement}, TUN offloads ${off.tunOffload}, UDP GRO ${off.udpGro ? 'on' : 'off'}, fast path ${off.fastPath ? 'on' : 'off'}`
     if (config.mode === 'server') {
       log.info('server ready', { listen: `${config.listen.host}:${dataplane.port}`, dev: dataplane.devName, tunnelIp: config.tun.ip, control: config.control, dataplane: dp })
     } else {

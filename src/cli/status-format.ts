@@ -111,7 +111,7 @@ export function formatStatus (report: StatusReport): string {
   kv.push(['uptime', formatDuration(report.uptimeSec)])
   if (report.dataplane !== undefined) {
     const d = report.dataplane
-    kv.push(['dataplane', `${clean(d.placement)}; TUN offloads ${clean(d.tunOffload)}; UDP GRO ${d.udpGro ? 'on' : 'off'}`])
+    kv.push(['dataplane', `${clean(d.placement)}; TUN offloads ${clean(d.tunOffload)}; UDP GRO ${d.udpGro ? 'on' : 'off'}${d.fastPath === undefined ? '' : `; fast path ${d.fastPath ? 'on' : 'off'}`}`])
   }
   const direct = report.peers.filter(p => p.path === 'direct').length
   const relay = report.peers.filter(p => p.path === 'relay').length

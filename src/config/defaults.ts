@@ -33,6 +33,8 @@ export const DEFAULTS = Object.freeze({
    * speed, no second V8 isolate); a server keeps them on a worker, away from
    * handshake bursts of many clients on the main thread.
    */
+  /** The native lone-packet path (docs/PERFORMANCE.md, "Idle latency"): on. */
+  fastPath: true,
   placement: Object.freeze({ client: 'inline', server: 'fused' }) as { readonly client: 'split' | 'fused' | 'inline', readonly server: 'split' | 'fused' | 'inline' }
 })
 

@@ -60,7 +60,7 @@ export const HELP_TOPICS = ['server', 'client', 'status', 'demo', 'help', 'versi
 
 type OptKey =
   | 'mode' | 'listen' | 'remote' | 'tun' | 'key' | 'dev' | 'control' | 'mtu' | 'maxClients'
-  | 'p2p' | 'keepalive' | 'logLevel' | 'placement' | 'config' | 'genconfig' | 'version' | 'help' | 'json' | 'goIgnored'
+  | 'p2p' | 'keepalive' | 'logLevel' | 'placement' | 'fastPath' | 'config' | 'genconfig' | 'version' | 'help' | 'json' | 'goIgnored'
 
 interface OptSpec {
   readonly key: OptKey
@@ -88,6 +88,8 @@ const SPECS: readonly OptSpec[] = [
   { key: 'keepalive', names: ['keepalive'], type: 'string' },
   { key: 'logLevel', names: ['log-level'], type: 'string' },
   { key: 'placement', names: ['placement'], type: 'string' },
+  { key: 'fastPath', names: ['fast-path'], type: 'bool' },
+  { key: 'fastPath', names: ['no-fast-path'], type: 'fixed', fixed: false },
   { key: 'logLevel', names: ['quiet', 'q'], type: 'fixed', fixed: 'error' },
   { key: 'logLevel', names: ['verbose'], type: 'fixed', fixed: 'debug' },
   { key: 'config', names: ['config', 'c'], type: 'string' },
@@ -428,6 +430,7 @@ const FILE_KEYS: Readonly<Record<string, { key: OptKey, go: boolean }>> = Object
   keepalive: { key: 'keepalive', go: false },
   logLevel: { key: 'logLevel', go: false },
   placement: { key: 'placement', go: false },
+  fastPath: { key: 'fastPath', go: false },
   local_addr: { key: 'listen', go: true },
   remote_addr: { key: 'remote', go: true },
   tunnel_addr: { key: 'tun', go: true },
@@ -710,6 +713,13 @@ function parseRun (tokens: Tokens, flags: Map<OptKey, FlagSetting>, problems: st
     else problems.push(`${plRaw.source}: expected one of ${PLACEMENTS.join(', ')}, got ${show(plRaw.value)}`)
   }
 
+  let fastPath: boolean = DEFAULTS.fastPath
+  const fpRaw = pick('fastPath')
+  if (fpRaw !== undefined) {
+    if (typeof fpRaw.value === 'boolean') fastPath = fpRaw.value
+    else problems.push(`${fpRaw.source}: expected true or false, got ${show(fpRaw.value)}`)
+  }
+
   if (problems.length > 0) throw new UsageError(problems)
   const config: Config = {
     mode: mode!,
@@ -724,7 +734,8 @@ function parseRun (tokens: Tokens, flags: Map<OptKey, FlagSetting>, problems: st
     p2p,
     keepalive: keepalive!,
     logLevel: logLevel!,
-    placement
+    placement,
+    fastPath
   }
   return { kind: 'run', config: deepFreeze(structuredClone(config)), warnings }
 }

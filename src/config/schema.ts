@@ -52,4 +52,9 @@ export interface Config {
   readonly logLevel: 'error' | 'warn' | 'info' | 'debug'
   /** Dataplane thread placement (default: DEFAULTS.placement[mode], the measured best). */
   readonly placement: Placement
+  /**
+   * Handle lone packets (a ping, a keystroke) entirely in the native addon,
+   * without entering JavaScript (default true; docs/PERFORMANCE.md "Idle latency").
+   */
+  readonly fastPath: boolean
 }

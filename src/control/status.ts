@@ -67,4 +67,6 @@ export interface DataplaneInfo {
   tunOffload: 'tso+uso' | 'tso' | 'none'
   /** UDP_GRO on the socket (a peer's GSO batch arrives as one datagram). */
   udpGro: boolean
+  /** The native lone-packet path is on (--fast-path); counters.fastPathPackets counts what it carried. */
+  fastPath?: boolean
 }

@@ -45,6 +45,8 @@ export interface DataplaneOptions {
   socketBuffer: number
   /** Thread placement: 'split' = a worker per direction, 'fused' = one worker for both. */
   placement: Placement
+  /** Handle lone packets in the addon (native/fastpath.h); default true. */
+  fastPath?: boolean
 }
 
 /** Probe sockets open at once at most, adopted ones included (the birthday search opens 256). */
@@ -93,7 +95,9 @@ export class Dataplane implements DataplanePort {
 
   get port (): number { return this.#boundPort }
   /** What the kernel granted: TUN offloads and UDP GRO (for status). */
-  get offloads (): { tunOffload: 'tso+uso' | 'tso' | 'none', udpGro: boolean } { return { tunOffload: this.#tunOffload, udpGro: this.#udpGro } }
+  get offloads (): { tunOffload: 'tso+uso' | 'tso' | 'none', udpGro: boolean, fastPath: boolean } {
+    return { tunOffload: this.#tunOffload, udpGro: this.#udpGro, fastPath: this.#opt.fastPath ?? true }
+  }
   get devName (): string { return this.#devName }
 
   /** Open the device and socket, configure the device, start the workers. Undoes everything on failure. */
@@ -137,7 +141,8 @@ export class Dataplane implements DataplanePort {
       packetMem: new SharedArrayBuffer(role === 'inbound' ? RX_BUFS * RX_BUF_SIZE : BATCH * SLOT_SIZE),
       packetMemIn: role === 'both' ? new SharedArrayBuffer(RX_BUFS * RX_BUF_SIZE) : null,
       stats: this.#statsSab,
-      ctrlRing: role !== 'outbound' ? this.#ringSab : null
+      ctrlRing: role !== 'outbound' ? this.#ringSab : null,
+      fastPath: this.#opt.fastPath ?? true
     }
     const w: PipelineThread = this.#opt.placement === 'inline'
       ? new InlineHost(init, this.#native)

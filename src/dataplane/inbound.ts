@@ -36,6 +36,7 @@ import { PeerTable, endpointKey, type RecvSession } from './peers.js'
 import { ReplayWindow } from '../crypto/replay.js'
 import { SpscRing } from './ring.js'
 import { clearPeerCounters, statsView } from './stats.js'
+import { FastPeers, FR_WORDS, FS_LOCAL_INDEX, FS_SLOT, FS_WORDS, IntHash, fastConfig, sharedFloat64, sharedInt32, sharedUint8 } from './fast-path.js'
 import {
   C, COUNTERS, CTRL_KIND_PACKET, CTRL_KIND_RELAYED, CTRL_KIND_UNKNOWN_INDEX, CTRL_KIND_UNKNOWN_RELAY_SOURCE,
   CTRL_RING_SLOTS, CTRL_SLOT_SIZE, META_IP, META_KIND, META_LEN, META_PORT, META_SOCK, META_VIA, META_WORDS,
@@ -60,6 +61,13 @@ export class Inbound {
   /** Receive keys, KEY_LEN bytes per session; free offsets in #freeKeys. */
   readonly #keys: Uint8Array
   readonly #freeKeys: number[] = []
+  // Tables the native fast path reads (fast-path.ts); a session's number is its keyOff / KEY_LEN.
+  readonly #maxSessions: number
+  readonly #sessionHash: IntHash
+  readonly #sess: Int32Array
+  readonly #rings: Uint32Array
+  readonly #lasts: Float64Array
+  readonly #fastPeers: FastPeers
   readonly #mem: Uint8Array
   readonly #view: DataView
   readonly #stats: Float64Array
@@ -92,7 +100,13 @@ export class Inbound {
     this.#isServer = init.mode === 'server'
     this.peers = new PeerTable(init.maxPeers)
     const maxSessions = init.maxPeers * 3 // current, previous and next per peer
-    this.#keys = new Uint8Array(maxSessions * KEY_LEN)
+    this.#keys = sharedUint8(maxSessions * KEY_LEN)
+    this.#maxSessions = maxSessions
+    this.#sessionHash = new IntHash(maxSessions)
+    this.#sess = sharedInt32(maxSessions * FS_WORDS)
+    this.#rings = new Uint32Array(new SharedArrayBuffer(maxSessions * FR_WORDS * 4))
+    this.#lasts = sharedFloat64(maxSessions)
+    this.#fastPeers = new FastPeers(init.maxPeers)
     for (let i = maxSessions - 1; i >= 0; i--) this.#freeKeys.push(i * KEY_LEN)
     this.#mem = new Uint8Array(init.packetMem)
     this.#view = new DataView(init.packetMem)
@@ -105,11 +119,12 @@ export class Inbound {
     switch (m.code) {
       case 'PEER': {
         if (this.peers.bySlot[m.slot] === undefined) clearPeerCounters(this.#stats, m.slot)
-        this.peers.upsert(m)
+        this.#fastPeers.set(this.peers.upsert(m))
         break
       }
       case 'PEER_REMOVE': {
         this.peers.remove(m.slot)
+        this.#fastPeers.clear(m.slot)
         for (const s of [...this.#sessions.values()]) if (s.slot === m.slot) this.#dropSession(s.localIndex)
         break
       }
@@ -118,7 +133,13 @@ export class Inbound {
         const keyOff = this.#freeKeys.pop()
         if (keyOff === undefined) return // table full: the handshake will be retried
         this.#keys.set(m.key, keyOff)
-        this.#sessions.set(m.localIndex, { localIndex: m.localIndex, slot: m.slot, keyOff, window: new ReplayWindow() })
+        const sn = keyOff / KEY_LEN
+        const window = new ReplayWindow(this.#rings.subarray(sn * FR_WORDS, (sn + 1) * FR_WORDS), this.#lasts, sn)
+        window.reset()
+        this.#sess[sn * FS_WORDS + FS_SLOT] = m.slot
+        this.#sess[sn * FS_WORDS + FS_LOCAL_INDEX] = m.localIndex | 0
+        this.#sessions.set(m.localIndex, { localIndex: m.localIndex, slot: m.slot, keyOff, window })
+        this.#sessionHash.set(m.localIndex >>> 0, sn)
         break
       }
       case 'DROP_INDEX': this.#dropSession(m.localIndex); break
@@ -130,8 +151,16 @@ export class Inbound {
     const s = this.#sessions.get(localIndex)
     if (s === undefined) return
     this.#sessions.delete(localIndex)
+    this.#sessionHash.delete(localIndex >>> 0)
     this.#keys.fill(0, s.keyOff, s.keyOff + KEY_LEN)
     this.#freeKeys.push(s.keyOff)
+  }
+
+  /** The arguments of native fastPathIn after the poll handle, or null when the TUN fd has no vnet header. */
+  fastPathArgs (): [Float64Array, Int32Array, Int32Array, Int32Array, Uint32Array, Float64Array, Uint8Array, Float64Array] | null {
+    if (!this.#init.tunVnet) return null
+    const cfg = fastConfig(this.#init, { sessBits: this.#sessionHash.bits, maxSessions: this.#maxSessions })
+    return [cfg, this.#fastPeers.words, this.#sessionHash.table, this.#sess, this.#rings, this.#lasts, this.#keys, this.#stats]
   }
 
   /** The socket of the batch being processed: 0 main, else a probe socket id (tagged on control packets). */
@@ -295,6 +324,7 @@ export class Inbound {
     const port = this.#addrs[i * 2 + 1]
     if (peer.epIp === ip && peer.epPort === port) return
     this.peers.setEndpoint(peer, ip, port)
+    this.#fastPeers.set(peer)
     this.#post({ code: 'ENDPOINT', slot, ip, port })
   }
 

@@ -110,6 +110,20 @@ export interface Native {
   aeadSealBatch(mem: Uint8Array, desc: Int32Array, n: number, keys: Uint8Array): void
   /** Open in place: desc [off, aadLen (>= 16), ctLen incl. tag, keyOff]. results[i] = 1 if verified (plaintext in place), else 0 (also when ctLen < 16). Returns the number verified. */
   aeadOpenBatch(mem: Uint8Array, desc: Int32Array, n: number, keys: Uint8Array, results: Int32Array): number
+  /**
+   * Attach the lone-packet fast path (native/fastpath.h) to a poll watching a tunOpenVnet fd: a plain IPv4
+   * packet to a peer with a session is framed, sealed and sent without calling the poll's JS callback;
+   * anything else is left pending in sbuf/split for tunReadSplit. Tables: src/dataplane/fast-path.ts.
+   */
+  fastPathOut(poll: PollHandle, cfg: Float64Array, sbuf: Uint8Array, split: Int32Array, peers: Int32Array, counters: Float64Array,
+    keys: Uint8Array, routes: Int32Array, stats: Float64Array): void
+  /** Attach the inbound fast path to a poll watching the main UDP socket: a lone direct data message is opened, checked and written to the TUN fd in C; anything else stays queued for the JS callback. */
+  fastPathIn(poll: PollHandle, cfg: Float64Array, peers: Int32Array, sessions: Int32Array, sess: Int32Array, rings: Uint32Array,
+    lasts: Float64Array, keys: Uint8Array, stats: Float64Array): void
+  /** The addon's side of the fast-path layout (cfg word names in order, record sizes), for a test to compare with fast-path.ts. */
+  fastLayout(): { cfg: string[], peerWords: number, sessWords: number, ringWords: number, inCap: number }
+  /** An AF_UNIX datagram socket pair (non-blocking): a stand-in TUN fd for tests, one read per packet. */
+  socketPairDgram(): [number, number]
   /** One sendmsg with this datagram's IP TTL set by ancillary data (1..255). Returns bytes sent, or -errno. */
   udpSendToTtl(fd: number, buf: Uint8Array, ip: number, port: number, ttl: number): number
 }

@@ -26,7 +26,8 @@ import { MSG_DATA, MSG_RELAY } from '../wire/messages.js'
 import { KEY_LEN } from '../wire/constants.js'
 import { PeerTable, QUEUE_MAX, type WorkerPeer } from './peers.js'
 import { statsView } from './stats.js'
-import { BATCH, C, HEADROOM, MAX_PACKET, PEER_FIELDS, P_TX_BYTES, P_TX_PACKETS, SLOT_SIZE, TAG, COUNTERS, type FromWorker, type WorkerInit } from '../workers/layout.js'
+import { FastPeers, IntHash, fastConfig, sharedFloat64, sharedInt32, sharedUint8 } from './fast-path.js'
+import { BATCH, C, HEADROOM, MAX_PACKET, PEER_FIELDS, P_TX_BYTES, P_TX_PACKETS, SLOT_SIZE, TAG, COUNTERS, type FromWorker, type ToWorker, type WorkerInit } from '../workers/layout.js'
 
 
 export class Outbound {
@@ -40,6 +41,11 @@ export class Outbound {
   readonly #stats: Float64Array
   /** Send keys, KEY_LEN bytes per peer slot. */
   readonly #keys: Uint8Array
+  /** Next send counter per peer slot (shared with the native fast path, like everything below). */
+  readonly #counters: Float64Array
+  readonly #fastPeers: FastPeers
+  /** Tunnel address → slot, for the fast path (the batch path uses peers.byTunnelIp). */
+  readonly #routes: IntHash
   // Per-batch scratch, reused (no allocation on the packet path).
   readonly #rdOffsets = new Int32Array(BATCH)
   readonly #rdLens = new Int32Array(BATCH)
@@ -51,7 +57,7 @@ export class Outbound {
   readonly #sendFds = new Int32Array(BATCH)
   /** Superpacket buffer and split state (tunVnet only). */
   readonly #sbuf: Uint8Array | null
-  readonly #split = new Int32Array(4)
+  readonly #split = sharedInt32(4)
   #splitDropped = 0
   #splitSuper = 0
 
@@ -64,9 +70,21 @@ export class Outbound {
     this.#mem = new Uint8Array(init.packetMem)
     this.#view = new DataView(init.packetMem)
     this.#stats = statsView(init)
-    this.#keys = new Uint8Array(init.maxPeers * KEY_LEN)
+    this.#keys = sharedUint8(init.maxPeers * KEY_LEN)
+    this.#counters = sharedFloat64(init.maxPeers)
+    this.#fastPeers = new FastPeers(init.maxPeers)
+    this.#routes = new IntHash(init.maxPeers)
     for (let i = 0; i < BATCH; i++) this.#rdOffsets[i] = i * SLOT_SIZE + HEADROOM
     this.#sbuf = init.tunVnet ? new Uint8Array(65536 + 64) : null
+  }
+
+  /** Add or update a peer (PEER). */
+  upsertPeer (m: Extract<ToWorker, { code: 'PEER' }>): void {
+    const old = this.peers.bySlot[m.slot]
+    if (old !== undefined && old.tunnelIp !== m.tunnelIp && this.#routes.get(old.tunnelIp) === m.slot) this.#routes.delete(old.tunnelIp)
+    const p = this.peers.upsert(m)
+    if (p.tunnelIp !== 0) this.#routes.set(p.tunnelIp, p.slot)
+    this.#syncFast(p)
   }
 
   /** Install a send key: new session for this peer, counter restarts at 0, queued packets are flushed. */
@@ -76,13 +94,32 @@ export class Outbound {
     this.#keys.set(key, slot * KEY_LEN)
     p.sendKeyOff = slot * KEY_LEN
     p.remoteIndex = remoteIndex
-    p.counter = 0
+    this.#counters[slot] = 0
+    this.#syncFast(p)
     this.#flushQueue(p)
   }
 
   removePeer (slot: number): void {
     const p = this.peers.remove(slot)
-    if (p !== undefined) this.#keys.fill(0, slot * KEY_LEN, slot * KEY_LEN + KEY_LEN)
+    if (p === undefined) return
+    this.#keys.fill(0, slot * KEY_LEN, slot * KEY_LEN + KEY_LEN)
+    if (this.#routes.get(p.tunnelIp) === slot) this.#routes.delete(p.tunnelIp)
+    this.#fastPeers.clear(slot)
+    this.#counters[slot] = 0
+  }
+
+  #syncFast (p: WorkerPeer): void {
+    this.#fastPeers.set(p, p.sendKeyOff >= 0, p.remoteIndex)
+  }
+
+  /**
+   * The arguments of native fastPathOut after the poll handle, or null when
+   * the TUN fd has no vnet header (the fast path reads vnet packets only).
+   */
+  fastPathArgs (): [Float64Array, Uint8Array, Int32Array, Int32Array, Float64Array, Uint8Array, Int32Array, Float64Array] | null {
+    if (this.#sbuf === null) return null
+    const cfg = fastConfig(this.#init, { routeBits: this.#routes.bits })
+    return [cfg, this.#sbuf, this.#split, this.#fastPeers.words, this.#counters, this.#keys, this.#routes.table, this.#stats]
   }
 
   /** TUN readable: drain it in batches. */
@@ -133,7 +170,8 @@ export class Outbound {
     const hdr = off - 16
     view.setUint32(hdr, MSG_DATA, true) // type 4, three reserved zero bytes
     view.setUint32(hdr + 4, p.remoteIndex, true)
-    const c = p.counter++
+    const c = this.#counters[p.slot]
+    this.#counters[p.slot] = c + 1
     view.setUint32(hdr + 8, c >>> 0, true)
     view.setUint32(hdr + 12, Math.floor(c / 0x1_0000_0000), true)
     let start = hdr

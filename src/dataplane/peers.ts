@@ -23,8 +23,6 @@ export interface WorkerPeer {
   /** Offset of the send key in the key table, or -1 before a session exists. */
   sendKeyOff: number
   remoteIndex: number
-  /** Next data counter for the current send key. */
-  counter: number
   /** Packets waiting for a session (copies; at most QUEUE_MAX). */
   queue: Uint8Array[]
   /** When NEED_SESSION was last asked (ms), to ask at most once a second. */
@@ -60,7 +58,7 @@ export class PeerTable {
     if (p === undefined) {
       p = {
         slot: m.slot, peerId: 0, tunnelIp: 0, epIp: 0, epPort: 0, epKey: -1, relayVia: false, fd: -1,
-        sendKeyOff: -1, remoteIndex: 0, counter: 0, queue: [], askedAt: -Infinity
+        sendKeyOff: -1, remoteIndex: 0, queue: [], askedAt: -Infinity
       }
       this.bySlot[m.slot] = p
     } else {

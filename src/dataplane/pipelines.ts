@@ -67,13 +67,23 @@ export function runPipelines (init: WorkerInit, native: Native, port: PipelinePo
     post(errorMessage(err))
     onFail(err)
   }
-  const watch = (fd: number, fn: () => void): void => {
-    polls.push(native.pollStart(fd, () => {
+  const watch = (fd: number, fn: () => void): PollHandle => {
+    const h = native.pollStart(fd, () => {
       try { fn() } catch (err) { fail(err) }
-    }))
+    })
+    polls.push(h)
+    return h
   }
-  if (out !== null) watch(init.tunFd, () => { out.onReadable() })
-  if (inb !== null) watch(init.udpFd, () => { inb.onReadable() })
+  if (out !== null) {
+    const h = watch(init.tunFd, () => { out.onReadable() })
+    const args = init.fastPath ? out.fastPathArgs() : null
+    if (args !== null) native.fastPathOut(h, ...args)
+  }
+  if (inb !== null) {
+    const h = watch(init.udpFd, () => { inb.onReadable() })
+    const args = init.fastPath ? inb.fastPathArgs() : null
+    if (args !== null) native.fastPathIn(h, ...args)
+  }
   port.on('message', (m: ToWorker) => {
     try {
       switch (m.code) {
@@ -82,7 +92,7 @@ export function runPipelines (init: WorkerInit, native: Native, port: PipelinePo
           post({ code: 'STOPPED' })
           port.close()
           return
-        case 'PEER': out?.peers.upsert(m); inb?.handle(m); return
+        case 'PEER': out?.upsertPeer(m); inb?.handle(m); return
         case 'PEER_REMOVE': out?.removePeer(m.slot); inb?.handle(m); return
         case 'SEND_KEY': out?.setSendKey(m.slot, m.key, m.remoteIndex); return
         // An adopted birthday-search socket: its datagrams enter the inbound pipeline.

@@ -85,7 +85,9 @@ export const COUNTERS = [
   'dropMalformed', 'dropUnknownType', 'dropUnknownIndex', 'dropAuthFailed',
   'dropReplay', 'dropSpoofedSource', 'dropNotForUs', 'dropTunWrite', 'dropUdpSend',
   'dropControlRingFull', 'dropRelayUnknownPeer', 'dropRelayUnknownSource', 'dropTooBig',
-  'tunRxSuperpackets', 'udpRxCoalesced', 'dropRxOverflow'
+  'tunRxSuperpackets', 'udpRxCoalesced', 'dropRxOverflow',
+  // Packets (either direction) carried end to end by the native lone-packet path.
+  'fastPathPackets'
 ] as const
 export type CounterName = typeof COUNTERS[number]
 export const C: Record<CounterName, number> = Object.fromEntries(COUNTERS.map((n, i) => [n, i])) as Record<CounterName, number>
@@ -130,6 +132,8 @@ export interface WorkerInit {
   stats: SharedArrayBuffer
   /** Inbound (and 'both') only: the control ring. */
   ctrlRing: SharedArrayBuffer | null
+  /** Attach the native lone-packet fast path (native/fastpath.h) to the TUN and main UDP polls (needs tunVnet). */
+  fastPath: boolean
 }
 
 /**

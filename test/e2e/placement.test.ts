@@ -56,11 +56,15 @@ t.test('split server, fused and inline clients: registration and ping every way'
   t.same([ss.dataplane?.placement, sa.dataplane?.placement, sb.dataplane?.placement], ['split', 'fused', 'inline'], 'status names each placement')
   t.equal(sb.dataplane?.tunOffload, 'tso+uso', 'the kernel took TSO and USO on the TUN device')
   t.equal(sb.dataplane?.udpGro, true, 'and UDP GRO on the socket')
-  t.match(bob.proc.output(), /client started;.* dataplane="inline, TUN offloads tso\+uso, UDP GRO on"/, 'the start-up line says so too')
-  t.match(server.proc.output(), /server ready .*dataplane="split, TUN offloads tso\+uso, UDP GRO on"/)
+  t.same([ss.dataplane?.fastPath, sa.dataplane?.fastPath, sb.dataplane?.fastPath], [true, true, true], 'the lone-packet fast path is on by default')
+  t.match(bob.proc.output(), /client started;.* dataplane="inline, TUN offloads tso\+uso, UDP GRO on, fast path on"/, 'the start-up line says so too')
+  t.match(server.proc.output(), /server ready .*dataplane="split, TUN offloads tso\+uso, UDP GRO on, fast path on"/)
   const aliceNs = topo.client('alice').ns
   t.equal((await ping(aliceNs, '10.77.0.1', 3)).received, 3, 'fused client → split server')
   t.equal((await ping(topo.serverNs, '10.77.0.3', 3)).received, 3, 'split server → inline client')
+  // Lone pings on direct paths: both ends carried them in the addon's fast path, whatever the placement.
+  const fast = await Promise.all([server, alice, bob].map(async d => (await status(d)).counters.fastPathPackets))
+  t.ok(fast.every(n => n >= 3), `each daemon's fast path carried the pings (server, alice, bob: ${fast.join(', ')})`)
   await waitPing(aliceNs, '10.77.0.3')
   t.equal((await ping(aliceNs, '10.77.0.3', 3)).received, 3, 'fused client → inline client through the split server')
 })

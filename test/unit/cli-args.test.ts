@@ -53,7 +53,8 @@ t.test('defaults', async t => {
     p2p: true,
     keepalive: 10,
     logLevel: 'info',
-    placement: 'fused'
+    placement: 'fused',
+    fastPath: true
   })
   const c = run(CLIENT).config
   t.same(c.listen, { host: '0.0.0.0', port: 0 })
@@ -92,6 +93,9 @@ const okCases: OkCase[] = [
   { name: '--placement split', argv: [...SERVER, '--placement=split'], expect: { placement: 'split' } },
   { name: '--placement inline (server)', argv: [...SERVER, '--placement', 'inline'], expect: { placement: 'inline' } },
   { name: '--placement fused (client)', argv: [...CLIENT, '--placement', 'fused'], expect: { placement: 'fused' } },
+  { name: '--no-fast-path', argv: [...SERVER, '--no-fast-path'], expect: { fastPath: false } },
+  { name: '--fast-path=false (client)', argv: [...CLIENT, '--fast-path=false'], expect: { fastPath: false } },
+  { name: '--fast-path explicitly', argv: [...CLIENT, '--fast-path'], expect: { fastPath: true } },
   { name: '--mtu auto', argv: [...SERVER, '--mtu', 'auto'], expect: { mtu: 1400 } },
   { name: 'options before the command', argv: ['--tun', '10.0.0.1/24', '--key', 'abcdefgh', 'server'], expect: { mode: 'server', key: 'abcdefgh' } },
   { name: 'same flag twice, same value', argv: [...SERVER, '--mtu', '1300', '--mtu', '1300'], expect: { mtu: 1300 } },
@@ -128,6 +132,7 @@ interface BadCase { name: string, argv: string[], problems: RegExp[] }
 
 const badCases: BadCase[] = [
   { name: '--p2p with --no-p2p', argv: [...CLIENT, '--p2p', '--no-p2p'], problems: [/--p2p and --no-p2p conflict/] },
+  { name: '--fast-path with --no-fast-path', argv: [...SERVER, '--fast-path', '--no-fast-path'], problems: [/--fast-path and --no-fast-path conflict/] },
   { name: '-q with --verbose', argv: [...SERVER, '-q', '--verbose'], problems: [/-q and --verbose conflict: -q sets log level error, --verbose sets log level debug/] },
   { name: '--remote in server mode', argv: [...SERVER, '--remote', '1.2.3.4:9000'], problems: [/--remote: only for client mode/] },
   { name: '--p2p in server mode', argv: [...SERVER, '--no-p2p'], problems: [/--no-p2p: only for client mode/] },
@@ -240,13 +245,13 @@ t.test('-c config files', async t => {
     chmodSync(p, mode)
     return p
   }
-  const ours = file('ours.json', { mode: 'client', remote: 'vpn.example.com:9000', tun: '10.0.0.2/24', key: 'file-key-123', dev: 'lwt4', mtu: 1300, p2p: false, keepalive: 20, logLevel: 'warn', listen: '0.0.0.0:4000' })
+  const ours = file('ours.json', { mode: 'client', remote: 'vpn.example.com:9000', tun: '10.0.0.2/24', key: 'file-key-123', dev: 'lwt4', mtu: 1300, p2p: false, keepalive: 20, logLevel: 'warn', listen: '0.0.0.0:4000', fastPath: false })
   const goServer = file('go-server.json', { mode: 'server', local_addr: '0.0.0.0:9500', remote_addr: '', tunnel_addr: '10.8.0.1/24', key: 'go-key-1234', mtu: 1350, tun_name: 'tun0', max_clients: 7, p2p_enabled: true, keepalive: 15 })
 
   t.test('our key names', async t => {
     const { config, warnings } = run(['-c', ours])
     t.same(warnings, [])
-    t.match(config, { mode: 'client', remote: { host: 'vpn.example.com', port: 9000 }, tun: { ip: '10.0.0.2', prefix: 24 }, key: 'file-key-123', dev: 'lwt4', control: SOCK('lwt4'), mtu: 1300, p2p: false, keepalive: 20, logLevel: 'warn', listen: { host: '0.0.0.0', port: 4000 } })
+    t.match(config, { mode: 'client', remote: { host: 'vpn.example.com', port: 9000 }, tun: { ip: '10.0.0.2', prefix: 24 }, key: 'file-key-123', dev: 'lwt4', control: SOCK('lwt4'), mtu: 1300, p2p: false, keepalive: 20, logLevel: 'warn', listen: { host: '0.0.0.0', port: 4000 }, fastPath: false })
   })
   t.test('Go key names', async t => {
     const { config, warnings } = run(['-c', goServer])

@@ -33,7 +33,7 @@ function setup (readFails: boolean): { native: Native, polls: Map<number, () => 
   const init: WorkerInit = {
     role: 'both', statsIndex: 0, mode: 'client', tunFd: 1001, tunVnet: true, udpFd: 1002, tunnelIp: 0x0a000002, mtu: 1400,
     maxPeers: MAX_PEERS, packetMem: new SharedArrayBuffer(BATCH * SLOT_SIZE), packetMemIn: new SharedArrayBuffer(RX_BUFS * RX_BUF_SIZE),
-    stats: createStatsBuffer(MAX_PEERS), ctrlRing: SpscRing.create(CTRL_RING_SLOTS, CTRL_SLOT_SIZE)
+    stats: createStatsBuffer(MAX_PEERS), ctrlRing: SpscRing.create(CTRL_RING_SLOTS, CTRL_SLOT_SIZE), fastPath: false
   }
   return { native, polls, stopped, init }
 }

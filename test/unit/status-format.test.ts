@@ -48,7 +48,7 @@ const clientReport: StatusReport = {
     peer({ tunnelIp: '10.0.0.1', peerId: 0, role: 'server', path: 'relay', endpoint: '203.0.113.5:9000', rttMs: 150, txBytes: 3 * 1024 * 1024 * 1024 })
   ],
   counters: { tunRxPackets: 42, dropsReplay: 0, dropsAuth: 3 },
-  dataplane: { placement: 'inline', tunOffload: 'tso+uso', udpGro: true }
+  dataplane: { placement: 'inline', tunOffload: 'tso+uso', udpGro: true, fastPath: true }
 }
 
 t.test('units', async t => {
@@ -66,7 +66,7 @@ t.test('client report', async t => {
   t.match(out, /server +203\.0\.113\.5:9000/)
   t.match(out, /state +registered/)
   t.match(out, /uptime +1h 02m 03s/)
-  t.match(out, /dataplane +inline; TUN offloads tso\+uso; UDP GRO on\n/)
+  t.match(out, /dataplane +inline; TUN offloads tso\+uso; UDP GRO on; fast path on\n/)
   t.notMatch(formatStatus({ ...clientReport, dataplane: undefined }), /dataplane/, 'an older report without it: no line')
   t.notMatch(out, /PROBLEM/)
   const header = lines.find(l => l.startsWith('TUNNEL IP'))!

@@ -1,0 +1,205 @@
+/**
+ * The JS half of the native lone-packet fast path (native/fastpath.h): the
+ * tables it reads, kept by the pipeline that owns them.
+ *
+ * An idle tunnel carries one packet per wake-up. The addon handles such a
+ * packet inside the poll callback, without entering JavaScript, from these
+ * tables; a burst, or anything unusual, goes to the batch pipelines as
+ * before (outbound.ts, inbound.ts). Both paths read and write the same
+ * send counters, replay windows, keys and stats, on one thread, so whichever
+ * path takes a packet, the next one continues where it left off.
+ *
+ *   peers     Int32Array, FP_WORDS per peer slot: flags, tunnel address,
+ *             endpoint, remote index, peer id, send socket.
+ *   routes    IntHash tunnel address → slot (outbound).
+ *   counters  Float64Array per slot: the next send counter (outbound).
+ *   sessions  IntHash receiver index → session number (inbound); a session's
+ *             number is its key offset / KEY_LEN, and indexes `sess` (slot,
+ *             index) and the replay windows (`rings`, `lasts`).
+ *
+ * All of it lives in SharedArrayBuffers: the addon keeps raw pointers, and
+ * a SharedArrayBuffer never moves.
+ */
+import { COUNTERS, C, MAX_PACKET, PEER_FIELDS, P_LAST_RX, P_RX_BYTES, P_RX_PACKETS, P_TX_BYTES, P_TX_PACKETS, type WorkerInit } from '../workers/layout.js'
+import { MSG_DATA, MSG_RELAY } from '../wire/messages.js'
+import { REJECT_AFTER_MESSAGES, REPLAY_BITMAP_BITS, REPLAY_WINDOW } from '../wire/constants.js'
+
+/** The cfg words, in the addon's order (fastLayout().cfg; a unit test compares). */
+export const FAST_CFG = [
+  'tunFd', 'udpFd', 'cap', 'ownIp', 'isServer', 'maxPeers', 'routeBits', 'sessBits', 'maxSessions',
+  'replayWindow', 'rejectAfter', 'maxCounterHigh', 'msgData', 'msgRelay',
+  'peerBase', 'peerFields', 'pTxPackets', 'pTxBytes', 'pRxPackets', 'pRxBytes', 'pLastRx',
+  'tunRxPackets', 'tunRxBytes', 'tunTxPackets', 'tunTxBytes', 'udpRxPackets', 'udpRxBytes',
+  'udpTxPackets', 'udpTxBytes', 'dropTunWrite', 'dropUdpSend', 'fastPackets'
+] as const
+export type FastCfgName = typeof FAST_CFG[number]
+
+/** Peer record words. */
+export const FP_FLAGS = 0
+export const FP_TUNNEL_IP = 1
+export const FP_EP_IP = 2
+export const FP_EP_PORT = 3
+export const FP_REMOTE_INDEX = 4
+export const FP_PEER_ID = 5
+export const FP_FD = 6
+export const FP_WORDS = 8
+/** Peer flags. */
+export const FPF_USED = 1
+export const FPF_READY = 2
+export const FPF_RELAY = 4
+/** Session record words. */
+export const FS_SLOT = 0
+export const FS_LOCAL_INDEX = 1
+export const FS_WORDS = 2
+/** Replay ring words per session (crypto/replay.ts). */
+export const FR_WORDS = REPLAY_BITMAP_BITS / 32
+/** Counters at or above 2^53 are not exact doubles; the batch path drops them too (inbound.ts). */
+export const MAX_COUNTER_HIGH = 0x1f_ffff
+
+export function sharedInt32 (n: number): Int32Array { return new Int32Array(new SharedArrayBuffer(n * 4)) }
+export function sharedFloat64 (n: number): Float64Array { return new Float64Array(new SharedArrayBuffer(n * 8)) }
+export function sharedUint8 (n: number): Uint8Array { return new Uint8Array(new SharedArrayBuffer(n)) }
+
+/**
+ * Open-addressing hash of uint32 keys to small non-negative integers, in an
+ * Int32Array the addon reads: pairs [key, value + 1], 0 = empty; Fibonacci
+ * hashing, linear probing, deletion by backward shift (no tombstones, so a
+ * lookup never scans more than the cluster it lands in).
+ */
+export class IntHash {
+  readonly table: Int32Array
+  readonly bits: number
+  readonly #mask: number
+  #size = 0
+
+  /** Room for `capacity` keys at a load of at most one half. */
+  constructor (capacity: number) {
+    let bits = 1
+    while ((1 << bits) < capacity * 2) bits++
+    this.bits = bits
+    this.#mask = (1 << bits) - 1
+    this.table = sharedInt32(2 << bits)
+  }
+
+  get size (): number { return this.#size }
+
+  #home (key: number): number { return Math.imul(key, 0x9E3779B1) >>> (32 - this.bits) }
+
+  #find (key: number): number {
+    const t = this.table
+    const k = key | 0
+    for (let i = this.#home(key), n = 0; n <= this.#mask; n++, i = (i + 1) & this.#mask) {
+      if (t[2 * i + 1] === 0) return -1
+      if (t[2 * i] === k) return i
+    }
+    return -1
+  }
+
+  get (key: number): number {
+    const i = this.#find(key)
+    return i < 0 ? -1 : this.table[2 * i + 1] - 1
+  }
+
+  set (key: number, value: number): void {
+    const t = this.table
+    const found = this.#find(key)
+    if (found >= 0) { t[2 * found + 1] = value + 1; return }
+    if (this.#size * 2 >= (this.#mask + 1)) throw new RangeError(`IntHash: more than ${(this.#mask + 1) / 2} keys`)
+    let i = this.#home(key)
+    while (t[2 * i + 1] !== 0) i = (i + 1) & this.#mask
+    t[2 * i] = key | 0
+    t[2 * i + 1] = value + 1
+    this.#size++
+  }
+
+  delete (key: number): void {
+    const t = this.table
+    let i = this.#find(key)
+    if (i < 0) return
+    this.#size--
+    // Backward shift: pull later members of the cluster into the hole when their home allows.
+    for (let j = (i + 1) & this.#mask; t[2 * j + 1] !== 0; j = (j + 1) & this.#mask) {
+      const h = this.#home(t[2 * j] >>> 0)
+      const stays = i <= j ? (i < h && h <= j) : (i < h || h <= j)
+      if (stays) continue
+      t[2 * i] = t[2 * j]
+      t[2 * i + 1] = t[2 * j + 1]
+      i = j
+    }
+    t[2 * i] = 0
+    t[2 * i + 1] = 0
+  }
+}
+
+/** The cfg array of one pipeline (values per FAST_CFG). */
+export function fastConfig (init: WorkerInit, tables: { routeBits?: number, sessBits?: number, maxSessions?: number }): Float64Array {
+  const v: Record<FastCfgName, number> = {
+    tunFd: init.tunFd,
+    udpFd: init.udpFd,
+    cap: Math.min(MAX_PACKET, init.mtu),
+    ownIp: init.tunnelIp >>> 0,
+    isServer: init.mode === 'server' ? 1 : 0,
+    maxPeers: init.maxPeers,
+    routeBits: tables.routeBits ?? 1,
+    sessBits: tables.sessBits ?? 1,
+    maxSessions: tables.maxSessions ?? 0,
+    replayWindow: REPLAY_WINDOW,
+    rejectAfter: REJECT_AFTER_MESSAGES,
+    maxCounterHigh: MAX_COUNTER_HIGH,
+    msgData: MSG_DATA,
+    msgRelay: MSG_RELAY,
+    peerBase: COUNTERS.length,
+    peerFields: PEER_FIELDS,
+    pTxPackets: P_TX_PACKETS,
+    pTxBytes: P_TX_BYTES,
+    pRxPackets: P_RX_PACKETS,
+    pRxBytes: P_RX_BYTES,
+    pLastRx: P_LAST_RX,
+    tunRxPackets: C.tunRxPackets,
+    tunRxBytes: C.tunRxBytes,
+    tunTxPackets: C.tunTxPackets,
+    tunTxBytes: C.tunTxBytes,
+    udpRxPackets: C.udpRxPackets,
+    udpRxBytes: C.udpRxBytes,
+    udpTxPackets: C.udpTxPackets,
+    udpTxBytes: C.udpTxBytes,
+    dropTunWrite: C.dropTunWrite,
+    dropUdpSend: C.dropUdpSend,
+    fastPackets: C.fastPathPackets
+  }
+  return Float64Array.from(FAST_CFG, (name) => v[name])
+}
+
+/** The peer fields the fast path reads (a subset of WorkerPeer). */
+export interface FastPeerFields {
+  slot: number
+  tunnelIp: number
+  epIp: number
+  epPort: number
+  relayVia: boolean
+  peerId: number
+  fd: number
+}
+
+/** Peer records by slot, for the addon. */
+export class FastPeers {
+  readonly words: Int32Array
+  constructor (maxPeers: number) { this.words = sharedInt32(maxPeers * FP_WORDS) }
+
+  /** Write a peer's record; `ready`/`remoteIndex`: outbound send-key state. */
+  set (p: FastPeerFields, ready = false, remoteIndex = 0): void {
+    const w = this.words
+    const b = p.slot * FP_WORDS
+    w[b + FP_FLAGS] = FPF_USED | (ready ? FPF_READY : 0) | (p.relayVia ? FPF_RELAY : 0)
+    w[b + FP_TUNNEL_IP] = p.tunnelIp | 0
+    w[b + FP_EP_IP] = p.epIp | 0
+    w[b + FP_EP_PORT] = p.epPort
+    w[b + FP_REMOTE_INDEX] = remoteIndex | 0
+    w[b + FP_PEER_ID] = p.peerId | 0
+    w[b + FP_FD] = p.fd
+  }
+
+  clear (slot: number): void {
+    this.words.fill(0, slot * FP_WORDS, (slot + 1) * FP_WORDS)
+  }
+}

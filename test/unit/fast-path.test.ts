@@ -1,0 +1,425 @@
+/**
+ * The native lone-packet fast path (native/fastpath.h) and its tables
+ * (src/dataplane/fast-path.ts), run for real: the pipelines of
+ * dataplane/pipelines.ts with the real addon, over a UDP socket on loopback
+ * and an AF_UNIX datagram pair standing in for the TUN fd (one read, one
+ * packet; a zero vnet header in front, as a tunOpenVnet fd has). The far
+ * peer is this test, sealing and opening with @noble/ciphers, an
+ * implementation independent of the addon's.
+ */
+import t, { type Test } from 'tap'
+import { randomBytes } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { chacha20poly1305 } from '@noble/ciphers/chacha.js'
+import { loadNative } from '../../src/dataplane/native.js'
+import { runPipelines } from '../../src/dataplane/pipelines.js'
+import { createStatsBuffer, StatsReader } from '../../src/dataplane/stats.js'
+import { SpscRing } from '../../src/dataplane/ring.js'
+import { FAST_CFG, FP_WORDS, FR_WORDS, FS_WORDS, IntHash } from '../../src/dataplane/fast-path.js'
+import { ReplayWindow } from '../../src/crypto/replay.js'
+import { BATCH, CTRL_RING_SLOTS, CTRL_SLOT_SIZE, RX_BUF_SIZE, RX_BUFS, SLOT_SIZE, type CounterName, type FromWorker, type ToWorker, type WorkerInit } from '../../src/workers/layout.js'
+
+const native = loadNative()
+const LOOPBACK = 0x7f000001
+const OWN = 0x0a4d0001 // 10.77.0.1
+const PEER_IP = 0x0a4d0002 // 10.77.0.2
+const OTHER_IP = 0x0a4d0009
+const MAX_PEERS = 4
+const REMOTE_INDEX = 0x11223344
+const LOCAL_INDEX = 0xabcdef01
+const VNET = 10
+
+function ipv4 (src: number, dst: number, payload: number, proto = 1): Uint8Array {
+  const p = new Uint8Array(20 + payload)
+  const v = new DataView(p.buffer)
+  p[0] = 0x45
+  v.setUint16(2, p.length)
+  p[8] = 64
+  p[9] = proto
+  v.setUint32(12, src)
+  v.setUint32(16, dst)
+  p.set(randomBytes(payload), 20)
+  let sum = 0
+  for (let i = 0; i < 20; i += 2) sum += v.getUint16(i)
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16)
+  v.setUint16(10, ~sum & 0xffff)
+  return p
+}
+
+function header (type: number, index: number, counter: number): Uint8Array {
+  const h = new Uint8Array(16)
+  const v = new DataView(h.buffer)
+  h[0] = type
+  v.setUint32(4, index, true)
+  v.setUint32(8, counter >>> 0, true)
+  v.setUint32(12, Math.floor(counter / 2 ** 32), true)
+  return h
+}
+
+function nonceOf (h: Uint8Array): Uint8Array {
+  const n = new Uint8Array(12)
+  n.set(h.subarray(8, 16), 4)
+  return n
+}
+
+/** A data message as the far peer seals it. */
+function seal (key: Uint8Array, index: number, counter: number, inner: Uint8Array): Uint8Array {
+  const h = header(4, index, counter)
+  const ct = chacha20poly1305(key, nonceOf(h), h).encrypt(inner)
+  const out = new Uint8Array(16 + ct.length)
+  out.set(h)
+  out.set(ct, 16)
+  return out
+}
+
+interface Sent { type: number, index: number, counter: number, inner: Uint8Array }
+
+function open (key: Uint8Array, d: Uint8Array): Sent {
+  const h = d.subarray(0, 16)
+  const v = new DataView(d.buffer, d.byteOffset)
+  const inner = chacha20poly1305(key, nonceOf(h), h).decrypt(d.subarray(16))
+  return { type: d[0], index: v.getUint32(4, true), counter: v.getUint32(8, true) + v.getUint32(12, true) * 2 ** 32, inner }
+}
+
+interface Rig {
+  sendKey: Uint8Array
+  recvKey: Uint8Array
+  posted: FromWorker[]
+  failures: unknown[]
+  udpPort: number
+  /** Deliver a control event to the pipelines. */
+  control: (m: ToWorker) => void
+  /** Write packets into the stand-in TUN (as the kernel would: vnet header first). */
+  tunWrite: (...pkts: Uint8Array[]) => void
+  /** Write one buffer as is (its own vnet header first). */
+  tunWriteRaw: (buf: Uint8Array) => void
+  /** Packets the pipelines wrote to the TUN (vnet header stripped), waiting up to ms for at least `min`. */
+  tunRead: (min: number, ms?: number) => Promise<Uint8Array[]>
+  /** Send datagrams to the pipelines' socket from a loopback socket (`from`: 0 = the peer's usual one). */
+  udpSend: (from: number, ...dgrams: Uint8Array[]) => void
+  /** Datagrams the pipelines sent to the peer, waiting up to ms for at least `min`. */
+  udpRead: (min: number, ms?: number) => Promise<Uint8Array[]>
+  farPorts: number[]
+  counter: (name: CounterName) => number
+}
+
+function rig (t: Test, opts: { mode?: 'client' | 'server', fastPath?: boolean, sendKey?: boolean } = {}): Rig {
+  const [tunFd, tunPeer] = native.socketPairDgram()
+  const udp = native.udpOpen('127.0.0.1', 0, 0)
+  const fars = [native.udpOpen('127.0.0.1', 0, 0), native.udpOpen('127.0.0.1', 0, 0)]
+  const statsSab = createStatsBuffer(MAX_PEERS)
+  const stats = new StatsReader(statsSab, MAX_PEERS)
+  const init: WorkerInit = {
+    role: 'both', statsIndex: 0, mode: opts.mode ?? 'client', tunFd, tunVnet: true, udpFd: udp.fd, tunnelIp: OWN, mtu: 1400,
+    maxPeers: MAX_PEERS, packetMem: new SharedArrayBuffer(BATCH * SLOT_SIZE), packetMemIn: new SharedArrayBuffer(RX_BUFS * RX_BUF_SIZE),
+    stats: statsSab, ctrlRing: SpscRing.create(CTRL_RING_SLOTS, CTRL_SLOT_SIZE), fastPath: opts.fastPath ?? true
+  }
+  const posted: FromWorker[] = []
+  const failures: unknown[] = []
+  let handler: ((m: ToWorker) => void) | undefined
+  const running = runPipelines(init, native, {
+    postMessage: (m) => { posted.push(m) },
+    on: (_ev, fn) => { handler = fn },
+    close: () => {}
+  }, (err) => { failures.push(err) })
+  t.teardown(() => {
+    running.stop()
+    for (const fd of [tunFd, tunPeer, udp.fd, ...fars.map(f => f.fd)]) native.close(fd)
+  })
+  const sendKey = new Uint8Array(randomBytes(32))
+  const recvKey = new Uint8Array(randomBytes(32))
+  const control = (m: ToWorker): void => { handler!(m) }
+  control({ code: 'PEER', slot: 1, peerId: 7, tunnelIp: PEER_IP, endpointIp: LOOPBACK, endpointPort: fars[0].port, relayVia: false, fd: -1 })
+  if (opts.sendKey ?? true) control({ code: 'SEND_KEY', slot: 1, key: sendKey, remoteIndex: REMOTE_INDEX })
+  control({ code: 'RECV_KEY', slot: 1, localIndex: LOCAL_INDEX, key: recvKey })
+
+  const mem = new Uint8Array(1 << 16)
+  const readAll = (fd: number, udpSock: boolean): Uint8Array[] => {
+    const out: Uint8Array[] = []
+    for (;;) {
+      const offsets = Int32Array.from({ length: 16 }, (_, i) => i * 4096)
+      const lens = new Int32Array(16)
+      const n = udpSock
+        ? native.udpRecvBatch(fd, mem, offsets, lens, new Uint32Array(32), 16, 4096)
+        : native.tunReadBatch(fd, mem, offsets, lens, 16, 4096)
+      for (let i = 0; i < n; i++) out.push(mem.slice(offsets[i] + (udpSock ? 0 : VNET), offsets[i] + lens[i]))
+      if (n < 16) return out
+    }
+  }
+  const waitFor = async (fd: number, udpSock: boolean, min: number, ms: number): Promise<Uint8Array[]> => {
+    const got: Uint8Array[] = []
+    const end = Date.now() + ms
+    for (;;) {
+      got.push(...readAll(fd, udpSock))
+      if (got.length >= min && (min > 0 || Date.now() >= end)) return got
+      if (Date.now() >= end) return got
+      await sleep(5)
+    }
+  }
+  return {
+    sendKey,
+    recvKey,
+    posted,
+    failures,
+    udpPort: udp.port,
+    farPorts: fars.map(f => f.port),
+    control,
+    tunWrite: (...pkts) => {
+      const buf = new Uint8Array(pkts.length * 4096)
+      const offsets = new Int32Array(pkts.length)
+      const lens = new Int32Array(pkts.length)
+      pkts.forEach((p, i) => {
+        offsets[i] = i * 4096
+        lens[i] = VNET + p.length
+        buf.set(p, i * 4096 + VNET) // a zero vnet header: a plain packet
+      })
+      t.equal(native.tunWriteBatch(tunPeer, buf, offsets, lens, pkts.length), pkts.length, 'written to the stand-in TUN')
+    },
+    tunWriteRaw: (buf) => {
+      t.equal(native.tunWriteBatch(tunPeer, buf, new Int32Array([0]), new Int32Array([buf.length]), 1), 1, 'written to the stand-in TUN')
+    },
+    tunRead: async (min, ms = 2000) => await waitFor(tunPeer, false, min, min === 0 ? 60 : ms),
+    udpSend: (from, ...dgrams) => {
+      for (const d of dgrams) t.equal(native.udpSendTo(fars[from].fd, d, LOOPBACK, udp.port), d.length, 'sent to the pipelines')
+    },
+    udpRead: async (min, ms = 2000) => await waitFor(fars[0].fd, true, min, min === 0 ? 60 : ms),
+    counter: (name) => stats.counters()[name]
+  }
+}
+
+t.test('the addon and fast-path.ts agree on the table layout', async t => {
+  const l = native.fastLayout()
+  t.same(l.cfg, [...FAST_CFG])
+  t.equal(l.peerWords, FP_WORDS)
+  t.equal(l.sessWords, FS_WORDS)
+  t.equal(l.ringWords, FR_WORDS)
+})
+
+t.test('IntHash behaves as a Map through inserts, updates and deletes (clusters included)', async t => {
+  const h = new IntHash(64)
+  const model = new Map<number, number>()
+  let seed = 7
+  const rnd = (): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return seed }
+  // Keys that share low bits and random ones: long probe clusters and wrap-around.
+  const keys = [...Array.from({ length: 40 }, (_, i) => (i * 0x10000) >>> 0), ...Array.from({ length: 40 }, () => rnd())]
+  let bad = 0
+  for (let step = 0; step < 20000; step++) {
+    const k = keys[rnd() % keys.length]
+    if (rnd() % 3 === 0) { h.delete(k); model.delete(k) } else if (model.size < 64 || model.has(k)) { const v = rnd() % 1000; h.set(k, v); model.set(k, v) }
+    if (step % 97 === 0) for (const key of keys) if (h.get(key) !== (model.get(key) ?? -1)) bad++
+  }
+  t.equal(bad, 0, 'every lookup agreed with the model')
+  t.equal(h.size, model.size)
+  t.equal(h.bits, 7, 'room for 64 keys at half load')
+  const full = new IntHash(2)
+  full.set(1, 1); full.set(2, 2)
+  t.throws(() => { full.set(3, 3) }, RangeError, 'refuses to fill past half')
+})
+
+t.test('a ReplayWindow over shared storage is the same window, and windows at other indices are independent', async t => {
+  const ring = new Uint32Array(3 * FR_WORDS)
+  const last = new Float64Array(3)
+  const a = new ReplayWindow(ring.subarray(FR_WORDS, 2 * FR_WORDS), last, 1)
+  const b = new ReplayWindow(ring.subarray(2 * FR_WORDS), last, 2)
+  const own = new ReplayWindow()
+  let seed = 3
+  let differ = 0
+  for (let i = 0; i < 5000; i++) {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0
+    const c = Math.max(0, own.highest + (seed % 4000) - 2100)
+    if (a.accept(c) !== own.accept(c)) differ++
+  }
+  t.equal(differ, 0)
+  t.equal(last[1], own.highest)
+  t.ok(b.accept(0), 'the neighbour window is untouched')
+  t.equal(last[0], 0)
+  t.same(ring.subarray(0, FR_WORDS), new Uint32Array(FR_WORDS))
+})
+
+t.test('outbound: a lone packet is sealed and sent by the addon; a burst goes to the batch path with the same counters', async t => {
+  const r = rig(t)
+  const one = ipv4(OWN, PEER_IP, 56)
+  r.tunWrite(one)
+  const [d0] = await r.udpRead(1)
+  const m0 = open(r.sendKey, d0)
+  t.same({ type: m0.type, index: m0.index, counter: m0.counter }, { type: 4, index: REMOTE_INDEX, counter: 0 })
+  t.same(m0.inner, one, 'the peer opens exactly the packet')
+  t.equal(r.counter('fastPathPackets'), 1, 'carried by the fast path')
+  t.equal(r.counter('tunRxPackets'), 1)
+  t.equal(r.counter('udpTxPackets'), 1)
+  t.equal(r.counter('udpTxBytes'), d0.length)
+
+  const burst = Array.from({ length: 6 }, (_, i) => ipv4(OWN, PEER_IP, 100 + i * 50))
+  r.tunWrite(...burst)
+  const ds = await r.udpRead(6)
+  const ms = ds.map(d => open(r.sendKey, d))
+  t.same(ms.map(m => m.counter), [1, 2, 3, 4, 5, 6], 'one counter sequence across both paths, in order')
+  t.same(ms.map(m => m.inner), burst, 'every packet, in order')
+  t.equal(r.counter('fastPathPackets'), 2, 'the burst\'s first packet took the fast path, the rest the batch path')
+  t.equal(r.counter('tunRxPackets'), 7)
+  t.equal(r.counter('udpTxPackets'), 7)
+
+  await sleep(20) // past the hold-off after a burst
+  r.tunWrite(one)
+  const [d7] = await r.udpRead(1)
+  t.equal(open(r.sendKey, d7).counter, 7)
+  t.equal(r.counter('fastPathPackets'), 3, 'lone again: fast again')
+  t.same(r.failures, [])
+})
+
+t.test('outbound: a partial checksum (NEEDS_CSUM) is completed before sealing', async t => {
+  const r = rig(t)
+  // UDP 10.77.0.1:5000 → 10.77.0.2:6000, 32 payload bytes; the checksum field holds the pseudo-header sum only.
+  const p = ipv4(OWN, PEER_IP, 8 + 32, 17)
+  const v = new DataView(p.buffer)
+  v.setUint16(20, 5000); v.setUint16(22, 6000); v.setUint16(24, 8 + 32)
+  let pseudo = (OWN >>> 16) + (OWN & 0xffff) + (PEER_IP >>> 16) + (PEER_IP & 0xffff) + 17 + 40
+  while (pseudo > 0xffff) pseudo = (pseudo & 0xffff) + (pseudo >>> 16)
+  v.setUint16(26, pseudo)
+  const withHdr = new Uint8Array(VNET + p.length)
+  withHdr[0] = 1 // VIRTIO_NET_HDR_F_NEEDS_CSUM
+  new DataView(withHdr.buffer).setUint16(6, 20, true) // csum_start
+  new DataView(withHdr.buffer).setUint16(8, 6, true) // csum_offset
+  withHdr.set(p, VNET)
+  r.tunWriteRaw(withHdr)
+  const [d] = await r.udpRead(1)
+  const inner = open(r.sendKey, d).inner
+  let sum = (OWN >>> 16) + (OWN & 0xffff) + (PEER_IP >>> 16) + (PEER_IP & 0xffff) + 17 + 40
+  const iv = new DataView(inner.buffer, inner.byteOffset)
+  for (let i = 20; i < inner.length; i += 2) sum += iv.getUint16(i)
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16)
+  t.equal(sum, 0xffff, 'the UDP checksum verifies')
+  t.equal(r.counter('fastPathPackets'), 1)
+})
+
+t.test('outbound: no route and no session go to the batch path, which counts and queues as always', async t => {
+  const r = rig(t, { sendKey: false })
+  r.tunWrite(ipv4(OWN, OTHER_IP, 40))
+  await sleep(50)
+  t.equal(r.counter('dropNoRoute'), 1, 'no route: counted by the batch path')
+  const queued = ipv4(OWN, PEER_IP, 40)
+  r.tunWrite(queued)
+  await sleep(50)
+  t.ok(r.posted.some(m => m.code === 'NEED_SESSION' && m.slot === 1), 'no session yet: asked for one')
+  t.same(await r.udpRead(0), [], 'nothing sent without a key')
+  r.control({ code: 'SEND_KEY', slot: 1, key: r.sendKey, remoteIndex: REMOTE_INDEX })
+  const [d] = await r.udpRead(1)
+  const m = open(r.sendKey, d)
+  t.equal(m.counter, 0)
+  t.same(m.inner, queued, 'the queued packet leaves once the key is there')
+  t.equal(r.counter('fastPathPackets'), 0)
+  await sleep(20)
+  r.tunWrite(ipv4(OWN, PEER_IP, 40))
+  const [d1] = await r.udpRead(1)
+  t.equal(open(r.sendKey, d1).counter, 1, 'the fast path continues the counter the batch path started')
+  t.equal(r.counter('fastPathPackets'), 1)
+})
+
+t.test('inbound: a lone data message is opened and written by the addon; everything doubtful is judged by the batch path', async t => {
+  const r = rig(t)
+  const inner0 = ipv4(PEER_IP, OWN, 56)
+  const d0 = seal(r.recvKey, LOCAL_INDEX, 0, inner0)
+  r.udpSend(0, d0)
+  t.same(await r.tunRead(1), [inner0], 'delivered to the TUN')
+  t.equal(r.counter('fastPathPackets'), 1)
+  t.equal(r.counter('udpRxPackets'), 1)
+  t.equal(r.counter('udpRxBytes'), d0.length)
+  t.equal(r.counter('tunTxPackets'), 1)
+  t.equal(r.counter('tunTxBytes'), inner0.length)
+
+  r.udpSend(0, d0)
+  t.same(await r.tunRead(0), [], 'a replay is not delivered')
+  t.equal(r.counter('dropReplay'), 1, 'counted by the batch path')
+
+  const tampered = seal(r.recvKey, LOCAL_INDEX, 1, ipv4(PEER_IP, OWN, 56))
+  tampered[40] ^= 1
+  r.udpSend(0, tampered)
+  t.same(await r.tunRead(0), [], 'a forgery is not delivered')
+  t.equal(r.counter('dropAuthFailed'), 1)
+
+  r.udpSend(0, seal(r.recvKey, LOCAL_INDEX, 2, ipv4(OTHER_IP, OWN, 56)))
+  t.same(await r.tunRead(0), [], 'an inner source that is not the peer\'s address is not delivered')
+  t.equal(r.counter('dropSpoofedSource'), 1)
+  r.udpSend(0, seal(r.recvKey, LOCAL_INDEX, 3, ipv4(PEER_IP, OTHER_IP, 56)))
+  t.same(await r.tunRead(0), [], 'nor one for another destination')
+  t.equal(r.counter('dropNotForUs'), 1)
+  r.udpSend(0, seal(r.recvKey, LOCAL_INDEX ^ 1, 4, ipv4(PEER_IP, OWN, 56)))
+  await sleep(50)
+  t.equal(r.counter('dropUnknownIndex'), 1, 'an unknown index goes to the control plane')
+
+  // Counter 1 failed authentication: the window did not move for it, so the genuine 1 still passes, fast.
+  const inner1 = ipv4(PEER_IP, OWN, 300)
+  r.udpSend(0, seal(r.recvKey, LOCAL_INDEX, 1, inner1))
+  t.same(await r.tunRead(1), [inner1])
+  t.equal(r.counter('fastPathPackets'), 2)
+
+  // A burst (batch path) whose third datagram replays counter 0, accepted by the fast path: one window between them.
+  const burst = [10, 11, 0, 12].map(c => ({ c, inner: ipv4(PEER_IP, OWN, 64 + c) }))
+  r.udpSend(0, ...burst.map(b => seal(r.recvKey, LOCAL_INDEX, b.c, b.inner)))
+  const got = await r.tunRead(3)
+  t.same(got, burst.filter(b => b.c !== 0).map(b => b.inner), 'the burst minus the replay, in order')
+  t.equal(r.counter('dropReplay'), 2)
+  await sleep(20)
+  // And the other way round: the batch path accepted 11; a lone replay of it is refused.
+  r.udpSend(0, seal(r.recvKey, LOCAL_INDEX, 11, ipv4(PEER_IP, OWN, 64)))
+  t.same(await r.tunRead(0), [])
+  t.equal(r.counter('dropReplay'), 3)
+  const fast = r.counter('fastPathPackets')
+  const inner13 = ipv4(PEER_IP, OWN, 64)
+  r.udpSend(0, seal(r.recvKey, LOCAL_INDEX, 13, inner13))
+  t.same(await r.tunRead(1), [inner13])
+  t.equal(r.counter('fastPathPackets'), fast + 1)
+  t.same(r.failures, [])
+})
+
+t.test('inbound on a server: a peer that moved is roamed by the batch path, then taken by the fast path at its new address', async t => {
+  const r = rig(t, { mode: 'server' })
+  const a = ipv4(PEER_IP, OWN, 40)
+  r.udpSend(1, seal(r.recvKey, LOCAL_INDEX, 0, a))
+  t.same(await r.tunRead(1), [a])
+  t.equal(r.counter('fastPathPackets'), 0, 'a new source address is the batch path\'s to judge')
+  t.ok(r.posted.some(m => m.code === 'ENDPOINT' && m.slot === 1 && m.port === r.farPorts[1]), 'roamed')
+  await sleep(20)
+  const b = ipv4(PEER_IP, OWN, 40)
+  r.udpSend(1, seal(r.recvKey, LOCAL_INDEX, 1, b))
+  t.same(await r.tunRead(1), [b])
+  t.equal(r.counter('fastPathPackets'), 1, 'from the new address: fast')
+})
+
+t.test('--no-fast-path: the same traffic, all through the batch path', async t => {
+  const r = rig(t, { fastPath: false })
+  const out = ipv4(OWN, PEER_IP, 56)
+  r.tunWrite(out)
+  const [d] = await r.udpRead(1)
+  t.same(open(r.sendKey, d).inner, out)
+  const inner = ipv4(PEER_IP, OWN, 56)
+  r.udpSend(0, seal(r.recvKey, LOCAL_INDEX, 0, inner))
+  t.same(await r.tunRead(1), [inner])
+  t.equal(r.counter('fastPathPackets'), 0)
+})
+
+t.test('fastPathOut/fastPathIn refuse bad arguments with a clear error', async t => {
+  const [a, b] = native.socketPairDgram()
+  t.teardown(() => { native.close(a); native.close(b) })
+  const h = native.pollStart(a, () => {})
+  t.teardown(() => { native.pollStop(h) })
+  const cfg = new Float64Array(FAST_CFG.length)
+  const i32 = (n: number): Int32Array => new Int32Array(new SharedArrayBuffer(n * 4))
+  const f64 = (n: number): Float64Array => new Float64Array(new SharedArrayBuffer(n * 8))
+  t.throws(() => { native.fastPathOut({} as never, cfg, new Uint8Array(65600), i32(4), i32(8), f64(1), new Uint8Array(32), i32(4), f64(100)) }, { name: 'TypeError', message: /pollStart/ })
+  t.throws(() => { native.fastPathOut(h, cfg, new Uint8Array(65600), i32(4), i32(8), f64(1), new Uint8Array(32), i32(4), f64(100)) }, { name: 'RangeError', message: /cfg/ }, 'maxPeers 0')
+  cfg[FAST_CFG.indexOf('maxPeers')] = 1
+  cfg[FAST_CFG.indexOf('routeBits')] = 1
+  cfg[FAST_CFG.indexOf('sessBits')] = 1
+  cfg[FAST_CFG.indexOf('peerFields')] = 5
+  cfg[FAST_CFG.indexOf('peerBase')] = 40
+  cfg[FAST_CFG.indexOf('tunFd')] = -1
+  t.throws(() => { native.fastPathOut(h, cfg, new Uint8Array(65600), i32(4), i32(8), f64(1), new Uint8Array(32), i32(4), f64(100)) }, { name: 'RangeError', message: /non-negative integer/ })
+  cfg[FAST_CFG.indexOf('tunFd')] = a
+  t.throws(() => { native.fastPathOut(h, cfg, new Uint8Array(100), i32(4), i32(8), f64(1), new Uint8Array(32), i32(4), f64(100)) }, { name: 'RangeError', message: /sbuf/ })
+  t.throws(() => { native.fastPathOut(h, cfg, new Uint8Array(65600), i32(4), i32(2), f64(1), new Uint8Array(32), i32(4), f64(100)) }, { name: 'RangeError', message: /peers/ })
+  t.throws(() => { native.fastPathOut(h, cfg, new Uint8Array(65600), i32(4), i32(8), f64(1), new Uint8Array(32), i32(4), f64(10)) }, { name: 'RangeError', message: /stats/ })
+  t.doesNotThrow(() => { native.fastPathOut(h, cfg, new Uint8Array(65600), i32(4), i32(8), f64(1), new Uint8Array(32), i32(4), f64(100)) })
+  cfg[FAST_CFG.indexOf('maxSessions')] = 2
+  t.throws(() => { native.fastPathIn(h, cfg, i32(8), i32(4), i32(0), new Uint32Array(128), f64(2), new Uint8Array(64), f64(100)) }, { name: 'RangeError', message: /sess/ })
+})
