@@ -18,19 +18,25 @@
  *             IPv4) is left in the buffer as the split state's pending packet,
  *             and the JS callback runs: tunReadSplit continues with it first,
  *             so nothing is read twice and order holds.
- *   inbound   MSG_PEEK one datagram. A direct data message of a known session,
+ *   inbound   MSG_PEEK one datagram. A data message of a known session (direct,
+ *             or on a client relayed by the server from that session's peer),
  *             authentic, not replayed, from the peer's current endpoint (the
  *             server roams peers in JS), whose inner packet passes the same
  *             source/destination checks as the JS path, is consumed and written
- *             to the TUN fd here. Anything else stays queued for the JS
+ *             to the TUN fd here. On a server, a relay envelope from a
+ *             registered client to another is forwarded unopened, its peer id
+ *             rewritten to the source's. Anything else stays queued for the JS
  *             callback, which reads and judges it as always (and counts why).
  *
- * After one packet it looks for a second (a read, or a zero-byte peek); when
- * there is one, the burst goes to the JS batch path, which keeps GSO/GRO
+ * Bursts: a wake-up that comes within FAST_BURST_GAP_NS of the last packet
+ * the fast path carried in that direction (the loop found the fd readable
+ * again at once: more was queued), or that brings a superpacket or a
+ * GRO-coalesced datagram, goes to the JS batch path, which keeps GSO/GRO
  * batching, and the fast path stands aside for FAST_HOLD_NS: during a bulk
- * transfer or a flood every wake-up goes straight to the batch path (one
- * packet a millisecond at most takes the single-packet route). So bulk
- * transfers keep their batching and lone packets skip JS.
+ * transfer or a flood every wake-up goes straight to the batch path (about
+ * one packet a millisecond takes the single-packet route). So bulk transfers
+ * keep their batching, and a lone packet costs no syscall beyond its own
+ * (no read-until-EAGAIN, no second peek).
  *
  * Shared state: the tables below live in typed arrays owned by the JS
  * pipeline (src/dataplane/fast-path.ts writes them; both paths read them):
@@ -57,7 +63,8 @@
   X(TUN_RX_PACKETS, "tunRxPackets") X(TUN_RX_BYTES, "tunRxBytes") X(TUN_TX_PACKETS, "tunTxPackets") \
   X(TUN_TX_BYTES, "tunTxBytes") X(UDP_RX_PACKETS, "udpRxPackets") X(UDP_RX_BYTES, "udpRxBytes") \
   X(UDP_TX_PACKETS, "udpTxPackets") X(UDP_TX_BYTES, "udpTxBytes") X(DROP_TUN_WRITE, "dropTunWrite") \
-  X(DROP_UDP_SEND, "dropUdpSend") X(FAST_PACKETS, "fastPackets")
+  X(DROP_UDP_SEND, "dropUdpSend") X(FAST_PACKETS, "fastPackets") X(RELAYED_PACKETS, "relayedPackets") \
+  X(RELAYED_BYTES, "relayedBytes")
 #define FAST_CFG_ENUM(id, name) FC_##id,
 enum { FAST_CFG_LIST(FAST_CFG_ENUM) FC_WORDS };
 
@@ -84,23 +91,26 @@ enum { FAST_CFG_LIST(FAST_CFG_ENUM) FC_WORDS };
 
 /* After a burst, wake-ups go straight to the batch path for this long. */
 #define FAST_HOLD_NS 1000000ULL
+/* A wake-up this soon after the last fast packet (same direction) is a burst. */
+#define FAST_BURST_GAP_NS 50000ULL
 
 #define FAST_OUT 1
 #define FAST_IN 2
-#define FAST_MAX_REFS 10
+#define FAST_MAX_REFS 12
 
 struct lwt_fast {
   int kind;
   napi_ref refs[FAST_MAX_REFS];
   int nrefs;
   uint64_t holdUntil; /* CLOCK_MONOTONIC ns: until then, leave wake-ups to the batch path */
+  uint64_t lastNs;    /* when the fast path last carried a packet (0: not recently) */
   int tunFd, udpFd, isServer, routeBits, sessBits;
   int64_t cap, maxPeers, maxSessions;
   uint32_t ownIp, msgData, msgRelay;
   double replayWindow, rejectAfter, maxCounterHigh;
   int64_t peerBase, peerFields, pTxPackets, pTxBytes, pRxPackets, pRxBytes, pLastRx;
   int64_t tunRxPackets, tunRxBytes, tunTxPackets, tunTxBytes, udpRxPackets, udpRxBytes, udpTxPackets, udpTxBytes,
-          dropTunWrite, dropUdpSend, fastPackets;
+          dropTunWrite, dropUdpSend, fastPackets, relayedPackets, relayedBytes;
   int32_t *peers;
   double *stats;
   int32_t *hash; /* routes (out) or sessions (in): 2 << bits int32, [key, value + 1] pairs, 0 = empty */
@@ -112,6 +122,8 @@ struct lwt_fast {
   int32_t *split;
   double *counters;
   /* inbound */
+  int32_t *epHash; /* server: endpoint key (fast_ep_key) → slot of a direct peer */
+  int32_t *idHash; /* server: peer id → slot */
   int32_t *sess;
   uint32_t *rings;
   double *lasts;
@@ -145,6 +157,7 @@ static uint64_t fast_mono_ns(void) {
 /* A burst was seen: the batch path takes the wake-ups for a while. Returns 0 (run the JS callback). */
 static int fast_hold(lwt_fast *f) {
   f->holdUntil = fast_mono_ns() + FAST_HOLD_NS;
+  f->lastNs = 0;
   return 0;
 }
 
@@ -252,13 +265,8 @@ static int fast_out(lwt_fast *f) {
   } else {
     st[f->dropUdpSend]++;
   }
-  /* A second packet means a burst: hand it (pending) and the rest to the batch path. */
-  got = fast_out_read(f, &r);
-  if (got == 0) return 1;
-  if (got < 0) return 0;
-  fast_hold(f);
-  if (r < VNET_HDR_LEN) { f->split[SPLIT_DROPPED]++; return 0; }
-  return fast_out_pend(f, r);
+  f->lastNs = fast_mono_ns();
+  return 1;
 }
 
 /* Would the replay window (crypto/replay.ts) accept counter c? Does not change it. */
@@ -282,10 +290,56 @@ static void fast_replay_set(uint32_t *ring, double *last, double c) {
   ring[word % FR_WORDS] |= 1u << (u % 32);
 }
 
-/* Is another datagram waiting? (a zero-byte peek) */
-static int fast_in_more(int fd) {
-  char b;
-  return recv(fd, &b, 0, MSG_PEEK | MSG_DONTWAIT) >= 0;
+/* The 32-bit key of an endpoint in epHash (fast-path.ts endpointHashKey); a lookup verifies the peer's endpoint. */
+static uint32_t fast_ep_key(uint32_t ip, uint32_t port) {
+  return ip ^ (port * 0x9E3779B1u);
+}
+
+/* Consume the datagram just peeked (r bytes). 0 if what came was not it (cannot happen with one reader). */
+static int fast_consume(lwt_fast *f, ssize_t r) {
+  ssize_t d;
+  do d = recv(f->udpFd, NULL, 0, MSG_DONTWAIT | MSG_TRUNC); while (d < 0 && errno == EINTR);
+  return d == r;
+}
+
+/*
+ * Server: a relay envelope [type 5, peer id of the destination][sealed data]
+ * from a registered client, forwarded unopened with the envelope's peer id
+ * rewritten to the source's (inbound.ts #relay). Unknown source or
+ * destination: the JS path judges and counts.
+ */
+static int fast_relay(lwt_fast *f, uint8_t *m, ssize_t r, uint32_t ip, uint32_t port) {
+  if (r < 8 + 8) return 0;
+  int64_t src = fast_lookup(f->epHash, f->sessBits, fast_ep_key(ip, port));
+  int64_t dst = fast_lookup(f->idHash, f->sessBits, le32get(m + 4));
+  if (src < 0 || dst < 0 || src >= f->maxPeers || dst >= f->maxPeers || src == dst) return 0;
+  const int32_t *ps = f->peers + src * FP_WORDS, *pd = f->peers + dst * FP_WORDS;
+  /* The hashes hold keys, not proofs: the records must agree (an endpoint key may collide). */
+  if (!(ps[FP_FLAGS] & FPF_USED) || (ps[FP_FLAGS] & FPF_RELAY) || (uint32_t)ps[FP_EP_IP] != ip || (uint32_t)ps[FP_EP_PORT] != port) return 0;
+  if (!(pd[FP_FLAGS] & FPF_USED) || (uint32_t)pd[FP_PEER_ID] != le32get(m + 4)) return 0;
+  if (!fast_consume(f, r)) return 0;
+  le32put(m + 4, (uint32_t)ps[FP_PEER_ID]);
+  struct sockaddr_in to;
+  memset(&to, 0, sizeof to);
+  to.sin_family = AF_INET;
+  to.sin_addr.s_addr = htonl((uint32_t)pd[FP_EP_IP]);
+  to.sin_port = htons((uint16_t)pd[FP_EP_PORT]);
+  double *st = f->stats;
+  st[f->udpRxPackets]++;
+  st[f->udpRxBytes] += (double)r;
+  ssize_t s;
+  do s = sendto(f->udpFd, m, (size_t)r, MSG_DONTWAIT, (struct sockaddr *)&to, sizeof to); while (s < 0 && errno == EINTR);
+  if (s >= 0) {
+    st[f->relayedPackets]++;
+    st[f->relayedBytes] += (double)r;
+    st[f->udpTxPackets]++;
+    st[f->udpTxBytes] += (double)r;
+    st[f->fastPackets]++;
+  } else {
+    st[f->dropUdpSend]++;
+  }
+  f->lastNs = fast_mono_ns();
+  return 1;
 }
 
 /*
@@ -316,32 +370,42 @@ static int fast_in(lwt_fast *f) {
       if (g > 0 && g < r) return fast_hold(f);
     }
   }
+  uint32_t ip = ntohl(sa.sin_addr.s_addr), port = ntohs(sa.sin_port);
+  if (m[0] == f->msgRelay && f->isServer) return fast_relay(f, m, r, ip, port);
+  /* A client: a relay envelope from the server carries a data message of another client (via = its peer id). */
+  int64_t via = -1;
+  uint8_t *dm = m;
+  ssize_t dlen = r;
+  if (m[0] == f->msgRelay) {
+    if (r < 8) return 0;
+    via = le32get(m + 4);
+    dm = m + 8;
+    dlen = r - 8;
+  }
   /* Smallest data message: header + tag + a 20-byte IPv4 header (inbound.ts MIN_DATA); keepalives go to JS. */
-  if (r < 16 + AEAD_TAG_LEN + 20 || m[0] != f->msgData || m[1] != 0) return 0;
-  int64_t sn = fast_lookup(f->hash, f->sessBits, le32get(m + 4));
+  if (dlen < 16 + AEAD_TAG_LEN + 20 || dm[0] != f->msgData) return 0;
+  int64_t sn = fast_lookup(f->hash, f->sessBits, le32get(dm + 4));
   if (sn < 0 || sn >= f->maxSessions || (sn + 1) * AEAD_KEY_LEN > (int64_t)f->keysLen) return 0;
-  uint32_t hi = le32get(m + 12);
+  uint32_t hi = le32get(dm + 12);
   if ((double)hi > f->maxCounterHigh) return 0;
-  double counter = (double)hi * 4294967296.0 + (double)le32get(m + 8);
+  double counter = (double)hi * 4294967296.0 + (double)le32get(dm + 8);
   int64_t slot = f->sess[sn * FS_WORDS + FS_SLOT];
   if (slot < 0 || slot >= f->maxPeers) return 0;
   const int32_t *p = f->peers + slot * FP_WORDS;
   if (!(p[FP_FLAGS] & FPF_USED)) return 0;
-  uint32_t ip = ntohl(sa.sin_addr.s_addr), port = ntohs(sa.sin_port);
+  if (via >= 0 && (uint32_t)via != (uint32_t)p[FP_PEER_ID]) return 0; /* relayed, but not from this session's peer */
   /* The server moves a peer that roamed: that is the JS path's job. */
   if (f->isServer && ((uint32_t)p[FP_EP_IP] != ip || (uint32_t)p[FP_EP_PORT] != port)) return 0;
   uint32_t *ring = f->rings + sn * FR_WORDS;
   if (!fast_replay_ok(f, ring, f->lasts[sn], counter)) return 0;
-  size_t ilen = (size_t)r - 16 - AEAD_TAG_LEN;
-  uint8_t *inner = m + 16;
+  size_t ilen = (size_t)dlen - 16 - AEAD_TAG_LEN;
+  uint8_t *inner = dm + 16;
   /* Open a copy (the peeked bytes): if anything is wrong the datagram is still queued for the JS path to count. */
-  if (!aead_open_one(f->keys + sn * AEAD_KEY_LEN, m, 16, inner, ilen, inner + ilen)) return 0;
+  if (!aead_open_one(f->keys + sn * AEAD_KEY_LEN, dm, 16, inner, ilen, inner + ilen)) return 0;
   if ((inner[0] >> 4) != 4 || get32(inner + 12) != (uint32_t)p[FP_TUNNEL_IP] || get32(inner + 16) != f->ownIp) return 0;
 
   /* Ours: consume the datagram, record its counter, deliver. */
-  ssize_t d;
-  do d = recv(f->udpFd, NULL, 0, MSG_DONTWAIT | MSG_TRUNC); while (d < 0 && errno == EINTR);
-  if (d != r) return 0; /* cannot happen (one reader); let the JS path look */
+  if (!fast_consume(f, r)) return 0;
   fast_replay_set(ring, &f->lasts[sn], counter);
   double *st = f->stats, *ps = st + f->peerBase + slot * f->peerFields;
   st[f->udpRxPackets]++;
@@ -360,13 +424,16 @@ static int fast_in(lwt_fast *f) {
   } else {
     st[f->dropTunWrite]++;
   }
-  return fast_in_more(f->udpFd) ? fast_hold(f) : 1;
+  f->lastNs = fast_mono_ns();
+  return 1;
 }
 
 static int fast_run(lwt_fast *f) {
-  if (f->holdUntil != 0) {
-    if (fast_mono_ns() < f->holdUntil) return 0;
-    f->holdUntil = 0;
+  uint64_t now = fast_mono_ns();
+  if (now < f->holdUntil) return 0;
+  if (f->lastNs != 0 && now - f->lastNs < FAST_BURST_GAP_NS) {
+    f->lastNs = 0;
+    return fast_hold(f); /* the fd was readable again at once: a burst */
   }
   return f->kind == FAST_OUT ? fast_out(f) : fast_in(f);
 }
@@ -418,7 +485,8 @@ static int fast_cfg(napi_env env, const char *fn, lwt_fast *f, napi_value v, siz
   f->pRxBytes = (int64_t)cfg[FC_P_RX_BYTES];
   f->pLastRx = (int64_t)cfg[FC_P_LAST_RX];
   int64_t *glob[] = { &f->tunRxPackets, &f->tunRxBytes, &f->tunTxPackets, &f->tunTxBytes, &f->udpRxPackets, &f->udpRxBytes,
-                      &f->udpTxPackets, &f->udpTxBytes, &f->dropTunWrite, &f->dropUdpSend, &f->fastPackets };
+                      &f->udpTxPackets, &f->udpTxBytes, &f->dropTunWrite, &f->dropUdpSend, &f->fastPackets,
+                      &f->relayedPackets, &f->relayedBytes };
   for (int i = 0; i < (int)(sizeof glob / sizeof glob[0]); i++) *glob[i] = (int64_t)cfg[FC_TUN_RX_PACKETS + i];
   if (f->tunFd > INT32_MAX || f->udpFd > INT32_MAX || f->maxPeers < 1 || f->maxPeers > (1 << 20) ||
       f->routeBits < 1 || f->routeBits > 24 || f->sessBits < 1 || f->sessBits > 24 || f->maxSessions > (1 << 22) ||
@@ -467,14 +535,15 @@ fail:
 }
 
 /*
- * fastPathIn(poll, cfg, peers, sessions, sess, rings, lasts, keys, stats)
+ * fastPathIn(poll, cfg, peers, sessions, sess, rings, lasts, keys, stats, endpoints, peerIds)
  * Attaches the inbound fast path to a pollStart handle watching the main UDP
- * socket (tunFd in cfg must be a tunOpenVnet fd).
+ * socket (tunFd in cfg must be a tunOpenVnet fd). endpoints and peerIds (the
+ * server's relay lookups) are hashes of the sessions' size (sessBits).
  */
 static napi_value fast_path_in(napi_env env, napi_callback_info info) {
   static const char *fn = "fastPathIn";
-  napi_value argv[9];
-  if (get_args(env, info, 9, argv, fn)) return NULL;
+  napi_value argv[11];
+  if (get_args(env, info, 11, argv, fn)) return NULL;
   lwt_poll *pl = poll_from(env, argv[0], fn);
   if (!pl) return NULL;
   lwt_fast *f = calloc(1, sizeof *f);
@@ -488,7 +557,9 @@ static napi_value fast_path_in(napi_env env, napi_callback_info info) {
   if (get_ta(env, argv[5], napi_uint32_array, fn, "rings", (void **)&f->rings, &n) || fast_need(env, fn, "rings", n, f->maxSessions * FR_WORDS)) goto fail;
   if (get_ta(env, argv[6], napi_float64_array, fn, "lasts", (void **)&f->lasts, &n) || fast_need(env, fn, "lasts", n, f->maxSessions)) goto fail;
   if (get_ta(env, argv[7], napi_uint8_array, fn, "keys", (void **)&f->keys, &f->keysLen)) goto fail;
-  for (int i = 2; i <= 8; i++) if (fast_keep(env, f, argv[i], fn)) goto fail;
+  if (get_ta(env, argv[9], napi_int32_array, fn, "endpoints", (void **)&f->epHash, &n) || fast_need(env, fn, "endpoints", n, (int64_t)2 << f->sessBits)) goto fail;
+  if (get_ta(env, argv[10], napi_int32_array, fn, "peerIds", (void **)&f->idHash, &n) || fast_need(env, fn, "peerIds", n, (int64_t)2 << f->sessBits)) goto fail;
+  for (int i = 2; i <= 10; i++) if (fast_keep(env, f, argv[i], fn)) goto fail;
   if (pl->fast) fast_free(env, pl->fast);
   pl->fast = f;
   return NULL;

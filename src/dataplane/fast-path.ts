@@ -16,6 +16,8 @@
  *   sessions  IntHash receiver index → session number (inbound); a session's
  *             number is its key offset / KEY_LEN, and indexes `sess` (slot,
  *             index) and the replay windows (`rings`, `lasts`).
+ *   endpoints IntHash endpointHashKey(ip, port) → slot of a direct peer, and
+ *   peerIds   IntHash peer id → slot: the server's relay lookups (inbound).
  *
  * All of it lives in SharedArrayBuffers: the addon keeps raw pointers, and
  * a SharedArrayBuffer never moves.
@@ -30,7 +32,7 @@ export const FAST_CFG = [
   'replayWindow', 'rejectAfter', 'maxCounterHigh', 'msgData', 'msgRelay',
   'peerBase', 'peerFields', 'pTxPackets', 'pTxBytes', 'pRxPackets', 'pRxBytes', 'pLastRx',
   'tunRxPackets', 'tunRxBytes', 'tunTxPackets', 'tunTxBytes', 'udpRxPackets', 'udpRxBytes',
-  'udpTxPackets', 'udpTxBytes', 'dropTunWrite', 'dropUdpSend', 'fastPackets'
+  'udpTxPackets', 'udpTxBytes', 'dropTunWrite', 'dropUdpSend', 'fastPackets', 'relayedPackets', 'relayedBytes'
 ] as const
 export type FastCfgName = typeof FAST_CFG[number]
 
@@ -131,6 +133,11 @@ export class IntHash {
   }
 }
 
+/** The 32-bit key of an endpoint in the endpoints hash (native fast_ep_key); collisions are caught by the addon checking the record. */
+export function endpointHashKey (ip: number, port: number): number {
+  return (ip ^ Math.imul(port, 0x9E3779B1)) >>> 0
+}
+
 /** The cfg array of one pipeline (values per FAST_CFG). */
 export function fastConfig (init: WorkerInit, tables: { routeBits?: number, sessBits?: number, maxSessions?: number }): Float64Array {
   const v: Record<FastCfgName, number> = {
@@ -165,7 +172,9 @@ export function fastConfig (init: WorkerInit, tables: { routeBits?: number, sess
     udpTxBytes: C.udpTxBytes,
     dropTunWrite: C.dropTunWrite,
     dropUdpSend: C.dropUdpSend,
-    fastPackets: C.fastPathPackets
+    fastPackets: C.fastPathPackets,
+    relayedPackets: C.relayedPackets,
+    relayedBytes: C.relayedBytes
   }
   return Float64Array.from(FAST_CFG, (name) => v[name])
 }

@@ -32,11 +32,11 @@
 import type { Native } from './native.js'
 import { MSG_CONTROL, MSG_DATA, MSG_HANDSHAKE_INIT, MSG_HANDSHAKE_RESP, MSG_REJECT, MSG_RELAY } from '../wire/messages.js'
 import { KEY_LEN } from '../wire/constants.js'
-import { PeerTable, endpointKey, type RecvSession } from './peers.js'
+import { PeerTable, endpointKey, type RecvSession, type WorkerPeer } from './peers.js'
 import { ReplayWindow } from '../crypto/replay.js'
 import { SpscRing } from './ring.js'
 import { clearPeerCounters, statsView } from './stats.js'
-import { FastPeers, FR_WORDS, FS_LOCAL_INDEX, FS_SLOT, FS_WORDS, IntHash, fastConfig, sharedFloat64, sharedInt32, sharedUint8 } from './fast-path.js'
+import { FastPeers, FR_WORDS, FS_LOCAL_INDEX, FS_SLOT, FS_WORDS, IntHash, endpointHashKey, fastConfig, sharedFloat64, sharedInt32, sharedUint8 } from './fast-path.js'
 import {
   C, COUNTERS, CTRL_KIND_PACKET, CTRL_KIND_RELAYED, CTRL_KIND_UNKNOWN_INDEX, CTRL_KIND_UNKNOWN_RELAY_SOURCE,
   CTRL_RING_SLOTS, CTRL_SLOT_SIZE, META_IP, META_KIND, META_LEN, META_PORT, META_SOCK, META_VIA, META_WORDS,
@@ -68,6 +68,9 @@ export class Inbound {
   readonly #rings: Uint32Array
   readonly #lasts: Float64Array
   readonly #fastPeers: FastPeers
+  /** Server relay lookups for the fast path: endpoint → slot (direct peers), peer id → slot. */
+  readonly #epHash: IntHash
+  readonly #idHash: IntHash
   readonly #mem: Uint8Array
   readonly #view: DataView
   readonly #stats: Float64Array
@@ -107,6 +110,8 @@ export class Inbound {
     this.#rings = new Uint32Array(new SharedArrayBuffer(maxSessions * FR_WORDS * 4))
     this.#lasts = sharedFloat64(maxSessions)
     this.#fastPeers = new FastPeers(init.maxPeers)
+    this.#epHash = new IntHash(maxSessions)
+    this.#idHash = new IntHash(maxSessions)
     for (let i = maxSessions - 1; i >= 0; i--) this.#freeKeys.push(i * KEY_LEN)
     this.#mem = new Uint8Array(init.packetMem)
     this.#view = new DataView(init.packetMem)
@@ -118,12 +123,15 @@ export class Inbound {
   handle (m: ToWorker): void {
     switch (m.code) {
       case 'PEER': {
-        if (this.peers.bySlot[m.slot] === undefined) clearPeerCounters(this.#stats, m.slot)
-        this.#fastPeers.set(this.peers.upsert(m))
+        const old = this.peers.bySlot[m.slot]
+        if (old === undefined) clearPeerCounters(this.#stats, m.slot)
+        else this.#unindexFast(old)
+        this.#indexFast(this.peers.upsert(m))
         break
       }
       case 'PEER_REMOVE': {
-        this.peers.remove(m.slot)
+        const gone = this.peers.remove(m.slot)
+        if (gone !== undefined) this.#unindexFast(gone)
         this.#fastPeers.clear(m.slot)
         for (const s of [...this.#sessions.values()]) if (s.slot === m.slot) this.#dropSession(s.localIndex)
         break
@@ -156,11 +164,25 @@ export class Inbound {
     this.#freeKeys.push(s.keyOff)
   }
 
+  /** Write a peer's record and its relay lookups for the fast path (as PeerTable indexes byEndpoint and byPeerId). */
+  #indexFast (p: WorkerPeer): void {
+    this.#fastPeers.set(p)
+    if (!p.relayVia) this.#epHash.set(endpointHashKey(p.epIp, p.epPort), p.slot)
+    if (p.peerId !== 0) this.#idHash.set(p.peerId >>> 0, p.slot)
+  }
+
+  /** Drop a peer's relay lookups (those still pointing at its slot) before it changes or goes. */
+  #unindexFast (p: WorkerPeer): void {
+    const ep = endpointHashKey(p.epIp, p.epPort)
+    if (this.#epHash.get(ep) === p.slot) this.#epHash.delete(ep)
+    if (this.#idHash.get(p.peerId >>> 0) === p.slot) this.#idHash.delete(p.peerId >>> 0)
+  }
+
   /** The arguments of native fastPathIn after the poll handle, or null when the TUN fd has no vnet header. */
-  fastPathArgs (): [Float64Array, Int32Array, Int32Array, Int32Array, Uint32Array, Float64Array, Uint8Array, Float64Array] | null {
+  fastPathArgs (): [Float64Array, Int32Array, Int32Array, Int32Array, Uint32Array, Float64Array, Uint8Array, Float64Array, Int32Array, Int32Array] | null {
     if (!this.#init.tunVnet) return null
     const cfg = fastConfig(this.#init, { sessBits: this.#sessionHash.bits, maxSessions: this.#maxSessions })
-    return [cfg, this.#fastPeers.words, this.#sessionHash.table, this.#sess, this.#rings, this.#lasts, this.#keys, this.#stats]
+    return [cfg, this.#fastPeers.words, this.#sessionHash.table, this.#sess, this.#rings, this.#lasts, this.#keys, this.#stats, this.#epHash.table, this.#idHash.table]
   }
 
   /** The socket of the batch being processed: 0 main, else a probe socket id (tagged on control packets). */
@@ -323,8 +345,9 @@ export class Inbound {
     const ip = this.#addrs[i * 2]
     const port = this.#addrs[i * 2 + 1]
     if (peer.epIp === ip && peer.epPort === port) return
+    this.#unindexFast(peer)
     this.peers.setEndpoint(peer, ip, port)
-    this.#fastPeers.set(peer)
+    this.#indexFast(peer)
     this.#post({ code: 'ENDPOINT', slot, ip, port })
   }
 

@@ -117,9 +117,13 @@ export interface Native {
    */
   fastPathOut(poll: PollHandle, cfg: Float64Array, sbuf: Uint8Array, split: Int32Array, peers: Int32Array, counters: Float64Array,
     keys: Uint8Array, routes: Int32Array, stats: Float64Array): void
-  /** Attach the inbound fast path to a poll watching the main UDP socket: a lone direct data message is opened, checked and written to the TUN fd in C; anything else stays queued for the JS callback. */
+  /**
+   * Attach the inbound fast path to a poll watching the main UDP socket: a lone data message (direct, or relayed to a
+   * client) is opened, checked and written to the TUN fd in C, and a server forwards a lone relay envelope; anything
+   * else stays queued for the JS callback.
+   */
   fastPathIn(poll: PollHandle, cfg: Float64Array, peers: Int32Array, sessions: Int32Array, sess: Int32Array, rings: Uint32Array,
-    lasts: Float64Array, keys: Uint8Array, stats: Float64Array): void
+    lasts: Float64Array, keys: Uint8Array, stats: Float64Array, endpoints: Int32Array, peerIds: Int32Array): void
   /** The addon's side of the fast-path layout (cfg word names in order, record sizes), for a test to compare with fast-path.ts. */
   fastLayout(): { cfg: string[], peerWords: number, sessWords: number, ringWords: number, inCap: number }
   /** An AF_UNIX datagram socket pair (non-blocking): a stand-in TUN fd for tests, one read per packet. */

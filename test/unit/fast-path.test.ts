@@ -97,8 +97,8 @@ interface Rig {
   tunRead: (min: number, ms?: number) => Promise<Uint8Array[]>
   /** Send datagrams to the pipelines' socket from a loopback socket (`from`: 0 = the peer's usual one). */
   udpSend: (from: number, ...dgrams: Uint8Array[]) => void
-  /** Datagrams the pipelines sent to the peer, waiting up to ms for at least `min`. */
-  udpRead: (min: number, ms?: number) => Promise<Uint8Array[]>
+  /** Datagrams the pipelines sent to far socket `at` (0: the peer's), waiting up to ms for at least `min`. */
+  udpRead: (min: number, ms?: number, at?: number) => Promise<Uint8Array[]>
   farPorts: number[]
   counter: (name: CounterName) => number
 }
@@ -106,7 +106,7 @@ interface Rig {
 function rig (t: Test, opts: { mode?: 'client' | 'server', fastPath?: boolean, sendKey?: boolean } = {}): Rig {
   const [tunFd, tunPeer] = native.socketPairDgram()
   const udp = native.udpOpen('127.0.0.1', 0, 0)
-  const fars = [native.udpOpen('127.0.0.1', 0, 0), native.udpOpen('127.0.0.1', 0, 0)]
+  const fars = [native.udpOpen('127.0.0.1', 0, 0), native.udpOpen('127.0.0.1', 0, 0), native.udpOpen('127.0.0.1', 0, 0)]
   const statsSab = createStatsBuffer(MAX_PEERS)
   const stats = new StatsReader(statsSab, MAX_PEERS)
   const init: WorkerInit = {
@@ -182,7 +182,7 @@ function rig (t: Test, opts: { mode?: 'client' | 'server', fastPath?: boolean, s
     udpSend: (from, ...dgrams) => {
       for (const d of dgrams) t.equal(native.udpSendTo(fars[from].fd, d, LOOPBACK, udp.port), d.length, 'sent to the pipelines')
     },
-    udpRead: async (min, ms = 2000) => await waitFor(fars[0].fd, true, min, min === 0 ? 60 : ms),
+    udpRead: async (min, ms = 2000, at = 0) => await waitFor(fars[at].fd, true, min, min === 0 ? 60 : ms),
     counter: (name) => stats.counters()[name]
   }
 }
@@ -255,7 +255,10 @@ t.test('outbound: a lone packet is sealed and sent by the addon; a burst goes to
   const ms = ds.map(d => open(r.sendKey, d))
   t.same(ms.map(m => m.counter), [1, 2, 3, 4, 5, 6], 'one counter sequence across both paths, in order')
   t.same(ms.map(m => m.inner), burst, 'every packet, in order')
-  t.equal(r.counter('fastPathPackets'), 2, 'the burst\'s first packet took the fast path, the rest the batch path')
+  // The burst's first packet takes the fast path; the loop finds the fd readable again at once and the rest go
+  // to the batch path (on a loaded machine a second one may still come late enough to look lone).
+  const fastBurst = r.counter('fastPathPackets') - 1
+  t.ok(fastBurst >= 1 && fastBurst < 6, `the burst's first packet took the fast path, not all of them (${fastBurst} of 6)`)
   t.equal(r.counter('tunRxPackets'), 7)
   t.equal(r.counter('udpTxPackets'), 7)
 
@@ -263,7 +266,7 @@ t.test('outbound: a lone packet is sealed and sent by the addon; a burst goes to
   r.tunWrite(one)
   const [d7] = await r.udpRead(1)
   t.equal(open(r.sendKey, d7).counter, 7)
-  t.equal(r.counter('fastPathPackets'), 3, 'lone again: fast again')
+  t.equal(r.counter('fastPathPackets'), 2 + fastBurst, 'lone again: fast again')
   t.same(r.failures, [])
 })
 
@@ -421,5 +424,59 @@ t.test('fastPathOut/fastPathIn refuse bad arguments with a clear error', async t
   t.throws(() => { native.fastPathOut(h, cfg, new Uint8Array(65600), i32(4), i32(8), f64(1), new Uint8Array(32), i32(4), f64(10)) }, { name: 'RangeError', message: /stats/ })
   t.doesNotThrow(() => { native.fastPathOut(h, cfg, new Uint8Array(65600), i32(4), i32(8), f64(1), new Uint8Array(32), i32(4), f64(100)) })
   cfg[FAST_CFG.indexOf('maxSessions')] = 2
-  t.throws(() => { native.fastPathIn(h, cfg, i32(8), i32(4), i32(0), new Uint32Array(128), f64(2), new Uint8Array(64), f64(100)) }, { name: 'RangeError', message: /sess/ })
+  t.throws(() => { native.fastPathIn(h, cfg, i32(8), i32(4), i32(0), new Uint32Array(128), f64(2), new Uint8Array(64), f64(100), i32(4), i32(4)) }, { name: 'RangeError', message: /sess/ })
+  t.throws(() => { native.fastPathIn(h, cfg, i32(8), i32(4), i32(4), new Uint32Array(128), f64(2), new Uint8Array(64), f64(100), i32(4), i32(1)) }, { name: 'RangeError', message: /peerIds/ })
+})
+
+t.test('relayed: a client takes a lone relayed data message fast, and refuses one whose envelope names another peer', async t => {
+  const r = rig(t)
+  const envelope = (via: number, d: Uint8Array): Uint8Array => {
+    const e = new Uint8Array(8 + d.length)
+    new DataView(e.buffer).setUint32(0, 5, true)
+    new DataView(e.buffer).setUint32(4, via, true)
+    e.set(d, 8)
+    return e
+  }
+  const a = ipv4(PEER_IP, OWN, 80)
+  r.udpSend(0, envelope(7, seal(r.recvKey, LOCAL_INDEX, 0, a)))
+  t.same(await r.tunRead(1), [a])
+  t.equal(r.counter('fastPathPackets'), 1, 'unwrapped and delivered in the addon')
+  r.udpSend(0, envelope(8, seal(r.recvKey, LOCAL_INDEX, 1, ipv4(PEER_IP, OWN, 80))))
+  t.same(await r.tunRead(0), [], 'a session of peer 7 relayed as if from peer 8 is not delivered')
+  t.equal(r.counter('dropSpoofedSource'), 1, 'the batch path counted it')
+})
+
+t.test('relay: a server forwards a lone envelope in the addon, rewritten to name its source; strangers go to the batch path', async t => {
+  const r = rig(t, { mode: 'server' })
+  r.control({ code: 'PEER', slot: 2, peerId: 8, tunnelIp: OTHER_IP, endpointIp: LOOPBACK, endpointPort: r.farPorts[1], relayVia: false, fd: -1 })
+  const body = new Uint8Array(randomBytes(120))
+  const env = (to: number): Uint8Array => {
+    const e = new Uint8Array(8 + body.length)
+    new DataView(e.buffer).setUint32(0, 5, true)
+    new DataView(e.buffer).setUint32(4, to, true)
+    e.set(body, 8)
+    return e
+  }
+  r.udpSend(0, env(8))
+  const [fwd] = await r.udpRead(1, 2000, 1)
+  const want = env(7)
+  t.same(fwd, want, 'peer 8 got the envelope from peer 7, body untouched')
+  t.equal(r.counter('fastPathPackets'), 1)
+  t.equal(r.counter('relayedPackets'), 1)
+  t.equal(r.counter('relayedBytes'), want.length)
+  await sleep(20)
+  r.udpSend(2, env(8))
+  t.same(await r.udpRead(0, 60, 1), [], 'from an endpoint that is no peer\'s: not forwarded')
+  t.equal(r.counter('dropRelayUnknownSource'), 1, 'counted by the batch path')
+  r.udpSend(0, env(9))
+  r.udpSend(0, env(7))
+  await sleep(60)
+  t.equal(r.counter('dropRelayUnknownPeer'), 2, 'to nobody, or back to the sender: dropped by the batch path')
+  t.equal(r.counter('fastPathPackets'), 1)
+  // The peer leaves: its lookups go with it.
+  r.control({ code: 'PEER_REMOVE', slot: 2 })
+  await sleep(20)
+  r.udpSend(0, env(8))
+  t.same(await r.udpRead(0, 60, 1), [], 'a removed peer is not relayed to')
+  t.equal(r.counter('dropRelayUnknownPeer'), 3)
 })
