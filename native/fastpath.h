@@ -122,6 +122,7 @@ struct lwt_fast {
   int32_t *split;
   double *counters;
   /* inbound */
+  lwt_poll *next;  /* fused/inline: the same thread's TUN poll, serviced right after a delivery (fastPathLink) */
   int32_t *epHash; /* server: endpoint key (fast_ep_key) → slot of a direct peer */
   int32_t *idHash; /* server: peer id → slot */
   int32_t *sess;
@@ -425,6 +426,13 @@ static int fast_in(lwt_fast *f) {
     st[f->dropTunWrite]++;
   }
   f->lastNs = fast_mono_ns();
+  /*
+   * A delivery often makes the kernel answer at once (an echo reply, a TCP
+   * ACK), queued on the TUN fd by the write itself. When this thread also
+   * owns the TUN poll, service it now instead of after a whole loop turn
+   * (~12 us on this machine, on a ping's critical path at the server).
+   */
+  if (w >= 0 && f->next && !f->next->stopping) poll_on_event(&f->next->h, 0, UV_READABLE);
   return 1;
 }
 
@@ -565,6 +573,30 @@ static napi_value fast_path_in(napi_env env, napi_callback_info info) {
   return NULL;
 fail:
   fast_free(env, f);
+  return NULL;
+}
+
+/*
+ * fastPathLink(inPoll, outPoll): both polls run on this thread (placements
+ * fused and inline) and carry fast paths: after the inbound fast path writes a
+ * packet to the TUN fd, it services outPoll at once (fast path, else its JS
+ * callback), as the loop would on its next turn. Holds outPoll's handle.
+ */
+static napi_value fast_path_link(napi_env env, napi_callback_info info) {
+  static const char *fn = "fastPathLink";
+  napi_value argv[2];
+  if (get_args(env, info, 2, argv, fn)) return NULL;
+  lwt_poll *in = poll_from(env, argv[0], fn);
+  if (!in) return NULL;
+  lwt_poll *out = poll_from(env, argv[1], fn);
+  if (!out) return NULL;
+  if (!in->fast || in->fast->kind != FAST_IN || !out->fast || out->fast->kind != FAST_OUT) {
+    throw_type(env, fn, "inPoll needs fastPathIn and outPoll fastPathOut attached first");
+    return NULL;
+  }
+  if (in->fast->next) { throw_range(env, fn, "inPoll is linked already"); return NULL; }
+  if (fast_keep(env, in->fast, argv[1], fn)) return NULL;
+  in->fast->next = out;
   return NULL;
 }
 

@@ -2082,6 +2082,7 @@ NAPI_MODULE_INIT() {
     { "fastPathOut", fast_path_out },
     { "fastPathIn", fast_path_in },
     { "fastLayout", fast_layout },
+    { "fastPathLink", fast_path_link },
     { "socketPairDgram", socket_pair_dgram },
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {

@@ -124,6 +124,11 @@ export interface Native {
    */
   fastPathIn(poll: PollHandle, cfg: Float64Array, peers: Int32Array, sessions: Int32Array, sess: Int32Array, rings: Uint32Array,
     lasts: Float64Array, keys: Uint8Array, stats: Float64Array, endpoints: Int32Array, peerIds: Int32Array): void
+  /**
+   * Both polls on this thread with fast paths attached (placements fused, inline): after the inbound fast path
+   * writes a packet to the TUN, it services outPoll at once (an echo reply is already queued) instead of a loop turn later.
+   */
+  fastPathLink(inPoll: PollHandle, outPoll: PollHandle): void
   /** The addon's side of the fast-path layout (cfg word names in order, record sizes), for a test to compare with fast-path.ts. */
   fastLayout(): { cfg: string[], peerWords: number, sessWords: number, ringWords: number, inCap: number }
   /** An AF_UNIX datagram socket pair (non-blocking): a stand-in TUN fd for tests, one read per packet. */

@@ -74,15 +74,20 @@ export function runPipelines (init: WorkerInit, native: Native, port: PipelinePo
     polls.push(h)
     return h
   }
+  let fastOut: PollHandle | null = null
   if (out !== null) {
     const h = watch(init.tunFd, () => { out.onReadable() })
     const args = init.fastPath ? out.fastPathArgs() : null
-    if (args !== null) native.fastPathOut(h, ...args)
+    if (args !== null) { native.fastPathOut(h, ...args); fastOut = h }
   }
   if (inb !== null) {
     const h = watch(init.udpFd, () => { inb.onReadable() })
     const args = init.fastPath ? inb.fastPathArgs() : null
-    if (args !== null) native.fastPathIn(h, ...args)
+    if (args !== null) {
+      native.fastPathIn(h, ...args)
+      // One thread runs both (fused, inline): a delivery's immediate answer leaves without waiting a loop turn.
+      if (fastOut !== null) native.fastPathLink(h, fastOut)
+    }
   }
   port.on('message', (m: ToWorker) => {
     try {

@@ -480,3 +480,54 @@ t.test('relay: a server forwards a lone envelope in the addon, rewritten to name
   t.same(await r.udpRead(0, 60, 1), [], 'a removed peer is not relayed to')
   t.equal(r.counter('dropRelayUnknownPeer'), 3)
 })
+
+t.test('fastPathLink: checks its arguments, and a delivery after the TUN poll stopped neither touches it nor fails', async t => {
+  const { Outbound } = await import('../../src/dataplane/outbound.js')
+  const { Inbound } = await import('../../src/dataplane/inbound.js')
+  const [tunFd, tunPeer] = native.socketPairDgram()
+  const udp = native.udpOpen('127.0.0.1', 0, 0)
+  const far = native.udpOpen('127.0.0.1', 0, 0)
+  const polls: ReturnType<typeof native.pollStart>[] = []
+  t.teardown(() => {
+    for (const p of polls) native.pollStop(p)
+    for (const fd of [tunFd, tunPeer, udp.fd, far.fd]) native.close(fd)
+  })
+  const statsSab = createStatsBuffer(MAX_PEERS)
+  const base: WorkerInit = {
+    role: 'outbound', statsIndex: 0, mode: 'client', tunFd, tunVnet: true, udpFd: udp.fd, tunnelIp: OWN, mtu: 1400, maxPeers: MAX_PEERS,
+    packetMem: new SharedArrayBuffer(BATCH * SLOT_SIZE), packetMemIn: null, stats: statsSab, ctrlRing: SpscRing.create(CTRL_RING_SLOTS, CTRL_SLOT_SIZE), fastPath: true
+  }
+  const out = new Outbound(base, native, () => {})
+  const inb = new Inbound({ ...base, role: 'inbound', statsIndex: 1, packetMem: new SharedArrayBuffer(RX_BUFS * RX_BUF_SIZE) }, native, () => {})
+  const peer: ToWorker = { code: 'PEER', slot: 1, peerId: 7, tunnelIp: PEER_IP, endpointIp: LOOPBACK, endpointPort: far.port, relayVia: false, fd: -1 }
+  out.upsertPeer(peer as Extract<ToWorker, { code: 'PEER' }>)
+  inb.handle(peer)
+  const recvKey = new Uint8Array(randomBytes(32))
+  inb.handle({ code: 'RECV_KEY', slot: 1, localIndex: LOCAL_INDEX, key: recvKey })
+  let outCalls = 0
+  const ho = native.pollStart(tunFd, () => { outCalls++; out.onReadable() })
+  const hi = native.pollStart(udp.fd, () => { inb.onReadable() })
+  polls.push(ho, hi)
+  t.throws(() => { native.fastPathLink(hi, ho) }, { name: 'TypeError', message: /fastPathIn/ }, 'no fast paths attached yet')
+  native.fastPathOut(ho, ...out.fastPathArgs()!)
+  native.fastPathIn(hi, ...inb.fastPathArgs()!)
+  t.throws(() => { native.fastPathLink(ho, hi) }, { name: 'TypeError' }, 'the wrong way round')
+  native.fastPathLink(hi, ho)
+  t.throws(() => { native.fastPathLink(hi, ho) }, { name: 'RangeError', message: /linked already/ })
+
+  native.pollStop(ho)
+  const inner = ipv4(PEER_IP, OWN, 48)
+  const d = seal(recvKey, LOCAL_INDEX, 0, inner)
+  t.equal(native.udpSendTo(far.fd, d, LOOPBACK, udp.port), d.length)
+  const mem = new Uint8Array(4096)
+  let n = 0
+  const lens = new Int32Array(1)
+  for (let i = 0; i < 200 && n === 0; i++) {
+    await sleep(5)
+    n = native.tunReadBatch(tunPeer, mem, new Int32Array([0]), lens, 1, 4096)
+  }
+  t.equal(n, 1, 'delivered by the inbound fast path')
+  t.same(mem.subarray(VNET, lens[0]), inner)
+  t.equal(outCalls, 0, 'the stopped TUN poll was not serviced')
+  t.equal(new StatsReader(statsSab, MAX_PEERS).counters().fastPathPackets, 1)
+})
