@@ -10,13 +10,17 @@
  *   aead-*-noble-*    the pure-JS fallback ÷ the JS calibration loop
  *   tunnel-tcp1       our daemon's single-stream TCP (iperf3, 3 s, A → server)
  *                     ÷ the raw link's in the same lab, same run
+ *   ping-fast-path    idle ping p50 through our tunnel with --no-fast-path ÷ the
+ *                     same with the fast path (native/fastpath.h), same lab, same
+ *                     run: how much the lone-packet path saves (≈2–3×; 1 if it broke)
  *
  * Each micro figure is the best of several rounds, with its calibration taken
  * right before and after it (the better one counts). A metric below
  * baseline × (1 − tolerance) is re-measured once; if it still is, the gate
  * fails. Tolerances (bench/baseline.json): 15% by default, 30% for the
  * pure-JS AEAD (JIT variance), 45% for tunnel-tcp1 (the raw link swings most
- * on a shared machine; a 2× regression still fails). Prints a table; exits 1 on a regression, 0 otherwise. Bounded: about
+ * on a shared machine; a 2× regression still fails) and for ping-fast-path
+ * (a fast path that stopped working, ratio ≈ 1, still fails). Prints a table; exits 1 on a regression, 0 otherwise. Bounded: about
  * a minute; the whole run is cut at --budget seconds (default 170).
  *
  *   node dist/bench/ci.js [--update-baseline] [--no-tunnel] [--baseline FILE] [--json FILE] [--budget S]
@@ -108,6 +112,21 @@ async function tunnelRatio (): Promise<number | null> {
   return o / raw
 }
 
+/** Idle ping p50 with --no-fast-path ÷ with the fast path (both A → server, 200 pings, same lab). */
+async function pingFastRatio (): Promise<number | null> {
+  const rep = await runHarness({
+    tunnels: ['ours-nofast', 'ours'],
+    tests: ['ping'],
+    testSeconds: 2,
+    quiet: { maxBusy: 0.5, windowMs: 1000, timeoutMs: 8000 }
+  }, new Progress())
+  const slow = rep.tunnels.find((t) => t.name === 'ours-nofast')?.pingIdle?.p50
+  const fast = rep.tunnels.find((t) => t.name === 'ours')?.pingIdle?.p50
+  if (slow == null || fast == null || fast <= 0) return null
+  process.stderr.write(`bench:ci: idle ping ${fast.toFixed(3)} ms, ${slow.toFixed(3)} ms with --no-fast-path\n`)
+  return slow / fast
+}
+
 async function main (): Promise<number> {
   const { values } = parseArgs({ options: { 'update-baseline': { type: 'boolean' }, 'no-tunnel': { type: 'boolean' }, baseline: { type: 'string' }, json: { type: 'string' }, budget: { type: 'string' }, help: { type: 'boolean', short: 'h' } } })
   if (values.help === true) { console.log('npm run bench:ci -- [--update-baseline] [--no-tunnel] [--baseline FILE] [--json FILE] [--budget S]'); return 0 }
@@ -130,19 +149,23 @@ async function main (): Promise<number> {
   const canTunnel = values['no-tunnel'] !== true && typeof process.getuid === 'function' && process.getuid() === 0
   const tunnelWhat = 'our single-stream TCP Mbit/s (iperf3 3 s, A → server) ÷ the raw link\'s in the same lab'
   what['tunnel-tcp1'] = tunnelWhat
+  what['ping-fast-path'] = 'idle ping p50 with --no-fast-path ÷ with the fast path (A → server, same lab)'
   if (canTunnel) {
     process.stderr.write('bench:ci: tunnel-tcp1 (namespaces, iperf3)\n')
     measured['tunnel-tcp1'] = await tunnelRatio().catch((err: unknown) => { process.stderr.write(`bench:ci: tunnel test failed: ${String(err)}\n`); return null })
+    process.stderr.write('bench:ci: ping-fast-path (namespaces, ping)\n')
+    measured['ping-fast-path'] = await pingFastRatio().catch((err: unknown) => { process.stderr.write(`bench:ci: ping test failed: ${String(err)}\n`); return null })
   }
   if (values['update-baseline'] === true || base === null) {
     const nb = makeBaseline(measured, base, DEFAULT_TOLERANCE, what, new Date().toISOString())
     if (nb.metrics['tunnel-tcp1'] !== undefined && nb.metrics['tunnel-tcp1'].tolerance === undefined) nb.metrics['tunnel-tcp1'].tolerance = 0.45
+    if (nb.metrics['ping-fast-path'] !== undefined && nb.metrics['ping-fast-path'].tolerance === undefined) nb.metrics['ping-fast-path'].tolerance = 0.45
     writeFileSync(file, JSON.stringify(nb, null, 2) + '\n')
     console.log(`bench:ci: baseline written to ${file}`)
     console.log(formatVerdicts(compare(measured, nb)))
     return 0
   }
-  if (!canTunnel) delete base.metrics['tunnel-tcp1']
+  if (!canTunnel) { delete base.metrics['tunnel-tcp1']; delete base.metrics['ping-fast-path'] }
   let verdicts = compare(measured, base)
   // A figure that looks like a regression is measured once more: a shared machine makes single outliers.
   const again = verdicts.filter((v) => v.status === 'regression' || v.status === 'missing').map((v) => v.id)
@@ -151,7 +174,7 @@ async function main (): Promise<number> {
     for (const id of again) {
       const m = metrics.find((x) => x.id === id)
       let r: number | null = null
-      try { r = m !== undefined ? m.measure() : id === 'tunnel-tcp1' ? await tunnelRatio() : null } catch { r = null }
+      try { r = m !== undefined ? m.measure() : id === 'tunnel-tcp1' ? await tunnelRatio() : id === 'ping-fast-path' ? await pingFastRatio() : null } catch { r = null }
       if (r !== null && (measured[id] === null || r > measured[id]!)) measured[id] = r
     }
     verdicts = compare(measured, base)

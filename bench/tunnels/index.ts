@@ -120,12 +120,12 @@ const raw: TunnelSpec = {
   }
 }
 
-function oursStart (relay: boolean) {
+function oursStart (relay: boolean, extra: readonly string[] = []) {
   return async (ctx: TunnelContext): Promise<RunningTunnel> => {
     const { a, s, b } = hosts(ctx)
     const key = 'bench-network-key'
     const start = (ns: string, name: string, args: string[], tun: string, n: number): LabProcess =>
-      spawnIn(ns, 'env', ['-u', 'NODE_OPTIONS', BIN, ...args, '--tun', tun, '--key', key, '--dev', `lw${ctx.id}o${n}`, '--control', join(ctx.dir, `${name}.sock`)], { env: NO_NODE_OPTIONS(), maxOutputBytes: 64 * 1024 })
+      spawnIn(ns, 'env', ['-u', 'NODE_OPTIONS', BIN, ...args, ...extra, '--tun', tun, '--key', key, '--dev', `lw${ctx.id}o${n}`, '--control', join(ctx.dir, `${name}.sock`)], { env: NO_NODE_OPTIONS(), maxOutputBytes: 64 * 1024 })
     const srv = start(s.ns, 'server', ['server', '--listen', `${s.ip}:9000`], '10.77.0.1/24', 0)
     await sleep(300)
     const ca = start(a.ns, 'a', ['client', '--remote', `${s.ip}:9000`, ...(relay ? ['--no-p2p'] : [])], '10.77.0.2/24', 1)
@@ -145,7 +145,7 @@ function oursStart (relay: boolean) {
       dst,
       daemons,
       mtu: 1400,
-      config: relay ? 'defaults, --no-p2p: A → server relay → B, end-to-end ChaCha20-Poly1305' : 'defaults: ChaCha20-Poly1305, MTU 1400',
+      config: (relay ? 'defaults, --no-p2p: A → server relay → B, end-to-end ChaCha20-Poly1305' : 'defaults: ChaCha20-Poly1305, MTU 1400') + (extra.length > 0 ? `, ${extra.join(' ')}` : ''),
       procs,
       stop: () => stopAll(procs)
     }
@@ -153,6 +153,8 @@ function oursStart (relay: boolean) {
 }
 
 const ours: TunnelSpec = { name: 'ours', label: 'lightweight-tunnel', kind: 'ours', available: () => existsSync(join(ROOT, 'dist', 'src', 'cli', 'main.js')) ? null : 'not built (npm ci)', start: oursStart(false) }
+/** Not in the default set: ours with every packet through the batched JS pipelines (bench:ci's idle-ping reference). */
+const oursNoFast: TunnelSpec = { name: 'ours-nofast', label: 'lightweight-tunnel (--no-fast-path)', kind: 'ours', available: ours.available, start: oursStart(false, ['--no-fast-path']) }
 const oursRelay: TunnelSpec = { name: 'ours-relay', label: 'lightweight-tunnel (relay)', kind: 'ours', threeHost: true, available: ours.available, start: oursStart(true) }
 
 // --- wireguard-go + wireguard-tools ---------------------------------------
@@ -402,8 +404,11 @@ const tinc: TunnelSpec = {
 
 export const TUNNELS: readonly TunnelSpec[] = [raw, ours, oursRelay, fastd, wireguard, nebula, openvpn, tinc]
 
+/** Tunnels run only when named (not part of the default "all"). */
+export const EXTRA_TUNNELS: readonly TunnelSpec[] = [oursNoFast]
+
 export function tunnelByName (name: string): TunnelSpec | undefined {
-  return TUNNELS.find((t) => t.name === name)
+  return TUNNELS.find((t) => t.name === name) ?? EXTRA_TUNNELS.find((t) => t.name === name)
 }
 
 /**
