@@ -102,10 +102,12 @@ const OPTIONS = `OPTIONS
               thread that answers handshake bursts (docs/PERFORMANCE.md).
     --fast-path, --no-fast-path
               Handle a lone packet (a ping, a keystroke, a DNS query)
-              entirely in the native addon, without entering JavaScript;
-              bursts still go through the batched pipelines. Halves the
-              round-trip time of an idle tunnel. Default: on; --no-fast-path
-              is for comparing and for ruling it out when debugging.
+              entirely in the native addon, without entering JavaScript,
+              and send the kernel's immediate answer to it in the same
+              step; bursts still go through the batched pipelines. Cuts an
+              idle tunnel's round trip to about a third (0.3 to 0.1 ms on
+              the benchmark machine). Default: on; --no-fast-path is for
+              comparing and for ruling it out when debugging.
     -q, --quiet
               Log errors only (--log-level error).
     --verbose Log everything (--log-level debug); with any command, also
