@@ -40,6 +40,12 @@ import { ROOT } from './tunnels/index.js'
 
 const TIMER: TimerOptions = { rounds: 5, minMs: 100 }
 const DEFAULT_TOLERANCE = 0.15
+/**
+ * ping-fast-path swings 3.4–7.6 between runs (a 0.05–0.12 ms ping in the
+ * denominator), so its baseline is a floor, not the last run: at most this,
+ * with a 50 % allowed drop, fails only a fast path that stopped working (≈1).
+ */
+const PING_FAST_BASELINE_MAX = 3.0
 
 /** JS calibration: integer and typed-array work like the dataplane's JS stages. ops = array elements visited. */
 function calibJs (): number {
@@ -159,7 +165,11 @@ async function main (): Promise<number> {
   if (values['update-baseline'] === true || base === null) {
     const nb = makeBaseline(measured, base, DEFAULT_TOLERANCE, what, new Date().toISOString())
     if (nb.metrics['tunnel-tcp1'] !== undefined && nb.metrics['tunnel-tcp1'].tolerance === undefined) nb.metrics['tunnel-tcp1'].tolerance = 0.45
-    if (nb.metrics['ping-fast-path'] !== undefined && nb.metrics['ping-fast-path'].tolerance === undefined) nb.metrics['ping-fast-path'].tolerance = 0.45
+    const pf = nb.metrics['ping-fast-path']
+    if (pf !== undefined) {
+      pf.ratio = Math.min(pf.ratio, PING_FAST_BASELINE_MAX)
+      pf.tolerance ??= 0.5
+    }
     writeFileSync(file, JSON.stringify(nb, null, 2) + '\n')
     console.log(`bench:ci: baseline written to ${file}`)
     console.log(formatVerdicts(compare(measured, nb)))
@@ -186,7 +196,7 @@ async function main (): Promise<number> {
     console.log(`bench:ci: FAILED after ${secs} s: performance regression beyond the allowed drop (see the table; bench/baseline.json holds the reference ratios)`)
     return 1
   }
-  const imp = verdicts.filter((v) => v.status === 'improved').map((v) => v.id)
+  const imp = verdicts.filter((v) => v.status === 'improved' && v.id !== 'ping-fast-path').map((v) => v.id)
   console.log(`bench:ci: passed in ${secs} s${imp.length > 0 ? `; faster than the baseline: ${imp.join(', ')} (record it: npm run bench:ci -- --update-baseline)` : ''}`)
   return 0
 }
