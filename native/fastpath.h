@@ -162,8 +162,6 @@ static int fast_hold(lwt_fast *f) {
   return 0;
 }
 
-static void le32put(uint8_t *p, uint32_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24); }
-static uint32_t le32get(const uint8_t *p) { return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24); }
 
 static double fast_now_ms(void) {
   struct timespec ts;
@@ -208,27 +206,20 @@ static int fast_out(lwt_fast *f) {
   int32_t flags = p[FP_FLAGS];
   if ((flags & (FPF_USED | FPF_READY)) != (FPF_USED | FPF_READY)) return fast_out_pend(f, r);
   if ((int64_t)slot * AEAD_KEY_LEN + AEAD_KEY_LEN > (int64_t)f->keysLen) return fast_out_pend(f, r);
-  if (h[0] & VNET_F_NEEDS_CSUM) {
-    /* Complete the partial checksum (as vnet_split does); this packet is ours from here on. */
-    uint16_t csumStart = (uint16_t)(h[6] | (h[7] << 8)), csumOff = (uint16_t)(h[8] | (h[9] << 8));
-    if ((int64_t)csumStart + csumOff + 2 > plen) return fast_out_pend(f, r);
-    uint16_t c = csum_fold(csum_add(0, pkt + csumStart, (size_t)(plen - csumStart)));
-    if (pkt[9] == IPPROTO_UDP && c == 0) c = 0xffff;
-    put16(pkt + csumStart + csumOff, c);
-  }
+  /* Complete a partial checksum in place: this packet is ours from here on. */
+  if ((h[0] & VNET_F_NEEDS_CSUM) && !vnet_complete_csum(h, pkt, plen)) return fast_out_pend(f, r);
 
   /* Frame: [relay envelope 8][transport header 16] + ciphertext + tag, as outbound.ts #frameFor. */
   uint8_t head[24], tag[AEAD_TAG_LEN];
   int relay = (flags & FPF_RELAY) != 0;
   uint8_t *th = head + (relay ? 8 : 0);
-  if (relay) { le32put(head, f->msgRelay); le32put(head + 4, (uint32_t)p[FP_PEER_ID]); }
+  if (relay) { cp_put32(head, f->msgRelay); cp_put32(head + 4, (uint32_t)p[FP_PEER_ID]); }
   double c = f->counters[slot];
   f->counters[slot] = c + 1;
   uint64_t ctr = (uint64_t)c;
-  le32put(th, f->msgData);
-  le32put(th + 4, (uint32_t)p[FP_REMOTE_INDEX]);
-  le32put(th + 8, (uint32_t)ctr);
-  le32put(th + 12, (uint32_t)(ctr >> 32));
+  cp_put32(th, f->msgData);
+  cp_put32(th + 4, (uint32_t)p[FP_REMOTE_INDEX]);
+  cp_put64(th + 8, ctr);
   if (!aead_seal_one(f->keys + slot * AEAD_KEY_LEN, th, 16, pkt, (size_t)plen, tag)) {
     f->stats[f->dropUdpSend]++;
     return 1;
@@ -239,10 +230,7 @@ static int fast_out(lwt_fast *f) {
     { .iov_base = tag, .iov_len = AEAD_TAG_LEN },
   };
   struct sockaddr_in sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl((uint32_t)p[FP_EP_IP]);
-  sa.sin_port = htons((uint16_t)p[FP_EP_PORT]);
+  set_sockaddr(&sa, (uint32_t)p[FP_EP_IP], (uint32_t)p[FP_EP_PORT]);
   struct msghdr m;
   memset(&m, 0, sizeof m);
   m.msg_name = &sa;
@@ -312,19 +300,16 @@ static int fast_consume(lwt_fast *f, ssize_t r) {
 static int fast_relay(lwt_fast *f, uint8_t *m, ssize_t r, uint32_t ip, uint32_t port) {
   if (r < 8 + 8) return 0;
   int64_t src = fast_lookup(f->epHash, f->sessBits, fast_ep_key(ip, port));
-  int64_t dst = fast_lookup(f->idHash, f->sessBits, le32get(m + 4));
+  int64_t dst = fast_lookup(f->idHash, f->sessBits, cp_le32(m + 4));
   if (src < 0 || dst < 0 || src >= f->maxPeers || dst >= f->maxPeers || src == dst) return 0;
   const int32_t *ps = f->peers + src * FP_WORDS, *pd = f->peers + dst * FP_WORDS;
   /* The hashes hold keys, not proofs: the records must agree (an endpoint key may collide). */
   if (!(ps[FP_FLAGS] & FPF_USED) || (ps[FP_FLAGS] & FPF_RELAY) || (uint32_t)ps[FP_EP_IP] != ip || (uint32_t)ps[FP_EP_PORT] != port) return 0;
-  if (!(pd[FP_FLAGS] & FPF_USED) || (uint32_t)pd[FP_PEER_ID] != le32get(m + 4)) return 0;
+  if (!(pd[FP_FLAGS] & FPF_USED) || (uint32_t)pd[FP_PEER_ID] != cp_le32(m + 4)) return 0;
   if (!fast_consume(f, r)) return 0;
-  le32put(m + 4, (uint32_t)ps[FP_PEER_ID]);
+  cp_put32(m + 4, (uint32_t)ps[FP_PEER_ID]);
   struct sockaddr_in to;
-  memset(&to, 0, sizeof to);
-  to.sin_family = AF_INET;
-  to.sin_addr.s_addr = htonl((uint32_t)pd[FP_EP_IP]);
-  to.sin_port = htons((uint16_t)pd[FP_EP_PORT]);
+  set_sockaddr(&to, (uint32_t)pd[FP_EP_IP], (uint32_t)pd[FP_EP_PORT]);
   double *st = f->stats;
   st[f->udpRxPackets]++;
   st[f->udpRxBytes] += (double)r;
@@ -379,17 +364,17 @@ static int fast_in(lwt_fast *f) {
   ssize_t dlen = r;
   if (m[0] == f->msgRelay) {
     if (r < 8) return 0;
-    via = le32get(m + 4);
+    via = cp_le32(m + 4);
     dm = m + 8;
     dlen = r - 8;
   }
   /* Smallest data message: header + tag + a 20-byte IPv4 header (inbound.ts MIN_DATA); keepalives go to JS. */
   if (dlen < 16 + AEAD_TAG_LEN + 20 || dm[0] != f->msgData) return 0;
-  int64_t sn = fast_lookup(f->hash, f->sessBits, le32get(dm + 4));
+  int64_t sn = fast_lookup(f->hash, f->sessBits, cp_le32(dm + 4));
   if (sn < 0 || sn >= f->maxSessions || (sn + 1) * AEAD_KEY_LEN > (int64_t)f->keysLen) return 0;
-  uint32_t hi = le32get(dm + 12);
+  uint32_t hi = cp_le32(dm + 12);
   if ((double)hi > f->maxCounterHigh) return 0;
-  double counter = (double)hi * 4294967296.0 + (double)le32get(dm + 8);
+  double counter = (double)hi * 4294967296.0 + (double)cp_le32(dm + 8);
   int64_t slot = f->sess[sn * FS_WORDS + FS_SLOT];
   if (slot < 0 || slot >= f->maxPeers) return 0;
   const int32_t *p = f->peers + slot * FP_WORDS;
@@ -457,16 +442,18 @@ static int fast_keep(napi_env env, lwt_fast *f, napi_value v, const char *fn) {
   return 0;
 }
 
-static int fast_need(napi_env env, const char *fn, const char *what, size_t have, int64_t need) {
-  return check_count(env, fn, what, have, need);
+/* A typed array of `type` holding at least `need` elements; its data pointer into *data (length into *len if asked). */
+static int fast_array(napi_env env, const char *fn, napi_value v, napi_typedarray_type type, const char *name, void **data, size_t *len, int64_t need) {
+  size_t n;
+  if (get_ta(env, v, type, fn, name, data, &n) || check_count(env, fn, name, n, need)) return -1;
+  if (len) *len = n;
+  return 0;
 }
 
 /* Reads cfg into f and validates it against the stats length. */
-static int fast_cfg(napi_env env, const char *fn, lwt_fast *f, napi_value v, size_t *statsLen, double **stats, napi_value statsV) {
+static int fast_cfg(napi_env env, const char *fn, lwt_fast *f, napi_value v, napi_value statsV) {
   double *cfg;
-  size_t n;
-  if (get_ta(env, v, napi_float64_array, fn, "cfg", (void **)&cfg, &n)) return -1;
-  if (fast_need(env, fn, "cfg", n, FC_WORDS)) return -1;
+  if (fast_array(env, fn, v, napi_float64_array, "cfg", (void **)&cfg, NULL, FC_WORDS)) return -1;
   for (int i = 0; i < FC_WORDS; i++) {
     double x = cfg[i];
     if (!(x >= 0 && x <= 9007199254740991.0) || x != (double)(int64_t)x) { throw_range(env, fn, "cfg holds a value that is not a non-negative integer"); return -1; }
@@ -505,9 +492,32 @@ static int fast_cfg(napi_env env, const char *fn, lwt_fast *f, napi_value v, siz
   int64_t pf[] = { f->pTxPackets, f->pTxBytes, f->pRxPackets, f->pRxBytes, f->pLastRx };
   for (int i = 0; i < 5; i++) if (pf[i] >= f->peerFields) { throw_range(env, fn, "cfg: a per-peer counter index is not below peerFields"); return -1; }
   for (int i = 0; i < (int)(sizeof glob / sizeof glob[0]); i++) if (*glob[i] >= f->peerBase) { throw_range(env, fn, "cfg: a counter index is not below peerBase"); return -1; }
-  if (get_ta(env, statsV, napi_float64_array, fn, "stats", (void **)stats, statsLen)) return -1;
-  if (fast_need(env, fn, "stats", *statsLen, f->peerBase + f->maxPeers * f->peerFields)) return -1;
-  return 0;
+  return fast_array(env, fn, statsV, napi_float64_array, "stats", (void **)&f->stats, NULL, f->peerBase + f->maxPeers * f->peerFields);
+}
+
+/*
+ * The common start of fastPathOut/In: nargs arguments, a pollStart handle
+ * first, cfg second, stats ninth. Returns the new fast path (its poll in
+ * *pl), or NULL with an exception pending.
+ */
+static lwt_fast *fast_begin(napi_env env, napi_callback_info info, const char *fn, int kind, size_t nargs, napi_value *argv, lwt_poll **pl) {
+  if (get_args(env, info, nargs, argv, fn)) return NULL;
+  *pl = poll_from(env, argv[0], fn);
+  if (!*pl) return NULL;
+  lwt_fast *f = calloc(1, sizeof *f);
+  if (!f) { throw_errno(env, ENOMEM, fn, "malloc"); return NULL; }
+  f->kind = kind;
+  if (fast_cfg(env, fn, f, argv[1], argv[8])) { fast_free(env, f); return NULL; }
+  return f;
+}
+
+/* The common end: hold arrays argv[2..nargs) for as long as f points into them, and attach f (replacing any). */
+static void fast_install(napi_env env, const char *fn, lwt_poll *pl, lwt_fast *f, size_t nargs, napi_value *argv) {
+  for (size_t i = 2; i < nargs; i++) {
+    if (fast_keep(env, f, argv[i], fn)) { fast_free(env, f); return; }
+  }
+  if (pl->fast) fast_free(env, pl->fast);
+  pl->fast = f;
 }
 
 /*
@@ -518,24 +528,17 @@ static int fast_cfg(napi_env env, const char *fn, lwt_fast *f, napi_value v, siz
 static napi_value fast_path_out(napi_env env, napi_callback_info info) {
   static const char *fn = "fastPathOut";
   napi_value argv[9];
-  if (get_args(env, info, 9, argv, fn)) return NULL;
-  lwt_poll *pl = poll_from(env, argv[0], fn);
-  if (!pl) return NULL;
-  lwt_fast *f = calloc(1, sizeof *f);
-  if (!f) { throw_errno(env, ENOMEM, fn, "malloc"); return NULL; }
-  f->kind = FAST_OUT;
-  size_t statsLen, n;
-  if (fast_cfg(env, fn, f, argv[1], &statsLen, &f->stats, argv[8])) goto fail;
+  lwt_poll *pl;
+  lwt_fast *f = fast_begin(env, info, fn, FAST_OUT, 9, argv, &pl);
+  if (!f) return NULL;
   if (get_ta(env, argv[2], napi_uint8_array, fn, "sbuf", (void **)&f->sbuf, &f->sbufLen)) goto fail;
   if (f->sbufLen < 65536 + VNET_HDR_LEN) { throw_range(env, fn, "sbuf must hold at least 65546 bytes"); goto fail; }
-  if (get_ta(env, argv[3], napi_int32_array, fn, "split", (void **)&f->split, &n) || fast_need(env, fn, "split", n, SPLIT_WORDS)) goto fail;
-  if (get_ta(env, argv[4], napi_int32_array, fn, "peers", (void **)&f->peers, &n) || fast_need(env, fn, "peers", n, f->maxPeers * FP_WORDS)) goto fail;
-  if (get_ta(env, argv[5], napi_float64_array, fn, "counters", (void **)&f->counters, &n) || fast_need(env, fn, "counters", n, f->maxPeers)) goto fail;
-  if (get_ta(env, argv[6], napi_uint8_array, fn, "keys", (void **)&f->keys, &f->keysLen)) goto fail;
-  if (get_ta(env, argv[7], napi_int32_array, fn, "routes", (void **)&f->hash, &n) || fast_need(env, fn, "routes", n, (int64_t)2 << f->routeBits)) goto fail;
-  for (int i = 2; i <= 8; i++) if (fast_keep(env, f, argv[i], fn)) goto fail;
-  if (pl->fast) fast_free(env, pl->fast);
-  pl->fast = f;
+  if (fast_array(env, fn, argv[3], napi_int32_array, "split", (void **)&f->split, NULL, SPLIT_WORDS) ||
+      fast_array(env, fn, argv[4], napi_int32_array, "peers", (void **)&f->peers, NULL, f->maxPeers * FP_WORDS) ||
+      fast_array(env, fn, argv[5], napi_float64_array, "counters", (void **)&f->counters, NULL, f->maxPeers) ||
+      fast_array(env, fn, argv[6], napi_uint8_array, "keys", (void **)&f->keys, &f->keysLen, 0) ||
+      fast_array(env, fn, argv[7], napi_int32_array, "routes", (void **)&f->hash, NULL, (int64_t)2 << f->routeBits)) goto fail;
+  fast_install(env, fn, pl, f, 9, argv);
   return NULL;
 fail:
   fast_free(env, f);
@@ -551,28 +554,22 @@ fail:
 static napi_value fast_path_in(napi_env env, napi_callback_info info) {
   static const char *fn = "fastPathIn";
   napi_value argv[11];
-  if (get_args(env, info, 11, argv, fn)) return NULL;
-  lwt_poll *pl = poll_from(env, argv[0], fn);
-  if (!pl) return NULL;
-  lwt_fast *f = calloc(1, sizeof *f);
-  if (!f) { throw_errno(env, ENOMEM, fn, "malloc"); return NULL; }
-  f->kind = FAST_IN;
-  size_t statsLen, n;
-  if (fast_cfg(env, fn, f, argv[1], &statsLen, &f->stats, argv[8])) goto fail;
-  if (get_ta(env, argv[2], napi_int32_array, fn, "peers", (void **)&f->peers, &n) || fast_need(env, fn, "peers", n, f->maxPeers * FP_WORDS)) goto fail;
-  if (get_ta(env, argv[3], napi_int32_array, fn, "sessions", (void **)&f->hash, &n) || fast_need(env, fn, "sessions", n, (int64_t)2 << f->sessBits)) goto fail;
-  if (get_ta(env, argv[4], napi_int32_array, fn, "sess", (void **)&f->sess, &n) || fast_need(env, fn, "sess", n, f->maxSessions * FS_WORDS)) goto fail;
-  if (get_ta(env, argv[5], napi_uint32_array, fn, "rings", (void **)&f->rings, &n) || fast_need(env, fn, "rings", n, f->maxSessions * FR_WORDS)) goto fail;
-  if (get_ta(env, argv[6], napi_float64_array, fn, "lasts", (void **)&f->lasts, &n) || fast_need(env, fn, "lasts", n, f->maxSessions)) goto fail;
-  if (get_ta(env, argv[7], napi_uint8_array, fn, "keys", (void **)&f->keys, &f->keysLen)) goto fail;
-  if (get_ta(env, argv[9], napi_int32_array, fn, "endpoints", (void **)&f->epHash, &n) || fast_need(env, fn, "endpoints", n, (int64_t)2 << f->sessBits)) goto fail;
-  if (get_ta(env, argv[10], napi_int32_array, fn, "peerIds", (void **)&f->idHash, &n) || fast_need(env, fn, "peerIds", n, (int64_t)2 << f->sessBits)) goto fail;
-  for (int i = 2; i <= 10; i++) if (fast_keep(env, f, argv[i], fn)) goto fail;
-  if (pl->fast) fast_free(env, pl->fast);
-  pl->fast = f;
-  return NULL;
-fail:
-  fast_free(env, f);
+  lwt_poll *pl;
+  lwt_fast *f = fast_begin(env, info, fn, FAST_IN, 11, argv, &pl);
+  if (!f) return NULL;
+  int64_t hashLen = (int64_t)2 << f->sessBits;
+  if (fast_array(env, fn, argv[2], napi_int32_array, "peers", (void **)&f->peers, NULL, f->maxPeers * FP_WORDS) ||
+      fast_array(env, fn, argv[3], napi_int32_array, "sessions", (void **)&f->hash, NULL, hashLen) ||
+      fast_array(env, fn, argv[4], napi_int32_array, "sess", (void **)&f->sess, NULL, f->maxSessions * FS_WORDS) ||
+      fast_array(env, fn, argv[5], napi_uint32_array, "rings", (void **)&f->rings, NULL, f->maxSessions * FR_WORDS) ||
+      fast_array(env, fn, argv[6], napi_float64_array, "lasts", (void **)&f->lasts, NULL, f->maxSessions) ||
+      fast_array(env, fn, argv[7], napi_uint8_array, "keys", (void **)&f->keys, &f->keysLen, 0) ||
+      fast_array(env, fn, argv[9], napi_int32_array, "endpoints", (void **)&f->epHash, NULL, hashLen) ||
+      fast_array(env, fn, argv[10], napi_int32_array, "peerIds", (void **)&f->idHash, NULL, hashLen)) {
+    fast_free(env, f);
+    return NULL;
+  }
+  fast_install(env, fn, pl, f, 11, argv);
   return NULL;
 }
 

@@ -558,6 +558,14 @@ static napi_value fd_close(napi_env env, napi_callback_info info) {
 }
 
 /* The IPv4 source of a received datagram (host order), or 0:0 when it has none. */
+/* An IPv4 socket address from a host-order address and port. */
+static void set_sockaddr(struct sockaddr_in *sa, uint32_t ip, uint32_t port) {
+  memset(sa, 0, sizeof *sa);
+  sa->sin_family = AF_INET;
+  sa->sin_addr.s_addr = htonl(ip);
+  sa->sin_port = htons((uint16_t)port);
+}
+
 static void recv_source(const struct msghdr *h, const struct sockaddr_in *sa, uint32_t *ip, uint32_t *port) {
   int v4 = h->msg_namelen >= sizeof(struct sockaddr_in) && sa->sin_family == AF_INET;
   *ip = v4 ? ntohl(sa->sin_addr.s_addr) : 0;
@@ -1150,10 +1158,7 @@ struct gso_scratch_s {
 static __thread int tGsoOff;
 
 static void gso_set_addr(struct sockaddr_in *sa, const uint32_t *addrs, int64_t i) {
-  memset(sa, 0, sizeof *sa);
-  sa->sin_family = AF_INET;
-  sa->sin_addr.s_addr = htonl(addrs[2 * i]);
-  sa->sin_port = htons((uint16_t)addrs[2 * i + 1]);
+  set_sockaddr(sa, addrs[2 * i], addrs[2 * i + 1]);
 }
 
 /*
@@ -1412,6 +1417,21 @@ static void l4_fix_csum(const uint8_t *ip, uint8_t *l4, size_t l4len, size_t csu
 }
 
 /*
+ * A plain packet whose vnet header h says NEEDS_CSUM: the field at
+ * csum_start + csum_offset holds the pseudo-header sum; complete it over
+ * [csum_start, plen) in pkt. Returns 0 (nothing written) when the offsets
+ * fall outside the packet.
+ */
+static int vnet_complete_csum(const uint8_t *h, uint8_t *pkt, int64_t plen) {
+  uint16_t csumStart = (uint16_t)(h[6] | (h[7] << 8)), csumOff = (uint16_t)(h[8] | (h[9] << 8)); /* little-endian */
+  if ((int64_t)csumStart + csumOff + 2 > plen) return 0;
+  uint16_t c = csum_fold(csum_add(0, pkt + csumStart, (size_t)(plen - csumStart)));
+  if (pkt[9] == IPPROTO_UDP && c == 0) c = 0xffff;
+  put16(pkt + csumStart + csumOff, c);
+  return 1;
+}
+
+/*
  * Splits (or passes) the packet in sbuf[0..total) (vnet header first) into
  * slots, from segment state[SPLIT_NEXT] on, until the packet is done or the
  * slots run out. Returns the number of slots filled; updates state.
@@ -1426,7 +1446,6 @@ static int64_t vnet_split(const uint8_t *sbuf, int64_t total, uint8_t *mem, cons
   int64_t plen = total - VNET_HDR_LEN;
   uint8_t flags = h[0], gsoType = h[1] & (uint8_t)~VNET_GSO_ECN;
   uint16_t gsoSize = (uint16_t)(h[4] | (h[5] << 8)); /* virtio fields are little-endian */
-  uint16_t csumStart = (uint16_t)(h[6] | (h[7] << 8)), csumOff = (uint16_t)(h[8] | (h[9] << 8));
   /* Not IPv4 (an IPv6 neighbour solicitation, say): a plain packet is passed on as is, for the pipeline to count as dropNotIpv4. */
   int v4 = plen >= 20 && (pkt[0] >> 4) == 4;
   if (!v4 && (gsoType != VNET_GSO_NONE || plen < 1)) goto drop;
@@ -1438,13 +1457,7 @@ static int64_t vnet_split(const uint8_t *sbuf, int64_t total, uint8_t *mem, cons
     if (plen > cap) goto drop;
     uint8_t *out = mem + offsets[0];
     memcpy(out, pkt, (size_t)plen);
-    if (v4 && (flags & VNET_F_NEEDS_CSUM)) {
-      /* The field at csumStart+csumOff holds the pseudo-header sum; complete it over [csumStart, end). */
-      if ((int64_t)csumStart + csumOff + 2 > plen) goto drop;
-      uint16_t c = csum_fold(csum_add(0, out + csumStart, (size_t)(plen - csumStart)));
-      if (pkt[9] == IPPROTO_UDP && c == 0) c = 0xffff;
-      put16(out + csumStart + csumOff, c);
-    }
+    if (v4 && (flags & VNET_F_NEEDS_CSUM) && !vnet_complete_csum(h, out, plen)) goto drop;
     lens[0] = (int32_t)plen;
     state[SPLIT_PENDING] = 0;
     state[SPLIT_NEXT] = 0;

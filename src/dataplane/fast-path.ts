@@ -59,6 +59,7 @@ export const FR_WORDS = REPLAY_BITMAP_BITS / 32
 export const MAX_COUNTER_HIGH = 0x1f_ffff
 
 export function sharedInt32 (n: number): Int32Array { return new Int32Array(new SharedArrayBuffer(n * 4)) }
+export function sharedUint32 (n: number): Uint32Array { return new Uint32Array(new SharedArrayBuffer(n * 4)) }
 export function sharedFloat64 (n: number): Float64Array { return new Float64Array(new SharedArrayBuffer(n * 8)) }
 export function sharedUint8 (n: number): Uint8Array { return new Uint8Array(new SharedArrayBuffer(n)) }
 

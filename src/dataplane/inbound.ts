@@ -36,7 +36,7 @@ import { PeerTable, endpointKey, type RecvSession, type WorkerPeer } from './pee
 import { ReplayWindow } from '../crypto/replay.js'
 import { SpscRing } from './ring.js'
 import { clearPeerCounters, statsView } from './stats.js'
-import { FastPeers, FR_WORDS, FS_LOCAL_INDEX, FS_SLOT, FS_WORDS, IntHash, endpointHashKey, fastConfig, sharedFloat64, sharedInt32, sharedUint8 } from './fast-path.js'
+import { FastPeers, FR_WORDS, FS_LOCAL_INDEX, FS_SLOT, FS_WORDS, IntHash, endpointHashKey, fastConfig, sharedFloat64, sharedInt32, sharedUint32, sharedUint8 } from './fast-path.js'
 import {
   C, COUNTERS, CTRL_KIND_PACKET, CTRL_KIND_RELAYED, CTRL_KIND_UNKNOWN_INDEX, CTRL_KIND_UNKNOWN_RELAY_SOURCE,
   CTRL_RING_SLOTS, CTRL_SLOT_SIZE, META_IP, META_KIND, META_LEN, META_PORT, META_SOCK, META_VIA, META_WORDS,
@@ -107,7 +107,7 @@ export class Inbound {
     this.#maxSessions = maxSessions
     this.#sessionHash = new IntHash(maxSessions)
     this.#sess = sharedInt32(maxSessions * FS_WORDS)
-    this.#rings = new Uint32Array(new SharedArrayBuffer(maxSessions * FR_WORDS * 4))
+    this.#rings = sharedUint32(maxSessions * FR_WORDS)
     this.#lasts = sharedFloat64(maxSessions)
     this.#fastPeers = new FastPeers(init.maxPeers)
     this.#epHash = new IntHash(maxSessions)
