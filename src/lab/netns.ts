@@ -259,7 +259,7 @@ export function destroyNamespacesSync (names: readonly string[], opts: { killSpa
 
 /**
  * The pid of the process that created lab namespace `ns`, decoded from its
- * name (`lwt-<pid base36, 5 chars><2 random>-...`, see topology.ts
+ * name (`lwt-<pid base36, 5 chars><2-char sequence>-...`, see topology.ts
  * `newLabId`), or null when the name does not carry one.
  */
 export function labOwnerPid (ns: string, prefix = LAB_PREFIX): number | null {

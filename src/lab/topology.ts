@@ -97,14 +97,22 @@ export interface Topology {
 export const WAN_PREFIX = 16
 export const SERVER_WAN_IP = '100.64.0.1'
 
+/** Ids one process can hold at once: two base-36 chars. */
+const LAB_SEQ_SPACE = 36 * 36
+/** The last sequence number handed out; starts at a random point so a reused pid rarely meets a dead owner's leftovers. */
+let labSeq = randomBytes(2).readUInt16BE(0) % LAB_SEQ_SPACE
+
 /**
  * A lab id: the creating process's pid in base 36 (5 chars, so stale-lab
- * cleanup can tell whether the owner still runs: `labOwnerPid`) + 2 random
- * chars. All [a-z0-9].
+ * cleanup can tell whether the owner still runs: `labOwnerPid`) + 2 chars
+ * of a per-process sequence, so the 1,296 ids a process draws in a row are
+ * all different (two random chars could repeat an id still in use, one
+ * draw in 1,296 against one live lab, and two labs then shared namespace
+ * names). All [a-z0-9].
  */
 export function newLabId (): string {
-  const rnd = (randomBytes(2).readUInt16BE(0) % 1296).toString(36).padStart(2, '0')
-  return process.pid.toString(36).padStart(5, '0').slice(-5) + rnd
+  labSeq = (labSeq + 1) % LAB_SEQ_SPACE
+  return process.pid.toString(36).padStart(5, '0').slice(-5) + labSeq.toString(36).padStart(2, '0')
 }
 
 interface LanGroup {
