@@ -10,7 +10,7 @@
  * whose AVX-512 code wins from a few hundred bytes up.
  *
  * Checked byte for byte against @noble/ciphers and the RFC 8439 vectors
- * (test/unit/native.test.ts, every size 0..1500 both ways). open verifies the
+ * (test/native/native.test.ts, every size 0..1500 both ways). open verifies the
  * tag (constant time) BEFORE decrypting: a forged packet is left untouched.
  */
 #ifndef LWT_CHACHA20POLY1305_H

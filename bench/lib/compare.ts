@@ -3,7 +3,7 @@
  * measurement to a reference measured in the same run (a calibration loop,
  * the raw link), so a slower or busier machine moves both and the ratio
  * stays put. A metric regresses when its ratio falls below
- * baseline × (1 − tolerance). Pure functions (test/unit/bench-compare.test.ts).
+ * baseline × (1 − tolerance). Pure functions (test/bench/compare.test.ts).
  */
 
 export interface BaselineMetric {

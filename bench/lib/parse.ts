@@ -2,7 +2,7 @@
  * Pure parsers and statistics for the benchmark harness: iperf3 JSON
  * (TCP and UDP), ping per-packet RTTs, /proc/stat and /proc/PID files.
  * Nothing here touches the system; tests feed them captured text
- * (test/unit/bench-parse.test.ts).
+ * (test/bench/parse.test.ts).
  */
 
 /** Percentile by linear interpolation between closest ranks (p in 0..100). null for an empty list. */

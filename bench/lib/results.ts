@@ -1,7 +1,7 @@
 /**
  * The harness's result model and its renderings: a markdown table and an SVG
  * chart drawn by hand (throughput and latency per tunnel). Pure functions of
- * the result object (test/unit/bench-report.test.ts).
+ * the result object (test/bench/report.test.ts).
  */
 
 export interface Busy {

@@ -14,7 +14,7 @@
  *
  * Cost, deliberately slow: measured 70-85 ms wall time and 32 MiB of memory
  * per call with Node 20.20 (OpenSSL scrypt) on the development machine
- * (x86-64 container; see test/unit/kdf.test.ts, which logs the figure).
+ * (x86-64 container; see test/crypto/kdf.test.ts, which logs the figure).
  * Never call it per packet or per handshake. Runs on libuv's thread pool, so
  * it does not block the event loop.
  */

@@ -3,7 +3,7 @@
  * handshakes on its main thread, and this is what bounds how many per second.
  * Measured side by side on this machine (loaded, 2 cores): a key pair 58 µs
  * and a shared secret ~65 µs here, against 350 µs and 900 µs with noble.
- * test/unit/x25519.test.ts checks both agree (and RFC 7748's vector).
+ * test/crypto/x25519.test.ts checks both agree (and RFC 7748's vector).
  *
  * Keys cross OpenSSL as JWK: importing raw keys as DER (PKCS#8/SPKI) costs
  * 0.7–1.2 ms a key through OpenSSL 3's decoders, JWK ~12–50 µs. A private key
