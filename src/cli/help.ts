@@ -1,10 +1,12 @@
 /**
  * The help text: `lightweight-tunnel --help`, `help [TOPIC]`, `COMMAND --help`.
- * Written like a man page and kept accurate to config/load.ts; every default
- * and limit comes from config/defaults.ts so the two cannot drift apart.
+ * Written like a man page and kept accurate to the option table in
+ * cli/options.ts and the settings config/load.ts reads; every default and
+ * limit comes from config/defaults.ts and the ignored Go keys from
+ * config/go-compat.ts, so the text and the checks cannot drift apart.
  */
 import { CONTROL_DIR, DEFAULTS, LIMITS } from '../config/defaults.js'
-import { GO_IGNORED_KEYS } from '../config/load.js'
+import { GO_IGNORED_KEYS } from '../config/go-compat.js'
 
 /** Word-wraps `text` at `width` columns, every line indented by `indent` spaces. */
 function wrap (text: string, indent: number, width: number): string {

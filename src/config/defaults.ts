@@ -1,6 +1,7 @@
 /**
- * Defaults and limits of every configuration value, in one place. config/load.ts
- * applies them; cli/help.ts prints them; nothing else hard-codes these numbers.
+ * Defaults and limits of every configuration value, in one place.
+ * config/load.ts and config/validate.ts apply them; cli/help.ts prints them;
+ * nothing else hard-codes these numbers.
  *
  * The control socket's default path is per device AND per network namespace,
  * so two daemons in different namespaces of one host never collide even when

@@ -1,6 +1,7 @@
 /**
  * The validated, frozen configuration of one daemon. Produced once by
- * config/load.ts from argv and/or a JSON file; nothing else parses options.
+ * loadConfig() in config/load.ts from the settings cli/args.ts parsed out of
+ * argv and/or the JSON file named by -c; nothing else interprets options.
  */
 export type Mode = 'server' | 'client'
 
@@ -58,3 +59,16 @@ export interface Config {
    */
   readonly fastPath: boolean
 }
+
+/** A setting's name: a Config field, and its key in our own JSON files. */
+export type SettingKey = keyof Config
+
+const SETTING_LIST = [
+  'mode', 'listen', 'remote', 'tun', 'key', 'dev', 'control', 'mtu', 'maxClients',
+  'p2p', 'keepalive', 'logLevel', 'placement', 'fastPath'
+] as const satisfies readonly SettingKey[]
+/** Compiles only while SETTING_LIST names every Config field (unused at run time). */
+const LISTS_EVERY_SETTING: [Exclude<SettingKey, typeof SETTING_LIST[number]>] extends [never] ? true : never = true
+
+/** Every setting, in the order of Config (and of the file keys listed in messages). */
+export const SETTINGS: readonly SettingKey[] = Object.freeze(SETTING_LIST)

@@ -6,7 +6,7 @@ import t from 'tap'
 import { readFileSync, statSync, writeFileSync, chmodSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { exampleConfigs, generateKey, writeExampleConfigs } from '../../src/config/genconfig.js'
-import { parseCommand } from '../../src/config/load.js'
+import { parseCommand } from '../../src/cli/args.js'
 import { isVpnError } from '../../src/errors.js'
 import { main } from '../../src/cli/main.js'
 

@@ -1,0 +1,292 @@
+/**
+ * The command line → one `Command`. `parseCommand(argv)` is the only place
+ * that reads argv; for the daemon commands it hands the settings to
+ * config/load.ts loadConfig(), and the result carries a validated,
+ * deep-frozen `Config`.
+ *
+ * Flow:
+ *   1. tokenize argv: the command word, positionals, and flag occurrences
+ *      (`--x v`, `--x=v`, `-x v`, `-x=v`: one or two dashes, like Go's flag;
+ *      the flags are in cli/options.ts);
+ *   2. merge occurrences per setting: the same setting given twice with
+ *      different values is a conflict (`--p2p --no-p2p`, `-q --verbose`);
+ *   3. help / version / -g / status / demo return early;
+ *   4. run: loadConfig() reads the -c file, takes flag ?? file ?? default for
+ *      every setting and validates it.
+ * Every problem of every step is collected, each naming the flag or file key,
+ * what was expected and what was given; any problem ⇒ one UsageError
+ * (ERR_USAGE) listing them all.
+ */
+import { resolve } from 'node:path'
+import { DEFAULTS, controlPathFor, currentNetnsId } from '../config/defaults.js'
+import { loadConfig, type FlagValue, type LoadEnv } from '../config/load.js'
+import { show } from '../config/messages.js'
+import { SETTINGS, type Config, type SettingKey } from '../config/schema.js'
+import { checkControl, checkDev } from '../config/validate.js'
+import { VpnError } from '../errors.js'
+import { lookupFlag, suggestFlag, type OptKey, type OptSpec } from './options.js'
+
+export type Command =
+  | { kind: 'run', config: Config, warnings: string[] }
+  | { kind: 'status', json: boolean, control: string }
+  | { kind: 'help', topic?: string }
+  | { kind: 'version' }
+  | { kind: 'genconfig', file: string }
+  | { kind: 'demo' }
+
+/** Injectable environment of the parser (tests). */
+export interface ParseEnv {
+  /** Network namespace id for the default control path (default: inode of /proc/self/ns/net). */
+  netnsId?: string | null
+  /** Directory against which relative paths are resolved (default: process.cwd()). */
+  cwd?: string
+}
+
+/** ERR_USAGE with every problem found, one sentence each. */
+export class UsageError extends VpnError {
+  readonly problems: readonly string[]
+  constructor (problems: string[]) {
+    super('ERR_USAGE', problems.join('\n'), { hint: 'see lightweight-tunnel --help' })
+    this.name = 'UsageError'
+    this.problems = Object.freeze([...problems])
+  }
+}
+
+export const COMMANDS = ['server', 'client', 'status', 'demo', 'help', 'version'] as const
+export const HELP_TOPICS = ['server', 'client', 'status', 'demo', 'help', 'version', 'config'] as const
+
+// ---------------------------------------------------------------------------
+// Tokenizing
+
+interface Occurrence {
+  readonly key: OptKey
+  /** The flag as typed, without `=value` (e.g. "-mtu", "--no-p2p"). */
+  readonly flag: string
+  /** undefined: a bool flag given `=false` with no effect (e.g. `--quiet=false`). */
+  readonly value: string | boolean | undefined
+  readonly spec: OptSpec
+}
+
+interface Tokens {
+  command: { name: string, token: string } | null
+  positionals: string[]
+  occurrences: Occurrence[]
+}
+
+/** Go's strconv.ParseBool. */
+function parseBool (s: string): boolean | null {
+  if (['1', 't', 'T', 'true', 'TRUE', 'True'].includes(s)) return true
+  if (['0', 'f', 'F', 'false', 'FALSE', 'False'].includes(s)) return false
+  return null
+}
+
+function isCommand (s: string): boolean {
+  return (COMMANDS as readonly string[]).includes(s)
+}
+
+function tokenize (argv: readonly string[], problems: string[]): Tokens {
+  const out: Tokens = { command: null, positionals: [], occurrences: [] }
+  let onlyPositionals = false
+  for (let i = 0; i < argv.length; i++) {
+    const token = argv[i]!
+    if (onlyPositionals || !token.startsWith('-') || token === '-') {
+      if (out.command === null && out.positionals.length === 0) {
+        if (isCommand(token)) {
+          out.command = { name: token, token }
+          continue
+        }
+        problems.push(`unknown command ${show(token)}: expected one of ${COMMANDS.join(', ')} (or Go-style flags such as -m server)`)
+        out.command = { name: '?', token }
+        continue
+      }
+      out.positionals.push(token)
+      continue
+    }
+    if (token === '--') { onlyPositionals = true; continue }
+    const hit = lookupFlag(token)
+    if (hit === null) {
+      problems.push(`unknown option ${show(token.split('=')[0]!)}${suggestFlag(token)}`)
+      // Skip what is probably its value, so it is not reported as a stray argument too.
+      const next = argv[i + 1]
+      if (!token.includes('=') && next !== undefined && !next.startsWith('-') &&
+          !(out.command === null && isCommand(next))) i++
+      continue
+    }
+    const { spec, flag, inline } = hit
+    if (spec.type === 'string') {
+      let value = inline
+      if (value === undefined) {
+        const next = argv[i + 1]
+        if (next === undefined || lookupFlag(next) !== null) {
+          problems.push(`${flag}: expected a value after it, got ${next === undefined ? 'nothing' : `the option ${show(next)}`}`)
+          continue
+        }
+        value = next
+        i++
+      }
+      out.occurrences.push({ key: spec.key, flag, value, spec })
+    } else if (spec.type === 'bool') {
+      let value: boolean | null = true
+      if (inline !== undefined) {
+        value = parseBool(inline)
+        if (value === null) {
+          problems.push(`${flag}: expected true or false after "=", got ${show(inline)}`)
+          continue
+        }
+      }
+      out.occurrences.push({ key: spec.key, flag, value, spec })
+    } else {
+      if (inline !== undefined) {
+        const b = parseBool(inline)
+        if (b === null) {
+          problems.push(`${flag}: expected no value (or =true / =false), got ${show(inline)}`)
+          continue
+        }
+        out.occurrences.push({ key: spec.key, flag, value: b ? spec.fixed : undefined, spec })
+        continue
+      }
+      out.occurrences.push({ key: spec.key, flag, value: spec.fixed, spec })
+    }
+  }
+  return out
+}
+
+function mergeOccurrences (occ: readonly Occurrence[], problems: string[]): Map<OptKey, FlagValue> {
+  const merged = new Map<OptKey, FlagValue>()
+  for (const o of occ) {
+    if (o.key === 'goIgnored' || o.value === undefined) continue
+    const prev = merged.get(o.key)
+    if (prev === undefined) { merged.set(o.key, { value: o.value, flag: o.flag }); continue }
+    if (prev.value === o.value) continue
+    const msg = prev.flag === o.flag
+      ? `${o.flag}: given twice with different values (${show(prev.value)} and ${show(o.value)}); give it once`
+      : `${prev.flag} and ${o.flag} conflict: ${describeSetting(o.key, prev)}, ${describeSetting(o.key, { value: o.value, flag: o.flag })}; give only one`
+    if (!problems.includes(msg)) problems.push(msg)
+  }
+  return merged
+}
+
+function describeSetting (key: OptKey, s: FlagValue): string {
+  if (key === 'p2p') return `${s.flag} turns direct paths ${s.value === true ? 'on' : 'off'}`
+  if (key === 'logLevel') return `${s.flag} sets log level ${String(s.value)}`
+  if (typeof s.value === 'boolean') return `${s.flag} sets ${String(s.value)}`
+  return `${s.flag} ${show(s.value)}`
+}
+
+// ---------------------------------------------------------------------------
+// Dispatch
+
+/**
+ * Parses argv (without node and script) into a Command. Throws UsageError
+ * (code ERR_USAGE, `.problems` = every problem) when anything is wrong.
+ */
+export function parseCommand (argv: readonly string[], parseEnv: ParseEnv = {}): Command {
+  const problems: string[] = []
+  const tokens = tokenize(argv, problems)
+  const flags = mergeOccurrences(tokens.occurrences, problems)
+  const cmd = tokens.command?.name ?? null
+  if (cmd === '?') throw new UsageError(problems)
+  const env: LoadEnv = {
+    cwd: parseEnv.cwd ?? process.cwd(),
+    netnsId: parseEnv.netnsId === undefined ? currentNetnsId() : parseEnv.netnsId
+  }
+
+  // help wins over everything except an unknown help topic.
+  if (cmd === 'help' || flags.get('help')?.value === true) return parseHelp(tokens, cmd)
+  if (cmd === 'version' || flags.get('version')?.value === true) {
+    if (cmd === 'version') rejectExtras(tokens, ['version', 'logLevel'], 'version', problems)
+    if (problems.length > 0) throw new UsageError(problems)
+    return { kind: 'version' }
+  }
+
+  const genconfig = flags.get('genconfig')
+  if (genconfig !== undefined) {
+    if (cmd !== null) problems.push(`-g: writes example configs and exits; it takes no command, got ${show(tokens.command!.token)}`)
+    rejectExtras(tokens, ['genconfig', 'logLevel'], '-g', problems)
+    const file = String(genconfig.value)
+    if (file === '') problems.push(`${genconfig.flag}: expected a file name, got an empty string`)
+    if (problems.length > 0) throw new UsageError(problems)
+    return { kind: 'genconfig', file: resolve(env.cwd, file) }
+  }
+
+  if (cmd === 'status') return parseStatus(tokens, flags, problems, env)
+  if (cmd === 'demo') {
+    rejectExtras(tokens, ['logLevel'], 'demo', problems)
+    if (problems.length > 0) throw new UsageError(problems)
+    return { kind: 'demo' }
+  }
+
+  if (cmd === null && tokens.occurrences.length === 0) {
+    if (problems.length === 0) problems.push(`no command given: expected one of ${COMMANDS.join(', ')}`)
+    throw new UsageError(problems)
+  }
+  return parseRun(tokens, flags, problems, env)
+}
+
+function parseHelp (tokens: Tokens, cmd: string | null): Command {
+  let topic: string | undefined
+  if (cmd === 'help') {
+    topic = tokens.positionals[0]
+    if (tokens.positionals.length > 1) {
+      throw new UsageError([`help: expected at most one topic, got ${tokens.positionals.map(show).join(' ')}`])
+    }
+  } else if (cmd !== null) {
+    topic = cmd
+  }
+  if (topic !== undefined && !(HELP_TOPICS as readonly string[]).includes(topic)) {
+    throw new UsageError([`help: unknown topic ${show(topic)}: expected one of ${HELP_TOPICS.join(', ')}`])
+  }
+  if (topic === 'help') topic = undefined
+  return topic === undefined ? { kind: 'help' } : { kind: 'help', topic }
+}
+
+/** Adds a problem for every flag or positional that `context` does not take. */
+function rejectExtras (tokens: Tokens, allowed: OptKey[], context: string, problems: string[]): void {
+  for (const p of tokens.positionals) problems.push(`${context}: unexpected argument ${show(p)}`)
+  const seen = new Set<string>()
+  for (const o of tokens.occurrences) {
+    if (allowed.includes(o.key) || seen.has(o.flag)) continue
+    seen.add(o.flag)
+    problems.push(`${o.flag}: not an option of ${context}`)
+  }
+}
+
+function parseStatus (tokens: Tokens, flags: Map<OptKey, FlagValue>, problems: string[], env: LoadEnv): Command {
+  rejectExtras(tokens, ['json', 'control', 'dev', 'logLevel'], 'status', problems)
+  const control = flags.get('control')
+  const dev = flags.get('dev')
+  let path: string | null = null
+  if (control !== undefined && dev !== undefined) {
+    problems.push(`${control.flag} and ${dev.flag} conflict: ${dev.flag} only chooses the default control socket path, which ${control.flag} replaces; give only one`)
+  }
+  if (control !== undefined) path = checkControl(String(control.value), control.flag, env.cwd, problems)
+  else {
+    const d = dev === undefined ? DEFAULTS.dev : checkDev(String(dev.value), dev.flag, problems)
+    if (d !== null) path = controlPathFor(d, env.netnsId)
+  }
+  if (problems.length > 0 || path === null) throw new UsageError(problems)
+  return { kind: 'status', json: flags.get('json')?.value === true, control: path }
+}
+
+/** server / client / Go-style `-m MODE` / `-c FILE`: the daemon runs with the Config loadConfig() builds. */
+function parseRun (tokens: Tokens, flags: Map<OptKey, FlagValue>, problems: string[], env: LoadEnv): Command {
+  for (const p of tokens.positionals) problems.push(`unexpected argument ${show(p)}`)
+  for (const k of ['json', 'genconfig'] as const) {
+    const f = flags.get(k)
+    if (f !== undefined) problems.push(`${f.flag}: not an option of server or client`)
+  }
+  const settings = new Map<SettingKey, FlagValue>()
+  for (const k of SETTINGS) {
+    const f = flags.get(k)
+    if (f !== undefined) settings.set(k, f)
+  }
+  const name = tokens.command?.name
+  const { config, warnings } = loadConfig({
+    command: name === 'server' || name === 'client' ? name : null,
+    flags: settings,
+    configFile: flags.get('config'),
+    ignoredFlags: tokens.occurrences.filter(o => o.key === 'goIgnored').map(o => ({ flag: o.flag, goKey: o.spec.goKey!, value: o.value }))
+  }, env, problems)
+  if (config === null) throw new UsageError(problems)
+  return { kind: 'run', config, warnings }
+}
