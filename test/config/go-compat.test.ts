@@ -1,0 +1,187 @@
+/**
+ * config/go-compat.ts: a config file written with the Go project's key names
+ * loads into the same Config as the equivalent Go-style flags; Go's quirks
+ * (empty strings for unset keys, 0 for "the default") are understood; every
+ * Go key we ignore gives exactly its warning, from a file or as a flag; and
+ * readConfigFile's own answers (settings, conflicts, unknown keys) per case.
+ */
+import t, { type Test } from 'tap'
+import { chmodSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { parseCommand } from '../../src/cli/args.js'
+import { SPECS } from '../../src/cli/options.js'
+import { GO_IGNORED_KEYS, GO_KEYS, fileNamesOf, goBlank, ignoredWarning, readConfigFile, zeroMeantDefault } from '../../src/config/go-compat.js'
+import type { Config } from '../../src/config/schema.js'
+import type { Raw } from '../../src/config/validate.js'
+
+const ENV = { netnsId: '4026531840', cwd: '/srv/lwt' }
+
+function writer (t: Test): (name: string, content: unknown) => string {
+  const dir = t.testdir({})
+  return (name, content) => {
+    const p = join(dir, name)
+    writeFileSync(p, typeof content === 'string' ? content : JSON.stringify(content))
+    chmodSync(p, 0o600)
+    return p
+  }
+}
+
+function run (argv: string[]): { config: Config, warnings: string[] } {
+  const cmd = parseCommand(argv, ENV)
+  if (cmd.kind !== 'run') throw new Error(`expected run, got ${cmd.kind}`)
+  return cmd
+}
+
+t.test('a Go file loads into the same Config as the equivalent Go flags', async t => {
+  const file = writer(t)
+  const cases: Array<{ name: string, json: Record<string, unknown>, argv: string[] }> = [
+    {
+      name: 'server',
+      json: { mode: 'server', local_addr: '0.0.0.0:9500', remote_addr: '', tunnel_addr: '10.8.0.1/24', key: 'go-key-1234', mtu: 1350, tun_name: 'tun0', max_clients: 7, keepalive: 15 },
+      argv: ['-m', 'server', '-l', '0.0.0.0:9500', '-t', '10.8.0.1/24', '-k', 'go-key-1234', '-mtu', '1350', '-tun-name', 'tun0', '-max-clients', '7', '-keepalive', '15']
+    },
+    {
+      name: 'client',
+      json: { mode: 'client', remote_addr: 'vpn.example.com:9000', tunnel_addr: '10.8.0.2/24', key: 'go-key-1234', mtu: 1300, tun_name: 'tun1', p2p_enabled: false, keepalive: 20 },
+      argv: ['-m', 'client', '-r', 'vpn.example.com:9000', '-t', '10.8.0.2/24', '-k', 'go-key-1234', '-mtu', '1300', '-tun-name', 'tun1', '-p2p=false', '-keepalive', '20']
+    },
+    {
+      name: 'client, Go generator blanks (empty tun_name is the default device)',
+      json: { mode: 'client', remote_addr: '203.0.113.5:9000', tunnel_addr: '10.0.0.2/24', key: 'abcdefgh', tun_name: '' },
+      argv: ['-m', 'client', '-r', '203.0.113.5:9000', '-t', '10.0.0.2/24', '-k', 'abcdefgh']
+    },
+    {
+      name: 'server, Go zeros are the defaults',
+      json: { mode: 'server', tunnel_addr: '10.0.0.1/24', key: 'abcdefgh', mtu: 0, max_clients: 0, keepalive: 0 },
+      argv: ['-m', 'server', '-t', '10.0.0.1/24', '-k', 'abcdefgh']
+    }
+  ]
+  for (const c of cases) {
+    t.test(c.name, async t => {
+      const f = file(`${c.name.split(',')[0]!}-${cases.indexOf(c)}.json`, c.json)
+      const fromFile = run(['-c', f])
+      const fromFlags = run(c.argv)
+      t.same(fromFile.config, fromFlags.config)
+      t.same(fromFlags.warnings, [])
+    })
+  }
+  t.test('the zeros say so, one warning each', async t => {
+    const f = file('zeros.json', cases[3]!.json)
+    t.same(run(['-c', f]).warnings, [
+      `${f}: "mtu": 0 meant "the default" in the Go program; using 1400 (write "auto" or leave the key out to say so)`,
+      `${f}: "max_clients": 0 meant "the default" in the Go program; using 100`,
+      `${f}: "keepalive": 0 meant "the default" in the Go program; using 10`
+    ])
+  })
+})
+
+t.test('every ignored Go key gives exactly its warning', async t => {
+  const file = writer(t)
+  const base = { mode: 'server', tunnel_addr: '10.0.0.1/24', key: 'abcdefgh' }
+  for (const [k, why] of Object.entries(GO_IGNORED_KEYS)) {
+    t.test(k, async t => {
+      const f = file(`${k}.json`, { ...base, [k]: 1 })
+      const { config, warnings } = run(['-c', f])
+      t.same(warnings, [`${f}: "${k}" is a Go lightweight-tunnel setting that is ignored: ${why}`])
+      t.same(config, run(['-c', file(`${k}-without.json`, base)]).config, 'and changes nothing')
+    })
+  }
+  t.test('client_isolation: true and multi_client: false say what they asked for', async t => {
+    const f = file('asked.json', { ...base, client_isolation: true, multi_client: false })
+    t.same(run(['-c', f]).warnings, [
+      `${f}: "client_isolation" is a Go lightweight-tunnel setting that is ignored: it is set to true, but ${GO_IGNORED_KEYS.client_isolation}`,
+      `${f}: "multi_client" is a Go lightweight-tunnel setting that is ignored: it is set to false, but ${GO_IGNORED_KEYS.multi_client}`
+    ])
+  })
+  t.test('the Go flags for the same features warn with the same reason', async t => {
+    const SERVER = ['server', '-t', '10.0.0.1/24', '-k', 'abcdefgh']
+    for (const spec of SPECS.filter(s => s.key === 'goIgnored')) {
+      const argv = spec.type === 'bool' ? [`-${spec.names[0]!}`] : [`-${spec.names[0]!}`, '1']
+      // A bare bool flag is `true`: for -client-isolation that asks for what is not there.
+      const asked = spec.names[0] === 'client-isolation' ? 'it is set to true, but ' : ''
+      t.same(run([...SERVER, ...argv]).warnings, [`-${spec.names[0]!} is a Go lightweight-tunnel setting that is ignored: ${asked}${GO_IGNORED_KEYS[spec.goKey!]!}`], spec.names[0]!)
+    }
+  })
+})
+
+t.test('Go-named settings the mode does not use are warnings, ours are errors', async t => {
+  const file = writer(t)
+  const go = file('go.json', { mode: 'client', local_addr: '0.0.0.0:9000', remote_addr: '203.0.113.5:9000', tunnel_addr: '10.0.0.2/24', key: 'abcdefgh', max_clients: 5 })
+  t.same(run(['-c', go]).warnings, [
+    `${go}: "max_clients" is ignored in client mode: it limits clients on a server`,
+    `${go}: "local_addr" is ignored in client mode, as in the Go program; use "listen" to choose the client's local address`
+  ])
+  const server = file('go-server.json', { mode: 'server', tunnel_addr: '10.0.0.1/24', key: 'abcdefgh', p2p_enabled: true })
+  t.same(run(['-c', server]).warnings, [`${server}: "p2p_enabled" is ignored in server mode: direct paths are a client setting`])
+})
+
+t.test('readConfigFile', async t => {
+  const file = writer(t)
+  const read = (content: unknown): { settings: Record<string, unknown>, problems: string[], warnings: string[], path: string } => {
+    const path = file('c.json', content)
+    const problems: string[] = []
+    const warnings: string[] = []
+    const settings = Object.fromEntries(readConfigFile(path, '-c', problems, warnings))
+    return { settings, problems, warnings, path }
+  }
+  t.test('our names and Go names map to the same settings', async t => {
+    const r = read({ tun: '10.0.0.1/24', local_addr: ':1' })
+    t.same(r.settings, {
+      tun: { value: '10.0.0.1/24', source: `${r.path}: "tun"`, from: 'file', goName: false },
+      listen: { value: ':1', source: `${r.path}: "local_addr"`, from: 'file', goName: true }
+    })
+    t.same([r.problems, r.warnings], [[], []])
+  })
+  t.test('both names with one value is fine, with two values a conflict', async t => {
+    t.same(read({ tun: '10.0.0.1/24', tunnel_addr: '10.0.0.1/24' }).problems, [])
+    const r = read({ tun: '10.0.0.1/24', tunnel_addr: '10.0.0.5/24' })
+    t.same(r.problems, [`${r.path}: "tun" and ${r.path}: "tunnel_addr" conflict: both set the same thing, to "10.0.0.1/24" and "10.0.0.5/24"; keep one`])
+  })
+  t.test('unknown keys: one problem each, with a suggestion when one is close', async t => {
+    const r = read({ tunel_addr: 'x', colour: 'blue', fec_dat: 1 })
+    const valid = 'mode, listen, remote, tun, key, dev, control, mtu, maxClients, p2p, keepalive, logLevel, placement, fastPath, local_addr, remote_addr, tunnel_addr, tun_name, max_clients, p2p_enabled'
+    t.same(r.problems, [
+      `${r.path}: unknown key "tunel_addr" (did you mean "tunnel_addr"?); expected one of ${valid}`,
+      `${r.path}: unknown key "colour"; expected one of ${valid}`,
+      `${r.path}: unknown key "fec_dat" (did you mean "fec_data"?); expected one of ${valid}`
+    ])
+    t.same(r.settings, {})
+  })
+  t.test('a world-readable file holding the key', async t => {
+    const r = read({ key: 'abcdefgh' })
+    chmodSync(r.path, 0o644)
+    const warnings: string[] = []
+    readConfigFile(r.path, '-c', [], warnings)
+    t.same(warnings, [`${r.path} is readable by every user and holds the key; run: chmod 600 ${r.path}`])
+  })
+  t.test('not JSON, not an object, not there', async t => {
+    const bad = read('{ "mode": ')
+    t.match(bad.problems, [new RegExp(`^${bad.path}: expected JSON, got a parse error: `)])
+    const arr = read('[1]')
+    t.same(arr.problems, [`${arr.path}: expected a JSON object ({ "mode": ..., ... }), got an array`])
+    const num = read('5')
+    t.same(num.problems, [`${num.path}: expected a JSON object ({ "mode": ..., ... }), got 5`])
+    const problems: string[] = []
+    t.same(readConfigFile('/nonexistent/lwt.json', '--config', problems, []).size, 0)
+    t.same(problems, ['--config: expected a readable JSON config file, got "/nonexistent/lwt.json" (no such file)'])
+  })
+})
+
+t.test('helpers', async t => {
+  t.test('fileNamesOf: ours first, then Go\'s', async t => {
+    t.same(fileNamesOf('tun'), ['tun', 'tunnel_addr'])
+    t.same(fileNamesOf('key'), ['key'])
+    for (const [goKey, setting] of Object.entries(GO_KEYS)) t.ok(fileNamesOf(setting).includes(goKey), goKey)
+  })
+  const raw = (value: unknown, goName: boolean, from: 'file' | 'flag' = 'file'): Raw => ({ value, source: 'f: "k"', from, goName })
+  t.test('goBlank: only an empty Go-named file key', async t => {
+    t.equal(goBlank(raw('', true)), true)
+    t.equal(goBlank(raw('', false)), false)
+    t.equal(goBlank(raw('', false, 'flag')), false)
+    t.equal(goBlank(raw('x', true)), false)
+  })
+  t.test('zeroMeantDefault and ignoredWarning', async t => {
+    t.equal(zeroMeantDefault(raw(0, true), 100), 'f: "k": 0 meant "the default" in the Go program; using 100')
+    t.equal(ignoredWarning('-x', 'no_such_key', 1), '-x is a Go lightweight-tunnel setting that is ignored: it has no equivalent here')
+  })
+})
