@@ -77,6 +77,7 @@ interface Settings {
   missingName (key: SettingKey, flag: string): string
 }
 
+/** Step 1: warn about ignored Go flags, read the file, and say where each setting comes from. */
 function collectSettings (input: RunInput, cwd: string, problems: string[], warnings: string[]): Settings {
   const seenIgnored = new Set<string>()
   for (const f of input.ignoredFlags) {
@@ -109,6 +110,7 @@ function collectSettings (input: RunInput, cwd: string, problems: string[], warn
   }
 }
 
+/** Step 2: the command word, -m and the file's "mode" must each be a mode, and agree. */
 function resolveMode (command: Mode | null, s: Settings, problems: string[]): Mode | null {
   const sources: Array<{ mode: unknown, label: string, source: string }> = []
   if (command !== null) sources.push({ mode: command, label: `the ${command} command`, source: command })
@@ -132,6 +134,7 @@ function resolveMode (command: Mode | null, s: Settings, problems: string[]): Mo
   return null
 }
 
+/** Step 3: a server takes no remote and no p2p; a client takes no maxClients. */
 function checkModeScope (mode: Mode | null, s: Settings, problems: string[], warnings: string[]): void {
   if (mode === 'server') {
     const r = s.pick('remote')
