@@ -28,14 +28,14 @@ export const DEFAULTS = Object.freeze({
   /** Seconds. Short enough to keep common NAT UDP mappings (30 s and up) open. */
   keepalive: 10,
   logLevel: 'info' as const,
+  /** The native lone-packet path (docs/PERFORMANCE.md, "Idle latency"): on. */
+  fastPath: true,
   /**
    * Dataplane thread placement per mode, measured in docs/PERFORMANCE.md
    * ("Thread placement"): a client runs its pipelines on the main thread (same
    * speed, no second V8 isolate); a server keeps them on a worker, away from
    * handshake bursts of many clients on the main thread.
    */
-  /** The native lone-packet path (docs/PERFORMANCE.md, "Idle latency"): on. */
-  fastPath: true,
   placement: Object.freeze({ client: 'inline', server: 'fused' }) as { readonly client: 'split' | 'fused' | 'inline', readonly server: 'split' | 'fused' | 'inline' }
 })
 
