@@ -269,6 +269,18 @@ t.test('per-peer order is kept across batches, in both directions', async t => {
   t.match(r.counters(), { dropReplay: 0, dropAuthFailed: 0 })
 })
 
+t.test('a run of equal-size datagrams arrives coalesced (UDP GRO) and is split back in order', async t => {
+  const r = rig(t, 'client')
+  const { recvKey } = withServer(r)
+  const N = 150
+  for (let i = 0; i < N; i++) r.udp.inject(sealData(recvKey, LOCAL_INDEX, i, ipv4(SERVER_IP, CLIENT_IP, seqPayload(i, 1000))), SERVER_EP.ip, SERVER_EP.port)
+  await r.io.settle()
+  t.same(r.tun.take().map(seqOf), Array.from({ length: N }, (_, i) => i))
+  const c = r.counters()
+  t.ok(c.udpRxCoalesced >= 3, `coalesced datagrams counted (${c.udpRxCoalesced}: 150 segments of 1052 bytes, at most 62 per 64 KiB)`)
+  t.equal(c.udpRxPackets, N)
+})
+
 t.test(`no session yet: packets are queued (at most QUEUE_MAX = ${QUEUE_MAX}, the oldest dropped), one NEED_SESSION, flushed in order by SEND_KEY`, async t => {
   const r = rig(t, 'client')
   r.post({ code: 'PEER', slot: 1, peerId: 0, tunnelIp: SERVER_IP, endpointIp: SERVER_EP.ip, endpointPort: SERVER_EP.port, relayVia: false, fd: -1 })

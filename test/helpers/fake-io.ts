@@ -19,10 +19,11 @@
  *   the pipeline's memory, a send or TUN write copies out of it into a
  *   reused buffer of the queue. No allocation per packet once the queues
  *   have grown (bench/micro/pipeline.bench.ts relies on it).
- * - No offloads: tunOpenVnet grants none (offload 0), reads hand over one
- *   packet per slot, writes write each packet as is, udpSetGro says no, and
- *   the native fast path is attached but never takes a packet, so every
- *   packet goes through the TypeScript pipelines.
+ * - No TUN offloads: tunOpenVnet grants none (offload 0), reads hand over
+ *   one packet per slot, writes write each packet as is. UDP GRO is modelled
+ *   (udpRecvGro coalesces runs of equal-size datagrams as the kernel does);
+ *   sends are never segmented. The native fast path is attached but never
+ *   takes a packet, so every packet goes through the TypeScript pipelines.
  * - AEAD (aeadSealBatch/aeadOpenBatch) and fastLayout are the real addon's
  *   (crypto needs no root). The addon's test-only functions (vnetSplit,
  *   vnetCoalesce, poly1305Blocks, socketPairDgram) are not in the twin.
@@ -38,8 +39,8 @@ function errnoError (fn: string, syscall: string, code: string): Error {
 }
 
 const NOTHING = new Uint8Array(0)
-
-function endpointKey (ip: number, port: number): number { return ip * 65536 + port }
+/** Most segments the kernel's UDP GRO puts in one datagram. */
+const GRO_SEGMENTS = 64
 
 export function ipString (ip: number): string { return [ip >>> 24, (ip >>> 16) & 255, (ip >>> 8) & 255, ip & 255].join('.') }
 
@@ -49,35 +50,42 @@ function parseIp (fn: string, host: string): number {
   return ((Number(m[1]) << 24) | (Number(m[2]) << 16) | (Number(m[3]) << 8) | Number(m[4])) >>> 0
 }
 
-/** One queued packet: `data[0, len)`; ip/port: a datagram's source (rx) or destination (outbox). */
-interface Entry { data: Uint8Array, len: number, ip: number, port: number, own: Uint8Array | null }
+/** One queued packet, `times` times over: `data[0, len)`; ip/port: a datagram's source (rx) or destination (outbox). */
+interface Entry { data: Uint8Array, len: number, ip: number, port: number, times: number, own: Uint8Array | null }
 
-/** A FIFO of packets on a ring of reused entries (grows by doubling, never shrinks). */
+/** A FIFO of packets on a ring of reused entries (a power of two; grows by doubling, never shrinks). */
 export class PacketQueue {
   #ring: Entry[] = []
+  #mask = -1
   #head = 0
+  /** Entries in use. */
   #size = 0
+  /** Packets waiting (an entry counts `times`). */
+  #packets = 0
 
-  get length (): number { return this.#size }
+  get length (): number { return this.#packets }
 
   #slot (): Entry {
     if (this.#size === this.#ring.length) {
       const old = this.#ring
       const grown: Entry[] = []
-      for (let i = 0; i < old.length; i++) grown.push(old[(this.#head + i) % old.length]!)
-      for (let i = 0; i < Math.max(16, old.length); i++) grown.push({ data: NOTHING, len: 0, ip: 0, port: 0, own: null })
+      for (let i = 0; i < old.length; i++) grown.push(old[(this.#head + i) & this.#mask]!)
+      for (let i = 0, n = Math.max(16, old.length); i < n; i++) grown.push({ data: NOTHING, len: 0, ip: 0, port: 0, times: 1, own: null })
       this.#ring = grown
+      this.#mask = grown.length - 1
       this.#head = 0
     }
-    const e = this.#ring[(this.#head + this.#size) % this.#ring.length]!
+    const e = this.#ring[(this.#head + this.#size) & this.#mask]!
     this.#size++
     return e
   }
 
-  /** Queue the caller's bytes by reference. */
-  push (data: Uint8Array, ip = 0, port = 0): void {
+  /** Queue the caller's bytes by reference, `times` times (one entry: a benchmark's batch costs no per-packet push). */
+  push (data: Uint8Array, ip = 0, port = 0, times = 1): void {
+    if (times < 1) return
     const e = this.#slot()
-    e.data = data; e.len = data.length; e.ip = ip; e.port = port
+    e.data = data; e.len = data.length; e.ip = ip; e.port = port; e.times = times
+    this.#packets += times
   }
 
   /** Queue a copy of src[off, off + len) in the entry's own reused buffer. */
@@ -85,7 +93,8 @@ export class PacketQueue {
     const e = this.#slot()
     if (e.own === null || e.own.length < len) e.own = new Uint8Array(Math.max(len, 2048))
     e.own.set(src.subarray(off, off + len))
-    e.data = e.own; e.len = len; e.ip = ip; e.port = port
+    e.data = e.own; e.len = len; e.ip = ip; e.port = port; e.times = 1
+    this.#packets++
   }
 
   /** The oldest entry, or undefined; valid until the next push. */
@@ -100,10 +109,14 @@ export class PacketQueue {
     return e.len
   }
 
-  drop (): void {
+  /** Drop the oldest packet (`count` copies of the oldest entry, at most its `times`). */
+  drop (count = 1): void {
     const e = this.#ring[this.#head]!
+    this.#packets -= count
+    e.times -= count
+    if (e.times > 0) return
     if (e.own === null || e.data !== e.own) e.data = NOTHING // release the caller's bytes
-    this.#head = (this.#head + 1) % this.#ring.length
+    this.#head = (this.#head + 1) & this.#mask
     this.#size--
   }
 
@@ -129,8 +142,9 @@ export class FakeTun {
   removed = false
   constructor (readonly io: FakeIo, readonly name: string, readonly index: number) {}
 
-  inject (packet: Uint8Array): void {
-    this.toPipeline.push(packet)
+  /** The kernel routes `packet` into the device (`times` times over). Kept by reference until read. */
+  inject (packet: Uint8Array, times = 1): void {
+    this.toPipeline.push(packet, 0, 0, times)
     this.io.wake(this)
   }
 
@@ -149,11 +163,13 @@ export class FakeUdp {
   /** Keep outbox datagrams for takeSent(); false: count them only (benchmarks). */
   keepSent = true
   sentPackets = 0
+  /** UDP_GRO on (udpSetGro): udpRecvGro coalesces runs as the kernel would. */
+  gro = false
   constructor (readonly io: FakeIo, readonly ip: number, readonly port: number) {}
 
-  /** A datagram arrives from fromIp:fromPort. */
-  inject (bytes: Uint8Array, fromIp: number, fromPort: number): void {
-    this.rx.push(bytes, fromIp, fromPort)
+  /** A datagram arrives from fromIp:fromPort (`times` times over). Kept by reference until received. */
+  inject (bytes: Uint8Array, fromIp: number, fromPort: number, times = 1): void {
+    this.rx.push(bytes, fromIp, fromPort, times)
     this.io.wake(this)
   }
 
@@ -175,7 +191,12 @@ export class FakeIo implements Native {
   readonly localIp: number
   readonly #fds = new Map<number, FakeTun | FakeUdp>()
   readonly #tunNames = new Map<string, FakeTun>()
-  readonly #bound = new Map<number, FakeUdp>()
+  /** Sockets by bound port. */
+  readonly #byPort = new Map<number, FakeUdp[]>()
+  /** Bumped by every bind and close: invalidates the route cache. */
+  #gen = 0
+  /** The last destination looked up (a benchmark sends batch after batch to one address). */
+  readonly #routeCache: { gen: number, ip: number, port: number, dst: FakeUdp | undefined } = { gen: -1, ip: 0, port: 0, dst: undefined }
   readonly #polls = new Set<Poll>()
   #nextFd = 1000
   #nextPort = 32768
@@ -220,6 +241,7 @@ export class FakeIo implements Native {
 
   /** Schedule the polls of the fds of `dev` that have something to read. */
   wake (dev: FakeTun | FakeUdp): void {
+    if (this.#polls.size === 0) return
     for (const p of this.#polls) if (this.#fds.get(p.fd) === dev) this.#schedule(p)
   }
 
@@ -284,21 +306,27 @@ export class FakeIo implements Native {
   tunReadBatch (fd: number, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, max: number, cap: number): number {
     const t = this.#tunOf('tunReadBatch', fd, 'read')
     if (t.removed) throw errnoError('tunReadBatch', 'read', 'EBADFD')
-    let n = 0
     // A read of a packet longer than cap returns its first cap bytes, as read(2) on a TUN fd does.
-    while (n < max && t.toPipeline.length > 0) { lens[n] = Math.min(cap, t.toPipeline.shiftInto(mem, offsets[n]!, cap)); n++ }
-    return n
+    return this.#readTun(t.toPipeline, mem, offsets, lens, max, cap, null)
   }
 
   /** Without a vnet header there are no superpackets: one packet per slot; longer than cap: dropped and counted in state[2]. */
   tunReadSplit (fd: number, _sbuf: Uint8Array, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, max: number, cap: number, state: Int32Array): number {
     const t = this.#tunOf('tunReadSplit', fd, 'read')
     if (t.removed) throw errnoError('tunReadSplit', 'read', 'EBADFD')
+    return this.#readTun(t.toPipeline, mem, offsets, lens, max, cap, state)
+  }
+
+  /** Up to max packets into mem+offsets[i]; longer than cap: truncated (dropped = null) or dropped and counted in dropped[2]. */
+  #readTun (q: PacketQueue, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, max: number, cap: number, dropped: Int32Array | null): number {
     let n = 0
-    while (n < max && t.toPipeline.length > 0) {
-      if (t.toPipeline.peek()!.len > cap) { t.toPipeline.drop(); state[2]!++; continue }
-      lens[n] = t.toPipeline.shiftInto(mem, offsets[n]!, cap)
-      n++
+    for (let e = q.peek(); n < max && e !== undefined; e = q.peek()) {
+      const len = e.len
+      if (len > cap && dropped !== null) { q.drop(); dropped[2]!++; continue }
+      const src = len > cap ? e.data.subarray(0, cap) : e.data.length === len ? e.data : e.data.subarray(0, len)
+      const r = Math.min(e.times, max - n)
+      for (let c = 0; c < r; c++) { mem.set(src, offsets[n]!); lens[n] = src.length; n++ }
+      q.drop(r)
     }
     return n
   }
@@ -326,8 +354,7 @@ export class FakeIo implements Native {
 
   udpOpen (host: string, port: number, _bufBytes: number): { fd: number, port: number } {
     const ip = parseIp('udpOpen', host)
-    const taken = (p: number): boolean => this.#bound.has(endpointKey(ip, p)) || this.#bound.has(endpointKey(0, p)) ||
-      (ip === 0 && [...this.#bound.values()].some((s) => s.port === p))
+    const taken = (p: number): boolean => this.#byPort.get(p)?.some((s) => s.ip === ip || s.ip === 0 || ip === 0) ?? false
     if (port === 0) {
       while (taken(this.#nextPort)) this.#nextPort = this.#nextPort >= 60999 ? 32768 : this.#nextPort + 1
       port = this.#nextPort++
@@ -335,15 +362,16 @@ export class FakeIo implements Native {
       throw errnoError('udpOpen', 'bind', 'EADDRINUSE')
     }
     const s = new FakeUdp(this, ip, port)
-    this.#bound.set(endpointKey(ip, port), s)
+    this.#byPort.set(port, [...(this.#byPort.get(port) ?? []), s])
+    this.#gen++
     const fd = this.#nextFd++
     this.#fds.set(fd, s)
     return { fd, port }
   }
 
-  udpSetGro (fd: number, _on: boolean): boolean {
-    this.#udpOf('udpSetGro', fd, 'setsockopt')
-    return false
+  udpSetGro (fd: number, on: boolean): boolean {
+    this.#udpOf('udpSetGro', fd, 'setsockopt').gro = on
+    return true
   }
 
   close (fd: number): void {
@@ -351,7 +379,12 @@ export class FakeIo implements Native {
     if (d === undefined) throw errnoError('close', 'close', 'EBADF')
     this.#fds.delete(fd)
     for (const p of this.#polls) if (p.fd === fd) { p.stopped = true; this.#polls.delete(p) }
-    if (d instanceof FakeUdp) this.#bound.delete(endpointKey(d.ip, d.port))
+    if (d instanceof FakeUdp) {
+      const list = this.#byPort.get(d.port)!.filter((x) => x !== d)
+      if (list.length > 0) this.#byPort.set(d.port, list)
+      else this.#byPort.delete(d.port)
+      this.#gen++
+    }
     // The kernel removes a TUN device with its last fd.
     else if (![...this.#fds.values()].includes(d)) this.#tunNames.delete(d.name)
   }
@@ -369,19 +402,67 @@ export class FakeIo implements Native {
     return n
   }
 
-  /** GRO is never on in the twin: one entry per datagram, datagram j into bufOffsets[j]; info[1], info[2] stay 0. */
+  /**
+   * Without GRO: one entry per datagram, datagram j into bufOffsets[j]. With GRO (udpSetGro on), as the kernel
+   * coalesces a sender's GSO run: consecutive datagrams from one source with the first one's length (the last
+   * may be shorter), at most GRO_SEGMENTS and bufCap bytes, land back to back in one buffer, an entry each;
+   * info[1] += coalesced buffers. info[0] = buffers used (nBufs: call again). Never more than max entries
+   * (what does not fit stays queued).
+   */
   udpRecvGro (fd: number, mem: Uint8Array, bufOffsets: Int32Array, nBufs: number, bufCap: number, offsets: Int32Array, lens: Int32Array,
     addrs: Uint32Array, max: number, info: Int32Array): number {
-    const m = Math.min(nBufs, max)
-    for (let j = 0; j < m; j++) offsets[j] = bufOffsets[j]!
-    const n = this.udpRecvBatch(fd, mem, offsets, lens, addrs, m, bufCap)
-    info[0] = n
+    const s = this.#udpOf('udpRecvGro', fd, 'recvmmsg')
+    const q = s.rx
+    let n = 0
+    let j = 0
+    for (; j < nBufs && n < max && q.length > 0; j++) {
+      const base = bufOffsets[j]!
+      const end = base + bufCap
+      let e = q.peek()!
+      const seg = e.len
+      const ip = e.ip
+      const port = e.port
+      let at = base
+      let k = 0
+      for (;;) {
+        const len = e.len
+        // Copies of this entry that join the datagram now: one, or as many equal segments as fit (no per-packet queue work).
+        const r = s.gro && len === seg && len > 0 ? Math.max(1, Math.min(e.times, GRO_SEGMENTS - k, max - n, Math.floor((end - at) / len))) : 1
+        const src = e.data.length === len ? e.data : e.data.subarray(0, len)
+        for (let c = 0; c < r; c++) {
+          addrs[2 * n] = ip
+          addrs[2 * n + 1] = port
+          offsets[n] = at
+          if (len > end - at) { mem.set(src.subarray(0, end - at), at); lens[n] = -1 } else { mem.set(src, at); lens[n] = len }
+          n++
+          at += len
+        }
+        k += r
+        q.drop(r)
+        if (!s.gro || len < seg || k >= GRO_SEGMENTS || n >= max) break
+        const next = q.peek()
+        if (next === undefined || next.ip !== ip || next.port !== port || next.len > seg || at + next.len > end) break
+        e = next
+      }
+      if (k > 1) info[1]!++
+    }
+    info[0] = j
     return n
+  }
+
+  #boundAt (ip: number, port: number): FakeUdp | undefined {
+    const c = this.#routeCache
+    if (c.gen === this.#gen && c.ip === ip && c.port === port) return c.dst
+    const list = this.#byPort.get(port)
+    let dst: FakeUdp | undefined
+    if (list !== undefined) for (const s of list) if (s.ip === ip || s.ip === 0) { dst = s; break }
+    c.gen = this.#gen; c.ip = ip; c.port = port; c.dst = dst
+    return dst
   }
 
   /** Deliver to the FakeUdp bound at ip:port (or 0.0.0.0:port), else put on the sender's outbox. */
   #route (s: FakeUdp, mem: Uint8Array, off: number, len: number, ip: number, port: number): void {
-    const dst = this.#bound.get(endpointKey(ip, port)) ?? this.#bound.get(endpointKey(0, port))
+    const dst = this.#boundAt(ip, port)
     if (dst !== undefined) {
       const src = s.ip !== 0 ? s.ip : (ip >>> 24) === 127 ? 0x7f000001 : this.localIp
       dst.rx.pushCopy(mem, off, len, src, s.port)
