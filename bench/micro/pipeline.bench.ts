@@ -6,11 +6,10 @@
  * are the real addon's. Per batch, one prebuilt IPv4 packet is injected
  * BATCH times over into the twin TUN (one queue entry, no per-packet push);
  * Outbound reads them into its slots (a copy, as the kernel would make),
- * routes, frames and seals them, and
- * "sends" them (a copy into the receiving socket's queue, or a count when
- * nobody is bound there); Inbound receives them (a copy, coalesced as UDP GRO
- * would), classifies, opens, replay-checks and accepts them, and "writes them
- * to the TUN" (counted). The twin costs a copy per crossing and nothing
+ * routes, frames and seals them, and "sends" them (a copy into the receiving
+ * socket's queue, or a count when nobody is bound there); Inbound receives
+ * them (a copy, coalesced as UDP GRO would), classifies, opens,
+ * replay-checks and accepts them, and "writes them to the TUN" (counted). The twin costs a copy per crossing and nothing
  * more: measured against the former private fake addon, every case within
  * ±5 % (relay-64 +2 ns/packet), i.e. within the noise of a shared machine.
  *

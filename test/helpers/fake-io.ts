@@ -17,8 +17,10 @@
  * - Packet cost is a copy per crossing: inject keeps a reference to the
  *   caller's bytes (don't change them until read), a read copies them into
  *   the pipeline's memory, a send or TUN write copies out of it into a
- *   reused buffer of the queue. No allocation per packet once the queues
- *   have grown (bench/micro/pipeline.bench.ts relies on it).
+ *   reused buffer of the queue. Once the queues have grown no buffer is
+ *   allocated per packet (at most a typed-array view), and inject(p, times)
+ *   queues one entry for a repeated packet: bench/micro/pipeline.bench.ts
+ *   measures the pipelines through this twin and relies on both.
  * - No TUN offloads: tunOpenVnet grants none (offload 0), reads hand over
  *   one packet per slot, writes write each packet as is. UDP GRO is modelled
  *   (udpRecvGro coalesces runs of equal-size datagrams as the kernel does);
