@@ -33,16 +33,17 @@
  * transcript, as in WireGuard; consumeResponse checks the receiverIndex
  * against the init it answers.
  *
+ * The primitives (HKDF, SymmetricState) and the four pattern steps live in
+ * crypto/noise-steps.ts; this module frames, validates and keeps the states.
+ *
  * Threading: everything here runs on the main thread, per handshake; states
  * are single-use (spent after success, untouched by failures, so a forged
  * response never kills the genuine one in flight).
  */
-import { generateKeyPair, sharedSecret, type KeyPair } from './x25519.js'
-import type { KeyObject } from 'node:crypto'
-import { createHmac } from 'node:crypto'
-import { aeadOpen, aeadSeal, blake2s } from './aead.js'
+import type { KeyPair } from './x25519.js'
 import { VpnError } from '../errors.js'
 import { CONTROL_KEY_INFO, KEY_LEN, NOISE_PROLOGUE, NOISE_PROTOCOL_NAME } from '../wire/constants.js'
+import { EMPTY, Symmetric, ephemeralKeyPair, readMessage1, readMessage2, writeMessage1, writeMessage2 } from './noise-steps.js'
 import { decodeHandshakeInit, decodeHandshakeResp, encodeHandshakeInit, encodeHandshakeResp } from '../wire/messages.js'
 
 /** The four session keys, from this side's point of view. Each 32 bytes. */
@@ -64,137 +65,6 @@ export interface InitiatorState { readonly [initiatorBrand]: true }
 /** Opaque: what the responder keeps between consumeInit and createResponse. Single use. */
 export interface ResponderState { readonly [responderBrand]: true }
 
-// ---------------------------------------------------------------------------
-// Noise primitives (rev 34 §4, §5.1, §5.2)
-// ---------------------------------------------------------------------------
-
-const HASHLEN = 32
-const EMPTY = new Uint8Array(0)
-const encoder = new TextEncoder()
-
-function hash2 (a: Uint8Array, b: Uint8Array): Uint8Array {
-  return blake2s(a, b)
-}
-
-/**
- * HMAC-BLAKE2s through Node's OpenSSL: ~10 µs against ~27 µs with noble's
- * HMAC (measured side by side here); ~16 of them per handshake side.
- */
-function hmacB2s (key: Uint8Array, ...parts: Uint8Array[]): Uint8Array {
-  const m = createHmac('blake2s256', key)
-  for (const p of parts) m.update(p)
-  return new Uint8Array(m.digest())
-}
-
-const ONE = Uint8Array.of(1)
-const TWO = Uint8Array.of(2)
-const THREE = Uint8Array.of(3)
-
-/** Noise HKDF(chaining_key, input_key_material, 2). */
-function hkdf2 (ck: Uint8Array, ikm: Uint8Array): [Uint8Array, Uint8Array] {
-  const temp = hmacB2s(ck, ikm)
-  const o1 = hmacB2s(temp, ONE)
-  const o2 = hmacB2s(temp, o1, TWO)
-  temp.fill(0)
-  return [o1, o2]
-}
-
-/** Noise HKDF(chaining_key, input_key_material, 3). */
-function hkdf3 (ck: Uint8Array, ikm: Uint8Array): [Uint8Array, Uint8Array, Uint8Array] {
-  const temp = hmacB2s(ck, ikm)
-  const o1 = hmacB2s(temp, ONE)
-  const o2 = hmacB2s(temp, o1, TWO)
-  const o3 = hmacB2s(temp, o2, THREE)
-  temp.fill(0)
-  return [o1, o2, o3]
-}
-
-/** ChaChaPoly nonce: 4 zero bytes || 8-byte little-endian n. */
-function nonce (n: number): Uint8Array {
-  const b = new Uint8Array(12)
-  let v = n
-  for (let i = 4; i < 12; i++) { b[i] = v % 256; v = Math.floor(v / 256) }
-  return b
-}
-
-/** Noise SymmetricState (+ its CipherState k, n). Mutable; clone() before speculative use. */
-class Symmetric {
-  constructor (public ck: Uint8Array, public h: Uint8Array, public k: Uint8Array | null = null, public n = 0) {}
-
-  static initialize (protocolName: string, prologue: Uint8Array): Symmetric {
-    const name = encoder.encode(protocolName)
-    let h: Uint8Array
-    if (name.length <= HASHLEN) {
-      h = new Uint8Array(HASHLEN)
-      h.set(name)
-    } else {
-      h = blake2s(name)
-    }
-    const s = new Symmetric(h.slice(), h)
-    s.mixHash(prologue)
-    return s
-  }
-
-  clone (): Symmetric {
-    return new Symmetric(this.ck.slice(), this.h.slice(), this.k === null ? null : this.k.slice(), this.n)
-  }
-
-  mixHash (data: Uint8Array): void {
-    this.h = hash2(this.h, data)
-  }
-
-  mixKey (ikm: Uint8Array): void {
-    const [ck, tempK] = hkdf2(this.ck, ikm)
-    this.ck = ck
-    this.k = tempK // HASHLEN == 32 == key length: no truncation needed
-    this.n = 0
-  }
-
-  mixKeyAndHash (ikm: Uint8Array): void {
-    const [ck, tempH, tempK] = hkdf3(this.ck, ikm)
-    this.ck = ck
-    this.mixHash(tempH)
-    this.k = tempK
-    this.n = 0
-  }
-
-  encryptAndHash (plaintext: Uint8Array): Uint8Array {
-    const ct = this.k === null ? plaintext.slice() : aeadSeal(this.k, nonce(this.n++), this.h, plaintext)
-    this.mixHash(ct)
-    return ct
-  }
-
-  /** Throws (a plain Error) when the tag does not verify; callers map it to a VpnError. */
-  decryptAndHash (ciphertext: Uint8Array): Uint8Array {
-    let pt: Uint8Array = ciphertext.slice()
-    if (this.k !== null) {
-      const opened = aeadOpen(this.k, nonce(this.n), this.h, ciphertext)
-      if (opened === null) throw new Error('invalid tag')
-      pt = opened
-    }
-    if (this.k !== null) this.n++
-    this.mixHash(ciphertext)
-    return pt
-  }
-
-  /** HKDF(ck, info, 2): Split() when info is empty. */
-  derive (info: Uint8Array): [Uint8Array, Uint8Array] {
-    return hkdf2(this.ck, info)
-  }
-}
-
-function dh (priv: KeyObject, pub: Uint8Array): Uint8Array {
-  // Throws on an all-zero result (low-order point): Noise rev 34 §4.1 lets DH signal an error for an invalid public key.
-  return sharedSecret(priv, pub)
-}
-
-function ephemeralKeyPair (ephemeralPrivate: Uint8Array | undefined): KeyPair {
-  if (ephemeralPrivate !== undefined && (!(ephemeralPrivate instanceof Uint8Array) || ephemeralPrivate.length !== 32)) {
-    throw new VpnError('ERR_HANDSHAKE', 'ephemeral private key must be 32 bytes')
-  }
-  return generateKeyPair(ephemeralPrivate)
-}
-
 function checkPsk (psk: Uint8Array): void {
   if (!(psk instanceof Uint8Array) || psk.length !== KEY_LEN) {
     throw new VpnError('ERR_CONFIG_INVALID', `psk must be ${KEY_LEN} bytes`, { hint: 'derive it with crypto/kdf.ts derivePsk()' })
@@ -205,44 +75,7 @@ function checkIndex (name: string, v: number): void {
   if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new VpnError('ERR_HANDSHAKE', `${name} must be a u32: ${v}`)
 }
 
-// ---------------------------------------------------------------------------
-// Pattern steps, parameterized by the initial state (tests run the Noise
-// test vectors through the very same code with another prologue)
-// ---------------------------------------------------------------------------
-
-function writeMessage1 (ss: Symmetric, psk: Uint8Array, e: { pub: Uint8Array }, payload: Uint8Array): Uint8Array {
-  ss.mixKeyAndHash(psk) // psk
-  ss.mixHash(e.pub) // e
-  ss.mixKey(e.pub) //    (psk modifier)
-  return ss.encryptAndHash(payload)
-}
-
-/** Throws (a plain Error) when the psk differs. */
-function readMessage1 (ss: Symmetric, psk: Uint8Array, re: Uint8Array, ciphertext: Uint8Array): Uint8Array {
-  ss.mixKeyAndHash(psk)
-  ss.mixHash(re)
-  ss.mixKey(re)
-  return ss.decryptAndHash(ciphertext)
-}
-
-function writeMessage2 (ss: Symmetric, e: KeyPair, re: Uint8Array, payload: Uint8Array): Uint8Array {
-  ss.mixHash(e.pub) // e
-  ss.mixKey(e.pub)
-  const shared = dh(e.priv, re) // ee
-  ss.mixKey(shared)
-  shared.fill(0)
-  return ss.encryptAndHash(payload)
-}
-
-function readMessage2 (ss: Symmetric, e: KeyPair, re: Uint8Array, ciphertext: Uint8Array): Uint8Array {
-  ss.mixHash(re)
-  ss.mixKey(re)
-  const shared = dh(e.priv, re)
-  ss.mixKey(shared)
-  shared.fill(0)
-  return ss.decryptAndHash(ciphertext)
-}
-
+const encoder = new TextEncoder()
 const CONTROL_INFO = encoder.encode(CONTROL_KEY_INFO)
 
 function sessionKeys (ss: Symmetric, initiator: boolean): SessionKeys {
@@ -369,31 +202,4 @@ export function consumeResponse (state: InitiatorState, message: Uint8Array): { 
   }
   st.spent = true
   return { senderIndex: m.senderIndex, receiverIndex: m.receiverIndex, payload, keys: sessionKeys(ss, true) }
-}
-
-// ---------------------------------------------------------------------------
-// Conformance seam: NOT for production code. Runs a whole NNpsk0 handshake
-// with an arbitrary prologue through the same steps as above, so tests can
-// check them against the published Noise test vectors (cacophony), which
-// use the prologue "John Galt" and no wire framing.
-// ---------------------------------------------------------------------------
-
-export const _conformance = {
-  run (prologue: Uint8Array, psk: Uint8Array, initEphemeral: Uint8Array, respEphemeral: Uint8Array, payload1: Uint8Array, payload2: Uint8Array): {
-    message1: Uint8Array, message2: Uint8Array, handshakeHash: Uint8Array, i2r: Uint8Array, r2i: Uint8Array, payload1: Uint8Array, payload2: Uint8Array
-  } {
-    const ie = ephemeralKeyPair(initEphemeral)
-    const re = ephemeralKeyPair(respEphemeral)
-    const si = Symmetric.initialize(NOISE_PROTOCOL_NAME, prologue)
-    const sr = si.clone()
-    const c1 = writeMessage1(si, psk, ie, payload1)
-    const p1 = readMessage1(sr, psk, ie.pub, c1)
-    const c2 = writeMessage2(sr, re, ie.pub, payload2)
-    const p2 = readMessage2(si, ie, re.pub, c2)
-    const [i2r, r2i] = si.derive(EMPTY)
-    const [i2rR] = sr.derive(EMPTY)
-    if (Buffer.compare(i2r, i2rR) !== 0) throw new VpnError('ERR_HANDSHAKE', 'conformance: the two sides disagree')
-    const cat = (a: Uint8Array, b: Uint8Array): Uint8Array => { const o = new Uint8Array(a.length + b.length); o.set(a); o.set(b, a.length); return o }
-    return { message1: cat(ie.pub, c1), message2: cat(re.pub, c2), handshakeHash: si.h, i2r, r2i, payload1: p1, payload2: p2 }
-  }
 }

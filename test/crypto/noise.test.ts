@@ -1,5 +1,6 @@
 /**
- * crypto/noise.ts: conformance with the published Noise test vectors,
+ * crypto/noise.ts: conformance of its steps (crypto/noise-steps.ts, run by
+ * helpers/noise-conformance.ts) with the published Noise test vectors,
  * golden vectors of our wire-framed handshake (computed independently with
  * a Python reference built on the `cryptography` package and hashlib, whose
  * Noise core reproduces the same cacophony vector), key agreement, failure
@@ -8,9 +9,8 @@
 import t from 'tap'
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js'
 import { VpnError, WireError } from '../../src/errors.js'
-import {
-  _conformance, consumeInit, consumeResponse, createInit, createResponse, type SessionKeys
-} from '../../src/crypto/noise.js'
+import { consumeInit, consumeResponse, createInit, createResponse, type SessionKeys } from '../../src/crypto/noise.js'
+import { runConformance } from '../helpers/noise-conformance.js'
 import { decodeHandshakeInit, decodeHandshakeResp, HANDSHAKE_INIT_MIN } from '../../src/wire/messages.js'
 
 const hex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s.replace(/[\s|]/g, ''), 'hex'))
@@ -40,7 +40,7 @@ t.test('conformance: cacophony Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s', async t =
   // match byte for byte. (The file's handshake_hash field follows another
   // convention: two independent implementations agree with each other but
   // not with it, for the plain NN vector as well, so it is not checked.)
-  const r = _conformance.run(
+  const r = runConformance(
     hex('4a6f686e2047616c74'), // prologue "John Galt"
     hex('54686973206973206d7920417573747269616e20706572737065637469766521'),
     INIT_E, RESP_E,

@@ -1,0 +1,365 @@
+// The real pipelines (dataplane/pipelines.ts runPipelines → outbound.ts,
+// inbound.ts) over the in-memory twin of the addon's I/O
+// (helpers/fake-io.ts), without root: WorkerInit and shared memory are built
+// as dataplane.ts builds them, control events go in as ToWorker messages, and
+// the far peer is this test, sealing and opening with @noble/ciphers. Drops
+// are read from the stats SharedArrayBuffer, per reason.
+import t, { type Test } from 'tap'
+import { randomBytes } from 'node:crypto'
+import { FakeIo, type FakeTun, type FakeUdp } from '../helpers/fake-io.js'
+import { ipv4, openData, relayEnvelope, sealData, seqOf, seqPayload } from '../helpers/packets.js'
+import { openTunVnet, openUdp } from '../../src/dataplane/native.js'
+import { runPipelines, type PipelinePort } from '../../src/dataplane/pipelines.js'
+import { QUEUE_MAX } from '../../src/dataplane/peers.js'
+import { SpscRing } from '../../src/dataplane/ring.js'
+import { StatsReader, createStatsBuffer } from '../../src/dataplane/stats.js'
+import {
+  BATCH, CTRL_KIND_PACKET, CTRL_KIND_UNKNOWN_INDEX, CTRL_RING_SLOTS, CTRL_SLOT_SIZE, META_KIND, META_LEN, META_WORDS,
+  RX_BUF_SIZE, RX_BUFS, SLOT_SIZE, WORKER_ROLES,
+  type CounterName, type FromWorker, type ToWorker, type WorkerInit, type WorkerKind
+} from '../../src/workers/layout.js'
+
+const MAX_PEERS = 8
+const CLIENT_IP = 0x0a4d0002 // 10.77.0.2: our tunnel address (client)
+const SERVER_IP = 0x0a4d0001 // 10.77.0.1: the server's tunnel address
+const OTHER_IP = 0x0a4d0003 // 10.77.0.3: another client
+const SERVER_EP = { ip: 0x64400001, port: 9000 } // 100.64.0.1:9000
+const OTHER_EP = { ip: 0x64400202, port: 40002 }
+const REMOTE_INDEX = 0x11223344 // the server's receiver index for our data
+const LOCAL_INDEX = 0x55667788 // our receiver index for the server's data
+
+/** A thread's port: ToWorker in (cloned, as a MessagePort does), FromWorker out, recorded. */
+class MemPort implements PipelinePort {
+  readonly got: FromWorker[] = []
+  readonly #fns: Array<(m: ToWorker) => void> = []
+  closed = false
+  postMessage (m: FromWorker): void { this.got.push(m) }
+  on (_ev: 'message', fn: (m: ToWorker) => void): unknown { this.#fns.push(fn); return this }
+  close (): void { this.closed = true }
+  send (m: ToWorker): void { for (const fn of this.#fns) fn(structuredClone(m)) }
+}
+
+interface Rig {
+  io: FakeIo
+  tun: FakeTun
+  udp: FakeUdp
+  udpFd: number
+  stats: StatsReader
+  ring: SpscRing
+  /** Role → its thread's port (both roles share one with placement 'fused'). */
+  ports: Map<'outbound' | 'inbound', MemPort>
+  /** Route a control event as Dataplane does: PEER/PEER_REMOVE to every thread, keys to their direction. */
+  post: (m: ToWorker) => void
+  counters: () => Record<CounterName, number>
+  messages: () => FromWorker[]
+  stop: () => void
+}
+
+/** The daemon's dataplane over the twin: TUN and UDP opened as Dataplane.start opens them, one or two pipeline threads. */
+function rig (t: Test, mode: 'client' | 'server', placement: 'fused' | 'split' = 'fused', tunnelIp = mode === 'client' ? CLIENT_IP : SERVER_IP): Rig {
+  const io = new FakeIo()
+  const tunFd = openTunVnet(io, 'lwt0', true, true).fd
+  const udpOpened = openUdp(io, '0.0.0.0', mode === 'server' ? 9000 : 0, 4 * 1024 * 1024)
+  io.udpSetGro(udpOpened.fd, true)
+  const statsSab = createStatsBuffer(MAX_PEERS)
+  const ringSab = SpscRing.create(CTRL_RING_SLOTS, CTRL_SLOT_SIZE)
+  const ports = new Map<'outbound' | 'inbound', MemPort>()
+  const runs: Array<{ stop: () => void }> = []
+  const start = (role: WorkerKind, statsIndex: number): void => {
+    const init: WorkerInit = {
+      role,
+      statsIndex,
+      mode,
+      tunFd,
+      tunVnet: true,
+      udpFd: udpOpened.fd,
+      tunnelIp,
+      mtu: 1400,
+      maxPeers: MAX_PEERS,
+      packetMem: new SharedArrayBuffer(role === 'inbound' ? RX_BUFS * RX_BUF_SIZE : BATCH * SLOT_SIZE),
+      packetMemIn: role === 'both' ? new SharedArrayBuffer(RX_BUFS * RX_BUF_SIZE) : null,
+      stats: statsSab,
+      ctrlRing: role !== 'outbound' ? ringSab : null,
+      fastPath: true
+    }
+    const port = new MemPort()
+    runs.push(runPipelines(init, io, port, (err) => { t.fail(`pipeline failed: ${String(err)}`) }))
+    for (const r of role === 'both' ? WORKER_ROLES : [role]) ports.set(r, port)
+  }
+  if (placement === 'fused') start('both', 0)
+  else WORKER_ROLES.forEach((role, i) => { start(role, i) })
+  const stats = new StatsReader(statsSab, MAX_PEERS)
+  const r: Rig = {
+    io,
+    tun: io.tun(tunFd),
+    udp: io.udp(udpOpened.fd),
+    udpFd: udpOpened.fd,
+    stats,
+    ring: new SpscRing(ringSab, CTRL_RING_SLOTS, CTRL_SLOT_SIZE),
+    ports,
+    post: (m) => {
+      if (m.code === 'SEND_KEY') ports.get('outbound')!.send(m)
+      else if (m.code === 'RECV_KEY' || m.code === 'DROP_INDEX' || m.code === 'ADD_SOCKET') ports.get('inbound')!.send(m)
+      else for (const p of new Set(ports.values())) p.send(m)
+    },
+    counters: () => stats.counters(),
+    messages: () => [...new Set(ports.values())].flatMap((p) => p.got),
+    stop: () => { for (const p of new Set(ports.values())) p.send({ code: 'STOP' }) }
+  }
+  t.teardown(() => { for (const x of runs) x.stop() })
+  return r
+}
+
+/** A client's peer slot 1: the server, direct, with a send and a receive key. */
+function withServer (r: Rig): { sendKey: Uint8Array, recvKey: Uint8Array } {
+  const sendKey = new Uint8Array(randomBytes(32))
+  const recvKey = new Uint8Array(randomBytes(32))
+  r.post({ code: 'PEER', slot: 1, peerId: 0, tunnelIp: SERVER_IP, endpointIp: SERVER_EP.ip, endpointPort: SERVER_EP.port, relayVia: false, fd: -1 })
+  r.post({ code: 'SEND_KEY', slot: 1, key: sendKey, remoteIndex: REMOTE_INDEX })
+  r.post({ code: 'RECV_KEY', slot: 1, localIndex: LOCAL_INDEX, key: recvKey })
+  return { sendKey, recvKey }
+}
+
+function nonZero (c: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(c).filter(([, v]) => v !== 0))
+}
+
+for (const placement of ['fused', 'split'] as const) {
+  t.test(`${placement}: READY from each thread, a poll per fd, the fast path attached but never taken; STOP stops every poll`, async t => {
+    const r = rig(t, 'client', placement)
+    t.same(r.messages().map((m) => m.code), placement === 'fused' ? ['READY'] : ['READY', 'READY'])
+    t.equal(r.io.activePolls, 2, 'the TUN fd and the UDP fd')
+    t.equal(r.io.fastPathAttached, 2, 'fastPathOut and fastPathIn (tunVnet, fastPath on)')
+    withServer(r)
+    r.tun.inject(ipv4(CLIENT_IP, SERVER_IP))
+    await r.io.settle()
+    t.equal(r.counters().fastPathPackets, 0, 'the packet went through the TypeScript pipeline')
+    t.equal(r.counters().udpTxPackets, 1)
+    r.stop()
+    t.equal(r.io.activePolls, 0, 'no poll left')
+    t.same(r.messages().map((m) => m.code).filter((c) => c === 'STOPPED').length, placement === 'fused' ? 1 : 2)
+    t.ok([...r.ports.values()].every((p) => p.closed), 'ports closed')
+  })
+
+  t.test(`${placement}: a packet from the TUN is framed, sealed and sent to the peer's endpoint`, async t => {
+    const r = rig(t, 'client', placement)
+    const { sendKey } = withServer(r)
+    const pkt = ipv4(CLIENT_IP, SERVER_IP, randomBytes(100))
+    r.tun.inject(pkt)
+    await r.io.settle()
+    const sent = r.udp.takeSent()
+    t.equal(sent.length, 1)
+    t.same({ ip: sent[0]!.ip, port: sent[0]!.port }, SERVER_EP, "to the peer's endpoint")
+    t.equal(sent[0]!.bytes.length, 16 + pkt.length + 16, 'header + packet + tag')
+    const m = openData(sendKey, sent[0]!.bytes)
+    t.same({ type: m.type, index: m.index, counter: m.counter }, { type: 4, index: REMOTE_INDEX, counter: 0 })
+    t.same(m.inner, pkt, 'the packet, intact')
+    t.same(nonZero(r.counters()), { tunRxPackets: 1, tunRxBytes: pkt.length, udpTxPackets: 1, udpTxBytes: sent[0]!.bytes.length })
+    t.match(r.stats.peer(1), { txPackets: 1, txBytes: sent[0]!.bytes.length })
+    r.tun.inject(pkt)
+    await r.io.settle()
+    t.equal(openData(sendKey, r.udp.takeSent()[0]!.bytes).counter, 1, 'the next packet: counter 1')
+  })
+
+  t.test(`${placement}: a sealed datagram from the peer is opened and written to the TUN`, async t => {
+    const r = rig(t, 'client', placement)
+    const { recvKey } = withServer(r)
+    const pkt = ipv4(SERVER_IP, CLIENT_IP, randomBytes(300))
+    r.udp.inject(sealData(recvKey, LOCAL_INDEX, 0, pkt), SERVER_EP.ip, SERVER_EP.port)
+    await r.io.settle()
+    t.same(r.tun.take(), [pkt])
+    const c = r.counters()
+    t.match(c, { udpRxPackets: 1, tunTxPackets: 1, tunTxBytes: pkt.length })
+    t.match(r.stats.peer(1), { rxPackets: 1, rxBytes: pkt.length })
+    t.ok(r.stats.peer(1).lastRxMs > 0, 'last receive time recorded')
+    t.equal(Object.entries(c).filter(([k, v]) => k.startsWith('drop') && v !== 0).length, 0, 'no drops')
+  })
+}
+
+t.test('bad datagrams are dropped and counted by reason; good ones around them still arrive', async t => {
+  const r = rig(t, 'client')
+  const { recvKey } = withServer(r)
+  const good = (n: number): Uint8Array => ipv4(SERVER_IP, CLIENT_IP, seqPayload(n))
+  const from = (d: Uint8Array): void => { r.udp.inject(d, SERVER_EP.ip, SERVER_EP.port) }
+  from(sealData(recvKey, LOCAL_INDEX, 0, good(0)))
+  const forged = sealData(recvKey, LOCAL_INDEX, 1, good(1))
+  forged[forged.length - 1]! ^= 1 // tag
+  from(forged)
+  from(sealData(new Uint8Array(32).fill(7), LOCAL_INDEX, 2, good(2))) // another key
+  from(sealData(recvKey, LOCAL_INDEX, 0, good(0))) // replay of counter 0
+  from(sealData(recvKey, LOCAL_INDEX, 3, ipv4(OTHER_IP, CLIENT_IP, seqPayload(3)))) // inner source is not the peer's address
+  from(sealData(recvKey, LOCAL_INDEX, 4, ipv4(SERVER_IP, OTHER_IP, seqPayload(4)))) // not for us
+  from(sealData(recvKey, 0x0badbeef, 5, good(5))) // no session has this index
+  from(Uint8Array.of(4, 0, 0, 0, 1, 2)) // too short
+  from(Uint8Array.of(99, 1, 2, 3, 4, 5, 6, 7)) // unknown type
+  from(sealData(recvKey, LOCAL_INDEX, 6, new Uint8Array(30).fill(0x60))) // IPv6-ish: not IPv4
+  from(sealData(recvKey, LOCAL_INDEX, 7, good(7)))
+  await r.io.settle()
+  t.same(r.tun.take().map(seqOf), [0, 7], 'only the genuine packets reach the TUN, in order')
+  const c = r.counters()
+  t.match(c, {
+    udpRxPackets: 11,
+    dropAuthFailed: 2,
+    dropReplay: 1,
+    dropSpoofedSource: 1,
+    dropNotForUs: 1,
+    dropUnknownIndex: 1,
+    dropMalformed: 1,
+    dropUnknownType: 1,
+    dropNotIpv4: 1,
+    tunTxPackets: 2
+  })
+  // The unknown index goes to the control plane (it may be a restarted server): its header, in the control ring.
+  t.equal(r.ring.available(), 1)
+  const slot = r.ring.slotAt(0)
+  t.equal(r.ring.meta[slot * META_WORDS + META_KIND], CTRL_KIND_UNKNOWN_INDEX)
+  t.equal(r.ring.meta[slot * META_WORDS + META_LEN], 16)
+  t.ok(r.messages().some((m) => m.code === 'CTRL'), 'the main thread was told')
+})
+
+t.test('a relayed datagram whose envelope names another peer than the session\'s: dropped as spoofed', async t => {
+  const r = rig(t, 'client')
+  const recvKey = new Uint8Array(randomBytes(32))
+  r.post({ code: 'PEER', slot: 2, peerId: 42, tunnelIp: OTHER_IP, endpointIp: SERVER_EP.ip, endpointPort: SERVER_EP.port, relayVia: true, fd: -1 })
+  r.post({ code: 'RECV_KEY', slot: 2, localIndex: 77, key: recvKey })
+  const pkt = (n: number): Uint8Array => ipv4(OTHER_IP, CLIENT_IP, seqPayload(n))
+  r.udp.inject(relayEnvelope(43, sealData(recvKey, 77, 0, pkt(0))), SERVER_EP.ip, SERVER_EP.port)
+  r.udp.inject(relayEnvelope(42, sealData(recvKey, 77, 1, pkt(1))), SERVER_EP.ip, SERVER_EP.port)
+  await r.io.settle()
+  t.same(r.tun.take().map(seqOf), [1])
+  t.match(r.counters(), { dropSpoofedSource: 1, tunTxPackets: 1 })
+})
+
+t.test('handshake and control datagrams go to the control ring, copied', async t => {
+  const r = rig(t, 'client')
+  const init = new Uint8Array(120).fill(1)
+  init[0] = 1
+  r.udp.inject(init, SERVER_EP.ip, SERVER_EP.port)
+  await r.io.settle()
+  t.equal(r.ring.available(), 1)
+  const slot = r.ring.slotAt(0)
+  t.equal(r.ring.meta[slot * META_WORDS + META_KIND], CTRL_KIND_PACKET)
+  t.same(r.ring.data.slice(slot * CTRL_SLOT_SIZE, slot * CTRL_SLOT_SIZE + 120), init)
+  t.equal(r.counters().controlPackets, 1)
+})
+
+t.test('packets to an unknown destination count as no route; non-IPv4 as not IPv4', async t => {
+  const r = rig(t, 'client')
+  withServer(r)
+  r.tun.inject(ipv4(CLIENT_IP, 0x0a4d0063)) // 10.77.0.99: nobody
+  r.tun.inject(ipv4(CLIENT_IP, 0x08080808))
+  r.tun.inject(new Uint8Array(40).fill(0x60)) // version 6
+  r.tun.inject(new Uint8Array(10).fill(0x45)) // too short
+  await r.io.settle()
+  t.same(r.udp.takeSent(), [], 'nothing sent')
+  t.match(r.counters(), { tunRxPackets: 4, dropNoRoute: 2, dropNotIpv4: 2, udpTxPackets: 0 })
+})
+
+t.test('per-peer order is kept across batches, in both directions', async t => {
+  const r = rig(t, 'client')
+  const { sendKey, recvKey } = withServer(r)
+  const N = 3 * BATCH + 17
+  for (let i = 0; i < N; i++) r.tun.inject(ipv4(CLIENT_IP, SERVER_IP, seqPayload(i, 16 + (i % 50))))
+  for (let i = 0; i < N; i++) r.udp.inject(sealData(recvKey, LOCAL_INDEX, i, ipv4(SERVER_IP, CLIENT_IP, seqPayload(i, 16 + (i % 70)))), SERVER_EP.ip, SERVER_EP.port)
+  await r.io.settle()
+  const opened = r.udp.takeSent().map((d) => openData(sendKey, d.bytes))
+  t.same(opened.map((m) => m.counter), Array.from({ length: N }, (_, i) => i), 'counters 0..N-1 in send order')
+  t.same(opened.map((m) => seqOf(m.inner)), Array.from({ length: N }, (_, i) => i), 'packets in TUN read order')
+  t.same(r.tun.take().map(seqOf), Array.from({ length: N }, (_, i) => i), 'delivered in arrival order')
+  t.match(r.counters(), { dropReplay: 0, dropAuthFailed: 0 })
+})
+
+t.test('a run of equal-size datagrams arrives coalesced (UDP GRO) and is split back in order', async t => {
+  const r = rig(t, 'client')
+  const { recvKey } = withServer(r)
+  const N = 150
+  for (let i = 0; i < N; i++) r.udp.inject(sealData(recvKey, LOCAL_INDEX, i, ipv4(SERVER_IP, CLIENT_IP, seqPayload(i, 1000))), SERVER_EP.ip, SERVER_EP.port)
+  await r.io.settle()
+  t.same(r.tun.take().map(seqOf), Array.from({ length: N }, (_, i) => i))
+  const c = r.counters()
+  t.ok(c.udpRxCoalesced >= 3, `coalesced datagrams counted (${c.udpRxCoalesced}: 150 segments of 1052 bytes, at most 62 per 64 KiB)`)
+  t.equal(c.udpRxPackets, N)
+})
+
+t.test(`no session yet: packets are queued (at most QUEUE_MAX = ${QUEUE_MAX}, the oldest dropped), one NEED_SESSION, flushed in order by SEND_KEY`, async t => {
+  const r = rig(t, 'client')
+  r.post({ code: 'PEER', slot: 1, peerId: 0, tunnelIp: SERVER_IP, endpointIp: SERVER_EP.ip, endpointPort: SERVER_EP.port, relayVia: false, fd: -1 })
+  const extra = 5
+  for (let i = 0; i < QUEUE_MAX + extra; i++) r.tun.inject(ipv4(CLIENT_IP, SERVER_IP, seqPayload(i)))
+  await r.io.settle()
+  t.same(r.udp.takeSent(), [], 'nothing sent without a key')
+  t.same(r.messages().filter((m) => m.code === 'NEED_SESSION'), [{ code: 'NEED_SESSION', slot: 1 }], 'asked once')
+  t.match(r.counters(), { dropQueueFull: extra })
+  const key = new Uint8Array(randomBytes(32))
+  r.post({ code: 'SEND_KEY', slot: 1, key, remoteIndex: REMOTE_INDEX })
+  const sent = r.udp.takeSent().map((d) => openData(key, d.bytes))
+  t.same(sent.map((m) => seqOf(m.inner)), Array.from({ length: QUEUE_MAX }, (_, i) => i + extra), 'the newest QUEUE_MAX, in order')
+  t.same(sent.map((m) => m.counter), Array.from({ length: QUEUE_MAX }, (_, i) => i))
+})
+
+t.test('PEER_REMOVE: the peer\'s packets have no route and its sessions no longer open', async t => {
+  const r = rig(t, 'client')
+  const { recvKey } = withServer(r)
+  r.post({ code: 'PEER_REMOVE', slot: 1 })
+  r.tun.inject(ipv4(CLIENT_IP, SERVER_IP))
+  r.udp.inject(sealData(recvKey, LOCAL_INDEX, 0, ipv4(SERVER_IP, CLIENT_IP)), SERVER_EP.ip, SERVER_EP.port)
+  await r.io.settle()
+  t.same(r.udp.takeSent(), [])
+  t.same(r.tun.take(), [])
+  t.match(r.counters(), { dropNoRoute: 1, dropUnknownIndex: 1 })
+})
+
+t.test('server: relay envelopes are forwarded unopened with the source\'s peer id; unknown sources counted', async t => {
+  const r = rig(t, 'server')
+  const A = { ip: 0x64400201, port: 40001 }
+  r.post({ code: 'PEER', slot: 1, peerId: 1, tunnelIp: CLIENT_IP, endpointIp: A.ip, endpointPort: A.port, relayVia: false, fd: -1 })
+  r.post({ code: 'PEER', slot: 2, peerId: 2, tunnelIp: OTHER_IP, endpointIp: OTHER_EP.ip, endpointPort: OTHER_EP.port, relayVia: false, fd: -1 })
+  const inner = randomBytes(80)
+  r.udp.inject(relayEnvelope(2, inner), A.ip, A.port)
+  r.udp.inject(relayEnvelope(9, inner), A.ip, A.port) // no such peer
+  r.udp.inject(relayEnvelope(2, inner), 0x01020304, 5) // not a registered client
+  await r.io.settle()
+  const sent = r.udp.takeSent()
+  t.equal(sent.length, 1)
+  t.same({ ip: sent[0]!.ip, port: sent[0]!.port }, OTHER_EP)
+  t.same(sent[0]!.bytes, relayEnvelope(1, inner), 'envelope now names the source (peer 1); the message is untouched')
+  t.match(r.counters(), { relayedPackets: 1, dropRelayUnknownPeer: 1, dropRelayUnknownSource: 1 })
+})
+
+t.test('server: an authenticated packet from a new address moves the peer: ENDPOINT to the main thread (which re-posts PEER to every thread)', async t => {
+  const r = rig(t, 'server')
+  const A = { ip: 0x64400201, port: 40001 }
+  const moved = { ip: 0x64400201, port: 41111 }
+  const sendKey = new Uint8Array(randomBytes(32))
+  const recvKey = new Uint8Array(randomBytes(32))
+  r.post({ code: 'PEER', slot: 1, peerId: 1, tunnelIp: CLIENT_IP, endpointIp: A.ip, endpointPort: A.port, relayVia: false, fd: -1 })
+  r.post({ code: 'SEND_KEY', slot: 1, key: sendKey, remoteIndex: 5 })
+  r.post({ code: 'RECV_KEY', slot: 1, localIndex: 6, key: recvKey })
+  r.udp.inject(sealData(recvKey, 6, 0, ipv4(CLIENT_IP, SERVER_IP)), moved.ip, moved.port)
+  await r.io.settle()
+  t.equal(r.tun.take().length, 1)
+  t.same(r.messages().filter((m) => m.code === 'ENDPOINT'), [{ code: 'ENDPOINT', slot: 1, ip: moved.ip, port: moved.port }])
+  // Unauthenticated datagrams from yet another address do not move it.
+  r.udp.inject(sealData(new Uint8Array(32), 6, 1, ipv4(CLIENT_IP, SERVER_IP)), 0x09090909, 9)
+  await r.io.settle()
+  t.equal(r.messages().filter((m) => m.code === 'ENDPOINT').length, 1)
+})
+
+t.test('the TUN device deleted under the pipeline: ERROR with tunGone, every poll stopped', async t => {
+  const io = new FakeIo()
+  const tunFd = openTunVnet(io, 'lwt0', true, true).fd
+  const udpFd = openUdp(io, '0.0.0.0', 0, 0).fd
+  const init: WorkerInit = {
+    role: 'both', statsIndex: 0, mode: 'client', tunFd, tunVnet: true, udpFd, tunnelIp: CLIENT_IP, mtu: 1400, maxPeers: MAX_PEERS,
+    packetMem: new SharedArrayBuffer(BATCH * SLOT_SIZE), packetMemIn: new SharedArrayBuffer(RX_BUFS * RX_BUF_SIZE),
+    stats: createStatsBuffer(MAX_PEERS), ctrlRing: SpscRing.create(CTRL_RING_SLOTS, CTRL_SLOT_SIZE), fastPath: false
+  }
+  const port = new MemPort()
+  const failed: unknown[] = []
+  runPipelines(init, io, port, (err) => { failed.push(err) })
+  io.tun(tunFd).remove()
+  await io.settle()
+  t.equal(failed.length, 1, 'onFail called once')
+  t.match(port.got.at(-1), { code: 'ERROR', message: 'EBADFD', tunGone: true })
+  t.equal(io.activePolls, 0)
+})
