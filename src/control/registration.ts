@@ -4,15 +4,20 @@
  * per event (the ClientController sends the inits, installs the session and
  * logs; these only decide the next state), and `describe` for status.
  *
- *     registering ──accepted──▶ registered ──lost (server silent, or says it lost us; Bye)──▶ reconnecting
- *        │                       ▲      ▲                                                        │  │
- *        │                       │      └──────────── pong on the current session ◀──────────────┘  │
- *        │                       └──────────────────── accepted ◀────────────────────────────────────┤
- *        └──refused / authFailed──▶ rejected ──accepted──▶ registered                                │
- *                                      ▲                                                             │
- *                                      └──────────────────── refused ◀───────────────────────────────┘
+ *     registering ──accepted──▶ registered ──lost / serverBye──▶ reconnecting
+ *          │                      ▲  ▲                               │
+ *          │                      │  └──pongOnCurrent / accepted─────┘
+ *          └──refused / authFailed──▶ rejected ──accepted──┘
  *
- *   (authFailed after a first registration → reconnecting; refused from any state → rejected.)
+ *   Every event from every state (— : unchanged):
+ *
+ *     event             registering   registered     reconnecting   rejected
+ *     attemptSent       —             —              —              —           (attempts + 1, nextAttemptAt)
+ *     accepted          registered    registered     registered     registered
+ *     refused           rejected      rejected       rejected       rejected
+ *     authFailed        rejected      reconnecting   reconnecting   registeredBefore ? reconnecting : —
+ *     lost, serverBye   reconnecting  reconnecting   reconnecting   reconnecting
+ *     pongOnCurrent     —             —              registered     —
  *
  * Every state carries the init schedule: `attempts` (inits sent since the
  * last success; while registered, the rekey's inits) and `nextAttemptAt`

@@ -13,6 +13,9 @@
  *      receive key is installed.
  *   4. Confirm (control) on the pending session → the client is active at the
  *      confirm's source address; every other client learns of it.
+ *
+ * Sealed control messages are opened, and sessions rotated in and expired,
+ * by session.ts (the same code as the client's).
  */
 import type { Clock } from '../clock.js'
 import type { Logger } from '../log.js'
