@@ -18,13 +18,14 @@ import { networkInterfaces } from 'node:os'
 import { readFileSync } from 'node:fs'
 import type { Config } from './config/schema.js'
 import { systemClock } from './clock.js'
+import { systemRandom } from './random.js'
 import type { Logger } from './log.js'
 import { VpnError, describeError } from './errors.js'
 import { derivePsk } from './crypto/kdf.js'
 import { Dataplane } from './dataplane/dataplane.js'
 import { ServerController } from './control/server.js'
-import { ClientController, NAT_CHECK_PORT_OFFSET } from './control/client.js'
-import { TICK } from './control/constants.js'
+import { ClientController } from './control/client.js'
+import { NAT_CHECK_PORT_OFFSET, TICK } from './control/constants.js'
 import { Ticker } from './control/ticker.js'
 import { startControlServer } from './cli/control-protocol.js'
 import { ipToInt, intToIp } from './wire/addr.js'
@@ -83,7 +84,7 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
   const controller = config.mode === 'server'
     ? new ServerController({
       psk, tunnelIp: config.tun.ipInt, prefix: config.tun.prefix, mtu: config.mtu, maxClients: config.maxClients, keepaliveSec: config.keepalive
-    }, dataplane, systemClock, log.child('server'), maxPeers)
+    }, { port: dataplane, clock: systemClock, random: systemRandom, log: log.child('server') }, maxPeers)
     : new ClientController({
       psk,
       tunnelIp: config.tun.ipInt,
@@ -95,7 +96,7 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
       serverName: `${config.remote!.host}:${config.remote!.port}`,
       p2p: config.p2p,
       localEndpoints: () => localEndpoints(dataplane.port, config.tun.ipInt)
-    }, dataplane, systemClock, log.child('client'), maxPeers)
+    }, { port: dataplane, clock: systemClock, random: systemRandom, log: log.child('client') }, maxPeers)
 
   let fatal: Error | null = null
   let wake: () => void = () => {}

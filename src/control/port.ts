@@ -2,9 +2,13 @@
  * The narrow interface between the control plane and the dataplane. The
  * controllers (control/server.ts, control/client.ts) call a DataplanePort and
  * receive ControlInput events; dataplane/dataplane.ts implements it with
- * worker threads, test/helpers implement it in memory.
+ * worker threads, test/helpers implement it in memory. ControlComponents is
+ * everything else a controller gets from the composition root (daemon.ts).
  */
 import type { PeerCounters } from '../dataplane/stats.js'
+import type { Clock, WallClock } from '../clock.js'
+import type { Random } from '../random.js'
+import type { Logger } from '../log.js'
 
 export interface PeerRoute {
   /** Small integer naming the peer in the dataplane (0..maxPeers-1). */
@@ -68,4 +72,14 @@ export interface ControlHandler {
   onNeedSession(slot: number): void
   /** The dataplane saw an authenticated packet from a peer at a new address. */
   onEndpoint(slot: number, ip: number, port: number): void
+}
+
+/** What daemon.ts hands each controller (tests pass a FakeDataplane, a ManualClock and a seeded Random). */
+export interface ControlComponents {
+  port: DataplanePort
+  /** Monotonic time for every timer; wall time only for the init timestamp and the dataplane's receive stamps. */
+  clock: Clock & WallClock
+  /** Retry jitter, probe txids and ports, receiver indexes, instance ids. */
+  random: Random
+  log: Logger
 }

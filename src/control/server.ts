@@ -13,21 +13,27 @@
  *      receive key is installed.
  *   4. Confirm (control) on the pending session → the client is active at the
  *      confirm's source address; every other client learns of it.
+ *
+ * Sealed control messages are opened, and sessions rotated in and expired,
+ * by session.ts (the same code as the client's).
  */
 import type { Clock } from '../clock.js'
 import type { Logger } from '../log.js'
-import type { ControlHandler, ControlInput, DataplanePort } from './port.js'
-import { IndexTable, sameBytes, emptySessionSet, newSession, sessionsOf, type Session, type SessionSet } from './session.js'
+import type { ControlComponents, ControlHandler, ControlInput, DataplanePort } from './port.js'
+import { IndexTable, sameBytes, confirmPending, emptySessionSet, expireSessions, newSession, openSealedControl, sessionsOf, type Session, type SessionSet } from './session.js'
 import { PerKeyInterval, TokenBucket } from './rate-limit.js'
 import * as C from './constants.js'
 import { consumeInit, createResponse } from '../crypto/noise.js'
 import { isVpnError } from '../errors.js'
 import { MSG_CONTROL, MSG_HANDSHAKE_INIT, encodeReject, REJECT_AUTH_FAILED, REJECT_UNKNOWN_SESSION } from '../wire/messages.js'
 import { decodeInitPayload, encodeRespPayload, RESP_OK, RESP_ADDRESS_IN_USE, RESP_SERVER_FULL, RESP_ADDRESS_OUTSIDE_NETWORK, RESP_ADDRESS_RESERVED, type RespStatus } from '../wire/payloads.js'
-import { decodeControl, encodeControl, encodePeerUpdates, CTL_BYE, CTL_CONFIRM, CTL_PING, CTL_PONG, PEER_OP_REMOVE, PEER_OP_UPSERT, type PeerEntry } from '../wire/control.js'
+import { encodeControl, encodePeerUpdates, CTL_BYE, CTL_CONFIRM, CTL_PING, CTL_PONG, PEER_OP_REMOVE, PEER_OP_UPSERT, type PeerEntry } from '../wire/control.js'
 import { PEER_UPDATE_MAX_BYTES } from '../wire/constants.js'
-import { formatEndpoint, intToIp } from '../wire/addr.js'
+import { broadcastAddress, endpointKey, formatEndpoint, inSubnet, intToIp, networkAddress } from '../wire/addr.js'
 import type { PeerStatus, StatusReport } from './status.js'
+
+/** The NAT-check port answers Pings only. */
+const NAT_CHECK_KINDS = [CTL_PING] as const
 
 export interface ServerOptions {
   psk: Uint8Array
@@ -52,9 +58,8 @@ interface ClientRecord {
   endpointPort: number
   /** Monotonic ms of the last authenticated control message. */
   lastSeen: number
-  registeredAt: number
   sessions: SessionSet
-  /** Last RTT estimate is the client's business; the server measures nothing per client. */
+  /** The LAN endpoints it announced (passed on to peers in the peer list). */
   lan: { ip: number, port: number }[]
 }
 
@@ -65,7 +70,7 @@ export class ServerController implements ControlHandler {
   readonly #log: Logger
   readonly #byIp = new Map<number, ClientRecord>()
   readonly #byPeerId = new Map<number, ClientRecord>()
-  readonly #indexes = new IndexTable<ClientRecord>()
+  readonly #indexes: IndexTable<ClientRecord>
   readonly #freeSlots: number[] = []
   #nextPeerId = 1
   #version = 1
@@ -76,22 +81,22 @@ export class ServerController implements ControlHandler {
   readonly #wrongKeyLog = new PerKeyInterval(C.WRONG_KEY_LOG_INTERVAL, C.RATE_TABLE_MAX)
   readonly #refusedLog = new PerKeyInterval(C.WRONG_KEY_LOG_INTERVAL, C.RATE_TABLE_MAX)
   readonly #startedAt: number
-  readonly #netMask: number
+  /** Our tunnel network and its broadcast address (clients' addresses must lie inside, and be neither). */
   readonly #network: number
   readonly #broadcast: number
   #rejectedInits = 0
 
-  constructor (opt: ServerOptions, port: DataplanePort, clock: Clock, log: Logger, maxPeers: number) {
+  constructor (opt: ServerOptions, c: ControlComponents, maxPeers: number) {
     this.#opt = opt
-    this.#port = port
-    this.#clock = clock
-    this.#log = log
+    this.#port = c.port
+    this.#clock = c.clock
+    this.#log = c.log
+    this.#indexes = new IndexTable(c.random)
     for (let s = maxPeers - 1; s >= 0; s--) this.#freeSlots.push(s)
-    this.#rejectBudget = new TokenBucket(C.REJECT_BUDGET_PER_SEC, clock.now())
-    this.#startedAt = clock.now()
-    this.#netMask = opt.prefix === 0 ? 0 : (0xffffffff << (32 - opt.prefix)) >>> 0
-    this.#network = (opt.tunnelIp & this.#netMask) >>> 0
-    this.#broadcast = (this.#network | (~this.#netMask >>> 0)) >>> 0
+    this.#rejectBudget = new TokenBucket(C.REJECT_BUDGET_PER_SEC, c.clock.now())
+    this.#startedAt = c.clock.now()
+    this.#network = networkAddress(opt.tunnelIp, opt.prefix)
+    this.#broadcast = broadcastAddress(opt.tunnelIp, opt.prefix)
   }
 
   get clientCount (): number {
@@ -182,7 +187,7 @@ export class ServerController implements ControlHandler {
     }
     if (req.role !== 1) return
     const ip = req.tunnelIp >>> 0
-    if ((ip & this.#netMask) >>> 0 !== this.#network) {
+    if (!inSubnet(ip, this.#network, this.#opt.prefix)) {
       refuse(RESP_ADDRESS_OUTSIDE_NETWORK, `its address is outside the network ${intToIp(this.#network)}/${this.#opt.prefix}`)
       return
     }
@@ -219,7 +224,6 @@ export class ServerController implements ControlHandler {
         endpointIp: input.ip,
         endpointPort: input.port,
         lastSeen: now,
-        registeredAt: now,
         sessions: emptySessionSet(),
         lan: req.lan
       }
@@ -248,38 +252,20 @@ export class ServerController implements ControlHandler {
    * else is accepted, and nothing changes state; returns the reply or null.
    */
   onNatCheck (bytes: Uint8Array, ip: number, port: number): Uint8Array | null {
-    const drop = (): null => { this.natCheckCounters.natCheckDropped++; return null }
-    if (bytes.length < 32 || bytes[0] !== MSG_CONTROL) return drop()
-    const idx = new DataView(bytes.buffer, bytes.byteOffset).getUint32(4, true)
-    const rec = this.#indexes.get(idx)
-    if (rec === undefined || !rec.active) return drop()
-    const s = sessionsOf(rec.sessions).find(x => x.localIndex === idx)
-    if (s === undefined) return drop()
-    const plain = s.ctl.open(bytes)
-    if (plain === null) return drop()
-    let msg
-    try { msg = decodeControl(plain) } catch { return drop() }
-    if (msg.kind !== CTL_PING) return drop()
+    const r = openSealedControl(bytes, this.#indexes, (rec) => rec.active, NAT_CHECK_KINDS)
+    if (!r.ok || r.msg.kind !== CTL_PING) { this.natCheckCounters.natCheckDropped++; return null }
     this.natCheckCounters.natCheckAnswered++
-    return s.ctl.seal(encodeControl({ kind: CTL_PONG, txid: msg.txid, peerListVersion: this.#version, observedIp: ip, observedPort: port }))
+    return r.session.ctl.seal(encodeControl({ kind: CTL_PONG, txid: r.msg.txid, peerListVersion: this.#version, observedIp: ip, observedPort: port }))
   }
 
   #onControlMessage (input: ControlInput): void {
     const now = this.#clock.now()
-    const view = new DataView(input.bytes.buffer, input.bytes.byteOffset)
-    if (input.bytes.length < 32) return
-    const idx = view.getUint32(4, true)
-    const rec = this.#indexes.get(idx)
-    if (rec === undefined) {
-      this.#sendReject(REJECT_UNKNOWN_SESSION, idx, input.ip, input.port)
+    const r = openSealedControl(input.bytes, this.#indexes)
+    if (!r.ok) {
+      if (r.why === 'unknown-index') this.#sendReject(REJECT_UNKNOWN_SESSION, r.index, input.ip, input.port)
       return
     }
-    const s = sessionsOf(rec.sessions).find(x => x.localIndex === idx)
-    if (s === undefined) return
-    const plain = s.ctl.open(input.bytes)
-    if (plain === null) return
-    let msg
-    try { msg = decodeControl(plain) } catch { return }
+    const { owner: rec, session: s, msg } = r
     rec.lastSeen = now
     switch (msg.kind) {
       case CTL_CONFIRM: {
@@ -311,14 +297,7 @@ export class ServerController implements ControlHandler {
 
   #activate (rec: ClientRecord, s: Session, ip: number, port: number): void {
     const wasActive = rec.active
-    const old = rec.sessions.current
-    if (old) {
-      if (rec.sessions.previous) this.#dropSession(rec.sessions.previous)
-      rec.sessions.previous = old
-      rec.sessions.previousUntil = this.#clock.now() + C.PREVIOUS_SESSION_GRACE
-    }
-    rec.sessions.current = s
-    rec.sessions.pending = null
+    confirmPending(rec.sessions, s, this.#clock.now(), this.#dropSession)
     rec.active = true
     rec.endpointIp = ip
     rec.endpointPort = port
@@ -361,14 +340,15 @@ export class ServerController implements ControlHandler {
     if (why !== null) this.#log.info(`client removed: ${why}`, { peer: intToIp(rec.tunnelIp) })
   }
 
-  #dropSession (s: Session): void {
+  /** Forget a session's receiver index, here and in the dataplane. */
+  readonly #dropSession = (s: Session): void => {
     this.#indexes.delete(s.localIndex)
     this.#port.dropRecvIndex(s.localIndex)
   }
 
   #sendReject (reason: number, index: number, ip: number, port: number): void {
     const now = this.#clock.now()
-    if (!this.#rejectPerSource.allow(ip * 65536 + port, now)) return
+    if (!this.#rejectPerSource.allow(endpointKey(ip, port), now)) return
     if (!this.#rejectBudget.take(now)) return
     this.#port.sendControl(encodeReject({ reason: reason as 1 | 2, index }), ip, port)
   }
@@ -385,12 +365,7 @@ export class ServerController implements ControlHandler {
         continue
       }
       const ss = rec.sessions
-      if (ss.previous && now > ss.previousUntil) { this.#dropSession(ss.previous); ss.previous = null }
-      if (ss.pending && now - ss.pending.createdAt > C.PENDING_SESSION_TIMEOUT) {
-        this.#dropSession(ss.pending)
-        ss.pending = null
-        if (!rec.active && ss.current === null) this.#remove(rec, null)
-      }
+      if (expireSessions(ss, now, this.#dropSession, false) && !rec.active && ss.current === null) this.#remove(rec, null)
     }
     if (this.#pendingChanges.length > 0 && now - this.#lastUpdateFlush >= C.PEER_UPDATE_INTERVAL) {
       this.#lastUpdateFlush = now

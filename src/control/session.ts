@@ -1,7 +1,10 @@
 /**
  * Sessions and handshakes of one remote (the server, a client, or a peer),
- * as explicit state on the main thread. The keys of a confirmed session are
- * handed to the dataplane; the control keys stay here (ControlChannel).
+ * as explicit state on the main thread, and the three things both
+ * controllers do with them: open a sealed control message (find the session
+ * by receiver index, authenticate, check replay, decode), rotate a newly
+ * confirmed session in, and expire old ones. The keys of a confirmed session
+ * are handed to the dataplane; the control keys stay here (ControlChannel).
  *
  *   Handshake (initiator side):
  *
@@ -9,18 +12,30 @@
  *                         │  ▲
  *                         └──┘ retry every HANDSHAKE_RETRY (+ jitter)
  *
- *   Session slots per remote:
+ *   Session slots per remote (installCurrent / confirmPending / expireSessions):
+ *
+ *     pending ──Confirm──▶ current ──a newer one installed──▶ previous ──PREVIOUS_SESSION_GRACE──▶ dropped
+ *       │                    └──older than REJECT_AFTER (client)──▶ dropped
+ *       └──unconfirmed for PENDING_SESSION_TIMEOUT──▶ dropped
+ *
  *     pending  – responder side, waiting for the initiator's Confirm;
  *     current  – used for sending; receives too;
  *     previous – still receives for PREVIOUS_SESSION_GRACE after a rekey.
+ *
+ * "Dropped" means the caller's `drop(session)`: forget the receiver index
+ * here and in the dataplane.
  */
 import { ControlChannel } from '../crypto/control-channel.js'
 import type { InitiatorState, SessionKeys } from '../crypto/noise.js'
-import { randomBytes } from 'node:crypto'
+import type { Random } from '../random.js'
+import { decodeControl, type ControlKind, type ControlMessage } from '../wire/control.js'
+import { MSG_CONTROL } from '../wire/messages.js'
+import { PENDING_SESSION_TIMEOUT, PREVIOUS_SESSION_GRACE, REJECT_AFTER } from './constants.js'
 
 export type Handshake =
   | { state: 'idle' }
-  | { state: 'initSent', localIndex: number, initiator: InitiatorState, message: Uint8Array, startedAt: number, sentAt: number, tries: number }
+  /** An init is out: its receiver index, the Noise state to finish it, when it was sent and how many inits this handshake has sent. */
+  | { state: 'initSent', localIndex: number, initiator: InitiatorState, sentAt: number, tries: number }
 
 export interface Session {
   readonly localIndex: number
@@ -65,15 +80,58 @@ export function sessionsOf (s: SessionSet): Session[] {
   return out
 }
 
+/** A set as status shows it: 'established' | 'handshaking' | 'none'. */
+export function describeSessions (s: SessionSet): 'established' | 'handshaking' | 'none' {
+  return s.current ? 'established' : (s.hs.state === 'initSent' ? 'handshaking' : 'none')
+}
+
+// ── rotation and expiry ──────────────────────────────────────────────────────
+
+/** Make `s` the current session of a set; the old current becomes previous (receive-only until now + PREVIOUS_SESSION_GRACE). */
+export function installCurrent (ss: SessionSet, s: Session, now: number, drop: (s: Session) => void): void {
+  if (ss.current !== null && ss.current !== s) {
+    if (ss.previous !== null) drop(ss.previous)
+    ss.previous = ss.current
+    ss.previousUntil = now + PREVIOUS_SESSION_GRACE
+  }
+  ss.current = s
+}
+
+/** The initiator confirmed our pending session: it becomes current. */
+export function confirmPending (ss: SessionSet, s: Session, now: number, drop: (s: Session) => void): void {
+  installCurrent(ss, s, now, drop)
+  ss.pending = null
+}
+
+/**
+ * Drop what has aged out: previous after its grace, pending after
+ * PENDING_SESSION_TIMEOUT, and with `rejectOld` current after REJECT_AFTER
+ * (the client; the server keeps a client's current session until the client
+ * replaces it or the client expires). Returns whether a pending session expired.
+ */
+export function expireSessions (ss: SessionSet, now: number, drop: (s: Session) => void, rejectOld: boolean): boolean {
+  if (ss.previous !== null && now > ss.previousUntil) { drop(ss.previous); ss.previous = null }
+  let pendingExpired = false
+  if (ss.pending !== null && now - ss.pending.createdAt > PENDING_SESSION_TIMEOUT) { drop(ss.pending); ss.pending = null; pendingExpired = true }
+  if (rejectOld && ss.current !== null && now - ss.current.createdAt > REJECT_AFTER) { drop(ss.current); ss.current = null }
+  return pendingExpired
+}
+
+// ── receiver indexes and sealed control messages ─────────────────────────────
+
 /**
  * Receiver indexes: random 32-bit, unique among live sessions of this daemon,
  * never 0. Random (not sequential) so an off-path sender cannot guess them.
  */
 export class IndexTable<T> {
   readonly #map = new Map<number, T>()
+  readonly #random: Random
+  constructor (random: Random) { this.#random = random }
+
   allocate (owner: T): number {
     for (;;) {
-      const idx = randomBytes(4).readUInt32LE(0)
+      const b = this.#random.bytes(4)
+      const idx = (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0
       if (idx !== 0 && !this.#map.has(idx)) {
         this.#map.set(idx, owner)
         return idx
@@ -86,14 +144,59 @@ export class IndexTable<T> {
   get size (): number { return this.#map.size }
 }
 
-/** Next retry delay: HANDSHAKE_RETRY doubling every 3 tries, capped, plus jitter. */
-export function retryDelay (tries: number, base: number, cap: number, jitter: number): number {
-  const d = Math.min(cap, base * 2 ** Math.floor(tries / 3))
-  return d + Math.random() * jitter
+/** Why a sealed control message was not accepted (the caller counts, rejects or ignores). */
+export type SealedReject =
+  | 'malformed' // shorter than a sealed header + tag, or not wire type 3
+  | 'unknown-index' // no session of ours has that receiver index
+  | 'refused' // the index belongs to an owner the caller does not accept here
+  | 'no-session' // the owner no longer holds a session with that index
+  | 'unauthenticated' // the tag fails, or the counter is a replay (ControlChannel.rejected says which)
+  | 'undecodable' // authentic, but not a control message we can decode
+  | 'unexpected-kind' // decoded, but not one of the kinds asked for
+
+export type SealedControl<T> =
+  | { ok: true, owner: T, session: Session, msg: ControlMessage }
+  | { ok: false, why: SealedReject, index: number }
+
+/** Smallest sealed control message: 16-byte header + 16-byte tag. */
+const SEALED_MIN = 32
+
+/**
+ * Open a sealed control message (wire type 3), the one way both controllers
+ * do it: receiver index (bytes 4..8) → owner → its session with that index →
+ * ControlChannel.open (tag, replay window) → decodeControl. `accept` vets the
+ * owner before anything is decrypted (a relayed message must come from the
+ * peer the envelope names, a NAT check from an active client); `kinds`
+ * restricts the message kinds.
+ */
+export function openSealedControl<T extends { sessions: SessionSet }> (
+  bytes: Uint8Array, indexes: IndexTable<T>, accept?: (owner: T) => boolean, kinds?: readonly ControlKind[]
+): SealedControl<T> {
+  if (bytes.length < SEALED_MIN || bytes[0] !== MSG_CONTROL) return { ok: false, why: 'malformed', index: 0 }
+  const index = new DataView(bytes.buffer, bytes.byteOffset).getUint32(4, true)
+  const owner = indexes.get(index)
+  if (owner === undefined) return { ok: false, why: 'unknown-index', index }
+  if (accept !== undefined && !accept(owner)) return { ok: false, why: 'refused', index }
+  const session = sessionsOf(owner.sessions).find(x => x.localIndex === index)
+  if (session === undefined) return { ok: false, why: 'no-session', index }
+  const plain = session.ctl.open(bytes)
+  if (plain === null) return { ok: false, why: 'unauthenticated', index }
+  let msg: ControlMessage
+  try { msg = decodeControl(plain) } catch { return { ok: false, why: 'undecodable', index } }
+  if (kinds !== undefined && !kinds.includes(msg.kind)) return { ok: false, why: 'unexpected-kind', index }
+  return { ok: true, owner, session, msg }
 }
 
-export function randomInstanceId (): Uint8Array {
-  return new Uint8Array(randomBytes(16))
+// ── small helpers ────────────────────────────────────────────────────────────
+
+/** Next retry delay: `base` doubling every 3 tries, capped at `cap`, plus a uniform jitter in [0, jitter). */
+export function retryDelay (tries: number, base: number, cap: number, jitter: number, random: Random): number {
+  const d = Math.min(cap, base * 2 ** Math.floor(tries / 3))
+  return d + random.float() * jitter
+}
+
+export function randomInstanceId (random: Random): Uint8Array {
+  return random.bytes(16)
 }
 
 export function sameBytes (a: Uint8Array, b: Uint8Array): boolean {

@@ -1,4 +1,4 @@
-import type { P2pStatus } from './p2p.js'
+import type { P2pStatus } from './direct-path.js'
 
 /**
  * The shape of `lightweight-tunnel status --json`. The control socket's

@@ -36,9 +36,8 @@ export interface RecvSession {
   readonly window: ReplayWindow
 }
 
-export function endpointKey (ip: number, port: number): number {
-  return ip * 65536 + port
-}
+import { endpointKey } from '../wire/addr.js'
+export { endpointKey }
 
 /** Packets cached per peer while its session is set up (nebula caps at 100; a handshake here takes ~1 RTT). */
 export const QUEUE_MAX = 32

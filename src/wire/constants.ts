@@ -1,14 +1,12 @@
 /**
  * Protocol-wide constants of lightweight-tunnel protocol v1: version, crypto
- * identifiers, timers and limits. Byte layouts and their sizes live next to
+ * identifiers and limits. Byte layouts and their sizes live next to
  * their codecs (wire/messages.ts, wire/payloads.ts, wire/control.ts); this file
  * holds the numbers that are not tied to one layout. docs/PROTOCOL.md is the
  * prose version of everything here; change both together.
  *
- * Timer values follow WireGuard (whitepaper §6.1, "Timers & Stateless UX"),
- * scaled to this protocol: sessions are rekeyed after REKEY_AFTER_MS and are
- * unusable after REJECT_AFTER_MS, so an old session still covers the rekey
- * handshake with a REJECT_AFTER_MS - REKEY_AFTER_MS = 60 s margin.
+ * Timers (rekey, reject, handshake retry and jitter, …) are not here: the
+ * one set is control/constants.ts, next to the code that runs them.
  */
 
 /** Byte 1 of handshake messages. A responder drops any other value (no reply). */
@@ -56,46 +54,12 @@ export const PSK_SCRYPT_P = 1
 export const PSK_SCRYPT_MAXMEM = 64 * 1024 * 1024
 
 // ---------------------------------------------------------------------------
-// Session timers (milliseconds on the injected monotonic Clock)
-// ---------------------------------------------------------------------------
-
-/**
- * The initiator of a session starts a new handshake once the session is this
- * old (WireGuard: REKEY_AFTER_TIME = 120 s). Only the initiator rekeys on
- * time, so the two ends never race to replace the same session.
- */
-export const REKEY_AFTER_MS = 120_000
-
-/**
- * No message is sent or accepted on a session older than this (WireGuard:
- * REJECT_AFTER_TIME = 180 s). Bounds the damage of a compromised session key.
- */
-export const REJECT_AFTER_MS = 180_000
-
-/**
- * A handshake init without a response is retransmitted (as a fresh init with
- * a new ephemeral, index and timestamp) after HANDSHAKE_RETRY_MS plus a
- * uniform random jitter in [0, HANDSHAKE_RETRY_JITTER_MS). The jitter keeps
- * many clients that lost the server at the same moment from retrying in lock
- * step. WireGuard uses 5 s + up to 333 ms; we retry faster because a lost
- * handshake here also delays the relay path that everything else depends on.
- */
-export const HANDSHAKE_RETRY_MS = 1_000
-export const HANDSHAKE_RETRY_JITTER_MS = 333
-
-/**
- * Recommended time after which an initiator stops retrying one handshake and
- * reports the peer unreachable (WireGuard: REKEY_ATTEMPT_TIME = 90 s).
- */
-export const HANDSHAKE_ATTEMPT_MS = 90_000
-
-// ---------------------------------------------------------------------------
 // Counters and replay protection
 // ---------------------------------------------------------------------------
 
 /**
  * Rekey when a sending counter reaches this (WireGuard: 2^60). 2^48 packets
- * take ~9 years at 1 Mpps, so in practice REKEY_AFTER_MS always fires first;
+ * take ~9 years at 1 Mpps, so in practice REKEY_AFTER (control/constants.ts) always fires first;
  * the bound exists so correctness does not depend on that.
  */
 export const REKEY_AFTER_MESSAGES = 2 ** 48

@@ -6,6 +6,7 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { ManualClock } from '../../src/clock.js'
+import { seededRandom, type Random } from '../../src/random.js'
 import { Logger } from '../../src/log.js'
 import { ServerController } from '../../src/control/server.js'
 import { ClientController } from '../../src/control/client.js'
@@ -35,10 +36,12 @@ interface Lab {
 function lab (opts: { maxClients?: number } = {}): Lab {
   const net = new FakeNet()
   const clock = new ManualClock()
+  // Every random choice (indexes, jitter) pinned: a run is the same every time.
+  const random: Random = seededRandom(1)
   const psk = new Uint8Array(randomBytes(32))
   const serverDp = net.add(SERVER_IP, SERVER_PORT, 'server')
   const { log, lines: serverLog } = logSink()
-  const server = new ServerController({ psk, tunnelIp: ipToInt('10.0.0.1'), prefix: 24, mtu: 1400, maxClients: opts.maxClients ?? 10, keepaliveSec: 10 }, serverDp, clock, log, 16)
+  const server = new ServerController({ psk, tunnelIp: ipToInt('10.0.0.1'), prefix: 24, mtu: 1400, maxClients: opts.maxClients ?? 10, keepaliveSec: 10 }, { port: serverDp, clock, random, log }, 16)
   serverDp.handler = server
   const clients: ClientController[] = []
   const l: Lab = {
@@ -55,7 +58,7 @@ function lab (opts: { maxClients?: number } = {}): Lab {
         serverPort: SERVER_PORT,
         keepaliveSec: 10,
         serverName: '198.18.0.1:9000'
-      }, dp, clock, clog, 64)
+      }, { port: dp, clock, random, log: clog }, 64)
       dp.handler = c
       clients.push(c)
       return { c, dp, lines }
@@ -194,7 +197,7 @@ t.test('server restart: clients re-register by themselves', async t => {
   t.equal(a.c.state, 'registered')
   // A new server process on the same address: no sessions.
   const { log } = logSink()
-  const fresh = new ServerController({ psk: L.psk, tunnelIp: ipToInt('10.0.0.1'), prefix: 24, mtu: 1400, maxClients: 10, keepaliveSec: 10 }, L.serverDp, L.clock, log, 16)
+  const fresh = new ServerController({ psk: L.psk, tunnelIp: ipToInt('10.0.0.1'), prefix: 24, mtu: 1400, maxClients: 10, keepaliveSec: 10 }, { port: L.serverDp, clock: L.clock, random: seededRandom(2), log }, 16)
   L.serverDp.handler = fresh
   L.server = fresh
   L.serverDp.recvKeys.clear()
@@ -214,7 +217,7 @@ t.test('a peer that forgot us gets a new session when our data reaches it (serve
   t.equal(b.c.status().peers[1].session, 'established')
   // The server restarts; b re-registers first (a's packets are held back), so b's fresh
   // list lacks a and b forgets it; a re-registers later and keeps its session with b.
-  const fresh = new ServerController({ psk: L.psk, tunnelIp: ipToInt('10.0.0.1'), prefix: 24, mtu: 1400, maxClients: 10, keepaliveSec: 10 }, L.serverDp, L.clock, logSink().log, 16)
+  const fresh = new ServerController({ psk: L.psk, tunnelIp: ipToInt('10.0.0.1'), prefix: 24, mtu: 1400, maxClients: 10, keepaliveSec: 10 }, { port: L.serverDp, clock: L.clock, random: seededRandom(2), log: logSink().log }, 16)
   L.serverDp.handler = fresh
   L.server = fresh
   L.serverDp.recvKeys.clear()

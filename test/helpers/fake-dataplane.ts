@@ -7,6 +7,7 @@
  */
 import type { ControlHandler, DataplanePort, PeerRoute } from '../../src/control/port.js'
 import type { PeerCounters } from '../../src/dataplane/stats.js'
+import { systemRandom, type Random } from '../../src/random.js'
 
 export interface Datagram {
   from: { ip: number, port: number }
@@ -35,11 +36,14 @@ export class FakeNat {
   /** public port → inside endpoint and the remotes it contacted */
   readonly #in = new Map<number, { ip: number, port: number, ips: Set<number>, eps: Set<string> }>()
   #nextPort = 20000
+  /** Picks an edm mapping's port (pass a seeded Random to pin a run). */
+  readonly #random: Random
 
-  constructor (publicIp: number, mapping: 'eim' | 'edm', filtering: 'eif' | 'adf' | 'apdf') {
+  constructor (publicIp: number, mapping: 'eim' | 'edm', filtering: 'eif' | 'adf' | 'apdf', random: Random = systemRandom) {
     this.publicIp = publicIp
     this.mapping = mapping
     this.filtering = filtering
+    this.#random = random
   }
 
   /** Rewrites an outbound datagram's source; returns the public port used. */
@@ -48,7 +52,7 @@ export class FakeNat {
     const k = this.mapping === 'eim' ? inside : `${inside}>${d.to.ip}:${d.to.port}`
     let port = this.#out.get(k)
     if (port === undefined) {
-      port = this.mapping === 'eim' ? this.#nextPort++ : 1024 + Math.floor(Math.random() * 64000)
+      port = this.mapping === 'eim' ? this.#nextPort++ : 1024 + this.#random.int(64000)
       while (this.#in.has(port)) port = port + 1 > 65535 ? 1024 : port + 1
       this.#out.set(k, port)
       this.#in.set(port, { ip: d.from.ip, port: d.from.port, ips: new Set(), eps: new Set() })

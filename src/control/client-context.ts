@@ -1,0 +1,81 @@
+/**
+ * What the pieces of the client's control plane share (client.ts builds one
+ * ClientContext and hands it to ServerLink and PeerSessions): the options,
+ * the injected components, the one table of receiver indexes (sessions with
+ * the server and with peers live in it side by side), our instance id, the
+ * init timestamps, and the two ways out (to the server, relayed to a peer).
+ * Main thread only.
+ */
+import type { Clock, WallClock } from '../clock.js'
+import type { Logger } from '../log.js'
+import type { Random } from '../random.js'
+import type { LanAddr } from '../wire/payloads.js'
+import type { DataplanePort } from './port.js'
+import type { IndexTable, Session, SessionSet } from './session.js'
+
+export interface ClientOptions {
+  psk: Uint8Array
+  tunnelIp: number
+  prefix: number
+  mtu: number
+  serverIp: number
+  serverPort: number
+  keepaliveSec: number
+  /** Display form of the server address, for messages. */
+  serverName: string
+  /** Try direct paths to other clients (--p2p, the default). */
+  p2p?: boolean
+  /** Our own addresses with the UDP port we listen on (LAN candidates for peers); read at registration. */
+  localEndpoints?: () => LanAddr[]
+}
+
+/** The dataplane slot of the server (peers get 1 …). */
+export const SERVER_SLOT = 0
+
+/** Anything that owns sessions: the server remote, or a peer. */
+export interface SessionOwner { sessions: SessionSet }
+
+export interface ClientContext {
+  readonly opt: ClientOptions
+  readonly port: DataplanePort
+  readonly clock: Clock & WallClock
+  readonly random: Random
+  readonly log: Logger
+  readonly indexes: IndexTable<SessionOwner>
+  /** Random per daemon start: the server and peers tell a restart (new id) from a replayed init (same id, old timestamp). */
+  readonly instanceId: Uint8Array
+  /** A fresh init timestamp: wall-clock ms, strictly increasing over every init we send (the receiver drops one not newer than the last). */
+  timestamp(): number
+  /** Forget a session's receiver index, here and in the dataplane. */
+  drop(s: Session): void
+  /** Is this datagram from the server's main port? */
+  fromServer(ip: number, port: number): boolean
+  /** Send to the server's main port. */
+  sendToServer(bytes: Uint8Array): void
+  /** Send to a peer through the server: a relay envelope (type 5, the peer's id) around `inner`. */
+  sendRelayed(peerId: number, inner: Uint8Array): void
+}
+
+/** The ClientContext of one ClientController. */
+export function clientContext (opt: ClientOptions, c: { port: DataplanePort, clock: Clock & WallClock, random: Random, log: Logger }, indexes: IndexTable<SessionOwner>, instanceId: Uint8Array): ClientContext {
+  let lastTimestamp = 0
+  const { port } = c
+  return {
+    opt, port, clock: c.clock, random: c.random, log: c.log, indexes, instanceId,
+    timestamp: () => (lastTimestamp = Math.max(lastTimestamp + 1, c.clock.wallNow())),
+    drop: (s) => {
+      indexes.delete(s.localIndex)
+      port.dropRecvIndex(s.localIndex)
+    },
+    fromServer: (ip, p) => ip === opt.serverIp && p === opt.serverPort,
+    sendToServer: (bytes) => { port.sendControl(bytes, opt.serverIp, opt.serverPort) },
+    sendRelayed: (peerId, inner) => {
+      const out = new Uint8Array(8 + inner.length)
+      const v = new DataView(out.buffer)
+      v.setUint32(0, 5, true)
+      v.setUint32(4, peerId, true)
+      out.set(inner, 8)
+      port.sendControl(out, opt.serverIp, opt.serverPort)
+    }
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * The client's registration with the server as a state machine: a
+ * discriminated union that carries its data, one pure transition function
+ * per event (the ClientController sends the inits, installs the session and
+ * logs; these only decide the next state), and `describe` for status.
+ *
+ *     registering ──accepted──▶ registered ──lost / serverBye──▶ reconnecting
+ *          │                      ▲  ▲                               │
+ *          │                      │  └──pongOnCurrent / accepted─────┘
+ *          └──refused / authFailed──▶ rejected ──accepted──┘
+ *
+ *   Every event from every state (— : unchanged):
+ *
+ *     event             registering   registered     reconnecting   rejected
+ *     attemptSent       —             —              —              —           (attempts + 1, nextAttemptAt)
+ *     accepted          registered    registered     registered     registered
+ *     refused           rejected      rejected       rejected       rejected
+ *     authFailed        rejected      reconnecting   reconnecting   registeredBefore ? reconnecting : —
+ *     lost, serverBye   reconnecting  reconnecting   reconnecting   reconnecting
+ *     pongOnCurrent     —             —              registered     —
+ *
+ * Every state carries the init schedule: `attempts` (inits sent since the
+ * last success; while registered, the rekey's inits) and `nextAttemptAt`
+ * (monotonic ms when tick() sends the next one). `rejected` also remembers
+ * whether we were ever registered (a later success logs "reconnected").
+ * While reconnecting, the old keys stay installed: nothing is torn down until
+ * a new session replaces them, so a server that merely missed some
+ * keepalives costs nothing.
+ */
+import { intToIp } from '../wire/addr.js'
+import { RESP_ADDRESS_IN_USE, RESP_ADDRESS_OUTSIDE_NETWORK, RESP_ADDRESS_RESERVED, RESP_SERVER_FULL, type RespStatus } from '../wire/payloads.js'
+import { assertNever } from './assert.js'
+
+interface Schedule {
+  /** Inits sent since the last success. */
+  attempts: number
+  /** When tick() sends the next init (monotonic ms). */
+  nextAttemptAt: number
+}
+
+export type Registration =
+  | ({ state: 'registering' } & Schedule)
+  | ({ state: 'registered' } & Schedule)
+  | ({ state: 'reconnecting' } & Schedule)
+  | ({ state: 'rejected', registeredBefore: boolean } & Schedule)
+
+export type RegistrationState = Registration['state']
+
+/** Before the first init: due at once. */
+export function initialRegistration (now: number): Registration {
+  return { state: 'registering', attempts: 0, nextAttemptAt: now }
+}
+
+/** Were we ever registered (so a success is a reconnection)? */
+export function everRegistered (r: Registration): boolean {
+  switch (r.state) {
+    case 'registering': return false
+    case 'registered':
+    case 'reconnecting': return true
+    case 'rejected': return r.registeredBefore
+    default: return assertNever(r)
+  }
+}
+
+/** The server session is usable (registered, or reconnecting with the old keys). */
+export function isRegistered (r: Registration): boolean {
+  switch (r.state) {
+    case 'registered':
+    case 'reconnecting': return true
+    case 'registering':
+    case 'rejected': return false
+    default: return assertNever(r)
+  }
+}
+
+/** Event: an init went out; the next is due after `delay(attempts)` (the new count). */
+export function attemptSent (r: Registration, now: number, delay: (attempts: number) => number): Registration {
+  const attempts = r.attempts + 1
+  return { ...r, attempts, nextAttemptAt: now + delay(attempts) }
+}
+
+/** Event: the server answered OK (from any state). */
+export function accepted (r: Registration): Registration {
+  return { state: 'registered', attempts: 0, nextAttemptAt: r.nextAttemptAt }
+}
+
+/** Event: the server refused us (address in use, full, …); the next try is at `nextAttemptAt`. */
+export function refused (r: Registration, nextAttemptAt: number): Registration {
+  return { state: 'rejected', registeredBefore: everRegistered(r), attempts: r.attempts, nextAttemptAt }
+}
+
+/** Event: the server rejected our init's authentication (wrong network key). Schedule unchanged. */
+export function authFailed (r: Registration): Registration {
+  const { attempts, nextAttemptAt } = r
+  return everRegistered(r) ? { state: 'reconnecting', attempts, nextAttemptAt } : { state: 'rejected', registeredBefore: false, attempts, nextAttemptAt }
+}
+
+/** Event: the server went silent, or said it lost our session; the caller sends an init at once. */
+export function lost (r: Registration): Registration {
+  return { state: 'reconnecting', attempts: 0, nextAttemptAt: r.nextAttemptAt }
+}
+
+/** Event: the server said Bye (it is shutting down); try again at `nextAttemptAt`. */
+export function serverBye (_r: Registration, nextAttemptAt: number): Registration {
+  return { state: 'reconnecting', attempts: 0, nextAttemptAt }
+}
+
+/** Event: the server answered a Ping on our current session: a reconnection is over (the old session still works). */
+export function pongOnCurrent (r: Registration): Registration {
+  switch (r.state) {
+    case 'reconnecting': return { state: 'registered', attempts: r.attempts, nextAttemptAt: r.nextAttemptAt }
+    case 'registering':
+    case 'registered':
+    case 'rejected': return r
+    default: return assertNever(r)
+  }
+}
+
+/** The status word (`status --json` .state). */
+export function describe (r: Registration): RegistrationState {
+  return r.state
+}
+
+/** Why the server refused us, in plain words. */
+export function describeRefusal (status: RespStatus, tunnelIp: number): string {
+  switch (status) {
+    case RESP_ADDRESS_IN_USE: return `the tunnel address ${intToIp(tunnelIp)} is in use by another live client — pick another --tun address`
+    case RESP_SERVER_FULL: return 'the server is full (its --max-clients is reached)'
+    case RESP_ADDRESS_OUTSIDE_NETWORK: return `the tunnel address ${intToIp(tunnelIp)} is outside the server's network — use an address in the server's --tun network`
+    case RESP_ADDRESS_RESERVED: return `the tunnel address ${intToIp(tunnelIp)} is reserved (the server's own, the network or the broadcast address)`
+    default: return `status ${status}`
+  }
+}

@@ -1,0 +1,295 @@
+/**
+ * The server, as this client sees it: registration (the inits and the
+ * server's answers, driving the state machine of registration.ts), the
+ * session with it (rekey, expiry), keepalive Pings and their Pongs (RTT, our
+ * public endpoint), NAT checks to its second port, its Bye. Owned by the
+ * ClientController, which routes the server's datagrams here and is told,
+ * through ServerLinkHooks, what concerns the rest of the client (our endpoint
+ * as the server sees it, NAT-check answers, peer lists).
+ *
+ *   tick ──▶ init (registration, retry with backoff, rekey) ──▶ server
+ *   server ──response──▶ onResponse: OK → session current, Confirm, Ping; refused → rejected
+ *   server ──reject───▶ onReject: wrong key → rejected/reconnecting; lost session → init at once
+ *   server ──sealed───▶ onMessage: Pong (keepalive or NAT check), PeerUpdate, Bye
+ */
+import * as C from './constants.js'
+import * as R from './registration.js'
+import { consumeResponse, createInit } from '../crypto/noise.js'
+import { decodeReject, REJECT_AUTH_FAILED, REJECT_UNKNOWN_SESSION } from '../wire/messages.js'
+import { decodeRespPayload, encodeInitPayload, RESP_OK } from '../wire/payloads.js'
+import { encodeControl, CTL_BYE, CTL_CONFIRM, CTL_PEER_UPDATE, CTL_PING, CTL_PONG, type ControlMessage, type PeerUpdate } from '../wire/control.js'
+import { formatEndpoint, intToIp } from '../wire/addr.js'
+import type { ControlInput } from './port.js'
+import type { PeerStatus } from './status.js'
+import type { Endpoint } from './nat.js'
+import { SERVER_SLOT, type ClientContext, type SessionOwner } from './client-context.js'
+import { describeSessions, emptySessionSet, expireSessions, installCurrent, newSession, retryDelay, type Session, type SessionSet } from './session.js'
+
+/** What the server tells that concerns the rest of the client. */
+export interface ServerLinkHooks {
+  /** The list version we hold (our Pings carry it). */
+  peerListVersion(): number
+  /** A registration (or reconnection) succeeded; called before the first Ping on the new session. */
+  registered(now: number): void
+  /** The server's main port sees us at ip:port (registration response, keepalive Pong). */
+  observed(ip: number, port: number, now: number): void
+  /** A Pong from the NAT-check port: how the server's second port sees us. */
+  natCheckAnswer(txid: number, observed: Endpoint, now: number): void
+  peerUpdate(msg: PeerUpdate): void
+}
+
+export class ServerLink implements SessionOwner {
+  readonly #ctx: ClientContext
+  readonly #hooks: ServerLinkHooks
+  readonly sessions: SessionSet = emptySessionSet()
+  /** The server's tunnel address (0 before the first registration). */
+  #tunnelIp = 0
+  /** When the server last answered (a Pong or a PeerUpdate), monotonic ms; 0 before the first. */
+  #lastPong = 0
+  #rttMs: number | null = null
+  /** Outstanding keepalive Pings: txid → sent at (at most 16). */
+  readonly #pings = new Map<number, number>()
+  #reg: R.Registration
+  #problem: string | null = null
+  #lastPingAt = 0
+  /** Txids of our Pings and NAT checks. */
+  #txid = 1
+  #lastReregister = -Infinity
+  #lastLostPing = -Infinity
+
+  constructor (ctx: ClientContext, hooks: ServerLinkHooks) {
+    this.#ctx = ctx
+    this.#hooks = hooks
+    this.#reg = R.initialRegistration(ctx.clock.now())
+  }
+
+  get state (): R.RegistrationState { return R.describe(this.#reg) }
+  get problem (): string | null { return this.#problem }
+  /** The server session is usable (registered, or reconnecting with the old keys). */
+  get registered (): boolean { return R.isRegistered(this.#reg) }
+  /** Registration or a rekey is under way: the client ticks finely. */
+  get busy (): boolean { return this.#reg.state !== 'registered' || this.sessions.hs.state !== 'idle' }
+
+  #retryDelay (attempts: number): number {
+    return retryDelay(attempts, C.HANDSHAKE_RETRY, C.REGISTER_BACKOFF_MAX, C.RETRY_JITTER, this.#ctx.random)
+  }
+
+  #sendRegistration (now: number): void {
+    const { opt, indexes } = this.#ctx
+    const ss = this.sessions
+    if (ss.hs.state === 'initSent') indexes.delete(ss.hs.localIndex)
+    const localIndex = indexes.allocate(this)
+    const payload = encodeInitPayload({
+      role: 1,
+      prefixLen: opt.prefix,
+      mtu: opt.mtu,
+      tunnelIp: opt.tunnelIp,
+      instanceId: this.#ctx.instanceId,
+      timestamp: this.#ctx.timestamp(),
+      lan: opt.p2p === true ? (opt.localEndpoints?.() ?? []).slice(0, C.MAX_ADVERTISED) : []
+    })
+    const { message, state } = createInit(opt.psk, localIndex, payload)
+    ss.hs = { state: 'initSent', localIndex, initiator: state, sentAt: now, tries: 1 }
+    this.#ctx.sendToServer(message)
+    this.#reg = R.attemptSent(this.#reg, now, (n) => this.#retryDelay(n))
+    if (this.#reg.attempts === 4 && this.#reg.state !== 'rejected') {
+      this.#setProblem(`no answer from the server at ${opt.serverName} yet (${this.#reg.attempts} tries); still trying — check the address, the port and any firewall`)
+    }
+  }
+
+  #setProblem (p: string | null, level: 'warn' | 'error' = 'warn'): void {
+    if (p === this.#problem) return
+    this.#problem = p
+    if (p !== null) this.#ctx.log[level](p)
+  }
+
+  /** A handshake response from the server's main port. */
+  onResponse (input: ControlInput): void {
+    const { opt, port, log } = this.#ctx
+    const ss = this.sessions
+    if (ss.hs.state !== 'initSent') return
+    const now = this.#ctx.clock.now()
+    let res
+    try {
+      res = consumeResponse(ss.hs.initiator, input.bytes)
+    } catch {
+      return // not for this handshake, or forged
+    }
+    let resp
+    try { resp = decodeRespPayload(res.payload) } catch { return }
+    const localIndex = ss.hs.localIndex
+    ss.hs = { state: 'idle' }
+    if (resp.status !== RESP_OK) {
+      this.#reg = R.refused(this.#reg, now + Math.max(C.REFUSED_RETRY_MIN, this.#retryDelay(this.#reg.attempts)))
+      this.#setProblem(`the server refused us: ${R.describeRefusal(resp.status, opt.tunnelIp)}`, 'error')
+      this.#ctx.indexes.delete(localIndex)
+      return
+    }
+    const session = newSession(localIndex, res.senderIndex, res.keys, now, true)
+    installCurrent(ss, session, now, this.#ctx.drop)
+    const wasRegistered = R.everRegistered(this.#reg)
+    this.#tunnelIp = resp.tunnelIp
+    this.#lastPong = now
+    port.setPeer({ slot: SERVER_SLOT, peerId: 0, tunnelIp: resp.tunnelIp, endpointIp: opt.serverIp, endpointPort: opt.serverPort, relayVia: false })
+    port.setRecvKey(SERVER_SLOT, localIndex, session.keys.dataRecv)
+    port.setSendKey(SERVER_SLOT, session.keys.dataSend, session.remoteIndex)
+    this.#send(session, { kind: CTL_CONFIRM })
+    this.#reg = R.accepted(this.#reg)
+    this.#problem = null
+    if (resp.mtu !== opt.mtu) {
+      log.warn(`the server uses MTU ${resp.mtu} and we use ${opt.mtu}; packets larger than the smaller one may be dropped`)
+    }
+    log.info(wasRegistered ? 'reconnected to the server' : 'registered with the server', {
+      server: opt.serverName, tunnelIp: intToIp(opt.tunnelIp), serverTunnelIp: intToIp(resp.tunnelIp), publicEndpoint: formatEndpoint(resp.observedIp, resp.observedPort)
+    })
+    this.#hooks.registered(now)
+    this.#ping(now)
+    this.#hooks.observed(resp.observedIp, resp.observedPort, now)
+  }
+
+  /** A Reject (type 6) from anywhere; only the server's main port is believed. */
+  onReject (input: ControlInput): void {
+    if (!this.#ctx.fromServer(input.ip, input.port)) return
+    let rej
+    try { rej = decodeReject(input.bytes) } catch { return }
+    const now = this.#ctx.clock.now()
+    const ss = this.sessions
+    if (rej.reason === REJECT_AUTH_FAILED) {
+      if (ss.hs.state !== 'initSent' || rej.index !== ss.hs.localIndex) return
+      this.#reg = R.authFailed(this.#reg)
+      this.#setProblem('the server rejected our key: authentication failed — the network key (-k/--key) is probably wrong; still retrying quietly', 'error')
+    } else if (rej.reason === REJECT_UNKNOWN_SESSION) {
+      // Index 0: our relayed packets come from an address the server does not
+      // know (our NAT rebound or we moved): a ping on our session moves us.
+      if (rej.index === 0 && ss.current !== null && now - this.#lastLostPing >= C.LOST_PING_INTERVAL) {
+        this.#lastLostPing = now
+        this.#ping(now)
+        return
+      }
+      const cur = ss.current
+      if (cur === null || rej.index !== cur.remoteIndex) return
+      if (now - this.#lastReregister < C.UNKNOWN_SESSION_REREGISTER_INTERVAL) return
+      this.#lastReregister = now
+      this.#ctx.log.info('the server lost our session (it restarted?); registering again')
+      this.#reg = R.lost(this.#reg)
+      this.#sendRegistration(now)
+    }
+  }
+
+  /** An authenticated control message on one of our sessions with the server. */
+  onMessage (s: Session, msg: ControlMessage, input: ControlInput): void {
+    const { opt } = this.#ctx
+    const now = this.#ctx.clock.now()
+    switch (msg.kind) {
+      case CTL_PONG: {
+        if (input.ip === opt.serverIp && input.port === opt.serverPort + C.NAT_CHECK_PORT_OFFSET) {
+          // The NAT check: how the server's second port sees us.
+          this.#hooks.natCheckAnswer(msg.txid, { ip: msg.observedIp, port: msg.observedPort }, now)
+          break
+        }
+        if (!this.#ctx.fromServer(input.ip, input.port)) break
+        this.#lastPong = now
+        if (msg.txid !== 0 && this.#pings.has(msg.txid)) this.#hooks.observed(msg.observedIp, msg.observedPort, now)
+        const sent = this.#pings.get(msg.txid)
+        if (sent !== undefined) {
+          this.#pings.delete(msg.txid)
+          const rtt = now - sent
+          this.#rttMs = this.#rttMs === null ? rtt : this.#rttMs * 0.8 + rtt * 0.2
+        }
+        if (s === this.sessions.current) this.#reg = R.pongOnCurrent(this.#reg)
+        break
+      }
+      case CTL_PEER_UPDATE: {
+        this.#lastPong = now
+        this.#hooks.peerUpdate(msg)
+        break
+      }
+      case CTL_BYE: {
+        this.#ctx.log.warn('the server is shutting down; will reconnect when it is back')
+        this.#reg = R.serverBye(this.#reg, now + C.HANDSHAKE_RETRY)
+        break
+      }
+      default: break
+    }
+  }
+
+  #send (s: Session, m: ControlMessage): void {
+    this.#ctx.sendToServer(s.ctl.seal(encodeControl(m)))
+  }
+
+  #ping (now: number): void {
+    const s = this.sessions.current
+    if (s === null) return
+    const txid = this.#txid++ >>> 0
+    this.#pings.set(txid, now)
+    if (this.#pings.size > 16) this.#pings.delete(this.#pings.keys().next().value!)
+    this.#lastPingAt = now
+    this.#send(s, { kind: CTL_PING, txid, peerListVersion: this.#hooks.peerListVersion() })
+  }
+
+  /** A direct path failed: refresh our endpoint with the server now (a Ping; at most one per LOST_PING_INTERVAL). */
+  refreshEndpoint (now: number): void {
+    if (now - this.#lastLostPing >= C.LOST_PING_INTERVAL) { this.#lastLostPing = now; this.#ping(now) }
+  }
+
+  /** Ask the server's second port how it sees us (a NAT check), on the registration session. Returns the txid, or null without a session. */
+  sendNatCheck (): number | null {
+    const s = this.sessions.current
+    if (s === null) return null
+    const { opt } = this.#ctx
+    const txid = this.#txid++ >>> 0
+    this.#ctx.port.sendControl(s.ctl.seal(encodeControl({ kind: CTL_PING, txid, peerListVersion: this.#hooks.peerListVersion() })), opt.serverIp, opt.serverPort + C.NAT_CHECK_PORT_OFFSET)
+    return txid
+  }
+
+  /** Registration / reconnection, keepalive, rekey, expiry of the server's sessions. */
+  tick (now: number): void {
+    const srv = this.sessions
+    const keepalive = this.#ctx.opt.keepaliveSec * 1000
+    if (this.#reg.state !== 'registered') {
+      if (now >= this.#reg.nextAttemptAt) this.#sendRegistration(now)
+    } else {
+      const cur = srv.current
+      if (now - this.#lastPong > Math.max(15_000, 3 * keepalive)) {
+        this.#ctx.log.warn(`no answer from the server for ${Math.round((now - this.#lastPong) / 1000)} s; reconnecting`)
+        this.#reg = R.lost(this.#reg)
+        this.#sendRegistration(now)
+      } else if (cur !== null && now - cur.createdAt > C.REKEY_AFTER && srv.hs.state === 'idle') {
+        this.#sendRegistration(now) // rekey = register again with the same instance id
+      } else if (srv.hs.state === 'initSent' && now >= this.#reg.nextAttemptAt) {
+        this.#sendRegistration(now)
+      } else if (now - this.#lastPingAt >= keepalive) {
+        this.#ping(now)
+      }
+    }
+    expireSessions(srv, now, this.#ctx.drop, true)
+  }
+
+  /** Say goodbye so the server frees our address at once. */
+  shutdown (): void {
+    const s = this.sessions.current
+    if (s !== null) this.#send(s, { kind: CTL_BYE, reason: 1 })
+  }
+
+  /** The server's entry in status. */
+  status (now: number): PeerStatus {
+    const { opt } = this.#ctx
+    const sc = this.#ctx.port.peerCounters(SERVER_SLOT)
+    return {
+      tunnelIp: this.#tunnelIp === 0 ? '?' : intToIp(this.#tunnelIp),
+      peerId: 0,
+      role: 'server',
+      path: this.#reg.state === 'registered' ? 'direct' : 'connecting',
+      endpoint: formatEndpoint(opt.serverIp, opt.serverPort),
+      publicEndpoint: formatEndpoint(opt.serverIp, opt.serverPort),
+      rttMs: this.#rttMs === null ? null : Math.round(this.#rttMs * 100) / 100,
+      txBytes: sc.txBytes,
+      rxBytes: sc.rxBytes,
+      txPackets: sc.txPackets,
+      rxPackets: sc.rxPackets,
+      session: describeSessions(this.sessions),
+      lastSeenSec: this.#lastPong === 0 ? null : Math.round((now - this.#lastPong) / 100) / 10,
+      note: this.#problem
+    }
+  }
+}
