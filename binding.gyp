@@ -1,6 +1,8 @@
-# The addon: the shared sources compile into the static library
-# lwt_native_core, native/module.c (the export table) links it into
-# lwt_native.node. Every target gets the same flags.
+# Two addons from one set of objects: lwt_native.node (production) and
+# lwt_native_testing.node (the same plus native/testing.c's test-only
+# exports, LWT_TESTING). The shared sources compile once, into the static
+# library lwt_native_core; only native/module.c (the export table) compiles
+# per addon. Every target gets the same flags.
 {
   "variables": {
     "lwt_cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden"],
@@ -19,6 +21,13 @@
     },
     {
       "target_name": "lwt_native",
+      "dependencies": ["lwt_native_core"],
+      "sources": ["native/module.c"],
+      "cflags": ["<@(lwt_cflags)"],
+      "defines": ["<@(lwt_defines)"]
+    },
+    {
+      "target_name": "lwt_native_testing",
       "dependencies": ["lwt_native_core"],
       "sources": ["native/module.c", "native/testing.c"],
       "cflags": ["<@(lwt_cflags)"],
