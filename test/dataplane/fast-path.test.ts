@@ -1,5 +1,5 @@
 /**
- * The native lone-packet fast path (native/fastpath.h) and its tables
+ * The native lone-packet fast path (native/fastpath.c) and its tables
  * (src/dataplane/fast-path.ts), run for real: the pipelines of
  * dataplane/pipelines.ts with the real addon, over a UDP socket on loopback
  * and an AF_UNIX datagram pair standing in for the TUN fd (one read, one
