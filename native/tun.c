@@ -118,6 +118,24 @@ napi_value if_index(napi_env env, napi_callback_info info) {
 /* ------------------------------------------------------------------ */
 
 /*
+ * One read() of at most cap bytes into buf, retried on EINTR, after `got`
+ * packets of this call. Returns the bytes read (> 0), 0 when nothing more
+ * comes now (EAGAIN; EOF, for a fd that is not a TUN; or an error after
+ * got > 0: it shows up on the next call), -1 with the error thrown.
+ */
+static ssize_t read_one(napi_env env, const char *fn, int fd, uint8_t *buf, size_t cap, int64_t got) {
+  for (;;) {
+    ssize_t r = read(fd, buf, cap);
+    if (r >= 0) return r;
+    int e = errno;
+    if (e == EINTR) continue;
+    if (e == EAGAIN || e == EWOULDBLOCK || got > 0) return 0;
+    throw_errno(env, e, fn, "read");
+    return -1;
+  }
+}
+
+/*
  * tunReadBatch(fd, mem, offsets, lens, max, cap) -> n
  * read() one packet per slot until EAGAIN or max. Errors are thrown only when
  * nothing was read; otherwise the packets read so far are returned and the
@@ -135,16 +153,9 @@ napi_value tun_read_batch(napi_env env, napi_callback_info info) {
 
   int64_t n = 0;
   while (n < max) {
-    ssize_t r = read(fd, mem + offsets[n], (size_t)cap);
-    if (r < 0) {
-      int e = errno;
-      if (e == EINTR) continue;
-      if (e == EAGAIN || e == EWOULDBLOCK) break;
-      if (n > 0) break;
-      throw_errno(env, e, fn, "read");
-      return NULL;
-    }
-    if (r == 0) break; /* not a TUN fd at EOF: nothing more will come */
+    ssize_t r = read_one(env, fn, fd, mem + offsets[n], (size_t)cap, n);
+    if (r < 0) return NULL;
+    if (r == 0) break;
     lens[n++] = (int32_t)r;
   }
   return make_int(env, n);
@@ -229,15 +240,8 @@ napi_value tun_read_split(napi_env env, napi_callback_info info) {
   int64_t n = 0;
   while (n < a.max) {
     if (state[SPLIT_PENDING] == 0) {
-      ssize_t r = read(fd, sbuf, a.sbufLen);
-      if (r < 0) {
-        int e = errno;
-        if (e == EINTR) continue;
-        if (e == EAGAIN || e == EWOULDBLOCK) break;
-        if (n > 0) break;
-        throw_errno(env, e, fn, "read");
-        return NULL;
-      }
+      ssize_t r = read_one(env, fn, fd, sbuf, a.sbufLen, n);
+      if (r < 0) return NULL;
       if (r == 0) break;
       if (r < VNET_HDR_LEN) { state[SPLIT_DROPPED]++; continue; }
       state[SPLIT_PENDING] = (int32_t)r;
