@@ -71,9 +71,6 @@ typedef struct {
 #define ARG_TA_(name, type, ctype, p, n, k, per) \
   { ARG_K_ARRAY, name, ARG_OUT_(ctype *, p), n, type, 0, 0, k, per }
 #define ARG_U8(name, p, n) ARG_TA_(name, napi_uint8_array, uint8_t, p, n, 0, NULL)
-#define ARG_I32(name, p, n) ARG_TA_(name, napi_int32_array, int32_t, p, n, 0, NULL)
-#define ARG_U32(name, p, n) ARG_TA_(name, napi_uint32_array, uint32_t, p, n, 0, NULL)
-#define ARG_F64(name, p, n) ARG_TA_(name, napi_float64_array, double, p, n, 0, NULL)
 /* ... holding at least k * *n entries (n: an int64_t parsed by the same call, before or after this one). */
 #define ARG_I32_N(name, p, k, n) ARG_TA_(name, napi_int32_array, int32_t, p, NULL, k, n)
 #define ARG_U32_N(name, p, k, n) ARG_TA_(name, napi_uint32_array, uint32_t, p, NULL, k, n)
