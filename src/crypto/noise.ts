@@ -1,8 +1,8 @@
 /**
  * The v1 handshake: Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s (Noise Protocol
  * Framework revision 34), sans-IO. Takes and returns bytes; no sockets, no
- * clock, no timers, no retries (the caller owns those: HANDSHAKE_RETRY_MS
- * etc. in wire/constants.ts).
+ * clock, no timers, no retries (the caller owns those: HANDSHAKE_RETRY
+ * etc. in control/constants.ts).
  *
  *   NNpsk0:
  *     -> psk, e          message 1 = HandshakeInit (wire type 1)
