@@ -14,7 +14,7 @@
  *      idle     10 s idle: A's status → controlPlane (the 10-s window)
  *      server   iperf3 TCP, 1 stream, A → S's tunnel address (relay to the server)
  *      direct   iperf3 TCP, 1 stream, A → B over the direct path
- *      after    10 s idle again
+ *      after    12 s idle again (the 10-s window then holds no transfer)
  *      failover iperf3 A → B; cut the direct path (nftables drop between the
  *               two NATs' WAN addresses); the time until A's status shows B on
  *               the relay (pathAgeSec dates the switch); heal; wait for direct
@@ -225,7 +225,7 @@ async function runOne (topo: Topology, dir: string, round: number, placement: Pl
     log(`round ${round} ${placement}: A → server ${r.server?.mbps?.toFixed(0) ?? '-'} Mbit/s, tick late p99 ${r.server?.cp?.tickLateMs.p99 ?? '-'} ms`)
     await step('direct', async () => { r.direct = await load(a, b.ns, B_TUN, seconds, true) })
     log(`round ${round} ${placement}: A → B direct ${r.direct?.mbps?.toFixed(0) ?? '-'} Mbit/s, tick late p99 ${r.direct?.cp?.tickLateMs.p99 ?? '-'} ms, heartbeat every ${r.direct?.heartbeatMs?.toFixed(0) ?? '-'} ms${r.direct?.falseFailover === true ? ', FELL BACK TO RELAY' : ''}`)
-    await sleep(10_000)
+    await sleep(12_000)
     r.after = (await status(a))?.controlPlane ?? null
     if (doFailover) {
       await step('failover', async () => { r.failoverMs = await failover(topo, a, b) })
