@@ -26,10 +26,10 @@ import { Dataplane } from './dataplane/dataplane.js'
 import { ServerController } from './control/server.js'
 import { ClientController } from './control/client.js'
 import { NAT_CHECK_PORT_OFFSET, TICK } from './control/constants.js'
-import { Ticker } from './control/ticker.js'
+import { LoopDelayMonitor, Ticker } from './control/ticker.js'
 import { startControlServer } from './cli/control-protocol.js'
 import { ipToInt, intToIp } from './wire/addr.js'
-import type { StatusReport } from './control/status.js'
+import type { ControlPlaneInfo, StatusReport } from './control/status.js'
 import type { ControlHandler } from './control/port.js'
 
 /** Peer slots per daemon: the server's clients, or a client's peers (slot 0 = the server). */
@@ -119,13 +119,19 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
       uptimeSec: Math.round((Date.now() - startedWall) / 1000),
       peers: s.peers,
       counters: { ...dataplane.counters(), ...(controller instanceof ServerController ? controller.natCheckCounters : controller.counters) },
-      dataplane: { placement: config.placement, ...dataplane.offloads }
+      dataplane: { placement: config.placement, ...dataplane.offloads },
+      controlPlane: controlPlane()
     }
   }
 
   let control: { close(): Promise<void> } | null = null
   const ticker = new Ticker(() => { controller.tick(); return controller.tickInterval() },
-    (err) => { log.error('control-plane timer failed', { err }) }, TICK)
+    (err) => { log.error('control-plane timer failed', { err }) }, TICK, systemClock)
+  const loopDelay = new LoopDelayMonitor(systemClock)
+  const controlPlane = (): ControlPlaneInfo => {
+    const t = ticker.stats()
+    return { tickLateMs: t.lateMs, loopDelayMs: loopDelay.figures(), ticks: t.runs, ticksLate: t.late }
+  }
   // Every input may start time-critical work (a peer list starts punching): ask the controller again.
   const handler: ControlHandler = {
     onControl: (input) => { controller.onControl(input); ticker.kick(controller.tickInterval()) },
@@ -146,6 +152,7 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
     }, log.child('control'))
     if (controller instanceof ServerController) natCheck = await openNatCheck(controller, config.listen.host, dataplane.port + NAT_CHECK_PORT_OFFSET, log)
     ticker.start()
+    loopDelay.start()
     const off = dataplane.offloads
     const dp = `${config.placement}, TUN offloads ${off.tunOffload}, UDP GRO ${off.udpGro ? 'on' : 'off'}, fast path ${off.fastPath ? 'on' : 'off'}`
     if (config.mode === 'server') {
@@ -160,6 +167,7 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
     process.off('SIGINT', sigint)
     process.off('SIGTERM', sigterm)
     ticker.stop()
+    loopDelay.stop()
     if (natCheck) natCheck.close()
     try { controller.shutdown() } catch { /* best effort */ }
     if (control) await control.close().catch(() => {})

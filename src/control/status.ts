@@ -58,6 +58,23 @@ export interface StatusReport {
   counters: Record<string, number>
   /** How the packet path runs: thread placement and the kernel offloads it got (absent before the dataplane started). */
   dataplane?: DataplaneInfo
+  /** How late the control plane's timers run (absent before the daemon's timer started). */
+  controlPlane?: ControlPlaneInfo
+}
+
+/** Recent lateness figures, ms (nearest-rank percentiles; 0 when nothing was recorded). */
+export interface LateFigures { p50: number, p99: number, max: number }
+
+/** The control plane's timing health: control/ticker.ts (Ticker, LoopDelayMonitor). */
+export interface ControlPlaneInfo {
+  /** How late the control-plane timer (keepalives, heartbeats, failover) fired against when due, over the last 10 s. */
+  tickLateMs: LateFigures
+  /** The main event loop's delay (monitorEventLoopDelay, 10 ms resolution) over the last 10 s; p99 is the worst second's. */
+  loopDelayMs: LateFigures
+  /** Timer runs since start. */
+  ticks: number
+  /** Of those, runs more than 20 ms late (LATE_MS). */
+  ticksLate: number
 }
 
 export interface DataplaneInfo {

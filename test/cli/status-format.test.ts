@@ -105,6 +105,16 @@ t.test('direct-path section: candidates, NAT kinds, why relay, last pong', async
   t.notMatch(formatStatus(clientReport), /direct paths/, 'no section without p2p data (--no-p2p, servers)')
 })
 
+t.test('control-plane timing: one line, only when the report has it', async t => {
+  const controlPlane = { tickLateMs: { p50: 1.24, p99: 3.4, max: 12.3 }, loopDelayMs: { p50: 0.1, p99: 11, max: 40.2 }, ticks: 4032, ticksLate: 3 }
+  const out = formatStatus({ ...clientReport, controlPlane })
+  t.match(out, /\n {2}control plane {3}timer late p50 1\.2 ms, p99 3\.4 ms, max 12 ms; loop delay p99 11 ms, max 40 ms; 3 of 4032 runs > 20 ms late\n/)
+  const lines = out.split('\n')
+  t.equal(lines.findIndex(l => l.includes('control plane')), lines.findIndex(l => l.includes('dataplane')) + 1, 'right after the dataplane line')
+  t.match(out, /\n {2}dataplane {7}inline/, 'the other keys still line up')
+  t.notMatch(formatStatus(clientReport), /control plane/, 'an older report without it: no line')
+})
+
 t.test('server report with a problem and no peers', async t => {
   const out = formatStatus({ ...clientReport, mode: 'server', listen: '0.0.0.0:9000', server: null, state: 'running', problem: 'cannot bind 0.0.0.0:9000', peers: [], counters: {} })
   t.match(out, /^lightweight-tunnel 0\.1\.0, server on lwt0/)
