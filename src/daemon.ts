@@ -130,6 +130,7 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
   const loopDelay = new LoopDelayMonitor(systemClock)
   const controlPlane = (): ControlPlaneInfo => {
     const t = ticker.stats()
+    loopDelay.watch()
     return { tickLateMs: t.lateMs, loopDelayMs: loopDelay.figures(), ticks: t.runs, ticksLate: t.late }
   }
   // Every input may start time-critical work (a peer list starts punching): ask the controller again.
@@ -152,7 +153,6 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
     }, log.child('control'))
     if (controller instanceof ServerController) natCheck = await openNatCheck(controller, config.listen.host, dataplane.port + NAT_CHECK_PORT_OFFSET, log)
     ticker.start()
-    loopDelay.start()
     const off = dataplane.offloads
     const dp = `${config.placement}, TUN offloads ${off.tunOffload}, UDP GRO ${off.udpGro ? 'on' : 'off'}, fast path ${off.fastPath ? 'on' : 'off'}`
     if (config.mode === 'server') {

@@ -69,8 +69,12 @@ export interface LateFigures { p50: number, p99: number, max: number }
 export interface ControlPlaneInfo {
   /** How late the control-plane timer (keepalives, heartbeats, failover) fired against when due, over the last 10 s. */
   tickLateMs: LateFigures
-  /** The main event loop's delay (monitorEventLoopDelay, 10 ms resolution) over the last 10 s; p99 is the worst second's. */
-  loopDelayMs: LateFigures
+  /**
+   * The main event loop's delay (monitorEventLoopDelay, 10 ms resolution) over the last 10 s; p99 is the
+   * worst second's. Sampled only for 10 minutes after a status request (it costs an idle daemon CPU), so
+   * null on the first request after a quiet spell: ask again a second later.
+   */
+  loopDelayMs: LateFigures | null
   /** Timer runs since start. */
   ticks: number
   /** Of those, runs more than 20 ms late (LATE_MS). */

@@ -153,9 +153,13 @@ export class Ticker {
  * of LATE_MS. Not free: a libuv timer wakes the loop 100 times a second, also
  * on an idle daemon (whose own tick wakes it 4 times): an idle node process
  * on the 2-core benchmark machine used ~2 ms of CPU a second without the
- * monitor and 7–9 ms with it (with a 20-ms resolution: ~6 ms).
+ * monitor and 7–9 ms with it (with a 20-ms resolution: ~6 ms). So the daemon
+ * samples only while somebody looks: each status request keeps the monitor
+ * on for LOOP_WATCH_MS (watch()), and an unobserved daemon pays nothing.
  */
 export const LOOP_RESOLUTION_MS = 10
+/** How long the loop-delay monitor stays on after the last watch() (a status request): 10 minutes. */
+export const LOOP_WATCH_MS = 600_000
 /** The monitor is read and reset this often; RECENT_WINDOW_MS / this slots are kept. */
 export const LOOP_SLOT_MS = 1_000
 
@@ -169,17 +173,36 @@ interface LoopSlot { at: number, p50: number, p99: number, max: number }
  * p50 = the median of the slots' medians, p99 = the worst slot's p99, max =
  * the worst delay (a histogram cannot be merged, so the window is made of
  * per-second summaries). Main thread only; start()/stop() own the monitor
- * and its unref'd slot timer.
+ * and its unref'd slot timer; watch() starts it for a while (it stops itself
+ * LOOP_WATCH_MS after the last watch()).
  */
 export class LoopDelayMonitor {
   readonly #clock: Clock
   readonly #slots: LoopSlot[] = []
   #h: IntervalHistogram | null = null
   #timer: NodeJS.Timeout | null = null
+  /** Monotonic ms after which the slot timer stops the monitor; 0 = runs until stop(). */
+  #watchUntil = 0
 
   constructor (clock: Clock) { this.#clock = clock }
 
+  /** Whether the loop is being sampled now. */
+  get running (): boolean { return this.#h !== null }
+
+  /** Sample the loop for `ms` from now (started if off, extended if on; never shortens a start()). */
+  watch (ms = LOOP_WATCH_MS): void {
+    const wasRunning = this.running
+    const until = this.#clock.now() + ms
+    if (!wasRunning) {
+      this.start()
+      this.#watchUntil = until
+    } else if (this.#watchUntil !== 0) {
+      this.#watchUntil = Math.max(this.#watchUntil, until)
+    }
+  }
+
   start (): void {
+    this.#watchUntil = 0
     if (this.#h !== null) return
     this.#h = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS })
     this.#h.enable()
@@ -192,15 +215,16 @@ export class LoopDelayMonitor {
     this.#timer = null
     this.#h?.disable()
     this.#h = null
+    this.#slots.length = 0
   }
 
-  /** Delay figures over the last RECENT_WINDOW_MS, ms (the current, partial slot included). */
-  figures (): LateFigures {
+  /** Delay figures over the last RECENT_WINDOW_MS, ms (the current, partial slot included); null while not sampling or before the first sample. */
+  figures (): LateFigures | null {
     const now = this.#clock.now()
     const slots = this.#slots.filter(s => s.at > now - RECENT_WINDOW_MS)
     const cur = this.#read()
     if (cur !== null) slots.push(cur)
-    if (slots.length === 0) return { p50: 0, p99: 0, max: 0 }
+    if (slots.length === 0) return null
     const r = (x: number): number => Math.round(x * 10) / 10
     return {
       p50: r(lateFigures(slots.map(s => s.p50)).p50),
@@ -217,6 +241,7 @@ export class LoopDelayMonitor {
   }
 
   #slot (): void {
+    if (this.#watchUntil !== 0 && this.#clock.now() >= this.#watchUntil) { this.stop(); return }
     const s = this.#read()
     this.#h?.reset()
     if (s === null) return

@@ -113,6 +113,9 @@ t.test('control-plane timing: one line, only when the report has it', async t =>
   t.equal(lines.findIndex(l => l.includes('control plane')), lines.findIndex(l => l.includes('dataplane')) + 1, 'right after the dataplane line')
   t.match(out, /\n {2}dataplane {7}inline/, 'the other keys still line up')
   t.notMatch(formatStatus(clientReport), /control plane/, 'an older report without it: no line')
+  const first = formatStatus({ ...clientReport, controlPlane: { ...controlPlane, loopDelayMs: null } })
+  t.match(first, /timer late p50 1\.2 ms, p99 3\.4 ms, max 12 ms; loop delay sampling \(ask again in a second\); 3 of 4032 runs > 20 ms late\n/,
+    'the first status after a quiet spell: the loop is not sampled yet')
 })
 
 t.test('server report with a problem and no peers', async t => {
