@@ -14,6 +14,7 @@ import { linkStats } from '../../src/lab/netns.js'
 import type { NatKind } from '../../src/lab/nat.js'
 import type { PeerStatus, StatusReport } from '../../src/control/status.js'
 import { waitFor } from '../../src/lab/exec.js'
+import { IDLE_KEEPALIVE_PASSIVE } from '../../src/control/constants.js'
 import { ping, startClient, startServer, status, waitPing, waitReady, type Daemon } from '../helpers/daemon.js'
 
 const KINDS: Array<[string, NatKind]> = [['n', 'none'], ['f', 'full-cone'], ['a', 'address-restricted'], ['p', 'port-restricted'], ['s', 'symmetric']]
@@ -87,7 +88,9 @@ t.test('every punchable cell goes direct; the others stay on the relay', async t
       if (c.expect === 'direct') {
         for (const p of [pa, pb]) {
           t.equal(p.p2p!.relayReason, null)
-          t.ok(p.p2p!.lastPongSec !== null && p.p2p!.lastPongSec < 30, `recent pong (${p.p2p!.lastPongSec} s)`)
+          // An idle direct path: the controlling side pings every IDLE_KEEPALIVE, the other every
+          // IDLE_KEEPALIVE_PASSIVE, so a pong may be that old on the passive side (seen: 30-33 s on a loaded machine).
+          t.ok(p.p2p!.lastPongSec !== null && p.p2p!.lastPongSec < IDLE_KEEPALIVE_PASSIVE / 1000 + 5, `recent pong (${p.p2p!.lastPongSec} s)`)
           // Goal: ≤ 3 s worst, ≤ 5 s with a birthday search (docs/NAT-TRAVERSAL.md has the measured matrix); margin for 12 daemons on 2 cores.
           t.ok(p.p2p!.timeToDirectMs !== null && p.p2p!.timeToDirectMs < (c.birthday === true ? 8000 : 5000), `time to direct ${p.p2p!.timeToDirectMs} ms`)
         }
