@@ -10,9 +10,9 @@
 import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { chacha20poly1305 } from '@noble/ciphers/chacha.js'
 import { loadNative } from '../../src/dataplane/native.js'
 import { loadTestingNative } from '../helpers/native-testing.js'
+import { openData, relayEnvelope, sealData } from '../helpers/packets.js'
 import { runPipelines } from '../../src/dataplane/pipelines.js'
 import { createStatsBuffer, StatsReader } from '../../src/dataplane/stats.js'
 import { SpscRing } from '../../src/dataplane/ring.js'
@@ -47,41 +47,6 @@ function ipv4 (src: number, dst: number, payload: number, proto = 1): Uint8Array
   while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16)
   v.setUint16(10, ~sum & 0xffff)
   return p
-}
-
-function header (type: number, index: number, counter: number): Uint8Array {
-  const h = new Uint8Array(16)
-  const v = new DataView(h.buffer)
-  h[0] = type
-  v.setUint32(4, index, true)
-  v.setUint32(8, counter >>> 0, true)
-  v.setUint32(12, Math.floor(counter / 2 ** 32), true)
-  return h
-}
-
-function nonceOf (h: Uint8Array): Uint8Array {
-  const n = new Uint8Array(12)
-  n.set(h.subarray(8, 16), 4)
-  return n
-}
-
-/** A data message as the far peer seals it. */
-function seal (key: Uint8Array, index: number, counter: number, inner: Uint8Array): Uint8Array {
-  const h = header(4, index, counter)
-  const ct = chacha20poly1305(key, nonceOf(h), h).encrypt(inner)
-  const out = new Uint8Array(16 + ct.length)
-  out.set(h)
-  out.set(ct, 16)
-  return out
-}
-
-interface Sent { type: number, index: number, counter: number, inner: Uint8Array }
-
-function open (key: Uint8Array, d: Uint8Array): Sent {
-  const h = d.subarray(0, 16)
-  const v = new DataView(d.buffer, d.byteOffset)
-  const inner = chacha20poly1305(key, nonceOf(h), h).decrypt(d.subarray(16))
-  return { type: d[0], index: v.getUint32(4, true), counter: v.getUint32(8, true) + v.getUint32(12, true) * 2 ** 32, inner }
 }
 
 interface Rig {
@@ -244,7 +209,7 @@ t.test('outbound: a lone packet is sealed and sent by the addon; a burst goes to
   const one = ipv4(OWN, PEER_IP, 56)
   r.tunWrite(one)
   const [d0] = await r.udpRead(1)
-  const m0 = open(r.sendKey, d0)
+  const m0 = openData(r.sendKey, d0)
   t.same({ type: m0.type, index: m0.index, counter: m0.counter }, { type: 4, index: REMOTE_INDEX, counter: 0 })
   t.same(m0.inner, one, 'the peer opens exactly the packet')
   t.equal(r.counter('fastPathPackets'), 1, 'carried by the fast path')
@@ -255,7 +220,7 @@ t.test('outbound: a lone packet is sealed and sent by the addon; a burst goes to
   const burst = Array.from({ length: 6 }, (_, i) => ipv4(OWN, PEER_IP, 100 + i * 50))
   r.tunWrite(...burst)
   const ds = await r.udpRead(6)
-  const ms = ds.map(d => open(r.sendKey, d))
+  const ms = ds.map(d => openData(r.sendKey, d))
   t.same(ms.map(m => m.counter), [1, 2, 3, 4, 5, 6], 'one counter sequence across both paths, in order')
   t.same(ms.map(m => m.inner), burst, 'every packet, in order')
   // The burst's first packet takes the fast path; the loop finds the fd readable again at once and the rest go
@@ -268,7 +233,7 @@ t.test('outbound: a lone packet is sealed and sent by the addon; a burst goes to
   await sleep(20) // past the hold-off after a burst
   r.tunWrite(one)
   const [d7] = await r.udpRead(1)
-  t.equal(open(r.sendKey, d7).counter, 7)
+  t.equal(openData(r.sendKey, d7).counter, 7)
   t.equal(r.counter('fastPathPackets'), 2 + fastBurst, 'lone again: fast again')
   t.same(r.failures, [])
 })
@@ -289,7 +254,7 @@ t.test('outbound: a partial checksum (NEEDS_CSUM) is completed before sealing', 
   withHdr.set(p, VNET)
   r.tunWriteRaw(withHdr)
   const [d] = await r.udpRead(1)
-  const inner = open(r.sendKey, d).inner
+  const inner = openData(r.sendKey, d).inner
   let sum = (OWN >>> 16) + (OWN & 0xffff) + (PEER_IP >>> 16) + (PEER_IP & 0xffff) + 17 + 40
   const iv = new DataView(inner.buffer, inner.byteOffset)
   for (let i = 20; i < inner.length; i += 2) sum += iv.getUint16(i)
@@ -310,21 +275,21 @@ t.test('outbound: no route and no session go to the batch path, which counts and
   t.same(await r.udpRead(0), [], 'nothing sent without a key')
   r.control({ code: 'SEND_KEY', slot: 1, key: r.sendKey, remoteIndex: REMOTE_INDEX })
   const [d] = await r.udpRead(1)
-  const m = open(r.sendKey, d)
+  const m = openData(r.sendKey, d)
   t.equal(m.counter, 0)
   t.same(m.inner, queued, 'the queued packet leaves once the key is there')
   t.equal(r.counter('fastPathPackets'), 0)
   await sleep(20)
   r.tunWrite(ipv4(OWN, PEER_IP, 40))
   const [d1] = await r.udpRead(1)
-  t.equal(open(r.sendKey, d1).counter, 1, 'the fast path continues the counter the batch path started')
+  t.equal(openData(r.sendKey, d1).counter, 1, 'the fast path continues the counter the batch path started')
   t.equal(r.counter('fastPathPackets'), 1)
 })
 
 t.test('inbound: a lone data message is opened and written by the addon; everything doubtful is judged by the batch path', async t => {
   const r = rig(t)
   const inner0 = ipv4(PEER_IP, OWN, 56)
-  const d0 = seal(r.recvKey, LOCAL_INDEX, 0, inner0)
+  const d0 = sealData(r.recvKey, LOCAL_INDEX, 0, inner0)
   r.udpSend(0, d0)
   t.same(await r.tunRead(1), [inner0], 'delivered to the TUN')
   t.equal(r.counter('fastPathPackets'), 1)
@@ -337,42 +302,42 @@ t.test('inbound: a lone data message is opened and written by the addon; everyth
   t.same(await r.tunRead(0), [], 'a replay is not delivered')
   t.equal(r.counter('dropReplay'), 1, 'counted by the batch path')
 
-  const tampered = seal(r.recvKey, LOCAL_INDEX, 1, ipv4(PEER_IP, OWN, 56))
+  const tampered = sealData(r.recvKey, LOCAL_INDEX, 1, ipv4(PEER_IP, OWN, 56))
   tampered[40] ^= 1
   r.udpSend(0, tampered)
   t.same(await r.tunRead(0), [], 'a forgery is not delivered')
   t.equal(r.counter('dropAuthFailed'), 1)
 
-  r.udpSend(0, seal(r.recvKey, LOCAL_INDEX, 2, ipv4(OTHER_IP, OWN, 56)))
+  r.udpSend(0, sealData(r.recvKey, LOCAL_INDEX, 2, ipv4(OTHER_IP, OWN, 56)))
   t.same(await r.tunRead(0), [], 'an inner source that is not the peer\'s address is not delivered')
   t.equal(r.counter('dropSpoofedSource'), 1)
-  r.udpSend(0, seal(r.recvKey, LOCAL_INDEX, 3, ipv4(PEER_IP, OTHER_IP, 56)))
+  r.udpSend(0, sealData(r.recvKey, LOCAL_INDEX, 3, ipv4(PEER_IP, OTHER_IP, 56)))
   t.same(await r.tunRead(0), [], 'nor one for another destination')
   t.equal(r.counter('dropNotForUs'), 1)
-  r.udpSend(0, seal(r.recvKey, LOCAL_INDEX ^ 1, 4, ipv4(PEER_IP, OWN, 56)))
+  r.udpSend(0, sealData(r.recvKey, LOCAL_INDEX ^ 1, 4, ipv4(PEER_IP, OWN, 56)))
   await sleep(50)
   t.equal(r.counter('dropUnknownIndex'), 1, 'an unknown index goes to the control plane')
 
   // Counter 1 failed authentication: the window did not move for it, so the genuine 1 still passes, fast.
   const inner1 = ipv4(PEER_IP, OWN, 300)
-  r.udpSend(0, seal(r.recvKey, LOCAL_INDEX, 1, inner1))
+  r.udpSend(0, sealData(r.recvKey, LOCAL_INDEX, 1, inner1))
   t.same(await r.tunRead(1), [inner1])
   t.equal(r.counter('fastPathPackets'), 2)
 
   // A burst (batch path) whose third datagram replays counter 0, accepted by the fast path: one window between them.
   const burst = [10, 11, 0, 12].map(c => ({ c, inner: ipv4(PEER_IP, OWN, 64 + c) }))
-  r.udpSend(0, ...burst.map(b => seal(r.recvKey, LOCAL_INDEX, b.c, b.inner)))
+  r.udpSend(0, ...burst.map(b => sealData(r.recvKey, LOCAL_INDEX, b.c, b.inner)))
   const got = await r.tunRead(3)
   t.same(got, burst.filter(b => b.c !== 0).map(b => b.inner), 'the burst minus the replay, in order')
   t.equal(r.counter('dropReplay'), 2)
   await sleep(20)
   // And the other way round: the batch path accepted 11; a lone replay of it is refused.
-  r.udpSend(0, seal(r.recvKey, LOCAL_INDEX, 11, ipv4(PEER_IP, OWN, 64)))
+  r.udpSend(0, sealData(r.recvKey, LOCAL_INDEX, 11, ipv4(PEER_IP, OWN, 64)))
   t.same(await r.tunRead(0), [])
   t.equal(r.counter('dropReplay'), 3)
   const fast = r.counter('fastPathPackets')
   const inner13 = ipv4(PEER_IP, OWN, 64)
-  r.udpSend(0, seal(r.recvKey, LOCAL_INDEX, 13, inner13))
+  r.udpSend(0, sealData(r.recvKey, LOCAL_INDEX, 13, inner13))
   t.same(await r.tunRead(1), [inner13])
   t.equal(r.counter('fastPathPackets'), fast + 1)
   t.same(r.failures, [])
@@ -381,13 +346,13 @@ t.test('inbound: a lone data message is opened and written by the addon; everyth
 t.test('inbound on a server: a peer that moved is roamed by the batch path, then taken by the fast path at its new address', async t => {
   const r = rig(t, { mode: 'server' })
   const a = ipv4(PEER_IP, OWN, 40)
-  r.udpSend(1, seal(r.recvKey, LOCAL_INDEX, 0, a))
+  r.udpSend(1, sealData(r.recvKey, LOCAL_INDEX, 0, a))
   t.same(await r.tunRead(1), [a])
   t.equal(r.counter('fastPathPackets'), 0, 'a new source address is the batch path\'s to judge')
   t.ok(r.posted.some(m => m.code === 'ENDPOINT' && m.slot === 1 && m.port === r.farPorts[1]), 'roamed')
   await sleep(20)
   const b = ipv4(PEER_IP, OWN, 40)
-  r.udpSend(1, seal(r.recvKey, LOCAL_INDEX, 1, b))
+  r.udpSend(1, sealData(r.recvKey, LOCAL_INDEX, 1, b))
   t.same(await r.tunRead(1), [b])
   t.equal(r.counter('fastPathPackets'), 1, 'from the new address: fast')
 })
@@ -397,9 +362,9 @@ t.test('--no-fast-path: the same traffic, all through the batch path', async t =
   const out = ipv4(OWN, PEER_IP, 56)
   r.tunWrite(out)
   const [d] = await r.udpRead(1)
-  t.same(open(r.sendKey, d).inner, out)
+  t.same(openData(r.sendKey, d).inner, out)
   const inner = ipv4(PEER_IP, OWN, 56)
-  r.udpSend(0, seal(r.recvKey, LOCAL_INDEX, 0, inner))
+  r.udpSend(0, sealData(r.recvKey, LOCAL_INDEX, 0, inner))
   t.same(await r.tunRead(1), [inner])
   t.equal(r.counter('fastPathPackets'), 0)
 })
@@ -433,18 +398,11 @@ t.test('fastPathOut/fastPathIn refuse bad arguments with a clear error', async t
 
 t.test('relayed: a client takes a lone relayed data message fast, and refuses one whose envelope names another peer', async t => {
   const r = rig(t)
-  const envelope = (via: number, d: Uint8Array): Uint8Array => {
-    const e = new Uint8Array(8 + d.length)
-    new DataView(e.buffer).setUint32(0, 5, true)
-    new DataView(e.buffer).setUint32(4, via, true)
-    e.set(d, 8)
-    return e
-  }
   const a = ipv4(PEER_IP, OWN, 80)
-  r.udpSend(0, envelope(7, seal(r.recvKey, LOCAL_INDEX, 0, a)))
+  r.udpSend(0, relayEnvelope(7, sealData(r.recvKey, LOCAL_INDEX, 0, a)))
   t.same(await r.tunRead(1), [a])
   t.equal(r.counter('fastPathPackets'), 1, 'unwrapped and delivered in the addon')
-  r.udpSend(0, envelope(8, seal(r.recvKey, LOCAL_INDEX, 1, ipv4(PEER_IP, OWN, 80))))
+  r.udpSend(0, relayEnvelope(8, sealData(r.recvKey, LOCAL_INDEX, 1, ipv4(PEER_IP, OWN, 80))))
   t.same(await r.tunRead(0), [], 'a session of peer 7 relayed as if from peer 8 is not delivered')
   t.equal(r.counter('dropSpoofedSource'), 1, 'the batch path counted it')
 })
@@ -520,7 +478,7 @@ t.test('fastPathLink: checks its arguments, and a delivery after the TUN poll st
 
   native.pollStop(ho)
   const inner = ipv4(PEER_IP, OWN, 48)
-  const d = seal(recvKey, LOCAL_INDEX, 0, inner)
+  const d = sealData(recvKey, LOCAL_INDEX, 0, inner)
   t.equal(native.udpSendTo(far.fd, d, LOOPBACK, udp.port), d.length)
   const mem = new Uint8Array(4096)
   let n = 0
