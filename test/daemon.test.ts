@@ -11,7 +11,7 @@ import t, { type Test } from 'tap'
 import { execFileSync } from 'node:child_process'
 import { createSocket } from 'node:dgram'
 import { existsSync } from 'node:fs'
-import { testNetns } from './helpers/in-netns.js'
+import { deviceExists, portFree, testNetns } from './helpers/in-netns.js'
 import { runDaemon, packageVersion } from '../src/daemon.js'
 import { parseCommand } from '../src/cli/args.js'
 import { controlRequest } from '../src/cli/control-protocol.js'
@@ -34,18 +34,6 @@ function config (control: string, placement = 'inline'): Config {
 function capture (): { log: Logger, lines: string[] } {
   const lines: string[] = []
   return { lines, log: new Logger({ level: 'info', sink: { write: (l) => { lines.push(l) } } }) }
-}
-
-function deviceExists (dev: string): boolean {
-  return execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).split('\n').some((l) => l.split(':')[1]?.trim() === dev)
-}
-
-async function portFree (port: number): Promise<boolean> {
-  const s = createSocket('udp4')
-  try {
-    await new Promise<void>((resolve, reject) => { s.once('error', reject); s.bind(port, '0.0.0.0', () => resolve()) })
-    return true
-  } catch { return false } finally { try { s.close() } catch {} }
 }
 
 function signalListeners (): { term: number, int: number } {

@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto'
 import { createSocket, type Socket } from 'node:dgram'
 import { execFileSync } from 'node:child_process'
 import { once } from 'node:events'
-import { testNetns } from '../helpers/in-netns.js'
+import { portFree, testNetns } from '../helpers/in-netns.js'
 import { ipv4, openData, sealData } from '../helpers/packets.js'
 import { Dataplane, type DataplaneOptions } from '../../src/dataplane/dataplane.js'
 import { Logger } from '../../src/log.js'
@@ -66,15 +66,6 @@ function recorder (): { handler: ControlHandler, inputs: ControlInput[], needSes
   const inputs: ControlInput[] = []
   const needSession: number[] = []
   return { inputs, needSession, handler: { onControl: (i) => { inputs.push(i) }, onNeedSession: (s) => { needSession.push(s) }, onEndpoint: () => {} } }
-}
-
-/** Can this UDP port be bound again (nobody holds it)? */
-async function portFree (port: number): Promise<boolean> {
-  const s = createSocket('udp4')
-  try {
-    await new Promise<void>((resolve, reject) => { s.once('error', reject); s.bind(port, '0.0.0.0', () => resolve()) })
-    return true
-  } catch { return false } finally { try { s.close() } catch {} }
 }
 
 if (ns !== null) {

@@ -12,6 +12,8 @@
  *   if (ns !== null) { ...the tests, in namespace `ns`... }
  */
 import type { Test } from 'tap'
+import { execFileSync } from 'node:child_process'
+import { createSocket } from 'node:dgram'
 import { fileURLToPath } from 'node:url'
 import { createNs, deleteNs } from '../../src/lab/netns.js'
 import { newLabId } from '../../src/lab/topology.js'
@@ -30,4 +32,18 @@ export async function testNetns (t: Test, fileUrl: string, tag: string): Promise
   t.spawn('ip', ['netns', 'exec', ns, process.execPath, ...process.execArgv, fileURLToPath(fileUrl)],
     { env: { ...process.env, [ENV]: ns } }, `in namespace ${ns}`)
   return null
+}
+
+/** Whether a network device of this name exists (in the namespace this process runs in). */
+export function deviceExists (dev: string): boolean {
+  return execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).split('\n').some((l) => l.split(':')[1]?.trim() === dev)
+}
+
+/** Can this UDP port be bound again on 0.0.0.0 (nobody holds it)? */
+export async function portFree (port: number): Promise<boolean> {
+  const s = createSocket('udp4')
+  try {
+    await new Promise<void>((resolve, reject) => { s.once('error', reject); s.bind(port, '0.0.0.0', () => resolve()) })
+    return true
+  } catch { return false } finally { try { s.close() } catch {} }
 }
