@@ -11,7 +11,7 @@
  *   tunnel-tcp1       our daemon's single-stream TCP (iperf3, 3 s, A → server)
  *                     ÷ the raw link's in the same lab, same run
  *   ping-fast-path    idle ping p50 through our tunnel with --no-fast-path ÷ the
- *                     same with the fast path (native/fastpath.h), same lab, same
+ *                     same with the fast path (native/fastpath.c), same lab, same
  *                     run: how much the lone-packet path saves (≈2–3×; 1 if it broke)
  *
  * Each micro figure is the best of several rounds, with its calibration taken

@@ -18,7 +18,7 @@
  *   - One instance per receiving key (per session and direction and key
  *     kind). Not shared between threads: the owner of the key owns the window
  *     (the dataplane's native fast path runs on the owner's thread, over the
- *     same storage, with the same arithmetic: native/fastpath.h).
+ *     same storage, with the same arithmetic: native/fastpath.c).
  *
  * Window arithmetic is done with Math.floor / % rather than bit operators
  * because counters go up to 2^52 (beyond 32-bit integer ops).
@@ -37,7 +37,7 @@ export class ReplayWindow {
 
   /**
    * A window of its own, or one over shared storage: `ring` (RING_WORDS
-   * words) and `last[at]`, so the native fast path (native/fastpath.h) and
+   * words) and `last[at]`, so the native fast path (native/fastpath.c) and
    * this class keep one window between them.
    */
   constructor (ring: Uint32Array = new Uint32Array(RING_WORDS), last: Float64Array = new Float64Array(1), at = 0) {

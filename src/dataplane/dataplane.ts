@@ -45,7 +45,7 @@ export interface DataplaneOptions {
   socketBuffer: number
   /** Thread placement: 'split' = a worker per direction, 'fused' = one worker for both. */
   placement: Placement
-  /** Handle lone packets in the addon (native/fastpath.h); default true. */
+  /** Handle lone packets in the addon (native/fastpath.c); default true. */
   fastPath?: boolean
 }
 

@@ -1,5 +1,5 @@
 /**
- * The JS half of the native lone-packet fast path (native/fastpath.h): the
+ * The JS half of the native lone-packet fast path (native/fastpath.c): the
  * tables it reads, kept by the pipeline that owns them.
  *
  * An idle tunnel carries one packet per wake-up. The addon handles such a

@@ -1,7 +1,10 @@
 /**
- * Typed loader for the native addon (native/lwt_native.c, built by node-gyp
- * into build/Release/lwt_native.node), plus mappers from its errno errors to
- * VpnError for the two user-facing opens (TUN device, UDP socket).
+ * Typed loader for the native addon (native/*.c, export table in
+ * native/module.c, built by node-gyp into build/Release/lwt_native.node),
+ * plus mappers from its errno errors to VpnError for the two user-facing
+ * opens (TUN device, UDP socket). The addon's test-only exports live in a
+ * separate build (lwt_native_testing.node) that only tests load, through
+ * test/helpers/native-testing.ts.
  *
  * The addon is context-aware: every worker_thread calls loadNative() and gets
  * its own instance. Fds are process-wide, so one thread may open an fd and
@@ -43,8 +46,6 @@ export interface Native {
    * continued on the next call. Returns slots filled (0: nothing to read). Malformed or oversized: dropped, counted.
    */
   tunReadSplit(fd: number, sbuf: Uint8Array, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, max: number, cap: number, state: Int32Array): number
-  /** The split step of tunReadSplit on a packet already in sbuf (its length in state[0]); for tests and benchmarks. */
-  vnetSplit(sbuf: Uint8Array, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, max: number, cap: number, state: Int32Array): number
   /** tunWriteBatch for a tunOpenVnet fd: a zero vnet header is written into the 10 bytes before each packet (offsets[i] >= 10). */
   tunWriteBatchVnet(fd: number, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, n: number): number
   /**
@@ -57,8 +58,6 @@ export interface Native {
    * Returns packets written.
    */
   tunWriteBatchGro(fd: number, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, n: number): number
-  /** What tunWriteBatchGro would write, gathered into out (vnet header + packet per write); outLens[w] = length. Returns writes. For tests. */
-  vnetCoalesce(mem: Uint8Array, offsets: Int32Array, lens: Int32Array, n: number, out: Uint8Array, outLens: Int32Array): number
   /** if_nametoindex; 0 when absent. */
   ifIndex(name: string): number
   /** socket(AF_INET, SOCK_DGRAM|SOCK_NONBLOCK|SOCK_CLOEXEC), SO_RCVBUF/SO_SNDBUF (SO_*BUFFORCE first, failure ignored) set to bufBytes if > 0, bind(host, port). Returns fd and the bound port. host is a dotted quad (else RangeError). */
@@ -81,8 +80,6 @@ export interface Native {
   tunWriteBatch(fd: number, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, n: number): number
   /** recvmmsg(MSG_DONTWAIT) of up to max datagrams into mem+offsets[i] (capacity cap). lens[i] = bytes, or -1 if truncated; addrs[2i] = source IPv4 (host order), addrs[2i+1] = source port. Returns n (0 if none). Throws only when nothing was received. */
   udpRecvBatch(fd: number, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, addrs: Uint32Array, max: number, cap: number): number
-  /** Poly1305 of msg (a multiple of 16 bytes) by the addon's compact implementation (small packets); for tests. */
-  poly1305Blocks(key: Uint8Array, msg: Uint8Array): Uint8Array
   /** setsockopt UDP_GRO: true when the kernel took it (coalesced datagrams then arrive whole; read them with udpRecvGro). */
   udpSetGro(fd: number, on: boolean): boolean
   /**
@@ -111,7 +108,7 @@ export interface Native {
   /** Open in place: desc [off, aadLen (>= 16), ctLen incl. tag, keyOff]. results[i] = 1 if verified (plaintext in place), else 0 (also when ctLen < 16). Returns the number verified. */
   aeadOpenBatch(mem: Uint8Array, desc: Int32Array, n: number, keys: Uint8Array, results: Int32Array): number
   /**
-   * Attach the lone-packet fast path (native/fastpath.h) to a poll watching a tunOpenVnet fd: a plain IPv4
+   * Attach the lone-packet fast path (native/fastpath.c) to a poll watching a tunOpenVnet fd: a plain IPv4
    * packet to a peer with a session is framed, sealed and sent without calling the poll's JS callback;
    * anything else is left pending in sbuf/split for tunReadSplit. Tables: src/dataplane/fast-path.ts.
    */
@@ -131,8 +128,6 @@ export interface Native {
   fastPathLink(inPoll: PollHandle, outPoll: PollHandle): void
   /** The addon's side of the fast-path layout (cfg word names in order, record sizes), for a test to compare with fast-path.ts. */
   fastLayout(): { cfg: string[], peerWords: number, sessWords: number, ringWords: number, inCap: number }
-  /** An AF_UNIX datagram socket pair (non-blocking): a stand-in TUN fd for tests, one read per packet. */
-  socketPairDgram(): [number, number]
   /** One sendmsg with this datagram's IP TTL set by ancillary data (1..255). Returns bytes sent, or -errno. */
   udpSendToTtl(fd: number, buf: Uint8Array, ip: number, port: number, ttl: number): number
 }
@@ -155,7 +150,7 @@ const ADDON = join('build', 'Release', 'lwt_native.node')
 let cached: Native | undefined
 
 /** The directory holding package.json, from this module upwards (src/dataplane or dist/src/dataplane). */
-function packageRoot (): string {
+export function packageRoot (): string {
   let dir = dirname(fileURLToPath(import.meta.url))
   for (;;) {
     if (existsSync(join(dir, 'package.json'))) return dir

@@ -132,7 +132,7 @@ export interface WorkerInit {
   stats: SharedArrayBuffer
   /** Inbound (and 'both') only: the control ring. */
   ctrlRing: SharedArrayBuffer | null
-  /** Attach the native lone-packet fast path (native/fastpath.h) to the TUN and main UDP polls (needs tunVnet). */
+  /** Attach the native lone-packet fast path (native/fastpath.c) to the TUN and main UDP polls (needs tunVnet). */
   fastPath: boolean
 }
 

@@ -1,5 +1,5 @@
 /**
- * The native lone-packet fast path (native/fastpath.h) and its tables
+ * The native lone-packet fast path (native/fastpath.c) and its tables
  * (src/dataplane/fast-path.ts), run for real: the pipelines of
  * dataplane/pipelines.ts with the real addon, over a UDP socket on loopback
  * and an AF_UNIX datagram pair standing in for the TUN fd (one read, one
@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js'
 import { loadNative } from '../../src/dataplane/native.js'
+import { loadTestingNative } from '../helpers/native-testing.js'
 import { runPipelines } from '../../src/dataplane/pipelines.js'
 import { createStatsBuffer, StatsReader } from '../../src/dataplane/stats.js'
 import { SpscRing } from '../../src/dataplane/ring.js'
@@ -20,6 +21,8 @@ import { ReplayWindow } from '../../src/crypto/replay.js'
 import { BATCH, CTRL_RING_SLOTS, CTRL_SLOT_SIZE, RX_BUF_SIZE, RX_BUFS, SLOT_SIZE, type CounterName, type FromWorker, type ToWorker, type WorkerInit } from '../../src/workers/layout.js'
 
 const native = loadNative()
+/** The test build's socketPairDgram: the stand-in TUN fd. */
+const { socketPairDgram } = loadTestingNative()
 const LOOPBACK = 0x7f000001
 const OWN = 0x0a4d0001 // 10.77.0.1
 const PEER_IP = 0x0a4d0002 // 10.77.0.2
@@ -104,7 +107,7 @@ interface Rig {
 }
 
 function rig (t: Test, opts: { mode?: 'client' | 'server', fastPath?: boolean, sendKey?: boolean } = {}): Rig {
-  const [tunFd, tunPeer] = native.socketPairDgram()
+  const [tunFd, tunPeer] = socketPairDgram()
   const udp = native.udpOpen('127.0.0.1', 0, 0)
   const fars = [native.udpOpen('127.0.0.1', 0, 0), native.udpOpen('127.0.0.1', 0, 0), native.udpOpen('127.0.0.1', 0, 0)]
   const statsSab = createStatsBuffer(MAX_PEERS)
@@ -402,7 +405,7 @@ t.test('--no-fast-path: the same traffic, all through the batch path', async t =
 })
 
 t.test('fastPathOut/fastPathIn refuse bad arguments with a clear error', async t => {
-  const [a, b] = native.socketPairDgram()
+  const [a, b] = socketPairDgram()
   t.teardown(() => { native.close(a); native.close(b) })
   const h = native.pollStart(a, () => {})
   t.teardown(() => { native.pollStop(h) })
@@ -484,7 +487,7 @@ t.test('relay: a server forwards a lone envelope in the addon, rewritten to name
 t.test('fastPathLink: checks its arguments, and a delivery after the TUN poll stopped neither touches it nor fails', async t => {
   const { Outbound } = await import('../../src/dataplane/outbound.js')
   const { Inbound } = await import('../../src/dataplane/inbound.js')
-  const [tunFd, tunPeer] = native.socketPairDgram()
+  const [tunFd, tunPeer] = socketPairDgram()
   const udp = native.udpOpen('127.0.0.1', 0, 0)
   const far = native.udpOpen('127.0.0.1', 0, 0)
   const polls: ReturnType<typeof native.pollStart>[] = []

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url'
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js'
 import { loadNative, openTun, openUdp, tunOpenError, udpOpenError, type Native } from '../../src/dataplane/native.js'
 import { VpnError } from '../../src/errors.js'
+import { loadTestingNative } from '../helpers/native-testing.js'
 
 const ADDON = fileURLToPath(new URL('../../build/Release/lwt_native.node', import.meta.url))
 const LOOPBACK = 0x7f000001
@@ -14,6 +15,8 @@ const isRoot = process.getuid?.() === 0
 const haveTun = existsSync('/dev/net/tun')
 
 const native: Native = loadNative()
+/** The test build (native/testing.c): poly1305Blocks. */
+const testing = loadTestingNative()
 
 /** Runs a CommonJS snippet in a fresh node process with `n` bound to the addon. */
 function runChild (body: string, timeoutMs = 15000): { status: number | null, stdout: string, stderr: string, signal: NodeJS.Signals | null } {
@@ -34,6 +37,15 @@ t.test('loadNative is cached and exposes the whole API', async t => {
     'udpRecvBatch', 'udpSendBatch', 'udpSendBatchGso', 'udpSendTo', 'aeadSealBatch', 'aeadOpenBatch']) {
     t.type((native as unknown as Record<string, unknown>)[f], 'function', f)
   }
+})
+
+t.test('the test-only exports are in the test build only', async t => {
+  for (const f of ['socketPairDgram', 'vnetSplit', 'vnetCoalesce', 'poly1305Blocks']) {
+    t.equal((native as unknown as Record<string, unknown>)[f], undefined, `${f}: not in lwt_native.node`)
+    t.type((testing as unknown as Record<string, unknown>)[f], 'function', `${f}: in lwt_native_testing.node`)
+  }
+  t.same(Object.keys(testing).filter(k => !(k in native)).sort(), ['poly1305Blocks', 'socketPairDgram', 'vnetCoalesce', 'vnetSplit'],
+    'the test build is the production API plus those four')
 })
 
 t.test('AEAD', async t => {
@@ -833,16 +845,16 @@ t.test('compact Poly1305: RFC 8439 appendix A.3 vectors (the carry and final-red
     ['#11', '01' + z(7) + '04' + z(7) + z(16), 'e33594d7505e43b9' + z(8) + '3394d7505e4379cd01' + z(7) + z(16), '13' + z(15)]
   ]
   for (const [name, key, msg, tag] of vectors) {
-    t.equal(Buffer.from(native.poly1305Blocks(h(key), h(msg))).toString('hex'), tag, `vector ${name}`)
+    t.equal(Buffer.from(testing.poly1305Blocks(h(key), h(msg))).toString('hex'), tag, `vector ${name}`)
   }
   const { poly1305 } = await import('@noble/ciphers/_poly1305.js')
   let bad = 0
   for (let i = 0; i < 500; i++) {
     const key = new Uint8Array(randomBytes(32)); const msg = new Uint8Array(randomBytes(16 * (i % 9)))
     if (i % 5 === 0) msg.fill(0xff) // all-ones blocks push h towards p
-    if (Buffer.compare(native.poly1305Blocks(key, msg), poly1305(msg, key)) !== 0) bad++
+    if (Buffer.compare(testing.poly1305Blocks(key, msg), poly1305(msg, key)) !== 0) bad++
   }
   t.equal(bad, 0, '500 random keys and messages (a fifth all ones)')
-  t.throws(() => native.poly1305Blocks(new Uint8Array(31), new Uint8Array(16)), RangeError)
-  t.throws(() => native.poly1305Blocks(new Uint8Array(32), new Uint8Array(15)), RangeError)
+  t.throws(() => testing.poly1305Blocks(new Uint8Array(31), new Uint8Array(16)), RangeError)
+  t.throws(() => testing.poly1305Blocks(new Uint8Array(32), new Uint8Array(15)), RangeError)
 })

@@ -7,8 +7,11 @@ import { randomBytes, randomInt } from 'node:crypto'
 import { execFileSync, spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { loadNative } from '../../src/dataplane/native.js'
+import { loadTestingNative } from '../helpers/native-testing.js'
 
 const native = loadNative()
+/** The test build (native/testing.c): vnetSplit, vnetCoalesce. */
+const testing = loadTestingNative()
 const VNET = 10
 const SLOT = 2048
 const CAP = 1900
@@ -88,7 +91,7 @@ function split (b: Built, max = 64, cap = CAP): { segs: Uint8Array[], state: Int
   const segs: Uint8Array[] = []
   let calls = 0
   while (state[0] !== 0 && calls < 1000) {
-    const n = native.vnetSplit(sbuf, mem, offsets, lens, max, cap, state)
+    const n = testing.vnetSplit(sbuf, mem, offsets, lens, max, cap, state)
     calls++
     for (let i = 0; i < n; i++) segs.push(mem.slice(offsets[i], offsets[i] + lens[i]))
   }
@@ -199,8 +202,8 @@ t.test('argument validation', async t => {
   const sbuf = new Uint8Array(100)
   const state = new Int32Array(4)
   state[0] = 200
-  t.throws(() => native.vnetSplit(sbuf, new Uint8Array(4096), new Int32Array([0]), new Int32Array(1), 1, 2000, state), RangeError, 'pending beyond sbuf')
-  t.throws(() => native.vnetSplit(sbuf, new Uint8Array(100), new Int32Array([0]), new Int32Array(1), 1, 2000, new Int32Array(4)), RangeError, 'slot beyond mem')
+  t.throws(() => testing.vnetSplit(sbuf, new Uint8Array(4096), new Int32Array([0]), new Int32Array(1), 1, 2000, state), RangeError, 'pending beyond sbuf')
+  t.throws(() => testing.vnetSplit(sbuf, new Uint8Array(100), new Int32Array([0]), new Int32Array(1), 1, 2000, new Int32Array(4)), RangeError, 'slot beyond mem')
   t.throws(() => native.tunReadSplit(0, sbuf, new Uint8Array(4096), new Int32Array([0]), new Int32Array(1), 1, 2000, new Int32Array(4)), RangeError, 'sbuf too small')
   t.throws(() => native.tunWriteBatchVnet(0, new Uint8Array(100), new Int32Array([5]), new Int32Array([10]), 1), RangeError, 'no room for the header')
 })
@@ -213,7 +216,7 @@ function coalesce (list: Uint8Array[]): { w: number, out: Uint8Array, outLens: I
   list.forEach((s, i) => { offsets[i] = i * SLOT + 48; mem.set(s, offsets[i]); lens[i] = s.length })
   const out = new Uint8Array(64 * SLOT)
   const outLens = new Int32Array(64)
-  return { w: native.vnetCoalesce(mem, offsets, lens, list.length, out, outLens), out, outLens }
+  return { w: testing.vnetCoalesce(mem, offsets, lens, list.length, out, outLens), out, outLens }
 }
 
 /** [flags, gso type, hdr_len, gso_size, csum_start, csum_offset] of the vnet header at out[0]. */
