@@ -18,6 +18,7 @@ import { Logger } from '../log.js'
 import { controlRequest } from './control-protocol.js'
 import { helpText } from './help.js'
 import { formatStatus } from './status-format.js'
+import { versionText } from './version.js'
 
 export const EXIT_OK = 0
 export const EXIT_ERROR = 1
@@ -93,7 +94,7 @@ export async function main (argv: string[], io: MainIo = { stdout: process.stdou
         io.stdout.write(helpText(cmd.topic))
         return EXIT_OK
       case 'version':
-        io.stdout.write(`lightweight-tunnel ${version()}\n`)
+        io.stdout.write(versionText(packageRoot(), version()))
         return EXIT_OK
       case 'genconfig': {
         const { serverFile, clientFile } = writeExampleConfigs(cmd.file)

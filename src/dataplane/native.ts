@@ -130,6 +130,15 @@ export interface Native {
   fastLayout(): { cfg: string[], peerWords: number, sessWords: number, ringWords: number, inCap: number }
   /** One sendmsg with this datagram's IP TTL set by ancillary data (1..255). Returns bytes sent, or -errno. */
   udpSendToTtl(fd: number, buf: Uint8Array, ip: number, port: number, ttl: number): number
+  /**
+   * sd_notify(3) without libsystemd (native/notify.c): one datagram `message` ("READY=1", "STOPPING=1",
+   * "STATUS=...", newline separated) to the unix socket socketPath ($NOTIFY_SOCKET; '@' starts an abstract
+   * name). Returns bytes sent. RangeError for a path neither absolute nor abstract or over 108 bytes; an
+   * errno Error (ENOENT, ECONNREFUSED, EACCES...) when the send fails.
+   */
+  sdNotify(socketPath: string, message: string): number
+  /** What this build is: N-API version it targets, whether it is the test build, the C compiler's version string. */
+  buildInfo(): { napiVersion: number, testing: boolean, compiler: string }
 }
 
 /** Error thrown by a failed syscall in the addon. */
@@ -145,7 +154,8 @@ export function isNativeErrnoError (err: unknown): err is NativeErrnoError {
     typeof (err as Partial<NativeErrnoError>).syscall === 'string'
 }
 
-const ADDON = join('build', 'Release', 'lwt_native.node')
+/** The production addon, relative to the package root. */
+export const ADDON = join('build', 'Release', 'lwt_native.node')
 
 let cached: Native | undefined
 
@@ -205,7 +215,12 @@ export function tunOpenError (err: unknown, name: string, native?: Native): VpnE
       break
     case 'EPERM':
     case 'EACCES':
-      return new VpnError('ERR_TUN_PERMISSION', 'opening a TUN device needs root or CAP_NET_ADMIN', { ...opts, hint: 'run as root, or grant the node binary CAP_NET_ADMIN' })
+      return new VpnError('ERR_TUN_PERMISSION', 'opening a TUN device needs root or CAP_NET_ADMIN', {
+        ...opts,
+        hint: 'run it as root (sudo), as the systemd service (lightweight-tunnel install-service NAME: the unit grants ' +
+          'CAP_NET_ADMIN by AmbientCapabilities=), or with sudo systemd-run -p AmbientCapabilities=CAP_NET_ADMIN ' +
+          '-p User="$(id -un)" lightweight-tunnel ...; do not setcap the node binary: that would give every Node script on the machine CAP_NET_ADMIN'
+      })
     case 'EBUSY':
     case 'EEXIST':
       return nameTaken(name, opts)
