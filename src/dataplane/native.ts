@@ -11,7 +11,7 @@
  * hand the number to another. A poll handle belongs to the thread (libuv
  * loop) that created it.
  */
-import { existsSync } from 'node:fs'
+import { existsSync, statSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -215,6 +215,15 @@ export function tunOpenError (err: unknown, name: string, native?: Native): VpnE
       break
     case 'EPERM':
     case 'EACCES':
+      if (err.syscall === 'open' && err.code === 'EACCES') {
+        // The device node itself is closed to this user (some containers make it 0600). Opening it grants
+        // nothing without CAP_NET_ADMIN, which is why distributions make it 0666 (udev).
+        return new VpnError('ERR_TUN_PERMISSION', `this user cannot open /dev/net/tun (mode ${tunNodeMode()}, EACCES)`, {
+          ...opts,
+          hint: 'make it 0666 as distributions do (chmod 0666 /dev/net/tun; udev rule KERNEL=="tun", MODE="0666"): ' +
+            'the device grants nothing without CAP_NET_ADMIN; or run it as root'
+        })
+      }
       return new VpnError('ERR_TUN_PERMISSION', 'opening a TUN device needs root or CAP_NET_ADMIN', {
         ...opts,
         hint: 'run it as root (sudo), as the systemd service (lightweight-tunnel install-service NAME: the unit grants ' +
@@ -229,6 +238,11 @@ export function tunOpenError (err: unknown, name: string, native?: Native): VpnE
       return new VpnError('ERR_TUN_OPEN', `cannot open TUN device "${name}": the kernel rejected the name or flags (${err.syscall}: EINVAL)`, opts)
   }
   return new VpnError('ERR_TUN_OPEN', `cannot open TUN device ${name}: ${err.syscall} failed with ${err.code}`, opts)
+}
+
+/** "0600"-style mode of /dev/net/tun, or "unknown". */
+function tunNodeMode (): string {
+  try { return (statSync('/dev/net/tun').mode & 0o7777).toString(8).padStart(4, '0') } catch { return 'unknown' }
 }
 
 function nameTaken (name: string, opts: { cause: unknown }): VpnError {
