@@ -27,7 +27,7 @@ import { join } from 'node:path'
 import { run, runIn, spawnIn, sleep, waitFor, type LabProcess } from './exec.js'
 import { destroyNamespacesSync, setSignalCleanup } from './netns.js'
 import { createTopology, type Topology } from './topology.js'
-import { DEMO_TOOLS, aptLine, missingTools } from './tools.js'
+import { DEMO_TOOLS, checkTools } from './tools.js'
 
 export interface DemoOptions {
   /** Path of the `lightweight-tunnel` executable. */
@@ -95,15 +95,9 @@ export async function runDemo (opts: DemoOptions): Promise<number> {
   const rssKb: Record<string, number | null> = {}
 
   // Every tool first, before anything is built: name all the missing packages at once.
-  const missing = missingTools(DEMO_TOOLS, opts.pathEnv ?? process.env.PATH)
-  const required = missing.filter(t => t.optional !== true)
-  if (required.length > 0) {
-    log('The demo needs commands that are not installed:')
-    for (const t of required) log(`  ${t.cmd.padEnd(7)} (package ${t.pkg}): ${t.use}`)
-    log(`Install them (Debian/Ubuntu): ${aptLine(required.concat(missing.filter(t => t.optional === true)))}`)
-    return 1
-  }
-  for (const t of missing) log(`Note: ${t.cmd} is not installed (package ${t.pkg}), so that part is skipped: ${t.use}. ${aptLine([t])} adds it.`)
+  const tools = checkTools(DEMO_TOOLS, opts.pathEnv ?? process.env.PATH)
+  for (const line of tools.lines) log(line)
+  if (!tools.ok) return 1
   if (typeof process.getuid === 'function' && process.getuid() !== 0) {
     log('The demo needs root: it creates network namespaces, virtual links, NAT rules and TUN devices.')
     log('Run it again with sudo.')

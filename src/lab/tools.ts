@@ -26,7 +26,7 @@ export const DEMO_TOOLS: readonly Tool[] = Object.freeze([
   { cmd: 'nft', pkg: 'nftables', use: 'the NAT routers' },
   { cmd: 'sysctl', pkg: 'procps', use: 'forwarding and NAT timeouts inside the namespaces' },
   { cmd: 'ping', pkg: 'iputils-ping', use: 'latency and reachability through the tunnel' },
-  { cmd: 'iperf3', pkg: 'iperf3', use: 'throughput (skipped when missing)', optional: true }
+  { cmd: 'iperf3', pkg: 'iperf3', use: 'throughput through the tunnel', optional: true }
 ])
 
 /** Is `cmd` an executable file in one of PATH's directories? Like `command -v`, without a shell. */
@@ -51,4 +51,26 @@ export function missingTools (tools: readonly Tool[], pathEnv: string | undefine
 /** One apt-get line installing the packages of `tools` (each package once, in order). */
 export function aptLine (tools: readonly Tool[]): string {
   return `apt-get install ${[...new Set(tools.map(t => t.pkg))].join(' ')}`
+}
+
+/**
+ * The demo's check, before it builds anything: `ok` false when a required
+ * tool is missing; `lines` say what is missing, what it is for and the one
+ * apt-get line that installs it (missing optional tools included), or note
+ * each optional tool whose part will be skipped.
+ */
+export function checkTools (tools: readonly Tool[], pathEnv: string | undefined): { ok: boolean, lines: string[] } {
+  const missing = missingTools(tools, pathEnv)
+  const required = missing.filter(t => t.optional !== true)
+  if (required.length > 0) {
+    return {
+      ok: false,
+      lines: [
+        'The demo needs commands that are not installed:',
+        ...required.map(t => `  ${t.cmd.padEnd(7)} (package ${t.pkg}): ${t.use}`),
+        `Install them (Debian/Ubuntu): ${aptLine(missing)}`
+      ]
+    }
+  }
+  return { ok: true, lines: missing.map(t => `Note: ${t.cmd} is not installed (package ${t.pkg}), so that part is skipped: ${t.use}. ${aptLine([t])} adds it.`) }
 }
