@@ -218,7 +218,8 @@ export function tunOpenError (err: unknown, name: string, native?: Native): VpnE
       if (err.syscall === 'open' && err.code === 'EACCES') {
         // The device node itself is closed to this user (some containers make it 0600). Opening it grants
         // nothing without CAP_NET_ADMIN, which is why distributions make it 0666 (udev).
-        return new VpnError('ERR_TUN_PERMISSION', `this user cannot open /dev/net/tun (mode ${tunNodeMode()}, EACCES)`, {
+        return new VpnError('ERR_TUN_PERMISSION', `this user cannot open /dev/net/tun (mode ${tunNodeMode()}, EACCES): opening a TUN device needs root or ` +
+          'CAP_NET_ADMIN, and without root the device node must be open to the user too', {
           ...opts,
           hint: 'make it 0666 as distributions do (chmod 0666 /dev/net/tun; udev rule KERNEL=="tun", MODE="0666"): ' +
             'the device grants nothing without CAP_NET_ADMIN; or run it as root'

@@ -651,7 +651,7 @@ t.test('errors', async t => {
     // open() refused by the device node's mode (some containers make it 0600): named as such, with the chmod.
     const closed = tunOpenError(e('EACCES', 'open'), 'x')
     t.equal(closed.code, 'ERR_TUN_PERMISSION')
-    t.match(closed.message, /^this user cannot open \/dev\/net\/tun \(mode (\d{4}|unknown), EACCES\)$/)
+    t.match(closed.message, /^this user cannot open \/dev\/net\/tun \(mode (\d{4}|unknown), EACCES\): opening a TUN device needs root or CAP_NET_ADMIN, /)
     t.match(closed.hint, 'chmod 0666 /dev/net/tun')
     const noCap = tunOpenError(e('EPERM', 'ioctl(TUNSETIFF)'), 'x')
     t.equal(noCap.message, 'opening a TUN device needs root or CAP_NET_ADMIN')
