@@ -45,7 +45,7 @@ export function createNotifier (env: NodeJS.ProcessEnv, log: Logger, native?: Pi
     } catch (err) {
       if (warned) return
       warned = true
-      log.warn('cannot notify the service manager', { path: socket, err })
+      log.warn(`cannot notify the service manager on ${socket}`, { err })
     }
   }
   return {
