@@ -378,7 +378,7 @@ SYNOPSIS
     CAP_NET_ADMIN (ambient: the "ip" commands it runs inherit it), the
     config passed as a credential (it stays root-only), control socket in
     ${CONTROL_DIR} (RuntimeDirectory=), ProtectSystem=strict and further
-    hardening ("systemd-analyze security lightweight-tunnel@NAME": 2.1 OK).
+    hardening ("systemd-analyze security lightweight-tunnel@NAME": 2.0 OK).
     Paths inside the config must be absolute. A server port below 1024
     needs CAP_NET_BIND_SERVICE added to both capability lines (systemctl
     edit lightweight-tunnel@.service).

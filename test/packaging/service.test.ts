@@ -1,7 +1,7 @@
 // The systemd service (packaging/systemd/) and install-service:
 //   - the shipped unit, with ExecStart= pointing at this checkout's command,
 //     passes `systemd-analyze verify` with no complaint, and its offline
-//     security score is at most 2.5 ("OK"; it scores 2.1 today);
+//     security score is at most 2.5 ("OK"; it scores 2.0 today);
 //   - install-service writes the unit, the sysusers.d file and the config
 //     under --root with the stated modes, refuses an invalid config and never
 //     overwrites a different one;
