@@ -183,9 +183,18 @@ export function loadNative (): Native {
     const cause = err instanceof Error ? err.message.split('\n')[0] : String(err)
     throw new VpnError('ERR_NATIVE_ADDON', `the native addon is not built (${path}: ${cause})`, {
       cause: err,
-      hint: 'run npm ci (needs python3, make and g++)'
+      hint: addonBuildHint()
     })
   }
+}
+
+/** How to (re)build the addon: npm ci in a clone, a rebuild of the installed package otherwise. */
+function addonBuildHint (): string {
+  let root = '.'
+  try { root = packageRoot() } catch { /* keep '.' */ }
+  return existsSync(join(root, '.git'))
+    ? `run npm ci in ${root} (needs python3, make and g++)`
+    : 'rebuild it: sudo npm rebuild -g lightweight-tunnel, or reinstall the package (needs python3, make and g++)'
 }
 
 function errnoText (err: unknown): string {
