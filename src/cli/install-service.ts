@@ -163,7 +163,7 @@ export function installService (input: InstallServiceInput, host: HostTools = RE
   // 4. Apply (this machine only).
   const next: string[] = []
   if (!(input.apply ?? root === '/')) {
-    out.push(`files written under ${root}; nothing was run there. On that system, as root:`)
+    out.push(`files written under ${root}; nothing was run there`)
     next.push('systemd-sysusers', 'systemctl daemon-reload')
   } else {
     const users = host.run('systemd-sysusers', [sysusersPath])
@@ -193,7 +193,7 @@ export function installService (input: InstallServiceInput, host: HostTools = RE
     out.push(`no config yet: write ${confPath} (lightweight-tunnel -g DIR/${name}.json writes an example server/client pair; ` +
       `keep paths in it absolute), or run install-service ${name} -c FILE`)
   }
-  out.push('', 'start it now and at every boot:')
+  out.push('', 'start it now and at every boot (as root):')
   for (const n of next) out.push(`  ${n}`)
   out.push(`  systemctl enable --now ${instance}`, '',
     `check it: systemctl status ${instance}; journalctl -u ${instance}; lightweight-tunnel status (as root)`)

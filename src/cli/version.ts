@@ -92,7 +92,7 @@ export function describeCommit (root: string): string {
 /** The "addon ..." line's value: where it is and what it is, or why it did not load. */
 export function describeAddon (root: string): string {
   const path = join(root, ADDON)
-  if (!existsSync(path)) return `not built (${path} is missing; the daemon cannot run: reinstall, which builds it, needs python3, make and g++)`
+  if (!existsSync(path)) return `not built (${path} is missing; the daemon cannot run: sudo npm rebuild -g lightweight-tunnel, or reinstall; needs python3, make and g++)`
   try {
     const info = loadNative().buildInfo()
     return `${path} (N-API ${info.napiVersion}, ${info.compiler}${info.testing ? ', test build' : ''})`
