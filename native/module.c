@@ -14,6 +14,7 @@
  *   offload.c    checksums, TSO/USO split, TCP/UDP coalescing (byte work only)
  *   fastpath.c   the lone-packet fast path run inside a poll callback
  *   napi_util.c  errno names, throw helpers, the argument parser, batch checks
+ *   notify.c     sd_notify(3) readiness datagrams to $NOTIFY_SOCKET (systemd)
  *   testing.c    test-only exports, in the test build only (LWT_TESTING)
  *
  * Memory: every `mem` argument is a Uint8Array (normally over a
@@ -39,6 +40,7 @@
 
 #include "aead.h"
 #include "fastpath.h"
+#include "notify.h"
 #include "poll.h"
 #include "tun.h"
 #include "udp.h"
@@ -47,6 +49,29 @@
 #endif
 
 typedef struct { const char *name; napi_callback cb; } lwt_export;
+
+/* buildInfo(): { napiVersion, testing, compiler } of this build, for `lightweight-tunnel --version`. */
+static napi_value build_info(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value o, v;
+  if (napi_create_object(env, &o) != napi_ok) return NULL;
+  if (napi_create_uint32(env, NAPI_VERSION, &v) != napi_ok || napi_set_named_property(env, o, "napiVersion", v) != napi_ok) return NULL;
+#ifdef LWT_TESTING
+  if (napi_get_boolean(env, true, &v) != napi_ok) return NULL;
+#else
+  if (napi_get_boolean(env, false, &v) != napi_ok) return NULL;
+#endif
+  if (napi_set_named_property(env, o, "testing", v) != napi_ok) return NULL;
+#if defined(__clang__)
+  const char *cc = __VERSION__;          /* "Clang 16.0.6 ..." */
+#elif defined(__GNUC__)
+  const char *cc = "gcc " __VERSION__;   /* "gcc 12.2.0" */
+#else
+  const char *cc = "unknown";
+#endif
+  if (napi_create_string_utf8(env, cc, NAPI_AUTO_LENGTH, &v) != napi_ok || napi_set_named_property(env, o, "compiler", v) != napi_ok) return NULL;
+  return o;
+}
 
 static const lwt_export fns[] = {
   { "tunOpen", tun_open },
@@ -74,6 +99,8 @@ static const lwt_export fns[] = {
   { "fastPathIn", fast_path_in },
   { "fastLayout", fast_layout },
   { "fastPathLink", fast_path_link },
+  { "sdNotify", sd_notify_js },
+  { "buildInfo", build_info },
 };
 
 #ifdef LWT_TESTING

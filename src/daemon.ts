@@ -16,6 +16,7 @@ import { lookup } from 'node:dns/promises'
 import { createSocket, type Socket } from 'node:dgram'
 import { networkInterfaces } from 'node:os'
 import { readFileSync } from 'node:fs'
+import { dirname } from 'node:path'
 import type { Config } from './config/schema.js'
 import { systemClock } from './clock.js'
 import { systemRandom } from './random.js'
@@ -31,6 +32,7 @@ import { startControlServer } from './cli/control-protocol.js'
 import { ipToInt, intToIp } from './wire/addr.js'
 import type { ControlPlaneInfo, StatusReport } from './control/status.js'
 import type { ControlHandler } from './control/port.js'
+import { createNotifier } from './service/notify.js'
 
 /** Peer slots per daemon: the server's clients, or a client's peers (slot 0 = the server). */
 function maxPeersFor (config: Config): number {
@@ -140,6 +142,7 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
     onEndpoint: (slot, ip, port) => { controller.onEndpoint(slot, ip, port); ticker.kick(controller.tickInterval()) }
   }
   let natCheck: Socket | null = null
+  const notify = createNotifier(process.env, log)
   const onSignal = (sig: string): void => { log.info(`${sig} received, shutting down`); wake() }
   const sigint = (): void => onSignal('SIGINT')
   const sigterm = (): void => onSignal('SIGTERM')
@@ -150,7 +153,7 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
     control = await startControlServer(config.control, async (req) => {
       if (req.cmd === 'status') return status()
       throw new VpnError('ERR_USAGE', `unknown control command "${String(req.cmd)}"`)
-    }, log.child('control'))
+    }, log.child('control')).catch((err: unknown) => { throw withPermissionHint(err, config.control) })
     if (controller instanceof ServerController) natCheck = await openNatCheck(controller, config.listen.host, dataplane.port + NAT_CHECK_PORT_OFFSET, log)
     ticker.start()
     const off = dataplane.offloads
@@ -160,10 +163,14 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
     } else {
       log.info('client started; registering with the server', { server: `${config.remote!.host}:${config.remote!.port}`, dev: dataplane.devName, control: config.control, dataplane: dp })
     }
+    notify.ready(config.mode === 'server'
+      ? `serving on ${config.listen.host}:${dataplane.port}, ${dataplane.devName} ${config.tun.ip}/${config.tun.prefix}`
+      : `client of ${config.remote!.host}:${config.remote!.port}, ${dataplane.devName} ${config.tun.ip}/${config.tun.prefix}`)
     await stopped
   } catch (err) {
     fatal ??= err instanceof Error ? err : new Error(String(err))
   } finally {
+    notify.stopping(fatal === null ? 'shutting down' : `stopping after an error: ${describeError(fatal).split('\n')[0]!}`)
     process.off('SIGINT', sigint)
     process.off('SIGTERM', sigterm)
     ticker.stop()
@@ -179,6 +186,25 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
   }
   log.info('stopped; device and socket removed')
   return 0
+}
+
+/**
+ * An unprivileged start (a user with CAP_NET_ADMIN but not root, e.g.
+ * systemd-run -p AmbientCapabilities=CAP_NET_ADMIN --uid=...) gets past the
+ * TUN device and then meets EACCES on /run/lightweight-tunnel: say the fix.
+ */
+function withPermissionHint (err: unknown, control: string): unknown {
+  if (!(err instanceof VpnError) || err.code !== 'ERR_CONTROL_SOCKET') return err
+  const code = (err.cause as NodeJS.ErrnoException | undefined)?.code
+  if (code !== 'EACCES' && code !== 'EPERM') return err
+  const dir = dirname(control)
+  return new VpnError(err.code, err.message, {
+    cause: err.cause,
+    hint: `this user cannot write ${dir}. Run it as the systemd service (lightweight-tunnel install-service NAME: ` +
+      'its RuntimeDirectory= creates the directory), or create it for this user: ' +
+      `sudo install -d -o "$(id -un)" -m 0755 ${dir}, or pass --control with a path this user can write ` +
+      '(e.g. --control "$XDG_RUNTIME_DIR/lightweight-tunnel.sock")'
+  })
 }
 
 /**

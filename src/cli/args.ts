@@ -25,6 +25,7 @@ import { SETTINGS, type Config, type SettingKey } from '../config/schema.js'
 import { checkControl, checkDev } from '../config/validate.js'
 import { VpnError } from '../errors.js'
 import { lookupFlag, suggestFlag, type OptKey, type OptSpec } from './options.js'
+import { INSTANCE_NAME } from './install-service.js'
 
 export type Command =
   | { kind: 'run', config: Config, warnings: string[] }
@@ -33,6 +34,8 @@ export type Command =
   | { kind: 'version' }
   | { kind: 'genconfig', file: string }
   | { kind: 'demo' }
+  | { kind: 'install-service', name: string, configFile: string | null, root: string }
+  | { kind: 'completion', shell: 'bash' }
 
 /** Injectable environment of the parser (tests). */
 export interface ParseEnv {
@@ -52,8 +55,8 @@ export class UsageError extends VpnError {
   }
 }
 
-export const COMMANDS = ['server', 'client', 'status', 'demo', 'help', 'version'] as const
-export const HELP_TOPICS = ['server', 'client', 'status', 'demo', 'help', 'version', 'config'] as const
+export const COMMANDS = ['server', 'client', 'status', 'demo', 'help', 'version', 'install-service', 'completion'] as const
+export const HELP_TOPICS = ['server', 'client', 'status', 'demo', 'help', 'version', 'config', 'install-service', 'completion'] as const
 
 // ---------------------------------------------------------------------------
 // Tokenizing
@@ -210,6 +213,8 @@ export function parseCommand (argv: readonly string[], parseEnv: ParseEnv = {}):
   }
 
   if (cmd === 'status') return parseStatus(tokens, flags, problems, env)
+  if (cmd === 'install-service') return parseInstallService(tokens, flags, problems, env)
+  if (cmd === 'completion') return parseCompletion(tokens, problems)
   if (cmd === 'demo') {
     rejectExtras(tokens, ['logLevel'], 'demo', problems)
     if (problems.length > 0) throw new UsageError(problems)
@@ -268,10 +273,45 @@ function parseStatus (tokens: Tokens, flags: Map<OptKey, FlagValue>, problems: s
   return { kind: 'status', json: flags.get('json')?.value === true, control: path }
 }
 
+/**
+ * install-service NAME [-c FILE] [--root DIR]: FILE must be a valid config
+ * (loadConfig, the same checks as a start), so a service is never installed
+ * with a config that would fail at boot.
+ */
+function parseInstallService (tokens: Tokens, flags: Map<OptKey, FlagValue>, problems: string[], env: LoadEnv): Command {
+  rejectExtras({ ...tokens, positionals: tokens.positionals.slice(1) }, ['config', 'root', 'logLevel'], 'install-service', problems)
+  const name = tokens.positionals[0]
+  if (name === undefined) problems.push('install-service: expected the instance NAME (the service is lightweight-tunnel@NAME, its config /etc/lightweight-tunnel/NAME.json)')
+  else if (!INSTANCE_NAME.test(name)) problems.push(`install-service: NAME must be 1 to 64 letters, digits, "_", "." or "-", starting with a letter or digit, got ${show(name)}`)
+  const root = flags.get('root')
+  let rootDir = '/'
+  if (root !== undefined) {
+    if (String(root.value) === '') problems.push(`${root.flag}: expected a directory, got an empty string`)
+    else rootDir = resolve(env.cwd, String(root.value))
+  }
+  const file = flags.get('config')
+  let configFile: string | null = null
+  if (file !== undefined) {
+    configFile = resolve(env.cwd, String(file.value))
+    loadConfig({ command: null, flags: new Map(), configFile: file, ignoredFlags: [] }, env, problems)
+  }
+  if (problems.length > 0 || name === undefined) throw new UsageError(problems)
+  return { kind: 'install-service', name, configFile, root: rootDir }
+}
+
+/** completion bash: the script for bash's programmable completion. */
+function parseCompletion (tokens: Tokens, problems: string[]): Command {
+  rejectExtras({ ...tokens, positionals: tokens.positionals.slice(1) }, [], 'completion', problems)
+  const shell = tokens.positionals[0]
+  if (shell !== 'bash') problems.push(`completion: expected the shell name bash (the only one supported), got ${shell === undefined ? 'nothing' : show(shell)}`)
+  if (problems.length > 0) throw new UsageError(problems)
+  return { kind: 'completion', shell: 'bash' }
+}
+
 /** server / client / Go-style `-m MODE` / `-c FILE`: the daemon runs with the Config loadConfig() builds. */
 function parseRun (tokens: Tokens, flags: Map<OptKey, FlagValue>, problems: string[], env: LoadEnv): Command {
   for (const p of tokens.positionals) problems.push(`unexpected argument ${show(p)}`)
-  for (const k of ['json', 'genconfig'] as const) {
+  for (const k of ['json', 'genconfig', 'root'] as const) {
     const f = flags.get(k)
     if (f !== undefined) problems.push(`${f.flag}: not an option of server or client`)
   }

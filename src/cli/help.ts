@@ -36,6 +36,8 @@ const SYNOPSIS = `SYNOPSIS
     lightweight-tunnel status [--json] [--control PATH | --dev NAME]
     lightweight-tunnel -g FILE
     lightweight-tunnel demo
+    lightweight-tunnel install-service NAME [-c FILE] [--root DIR]
+    lightweight-tunnel completion bash
     lightweight-tunnel help [TOPIC]  |  -h, --help  |  -v, --version
 `
 
@@ -60,8 +62,14 @@ const COMMANDS = `COMMANDS
     demo      Run a short self-contained demonstration.
     help [TOPIC]
               Show this text, or the part about TOPIC: server, client,
-              status, demo, config, version.
-    version   Print "lightweight-tunnel VERSION" (same as -v, --version).
+              status, demo, config, version, install-service, completion.
+    version   Print the version, Node's version, the native addon's build
+              and the commit (same as -v, --version).
+    install-service NAME [-c FILE] [--root DIR]
+              Install the systemd service lightweight-tunnel@NAME (see
+              "help install-service").
+    completion bash
+              Print the bash completion script (see "help completion").
 `
 
 const OPTIONS = `OPTIONS
@@ -151,7 +159,10 @@ const OPTIONS = `OPTIONS
     -h, --help
               Show help (with a command: that command's help).
     -v, --version
-              Print "lightweight-tunnel VERSION" and exit.
+              Print the version, Node's, the addon's and the commit; exit.
+    --root DIR
+              install-service: write the files under DIR instead of /
+              (an image being built, a test); nothing is run there.
 `
 
 const GO_FORMS = `COMPATIBILITY WITH THE GO lightweight-tunnel
@@ -215,6 +226,11 @@ const FILES = `FILES
               new daemon refuse to start.
     FILE, FILE.client
               Config files written by -g and read by -c.
+    /etc/systemd/system/lightweight-tunnel@.service
+    /etc/sysusers.d/lightweight-tunnel.conf
+    /etc/lightweight-tunnel/NAME.json
+              The service, its system user and the config of the instance
+              lightweight-tunnel@NAME, written by install-service.
 `
 
 const EXIT = `EXIT STATUS
@@ -325,7 +341,67 @@ const VERSION = `lightweight-tunnel version - print the version
 SYNOPSIS
     lightweight-tunnel version  |  -v  |  --version
 
-    Prints "lightweight-tunnel VERSION" on stdout and exits 0.
+    Prints on stdout, and exits 0:
+        lightweight-tunnel VERSION
+        node vX.Y.Z (modules ABI N, N-API N), PLATFORM ARCH
+        addon PATH (N-API N, COMPILER)     or why it is missing or fails
+        commit SHA (git checkout, branch B) | SHA (package build) | unknown
+    The commit is read from the .git of a clone, else from
+    dist/BUILD_INFO.json, which "npm pack" writes into the package.
+`
+
+const INSTALL_SERVICE = `lightweight-tunnel install-service - run it as a systemd service
+
+SYNOPSIS
+    lightweight-tunnel install-service NAME [-c FILE] [--root DIR]
+
+    Sets up lightweight-tunnel@NAME, one service per config, started at boot
+    once enabled. Run it as root. It writes:
+      /etc/systemd/system/lightweight-tunnel@.service  (0644)
+              the unit, with ExecStart= naming this node binary and this
+              installed command by absolute path;
+      /etc/sysusers.d/lightweight-tunnel.conf  (0644)
+              the system user "lightweight-tunnel" the service runs as;
+      /etc/lightweight-tunnel/NAME.json  (0600, directory 0700)
+              with -c FILE: a copy of FILE, which must be a valid config
+              (checked first, like a start). An existing different file is
+              not overwritten. Without -c the file in place is used.
+    Then it creates the user (systemd-sysusers), runs "systemctl
+    daemon-reload" where systemd is running, and prints the line that
+    starts the service now and at boot:
+        systemctl enable --now lightweight-tunnel@NAME
+    Where systemd-sysusers or systemctl is missing, or systemd is not PID 1,
+    the files are written and the commands to run are printed instead.
+
+    The service: Type=notify (ready once the device, UDP socket and control
+    socket are up), Restart=on-failure, user lightweight-tunnel with only
+    CAP_NET_ADMIN (ambient: the "ip" commands it runs inherit it), the
+    config passed as a credential (it stays root-only), control socket in
+    ${CONTROL_DIR} (RuntimeDirectory=), ProtectSystem=strict and further
+    hardening ("systemd-analyze security lightweight-tunnel@NAME": 2.0 OK).
+    Paths inside the config must be absolute. A server port below 1024
+    needs CAP_NET_BIND_SERVICE added to both capability lines (systemctl
+    edit lightweight-tunnel@.service).
+
+    NAME: 1..64 letters, digits, "_", "." or "-".
+    --root DIR writes under DIR (e.g. an image being built) and runs nothing.
+
+    Remove it: systemctl disable --now lightweight-tunnel@NAME, then delete
+    the three files.
+`
+
+const COMPLETION = `lightweight-tunnel completion - shell completion
+
+SYNOPSIS
+    lightweight-tunnel completion bash
+
+    Prints a bash completion script: commands, the options of each command,
+    the values of --placement, --log-level and --p2p, help topics, and file
+    names after -c, -g and --root. Install it for every user:
+        lightweight-tunnel completion bash \
+            | sudo tee /usr/share/bash-completion/completions/lightweight-tunnel
+    or for yourself, in ~/.bashrc:
+        source <(lightweight-tunnel completion bash)
 `
 
 /** The help text for `topic` (undefined: the full manual page). */
@@ -337,6 +413,8 @@ export function helpText (topic?: string): string {
     case 'demo': return DEMO
     case 'version': return VERSION
     case 'config': return CONFIG
+    case 'install-service': return INSTALL_SERVICE
+    case 'completion': return COMPLETION
     default:
       return [NAME, SYNOPSIS, DESCRIPTION, COMMANDS, OPTIONS, CONFIG, GO_FORMS, FILES, EXIT, SIGNALS, EXAMPLES].join('\n')
   }

@@ -18,6 +18,11 @@ import { Logger } from '../log.js'
 import { controlRequest } from './control-protocol.js'
 import { helpText } from './help.js'
 import { formatStatus } from './status-format.js'
+import { versionText } from './version.js'
+import { installService } from './install-service.js'
+
+/** The bash completion script, relative to the package root (shipped in the package). */
+export const COMPLETION_BASH = join('packaging', 'completion', 'lightweight-tunnel.bash')
 
 export const EXIT_OK = 0
 export const EXIT_ERROR = 1
@@ -93,7 +98,7 @@ export async function main (argv: string[], io: MainIo = { stdout: process.stdou
         io.stdout.write(helpText(cmd.topic))
         return EXIT_OK
       case 'version':
-        io.stdout.write(`lightweight-tunnel ${version()}\n`)
+        io.stdout.write(versionText(packageRoot(), version()))
         return EXIT_OK
       case 'genconfig': {
         const { serverFile, clientFile } = writeExampleConfigs(cmd.file)
@@ -110,6 +115,14 @@ export async function main (argv: string[], io: MainIo = { stdout: process.stdou
         const res = await mod.runDemo({ log: console.log, bin: join(packageRoot(), 'bin', 'lightweight-tunnel') })
         return typeof res === 'number' ? res : EXIT_OK
       }
+      case 'install-service':
+        io.stdout.write(installService({
+          name: cmd.name, configFile: cmd.configFile, root: cmd.root, node: process.execPath, bin: join(packageRoot(), 'bin', 'lightweight-tunnel'), packageRoot: packageRoot()
+        }))
+        return EXIT_OK
+      case 'completion':
+        io.stdout.write(readFileSync(join(packageRoot(), COMPLETION_BASH), 'utf8'))
+        return EXIT_OK
       case 'status': {
         const result = await controlRequest(cmd.control, { cmd: 'status' })
         if (cmd.json) {

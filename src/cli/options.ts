@@ -11,7 +11,7 @@ import { closest } from '../config/messages.js'
 import type { SettingKey } from '../config/schema.js'
 
 /** What a flag sets: a Config setting (config/schema.ts) or a command-line-only switch. */
-export type OptKey = SettingKey | 'config' | 'genconfig' | 'version' | 'help' | 'json' | 'goIgnored'
+export type OptKey = SettingKey | 'config' | 'genconfig' | 'version' | 'help' | 'json' | 'goIgnored' | 'root'
 
 export interface OptSpec {
   readonly key: OptKey
@@ -48,6 +48,7 @@ export const SPECS: readonly OptSpec[] = [
   { key: 'version', names: ['version', 'v'], type: 'bool' },
   { key: 'help', names: ['help', 'h'], type: 'bool' },
   { key: 'json', names: ['json'], type: 'bool' },
+  { key: 'root', names: ['root'], type: 'string' },
   // The Go project's flags for features this implementation does not have.
   { key: 'goIgnored', names: ['fec-data'], type: 'string', goKey: 'fec_data' },
   { key: 'goIgnored', names: ['fec-parity'], type: 'string', goKey: 'fec_parity' },

@@ -11,7 +11,7 @@
  * hand the number to another. A poll handle belongs to the thread (libuv
  * loop) that created it.
  */
-import { existsSync } from 'node:fs'
+import { existsSync, statSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -130,6 +130,15 @@ export interface Native {
   fastLayout(): { cfg: string[], peerWords: number, sessWords: number, ringWords: number, inCap: number }
   /** One sendmsg with this datagram's IP TTL set by ancillary data (1..255). Returns bytes sent, or -errno. */
   udpSendToTtl(fd: number, buf: Uint8Array, ip: number, port: number, ttl: number): number
+  /**
+   * sd_notify(3) without libsystemd (native/notify.c): one datagram `message` ("READY=1", "STOPPING=1",
+   * "STATUS=...", newline separated) to the unix socket socketPath ($NOTIFY_SOCKET; '@' starts an abstract
+   * name). Returns bytes sent. RangeError for a path neither absolute nor abstract or over 108 bytes; an
+   * errno Error (ENOENT, ECONNREFUSED, EACCES...) when the send fails.
+   */
+  sdNotify(socketPath: string, message: string): number
+  /** What this build is: N-API version it targets, whether it is the test build, the C compiler's version string. */
+  buildInfo(): { napiVersion: number, testing: boolean, compiler: string }
 }
 
 /** Error thrown by a failed syscall in the addon. */
@@ -145,7 +154,8 @@ export function isNativeErrnoError (err: unknown): err is NativeErrnoError {
     typeof (err as Partial<NativeErrnoError>).syscall === 'string'
 }
 
-const ADDON = join('build', 'Release', 'lwt_native.node')
+/** The production addon, relative to the package root. */
+export const ADDON = join('build', 'Release', 'lwt_native.node')
 
 let cached: Native | undefined
 
@@ -173,9 +183,18 @@ export function loadNative (): Native {
     const cause = err instanceof Error ? err.message.split('\n')[0] : String(err)
     throw new VpnError('ERR_NATIVE_ADDON', `the native addon is not built (${path}: ${cause})`, {
       cause: err,
-      hint: 'run npm ci (needs python3, make and g++)'
+      hint: addonBuildHint()
     })
   }
+}
+
+/** How to (re)build the addon: npm ci in a clone, a rebuild of the installed package otherwise. */
+function addonBuildHint (): string {
+  let root = '.'
+  try { root = packageRoot() } catch { /* keep '.' */ }
+  return existsSync(join(root, '.git'))
+    ? `run npm ci in ${root} (needs python3, make and g++)`
+    : 'rebuild it: sudo npm rebuild -g lightweight-tunnel, or reinstall the package (needs python3, make and g++)'
 }
 
 function errnoText (err: unknown): string {
@@ -205,7 +224,22 @@ export function tunOpenError (err: unknown, name: string, native?: Native): VpnE
       break
     case 'EPERM':
     case 'EACCES':
-      return new VpnError('ERR_TUN_PERMISSION', 'opening a TUN device needs root or CAP_NET_ADMIN', { ...opts, hint: 'run as root, or grant the node binary CAP_NET_ADMIN' })
+      if (err.syscall === 'open' && err.code === 'EACCES') {
+        // The device node itself is closed to this user (some containers make it 0600). Opening it grants
+        // nothing without CAP_NET_ADMIN, which is why distributions make it 0666 (udev).
+        return new VpnError('ERR_TUN_PERMISSION', `this user cannot open /dev/net/tun (mode ${tunNodeMode()}, EACCES): opening a TUN device needs root or ` +
+          'CAP_NET_ADMIN, and without root the device node must be open to the user too', {
+          ...opts,
+          hint: 'make it 0666 as distributions do (chmod 0666 /dev/net/tun; udev rule KERNEL=="tun", MODE="0666"): ' +
+            'the device grants nothing without CAP_NET_ADMIN; or run it as root'
+        })
+      }
+      return new VpnError('ERR_TUN_PERMISSION', 'opening a TUN device needs root or CAP_NET_ADMIN', {
+        ...opts,
+        hint: 'run it as root (sudo), as the systemd service (lightweight-tunnel install-service NAME: the unit grants ' +
+          'CAP_NET_ADMIN by AmbientCapabilities=), or with sudo systemd-run -p AmbientCapabilities=CAP_NET_ADMIN ' +
+          '-p User="$(id -un)" lightweight-tunnel ...; do not setcap the node binary: that would give every Node script on the machine CAP_NET_ADMIN'
+      })
     case 'EBUSY':
     case 'EEXIST':
       return nameTaken(name, opts)
@@ -214,6 +248,11 @@ export function tunOpenError (err: unknown, name: string, native?: Native): VpnE
       return new VpnError('ERR_TUN_OPEN', `cannot open TUN device "${name}": the kernel rejected the name or flags (${err.syscall}: EINVAL)`, opts)
   }
   return new VpnError('ERR_TUN_OPEN', `cannot open TUN device ${name}: ${err.syscall} failed with ${err.code}`, opts)
+}
+
+/** "0600"-style mode of /dev/net/tun, or "unknown". */
+function tunNodeMode (): string {
+  try { return (statSync('/dev/net/tun').mode & 0o7777).toString(8).padStart(4, '0') } catch { return 'unknown' }
 }
 
 function nameTaken (name: string, opts: { cause: unknown }): VpnError {

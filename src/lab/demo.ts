@@ -27,6 +27,7 @@ import { join } from 'node:path'
 import { run, runIn, spawnIn, sleep, waitFor, type LabProcess } from './exec.js'
 import { destroyNamespacesSync, setSignalCleanup } from './netns.js'
 import { createTopology, type Topology } from './topology.js'
+import { DEMO_TOOLS, checkTools } from './tools.js'
 
 export interface DemoOptions {
   /** Path of the `lightweight-tunnel` executable. */
@@ -43,6 +44,8 @@ export interface DemoOptions {
   registerTimeoutMs?: number
   /** Receives the measurements (for tests and scripts). */
   onReport?: (report: DemoReport) => void
+  /** PATH searched for the tools (src/lab/tools.ts). Default process.env.PATH. */
+  pathEnv?: string
 }
 
 export interface Measurement {
@@ -91,18 +94,14 @@ export async function runDemo (opts: DemoOptions): Promise<number> {
   const measurements: Measurement[] = []
   const rssKb: Record<string, number | null> = {}
 
+  // Every tool first, before anything is built: name all the missing packages at once.
+  const tools = checkTools(DEMO_TOOLS, opts.pathEnv ?? process.env.PATH)
+  for (const line of tools.lines) log(line)
+  if (!tools.ok) return 1
   if (typeof process.getuid === 'function' && process.getuid() !== 0) {
     log('The demo needs root: it creates network namespaces, virtual links, NAT rules and TUN devices.')
     log('Run it again with sudo.')
     return 1
-  }
-  for (const [cmd, args, pkg] of [['ip', ['-V'], 'iproute2'], ['nft', ['--version'], 'nftables']] as const) {
-    try {
-      await run(cmd, args)
-    } catch {
-      log(`The demo needs the "${cmd}" command (Debian/Ubuntu package ${pkg}): apt-get install ${pkg}`)
-      return 1
-    }
   }
 
   // --- Ctrl-C handling: first signal = graceful cleanup, second = immediate.

@@ -528,6 +528,9 @@ export class FakeIo implements Native {
   fastPathIn (): void { this.fastPathAttached++ }
   fastPathLink (): void {}
   fastLayout (): ReturnType<Native['fastLayout']> { return this.#real.fastLayout() }
+  /** The service-manager notification is not part of the packet path: the real addon's. */
+  sdNotify (socketPath: string, message: string): number { return this.#real.sdNotify(socketPath, message) }
+  buildInfo (): ReturnType<Native['buildInfo']> { return this.#real.buildInfo() }
 
   // ── the addon's test-only functions: not in the twin ──
 

@@ -1,0 +1,89 @@
+# bash completion for lightweight-tunnel.
+#
+# Install (every user; bash-completion loads it on first use):
+#   lightweight-tunnel completion bash | sudo tee /usr/share/bash-completion/completions/lightweight-tunnel
+# or for yourself, in ~/.bashrc:
+#   source <(lightweight-tunnel completion bash)
+#
+# Completes the command word, the options of the command typed (server,
+# client, status, install-service...), the values of --placement,
+# --log-level, -m and help topics, and file names after -c/--config, -g and
+# --root. Options are offered with two dashes; one dash works the same.
+# Needs only bash (no bash-completion functions).
+
+_lightweight_tunnel() {
+  local cur prev cmd i w eq=0
+  cur=${COMP_WORDS[COMP_CWORD]}
+  prev=${COMP_WORDS[COMP_CWORD-1]}
+  # "--opt=value": bash splits at "=" (COMP_WORDBREAKS) into "--opt" "=" "value".
+  if [[ $cur == = ]]; then
+    cur='' eq=1
+  elif [[ $prev == = && $COMP_CWORD -ge 2 ]]; then
+    prev=${COMP_WORDS[COMP_CWORD-2]} eq=1
+  fi
+
+  local commands='server client status demo help version install-service completion'
+  local topics='server client status demo config version install-service completion'
+  local common='--tun --key --dev --control --mtu --keepalive --log-level --placement --fast-path --no-fast-path --quiet --verbose --config --help'
+
+  # Values of the option just typed.
+  case $prev in
+    -c|--config|-config|-g|--genconfig|-genconfig)
+      compopt -o filenames 2>/dev/null
+      COMPREPLY=($(compgen -f -- "$cur"))
+      return 0 ;;
+    --root|-root)
+      compopt -o filenames 2>/dev/null
+      COMPREPLY=($(compgen -d -- "$cur"))
+      return 0 ;;
+    --placement|-placement)
+      COMPREPLY=($(compgen -W 'inline fused split' -- "$cur"))
+      return 0 ;;
+    --log-level|-log-level)
+      COMPREPLY=($(compgen -W 'error warn info debug' -- "$cur"))
+      return 0 ;;
+    -m|--mode|-mode)
+      COMPREPLY=($(compgen -W 'server client' -- "$cur"))
+      return 0 ;;
+    --p2p|-p2p)
+      ((eq)) && { COMPREPLY=($(compgen -W 'true false' -- "$cur")); return 0; } ;;
+    -t|--tun|-tun|-k|--key|-key|--dev|-dev|-tun-name|--tun-name|--control|-control|--mtu|-mtu|--keepalive|-keepalive|-l|--listen|-listen|-r|--remote|-remote|--max-clients|-max-clients)
+      COMPREPLY=()
+      return 0 ;;
+  esac
+
+  # The command word: the first word that is not an option or an option's value.
+  cmd=''
+  for ((i = 1; i < COMP_CWORD; i++)); do
+    w=${COMP_WORDS[i]}
+    case $w in
+      server|client|status|demo|help|version|install-service|completion) cmd=$w; break ;;
+    esac
+  done
+
+  local opts
+  case $cmd in
+    server) opts="$common --listen --max-clients" ;;
+    client) opts="$common --remote --listen --p2p --no-p2p" ;;
+    status) opts='--json --control --dev --help' ;;
+    install-service) opts='--config --root --help' ;;
+    completion)
+      [[ $cur != -* ]] && { COMPREPLY=($(compgen -W 'bash' -- "$cur")); return 0; }
+      opts='--help' ;;
+    help)
+      [[ $cur != -* ]] && { COMPREPLY=($(compgen -W "$topics" -- "$cur")); return 0; }
+      opts='' ;;
+    demo|version) opts='--help' ;;
+    '')
+      if [[ $cur != -* ]]; then
+        COMPREPLY=($(compgen -W "$commands" -- "$cur"))
+        return 0
+      fi
+      opts="$common --listen --remote --max-clients --p2p --no-p2p --mode --genconfig --version" ;;
+  esac
+  if [[ $cur == -* ]]; then
+    COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+  fi
+  return 0
+}
+complete -F _lightweight_tunnel lightweight-tunnel
