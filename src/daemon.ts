@@ -31,6 +31,8 @@ import { startControlServer } from './cli/control-protocol.js'
 import { ipToInt, intToIp } from './wire/addr.js'
 import type { StatusReport } from './control/status.js'
 import type { ControlHandler } from './control/port.js'
+import { startMetricsServer, type MetricsServer } from './metrics.js'
+import { answerNetcheck, answerPing } from './control/observe-requests.js'
 
 /** Peer slots per daemon: the server's clients, or a client's peers (slot 0 = the server). */
 function maxPeersFor (config: Config): number {
@@ -133,6 +135,7 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
     onEndpoint: (slot, ip, port) => { controller.onEndpoint(slot, ip, port); ticker.kick(controller.tickInterval()) }
   }
   let natCheck: Socket | null = null
+  let metrics: MetricsServer | null = null
   const onSignal = (sig: string): void => { log.info(`${sig} received, shutting down`); wake() }
   const sigint = (): void => onSignal('SIGINT')
   const sigterm = (): void => onSignal('SIGTERM')
@@ -142,8 +145,17 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
     await dataplane.start(handler, onFatal)
     control = await startControlServer(config.control, async (req) => {
       if (req.cmd === 'status') return status()
+      if (req.cmd === 'ping') return answerPing(controller, req)
+      if (req.cmd === 'netcheck') return answerNetcheck(controller, req)
       throw new VpnError('ERR_USAGE', `unknown control command "${String(req.cmd)}"`)
     }, log.child('control'))
+    if (config.metrics !== null) {
+      metrics = await startMetricsServer(config.metrics.host, config.metrics.port, status, log.child('metrics'))
+      if (!config.metrics.host.startsWith('127.')) {
+        log.warn(`metrics on ${metrics.address} can be read by anyone who reaches that address: plain HTTP, no authentication; firewall it or bind 127.0.0.1`)
+      }
+      log.info('serving metrics', { url: `http://${metrics.address}/metrics` })
+    }
     if (controller instanceof ServerController) natCheck = await openNatCheck(controller, config.listen.host, dataplane.port + NAT_CHECK_PORT_OFFSET, log)
     ticker.start()
     const off = dataplane.offloads
@@ -163,6 +175,7 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
     if (natCheck) natCheck.close()
     try { controller.shutdown() } catch { /* best effort */ }
     if (control) await control.close().catch(() => {})
+    if (metrics) await metrics.close().catch(() => {})
     await dataplane.close().catch((err: unknown) => { log.error('closing the dataplane failed', { err }) })
   }
   if (fatal !== null) {

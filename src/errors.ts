@@ -22,6 +22,7 @@ export type ErrorCode =
   | 'ERR_AUTH_FAILED'
   | 'ERR_WORKER'
   | 'ERR_RESOLVE'
+  | 'ERR_METRICS'
 
 export class VpnError extends Error {
   readonly code: ErrorCode
