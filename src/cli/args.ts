@@ -20,6 +20,7 @@
 import { resolve } from 'node:path'
 import { DEFAULTS, controlPathFor, currentNetnsId } from '../config/defaults.js'
 import { loadConfig, type FlagValue, type LoadEnv } from '../config/load.js'
+import { readConfigFile } from '../config/go-compat.js'
 import { show } from '../config/messages.js'
 import { SETTINGS, type Config, type SettingKey } from '../config/schema.js'
 import { checkControl, checkDev } from '../config/validate.js'
@@ -276,10 +277,15 @@ function parseStatus (tokens: Tokens, flags: Map<OptKey, FlagValue>, problems: s
   }
   let control: string | null = null
   if (file !== undefined) {
-    // The daemon of that config: its control setting (or its device's default socket).
-    const { config } = loadConfig({ command: null, flags: new Map(), configFile: file, ignoredFlags: [] }, env, problems)
-    if (config !== null) control = config.control
-    else problems.unshift(`${file.flag} ${show(String(file.value))}: cannot tell which daemon runs this config, as the file has problems (check it with: lightweight-tunnel check -c ${String(file.value)}):`)
+    // The daemon of that config: its "control" key, else its device's default socket. Only
+    // these keys are read (a file a daemon runs with may have problems check -c would report).
+    const path = resolve(env.cwd, String(file.value))
+    const settings = readConfigFile(path, file.flag, problems, [])
+    const c = settings.get('control')
+    const d = settings.get('dev')
+    if (c !== undefined && typeof c.value === 'string') control = checkControl(c.value, c.source, env.cwd, problems)
+    else if (d !== undefined && typeof d.value === 'string' && d.value !== '') { const dev = checkDev(d.value, d.source, problems); if (dev !== null) control = controlPathFor(dev, env.netnsId) }
+    else if (problems.length === 0) control = controlPathFor(DEFAULTS.dev, env.netnsId)
   } else if (!all) {
     control = daemonSocket(flags, problems, env)
   }
