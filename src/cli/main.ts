@@ -1,10 +1,14 @@
 /**
  * The command-line entry: parse, then either answer locally (help, version,
- * -g), ask the daemon over its control socket (status), or hand the frozen
- * Config to the daemon (server, client). The CLI holds no daemon logic.
+ * -g, check), ask the daemon over its control socket (status, ping,
+ * netcheck; cli/discover.ts finds it when no --dev/--control is given), or
+ * hand the frozen Config to the daemon (server, client). The CLI holds no
+ * daemon logic.
  *
- * Exit codes: 0 ok, 1 runtime error, 2 usage error, 3 no daemon listening
- * (status). The daemon's own exit code is passed through.
+ * Exit codes: 0 ok, 1 runtime error (ping: no answer; netcheck: the server
+ * did not answer), 2 usage error (check: the file has problems), 3 no daemon
+ * listening (status, ping, netcheck). The daemon's own exit code is passed
+ * through.
  */
 import { readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'

@@ -428,8 +428,9 @@ t.test('help text is a manual page and matches the options', async t => {
   for (const o of ['--listen', '--remote', '--tun', '--key', '--dev', '--control', '--mtu', '--max-clients', '--p2p', '--no-p2p', '--keepalive', '--log-level', '--quiet', '--verbose', '--json', '-c', '-g', '-m server', '-tun-name', '-p2p=false', 'SIGTERM', 'SIGINT', '/run/lightweight-tunnel/<dev>.<netns-id>.sock']) {
     t.ok(h.includes(o), o)
   }
-  for (const topic of ['server', 'client', 'status', 'demo', 'version', 'config']) t.ok(helpText(topic).length > 100, topic)
-  for (const topic of [undefined, 'server', 'client', 'status', 'demo', 'version', 'config']) {
+  for (const o of ['--metrics', '--all', 'ping PEER', 'netcheck', 'check', 'WITHOUT AUTHENTICATION']) t.ok(h.includes(o), o)
+  for (const topic of ['server', 'client', 'status', 'demo', 'version', 'config', 'ping', 'netcheck', 'check', 'metrics']) t.ok(helpText(topic).length > 100, topic)
+  for (const topic of [undefined, 'server', 'client', 'status', 'demo', 'version', 'config', 'ping', 'netcheck', 'check', 'metrics']) {
     const long = helpText(topic).split('\n').filter(l => l.length > 80)
     t.same(long, [], `every line of help ${topic ?? ''} fits 80 columns`)
   }
