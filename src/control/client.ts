@@ -79,7 +79,11 @@ export class ClientController implements ControlHandler {
       registered: () => { this.#peerList.version = 0 },
       observed: (ip, port, now) => { this.#noteObserved(ip, port, now) },
       natCheckAnswer: (txid, ep, now) => {
-        if (this.#userPings.answered(txid, now)) { this.#natCheckView = ep; this.#addObservation(ep, now) } else if (this.#nat.checkAnswered(txid)) { this.#natCheckView = ep; this.#addObservation(ep, now) }
+        // Ours: a periodic NAT check, or netcheck's (a user ping txid).
+        if (this.#userPings.answered(txid, now) || this.#nat.checkAnswered(txid)) {
+          this.#natCheckView = ep
+          this.#addObservation(ep, now)
+        }
       },
       peerUpdate: (msg) => {
         this.#peerList.apply(msg, opt.tunnelIp, {
