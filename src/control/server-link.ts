@@ -73,6 +73,8 @@ export class ServerLink implements SessionOwner {
   /** Txids of our Pings and NAT checks. */
   #txid = 1
   #lastReregister = -Infinity
+  /** The "not answering" warning was logged and the server has not answered since. */
+  #silenceLogged = false
   #lastLostPing = -Infinity
 
   constructor (ctx: ClientContext, hooks: ServerLinkHooks) {
@@ -181,6 +183,7 @@ export class ServerLink implements SessionOwner {
     const wasRegistered = R.everRegistered(this.#reg)
     this.#tunnelIp = resp.tunnelIp
     this.#lastPong = now
+    this.#silenceLogged = false
     port.setPeer({ slot: SERVER_SLOT, peerId: 0, tunnelIp: resp.tunnelIp, endpointIp: opt.serverIp, endpointPort: opt.serverPort, relayVia: false })
     port.setRecvKey(SERVER_SLOT, localIndex, session.keys.dataRecv)
     port.setSendKey(SERVER_SLOT, session.keys.dataSend, session.remoteIndex)
@@ -239,7 +242,7 @@ export class ServerLink implements SessionOwner {
           break
         }
         if (!this.#ctx.fromServer(input.ip, input.port)) break
-        this.#lastPong = now
+        this.#heard(now)
         if (msg.txid !== 0 && this.#pings.has(msg.txid)) this.#hooks.observed(msg.observedIp, msg.observedPort, now)
         const sent = this.#pings.get(msg.txid)
         if (sent !== undefined) {
@@ -250,14 +253,14 @@ export class ServerLink implements SessionOwner {
         break
       }
       case CTL_PING: {
-        // The server measures its RTT to us (server.ts pings each client every keepalive): answer at once.
+        // The server measures its RTT to us (server.ts pings each client every 30 s): answer at once.
         if (!this.#ctx.fromServer(input.ip, input.port)) break
-        this.#lastPong = now
+        this.#heard(now)
         this.#send(s, { kind: CTL_PONG, txid: msg.txid, peerListVersion: 0, observedIp: input.ip, observedPort: input.port })
         break
       }
       case CTL_PEER_UPDATE: {
-        this.#lastPong = now
+        this.#heard(now)
         this.#hooks.peerUpdate(msg)
         break
       }
@@ -267,6 +270,15 @@ export class ServerLink implements SessionOwner {
         break
       }
       default: break
+    }
+  }
+
+  /** The server answered (a Pong, a PeerUpdate, its own Ping). */
+  #heard (now: number): void {
+    this.#lastPong = now
+    if (this.#silenceLogged) {
+      this.#silenceLogged = false
+      this.#ctx.log.info('the server answers again')
     }
   }
 
@@ -326,6 +338,10 @@ export class ServerLink implements SessionOwner {
       if (now >= this.#reg.nextAttemptAt) this.#sendRegistration(now)
     } else {
       const cur = srv.current
+      if (!this.#silenceLogged && this.#silentFor(now) !== null) {
+        this.#silenceLogged = true
+        this.#ctx.log.warn(this.problem ?? 'the server is not answering')
+      }
       if (now - this.#lastPong > this.#reconnectAfter()) {
         this.#ctx.log.warn(`no answer from the server for ${Math.round((now - this.#lastPong) / 1000)} s; reconnecting`)
         this.#reg = R.lost(this.#reg)
