@@ -146,7 +146,7 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
     control = await startControlServer(config.control, async (req) => {
       if (req.cmd === 'status') return status()
       if (req.cmd === 'ping') return answerPing(controller, req)
-      if (req.cmd === 'netcheck') return answerNetcheck(controller, req)
+      if (req.cmd === 'netcheck') return answerNetcheck(controller, req, dataplane.devName || config.dev)
       throw new VpnError('ERR_USAGE', `unknown control command "${String(req.cmd)}"`)
     }, log.child('control'))
     if (config.metrics !== null) {

@@ -175,7 +175,7 @@ export async function main (argv: string[], io: MainIo = { stdout: process.stdou
         const result = await controlRequest(d.path, { cmd: 'netcheck' }, 8000)
         if (cmd.json) { io.stdout.write(JSON.stringify(result, null, 2) + '\n'); return EXIT_OK }
         if (!isNetcheckReport(result)) throw new VpnError('ERR_CONTROL_SOCKET', `the daemon on ${d.path} answered netcheck with something that is not a netcheck report`)
-        io.stdout.write(formatNetcheck(result, d.dev))
+        io.stdout.write(formatNetcheck(result, typeof result.dev === 'string' ? result.dev : d.dev))
         return result.udp ? EXIT_OK : EXIT_ERROR
       }
       case 'check': {

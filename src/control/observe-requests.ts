@@ -67,6 +67,8 @@ export async function answerPing (controller: ClientController | ServerControlle
 }
 
 export interface NetcheckReport {
+  /** The client's TUN device. */
+  dev: string
   server: string
   /** Registration state (as status shows it). */
   state: string
@@ -100,7 +102,7 @@ export interface NetcheckReport {
   pathMtu: string
 }
 
-export async function answerNetcheck (controller: ClientController | ServerController, req: Record<string, unknown>): Promise<NetcheckReport> {
+export async function answerNetcheck (controller: ClientController | ServerController, req: Record<string, unknown>, dev: string): Promise<NetcheckReport> {
   if (!(controller instanceof ClientController)) {
     throw new VpnError('ERR_USAGE', 'netcheck runs on a client: it reports how the client reaches its server (this daemon is the server)')
   }
@@ -116,6 +118,7 @@ export async function answerNetcheck (controller: ClientController | ServerContr
   const f = c.netcheck()
   const [host, port] = splitEndpoint(c.serverEndpoint)
   return {
+    dev,
     server: c.serverEndpoint,
     state: f.state,
     udp: main.rttMs !== null,

@@ -99,6 +99,7 @@ t.test('ping output: per reply, summary, exit status', async t => {
 
 t.test('netcheck output names every field, and what is not supported', async t => {
   const r: NetcheckReport = {
+    dev: 'lwt0',
     server: '198.51.100.1:9000', state: 'registered', udp: true, rttMs: 0.42, keepaliveRttMs: 0.45, publicEndpoint: '203.0.113.7:41234',
     nat: 'cone', natHow: 'the same public endpoint everywhere', natCheck: { endpoint: '198.51.100.1:9001', answering: false, rttMs: null, sawUs: null },
     otherViews: [], localEndpoints: ['192.168.1.2:41234'], portMapping: 'not supported yet', pathMtu: 'not supported yet'
