@@ -120,7 +120,7 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
       problem: s.problem,
       uptimeSec: Math.round((Date.now() - startedWall) / 1000),
       peers: s.peers,
-      counters: { ...dataplane.counters(), ...(controller instanceof ServerController ? controller.natCheckCounters : controller.counters) },
+      counters: { ...dataplane.counters(), ...(controller instanceof ServerController ? { ...controller.natCheckCounters, ...controller.handshakeCounters } : controller.counters) },
       dataplane: { placement: config.placement, ...dataplane.offloads }
     }
   }

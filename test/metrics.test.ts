@@ -18,6 +18,7 @@ function report (over: Partial<StatusReport> = {}): StatusReport {
   const counters: Record<string, number> = {}
   COUNTERS.forEach((c, i) => { counters[c] = i })
   counters.p2pDropped = 3
+  counters.handshakesCompleted = 2
   return {
     mode: 'client', version: '0.1.0', dev: 'lwt0', tunnelIp: '10.0.0.2', prefix: 24, mtu: 1400, listen: null, server: '198.51.100.1:9000',
     state: 'registered', problem: null, uptimeSec: 62, counters,
@@ -57,6 +58,7 @@ t.test('drops by reason, traffic by direction, peers, info metrics', async t => 
     t.match(text, new RegExp(`^lwt_drops_total\\{reason="${snake(c.slice(4))}"\\} ${COUNTERS.indexOf(c)}$`, 'm'), c)
   }
   t.match(text, /^lwt_drops_total\{reason="control_invalid"\} 3$/m)
+  t.match(text, /^lwt_handshakes_total\{result="completed"\} 2$/m)
   t.match(text, /^lwt_udp_packets_total\{direction="rx"\} 4$/m)
   t.match(text, /^lwt_udp_packets_total\{direction="tx"\} 6$/m)
   t.match(text, /^lwt_info\{version="0\.1\.0",mode="client",dev="lwt0",tunnel_ip="10\.0\.0\.2\/24"\} 1$/m)

@@ -431,6 +431,7 @@ SYNOPSIS
       lwt_info, lwt_dataplane_info, lwt_state, lwt_problem, lwt_uptime_seconds
       lwt_{tun,udp}_{packets,bytes}_total{direction="rx|tx"}
       lwt_relayed_{packets,bytes}_total, lwt_control_packets_total
+      lwt_handshakes_total{result}
       lwt_drops_total{reason="..."}  (one series per drop counter)
       lwt_peers{path}, lwt_sessions, lwt_registered_clients
       lwt_peer_info{peer,role,path,endpoint,session}, lwt_peer_rtt_seconds,

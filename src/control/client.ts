@@ -61,7 +61,7 @@ export class ClientController implements ControlHandler {
   readonly #birthdays: BirthdayPool
   readonly #startedAt: number
   /** Control messages dropped: malformed, unknown session, failed authentication (probes from anyone land here). */
-  readonly counters = { p2pDropped: 0 }
+  readonly counters = { p2pDropped: 0, handshakesCompleted: 0 }
   /** `lightweight-tunnel ping` / `netcheck` probes in flight. */
   readonly #userPings: UserPings
   /** The NAT-check port's view of us from the newest answer (netcheck), or null. */
@@ -76,7 +76,7 @@ export class ClientController implements ControlHandler {
     this.#ctx = clientContext(opt, c, new IndexTable<SessionOwner>(c.random), randomInstanceId(c.random))
     this.#server = new ServerLink(this.#ctx, {
       peerListVersion: () => this.#peerList.version,
-      registered: () => { this.#peerList.version = 0 },
+      registered: () => { this.#peerList.version = 0; this.counters.handshakesCompleted++ },
       observed: (ip, port, now) => { this.#noteObserved(ip, port, now) },
       natCheckAnswer: (txid, ep, now) => {
         // Ours: a periodic NAT check, or netcheck's (a user ping txid).

@@ -166,6 +166,7 @@ export class ServerController implements ControlHandler {
     } catch (err) {
       if (isVpnError(err, 'ERR_AUTH_FAILED')) {
         this.#rejectedInits++
+        this.handshakeCounters.handshakesAuthFailed++
         const idx = new DataView(input.bytes.buffer, input.bytes.byteOffset).getUint32(4, true)
         this.#sendReject(REJECT_AUTH_FAILED, idx, input.ip, input.port)
         if (this.#wrongKeyLog.allow(input.ip, now)) {
@@ -190,6 +191,7 @@ export class ServerController implements ControlHandler {
       observedPort: input.port
     })
     const refuse = (status: RespStatus, why: string): void => {
+      this.handshakeCounters.handshakesRefused++
       const { message } = createResponse(hs.state, 0, reply(status, 0))
       this.#port.sendControl(message, input.ip, input.port)
       if (this.#refusedLog.allow(`${input.ip}:${status}`, now)) {
@@ -248,6 +250,7 @@ export class ServerController implements ControlHandler {
     rec.lan = req.lan
     const localIndex = this.#indexes.allocate(rec)
     const { message, keys } = createResponse(hs.state, localIndex, reply(RESP_OK, rec.peerId))
+    this.handshakeCounters.handshakesAccepted++
     const session = newSession(localIndex, hs.senderIndex, keys, now, false)
     if (rec.sessions.pending) this.#dropSession(rec.sessions.pending)
     rec.sessions.pending = session
@@ -257,6 +260,8 @@ export class ServerController implements ControlHandler {
 
   /** NAT-check port datagrams answered, and dropped (malformed, unauthenticated, not a Ping). */
   readonly natCheckCounters = { natCheckAnswered: 0, natCheckDropped: 0 }
+  /** Registration handshakes (and rekeys): answered OK, refused (address, capacity), failed authentication (wrong key). status counters; metrics lwt_handshakes_total. */
+  readonly handshakeCounters = { handshakesAccepted: 0, handshakesRefused: 0, handshakesAuthFailed: 0 }
 
   /**
    * A datagram on the NAT-check port (listen port + 1): a client's Ping on its

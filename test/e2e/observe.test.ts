@@ -172,6 +172,7 @@ t.test('metrics: a scrape parses, and counters move with traffic', async t => {
   t.ok(value(first, `lwt_peer_rtt_seconds{peer="${A_IP}"}`) > 0, 'a per-peer RTT')
   t.match(first, /lwt_dataplane_info\{placement="fused",tun_offload="[a-z+]+",udp_gro="(on|off)",fast_path="(on|off)"\} 1/)
   t.match(first, /lwt_drops_total\{reason="auth_failed"\} [0-9]+/)
+  t.ok(value(first, 'lwt_handshakes_total{result="accepted"}') >= 3, 'three clients registered')
   const rx0 = value(first, 'lwt_udp_packets_total{direction="rx"}')
   const relayed0 = value(first, 'lwt_relayed_packets_total')
   await ping(topo.client('carol').ns, A_IP, 5, 0.05)
