@@ -335,7 +335,7 @@ function parsePing (tokens: Tokens, flags: Map<OptKey, FlagValue>, problems: str
   if (c1 !== undefined && c2 !== undefined) problems.push(`${c1.flag} and ${c2.flag} both give the count; give one`)
   const count = numberOf(c2 ?? c1, 4, 1, 100_000, 'a number of pings', problems)
   const interval = numberOf(flags.get('interval'), 1, 0.2, 3600, 'seconds between pings (0.2 or more)', problems, true)
-  const timeout = numberOf(flags.get('timeout'), 2, 0.1, 10, 'seconds to wait for each answer', problems, true)
+  const timeout = numberOf(flags.get('timeout'), 2, 0.1, 8, 'seconds to wait for each answer', problems, true)
   const control = daemonSocket(flags, problems, env)
   if (problems.length > 0) throw new UsageError(problems)
   return { kind: 'ping', peer: peer!, count, intervalMs: Math.round(interval * 1000), timeoutMs: Math.round(timeout * 1000), json: flags.get('json')?.value === true, control }

@@ -370,7 +370,7 @@ SYNOPSIS
                        count, as in ping(8), not a config file.
     -i, --interval S   seconds from one ping to the next, 0.2 or more
                        (default 1).
-    -W, --timeout S    seconds to wait for each answer, 0.1..10 (default 2).
+    -W, --timeout S    seconds to wait for each answer, 0.1..8 (default 2).
     --json             one JSON object per answer: peer, path, endpoint,
                        rttMs (null: no answer).
     --control PATH, --dev NAME

@@ -21,8 +21,8 @@ import type { PingResult, PingStarted } from './user-ping.js'
 
 /** Default wait for a Pong, ms (ping -W). */
 export const PING_TIMEOUT_MS = 2000
-/** Longest wait a request may ask for, ms (the CLI's control request times out after this plus a margin). */
-export const PING_TIMEOUT_MAX_MS = 10_000
+/** Longest wait a request may ask for, ms: below the control socket's 10-s idle limit (cli/control-protocol.ts CONNECTION_IDLE_MS). */
+export const PING_TIMEOUT_MAX_MS = 8_000
 
 const IPV4 = /^(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}$/
 
