@@ -108,6 +108,8 @@ t.test('status RTT agrees with ping through the tunnel, on the client and on the
   t.ok(rb !== null && rb < bound(toBob), `alice's RTT to bob ${rb} ms vs ping ${toBob} ms`)
   t.ok(ra !== null && ra < bound(toServer), `the server's RTT to alice ${ra} ms (ping ${toServer} ms)`)
   for (const p of ss.peers) t.not(p.rttMs, null, `the server has an RTT for ${p.tunnelIp}`)
+  t.comment(`alice$ lightweight-tunnel status\n${(await cli(ns, ['status', '--control', alice.control])).stdout}`)
+  t.comment(`server$ lightweight-tunnel status\n${(await cli(topo.serverNs, ['status', '--control', server.control])).stdout}`)
 })
 
 t.test('last seen moves with data-only traffic', async t => {
