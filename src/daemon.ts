@@ -33,6 +33,8 @@ import { ipToInt, intToIp } from './wire/addr.js'
 import type { ControlPlaneInfo, StatusReport } from './control/status.js'
 import type { ControlHandler } from './control/port.js'
 import { createNotifier } from './service/notify.js'
+import { startMetricsServer, type MetricsServer } from './metrics.js'
+import { answerNetcheck, answerPing } from './control/observe-requests.js'
 
 /** Peer slots per daemon: the server's clients, or a client's peers (slot 0 = the server). */
 function maxPeersFor (config: Config): number {
@@ -120,7 +122,7 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
       problem: s.problem,
       uptimeSec: Math.round((Date.now() - startedWall) / 1000),
       peers: s.peers,
-      counters: { ...dataplane.counters(), ...(controller instanceof ServerController ? controller.natCheckCounters : controller.counters) },
+      counters: { ...dataplane.counters(), ...(controller instanceof ServerController ? { ...controller.natCheckCounters, ...controller.handshakeCounters } : controller.counters) },
       dataplane: { placement: config.placement, ...dataplane.offloads },
       controlPlane: controlPlane()
     }
@@ -143,6 +145,7 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
   }
   let natCheck: Socket | null = null
   const notify = createNotifier(process.env, log)
+  let metrics: MetricsServer | null = null
   const onSignal = (sig: string): void => { log.info(`${sig} received, shutting down`); wake() }
   const sigint = (): void => onSignal('SIGINT')
   const sigterm = (): void => onSignal('SIGTERM')
@@ -152,8 +155,17 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
     await dataplane.start(handler, onFatal)
     control = await startControlServer(config.control, async (req) => {
       if (req.cmd === 'status') return status()
+      if (req.cmd === 'ping') return answerPing(controller, req)
+      if (req.cmd === 'netcheck') return answerNetcheck(controller, req, dataplane.devName || config.dev)
       throw new VpnError('ERR_USAGE', `unknown control command "${String(req.cmd)}"`)
     }, log.child('control')).catch((err: unknown) => { throw withPermissionHint(err, config.control) })
+    if (config.metrics !== null) {
+      metrics = await startMetricsServer(config.metrics.host, config.metrics.port, status, log.child('metrics'))
+      if (!config.metrics.host.startsWith('127.')) {
+        log.warn(`metrics on ${metrics.address} can be read by anyone who reaches that address: plain HTTP, no authentication; firewall it or bind 127.0.0.1`)
+      }
+      log.info('serving metrics', { url: `http://${metrics.address}/metrics` })
+    }
     if (controller instanceof ServerController) natCheck = await openNatCheck(controller, config.listen.host, dataplane.port + NAT_CHECK_PORT_OFFSET, log)
     ticker.start()
     const off = dataplane.offloads
@@ -178,6 +190,7 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
     if (natCheck) natCheck.close()
     try { controller.shutdown() } catch { /* best effort */ }
     if (control) await control.close().catch(() => {})
+    if (metrics) await metrics.close().catch(() => {})
     await dataplane.close().catch((err: unknown) => { log.error('closing the dataplane failed', { err }) })
   }
   if (fatal !== null) {

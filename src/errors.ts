@@ -23,6 +23,7 @@ export type ErrorCode =
   | 'ERR_WORKER'
   | 'ERR_RESOLVE'
   | 'ERR_INSTALL'
+  | 'ERR_METRICS'
 
 export class VpnError extends Error {
   readonly code: ErrorCode

@@ -20,6 +20,7 @@
 import { resolve } from 'node:path'
 import { DEFAULTS, controlPathFor, currentNetnsId } from '../config/defaults.js'
 import { loadConfig, type FlagValue, type LoadEnv } from '../config/load.js'
+import { readConfigFile } from '../config/go-compat.js'
 import { show } from '../config/messages.js'
 import { SETTINGS, type Config, type SettingKey } from '../config/schema.js'
 import { checkControl, checkDev } from '../config/validate.js'
@@ -29,7 +30,13 @@ import { INSTANCE_NAME } from './install-service.js'
 
 export type Command =
   | { kind: 'run', config: Config, warnings: string[] }
-  | { kind: 'status', json: boolean, control: string }
+  /** control null: find the daemons in this network namespace (cli/discover.ts); all: every daemon on the host. */
+  | { kind: 'status', json: boolean, control: string | null, all: boolean }
+  /** control null: the one daemon in this network namespace. */
+  | { kind: 'ping', peer: string, count: number, intervalMs: number, timeoutMs: number, json: boolean, control: string | null }
+  | { kind: 'netcheck', json: boolean, control: string | null }
+  /** `check -c FILE`: config null when it has problems (all listed). */
+  | { kind: 'check', file: string, config: Config | null, problems: string[], warnings: string[] }
   | { kind: 'help', topic?: string }
   | { kind: 'version' }
   | { kind: 'genconfig', file: string }
@@ -55,8 +62,8 @@ export class UsageError extends VpnError {
   }
 }
 
-export const COMMANDS = ['server', 'client', 'status', 'demo', 'help', 'version', 'install-service', 'completion'] as const
-export const HELP_TOPICS = ['server', 'client', 'status', 'demo', 'help', 'version', 'config', 'install-service', 'completion'] as const
+export const COMMANDS = ['server', 'client', 'status', 'demo', 'help', 'version', 'ping', 'netcheck', 'check', 'install-service', 'completion'] as const
+export const HELP_TOPICS = ['server', 'client', 'status', 'demo', 'help', 'version', 'config', 'ping', 'netcheck', 'check', 'metrics', 'install-service', 'completion'] as const
 
 // ---------------------------------------------------------------------------
 // Tokenizing
@@ -215,6 +222,14 @@ export function parseCommand (argv: readonly string[], parseEnv: ParseEnv = {}):
   if (cmd === 'status') return parseStatus(tokens, flags, problems, env)
   if (cmd === 'install-service') return parseInstallService(tokens, flags, problems, env)
   if (cmd === 'completion') return parseCompletion(tokens, problems)
+  if (cmd === 'ping') return parsePing(tokens, flags, problems, env)
+  if (cmd === 'netcheck') {
+    rejectExtras(tokens, ['json', 'control', 'dev', 'logLevel'], 'netcheck', problems)
+    const control = daemonSocket(flags, problems, env)
+    if (problems.length > 0) throw new UsageError(problems)
+    return { kind: 'netcheck', json: flags.get('json')?.value === true, control }
+  }
+  if (cmd === 'check') return parseCheck(tokens, flags, problems, env)
   if (cmd === 'demo') {
     rejectExtras(tokens, ['logLevel'], 'demo', problems)
     if (problems.length > 0) throw new UsageError(problems)
@@ -257,20 +272,89 @@ function rejectExtras (tokens: Tokens, allowed: OptKey[], context: string, probl
 }
 
 function parseStatus (tokens: Tokens, flags: Map<OptKey, FlagValue>, problems: string[], env: LoadEnv): Command {
-  rejectExtras(tokens, ['json', 'control', 'dev', 'logLevel'], 'status', problems)
+  rejectExtras(tokens, ['json', 'control', 'dev', 'logLevel', 'all', 'config'], 'status', problems)
+  const all = flags.get('all')?.value === true
+  const file = flags.get('config')
+  const chosen = [flags.get('control'), flags.get('dev'), file, all ? flags.get('all') : undefined].filter(f => f !== undefined)
+  if (chosen.length > 1) {
+    problems.push(`${chosen.map(f => f.flag).join(' and ')} conflict: each chooses which daemon to ask (--control a socket, --dev a device, -c the daemon of a config file, --all every daemon); give only one`)
+    throw new UsageError(problems)
+  }
+  let control: string | null = null
+  if (file !== undefined) {
+    // The daemon of that config: its "control" key, else its device's default socket. Only
+    // these keys are read (a file a daemon runs with may have problems check -c would report).
+    const path = resolve(env.cwd, String(file.value))
+    const settings = readConfigFile(path, file.flag, problems, [])
+    const c = settings.get('control')
+    const d = settings.get('dev')
+    if (c !== undefined && typeof c.value === 'string') control = checkControl(c.value, c.source, env.cwd, problems)
+    else if (d !== undefined && typeof d.value === 'string' && d.value !== '') { const dev = checkDev(d.value, d.source, problems); if (dev !== null) control = controlPathFor(dev, env.netnsId) }
+    else if (problems.length === 0) control = controlPathFor(DEFAULTS.dev, env.netnsId)
+  } else if (!all) {
+    control = daemonSocket(flags, problems, env)
+  }
+  if (problems.length > 0) throw new UsageError(problems)
+  return { kind: 'status', json: flags.get('json')?.value === true, control, all }
+}
+
+/** The socket --control or --dev names, or null (find the daemon: cli/discover.ts). */
+function daemonSocket (flags: Map<OptKey, FlagValue>, problems: string[], env: LoadEnv): string | null {
   const control = flags.get('control')
   const dev = flags.get('dev')
-  let path: string | null = null
   if (control !== undefined && dev !== undefined) {
     problems.push(`${control.flag} and ${dev.flag} conflict: ${dev.flag} only chooses the default control socket path, which ${control.flag} replaces; give only one`)
+    return null
   }
-  if (control !== undefined) path = checkControl(String(control.value), control.flag, env.cwd, problems)
-  else {
-    const d = dev === undefined ? DEFAULTS.dev : checkDev(String(dev.value), dev.flag, problems)
-    if (d !== null) path = controlPathFor(d, env.netnsId)
+  if (control !== undefined) return checkControl(String(control.value), control.flag, env.cwd, problems)
+  if (dev !== undefined) {
+    const d = checkDev(String(dev.value), dev.flag, problems)
+    return d === null ? null : controlPathFor(d, env.netnsId)
   }
-  if (problems.length > 0 || path === null) throw new UsageError(problems)
-  return { kind: 'status', json: flags.get('json')?.value === true, control: path }
+  return null
+}
+
+/** An option's number: an integer (or a decimal when `decimal`) within min..max, else a problem. */
+function numberOf (f: FlagValue | undefined, dflt: number, min: number, max: number, what: string, problems: string[], decimal = false): number {
+  if (f === undefined) return dflt
+  const s = String(f.value)
+  const n = (decimal ? /^[0-9]+(\.[0-9]+)?$/ : /^[0-9]+$/).test(s) ? Number(s) : NaN
+  if (Number.isNaN(n) || n < min || n > max) {
+    problems.push(`${f.flag}: expected ${what}, ${min}..${max}, got ${show(s)}`)
+    return dflt
+  }
+  return n
+}
+
+/** `ping PEER [-c COUNT] [-i SECONDS] [-W SECONDS] [--json] [--control PATH | --dev NAME]`. */
+function parsePing (tokens: Tokens, flags: Map<OptKey, FlagValue>, problems: string[], env: LoadEnv): Command {
+  rejectExtras({ ...tokens, positionals: tokens.positionals.slice(1) }, ['json', 'control', 'dev', 'logLevel', 'config', 'count', 'interval', 'timeout'], 'ping', problems)
+  const peer = tokens.positionals[0]
+  if (peer === undefined) problems.push('ping: expected the peer\'s tunnel address, e.g. lightweight-tunnel ping 10.0.0.3')
+  else if (!/^(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}$/.test(peer)) {
+    problems.push(`ping: expected the peer's tunnel address as an IPv4 address such as 10.0.0.3, got ${show(peer)}`)
+  }
+  // -c is the count here, as in ping(8) (elsewhere it names a config file).
+  const c1 = flags.get('config')
+  const c2 = flags.get('count')
+  if (c1 !== undefined && c2 !== undefined) problems.push(`${c1.flag} and ${c2.flag} both give the count; give one`)
+  const count = numberOf(c2 ?? c1, 4, 1, 100_000, 'a number of pings', problems)
+  const interval = numberOf(flags.get('interval'), 1, 0.2, 3600, 'seconds between pings (0.2 or more)', problems, true)
+  const timeout = numberOf(flags.get('timeout'), 2, 0.1, 8, 'seconds to wait for each answer', problems, true)
+  const control = daemonSocket(flags, problems, env)
+  if (problems.length > 0) throw new UsageError(problems)
+  return { kind: 'ping', peer: peer!, count, intervalMs: Math.round(interval * 1000), timeoutMs: Math.round(timeout * 1000), json: flags.get('json')?.value === true, control }
+}
+
+/** `check -c FILE` (or `check FILE`): validate a config file; every problem is reported, not thrown. */
+function parseCheck (tokens: Tokens, flags: Map<OptKey, FlagValue>, problems: string[], env: LoadEnv): Command {
+  const file = flags.get('config') ?? (tokens.positionals.length === 1 ? { value: tokens.positionals[0]!, flag: 'check' } : undefined)
+  rejectExtras({ ...tokens, positionals: flags.has('config') ? tokens.positionals : tokens.positionals.slice(1) }, ['config', 'logLevel'], 'check', problems)
+  if (file === undefined) problems.push('check: expected the config file to check: lightweight-tunnel check -c FILE')
+  if (problems.length > 0) throw new UsageError(problems)
+  const checkProblems: string[] = []
+  const { config, warnings } = loadConfig({ command: null, flags: new Map(), configFile: file, ignoredFlags: [] }, env, checkProblems)
+  return { kind: 'check', file: resolve(env.cwd, String(file!.value)), config, problems: checkProblems, warnings }
 }
 
 /**

@@ -4,6 +4,8 @@
  * status` (and tests) speak it.
  *
  *   request   {"cmd":"status"}\n             (extensible: {"cmd": NAME, ...args})
+ *             {"cmd":"ping","peer":"10.0.0.3","timeoutMs":2000}\n
+ *             {"cmd":"netcheck"}\n        (control/observe-requests.ts answers these two)
  *   response  {"ok":true,"result":...}\n
  *          |  {"ok":false,"error":{"code":"ERR_...","message":"..."}}\n
  *

@@ -33,7 +33,11 @@ const SYNOPSIS = `SYNOPSIS
     lightweight-tunnel server --listen HOST:PORT --tun CIDR --key KEY [options]
     lightweight-tunnel client --remote HOST:PORT --tun CIDR --key KEY [options]
     lightweight-tunnel -c FILE [options]
-    lightweight-tunnel status [--json] [--control PATH | --dev NAME]
+    lightweight-tunnel status [--json] [--all | --control PATH | --dev NAME |
+        -c FILE]
+    lightweight-tunnel ping [-c COUNT] [-i SECONDS] [-W SECONDS] [--json] PEER
+    lightweight-tunnel netcheck [--json] [--control PATH | --dev NAME]
+    lightweight-tunnel check -c FILE
     lightweight-tunnel -g FILE
     lightweight-tunnel demo
     lightweight-tunnel install-service NAME [-c FILE] [--root DIR]
@@ -59,10 +63,16 @@ const COMMANDS = `COMMANDS
     server    Run the server (the hub every client registers with).
     client    Run a client that connects to --remote.
     status    Ask the running daemon for its state and peers (see FILES).
+    ping PEER Have the daemon ping a peer's tunnel address on its current
+              path: which path answered (direct or relay) and the round trip.
+    netcheck  Ask the running client about its NAT and its server.
+    check     Validate a config file (-c FILE) and exit 0, or 2 with every
+              problem.
     demo      Run a short self-contained demonstration.
     help [TOPIC]
               Show this text, or the part about TOPIC: server, client,
-              status, demo, config, version, install-service, completion.
+              status, ping, netcheck, check, metrics, demo, config, version,
+              install-service, completion.
     version   Print the version, Node's version, the native addon's build
               and the commit (same as -v, --version).
     install-service NAME [-c FILE] [--root DIR]
@@ -102,6 +112,13 @@ const OPTIONS = `OPTIONS
               Default: ${D.keepalive}.
     --log-level LEVEL
               error, warn, info or debug. Default: ${D.logLevel}.
+    --metrics [HOST:]PORT
+              Serve Prometheus metrics on http://HOST:PORT/metrics (every
+              metric: docs/METRICS.md). A bare PORT binds 127.0.0.1. The
+              endpoint is plain HTTP WITHOUT AUTHENTICATION: anyone who
+              reaches it reads your peers' addresses and traffic, so name
+              another host (0.0.0.0:9100) only behind a firewall; the daemon
+              warns when you do. "off": none. Default: off.
     --placement inline|fused|split
               Where the packet pipelines run: inline = on the main thread,
               beside the control plane (no worker thread: ~10 MB less);
@@ -155,7 +172,8 @@ const OPTIONS = `OPTIONS
               config to FILE.client, both mode 0600 and sharing a freshly
               generated random key, then exit. Edit "remote" in FILE.client.
               Refuses to overwrite a file that is not empty.
-    --json    status: print the raw status report as JSON.
+    --json    status, ping, netcheck: print JSON instead of text.
+    --all     status: every daemon on this host, in every network namespace.
     -h, --help
               Show help (with a command: that command's help).
     -v, --version
@@ -207,6 +225,7 @@ const CONFIG = `CONFIGURATION FILE
         logLevel                    "error", "warn", "info" or "debug"
         placement                   "inline", "fused" or "split"
         fastPath                    true or false
+        metrics                     "127.0.0.1:9100", 9100 or "off"
     Unknown keys are an error naming them. These Go keys are accepted and
     ignored with one warning each saying why:
 ${wrap(Object.keys(GO_IGNORED_KEYS).join(', ') + '.', 8, 78)}
@@ -238,7 +257,10 @@ const EXIT = `EXIT STATUS
     1    runtime error (TUN device, socket, control socket, ...).
     2    usage error: bad or conflicting options or config file; every
          problem is printed, each naming the option or key.
-    3    status: no daemon is listening on the control socket.
+    3    status, ping, netcheck: no daemon is listening on the control
+         socket (or none runs in this network namespace).
+    ping exits 1 when no Pong came; netcheck exits 1 when the server did not
+    answer; check exits 2 when the file has problems.
 `
 
 const SIGNALS = `SIGNALS
@@ -272,6 +294,10 @@ const EXAMPLES = `EXAMPLES
         lightweight-tunnel status
         lightweight-tunnel status --json
         lightweight-tunnel status --dev lwt1
+        lightweight-tunnel status --all
+        lightweight-tunnel ping 10.0.0.3
+        lightweight-tunnel netcheck
+        lightweight-tunnel check -c /etc/lightweight-tunnel/home.json
 `
 
 const SERVER = `lightweight-tunnel server - run the server
@@ -313,7 +339,8 @@ SYNOPSIS
 const STATUS = `lightweight-tunnel status - show a running daemon's state
 
 SYNOPSIS
-    lightweight-tunnel status [--json] [--control PATH | --dev NAME]
+    lightweight-tunnel status [--json] [--all | --control PATH | --dev NAME |
+        -c FILE]
 
     Connects to the daemon's control socket and prints a header (mode,
     device, tunnel address, state, any problem, uptime) and one row per peer:
@@ -321,10 +348,115 @@ SYNOPSIS
     SESSION, LAST SEEN and NOTE (why the path is what it is). --json prints
     the report as JSON instead.
 
-    The socket is found the way the daemon chose it: --control PATH, else
+    RTT is the lowest of the last 5 control round trips on the peer's path
+    (keepalives, path probes; the server pings each client every 30 s): a
+    busy host only adds delay to a sample. LAST SEEN counts every
+    authenticated packet, data included. A client whose server has not
+    answered for 2 keepalives + 1 s shows state "unresponsive" and a PROBLEM
+    line saying since when; it registers again after 3 keepalives (at least
+    15 s).
+
+    Which daemon: --control PATH; --dev NAME (its socket
     ${SOCK}
-    for --dev (default ${D.dev}) in the current network namespace. Exit status
-    3 when no daemon listens there.
+    in the current network namespace); -c FILE (the daemon running that
+    config file: its "control", else its "dev"). Without any of them, every
+    daemon of the current network namespace: one is shown alone, several one
+    after another, each under a "==> SOCKET <==" line (--json: an array of
+    {control, report} or {control, error}). --all: every daemon on the host,
+    in every namespace, like wg show. Exit status 3 when no daemon is found;
+    1 when one of several did not answer.
+`
+
+const PING = `lightweight-tunnel ping - ping a peer through its daemon
+
+SYNOPSIS
+    lightweight-tunnel ping [-c COUNT] [-i SECONDS] [-W SECONDS] [--json]
+        [--control PATH | --dev NAME] PEER
+
+    Asks the running daemon to send an authenticated Ping to PEER (a tunnel
+    address: the server, or another client) on its current path, and prints
+    each answer like tailscale ping:
+        pong from 10.0.0.3 via 198.51.100.9:41000 (direct) in 0.45 ms
+        no answer from 10.0.0.3 via 198.51.100.1:9000 (relay) within 2 s
+    "direct" went straight to the peer's endpoint; "relay" through the
+    server. The round trip is the daemon's (send to Pong read), so it
+    includes both daemons waking up; ping(8) through the tunnel measures the
+    packet path alone. A summary line ends the output.
+
+    -c, --count COUNT  pings to send, 1..100000 (default 4). Here -c is the
+                       count, as in ping(8), not a config file.
+    -i, --interval S   seconds from one ping to the next, 0.2 or more
+                       (default 1).
+    -W, --timeout S    seconds to wait for each answer, 0.1..8 (default 2).
+    --json             one JSON object per answer: peer, path, endpoint,
+                       rttMs (null: no answer).
+    --control PATH, --dev NAME
+                       which daemon (default: the one in this network
+                       namespace; with several, say which).
+
+    Exit status 0 when any answer came, 1 when none did (or the peer is
+    unknown, or has no session yet), 2 usage, 3 no daemon.
+`
+
+const NETCHECK = `lightweight-tunnel netcheck - what the client knows about its network
+
+SYNOPSIS
+    lightweight-tunnel netcheck [--json] [--control PATH | --dev NAME]
+
+    Asks the running client, like tailscale netcheck, and probes once more:
+      UDP             whether the server answers a Ping now, and its RTT;
+      public address  our endpoint as the server sees it (reflexive);
+      NAT             the mapping kind (none, cone = endpoint-independent,
+                      symmetric = endpoint-dependent, unknown) and how it
+                      was decided;
+      NAT-check port  whether the server's second port (listen port + 1)
+                      answers a NAT check, and how it sees us;
+      local addresses our own addresses with our UDP port;
+      port mapping    not supported yet (UPnP, NAT-PMP, PCP);
+      path MTU        not supported yet.
+    Only a client runs it. Exit status 0 when the server answered, 1 when it
+    did not, 3 no daemon.
+`
+
+const CHECK = `lightweight-tunnel check - validate a config file
+
+SYNOPSIS
+    lightweight-tunnel check -c FILE
+    lightweight-tunnel check FILE
+
+    Reads FILE exactly as a daemon start with -c FILE would (every key
+    validated, defaults applied) and starts nothing, like nebula -test.
+    Valid: prints one line such as
+        config OK: client 10.0.0.2/24 → vpn.example.com:9000 (dev lwt0,
+        mtu 1400, direct paths on)
+    plus any warnings, and exits 0. Invalid: prints every problem, each
+    naming its key, to stderr and exits 2.
+`
+
+const METRICS = `lightweight-tunnel metrics - Prometheus metrics (--metrics)
+
+SYNOPSIS
+    lightweight-tunnel server|client ... --metrics [HOST:]PORT
+
+    Serves Prometheus text (format 0.0.4) on http://HOST:PORT/metrics while
+    the daemon runs; a bare PORT binds 127.0.0.1. Config key "metrics".
+    Off by default. Plain HTTP WITHOUT AUTHENTICATION: bind a public address
+    only behind a firewall (the daemon warns when the host is not loopback).
+    A port in use stops the start with a message naming the port.
+
+    Metrics (all listed with their labels in docs/METRICS.md):
+      lwt_info, lwt_dataplane_info, lwt_state, lwt_problem, lwt_uptime_seconds
+      lwt_{tun,udp}_{packets,bytes}_total{direction="rx|tx"}
+      lwt_relayed_{packets,bytes}_total, lwt_control_packets_total
+      lwt_handshakes_total{result}
+      lwt_drops_total{reason="..."}  (one series per drop counter)
+      lwt_peers{path}, lwt_sessions, lwt_registered_clients
+      lwt_peer_info{peer,role,path,endpoint,session}, lwt_peer_rtt_seconds,
+      lwt_peer_last_seen_seconds, lwt_peer_{tx,rx}_{packets,bytes}_total
+      process_cpu_seconds_total, process_resident_memory_bytes,
+      process_start_time_seconds
+    Each scrape reads the shared-memory counters status reads; nothing on
+    the packet path is involved.
 `
 
 const DEMO = `lightweight-tunnel demo - a short demonstration
@@ -410,6 +542,10 @@ export function helpText (topic?: string): string {
     case 'server': return SERVER
     case 'client': return CLIENT
     case 'status': return STATUS
+    case 'ping': return PING
+    case 'netcheck': return NETCHECK
+    case 'check': return CHECK
+    case 'metrics': return METRICS
     case 'demo': return DEMO
     case 'version': return VERSION
     case 'config': return CONFIG

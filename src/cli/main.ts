@@ -1,10 +1,14 @@
 /**
  * The command-line entry: parse, then either answer locally (help, version,
- * -g), ask the daemon over its control socket (status), or hand the frozen
- * Config to the daemon (server, client). The CLI holds no daemon logic.
+ * -g, check), ask the daemon over its control socket (status, ping,
+ * netcheck; cli/discover.ts finds it when no --dev/--control is given), or
+ * hand the frozen Config to the daemon (server, client). The CLI holds no
+ * daemon logic.
  *
- * Exit codes: 0 ok, 1 runtime error, 2 usage error, 3 no daemon listening
- * (status). The daemon's own exit code is passed through.
+ * Exit codes: 0 ok, 1 runtime error (ping: no answer; netcheck: the server
+ * did not answer), 2 usage error (check: the file has problems), 3 no daemon
+ * listening (status, ping, netcheck). The daemon's own exit code is passed
+ * through.
  */
 import { readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
@@ -12,7 +16,7 @@ import { fileURLToPath } from 'node:url'
 import type { Config } from '../config/schema.js'
 import type { StatusReport } from '../control/status.js'
 import { writeExampleConfigs } from '../config/genconfig.js'
-import { parseCommand, UsageError } from './args.js'
+import { parseCommand, UsageError, type Command } from './args.js'
 import { describeError, VpnError } from '../errors.js'
 import { Logger } from '../log.js'
 import { controlRequest } from './control-protocol.js'
@@ -23,6 +27,11 @@ import { installService } from './install-service.js'
 
 /** The bash completion script, relative to the package root (shipped in the package). */
 export const COMPLETION_BASH = join('packaging', 'completion', 'lightweight-tunnel.bash')
+import { findDaemons, noDaemon, oneDaemon } from './discover.js'
+import { runPing } from './ping.js'
+import { formatNetcheck, isNetcheckReport } from './netcheck.js'
+import { checkReport } from './check.js'
+import { currentNetnsId } from '../config/defaults.js'
 
 export const EXIT_OK = 0
 export const EXIT_ERROR = 1
@@ -89,6 +98,51 @@ function isStatusReport (v: unknown): v is StatusReport {
   return r !== null && typeof r === 'object' && typeof r.mode === 'string' && Array.isArray(r.peers)
 }
 
+/**
+ * `status`: one daemon (--control, --dev, -c), this namespace's daemons (no
+ * flag: one is shown as before, several one after another, each under a
+ * "==> socket <==" line), or every daemon on the host (--all). With --json:
+ * one daemon's report, or (--all, or several found) an array of
+ * { control, report } / { control, error }.
+ */
+async function runStatus (cmd: Extract<Command, { kind: 'status' }>, io: MainIo): Promise<number> {
+  let paths: string[]
+  if (cmd.control !== null) paths = [cmd.control]
+  else {
+    const netns = cmd.all ? null : currentNetnsId()
+    paths = (await findDaemons(netns)).map(d => d.path)
+    if (paths.length === 0) {
+      if (cmd.all) { io.stderr.write('lightweight-tunnel: no lightweight-tunnel daemon is running (no live control socket in /run/lightweight-tunnel)\n'); return EXIT_NOT_RUNNING }
+      throw noDaemon(netns)
+    }
+  }
+  if (paths.length === 1 && !cmd.all) {
+    const result = await controlRequest(paths[0]!, { cmd: 'status' })
+    if (cmd.json) { io.stdout.write(JSON.stringify(result, null, 2) + '\n'); return EXIT_OK }
+    if (!isStatusReport(result)) {
+      throw new VpnError('ERR_CONTROL_SOCKET', `the daemon on ${paths[0]!} answered status with something that is not a status report`, {
+        hint: 'is it the same version as this command? try --json to see the answer'
+      })
+    }
+    io.stdout.write(formatStatus(result))
+    return EXIT_OK
+  }
+  const answers = await Promise.all(paths.map(async (path) => {
+    try {
+      const report = await controlRequest(path, { cmd: 'status' })
+      if (!isStatusReport(report)) return { control: path, error: 'the answer is not a status report (another version?)' }
+      return { control: path, report }
+    } catch (err) {
+      return { control: path, error: describeError(err) }
+    }
+  }))
+  if (cmd.json) io.stdout.write(JSON.stringify(answers, null, 2) + '\n')
+  else {
+    io.stdout.write(answers.map(a => `==> ${a.control} <==\n` + ('report' in a ? formatStatus(a.report as StatusReport) : `error: ${a.error}\n`)).join('\n'))
+  }
+  return answers.every(a => 'report' in a) ? EXIT_OK : EXIT_ERROR
+}
+
 export async function main (argv: string[], io: MainIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
   const verbose = argv.some(a => /^--?verbose(=(1|t|true|TRUE|True))?$/.test(a))
   try {
@@ -123,19 +177,25 @@ export async function main (argv: string[], io: MainIo = { stdout: process.stdou
       case 'completion':
         io.stdout.write(readFileSync(join(packageRoot(), COMPLETION_BASH), 'utf8'))
         return EXIT_OK
-      case 'status': {
-        const result = await controlRequest(cmd.control, { cmd: 'status' })
-        if (cmd.json) {
-          io.stdout.write(JSON.stringify(result, null, 2) + '\n')
-          return EXIT_OK
-        }
-        if (!isStatusReport(result)) {
-          throw new VpnError('ERR_CONTROL_SOCKET', `the daemon on ${cmd.control} answered status with something that is not a status report`, {
-            hint: 'is it the same version as this command? try --json to see the answer'
-          })
-        }
-        io.stdout.write(formatStatus(result))
-        return EXIT_OK
+      case 'status': return await runStatus(cmd, io)
+      case 'ping': {
+        const d = await oneDaemon(cmd.control, 'ping')
+        return await runPing(cmd, () => controlRequest(d.path, { cmd: 'ping', peer: cmd.peer, timeoutMs: cmd.timeoutMs }, cmd.timeoutMs + 3000),
+          (s) => { io.stdout.write(s) }, (ms) => new Promise(resolve => setTimeout(resolve, ms)))
+      }
+      case 'netcheck': {
+        const d = await oneDaemon(cmd.control, 'netcheck')
+        const result = await controlRequest(d.path, { cmd: 'netcheck' }, 8000)
+        if (cmd.json) { io.stdout.write(JSON.stringify(result, null, 2) + '\n'); return EXIT_OK }
+        if (!isNetcheckReport(result)) throw new VpnError('ERR_CONTROL_SOCKET', `the daemon on ${d.path} answered netcheck with something that is not a netcheck report`)
+        io.stdout.write(formatNetcheck(result, typeof result.dev === 'string' ? result.dev : d.dev))
+        return result.udp ? EXIT_OK : EXIT_ERROR
+      }
+      case 'check': {
+        const r = checkReport(cmd.file, cmd.config, cmd.problems, cmd.warnings)
+        io.stdout.write(r.stdout)
+        io.stderr.write(r.stderr)
+        return r.code
       }
       case 'run': {
         const logger = new Logger({ level: cmd.config.logLevel })

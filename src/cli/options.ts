@@ -11,7 +11,7 @@ import { closest } from '../config/messages.js'
 import type { SettingKey } from '../config/schema.js'
 
 /** What a flag sets: a Config setting (config/schema.ts) or a command-line-only switch. */
-export type OptKey = SettingKey | 'config' | 'genconfig' | 'version' | 'help' | 'json' | 'goIgnored' | 'root'
+export type OptKey = SettingKey | 'config' | 'genconfig' | 'version' | 'help' | 'json' | 'goIgnored' | 'root' | 'all' | 'count' | 'interval' | 'timeout'
 
 export interface OptSpec {
   readonly key: OptKey
@@ -41,6 +41,7 @@ export const SPECS: readonly OptSpec[] = [
   { key: 'placement', names: ['placement'], type: 'string' },
   { key: 'fastPath', names: ['fast-path'], type: 'bool' },
   { key: 'fastPath', names: ['no-fast-path'], type: 'fixed', fixed: false },
+  { key: 'metrics', names: ['metrics'], type: 'string' },
   { key: 'logLevel', names: ['quiet', 'q'], type: 'fixed', fixed: 'error' },
   { key: 'logLevel', names: ['verbose'], type: 'fixed', fixed: 'debug' },
   { key: 'config', names: ['config', 'c'], type: 'string' },
@@ -49,6 +50,11 @@ export const SPECS: readonly OptSpec[] = [
   { key: 'help', names: ['help', 'h'], type: 'bool' },
   { key: 'json', names: ['json'], type: 'bool' },
   { key: 'root', names: ['root'], type: 'string' },
+  // status --all; ping's -c/--count (ping reads -c as a count, like ping(8)), -i/--interval, -W/--timeout.
+  { key: 'all', names: ['all'], type: 'bool' },
+  { key: 'count', names: ['count'], type: 'string' },
+  { key: 'interval', names: ['interval', 'i'], type: 'string' },
+  { key: 'timeout', names: ['timeout', 'W'], type: 'string' },
   // The Go project's flags for features this implementation does not have.
   { key: 'goIgnored', names: ['fec-data'], type: 'string', goKey: 'fec_data' },
   { key: 'goIgnored', names: ['fec-parity'], type: 'string', goKey: 'fec_parity' },

@@ -174,7 +174,25 @@ function readSettings (mode: Mode | null, s: Settings, env: LoadEnv, problems: s
   const logLevel = readOptional(s.pick('logLevel'), DEFAULTS.logLevel, raw => checkOneOf(raw, LOG_LEVELS, problems))
   const placement = readOptional(s.pick('placement'), DEFAULTS.placement[mode ?? 'client'], raw => checkOneOf(raw, PLACEMENTS, problems))
   const fastPath = readOptional(s.pick('fastPath'), DEFAULTS.fastPath, raw => checkBool(raw, problems))
-  return { mode, listen, remote, tun, key, dev, control, mtu, maxClients, p2p, keepalive, logLevel, placement, fastPath }
+  const metrics = readMetrics(s, problems)
+  return { mode, listen, remote, tun, key, dev, control, mtu, maxClients, p2p, keepalive, logLevel, placement, fastPath, metrics }
+}
+
+/**
+ * metrics: "HOST:PORT", a bare "PORT" (= 127.0.0.1:PORT: the endpoint has no
+ * authentication, so it is never exposed unless the user names a host), or
+ * "off" / "" / false (the default: no metrics).
+ */
+function readMetrics (s: Settings, problems: string[]): Config['metrics'] | null {
+  const raw = s.pick('metrics')
+  if (raw === undefined || raw.value === '' || raw.value === 'off' || raw.value === false) return null
+  let value = raw.value
+  if (typeof value === 'number' || (typeof value === 'string' && /^[0-9]+$/.test(value))) value = `127.0.0.1:${String(value)}`
+  if (typeof value === 'string' && value.startsWith('localhost:')) value = `127.0.0.1:${value.slice('localhost:'.length)}`
+  const before = problems.length
+  const hp = checkHostPort({ ...raw, value }, { role: 'listen', minPort: 1 }, problems)
+  for (let i = before; i < problems.length; i++) problems[i] = `${problems[i]!} (--metrics takes HOST:PORT or a PORT on 127.0.0.1, e.g. 9100; "off" for none)`
+  return hp
 }
 
 /** The default when the setting is absent, else what `check` makes of it. */

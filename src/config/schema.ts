@@ -58,6 +58,12 @@ export interface Config {
    * without entering JavaScript (default true; docs/PERFORMANCE.md "Idle latency").
    */
   readonly fastPath: boolean
+  /**
+   * Serve Prometheus metrics on http://HOST:PORT/metrics (src/metrics.ts), or
+   * null (default: off). A bare port binds 127.0.0.1; the endpoint has no
+   * authentication.
+   */
+  readonly metrics: HostPort | null
 }
 
 /** A setting's name: a Config field, and its key in our own JSON files. */
@@ -65,7 +71,7 @@ export type SettingKey = keyof Config
 
 const SETTING_LIST = [
   'mode', 'listen', 'remote', 'tun', 'key', 'dev', 'control', 'mtu', 'maxClients',
-  'p2p', 'keepalive', 'logLevel', 'placement', 'fastPath'
+  'p2p', 'keepalive', 'logLevel', 'placement', 'fastPath', 'metrics'
 ] as const satisfies readonly SettingKey[]
 /** Compiles only while SETTING_LIST names every Config field (unused at run time). */
 const LISTS_EVERY_SETTING: [Exclude<SettingKey, typeof SETTING_LIST[number]>] extends [never] ? true : never = true

@@ -37,7 +37,9 @@ import { PeerListSync } from './peer-list.js'
 import { BirthdayPool } from './birthday.js'
 import { SERVER_SLOT, clientContext, type ClientContext, type ClientOptions, type SessionOwner } from './client-context.js'
 import { ServerLink } from './server-link.js'
+import { lastSeen } from './rtt.js'
 import { PeerSessions } from './peer-sessions.js'
+import { UserPings, type PingStarted } from './user-ping.js'
 
 export type { ClientOptions } from './client-context.js'
 export type { RegistrationState } from './registration.js'
@@ -59,7 +61,11 @@ export class ClientController implements ControlHandler {
   readonly #birthdays: BirthdayPool
   readonly #startedAt: number
   /** Control messages dropped: malformed, unknown session, failed authentication (probes from anyone land here). */
-  readonly counters = { p2pDropped: 0 }
+  readonly counters = { p2pDropped: 0, handshakesCompleted: 0 }
+  /** `lightweight-tunnel ping` / `netcheck` probes in flight. */
+  readonly #userPings: UserPings
+  /** The NAT-check port's view of us from the newest answer (netcheck), or null. */
+  #natCheckView: Endpoint | null = null
 
   constructor (opt: ClientOptions, c: ControlComponents, maxPeers: number) {
     this.#opt = opt
@@ -70,9 +76,15 @@ export class ClientController implements ControlHandler {
     this.#ctx = clientContext(opt, c, new IndexTable<SessionOwner>(c.random), randomInstanceId(c.random))
     this.#server = new ServerLink(this.#ctx, {
       peerListVersion: () => this.#peerList.version,
-      registered: () => { this.#peerList.version = 0 },
+      registered: () => { this.#peerList.version = 0; this.counters.handshakesCompleted++ },
       observed: (ip, port, now) => { this.#noteObserved(ip, port, now) },
-      natCheckAnswer: (txid, ep, now) => { if (this.#nat.checkAnswered(txid)) this.#addObservation(ep, now) },
+      natCheckAnswer: (txid, ep, now) => {
+        // Ours: a periodic NAT check, or netcheck's (a user ping txid).
+        if (this.#userPings.answered(txid, now) || this.#nat.checkAnswered(txid)) {
+          this.#natCheckView = ep
+          this.#addObservation(ep, now)
+        }
+      },
       peerUpdate: (msg) => {
         this.#peerList.apply(msg, opt.tunnelIp, {
           upsert: (e) => { this.#upsertPeer(e) },
@@ -86,9 +98,14 @@ export class ClientController implements ControlHandler {
     this.#nat = new NatObserver(() => opt.localEndpoints?.() ?? [])
     this.#birthdays = new BirthdayPool(c.port)
     this.#startedAt = c.clock.now()
+    this.#userPings = new UserPings(c.random)
   }
 
-  get state (): RegistrationState { return this.#server.state }
+  get state (): RegistrationState | 'unresponsive' { return this.#server.state }
+  /** The server's tunnel address (0 before the first registration). */
+  get serverTunnelIp (): number { return this.#server.tunnelIp }
+  /** The server's UDP endpoint ("198.51.100.1:9000"). */
+  get serverEndpoint (): string { return formatEndpoint(this.#opt.serverIp, this.#opt.serverPort) }
   get problem (): string | null { return this.#server.problem }
 
   // ── inputs ──────────────────────────────────────────────────────────────
@@ -142,7 +159,10 @@ export class ClientController implements ControlHandler {
   #onSealedControl (input: ControlInput, relayedFrom: PeerRemote | null): void {
     const r = openSealedControl(input.bytes, this.#ctx.indexes, relayedFrom === null ? undefined : (owner) => owner === relayedFrom)
     if (!r.ok) { this.counters.p2pDropped++; return }
-    if (r.owner === this.#server) this.#server.onMessage(r.session, r.msg, input)
+    if (r.owner === this.#server) {
+      if (r.msg.kind === CTL_PONG && this.#ctx.fromServer(input.ip, input.port)) this.#userPings.answered(r.msg.txid, this.#clock.now())
+      this.#server.onMessage(r.session, r.msg, input)
+    }
     else this.#onPeerMessage(r.owner as PeerRemote, r.session, r.msg, relayedFrom === null ? { ip: input.ip, port: input.port, sock: input.sock ?? 0 } : null)
   }
 
@@ -155,6 +175,7 @@ export class ClientController implements ControlHandler {
       if (from === null) this.#ctx.sendRelayed(p.peerId, s.ctl.seal(encodeControl({ kind: CTL_PONG, txid: msg.txid, peerListVersion: 0, observedIp: 0, observedPort: 0 })))
       else if (p.path !== null && p.sessions.current !== null) p.path.onPing(msg.txid, from.ip, from.port, now, from.sock)
     } else if (msg.kind === CTL_PONG) {
+      if (this.#userPings.answered(msg.txid, now)) return
       if (from !== null) p.path?.onPong(msg.txid, from.ip, from.port, { ip: msg.observedIp, port: msg.observedPort }, now, from.sock)
     } else if (msg.kind === CTL_PUNCH) {
       if (from === null && p.sessions.current !== null) p.path?.onPunch(msg, now)
@@ -234,6 +255,79 @@ export class ClientController implements ControlHandler {
       observed: (ep) => { this.#addObservation(ep, this.#clock.now()) },
       pathLost: () => { this.#server.refreshEndpoint(this.#clock.now()) },
       log: (msg, fields) => { this.#log.info(msg, { peer: intToIp(p.tunnelIp), ...fields }) }
+    }
+  }
+
+  // ── ping and netcheck (control socket) ────────────────────────────────────
+
+  /**
+   * `lightweight-tunnel ping`: one authenticated Ping to `tunnelIp` on its
+   * current path (direct, or relayed through the server; the server itself
+   * gets a keepalive Ping); `onReply(rttMs)` runs when its Pong is read.
+   * Returns what was sent, or a sentence saying why nothing could be.
+   */
+  ping (tunnelIp: number, onReply: (rttMs: number) => void): PingStarted | string {
+    const now = this.#clock.now()
+    const txid = this.#userPings.txid()
+    if (txid === null) return 'too many pings in flight; try again in a moment'
+    const server = formatEndpoint(this.#opt.serverIp, this.#opt.serverPort)
+    if (tunnelIp === this.#server.tunnelIp && tunnelIp !== 0) {
+      if (!this.#server.sendUserPing(txid)) return `not registered with the server yet (state ${this.#server.state})`
+      return { path: 'direct', endpoint: server, cancel: this.#userPings.expect(txid, now, onReply) }
+    }
+    if (tunnelIp === this.#opt.tunnelIp) return `${intToIp(tunnelIp)} is this node's own tunnel address`
+    const p = this.#peers.get(tunnelIp)
+    if (p === undefined) return `${intToIp(tunnelIp)} is not a peer of this node (not in the server's peer list); see lightweight-tunnel status`
+    const s = p.sessions.current
+    if (s === null) {
+      if (this.#server.registered) this.onNeedSession(p.slot)
+      return `no session with ${intToIp(tunnelIp)} yet; one is being set up now, try again in a second`
+    }
+    const bytes = s.ctl.seal(encodeControl({ kind: CTL_PING, txid, peerListVersion: 0 }))
+    const direct = p.path?.directCandidate ?? null
+    if (direct !== null) {
+      this.#port.sendControl(bytes, direct.ip, direct.port, direct.sock)
+      return { path: 'direct', endpoint: formatEndpoint(direct.ip, direct.port), cancel: this.#userPings.expect(txid, now, onReply) }
+    }
+    if (!this.#server.registered) return 'the relay (the server) is not reachable: not registered'
+    this.#ctx.sendRelayed(p.peerId, bytes)
+    return { path: 'relay', endpoint: server, cancel: this.#userPings.expect(txid, now, onReply) }
+  }
+
+  /**
+   * `lightweight-tunnel netcheck`'s probe of the NAT-check port (server
+   * port + 1): a NAT check with a fresh txid; `onReply(rttMs)` when it
+   * answers (its view of us is then in netcheck().natCheckView).
+   */
+  probeNatCheckPort (onReply: (rttMs: number) => void): (() => void) | string {
+    const txid = this.#userPings.txid()
+    if (txid === null) return 'too many probes in flight; try again in a moment'
+    if (!this.#server.sendNatCheckTxid(txid)) return `not registered with the server yet (state ${this.#server.state})`
+    return this.#userPings.expect(txid, this.#clock.now(), onReply)
+  }
+
+  /** What the client knows about its NAT and its server, for netcheck. */
+  netcheck (): NetcheckFacts {
+    const local = this.#opt.localEndpoints?.() ?? []
+    const observed = this.#nat.observed
+    const nat = this.#nat.nat
+    const views = this.#nat.views
+    let how: string
+    if (observed === null) how = 'not yet: the server has not told us our public endpoint (not registered)'
+    else if (nat === 'open') how = 'the server sees our own address and port: no NAT between us and it'
+    else if (nat === 'eim') how = `the server's main port and ${views.length} other destination${views.length === 1 ? '' : 's'} (its NAT-check port, peers) see the same public endpoint: the mapping does not depend on the destination`
+    else if (nat === 'edm') how = 'another destination (the NAT-check port or a peer) sees another public port than the server\'s main port: the mapping depends on the destination'
+    else how = this.#opt.p2p === true ? 'no second view yet: the NAT-check port has not answered and no peer has reported how it sees us' : 'not classified: direct paths are off (--no-p2p), so no NAT checks are sent'
+    return {
+      nat: NAT_LABEL[nat],
+      natHow: how,
+      publicEndpoint: observed === null ? null : formatEndpoint(observed.ip, observed.port),
+      natCheckView: this.#natCheckView === null ? null : formatEndpoint(this.#natCheckView.ip, this.#natCheckView.port),
+      otherViews: views.map(v => formatEndpoint(v.ip, v.port)),
+      localEndpoints: local.map(a => formatEndpoint(a.ip, a.port)),
+      registered: this.#server.registered,
+      state: this.#server.state,
+      rttMs: this.#server.rttMs
     }
   }
 
@@ -335,7 +429,7 @@ export class ClientController implements ControlHandler {
 
   status (): Pick<StatusReport, 'state' | 'problem' | 'peers' | 'uptimeSec'> {
     const now = this.#clock.now()
-    const registered = this.#server.state === 'registered'
+    const registered = this.#server.state === 'registered' || this.#server.state === 'unresponsive'
     const peers: PeerStatus[] = [this.#server.status(now)]
     for (const p of this.#peers.values()) peers.push(this.#peerStatus(p, now, registered))
     return { state: this.#server.state, problem: this.#server.problem, peers, uptimeSec: Math.round((now - this.#startedAt) / 1000) }
@@ -352,16 +446,36 @@ export class ClientController implements ControlHandler {
       path: direct !== null ? 'direct' : registered ? 'relay' : 'connecting',
       endpoint: direct !== null ? formatEndpoint(direct.ip, direct.port) : registered ? formatEndpoint(this.#opt.serverIp, this.#opt.serverPort) : null,
       publicEndpoint: p.publicIp === 0 ? null : formatEndpoint(p.publicIp, p.publicPort),
-      rttMs: direct !== null && direct.rttMs !== null ? Math.round(direct.rttMs * 100) / 100 : null,
+      rttMs: direct !== null ? p.path?.directRttMs ?? null : null,
       txBytes: c.txBytes,
       rxBytes: c.rxBytes,
       txPackets: c.txPackets,
       rxPackets: c.rxPackets,
       session: describeSessions(p.sessions),
-      // lastRxMs is the dataplane's wall-clock stamp.
-      lastSeenSec: c.lastRxMs === 0 ? null : Math.round((this.#clock.wallNow() - c.lastRxMs) / 100) / 10,
+      // lastRxMs is the dataplane's wall-clock stamp of the last authenticated packet (data or keepalive).
+      lastSeenSec: lastSeen(null, c.lastRxMs === 0 ? null : this.#clock.wallNow() - c.lastRxMs),
       note: ps === null ? NO_P2P_NOTE : ps.relayReason === null ? `direct (${direct?.kind ?? '?'} address)` : `relay: ${describeRelayReason(ps.relayReason)}`,
       p2p: ps
     }
   }
+}
+
+/** What a client knows about its NAT and its server (`netcheck`); the daemon adds live probe results. */
+export interface NetcheckFacts {
+  /** 'unknown' | 'none' | 'cone' | 'symmetric' (nat.ts NAT_LABEL). */
+  nat: string
+  /** How that classification was reached, in plain words. */
+  natHow: string
+  /** Our endpoint as the server's main port sees it (the reflexive address), or null. */
+  publicEndpoint: string | null
+  /** Our endpoint as the server's NAT-check port saw it in its newest answer, or null. */
+  natCheckView: string | null
+  /** Every other view of our endpoint kept for the classification (NAT-check port, peers). */
+  otherViews: string[]
+  /** Our own addresses with our UDP port. */
+  localEndpoints: string[]
+  registered: boolean
+  state: string
+  /** Median keepalive RTT to the server, ms, or null. */
+  rttMs: number | null
 }

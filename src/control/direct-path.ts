@@ -40,6 +40,7 @@ import {
   type Candidate, type CandidateKind, type PathState, type RelayReason
 } from './path.js'
 import { BirthdaySearch } from './birthday.js'
+import { RttWindow } from './rtt.js'
 
 /** What a DirectPath does to the world. */
 export interface PathIo {
@@ -124,6 +125,9 @@ export class DirectPath {
   readonly #bday: BirthdaySearch
   /** The direct path failed and has not come back yet (status says PATH_LOST rather than NO_ANSWER). */
   #lost = false
+  /** Round trips of Pongs from one candidate (#rttKey), for status: the candidate's rttMs is a smoothed value for betterPath. */
+  readonly #rtt = new RttWindow()
+  #rttKey = -1
 
   constructor (io: PathIo, controlling: boolean, now: number, random: Random) {
     this.#io = io
@@ -148,6 +152,12 @@ export class DirectPath {
   get directCandidate (): Candidate | null {
     const st = this.#state
     return st.state === 'direct' ? this.candidates.get(st.key) ?? null : null
+  }
+
+  /** Lowest round trip over the direct path (of its last RTT_WINDOW Pongs), ms; null while relayed or unmeasured. */
+  get directRttMs (): number | null {
+    const st = this.#state
+    return st.state === 'direct' && st.key === this.#rttKey ? this.#rtt.min : null
   }
 
   // ── inputs ──
@@ -237,6 +247,9 @@ export class DirectPath {
     c.sock = sock
     const rtt = now - sent.at
     c.rttMs = c.rttMs === null ? rtt : c.rttMs * 0.8 + rtt * 0.2
+    const key = endpointKey(c.ip, c.port)
+    if (key !== this.#rttKey) { this.#rtt.clear(); this.#rttKey = key }
+    this.#rtt.add(rtt)
     c.pongs++
     c.lastPongAt = now
     c.lastHeardAt = now

@@ -125,6 +125,8 @@ export class NatObserver {
 
   get nat (): NatMapping { return this.#nat }
   get observed (): Endpoint | null { return this.#observed }
+  /** How other destinations (the NAT-check port, peers) see us, oldest first (for netcheck). */
+  get views (): readonly Endpoint[] { return this.#views }
 
   /**
    * The server's main port sees us at ip:port. Null when that is nothing new;

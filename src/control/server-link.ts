@@ -24,6 +24,23 @@ import type { PeerStatus } from './status.js'
 import type { Endpoint } from './nat.js'
 import { SERVER_SLOT, type ClientContext, type SessionOwner } from './client-context.js'
 import { describeSessions, emptySessionSet, expireSessions, installCurrent, newSession, retryDelay, type Session, type SessionSet } from './session.js'
+import { RTT_WARMUP, RTT_WARMUP_GAP, RttWindow, lastSeen } from './rtt.js'
+
+/**
+ * The server counts as not answering after this much silence: two keepalive
+ * intervals plus a second, so one lost Ping (or Pong) is not reported, and
+ * a dead server is shown within three keepalives (status `state`
+ * 'unresponsive', `problem` saying since when). Reconnecting starts later,
+ * after max(15 s, 3 keepalives) (tick()).
+ */
+export function notAnsweringAfter (keepaliveSec: number): number {
+  return 2 * keepaliveSec * 1000 + 1000
+}
+
+/** "2026-12-05T08:14:05Z": a wall-clock instant to the second. */
+function isoSecond (ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z')
+}
 
 /** What the server tells that concerns the rest of the client. */
 export interface ServerLinkHooks {
@@ -46,7 +63,8 @@ export class ServerLink implements SessionOwner {
   #tunnelIp = 0
   /** When the server last answered (a Pong or a PeerUpdate), monotonic ms; 0 before the first. */
   #lastPong = 0
-  #rttMs: number | null = null
+  /** Keepalive round trips (send → Pong read), control thread only. */
+  readonly #rtt = new RttWindow()
   /** Outstanding keepalive Pings: txid → sent at (at most 16). */
   readonly #pings = new Map<number, number>()
   #reg: R.Registration
@@ -55,6 +73,8 @@ export class ServerLink implements SessionOwner {
   /** Txids of our Pings and NAT checks. */
   #txid = 1
   #lastReregister = -Infinity
+  /** The "not answering" warning was logged and the server has not answered since. */
+  #silenceLogged = false
   #lastLostPing = -Infinity
 
   constructor (ctx: ClientContext, hooks: ServerLinkHooks) {
@@ -63,8 +83,41 @@ export class ServerLink implements SessionOwner {
     this.#reg = R.initialRegistration(ctx.clock.now())
   }
 
-  get state (): R.RegistrationState { return R.describe(this.#reg) }
-  get problem (): string | null { return this.#problem }
+  /** The registration state, or 'unresponsive' when registered but the server stopped answering (notAnsweringAfter). */
+  get state (): R.RegistrationState | 'unresponsive' {
+    if (this.#reg.state === 'registered' && this.#silentFor(this.#ctx.clock.now()) !== null) return 'unresponsive'
+    return R.describe(this.#reg)
+  }
+
+  /** A set problem (refused, wrong key, no answer to registration), else the server's silence, else null. */
+  get problem (): string | null {
+    if (this.#problem !== null) return this.#problem
+    const now = this.#ctx.clock.now()
+    const silent = this.#silentFor(now)
+    if (silent === null) return null
+    const since = isoSecond(this.#ctx.clock.wallNow() - silent)
+    const reconnectIn = Math.max(0, Math.round((this.#reconnectAfter() - silent) / 1000))
+    return `the server ${this.#ctx.opt.serverName} has not answered since ${since} (${Math.round(silent / 1000)} s; keepalive Pings every ${this.#ctx.opt.keepaliveSec} s go unanswered)` +
+      (this.#reg.state === 'registered' ? `; reconnecting in ${reconnectIn} s unless it answers` : '; trying to reconnect')
+  }
+
+  /** How long the server has been silent, ms, when that counts as not answering (and we had heard from it once), else null. */
+  #silentFor (now: number): number | null {
+    if (this.#lastPong === 0) return null
+    const silent = now - this.#lastPong
+    return silent > notAnsweringAfter(this.#ctx.opt.keepaliveSec) ? silent : null
+  }
+
+  /** Silence after which the client registers again, ms. */
+  #reconnectAfter (): number {
+    return Math.max(15_000, 3 * this.#ctx.opt.keepaliveSec * 1000)
+  }
+
+  /** The server's tunnel address (0 before the first registration). */
+  get tunnelIp (): number { return this.#tunnelIp }
+
+  /** Lowest recent keepalive round trip, ms, or null before the first Pong. */
+  get rttMs (): number | null { return this.#rtt.min }
   /** The server session is usable (registered, or reconnecting with the old keys). */
   get registered (): boolean { return R.isRegistered(this.#reg) }
   /** Registration or a rekey is under way: the client ticks finely. */
@@ -130,6 +183,7 @@ export class ServerLink implements SessionOwner {
     const wasRegistered = R.everRegistered(this.#reg)
     this.#tunnelIp = resp.tunnelIp
     this.#lastPong = now
+    this.#silenceLogged = false
     port.setPeer({ slot: SERVER_SLOT, peerId: 0, tunnelIp: resp.tunnelIp, endpointIp: opt.serverIp, endpointPort: opt.serverPort, relayVia: false })
     port.setRecvKey(SERVER_SLOT, localIndex, session.keys.dataRecv)
     port.setSendKey(SERVER_SLOT, session.keys.dataSend, session.remoteIndex)
@@ -188,19 +242,25 @@ export class ServerLink implements SessionOwner {
           break
         }
         if (!this.#ctx.fromServer(input.ip, input.port)) break
-        this.#lastPong = now
+        this.#heard(now)
         if (msg.txid !== 0 && this.#pings.has(msg.txid)) this.#hooks.observed(msg.observedIp, msg.observedPort, now)
         const sent = this.#pings.get(msg.txid)
         if (sent !== undefined) {
           this.#pings.delete(msg.txid)
-          const rtt = now - sent
-          this.#rttMs = this.#rttMs === null ? rtt : this.#rttMs * 0.8 + rtt * 0.2
+          this.#rtt.add(now - sent)
         }
         if (s === this.sessions.current) this.#reg = R.pongOnCurrent(this.#reg)
         break
       }
+      case CTL_PING: {
+        // The server measures its RTT to us (server.ts pings each client every 30 s): answer at once.
+        if (!this.#ctx.fromServer(input.ip, input.port)) break
+        this.#heard(now)
+        this.#send(s, { kind: CTL_PONG, txid: msg.txid, peerListVersion: 0, observedIp: input.ip, observedPort: input.port })
+        break
+      }
       case CTL_PEER_UPDATE: {
-        this.#lastPong = now
+        this.#heard(now)
         this.#hooks.peerUpdate(msg)
         break
       }
@@ -210,6 +270,15 @@ export class ServerLink implements SessionOwner {
         break
       }
       default: break
+    }
+  }
+
+  /** The server answered (a Pong, a PeerUpdate, its own Ping). */
+  #heard (now: number): void {
+    this.#lastPong = now
+    if (this.#silenceLogged) {
+      this.#silenceLogged = false
+      this.#ctx.log.info('the server answers again')
     }
   }
 
@@ -232,14 +301,33 @@ export class ServerLink implements SessionOwner {
     if (now - this.#lastLostPing >= C.LOST_PING_INTERVAL) { this.#lastLostPing = now; this.#ping(now) }
   }
 
+  /**
+   * `lightweight-tunnel ping` to the server: one keepalive-style Ping with
+   * the caller's txid on the current session (its Pong also counts as a
+   * keepalive answer). Returns false without a session.
+   */
+  sendUserPing (txid: number): boolean {
+    const s = this.sessions.current
+    if (s === null) return false
+    this.#send(s, { kind: CTL_PING, txid, peerListVersion: this.#hooks.peerListVersion() })
+    return true
+  }
+
   /** Ask the server's second port how it sees us (a NAT check), on the registration session. Returns the txid, or null without a session. */
   sendNatCheck (): number | null {
-    const s = this.sessions.current
-    if (s === null) return null
-    const { opt } = this.#ctx
+    if (this.sessions.current === null) return null
     const txid = this.#txid++ >>> 0
-    this.#ctx.port.sendControl(s.ctl.seal(encodeControl({ kind: CTL_PING, txid, peerListVersion: this.#hooks.peerListVersion() })), opt.serverIp, opt.serverPort + C.NAT_CHECK_PORT_OFFSET)
+    this.sendNatCheckTxid(txid)
     return txid
+  }
+
+  /** A NAT check with the caller's txid (netcheck); false without a session. */
+  sendNatCheckTxid (txid: number): boolean {
+    const s = this.sessions.current
+    if (s === null) return false
+    const { opt } = this.#ctx
+    this.#ctx.port.sendControl(s.ctl.seal(encodeControl({ kind: CTL_PING, txid, peerListVersion: this.#hooks.peerListVersion() })), opt.serverIp, opt.serverPort + C.NAT_CHECK_PORT_OFFSET)
+    return true
   }
 
   /** Registration / reconnection, keepalive, rekey, expiry of the server's sessions. */
@@ -250,7 +338,11 @@ export class ServerLink implements SessionOwner {
       if (now >= this.#reg.nextAttemptAt) this.#sendRegistration(now)
     } else {
       const cur = srv.current
-      if (now - this.#lastPong > Math.max(15_000, 3 * keepalive)) {
+      if (!this.#silenceLogged && this.#silentFor(now) !== null) {
+        this.#silenceLogged = true
+        this.#ctx.log.warn(this.problem ?? 'the server is not answering')
+      }
+      if (now - this.#lastPong > this.#reconnectAfter()) {
         this.#ctx.log.warn(`no answer from the server for ${Math.round((now - this.#lastPong) / 1000)} s; reconnecting`)
         this.#reg = R.lost(this.#reg)
         this.#sendRegistration(now)
@@ -258,7 +350,7 @@ export class ServerLink implements SessionOwner {
         this.#sendRegistration(now) // rekey = register again with the same instance id
       } else if (srv.hs.state === 'initSent' && now >= this.#reg.nextAttemptAt) {
         this.#sendRegistration(now)
-      } else if (now - this.#lastPingAt >= keepalive) {
+      } else if (now - this.#lastPingAt >= (this.#rtt.count < RTT_WARMUP ? RTT_WARMUP_GAP : keepalive)) {
         this.#ping(now)
       }
     }
@@ -282,14 +374,15 @@ export class ServerLink implements SessionOwner {
       path: this.#reg.state === 'registered' ? 'direct' : 'connecting',
       endpoint: formatEndpoint(opt.serverIp, opt.serverPort),
       publicEndpoint: formatEndpoint(opt.serverIp, opt.serverPort),
-      rttMs: this.#rttMs === null ? null : Math.round(this.#rttMs * 100) / 100,
+      rttMs: this.#rtt.min,
       txBytes: sc.txBytes,
       rxBytes: sc.rxBytes,
       txPackets: sc.txPackets,
       rxPackets: sc.rxPackets,
       session: describeSessions(this.sessions),
-      lastSeenSec: this.#lastPong === 0 ? null : Math.round((now - this.#lastPong) / 100) / 10,
-      note: this.#problem
+      lastSeenSec: lastSeen(this.#lastPong === 0 ? null : now - this.#lastPong, sc.lastRxMs === 0 ? null : this.#ctx.clock.wallNow() - sc.lastRxMs),
+      note: this.problem
     }
   }
 }
+

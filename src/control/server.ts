@@ -17,7 +17,7 @@
  * Sealed control messages are opened, and sessions rotated in and expired,
  * by session.ts (the same code as the client's).
  */
-import type { Clock } from '../clock.js'
+import type { Clock, WallClock } from '../clock.js'
 import type { Logger } from '../log.js'
 import type { ControlComponents, ControlHandler, ControlInput, DataplanePort } from './port.js'
 import { IndexTable, sameBytes, confirmPending, emptySessionSet, expireSessions, newSession, openSealedControl, sessionsOf, type Session, type SessionSet } from './session.js'
@@ -31,6 +31,8 @@ import { encodeControl, encodePeerUpdates, CTL_BYE, CTL_CONFIRM, CTL_PING, CTL_P
 import { PEER_UPDATE_MAX_BYTES } from '../wire/constants.js'
 import { broadcastAddress, endpointKey, formatEndpoint, inSubnet, intToIp, networkAddress } from '../wire/addr.js'
 import type { PeerStatus, StatusReport } from './status.js'
+import { RTT_WARMUP, RTT_WARMUP_GAP, RttWindow, SERVER_RTT_PING_INTERVAL, lastSeen } from './rtt.js'
+import { UserPings, type PingStarted } from './user-ping.js'
 
 /** The NAT-check port answers Pings only. */
 const NAT_CHECK_KINDS = [CTL_PING] as const
@@ -61,12 +63,16 @@ interface ClientRecord {
   sessions: SessionSet
   /** The LAN endpoints it announced (passed on to peers in the peer list). */
   lan: { ip: number, port: number }[]
+  /** Our RTT Pings to it (one per keepalive interval, from activation): txid → sent at, at most 4. */
+  pings: Map<number, number>
+  lastPingAt: number
+  rtt: RttWindow
 }
 
 export class ServerController implements ControlHandler {
   readonly #opt: ServerOptions
   readonly #port: DataplanePort
-  readonly #clock: Clock
+  readonly #clock: Clock & WallClock
   readonly #log: Logger
   readonly #byIp = new Map<number, ClientRecord>()
   readonly #byPeerId = new Map<number, ClientRecord>()
@@ -85,6 +91,10 @@ export class ServerController implements ControlHandler {
   readonly #network: number
   readonly #broadcast: number
   #rejectedInits = 0
+  /** Txids of our RTT Pings to clients (sequential, below 2^31: user pings have the top bit). */
+  #txid = 1
+  /** `lightweight-tunnel ping` probes in flight. */
+  readonly #userPings: UserPings
 
   constructor (opt: ServerOptions, c: ControlComponents, maxPeers: number) {
     this.#opt = opt
@@ -97,6 +107,7 @@ export class ServerController implements ControlHandler {
     this.#startedAt = c.clock.now()
     this.#network = networkAddress(opt.tunnelIp, opt.prefix)
     this.#broadcast = broadcastAddress(opt.tunnelIp, opt.prefix)
+    this.#userPings = new UserPings(c.random)
   }
 
   get clientCount (): number {
@@ -155,6 +166,7 @@ export class ServerController implements ControlHandler {
     } catch (err) {
       if (isVpnError(err, 'ERR_AUTH_FAILED')) {
         this.#rejectedInits++
+        this.handshakeCounters.handshakesAuthFailed++
         const idx = new DataView(input.bytes.buffer, input.bytes.byteOffset).getUint32(4, true)
         this.#sendReject(REJECT_AUTH_FAILED, idx, input.ip, input.port)
         if (this.#wrongKeyLog.allow(input.ip, now)) {
@@ -179,6 +191,7 @@ export class ServerController implements ControlHandler {
       observedPort: input.port
     })
     const refuse = (status: RespStatus, why: string): void => {
+      this.handshakeCounters.handshakesRefused++
       const { message } = createResponse(hs.state, 0, reply(status, 0))
       this.#port.sendControl(message, input.ip, input.port)
       if (this.#refusedLog.allow(`${input.ip}:${status}`, now)) {
@@ -225,7 +238,10 @@ export class ServerController implements ControlHandler {
         endpointPort: input.port,
         lastSeen: now,
         sessions: emptySessionSet(),
-        lan: req.lan
+        lan: req.lan,
+        pings: new Map(),
+        lastPingAt: -Infinity,
+        rtt: new RttWindow()
       }
       this.#byIp.set(ip, rec)
       this.#byPeerId.set(rec.peerId, rec)
@@ -234,6 +250,7 @@ export class ServerController implements ControlHandler {
     rec.lan = req.lan
     const localIndex = this.#indexes.allocate(rec)
     const { message, keys } = createResponse(hs.state, localIndex, reply(RESP_OK, rec.peerId))
+    this.handshakeCounters.handshakesAccepted++
     const session = newSession(localIndex, hs.senderIndex, keys, now, false)
     if (rec.sessions.pending) this.#dropSession(rec.sessions.pending)
     rec.sessions.pending = session
@@ -243,6 +260,8 @@ export class ServerController implements ControlHandler {
 
   /** NAT-check port datagrams answered, and dropped (malformed, unauthenticated, not a Ping). */
   readonly natCheckCounters = { natCheckAnswered: 0, natCheckDropped: 0 }
+  /** Registration handshakes (and rekeys): answered OK, refused (address, capacity), failed authentication (wrong key). status counters; metrics lwt_handshakes_total. */
+  readonly handshakeCounters = { handshakesAccepted: 0, handshakesRefused: 0, handshakesAuthFailed: 0 }
 
   /**
    * A datagram on the NAT-check port (listen port + 1): a client's Ping on its
@@ -286,6 +305,13 @@ export class ServerController implements ControlHandler {
         if (msg.peerListVersion !== this.#version) this.#sendFullList(rec, s)
         break
       }
+      case CTL_PONG: {
+        // The answer to one of our RTT Pings (clients of this version answer them), or to a user ping.
+        if (this.#userPings.answered(msg.txid, now)) break
+        const sent = rec.pings.get(msg.txid)
+        if (sent !== undefined) { rec.pings.delete(msg.txid); rec.rtt.add(now - sent) }
+        break
+      }
       case CTL_BYE: {
         this.#log.info('client left', { peer: intToIp(rec.tunnelIp) })
         this.#remove(rec, null)
@@ -308,6 +334,36 @@ export class ServerController implements ControlHandler {
     }
     this.#announce(rec)
     this.#sendFullList(rec, s)
+  }
+
+  /**
+   * An RTT Ping to a client on its current session (the client answers with
+   * a Pong; server-link.ts). RTT_WARMUP of them RTT_WARMUP_GAP apart
+   * from activation, then one per SERVER_RTT_PING_INTERVAL: status and metrics show the lowest of the last
+   * few (rtt.ts).
+   */
+  #rttPing (rec: ClientRecord, now: number): void {
+    const s = rec.sessions.current
+    if (s === null || !rec.active) return
+    const txid = this.#txid
+    this.#txid = this.#txid >= 0x7fffffff ? 1 : this.#txid + 1
+    rec.pings.set(txid, now)
+    if (rec.pings.size > 4) rec.pings.delete(rec.pings.keys().next().value!)
+    rec.lastPingAt = now
+    this.#port.sendControl(s.ctl.seal(encodeControl({ kind: CTL_PING, txid, peerListVersion: this.#version })), rec.endpointIp, rec.endpointPort)
+  }
+
+  /** `lightweight-tunnel ping` to a client: one Ping on its current session; `onReply(rttMs)` when the Pong is read. */
+  ping (tunnelIp: number, onReply: (rttMs: number) => void): PingStarted | string {
+    const rec = this.#byIp.get(tunnelIp)
+    if (tunnelIp === this.#opt.tunnelIp) return `${intToIp(tunnelIp)} is this server's own tunnel address`
+    if (rec === undefined || !rec.active) return `${intToIp(tunnelIp)} is not a registered client; see lightweight-tunnel status`
+    const s = rec.sessions.current
+    if (s === null) return `${intToIp(tunnelIp)} has no session yet`
+    const txid = this.#userPings.txid()
+    if (txid === null) return 'too many pings in flight; try again in a moment'
+    this.#port.sendControl(s.ctl.seal(encodeControl({ kind: CTL_PING, txid, peerListVersion: this.#version })), rec.endpointIp, rec.endpointPort)
+    return { path: 'direct', endpoint: formatEndpoint(rec.endpointIp, rec.endpointPort), cancel: this.#userPings.expect(txid, this.#clock.now(), onReply) }
   }
 
   #route (rec: ClientRecord) {
@@ -365,7 +421,8 @@ export class ServerController implements ControlHandler {
         continue
       }
       const ss = rec.sessions
-      if (expireSessions(ss, now, this.#dropSession, false) && !rec.active && ss.current === null) this.#remove(rec, null)
+      if (expireSessions(ss, now, this.#dropSession, false) && !rec.active && ss.current === null) { this.#remove(rec, null); continue }
+      if (rec.active && now - rec.lastPingAt >= (rec.rtt.count < RTT_WARMUP ? RTT_WARMUP_GAP : SERVER_RTT_PING_INTERVAL)) this.#rttPing(rec, now)
     }
     if (this.#pendingChanges.length > 0 && now - this.#lastUpdateFlush >= C.PEER_UPDATE_INTERVAL) {
       this.#lastUpdateFlush = now
@@ -404,13 +461,13 @@ export class ServerController implements ControlHandler {
         path: 'direct',
         endpoint: formatEndpoint(rec.endpointIp, rec.endpointPort),
         publicEndpoint: formatEndpoint(rec.endpointIp, rec.endpointPort),
-        rttMs: null,
+        rttMs: rec.rtt.min,
         txBytes: c.txBytes,
         rxBytes: c.rxBytes,
         txPackets: c.txPackets,
         rxPackets: c.rxPackets,
         session: rec.sessions.current ? 'established' : 'handshaking',
-        lastSeenSec: Math.round((now - rec.lastSeen) / 100) / 10,
+        lastSeenSec: lastSeen(now - rec.lastSeen, c.lastRxMs === 0 ? null : this.#clock.wallNow() - c.lastRxMs),
         note: null
       })
     }

@@ -18,7 +18,7 @@ export interface PeerStatus {
   endpoint: string | null
   /** The peer's public endpoint as the server sees it, or null. */
   publicEndpoint: string | null
-  /** Smoothed round-trip time over the current path, or null when unmeasured. */
+  /** Round trip over the current path: the lowest of the last 5 control Ping/Pong round trips (control/rtt.ts), ms, or null when unmeasured. */
   rttMs: number | null
   txBytes: number
   rxBytes: number
@@ -26,7 +26,7 @@ export interface PeerStatus {
   rxPackets: number
   /** 'none' | 'handshaking' | 'established' */
   session: string
-  /** Seconds since a packet last arrived from this peer, or null. */
+  /** Seconds since an authenticated packet (data or control) last arrived from this peer, or null. */
   lastSeenSec: number | null
   /** Why the path is what it is, in plain words, or null. */
   note: string | null
@@ -48,7 +48,11 @@ export interface StatusReport {
   /** Server: "0.0.0.0:9000". Client: the server address. */
   listen: string | null
   server: string | null
-  /** Client: 'registering' | 'registered' | 'rejected' | 'reconnecting'. Server: 'running'. */
+  /**
+   * Client: 'registering' | 'registered' | 'unresponsive' (registered, but the
+   * server has not answered for 2 keepalives + 1 s; `problem` says since when)
+   * | 'rejected' | 'reconnecting'. Server: 'running'.
+   */
   state: string
   /** Plain-language reason when something is wrong (e.g. the key was rejected), else null. */
   problem: string | null

@@ -54,7 +54,8 @@ t.test('defaults', async t => {
     keepalive: 10,
     logLevel: 'info',
     placement: 'fused',
-    fastPath: true
+    fastPath: true,
+    metrics: null
   })
   const c = run(CLIENT).config
   t.same(c.listen, { host: '0.0.0.0', port: 0 })
@@ -97,6 +98,10 @@ const okCases: OkCase[] = [
   { name: '--fast-path=false (client)', argv: [...CLIENT, '--fast-path=false'], expect: { fastPath: false } },
   { name: '--fast-path explicitly', argv: [...CLIENT, '--fast-path'], expect: { fastPath: true } },
   { name: '--mtu auto', argv: [...SERVER, '--mtu', 'auto'], expect: { mtu: 1400 } },
+  { name: '--metrics PORT binds loopback', argv: [...SERVER, '--metrics', '9100'], expect: { metrics: { host: '127.0.0.1', port: 9100 } } },
+  { name: '--metrics localhost:PORT', argv: [...CLIENT, '--metrics=localhost:9101'], expect: { metrics: { host: '127.0.0.1', port: 9101 } } },
+  { name: '--metrics with an explicit host', argv: [...SERVER, '--metrics', '0.0.0.0:9100'], expect: { metrics: { host: '0.0.0.0', port: 9100 } } },
+  { name: '--metrics off', argv: [...SERVER, '--metrics', 'off'], expect: { metrics: null } },
   { name: 'options before the command', argv: ['--tun', '10.0.0.1/24', '--key', 'abcdefgh', 'server'], expect: { mode: 'server', key: 'abcdefgh' } },
   { name: 'same flag twice, same value', argv: [...SERVER, '--mtu', '1300', '--mtu', '1300'], expect: { mtu: 1300 } },
   { name: '--dev changes the default control path', argv: [...SERVER, '--dev', 'lwt7'], expect: { dev: 'lwt7', control: SOCK('lwt7') } },
@@ -183,6 +188,15 @@ const badCases: BadCase[] = [
   { name: '--no-p2p takes no value', argv: [...CLIENT, '--no-p2p=x'], problems: [/--no-p2p: expected no value/] },
   { name: 'status with a daemon option', argv: ['status', '--mtu', '1400'], problems: [/--mtu: not an option of status/] },
   { name: 'status with --control and --dev', argv: ['status', '--control', '/tmp/a.sock', '--dev', 'lwt1'], problems: [/--control and --dev conflict/] },
+  { name: 'status --all with --dev', argv: ['status', '--all', '--dev', 'lwt1'], problems: [/--dev and --all conflict: each chooses which daemon to ask/] },
+  { name: 'status -c with a missing file', argv: ['status', '-c', '/nonexistent/x.json'], problems: [/-c: expected a readable JSON config file, got "\/nonexistent\/x\.json" \(no such file\)/] },
+  { name: 'ping without a peer', argv: ['ping'], problems: [/ping: expected the peer's tunnel address, e\.g\. lightweight-tunnel ping 10\.0\.0\.3/] },
+  { name: 'ping a host name', argv: ['ping', 'bob'], problems: [/ping: expected the peer's tunnel address as an IPv4 address such as 10\.0\.0\.3, got "bob"/] },
+  { name: 'ping bad numbers', argv: ['ping', '10.0.0.3', '-c', '0', '-i', '0.01', '-W', 'x'], problems: [/-c: expected a number of pings, 1\.\.100000, got "0"/, /-i: expected seconds between pings \(0\.2 or more\), 0\.2\.\.3600, got "0\.01"/, /-W: expected seconds to wait for each answer, 0\.1\.\.8, got "x"/] },
+  { name: 'ping with two peers', argv: ['ping', '10.0.0.3', '10.0.0.4'], problems: [/ping: unexpected argument "10\.0\.0\.4"/] },
+  { name: 'netcheck with a daemon option', argv: ['netcheck', '--mtu', '1400'], problems: [/--mtu: not an option of netcheck/] },
+  { name: 'check without a file', argv: ['check'], problems: [/check: expected the config file to check/] },
+  { name: '--metrics not a port', argv: ['server', '--tun', '10.0.0.1/24', '--key', 'k'.repeat(16), '--metrics', 'http://x'], problems: [/--metrics: expected a local IPv4 address .*--metrics takes HOST:PORT or a PORT on 127\.0\.0\.1/, /--metrics: expected a port 1\.\.65535/] },
   { name: 'help with an unknown topic', argv: ['help', 'everything'], problems: [/help: unknown topic "everything"/] },
   {
     name: 'every problem is listed, not just the first',
@@ -215,11 +229,17 @@ t.test('usage errors', async t => {
 
 t.test('other commands', async t => {
   const cases: Array<{ name: string, argv: string[], expect: Command }> = [
-    { name: 'status', argv: ['status'], expect: { kind: 'status', json: false, control: SOCK('lwt0') } },
-    { name: 'status --json', argv: ['status', '--json'], expect: { kind: 'status', json: true, control: SOCK('lwt0') } },
-    { name: 'status --dev', argv: ['status', '--dev', 'lwt3'], expect: { kind: 'status', json: false, control: SOCK('lwt3') } },
-    { name: 'status --control', argv: ['status', '--control=/tmp/s.sock', '--json'], expect: { kind: 'status', json: true, control: '/tmp/s.sock' } },
-    { name: 'status --verbose is tolerated', argv: ['status', '--verbose'], expect: { kind: 'status', json: false, control: SOCK('lwt0') } },
+    { name: 'status (find the daemons)', argv: ['status'], expect: { kind: 'status', json: false, control: null, all: false } },
+    { name: 'status --json', argv: ['status', '--json'], expect: { kind: 'status', json: true, control: null, all: false } },
+    { name: 'status --dev', argv: ['status', '--dev', 'lwt3'], expect: { kind: 'status', json: false, control: SOCK('lwt3'), all: false } },
+    { name: 'status --control', argv: ['status', '--control=/tmp/s.sock', '--json'], expect: { kind: 'status', json: true, control: '/tmp/s.sock', all: false } },
+    { name: 'status --all', argv: ['status', '--all'], expect: { kind: 'status', json: false, control: null, all: true } },
+    { name: 'status --verbose is tolerated', argv: ['status', '--verbose'], expect: { kind: 'status', json: false, control: null, all: false } },
+    { name: 'ping with defaults', argv: ['ping', '10.0.0.3'], expect: { kind: 'ping', peer: '10.0.0.3', count: 4, intervalMs: 1000, timeoutMs: 2000, json: false, control: null } },
+    { name: 'ping -c -i -W --dev', argv: ['ping', '-c', '10', '-i', '0.5', '-W', '1', '--dev', 'lwt3', '10.0.0.3'], expect: { kind: 'ping', peer: '10.0.0.3', count: 10, intervalMs: 500, timeoutMs: 1000, json: false, control: SOCK('lwt3') } },
+    { name: 'ping --count --json', argv: ['ping', '10.0.0.1', '--count=2', '--json'], expect: { kind: 'ping', peer: '10.0.0.1', count: 2, intervalMs: 1000, timeoutMs: 2000, json: true, control: null } },
+    { name: 'netcheck', argv: ['netcheck'], expect: { kind: 'netcheck', json: false, control: null } },
+    { name: 'netcheck --json --control', argv: ['netcheck', '--json', '--control', '/tmp/n.sock'], expect: { kind: 'netcheck', json: true, control: '/tmp/n.sock' } },
     { name: 'help', argv: ['help'], expect: { kind: 'help' } },
     { name: 'help server', argv: ['help', 'server'], expect: { kind: 'help', topic: 'server' } },
     { name: '-h', argv: ['-h'], expect: { kind: 'help' } },
@@ -348,7 +368,7 @@ t.test('control socket path is per device and per network namespace', async t =>
   const own = currentNetnsId()
   t.ok(own !== null && /^[0-9]+$/.test(own), 'the netns id is an inode number')
   t.equal(controlPathFor('lwt0'), `/run/lightweight-tunnel/lwt0.${own}.sock`)
-  t.equal((parseCommand(['status']) as { control: string }).control, controlPathFor('lwt0'))
+  t.equal((parseCommand(['status', '--dev', 'lwt0']) as { control: string }).control, controlPathFor('lwt0'))
 
   const ns = `lwtcfg${process.pid}`
   t.test('in another namespace (ip netns exec)', async t => {
@@ -408,8 +428,9 @@ t.test('help text is a manual page and matches the options', async t => {
   for (const o of ['--listen', '--remote', '--tun', '--key', '--dev', '--control', '--mtu', '--max-clients', '--p2p', '--no-p2p', '--keepalive', '--log-level', '--quiet', '--verbose', '--json', '-c', '-g', '-m server', '-tun-name', '-p2p=false', 'SIGTERM', 'SIGINT', '/run/lightweight-tunnel/<dev>.<netns-id>.sock']) {
     t.ok(h.includes(o), o)
   }
-  for (const topic of ['server', 'client', 'status', 'demo', 'version', 'config']) t.ok(helpText(topic).length > 100, topic)
-  for (const topic of [undefined, 'server', 'client', 'status', 'demo', 'version', 'config']) {
+  for (const o of ['--metrics', '--all', 'ping PEER', 'netcheck', 'check', 'WITHOUT AUTHENTICATION']) t.ok(h.includes(o), o)
+  for (const topic of ['server', 'client', 'status', 'demo', 'version', 'config', 'ping', 'netcheck', 'check', 'metrics']) t.ok(helpText(topic).length > 100, topic)
+  for (const topic of [undefined, 'server', 'client', 'status', 'demo', 'version', 'config', 'ping', 'netcheck', 'check', 'metrics']) {
     const long = helpText(topic).split('\n').filter(l => l.length > 80)
     t.same(long, [], `every line of help ${topic ?? ''} fits 80 columns`)
   }

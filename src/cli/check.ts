@@ -1,0 +1,28 @@
+/**
+ * `lightweight-tunnel check -c FILE`: the config file validated exactly as a
+ * daemon start would (config/load.ts), without starting anything, like
+ * `nebula -test`. Exit 0 with a one-line summary (and any warnings), or 2
+ * with every problem, each naming its key.
+ *
+ *   config OK: client 10.0.0.2/24 → vpn.example.com:9000 (dev lwt0, mtu 1400)
+ */
+import type { Config } from '../config/schema.js'
+
+export function summarize (c: Config): string {
+  const extras = [`dev ${c.dev}`, `mtu ${c.mtu}`]
+  if (c.metrics !== null) extras.push(`metrics on ${c.metrics.host}:${c.metrics.port}`)
+  if (c.mode === 'server') {
+    return `config OK: server ${c.tun.ip}/${c.tun.prefix} listening on ${c.listen.host}:${c.listen.port} (${[...extras, `up to ${c.maxClients} clients`].join(', ')})`
+  }
+  return `config OK: client ${c.tun.ip}/${c.tun.prefix} → ${c.remote!.host}:${c.remote!.port} (${[...extras, c.p2p ? 'direct paths on' : 'relay only'].join(', ')})`
+}
+
+/** The report of `check`: [stdout, stderr, exit code]. */
+export function checkReport (file: string, config: Config | null, problems: readonly string[], warnings: readonly string[]): { stdout: string, stderr: string, code: number } {
+  const warn = warnings.map(w => `warning: ${w}\n`).join('')
+  if (config === null || problems.length > 0) {
+    const n = problems.length
+    return { stdout: '', stderr: warn + problems.map(p => `${file}: ${p}\n`).join('') + `config ${file} has ${n} problem${n === 1 ? '' : 's'}\n`, code: 2 }
+  }
+  return { stdout: summarize(config) + '\n', stderr: warn, code: 0 }
+}
