@@ -31,7 +31,6 @@ const SD_PRIORITY: Record<Level, string> = { error: '<3>', warn: '<4>', info: '<
 
 /** The line shapes; 'text' and 'json' are what --log-format chooses, 'journal' is text under journald. */
 export type LogFormat = 'text' | 'json' | 'journal'
-export const LOG_FORMATS = ['text', 'json'] as const
 
 export type Fields = Record<string, unknown>
 

@@ -20,7 +20,7 @@
 import { resolve } from 'node:path'
 import { DEFAULTS, controlPathFor, currentNetnsId } from '../config/defaults.js'
 import { loadConfig, type FlagValue, type LoadEnv } from '../config/load.js'
-import { show } from '../config/messages.js'
+import { closest, show } from '../config/messages.js'
 import { SETTINGS, type Config, type SettingKey } from '../config/schema.js'
 import { checkControl, checkDev } from '../config/validate.js'
 import { VpnError } from '../errors.js'
@@ -84,6 +84,12 @@ function isCommand (s: string): boolean {
   return (COMMANDS as readonly string[]).includes(s)
 }
 
+/** " (did you mean `status`?)" for a misspelled command word, or "". */
+function suggestCommand (word: string): string {
+  const best = closest(word, COMMANDS)
+  return best === null ? '' : ` (did you mean ${show(best)}?)`
+}
+
 function tokenize (argv: readonly string[], problems: string[]): Tokens {
   const out: Tokens = { command: null, positionals: [], occurrences: [] }
   let onlyPositionals = false
@@ -95,7 +101,7 @@ function tokenize (argv: readonly string[], problems: string[]): Tokens {
           out.command = { name: token, token }
           continue
         }
-        problems.push(`unknown command ${show(token)}: expected one of ${COMMANDS.join(', ')} (or Go-style flags such as -m server)`)
+        problems.push(`unknown command ${show(token)}${suggestCommand(token)}: expected one of ${COMMANDS.join(', ')} (or Go-style flags such as -m server)`)
         out.command = { name: '?', token }
         continue
       }
@@ -234,7 +240,7 @@ function parseHelp (tokens: Tokens, cmd: string | null): Command {
     topic = cmd
   }
   if (topic !== undefined && !(HELP_TOPICS as readonly string[]).includes(topic)) {
-    throw new UsageError([`help: unknown topic ${show(topic)}: expected one of ${HELP_TOPICS.join(', ')}`])
+    throw new UsageError([`help: unknown topic ${show(topic)}${topic.length > 1 && closest(topic, HELP_TOPICS) !== null ? ` (did you mean ${show(closest(topic, HELP_TOPICS))}?)` : ''}: expected one of ${HELP_TOPICS.join(', ')}`])
   }
   if (topic === 'help') topic = undefined
   return topic === undefined ? { kind: 'help' } : { kind: 'help', topic }

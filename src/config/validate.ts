@@ -45,8 +45,15 @@ export function checkInt (raw: Raw, min: number, max: number, what: string, prob
   if (raw.from === 'flag') {
     const s = String(raw.value)
     n = /^[0-9]{1,9}$/.test(s) ? Number(s) : NaN
+  } else if (typeof raw.value !== 'number') {
+    // The file says what type it means: a quoted number is a string, not a number.
+    const unquoted = typeof raw.value === 'string' && /^\s*-?[0-9]+(\.[0-9]+)?\s*$/.test(raw.value)
+      ? `; write it without quotes: ${raw.value.trim()}`
+      : ''
+    problems.push(`${raw.source}: must be a number (${what}), got ${typeof raw.value === 'string' ? 'the string ' : ''}${show(raw.value)}${unquoted}`)
+    return null
   } else {
-    n = typeof raw.value === 'number' && Number.isInteger(raw.value) ? raw.value : NaN
+    n = Number.isInteger(raw.value) ? raw.value : NaN
   }
   if (Number.isNaN(n) || n < min || n > max) {
     problems.push(`${raw.source}: expected ${what}, got ${show(raw.value)}`)
