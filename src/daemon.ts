@@ -11,15 +11,27 @@
  *                                   │ status()
  *                                   ▼
  *                          control socket (status for the CLI)
+ *
+ * Signals: SIGINT / SIGTERM stop; SIGHUP reloads the config file
+ * (config/reload.ts says what applies live, the rest is named in one log line
+ * as needing a restart). Every way out (a signal, a start-up failure, a fatal
+ * dataplane error such as the TUN device vanishing, an uncaught exception)
+ * goes through the same teardown, which removes the control socket; a
+ * process 'exit' hook removes it too if anything ends the process before.
+ * A client's --remote name is resolved after the device is up: while it does
+ * not resolve, the daemon waits (status: state "resolving") with backoff;
+ * while the server does not answer, the name is looked up again (at most
+ * every RERESOLVE_INTERVAL) and a new address is followed.
  */
 import { lookup } from 'node:dns/promises'
 import { createSocket, type Socket } from 'node:dgram'
 import { networkInterfaces } from 'node:os'
-import { readFileSync } from 'node:fs'
+import { lstatSync, readFileSync, unlinkSync } from 'node:fs'
 import type { Config } from './config/schema.js'
+import { describeChanges, planReload } from './config/reload.js'
 import { systemClock } from './clock.js'
 import { systemRandom } from './random.js'
-import type { Logger } from './log.js'
+import { chooseFormat, underJournald, type Level, type Logger } from './log.js'
 import { VpnError, describeError } from './errors.js'
 import { derivePsk } from './crypto/kdf.js'
 import { Dataplane } from './dataplane/dataplane.js'
@@ -28,7 +40,7 @@ import { ClientController } from './control/client.js'
 import { NAT_CHECK_PORT_OFFSET, TICK } from './control/constants.js'
 import { Ticker } from './control/ticker.js'
 import { startControlServer } from './cli/control-protocol.js'
-import { ipToInt, intToIp } from './wire/addr.js'
+import { ipToInt, intToIp, isIpv4 } from './wire/addr.js'
 import type { StatusReport } from './control/status.js'
 import type { ControlHandler } from './control/port.js'
 
@@ -46,26 +58,106 @@ export function packageVersion (): string {
   }
 }
 
-async function resolveRemote (host: string): Promise<number> {
-  try {
-    const r = await lookup(host, { family: 4 })
-    return ipToInt(r.address)
-  } catch (err) {
-    throw new VpnError('ERR_RESOLVE', `cannot resolve the server address "${host}"`, { cause: err, hint: 'check --remote; only IPv4 servers are supported in this version' })
-  }
+/** The system resolver (getaddrinfo: /etc/hosts, then DNS), IPv4 only. */
+async function lookupIpv4 (host: string): Promise<string> {
+  return (await lookup(host, { family: 4 })).address
 }
+
+/** What SIGHUP gets from loading the config file again with the flags of the start. */
+export interface Reloaded {
+  readonly config: Config | null
+  readonly warnings: readonly string[]
+  readonly problems: readonly string[]
+}
+
+export interface DaemonOptions {
+  /** Loads the config file again (SIGHUP); null or absent when the daemon was started with flags only. */
+  reload?: (() => Reloaded) | null
+  /** Resolves the server's host name to an IPv4 address (default: the system resolver). */
+  resolve?: (host: string) => Promise<string>
+  /** The shortest interval between two look-ups of the server's name while it does not answer (ms; tests shorten it). */
+  reresolveMs?: number
+}
+
+/** Waiting for the server's name at start: first retry after 1 s, doubling up to 30 s. */
+const RESOLVE_RETRY_MIN = 1000
+const RESOLVE_RETRY_MAX = 30_000
+/** While the server does not answer, look its name up again at most this often (ms): DNS TTLs of dynamic-DNS names are 30–300 s. */
+const RERESOLVE_INTERVAL = 30_000
+/** How often the daemon checks whether the server stopped answering (ms; no look-up unless due). */
+const RERESOLVE_CHECK = 1000
 
 /**
  * Run a daemon until SIGINT/SIGTERM. Returns the process exit code.
  * Everything started is stopped again, also when start-up fails halfway.
  */
-export async function runDaemon (config: Config, log: Logger): Promise<number> {
+export async function runDaemon (config: Config, log: Logger, opts: DaemonOptions = {}): Promise<number> {
   const version = packageVersion()
   const startedWall = Date.now()
   log.info(`lightweight-tunnel ${version} starting`, { mode: config.mode, dev: config.dev, tun: `${config.tun.ip}/${config.tun.prefix}` })
 
-  const serverIp = config.mode === 'client' && config.remote ? await resolveRemote(config.remote.host) : 0
-  const psk = await derivePsk(config.key)
+  const resolveHost = opts.resolve ?? lookupIpv4
+  /** The config in force: the start's, with the live changes of each reload. */
+  let running = config
+  let serverIp = config.mode === 'client' && config.remote !== null && isIpv4(config.remote.host) ? ipToInt(config.remote.host) : 0
+  /** Set while the client waits for its server's name to resolve (status: state "resolving"). */
+  let resolving: string | null = null
+
+  let fatal: Error | null = null
+  let wake: () => void = () => {}
+  let stopping = false
+  const stopped = new Promise<void>((resolve) => { wake = () => { stopping = true; resolve() } })
+  const onFatal = (err: Error): void => { fatal ??= err; wake() }
+  let started = false
+  // Signals are taken before the slow parts (key derivation, the device) so
+  // none of them can end the process without the teardown below.
+  const onSignal = (sig: string): void => { log.info(`${sig} received, shutting down`); wake() }
+  const sigint = (): void => onSignal('SIGINT')
+  const sigterm = (): void => onSignal('SIGTERM')
+  const sighup = (): void => {
+    if (!started) { log.warn('SIGHUP received while starting; send it again once the daemon is ready to reload the config'); return }
+    reloadConfig()
+  }
+  const uncaught = (err: unknown): void => {
+    log.error('internal error (a bug: please report it); shutting down', { err: err instanceof Error ? (err.stack ?? err.message) : String(err) })
+    onFatal(err instanceof Error ? err : new Error(String(err)))
+  }
+  // A lost reader of stderr (`… 2>&1 | head -1`): the logger stops writing
+  // (log.ts StderrSink); this keeps anything else written to process.stderr
+  // (a Node warning) from turning EPIPE into an uncaught exception.
+  const stderrError = (): void => {}
+  let controlIno: bigint | null = null
+  /** Last resort for any exit that skips the teardown: remove our socket if it is still ours. */
+  const onExit = (): void => {
+    if (controlIno === null) return
+    try { if (lstatSync(config.control, { bigint: true }).ino === controlIno) unlinkSync(config.control) } catch { /* gone already */ }
+  }
+  process.on('SIGINT', sigint)
+  process.on('SIGTERM', sigterm)
+  process.on('SIGHUP', sighup)
+  process.on('uncaughtException', uncaught)
+  process.on('unhandledRejection', uncaught)
+  process.stderr.on('error', stderrError)
+  process.on('exit', onExit)
+  const removeProcessHooks = (): void => {
+    process.off('SIGINT', sigint)
+    process.off('SIGTERM', sigterm)
+    process.off('SIGHUP', sighup)
+    process.off('uncaughtException', uncaught)
+    process.off('unhandledRejection', uncaught)
+    process.stderr.off('error', stderrError)
+    process.off('exit', onExit)
+  }
+
+  let psk: Uint8Array
+  try {
+    psk = await derivePsk(config.key)
+  } catch (err) {
+    removeProcessHooks()
+    log.error(describeError(err))
+    return 1
+  }
+  if (stopping) { removeProcessHooks(); log.info('stopped before start-up finished'); return 0 }
   const maxPeers = maxPeersFor(config)
   const dataplane = new Dataplane({
     mode: config.mode,
@@ -90,7 +182,7 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
       tunnelIp: config.tun.ipInt,
       prefix: config.tun.prefix,
       mtu: config.mtu,
-      serverIp,
+      serverIp, // 0 until the name resolves (setServerEndpoint)
       serverPort: config.remote!.port,
       keepaliveSec: config.keepalive,
       serverName: `${config.remote!.host}:${config.remote!.port}`,
@@ -98,13 +190,9 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
       localEndpoints: () => localEndpoints(dataplane.port, config.tun.ipInt)
     }, { port: dataplane, clock: systemClock, random: systemRandom, log: log.child('client') }, maxPeers)
 
-  let fatal: Error | null = null
-  let wake: () => void = () => {}
-  const stopped = new Promise<void>((resolve) => { wake = resolve })
-  const onFatal = (err: Error): void => { fatal ??= err; wake() }
-
   const status = (): StatusReport => {
     const s = controller.status()
+    if (resolving !== null) { s.state = 'resolving'; s.problem = resolving; s.peers = [] }
     return {
       mode: config.mode,
       version,
@@ -113,7 +201,7 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
       prefix: config.tun.prefix,
       mtu: config.mtu,
       listen: config.mode === 'server' ? `${config.listen.host}:${dataplane.port}` : null,
-      server: config.mode === 'client' ? `${intToIp(serverIp)}:${config.remote!.port}` : null,
+      server: config.mode === 'client' ? `${serverIp === 0 ? config.remote!.host : intToIp(serverIp)}:${config.remote!.port}` : null,
       state: s.state,
       problem: s.problem,
       uptimeSec: Math.round((Date.now() - startedWall) / 1000),
@@ -133,18 +221,106 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
     onEndpoint: (slot, ip, port) => { controller.onEndpoint(slot, ip, port); ticker.kick(controller.tickInterval()) }
   }
   let natCheck: Socket | null = null
-  const onSignal = (sig: string): void => { log.info(`${sig} received, shutting down`); wake() }
-  const sigint = (): void => onSignal('SIGINT')
-  const sigterm = (): void => onSignal('SIGTERM')
-  process.on('SIGINT', sigint)
-  process.on('SIGTERM', sigterm)
+
+  /** SIGHUP: load the file again, apply what can change live, name the rest. */
+  const reloadConfig = (): void => {
+    if (opts.reload === undefined || opts.reload === null) {
+      log.info('SIGHUP received: started without a config file (-c), so there is nothing to reload; running on')
+      return
+    }
+    const r = opts.reload()
+    if (r.config === null) {
+      log.error(`SIGHUP: the config file has ${r.problems.length === 1 ? 'a problem' : `${r.problems.length} problems`}; the running config is kept`)
+      for (const p of r.problems) log.error(`reload: ${p}`)
+      return
+    }
+    for (const w of r.warnings) log.warn(`reload: ${w}`)
+    const plan = planReload(running, r.config, { maxClientsAtStart: config.maxClients })
+    for (const c of plan.live) {
+      switch (c.key) {
+        case 'logLevel': log.setLevel(c.to as Level); break
+        case 'logFormat': log.setFormat(chooseFormat(c.to as 'text' | 'json', underJournald())); break
+        case 'keepalive': controller.setKeepalive(c.to as number); break
+        case 'maxClients': if (controller instanceof ServerController) controller.setMaxClients(c.to as number); break
+        default: break
+      }
+    }
+    running = plan.effective
+    if (plan.live.length === 0 && plan.restart.length === 0) log.info('SIGHUP: config reloaded; nothing changed')
+    if (plan.live.length > 0) log.info(`SIGHUP: config reloaded; applied ${describeChanges(plan.live)}`)
+    if (plan.restart.length > 0) log.warn(`SIGHUP: these changes need a restart and are not applied (the running values stay): ${describeChanges(plan.restart)}`)
+  }
+
+  /** Sleeps `ms`, or less when the daemon stops. */
+  const pause = async (ms: number): Promise<void> => {
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([stopped, new Promise<void>((resolve) => { timer = setTimeout(resolve, ms) })])
+    clearTimeout(timer)
+  }
+  /** The server's name as an address, or null when the daemon stops first; waits (and says so once) while it does not resolve. */
+  const waitForName = async (host: string): Promise<number | null> => {
+    let delay = RESOLVE_RETRY_MIN
+    for (;;) {
+      try {
+        const ip = await Promise.race([resolveHost(host), stopped.then(() => null)])
+        if (ip === null) return null
+        if (!isIpv4(ip)) throw new Error(`the resolver returned ${JSON.stringify(ip)}, not an IPv4 address`)
+        if (resolving !== null) log.info(`the server name ${host} resolves now, to ${ip}`)
+        resolving = null
+        return ipToInt(ip)
+      } catch (err) {
+        const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message
+        if (resolving === null) {
+          log.warn(`cannot resolve the server name ${host} (${why}); waiting for it, retrying after 1 s and backing off to 30 s`, { server: `${host}:${config.remote!.port}` })
+        }
+        resolving = `waiting for the server name ${host} to resolve (${why}); check --remote and this host's DNS`
+        await pause(delay)
+        if (stopping) return null
+        delay = Math.min(delay * 2, RESOLVE_RETRY_MAX)
+      }
+    }
+  }
+  /** While the server does not answer, look its name up again (at most every reresolveMs) and follow a new address. */
+  let reresolveTimer: NodeJS.Timeout | null = null
+  let lastLookup = Date.now()
+  let lookingUp = false
+  const reresolve = (host: string, port: number): void => {
+    if (!(controller instanceof ClientController) || lookingUp || stopping) return
+    if (controller.state !== 'reconnecting' && controller.state !== 'registering') return
+    if (Date.now() - lastLookup < (opts.reresolveMs ?? RERESOLVE_INTERVAL)) return
+    lookingUp = true
+    lastLookup = Date.now()
+    resolveHost(host).then((ip) => {
+      if (stopping || !isIpv4(ip)) return
+      const n = ipToInt(ip)
+      if (n === serverIp) { log.debug(`the server name ${host} still resolves to ${ip}`); return }
+      log.info(`the server name ${host} now resolves to ${ip} (was ${intToIp(serverIp)}); registering there`, { server: `${host}:${port}` })
+      serverIp = n
+      controller.setServerEndpoint(n, port)
+      ticker.kick(controller.tickInterval())
+    }, (err: unknown) => {
+      log.debug(`looking up the server name ${host} again failed; keeping ${intToIp(serverIp)}`, { err: (err as NodeJS.ErrnoException).code ?? (err as Error).message })
+    }).finally(() => { lookingUp = false })
+  }
+
   try {
     await dataplane.start(handler, onFatal)
     control = await startControlServer(config.control, async (req) => {
       if (req.cmd === 'status') return status()
       throw new VpnError('ERR_USAGE', `unknown control command "${String(req.cmd)}"`)
     }, log.child('control'))
+    try { controlIno = lstatSync(config.control, { bigint: true }).ino } catch { /* checked again at exit */ }
     if (controller instanceof ServerController) natCheck = await openNatCheck(controller, config.listen.host, dataplane.port + NAT_CHECK_PORT_OFFSET, log)
+    started = true
+    if (controller instanceof ClientController && serverIp === 0) {
+      const remote = config.remote!
+      const ip = await waitForName(remote.host)
+      if (ip === null) { await stopped; throw new StopBeforeReady() }
+      serverIp = ip
+      lastLookup = Date.now()
+      controller.setServerEndpoint(ip, remote.port)
+      reresolveTimer = setInterval(() => { reresolve(remote.host, remote.port) }, RERESOLVE_CHECK)
+    }
     ticker.start()
     const off = dataplane.offloads
     const dp = `${config.placement}, TUN offloads ${off.tunOffload}, UDP GRO ${off.udpGro ? 'on' : 'off'}, fast path ${off.fastPath ? 'on' : 'off'}`
@@ -155,15 +331,16 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
     }
     await stopped
   } catch (err) {
-    fatal ??= err instanceof Error ? err : new Error(String(err))
+    if (!(err instanceof StopBeforeReady)) fatal ??= err instanceof Error ? err : new Error(String(err))
   } finally {
-    process.off('SIGINT', sigint)
-    process.off('SIGTERM', sigterm)
+    if (reresolveTimer !== null) clearInterval(reresolveTimer)
     ticker.stop()
     if (natCheck) natCheck.close()
     try { controller.shutdown() } catch { /* best effort */ }
     if (control) await control.close().catch(() => {})
     await dataplane.close().catch((err: unknown) => { log.error('closing the dataplane failed', { err }) })
+    onExit()
+    removeProcessHooks()
   }
   if (fatal !== null) {
     log.error(describeError(fatal))
@@ -172,6 +349,9 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
   log.info('stopped; device and socket removed')
   return 0
 }
+
+/** Thrown inside runDaemon when a stop signal came before the daemon was ready: a clean stop, not a failure. */
+class StopBeforeReady extends Error {}
 
 /**
  * The server's NAT-check port (listen port + 1): answers clients' Pings with

@@ -19,7 +19,7 @@
  */
 import { resolve } from 'node:path'
 import { DEFAULTS, controlPathFor, currentNetnsId } from '../config/defaults.js'
-import { loadConfig, type FlagValue, type LoadEnv } from '../config/load.js'
+import { loadConfig, type FlagValue, type LoadEnv, type RunInput } from '../config/load.js'
 import { closest, show } from '../config/messages.js'
 import { SETTINGS, type Config, type SettingKey } from '../config/schema.js'
 import { checkControl, checkDev } from '../config/validate.js'
@@ -27,12 +27,19 @@ import { VpnError } from '../errors.js'
 import { lookupFlag, suggestFlag, type OptKey, type OptSpec } from './options.js'
 
 export type Command =
-  | { kind: 'run', config: Config, warnings: string[] }
+  | { kind: 'run', config: Config, warnings: string[], reload: ReloadConfig | null }
   | { kind: 'status', json: boolean, control: string }
   | { kind: 'help', topic?: string }
   | { kind: 'version' }
   | { kind: 'genconfig', file: string }
   | { kind: 'demo' }
+
+/**
+ * Loads the -c file again with the flags of the start (SIGHUP): the same
+ * loadConfig() as at start, so a reload sees exactly what a restart would.
+ * Null for a run without -c.
+ */
+export type ReloadConfig = () => { config: Config | null, warnings: string[], problems: string[] }
 
 /** Injectable environment of the parser (tests). */
 export interface ParseEnv {
@@ -287,12 +294,20 @@ function parseRun (tokens: Tokens, flags: Map<OptKey, FlagValue>, problems: stri
     if (f !== undefined) settings.set(k, f)
   }
   const name = tokens.command?.name
-  const { config, warnings } = loadConfig({
+  const input: RunInput = {
     command: name === 'server' || name === 'client' ? name : null,
     flags: settings,
     configFile: flags.get('config'),
     ignoredFlags: tokens.occurrences.filter(o => o.key === 'goIgnored').map(o => ({ flag: o.flag, goKey: o.spec.goKey!, value: o.value }))
-  }, env, problems)
+  }
+  const { config, warnings } = loadConfig(input, env, problems)
   if (config === null) throw new UsageError(problems)
-  return { kind: 'run', config, warnings }
+  const reload: ReloadConfig | null = input.configFile === undefined
+    ? null
+    : () => {
+      const again: string[] = []
+      const r = loadConfig(input, env, again)
+      return { config: r.config, warnings: r.warnings, problems: again }
+    }
+  return { kind: 'run', config, warnings, reload }
 }
