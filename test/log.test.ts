@@ -5,7 +5,8 @@
  * a sink that survives its reader going away (EPIPE: counted, never thrown).
  */
 import t from 'tap'
-import { fstatSync, openSync, closeSync } from 'node:fs'
+import { fstatSync, openSync, closeSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { spawn } from 'node:child_process'
 import { Logger, StderrSink, chooseFormat, underJournald, type LogFormat } from '../src/log.js'
 
@@ -125,4 +126,26 @@ t.test('StderrSink on a real pipe whose reader exited: the writer process keeps 
   const r = JSON.parse(out) as { lost: number, closedBy: string }
   t.equal(r.closedBy, 'EPIPE')
   t.ok(r.lost > 0, 'lost lines counted')
+})
+
+t.test('under journald (JOURNAL_STREAM = the dev:inode of stderr), the daemon-side choice gives priority-prefixed lines', async t => {
+  // A child whose stderr is a file; JOURNAL_STREAM is set to that file's dev:inode, as systemd would for its stream.
+  const dir = t.testdir({})
+  const file = join(dir, 'stderr.log')
+  const fd = openSync(file, 'w')
+  const st = fstatSync(fd, { bigint: true })
+  const script = `
+    const { Logger, chooseFormat, underJournald } = await import(${JSON.stringify(new URL('../dist/src/log.js', import.meta.url).href)})
+    const log = new Logger({ level: 'debug', format: chooseFormat('text', underJournald()) }).child('client')
+    log.error('key rejected'); log.warn('no answer'); log.info('registered', { peer: '10.0.0.1' }); log.debug('detail')
+  `
+  const run = async (stderrFd: number, env: Record<string, string>): Promise<void> => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'ignore', stderrFd], env: { ...process.env, NODE_OPTIONS: '', ...env } })
+    await new Promise((resolve) => child.on('exit', resolve))
+    closeSync(stderrFd)
+  }
+  await run(fd, { JOURNAL_STREAM: `${st.dev}:${st.ino}` })
+  t.equal(readFileSync(file, 'utf8'), '<3>client: key rejected\n<4>client: no answer\n<6>client: registered peer=10.0.0.1\n<7>client: detail\n')
+  await run(openSync(file, 'w'), { JOURNAL_STREAM: '1:2' })
+  t.match(readFileSync(file, 'utf8'), /^\d{4}-\d\d-\d\dT\S+Z ERROR client: key rejected\n/, 'another stream: timestamped text')
 })
