@@ -206,7 +206,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       problem: s.problem,
       uptimeSec: Math.round((Date.now() - startedWall) / 1000),
       peers: s.peers,
-      counters: { ...dataplane.counters(), ...(controller instanceof ServerController ? controller.natCheckCounters : controller.counters) },
+      counters: { ...dataplane.counters(), ...(controller instanceof ServerController ? controller.natCheckCounters : controller.counters), logLinesLost: log.linesLost },
       dataplane: { placement: config.placement, ...dataplane.offloads }
     }
   }

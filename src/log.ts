@@ -69,6 +69,11 @@ export class Logger {
   /** Change the level of this logger and of every logger sharing its root (reload). */
   setLevel (level: Level): void { this.#state.level = RANK[level] }
   setFormat (format: LogFormat): void { this.#state.format = format }
+  /** Lines the sink could not write (its reader went away): StderrSink.lost, else 0. */
+  get linesLost (): number {
+    const lost = (this.#state.sink as { lost?: unknown }).lost
+    return typeof lost === 'number' ? lost : 0
+  }
 
   error (msg: string, fields?: Fields): void { this.#emit('error', msg, fields) }
   warn (msg: string, fields?: Fields): void { this.#emit('warn', msg, fields) }

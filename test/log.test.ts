@@ -88,6 +88,7 @@ t.test('StderrSink: EPIPE stops writing and counts lost lines, never throws', as
   t.equal(sink.closedBy, 'EPIPE')
   t.equal(sink.lost, 3)
   t.equal(calls, 1, 'no further writes after the reader is gone')
+  t.equal(log.child('x').linesLost, 3, 'the count, as status shows it (counters.logLinesLost)')
 })
 
 t.test('StderrSink: a full non-blocking pipe (EAGAIN) drops that line only; short writes are completed', async t => {

@@ -56,6 +56,7 @@ if (ns !== null) {
     t.equal(exit, null, 'still running after SIGHUP and writes to a closed stderr')
     const st = await waitStatus(control, () => true, 'status after SIGHUP')
     t.equal(st.mtu, 1400, 'mtu needs a restart: kept')
+    t.ok(st.counters.logLinesLost! > 0, `the lines it could not write are counted (${st.counters.logLinesLost})`)
 
     child.kill('SIGTERM')
     await exited
