@@ -109,13 +109,19 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
   const stopped = new Promise<void>((resolve) => { wake = () => { stopping = true; resolve() } })
   const onFatal = (err: Error): void => { fatal ??= err; wake() }
   let started = false
+  /** A SIGHUP came during start-up: reload once ready. */
+  let hupPending = false
   // Signals are taken before the slow parts (key derivation, the device) so
   // none of them can end the process without the teardown below.
   const onSignal = (sig: string): void => { log.info(`${sig} received, shutting down`); wake() }
   const sigint = (): void => onSignal('SIGINT')
   const sigterm = (): void => onSignal('SIGTERM')
   const sighup = (): void => {
-    if (!started) { log.warn('SIGHUP received while starting; send it again once the daemon is ready to reload the config'); return }
+    if (!started) {
+      if (!hupPending) log.info('SIGHUP received while starting; the config is reloaded once the daemon is ready')
+      hupPending = true
+      return
+    }
     reloadConfig()
   }
   const uncaught = (err: unknown): void => {
@@ -228,7 +234,13 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       log.info('SIGHUP received: started without a config file (-c), so there is nothing to reload; running on')
       return
     }
-    const r = opts.reload()
+    let r: Reloaded
+    try {
+      r = opts.reload()
+    } catch (err) {
+      log.error('SIGHUP: reading the config file failed; the running config is kept', { err })
+      return
+    }
     if (r.config === null) {
       log.error(`SIGHUP: the config file has ${r.problems.length === 1 ? 'a problem' : `${r.problems.length} problems`}; the running config is kept`)
       for (const p of r.problems) log.error(`reload: ${p}`)
@@ -312,6 +324,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     try { controlIno = lstatSync(config.control, { bigint: true }).ino } catch { /* checked again at exit */ }
     if (controller instanceof ServerController) natCheck = await openNatCheck(controller, config.listen.host, dataplane.port + NAT_CHECK_PORT_OFFSET, log)
     started = true
+    if (hupPending) reloadConfig()
     if (controller instanceof ClientController && serverIp === 0) {
       const remote = config.remote!
       const ip = await waitForName(remote.host)
