@@ -47,10 +47,11 @@ export function checkInt (raw: Raw, min: number, max: number, what: string, prob
     n = /^[0-9]{1,9}$/.test(s) ? Number(s) : NaN
   } else if (typeof raw.value !== 'number') {
     // The file says what type it means: a quoted number is a string, not a number.
-    const unquoted = typeof raw.value === 'string' && /^\s*-?[0-9]+(\.[0-9]+)?\s*$/.test(raw.value)
-      ? `; write it without quotes: ${raw.value.trim()}`
-      : ''
-    problems.push(`${raw.source}: must be a number (${what}), got ${typeof raw.value === 'string' ? 'the string ' : ''}${show(raw.value)}${unquoted}`)
+    if (typeof raw.value === 'string' && /^\s*-?[0-9]+(\.[0-9]+)?\s*$/.test(raw.value)) {
+      problems.push(`${raw.source}: must be a number, not the string ${show(raw.value)}: write ${raw.value.trim()} without quotes`)
+    } else {
+      problems.push(`${raw.source}: must be a number, got ${typeof raw.value === 'string' ? 'the string ' : ''}${show(raw.value)}; expected ${what}`)
+    }
     return null
   } else {
     n = Number.isInteger(raw.value) ? raw.value : NaN
