@@ -18,10 +18,10 @@
  * dataplane error such as the TUN device vanishing, an uncaught exception)
  * goes through the same teardown, which removes the control socket; a
  * process 'exit' hook removes it too if anything ends the process before.
- * A client's --remote name is resolved after the device is up: while it does
- * not resolve, the daemon waits (status: state "resolving") with backoff;
- * while the server does not answer, the name is looked up again (at most
- * every RERESOLVE_INTERVAL) and a new address is followed.
+ * A client's --remote name is resolved after the device is up (server-name.ts):
+ * while it does not resolve, the daemon waits (status: state "resolving");
+ * while the server does not answer, the name is looked up again and a new
+ * address is followed.
  */
 import { lookup } from 'node:dns/promises'
 import { createSocket, type Socket } from 'node:dgram'
@@ -41,6 +41,7 @@ import { NAT_CHECK_PORT_OFFSET, TICK } from './control/constants.js'
 import { Ticker } from './control/ticker.js'
 import { startControlServer } from './cli/control-protocol.js'
 import { ipToInt, intToIp, isIpv4 } from './wire/addr.js'
+import { ServerName } from './server-name.js'
 import type { StatusReport } from './control/status.js'
 import type { ControlHandler } from './control/port.js'
 
@@ -75,17 +76,9 @@ export interface DaemonOptions {
   reload?: (() => Reloaded) | null
   /** Resolves the server's host name to an IPv4 address (default: the system resolver). */
   resolve?: (host: string) => Promise<string>
-  /** The shortest interval between two look-ups of the server's name while it does not answer (ms; tests shorten it). */
+  /** The shortest interval between two look-ups of the server's name while it does not answer (ms; default server-name.ts RERESOLVE_INTERVAL; tests shorten it). */
   reresolveMs?: number
 }
-
-/** Waiting for the server's name at start: first retry after 1 s, doubling up to 30 s. */
-const RESOLVE_RETRY_MIN = 1000
-const RESOLVE_RETRY_MAX = 30_000
-/** While the server does not answer, look its name up again at most this often (ms): DNS TTLs of dynamic-DNS names are 30–300 s. */
-const RERESOLVE_INTERVAL = 30_000
-/** How often the daemon checks whether the server stopped answering (ms; no look-up unless due). */
-const RERESOLVE_CHECK = 1000
 
 /**
  * Run a daemon until SIGINT/SIGTERM. Returns the process exit code.
@@ -99,14 +92,16 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
   const resolveHost = opts.resolve ?? lookupIpv4
   /** The config in force: the start's, with the live changes of each reload. */
   let running = config
-  let serverIp = config.mode === 'client' && config.remote !== null && isIpv4(config.remote.host) ? ipToInt(config.remote.host) : 0
-  /** Set while the client waits for its server's name to resolve (status: state "resolving"). */
-  let resolving: string | null = null
+  const serverIp = config.mode === 'client' && config.remote !== null && isIpv4(config.remote.host) ? ipToInt(config.remote.host) : 0
 
   let fatal: Error | null = null
   let wake: () => void = () => {}
   let stopping = false
   const stopped = new Promise<void>((resolve) => { wake = () => { stopping = true; resolve() } })
+  /** The server's name, followed (client with a --remote host name only). */
+  const name = config.mode === 'client' && config.remote !== null && serverIp === 0
+    ? new ServerName(config.remote.host, config.remote.port, { resolve: resolveHost, log, stopped, ...(opts.reresolveMs !== undefined ? { reresolveMs: opts.reresolveMs } : {}) })
+    : null
   const onFatal = (err: Error): void => { fatal ??= err; wake() }
   let started = false
   /** A SIGHUP came during start-up: reload once ready. */
@@ -198,7 +193,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
 
   const status = (): StatusReport => {
     const s = controller.status()
-    if (resolving !== null) { s.state = 'resolving'; s.problem = resolving; s.peers = [] }
+    if (name !== null && name.waiting !== null) { s.state = 'resolving'; s.problem = name.waiting; s.peers = [] }
     return {
       mode: config.mode,
       version,
@@ -207,7 +202,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       prefix: config.tun.prefix,
       mtu: config.mtu,
       listen: config.mode === 'server' ? `${config.listen.host}:${dataplane.port}` : null,
-      server: config.mode === 'client' ? `${serverIp === 0 ? config.remote!.host : intToIp(serverIp)}:${config.remote!.port}` : null,
+      server: config.mode === 'client' ? `${name === null ? intToIp(serverIp) : name.ip === 0 ? config.remote!.host : intToIp(name.ip)}:${config.remote!.port}` : null,
       state: s.state,
       problem: s.problem,
       uptimeSec: Math.round((Date.now() - startedWall) / 1000),
@@ -263,58 +258,6 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     if (plan.restart.length > 0) log.warn(`SIGHUP: these changes need a restart and are not applied (the running values stay): ${describeChanges(plan.restart)}`)
   }
 
-  /** Sleeps `ms`, or less when the daemon stops. */
-  const pause = async (ms: number): Promise<void> => {
-    let timer: NodeJS.Timeout | undefined
-    await Promise.race([stopped, new Promise<void>((resolve) => { timer = setTimeout(resolve, ms) })])
-    clearTimeout(timer)
-  }
-  /** The server's name as an address, or null when the daemon stops first; waits (and says so once) while it does not resolve. */
-  const waitForName = async (host: string): Promise<number | null> => {
-    let delay = RESOLVE_RETRY_MIN
-    for (;;) {
-      try {
-        const ip = await Promise.race([resolveHost(host), stopped.then(() => null)])
-        if (ip === null) return null
-        if (!isIpv4(ip)) throw new Error(`the resolver returned ${JSON.stringify(ip)}, not an IPv4 address`)
-        if (resolving !== null) log.info(`the server name ${host} resolves now, to ${ip}`)
-        resolving = null
-        return ipToInt(ip)
-      } catch (err) {
-        const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message
-        if (resolving === null) {
-          log.warn(`cannot resolve the server name ${host} (${why}); waiting for it, retrying after 1 s and backing off to 30 s`, { server: `${host}:${config.remote!.port}` })
-        }
-        resolving = `waiting for the server name ${host} to resolve (${why}); check --remote and this host's DNS`
-        await pause(delay)
-        if (stopping) return null
-        delay = Math.min(delay * 2, RESOLVE_RETRY_MAX)
-      }
-    }
-  }
-  /** While the server does not answer, look its name up again (at most every reresolveMs) and follow a new address. */
-  let reresolveTimer: NodeJS.Timeout | null = null
-  let lastLookup = Date.now()
-  let lookingUp = false
-  const reresolve = (host: string, port: number): void => {
-    if (!(controller instanceof ClientController) || lookingUp || stopping) return
-    if (controller.state !== 'reconnecting' && controller.state !== 'registering') return
-    if (Date.now() - lastLookup < (opts.reresolveMs ?? RERESOLVE_INTERVAL)) return
-    lookingUp = true
-    lastLookup = Date.now()
-    resolveHost(host).then((ip) => {
-      if (stopping || !isIpv4(ip)) return
-      const n = ipToInt(ip)
-      if (n === serverIp) { log.debug(`the server name ${host} still resolves to ${ip}`); return }
-      log.info(`the server name ${host} now resolves to ${ip} (was ${intToIp(serverIp)}); registering there`, { server: `${host}:${port}` })
-      serverIp = n
-      controller.setServerEndpoint(n, port)
-      ticker.kick(controller.tickInterval())
-    }, (err: unknown) => {
-      log.debug(`looking up the server name ${host} again failed; keeping ${intToIp(serverIp)}`, { err: (err as NodeJS.ErrnoException).code ?? (err as Error).message })
-    }).finally(() => { lookingUp = false })
-  }
-
   try {
     await dataplane.start(handler, onFatal)
     control = await startControlServer(config.control, async (req) => {
@@ -325,14 +268,14 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     if (controller instanceof ServerController) natCheck = await openNatCheck(controller, config.listen.host, dataplane.port + NAT_CHECK_PORT_OFFSET, log)
     started = true
     if (hupPending) reloadConfig()
-    if (controller instanceof ClientController && serverIp === 0) {
-      const remote = config.remote!
-      const ip = await waitForName(remote.host)
+    if (controller instanceof ClientController && name !== null) {
+      const ip = await name.waitFirst()
       if (ip === null) { await stopped; throw new StopBeforeReady() }
-      serverIp = ip
-      lastLookup = Date.now()
-      controller.setServerEndpoint(ip, remote.port)
-      reresolveTimer = setInterval(() => { reresolve(remote.host, remote.port) }, RERESOLVE_CHECK)
+      controller.setServerEndpoint(ip, config.remote!.port)
+      name.follow(() => controller.state === 'reconnecting' || controller.state === 'registering', (newIp, port) => {
+        controller.setServerEndpoint(newIp, port)
+        ticker.kick(controller.tickInterval())
+      })
     }
     ticker.start()
     const off = dataplane.offloads
@@ -346,7 +289,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
   } catch (err) {
     if (!(err instanceof StopBeforeReady)) fatal ??= err instanceof Error ? err : new Error(String(err))
   } finally {
-    if (reresolveTimer !== null) clearInterval(reresolveTimer)
+    name?.stop()
     ticker.stop()
     if (natCheck) natCheck.close()
     try { controller.shutdown() } catch { /* best effort */ }
