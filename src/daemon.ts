@@ -11,16 +11,28 @@
  *                                   │ status()
  *                                   ▼
  *                          control socket (status for the CLI)
+ *
+ * Signals: SIGINT / SIGTERM stop; SIGHUP reloads the config file
+ * (config/reload.ts says what applies live, the rest is named in one log line
+ * as needing a restart). Every way out (a signal, a start-up failure, a fatal
+ * dataplane error such as the TUN device vanishing, an uncaught exception)
+ * goes through the same teardown, which removes the control socket; a
+ * process 'exit' hook removes it too if anything ends the process before.
+ * A client's --remote name is resolved after the device is up (server-name.ts):
+ * while it does not resolve, the daemon waits (status: state "resolving");
+ * while the server does not answer, the name is looked up again and a new
+ * address is followed.
  */
 import { lookup } from 'node:dns/promises'
 import { createSocket, type Socket } from 'node:dgram'
 import { networkInterfaces } from 'node:os'
-import { readFileSync } from 'node:fs'
+import { lstatSync, readFileSync, unlinkSync } from 'node:fs'
 import { dirname } from 'node:path'
 import type { Config } from './config/schema.js'
+import { describeChanges, planReload } from './config/reload.js'
 import { systemClock } from './clock.js'
 import { systemRandom } from './random.js'
-import type { Logger } from './log.js'
+import { chooseFormat, underJournald, type Level, type Logger } from './log.js'
 import { VpnError, describeError } from './errors.js'
 import { derivePsk } from './crypto/kdf.js'
 import { Dataplane } from './dataplane/dataplane.js'
@@ -29,7 +41,8 @@ import { ClientController } from './control/client.js'
 import { NAT_CHECK_PORT_OFFSET, TICK } from './control/constants.js'
 import { LoopDelayMonitor, Ticker } from './control/ticker.js'
 import { startControlServer } from './cli/control-protocol.js'
-import { ipToInt, intToIp } from './wire/addr.js'
+import { ipToInt, intToIp, isIpv4 } from './wire/addr.js'
+import { ServerName } from './server-name.js'
 import type { ControlPlaneInfo, StatusReport } from './control/status.js'
 import type { ControlHandler } from './control/port.js'
 import { createNotifier } from './service/notify.js'
@@ -50,26 +63,106 @@ export function packageVersion (): string {
   }
 }
 
-async function resolveRemote (host: string): Promise<number> {
-  try {
-    const r = await lookup(host, { family: 4 })
-    return ipToInt(r.address)
-  } catch (err) {
-    throw new VpnError('ERR_RESOLVE', `cannot resolve the server address "${host}"`, { cause: err, hint: 'check --remote; only IPv4 servers are supported in this version' })
-  }
+/** The system resolver (getaddrinfo: /etc/hosts, then DNS), IPv4 only. */
+async function lookupIpv4 (host: string): Promise<string> {
+  return (await lookup(host, { family: 4 })).address
+}
+
+/** What SIGHUP gets from loading the config file again with the flags of the start. */
+export interface Reloaded {
+  readonly config: Config | null
+  readonly warnings: readonly string[]
+  readonly problems: readonly string[]
+}
+
+export interface DaemonOptions {
+  /** Loads the config file again (SIGHUP); null or absent when the daemon was started with flags only. */
+  reload?: (() => Reloaded) | null
+  /** Resolves the server's host name to an IPv4 address (default: the system resolver). */
+  resolve?: (host: string) => Promise<string>
+  /** The shortest interval between two look-ups of the server's name while it does not answer (ms; default server-name.ts RERESOLVE_INTERVAL; tests shorten it). */
+  reresolveMs?: number
 }
 
 /**
  * Run a daemon until SIGINT/SIGTERM. Returns the process exit code.
  * Everything started is stopped again, also when start-up fails halfway.
  */
-export async function runDaemon (config: Config, log: Logger): Promise<number> {
+export async function runDaemon (config: Config, log: Logger, opts: DaemonOptions = {}): Promise<number> {
   const version = packageVersion()
   const startedWall = Date.now()
   log.info(`lightweight-tunnel ${version} starting`, { mode: config.mode, dev: config.dev, tun: `${config.tun.ip}/${config.tun.prefix}` })
 
-  const serverIp = config.mode === 'client' && config.remote ? await resolveRemote(config.remote.host) : 0
-  const psk = await derivePsk(config.key)
+  const resolveHost = opts.resolve ?? lookupIpv4
+  /** The config in force: the start's, with the live changes of each reload. */
+  let running = config
+  const serverIp = config.mode === 'client' && config.remote !== null && isIpv4(config.remote.host) ? ipToInt(config.remote.host) : 0
+
+  let fatal: Error | null = null
+  let wake: () => void = () => {}
+  let stopping = false
+  const stopped = new Promise<void>((resolve) => { wake = () => { stopping = true; resolve() } })
+  /** The server's name, followed (client with a --remote host name only). */
+  const name = config.mode === 'client' && config.remote !== null && serverIp === 0
+    ? new ServerName(config.remote.host, config.remote.port, { resolve: resolveHost, log, stopped, ...(opts.reresolveMs !== undefined ? { reresolveMs: opts.reresolveMs } : {}) })
+    : null
+  const onFatal = (err: Error): void => { fatal ??= err; wake() }
+  let started = false
+  /** A SIGHUP came during start-up: reload once ready. */
+  let hupPending = false
+  // Signals are taken before the slow parts (key derivation, the device) so
+  // none of them can end the process without the teardown below.
+  const onSignal = (sig: string): void => { log.info(`${sig} received, shutting down`); wake() }
+  const sigint = (): void => onSignal('SIGINT')
+  const sigterm = (): void => onSignal('SIGTERM')
+  const sighup = (): void => {
+    if (!started) {
+      if (!hupPending) log.info('SIGHUP received while starting; the config is reloaded once the daemon is ready')
+      hupPending = true
+      return
+    }
+    reloadConfig()
+  }
+  const uncaught = (err: unknown): void => {
+    log.error('internal error (a bug: please report it); shutting down', { err: err instanceof Error ? (err.stack ?? err.message) : String(err) })
+    onFatal(err instanceof Error ? err : new Error(String(err)))
+  }
+  // A lost reader of stderr (`… 2>&1 | head -1`): the logger stops writing
+  // (log.ts StderrSink); this keeps anything else written to process.stderr
+  // (a Node warning) from turning EPIPE into an uncaught exception.
+  const stderrError = (): void => {}
+  let controlIno: bigint | null = null
+  /** Last resort for any exit that skips the teardown: remove our socket if it is still ours. */
+  const onExit = (): void => {
+    if (controlIno === null) return
+    try { if (lstatSync(config.control, { bigint: true }).ino === controlIno) unlinkSync(config.control) } catch { /* gone already */ }
+  }
+  process.on('SIGINT', sigint)
+  process.on('SIGTERM', sigterm)
+  process.on('SIGHUP', sighup)
+  process.on('uncaughtException', uncaught)
+  process.on('unhandledRejection', uncaught)
+  process.stderr.on('error', stderrError)
+  process.on('exit', onExit)
+  const removeProcessHooks = (): void => {
+    process.off('SIGINT', sigint)
+    process.off('SIGTERM', sigterm)
+    process.off('SIGHUP', sighup)
+    process.off('uncaughtException', uncaught)
+    process.off('unhandledRejection', uncaught)
+    process.stderr.off('error', stderrError)
+    process.off('exit', onExit)
+  }
+
+  let psk: Uint8Array
+  try {
+    psk = await derivePsk(config.key)
+  } catch (err) {
+    removeProcessHooks()
+    log.error(describeError(err))
+    return 1
+  }
+  if (stopping) { removeProcessHooks(); log.info('stopped before start-up finished'); return 0 }
   const maxPeers = maxPeersFor(config)
   const dataplane = new Dataplane({
     mode: config.mode,
@@ -94,7 +187,7 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
       tunnelIp: config.tun.ipInt,
       prefix: config.tun.prefix,
       mtu: config.mtu,
-      serverIp,
+      serverIp, // 0 until the name resolves (setServerEndpoint)
       serverPort: config.remote!.port,
       keepaliveSec: config.keepalive,
       serverName: `${config.remote!.host}:${config.remote!.port}`,
@@ -102,13 +195,9 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
       localEndpoints: () => localEndpoints(dataplane.port, config.tun.ipInt)
     }, { port: dataplane, clock: systemClock, random: systemRandom, log: log.child('client') }, maxPeers)
 
-  let fatal: Error | null = null
-  let wake: () => void = () => {}
-  const stopped = new Promise<void>((resolve) => { wake = resolve })
-  const onFatal = (err: Error): void => { fatal ??= err; wake() }
-
   const status = (): StatusReport => {
     const s = controller.status()
+    if (name !== null && name.waiting !== null) { s.state = 'resolving'; s.problem = name.waiting; s.peers = [] }
     return {
       mode: config.mode,
       version,
@@ -117,12 +206,12 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
       prefix: config.tun.prefix,
       mtu: config.mtu,
       listen: config.mode === 'server' ? `${config.listen.host}:${dataplane.port}` : null,
-      server: config.mode === 'client' ? `${intToIp(serverIp)}:${config.remote!.port}` : null,
+      server: config.mode === 'client' ? `${name === null ? intToIp(serverIp) : name.ip === 0 ? config.remote!.host : intToIp(name.ip)}:${config.remote!.port}` : null,
       state: s.state,
       problem: s.problem,
       uptimeSec: Math.round((Date.now() - startedWall) / 1000),
       peers: s.peers,
-      counters: { ...dataplane.counters(), ...(controller instanceof ServerController ? { ...controller.natCheckCounters, ...controller.handshakeCounters } : controller.counters) },
+      counters: { ...dataplane.counters(), ...(controller instanceof ServerController ? { ...controller.natCheckCounters, ...controller.handshakeCounters } : controller.counters), logLinesLost: log.linesLost },
       dataplane: { placement: config.placement, ...dataplane.offloads },
       controlPlane: controlPlane()
     }
@@ -146,11 +235,42 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
   let natCheck: Socket | null = null
   const notify = createNotifier(process.env, log)
   let metrics: MetricsServer | null = null
-  const onSignal = (sig: string): void => { log.info(`${sig} received, shutting down`); wake() }
-  const sigint = (): void => onSignal('SIGINT')
-  const sigterm = (): void => onSignal('SIGTERM')
-  process.on('SIGINT', sigint)
-  process.on('SIGTERM', sigterm)
+
+  /** SIGHUP: load the file again, apply what can change live, name the rest. */
+  const reloadConfig = (): void => {
+    if (opts.reload === undefined || opts.reload === null) {
+      log.info('SIGHUP received: started without a config file (-c), so there is nothing to reload; running on')
+      return
+    }
+    let r: Reloaded
+    try {
+      r = opts.reload()
+    } catch (err) {
+      log.error('SIGHUP: reading the config file failed; the running config is kept', { err })
+      return
+    }
+    if (r.config === null) {
+      log.error(`SIGHUP: the config file has ${r.problems.length === 1 ? 'a problem' : `${r.problems.length} problems`}; the running config is kept`)
+      for (const p of r.problems) log.error(`reload: ${p}`)
+      return
+    }
+    for (const w of r.warnings) log.warn(`reload: ${w}`)
+    const plan = planReload(running, r.config, { maxClientsAtStart: config.maxClients })
+    for (const c of plan.live) {
+      switch (c.key) {
+        case 'logLevel': log.setLevel(c.to as Level); break
+        case 'logFormat': log.setFormat(chooseFormat(c.to as 'text' | 'json', underJournald())); break
+        case 'keepalive': controller.setKeepalive(c.to as number); break
+        case 'maxClients': if (controller instanceof ServerController) controller.setMaxClients(c.to as number); break
+        default: break
+      }
+    }
+    running = plan.effective
+    if (plan.live.length === 0 && plan.restart.length === 0) log.info('SIGHUP: config reloaded; nothing changed')
+    if (plan.live.length > 0) log.info(`SIGHUP: config reloaded; applied ${describeChanges(plan.live)}`)
+    if (plan.restart.length > 0) log.warn(`SIGHUP: these changes need a restart and are not applied (the running values stay): ${describeChanges(plan.restart)}`)
+  }
+
   try {
     await dataplane.start(handler, onFatal)
     control = await startControlServer(config.control, async (req) => {
@@ -166,7 +286,19 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
       }
       log.info('serving metrics', { url: `http://${metrics.address}/metrics` })
     }
+    try { controlIno = lstatSync(config.control, { bigint: true }).ino } catch { /* checked again at exit */ }
     if (controller instanceof ServerController) natCheck = await openNatCheck(controller, config.listen.host, dataplane.port + NAT_CHECK_PORT_OFFSET, log)
+    started = true
+    if (hupPending) reloadConfig()
+    if (controller instanceof ClientController && name !== null) {
+      const ip = await name.waitFirst()
+      if (ip === null) { await stopped; throw new StopBeforeReady() }
+      controller.setServerEndpoint(ip, config.remote!.port)
+      name.follow(() => controller.state === 'reconnecting' || controller.state === 'registering', (newIp, port) => {
+        controller.setServerEndpoint(newIp, port)
+        ticker.kick(controller.tickInterval())
+      })
+    }
     ticker.start()
     const off = dataplane.offloads
     const dp = `${config.placement}, TUN offloads ${off.tunOffload}, UDP GRO ${off.udpGro ? 'on' : 'off'}, fast path ${off.fastPath ? 'on' : 'off'}`
@@ -180,11 +312,10 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
       : `client of ${config.remote!.host}:${config.remote!.port}, ${dataplane.devName} ${config.tun.ip}/${config.tun.prefix}`)
     await stopped
   } catch (err) {
-    fatal ??= err instanceof Error ? err : new Error(String(err))
+    if (!(err instanceof StopBeforeReady)) fatal ??= err instanceof Error ? err : new Error(String(err))
   } finally {
     notify.stopping(fatal === null ? 'shutting down' : `stopping after an error: ${describeError(fatal).split('\n')[0]!}`)
-    process.off('SIGINT', sigint)
-    process.off('SIGTERM', sigterm)
+    name?.stop()
     ticker.stop()
     loopDelay.stop()
     if (natCheck) natCheck.close()
@@ -192,6 +323,8 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
     if (control) await control.close().catch(() => {})
     if (metrics) await metrics.close().catch(() => {})
     await dataplane.close().catch((err: unknown) => { log.error('closing the dataplane failed', { err }) })
+    onExit()
+    removeProcessHooks()
   }
   if (fatal !== null) {
     log.error(describeError(fatal))
@@ -200,6 +333,9 @@ export async function runDaemon (config: Config, log: Logger): Promise<number> {
   log.info('stopped; device and socket removed')
   return 0
 }
+
+/** Thrown inside runDaemon when a stop signal came before the daemon was ready: a clean stop, not a failure. */
+class StopBeforeReady extends Error {}
 
 /**
  * An unprivileged start (a user with CAP_NET_ADMIN but not root, e.g.

@@ -19,9 +19,9 @@
  */
 import { resolve } from 'node:path'
 import { DEFAULTS, controlPathFor, currentNetnsId } from '../config/defaults.js'
-import { loadConfig, type FlagValue, type LoadEnv } from '../config/load.js'
+import { loadConfig, type FlagValue, type LoadEnv, type RunInput } from '../config/load.js'
 import { readConfigFile } from '../config/go-compat.js'
-import { show } from '../config/messages.js'
+import { closest, show } from '../config/messages.js'
 import { SETTINGS, type Config, type SettingKey } from '../config/schema.js'
 import { checkControl, checkDev } from '../config/validate.js'
 import { VpnError } from '../errors.js'
@@ -29,7 +29,7 @@ import { lookupFlag, suggestFlag, type OptKey, type OptSpec } from './options.js
 import { INSTANCE_NAME } from './install-service.js'
 
 export type Command =
-  | { kind: 'run', config: Config, warnings: string[] }
+  | { kind: 'run', config: Config, warnings: string[], reload: ReloadConfig | null }
   /** control null: find the daemons in this network namespace (cli/discover.ts); all: every daemon on the host. */
   | { kind: 'status', json: boolean, control: string | null, all: boolean }
   /** control null: the one daemon in this network namespace. */
@@ -43,6 +43,13 @@ export type Command =
   | { kind: 'demo' }
   | { kind: 'install-service', name: string, configFile: string | null, root: string }
   | { kind: 'completion', shell: 'bash' }
+
+/**
+ * Loads the -c file again with the flags of the start (SIGHUP): the same
+ * loadConfig() as at start, so a reload sees exactly what a restart would.
+ * Null for a run without -c.
+ */
+export type ReloadConfig = () => { config: Config | null, warnings: string[], problems: string[] }
 
 /** Injectable environment of the parser (tests). */
 export interface ParseEnv {
@@ -94,6 +101,12 @@ function isCommand (s: string): boolean {
   return (COMMANDS as readonly string[]).includes(s)
 }
 
+/** " (did you mean `status`?)" for a misspelled command word, or "". */
+function suggestCommand (word: string): string {
+  const best = closest(word, COMMANDS)
+  return best === null ? '' : ` (did you mean ${show(best)}?)`
+}
+
 function tokenize (argv: readonly string[], problems: string[]): Tokens {
   const out: Tokens = { command: null, positionals: [], occurrences: [] }
   let onlyPositionals = false
@@ -105,7 +118,7 @@ function tokenize (argv: readonly string[], problems: string[]): Tokens {
           out.command = { name: token, token }
           continue
         }
-        problems.push(`unknown command ${show(token)}: expected one of ${COMMANDS.join(', ')} (or Go-style flags such as -m server)`)
+        problems.push(`unknown command ${show(token)}${suggestCommand(token)}: expected one of ${COMMANDS.join(', ')} (or Go-style flags such as -m server)`)
         out.command = { name: '?', token }
         continue
       }
@@ -254,7 +267,7 @@ function parseHelp (tokens: Tokens, cmd: string | null): Command {
     topic = cmd
   }
   if (topic !== undefined && !(HELP_TOPICS as readonly string[]).includes(topic)) {
-    throw new UsageError([`help: unknown topic ${show(topic)}: expected one of ${HELP_TOPICS.join(', ')}`])
+    throw new UsageError([`help: unknown topic ${show(topic)}${topic.length > 1 && closest(topic, HELP_TOPICS) !== null ? ` (did you mean ${show(closest(topic, HELP_TOPICS))}?)` : ''}: expected one of ${HELP_TOPICS.join(', ')}`])
   }
   if (topic === 'help') topic = undefined
   return topic === undefined ? { kind: 'help' } : { kind: 'help', topic }
@@ -285,7 +298,7 @@ function parseStatus (tokens: Tokens, flags: Map<OptKey, FlagValue>, problems: s
     // The daemon of that config: its "control" key, else its device's default socket. Only
     // these keys are read (a file a daemon runs with may have problems check -c would report).
     const path = resolve(env.cwd, String(file.value))
-    const settings = readConfigFile(path, file.flag, problems, [])
+    const settings = readConfigFile(path, file.flag, problems, []) ?? new Map()
     const c = settings.get('control')
     const d = settings.get('dev')
     if (c !== undefined && typeof c.value === 'string') control = checkControl(c.value, c.source, env.cwd, problems)
@@ -405,12 +418,20 @@ function parseRun (tokens: Tokens, flags: Map<OptKey, FlagValue>, problems: stri
     if (f !== undefined) settings.set(k, f)
   }
   const name = tokens.command?.name
-  const { config, warnings } = loadConfig({
+  const input: RunInput = {
     command: name === 'server' || name === 'client' ? name : null,
     flags: settings,
     configFile: flags.get('config'),
     ignoredFlags: tokens.occurrences.filter(o => o.key === 'goIgnored').map(o => ({ flag: o.flag, goKey: o.spec.goKey!, value: o.value }))
-  }, env, problems)
+  }
+  const { config, warnings } = loadConfig(input, env, problems)
   if (config === null) throw new UsageError(problems)
-  return { kind: 'run', config, warnings }
+  const reload: ReloadConfig | null = input.configFile === undefined
+    ? null
+    : () => {
+      const again: string[] = []
+      const r = loadConfig(input, env, again)
+      return { config: r.config, warnings: r.warnings, problems: again }
+    }
+  return { kind: 'run', config, warnings, reload }
 }

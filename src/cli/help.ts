@@ -119,6 +119,14 @@ const OPTIONS = `OPTIONS
               reaches it reads your peers' addresses and traffic, so name
               another host (0.0.0.0:9100) only behind a firewall; the daemon
               warns when you do. "off": none. Default: off.
+    --log-format text|json
+              text: one line per event, "TIME LEVEL component: message
+              key=value ..."; json: one JSON object per line with time,
+              level, component, msg and the event's fields as keys
+              (docs/LOGGING.md). Default: ${D.logFormat}. Under systemd (JOURNAL_STREAM
+              names the daemon's stderr) text lines carry the journal's
+              priority prefix (<3> error ... <7> debug) instead of the time,
+              so "journalctl -p err" finds the errors.
     --placement inline|fused|split
               Where the packet pipelines run: inline = on the main thread,
               beside the control plane (no worker thread: ~10 MB less);
@@ -158,8 +166,12 @@ const OPTIONS = `OPTIONS
 
   Client only
     -r, --remote HOST:PORT
-              Required. The server's address: an IPv4 address or a host name
-              (resolved at start) and its port.
+              Required. The server's address: an IPv4 address or a host name,
+              and its port. A name that does not resolve yet (at boot, before
+              the network is up) is retried after 1 s, backing off to 30 s;
+              status shows state "resolving" meanwhile. While the server does
+              not answer, the name is looked up again (at most every 30 s) and
+              a new address is followed. An IPv4 address is used as given.
     --p2p, --no-p2p, -p2p=false
               Try direct paths to other clients (hole punching), or always
               go through the server. Default: on.
@@ -223,9 +235,12 @@ const CONFIG = `CONFIGURATION FILE
         p2p        / p2p_enabled    true or false (client)
         keepalive                   10
         logLevel                    "error", "warn", "info" or "debug"
+        logFormat                   "text" or "json"
         placement                   "inline", "fused" or "split"
         fastPath                    true or false
         metrics                     "127.0.0.1:9100", 9100 or "off"
+    Numbers are JSON numbers ("mtu": 1400, not "1400"). A syntax error is
+    reported with its line and column. SIGHUP reloads the file (SIGNALS).
     Unknown keys are an error naming them. These Go keys are accepted and
     ignored with one warning each saying why:
 ${wrap(Object.keys(GO_IGNORED_KEYS).join(', ') + '.', 8, 78)}
@@ -267,6 +282,17 @@ const SIGNALS = `SIGNALS
     SIGINT, SIGTERM
          Clean shutdown: the daemon closes its sessions and sockets, removes
          its TUN device and control socket, and exits.
+    SIGHUP
+         Reload the -c file (with the options given beside it at start).
+         Applied at once, without dropping a session: logLevel, logFormat,
+         keepalive, maxClients (lowering it never disconnects a client, it
+         refuses new ones; raising it above the value at start needs a
+         restart). Every other change is named in one log line as needing
+         a restart and keeps its running value. A file with problems is
+         refused (each problem is logged) and the running config is kept.
+         Without -c there is nothing to reload: one log line says so.
+    The daemon removes its control socket on every exit, also after an
+    error. A closed stderr (a log reader that went away) does not stop it.
 `
 
 const EXAMPLES = `EXAMPLES
@@ -306,7 +332,8 @@ SYNOPSIS
     lightweight-tunnel server --tun CIDR --key KEY [--listen HOST:PORT]
         [--max-clients N] [--dev NAME] [--control PATH] [--mtu N]
         [--keepalive SECONDS] [--placement inline|fused|split]
-        [--no-fast-path] [--log-level LEVEL | -q | --verbose] [-c FILE]
+        [--no-fast-path] [--log-level LEVEL | -q | --verbose]
+        [--log-format text|json] [-c FILE]
 
     The server is the hub every client registers with. It listens on UDP
     --listen (default ${D.serverListen.host}:${D.serverListen.port}), owns a tunnel address like every
@@ -324,7 +351,8 @@ SYNOPSIS
     lightweight-tunnel client --remote HOST:PORT --tun CIDR --key KEY
         [--p2p | --no-p2p] [--listen HOST:PORT] [--dev NAME] [--control PATH]
         [--mtu N] [--keepalive SECONDS] [--placement inline|fused|split]
-        [--no-fast-path] [--log-level LEVEL | -q | --verbose] [-c FILE]
+        [--no-fast-path] [--log-level LEVEL | -q | --verbose]
+        [--log-format text|json] [-c FILE]
 
     The client registers with the server at --remote using --key, then
     reaches every other node's tunnel address. With --p2p (the default) it

@@ -16,9 +16,9 @@ import { fileURLToPath } from 'node:url'
 import type { Config } from '../config/schema.js'
 import type { StatusReport } from '../control/status.js'
 import { writeExampleConfigs } from '../config/genconfig.js'
-import { parseCommand, UsageError, type Command } from './args.js'
+import { parseCommand, UsageError, type Command, type ReloadConfig } from './args.js'
 import { describeError, VpnError } from '../errors.js'
-import { Logger } from '../log.js'
+import { Logger, chooseFormat, underJournald } from '../log.js'
 import { controlRequest } from './control-protocol.js'
 import { helpText } from './help.js'
 import { formatStatus } from './status-format.js'
@@ -44,7 +44,7 @@ export interface MainIo {
   stderr: { write(s: string): unknown }
 }
 
-interface DaemonModule { runDaemon(config: Config, log: Logger): Promise<number> }
+interface DaemonModule { runDaemon(config: Config, log: Logger, opts?: { reload?: ReloadConfig | null }): Promise<number> }
 interface DemoModule { runDemo(opts: { log: (...args: unknown[]) => void, bin: string }): Promise<unknown> }
 
 let rootCache: string | null = null
@@ -198,10 +198,10 @@ export async function main (argv: string[], io: MainIo = { stdout: process.stdou
         return r.code
       }
       case 'run': {
-        const logger = new Logger({ level: cmd.config.logLevel })
+        const logger = new Logger({ level: cmd.config.logLevel, format: chooseFormat(cmd.config.logFormat, underJournald()) })
         for (const w of cmd.warnings) logger.warn(w)
         const mod = await importPart('../daemon.js') as DaemonModule
-        return await mod.runDaemon(cmd.config, logger)
+        return await mod.runDaemon(cmd.config, logger, { reload: cmd.reload })
       }
     }
   } catch (err) {

@@ -38,6 +38,7 @@ export const SPECS: readonly OptSpec[] = [
   { key: 'p2p', names: ['no-p2p'], type: 'fixed', fixed: false },
   { key: 'keepalive', names: ['keepalive'], type: 'string' },
   { key: 'logLevel', names: ['log-level'], type: 'string' },
+  { key: 'logFormat', names: ['log-format'], type: 'string' },
   { key: 'placement', names: ['placement'], type: 'string' },
   { key: 'fastPath', names: ['fast-path'], type: 'bool' },
   { key: 'fastPath', names: ['no-fast-path'], type: 'fixed', fixed: false },

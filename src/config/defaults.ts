@@ -28,6 +28,8 @@ export const DEFAULTS = Object.freeze({
   /** Seconds. Short enough to keep common NAT UDP mappings (30 s and up) open. */
   keepalive: 10,
   logLevel: 'info' as const,
+  /** Text lines (journald priority prefixes under systemd); JSON only when asked for. */
+  logFormat: 'text' as const,
   /** The native lone-packet path (docs/PERFORMANCE.md, "Idle latency"): on. */
   fastPath: true,
   /**
@@ -62,6 +64,7 @@ export const LIMITS = Object.freeze({
 })
 
 export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const
+export const LOG_FORMATS = ['text', 'json'] as const
 
 /** Directory of the default control sockets (created 0755 by the daemon). */
 export const CONTROL_DIR = '/run/lightweight-tunnel'

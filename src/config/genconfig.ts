@@ -10,6 +10,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { chmodSync, statSync, writeFileSync } from 'node:fs'
+import { dirname } from 'node:path'
 import { VpnError } from '../errors.js'
 import { DEFAULTS } from './defaults.js'
 
@@ -62,6 +63,7 @@ export interface GeneratedConfigs {
 export function writeExampleConfigs (file: string, key: string = generateKey()): GeneratedConfigs {
   const serverFile = file
   const clientFile = `${file}.client`
+  checkFolder(dirname(file))
   const exists = new Set<string>()
   for (const f of [serverFile, clientFile]) {
     let size: number | null = null
@@ -93,4 +95,22 @@ export function writeExampleConfigs (file: string, key: string = generateKey()):
     }
   }
   return { serverFile, clientFile }
+}
+
+/** The folder -g writes into must exist and be a folder: say which, and how to fix it, rather than a raw ENOENT. */
+function checkFolder (dir: string): void {
+  let isDir: boolean
+  try {
+    isDir = statSync(dir).isDirectory()
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') {
+      throw new VpnError('ERR_CONFIG_INVALID', `cannot write the example configs: the folder ${dir} does not exist`, { hint: `create it first (mkdir -p ${dir}) or give -g a path in an existing folder` })
+    }
+    if (code === 'ENOTDIR') {
+      throw new VpnError('ERR_CONFIG_INVALID', `cannot write the example configs: ${dir} is not a folder (a part of the path is a file)`, { hint: 'give -g a path in an existing folder' })
+    }
+    throw new VpnError('ERR_CONFIG_INVALID', `cannot write the example configs into ${dir}: ${(err as Error).message}`, { cause: err })
+  }
+  if (!isDir) throw new VpnError('ERR_CONFIG_INVALID', `cannot write the example configs: ${dir} is not a folder`, { hint: 'give -g a path in an existing folder' })
 }

@@ -105,9 +105,11 @@ function suggestKey (k: string): string {
  * one Raw per setting. Every problem (unreadable, not JSON, not an object,
  * unknown key, one setting under two names with different values) is pushed
  * to `problems`; ignored Go keys and a world-readable file holding the key
- * are pushed to `warnings`. An unreadable or malformed file gives no settings.
+ * are pushed to `warnings`. An unreadable or malformed file (not JSON, not an
+ * object) gives null: the caller then knows the file's settings are unknown,
+ * rather than absent.
  */
-export function readConfigFile (file: string, flag: string, problems: string[], warnings: string[]): Map<SettingKey, Raw> {
+export function readConfigFile (file: string, flag: string, problems: string[], warnings: string[]): Map<SettingKey, Raw> | null {
   const settings = new Map<SettingKey, Raw>()
   let text: string
   try {
@@ -116,19 +118,19 @@ export function readConfigFile (file: string, flag: string, problems: string[], 
     const code = (err as NodeJS.ErrnoException).code
     const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : (err as Error).message
     problems.push(`${flag}: expected a readable JSON config file, got ${show(file)} (${why})`)
-    return settings
+    return null
   }
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1)
   let data: unknown
   try {
     data = JSON.parse(text)
   } catch (err) {
-    problems.push(`${file}: expected JSON, got a parse error: ${(err as Error).message}`)
-    return settings
+    problems.push(`${file}: expected JSON, got a syntax error ${describeJsonError(text, (err as Error).message)}`)
+    return null
   }
   if (data === null || typeof data !== 'object' || Array.isArray(data)) {
     problems.push(`${file}: expected a JSON object ({ "mode": ..., ... }), got ${Array.isArray(data) ? 'an array' : show(data)}`)
-    return settings
+    return null
   }
   const unknown: string[] = []
   for (const [k, v] of Object.entries(data as Record<string, unknown>)) {
@@ -159,4 +161,29 @@ export function readConfigFile (file: string, flag: string, problems: string[], 
     }
   } catch { /* read above succeeded; a race here is harmless */ }
   return settings
+}
+
+/**
+ * "at line L, column C: <reason>" for a JSON.parse error on `text`. V8 gives a
+ * character offset ("… in JSON at position 42"; newer V8 adds "(line 3
+ * column 5)"); an editor wants a line and a column (1-based). Input that ends
+ * too early is placed at its end.
+ */
+export function describeJsonError (text: string, message: string): string {
+  let pos = text.length
+  const lc = /\(line (\d+) column (\d+)\)/.exec(message)
+  const at = /at position (\d+)/.exec(message)
+  if (at !== null) pos = Number(at[1])
+  let line: number
+  let col: number
+  if (lc !== null) {
+    line = Number(lc[1]); col = Number(lc[2])
+  } else {
+    const before = text.slice(0, pos)
+    line = before.split('\n').length
+    col = pos - (before.lastIndexOf('\n') + 1) + 1
+  }
+  const reason = message.replace(/,? ?".*" is not valid JSON$/s, '').replace(/ in JSON at position \d+.*$/s, '').replace(/ \(line \d+ column \d+\)/, '').trim()
+  const end = pos >= text.length ? ' (the end of the file: a closing } or " is probably missing)' : ''
+  return `at line ${line}, column ${col}${end}: ${reason === '' ? 'not valid JSON' : reason}`
 }

@@ -23,7 +23,7 @@
  * are named in one warning each.
  */
 import { resolve } from 'node:path'
-import { DEFAULTS, LIMITS, LOG_LEVELS, controlPathFor } from './defaults.js'
+import { DEFAULTS, LIMITS, LOG_FORMATS, LOG_LEVELS, controlPathFor } from './defaults.js'
 import { fileNamesOf, goBlank, ignoredWarning, PLACEHOLDER_KEYS, readConfigFile, zeroMeantDefault } from './go-compat.js'
 import { show } from './messages.js'
 import { PLACEMENTS, type Config, type Mode, type SettingKey } from './schema.js'
@@ -75,6 +75,12 @@ interface Settings {
   pick (key: SettingKey): Raw | undefined
   /** How a missing setting is named: `--tun (-t)`, plus its file keys when there is a file. */
   missingName (key: SettingKey, flag: string): string
+  /**
+   * Reports a required setting as missing, unless the -c file could not be
+   * read or parsed: then the file may well hold it, and "missing" would only
+   * bury the one real problem.
+   */
+  missing (problems: string[], message: string): void
 }
 
 /** Step 1: warn about ignored Go flags, read the file, and say where each setting comes from. */
@@ -88,10 +94,15 @@ function collectSettings (input: RunInput, cwd: string, problems: string[], warn
   const cfg = input.configFile
   let file = new Map<SettingKey, Raw>()
   let configFile: string | null = null
+  let fileBroken = false
   if (cfg !== undefined) {
     configFile = resolve(cwd, String(cfg.value))
     if (String(cfg.value) === '') problems.push(`${cfg.flag}: expected a config file name, got an empty string`)
-    else file = readConfigFile(configFile, cfg.flag, problems, warnings)
+    else {
+      const read = readConfigFile(configFile, cfg.flag, problems, warnings)
+      if (read === null) fileBroken = true
+      else file = read
+    }
   }
   const flags = input.flags
   return {
@@ -106,6 +117,9 @@ function collectSettings (input: RunInput, cwd: string, problems: string[], warn
     missingName (key, flag) {
       const inFile = configFile !== null ? ` (or ${fileNamesOf(key).map(n => `"${n}"`).join(' / ')} in ${configFile})` : ''
       return `${flag}${inFile}`
+    },
+    missing (problems, message) {
+      if (!fileBroken) problems.push(message)
     }
   }
 }
@@ -129,7 +143,7 @@ function resolveMode (command: Mode | null, s: Settings, problems: string[]): Mo
     if (other === undefined) return first.mode as Mode
     problems.push(`${first.label} and ${other.label} conflict: give one mode`)
   } else if (sources.length === 0) {
-    problems.push(`no mode: expected the command server or client (or -m server|client${s.configFile !== null ? `, or "mode" in ${s.configFile}` : ''})`)
+    s.missing(problems, `no mode: expected the command server or client (or -m server|client${s.configFile !== null ? `, or "mode" in ${s.configFile}` : ''})`)
   }
   return null
 }
@@ -172,10 +186,11 @@ function readSettings (mode: Mode | null, s: Settings, env: LoadEnv, problems: s
   const p2p = readOptional(mode === 'client' ? s.pick('p2p') : undefined, DEFAULTS.p2p, raw => checkBool(raw, problems))
   const keepalive = readKeepalive(s, problems, warnings)
   const logLevel = readOptional(s.pick('logLevel'), DEFAULTS.logLevel, raw => checkOneOf(raw, LOG_LEVELS, problems))
+  const logFormat = readOptional(s.pick('logFormat'), DEFAULTS.logFormat, raw => checkOneOf(raw, LOG_FORMATS, problems))
   const placement = readOptional(s.pick('placement'), DEFAULTS.placement[mode ?? 'client'], raw => checkOneOf(raw, PLACEMENTS, problems))
   const fastPath = readOptional(s.pick('fastPath'), DEFAULTS.fastPath, raw => checkBool(raw, problems))
   const metrics = readMetrics(s, problems)
-  return { mode, listen, remote, tun, key, dev, control, mtu, maxClients, p2p, keepalive, logLevel, placement, fastPath, metrics }
+  return { mode, listen, remote, tun, key, dev, control, mtu, maxClients, p2p, keepalive, logLevel, logFormat, placement, fastPath, metrics }
 }
 
 /**
@@ -215,7 +230,7 @@ function readListen (mode: Mode | null, s: Settings, problems: string[], warning
 function readRemote (s: Settings, problems: string[]): Config['remote'] {
   const raw = s.pick('remote')
   if (raw === undefined || goBlank(raw)) {
-    problems.push(`missing ${s.missingName('remote', '--remote (-r)')}: a client needs the server's address as HOST:PORT, e.g. 203.0.113.5:9000`)
+    s.missing(problems, `missing ${s.missingName('remote', '--remote (-r)')}: a client needs the server's address as HOST:PORT, e.g. 203.0.113.5:9000`)
     return null
   }
   return checkHostPort(raw, { role: 'remote', minPort: 1 }, problems)
@@ -224,7 +239,7 @@ function readRemote (s: Settings, problems: string[]): Config['remote'] {
 function readTun (mode: Mode | null, s: Settings, problems: string[]): Config['tun'] | null {
   const raw = s.pick('tun')
   if (raw === undefined) {
-    problems.push(`missing ${s.missingName('tun', '--tun (-t)')}: expected this node's tunnel address as CIDR, e.g. ${mode === 'client' ? '10.0.0.2/24' : '10.0.0.1/24'}`)
+    s.missing(problems, `missing ${s.missingName('tun', '--tun (-t)')}: expected this node's tunnel address as CIDR, e.g. ${mode === 'client' ? '10.0.0.2/24' : '10.0.0.1/24'}`)
     return null
   }
   if (!expectString(raw, 'a tunnel address as CIDR, e.g. 10.0.0.2/24', problems)) return null
@@ -234,7 +249,7 @@ function readTun (mode: Mode | null, s: Settings, problems: string[]): Config['t
 function readKey (s: Settings, problems: string[], warnings: string[]): string | null {
   const raw = s.pick('key')
   if (raw === undefined) {
-    problems.push(`missing ${s.missingName('key', '--key (-k)')}: expected the network's shared secret (the same on the server and every client); generate one with: lightweight-tunnel -g FILE`)
+    s.missing(problems, `missing ${s.missingName('key', '--key (-k)')}: expected the network's shared secret (the same on the server and every client); generate one with: lightweight-tunnel -g FILE`)
     return null
   }
   if (!expectString(raw, 'the shared secret as a string', problems)) return null

@@ -51,6 +51,11 @@ export interface Config {
   readonly keepalive: number
   /** Log level. */
   readonly logLevel: 'error' | 'warn' | 'info' | 'debug'
+  /**
+   * Log line shape (default "text"; log.ts chooseFormat): "text", or one JSON
+   * object per line. Text gets journald priority prefixes under systemd.
+   */
+  readonly logFormat: 'text' | 'json'
   /** Dataplane thread placement (default: DEFAULTS.placement[mode], the measured best). */
   readonly placement: Placement
   /**
@@ -71,7 +76,7 @@ export type SettingKey = keyof Config
 
 const SETTING_LIST = [
   'mode', 'listen', 'remote', 'tun', 'key', 'dev', 'control', 'mtu', 'maxClients',
-  'p2p', 'keepalive', 'logLevel', 'placement', 'fastPath', 'metrics'
+  'p2p', 'keepalive', 'logLevel', 'logFormat', 'placement', 'fastPath', 'metrics'
 ] as const satisfies readonly SettingKey[]
 /** Compiles only while SETTING_LIST names every Config field (unused at run time). */
 const LISTS_EVERY_SETTING: [Exclude<SettingKey, typeof SETTING_LIST[number]>] extends [never] ? true : never = true

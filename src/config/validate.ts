@@ -45,8 +45,16 @@ export function checkInt (raw: Raw, min: number, max: number, what: string, prob
   if (raw.from === 'flag') {
     const s = String(raw.value)
     n = /^[0-9]{1,9}$/.test(s) ? Number(s) : NaN
+  } else if (typeof raw.value !== 'number') {
+    // The file says what type it means: a quoted number is a string, not a number.
+    if (typeof raw.value === 'string' && /^\s*-?[0-9]+(\.[0-9]+)?\s*$/.test(raw.value)) {
+      problems.push(`${raw.source}: must be a number, not the string ${show(raw.value)}: write ${raw.value.trim()} without quotes`)
+    } else {
+      problems.push(`${raw.source}: must be a number, got ${typeof raw.value === 'string' ? 'the string ' : ''}${show(raw.value)}; expected ${what}`)
+    }
+    return null
   } else {
-    n = typeof raw.value === 'number' && Number.isInteger(raw.value) ? raw.value : NaN
+    n = Number.isInteger(raw.value) ? raw.value : NaN
   }
   if (Number.isNaN(n) || n < min || n > max) {
     problems.push(`${raw.source}: expected ${what}, got ${show(raw.value)}`)

@@ -101,6 +101,27 @@ export class ClientController implements ControlHandler {
     this.#userPings = new UserPings(c.random)
   }
 
+  // ── reload and name resolution (daemon.ts) ──────────────────────────────
+
+  /** A new keepalive interval (seconds): the next keepalive Ping uses it. */
+  setKeepalive (sec: number): void { this.#opt.keepaliveSec = sec }
+
+  /**
+   * The server's name now resolves to another address (or it resolved for
+   * the first time): move the server's route (slot 0) and the relay routes
+   * of peers without a direct path to it, and register there at once.
+   * Sessions with peers stay (they are end to end); direct paths stay.
+   * Returns false when nothing changed.
+   */
+  setServerEndpoint (ip: number, port: number): boolean {
+    if (ip === this.#opt.serverIp && port === this.#opt.serverPort) return false
+    this.#opt.serverIp = ip
+    this.#opt.serverPort = port
+    this.#server.serverMoved(this.#clock.now())
+    for (const p of this.#peers.values()) if ((p.path?.directCandidate ?? null) === null) this.#routePeer(p)
+    return true
+  }
+
   get state (): RegistrationState | 'unresponsive' { return this.#server.state }
   /** The server's tunnel address (0 before the first registration). */
   get serverTunnelIp (): number { return this.#server.tunnelIp }

@@ -357,6 +357,21 @@ export class ServerLink implements SessionOwner {
     expireSessions(srv, now, this.#ctx.drop, true)
   }
 
+  /**
+   * The server's address changed (ctx.opt holds the new one): point the
+   * server's route there (once we know its tunnel address) and register
+   * again now, keeping the old keys until the new session replaces them.
+   */
+  serverMoved (now: number): void {
+    const { opt } = this.#ctx
+    if (this.#tunnelIp !== 0) {
+      this.#ctx.port.setPeer({ slot: SERVER_SLOT, peerId: 0, tunnelIp: this.#tunnelIp, endpointIp: opt.serverIp, endpointPort: opt.serverPort, relayVia: false })
+    }
+    this.#pings.clear()
+    if (R.everRegistered(this.#reg)) this.#reg = R.lost(this.#reg)
+    this.#sendRegistration(now)
+  }
+
   /** Say goodbye so the server frees our address at once. */
   shutdown (): void {
     const s = this.sessions.current

@@ -110,6 +110,18 @@ export class ServerController implements ControlHandler {
     this.#userPings = new UserPings(c.random)
   }
 
+  // ── reload (config/reload.ts decides what is live) ─────────────────────
+
+  /**
+   * A new client limit. Lowering it never evicts a registered client (their
+   * rekeys go on); it only refuses new registrations while clientCount is at
+   * or above it. Never more than the peer slots sized at start.
+   */
+  setMaxClients (n: number): void { this.#opt.maxClients = n }
+
+  /** A new keepalive interval (seconds): a silent client is forgotten after max(30 s, 3 keepalives) + 10 s. */
+  setKeepalive (sec: number): void { this.#opt.keepaliveSec = sec }
+
   get clientCount (): number {
     let n = 0
     for (const r of this.#byIp.values()) if (r.active) n++

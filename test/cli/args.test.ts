@@ -53,6 +53,7 @@ t.test('defaults', async t => {
     p2p: true,
     keepalive: 10,
     logLevel: 'info',
+    logFormat: 'text',
     placement: 'fused',
     fastPath: true,
     metrics: null
@@ -86,6 +87,8 @@ const okCases: OkCase[] = [
   { name: '--p2p=false', argv: [...CLIENT, '--p2p=false'], expect: { p2p: false } },
   { name: 'Go -p2p=false', argv: [...CLIENT, '-p2p=false'], expect: { p2p: false } },
   { name: 'Go -p2p=0', argv: [...CLIENT, '-p2p=0'], expect: { p2p: false } },
+  { name: '--log-format json', argv: [...SERVER, '--log-format', 'json'], expect: { logFormat: 'json' } },
+  { name: '--log-format=text', argv: [...SERVER, '--log-format=text'], expect: { logFormat: 'text' } },
   { name: '-q is log level error', argv: [...SERVER, '-q'], expect: { logLevel: 'error' } },
   { name: '--quiet is log level error', argv: [...SERVER, '--quiet'], expect: { logLevel: 'error' } },
   { name: '--verbose is log level debug', argv: [...SERVER, '--verbose'], expect: { logLevel: 'debug' } },
@@ -173,11 +176,14 @@ const badCases: BadCase[] = [
   { name: '--keepalive 0', argv: [...SERVER, '--keepalive', '0'], problems: [/--keepalive: expected seconds between keepalives, 1\.\.300/] },
   { name: '--placement bogus', argv: [...SERVER, '--placement', 'pipeline'], problems: [/--placement: expected one of split, fused, inline, got "pipeline"/] },
   { name: '--log-level bogus', argv: [...SERVER, '--log-level', 'loud'], problems: [/--log-level: expected one of error, warn, info, debug, got "loud"/] },
+  { name: '--log-format bogus', argv: [...SERVER, '--log-format', 'logfmt'], problems: [/^--log-format: expected one of text, json, got "logfmt"$/] },
   { name: '--dev too long', argv: [...SERVER, '--dev', 'a-very-long-device-name'], problems: [/--dev: expected a network device name of 1\.\.15 characters/] },
   { name: '--dev with a slash', argv: [...SERVER, '--dev', 'a/b'], problems: [/--dev: expected a network device name/] },
   { name: '--control too long', argv: [...SERVER, '--control', '/' + 'x'.repeat(120)], problems: [/--control: expected a socket path of at most 107 bytes/] },
   { name: 'unknown flag, with a suggestion', argv: [...SERVER, '--mtuu', '1300'], problems: [/unknown option "--mtuu" \(did you mean --mtu\?\)/] },
-  { name: 'unknown command', argv: ['serve', '--tun', '10.0.0.1/24'], problems: [/unknown command "serve": expected one of server, client, status/] },
+  { name: 'unknown command, with a did-you-mean', argv: ['serve', '--tun', '10.0.0.1/24'], problems: [/^unknown command "serve" \(did you mean "server"\?\): expected one of server, client, status, demo, help, version \(or Go-style flags such as -m server\)$/] },
+  { name: 'a misspelled status', argv: ['statsu'], problems: [/^unknown command "statsu" \(did you mean "status"\?\): expected one of server, client, status, demo, help, version \(or Go-style flags such as -m server\)$/] },
+  { name: 'a command far from every name: no guess', argv: ['reboot'], problems: [/^unknown command "reboot": expected one of server, client, status, demo, help, version \(or Go-style flags such as -m server\)$/] },
   { name: 'no command', argv: [], problems: [/no command given/] },
   { name: 'missing value at the end', argv: ['server', '--key', 'abcdefgh', '--tun'], problems: [/--tun: expected a value after it, got nothing/, /missing --tun/] },
   { name: 'a flag where a value should be', argv: ['server', '--tun', '--key', 'abcdefgh'], problems: [/--tun: expected a value after it, got the option "--key"/, /missing --tun/] },
@@ -197,7 +203,8 @@ const badCases: BadCase[] = [
   { name: 'netcheck with a daemon option', argv: ['netcheck', '--mtu', '1400'], problems: [/--mtu: not an option of netcheck/] },
   { name: 'check without a file', argv: ['check'], problems: [/check: expected the config file to check/] },
   { name: '--metrics not a port', argv: ['server', '--tun', '10.0.0.1/24', '--key', 'k'.repeat(16), '--metrics', 'http://x'], problems: [/--metrics: expected a local IPv4 address .*--metrics takes HOST:PORT or a PORT on 127\.0\.0\.1/, /--metrics: expected a port 1\.\.65535/] },
-  { name: 'help with an unknown topic', argv: ['help', 'everything'], problems: [/help: unknown topic "everything"/] },
+  { name: 'help with an unknown topic', argv: ['help', 'everything'], problems: [/help: unknown topic "everything": expected/] },
+  { name: 'help with a misspelled topic', argv: ['help', 'confg'], problems: [/help: unknown topic "confg" \(did you mean "config"\?\): expected/] },
   {
     name: 'every problem is listed, not just the first',
     argv: ['client', '--p2p', '--no-p2p', '--tun', '10.0.0.0/24', '--mtu', '9000', '--max-clients', '0', '--bogus', '--keepalive', 'x'],
@@ -325,7 +332,7 @@ t.test('-c config files', async t => {
     t.equal(p.length, 5, p.join('\n'))
     t.ok(p.some(x => /"remote": expected HOST:PORT as a string.*got 9000/.test(x)))
     t.ok(p.some(x => /"key": expected the shared secret as a string, got 12345678/.test(x)))
-    t.ok(p.some(x => /"mtu": expected an MTU.*got "1400"/.test(x)))
+    t.ok(p.some(x => /"mtu": must be a number, not the string "1400": write 1400 without quotes$/.test(x)))
     t.ok(p.some(x => /"p2p": expected true or false, got "yes"/.test(x)))
     t.ok(p.some(x => /"keepalive": expected seconds.*got 2.5/.test(x)))
   })
@@ -350,8 +357,9 @@ t.test('-c config files', async t => {
     t.match(run(['-c', f]).warnings, [/readable by every user.*chmod 600/])
   })
   t.test('missing, malformed and non-object files', async t => {
-    t.match(problemsOf(['-c', join(dir, 'nope.json')]), [/-c: expected a readable JSON config file, got ".*nope.json" \(no such file\)/, /no mode/, /missing --tun/, /missing --key/])
-    t.match(problemsOf(['-c', file('bad.json', '{ "mode": ')]), [/bad.json: expected JSON, got a parse error/])
+    t.match(problemsOf(['-c', join(dir, 'nope.json')]), [/-c: expected a readable JSON config file, got ".*nope.json" \(no such file\)/], 'no knock-on "missing" problems for what the file may hold')
+    t.equal(problemsOf(['-c', join(dir, 'nope.json')]).length, 1)
+    t.match(problemsOf(['-c', file('bad.json', '{ "mode": ')]), [/bad.json: expected JSON, got a syntax error at line 1, column 11/])
     t.match(problemsOf(['-c', file('arr.json', '[1,2]')]), [/arr.json: expected a JSON object .* got an array/])
   })
   t.test('problems from the file and the flags are listed together', async t => {

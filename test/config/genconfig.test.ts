@@ -83,3 +83,17 @@ t.test('main -g prints what it wrote and exits 0; refusing exits 1', async t => 
   t.equal(await main(['-g', file], io), 1)
   t.match(err.join(''), /lightweight-tunnel: not overwriting .*cfg\.json: it already exists/)
 })
+
+t.test('-g into a missing folder names the folder and the fix (not a raw ENOENT); nothing is written', async t => {
+  const dir = t.testdir({ 'a-file': 'x' })
+  const err: string[] = []
+  const io = { stdout: { write: () => true }, stderr: { write: (s: string) => err.push(s) } }
+  const missing = join(dir, 'no', 'such')
+  t.equal(await main(['-g', join(missing, 'cfg.json')], io), 1)
+  t.equal(err.join(''), `lightweight-tunnel: cannot write the example configs: the folder ${missing} does not exist\n  hint: create it first (mkdir -p ${missing}) or give -g a path in an existing folder\n`)
+  t.notOk(existsSync(missing))
+  err.length = 0
+  t.equal(await main(['-g', join(dir, 'a-file', 'cfg.json')], io), 1)
+  t.match(err.join(''), /cannot write the example configs: .*a-file is not a folder/)
+  t.notMatch(err.join(''), /ENOENT:|ENOTDIR:/)
+})

@@ -48,10 +48,13 @@ table<Raw, number>('checkInt (576..1900)', [
   { name: 'flag: a sign', input: flag('+1400', '--mtu'), value: null, problems: [`--mtu: expected ${MTU}, got "+1400"`] },
   { name: 'flag: an exponent', input: flag('1e3', '--mtu'), value: null, problems: [`--mtu: expected ${MTU}, got "1e3"`] },
   { name: 'flag: ten digits', input: flag('0000001400', '--mtu'), value: null, problems: [`--mtu: expected ${MTU}, got "0000001400"`] },
-  { name: 'file: a string', input: file('1400', 'mtu'), value: null, problems: [`${FILE}: "mtu": expected ${MTU}, got "1400"`] },
+  { name: 'file: a quoted number says it must be a number, without quotes', input: file('1400', 'mtu'), value: null, problems: [`${FILE}: "mtu": must be a number, not the string "1400": write 1400 without quotes`] },
+  { name: 'file: a quoted number out of range is still a type problem first', input: file('9000', 'mtu'), value: null, problems: [`${FILE}: "mtu": must be a number, not the string "9000": write 9000 without quotes`] },
+  { name: 'file: a word', input: file('auto-ish', 'mtu'), value: null, problems: [`${FILE}: "mtu": must be a number, got the string "auto-ish"; expected ${MTU}`] },
   { name: 'file: a fraction', input: file(1400.5, 'mtu'), value: null, problems: [`${FILE}: "mtu": expected ${MTU}, got 1400.5`] },
-  { name: 'file: null', input: file(null, 'mtu'), value: null, problems: [`${FILE}: "mtu": expected ${MTU}, got null`] },
-  { name: 'file: a boolean', input: file(true, 'mtu'), value: null, problems: [`${FILE}: "mtu": expected ${MTU}, got true`] }
+  { name: 'file: out of range', input: file(9000, 'mtu'), value: null, problems: [`${FILE}: "mtu": expected ${MTU}, got 9000`] },
+  { name: 'file: null', input: file(null, 'mtu'), value: null, problems: [`${FILE}: "mtu": must be a number, got null; expected ${MTU}`] },
+  { name: 'file: a boolean', input: file(true, 'mtu'), value: null, problems: [`${FILE}: "mtu": must be a number, got true; expected ${MTU}`] }
 ], (raw, problems) => checkInt(raw, 576, 1900, MTU, problems))
 
 table<Raw, boolean>('checkBool', [

@@ -284,3 +284,68 @@ t.test('rekey: client–server and peer sessions are replaced after REKEY_AFTER,
   t.equal(a.c.state, 'registered')
   t.equal(L.server.clientCount, 2)
 })
+
+t.test('the server moves to a new address (dynamic DNS): setServerEndpoint moves slot 0 and the relay routes, and re-registers', async t => {
+  const L = lab()
+  const a = L.addClient(1)
+  const b = L.addClient(2)
+  L.run(1000)
+  t.equal(a.c.state, 'registered')
+  t.equal(a.dp.routeByTunnelIp(ipToInt('10.0.0.3'))?.endpointIp, SERVER_IP, 'b is relayed through the old address')
+  t.equal(a.c.setServerEndpoint(SERVER_IP, SERVER_PORT), false, 'the same address: nothing to do')
+  // The old address goes dark; the server comes back on another address.
+  const NEW_IP = ipToInt('198.18.0.77')
+  L.net.filter = (d) => d.to.ip !== SERVER_IP && d.from.ip !== SERVER_IP
+  const newDp = L.net.add(NEW_IP, SERVER_PORT, 'server')
+  const { log } = logSink()
+  const moved = new ServerController({ psk: L.psk, tunnelIp: ipToInt('10.0.0.1'), prefix: 24, mtu: 1400, maxClients: 10, keepaliveSec: 10 }, { port: newDp, clock: L.clock, random: seededRandom(3), log }, 16)
+  newDp.handler = moved
+  L.server = moved
+  L.run(40_000)
+  t.equal(a.c.state, 'reconnecting', 'no answer on the old address: reconnecting')
+  t.equal(moved.clientCount, 0)
+  const sentBefore = L.net.sent
+  t.equal(a.c.setServerEndpoint(NEW_IP, SERVER_PORT), true)
+  t.ok(L.net.sent > sentBefore, 'an init goes out at once, not at the next retry')
+  t.equal(a.dp.routes.get(0)?.endpointIp, NEW_IP, 'slot 0 (the server) now points at the new address')
+  t.equal(a.dp.routeByTunnelIp(ipToInt('10.0.0.3'))?.endpointIp, NEW_IP, 'the relayed peer b now goes through the new address')
+  t.equal(a.dp.routeByTunnelIp(ipToInt('10.0.0.3'))?.relayVia, true)
+  b.c.setServerEndpoint(NEW_IP, SERVER_PORT)
+  L.run(2000)
+  t.equal(a.c.state, 'registered', 'a registered at the new address')
+  t.equal(b.c.state, 'registered', 'b too')
+  t.equal(moved.clientCount, 2)
+  const st = a.c.status()
+  t.equal(st.peers[0]!.endpoint, '198.18.0.77:9000', 'status shows the new server endpoint')
+  t.ok(a.dp.routeByTunnelIp(ipToInt('10.0.0.3')), 'a still knows b after the move')
+})
+
+t.test('setKeepalive (reload): the next keepalive uses the new interval', async t => {
+  const L = lab()
+  const a = L.addClient(1)
+  L.run(1000)
+  a.c.setKeepalive(2)
+  let pings = 0
+  L.net.filter = (d) => { if (d.from.ip === a.dp.ip && d.to.ip === SERVER_IP) pings++; return true }
+  L.run(10_000)
+  t.ok(pings >= 4 && pings <= 6, `about one keepalive every 2 s over 10 s (got ${pings})`)
+})
+
+t.test('setMaxClients (reload): lowering never evicts, it refuses new clients beyond it', async t => {
+  const L = lab({ maxClients: 10 })
+  const a = L.addClient(1)
+  const b = L.addClient(2)
+  L.run(1000)
+  t.equal(L.server.clientCount, 2)
+  L.server.setMaxClients(1)
+  const c = L.addClient(3)
+  L.run(60_000)
+  t.equal(a.c.state, 'registered', 'a stays')
+  t.equal(b.c.state, 'registered', 'b stays (over the new limit, but live)')
+  t.equal(L.server.clientCount, 2)
+  t.equal(c.c.state, 'rejected', 'a new client is refused')
+  t.match(c.c.problem, /server is full/)
+  L.server.setMaxClients(3)
+  L.run(60_000)
+  t.equal(c.c.state, 'registered', 'raised again: it gets in at its next try')
+})
