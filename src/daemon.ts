@@ -137,22 +137,13 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     if (controlIno === null) return
     try { if (lstatSync(config.control, { bigint: true }).ino === controlIno) unlinkSync(config.control) } catch { /* gone already */ }
   }
-  process.on('SIGINT', sigint)
-  process.on('SIGTERM', sigterm)
-  process.on('SIGHUP', sighup)
-  process.on('uncaughtException', uncaught)
-  process.on('unhandledRejection', uncaught)
-  process.stderr.on('error', stderrError)
-  process.on('exit', onExit)
-  const removeProcessHooks = (): void => {
-    process.off('SIGINT', sigint)
-    process.off('SIGTERM', sigterm)
-    process.off('SIGHUP', sighup)
-    process.off('uncaughtException', uncaught)
-    process.off('unhandledRejection', uncaught)
-    process.stderr.off('error', stderrError)
-    process.off('exit', onExit)
-  }
+  const hooks: Array<[NodeJS.EventEmitter, string, (...args: any[]) => void]> = [
+    [process, 'SIGINT', sigint], [process, 'SIGTERM', sigterm], [process, 'SIGHUP', sighup],
+    [process, 'uncaughtException', uncaught], [process, 'unhandledRejection', uncaught],
+    [process.stderr, 'error', stderrError], [process, 'exit', onExit]
+  ]
+  for (const [emitter, event, fn] of hooks) emitter.on(event, fn)
+  const removeProcessHooks = (): void => { for (const [emitter, event, fn] of hooks) emitter.off(event, fn) }
 
   let psk: Uint8Array
   try {

@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { loadNative } from '../../src/dataplane/native.js'
 import { loadTestingNative } from '../helpers/native-testing.js'
-import { openData, relayEnvelope, sealData } from '../helpers/packets.js'
+import { ipv4 as ipv4Packet, openData, relayEnvelope, sealData } from '../helpers/packets.js'
 import { runPipelines } from '../../src/dataplane/pipelines.js'
 import { createStatsBuffer, StatsReader } from '../../src/dataplane/stats.js'
 import { SpscRing } from '../../src/dataplane/ring.js'
@@ -32,21 +32,9 @@ const REMOTE_INDEX = 0x11223344
 const LOCAL_INDEX = 0xabcdef01
 const VNET = 10
 
+/** An ICMP (unless told) IPv4 packet with `payload` random bytes. */
 function ipv4 (src: number, dst: number, payload: number, proto = 1): Uint8Array {
-  const p = new Uint8Array(20 + payload)
-  const v = new DataView(p.buffer)
-  p[0] = 0x45
-  v.setUint16(2, p.length)
-  p[8] = 64
-  p[9] = proto
-  v.setUint32(12, src)
-  v.setUint32(16, dst)
-  p.set(randomBytes(payload), 20)
-  let sum = 0
-  for (let i = 0; i < 20; i += 2) sum += v.getUint16(i)
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16)
-  v.setUint16(10, ~sum & 0xffff)
-  return p
+  return ipv4Packet(src, dst, new Uint8Array(randomBytes(payload)), proto)
 }
 
 interface Rig {
