@@ -7,6 +7,7 @@
  * modes, and fuzzing of both consume functions.
  */
 import t from 'tap'
+import { seededRandom } from '../../src/random.js'
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js'
 import { VpnError, WireError } from '../../src/errors.js'
 import { consumeInit, consumeResponse, createInit, createResponse, type SessionKeys } from '../../src/crypto/noise.js'
@@ -16,17 +17,8 @@ import { decodeHandshakeInit, decodeHandshakeResp, HANDSHAKE_INIT_MIN } from '..
 const hex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s.replace(/[\s|]/g, ''), 'hex'))
 const toHex = (u: Uint8Array): string => Buffer.from(u).toString('hex')
 
-function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
-const rnd = prng(0xc0ffee)
+// Deterministic (mulberry32, src/random.ts) so fuzz failures reproduce.
+const rnd = seededRandom(0xc0ffee).float
 const rint = (n: number): number => Math.floor(rnd() * n)
 const rbytes = (n: number): Uint8Array => { const b = new Uint8Array(n); for (let i = 0; i < n; i++) b[i] = rint(256); return b }
 

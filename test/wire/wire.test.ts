@@ -6,6 +6,7 @@
  * same bytes; decode(encode(x)) deep-equals x for random valid x).
  */
 import t, { type Test } from 'tap'
+import { seededRandom } from '../../src/random.js'
 import { WireError, VpnError } from '../../src/errors.js'
 import {
   MSG_DATA, MSG_REJECT, MSG_RELAY, REJECT_AUTH_FAILED, REJECT_UNKNOWN_SESSION, TRANSPORT_HEADER_LEN, RELAY_HEADER_LEN, TAG_LEN,
@@ -32,18 +33,8 @@ const hex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s.replace(/[\s
 const toHex = (u: Uint8Array): string => Buffer.from(u).toString('hex')
 const rep = (byte: string, n: number): string => byte.repeat(n)
 
-// Deterministic PRNG (mulberry32) so fuzz failures reproduce.
-function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
-const rnd = prng(0x5eed)
+// Deterministic (mulberry32, src/random.ts) so fuzz failures reproduce.
+const rnd = seededRandom(0x5eed).float
 const rint = (n: number): number => Math.floor(rnd() * n)
 const ru32 = (): number => rint(0x100000000)
 const rbytes = (n: number): Uint8Array => { const b = new Uint8Array(n); for (let i = 0; i < n; i++) b[i] = rint(256); return b }
