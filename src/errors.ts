@@ -21,7 +21,6 @@ export type ErrorCode =
   | 'ERR_HANDSHAKE'
   | 'ERR_AUTH_FAILED'
   | 'ERR_WORKER'
-  | 'ERR_RESOLVE'
   | 'ERR_INSTALL'
   | 'ERR_METRICS'
 

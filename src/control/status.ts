@@ -49,9 +49,10 @@ export interface StatusReport {
   listen: string | null
   server: string | null
   /**
-   * Client: 'registering' | 'registered' | 'unresponsive' (registered, but the
-   * server has not answered for 2 keepalives + 1 s; `problem` says since when)
-   * | 'rejected' | 'reconnecting'. Server: 'running'.
+   * Client: 'resolving' (the --remote name does not resolve yet; `problem`
+   * says why; server-name.ts) | 'registering' | 'registered' | 'unresponsive'
+   * (registered, but the server has not answered for 2 keepalives + 1 s;
+   * `problem` says since when) | 'rejected' | 'reconnecting'. Server: 'running'.
    */
   state: string
   /** Plain-language reason when something is wrong (e.g. the key was rejected), else null. */
