@@ -22,7 +22,7 @@ export function checkReport (file: string, config: Config | null, problems: read
   const warn = warnings.map(w => `warning: ${w}\n`).join('')
   if (config === null || problems.length > 0) {
     const n = problems.length
-    return { stdout: '', stderr: warn + problems.map(p => `${file}: ${p}\n`).join('') + `config ${file} has ${n} problem${n === 1 ? '' : 's'}\n`, code: 2 }
+    return { stdout: '', stderr: warn + problems.map(p => p.startsWith(`${file}: `) ? `${p}\n` : `${file}: ${p}\n`).join('') + `config ${file} has ${n} problem${n === 1 ? '' : 's'}\n`, code: 2 }
   }
   return { stdout: summarize(config) + '\n', stderr: warn, code: 0 }
 }

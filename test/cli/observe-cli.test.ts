@@ -53,6 +53,12 @@ t.test('check -c FILE: every problem with its key, exit 2', async t => {
   const m = io()
   t.equal(await main(['check', '-c', join(dir, 'missing.json')], m.io), 2)
   t.match(m.err(), /missing\.json/)
+  const broken = join(dir, 'broken.json')
+  writeFileSync(broken, '{"mode": "client",}', { mode: 0o600 })
+  const b = io()
+  t.equal(await main(['check', '-c', broken], b.io), 2)
+  t.notMatch(b.err(), new RegExp(`${broken.replace(/[.]/g, '\\.')}: ${broken.replace(/[.]/g, '\\.')}:`), 'the file is named once per line, not twice')
+  t.match(b.err(), /line 1, column 19/)
 })
 
 t.test('discovery lists default sockets of one namespace, skips dead ones', async t => {
