@@ -46,7 +46,7 @@ import { ServerName } from './server-name.js'
 import type { ControlPlaneInfo, StatusReport } from './control/status.js'
 import type { ControlHandler } from './control/port.js'
 import { createNotifier } from './service/notify.js'
-import { startMetricsServer, type MetricsServer } from './metrics.js'
+import type { MetricsServer } from './metrics.js'
 import { answerNetcheck, answerPing } from './control/observe-requests.js'
 
 /** Peer slots per daemon: the server's clients, or a client's peers (slot 0 = the server). */
@@ -271,6 +271,8 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       throw new VpnError('ERR_USAGE', `unknown control command "${String(req.cmd)}"`)
     }, log.child('control')).catch((err: unknown) => { throw withPermissionHint(err, config.control) })
     if (config.metrics !== null) {
+      // Loaded only when asked for: node:http costs an idle client ~3 MiB of resident memory.
+      const { startMetricsServer } = await import('./metrics.js')
       metrics = await startMetricsServer(config.metrics.host, config.metrics.port, status, log.child('metrics'))
       if (!config.metrics.host.startsWith('127.')) {
         log.warn(`metrics on ${metrics.address} can be read by anyone who reaches that address: plain HTTP, no authentication; firewall it or bind 127.0.0.1`)
