@@ -100,7 +100,7 @@ function startDaemon (ns: string, control: string, args: string[]): Node {
 }
 
 async function status (n: Node): Promise<StatusReport | null> {
-  try { return await controlRequest(n.control, { cmd: 'status' }, 2000) as StatusReport } catch { return null }
+  try { return await controlRequest(n.control, { cmd: 'status', sampleLoop: true }, 2000) as StatusReport } catch { return null }
 }
 
 function peerB (s: StatusReport | null): PeerStatus | undefined {

@@ -167,7 +167,7 @@ export function renderMetrics (r: StatusReport, proc: ProcessFacts = processFact
   }
 
   // The control plane's timing health (control/ticker.ts): how late its timer runs fire, the main loop's delay
-  // (sampled only while somebody looks, so absent on the first scrape after a quiet spell), runs > 20 ms late.
+  // (sampled only on request, so usually absent), runs > 20 ms late.
   const cp = r.controlPlane
   if (cp !== undefined) {
     const quantiles = (name: string, help: string, f: LateFigures | null): void => {
@@ -177,7 +177,7 @@ export function renderMetrics (r: StatusReport, proc: ProcessFacts = processFact
       e.add(name, 'gauge', '', f.max / 1000, { quantile: '1' })
     }
     quantiles('lwt_control_plane_timer_late_seconds', 'How late the control-plane timer fired against when it was due, over the last 10 s (quantile 1 = the maximum).', cp.tickLateMs)
-    quantiles('lwt_control_plane_loop_delay_seconds', 'The main event loop\'s delay over the last 10 s (quantile 1 = the maximum); sampled for 10 minutes after a status request or scrape.', cp.loopDelayMs)
+    quantiles('lwt_control_plane_loop_delay_seconds', 'The main event loop\'s delay over the last 10 s (quantile 1 = the maximum); present only while sampled (a control request with sampleLoop).', cp.loopDelayMs)
     e.add('lwt_control_plane_timer_runs_total', 'counter', 'Control-plane timer runs since start.', cp.ticks)
     e.add('lwt_control_plane_timer_runs_late_total', 'counter', 'Control-plane timer runs more than 20 ms late since start.', cp.ticksLate)
   }

@@ -123,7 +123,7 @@ export function formatStatus (report: StatusReport): string {
   if (report.controlPlane !== undefined) {
     const c = report.controlPlane
     kv.push(['control plane', `timer late p50 ${formatLate(c.tickLateMs.p50)}, p99 ${formatLate(c.tickLateMs.p99)}, max ${formatLate(c.tickLateMs.max)}; ` +
-      (c.loopDelayMs === null ? 'loop delay sampling (ask again in a second)' : `loop delay p99 ${formatLate(c.loopDelayMs.p99)}, max ${formatLate(c.loopDelayMs.max)}`) +
+      (c.loopDelayMs === null ? 'loop delay not sampled' : `loop delay p99 ${formatLate(c.loopDelayMs.p99)}, max ${formatLate(c.loopDelayMs.max)}`) +
       `; ${c.ticksLate} of ${c.ticks} runs > 20 ms late`])
   }
   const direct = report.peers.filter(p => p.path === 'direct').length

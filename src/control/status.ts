@@ -76,8 +76,9 @@ export interface ControlPlaneInfo {
   tickLateMs: LateFigures
   /**
    * The main event loop's delay (monitorEventLoopDelay, 10 ms resolution) over the last 10 s; p99 is the
-   * worst second's. Sampled only for 10 minutes after a status request (it costs an idle daemon CPU), so
-   * null on the first request after a quiet spell: ask again a second later.
+   * worst second's. Sampled only for 10 minutes after a status request with `sampleLoop: true` (the
+   * sampling costs an idle daemon CPU and its idle ping latency), so null unless asked for: the first
+   * such request starts it, ask again a second later.
    */
   loopDelayMs: LateFigures | null
   /** Timer runs since start. */

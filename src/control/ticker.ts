@@ -153,9 +153,10 @@ export class Ticker {
  * of LATE_MS. Not free: a libuv timer wakes the loop 100 times a second, also
  * on an idle daemon (whose own tick wakes it 4 times): an idle node process
  * on the 2-core benchmark machine used ~2 ms of CPU a second without the
- * monitor and 7–9 ms with it (with a 20-ms resolution: ~6 ms). So the daemon
- * samples only while somebody looks: each status request keeps the monitor
- * on for LOOP_WATCH_MS (watch()), and an unobserved daemon pays nothing.
+ * monitor and 7–9 ms with it (with a 20-ms resolution: ~6 ms), and the
+ * wake-ups cost an idle ping through the fast path ~45 µs (bench:ci A/B). So
+ * the daemon samples only when asked: a status request with `sampleLoop`
+ * keeps the monitor on for LOOP_WATCH_MS (watch()); otherwise it is off.
  */
 export const LOOP_RESOLUTION_MS = 10
 /** How long the loop-delay monitor stays on after the last watch() (a status request): 10 minutes. */
