@@ -208,7 +208,8 @@ t.test('server restart: clients re-register by themselves', async t => {
   t.equal(a.c.state, 'registered')
 })
 
-t.test('a peer that forgot us gets a new session when our data reaches it (server-restart race)', async t => {
+/** Two registered clients (10.0.0.2, 10.0.0.3) with an end-to-end session a → b set up through the relay. */
+function peersWithSession (): { L: Lab, a: ReturnType<Lab['addClient']>, b: ReturnType<Lab['addClient']>, slotB: number } {
   const L = lab()
   const a = L.addClient(1)
   const b = L.addClient(2)
@@ -216,6 +217,11 @@ t.test('a peer that forgot us gets a new session when our data reaches it (serve
   const slotB = a.dp.routeByTunnelIp(ipToInt('10.0.0.3'))!.slot
   a.c.onNeedSession(slotB)
   L.run(500)
+  return { L, a, b, slotB }
+}
+
+t.test('a peer that forgot us gets a new session when our data reaches it (server-restart race)', async t => {
+  const { L, a, b, slotB } = peersWithSession()
   t.equal(b.c.status().peers[1].session, 'established')
   // The server restarts; b re-registers first (a's packets are held back), so b's fresh
   // list lacks a and b forgets it; a re-registers later and keeps its session with b.
@@ -261,13 +267,7 @@ t.test('a lost server is detected and the client reconnects with backoff', async
 })
 
 t.test('rekey: client–server and peer sessions are replaced after REKEY_AFTER, the old one lingers for in-flight packets', async t => {
-  const L = lab()
-  const a = L.addClient(1)
-  const b = L.addClient(2)
-  L.run(1000)
-  const slotB = a.dp.routeByTunnelIp(ipToInt('10.0.0.3'))!.slot
-  a.c.onNeedSession(slotB)
-  L.run(500)
+  const { L, a, b, slotB } = peersWithSession()
   const srv0 = a.dp.sendKeys.get(0)!
   const peer0 = a.dp.sendKeys.get(slotB)!
   L.run(125_000)
