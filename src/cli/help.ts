@@ -190,6 +190,12 @@ const OPTIONS = `OPTIONS
     -l, --listen HOST:PORT
               Local UDP address to bind. Default: ${D.clientListen.host}:${D.clientListen.port} (any
               address, a free port chosen by the kernel).
+    --server-key KEY|FILE
+              The server's public key (base64, as "status" on the server
+              shows it), or a file holding it. Without it the client pins
+              the key the server presents on first contact in
+              STATE_DIR/server.pub; either way a server presenting another
+              key is refused (status shows why).
 
   Other
     -g FILE   Write an example server config to FILE and a matching client
@@ -253,6 +259,7 @@ const CONFIG = `CONFIGURATION FILE
         metrics                     "127.0.0.1:9100", 9100 or "off"
         stateDir                    "/var/lib/lightweight-tunnel/lwt0"
         nodeKey                     "/path/to/node.key"
+        serverKey                   "base64 public key" or "/path" (client)
     Numbers are JSON numbers ("mtu": 1400, not "1400"). A syntax error is
     reported with its line and column. SIGHUP reloads the file (SIGNALS).
     Unknown keys are an error naming them. These Go keys are accepted and

@@ -41,7 +41,8 @@ export const APPLY: Readonly<Record<SettingKey, Apply>> = Object.freeze({
   fastPath: 'restart',
   metrics: 'restart',
   stateDir: 'restart',
-  nodeKey: 'restart'
+  nodeKey: 'restart',
+  serverKey: 'restart'
 })
 
 export interface Change<K extends SettingKey = SettingKey> {

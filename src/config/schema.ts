@@ -77,6 +77,12 @@ export interface Config {
   readonly stateDir: string
   /** The node's private key file (--node-key), or null: STATE_DIR/node.key, created on first start. */
   readonly nodeKey: string | null
+  /**
+   * Client: the server's public key (base64), or an absolute path to a file
+   * holding it (--server-key); null: pin the key the server presents first
+   * (STATE_DIR/server.pub; identity/server-pin.ts).
+   */
+  readonly serverKey: string | null
 }
 
 /** A setting's name: a Config field, and its key in our own JSON files. */
@@ -84,7 +90,7 @@ export type SettingKey = keyof Config
 
 const SETTING_LIST = [
   'mode', 'listen', 'remote', 'tun', 'key', 'dev', 'control', 'mtu', 'maxClients',
-  'p2p', 'keepalive', 'logLevel', 'logFormat', 'placement', 'fastPath', 'metrics', 'stateDir', 'nodeKey'
+  'p2p', 'keepalive', 'logLevel', 'logFormat', 'placement', 'fastPath', 'metrics', 'stateDir', 'nodeKey', 'serverKey'
 ] as const satisfies readonly SettingKey[]
 /** Compiles only while SETTING_LIST names every Config field (unused at run time). */
 const LISTS_EVERY_SETTING: [Exclude<SettingKey, typeof SETTING_LIST[number]>] extends [never] ? true : never = true

@@ -58,7 +58,8 @@ t.test('defaults', async t => {
     fastPath: true,
     metrics: null,
     stateDir: '/var/lib/lightweight-tunnel/lwt0',
-    nodeKey: null
+    nodeKey: null,
+    serverKey: null
   })
   const c = run(CLIENT).config
   t.same(c.listen, { host: '0.0.0.0', port: 0 })
@@ -444,4 +445,17 @@ t.test('help text is a manual page and matches the options', async t => {
     const long = helpText(topic).split('\n').filter(l => l.length > 80)
     t.same(long, [], `every line of help ${topic ?? ''} fits 80 columns`)
   }
+})
+
+t.test('--state-dir, --node-key, --server-key', async t => {
+  const c = parseCommand(['client', '--remote', '192.0.2.1:9000', '--tun', '10.0.0.2/24', '--key', 'correct horse battery', '--state-dir', 'st', '--node-key', 'n.key',
+    '--server-key', 'AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8='], { netnsId: null, cwd: '/srv/lwt' })
+  t.equal(c.kind, 'run')
+  if (c.kind !== 'run') return
+  t.equal(c.config.stateDir, '/srv/lwt/st')
+  t.equal(c.config.nodeKey, '/srv/lwt/n.key')
+  t.equal(c.config.serverKey, 'AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=', 'a key stays as given')
+  const f = parseCommand(['client', '--remote', '192.0.2.1:9000', '--tun', '10.0.0.2/24', '--key', 'correct horse battery', '--server-key', 'srv.pub'], { netnsId: null, cwd: '/srv/lwt' })
+  t.equal(f.kind === 'run' ? f.config.serverKey : null, '/srv/lwt/srv.pub', 'anything else is a file path')
+  t.throws(() => parseCommand(['server', '--tun', '10.0.0.1/24', '--key', 'correct horse battery', '--server-key', 'x'], { netnsId: null }), { code: 'ERR_USAGE', message: /--server-key: only for client mode/ })
 })
