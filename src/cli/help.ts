@@ -80,6 +80,12 @@ const COMMANDS = `COMMANDS
               "help install-service").
     completion bash
               Print the bash completion script (see "help completion").
+    genkey    Print a new node private key (base64, one line), as wg genkey:
+              "umask 077; lightweight-tunnel genkey > node.key", then
+              --node-key node.key.
+    pubkey    Read a private key on standard input and print its public key
+              (the form --server-key and the server's "status" use):
+              "lightweight-tunnel pubkey < node.key".
 `
 
 const OPTIONS = `OPTIONS
