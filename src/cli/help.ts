@@ -163,6 +163,16 @@ const OPTIONS = `OPTIONS
     --max-clients N
               Clients registered at once, ${L.maxClientsMin}..${L.maxClientsMax}; further clients are
               refused. Default: ${D.maxClients}.
+    --authorized-nodes FILE
+              Strict mode: admit only the nodes FILE lists, one
+              "PUBKEY ADDRESS" per line (a node's public key in base64 and
+              its tunnel address; # comments). Any other key, or a listed key
+              asking for another address, is refused ("not authorized"). A
+              bad line stops the start with FILE:LINE. SIGHUP reads FILE
+              again: keys no longer listed are revoked at once (as by "nodes
+              remove"), keys added are admitted (a revocation is lifted).
+              Default: none (every holder of the network key may register a
+              free address; see "help nodes").
 
   Client only
     -r, --remote HOST:PORT
@@ -239,6 +249,7 @@ const CONFIG = `CONFIGURATION FILE
         placement                   "inline", "fused" or "split"
         fastPath                    true or false
         metrics                     "127.0.0.1:9100", 9100 or "off"
+        authorizedNodes             "/etc/lightweight-tunnel/nodes" (server)
     Numbers are JSON numbers ("mtu": 1400, not "1400"). A syntax error is
     reported with its line and column. SIGHUP reloads the file (SIGNALS).
     Unknown keys are an error naming them. These Go keys are accepted and
@@ -287,7 +298,8 @@ const SIGNALS = `SIGNALS
          Applied at once, without dropping a session: logLevel, logFormat,
          keepalive, maxClients (lowering it never disconnects a client, it
          refuses new ones; raising it above the value at start needs a
-         restart). Every other change is named in one log line as needing
+         restart), authorizedNodes (its file is read again on every
+         SIGHUP; keys no longer listed are revoked). Every other change is named in one log line as needing
          a restart and keeps its running value. A file with problems is
          refused (each problem is logged) and the running config is kept.
          Without -c there is nothing to reload: one log line says so.
