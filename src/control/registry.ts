@@ -31,11 +31,21 @@ export interface RevokedKey { key: Uint8Array; at: number }
  * implements it; the server takes `NodeRegistry & RegistryAdmin`.
  */
 export interface RegistryAdmin {
+  /** Strict mode's list (--authorized-nodes), or null: check answers 'not-authorized' for any pair it does not admit. */
+  setAuthorized (a: AuthorizedList | null): void
+  readonly authorized: AuthorizedList | null
   /** Lifts a revocation; false when the key was not revoked. */
   allow (key: Uint8Array): boolean
   revoked (): RevokedKey[]
   /** Writes what `touch` left unwritten (at most every REGISTRY_TOUCH_FLUSH ms, and at shutdown). */
   flush (wallNow: number, force?: boolean): void
+}
+
+/** Strict mode's admitted key/address pairs (state/authorized-nodes.ts AuthorizedNodes). */
+export interface AuthorizedList {
+  readonly file: string
+  admits (key: Uint8Array, address: number): boolean
+  addressOf (key: Uint8Array): number | null
 }
 
 /** Bytes as a map key. */

@@ -9,10 +9,19 @@
  *      address at most once a minute.
  *   2. check the claimed address (inside our network, not reserved, not held
  *      by another live client), capacity, and the init timestamp (replays).
- *   3. response (type 2) with status; on OK the session is pending and its
- *      receive key is installed.
- *   4. Confirm (control) on the pending session → the client is active at the
- *      confirm's source address; every other client learns of it.
+ *   3. response (type 2) with status. On OK for a new registration, only a
+ *      PendingRegistration is kept (pending-registrations.ts: no client slot,
+ *      no address; at most PENDING_PER_SOURCE per source IP, PENDING_MAX in
+ *      all); a rekey of an active client puts the session pending on its
+ *      record and installs its receive key.
+ *   4. Confirm (control) on the pending session → the address is checked
+ *      again, then the client takes a slot and is active at the confirm's
+ *      source address (the registry binds its key to the address); every
+ *      other client learns of it.
+ *
+ * The operator's `nodes` commands reach the registry through nodesAdmin
+ * (control/nodes.ts); a revoked node is told Bye and removed at once, and the
+ * next peer-list flush tells every other client.
  *
  * Sealed control messages are opened, and sessions rotated in and expired,
  * by session.ts (the same code as the client's).
@@ -33,6 +42,10 @@ import { broadcastAddress, endpointKey, formatEndpoint, inSubnet, intToIp, netwo
 import type { PeerStatus, StatusReport } from './status.js'
 import { RTT_WARMUP, RTT_WARMUP_GAP, RttWindow, SERVER_RTT_PING_INTERVAL, lastSeen } from './rtt.js'
 import { UserPings, type PingStarted } from './user-ping.js'
+import { PendingRegistration, PendingRegistrations } from './pending-registrations.js'
+import type { NodeRegistry, RegistryAdmin } from './registry.js'
+import type { NodesAdmin } from './nodes.js'
+import { FileRegistry } from '../state/registry-file.js'
 
 /** The NAT-check port answers Pings only. */
 const NAT_CHECK_KINDS = [CTL_PING] as const
@@ -45,6 +58,8 @@ export interface ServerOptions {
   maxClients: number
   /** Seconds between client keepalives (sets the expiry). */
   keepaliveSec: number
+  /** The address→key registry (default: in memory only). */
+  registry?: NodeRegistry & RegistryAdmin
 }
 
 /** A registered (or registering) client. */
@@ -76,7 +91,10 @@ export class ServerController implements ControlHandler {
   readonly #log: Logger
   readonly #byIp = new Map<number, ClientRecord>()
   readonly #byPeerId = new Map<number, ClientRecord>()
-  readonly #indexes: IndexTable<ClientRecord>
+  readonly #indexes: IndexTable<ClientRecord | PendingRegistration>
+  /** Registrations answered OK and not confirmed yet: no slot, no address. */
+  readonly #pending = new PendingRegistrations(C.PENDING_PER_SOURCE, C.PENDING_MAX)
+  readonly #registry: NodeRegistry & RegistryAdmin
   readonly #freeSlots: number[] = []
   #nextPeerId = 1
   #version = 1
@@ -108,6 +126,7 @@ export class ServerController implements ControlHandler {
     this.#network = networkAddress(opt.tunnelIp, opt.prefix)
     this.#broadcast = broadcastAddress(opt.tunnelIp, opt.prefix)
     this.#userPings = new UserPings(c.random)
+    this.#registry = opt.registry ?? new FileRegistry(null)
   }
 
   // ── reload (config/reload.ts decides what is live) ─────────────────────
@@ -220,43 +239,28 @@ export class ServerController implements ControlHandler {
       refuse(RESP_ADDRESS_RESERVED, 'its address is the server\'s own, the network or the broadcast address')
       return
     }
-    let rec = this.#byIp.get(ip)
-    if (rec !== undefined) {
-      const same = sameBytes(rec.instanceId, req.instanceId)
-      const live = now - rec.lastSeen < this.#expiry
-      if (!same && live && rec.active) {
-        refuse(RESP_ADDRESS_IN_USE, `the address is held by a live client at ${formatEndpoint(rec.endpointIp, rec.endpointPort)}`)
-        return
-      }
-      if (same && req.timestamp <= rec.lastTimestamp) return // replayed init
-      if (!same) {
-        this.#remove(rec, 'replaced by a new registration')
-        rec = undefined
-      }
+    const rec = this.#byIp.get(ip)
+    const same = rec !== undefined && sameBytes(rec.instanceId, req.instanceId)
+    if (rec !== undefined && !same && now - rec.lastSeen < this.#expiry) {
+      refuse(RESP_ADDRESS_IN_USE, `the address is held by a live client at ${formatEndpoint(rec.endpointIp, rec.endpointPort)}`)
+      return
     }
-    if (rec === undefined) {
+    if (rec !== undefined && same && req.timestamp <= rec.lastTimestamp) return // replayed init
+    if (rec === undefined || !same) {
+      // A new registration: it holds nothing (no slot, no address) until its Confirm (#admit).
       if (this.clientCount >= this.#opt.maxClients || this.#freeSlots.length === 0) {
         refuse(RESP_SERVER_FULL, `the server is full (--max-clients ${this.#opt.maxClients})`)
         return
       }
-      rec = {
-        peerId: this.#nextPeerId++,
-        slot: this.#freeSlots.pop()!,
-        tunnelIp: ip,
-        instanceId: req.instanceId,
-        lastTimestamp: req.timestamp,
-        active: false,
-        endpointIp: input.ip,
-        endpointPort: input.port,
-        lastSeen: now,
-        sessions: emptySessionSet(),
-        lan: req.lan,
-        pings: new Map(),
-        lastPingAt: -Infinity,
-        rtt: new RttWindow()
-      }
-      this.#byIp.set(ip, rec)
-      this.#byPeerId.set(rec.peerId, rec)
+      if (this.#pending.forAddress(ip).some(p => sameBytes(p.claim.instanceId, req.instanceId) && req.timestamp <= p.claim.timestamp)) return // replayed init
+      const p = new PendingRegistration(input.ip, input.port, now, { tunnelIp: ip, instanceId: req.instanceId, timestamp: req.timestamp, lan: req.lan, key: null })
+      const localIndex = this.#indexes.allocate(p)
+      const { message, keys } = createResponse(hs.state, localIndex, reply(RESP_OK, 0))
+      this.handshakeCounters.handshakesAccepted++
+      p.attach(newSession(localIndex, hs.senderIndex, keys, now, false))
+      for (const q of this.#pending.add(p)) { this.#dropSession(q.session); this.registrationCounters.dropRegistrationEvicted++ }
+      this.#port.sendControl(message, input.ip, input.port)
+      return
     }
     rec.lastTimestamp = req.timestamp
     rec.lan = req.lan
@@ -272,6 +276,8 @@ export class ServerController implements ControlHandler {
 
   /** NAT-check port datagrams answered, and dropped (malformed, unauthenticated, not a Ping). */
   readonly natCheckCounters = { natCheckAnswered: 0, natCheckDropped: 0 }
+  /** Unconfirmed registrations evicted by newer ones (PENDING_PER_SOURCE, PENDING_MAX); Confirms refused because the address was taken or the server filled meanwhile. status counters; metrics lwt_drops_total. */
+  readonly registrationCounters = { dropRegistrationEvicted: 0, dropRegistrationConfirmRefused: 0 }
   /** Registration handshakes (and rekeys): answered OK, refused (address, capacity), failed authentication (wrong key). status counters; metrics lwt_handshakes_total. */
   readonly handshakeCounters = { handshakesAccepted: 0, handshakesRefused: 0, handshakesAuthFailed: 0 }
 
@@ -283,7 +289,7 @@ export class ServerController implements ControlHandler {
    * else is accepted, and nothing changes state; returns the reply or null.
    */
   onNatCheck (bytes: Uint8Array, ip: number, port: number): Uint8Array | null {
-    const r = openSealedControl(bytes, this.#indexes, (rec) => rec.active, NAT_CHECK_KINDS)
+    const r = openSealedControl(bytes, this.#indexes, (rec) => !(rec instanceof PendingRegistration) && rec.active, NAT_CHECK_KINDS)
     if (!r.ok || r.msg.kind !== CTL_PING) { this.natCheckCounters.natCheckDropped++; return null }
     this.natCheckCounters.natCheckAnswered++
     return r.session.ctl.seal(encodeControl({ kind: CTL_PONG, txid: r.msg.txid, peerListVersion: this.#version, observedIp: ip, observedPort: port }))
@@ -296,7 +302,15 @@ export class ServerController implements ControlHandler {
       if (r.why === 'unknown-index') this.#sendReject(REJECT_UNKNOWN_SESSION, r.index, input.ip, input.port)
       return
     }
-    const { owner: rec, session: s, msg } = r
+    const { session: s, msg } = r
+    let rec: ClientRecord
+    if (r.owner instanceof PendingRegistration) {
+      // Only a Confirm (or a Ping, when the Confirm was lost) admits; a Ping is then answered below.
+      if (msg.kind !== CTL_CONFIRM && msg.kind !== CTL_PING) return
+      const admitted = this.#admit(r.owner, input.ip, input.port)
+      if (admitted === null || msg.kind === CTL_CONFIRM) return
+      rec = admitted
+    } else rec = r.owner
     rec.lastSeen = now
     switch (msg.kind) {
       case CTL_CONFIRM: {
@@ -331,6 +345,54 @@ export class ServerController implements ControlHandler {
       }
       default: break
     }
+  }
+
+  /**
+   * The Confirm of a new registration: check the address again (it may have
+   * been taken since the init), then the client takes a slot and the
+   * address, and becomes active. A Confirm that comes too late is answered
+   * with a Reject (unknown session): the client registers again and meets
+   * the refusal's reason.
+   */
+  #admit (p: PendingRegistration, ip: number, port: number): ClientRecord | null {
+    const now = this.#clock.now()
+    this.#pending.delete(p)
+    const c = p.claim
+    const old = this.#byIp.get(c.tunnelIp)
+    const taken = old !== undefined && !sameBytes(old.instanceId, c.instanceId) && now - old.lastSeen < this.#expiry
+    // A replaced record gives back its slot and its place under --max-clients.
+    const full = this.clientCount - (old?.active === true ? 1 : 0) >= this.#opt.maxClients || this.#freeSlots.length + (old === undefined ? 0 : 1) === 0
+    if (taken || full) {
+      this.registrationCounters.dropRegistrationConfirmRefused++
+      this.#dropSession(p.session)
+      this.#sendReject(REJECT_UNKNOWN_SESSION, p.session.localIndex, ip, port)
+      return null
+    }
+    if (old !== undefined) this.#remove(old, 'replaced by a new registration')
+    const rec: ClientRecord = {
+      peerId: this.#nextPeerId++,
+      slot: this.#freeSlots.pop()!,
+      tunnelIp: c.tunnelIp,
+      instanceId: c.instanceId,
+      lastTimestamp: c.timestamp,
+      active: false,
+      endpointIp: ip,
+      endpointPort: port,
+      lastSeen: now,
+      sessions: emptySessionSet(),
+      lan: c.lan,
+      pings: new Map(),
+      lastPingAt: -Infinity,
+      rtt: new RttWindow()
+    }
+    this.#byIp.set(rec.tunnelIp, rec)
+    this.#byPeerId.set(rec.peerId, rec)
+    const s = p.session
+    rec.sessions.pending = s
+    this.#indexes.reassign(s.localIndex, rec)
+    this.#port.setRecvKey(rec.slot, s.localIndex, s.keys.dataRecv)
+    this.#activate(rec, s, ip, port)
+    return rec
   }
 
   #activate (rec: ClientRecord, s: Session, ip: number, port: number): void {
@@ -427,6 +489,7 @@ export class ServerController implements ControlHandler {
   /** Timers: expiry, session grace periods, coalesced peer-list pushes. */
   tick (): void {
     const now = this.#clock.now()
+    for (const p of this.#pending.expire(now, C.PENDING_REGISTRATION_TTL)) this.#dropSession(p.session)
     for (const rec of [...this.#byIp.values()]) {
       if (now - rec.lastSeen > this.#expiry) {
         this.#remove(rec, `silent for ${Math.round((now - rec.lastSeen) / 1000)} s`)

@@ -29,8 +29,7 @@ import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, un
 import { dirname } from 'node:path'
 import { VpnError } from '../errors.js'
 import { intToIp, ipToInt, isIpv4 } from '../wire/addr.js'
-import { keyId, type ClaimResult, type NodeRecord, type NodeRegistry, type RegistryAdmin, type RevokedKey } from '../control/registry.js'
-import type { AuthorizedNodes } from './authorized-nodes.js'
+import { keyId, type AuthorizedList, type ClaimResult, type NodeRecord, type NodeRegistry, type RegistryAdmin, type RevokedKey } from '../control/registry.js'
 import { keyFromText, keyToText } from './key-text.js'
 
 export const REGISTRY_FILE = 'registry.json'
@@ -56,7 +55,7 @@ export class FileRegistry implements NodeRegistry, RegistryAdmin {
   readonly #byAddr = new Map<number, NodeRecord>()
   /** key id → revocation (insertion order = age). */
   readonly #revoked = new Map<string, RevokedKey>()
-  #authorized: AuthorizedNodes | null = null
+  #authorized: AuthorizedList | null = null
   #dirty = false
   #lastWrite = -Infinity
   #failing = false
@@ -73,8 +72,8 @@ export class FileRegistry implements NodeRegistry, RegistryAdmin {
     if (path !== null) this.#load(path)
   }
 
-  setAuthorized (a: AuthorizedNodes | null): void { this.#authorized = a }
-  get authorized (): AuthorizedNodes | null { return this.#authorized }
+  setAuthorized (a: AuthorizedList | null): void { this.#authorized = a }
+  get authorized (): AuthorizedList | null { return this.#authorized }
 
   check (key: Uint8Array, address: number): ClaimResult {
     const id = keyId(key)
