@@ -1,0 +1,120 @@
+/**
+ * The server's registration decisions on the in-process control plane
+ * (FakeNet, ManualClock): a registration takes a client slot and its address
+ * only on Confirm; unconfirmed ones are capped per source IP and age out; the
+ * operator's nodes commands (control/nodes.ts) list, revoke and re-admit.
+ * A "member" here is a FakeNet node that holds the network key and sends
+ * handshake inits it never confirms.
+ */
+import t from 'tap'
+import { randomBytes } from 'node:crypto'
+import { ManualClock } from '../../src/clock.js'
+import { seededRandom } from '../../src/random.js'
+import { Logger } from '../../src/log.js'
+import { ServerController } from '../../src/control/server.js'
+import { ClientController } from '../../src/control/client.js'
+import { createInit } from '../../src/crypto/noise.js'
+import { encodeInitPayload } from '../../src/wire/payloads.js'
+import { ipToInt } from '../../src/wire/addr.js'
+import { FileRegistry } from '../../src/state/registry-file.js'
+import { PENDING_PER_SOURCE, PENDING_REGISTRATION_TTL } from '../../src/control/constants.js'
+import { FakeNet, type FakeDataplane } from '../helpers/fake-dataplane.js'
+
+const SERVER_IP = ipToInt('198.18.0.1')
+const SERVER_PORT = 9000
+const MEMBER_IP = ipToInt('198.18.9.9')
+
+function logSink (): { log: Logger, lines: string[] } {
+  const lines: string[] = []
+  return { log: new Logger({ level: 'debug', sink: { write: (l) => { lines.push(l) } } }), lines }
+}
+
+function lab (opts: { maxClients?: number } = {}) {
+  const net = new FakeNet()
+  const clock = new ManualClock()
+  const random = seededRandom(7)
+  const psk = new Uint8Array(randomBytes(32))
+  const serverDp = net.add(SERVER_IP, SERVER_PORT, 'server')
+  const { log, lines: serverLog } = logSink()
+  const registry = new FileRegistry(null)
+  const server = new ServerController({ psk, tunnelIp: ipToInt('10.0.0.1'), prefix: 24, mtu: 1400, maxClients: opts.maxClients ?? 10, keepaliveSec: 10, registry }, { port: serverDp, clock, random, log }, 16)
+  serverDp.handler = server
+  const clients: ClientController[] = []
+  const L = {
+    net, clock, psk, server, serverDp, serverLog, registry,
+    addClient (n: number, o: { tunnelIp?: string } = {}): { c: ClientController, dp: FakeDataplane, lines: string[] } {
+      const dp = net.add(ipToInt(`198.18.1.${n}`), 40000 + n, 'client')
+      const { log: clog, lines } = logSink()
+      const c = new ClientController({
+        psk, tunnelIp: ipToInt(o.tunnelIp ?? `10.0.0.${n + 1}`), prefix: 24, mtu: 1400, serverIp: SERVER_IP, serverPort: SERVER_PORT, keepaliveSec: 10, serverName: '198.18.0.1:9000'
+      }, { port: dp, clock, random, log: clog }, 64)
+      dp.handler = c
+      clients.push(c)
+      return { c, dp, lines }
+    },
+    /** A member's init for `tunnelIp` from MEMBER_IP:port, never confirmed; returns its source dataplane (which records the answers). */
+    memberInit (port: number, tunnelIp: string): FakeDataplane {
+      const dp = L.net.nodes.get(`${MEMBER_IP}:${port}`) ?? net.add(MEMBER_IP, port, 'client')
+      const payload = encodeInitPayload({ role: 1, prefixLen: 24, mtu: 1400, tunnelIp: ipToInt(tunnelIp), instanceId: randomBytes(16), timestamp: clock.wallNow(), lan: [] })
+      dp.sendControl(createInit(psk, 1 + port, payload).message, SERVER_IP, SERVER_PORT)
+      return dp
+    },
+    run (ms: number): void {
+      for (let el = 0; el < ms; el += 250) {
+        clock.advance(250)
+        server.tick()
+        for (const c of clients) c.tick()
+        net.flush()
+      }
+    }
+  }
+  return L
+}
+
+t.test('an unconfirmed registration holds no client slot and no address', async t => {
+  const L = lab({ maxClients: 2 })
+  // A member fills --max-clients (2) many times over with inits it never confirms.
+  for (let i = 0; i < 3; i++) L.memberInit(5000 + i, `10.0.0.${20 + i}`)
+  L.memberInit(5100, '10.0.0.2')
+  L.net.flush()
+  t.equal(L.server.handshakeCounters.handshakesAccepted, 4, 'each init was answered OK')
+  t.equal(L.server.clientCount, 0, 'no client counted')
+  t.equal(L.serverDp.routes.size, 0, 'no slot holds a route')
+  t.equal(L.serverDp.recvKeys.size, 0, 'no receive key installed')
+  const a = L.addClient(1) // asks for 10.0.0.2, which the member also asked for
+  const b = L.addClient(2)
+  L.run(1000)
+  t.equal(a.c.state, 'registered', 'an honest client registers despite the pending inits (and gets the address they asked for)')
+  t.equal(b.c.state, 'registered', 'so does a second: the slots were free')
+  t.equal(L.server.clientCount, 2)
+  t.same(L.server.status().peers.map(p => p.tunnelIp), ['10.0.0.2', '10.0.0.3'])
+})
+
+t.test('pending registrations are capped per source IP; the oldest is evicted', async t => {
+  const L = lab()
+  for (let i = 0; i < 10; i++) L.memberInit(6000 + i, `10.0.0.${30 + i}`)
+  L.net.flush()
+  t.equal(L.server.handshakeCounters.handshakesAccepted, 10)
+  t.equal(L.server.registrationCounters.dropRegistrationEvicted, 10 - PENDING_PER_SOURCE, 'all but the newest 4 evicted')
+  // Another source is not affected by that one's cap.
+  const a = L.addClient(1)
+  L.run(500)
+  t.equal(a.c.state, 'registered')
+  t.equal(L.server.registrationCounters.dropRegistrationEvicted, 10 - PENDING_PER_SOURCE)
+})
+
+t.test('a lost Confirm: the pending registration ages out, and the client registers again', async t => {
+  const L = lab()
+  const a = L.addClient(1)
+  // Lose everything the client sends after the init (its Confirm).
+  let seen = 0
+  L.net.filter = (d) => !(d.from.ip === a.dp.ip && d.to.ip === SERVER_IP && seen++ >= 1)
+  L.run(250)
+  t.equal(L.server.clientCount, 0, 'no Confirm arrived: not registered')
+  L.run(PENDING_REGISTRATION_TTL + 500)
+  t.equal(L.server.clientCount, 0)
+  L.net.filter = () => true
+  L.run(30_000)
+  t.equal(a.c.state, 'registered', 'the client recovers: the server rejected its session, it registered again')
+  t.equal(L.server.clientCount, 1)
+})
