@@ -68,6 +68,8 @@ interface ClientRecord {
   readonly slot: number
   readonly tunnelIp: number
   instanceId: Uint8Array
+  /** Its node key (handshake v2), or null. */
+  key: Uint8Array | null
   lastTimestamp: number
   /** Active once a Confirm arrived; only active clients get traffic and appear in peer lists. */
   active: boolean
@@ -374,6 +376,7 @@ export class ServerController implements ControlHandler {
       slot: this.#freeSlots.pop()!,
       tunnelIp: c.tunnelIp,
       instanceId: c.instanceId,
+      key: c.key,
       lastTimestamp: c.timestamp,
       active: false,
       endpointIp: ip,
@@ -490,6 +493,7 @@ export class ServerController implements ControlHandler {
   tick (): void {
     const now = this.#clock.now()
     for (const p of this.#pending.expire(now, C.PENDING_REGISTRATION_TTL)) this.#dropSession(p.session)
+    this.#registry.flush(this.#clock.wallNow())
     for (const rec of [...this.#byIp.values()]) {
       if (now - rec.lastSeen > this.#expiry) {
         this.#remove(rec, `silent for ${Math.round((now - rec.lastSeen) / 1000)} s`)
@@ -514,6 +518,56 @@ export class ServerController implements ControlHandler {
       }
     }
   }
+
+  /** The registry as the operator's nodes commands see it (control/nodes.ts). */
+  get nodesAdmin (): NodesAdmin {
+    return {
+      registry: this.#registry,
+      liveEndpoint: (address, key) => {
+        const rec = this.#byIp.get(address)
+        if (rec === undefined || !rec.active || (rec.key !== null && !sameBytes(rec.key, key))) return null
+        return formatEndpoint(rec.endpointIp, rec.endpointPort)
+      },
+      disconnect: (address, why) => this.disconnect(address, why),
+      authorized: () => this.#registry.authorized,
+      wallNow: () => this.#clock.wallNow()
+    }
+  }
+
+  /**
+   * Cuts a node off at once (revocation, strict mode): Bye on its session (it
+   * reconnects and meets the refusal), its sessions and slot dropped, and
+   * every other client told at the next peer-list flush (PEER_UPDATE_INTERVAL),
+   * which drops their sessions with it. Pending registrations for the address
+   * go too. True when a client was registered there.
+   */
+  disconnect (address: number, why: string): boolean {
+    for (const p of this.#pending.forAddress(address)) { this.#pending.delete(p); this.#dropSession(p.session) }
+    const rec = this.#byIp.get(address)
+    if (rec === undefined) return false
+    const s = rec.sessions.current
+    if (rec.active && s !== null) this.#port.sendControl(s.ctl.seal(encodeControl({ kind: CTL_BYE, reason: 1 })), rec.endpointIp, rec.endpointPort)
+    this.#log.warn(`disconnected ${intToIp(address)}: ${why}`, { peer: intToIp(address) })
+    this.#remove(rec, null)
+    return true
+  }
+
+  /**
+   * Drops every registered client the registry no longer admits (after a
+   * reload of --authorized-nodes, or a revocation by key); returns how many.
+   */
+  dropUnadmitted (why: string): number {
+    let n = 0
+    for (const rec of [...this.#byIp.values()]) {
+      if (rec.key === null) continue
+      const r = this.#registry.check(rec.key, rec.tunnelIp)
+      if (!r.ok && this.disconnect(rec.tunnelIp, `${why} (${r.reason})`)) n++
+    }
+    return n
+  }
+
+  /** Writes the registry's pending last-seen times (shutdown). */
+  flushRegistry (): void { this.#registry.flush(this.#clock.wallNow(), true) }
 
   /** Tell every client we are going away (best effort; they will reconnect to our successor). */
   shutdown (): void {
