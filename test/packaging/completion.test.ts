@@ -20,7 +20,7 @@ function complete (words: string[], cwd = process.cwd()): string[] {
 }
 
 const cases: Array<[string, string[], string[]]> = [
-  ['commands', ['lightweight-tunnel', ''], ['client', 'completion', 'demo', 'help', 'install-service', 'server', 'status', 'version']],
+  ['commands', ['lightweight-tunnel', ''], ['client', 'completion', 'demo', 'help', 'install-service', 'nodes', 'server', 'status', 'version']],
   ['a command prefix', ['lightweight-tunnel', 'st'], ['status']],
   ['status options', ['lightweight-tunnel', 'status', '--'], ['--control', '--dev', '--help', '--json']],
   ['server-only options', ['lightweight-tunnel', 'server', '--m'], ['--max-clients', '--mtu']],
@@ -32,6 +32,9 @@ const cases: Array<[string, string[], string[]]> = [
   ['help topics', ['lightweight-tunnel', 'help', 'c'], ['client', 'completion', 'config']],
   ['completion shells', ['lightweight-tunnel', 'completion', ''], ['bash']],
   ['install-service options', ['lightweight-tunnel', 'install-service', 'office', '--'], ['--config', '--help', '--root']],
+  ['nodes actions', ['lightweight-tunnel', 'nodes', ''], ['allow', 'remove']],
+  ['nodes options', ['lightweight-tunnel', 'nodes', '--'], ['--control', '--dev', '--help', '--json']],
+  ['--authorized-nodes on the server', ['lightweight-tunnel', 'server', '--auth'], ['--authorized-nodes']],
   ['no value suggested for --tun', ['lightweight-tunnel', 'client', '--tun', ''], []]
 ]
 for (const [name, words, want] of cases) {
