@@ -28,7 +28,7 @@
  * keepalives costs nothing.
  */
 import { intToIp } from '../wire/addr.js'
-import { RESP_ADDRESS_IN_USE, RESP_ADDRESS_OUTSIDE_NETWORK, RESP_ADDRESS_RESERVED, RESP_SERVER_FULL, type RespStatus } from '../wire/payloads.js'
+import { RESP_ADDRESS_BOUND, RESP_ADDRESS_IN_USE, RESP_ADDRESS_OUTSIDE_NETWORK, RESP_ADDRESS_RESERVED, RESP_KEY_REVOKED, RESP_NOT_AUTHORIZED, RESP_SERVER_FULL, type RespStatus } from '../wire/payloads.js'
 import { assertNever } from './assert.js'
 
 interface Schedule {
@@ -121,9 +121,13 @@ export function describe (r: Registration): RegistrationState {
   return r.state
 }
 
-/** Why the server refused us, in plain words. */
-export function describeRefusal (status: RespStatus, tunnelIp: number): string {
+/** Why the server refused us, in plain words (`self`: our node key's fingerprint, when known). */
+export function describeRefusal (status: RespStatus, tunnelIp: number, self?: string): string {
+  const ours = self === undefined ? 'this node\'s key' : `this node's key ${self}`
   switch (status) {
+    case RESP_ADDRESS_BOUND: return `the server refused ${intToIp(tunnelIp)}: it belongs to another node key (not ${ours}); ask the operator to run \`lightweight-tunnel nodes remove ${intToIp(tunnelIp)}\` on the server if this node replaced it, or pick another --tun address`
+    case RESP_KEY_REVOKED: return `the server's operator revoked ${ours}; ask them to run \`lightweight-tunnel nodes allow KEY\` on the server if that was a mistake`
+    case RESP_NOT_AUTHORIZED: return `${ours} with the address ${intToIp(tunnelIp)} is not in the server's list of admitted nodes (--authorized-nodes); ask the operator to add "PUBKEY ${intToIp(tunnelIp)}" for this node (lightweight-tunnel pubkey prints PUBKEY)`
     case RESP_ADDRESS_IN_USE: return `the tunnel address ${intToIp(tunnelIp)} is in use by another live client — pick another --tun address`
     case RESP_SERVER_FULL: return 'the server is full (its --max-clients is reached)'
     case RESP_ADDRESS_OUTSIDE_NETWORK: return `the tunnel address ${intToIp(tunnelIp)} is outside the server's network — use an address in the server's --tun network`

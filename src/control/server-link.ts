@@ -174,7 +174,8 @@ export class ServerLink implements SessionOwner {
     ss.hs = { state: 'idle' }
     if (resp.status !== RESP_OK) {
       this.#reg = R.refused(this.#reg, now + Math.max(C.REFUSED_RETRY_MIN, this.#retryDelay(this.#reg.attempts)))
-      this.#setProblem(`the server refused us: ${R.describeRefusal(resp.status, opt.tunnelIp)}`, 'error')
+      const why = R.describeRefusal(resp.status, opt.tunnelIp)
+      this.#setProblem(why.startsWith('the server ') ? why : `the server refused us: ${why}`, 'error')
       this.#ctx.indexes.delete(localIndex)
       return
     }

@@ -35,7 +35,7 @@ import * as C from './constants.js'
 import { consumeInit, createResponse } from '../crypto/noise.js'
 import { isVpnError } from '../errors.js'
 import { MSG_CONTROL, MSG_HANDSHAKE_INIT, encodeReject, REJECT_AUTH_FAILED, REJECT_UNKNOWN_SESSION } from '../wire/messages.js'
-import { decodeInitPayload, encodeRespPayload, RESP_OK, RESP_ADDRESS_IN_USE, RESP_SERVER_FULL, RESP_ADDRESS_OUTSIDE_NETWORK, RESP_ADDRESS_RESERVED, type RespStatus } from '../wire/payloads.js'
+import { decodeInitPayload, encodeRespPayload, RESP_OK, RESP_ADDRESS_IN_USE, RESP_SERVER_FULL, RESP_ADDRESS_OUTSIDE_NETWORK, RESP_ADDRESS_RESERVED, RESP_ADDRESS_BOUND, RESP_KEY_REVOKED, RESP_NOT_AUTHORIZED, type RespStatus } from '../wire/payloads.js'
 import { encodeControl, encodePeerUpdates, CTL_BYE, CTL_CONFIRM, CTL_PING, CTL_PONG, PEER_OP_REMOVE, PEER_OP_UPSERT, type PeerEntry } from '../wire/control.js'
 import { PEER_UPDATE_MAX_BYTES } from '../wire/constants.js'
 import { broadcastAddress, endpointKey, formatEndpoint, inSubnet, intToIp, networkAddress } from '../wire/addr.js'
@@ -43,9 +43,13 @@ import type { PeerStatus, StatusReport } from './status.js'
 import { RTT_WARMUP, RTT_WARMUP_GAP, RttWindow, SERVER_RTT_PING_INTERVAL, lastSeen } from './rtt.js'
 import { UserPings, type PingStarted } from './user-ping.js'
 import { PendingRegistration, PendingRegistrations } from './pending-registrations.js'
-import type { NodeRegistry, RegistryAdmin } from './registry.js'
+import type { ClaimResult, NodeRegistry, RegistryAdmin } from './registry.js'
+import { fingerprint } from '../state/key-text.js'
 import type { NodesAdmin } from './nodes.js'
 import { FileRegistry } from '../state/registry-file.js'
+
+/** The response status of each registry refusal. */
+const REFUSAL_STATUS = { 'address-bound-to-other-key': RESP_ADDRESS_BOUND, 'key-revoked': RESP_KEY_REVOKED, 'not-authorized': RESP_NOT_AUTHORIZED } as const
 
 /** The NAT-check port answers Pings only. */
 const NAT_CHECK_KINDS = [CTL_PING] as const
@@ -241,9 +245,17 @@ export class ServerController implements ControlHandler {
       refuse(RESP_ADDRESS_RESERVED, 'its address is the server\'s own, the network or the broadcast address')
       return
     }
+    // The initiator's node key (handshake v2), known before any Diffie-Hellman: the registry decides first.
+    const key = (hs as { remoteStatic?: Uint8Array }).remoteStatic ?? null
+    if (key !== null) {
+      const claim = this.#registry.check(key, ip)
+      if (!claim.ok) { refuse(REFUSAL_STATUS[claim.reason], this.#claimRefusal(claim, key, ip)); return }
+    }
     const rec = this.#byIp.get(ip)
     const same = rec !== undefined && sameBytes(rec.instanceId, req.instanceId)
-    if (rec !== undefined && !same && now - rec.lastSeen < this.#expiry) {
+    // The same node key restarted (a new instanceId) may replace its own live record, on Confirm.
+    const sameNode = rec !== undefined && key !== null && rec.key !== null && sameBytes(rec.key, key)
+    if (rec !== undefined && !same && !sameNode && now - rec.lastSeen < this.#expiry) {
       refuse(RESP_ADDRESS_IN_USE, `the address is held by a live client at ${formatEndpoint(rec.endpointIp, rec.endpointPort)}`)
       return
     }
@@ -255,7 +267,7 @@ export class ServerController implements ControlHandler {
         return
       }
       if (this.#pending.forAddress(ip).some(p => sameBytes(p.claim.instanceId, req.instanceId) && req.timestamp <= p.claim.timestamp)) return // replayed init
-      const p = new PendingRegistration(input.ip, input.port, now, { tunnelIp: ip, instanceId: req.instanceId, timestamp: req.timestamp, lan: req.lan, key: null })
+      const p = new PendingRegistration(input.ip, input.port, now, { tunnelIp: ip, instanceId: req.instanceId, timestamp: req.timestamp, lan: req.lan, key })
       const localIndex = this.#indexes.allocate(p)
       const { message, keys } = createResponse(hs.state, localIndex, reply(RESP_OK, 0))
       this.handshakeCounters.handshakesAccepted++
@@ -314,6 +326,7 @@ export class ServerController implements ControlHandler {
       rec = admitted
     } else rec = r.owner
     rec.lastSeen = now
+    if (rec.key !== null) this.#registry.touch(rec.key, this.#clock.wallNow())
     switch (msg.kind) {
       case CTL_CONFIRM: {
         if (rec.sessions.pending !== s) return
@@ -361,7 +374,10 @@ export class ServerController implements ControlHandler {
     this.#pending.delete(p)
     const c = p.claim
     const old = this.#byIp.get(c.tunnelIp)
-    const taken = old !== undefined && !sameBytes(old.instanceId, c.instanceId) && now - old.lastSeen < this.#expiry
+    const sameNode = old !== undefined && old.key !== null && c.key !== null && sameBytes(old.key, c.key)
+    // Checked again: the address may have been bound, or the key revoked, since the init.
+    const refused = c.key !== null && !this.#registry.check(c.key, c.tunnelIp).ok
+    const taken = refused || (old !== undefined && !sameBytes(old.instanceId, c.instanceId) && !sameNode && now - old.lastSeen < this.#expiry)
     // A replaced record gives back its slot and its place under --max-clients.
     const full = this.clientCount - (old?.active === true ? 1 : 0) >= this.#opt.maxClients || this.#freeSlots.length + (old === undefined ? 0 : 1) === 0
     if (taken || full) {
@@ -371,6 +387,7 @@ export class ServerController implements ControlHandler {
       return null
     }
     if (old !== undefined) this.#remove(old, 'replaced by a new registration')
+    if (c.key !== null) this.#registry.bind(c.key, c.tunnelIp, this.#clock.wallNow())
     const rec: ClientRecord = {
       peerId: this.#nextPeerId++,
       slot: this.#freeSlots.pop()!,
@@ -516,6 +533,23 @@ export class ServerController implements ControlHandler {
           this.#port.sendControl(s.ctl.seal(m), rec.endpointIp, rec.endpointPort)
         }
       }
+    }
+  }
+
+  /** The server's log line for a claim the registry refused (rate-limited by the caller): the address, both fingerprints, the remedy. */
+  #claimRefusal (claim: Exclude<ClaimResult, { ok: true }>, key: Uint8Array, ip: number): string {
+    const fp = fingerprint(key)
+    switch (claim.reason) {
+      case 'address-bound-to-other-key': {
+        const h = claim.holder
+        const live = h === undefined ? undefined : this.#byIp.get(h.address)
+        const where = live?.active === true ? `, registered now from ${formatEndpoint(live.endpointIp, live.endpointPort)}` : ', not connected now'
+        return `${intToIp(ip)} belongs to another node key (${h === undefined ? 'unknown' : fingerprint(h.key)}${where}); this one presented ${fp}. ` +
+          `If it replaced that node, free the address: lightweight-tunnel nodes remove ${intToIp(ip)}`
+      }
+      case 'key-revoked': return `its key ${fp} was revoked (lightweight-tunnel nodes allow KEY lifts a revocation)`
+      case 'not-authorized': return `${fp} asking for ${intToIp(ip)} is not listed in ${this.#registry.authorized?.file ?? 'the list of admitted nodes'}`
+      default: return `refused (${String((claim as { reason: string }).reason)})`
     }
   }
 

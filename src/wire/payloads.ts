@@ -170,8 +170,12 @@ export const RESP_SERVER_FULL = 2
 export const RESP_ADDRESS_OUTSIDE_NETWORK = 3
 export const RESP_ADDRESS_RESERVED = 4
 export const RESP_BAD_REQUEST = 5
+export const RESP_ADDRESS_BOUND = 6
+export const RESP_KEY_REVOKED = 7
+export const RESP_NOT_AUTHORIZED = 8
 export type RespStatus = typeof RESP_OK | typeof RESP_ADDRESS_IN_USE | typeof RESP_SERVER_FULL
   | typeof RESP_ADDRESS_OUTSIDE_NETWORK | typeof RESP_ADDRESS_RESERVED | typeof RESP_BAD_REQUEST
+  | typeof RESP_ADDRESS_BOUND | typeof RESP_KEY_REVOKED | typeof RESP_NOT_AUTHORIZED
 
 /** Name and human text of every status, for logs and error messages (index = status). */
 export const RESP_STATUS: Readonly<Record<RespStatus, { readonly name: string, readonly message: string }>> = Object.freeze({
@@ -180,7 +184,10 @@ export const RESP_STATUS: Readonly<Record<RespStatus, { readonly name: string, r
   2: { name: 'SERVER_FULL', message: 'the server has reached its maximum number of clients' },
   3: { name: 'ADDRESS_OUTSIDE_NETWORK', message: 'the requested tunnel address is outside the server\'s network' },
   4: { name: 'ADDRESS_RESERVED', message: 'the requested tunnel address is the network, broadcast or server address' },
-  5: { name: 'BAD_REQUEST', message: 'the request was refused: malformed payload, wrong role, or a prefix length that differs from the responder\'s' }
+  5: { name: 'BAD_REQUEST', message: 'the request was refused: malformed payload, wrong role, or a prefix length that differs from the responder\'s' },
+  6: { name: 'ADDRESS_BOUND', message: 'the address belongs to another node key' },
+  7: { name: 'KEY_REVOKED', message: 'this node\'s key was revoked by the server\'s operator' },
+  8: { name: 'NOT_AUTHORIZED', message: 'this node\'s key and address are not in the server\'s list of admitted nodes' }
 })
 
 export const RESP_PAYLOAD_LEN = 18
@@ -221,7 +228,7 @@ export function encodeRespPayload (p: RespPayload, buf?: Uint8Array, offset = 0)
 export function decodeRespPayload (buf: Uint8Array): RespPayload {
   if (buf.length !== RESP_PAYLOAD_LEN) throw new WireError(`resp payload: ${buf.length} bytes, expected ${RESP_PAYLOAD_LEN}`)
   const status = buf[0]
-  if (status > RESP_BAD_REQUEST) throw new WireError(`resp payload: unknown status ${status}`)
+  if (status > RESP_NOT_AUTHORIZED) throw new WireError(`resp payload: unknown status ${status}`)
   const prefixLen = buf[1]
   if (prefixLen > 32) throw new WireError(`resp payload: prefix length ${prefixLen} > 32`)
   return {

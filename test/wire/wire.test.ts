@@ -236,7 +236,7 @@ t.test('golden: handshake payloads', async t => {
     ['init payload: trailing byte', () => decodeInitPayload(hex(INIT_PAYLOAD_HEX + '00'))],
     ['init payload: truncated LAN', () => decodeInitPayload(hex(INIT_PAYLOAD_HEX).subarray(0, 38))],
     ['init payload: timestamp 2^53', () => { const b = hex(INIT_PAYLOAD_HEX); b.set(hex('0000000000002000'), 24); return decodeInitPayload(b) }],
-    ['resp payload: status 6', () => { const b = hex(RESP_PAYLOAD_HEX); b[0] = 6; return decodeRespPayload(b) }],
+    ['resp payload: status 9', () => { const b = hex(RESP_PAYLOAD_HEX); b[0] = 9; return decodeRespPayload(b) }],
     ['resp payload: 17 bytes', () => decodeRespPayload(hex(RESP_PAYLOAD_HEX).subarray(0, 17))],
     ['encode: 9 LAN addresses', () => encodeInitPayload({ ...INIT_PAYLOAD, lan: Array(9).fill({ ip: 1, port: 1 }) })],
     ['encode: instanceId 15 bytes', () => encodeInitPayload({ ...INIT_PAYLOAD, instanceId: new Uint8Array(15) })],
