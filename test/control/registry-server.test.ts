@@ -118,3 +118,28 @@ t.test('a lost Confirm: the pending registration ages out, and the client regist
   t.equal(a.c.state, 'registered', 'the client recovers: the server rejected its session, it registered again')
   t.equal(L.server.clientCount, 1)
 })
+
+t.test('disconnect (revocation): the node is told Bye, and every peer drops it and its session within a second', async t => {
+  const L = lab()
+  const a = L.addClient(1)
+  const b = L.addClient(2)
+  L.run(1000)
+  const A = ipToInt('10.0.0.2')
+  const slotA = b.dp.routeByTunnelIp(A)!.slot
+  b.c.onNeedSession(slotA)
+  L.net.flush()
+  const keysOfA = (): number => [...b.dp.recvKeys.values()].filter(k => k.slot === slotA).length
+  t.ok(b.dp.sendKeys.get(slotA), 'b has a session with a')
+  t.ok(keysOfA() > 0, 'b can receive from a')
+  t.equal(L.server.disconnect(A, 'revoked by the operator (test)'), true)
+  t.equal(L.server.clientCount, 1, 'removed at once on the server')
+  let ms = 0
+  while (b.dp.routeByTunnelIp(A) !== undefined && ms < 5000) { L.run(250); ms += 250 }
+  t.ok(ms <= 1000, `b dropped a after ${ms} ms`)
+  t.equal(b.dp.routeByTunnelIp(A), undefined, 'no route to a at b')
+  t.equal(b.dp.sendKeys.get(slotA), undefined, 'no send key')
+  t.equal(keysOfA(), 0, 'no receive key: whatever a still sends is dropped')
+  t.match(L.serverLog.join('\n'), /disconnected 10\.0\.0\.2: revoked by the operator \(test\)/)
+  t.equal(L.server.disconnect(ipToInt('10.0.0.77'), 'nobody'), false, 'an address nobody holds: nothing to do')
+  void a
+})
