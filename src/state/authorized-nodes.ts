@@ -80,7 +80,7 @@ export function parseAuthorizedNodes (text: string, file: string): AuthorizedNod
   }
   if (problems.length > 0) {
     throw new VpnError('ERR_CONFIG_INVALID', problems.slice(0, 20).join('\n') + (problems.length > 20 ? `\n… and ${problems.length - 20} more` : ''), {
-      hint: `fix ${file} (one "PUBKEY ADDRESS" per line, # for comments); the daemon admits nobody from a file it cannot read`
+      hint: `fix ${file} (one "PUBKEY ADDRESS" per line, # for comments): a list with a bad line is never used`
     })
   }
   return new AuthorizedNodes(file, nodes)

@@ -48,7 +48,7 @@ export function reloadAuthorized (registry: FileRegistry, file: string | null, s
     try {
       next = loadAuthorizedNodes(file)
     } catch (err) {
-      log.error(`SIGHUP: ${describeError(err)}; the running list of admitted nodes is kept`)
+      log.error(`SIGHUP: the running list of admitted nodes is kept: ${describeError(err)}`)
       return false
     }
   }
