@@ -35,6 +35,10 @@ import { systemRandom } from './random.js'
 import { chooseFormat, underJournald, type Level, type Logger } from './log.js'
 import { VpnError, describeError } from './errors.js'
 import { derivePsk } from './crypto/kdf.js'
+import type { StaticKey } from './crypto/noise.js'
+import { ensureStateDir } from './identity/state-dir.js'
+import { loadNodeKey } from './identity/node-key.js'
+import { fingerprint, keyToText } from './identity/key-text.js'
 import { Dataplane } from './dataplane/dataplane.js'
 import { ServerController } from './control/server.js'
 import { ClientController } from './control/client.js'
@@ -149,7 +153,13 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
   const removeProcessHooks = (): void => { for (const [emitter, event, fn] of hooks) emitter.off(event, fn) }
 
   let psk: Uint8Array
+  let nodeKey: StaticKey
   try {
+    ensureStateDir(config.stateDir)
+    const loaded = loadNodeKey(config.stateDir, config.nodeKey)
+    nodeKey = loaded.key
+    if (loaded.created) log.info('created this node\'s key', { file: loaded.path })
+    log.info(`node key ${fingerprint(nodeKey.pub)} (public key ${keyToText(nodeKey.pub)})`)
     psk = await derivePsk(config.key)
   } catch (err) {
     removeProcessHooks()
@@ -161,7 +171,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
   let registry: FileRegistry | null = null
   try {
     // A damaged registry or a bad --authorized-nodes file stops the start (each error names its file).
-    if (config.mode === 'server') registry = openServerRegistry(stateDirOf(config), config.authorizedNodes, log.child('registry'))
+    if (config.mode === 'server') registry = openServerRegistry(config.stateDir, config.authorizedNodes, log.child('registry'))
   } catch (err) {
     removeProcessHooks()
     log.error(describeError(err))
@@ -183,10 +193,11 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
 
   const controller = config.mode === 'server'
     ? new ServerController({
-      psk, tunnelIp: config.tun.ipInt, prefix: config.tun.prefix, mtu: config.mtu, maxClients: config.maxClients, keepaliveSec: config.keepalive, registry: registry!
+      psk, nodeKey, tunnelIp: config.tun.ipInt, prefix: config.tun.prefix, mtu: config.mtu, maxClients: config.maxClients, keepaliveSec: config.keepalive, registry: registry!
     }, { port: dataplane, clock: systemClock, random: systemRandom, log: log.child('server') }, maxPeers)
     : new ClientController({
       psk,
+      nodeKey,
       tunnelIp: config.tun.ipInt,
       prefix: config.tun.prefix,
       mtu: config.mtu,
@@ -212,6 +223,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       server: config.mode === 'client' ? `${name === null ? intToIp(serverIp) : name.ip === 0 ? config.remote!.host : intToIp(name.ip)}:${config.remote!.port}` : null,
       state: s.state,
       problem: s.problem,
+      nodeKey: { publicKey: keyToText(nodeKey.pub), fingerprint: fingerprint(nodeKey.pub) },
       uptimeSec: Math.round((Date.now() - startedWall) / 1000),
       peers: s.peers,
       counters: { ...dataplane.counters(), ...(controller instanceof ServerController ? { ...controller.natCheckCounters, ...controller.handshakeCounters, ...controller.registrationCounters } : controller.counters), logLinesLost: log.linesLost },
@@ -349,11 +361,6 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
   }
   log.info('stopped; device and socket removed')
   return 0
-}
-
-/** The state directory (config.stateDir once the id branch's setting is merged; its default until then). */
-function stateDirOf (config: Config): string {
-  return (config as Config & { stateDir?: string }).stateDir ?? `/var/lib/lightweight-tunnel/${config.dev}`
 }
 
 /** Thrown inside runDaemon when a stop signal came before the daemon was ready: a clean stop, not a failure. */

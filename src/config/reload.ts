@@ -42,6 +42,8 @@ export const APPLY: Readonly<Record<SettingKey, Apply>> = Object.freeze({
   placement: 'restart',
   fastPath: 'restart',
   metrics: 'restart',
+  stateDir: 'restart',
+  nodeKey: 'restart',
   authorizedNodes: 'live'
 })
 

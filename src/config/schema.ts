@@ -70,6 +70,14 @@ export interface Config {
    */
   readonly metrics: HostPort | null
   /**
+   * Where the node keeps its state: node.key, server.pub, registry.json,
+   * peers.json (default /var/lib/lightweight-tunnel/<dev>; created 0700;
+   * identity/state-dir.ts). An absolute path.
+   */
+  readonly stateDir: string
+  /** The node's private key file (--node-key), or null: STATE_DIR/node.key, created on first start. */
+  readonly nodeKey: string | null
+  /**
    * Server: strict mode's list of admitted nodes, one "PUBKEY ADDRESS" per
    * line (state/authorized-nodes.ts), as an absolute path; null (default):
    * every holder of the network key may register a free address.
@@ -82,7 +90,7 @@ export type SettingKey = keyof Config
 
 const SETTING_LIST = [
   'mode', 'listen', 'remote', 'tun', 'key', 'dev', 'control', 'mtu', 'maxClients',
-  'p2p', 'keepalive', 'logLevel', 'logFormat', 'placement', 'fastPath', 'metrics',
+  'p2p', 'keepalive', 'logLevel', 'logFormat', 'placement', 'fastPath', 'metrics', 'stateDir', 'nodeKey',
   'authorizedNodes'
 ] as const satisfies readonly SettingKey[]
 /** Compiles only while SETTING_LIST names every Config field (unused at run time). */

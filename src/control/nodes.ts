@@ -14,7 +14,12 @@
  */
 import { VpnError } from '../errors.js'
 import { intToIp, ipToInt, isIpv4 } from '../wire/addr.js'
-import { fingerprint, isFingerprintText, keyFromText, keyToText } from '../state/key-text.js'
+import { fingerprint, keyFromText, keyToText } from '../identity/key-text.js'
+
+/** A fingerprint as typed by an operator: with or without the "SHA256:" prefix (identity/key-text.ts: 16 base64 characters). */
+function isFingerprintText (text: string): boolean {
+  return /^(SHA256:)?[A-Za-z0-9+/]{16}$/.test(text)
+}
 import { keyId, type NodeRecord, type NodeRegistry, type RegistryAdmin } from './registry.js'
 
 /** One bound node, as `nodes --json` shows it. */
@@ -107,7 +112,7 @@ export function parseSelector (text: unknown): Selector {
   const key = keyFromText(text)
   if (key !== null) return { key }
   if (isFingerprintText(text)) return { fingerprint: text.startsWith('SHA256:') ? text : `SHA256:${text}` }
-  throw bad(`${JSON.stringify(text.slice(0, 80))} is not a tunnel address, a public key (44 characters of base64) or a fingerprint (SHA256: and 43 characters)`, 'see "lightweight-tunnel nodes" for the nodes this server knows')
+  throw bad(`${JSON.stringify(text.slice(0, 80))} is not a tunnel address, a public key (44 characters of base64) or a fingerprint (SHA256: and 16 characters)`, 'see "lightweight-tunnel nodes" for the nodes this server knows')
 }
 
 function keyOfFingerprint (fp: string, a: NodesAdmin): Uint8Array | null {

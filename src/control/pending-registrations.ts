@@ -17,11 +17,9 @@ import { emptySessionSet, type Session, type SessionSet } from './session.js'
 /** What the init asked for, kept until its Confirm. */
 export interface Claim {
   tunnelIp: number
-  instanceId: Uint8Array
-  timestamp: number
   lan: LanAddr[]
-  /** The initiator's static key (handshake v2), or null. */
-  key: Uint8Array | null
+  /** The initiator's static key (authenticated by message 1; proven by the Confirm). */
+  key: Uint8Array
 }
 
 export class PendingRegistration {

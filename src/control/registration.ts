@@ -132,6 +132,9 @@ export function describeRefusal (status: RespStatus, tunnelIp: number, self?: st
     case RESP_SERVER_FULL: return 'the server is full (its --max-clients is reached)'
     case RESP_ADDRESS_OUTSIDE_NETWORK: return `the tunnel address ${intToIp(tunnelIp)} is outside the server's network — use an address in the server's --tun network`
     case RESP_ADDRESS_RESERVED: return `the tunnel address ${intToIp(tunnelIp)} is reserved (the server's own, the network or the broadcast address)`
+    case RESP_ADDRESS_BOUND: return `the tunnel address ${intToIp(tunnelIp)} belongs to another node key on the server — pick another --tun address, or have the server's operator free it (lightweight-tunnel nodes remove ${intToIp(tunnelIp)})`
+    case RESP_KEY_REVOKED: return 'this node\'s key was revoked on the server — ask its operator'
+    case RESP_NOT_AUTHORIZED: return 'this node\'s key is not in the server\'s authorized nodes (--authorized-nodes) — give its operator this node\'s public key (lightweight-tunnel status)'
     default: return `status ${status}`
   }
 }

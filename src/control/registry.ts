@@ -1,45 +1,99 @@
 /**
- * The server's address→key registry, behind a narrow interface: which node
- * key holds which tunnel address. The server asks `check` before any
- * Diffie-Hellman (the initiator's static key is known after message 1),
- * calls `bind` only on a Confirm, `touch` on authenticated traffic, and
- * `remove` for `lightweight-tunnel nodes remove` (revocation).
+ * The server's address ↔ node-key registry: which static key owns which
+ * tunnel address. The ServerController asks `check` when a registration
+ * init arrives (after the psk authenticated it and before any DH), calls
+ * `bind` when the client's Confirm proves the key, and `touch` while the
+ * client is alive. This is the narrow interface every backing store
+ * implements (a file in the state directory; later a shared store for
+ * several servers); `MemoryRegistry` is the embedded in-memory one (no
+ * persistence: bindings last as long as the process). Main thread only.
  *
- * Implementations: MemoryRegistry (below, tests and the default without a
- * state directory) and state/registry-file.ts FileRegistry (persisted in
- * <state-dir>/registry.json). Several servers sharing one network will back
- * this interface with a shared store; no caller reads the file.
+ *   init (key K, address A) ─▶ check(K, A): ok | bound to another key | revoked | not authorized
+ *   Confirm on K's session  ─▶ bind(K, A, now): A belongs to K (K's old address, if any, is freed)
+ *   operator                ─▶ remove({ address } | { key }): frees the address(es), revokes the key(s)
  */
-export interface NodeRecord { key: Uint8Array; address: number /* tunnel IPv4, u32 */; firstSeen: number; lastSeen: number /* wall ms */ }
+
+export interface NodeRecord {
+  /** The node's static X25519 public key, 32 bytes. */
+  key: Uint8Array
+  /** Tunnel IPv4 address, u32 host order. */
+  address: number
+  /** Wall-clock ms. */
+  firstSeen: number
+  lastSeen: number
+}
+
 export type ClaimResult =
   | { ok: true }
-  | { ok: false; reason: 'address-bound-to-other-key' | 'key-revoked' | 'not-authorized'; holder?: NodeRecord }
+  | { ok: false, reason: 'address-bound-to-other-key' | 'key-revoked' | 'not-authorized', holder?: NodeRecord }
+
 export interface NodeRegistry {
-  check (key: Uint8Array, address: number): ClaimResult          // pure query, before any DH
-  bind (key: Uint8Array, address: number, wallNow: number): void // on Confirm; a key holds one address (re-binding moves it)
-  touch (key: Uint8Array, wallNow: number): void
-  list (): NodeRecord[]
-  remove (sel: { address?: number; key?: Uint8Array }): NodeRecord[] // frees the address(es) and revokes the key(s)
+  /** Pure query, before any DH: may `key` have `address`? */
+  check(key: Uint8Array, address: number): ClaimResult
+  /** On Confirm: `address` belongs to `key` from now on; a key holds one address (re-binding moves it). */
+  bind(key: Uint8Array, address: number, wallNow: number): void
+  touch(key: Uint8Array, wallNow: number): void
+  list(): NodeRecord[]
+  /** Frees the address(es) and revokes the key(s); returns the records removed. */
+  remove(sel: { address?: number, key?: Uint8Array }): NodeRecord[]
+}
+
+const hex = (k: Uint8Array): string => Buffer.from(k).toString('hex')
+
+/** The embedded registry: two maps, nothing persisted. Revoked keys are kept (bounded by the operator's removals). */
+export class MemoryRegistry implements NodeRegistry {
+  readonly #byAddress = new Map<number, NodeRecord>()
+  readonly #byKey = new Map<string, NodeRecord>()
+  readonly #revoked = new Set<string>()
+
+  check (key: Uint8Array, address: number): ClaimResult {
+    if (this.#revoked.has(hex(key))) return { ok: false, reason: 'key-revoked' }
+    const holder = this.#byAddress.get(address)
+    if (holder !== undefined && Buffer.compare(holder.key, key) !== 0) return { ok: false, reason: 'address-bound-to-other-key', holder: { ...holder } }
+    return { ok: true }
+  }
+
+  bind (key: Uint8Array, address: number, wallNow: number): void {
+    const k = hex(key)
+    const old = this.#byKey.get(k)
+    if (old !== undefined && old.address === address) { old.lastSeen = wallNow; return }
+    if (old !== undefined) this.#byAddress.delete(old.address)
+    const rec: NodeRecord = { key: new Uint8Array(key), address, firstSeen: old?.firstSeen ?? wallNow, lastSeen: wallNow }
+    const other = this.#byAddress.get(address)
+    if (other !== undefined) this.#byKey.delete(hex(other.key))
+    this.#byAddress.set(address, rec)
+    this.#byKey.set(k, rec)
+  }
+
+  touch (key: Uint8Array, wallNow: number): void {
+    const rec = this.#byKey.get(hex(key))
+    if (rec !== undefined) rec.lastSeen = wallNow
+  }
+
+  list (): NodeRecord[] {
+    return [...this.#byAddress.values()].map(r => ({ ...r, key: new Uint8Array(r.key) })).sort((a, b) => a.address - b.address)
+  }
+
+  remove (sel: { address?: number, key?: Uint8Array }): NodeRecord[] {
+    const out: NodeRecord[] = []
+    const drop = (rec: NodeRecord): void => {
+      this.#byAddress.delete(rec.address)
+      this.#byKey.delete(hex(rec.key))
+      this.#revoked.add(hex(rec.key))
+      out.push(rec)
+    }
+    if (sel.address !== undefined) { const r = this.#byAddress.get(sel.address); if (r !== undefined) drop(r) }
+    if (sel.key !== undefined) {
+      const r = this.#byKey.get(hex(sel.key))
+      if (r !== undefined && !out.includes(r)) drop(r)
+      this.#revoked.add(hex(sel.key))
+    }
+    return out
+  }
 }
 
 /** A key the operator revoked (`nodes remove`), and when (wall ms). */
-export interface RevokedKey { key: Uint8Array; at: number }
-
-/**
- * What the operator's commands need beyond NodeRegistry (`nodes allow`, the
- * revoked list in `nodes`, strict mode, persistence points). FileRegistry
- * implements it; the server takes `NodeRegistry & RegistryAdmin`.
- */
-export interface RegistryAdmin {
-  /** Strict mode's list (--authorized-nodes), or null: check answers 'not-authorized' for any pair it does not admit. */
-  setAuthorized (a: AuthorizedList | null): void
-  readonly authorized: AuthorizedList | null
-  /** Lifts a revocation; false when the key was not revoked. */
-  allow (key: Uint8Array): boolean
-  revoked (): RevokedKey[]
-  /** Writes what `touch` left unwritten (at most every REGISTRY_TOUCH_FLUSH ms, and at shutdown). */
-  flush (wallNow: number, force?: boolean): void
-}
+export interface RevokedKey { key: Uint8Array, at: number }
 
 /** Strict mode's admitted key/address pairs (state/authorized-nodes.ts AuthorizedNodes). */
 export interface AuthorizedList {
@@ -48,47 +102,24 @@ export interface AuthorizedList {
   addressOf (key: Uint8Array): number | null
 }
 
+/**
+ * What the operator's commands need beyond NodeRegistry (`nodes allow`, the
+ * revoked list in `nodes`, strict mode, persistence points). The persisted
+ * state/registry-file.ts FileRegistry implements both; the server takes
+ * `NodeRegistry & RegistryAdmin`.
+ */
+export interface RegistryAdmin {
+  /** Strict mode's list (--authorized-nodes), or null: check answers 'not-authorized' for any pair it does not admit. */
+  setAuthorized (a: AuthorizedList | null): void
+  readonly authorized: AuthorizedList | null
+  /** Lifts a revocation; false when the key was not revoked. */
+  allow (key: Uint8Array): boolean
+  revoked (): RevokedKey[]
+  /** Writes what `touch` left unwritten (at most every REGISTRY_TOUCH_FLUSH ms; `force` at shutdown). */
+  flush (wallNow: number, force?: boolean): void
+}
+
 /** Bytes as a map key. */
 export function keyId (key: Uint8Array): string {
   return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('base64')
-}
-
-/** The in-memory registry (the interface's reference behaviour; FileRegistry persists the same). */
-export class MemoryRegistry implements NodeRegistry {
-  readonly #byKey = new Map<string, NodeRecord>()
-  readonly #byAddr = new Map<number, NodeRecord>()
-
-  check (key: Uint8Array, address: number): ClaimResult {
-    const holder = this.#byAddr.get(address >>> 0)
-    if (holder !== undefined && keyId(holder.key) !== keyId(key)) return { ok: false, reason: 'address-bound-to-other-key', holder: { ...holder } }
-    return { ok: true }
-  }
-
-  bind (key: Uint8Array, address: number, wallNow: number): void {
-    const id = keyId(key)
-    const old = this.#byKey.get(id)
-    if (old !== undefined) this.#byAddr.delete(old.address)
-    const rec = { key: Uint8Array.from(key), address: address >>> 0, firstSeen: old?.firstSeen ?? wallNow, lastSeen: wallNow }
-    this.#byKey.set(id, rec)
-    this.#byAddr.set(rec.address, rec)
-  }
-
-  touch (key: Uint8Array, wallNow: number): void {
-    const rec = this.#byKey.get(keyId(key))
-    if (rec !== undefined) rec.lastSeen = wallNow
-  }
-
-  list (): NodeRecord[] { return [...this.#byKey.values()].map(r => ({ ...r })) }
-
-  remove (sel: { address?: number; key?: Uint8Array }): NodeRecord[] {
-    const out: NodeRecord[] = []
-    for (const r of [...this.#byKey.values()]) {
-      if ((sel.address !== undefined && r.address === sel.address >>> 0) || (sel.key !== undefined && keyId(r.key) === keyId(sel.key))) {
-        this.#byKey.delete(keyId(r.key))
-        this.#byAddr.delete(r.address)
-        out.push(r)
-      }
-    }
-    return out
-  }
 }

@@ -6,18 +6,24 @@
  * Registration (client → server, see docs/PROTOCOL.md):
  *   1. init (type 1, role 1) → consumeInit: a wrong network key fails here,
  *      cheaply (no DH): answer Reject AUTH_FAILED (rate-limited) and log the
- *      address at most once a minute.
- *   2. check the claimed address (inside our network, not reserved, not held
- *      by another live client), capacity, and the init timestamp (replays).
- *   3. response (type 2) with status. On OK for a new registration, only a
+ *      address at most once a minute. It yields the client's static key.
+ *   2. check the claimed address (inside our network, not reserved), the
+ *      registry (control/registry.ts: is the address bound to another node
+ *      key, is this key revoked or not authorized), a live client holding
+ *      it, capacity, and the init timestamp against the newest one seen from
+ *      this static key (replays; kept when the client record goes).
+ *   3. response (type 2) with status. On OK for a new registration only a
  *      PendingRegistration is kept (pending-registrations.ts: no client slot,
  *      no address; at most PENDING_PER_SOURCE per source IP, PENDING_MAX in
- *      all); a rekey of an active client puts the session pending on its
+ *      all, forgotten after PENDING_REGISTRATION_TTL); a rekey of a
+ *      registered client (its own key) puts the session pending on its
  *      record and installs its receive key.
- *   4. Confirm (control) on the pending session → the address is checked
- *      again, then the client takes a slot and is active at the confirm's
- *      source address (the registry binds its key to the address); every
- *      other client learns of it.
+ *   4. Confirm (control) on the pending session → it proves the client holds
+ *      its static private key: the registry is asked again (the address may
+ *      have been bound meanwhile), the client takes a slot, the registry
+ *      binds the address to the key, the client is active at the confirm's
+ *      source address, and every other client learns of it (with its static
+ *      key, in the peer list).
  *
  * The operator's `nodes` commands reach the registry through nodesAdmin
  * (control/nodes.ts); a revoked node is told Bye and removed at once, and the
@@ -32,9 +38,10 @@ import type { ControlComponents, ControlHandler, ControlInput, DataplanePort } f
 import { IndexTable, sameBytes, confirmPending, emptySessionSet, expireSessions, newSession, openSealedControl, sessionsOf, type Session, type SessionSet } from './session.js'
 import { PerKeyInterval, TokenBucket } from './rate-limit.js'
 import * as C from './constants.js'
-import { consumeInit, createResponse } from '../crypto/noise.js'
+import { consumeInit, createResponse, type StaticKey } from '../crypto/noise.js'
 import { isVpnError } from '../errors.js'
-import { MSG_CONTROL, MSG_HANDSHAKE_INIT, encodeReject, REJECT_AUTH_FAILED, REJECT_UNKNOWN_SESSION } from '../wire/messages.js'
+import { MSG_CONTROL, MSG_HANDSHAKE_INIT, encodeReject, REJECT_AUTH_FAILED, REJECT_UNKNOWN_SESSION, REJECT_VERSION } from '../wire/messages.js'
+import { PROTOCOL_VERSION } from '../wire/constants.js'
 import { decodeInitPayload, encodeRespPayload, RESP_OK, RESP_ADDRESS_IN_USE, RESP_SERVER_FULL, RESP_ADDRESS_OUTSIDE_NETWORK, RESP_ADDRESS_RESERVED, RESP_ADDRESS_BOUND, RESP_KEY_REVOKED, RESP_NOT_AUTHORIZED, type RespStatus } from '../wire/payloads.js'
 import { encodeControl, encodePeerUpdates, CTL_BYE, CTL_CONFIRM, CTL_PING, CTL_PONG, PEER_OP_REMOVE, PEER_OP_UPSERT, type PeerEntry } from '../wire/control.js'
 import { PEER_UPDATE_MAX_BYTES } from '../wire/constants.js'
@@ -42,9 +49,9 @@ import { broadcastAddress, endpointKey, formatEndpoint, inSubnet, intToIp, netwo
 import type { PeerStatus, StatusReport } from './status.js'
 import { RTT_WARMUP, RTT_WARMUP_GAP, RttWindow, SERVER_RTT_PING_INTERVAL, lastSeen } from './rtt.js'
 import { UserPings, type PingStarted } from './user-ping.js'
-import { PendingRegistration, PendingRegistrations } from './pending-registrations.js'
 import type { ClaimResult, NodeRegistry, RegistryAdmin } from './registry.js'
-import { fingerprint } from '../state/key-text.js'
+import { fingerprint } from '../identity/key-text.js'
+import { PendingRegistration, PendingRegistrations } from './pending-registrations.js'
 import type { NodesAdmin } from './nodes.js'
 import { FileRegistry } from '../state/registry-file.js'
 
@@ -62,19 +69,23 @@ export interface ServerOptions {
   maxClients: number
   /** Seconds between client keepalives (sets the expiry). */
   keepaliveSec: number
-  /** The address→key registry (default: in memory only). */
+  /** This server's static key (identity/node-key.ts). */
+  nodeKey: StaticKey
+  /** Address ↔ key bindings (daemon: state/registry-file.ts in the state dir); in memory only when absent. */
   registry?: NodeRegistry & RegistryAdmin
 }
+
+/** Newest init timestamps kept per client static key (replay memory); the oldest entry goes beyond this. */
+const REPLAY_MEMORY_MAX = 65_536
+const keyHex = (k: Uint8Array): string => Buffer.from(k).toString('hex')
 
 /** A registered (or registering) client. */
 interface ClientRecord {
   readonly peerId: number
   readonly slot: number
   readonly tunnelIp: number
-  instanceId: Uint8Array
-  /** Its node key (handshake v2), or null. */
-  key: Uint8Array | null
-  lastTimestamp: number
+  /** The client's static public key (authenticated by the handshake). */
+  readonly key: Uint8Array
   /** Active once a Confirm arrived; only active clients get traffic and appear in peer lists. */
   active: boolean
   endpointIp: number
@@ -96,11 +107,15 @@ export class ServerController implements ControlHandler {
   readonly #clock: Clock & WallClock
   readonly #log: Logger
   readonly #byIp = new Map<number, ClientRecord>()
-  readonly #byPeerId = new Map<number, ClientRecord>()
-  readonly #indexes: IndexTable<ClientRecord | PendingRegistration>
+  /** Records by hex static key: a key holds one address. */
+  readonly #byKey = new Map<string, ClientRecord>()
+  /** Newest init timestamp per client static key (hex), kept when the record goes; bounded (REPLAY_MEMORY_MAX). */
+  readonly #lastInitTs = new Map<string, number>()
+  readonly registry: NodeRegistry & RegistryAdmin
   /** Registrations answered OK and not confirmed yet: no slot, no address. */
   readonly #pending = new PendingRegistrations(C.PENDING_PER_SOURCE, C.PENDING_MAX)
-  readonly #registry: NodeRegistry & RegistryAdmin
+  readonly #byPeerId = new Map<number, ClientRecord>()
+  readonly #indexes: IndexTable<ClientRecord | PendingRegistration>
   readonly #freeSlots: number[] = []
   #nextPeerId = 1
   #version = 1
@@ -110,6 +125,7 @@ export class ServerController implements ControlHandler {
   readonly #rejectBudget: TokenBucket
   readonly #wrongKeyLog = new PerKeyInterval(C.WRONG_KEY_LOG_INTERVAL, C.RATE_TABLE_MAX)
   readonly #refusedLog = new PerKeyInterval(C.WRONG_KEY_LOG_INTERVAL, C.RATE_TABLE_MAX)
+  readonly #versionLog = new PerKeyInterval(C.WRONG_KEY_LOG_INTERVAL, C.RATE_TABLE_MAX)
   readonly #startedAt: number
   /** Our tunnel network and its broadcast address (clients' addresses must lie inside, and be neither). */
   readonly #network: number
@@ -122,6 +138,7 @@ export class ServerController implements ControlHandler {
 
   constructor (opt: ServerOptions, c: ControlComponents, maxPeers: number) {
     this.#opt = opt
+    this.registry = opt.registry ?? new FileRegistry(null)
     this.#port = c.port
     this.#clock = c.clock
     this.#log = c.log
@@ -132,7 +149,6 @@ export class ServerController implements ControlHandler {
     this.#network = networkAddress(opt.tunnelIp, opt.prefix)
     this.#broadcast = broadcastAddress(opt.tunnelIp, opt.prefix)
     this.#userPings = new UserPings(c.random)
-    this.#registry = opt.registry ?? new FileRegistry(null)
   }
 
   // ── reload (config/reload.ts decides what is live) ─────────────────────
@@ -197,9 +213,18 @@ export class ServerController implements ControlHandler {
 
   #onInit (input: ControlInput): void {
     const now = this.#clock.now()
+    if (input.bytes.length >= 8 && input.bytes[1] !== PROTOCOL_VERSION) {
+      // Another protocol version (a v1 node): tell it (rate-limited Reject VERSION) and say so once a minute per address.
+      this.handshakeCounters.handshakesWrongVersion++
+      this.#sendReject(REJECT_VERSION, new DataView(input.bytes.buffer, input.bytes.byteOffset).getUint32(4, true), input.ip, input.port)
+      if (this.#versionLog.allow(input.ip, now)) {
+        this.#log.warn(`a node at ${formatEndpoint(input.ip, input.port)} speaks protocol version ${input.bytes[1]}; this node speaks ${PROTOCOL_VERSION}: upgrade it (logged once a minute per address)`)
+      }
+      return
+    }
     let hs
     try {
-      hs = consumeInit(this.#opt.psk, input.bytes)
+      hs = consumeInit(this.#opt.psk, this.#opt.nodeKey, input.bytes)
     } catch (err) {
       if (isVpnError(err, 'ERR_AUTH_FAILED')) {
         this.#rejectedInits++
@@ -245,29 +270,30 @@ export class ServerController implements ControlHandler {
       refuse(RESP_ADDRESS_RESERVED, 'its address is the server\'s own, the network or the broadcast address')
       return
     }
-    // The initiator's node key (handshake v2), known before any Diffie-Hellman: the registry decides first.
-    const key = (hs as { remoteStatic?: Uint8Array }).remoteStatic ?? null
-    if (key !== null) {
-      const claim = this.#registry.check(key, ip)
-      if (!claim.ok) { refuse(REFUSAL_STATUS[claim.reason], this.#claimRefusal(claim, key, ip)); return }
+    const key = hs.remoteStatic
+    const kh = keyHex(key)
+    const claim = this.registry.check(key, ip)
+    if (!claim.ok) {
+      this.handshakeCounters.handshakesKeyRefused++
+      refuse(REFUSAL_STATUS[claim.reason], this.#claimRefusal(claim, key, ip))
+      return
     }
+    const lastTs = this.#lastInitTs.get(kh)
+    if (lastTs !== undefined && req.timestamp <= lastTs) { this.handshakeCounters.handshakesReplayed++; return } // replayed init
     const rec = this.#byIp.get(ip)
-    const same = rec !== undefined && sameBytes(rec.instanceId, req.instanceId)
-    // The same node key restarted (a new instanceId) may replace its own live record, on Confirm.
-    const sameNode = rec !== undefined && key !== null && rec.key !== null && sameBytes(rec.key, key)
-    if (rec !== undefined && !same && !sameNode && now - rec.lastSeen < this.#expiry) {
+    if (rec !== undefined && !sameBytes(rec.key, key) && rec.active && now - rec.lastSeen < this.#expiry) {
+      // Only when the registry holds no binding for it (a registry that forgot, e.g. a bounded one evicting).
       refuse(RESP_ADDRESS_IN_USE, `the address is held by a live client at ${formatEndpoint(rec.endpointIp, rec.endpointPort)}`)
       return
     }
-    if (rec !== undefined && same && req.timestamp <= rec.lastTimestamp) return // replayed init
-    if (rec === undefined || !same) {
+    if (rec === undefined || !sameBytes(rec.key, key)) {
       // A new registration: it holds nothing (no slot, no address) until its Confirm (#admit).
       if (this.clientCount >= this.#opt.maxClients || this.#freeSlots.length === 0) {
         refuse(RESP_SERVER_FULL, `the server is full (--max-clients ${this.#opt.maxClients})`)
         return
       }
-      if (this.#pending.forAddress(ip).some(p => sameBytes(p.claim.instanceId, req.instanceId) && req.timestamp <= p.claim.timestamp)) return // replayed init
-      const p = new PendingRegistration(input.ip, input.port, now, { tunnelIp: ip, instanceId: req.instanceId, timestamp: req.timestamp, lan: req.lan, key })
+      this.#noteInitTs(kh, req.timestamp)
+      const p = new PendingRegistration(input.ip, input.port, now, { tunnelIp: ip, key, lan: req.lan })
       const localIndex = this.#indexes.allocate(p)
       const { message, keys } = createResponse(hs.state, localIndex, reply(RESP_OK, 0))
       this.handshakeCounters.handshakesAccepted++
@@ -276,7 +302,8 @@ export class ServerController implements ControlHandler {
       this.#port.sendControl(message, input.ip, input.port)
       return
     }
-    rec.lastTimestamp = req.timestamp
+    // Its own key again (a rekey, or the node restarted): the new session waits for its Confirm on the record.
+    this.#noteInitTs(kh, req.timestamp)
     rec.lan = req.lan
     const localIndex = this.#indexes.allocate(rec)
     const { message, keys } = createResponse(hs.state, localIndex, reply(RESP_OK, rec.peerId))
@@ -288,12 +315,19 @@ export class ServerController implements ControlHandler {
     this.#port.sendControl(message, input.ip, input.port)
   }
 
+  /** Replay memory: the newest init timestamp of `kh`, the oldest key forgotten beyond REPLAY_MEMORY_MAX. */
+  #noteInitTs (kh: string, ts: number): void {
+    this.#lastInitTs.delete(kh)
+    this.#lastInitTs.set(kh, ts)
+    if (this.#lastInitTs.size > REPLAY_MEMORY_MAX) this.#lastInitTs.delete(this.#lastInitTs.keys().next().value!)
+  }
+
   /** NAT-check port datagrams answered, and dropped (malformed, unauthenticated, not a Ping). */
   readonly natCheckCounters = { natCheckAnswered: 0, natCheckDropped: 0 }
-  /** Unconfirmed registrations evicted by newer ones (PENDING_PER_SOURCE, PENDING_MAX); Confirms refused because the address was taken or the server filled meanwhile. status counters; metrics lwt_drops_total. */
+  /** Unconfirmed registrations evicted by newer ones (PENDING_PER_SOURCE, PENDING_MAX); Confirms refused because the address was taken, the key revoked or the server filled meanwhile. status counters; metrics lwt_drops_total. */
   readonly registrationCounters = { dropRegistrationEvicted: 0, dropRegistrationConfirmRefused: 0 }
   /** Registration handshakes (and rekeys): answered OK, refused (address, capacity), failed authentication (wrong key). status counters; metrics lwt_handshakes_total. */
-  readonly handshakeCounters = { handshakesAccepted: 0, handshakesRefused: 0, handshakesAuthFailed: 0 }
+  readonly handshakeCounters = { handshakesAccepted: 0, handshakesRefused: 0, handshakesAuthFailed: 0, handshakesKeyRefused: 0, handshakesReplayed: 0, handshakesWrongVersion: 0 }
 
   /**
    * A datagram on the NAT-check port (listen port + 1): a client's Ping on its
@@ -326,7 +360,7 @@ export class ServerController implements ControlHandler {
       rec = admitted
     } else rec = r.owner
     rec.lastSeen = now
-    if (rec.key !== null) this.#registry.touch(rec.key, this.#clock.wallNow())
+    if (rec.active) this.registry.touch(rec.key, this.#clock.wallNow())
     switch (msg.kind) {
       case CTL_CONFIRM: {
         if (rec.sessions.pending !== s) return
@@ -363,23 +397,24 @@ export class ServerController implements ControlHandler {
   }
 
   /**
-   * The Confirm of a new registration: check the address again (it may have
-   * been taken since the init), then the client takes a slot and the
-   * address, and becomes active. A Confirm that comes too late is answered
-   * with a Reject (unknown session): the client registers again and meets
-   * the refusal's reason.
+   * The Confirm of a new registration: ask the registry again and check the
+   * address (it may have been bound, or the key revoked, since the init),
+   * then the client takes a slot and the address and becomes active. A
+   * Confirm that comes too late is answered with a Reject (unknown session):
+   * the client registers again and meets the refusal's reason.
    */
   #admit (p: PendingRegistration, ip: number, port: number): ClientRecord | null {
     const now = this.#clock.now()
     this.#pending.delete(p)
     const c = p.claim
+    const kh = keyHex(c.key)
     const old = this.#byIp.get(c.tunnelIp)
-    const sameNode = old !== undefined && old.key !== null && c.key !== null && sameBytes(old.key, c.key)
-    // Checked again: the address may have been bound, or the key revoked, since the init.
-    const refused = c.key !== null && !this.#registry.check(c.key, c.tunnelIp).ok
-    const taken = refused || (old !== undefined && !sameBytes(old.instanceId, c.instanceId) && !sameNode && now - old.lastSeen < this.#expiry)
-    // A replaced record gives back its slot and its place under --max-clients.
-    const full = this.clientCount - (old?.active === true ? 1 : 0) >= this.#opt.maxClients || this.#freeSlots.length + (old === undefined ? 0 : 1) === 0
+    const taken = !this.registry.check(c.key, c.tunnelIp).ok ||
+      (old !== undefined && !sameBytes(old.key, c.key) && old.active && now - old.lastSeen < this.#expiry)
+    const other = this.#byKey.get(kh)
+    // A replaced record (or this key's record at another address) gives back its slot and its place under --max-clients.
+    const freed = (old !== undefined ? 1 : 0) + (other !== undefined && other !== old ? 1 : 0)
+    const full = this.clientCount - freed >= this.#opt.maxClients || this.#freeSlots.length + freed === 0
     if (taken || full) {
       this.registrationCounters.dropRegistrationConfirmRefused++
       this.#dropSession(p.session)
@@ -387,14 +422,12 @@ export class ServerController implements ControlHandler {
       return null
     }
     if (old !== undefined) this.#remove(old, 'replaced by a new registration')
-    if (c.key !== null) this.#registry.bind(c.key, c.tunnelIp, this.#clock.wallNow())
+    if (other !== undefined && other !== old) this.#remove(other, `its node key now registers ${intToIp(c.tunnelIp)}`)
     const rec: ClientRecord = {
       peerId: this.#nextPeerId++,
       slot: this.#freeSlots.pop()!,
       tunnelIp: c.tunnelIp,
-      instanceId: c.instanceId,
       key: c.key,
-      lastTimestamp: c.timestamp,
       active: false,
       endpointIp: ip,
       endpointPort: port,
@@ -406,6 +439,7 @@ export class ServerController implements ControlHandler {
       rtt: new RttWindow()
     }
     this.#byIp.set(rec.tunnelIp, rec)
+    this.#byKey.set(kh, rec)
     this.#byPeerId.set(rec.peerId, rec)
     const s = p.session
     rec.sessions.pending = s
@@ -419,6 +453,7 @@ export class ServerController implements ControlHandler {
     const wasActive = rec.active
     confirmPending(rec.sessions, s, this.#clock.now(), this.#dropSession)
     rec.active = true
+    this.registry.bind(rec.key, rec.tunnelIp, this.#clock.wallNow())
     rec.endpointIp = ip
     rec.endpointPort = port
     this.#port.setPeer(this.#route(rec))
@@ -465,7 +500,7 @@ export class ServerController implements ControlHandler {
   }
 
   #entry (rec: ClientRecord, op: typeof PEER_OP_UPSERT | typeof PEER_OP_REMOVE): PeerEntry {
-    return { op, peerId: rec.peerId, tunnelIp: rec.tunnelIp, publicIp: rec.endpointIp, publicPort: rec.endpointPort, lan: rec.lan }
+    return { op, peerId: rec.peerId, tunnelIp: rec.tunnelIp, publicIp: rec.endpointIp, publicPort: rec.endpointPort, key: rec.key, lan: rec.lan }
   }
 
   #announce (rec: ClientRecord): void {
@@ -483,6 +518,7 @@ export class ServerController implements ControlHandler {
   #remove (rec: ClientRecord, why: string | null): void {
     for (const s of sessionsOf(rec.sessions)) this.#dropSession(s)
     this.#byIp.delete(rec.tunnelIp)
+    if (this.#byKey.get(keyHex(rec.key)) === rec) this.#byKey.delete(keyHex(rec.key))
     this.#byPeerId.delete(rec.peerId)
     this.#port.removePeer(rec.slot)
     this.#freeSlots.push(rec.slot)
@@ -500,7 +536,7 @@ export class ServerController implements ControlHandler {
     const now = this.#clock.now()
     if (!this.#rejectPerSource.allow(endpointKey(ip, port), now)) return
     if (!this.#rejectBudget.take(now)) return
-    this.#port.sendControl(encodeReject({ reason: reason as 1 | 2, index }), ip, port)
+    this.#port.sendControl(encodeReject({ reason: reason as 1 | 2 | 3, index }), ip, port)
   }
 
   /** How soon tick() wants to run again, ms (the server's timers are all coarse). */
@@ -510,7 +546,7 @@ export class ServerController implements ControlHandler {
   tick (): void {
     const now = this.#clock.now()
     for (const p of this.#pending.expire(now, C.PENDING_REGISTRATION_TTL)) this.#dropSession(p.session)
-    this.#registry.flush(this.#clock.wallNow())
+    this.registry.flush(this.#clock.wallNow())
     for (const rec of [...this.#byIp.values()]) {
       if (now - rec.lastSeen > this.#expiry) {
         this.#remove(rec, `silent for ${Math.round((now - rec.lastSeen) / 1000)} s`)
@@ -548,7 +584,7 @@ export class ServerController implements ControlHandler {
           `If it replaced that node, free the address: lightweight-tunnel nodes remove ${intToIp(ip)}`
       }
       case 'key-revoked': return `its key ${fp} was revoked (lightweight-tunnel nodes allow KEY lifts a revocation)`
-      case 'not-authorized': return `${fp} asking for ${intToIp(ip)} is not listed in ${this.#registry.authorized?.file ?? 'the list of admitted nodes'}`
+      case 'not-authorized': return `${fp} asking for ${intToIp(ip)} is not listed in ${this.registry.authorized?.file ?? 'the list of admitted nodes'}`
       default: return `refused (${String((claim as { reason: string }).reason)})`
     }
   }
@@ -556,14 +592,14 @@ export class ServerController implements ControlHandler {
   /** The registry as the operator's nodes commands see it (control/nodes.ts). */
   get nodesAdmin (): NodesAdmin {
     return {
-      registry: this.#registry,
+      registry: this.registry,
       liveEndpoint: (address, key) => {
         const rec = this.#byIp.get(address)
-        if (rec === undefined || !rec.active || (rec.key !== null && !sameBytes(rec.key, key))) return null
+        if (rec === undefined || !rec.active || !sameBytes(rec.key, key)) return null
         return formatEndpoint(rec.endpointIp, rec.endpointPort)
       },
       disconnect: (address, why) => this.disconnect(address, why),
-      authorized: () => this.#registry.authorized,
+      authorized: () => this.registry.authorized,
       wallNow: () => this.#clock.wallNow()
     }
   }
@@ -593,15 +629,14 @@ export class ServerController implements ControlHandler {
   dropUnadmitted (why: string): number {
     let n = 0
     for (const rec of [...this.#byIp.values()]) {
-      if (rec.key === null) continue
-      const r = this.#registry.check(rec.key, rec.tunnelIp)
+      const r = this.registry.check(rec.key, rec.tunnelIp)
       if (!r.ok && this.disconnect(rec.tunnelIp, `${why} (${r.reason})`)) n++
     }
     return n
   }
 
   /** Writes the registry's pending last-seen times (shutdown). */
-  flushRegistry (): void { this.#registry.flush(this.#clock.wallNow(), true) }
+  flushRegistry (): void { this.registry.flush(this.#clock.wallNow(), true) }
 
   /** Tell every client we are going away (best effort; they will reconnect to our successor). */
   shutdown (): void {
@@ -621,6 +656,7 @@ export class ServerController implements ControlHandler {
         tunnelIp: intToIp(rec.tunnelIp),
         peerId: rec.peerId,
         role: 'client',
+        key: fingerprint(rec.key),
         path: 'direct',
         endpoint: formatEndpoint(rec.endpointIp, rec.endpointPort),
         publicEndpoint: formatEndpoint(rec.endpointIp, rec.endpointPort),

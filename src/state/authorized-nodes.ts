@@ -20,7 +20,7 @@
 import { readFileSync } from 'node:fs'
 import { VpnError } from '../errors.js'
 import { intToIp, ipToInt, isIpv4 } from '../wire/addr.js'
-import { keyFromText } from './key-text.js'
+import { keyFromText } from '../identity/key-text.js'
 import { keyId } from '../control/registry.js'
 
 export interface AuthorizedNode { readonly key: Uint8Array, readonly address: number, readonly line: number }

@@ -30,7 +30,7 @@ import { dirname } from 'node:path'
 import { VpnError } from '../errors.js'
 import { intToIp, ipToInt, isIpv4 } from '../wire/addr.js'
 import { keyId, type AuthorizedList, type ClaimResult, type NodeRecord, type NodeRegistry, type RegistryAdmin, type RevokedKey } from '../control/registry.js'
-import { keyFromText, keyToText } from './key-text.js'
+import { keyFromText, keyToText } from '../identity/key-text.js'
 
 export const REGISTRY_FILE = 'registry.json'
 /** Bindings kept: more than any /16 network has addresses. */
@@ -84,13 +84,17 @@ export class FileRegistry implements NodeRegistry, RegistryAdmin {
     return { ok: true }
   }
 
-  /** Binds after a Confirm. The caller checked first: a revoked key or an address held by another key is a bug and throws. */
+  /**
+   * Binds after a Confirm (the caller asked `check` first). Never takes an
+   * address from its holder and never binds a revoked key: either is a
+   * no-op, so a race with the operator cannot undo a revocation.
+   */
   bind (key: Uint8Array, address: number, wallNow: number): void {
     const id = keyId(key)
     const addr = address >>> 0
-    if (this.#revoked.has(id)) throw new Error(`registry: bind of a revoked key for ${intToIp(addr)}`)
+    if (this.#revoked.has(id)) return
     const holder = this.#byAddr.get(addr)
-    if (holder !== undefined && keyId(holder.key) !== id) throw new Error(`registry: bind of ${intToIp(addr)}, held by another key`)
+    if (holder !== undefined && keyId(holder.key) !== id) return
     const old = this.#byKey.get(id)
     if (old !== undefined && old.address === addr) { old.lastSeen = wallNow; this.#dirty = true; return }
     if (old !== undefined) this.#byAddr.delete(old.address)

@@ -14,9 +14,8 @@ import type { Logger } from '../log.js'
 import { describeError } from '../errors.js'
 import { authorizedChanges, loadAuthorizedNodes, type AuthorizedNodes } from './authorized-nodes.js'
 import { FileRegistry, REGISTRY_FILE } from './registry-file.js'
-import { fingerprint } from './key-text.js'
 import { removeNodes, type NodesAdmin } from '../control/nodes.js'
-import { keyToText } from './key-text.js'
+import { fingerprint, keyToText } from '../identity/key-text.js'
 
 /** Throws ERR_STATE (a damaged registry) or ERR_CONFIG_INVALID (a bad list), each naming the file. */
 export function openServerRegistry (stateDir: string, authorizedFile: string | null, log: Logger): FileRegistry {

@@ -57,7 +57,9 @@ t.test('defaults', async t => {
     placement: 'fused',
     fastPath: true,
     metrics: null,
-    authorizedNodes: null
+    authorizedNodes: null,
+    stateDir: '/var/lib/lightweight-tunnel/lwt0',
+    nodeKey: null
   })
   const c = run(CLIENT).config
   t.same(c.listen, { host: '0.0.0.0', port: 0 })

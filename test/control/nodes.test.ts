@@ -7,7 +7,7 @@
 import t from 'tap'
 import { answerNodes, parseSelector, type NodesAdmin } from '../../src/control/nodes.js'
 import { FileRegistry } from '../../src/state/registry-file.js'
-import { fingerprint, keyToText } from '../../src/state/key-text.js'
+import { fingerprint, keyToText } from '../../src/identity/key-text.js'
 import { parseAuthorizedNodes } from '../../src/state/authorized-nodes.js'
 import { intToIp, ipToInt } from '../../src/wire/addr.js'
 

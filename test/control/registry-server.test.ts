@@ -13,7 +13,7 @@ import { seededRandom } from '../../src/random.js'
 import { Logger } from '../../src/log.js'
 import { ServerController } from '../../src/control/server.js'
 import { ClientController } from '../../src/control/client.js'
-import { createInit } from '../../src/crypto/noise.js'
+import { createInit, generateStaticKey, type StaticKey } from '../../src/crypto/noise.js'
 import { encodeInitPayload } from '../../src/wire/payloads.js'
 import { ipToInt } from '../../src/wire/addr.js'
 import { FileRegistry } from '../../src/state/registry-file.js'
@@ -23,6 +23,10 @@ import { FakeNet, type FakeDataplane } from '../helpers/fake-dataplane.js'
 const SERVER_IP = ipToInt('198.18.0.1')
 const SERVER_PORT = 9000
 const MEMBER_IP = ipToInt('198.18.9.9')
+/** The member's own node key (it holds the network key, so its inits are valid). */
+const memberKey = generateStaticKey()
+/** Each of its inits carries a newer timestamp (the server keeps the newest per key: replays are ignored). */
+let memberInits = 0
 
 function logSink (): { log: Logger, lines: string[] } {
   const lines: string[] = []
@@ -37,16 +41,17 @@ function lab (opts: { maxClients?: number } = {}) {
   const serverDp = net.add(SERVER_IP, SERVER_PORT, 'server')
   const { log, lines: serverLog } = logSink()
   const registry = new FileRegistry(null)
-  const server = new ServerController({ psk, tunnelIp: ipToInt('10.0.0.1'), prefix: 24, mtu: 1400, maxClients: opts.maxClients ?? 10, keepaliveSec: 10, registry }, { port: serverDp, clock, random, log }, 16)
+  const serverKey = generateStaticKey()
+  const server = new ServerController({ psk, nodeKey: serverKey, tunnelIp: ipToInt('10.0.0.1'), prefix: 24, mtu: 1400, maxClients: opts.maxClients ?? 10, keepaliveSec: 10, registry }, { port: serverDp, clock, random, log }, 16)
   serverDp.handler = server
   const clients: ClientController[] = []
   const L = {
     net, clock, psk, server, serverDp, serverLog, registry,
-    addClient (n: number, o: { tunnelIp?: string } = {}): { c: ClientController, dp: FakeDataplane, lines: string[] } {
+    addClient (n: number, o: { tunnelIp?: string, nodeKey?: StaticKey } = {}): { c: ClientController, dp: FakeDataplane, lines: string[] } {
       const dp = net.add(ipToInt(`198.18.1.${n}`), 40000 + n, 'client')
       const { log: clog, lines } = logSink()
       const c = new ClientController({
-        psk, tunnelIp: ipToInt(o.tunnelIp ?? `10.0.0.${n + 1}`), prefix: 24, mtu: 1400, serverIp: SERVER_IP, serverPort: SERVER_PORT, keepaliveSec: 10, serverName: '198.18.0.1:9000'
+        psk, nodeKey: o.nodeKey ?? generateStaticKey(), tunnelIp: ipToInt(o.tunnelIp ?? `10.0.0.${n + 1}`), prefix: 24, mtu: 1400, serverIp: SERVER_IP, serverPort: SERVER_PORT, keepaliveSec: 10, serverName: '198.18.0.1:9000'
       }, { port: dp, clock, random, log: clog }, 64)
       dp.handler = c
       clients.push(c)
@@ -55,8 +60,8 @@ function lab (opts: { maxClients?: number } = {}) {
     /** A member's init for `tunnelIp` from MEMBER_IP:port, never confirmed; returns its source dataplane (which records the answers). */
     memberInit (port: number, tunnelIp: string): FakeDataplane {
       const dp = L.net.nodes.get(`${MEMBER_IP}:${port}`) ?? net.add(MEMBER_IP, port, 'client')
-      const payload = encodeInitPayload({ role: 1, prefixLen: 24, mtu: 1400, tunnelIp: ipToInt(tunnelIp), instanceId: randomBytes(16), timestamp: clock.wallNow(), lan: [] })
-      dp.sendControl(createInit(psk, 1 + port, payload).message, SERVER_IP, SERVER_PORT)
+      const payload = encodeInitPayload({ role: 1, prefixLen: 24, mtu: 1400, tunnelIp: ipToInt(tunnelIp), timestamp: clock.wallNow() + (++memberInits), lan: [] })
+      dp.sendControl(createInit(psk, memberKey, 1 + port, payload).message, SERVER_IP, SERVER_PORT)
       return dp
     },
     run (ms: number): void {
