@@ -180,7 +180,7 @@ export class ServerLink implements SessionOwner {
     this.serverKey = res.remoteStatic
     if (resp.status !== RESP_OK) {
       this.#reg = R.refused(this.#reg, now + Math.max(C.REFUSED_RETRY_MIN, this.#retryDelay(this.#reg.attempts)))
-      const why = R.describeRefusal(resp.status, opt.tunnelIp)
+      const why = R.describeRefusal(resp.status, opt.tunnelIp, fingerprint(opt.nodeKey.pub))
       this.#setProblem(why.startsWith('the server ') ? why : `the server refused us: ${why}`, 'error')
       this.#ctx.indexes.delete(localIndex)
       return
