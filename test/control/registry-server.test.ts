@@ -19,6 +19,11 @@ import { ipToInt } from '../../src/wire/addr.js'
 import { FileRegistry } from '../../src/state/registry-file.js'
 import { PENDING_PER_SOURCE, PENDING_REGISTRATION_TTL } from '../../src/control/constants.js'
 import { FakeNet, type FakeDataplane } from '../helpers/fake-dataplane.js'
+import { answerNodes, type NodesChange } from '../../src/control/nodes.js'
+import { fingerprint } from '../../src/identity/key-text.js'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 
 const SERVER_IP = ipToInt('198.18.0.1')
 const SERVER_PORT = 9000
@@ -33,14 +38,14 @@ function logSink (): { log: Logger, lines: string[] } {
   return { log: new Logger({ level: 'debug', sink: { write: (l) => { lines.push(l) } } }), lines }
 }
 
-function lab (opts: { maxClients?: number } = {}) {
+function lab (opts: { maxClients?: number, registryFile?: string, registry?: FileRegistry } = {}) {
   const net = new FakeNet()
   const clock = new ManualClock()
   const random = seededRandom(7)
   const psk = new Uint8Array(randomBytes(32))
   const serverDp = net.add(SERVER_IP, SERVER_PORT, 'server')
   const { log, lines: serverLog } = logSink()
-  const registry = new FileRegistry(null)
+  const registry = opts.registry ?? new FileRegistry(opts.registryFile ?? null)
   const serverKey = generateStaticKey()
   const server = new ServerController({ psk, nodeKey: serverKey, tunnelIp: ipToInt('10.0.0.1'), prefix: 24, mtu: 1400, maxClients: opts.maxClients ?? 10, keepaliveSec: 10, registry }, { port: serverDp, clock, random, log }, 16)
   serverDp.handler = server
@@ -147,4 +152,46 @@ t.test('disconnect (revocation): the node is told Bye, and every peer drops it a
   t.match(L.serverLog.join('\n'), /disconnected 10\.0\.0\.2: revoked by the operator \(test\)/)
   t.equal(L.server.disconnect(ipToInt('10.0.0.77'), 'nobody'), false, 'an address nobody holds: nothing to do')
   void a
+})
+
+t.test('nodes remove on a live node: cut off, peers told, its key refused (KEY_REVOKED) with a clear error; nodes allow lifts it', async t => {
+  const L = lab()
+  const aKey = generateStaticKey()
+  const a = L.addClient(1, { nodeKey: aKey })
+  const b = L.addClient(2)
+  L.run(1000)
+  const A = ipToInt('10.0.0.2')
+  t.equal(L.registry.list().length, 2, 'both bound on Confirm')
+  const change = answerNodes({ cmd: 'nodes-remove', node: '10.0.0.2' }, L.server.nodesAdmin) as NodesChange
+  t.equal(change.disconnected, 1)
+  L.run(1000)
+  t.equal(b.dp.routeByTunnelIp(A), undefined, 'b dropped a')
+  t.equal(a.c.state, 'rejected', 'a re-registered and was refused')
+  t.match(a.c.problem ?? '', /the server's operator revoked this node's key SHA256:\S+/)
+  t.match(L.serverLog.join('\n'), /refused a client: its key SHA256:\S+ was revoked/)
+  t.equal(L.server.clientCount, 1)
+  // An impostor key takes the freed address; a's key stays refused even for another address.
+  const c = L.addClient(3, { tunnelIp: '10.0.0.2' })
+  L.run(1000)
+  t.equal(c.c.state, 'registered', 'the freed address goes to another key')
+  answerNodes({ cmd: 'nodes-allow', node: fingerprint(aKey.pub) }, L.server.nodesAdmin)
+  L.run(35_000)
+  t.equal(a.c.state, 'rejected', 'allowed again, but its old address now belongs to the new key')
+  t.match(a.c.problem ?? '', /it belongs to another node key/)
+})
+
+t.test('the registry is the file: a new server on the same registry refuses the impostor, live holder or not', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'lwt-regsrv-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const L = lab({ registryFile: join(dir, 'registry.json') })
+  const a = L.addClient(1)
+  L.run(1000)
+  t.equal(a.c.state, 'registered')
+  const again = new FileRegistry(join(dir, 'registry.json'))
+  t.same(again.list().map(r => r.address), [ipToInt('10.0.0.2') >>> 0], 'the binding is on disk after the Confirm')
+  const L2 = lab({ registry: again })
+  const m = L2.addClient(9, { tunnelIp: '10.0.0.2' })
+  L2.run(1000)
+  t.equal(m.c.state, 'rejected', 'another key for a bound address, its holder not even connected to this server')
+  t.match(m.c.problem ?? '', /the server refused 10\.0\.0\.2: it belongs to another node key/)
 })
