@@ -4,9 +4,11 @@
  * {"cmd":"nodes"}, {"cmd":"nodes-remove","node":…}, {"cmd":"nodes-allow",
  * "node":…}; control/nodes.ts answers them). --json prints the answer itself.
  *
- *   ADDRESS    FINGERPRINT                                         LIVE  ENDPOINT            FIRST SEEN            LAST SEEN
- *   10.0.0.2   SHA256:6XcM0s0H1Z1y4rN0J3Q0+Ylqz6m0k6fY4a0V4mYQ3bE  yes   198.51.100.7:41000  2026-12-05 09:52:01Z  2026-12-05 10:31:12Z
- *              key mJ0cW5n1…=
+ *   ADDRESS    FINGERPRINT              LIVE  ENDPOINT            FIRST SEEN            LAST SEEN
+ *   10.0.0.2   SHA256:6XcM0s0H1Z1y4rN0  yes   198.51.100.7:41000  2026-12-05 09:52:01Z  2026-12-05 10:31:12Z
+ *
+ *   keys:
+ *     10.0.0.2         mJ0cW5n1…=
  *
  *   revoked keys:
  *   SHA256:…  (key …=)  revoked 2026-12-05 10:02:44Z
