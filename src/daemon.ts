@@ -39,6 +39,7 @@ import type { StaticKey } from './crypto/noise.js'
 import { ensureStateDir } from './identity/state-dir.js'
 import { loadNodeKey } from './identity/node-key.js'
 import { fingerprint, keyToText } from './identity/key-text.js'
+import { serverPin, type ServerPin } from './identity/server-pin.js'
 import { Dataplane } from './dataplane/dataplane.js'
 import { ServerController } from './control/server.js'
 import { ClientController } from './control/client.js'
@@ -154,11 +155,13 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
 
   let psk: Uint8Array
   let nodeKey: StaticKey
+  let pin: ServerPin | undefined
   try {
     ensureStateDir(config.stateDir)
     const loaded = loadNodeKey(config.stateDir, config.nodeKey)
     nodeKey = loaded.key
     if (loaded.created) log.info('created this node\'s key', { file: loaded.path })
+    if (config.mode === 'client') pin = serverPin(config.stateDir, config.serverKey)
     log.info(`node key ${fingerprint(nodeKey.pub)} (public key ${keyToText(nodeKey.pub)})`)
     psk = await derivePsk(config.key)
   } catch (err) {
@@ -198,6 +201,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     : new ClientController({
       psk,
       nodeKey,
+      serverPin: pin,
       tunnelIp: config.tun.ipInt,
       prefix: config.tun.prefix,
       mtu: config.mtu,

@@ -22,17 +22,17 @@ _lightweight_tunnel() {
     prev=${COMP_WORDS[COMP_CWORD-2]} eq=1
   fi
 
-  local commands='server client status nodes demo help version install-service completion'
+  local commands='server client status nodes demo help version install-service completion genkey pubkey'
   local topics='server client status nodes demo config version install-service completion'
-  local common='--tun --key --dev --control --mtu --keepalive --log-level --placement --fast-path --no-fast-path --quiet --verbose --config --help'
+  local common='--tun --key --dev --control --mtu --keepalive --log-level --placement --fast-path --no-fast-path --state-dir --node-key --quiet --verbose --config --help'
 
   # Values of the option just typed.
   case $prev in
-    -c|--config|-config|-g|--genconfig|-genconfig|--authorized-nodes|-authorized-nodes)
+    -c|--config|-config|-g|--genconfig|-genconfig|--node-key|-node-key|--server-key|-server-key)
       compopt -o filenames 2>/dev/null
       COMPREPLY=($(compgen -f -- "$cur"))
       return 0 ;;
-    --root|-root)
+    --root|-root|--state-dir|-state-dir)
       compopt -o filenames 2>/dev/null
       COMPREPLY=($(compgen -d -- "$cur"))
       return 0 ;;
@@ -57,7 +57,7 @@ _lightweight_tunnel() {
   for ((i = 1; i < COMP_CWORD; i++)); do
     w=${COMP_WORDS[i]}
     case $w in
-      server|client|status|nodes|demo|help|version|install-service|completion) cmd=$w; break ;;
+      server|client|status|nodes|demo|help|version|install-service|completion|genkey|pubkey) cmd=$w; break ;;
     esac
   done
 
@@ -70,7 +70,7 @@ _lightweight_tunnel() {
         COMPREPLY=($(compgen -W 'remove allow' -- "$cur")); return 0
       fi
       opts='--json --control --dev --help' ;;
-    client) opts="$common --remote --listen --p2p --no-p2p" ;;
+    client) opts="$common --remote --listen --p2p --no-p2p --server-key" ;;
     status) opts='--json --control --dev --help' ;;
     install-service) opts='--config --root --help' ;;
     completion)
@@ -79,7 +79,7 @@ _lightweight_tunnel() {
     help)
       [[ $cur != -* ]] && { COMPREPLY=($(compgen -W "$topics" -- "$cur")); return 0; }
       opts='' ;;
-    demo|version) opts='--help' ;;
+    demo|version|genkey|pubkey) opts='--help' ;;
     '')
       if [[ $cur != -* ]]; then
         COMPREPLY=($(compgen -W "$commands" -- "$cur"))

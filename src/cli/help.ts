@@ -84,6 +84,12 @@ const COMMANDS = `COMMANDS
               "help install-service").
     completion bash
               Print the bash completion script (see "help completion").
+    genkey    Print a new node private key (base64, one line), as wg genkey:
+              "umask 077; lightweight-tunnel genkey > node.key", then
+              --node-key node.key.
+    pubkey    Read a private key on standard input and print its public key
+              (the form --server-key and the server's "status" use):
+              "lightweight-tunnel pubkey < node.key".
 `
 
 const OPTIONS = `OPTIONS
@@ -204,6 +210,12 @@ const OPTIONS = `OPTIONS
     -l, --listen HOST:PORT
               Local UDP address to bind. Default: ${D.clientListen.host}:${D.clientListen.port} (any
               address, a free port chosen by the kernel).
+    --server-key KEY|FILE
+              The server's public key (base64, as "status" on the server
+              shows it), or a file holding it. Without it the client pins
+              the key the server presents on first contact in
+              STATE_DIR/server.pub; either way a server presenting another
+              key is refused (status shows why).
 
   Other
     -g FILE   Write an example server config to FILE and a matching client
@@ -267,6 +279,7 @@ const CONFIG = `CONFIGURATION FILE
         metrics                     "127.0.0.1:9100", 9100 or "off"
         stateDir                    "/var/lib/lightweight-tunnel/lwt0"
         nodeKey                     "/path/to/node.key"
+        serverKey                   "base64 public key" or "/path" (client)
         authorizedNodes             "/etc/lightweight-tunnel/nodes" (server)
     Numbers are JSON numbers ("mtu": 1400, not "1400"). A syntax error is
     reported with its line and column. SIGHUP reloads the file (SIGNALS).

@@ -27,6 +27,7 @@ import { DEFAULTS, LIMITS, LOG_FORMATS, LOG_LEVELS, controlPathFor } from './def
 import { fileNamesOf, goBlank, ignoredWarning, PLACEHOLDER_KEYS, readConfigFile, zeroMeantDefault } from './go-compat.js'
 import { show } from './messages.js'
 import { defaultStateDir } from '../identity/state-dir.js'
+import { keyFromText } from '../identity/key-text.js'
 import { PLACEMENTS, type Config, type Mode, type SettingKey } from './schema.js'
 import { loadAuthorizedNodes } from '../state/authorized-nodes.js'
 import { describeError } from '../errors.js'
@@ -197,8 +198,18 @@ function readSettings (mode: Mode | null, s: Settings, env: LoadEnv, problems: s
   const metrics = readMetrics(s, problems)
   const stateDir = readPath(s.pick('stateDir'), dev === null ? null : defaultStateDir(dev), 'a folder for the node\'s state (default /var/lib/lightweight-tunnel/<dev>)', env, problems)
   const nodeKey = readPath(s.pick('nodeKey'), null, 'a private key file (make one with: lightweight-tunnel genkey > FILE)', env, problems)
+  const serverKey = readServerKey(mode, s, env, problems)
   const authorizedNodes = mode === 'server' ? readAuthorizedNodes(s, env, problems) : null
-  return { mode, listen, remote, tun, key, dev, control, mtu, maxClients, p2p, keepalive, logLevel, logFormat, placement, fastPath, metrics, stateDir, nodeKey, authorizedNodes }
+  return { mode, listen, remote, tun, key, dev, control, mtu, maxClients, p2p, keepalive, logLevel, logFormat, placement, fastPath, metrics, stateDir, nodeKey, serverKey, authorizedNodes }
+}
+
+/** serverKey (client only): a base64 public key as given, else a file path resolved against the working directory. */
+function readServerKey (mode: Mode | null, s: Settings, env: LoadEnv, problems: string[]): string | null {
+  const raw = s.pick('serverKey')
+  if (raw === undefined) return null
+  if (mode === 'server') { problems.push(`${raw.source}: only for client mode, but this is a server (a client pins its server's key)`); return null }
+  if (typeof raw.value === 'string' && keyFromText(raw.value) !== null) return raw.value.trim()
+  return readPath(raw, null, 'the server\'s public key (base64, 44 characters) or a file holding it', env, problems)
 }
 
 /** A file or folder path, resolved against the working directory; `dflt` when absent. */

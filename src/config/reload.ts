@@ -44,6 +44,7 @@ export const APPLY: Readonly<Record<SettingKey, Apply>> = Object.freeze({
   metrics: 'restart',
   stateDir: 'restart',
   nodeKey: 'restart',
+  serverKey: 'restart',
   authorizedNodes: 'live'
 })
 

@@ -78,6 +78,12 @@ export interface Config {
   /** The node's private key file (--node-key), or null: STATE_DIR/node.key, created on first start. */
   readonly nodeKey: string | null
   /**
+   * Client: the server's public key (base64), or an absolute path to a file
+   * holding it (--server-key); null: pin the key the server presents first
+   * (STATE_DIR/server.pub; identity/server-pin.ts).
+   */
+  readonly serverKey: string | null
+  /**
    * Server: strict mode's list of admitted nodes, one "PUBKEY ADDRESS" per
    * line (state/authorized-nodes.ts), as an absolute path; null (default):
    * every holder of the network key may register a free address.
@@ -90,7 +96,7 @@ export type SettingKey = keyof Config
 
 const SETTING_LIST = [
   'mode', 'listen', 'remote', 'tun', 'key', 'dev', 'control', 'mtu', 'maxClients',
-  'p2p', 'keepalive', 'logLevel', 'logFormat', 'placement', 'fastPath', 'metrics', 'stateDir', 'nodeKey',
+  'p2p', 'keepalive', 'logLevel', 'logFormat', 'placement', 'fastPath', 'metrics', 'stateDir', 'nodeKey', 'serverKey',
   'authorizedNodes'
 ] as const satisfies readonly SettingKey[]
 /** Compiles only while SETTING_LIST names every Config field (unused at run time). */

@@ -12,11 +12,14 @@ import type { LanAddr } from '../wire/payloads.js'
 import type { DataplanePort } from './port.js'
 import type { IndexTable, Session, SessionSet } from './session.js'
 import type { StaticKey } from '../crypto/noise.js'
+import type { ServerPin } from '../identity/server-pin.js'
 
 export interface ClientOptions {
   psk: Uint8Array
   /** This node's static key (identity/node-key.ts). */
   nodeKey: StaticKey
+  /** The server's pinned key (identity/server-pin.ts); every registration response is checked against it. Absent: any key. */
+  serverPin?: ServerPin
   tunnelIp: number
   prefix: number
   mtu: number

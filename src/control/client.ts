@@ -62,7 +62,7 @@ export class ClientController implements ControlHandler {
   readonly #birthdays: BirthdayPool
   readonly #startedAt: number
   /** Control messages dropped: malformed, unknown session, failed authentication (probes from anyone land here). */
-  readonly counters = { p2pDropped: 0, handshakesCompleted: 0, peerKeyMismatch: 0, serverVersionRejects: 0 }
+  readonly counters = { p2pDropped: 0, handshakesCompleted: 0, peerKeyMismatch: 0, serverVersionRejects: 0, serverKeyMismatch: 0 }
   /** `lightweight-tunnel ping` / `netcheck` probes in flight. */
   readonly #userPings: UserPings
   /** The NAT-check port's view of us from the newest answer (netcheck), or null. */
@@ -87,6 +87,7 @@ export class ClientController implements ControlHandler {
         }
       },
       versionRejected: () => { this.counters.serverVersionRejects++ },
+      serverKeyMismatch: () => { this.counters.serverKeyMismatch++ },
       peerUpdate: (msg) => {
         this.#peerList.apply(msg, opt.tunnelIp, {
           upsert: (e) => { this.#upsertPeer(e) },

@@ -57,6 +57,8 @@ export interface ServerLinkHooks {
   peerUpdate(msg: PeerUpdate): void
   /** The server answered our init with Reject VERSION (counted). */
   versionRejected(): void
+  /** A registration response came with another key than the pinned one (counted). */
+  serverKeyMismatch(): void
 }
 
 export class ServerLink implements SessionOwner {
@@ -177,7 +179,17 @@ export class ServerLink implements SessionOwner {
     try { resp = decodeRespPayload(res.payload) } catch { return }
     const localIndex = ss.hs.localIndex
     ss.hs = { state: 'idle' }
+    const pin = opt.serverPin?.check(res.remoteStatic, opt.serverName) ?? { ok: true, pinnedNow: false }
+    if (!pin.ok) {
+      // Not our server (or its key changed): use nothing from this session, keep retrying quietly.
+      this.#hooks.serverKeyMismatch()
+      this.#ctx.indexes.delete(localIndex)
+      this.#reg = R.refused(this.#reg, now + Math.max(C.REFUSED_RETRY_MIN, this.#retryDelay(this.#reg.attempts)))
+      this.#setProblem(pin.message, 'error')
+      return
+    }
     this.serverKey = res.remoteStatic
+    if (pin.pinnedNow) log.info(`pinned the server's key ${fingerprint(res.remoteStatic)} (first contact); a different key later is refused`, { server: opt.serverName })
     if (resp.status !== RESP_OK) {
       this.#reg = R.refused(this.#reg, now + Math.max(C.REFUSED_RETRY_MIN, this.#retryDelay(this.#reg.attempts)))
       const why = R.describeRefusal(resp.status, opt.tunnelIp, fingerprint(opt.nodeKey.pub))

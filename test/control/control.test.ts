@@ -12,6 +12,11 @@ import { ServerController } from '../../src/control/server.js'
 import { ClientController } from '../../src/control/client.js'
 import { consumeInit, createInit, createResponse, generateStaticKey, type StaticKey } from '../../src/crypto/noise.js'
 import { encodeInitPayload, encodeRespPayload, RESP_OK } from '../../src/wire/payloads.js'
+import { fingerprint } from '../../src/identity/key-text.js'
+import { FilePin, GivenPin, type ServerPin } from '../../src/identity/server-pin.js'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { ipToInt } from '../../src/wire/addr.js'
 import { FakeNet, type FakeDataplane } from '../helpers/fake-dataplane.js'
 
@@ -31,7 +36,7 @@ interface Lab {
   server: ServerController
   serverDp: FakeDataplane
   serverLog: string[]
-  addClient(n: number, opts?: { tunnelIp?: string, psk?: Uint8Array, nodeKey?: StaticKey }): { c: ClientController, dp: FakeDataplane, lines: string[] }
+  addClient(n: number, opts?: { tunnelIp?: string, psk?: Uint8Array, nodeKey?: StaticKey, serverPin?: ServerPin }): { c: ClientController, dp: FakeDataplane, lines: string[] }
   /** Advance time in ticks, delivering everything in between. */
   run(ms: number): void
 }
@@ -56,6 +61,7 @@ function lab (opts: { maxClients?: number } = {}): Lab {
       const c = new ClientController({
         psk: o.psk ?? psk,
         nodeKey: o.nodeKey ?? generateStaticKey(),
+        serverPin: o.serverPin,
         tunnelIp: ipToInt(o.tunnelIp ?? `10.0.0.${n + 1}`),
         prefix: 24,
         mtu: 1400,
@@ -442,4 +448,35 @@ t.test('another protocol version: the server answers Reject VERSION and logs onc
   t.match(c.c.problem ?? '', /speaks another protocol version; this node speaks 2: upgrade/)
   t.equal(c.c.counters.serverVersionRejects, 1)
   t.equal(c.c.state, 'rejected')
+})
+
+t.test('server key pinning: first contact pins; a server with another key is refused, counted and explained', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'lwt-pin-ctl-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const L = lab()
+  const pin = new FilePin(dir)
+  const a = L.addClient(1, { serverPin: pin })
+  L.run(1000)
+  t.equal(a.c.state, 'registered')
+  t.strictSame(pin.pinned, L.serverKey.pub, 'pinned on first contact')
+  t.ok(a.lines.some(l => /pinned the server's key SHA256:/.test(l)))
+  t.equal(a.c.status().peers[0].key, fingerprint(L.serverKey.pub), 'status shows the server key fingerprint')
+  // The server is replaced by one with another key (an impostor, or a reinstall): refused.
+  const impostorKey = generateStaticKey()
+  const fake = new ServerController({ psk: L.psk, nodeKey: impostorKey, tunnelIp: ipToInt('10.0.0.1'), prefix: 24, mtu: 1400, maxClients: 10, keepaliveSec: 10 }, { port: L.serverDp, clock: L.clock, random: seededRandom(5), log: logSink().log }, 16)
+  L.serverDp.handler = fake
+  L.server = fake
+  L.serverDp.recvKeys.clear()
+  L.run(30_000)
+  t.equal(a.c.state, 'rejected')
+  t.match(a.c.problem ?? '', new RegExp(`presented key ${fingerprint(impostorKey.pub).replace(/[+/]/g, '\\$&')}, but this client pinned ${fingerprint(L.serverKey.pub).replace(/[+/]/g, '\\$&')} in ${join(dir, 'server.pub')} on \\d{4}-\\d\\d-\\d\\d; refusing to register`))
+  t.ok(a.c.counters.serverKeyMismatch >= 1, 'counted')
+  t.equal(fake.clientCount, 0, 'never confirmed with the impostor')
+  // --server-key given: a client pinned to the impostor's key registers with it; one given the old key does not.
+  const b = L.addClient(2, { serverPin: new GivenPin(impostorKey.pub, '--server-key') })
+  const c = L.addClient(3, { serverPin: new GivenPin(L.serverKey.pub, '--server-key') })
+  L.run(2000)
+  t.equal(b.c.state, 'registered')
+  t.equal(c.c.state, 'rejected')
+  t.match(c.c.problem ?? '', /but this client was given SHA256:\S+ \(--server-key\)/)
 })
