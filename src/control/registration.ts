@@ -127,7 +127,7 @@ export function describeRefusal (status: RespStatus, tunnelIp: number, self?: st
   switch (status) {
     case RESP_ADDRESS_BOUND: return `the server refused ${intToIp(tunnelIp)}: it belongs to another node key (not ${ours}); ask the operator to run \`lightweight-tunnel nodes remove ${intToIp(tunnelIp)}\` on the server if this node replaced it, or pick another --tun address`
     case RESP_KEY_REVOKED: return `the server's operator revoked ${ours}; ask them to run \`lightweight-tunnel nodes allow KEY\` on the server if that was a mistake`
-    case RESP_NOT_AUTHORIZED: return `${ours} with the address ${intToIp(tunnelIp)} is not in the server's list of admitted nodes (--authorized-nodes); ask the operator to add "PUBKEY ${intToIp(tunnelIp)}" for this node (PUBKEY: this node's public key, in lightweight-tunnel status and the start-up log)`
+    case RESP_NOT_AUTHORIZED: return `${ours} with the address ${intToIp(tunnelIp)} is not in the server's list of admitted nodes (--authorized-nodes); ask the operator to add "PUBKEY ${intToIp(tunnelIp)}" for this node (PUBKEY: this node's public key, shown by lightweight-tunnel status and printed by lightweight-tunnel pubkey < node.key)`
     case RESP_ADDRESS_IN_USE: return `the tunnel address ${intToIp(tunnelIp)} is in use by another live client — pick another --tun address`
     case RESP_SERVER_FULL: return 'the server is full (its --max-clients is reached)'
     case RESP_ADDRESS_OUTSIDE_NETWORK: return `the tunnel address ${intToIp(tunnelIp)} is outside the server's network — use an address in the server's --tun network`

@@ -26,7 +26,7 @@ import { keyId } from '../control/registry.js'
 export interface AuthorizedNode { readonly key: Uint8Array, readonly address: number, readonly line: number }
 
 /** The expected form, as error messages state it. */
-export const AUTHORIZED_LINE_FORM = '"PUBKEY ADDRESS": a node\'s public key in base64 (as its status and start-up log show it) and its tunnel IPv4 address, e.g. "mJ0c…= 10.0.0.2"'
+export const AUTHORIZED_LINE_FORM = '"PUBKEY ADDRESS": a node\'s public key in base64 (lightweight-tunnel pubkey < node.key prints it; so do the node\'s status and start-up log) and its tunnel IPv4 address, e.g. "mJ0c…= 10.0.0.2"'
 
 /** Largest file accepted (bytes): 65,536 lines of ~60 bytes fit. */
 export const AUTHORIZED_MAX_BYTES = 8 * 1024 * 1024
