@@ -53,6 +53,9 @@ import type { ControlHandler } from './control/port.js'
 import { createNotifier } from './service/notify.js'
 import type { MetricsServer } from './metrics.js'
 import { answerNetcheck, answerPing } from './control/observe-requests.js'
+import { answerNodes } from './control/nodes.js'
+import { openServerRegistry, reloadAuthorized } from './state/server-registry.js'
+import type { FileRegistry } from './state/registry-file.js'
 
 /** Peer slots per daemon: the server's clients, or a client's peers (slot 0 = the server). */
 function maxPeersFor (config: Config): number {
@@ -168,6 +171,15 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
   }
   if (stopping) { removeProcessHooks(); log.info('stopped before start-up finished'); return 0 }
   const maxPeers = maxPeersFor(config)
+  let registry: FileRegistry | null = null
+  try {
+    // A damaged registry or a bad --authorized-nodes file stops the start (each error names its file).
+    if (config.mode === 'server') registry = openServerRegistry(config.stateDir, config.authorizedNodes, log.child('registry'))
+  } catch (err) {
+    removeProcessHooks()
+    log.error(describeError(err))
+    return 1
+  }
   const dataplane = new Dataplane({
     mode: config.mode,
     dev: config.dev,
@@ -184,7 +196,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
 
   const controller = config.mode === 'server'
     ? new ServerController({
-      psk, nodeKey, tunnelIp: config.tun.ipInt, prefix: config.tun.prefix, mtu: config.mtu, maxClients: config.maxClients, keepaliveSec: config.keepalive
+      psk, nodeKey, tunnelIp: config.tun.ipInt, prefix: config.tun.prefix, mtu: config.mtu, maxClients: config.maxClients, keepaliveSec: config.keepalive, registry: registry!
     }, { port: dataplane, clock: systemClock, random: systemRandom, log: log.child('server') }, maxPeers)
     : new ClientController({
       psk,
@@ -218,7 +230,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       nodeKey: { publicKey: keyToText(nodeKey.pub), fingerprint: fingerprint(nodeKey.pub) },
       uptimeSec: Math.round((Date.now() - startedWall) / 1000),
       peers: s.peers,
-      counters: { ...dataplane.counters(), ...(controller instanceof ServerController ? { ...controller.natCheckCounters, ...controller.handshakeCounters } : controller.counters), logLinesLost: log.linesLost },
+      counters: { ...dataplane.counters(), ...(controller instanceof ServerController ? { ...controller.natCheckCounters, ...controller.handshakeCounters, ...controller.registrationCounters } : controller.counters), logLinesLost: log.linesLost },
       dataplane: { placement: config.placement, ...dataplane.offloads },
       controlPlane: controlPlane()
     }
@@ -272,6 +284,8 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       }
     }
     running = plan.effective
+    // The list of admitted nodes is read again on every SIGHUP, changed name or not.
+    if (registry !== null && controller instanceof ServerController) reloadAuthorized(registry, r.config.authorizedNodes, controller, log.child('registry'))
     if (plan.live.length === 0 && plan.restart.length === 0) log.info('SIGHUP: config reloaded; nothing changed')
     if (plan.live.length > 0) log.info(`SIGHUP: config reloaded; applied ${describeChanges(plan.live)}`)
     if (plan.restart.length > 0) log.warn(`SIGHUP: these changes need a restart and are not applied (the running values stay): ${describeChanges(plan.restart)}`)
@@ -288,6 +302,11 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       }
       if (req.cmd === 'ping') return answerPing(controller, req)
       if (req.cmd === 'netcheck') return answerNetcheck(controller, req, dataplane.devName || config.dev)
+      if (req.cmd === 'nodes' || req.cmd === 'nodes-remove' || req.cmd === 'nodes-allow') {
+        const answer = answerNodes(req, controller instanceof ServerController ? controller.nodesAdmin : null)
+        ticker.kick(controller.tickInterval()) // a revocation's peer-list change goes out at the next flush
+        return answer
+      }
       throw new VpnError('ERR_USAGE', `unknown control command "${String(req.cmd)}"`)
     }, log.child('control')).catch((err: unknown) => { throw withPermissionHint(err, config.control) })
     if (config.metrics !== null) {
@@ -333,6 +352,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     loopDelay.stop()
     if (natCheck) natCheck.close()
     try { controller.shutdown() } catch { /* best effort */ }
+    if (controller instanceof ServerController) controller.flushRegistry()
     if (control) await control.close().catch(() => {})
     if (metrics) await metrics.close().catch(() => {})
     await dataplane.close().catch((err: unknown) => { log.error('closing the dataplane failed', { err }) })

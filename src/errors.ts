@@ -23,6 +23,7 @@ export type ErrorCode =
   | 'ERR_WORKER'
   | 'ERR_INSTALL'
   | 'ERR_METRICS'
+  | 'ERR_STATE'
   | 'ERR_STATE_DIR'
   | 'ERR_NODE_KEY'
 

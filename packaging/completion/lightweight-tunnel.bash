@@ -22,8 +22,8 @@ _lightweight_tunnel() {
     prev=${COMP_WORDS[COMP_CWORD-2]} eq=1
   fi
 
-  local commands='server client status demo help version install-service completion genkey pubkey'
-  local topics='server client status demo config version install-service completion'
+  local commands='server client status nodes demo help version install-service completion genkey pubkey'
+  local topics='server client status nodes demo config version install-service completion'
   local common='--tun --key --dev --control --mtu --keepalive --log-level --placement --fast-path --no-fast-path --state-dir --node-key --quiet --verbose --config --help'
 
   # Values of the option just typed.
@@ -57,13 +57,19 @@ _lightweight_tunnel() {
   for ((i = 1; i < COMP_CWORD; i++)); do
     w=${COMP_WORDS[i]}
     case $w in
-      server|client|status|demo|help|version|install-service|completion|genkey|pubkey) cmd=$w; break ;;
+      server|client|status|nodes|demo|help|version|install-service|completion|genkey|pubkey) cmd=$w; break ;;
     esac
   done
 
   local opts
   case $cmd in
-    server) opts="$common --listen --max-clients" ;;
+    server) opts="$common --listen --max-clients --authorized-nodes" ;;
+    nodes)
+      # nodes [remove|allow NODE]: the action word first.
+      if [[ $cur != -* && $COMP_CWORD -ge 2 && ${COMP_WORDS[COMP_CWORD-1]} == nodes ]]; then
+        COMPREPLY=($(compgen -W 'remove allow' -- "$cur")); return 0
+      fi
+      opts='--json --control --dev --help' ;;
     client) opts="$common --remote --listen --p2p --no-p2p --server-key" ;;
     status) opts='--json --control --dev --help' ;;
     install-service) opts='--config --root --help' ;;
@@ -79,7 +85,7 @@ _lightweight_tunnel() {
         COMPREPLY=($(compgen -W "$commands" -- "$cur"))
         return 0
       fi
-      opts="$common --listen --remote --max-clients --p2p --no-p2p --mode --genconfig --version" ;;
+      opts="$common --listen --remote --max-clients --authorized-nodes --p2p --no-p2p --mode --genconfig --version" ;;
   esac
   if [[ $cur == -* ]]; then
     COMPREPLY=($(compgen -W "$opts" -- "$cur"))

@@ -35,6 +35,8 @@ export type Command =
   /** control null: the one daemon in this network namespace. */
   | { kind: 'ping', peer: string, count: number, intervalMs: number, timeoutMs: number, json: boolean, control: string | null }
   | { kind: 'netcheck', json: boolean, control: string | null }
+  /** `nodes [remove|allow NODE]` (a server's registry); control null: the one daemon in this network namespace. */
+  | { kind: 'nodes', action: 'list' | 'remove' | 'allow', node: string | null, json: boolean, control: string | null }
   /** `check -c FILE`: config null when it has problems (all listed). */
   | { kind: 'check', file: string, config: Config | null, problems: string[], warnings: string[] }
   | { kind: 'help', topic?: string }
@@ -71,8 +73,8 @@ export class UsageError extends VpnError {
   }
 }
 
-export const COMMANDS = ['server', 'client', 'status', 'demo', 'help', 'version', 'ping', 'netcheck', 'check', 'install-service', 'completion', 'genkey', 'pubkey'] as const
-export const HELP_TOPICS = ['server', 'client', 'status', 'demo', 'help', 'version', 'config', 'ping', 'netcheck', 'check', 'metrics', 'install-service', 'completion'] as const
+export const COMMANDS = ['server', 'client', 'status', 'demo', 'help', 'version', 'ping', 'netcheck', 'nodes', 'check', 'install-service', 'completion', 'genkey', 'pubkey'] as const
+export const HELP_TOPICS = ['server', 'client', 'status', 'demo', 'help', 'version', 'config', 'ping', 'netcheck', 'nodes', 'check', 'metrics', 'install-service', 'completion'] as const
 
 // ---------------------------------------------------------------------------
 // Tokenizing
@@ -244,6 +246,7 @@ export function parseCommand (argv: readonly string[], parseEnv: ParseEnv = {}):
     if (problems.length > 0) throw new UsageError(problems)
     return { kind: 'netcheck', json: flags.get('json')?.value === true, control }
   }
+  if (cmd === 'nodes') return parseNodes(tokens, flags, problems, env)
   if (cmd === 'check') return parseCheck(tokens, flags, problems, env)
   if (cmd === 'demo') {
     rejectExtras(tokens, ['logLevel'], 'demo', problems)
@@ -364,6 +367,20 @@ function parsePing (tokens: Tokens, flags: Map<OptKey, FlagValue>, problems: str
   const control = daemonSocket(flags, problems, env)
   if (problems.length > 0) throw new UsageError(problems)
   return { kind: 'ping', peer: peer!, count, intervalMs: Math.round(interval * 1000), timeoutMs: Math.round(timeout * 1000), json: flags.get('json')?.value === true, control }
+}
+
+/** `nodes [--json]`, `nodes remove NODE`, `nodes allow NODE` [--control PATH | --dev NAME]. */
+function parseNodes (tokens: Tokens, flags: Map<OptKey, FlagValue>, problems: string[], env: LoadEnv): Command {
+  const [verb, node, ...extra] = tokens.positionals
+  const action = verb === undefined ? 'list' : verb === 'remove' || verb === 'allow' ? verb : null
+  if (action === null) problems.push(`nodes: unknown action ${show(verb)}: expected "nodes" (list), "nodes remove NODE" or "nodes allow NODE"`)
+  if (action !== null && action !== 'list' && (node === undefined || node === '')) {
+    problems.push(`nodes ${action}: expected the node: its tunnel address (10.0.0.3), its public key or its fingerprint (SHA256:…), as "lightweight-tunnel nodes" lists them${action === 'allow' ? ' (allow: the key or the fingerprint)' : ''}`)
+  }
+  rejectExtras({ ...tokens, positionals: action === 'list' ? [] : extra }, ['json', 'control', 'dev', 'logLevel'], 'nodes', problems)
+  const control = daemonSocket(flags, problems, env)
+  if (problems.length > 0) throw new UsageError(problems)
+  return { kind: 'nodes', action: action!, node: action === 'list' ? null : node!, json: flags.get('json')?.value === true, control }
 }
 
 /** `check -c FILE` (or `check FILE`): validate a config file; every problem is reported, not thrown. */

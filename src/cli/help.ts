@@ -37,6 +37,7 @@ const SYNOPSIS = `SYNOPSIS
         -c FILE]
     lightweight-tunnel ping [-c COUNT] [-i SECONDS] [-W SECONDS] [--json] PEER
     lightweight-tunnel netcheck [--json] [--control PATH | --dev NAME]
+    lightweight-tunnel nodes [--json] | nodes remove NODE | nodes allow NODE
     lightweight-tunnel check -c FILE
     lightweight-tunnel -g FILE
     lightweight-tunnel demo
@@ -66,13 +67,16 @@ const COMMANDS = `COMMANDS
     ping PEER Have the daemon ping a peer's tunnel address on its current
               path: which path answered (direct or relay) and the round trip.
     netcheck  Ask the running client about its NAT and its server.
+    nodes     On the server: list the node keys and the addresses bound to
+              them; "nodes remove NODE" revokes a node, "nodes allow KEY"
+              lifts a revocation (see "help nodes").
     check     Validate a config file (-c FILE) and exit 0, or 2 with every
               problem.
     demo      Run a short self-contained demonstration.
     help [TOPIC]
               Show this text, or the part about TOPIC: server, client,
-              status, ping, netcheck, check, metrics, demo, config, version,
-              install-service, completion.
+              status, ping, netcheck, nodes, check, metrics, demo, config,
+              version, install-service, completion.
     version   Print the version, Node's version, the native addon's build
               and the commit (same as -v, --version).
     install-service NAME [-c FILE] [--root DIR]
@@ -181,6 +185,16 @@ const OPTIONS = `OPTIONS
     --max-clients N
               Clients registered at once, ${L.maxClientsMin}..${L.maxClientsMax}; further clients are
               refused. Default: ${D.maxClients}.
+    --authorized-nodes FILE
+              Strict mode: admit only the nodes FILE lists, one
+              "PUBKEY ADDRESS" per line (a node's public key in base64 and
+              its tunnel address; # comments). Any other key, or a listed key
+              asking for another address, is refused ("not authorized"). A
+              bad line stops the start with FILE:LINE. SIGHUP reads FILE
+              again: keys no longer listed are revoked at once (as by "nodes
+              remove"), keys added are admitted (a revocation is lifted).
+              Default: none (every holder of the network key may register a
+              free address; see "help nodes").
 
   Client only
     -r, --remote HOST:PORT
@@ -266,6 +280,7 @@ const CONFIG = `CONFIGURATION FILE
         stateDir                    "/var/lib/lightweight-tunnel/lwt0"
         nodeKey                     "/path/to/node.key"
         serverKey                   "base64 public key" or "/path" (client)
+        authorizedNodes             "/etc/lightweight-tunnel/nodes" (server)
     Numbers are JSON numbers ("mtu": 1400, not "1400"). A syntax error is
     reported with its line and column. SIGHUP reloads the file (SIGNALS).
     Unknown keys are an error naming them. These Go keys are accepted and
@@ -290,6 +305,11 @@ const FILES = `FILES
               start unless --node-key names one). The folder is 0700; other
               state (a client's pinned server key, a server's address
               bindings) lives beside it.
+    <state-dir>/registry.json
+              The server's node registry: which node key holds which tunnel
+              address, and the revoked keys (mode 0600, replaced atomically;
+              see "help nodes"). A damaged file stops the server's start with
+              an error naming it; it never starts with an empty registry.
     FILE, FILE.client
               Config files written by -g and read by -c.
     /etc/systemd/system/lightweight-tunnel@.service
@@ -319,9 +339,11 @@ const SIGNALS = `SIGNALS
          Applied at once, without dropping a session: logLevel, logFormat,
          keepalive, maxClients (lowering it never disconnects a client, it
          refuses new ones; raising it above the value at start needs a
-         restart). Every other change is named in one log line as needing
-         a restart and keeps its running value. A file with problems is
-         refused (each problem is logged) and the running config is kept.
+         restart), authorizedNodes (its file is read again on every
+         SIGHUP; keys no longer listed are revoked). Every other change is
+         named in one log line as needing a restart and keeps its running
+         value. A file with problems is refused (each problem is logged) and
+         the running config is kept.
          Without -c there is nothing to reload: one log line says so.
     The daemon removes its control socket on every exit, also after an
     error. A closed stderr (a log reader that went away) does not stop it.
@@ -478,6 +500,43 @@ SYNOPSIS
     did not, 3 no daemon.
 `
 
+const NODES = `lightweight-tunnel nodes - node keys and the addresses bound to them (server)
+
+SYNOPSIS
+    lightweight-tunnel nodes [--json] [--control PATH | --dev NAME]
+    lightweight-tunnel nodes remove ADDRESS|KEY|FINGERPRINT
+    lightweight-tunnel nodes allow KEY|FINGERPRINT
+
+    Every node has its own key pair. The server binds a tunnel address to the
+    node key that registered it first, keeps the binding in
+    <state-dir>/registry.json (0600, survives restarts), and refuses every
+    other key for that address, whether its holder is online or not
+    ("address bound to another node key"), until the operator frees it.
+
+    nodes     Lists every bound node: address, key fingerprint (SHA256:...,
+              compare it with the node's own out of band), whether it is
+              registered now and from where, first and last seen; then the
+              full keys, and the revoked keys. --json: the same as JSON.
+    nodes remove NODE
+              Revokes a node, named by its address, its public key (base64)
+              or its fingerprint: its sessions are torn down at once, every
+              other client drops its sessions with it within a second, the
+              address is free, and the key is refused from now on ("key
+              revoked"). A key that never registered can be revoked ahead.
+              Use it when a node is lost, or replaced by a new install (a new
+              key) that must keep the old address.
+    nodes allow NODE
+              Lifts a revocation (the key or its fingerprint); the node may
+              register again, for a free address.
+
+    Strict mode (--authorized-nodes FILE): only the listed "PUBKEY ADDRESS"
+    pairs are admitted ("not authorized" otherwise); SIGHUP reads FILE again
+    and revokes the keys no longer listed.
+
+    Only a server answers. Exit status 0, 1 when the daemon refused (the
+    message says why), 3 no daemon.
+`
+
 const CHECK = `lightweight-tunnel check - validate a config file
 
 SYNOPSIS
@@ -604,6 +663,7 @@ export function helpText (topic?: string): string {
     case 'status': return STATUS
     case 'ping': return PING
     case 'netcheck': return NETCHECK
+    case 'nodes': return NODES
     case 'check': return CHECK
     case 'metrics': return METRICS
     case 'demo': return DEMO

@@ -1,7 +1,7 @@
 /**
  * The command-line entry: parse, then either answer locally (help, version,
  * -g, check), ask the daemon over its control socket (status, ping,
- * netcheck; cli/discover.ts finds it when no --dev/--control is given), or
+ * netcheck, nodes; cli/discover.ts finds it when no --dev/--control is given), or
  * hand the frozen Config to the daemon (server, client). The CLI holds no
  * daemon logic.
  *
@@ -31,6 +31,7 @@ import { findDaemons, noDaemon, oneDaemon } from './discover.js'
 import { runPing } from './ping.js'
 import { formatNetcheck, isNetcheckReport } from './netcheck.js'
 import { checkReport } from './check.js'
+import { nodesRequest, printNodes } from './nodes.js'
 import { currentNetnsId } from '../config/defaults.js'
 import { genkeyText, pubkeyText, readStdin } from './keys.js'
 
@@ -199,6 +200,12 @@ export async function main (argv: string[], io: MainIo = { stdout: process.stdou
         if (!isNetcheckReport(result)) throw new VpnError('ERR_CONTROL_SOCKET', `the daemon on ${d.path} answered netcheck with something that is not a netcheck report`)
         io.stdout.write(formatNetcheck(result, typeof result.dev === 'string' ? result.dev : d.dev))
         return result.udp ? EXIT_OK : EXIT_ERROR
+      }
+      case 'nodes': {
+        const d = await oneDaemon(cmd.control, 'nodes')
+        const result = await controlRequest(d.path, nodesRequest(cmd.action, cmd.node))
+        printNodes(cmd.action, result, cmd.json, d.dev, (s) => { io.stdout.write(s) })
+        return EXIT_OK
       }
       case 'check': {
         const r = checkReport(cmd.file, cmd.config, cmd.problems, cmd.warnings)

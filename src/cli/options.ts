@@ -46,6 +46,7 @@ export const SPECS: readonly OptSpec[] = [
   { key: 'stateDir', names: ['state-dir'], type: 'string' },
   { key: 'nodeKey', names: ['node-key'], type: 'string' },
   { key: 'serverKey', names: ['server-key'], type: 'string' },
+  { key: 'authorizedNodes', names: ['authorized-nodes'], type: 'string' },
   { key: 'logLevel', names: ['quiet', 'q'], type: 'fixed', fixed: 'error' },
   { key: 'logLevel', names: ['verbose'], type: 'fixed', fixed: 'debug' },
   { key: 'config', names: ['config', 'c'], type: 'string' },

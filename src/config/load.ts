@@ -29,6 +29,8 @@ import { show } from './messages.js'
 import { defaultStateDir } from '../identity/state-dir.js'
 import { keyFromText } from '../identity/key-text.js'
 import { PLACEMENTS, type Config, type Mode, type SettingKey } from './schema.js'
+import { loadAuthorizedNodes } from '../state/authorized-nodes.js'
+import { describeError } from '../errors.js'
 import { checkBool, checkCidr, checkControl, checkDev, checkHostPort, checkInt, checkOneOf, expectString, type Raw } from './validate.js'
 
 /** A flag's value (string, or boolean for a bool flag) and the flag as typed ("-mtu", "--no-p2p"). */
@@ -169,6 +171,8 @@ function checkModeScope (mode: Mode | null, s: Settings, problems: string[], war
       if (m.from === 'file' && m.goName) warnings.push(`${m.source} is ignored in client mode: it limits clients on a server`)
       else problems.push(`${m.source}: only for server mode, but this is a client`)
     }
+    const a = s.pick('authorizedNodes')
+    if (a !== undefined) problems.push(`${a.source}: only for server mode, but this is a client (the server decides which nodes are admitted)`)
   }
 }
 
@@ -195,7 +199,8 @@ function readSettings (mode: Mode | null, s: Settings, env: LoadEnv, problems: s
   const stateDir = readPath(s.pick('stateDir'), dev === null ? null : defaultStateDir(dev), 'a folder for the node\'s state (default /var/lib/lightweight-tunnel/<dev>)', env, problems)
   const nodeKey = readPath(s.pick('nodeKey'), null, 'a private key file (make one with: lightweight-tunnel genkey > FILE)', env, problems)
   const serverKey = readServerKey(mode, s, env, problems)
-  return { mode, listen, remote, tun, key, dev, control, mtu, maxClients, p2p, keepalive, logLevel, logFormat, placement, fastPath, metrics, stateDir, nodeKey, serverKey }
+  const authorizedNodes = mode === 'server' ? readAuthorizedNodes(s, env, problems) : null
+  return { mode, listen, remote, tun, key, dev, control, mtu, maxClients, p2p, keepalive, logLevel, logFormat, placement, fastPath, metrics, stateDir, nodeKey, serverKey, authorizedNodes }
 }
 
 /** serverKey (client only): a base64 public key as given, else a file path resolved against the working directory. */
@@ -230,6 +235,24 @@ function readMetrics (s: Settings, problems: string[]): Config['metrics'] | null
   const hp = checkHostPort({ ...raw, value }, { role: 'listen', minPort: 1 }, problems)
   for (let i = before; i < problems.length; i++) problems[i] = `${problems[i]!} (--metrics takes HOST:PORT or a PORT on 127.0.0.1, e.g. 9100; "off" for none)`
   return hp
+}
+
+/**
+ * authorizedNodes: a file name (relative to the working directory), read
+ * here too so `check` and a start report its bad lines (FILE:LINE); the
+ * daemon reads it again at start and on every SIGHUP. "" / null: off.
+ */
+function readAuthorizedNodes (s: Settings, env: LoadEnv, problems: string[]): string | null {
+  const raw = s.pick('authorizedNodes')
+  if (raw === undefined || raw.value === null || raw.value === '') return null
+  if (!expectString(raw, 'the file of admitted nodes ("PUBKEY ADDRESS" per line)', problems)) return null
+  const file = resolve(env.cwd, raw.value as string)
+  try {
+    loadAuthorizedNodes(file)
+  } catch (err) {
+    problems.push(`${raw.source}: ${describeError(err).replace(/\n {2}hint: /, '; ')}`)
+  }
+  return file
 }
 
 /** The default when the setting is absent, else what `check` makes of it. */

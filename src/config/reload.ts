@@ -12,6 +12,8 @@
  *   keepalive    live: the next keepalive uses it (server: its idle timeout too)
  *   maxClients   live up to the value at start (the peer slots are sized then);
  *                lowering it never evicts a client, it only refuses new ones
+ *   authorizedNodes  live: the file is read again on every SIGHUP (changed or
+ *                not); keys no longer listed are revoked (daemon.ts)
  *   all others   restart: mode, listen, remote, tun, key, dev, control, mtu,
  *                p2p, placement, fastPath, metrics (sockets, the device, the key
  *                derivation, the workers or every peer's path are built on them)
@@ -42,7 +44,8 @@ export const APPLY: Readonly<Record<SettingKey, Apply>> = Object.freeze({
   metrics: 'restart',
   stateDir: 'restart',
   nodeKey: 'restart',
-  serverKey: 'restart'
+  serverKey: 'restart',
+  authorizedNodes: 'live'
 })
 
 export interface Change<K extends SettingKey = SettingKey> {

@@ -83,6 +83,12 @@ export interface Config {
    * (STATE_DIR/server.pub; identity/server-pin.ts).
    */
   readonly serverKey: string | null
+  /**
+   * Server: strict mode's list of admitted nodes, one "PUBKEY ADDRESS" per
+   * line (state/authorized-nodes.ts), as an absolute path; null (default):
+   * every holder of the network key may register a free address.
+   */
+  readonly authorizedNodes: string | null
 }
 
 /** A setting's name: a Config field, and its key in our own JSON files. */
@@ -90,7 +96,8 @@ export type SettingKey = keyof Config
 
 const SETTING_LIST = [
   'mode', 'listen', 'remote', 'tun', 'key', 'dev', 'control', 'mtu', 'maxClients',
-  'p2p', 'keepalive', 'logLevel', 'logFormat', 'placement', 'fastPath', 'metrics', 'stateDir', 'nodeKey', 'serverKey'
+  'p2p', 'keepalive', 'logLevel', 'logFormat', 'placement', 'fastPath', 'metrics', 'stateDir', 'nodeKey', 'serverKey',
+  'authorizedNodes'
 ] as const satisfies readonly SettingKey[]
 /** Compiles only while SETTING_LIST names every Config field (unused at run time). */
 const LISTS_EVERY_SETTING: [Exclude<SettingKey, typeof SETTING_LIST[number]>] extends [never] ? true : never = true

@@ -54,6 +54,17 @@ export const WRONG_KEY_LOG_INTERVAL = 60_000
 export const RATE_TABLE_MAX = 4096
 /** Coalesce peer-list changes and push them to clients at most this often. */
 export const PEER_UPDATE_INTERVAL = 100
+/**
+ * Unconfirmed registrations (an OK sent, no Confirm yet) from one source IP
+ * at once: a fifth evicts that source's oldest. They hold no client slot and
+ * no address (control/pending-registrations.ts), so a member cannot fill
+ * --max-clients with them; 4 lets a few clients behind one NAT register together.
+ */
+export const PENDING_PER_SOURCE = 4
+/** Unconfirmed registrations at once, all sources: beyond it the oldest is evicted (bounded memory under a flood of valid inits). */
+export const PENDING_MAX = 1024
+/** An unconfirmed registration is forgotten after this long (ms; a client confirms within one round trip, and retries after HANDSHAKE_RETRY). */
+export const PENDING_REGISTRATION_TTL = 10_000
 
 // ── client: registration, NAT check, peer sessions ───────────────────────────
 

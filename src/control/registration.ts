@@ -121,16 +121,17 @@ export function describe (r: Registration): RegistrationState {
   return r.state
 }
 
-/** Why the server refused us, in plain words. */
-export function describeRefusal (status: RespStatus, tunnelIp: number): string {
+/** Why the server refused us, in plain words (`self`: our node key's fingerprint, when known). */
+export function describeRefusal (status: RespStatus, tunnelIp: number, self?: string): string {
+  const ours = self === undefined ? 'this node\'s key' : `this node's key ${self}`
   switch (status) {
+    case RESP_ADDRESS_BOUND: return `the server refused ${intToIp(tunnelIp)}: it belongs to another node key (not ${ours}); ask the operator to run \`lightweight-tunnel nodes remove ${intToIp(tunnelIp)}\` on the server if this node replaced it, or pick another --tun address`
+    case RESP_KEY_REVOKED: return `the server's operator revoked ${ours}; ask them to run \`lightweight-tunnel nodes allow KEY\` on the server if that was a mistake`
+    case RESP_NOT_AUTHORIZED: return `${ours} with the address ${intToIp(tunnelIp)} is not in the server's list of admitted nodes (--authorized-nodes); ask the operator to add "PUBKEY ${intToIp(tunnelIp)}" for this node (PUBKEY: this node's public key, shown by lightweight-tunnel status and printed by lightweight-tunnel pubkey < node.key)`
     case RESP_ADDRESS_IN_USE: return `the tunnel address ${intToIp(tunnelIp)} is in use by another live client — pick another --tun address`
     case RESP_SERVER_FULL: return 'the server is full (its --max-clients is reached)'
     case RESP_ADDRESS_OUTSIDE_NETWORK: return `the tunnel address ${intToIp(tunnelIp)} is outside the server's network — use an address in the server's --tun network`
     case RESP_ADDRESS_RESERVED: return `the tunnel address ${intToIp(tunnelIp)} is reserved (the server's own, the network or the broadcast address)`
-    case RESP_ADDRESS_BOUND: return `the tunnel address ${intToIp(tunnelIp)} belongs to another node key on the server — pick another --tun address, or have the server's operator free it (lightweight-tunnel nodes remove ${intToIp(tunnelIp)})`
-    case RESP_KEY_REVOKED: return 'this node\'s key was revoked on the server — ask its operator'
-    case RESP_NOT_AUTHORIZED: return 'this node\'s key is not in the server\'s authorized nodes (--authorized-nodes) — give its operator this node\'s public key (lightweight-tunnel status)'
     default: return `status ${status}`
   }
 }

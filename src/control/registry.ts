@@ -91,3 +91,35 @@ export class MemoryRegistry implements NodeRegistry {
     return out
   }
 }
+
+/** A key the operator revoked (`nodes remove`), and when (wall ms). */
+export interface RevokedKey { key: Uint8Array, at: number }
+
+/** Strict mode's admitted key/address pairs (state/authorized-nodes.ts AuthorizedNodes). */
+export interface AuthorizedList {
+  readonly file: string
+  admits (key: Uint8Array, address: number): boolean
+  addressOf (key: Uint8Array): number | null
+}
+
+/**
+ * What the operator's commands need beyond NodeRegistry (`nodes allow`, the
+ * revoked list in `nodes`, strict mode, persistence points). The persisted
+ * state/registry-file.ts FileRegistry implements both; the server takes
+ * `NodeRegistry & RegistryAdmin`.
+ */
+export interface RegistryAdmin {
+  /** Strict mode's list (--authorized-nodes), or null: check answers 'not-authorized' for any pair it does not admit. */
+  setAuthorized (a: AuthorizedList | null): void
+  readonly authorized: AuthorizedList | null
+  /** Lifts a revocation; false when the key was not revoked. */
+  allow (key: Uint8Array): boolean
+  revoked (): RevokedKey[]
+  /** Writes what `touch` left unwritten (at most every REGISTRY_TOUCH_FLUSH ms; `force` at shutdown). */
+  flush (wallNow: number, force?: boolean): void
+}
+
+/** Bytes as a map key. */
+export function keyId (key: Uint8Array): string {
+  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('base64')
+}

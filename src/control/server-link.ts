@@ -192,7 +192,8 @@ export class ServerLink implements SessionOwner {
     if (pin.pinnedNow) log.info(`pinned the server's key ${fingerprint(res.remoteStatic)} (first contact); a different key later is refused`, { server: opt.serverName })
     if (resp.status !== RESP_OK) {
       this.#reg = R.refused(this.#reg, now + Math.max(C.REFUSED_RETRY_MIN, this.#retryDelay(this.#reg.attempts)))
-      this.#setProblem(`the server refused us: ${R.describeRefusal(resp.status, opt.tunnelIp)}`, 'error')
+      const why = R.describeRefusal(resp.status, opt.tunnelIp, fingerprint(opt.nodeKey.pub))
+      this.#setProblem(why.startsWith('the server ') ? why : `the server refused us: ${why}`, 'error')
       this.#ctx.indexes.delete(localIndex)
       return
     }

@@ -12,12 +12,22 @@
  *      key, is this key revoked or not authorized), a live client holding
  *      it, capacity, and the init timestamp against the newest one seen from
  *      this static key (replays; kept when the client record goes).
- *   3. response (type 2) with status; on OK the session is pending and its
- *      receive key is installed.
+ *   3. response (type 2) with status. On OK for a new registration only a
+ *      PendingRegistration is kept (pending-registrations.ts: no client slot,
+ *      no address; at most PENDING_PER_SOURCE per source IP, PENDING_MAX in
+ *      all, forgotten after PENDING_REGISTRATION_TTL); a rekey of a
+ *      registered client (its own key) puts the session pending on its
+ *      record and installs its receive key.
  *   4. Confirm (control) on the pending session → it proves the client holds
- *      its static private key: the registry binds the address to the key,
- *      the client is active at the confirm's source address, and every other
- *      client learns of it (with its static key, in the peer list).
+ *      its static private key: the registry is asked again (the address may
+ *      have been bound meanwhile), the client takes a slot, the registry
+ *      binds the address to the key, the client is active at the confirm's
+ *      source address, and every other client learns of it (with its static
+ *      key, in the peer list).
+ *
+ * The operator's `nodes` commands reach the registry through nodesAdmin
+ * (control/nodes.ts); a revoked node is told Bye and removed at once, and the
+ * next peer-list flush tells every other client.
  *
  * Sealed control messages are opened, and sessions rotated in and expired,
  * by session.ts (the same code as the client's).
@@ -39,8 +49,14 @@ import { broadcastAddress, endpointKey, formatEndpoint, inSubnet, intToIp, netwo
 import type { PeerStatus, StatusReport } from './status.js'
 import { RTT_WARMUP, RTT_WARMUP_GAP, RttWindow, SERVER_RTT_PING_INTERVAL, lastSeen } from './rtt.js'
 import { UserPings, type PingStarted } from './user-ping.js'
-import { MemoryRegistry, type NodeRegistry } from './registry.js'
+import type { ClaimResult, NodeRegistry, RegistryAdmin } from './registry.js'
 import { fingerprint } from '../identity/key-text.js'
+import { PendingRegistration, PendingRegistrations } from './pending-registrations.js'
+import type { NodesAdmin } from './nodes.js'
+import { FileRegistry } from '../state/registry-file.js'
+
+/** The response status of each registry refusal. */
+const REFUSAL_STATUS = { 'address-bound-to-other-key': RESP_ADDRESS_BOUND, 'key-revoked': RESP_KEY_REVOKED, 'not-authorized': RESP_NOT_AUTHORIZED } as const
 
 /** The NAT-check port answers Pings only. */
 const NAT_CHECK_KINDS = [CTL_PING] as const
@@ -55,8 +71,8 @@ export interface ServerOptions {
   keepaliveSec: number
   /** This server's static key (identity/node-key.ts). */
   nodeKey: StaticKey
-  /** Address ↔ key bindings; an in-memory MemoryRegistry when absent. */
-  registry?: NodeRegistry
+  /** Address ↔ key bindings (daemon: state/registry-file.ts in the state dir); in memory only when absent. */
+  registry?: NodeRegistry & RegistryAdmin
 }
 
 /** Newest init timestamps kept per client static key (replay memory); the oldest entry goes beyond this. */
@@ -95,9 +111,11 @@ export class ServerController implements ControlHandler {
   readonly #byKey = new Map<string, ClientRecord>()
   /** Newest init timestamp per client static key (hex), kept when the record goes; bounded (REPLAY_MEMORY_MAX). */
   readonly #lastInitTs = new Map<string, number>()
-  readonly registry: NodeRegistry
+  readonly registry: NodeRegistry & RegistryAdmin
+  /** Registrations answered OK and not confirmed yet: no slot, no address. */
+  readonly #pending = new PendingRegistrations(C.PENDING_PER_SOURCE, C.PENDING_MAX)
   readonly #byPeerId = new Map<number, ClientRecord>()
-  readonly #indexes: IndexTable<ClientRecord>
+  readonly #indexes: IndexTable<ClientRecord | PendingRegistration>
   readonly #freeSlots: number[] = []
   #nextPeerId = 1
   #version = 1
@@ -120,7 +138,7 @@ export class ServerController implements ControlHandler {
 
   constructor (opt: ServerOptions, c: ControlComponents, maxPeers: number) {
     this.#opt = opt
-    this.registry = opt.registry ?? new MemoryRegistry()
+    this.registry = opt.registry ?? new FileRegistry(null)
     this.#port = c.port
     this.#clock = c.clock
     this.#log = c.log
@@ -257,49 +275,34 @@ export class ServerController implements ControlHandler {
     const claim = this.registry.check(key, ip)
     if (!claim.ok) {
       this.handshakeCounters.handshakesKeyRefused++
-      if (claim.reason === 'key-revoked') refuse(RESP_KEY_REVOKED, `its key ${fingerprint(key)} was revoked`)
-      else if (claim.reason === 'not-authorized') refuse(RESP_NOT_AUTHORIZED, `its key ${fingerprint(key)} is not an authorized node`)
-      else refuse(RESP_ADDRESS_BOUND, `the address belongs to the node key ${claim.holder === undefined ? 'of another node' : fingerprint(claim.holder.key)}, not to ${fingerprint(key)}`)
+      refuse(REFUSAL_STATUS[claim.reason], this.#claimRefusal(claim, key, ip))
       return
     }
     const lastTs = this.#lastInitTs.get(kh)
     if (lastTs !== undefined && req.timestamp <= lastTs) { this.handshakeCounters.handshakesReplayed++; return } // replayed init
-    let rec = this.#byIp.get(ip)
-    if (rec !== undefined && !sameBytes(rec.key, key)) {
-      const live = now - rec.lastSeen < this.#expiry
-      if (live && rec.active) {
-        refuse(RESP_ADDRESS_IN_USE, `the address is held by a live client at ${formatEndpoint(rec.endpointIp, rec.endpointPort)}`)
-        return
-      }
-      this.#remove(rec, 'replaced by a new registration')
-      rec = undefined
+    const rec = this.#byIp.get(ip)
+    if (rec !== undefined && !sameBytes(rec.key, key) && rec.active && now - rec.lastSeen < this.#expiry) {
+      // Only when the registry holds no binding for it (a registry that forgot, e.g. a bounded one evicting).
+      refuse(RESP_ADDRESS_IN_USE, `the address is held by a live client at ${formatEndpoint(rec.endpointIp, rec.endpointPort)}`)
+      return
     }
-    const other = this.#byKey.get(kh)
-    if (other !== undefined && other !== rec) this.#remove(other, `its node key now registers ${intToIp(ip)}`)
-    if (rec === undefined) {
+    if (rec === undefined || !sameBytes(rec.key, key)) {
+      // A new registration: it holds nothing (no slot, no address) until its Confirm (#admit).
       if (this.clientCount >= this.#opt.maxClients || this.#freeSlots.length === 0) {
         refuse(RESP_SERVER_FULL, `the server is full (--max-clients ${this.#opt.maxClients})`)
         return
       }
-      rec = {
-        peerId: this.#nextPeerId++,
-        slot: this.#freeSlots.pop()!,
-        tunnelIp: ip,
-        key,
-        active: false,
-        endpointIp: input.ip,
-        endpointPort: input.port,
-        lastSeen: now,
-        sessions: emptySessionSet(),
-        lan: req.lan,
-        pings: new Map(),
-        lastPingAt: -Infinity,
-        rtt: new RttWindow()
-      }
-      this.#byIp.set(ip, rec)
-      this.#byKey.set(kh, rec)
-      this.#byPeerId.set(rec.peerId, rec)
+      this.#noteInitTs(kh, req.timestamp)
+      const p = new PendingRegistration(input.ip, input.port, now, { tunnelIp: ip, key, lan: req.lan })
+      const localIndex = this.#indexes.allocate(p)
+      const { message, keys } = createResponse(hs.state, localIndex, reply(RESP_OK, 0))
+      this.handshakeCounters.handshakesAccepted++
+      p.attach(newSession(localIndex, hs.senderIndex, keys, now, false))
+      for (const q of this.#pending.add(p)) { this.#dropSession(q.session); this.registrationCounters.dropRegistrationEvicted++ }
+      this.#port.sendControl(message, input.ip, input.port)
+      return
     }
+    // Its own key again (a rekey, or the node restarted): the new session waits for its Confirm on the record.
     this.#noteInitTs(kh, req.timestamp)
     rec.lan = req.lan
     const localIndex = this.#indexes.allocate(rec)
@@ -321,6 +324,8 @@ export class ServerController implements ControlHandler {
 
   /** NAT-check port datagrams answered, and dropped (malformed, unauthenticated, not a Ping). */
   readonly natCheckCounters = { natCheckAnswered: 0, natCheckDropped: 0 }
+  /** Unconfirmed registrations evicted by newer ones (PENDING_PER_SOURCE, PENDING_MAX); Confirms refused because the address was taken, the key revoked or the server filled meanwhile. status counters; metrics lwt_drops_total. */
+  readonly registrationCounters = { dropRegistrationEvicted: 0, dropRegistrationConfirmRefused: 0 }
   /** Registration handshakes (and rekeys): answered OK, refused (address, capacity), failed authentication (wrong key). status counters; metrics lwt_handshakes_total. */
   readonly handshakeCounters = { handshakesAccepted: 0, handshakesRefused: 0, handshakesAuthFailed: 0, handshakesKeyRefused: 0, handshakesReplayed: 0, handshakesWrongVersion: 0 }
 
@@ -332,7 +337,7 @@ export class ServerController implements ControlHandler {
    * else is accepted, and nothing changes state; returns the reply or null.
    */
   onNatCheck (bytes: Uint8Array, ip: number, port: number): Uint8Array | null {
-    const r = openSealedControl(bytes, this.#indexes, (rec) => rec.active, NAT_CHECK_KINDS)
+    const r = openSealedControl(bytes, this.#indexes, (rec) => !(rec instanceof PendingRegistration) && rec.active, NAT_CHECK_KINDS)
     if (!r.ok || r.msg.kind !== CTL_PING) { this.natCheckCounters.natCheckDropped++; return null }
     this.natCheckCounters.natCheckAnswered++
     return r.session.ctl.seal(encodeControl({ kind: CTL_PONG, txid: r.msg.txid, peerListVersion: this.#version, observedIp: ip, observedPort: port }))
@@ -345,7 +350,15 @@ export class ServerController implements ControlHandler {
       if (r.why === 'unknown-index') this.#sendReject(REJECT_UNKNOWN_SESSION, r.index, input.ip, input.port)
       return
     }
-    const { owner: rec, session: s, msg } = r
+    const { session: s, msg } = r
+    let rec: ClientRecord
+    if (r.owner instanceof PendingRegistration) {
+      // Only a Confirm (or a Ping, when the Confirm was lost) admits; a Ping is then answered below.
+      if (msg.kind !== CTL_CONFIRM && msg.kind !== CTL_PING) return
+      const admitted = this.#admit(r.owner, input.ip, input.port)
+      if (admitted === null || msg.kind === CTL_CONFIRM) return
+      rec = admitted
+    } else rec = r.owner
     rec.lastSeen = now
     if (rec.active) this.registry.touch(rec.key, this.#clock.wallNow())
     switch (msg.kind) {
@@ -381,6 +394,59 @@ export class ServerController implements ControlHandler {
       }
       default: break
     }
+  }
+
+  /**
+   * The Confirm of a new registration: ask the registry again and check the
+   * address (it may have been bound, or the key revoked, since the init),
+   * then the client takes a slot and the address and becomes active. A
+   * Confirm that comes too late is answered with a Reject (unknown session):
+   * the client registers again and meets the refusal's reason.
+   */
+  #admit (p: PendingRegistration, ip: number, port: number): ClientRecord | null {
+    const now = this.#clock.now()
+    this.#pending.delete(p)
+    const c = p.claim
+    const kh = keyHex(c.key)
+    const old = this.#byIp.get(c.tunnelIp)
+    const taken = !this.registry.check(c.key, c.tunnelIp).ok ||
+      (old !== undefined && !sameBytes(old.key, c.key) && old.active && now - old.lastSeen < this.#expiry)
+    const other = this.#byKey.get(kh)
+    // A replaced record (or this key's record at another address) gives back its slot and its place under --max-clients.
+    const freed = (old !== undefined ? 1 : 0) + (other !== undefined && other !== old ? 1 : 0)
+    const full = this.clientCount - freed >= this.#opt.maxClients || this.#freeSlots.length + freed === 0
+    if (taken || full) {
+      this.registrationCounters.dropRegistrationConfirmRefused++
+      this.#dropSession(p.session)
+      this.#sendReject(REJECT_UNKNOWN_SESSION, p.session.localIndex, ip, port)
+      return null
+    }
+    if (old !== undefined) this.#remove(old, 'replaced by a new registration')
+    if (other !== undefined && other !== old) this.#remove(other, `its node key now registers ${intToIp(c.tunnelIp)}`)
+    const rec: ClientRecord = {
+      peerId: this.#nextPeerId++,
+      slot: this.#freeSlots.pop()!,
+      tunnelIp: c.tunnelIp,
+      key: c.key,
+      active: false,
+      endpointIp: ip,
+      endpointPort: port,
+      lastSeen: now,
+      sessions: emptySessionSet(),
+      lan: c.lan,
+      pings: new Map(),
+      lastPingAt: -Infinity,
+      rtt: new RttWindow()
+    }
+    this.#byIp.set(rec.tunnelIp, rec)
+    this.#byKey.set(kh, rec)
+    this.#byPeerId.set(rec.peerId, rec)
+    const s = p.session
+    rec.sessions.pending = s
+    this.#indexes.reassign(s.localIndex, rec)
+    this.#port.setRecvKey(rec.slot, s.localIndex, s.keys.dataRecv)
+    this.#activate(rec, s, ip, port)
+    return rec
   }
 
   #activate (rec: ClientRecord, s: Session, ip: number, port: number): void {
@@ -479,6 +545,8 @@ export class ServerController implements ControlHandler {
   /** Timers: expiry, session grace periods, coalesced peer-list pushes. */
   tick (): void {
     const now = this.#clock.now()
+    for (const p of this.#pending.expire(now, C.PENDING_REGISTRATION_TTL)) this.#dropSession(p.session)
+    this.registry.flush(this.#clock.wallNow())
     for (const rec of [...this.#byIp.values()]) {
       if (now - rec.lastSeen > this.#expiry) {
         this.#remove(rec, `silent for ${Math.round((now - rec.lastSeen) / 1000)} s`)
@@ -503,6 +571,72 @@ export class ServerController implements ControlHandler {
       }
     }
   }
+
+  /** The server's log line for a claim the registry refused (rate-limited by the caller): the address, both fingerprints, the remedy. */
+  #claimRefusal (claim: Exclude<ClaimResult, { ok: true }>, key: Uint8Array, ip: number): string {
+    const fp = fingerprint(key)
+    switch (claim.reason) {
+      case 'address-bound-to-other-key': {
+        const h = claim.holder
+        const live = h === undefined ? undefined : this.#byIp.get(h.address)
+        const where = live?.active === true ? `, registered now from ${formatEndpoint(live.endpointIp, live.endpointPort)}` : ', not connected now'
+        return `${intToIp(ip)} belongs to another node key (${h === undefined ? 'unknown' : fingerprint(h.key)}${where}); this one presented ${fp}. ` +
+          `If it replaced that node, free the address: lightweight-tunnel nodes remove ${intToIp(ip)}`
+      }
+      case 'key-revoked': return `its key ${fp} was revoked (lightweight-tunnel nodes allow KEY lifts a revocation)`
+      case 'not-authorized': return `${fp} asking for ${intToIp(ip)} is not listed in ${this.registry.authorized?.file ?? 'the list of admitted nodes'}`
+      default: return `refused (${String((claim as { reason: string }).reason)})`
+    }
+  }
+
+  /** The registry as the operator's nodes commands see it (control/nodes.ts). */
+  get nodesAdmin (): NodesAdmin {
+    return {
+      registry: this.registry,
+      liveEndpoint: (address, key) => {
+        const rec = this.#byIp.get(address)
+        if (rec === undefined || !rec.active || !sameBytes(rec.key, key)) return null
+        return formatEndpoint(rec.endpointIp, rec.endpointPort)
+      },
+      disconnect: (address, why) => this.disconnect(address, why),
+      authorized: () => this.registry.authorized,
+      wallNow: () => this.#clock.wallNow()
+    }
+  }
+
+  /**
+   * Cuts a node off at once (revocation, strict mode): Bye on its session (it
+   * reconnects and meets the refusal), its sessions and slot dropped, and
+   * every other client told at the next peer-list flush (PEER_UPDATE_INTERVAL),
+   * which drops their sessions with it. Pending registrations for the address
+   * go too. True when a client was registered there.
+   */
+  disconnect (address: number, why: string): boolean {
+    for (const p of this.#pending.forAddress(address)) { this.#pending.delete(p); this.#dropSession(p.session) }
+    const rec = this.#byIp.get(address)
+    if (rec === undefined) return false
+    const s = rec.sessions.current
+    if (rec.active && s !== null) this.#port.sendControl(s.ctl.seal(encodeControl({ kind: CTL_BYE, reason: 1 })), rec.endpointIp, rec.endpointPort)
+    this.#log.warn(`disconnected ${intToIp(address)}: ${why}`, { peer: intToIp(address) })
+    this.#remove(rec, null)
+    return true
+  }
+
+  /**
+   * Drops every registered client the registry no longer admits (after a
+   * reload of --authorized-nodes, or a revocation by key); returns how many.
+   */
+  dropUnadmitted (why: string): number {
+    let n = 0
+    for (const rec of [...this.#byIp.values()]) {
+      const r = this.registry.check(rec.key, rec.tunnelIp)
+      if (!r.ok && this.disconnect(rec.tunnelIp, `${why} (${r.reason})`)) n++
+    }
+    return n
+  }
+
+  /** Writes the registry's pending last-seen times (shutdown). */
+  flushRegistry (): void { this.registry.flush(this.#clock.wallNow(), true) }
 
   /** Tell every client we are going away (best effort; they will reconnect to our successor). */
   shutdown (): void {

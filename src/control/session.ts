@@ -140,6 +140,8 @@ export class IndexTable<T> {
   }
 
   get (idx: number): T | undefined { return this.#map.get(idx) }
+  /** Hands an allocated index to another owner (a confirmed registration takes over its pending entry's session). */
+  reassign (idx: number, owner: T): void { if (this.#map.has(idx)) this.#map.set(idx, owner) }
   delete (idx: number): void { this.#map.delete(idx) }
   get size (): number { return this.#map.size }
 }

@@ -10,7 +10,7 @@ import { closeSync, existsSync, fstatSync, openSync, readFileSync, writeSync } f
 import { join } from 'node:path'
 import { VpnError } from '../errors.js'
 import { generateStaticKey, staticKey, type StaticKey } from '../crypto/noise.js'
-import { keyFromText, keyToText } from './key-text.js'
+import { keyFromText, keyToText } from '../identity/key-text.js'
 
 export const NODE_KEY_FILE = 'node.key'
 

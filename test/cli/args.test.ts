@@ -57,6 +57,7 @@ t.test('defaults', async t => {
     placement: 'fused',
     fastPath: true,
     metrics: null,
+    authorizedNodes: null,
     stateDir: '/var/lib/lightweight-tunnel/lwt0',
     nodeKey: null,
     serverKey: null
@@ -147,6 +148,8 @@ const badCases: BadCase[] = [
   { name: '-q with --verbose', argv: [...SERVER, '-q', '--verbose'], problems: [/-q and --verbose conflict: -q sets log level error, --verbose sets log level debug/] },
   { name: '--remote in server mode', argv: [...SERVER, '--remote', '1.2.3.4:9000'], problems: [/--remote: only for client mode/] },
   { name: '--p2p in server mode', argv: [...SERVER, '--no-p2p'], problems: [/--no-p2p: only for client mode/] },
+  { name: '--authorized-nodes in client mode', argv: [...CLIENT, '--authorized-nodes', '/etc/lwt/nodes'], problems: [/--authorized-nodes: only for server mode/] },
+  { name: '--authorized-nodes names a file that is not there', argv: [...SERVER, '--authorized-nodes', '/nonexistent/lwt-nodes'], problems: [/--authorized-nodes: cannot read the authorized nodes file \/nonexistent\/lwt-nodes/] },
   { name: '--max-clients in client mode', argv: [...CLIENT, '--max-clients', '3'], problems: [/--max-clients: only for server mode/] },
   { name: '-m server with the client command', argv: [...CLIENT, '-m', 'server'], problems: [/the client command and -m server conflict/] },
   { name: '-m with a bad mode', argv: ['-m', 'relay', '-t', '10.0.0.1/24', '-k', 'abcdefgh'], problems: [/-m: expected server or client, got "relay"/] },
@@ -184,9 +187,9 @@ const badCases: BadCase[] = [
   { name: '--dev with a slash', argv: [...SERVER, '--dev', 'a/b'], problems: [/--dev: expected a network device name/] },
   { name: '--control too long', argv: [...SERVER, '--control', '/' + 'x'.repeat(120)], problems: [/--control: expected a socket path of at most 107 bytes/] },
   { name: 'unknown flag, with a suggestion', argv: [...SERVER, '--mtuu', '1300'], problems: [/unknown option "--mtuu" \(did you mean --mtu\?\)/] },
-  { name: 'unknown command, with a did-you-mean', argv: ['serve', '--tun', '10.0.0.1/24'], problems: [/^unknown command "serve" \(did you mean "server"\?\): expected one of server, client, status, demo, help, version, ping, netcheck, check, install-service, completion, genkey, pubkey \(or Go-style flags such as -m server\)$/] },
-  { name: 'a misspelled status', argv: ['statsu'], problems: [/^unknown command "statsu" \(did you mean "status"\?\): expected one of server, client, status, demo, help, version, ping, netcheck, check, install-service, completion, genkey, pubkey \(or Go-style flags such as -m server\)$/] },
-  { name: 'a command far from every name: no guess', argv: ['reboot'], problems: [/^unknown command "reboot": expected one of server, client, status, demo, help, version, ping, netcheck, check, install-service, completion, genkey, pubkey \(or Go-style flags such as -m server\)$/] },
+  { name: 'unknown command, with a did-you-mean', argv: ['serve', '--tun', '10.0.0.1/24'], problems: [/^unknown command "serve" \(did you mean "server"\?\): expected one of server, client, status, demo, help, version, ping, netcheck, nodes, check, install-service, completion, genkey, pubkey \(or Go-style flags such as -m server\)$/] },
+  { name: 'a misspelled status', argv: ['statsu'], problems: [/^unknown command "statsu" \(did you mean "status"\?\): expected one of server, client, status, demo, help, version, ping, netcheck, nodes, check, install-service, completion, genkey, pubkey \(or Go-style flags such as -m server\)$/] },
+  { name: 'a command far from every name: no guess', argv: ['reboot'], problems: [/^unknown command "reboot": expected one of server, client, status, demo, help, version, ping, netcheck, nodes, check, install-service, completion, genkey, pubkey \(or Go-style flags such as -m server\)$/] },
   { name: 'no command', argv: [], problems: [/no command given/] },
   { name: 'missing value at the end', argv: ['server', '--key', 'abcdefgh', '--tun'], problems: [/--tun: expected a value after it, got nothing/, /missing --tun/] },
   { name: 'a flag where a value should be', argv: ['server', '--tun', '--key', 'abcdefgh'], problems: [/--tun: expected a value after it, got the option "--key"/, /missing --tun/] },
@@ -288,6 +291,15 @@ t.test('-c config files', async t => {
     t.match(config, { mode: 'server', listen: { host: '0.0.0.0', port: 9500 }, tun: { ip: '10.8.0.1' }, key: 'go-key-1234', mtu: 1350, dev: 'tun0', maxClients: 7, keepalive: 15 })
     t.equal(warnings.length, 1)
     t.match(warnings[0], /"p2p_enabled" is ignored in server mode/)
+  })
+  t.test('authorizedNodes: a readable file is kept as an absolute path; a bad line is a problem naming FILE:LINE', async t => {
+    const good = file('nodes', `# admitted\n${Buffer.alloc(32, 1).toString('base64')} 10.8.0.2\n`)
+    const srv = file('strict.json', { mode: 'server', tun: '10.8.0.1/24', key: 'go-key-1234', authorizedNodes: good })
+    t.equal(run(['-c', srv]).config.authorizedNodes, good)
+    const bad = file('bad-nodes', `${Buffer.alloc(32, 1).toString('base64')} 10.8.0.2\nnot-a-key 10.8.0.3\n`)
+    const p = problemsOf([...SERVER, '--authorized-nodes', bad])
+    t.equal(p.length, 1)
+    t.match(p[0], new RegExp(`^--authorized-nodes: ${bad}:2: "not-a-key" is not a public key.*expected "PUBKEY ADDRESS"`))
   })
   t.test('flags beside -c override the file', async t => {
     const { config } = run(['-c', ours, '--mtu', '1400', '--p2p', '--key', 'flag-key-123', '--tun', '10.0.0.9/24', '--verbose'])

@@ -163,7 +163,7 @@ t.test('an address bound to another node key is refused, live or not, until the 
   t.equal(a.c.state, 'registered')
   t.equal(b.c.state, 'rejected')
   t.match(b.c.problem ?? '', /belongs to another node key/)
-  t.ok(L.serverLog.some(l => /belongs to the node key SHA256:/.test(l)), 'the server names the holder key')
+  t.ok(L.serverLog.some(l => /belongs to another node key \(SHA256:\S+, registered now from [^)]+\); this one presented SHA256:/.test(l)), 'the server names the holder key, where it is, and the key presented')
   t.equal(L.server.handshakeCounters.handshakesKeyRefused > 0, true, 'counted')
   // The holder leaves cleanly: the address stays bound to its key.
   a.c.shutdown()

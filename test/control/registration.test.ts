@@ -5,6 +5,7 @@
  */
 import t from 'tap'
 import * as R from '../../src/control/registration.js'
+import { RESP_ADDRESS_BOUND, RESP_KEY_REVOKED, RESP_NOT_AUTHORIZED } from '../../src/wire/payloads.js'
 import { RESP_ADDRESS_IN_USE, RESP_ADDRESS_OUTSIDE_NETWORK, RESP_ADDRESS_RESERVED, RESP_SERVER_FULL } from '../../src/wire/payloads.js'
 import { ipToInt } from '../../src/wire/addr.js'
 
@@ -66,4 +67,7 @@ t.test('describeRefusal names the address and what to do', async t => {
   t.match(R.describeRefusal(RESP_SERVER_FULL, ip), /full/)
   t.match(R.describeRefusal(RESP_ADDRESS_OUTSIDE_NETWORK, ip), /outside/)
   t.match(R.describeRefusal(RESP_ADDRESS_RESERVED, ip), /reserved/)
+  t.match(R.describeRefusal(RESP_ADDRESS_BOUND, ip, 'SHA256:abc'), /^the server refused 10\.0\.0\.9: it belongs to another node key \(not this node's key SHA256:abc\); ask the operator to run `lightweight-tunnel nodes remove 10\.0\.0\.9` on the server if this node replaced it/)
+  t.match(R.describeRefusal(RESP_KEY_REVOKED, ip), /revoked this node's key; ask them to run `lightweight-tunnel nodes allow KEY`/)
+  t.match(R.describeRefusal(RESP_NOT_AUTHORIZED, ip), /not in the server's list of admitted nodes \(--authorized-nodes\)/)
 })

@@ -20,7 +20,7 @@ function complete (words: string[], cwd = process.cwd()): string[] {
 }
 
 const cases: Array<[string, string[], string[]]> = [
-  ['commands', ['lightweight-tunnel', ''], ['client', 'completion', 'demo', 'genkey', 'help', 'install-service', 'pubkey', 'server', 'status', 'version']],
+  ['commands', ['lightweight-tunnel', ''], ['client', 'completion', 'demo', 'genkey', 'help', 'install-service', 'nodes', 'pubkey', 'server', 'status', 'version']],
   ['key commands', ['lightweight-tunnel', 'g'], ['genkey']],
   ['--state-dir takes a folder', ['lightweight-tunnel', 'client', '--state-d'], ['--state-dir']],
   ['client key options', ['lightweight-tunnel', 'client', '--se'], ['--server-key']],
@@ -36,6 +36,9 @@ const cases: Array<[string, string[], string[]]> = [
   ['help topics', ['lightweight-tunnel', 'help', 'c'], ['client', 'completion', 'config']],
   ['completion shells', ['lightweight-tunnel', 'completion', ''], ['bash']],
   ['install-service options', ['lightweight-tunnel', 'install-service', 'office', '--'], ['--config', '--help', '--root']],
+  ['nodes actions', ['lightweight-tunnel', 'nodes', ''], ['allow', 'remove']],
+  ['nodes options', ['lightweight-tunnel', 'nodes', '--'], ['--control', '--dev', '--help', '--json']],
+  ['--authorized-nodes on the server', ['lightweight-tunnel', 'server', '--auth'], ['--authorized-nodes']],
   ['no value suggested for --tun', ['lightweight-tunnel', 'client', '--tun', ''], []]
 ]
 for (const [name, words, want] of cases) {
