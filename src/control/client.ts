@@ -10,6 +10,7 @@
  *     │    ├─ on a server session ──▶ ServerLink: Pong, PeerUpdate (peer-list.ts → peers), Bye
  *     │    └─ on a peer session ────▶ Confirm → PeerSessions; Ping/Pong/Punch → the peer's DirectPath
  *     ├─ relayed from a peer ─────────▶ init/response → PeerSessions (peer-sessions.ts); sealed control as above
+ *     ├─ init/response straight from a peer (a rekey over the direct path) ──▶ PeerSessions
  *     └─ unknown index ───────────────▶ PeerSessions (resync)
  *   tick() ──▶ ServerLink.tick, the NAT check (nat.ts), then per peer: proactive
  *              session, traffic detection, DirectPath.tick (direct-path.ts), PeerSessions.tick
@@ -94,7 +95,7 @@ export class ClientController implements ControlHandler {
       }
     })
     this.#peers = new PeerTable(maxPeers)
-    this.#peerSessions = new PeerSessions(this.#ctx)
+    this.#peerSessions = new PeerSessions(this.#ctx, () => this.#server.state === 'registered')
     this.#nat = new NatObserver(() => opt.localEndpoints?.() ?? [])
     this.#birthdays = new BirthdayPool(c.port)
     this.#startedAt = c.clock.now()
@@ -138,6 +139,9 @@ export class ClientController implements ControlHandler {
     if (input.kind !== 'packet') return
     if (type === MSG_HANDSHAKE_RESP) {
       if (this.#ctx.fromServer(input.ip, input.port)) this.#server.onResponse(input)
+      else this.#onDirectResponse(input)
+    } else if (type === MSG_HANDSHAKE_INIT) {
+      if (!this.#ctx.fromServer(input.ip, input.port)) this.#onDirectInit(input)
     } else if (type === MSG_REJECT) {
       this.#server.onReject(input)
     } else if (type === MSG_CONTROL) {
@@ -165,6 +169,23 @@ export class ClientController implements ControlHandler {
       p = this.#peers.byCandidate(endpointKey(input.ip, input.port))
     }
     if (p !== undefined) this.#peerSessions.onUnknownIndex(p, this.#clock.now())
+  }
+
+  /** A peer's init sent straight to us (its rekey over the direct path, or a handshake while the server is down): the sender must be one of the peer's candidate endpoints. */
+  #onDirectInit (input: ControlInput): void {
+    const p = this.#peers.byCandidate(endpointKey(input.ip, input.port))
+    if (p === undefined) { this.counters.p2pDropped++; return }
+    this.#peerSessions.onInit(p, input, { ip: input.ip, port: input.port, sock: input.sock ?? 0 })
+  }
+
+  /** A response to one of our peer inits, sent straight back: its receiver index names the handshake (and so the peer). */
+  #onDirectResponse (input: ControlInput): void {
+    const b = input.bytes
+    const idx = b.length >= 12 ? new DataView(b.buffer, b.byteOffset, b.length).getUint32(8, true) : 0
+    const owner = this.#ctx.indexes.get(idx)
+    const p = owner === undefined ? undefined : this.#peers.bySlot((owner as PeerRemote).slot)
+    if (p === undefined || p !== owner) { this.counters.p2pDropped++; return }
+    this.#peerSessions.onResponse(p, input, { ip: input.ip, port: input.port, sock: input.sock ?? 0 })
   }
 
   #onRelayed (input: ControlInput): void {
@@ -427,7 +448,7 @@ export class ClientController implements ControlHandler {
     for (const p of this.#peers.values()) {
       // Direct paths: start the end-to-end session ourselves (the lower tunnel address does), watch traffic, run the path timers.
       if (p.path !== null) {
-        if (this.#startsSession(p) && registered && now >= p.nextSessionTry) {
+        if (this.#startsSession(p) && (registered || p.path.handshakeEndpoints().length > 0) && now >= p.nextSessionTry) {
           p.nextSessionTry = now + C.PROACTIVE_SESSION_RETRY
           this.#peerSessions.start(p, now)
         }

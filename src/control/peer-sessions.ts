@@ -13,6 +13,14 @@
  *       └──Confirm (sealed, relayed)──▶ onConfirm: pending → current, send key installed
  *
  * Either side tells the peer's DirectPath when its session is up.
+ *
+ * The handshake is end to end, so it needs the server only as a carrier:
+ * while a direct path is confirmed, inits, responses and Confirms go over it
+ * (a rekey never touches the server, so direct peers outlive a server
+ * outage); an answer goes back where its request came from; otherwise they
+ * go through the relay, and while the server is not answering also straight
+ * to the peer's last confirmed endpoints (DirectPath.handshakeEndpoints:
+ * after an expired session, or from the address cache after a restart).
  */
 import * as C from './constants.js'
 import { consumeInit, consumeResponse, createInit, createResponse } from '../crypto/noise.js'
@@ -21,13 +29,41 @@ import { encodeControl, CTL_CONFIRM } from '../wire/control.js'
 import { intToIp } from '../wire/addr.js'
 import type { ControlInput } from './port.js'
 import type { ClientContext } from './client-context.js'
+import type { Endpoint } from './nat.js'
 import type { PeerRemote } from './peer-table.js'
 import { confirmPending, expireSessions, installCurrent, newSession, sameBytes, sessionsOf, type Session } from './session.js'
 
+/** Where a handshake message came from straight (not relayed), with the socket it arrived on; null for the relay. */
+export type DirectFrom = (Endpoint & { sock: number }) | null
+
 export class PeerSessions {
   readonly #ctx: ClientContext
+  /** Is the server answering (relayed messages can arrive)? */
+  readonly #serverUp: () => boolean
+  /** Handshake messages sent over a direct path rather than the relay (status counter). */
+  directHandshakes = 0
 
-  constructor (ctx: ClientContext) { this.#ctx = ctx }
+  constructor (ctx: ClientContext, serverUp: () => boolean = () => true) {
+    this.#ctx = ctx
+    this.#serverUp = serverUp
+  }
+
+  /** Send a handshake message or Confirm to the peer: back to `to`, else over the direct path, else relayed (and to its last confirmed endpoints while the server is down). */
+  #send (p: PeerRemote, bytes: Uint8Array, to: DirectFrom): void {
+    const port = this.#ctx.port
+    const direct = to ?? p.path?.directCandidate ?? null
+    if (direct !== null) {
+      this.directHandshakes++
+      port.sendControl(bytes, direct.ip, direct.port, direct.sock)
+      return
+    }
+    this.#ctx.sendRelayed(p.peerId, bytes)
+    if (this.#serverUp()) return
+    for (const ep of p.path?.handshakeEndpoints() ?? []) {
+      this.directHandshakes++
+      port.sendControl(bytes, ep.ip, ep.port, ep.sock)
+    }
+  }
 
   /** The dataplane has packets for the peer: start a session unless one exists or is being set up. */
   onNeedSession (p: PeerRemote, now: number): void {
@@ -65,11 +101,11 @@ export class PeerSessions {
     if (p.sessions.hs.state === 'initSent') indexes.delete(p.sessions.hs.localIndex)
     const tries = p.sessions.hs.state === 'initSent' ? p.sessions.hs.tries + 1 : 1
     p.sessions.hs = { state: 'initSent', localIndex, initiator: state, sentAt: now, tries }
-    this.#ctx.sendRelayed(p.peerId, message)
+    this.#send(p, message, null)
   }
 
-  /** The peer's init, relayed by the server (which vouches for the sender's id). */
-  onInit (p: PeerRemote, input: ControlInput): void {
+  /** The peer's init: relayed by the server (which vouches for the sender's id), or straight `from` one of its candidate endpoints. */
+  onInit (p: PeerRemote, input: ControlInput, from: DirectFrom = null): void {
     const { opt, indexes, port } = this.#ctx
     const now = this.#ctx.clock.now()
     let hs
@@ -89,11 +125,11 @@ export class PeerSessions {
     if (p.sessions.pending) this.#ctx.drop(p.sessions.pending)
     p.sessions.pending = session
     port.setRecvKey(p.slot, localIndex, keys.dataRecv)
-    this.#ctx.sendRelayed(p.peerId, message)
+    this.#send(p, message, from)
   }
 
-  /** The peer's response to our init, relayed. */
-  onResponse (p: PeerRemote, input: ControlInput): void {
+  /** The peer's response to our init, relayed or straight `from` the peer. */
+  onResponse (p: PeerRemote, input: ControlInput, from: DirectFrom = null): void {
     const { port } = this.#ctx
     const ss = p.sessions
     if (ss.hs.state !== 'initSent') return
@@ -106,7 +142,7 @@ export class PeerSessions {
     installCurrent(ss, session, now, this.#ctx.drop)
     port.setRecvKey(p.slot, localIndex, session.keys.dataRecv)
     port.setSendKey(p.slot, session.keys.dataSend, session.remoteIndex)
-    this.#ctx.sendRelayed(p.peerId, session.ctl.seal(encodeControl({ kind: CTL_CONFIRM })))
+    this.#send(p, session.ctl.seal(encodeControl({ kind: CTL_CONFIRM })), from)
     this.#ctx.log.debug('session with peer established', { peer: intToIp(p.tunnelIp) })
     p.path?.setSession(true, now)
   }
