@@ -41,6 +41,8 @@ import { ServerLink } from './server-link.js'
 import { lastSeen } from './rtt.js'
 import { PeerSessions } from './peer-sessions.js'
 import { UserPings, type PingStarted } from './user-ping.js'
+import { consumeInit } from '../crypto/noise.js'
+import { decodeInitPayload } from '../wire/payloads.js'
 
 export type { ClientOptions } from './client-context.js'
 export type { RegistrationState } from './registration.js'
@@ -67,6 +69,7 @@ export class ClientController implements ControlHandler {
   readonly #userPings: UserPings
   /** The NAT-check port's view of us from the newest answer (netcheck), or null. */
   #natCheckView: Endpoint | null = null
+  #lastCacheNote = -Infinity
 
   constructor (opt: ClientOptions, c: ControlComponents, maxPeers: number) {
     this.#opt = opt
@@ -100,6 +103,45 @@ export class ClientController implements ControlHandler {
     this.#birthdays = new BirthdayPool(c.port)
     this.#startedAt = c.clock.now()
     this.#userPings = new UserPings(c.random)
+    this.#loadCache()
+  }
+
+  // ── the address cache (peer-cache.ts) ───────────────────────────────────
+
+  /**
+   * Peers from the address cache join the table at once, with their last
+   * confirmed endpoints as candidates: we start the session with them
+   * ourselves (straight there while the server is silent). The server's
+   * first full peer list replaces them (a peer it no longer lists goes).
+   */
+  #loadCache (): void {
+    const cache = this.#opt.peerCache
+    if (cache == null || this.#opt.p2p !== true) return
+    const now = this.#clock.now()
+    const cached = cache.load(this.#clock.wallNow())
+    for (const e of cached) {
+      if (e.tunnelIp === this.#opt.tunnelIp || this.#peers.get(e.tunnelIp) !== undefined) continue
+      const p = this.#peers.add(e.tunnelIp, (slot) => this.#newPeer(slot, 0, e.tunnelIp, 0, 0, now, true))
+      if (p === null) break
+      p.path?.remember(e.endpoints)
+      this.#routePeer(p)
+    }
+    if (cached.length > 0) this.#log.info('address cache loaded', { peers: this.#peers.size })
+  }
+
+  /** Note the peers with a confirmed direct path in the cache (once a second), and write it when due. */
+  #cacheTick (now: number): void {
+    const cache = this.#opt.peerCache
+    if (cache == null) return
+    const wall = this.#clock.wallNow()
+    if (now - this.#lastCacheNote >= 1000) {
+      this.#lastCacheNote = now
+      for (const p of this.#peers.values()) {
+        if (p.path === null || p.sessions.current === null || p.path.directCandidate === null) continue
+        cache.note(p.tunnelIp, null, p.path.confirmedEndpoints(now), wall)
+      }
+    }
+    cache.saveIfDue(now, wall)
   }
 
   // ── reload and name resolution (daemon.ts) ──────────────────────────────
@@ -171,11 +213,23 @@ export class ClientController implements ControlHandler {
     if (p !== undefined) this.#peerSessions.onUnknownIndex(p, this.#clock.now())
   }
 
-  /** A peer's init sent straight to us (its rekey over the direct path, or a handshake while the server is down): the sender must be one of the peer's candidate endpoints. */
+  /**
+   * A peer's init sent straight to us (its rekey over the direct path, or a
+   * handshake while the server is down): from one of the peer's candidate
+   * endpoints, or from a new one (the peer restarted behind a new NAT
+   * port): then the peer named in the init (checking it costs no DH).
+   */
   #onDirectInit (input: ControlInput): void {
-    const p = this.#peers.byCandidate(endpointKey(input.ip, input.port))
+    const p = this.#peers.byCandidate(endpointKey(input.ip, input.port)) ?? this.#peerOfInit(input.bytes)
     if (p === undefined) { this.counters.p2pDropped++; return }
     this.#peerSessions.onInit(p, input, { ip: input.ip, port: input.port, sock: input.sock ?? 0 })
+  }
+
+  #peerOfInit (bytes: Uint8Array): PeerRemote | undefined {
+    try {
+      const req = decodeInitPayload(consumeInit(this.#opt.psk, bytes).payload)
+      return req.role === 2 ? this.#peers.get(req.tunnelIp) : undefined
+    } catch { return undefined }
   }
 
   /** A response to one of our peer inits, sent straight back: its receiver index names the handshake (and so the peer). */
@@ -230,14 +284,7 @@ export class ClientController implements ControlHandler {
     const now = this.#clock.now()
     let p = this.#peers.get(e.tunnelIp)
     if (p === undefined) {
-      const added = this.#peers.add(e.tunnelIp, (slot) => {
-        const peer: PeerRemote = {
-          slot, peerId: e.peerId, tunnelIp: e.tunnelIp, publicIp: e.publicIp, publicPort: e.publicPort, sessions: emptySessionSet(),
-          lastInitTs: 0, lastInstance: null, path: null, lastTx: 0, lastRx: 0, nextSessionTry: now + C.PROACTIVE_SESSION_DELAY, lastResync: -Infinity
-        }
-        if (this.#opt.p2p === true) peer.path = new DirectPath(this.#pathIo(peer), this.#opt.tunnelIp < e.tunnelIp, now, this.#random)
-        return peer
-      })
+      const added = this.#peers.add(e.tunnelIp, (slot) => this.#newPeer(slot, e.peerId, e.tunnelIp, e.publicIp, e.publicPort, now, false))
       if (added === null) {
         this.#log.warn('too many peers; ignoring one', { peer: intToIp(e.tunnelIp) })
         return
@@ -246,13 +293,24 @@ export class ClientController implements ControlHandler {
       this.#log.debug('peer joined', { peer: intToIp(e.tunnelIp) })
     }
     this.#peers.setPeerId(p, e.peerId)
+    p.fromCache = false
     p.publicIp = e.publicIp
     p.publicPort = e.publicPort
     this.#routePeer(p)
     p.path?.setAdvertised(e.publicIp === 0 ? null : { ip: e.publicIp, port: e.publicPort }, e.lan, now)
   }
 
+  #newPeer (slot: number, peerId: number, tunnelIp: number, publicIp: number, publicPort: number, now: number, fromCache: boolean): PeerRemote {
+    const peer: PeerRemote = {
+      slot, peerId, tunnelIp, publicIp, publicPort, sessions: emptySessionSet(), fromCache,
+      lastInitTs: 0, lastInstance: null, path: null, lastTx: 0, lastRx: 0, nextSessionTry: now + C.PROACTIVE_SESSION_DELAY, lastResync: -Infinity
+    }
+    if (this.#opt.p2p === true) peer.path = new DirectPath(this.#pathIo(peer), this.#opt.tunnelIp < tunnelIp, now, this.#random)
+    return peer
+  }
+
   #removePeer (tunnelIp: number): void {
+    this.#opt.peerCache?.forget(tunnelIp)
     const p = this.#peers.remove(tunnelIp)
     if (p === undefined) return
     this.#peerSessions.forget(p)
@@ -437,7 +495,7 @@ export class ClientController implements ControlHandler {
   /** A peer with a direct-path candidate and no session, for which we (the lower tunnel address) start the end-to-end session. */
   #startsSession (p: PeerRemote): boolean {
     const ss = p.sessions
-    return p.path !== null && ss.current === null && ss.hs.state === 'idle' && ss.pending === null && this.#opt.tunnelIp < p.tunnelIp
+    return p.path !== null && ss.current === null && ss.hs.state === 'idle' && ss.pending === null && (this.#opt.tunnelIp < p.tunnelIp || p.fromCache)
   }
 
   tick (): void {
@@ -462,10 +520,14 @@ export class ClientController implements ControlHandler {
       }
       this.#peerSessions.tick(p, now)
     }
+    this.#cacheTick(now)
   }
 
   /** Say goodbye so the server frees our address at once. */
-  shutdown (): void { this.#server.shutdown() }
+  shutdown (): void {
+    this.#server.shutdown()
+    this.#opt.peerCache?.saveIfDue(this.#clock.now(), this.#clock.wallNow(), true)
+  }
 
   // ── status ──────────────────────────────────────────────────────────────
 

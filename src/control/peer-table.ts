@@ -31,6 +31,8 @@ export interface PeerRemote {
   nextSessionTry: number
   /** Last handshake started because the peer sent on a session we do not have. */
   lastResync: number
+  /** Known only from the address cache (peer-cache.ts) so far: the server has not listed it since we started. */
+  fromCache: boolean
 }
 
 export class PeerTable {

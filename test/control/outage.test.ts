@@ -14,6 +14,8 @@ import { seededRandom } from '../../src/random.js'
 import { ipToInt } from '../../src/wire/addr.js'
 import { FakeNat, FakeNet, type FakeDataplane } from '../helpers/fake-dataplane.js'
 import { REJECT_AFTER } from '../../src/control/constants.js'
+import { PeerCache, decodeCache, type CacheStore } from '../../src/control/peer-cache.js'
+import type { ClientOptions } from '../../src/control/client-context.js'
 
 const ip = ipToInt
 const SERVER_IP = ip('198.18.0.1')
@@ -24,14 +26,16 @@ export interface OutageWorld {
   clock: ManualClock
   server: ServerController
   serverDp: FakeDataplane
-  clients: Array<{ c: ClientController, dp: FakeDataplane, tunnelIp: number }>
+  clients: Array<{ c: ClientController, dp: FakeDataplane, tunnelIp: number, opt: ClientOptions }>
   /** Drop every datagram to or from the server (true), or let them through again. */
   serverDown: boolean
   run(ms: number, step?: number): void
+  /** Stop client i and start a new process in its place (same address, port, options; a new instance). */
+  restart(i: number): void
 }
 
 /** Two (or more) clients, each behind a port-restricted NAT (eim/apdf) unless `nat` is false. */
-export function outageWorld (n = 2, nat = true, seed = 7): OutageWorld {
+export function outageWorld (n = 2, nat = true, seed = 7, caches: Array<PeerCache | null> = []): OutageWorld {
   const net = new FakeNet()
   const clock = new ManualClock()
   const random = seededRandom(seed)
@@ -47,12 +51,13 @@ export function outageWorld (n = 2, nat = true, seed = 7): OutageWorld {
     const port = 41000 + i
     const dp = net.add(inside, port, 'client')
     const tunnelIp = ip(`10.0.0.${i + 2}`)
-    const c = new ClientController({
+    const opt: ClientOptions = {
       psk, tunnelIp, prefix: 24, mtu: 1400, serverIp: SERVER_IP, serverPort: SERVER_PORT,
-      keepaliveSec: 10, serverName: 'server', p2p: true, localEndpoints: () => [{ ip: inside, port }]
-    }, { port: dp, clock, random, log: quiet }, 16)
+      keepaliveSec: 10, serverName: 'server', p2p: true, localEndpoints: () => [{ ip: inside, port }], peerCache: caches[i] ?? null
+    }
+    const c = new ClientController({ ...opt }, { port: dp, clock, random, log: quiet }, 16)
     dp.handler = c
-    clients.push({ c, dp, tunnelIp })
+    clients.push({ c, dp, tunnelIp, opt })
   }
   const w: OutageWorld = {
     net, clock, server, serverDp, clients, serverDown: false,
@@ -63,6 +68,13 @@ export function outageWorld (n = 2, nat = true, seed = 7): OutageWorld {
         for (const x of clients) x.c.tick()
         net.flush()
       }
+    },
+    restart (i) {
+      const x = clients[i]!
+      x.c.shutdown()
+      x.dp.routes.clear(); x.dp.sendKeys.clear(); x.dp.recvKeys.clear()
+      x.c = new ClientController({ ...x.opt }, { port: x.dp, clock, random, log: quiet }, 16)
+      x.dp.handler = x.c
     }
   }
   net.filter = (d) => !w.serverDown || (d.from.ip !== SERVER_IP && d.to.ip !== SERVER_IP)
@@ -135,4 +147,64 @@ t.test('a session that expired during the outage is set up again over the last c
   const r = pingAnswered(w, 0, 1)
   t.ok(r.answered, `a new session without the server (${r.path})`)
   t.equal(peerStatus(w, 0).path, 'direct')
+})
+
+function memStore (): CacheStore & { text: string | null } {
+  const s = { text: null as string | null, where: 'mem', read: () => s.text, write: (x: string) => { s.text = x } }
+  return s
+}
+
+t.test('a client restarted during the outage reaches its cached peer at its last confirmed endpoint', async t => {
+  const store = memStore()
+  const w = outageWorld(2, true, 7, [new PeerCache(store, (m) => { t.fail(m) }), null])
+  w.run(6000)
+  t.equal(peerStatus(w, 0).path, 'direct')
+  w.run(31_000) // a cache save is due
+  const saved = decodeCache(store.text ?? '', w.clock.wallNow())
+  t.same(saved.peers.map(p => p.tunnelIp), [w.clients[1]!.tunnelIp], 'B is in A\'s cache')
+  t.same(saved.peers[0]!.endpoints[0], { ip: ip('198.18.1.2'), port: saved.peers[0]!.endpoints[0]!.port }, 'at its public (NAT) endpoint')
+  w.serverDown = true
+  w.run(20_000)
+  w.restart(0)
+  t.equal(peerStatus(w, 0).tunnelIp, '10.0.0.3', 'the restarted A knows B from its cache alone')
+  w.run(5000)
+  t.equal(w.clients[0]!.c.state, 'registering', 'the server is still down')
+  const ab = pingAnswered(w, 0, 1)
+  const ba = pingAnswered(w, 1, 0)
+  t.ok(ab.answered, `A → B answered (${ab.path})`)
+  t.ok(ba.answered, `B → A answered (${ba.path})`)
+  t.equal(peerStatus(w, 0).path, 'direct', 'A is direct to B again')
+  t.ok(dataKeysAgree(w, 0, 1) && dataKeysAgree(w, 1, 0), 'data keys agree both ways')
+  // Without a cache the same restart stays alone until the server is back.
+  const w2 = outageWorld(2, true, 7)
+  w2.run(6000)
+  w2.serverDown = true
+  w2.restart(0)
+  w2.run(5000)
+  t.equal(w2.clients[0]!.c.status().peers.length, 1, 'no cache: no peers (only the server entry)')
+})
+
+t.test('when the server answers again, its peer list is authoritative: a cached peer it does not list is dropped from the table and the cache', async t => {
+  const store = memStore()
+  const cache = new PeerCache(store, () => {})
+  const w = outageWorld(2, true, 7, [cache, null])
+  w.run(6000)
+  w.run(31_000)
+  t.ok(cache.get(w.clients[1]!.tunnelIp), 'B cached')
+  // B leaves for good (Bye), A restarts while the server is down, then the server comes back.
+  w.clients[1]!.c.shutdown()
+  w.clients[1]!.dp.handler = null
+  w.net.flush()
+  w.serverDown = true
+  w.restart(0)
+  w.run(2000)
+  t.equal(peerStatus(w, 0)?.tunnelIp, '10.0.0.3', 'B from the cache')
+  w.run(45_000) // long enough for the server to forget A's old instance (it never saw its Bye)
+  w.serverDown = false
+  w.run(20_000) // the registration backoff reaches 16 s
+  t.equal(w.clients[0]!.c.state, 'registered')
+  t.equal(w.clients[0]!.c.status().peers.length, 1, 'the server does not list B: gone from the table')
+  t.equal(cache.get(w.clients[1]!.tunnelIp), undefined, 'and from the cache')
+  w.run(31_000)
+  t.same(decodeCache(store.text!, w.clock.wallNow()).peers, [], 'and from the file')
 })
