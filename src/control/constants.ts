@@ -67,6 +67,8 @@ export const REJECT_BUDGET_PER_SEC = 200
 export const WRONG_KEY_LOG_INTERVAL = 60_000
 /** Bounded memory for per-source rate limits. */
 export const RATE_TABLE_MAX = 4096
+/** A client's new source endpoint is checked (a Ping there, moved on its Pong) at most once per this interval per endpoint. */
+export const ROAM_CHECK_GAP = 500
 /** Coalesce peer-list changes and push them to clients at most this often. */
 export const PEER_UPDATE_INTERVAL = 100
 

@@ -93,6 +93,8 @@ export interface P2pStatus {
   /** Seconds since the path last changed (or since the peer appeared). */
   pathAgeSec: number
   probesSent: number
+  /** The peer's birthday Punches we did not spray for (a spray was running, or its budget per BIRTHDAY_RETRY was spent). */
+  birthdayPunchesIgnored: number
 }
 
 export class DirectPath {
@@ -275,8 +277,17 @@ export class DirectPath {
     const sent = this.#pings.get(txid)
     if (sent === undefined) return // stale or not ours: ignore
     this.#pings.delete(txid)
-    let c = this.candidates.get(sent.key)
-    if (c === undefined || c.ip !== ip || c.port !== port) c = this.#addCandidate(ip, port, 'learned')
+    const c = this.candidates.get(sent.key)
+    if (c === undefined || c.ip !== ip || c.port !== port) {
+      // Return routability: a Pong from elsewhere than where its Ping went proves
+      // only that the peer can send with that source (a member could name any
+      // address). Probe the source instead; its own Pong confirms it.
+      const l = this.#addCandidate(ip, port, 'learned')
+      l.sock = sock
+      this.#noteSeen(ip, port)
+      if (now - l.lastPingAt >= TRIGGER_GAP) this.#ping(l, now, null)
+      return
+    }
     this.#noteSeen(ip, port)
     c.sock = sock
     const rtt = now - sent.at
@@ -531,7 +542,8 @@ export class DirectPath {
       timeToDirectMs: this.#directAt === null ? null : this.#directAt - this.#knownAt,
       pathChanges: this.#pathChanges,
       pathAgeSec: Math.round((now - st.since) / 10) / 100,
-      probesSent: this.#probesSent
+      probesSent: this.#probesSent,
+      birthdayPunchesIgnored: this.#bday.punchesIgnored
     }
   }
 }

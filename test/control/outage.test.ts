@@ -208,3 +208,104 @@ t.test('when the server answers again, its peer list is authoritative: a cached 
   w.run(31_000)
   t.same(decodeCache(store.text!, w.clock.wallNow()).peers, [], 'and from the file')
 })
+
+// ── return routability (issue 10 item 4) ─────────────────────────────────────
+
+const VICTIM = { ip: ip('203.0.113.9'), port: 5555 }
+
+t.test('a member\'s authenticated Ping from a spoofed source does not move its endpoint on the server; a real move does, after one round trip', async t => {
+  const w = outageWorld(2, false)
+  w.run(6000)
+  const a = w.clients[0]!
+  const realA = { ip: a.dp.ip, port: a.dp.port }
+  const routeA = () => [...w.serverDp.routes.values()].find(r => r.tunnelIp === a.tunnelIp)!
+  const seenByB = () => w.clients[1]!.c.status().peers.find(p => p.tunnelIp === '10.0.0.2')!.publicEndpoint
+  t.same({ ip: routeA().endpointIp, port: routeA().endpointPort }, realA)
+  // A spoofs the source of its sealed control messages to the server (its keepalive Ping): the victim's address.
+  let toVictim = 0
+  w.net.filter = (d) => {
+    if (d.from.ip === realA.ip && d.from.port === realA.port && d.to.ip === SERVER_IP && d.bytes[0] === 3) d.from = { ...VICTIM }
+    if (d.to.ip === VICTIM.ip) toVictim++
+    return true
+  }
+  w.run(25_000)
+  t.same({ ip: routeA().endpointIp, port: routeA().endpointPort }, realA, 'the server still sends A\'s traffic to A')
+  t.equal(seenByB(), '198.18.2.1:41000', 'B is still told A\'s real endpoint')
+  t.ok(w.server.roamCounters.endpointChecks >= 1, 'the new source was checked')
+  t.equal(w.server.roamCounters.endpointMoves, 0, 'and never moved to')
+  t.ok(toVictim <= 2 * (w.server.roamCounters.endpointChecks + 3), `the victim got only Pongs and checks (${toVictim} datagrams)`)
+  // The same source change for real (A's address changes): moved after the check's round trip.
+  const moved = { ip: ip('198.18.2.77'), port: 41000 }
+  w.net.filter = (d) => {
+    if (d.from.ip === realA.ip && d.from.port === realA.port) d.from = { ...moved }
+    if (d.to.ip === moved.ip && d.to.port === moved.port) d.to = { ...realA }
+    return true
+  }
+  w.run(11_000) // the next keepalive Ping
+  t.same({ ip: routeA().endpointIp, port: routeA().endpointPort }, moved, 'a real move is followed')
+  t.equal(w.server.roamCounters.endpointMoves, 1)
+})
+
+t.test('the server\'s dataplane reporting data from a new source (ENDPOINT) goes through the same check', async t => {
+  const w = outageWorld(2, false)
+  w.run(6000)
+  const a = w.clients[0]!
+  const slot = [...w.serverDp.routes.values()].find(r => r.tunnelIp === a.tunnelIp)!.slot
+  const sent0 = w.net.queue.length
+  w.server.onEndpoint(slot, VICTIM.ip, VICTIM.port)
+  const check = w.net.queue.slice(sent0).find(d => d.to.ip === VICTIM.ip)
+  t.ok(check, 'a Ping goes to the new source')
+  t.equal(w.server.roamCounters.endpointChecks, 1)
+  w.server.onEndpoint(slot, VICTIM.ip, VICTIM.port)
+  t.equal(w.server.roamCounters.endpointChecks, 1, 'at most one check per endpoint per ROAM_CHECK_GAP')
+  w.run(1000)
+  t.equal([...w.serverDp.routes.values()].find(r => r.tunnelIp === a.tunnelIp)!.endpointIp, a.dp.ip, 'no Pong from there: not moved')
+  t.equal(w.server.roamCounters.endpointMoves, 0)
+})
+
+t.test('a peer\'s authenticated Pings and Pongs from a spoofed source do not move its direct path', async t => {
+  const w = outageWorld(2, false)
+  w.run(6000)
+  const a = w.clients[0]!
+  const peerA = () => w.clients[1]!.c.status().peers.find(p => p.tunnelIp === '10.0.0.2')!
+  t.equal(peerA().path, 'direct')
+  const before = peerA().endpoint
+  // A's direct Pings and Pongs to B leave with the victim's address as source.
+  w.net.filter = (d) => {
+    if (d.from.ip === a.dp.ip && d.from.port === a.dp.port && d.to.ip === w.clients[1]!.dp.ip && d.bytes[0] === 3) d.from = { ...VICTIM }
+    return true
+  }
+  a.dp.trafficTick = true // heartbeats every 400 ms
+  w.run(3000)
+  w.net.filter = () => true
+  // (A's real answers never arrive either, so B may fall back to the relay; it must never pick the victim.)
+  t.not(peerA().endpoint, '203.0.113.9:5555', `B never sends A's traffic to the spoofed source (${before} → ${peerA().endpoint})`)
+  const v = peerA().p2p!.candidates.find(c => c.endpoint === '203.0.113.9:5555')
+  t.not(v?.state, 'confirmed', 'the spoofed source is never confirmed (no Pong from it)')
+})
+
+t.test('birthday Punches: a spray is never restarted, and at most BIRTHDAY_SPRAY_MAX probes per peer per BIRTHDAY_RETRY', async t => {
+  const { BirthdaySearch } = await import('../../src/control/birthday.js')
+  const { BIRTHDAY_RETRY, BIRTHDAY_SPRAY_MAX, BIRTHDAY_TIMEOUT, CLIENT_TICK } = await import('../../src/control/constants.js')
+  let probes = 0
+  const b = new BirthdaySearch({
+    probe: () => { probes++ }, punch: () => {}, openSockets: () => [], closeSockets: () => {}, log: () => {}
+  }, seededRandom(1))
+  const view = { direct: false, publicEp: VICTIM, localNat: 'eim' as const, peerNat: 'edm' as const, burstAt: null }
+  // A member sends a birthday Punch every 100 ms for a whole window.
+  let now = 0
+  for (; now < BIRTHDAY_RETRY; now += CLIENT_TICK) {
+    if (now % 100 === 0) b.spray(VICTIM, now)
+    b.tick(now, view)
+  }
+  t.ok(probes <= BIRTHDAY_SPRAY_MAX, `${probes} probes in one window (budget ${BIRTHDAY_SPRAY_MAX})`)
+  t.ok(b.punchesIgnored >= BIRTHDAY_RETRY / 100 - 2 * BIRTHDAY_TIMEOUT / 100, `${b.punchesIgnored} Punches ignored`)
+  // Before: every Punch reset the count, so the spray never stopped (~500/s: 30,000 a minute).
+  const inWindow = probes
+  for (; now < 2 * BIRTHDAY_RETRY; now += CLIENT_TICK) {
+    if (now % 100 === 0) b.spray(VICTIM, now)
+    b.tick(now, view)
+  }
+  t.ok(probes - inWindow <= BIRTHDAY_SPRAY_MAX, 'the next window has the same budget')
+  t.ok(probes - inWindow > 0, 'and a legitimate search can spray again')
+})
