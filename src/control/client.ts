@@ -92,7 +92,7 @@ export class ClientController implements ControlHandler {
       peerUpdate: (msg) => {
         this.#peerList.apply(msg, opt.tunnelIp, {
           upsert: (e) => { this.#upsertPeer(e) },
-          remove: (ip) => { this.#removePeer(ip) },
+          remove: (ip, explicit) => { this.#unlisted(ip, explicit) },
           tunnelIps: () => this.#peers.tunnelIps()
         })
       }
@@ -294,6 +294,7 @@ export class ClientController implements ControlHandler {
     }
     this.#peers.setPeerId(p, e.peerId)
     p.fromCache = false
+    p.unlistedAt = null
     p.publicIp = e.publicIp
     p.publicPort = e.publicPort
     this.#routePeer(p)
@@ -302,11 +303,26 @@ export class ClientController implements ControlHandler {
 
   #newPeer (slot: number, peerId: number, tunnelIp: number, publicIp: number, publicPort: number, now: number, fromCache: boolean): PeerRemote {
     const peer: PeerRemote = {
-      slot, peerId, tunnelIp, publicIp, publicPort, sessions: emptySessionSet(), fromCache,
+      slot, peerId, tunnelIp, publicIp, publicPort, sessions: emptySessionSet(), fromCache, unlistedAt: null,
       lastInitTs: 0, lastInstance: null, path: null, lastTx: 0, lastRx: 0, nextSessionTry: now + C.PROACTIVE_SESSION_DELAY, lastResync: -Infinity
     }
     if (this.#opt.p2p === true) peer.path = new DirectPath(this.#pathIo(peer), this.#opt.tunnelIp < tunnelIp, now, this.#random)
     return peer
+  }
+
+  /**
+   * The server's list no longer has the peer. An explicit removal (it left,
+   * or was revoked) applies at once. A peer merely absent from a full list
+   * while we talk to it directly is kept for UNLISTED_GRACE: after a server
+   * restart the first clients to register get a list without the others
+   * (not registered yet), and dropping a working direct path for that
+   * would lose traffic the outage did not. Not relisted by then: removed.
+   */
+  #unlisted (tunnelIp: number, explicit: boolean): void {
+    const p = this.#peers.get(tunnelIp)
+    if (p === undefined) return
+    if (explicit || p.fromCache || p.sessions.current === null || (p.path?.directCandidate ?? null) === null) { this.#removePeer(tunnelIp); return }
+    p.unlistedAt ??= this.#clock.now()
   }
 
   #removePeer (tunnelIp: number): void {
@@ -503,7 +519,12 @@ export class ClientController implements ControlHandler {
     this.#server.tick(now)
     const registered = this.#server.registered
     if (registered && this.#natCheckDue(now)) this.#natCheck(now)
-    for (const p of this.#peers.values()) {
+    for (const p of [...this.#peers.values()]) {
+      if (p.unlistedAt !== null && now - p.unlistedAt >= C.UNLISTED_GRACE) {
+        this.#log.info('the server no longer lists this peer; dropping it', { peer: intToIp(p.tunnelIp) })
+        this.#removePeer(p.tunnelIp)
+        continue
+      }
       // Direct paths: start the end-to-end session ourselves (the lower tunnel address does), watch traffic, run the path timers.
       if (p.path !== null) {
         if (this.#startsSession(p) && (registered || p.path.handshakeEndpoints().length > 0) && now >= p.nextSessionTry) {

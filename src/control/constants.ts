@@ -93,6 +93,13 @@ export const PROACTIVE_SESSION_RETRY = 5_000
  * the slow half of the time-to-direct matrix before this delay).
  */
 export const PROACTIVE_SESSION_DELAY = 200
+/**
+ * A peer on a working direct path that a full peer list leaves out is kept
+ * this long before it is dropped (unless the list names it again): longer
+ * than a client's longest registration backoff (16 s) plus a keepalive, so
+ * peers re-registering after a server restart are back in the list first.
+ */
+export const UNLISTED_GRACE = 30_000
 /** At most one handshake per this interval because a peer sends on a session we do not have. */
 export const PEER_RESYNC_INTERVAL = 2_000
 /** With direct paths on, the first retry of a peer handshake comes this soon (the init may have raced the peer list). */

@@ -33,6 +33,8 @@ export interface PeerRemote {
   lastResync: number
   /** Known only from the address cache (peer-cache.ts) so far: the server has not listed it since we started. */
   fromCache: boolean
+  /** When a full peer list from the server left it out while we talked to it directly (client.ts UNLISTED_GRACE), else null. */
+  unlistedAt: number | null
 }
 
 export class PeerTable {

@@ -13,7 +13,7 @@ import { ClientController } from '../../src/control/client.js'
 import { seededRandom } from '../../src/random.js'
 import { ipToInt } from '../../src/wire/addr.js'
 import { FakeNat, FakeNet, type FakeDataplane } from '../helpers/fake-dataplane.js'
-import { REJECT_AFTER } from '../../src/control/constants.js'
+import { REJECT_AFTER, UNLISTED_GRACE } from '../../src/control/constants.js'
 import { PeerCache, decodeCache, type CacheStore } from '../../src/control/peer-cache.js'
 import type { ClientOptions } from '../../src/control/client-context.js'
 
@@ -32,6 +32,8 @@ export interface OutageWorld {
   run(ms: number, step?: number): void
   /** Stop client i and start a new process in its place (same address, port, options; a new instance). */
   restart(i: number): void
+  /** A new server process in place of the old one (no state: every client must register again). */
+  restartServer(): void
 }
 
 /** Two (or more) clients, each behind a port-restricted NAT (eim/apdf) unless `nat` is false. */
@@ -42,7 +44,7 @@ export function outageWorld (n = 2, nat = true, seed = 7, caches: Array<PeerCach
   const psk = new Uint8Array(randomBytes(32))
   const quiet = new Logger({ level: 'error', sink: { write: () => {} } })
   const serverDp = net.add(SERVER_IP, SERVER_PORT, 'server')
-  const server = new ServerController({ psk, tunnelIp: ip('10.0.0.1'), prefix: 24, mtu: 1400, maxClients: 10, keepaliveSec: 10 }, { port: serverDp, clock, random, log: quiet }, 16)
+  let server = new ServerController({ psk, tunnelIp: ip('10.0.0.1'), prefix: 24, mtu: 1400, maxClients: 10, keepaliveSec: 10 }, { port: serverDp, clock, random, log: quiet }, 16)
   serverDp.handler = server
   const clients: OutageWorld['clients'] = []
   for (let i = 0; i < n; i++) {
@@ -68,6 +70,12 @@ export function outageWorld (n = 2, nat = true, seed = 7, caches: Array<PeerCach
         for (const x of clients) x.c.tick()
         net.flush()
       }
+    },
+    restartServer () {
+      server = new ServerController({ psk, tunnelIp: ip('10.0.0.1'), prefix: 24, mtu: 1400, maxClients: 10, keepaliveSec: 10 }, { port: serverDp, clock, random, log: quiet }, 16)
+      serverDp.routes.clear(); serverDp.sendKeys.clear(); serverDp.recvKeys.clear()
+      serverDp.handler = server
+      w.server = server
     },
     restart (i) {
       const x = clients[i]!
@@ -308,4 +316,38 @@ t.test('birthday Punches: a spray is never restarted, and at most BIRTHDAY_SPRAY
   }
   t.ok(probes - inWindow <= BIRTHDAY_SPRAY_MAX, 'the next window has the same budget')
   t.ok(probes - inWindow > 0, 'and a legitimate search can spray again')
+})
+
+t.test('a server restarted after the outage: the first clients back get a list without the others; their direct peers are kept meanwhile', async t => {
+  const w = outageWorld()
+  w.run(6000)
+  t.equal(peerStatus(w, 0).path, 'direct')
+  w.serverDown = true
+  w.run(60_000)
+  w.restartServer()
+  // B's way to the server stays blocked for a while: A registers first and gets a full list without B.
+  const b = ip('198.18.1.2') // B's NAT
+  let blockB = true
+  w.serverDown = false
+  w.net.filter = (d) => !(blockB && ((d.from.ip === b && d.to.ip === SERVER_IP) || (d.to.ip === b && d.from.ip === SERVER_IP)))
+  let lost = 0
+  for (let i = 0; i < 20; i++) {
+    w.run(1000)
+    if (!pingAnswered(w, 0, 1).answered) lost++
+  }
+  t.equal(w.clients[0]!.c.state, 'registered', 'A is registered with the new server')
+  t.equal(w.server.status().peers.length, 1, 'B is not (yet)')
+  t.equal(lost, 0, 'A ↔ B pings all answered while the list lacked B')
+  t.equal(peerStatus(w, 0).path, 'direct')
+  blockB = false
+  w.run(20_000)
+  t.equal(w.server.status().peers.length, 2, 'B registered too')
+  w.run(UNLISTED_GRACE)
+  t.equal(peerStatus(w, 0)?.tunnelIp, '10.0.0.3', 'relisted in time: kept for good')
+  t.ok(pingAnswered(w, 0, 1).answered)
+  // A peer the server keeps leaving out is dropped after the grace period.
+  w.restartServer()
+  blockB = true
+  w.run(UNLISTED_GRACE + 25_000)
+  t.equal(peerStatus(w, 0), undefined, 'never relisted: dropped')
 })
