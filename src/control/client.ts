@@ -41,8 +41,6 @@ import { ServerLink } from './server-link.js'
 import { lastSeen } from './rtt.js'
 import { PeerSessions } from './peer-sessions.js'
 import { UserPings, type PingStarted } from './user-ping.js'
-import { consumeInit } from '../crypto/noise.js'
-import { decodeInitPayload } from '../wire/payloads.js'
 
 export type { ClientOptions } from './client-context.js'
 export type { RegistrationState } from './registration.js'
@@ -181,9 +179,9 @@ export class ClientController implements ControlHandler {
     if (input.kind !== 'packet') return
     if (type === MSG_HANDSHAKE_RESP) {
       if (this.#ctx.fromServer(input.ip, input.port)) this.#server.onResponse(input)
-      else this.#onDirectResponse(input)
+      else if (!this.#peerSessions.onDirectResponse(this.#peers, input)) this.counters.p2pDropped++
     } else if (type === MSG_HANDSHAKE_INIT) {
-      if (!this.#ctx.fromServer(input.ip, input.port)) this.#onDirectInit(input)
+      if (!this.#ctx.fromServer(input.ip, input.port) && !this.#peerSessions.onDirectInit(this.#peers, input)) this.counters.p2pDropped++
     } else if (type === MSG_REJECT) {
       this.#server.onReject(input)
     } else if (type === MSG_CONTROL) {
@@ -211,35 +209,6 @@ export class ClientController implements ControlHandler {
       p = this.#peers.byCandidate(endpointKey(input.ip, input.port))
     }
     if (p !== undefined) this.#peerSessions.onUnknownIndex(p, this.#clock.now())
-  }
-
-  /**
-   * A peer's init sent straight to us (its rekey over the direct path, or a
-   * handshake while the server is down): from one of the peer's candidate
-   * endpoints, or from a new one (the peer restarted behind a new NAT
-   * port): then the peer named in the init (checking it costs no DH).
-   */
-  #onDirectInit (input: ControlInput): void {
-    const p = this.#peers.byCandidate(endpointKey(input.ip, input.port)) ?? this.#peerOfInit(input.bytes)
-    if (p === undefined) { this.counters.p2pDropped++; return }
-    this.#peerSessions.onInit(p, input, { ip: input.ip, port: input.port, sock: input.sock ?? 0 })
-  }
-
-  #peerOfInit (bytes: Uint8Array): PeerRemote | undefined {
-    try {
-      const req = decodeInitPayload(consumeInit(this.#opt.psk, bytes).payload)
-      return req.role === 2 ? this.#peers.get(req.tunnelIp) : undefined
-    } catch { return undefined }
-  }
-
-  /** A response to one of our peer inits, sent straight back: its receiver index names the handshake (and so the peer). */
-  #onDirectResponse (input: ControlInput): void {
-    const b = input.bytes
-    const idx = b.length >= 12 ? new DataView(b.buffer, b.byteOffset, b.length).getUint32(8, true) : 0
-    const owner = this.#ctx.indexes.get(idx)
-    const p = owner === undefined ? undefined : this.#peers.bySlot((owner as PeerRemote).slot)
-    if (p === undefined || p !== owner) { this.counters.p2pDropped++; return }
-    this.#peerSessions.onResponse(p, input, { ip: input.ip, port: input.port, sock: input.sock ?? 0 })
   }
 
   #onRelayed (input: ControlInput): void {

@@ -30,7 +30,8 @@ import { intToIp } from '../wire/addr.js'
 import type { ControlInput } from './port.js'
 import type { ClientContext } from './client-context.js'
 import type { Endpoint } from './nat.js'
-import type { PeerRemote } from './peer-table.js'
+import type { PeerRemote, PeerTable } from './peer-table.js'
+import { endpointKey } from '../wire/addr.js'
 import { confirmPending, expireSessions, installCurrent, newSession, sameBytes, sessionsOf, type Session } from './session.js'
 
 /** Where a handshake message came from straight (not relayed), with the socket it arrived on; null for the relay. */
@@ -102,6 +103,38 @@ export class PeerSessions {
     const tries = p.sessions.hs.state === 'initSent' ? p.sessions.hs.tries + 1 : 1
     p.sessions.hs = { state: 'initSent', localIndex, initiator: state, sentAt: now, tries }
     this.#send(p, message, null)
+  }
+
+  /**
+   * A peer's init sent straight to us (its rekey over the direct path, or a
+   * handshake while the server is down): from one of the peer's candidate
+   * endpoints, or from a new one (the peer restarted behind a new NAT
+   * port): then the peer named in the init (message 1 needs no DH to check).
+   * False when no peer matches (the caller counts it).
+   */
+  onDirectInit (peers: PeerTable, input: ControlInput): boolean {
+    const p = peers.byCandidate(endpointKey(input.ip, input.port)) ?? this.#peerOfInit(peers, input.bytes)
+    if (p === undefined) return false
+    this.onInit(p, input, { ip: input.ip, port: input.port, sock: input.sock ?? 0 })
+    return true
+  }
+
+  #peerOfInit (peers: PeerTable, bytes: Uint8Array): PeerRemote | undefined {
+    try {
+      const req = decodeInitPayload(consumeInit(this.#ctx.opt.psk, bytes).payload)
+      return req.role === 2 ? peers.get(req.tunnelIp) : undefined
+    } catch { return undefined }
+  }
+
+  /** A response to one of our peer inits sent straight back: its receiver index names the handshake (and so the peer). False when it names none. */
+  onDirectResponse (peers: PeerTable, input: ControlInput): boolean {
+    const b = input.bytes
+    const idx = b.length >= 12 ? new DataView(b.buffer, b.byteOffset, b.length).getUint32(8, true) : 0
+    const owner = this.#ctx.indexes.get(idx) as Partial<PeerRemote> | undefined
+    const p = owner?.slot === undefined ? undefined : peers.bySlot(owner.slot)
+    if (p === undefined || p !== owner) return false
+    this.onResponse(p, input, { ip: input.ip, port: input.port, sock: input.sock ?? 0 })
+    return true
   }
 
   /** The peer's init: relayed by the server (which vouches for the sender's id), or straight `from` one of its candidate endpoints. */
