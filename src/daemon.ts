@@ -202,7 +202,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       problem: s.problem,
       uptimeSec: Math.round((Date.now() - startedWall) / 1000),
       peers: s.peers,
-      counters: { ...dataplane.counters(), ...(controller instanceof ServerController ? { ...controller.natCheckCounters, ...controller.handshakeCounters } : controller.counters), logLinesLost: log.linesLost },
+      counters: { ...dataplane.counters(), ...(controller instanceof ServerController ? { ...controller.natCheckCounters, ...controller.handshakeCounters, ...controller.roamCounters } : controller.counters), logLinesLost: log.linesLost },
       dataplane: { placement: config.placement, ...dataplane.offloads },
       controlPlane: controlPlane()
     }
