@@ -27,7 +27,7 @@ import { lookup } from 'node:dns/promises'
 import { createSocket, type Socket } from 'node:dgram'
 import { networkInterfaces } from 'node:os'
 import { lstatSync, readFileSync, unlinkSync } from 'node:fs'
-import { dirname } from 'node:path'
+import { dirname, join } from 'node:path'
 import type { Config } from './config/schema.js'
 import { describeChanges, planReload } from './config/reload.js'
 import { systemClock } from './clock.js'
@@ -35,9 +35,14 @@ import { systemRandom } from './random.js'
 import { chooseFormat, underJournald, type Level, type Logger } from './log.js'
 import { VpnError, describeError } from './errors.js'
 import { derivePsk } from './crypto/kdf.js'
+import type { StaticKey } from './crypto/noise.js'
+import { ensureStateDir } from './identity/state-dir.js'
+import { loadNodeKey } from './identity/node-key.js'
+import { fingerprint, keyToText } from './identity/key-text.js'
 import { Dataplane } from './dataplane/dataplane.js'
 import { ServerController } from './control/server.js'
 import { ClientController } from './control/client.js'
+import { PeerCache, fileStore } from './control/peer-cache.js'
 import { NAT_CHECK_PORT_OFFSET, TICK } from './control/constants.js'
 import { LoopDelayMonitor, Ticker } from './control/ticker.js'
 import { startControlServer } from './cli/control-protocol.js'
@@ -146,7 +151,13 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
   const removeProcessHooks = (): void => { for (const [emitter, event, fn] of hooks) emitter.off(event, fn) }
 
   let psk: Uint8Array
+  let nodeKey: StaticKey
   try {
+    ensureStateDir(config.stateDir)
+    const loaded = loadNodeKey(config.stateDir, config.nodeKey)
+    nodeKey = loaded.key
+    if (loaded.created) log.info('created this node\'s key', { file: loaded.path })
+    log.info(`node key ${fingerprint(nodeKey.pub)} (public key ${keyToText(nodeKey.pub)})`)
     psk = await derivePsk(config.key)
   } catch (err) {
     removeProcessHooks()
@@ -171,10 +182,11 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
 
   const controller = config.mode === 'server'
     ? new ServerController({
-      psk, tunnelIp: config.tun.ipInt, prefix: config.tun.prefix, mtu: config.mtu, maxClients: config.maxClients, keepaliveSec: config.keepalive
+      psk, nodeKey, tunnelIp: config.tun.ipInt, prefix: config.tun.prefix, mtu: config.mtu, maxClients: config.maxClients, keepaliveSec: config.keepalive
     }, { port: dataplane, clock: systemClock, random: systemRandom, log: log.child('server') }, maxPeers)
     : new ClientController({
       psk,
+      nodeKey,
       tunnelIp: config.tun.ipInt,
       prefix: config.tun.prefix,
       mtu: config.mtu,
@@ -183,7 +195,8 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       keepaliveSec: config.keepalive,
       serverName: `${config.remote!.host}:${config.remote!.port}`,
       p2p: config.p2p,
-      localEndpoints: () => localEndpoints(dataplane.port, config.tun.ipInt)
+      localEndpoints: () => localEndpoints(dataplane.port, config.tun.ipInt),
+      peerCache: config.p2p ? new PeerCache(fileStore(join(config.stateDir, 'peers.json')), (m) => { log.warn(m) }) : null
     }, { port: dataplane, clock: systemClock, random: systemRandom, log: log.child('client') }, maxPeers)
 
   const status = (): StatusReport => {
@@ -200,6 +213,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       server: config.mode === 'client' ? `${name === null ? intToIp(serverIp) : name.ip === 0 ? config.remote!.host : intToIp(name.ip)}:${config.remote!.port}` : null,
       state: s.state,
       problem: s.problem,
+      nodeKey: { publicKey: keyToText(nodeKey.pub), fingerprint: fingerprint(nodeKey.pub) },
       uptimeSec: Math.round((Date.now() - startedWall) / 1000),
       peers: s.peers,
       counters: { ...dataplane.counters(), ...(controller instanceof ServerController ? { ...controller.natCheckCounters, ...controller.handshakeCounters, ...controller.roamCounters } : controller.counters), logLinesLost: log.linesLost },

@@ -105,6 +105,18 @@ const OPTIONS = `OPTIONS
     --control PATH
               Control socket path. Default:
               ${SOCK} (see FILES).
+    --state-dir DIR
+              Where the node keeps its state: its private key (node.key),
+              and what it learned (a client's pinned server key, a server's
+              address bindings). Created mode 0700. Default:
+              /var/lib/lightweight-tunnel/DEV (DEV = --dev).
+    --node-key FILE
+              This node's private key (one line of base64, as "genkey"
+              prints it), instead of STATE_DIR/node.key, which is created on
+              first start. The file must not be readable by group or others
+              (chmod 600 FILE). The key is the node's identity: the server
+              binds its tunnel address to it, peers check it in every
+              handshake; "status" shows its fingerprint.
     --mtu N   TUN MTU in bytes, ${L.mtuMin}..${L.mtuMax}, or "auto" for the default.
               Default: ${D.mtu} (fits a 1500-byte path after the outer headers).
     --keepalive SECONDS
@@ -239,6 +251,8 @@ const CONFIG = `CONFIGURATION FILE
         placement                   "inline", "fused" or "split"
         fastPath                    true or false
         metrics                     "127.0.0.1:9100", 9100 or "off"
+        stateDir                    "/var/lib/lightweight-tunnel/lwt0"
+        nodeKey                     "/path/to/node.key"
     Numbers are JSON numbers ("mtu": 1400, not "1400"). A syntax error is
     reported with its line and column. SIGHUP reloads the file (SIGNALS).
     Unknown keys are an error naming them. These Go keys are accepted and
@@ -258,6 +272,11 @@ const FILES = `FILES
               "ip netns exec NS lightweight-tunnel status". A socket file left
               by a daemon that died is replaced at start; a live one makes the
               new daemon refuse to start.
+    /var/lib/lightweight-tunnel/DEV/ (--state-dir)
+              node.key: this node's private key (mode 0600, created on first
+              start unless --node-key names one). The folder is 0700; other
+              state (a client's pinned server key, a server's address
+              bindings) lives beside it.
     FILE, FILE.client
               Config files written by -g and read by -c.
     /etc/systemd/system/lightweight-tunnel@.service

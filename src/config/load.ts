@@ -26,6 +26,7 @@ import { resolve } from 'node:path'
 import { DEFAULTS, LIMITS, LOG_FORMATS, LOG_LEVELS, controlPathFor } from './defaults.js'
 import { fileNamesOf, goBlank, ignoredWarning, PLACEHOLDER_KEYS, readConfigFile, zeroMeantDefault } from './go-compat.js'
 import { show } from './messages.js'
+import { defaultStateDir } from '../identity/state-dir.js'
 import { PLACEMENTS, type Config, type Mode, type SettingKey } from './schema.js'
 import { checkBool, checkCidr, checkControl, checkDev, checkHostPort, checkInt, checkOneOf, expectString, type Raw } from './validate.js'
 
@@ -190,7 +191,17 @@ function readSettings (mode: Mode | null, s: Settings, env: LoadEnv, problems: s
   const placement = readOptional(s.pick('placement'), DEFAULTS.placement[mode ?? 'client'], raw => checkOneOf(raw, PLACEMENTS, problems))
   const fastPath = readOptional(s.pick('fastPath'), DEFAULTS.fastPath, raw => checkBool(raw, problems))
   const metrics = readMetrics(s, problems)
-  return { mode, listen, remote, tun, key, dev, control, mtu, maxClients, p2p, keepalive, logLevel, logFormat, placement, fastPath, metrics }
+  const stateDir = readPath(s.pick('stateDir'), dev === null ? null : defaultStateDir(dev), 'a folder for the node\'s state (default /var/lib/lightweight-tunnel/<dev>)', env, problems)
+  const nodeKey = readPath(s.pick('nodeKey'), null, 'a private key file (make one with: lightweight-tunnel genkey > FILE)', env, problems)
+  return { mode, listen, remote, tun, key, dev, control, mtu, maxClients, p2p, keepalive, logLevel, logFormat, placement, fastPath, metrics, stateDir, nodeKey }
+}
+
+/** A file or folder path, resolved against the working directory; `dflt` when absent. */
+function readPath<T extends string | null> (raw: Raw | undefined, dflt: T, what: string, env: LoadEnv, problems: string[]): string | T | null {
+  if (raw === undefined) return dflt
+  if (!expectString(raw, what, problems)) return null
+  if (raw.value === '') { problems.push(`${raw.source}: expected ${what}, got an empty string`); return null }
+  return resolve(env.cwd, raw.value as string)
 }
 
 /**

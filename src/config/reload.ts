@@ -39,7 +39,9 @@ export const APPLY: Readonly<Record<SettingKey, Apply>> = Object.freeze({
   logFormat: 'live',
   placement: 'restart',
   fastPath: 'restart',
-  metrics: 'restart'
+  metrics: 'restart',
+  stateDir: 'restart',
+  nodeKey: 'restart'
 })
 
 export interface Change<K extends SettingKey = SettingKey> {

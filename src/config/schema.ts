@@ -69,6 +69,14 @@ export interface Config {
    * authentication.
    */
   readonly metrics: HostPort | null
+  /**
+   * Where the node keeps its state: node.key, server.pub, registry.json,
+   * peers.json (default /var/lib/lightweight-tunnel/<dev>; created 0700;
+   * identity/state-dir.ts). An absolute path.
+   */
+  readonly stateDir: string
+  /** The node's private key file (--node-key), or null: STATE_DIR/node.key, created on first start. */
+  readonly nodeKey: string | null
 }
 
 /** A setting's name: a Config field, and its key in our own JSON files. */
@@ -76,7 +84,7 @@ export type SettingKey = keyof Config
 
 const SETTING_LIST = [
   'mode', 'listen', 'remote', 'tun', 'key', 'dev', 'control', 'mtu', 'maxClients',
-  'p2p', 'keepalive', 'logLevel', 'logFormat', 'placement', 'fastPath', 'metrics'
+  'p2p', 'keepalive', 'logLevel', 'logFormat', 'placement', 'fastPath', 'metrics', 'stateDir', 'nodeKey'
 ] as const satisfies readonly SettingKey[]
 /** Compiles only while SETTING_LIST names every Config field (unused at run time). */
 const LISTS_EVERY_SETTING: [Exclude<SettingKey, typeof SETTING_LIST[number]>] extends [never] ? true : never = true

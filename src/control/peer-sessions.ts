@@ -14,6 +14,12 @@
  *
  * Either side tells the peer's DirectPath when its session is up.
  *
+ * Identity: the server lists each peer's static key (PeerUpdate); an init
+ * is answered only when its static key (Noise message 1, learned before
+ * any DH) is the key listed for the peer the relay envelope names, and a
+ * response is accepted only from that key. Anything else is dropped,
+ * counted (peerKeyMismatch) and logged at most once a minute per peer.
+ *
  * The handshake is end to end, so it needs the server only as a carrier:
  * while a direct path is confirmed, inits, responses and Confirms go over it
  * (a rekey never touches the server, so direct peers outlive a server
@@ -21,6 +27,8 @@
  * go through the relay, and while the server is not answering also straight
  * to the peer's last confirmed endpoints (DirectPath.handshakeEndpoints:
  * after an expired session, or from the address cache after a restart).
+ * A direct init is matched to a peer by its source (a candidate endpoint) or
+ * by its static key; either way the key check below applies.
  */
 import * as C from './constants.js'
 import { consumeInit, consumeResponse, createInit, createResponse } from '../crypto/noise.js'
@@ -33,19 +41,22 @@ import type { Endpoint } from './nat.js'
 import type { PeerRemote, PeerTable } from './peer-table.js'
 import { endpointKey } from '../wire/addr.js'
 import { confirmPending, expireSessions, installCurrent, newSession, sameBytes, sessionsOf, type Session } from './session.js'
+import { PerKeyInterval } from './rate-limit.js'
+import { fingerprint } from '../identity/key-text.js'
 
 /** Where a handshake message came from straight (not relayed), with the socket it arrived on; null for the relay. */
 export type DirectFrom = (Endpoint & { sock: number }) | null
 
 export class PeerSessions {
   readonly #ctx: ClientContext
+  readonly #counters: { peerKeyMismatch: number }
+  readonly #mismatchLog = new PerKeyInterval(C.WRONG_KEY_LOG_INTERVAL, C.RATE_TABLE_MAX)
   /** Is the server answering (relayed messages can arrive)? */
   readonly #serverUp: () => boolean
-  /** Handshake messages sent over a direct path rather than the relay (status counter). */
-  directHandshakes = 0
 
-  constructor (ctx: ClientContext, serverUp: () => boolean = () => true) {
+  constructor (ctx: ClientContext, counters: { peerKeyMismatch: number }, serverUp: () => boolean = () => true) {
     this.#ctx = ctx
+    this.#counters = counters
     this.#serverUp = serverUp
   }
 
@@ -54,16 +65,22 @@ export class PeerSessions {
     const port = this.#ctx.port
     const direct = to ?? p.path?.directCandidate ?? null
     if (direct !== null) {
-      this.directHandshakes++
       port.sendControl(bytes, direct.ip, direct.port, direct.sock)
       return
     }
     this.#ctx.sendRelayed(p.peerId, bytes)
     if (this.#serverUp()) return
-    for (const ep of p.path?.handshakeEndpoints() ?? []) {
-      this.directHandshakes++
-      port.sendControl(bytes, ep.ip, ep.port, ep.sock)
+    for (const ep of p.path?.handshakeEndpoints() ?? []) port.sendControl(bytes, ep.ip, ep.port, ep.sock)
+  }
+
+  /** Is `key` the key the server listed for `p`? Counts and logs (rate-limited) when not. */
+  #keyMatches (p: PeerRemote, key: Uint8Array, what: string, now: number): boolean {
+    if (sameBytes(key, p.key)) return true
+    this.#counters.peerKeyMismatch++
+    if (this.#mismatchLog.allow(p.tunnelIp, now)) {
+      this.#ctx.log.warn(`dropped a peer ${what} from ${intToIp(p.tunnelIp)}: it was made with node key ${fingerprint(key)}, but the server lists ${fingerprint(p.key)} for that address (an impostor, or a stale peer list; logged once a minute)`, { peer: intToIp(p.tunnelIp) })
     }
+    return false
   }
 
   /** The dataplane has packets for the peer: start a session unless one exists or is being set up. */
@@ -95,10 +112,9 @@ export class PeerSessions {
     const { opt, indexes } = this.#ctx
     const localIndex = indexes.allocate(p)
     const payload = encodeInitPayload({
-      role: 2, prefixLen: opt.prefix, mtu: opt.mtu, tunnelIp: opt.tunnelIp,
-      instanceId: this.#ctx.instanceId, timestamp: this.#ctx.timestamp(), lan: []
+      role: 2, prefixLen: opt.prefix, mtu: opt.mtu, tunnelIp: opt.tunnelIp, timestamp: this.#ctx.timestamp(), lan: []
     })
-    const { message, state } = createInit(opt.psk, localIndex, payload)
+    const { message, state } = createInit(opt.psk, opt.nodeKey, localIndex, payload)
     if (p.sessions.hs.state === 'initSent') indexes.delete(p.sessions.hs.localIndex)
     const tries = p.sessions.hs.state === 'initSent' ? p.sessions.hs.tries + 1 : 1
     p.sessions.hs = { state: 'initSent', localIndex, initiator: state, sentAt: now, tries }
@@ -109,8 +125,8 @@ export class PeerSessions {
    * A peer's init sent straight to us (its rekey over the direct path, or a
    * handshake while the server is down): from one of the peer's candidate
    * endpoints, or from a new one (the peer restarted behind a new NAT
-   * port): then the peer named in the init (message 1 needs no DH to check).
-   * False when no peer matches (the caller counts it).
+   * port): then the peer whose static key made it (message 1 needs no DH
+   * to learn it). False when no peer matches (the caller counts it).
    */
   onDirectInit (peers: PeerTable, input: ControlInput): boolean {
     const p = peers.byCandidate(endpointKey(input.ip, input.port)) ?? this.#peerOfInit(peers, input.bytes)
@@ -120,10 +136,10 @@ export class PeerSessions {
   }
 
   #peerOfInit (peers: PeerTable, bytes: Uint8Array): PeerRemote | undefined {
-    try {
-      const req = decodeInitPayload(consumeInit(this.#ctx.opt.psk, bytes).payload)
-      return req.role === 2 ? peers.get(req.tunnelIp) : undefined
-    } catch { return undefined }
+    let key: Uint8Array
+    try { key = consumeInit(this.#ctx.opt.psk, this.#ctx.opt.nodeKey, bytes).remoteStatic } catch { return undefined }
+    for (const p of peers.values()) if (sameBytes(p.key, key)) return p
+    return undefined
   }
 
   /** A response to one of our peer inits sent straight back: its receiver index names the handshake (and so the peer). False when it names none. */
@@ -137,18 +153,18 @@ export class PeerSessions {
     return true
   }
 
-  /** The peer's init: relayed by the server (which vouches for the sender's id), or straight `from` one of its candidate endpoints. */
+  /** The peer's init: relayed by the server (which vouches for the sender's id), or straight `from` the peer (onDirectInit). */
   onInit (p: PeerRemote, input: ControlInput, from: DirectFrom = null): void {
     const { opt, indexes, port } = this.#ctx
     const now = this.#ctx.clock.now()
     let hs
-    try { hs = consumeInit(opt.psk, input.bytes) } catch { return }
+    try { hs = consumeInit(opt.psk, opt.nodeKey, input.bytes) } catch { return }
+    // The relay names the sender (peerId); its static key must be the one the server listed for it.
+    if (!this.#keyMatches(p, hs.remoteStatic, 'handshake', now)) return
     let req
     try { req = decodeInitPayload(hs.payload) } catch { return }
-    // The server vouches for who sent it (peerId); the claim must match what the server told us.
     if (req.role !== 2 || req.tunnelIp !== p.tunnelIp) return
-    if (p.lastInstance !== null && sameBytes(p.lastInstance, req.instanceId) && req.timestamp <= p.lastInitTs) return
-    p.lastInstance = req.instanceId
+    if (req.timestamp <= p.lastInitTs) return // replayed init (per static key: p.key is fixed for p)
     p.lastInitTs = req.timestamp
     const localIndex = indexes.allocate(p)
     const { message, keys } = createResponse(hs.state, localIndex, encodeRespPayload({
@@ -169,6 +185,12 @@ export class PeerSessions {
     let res
     try { res = consumeResponse(ss.hs.initiator, input.bytes) } catch { return }
     const now = this.#ctx.clock.now()
+    if (!this.#keyMatches(p, res.remoteStatic, 'handshake response', now)) {
+      // The state is spent: start over (the genuine peer answers the next try).
+      this.#ctx.indexes.delete(ss.hs.localIndex)
+      ss.hs = { state: 'idle' }
+      return
+    }
     const localIndex = ss.hs.localIndex
     ss.hs = { state: 'idle' }
     const session = newSession(localIndex, res.senderIndex, res.keys, now, true)

@@ -56,7 +56,9 @@ t.test('defaults', async t => {
     logFormat: 'text',
     placement: 'fused',
     fastPath: true,
-    metrics: null
+    metrics: null,
+    stateDir: '/var/lib/lightweight-tunnel/lwt0',
+    nodeKey: null
   })
   const c = run(CLIENT).config
   t.same(c.listen, { host: '0.0.0.0', port: 0 })

@@ -11,6 +11,7 @@ import { Logger } from '../../src/log.js'
 import { ServerController } from '../../src/control/server.js'
 import { ClientController } from '../../src/control/client.js'
 import { seededRandom } from '../../src/random.js'
+import { generateStaticKey } from '../../src/crypto/noise.js'
 import { ipToInt } from '../../src/wire/addr.js'
 import { FakeNat, FakeNet, type FakeDataplane } from '../helpers/fake-dataplane.js'
 import { REJECT_AFTER, UNLISTED_GRACE } from '../../src/control/constants.js'
@@ -44,7 +45,8 @@ export function outageWorld (n = 2, nat = true, seed = 7, caches: Array<PeerCach
   const psk = new Uint8Array(randomBytes(32))
   const quiet = new Logger({ level: 'error', sink: { write: () => {} } })
   const serverDp = net.add(SERVER_IP, SERVER_PORT, 'server')
-  let server = new ServerController({ psk, tunnelIp: ip('10.0.0.1'), prefix: 24, mtu: 1400, maxClients: 10, keepaliveSec: 10 }, { port: serverDp, clock, random, log: quiet }, 16)
+  const serverKey = generateStaticKey()
+  let server = new ServerController({ psk, nodeKey: serverKey, tunnelIp: ip('10.0.0.1'), prefix: 24, mtu: 1400, maxClients: 10, keepaliveSec: 10 }, { port: serverDp, clock, random, log: quiet }, 16)
   serverDp.handler = server
   const clients: OutageWorld['clients'] = []
   for (let i = 0; i < n; i++) {
@@ -54,7 +56,7 @@ export function outageWorld (n = 2, nat = true, seed = 7, caches: Array<PeerCach
     const dp = net.add(inside, port, 'client')
     const tunnelIp = ip(`10.0.0.${i + 2}`)
     const opt: ClientOptions = {
-      psk, tunnelIp, prefix: 24, mtu: 1400, serverIp: SERVER_IP, serverPort: SERVER_PORT,
+      psk, nodeKey: generateStaticKey(), tunnelIp, prefix: 24, mtu: 1400, serverIp: SERVER_IP, serverPort: SERVER_PORT,
       keepaliveSec: 10, serverName: 'server', p2p: true, localEndpoints: () => [{ ip: inside, port }], peerCache: caches[i] ?? null
     }
     const c = new ClientController({ ...opt }, { port: dp, clock, random, log: quiet }, 16)
@@ -72,7 +74,7 @@ export function outageWorld (n = 2, nat = true, seed = 7, caches: Array<PeerCach
       }
     },
     restartServer () {
-      server = new ServerController({ psk, tunnelIp: ip('10.0.0.1'), prefix: 24, mtu: 1400, maxClients: 10, keepaliveSec: 10 }, { port: serverDp, clock, random, log: quiet }, 16)
+      server = new ServerController({ psk, nodeKey: serverKey, tunnelIp: ip('10.0.0.1'), prefix: 24, mtu: 1400, maxClients: 10, keepaliveSec: 10 }, { port: serverDp, clock, random, log: quiet }, 16)
       serverDp.routes.clear(); serverDp.sendKeys.clear(); serverDp.recvKeys.clear()
       serverDp.handler = server
       w.server = server

@@ -11,7 +11,7 @@ import t from 'tap'
 import { createTopology, type Topology } from '../../src/lab/topology.js'
 import { spawnIn, waitFor } from '../../src/lab/exec.js'
 import type { PeerStatus } from '../../src/control/status.js'
-import { BIN, KEY, cleanEnv, controlPath, ping, status, waitPing, waitReady, type Daemon } from '../helpers/daemon.js'
+import { BIN, KEY, cleanEnv, controlPath, ping, status, tempStateDir, waitPing, waitReady, type Daemon } from '../helpers/daemon.js'
 
 const SCALE = 10
 const REJECT_AFTER_SEC = 180 / SCALE
@@ -22,11 +22,11 @@ let server: Daemon
 let alice: Daemon
 let bob: Daemon
 
-function start (ns: string, name: string, args: string[]): Daemon {
+function start (ns: string, name: string, args: string[], stateDir = tempStateDir(`${topo.id}-${name}`)): Daemon {
   const control = controlPath(topo.id, name)
-  const proc = spawnIn(ns, 'env', ['-u', 'NODE_OPTIONS', BIN, ...args, '--key', KEY, '--dev', 'lwt0', '--control', control],
+  const proc = spawnIn(ns, 'env', ['-u', 'NODE_OPTIONS', BIN, ...args, '--key', KEY, '--dev', 'lwt0', '--control', control, '--state-dir', stateDir],
     { env: { ...cleanEnv(), LWT_TEST_TIME_SCALE: String(SCALE) } })
-  return { proc, ns, control, dev: 'lwt0' }
+  return { proc, ns, control, dev: 'lwt0', stateDir }
 }
 
 function startClient (name: string, tun: string): Daemon {
