@@ -353,3 +353,20 @@ t.test('a server restarted after the outage: the first clients back get a list w
   w.run(UNLISTED_GRACE + 25_000)
   t.equal(peerStatus(w, 0), undefined, 'never relisted: dropped')
 })
+
+t.test('a cached peer whose static key does not match the cache is refused (the cache pins keys like the peer list)', async t => {
+  const store = memStore()
+  const w = outageWorld(2, true, 7, [new PeerCache(store, () => {}), null])
+  w.run(6000)
+  w.run(31_000)
+  // Someone edits the cache: another key for B.
+  const doc = JSON.parse(store.text!) as { peers: Array<{ key: string }> }
+  doc.peers[0]!.key = Buffer.alloc(32, 9).toString('base64')
+  store.text = JSON.stringify(doc)
+  store.write = () => {} // (the old process's save at exit would put the real key back)
+  w.serverDown = true
+  w.restart(0)
+  w.run(5000)
+  t.not(peerStatus(w, 0).session, 'established', 'no session with a B that does not hold the cached key')
+  t.ok(w.clients[0]!.c.counters.peerKeyMismatch > 0, `B's response refused (peerKeyMismatch ${w.clients[0]!.c.counters.peerKeyMismatch})`)
+})
