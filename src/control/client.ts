@@ -69,6 +69,7 @@ export class ClientController implements ControlHandler {
   /** The NAT-check port's view of us from the newest answer (netcheck), or null. */
   #natCheckView: Endpoint | null = null
   #lastCacheNote = -Infinity
+  #cacheLoaded = false
 
   constructor (opt: ClientOptions, c: ControlComponents, maxPeers: number) {
     this.#opt = opt
@@ -103,7 +104,6 @@ export class ClientController implements ControlHandler {
     this.#birthdays = new BirthdayPool(c.port)
     this.#startedAt = c.clock.now()
     this.#userPings = new UserPings(c.random)
-    this.#loadCache()
   }
 
   // ── the address cache (peer-cache.ts) ───────────────────────────────────
@@ -113,6 +113,9 @@ export class ClientController implements ControlHandler {
    * confirmed endpoints as candidates: we start the session with them
    * ourselves (straight there while the server is silent). The server's
    * first full peer list replaces them (a peer it no longer lists goes).
+   * Run at the first tick, not in the constructor: the daemon starts the
+   * dataplane after building the controller, and routes set before that
+   * are lost (seen: the first session after a restart carried no data).
    */
   #loadCache (): void {
     const cache = this.#opt.peerCache
@@ -493,6 +496,7 @@ export class ClientController implements ControlHandler {
   }
 
   tick (): void {
+    if (!this.#cacheLoaded) { this.#cacheLoaded = true; this.#loadCache() }
     const now = this.#clock.now()
     this.#server.tick(now)
     const registered = this.#server.registered
