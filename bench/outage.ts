@@ -15,6 +15,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { createTopology } from '../src/lab/topology.js'
+import { tempStateDir } from '../src/lab/state-dirs.js'
 import { runIn, spawnIn, waitFor, type LabProcess } from '../src/lab/exec.js'
 import type { StatusReport } from '../src/control/status.js'
 
@@ -52,7 +53,7 @@ async function main (): Promise<void> {
   const nodes: Node[] = []
   const start = (ns: string, name: string, args: string[]): Node => {
     const control = `/run/lightweight-tunnel/bench-${topo.id}-${name}.sock`
-    const n = { proc: spawnIn(ns, BIN, [...args, '--key', KEY, '--dev', 'lwt0', '--control', control, '--quiet'], { env: env() }), ns, control }
+    const n = { proc: spawnIn(ns, BIN, [...args, '--key', KEY, '--dev', 'lwt0', '--control', control, '--quiet', '--state-dir', tempStateDir(`bench-${name}`)], { env: env() }), ns, control }
     nodes.push(n)
     return n
   }
