@@ -27,7 +27,7 @@ import { lookup } from 'node:dns/promises'
 import { createSocket, type Socket } from 'node:dgram'
 import { networkInterfaces } from 'node:os'
 import { lstatSync, readFileSync, unlinkSync } from 'node:fs'
-import { dirname } from 'node:path'
+import { dirname, join } from 'node:path'
 import type { Config } from './config/schema.js'
 import { describeChanges, planReload } from './config/reload.js'
 import { systemClock } from './clock.js'
@@ -43,6 +43,7 @@ import { serverPin, type ServerPin } from './identity/server-pin.js'
 import { Dataplane } from './dataplane/dataplane.js'
 import { ServerController } from './control/server.js'
 import { ClientController } from './control/client.js'
+import { PeerCache, fileStore } from './control/peer-cache.js'
 import { NAT_CHECK_PORT_OFFSET, TICK } from './control/constants.js'
 import { LoopDelayMonitor, Ticker } from './control/ticker.js'
 import { startControlServer } from './cli/control-protocol.js'
@@ -210,7 +211,8 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       keepaliveSec: config.keepalive,
       serverName: `${config.remote!.host}:${config.remote!.port}`,
       p2p: config.p2p,
-      localEndpoints: () => localEndpoints(dataplane.port, config.tun.ipInt)
+      localEndpoints: () => localEndpoints(dataplane.port, config.tun.ipInt),
+      peerCache: config.p2p ? new PeerCache(fileStore(join(config.stateDir, 'peers.json')), (m) => { log.warn(m) }) : null
     }, { port: dataplane, clock: systemClock, random: systemRandom, log: log.child('client') }, maxPeers)
 
   const status = (): StatusReport => {
@@ -230,7 +232,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       nodeKey: { publicKey: keyToText(nodeKey.pub), fingerprint: fingerprint(nodeKey.pub) },
       uptimeSec: Math.round((Date.now() - startedWall) / 1000),
       peers: s.peers,
-      counters: { ...dataplane.counters(), ...(controller instanceof ServerController ? { ...controller.natCheckCounters, ...controller.handshakeCounters, ...controller.registrationCounters } : controller.counters), logLinesLost: log.linesLost },
+      counters: { ...dataplane.counters(), ...(controller instanceof ServerController ? { ...controller.natCheckCounters, ...controller.handshakeCounters, ...controller.registrationCounters, ...controller.roamCounters } : controller.counters), logLinesLost: log.linesLost },
       dataplane: { placement: config.placement, ...dataplane.offloads },
       controlPlane: controlPlane()
     }

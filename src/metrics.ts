@@ -100,6 +100,8 @@ const TRAFFIC: Record<string, { name: string, help: string, labels?: Labels }> =
   udpRxCoalesced: { name: 'lwt_udp_coalesced_total', help: 'UDP_GRO batches received (several datagrams in one read).' },
   fastPathPackets: { name: 'lwt_fast_path_packets_total', help: 'Packets carried end to end by the native lone-packet path.' },
   natCheckAnswered: { name: 'lwt_nat_check_answered_total', help: 'NAT checks the server answered on its NAT-check port (listen port + 1).' },
+  endpointChecks: { name: 'lwt_endpoint_checks_total', help: 'Server: return-routability checks of a client\'s new source endpoint (a Ping sent there).' },
+  endpointMoves: { name: 'lwt_endpoint_moves_total', help: 'Server: clients moved to a new endpoint after its check was answered from there.' },
   handshakesCompleted: { name: 'lwt_handshakes_total', help: 'Registration handshakes with the server (client: completed, including rekeys; server: accepted, refused, auth_failed).', labels: { result: 'completed' } },
   handshakesAccepted: { name: 'lwt_handshakes_total', help: 'Registration handshakes with the server (client: completed, including rekeys; server: accepted, refused, auth_failed).', labels: { result: 'accepted' } },
   handshakesRefused: { name: 'lwt_handshakes_total', help: '', labels: { result: 'refused' } },

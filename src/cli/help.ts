@@ -117,8 +117,8 @@ const OPTIONS = `OPTIONS
               ${SOCK} (see FILES).
     --state-dir DIR
               Where the node keeps its state: its private key (node.key),
-              and what it learned (a client's pinned server key, a server's
-              address bindings). Created mode 0700. Default:
+              and what it learned (a client's pinned server key and address
+              cache, a server's address bindings). Created mode 0700. Default:
               /var/lib/lightweight-tunnel/DEV (DEV = --dev).
     --node-key FILE
               This node's private key (one line of base64, as "genkey"
@@ -310,6 +310,11 @@ const FILES = `FILES
               address, and the revoked keys (mode 0600, replaced atomically;
               see "help nodes"). A damaged file stops the server's start with
               an error naming it; it never starts with an empty registry.
+    <state-dir>/peers.json
+              The client's address cache: the peers reached directly
+              (address, node key, endpoints that answered; 0600, at most
+              256, 7 days). A client restarted while the server is down
+              reaches them there. Safe to delete.
     FILE, FILE.client
               Config files written by -g and read by -c.
     /etc/systemd/system/lightweight-tunnel@.service

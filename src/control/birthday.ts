@@ -13,6 +13,15 @@
  *   4. the search ends on a direct path, after BIRTHDAY_TIMEOUT, or when the
  *      spray budget is spent; the next starts no sooner than BIRTHDAY_RETRY.
  *
+ * The spray is a peer asking us to send hundreds of packets per second, so
+ * it is bounded against a member abusing it: it goes only to the address
+ * the server vouches for as the peer's (its public endpoint from the peer
+ * list, which the server moves only after a return-routability check), and
+ * the easy side sprays at most BIRTHDAY_SPRAY_MAX probes per peer per
+ * BIRTHDAY_RETRY window however many birthday Punches arrive: a Punch during
+ * a spray does not restart it, one after the budget is spent is ignored
+ * (counted in punchesIgnored).
+ *
  * BirthdaySearch is one peer's search (owned by its DirectPath, which sends
  * the probes); BirthdayPool is the client's one pool of probe sockets, shared
  * by every running search (a socket's mapping on a symmetric NAT is per
@@ -56,6 +65,11 @@ export class BirthdaySearch {
   #run: Search | null = null
   /** No new search (hard side) before this. */
   #nextAt = 0
+  /** Easy side: the spray budget's window (BIRTHDAY_RETRY long) and the probes sprayed in it. */
+  #windowAt = -Infinity
+  #windowSent = 0
+  /** Birthday Punches that asked for a spray while one ran or the window's budget was spent. */
+  punchesIgnored = 0
 
   constructor (host: BirthdayHost, random: Random) {
     this.#host = host
@@ -67,7 +81,9 @@ export class BirthdaySearch {
   /** The symmetric peer opened its sockets (a Punch with the birthday flag): spray its public address. No-op while our own hard-side search runs. */
   spray (publicEp: Endpoint, now: number): void {
     if (this.#run !== null && this.#run.role !== 'easy') return
-    this.#run = { role: 'easy', ip: publicEp.ip, sent: 0, until: now + BIRTHDAY_TIMEOUT }
+    if (now - this.#windowAt >= BIRTHDAY_RETRY) { this.#windowAt = now; this.#windowSent = 0 }
+    if (this.#run !== null || this.#windowSent >= BIRTHDAY_SPRAY_MAX) { this.punchesIgnored++; return }
+    this.#run = { role: 'easy', ip: publicEp.ip, sent: this.#windowSent, until: now + BIRTHDAY_TIMEOUT }
     this.#host.log('birthday search: spraying the peer\'s public address', { ip: formatEndpoint(publicEp.ip, 0) })
   }
 
@@ -84,6 +100,7 @@ export class BirthdaySearch {
           const port = 1024 + this.#random.int(65536 - 1024)
           this.#host.probe(b.ip, port, null, 0, true, now)
         }
+        this.#windowSent = b.sent
       }
       return
     }

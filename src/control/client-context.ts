@@ -10,6 +10,7 @@ import type { Logger } from '../log.js'
 import type { Random } from '../random.js'
 import type { LanAddr } from '../wire/payloads.js'
 import type { DataplanePort } from './port.js'
+import type { PeerCache } from './peer-cache.js'
 import type { IndexTable, Session, SessionSet } from './session.js'
 import type { StaticKey } from '../crypto/noise.js'
 import type { ServerPin } from '../identity/server-pin.js'
@@ -32,6 +33,8 @@ export interface ClientOptions {
   p2p?: boolean
   /** Our own addresses with the UDP port we listen on (LAN candidates for peers); read at registration. */
   localEndpoints?: () => LanAddr[]
+  /** The address cache (`<state-dir>/peers.json`): peers reached directly, reachable again after a restart without the server. */
+  peerCache?: PeerCache | null
 }
 
 /** The dataplane slot of the server (peers get 1 …). */

@@ -10,6 +10,7 @@
  *     │    ├─ on a server session ──▶ ServerLink: Pong, PeerUpdate (peer-list.ts → peers), Bye
  *     │    └─ on a peer session ────▶ Confirm → PeerSessions; Ping/Pong/Punch → the peer's DirectPath
  *     ├─ relayed from a peer ─────────▶ init/response → PeerSessions (peer-sessions.ts); sealed control as above
+ *     ├─ init/response straight from a peer (a rekey over the direct path) ──▶ PeerSessions
  *     └─ unknown index ───────────────▶ PeerSessions (resync)
  *   tick() ──▶ ServerLink.tick, the NAT check (nat.ts), then per peer: proactive
  *              session, traffic detection, DirectPath.tick (direct-path.ts), PeerSessions.tick
@@ -67,6 +68,8 @@ export class ClientController implements ControlHandler {
   readonly #userPings: UserPings
   /** The NAT-check port's view of us from the newest answer (netcheck), or null. */
   #natCheckView: Endpoint | null = null
+  #lastCacheNote = -Infinity
+  #cacheLoaded = false
 
   constructor (opt: ClientOptions, c: ControlComponents, maxPeers: number) {
     this.#opt = opt
@@ -91,17 +94,60 @@ export class ClientController implements ControlHandler {
       peerUpdate: (msg) => {
         this.#peerList.apply(msg, opt.tunnelIp, {
           upsert: (e) => { this.#upsertPeer(e) },
-          remove: (ip) => { this.#removePeer(ip) },
+          remove: (ip, explicit) => { this.#unlisted(ip, explicit) },
           tunnelIps: () => this.#peers.tunnelIps()
         })
       }
     })
     this.#peers = new PeerTable(maxPeers)
-    this.#peerSessions = new PeerSessions(this.#ctx, this.counters)
+    this.#peerSessions = new PeerSessions(this.#ctx, this.counters, () => this.#server.state === 'registered')
     this.#nat = new NatObserver(() => opt.localEndpoints?.() ?? [])
     this.#birthdays = new BirthdayPool(c.port)
     this.#startedAt = c.clock.now()
     this.#userPings = new UserPings(c.random)
+  }
+
+  // ── the address cache (peer-cache.ts) ───────────────────────────────────
+
+  /**
+   * Peers from the address cache join the table at once, with their last
+   * confirmed endpoints as candidates: we start the session with them
+   * ourselves (straight there while the server is silent). The server's
+   * first full peer list replaces them (a peer it no longer lists goes).
+   * Run at the first tick, not in the constructor: the daemon starts the
+   * dataplane after building the controller, and routes set before that
+   * are lost (seen: the first session after a restart carried no data).
+   */
+  #loadCache (): void {
+    const cache = this.#opt.peerCache
+    if (cache == null || this.#opt.p2p !== true) return
+    const now = this.#clock.now()
+    const cached = cache.load(this.#clock.wallNow())
+    for (const e of cached) {
+      const key = e.key
+      if (key === null || e.tunnelIp === this.#opt.tunnelIp || this.#peers.get(e.tunnelIp) !== undefined) continue
+      // The handshake checks the peer's static key against the cached one (peer-sessions.ts), as against a listed one.
+      const p = this.#peers.add(e.tunnelIp, (slot) => this.#newPeer(slot, 0, e.tunnelIp, key, 0, 0, now, true))
+      if (p === null) break
+      p.path?.remember(e.endpoints)
+      this.#routePeer(p)
+    }
+    if (cached.length > 0) this.#log.info('address cache loaded', { peers: this.#peers.size })
+  }
+
+  /** Note the peers with a confirmed direct path in the cache (once a second), and write it when due. */
+  #cacheTick (now: number): void {
+    const cache = this.#opt.peerCache
+    if (cache == null) return
+    const wall = this.#clock.wallNow()
+    if (now - this.#lastCacheNote >= 1000) {
+      this.#lastCacheNote = now
+      for (const p of this.#peers.values()) {
+        if (p.path === null || p.sessions.current === null || p.path.directCandidate === null) continue
+        cache.note(p.tunnelIp, p.key, p.path.confirmedEndpoints(now), wall)
+      }
+    }
+    cache.saveIfDue(now, wall)
   }
 
   // ── reload and name resolution (daemon.ts) ──────────────────────────────
@@ -141,6 +187,9 @@ export class ClientController implements ControlHandler {
     if (input.kind !== 'packet') return
     if (type === MSG_HANDSHAKE_RESP) {
       if (this.#ctx.fromServer(input.ip, input.port)) this.#server.onResponse(input)
+      else if (!this.#peerSessions.onDirectResponse(this.#peers, input)) this.counters.p2pDropped++
+    } else if (type === MSG_HANDSHAKE_INIT) {
+      if (!this.#ctx.fromServer(input.ip, input.port) && !this.#peerSessions.onDirectInit(this.#peers, input)) this.counters.p2pDropped++
     } else if (type === MSG_REJECT) {
       this.#server.onReject(input)
     } else if (type === MSG_CONTROL) {
@@ -217,14 +266,7 @@ export class ClientController implements ControlHandler {
       p = undefined
     }
     if (p === undefined) {
-      const added = this.#peers.add(e.tunnelIp, (slot) => {
-        const peer: PeerRemote = {
-          slot, peerId: e.peerId, tunnelIp: e.tunnelIp, key: new Uint8Array(e.key), publicIp: e.publicIp, publicPort: e.publicPort, sessions: emptySessionSet(),
-          lastInitTs: 0, path: null, lastTx: 0, lastRx: 0, nextSessionTry: now + C.PROACTIVE_SESSION_DELAY, lastResync: -Infinity
-        }
-        if (this.#opt.p2p === true) peer.path = new DirectPath(this.#pathIo(peer), this.#opt.tunnelIp < e.tunnelIp, now, this.#random)
-        return peer
-      })
+      const added = this.#peers.add(e.tunnelIp, (slot) => this.#newPeer(slot, e.peerId, e.tunnelIp, new Uint8Array(e.key), e.publicIp, e.publicPort, now, false))
       if (added === null) {
         this.#log.warn('too many peers; ignoring one', { peer: intToIp(e.tunnelIp) })
         return
@@ -233,13 +275,40 @@ export class ClientController implements ControlHandler {
       this.#log.debug('peer joined', { peer: intToIp(e.tunnelIp) })
     }
     this.#peers.setPeerId(p, e.peerId)
+    p.fromCache = false
+    p.unlistedAt = null
     p.publicIp = e.publicIp
     p.publicPort = e.publicPort
     this.#routePeer(p)
     p.path?.setAdvertised(e.publicIp === 0 ? null : { ip: e.publicIp, port: e.publicPort }, e.lan, now)
   }
 
+  #newPeer (slot: number, peerId: number, tunnelIp: number, key: Uint8Array, publicIp: number, publicPort: number, now: number, fromCache: boolean): PeerRemote {
+    const peer: PeerRemote = {
+      slot, peerId, tunnelIp, key, publicIp, publicPort, sessions: emptySessionSet(), fromCache, unlistedAt: null,
+      lastInitTs: 0, path: null, lastTx: 0, lastRx: 0, nextSessionTry: now + C.PROACTIVE_SESSION_DELAY, lastResync: -Infinity
+    }
+    if (this.#opt.p2p === true) peer.path = new DirectPath(this.#pathIo(peer), this.#opt.tunnelIp < tunnelIp, now, this.#random)
+    return peer
+  }
+
+  /**
+   * The server's list no longer has the peer. An explicit removal (it left,
+   * or was revoked) applies at once. A peer merely absent from a full list
+   * while we talk to it directly is kept for UNLISTED_GRACE: after a server
+   * restart the first clients to register get a list without the others
+   * (not registered yet), and dropping a working direct path for that
+   * would lose traffic the outage did not. Not relisted by then: removed.
+   */
+  #unlisted (tunnelIp: number, explicit: boolean): void {
+    const p = this.#peers.get(tunnelIp)
+    if (p === undefined) return
+    if (explicit || p.fromCache || p.sessions.current === null || (p.path?.directCandidate ?? null) === null) { this.#removePeer(tunnelIp); return }
+    p.unlistedAt ??= this.#clock.now()
+  }
+
   #removePeer (tunnelIp: number): void {
+    this.#opt.peerCache?.forget(tunnelIp)
     const p = this.#peers.remove(tunnelIp)
     if (p === undefined) return
     this.#peerSessions.forget(p)
@@ -424,18 +493,24 @@ export class ClientController implements ControlHandler {
   /** A peer with a direct-path candidate and no session, for which we (the lower tunnel address) start the end-to-end session. */
   #startsSession (p: PeerRemote): boolean {
     const ss = p.sessions
-    return p.path !== null && ss.current === null && ss.hs.state === 'idle' && ss.pending === null && this.#opt.tunnelIp < p.tunnelIp
+    return p.path !== null && ss.current === null && ss.hs.state === 'idle' && ss.pending === null && (this.#opt.tunnelIp < p.tunnelIp || p.fromCache)
   }
 
   tick (): void {
+    if (!this.#cacheLoaded) { this.#cacheLoaded = true; this.#loadCache() }
     const now = this.#clock.now()
     this.#server.tick(now)
     const registered = this.#server.registered
     if (registered && this.#natCheckDue(now)) this.#natCheck(now)
-    for (const p of this.#peers.values()) {
+    for (const p of [...this.#peers.values()]) {
+      if (p.unlistedAt !== null && now - p.unlistedAt >= C.UNLISTED_GRACE) {
+        this.#log.info('the server no longer lists this peer; dropping it', { peer: intToIp(p.tunnelIp) })
+        this.#removePeer(p.tunnelIp)
+        continue
+      }
       // Direct paths: start the end-to-end session ourselves (the lower tunnel address does), watch traffic, run the path timers.
       if (p.path !== null) {
-        if (this.#startsSession(p) && registered && now >= p.nextSessionTry) {
+        if (this.#startsSession(p) && (registered || p.path.handshakeEndpoints().length > 0) && now >= p.nextSessionTry) {
           p.nextSessionTry = now + C.PROACTIVE_SESSION_RETRY
           this.#peerSessions.start(p, now)
         }
@@ -449,10 +524,14 @@ export class ClientController implements ControlHandler {
       }
       this.#peerSessions.tick(p, now)
     }
+    this.#cacheTick(now)
   }
 
   /** Say goodbye so the server frees our address at once. */
-  shutdown (): void { this.#server.shutdown() }
+  shutdown (): void {
+    this.#server.shutdown()
+    this.#opt.peerCache?.saveIfDue(this.#clock.now(), this.#clock.wallNow(), true)
+  }
 
   // ── status ──────────────────────────────────────────────────────────────
 

@@ -10,16 +10,31 @@
 // ── sessions and handshakes (PROTOCOL.md §10) ────────────────────────────────
 
 /**
+ * TEST ONLY: `LWT_TEST_TIME_SCALE=N` (an integer 2…1000) divides the session
+ * lifetimes below (REKEY_AFTER, REJECT_AFTER) by N, so a test can run a
+ * daemon through several session lifetimes in seconds (test/e2e/outage.test.ts).
+ * Read here and nowhere else; unset, malformed or out of range: 1. Never set
+ * it in production: sessions would be replaced N times as often.
+ */
+export const TEST_TIME_SCALE = testTimeScale(process.env.LWT_TEST_TIME_SCALE)
+
+export function testTimeScale (v: string | undefined): number {
+  if (v === undefined || !/^[0-9]{1,4}$/.test(v)) return 1
+  const n = Number(v)
+  return n >= 2 && n <= 1000 ? n : 1
+}
+
+/**
  * The initiator of a session starts a new handshake once the session is this
  * old (WireGuard REKEY_AFTER_TIME = 120 s). Only the initiator rekeys on time,
  * so the two ends never race to replace the same session.
  */
-export const REKEY_AFTER = 120_000
+export const REKEY_AFTER = 120_000 / TEST_TIME_SCALE
 /**
  * Never use a session older than this (WireGuard REJECT_AFTER_TIME = 180 s):
  * the REJECT_AFTER − REKEY_AFTER = 60 s margin covers the rekey handshake.
  */
-export const REJECT_AFTER = 180_000
+export const REJECT_AFTER = 180_000 / TEST_TIME_SCALE
 /** Retransmit a handshake init after this long without a response (WireGuard REKEY_TIMEOUT 5 s is tuned for the internet; our first try should be quick). */
 export const HANDSHAKE_RETRY = 1_000
 /** Random extra delay in [0, RETRY_JITTER) added to every retry, so many clients do not retry in lockstep (WireGuard: up to 333 ms on 5 s). */
@@ -52,6 +67,8 @@ export const REJECT_BUDGET_PER_SEC = 200
 export const WRONG_KEY_LOG_INTERVAL = 60_000
 /** Bounded memory for per-source rate limits. */
 export const RATE_TABLE_MAX = 4096
+/** A client's new source endpoint is checked (a Ping there, moved on its Pong) at most once per this interval per endpoint. */
+export const ROAM_CHECK_GAP = 500
 /** Coalesce peer-list changes and push them to clients at most this often. */
 export const PEER_UPDATE_INTERVAL = 100
 /**
@@ -87,6 +104,13 @@ export const PROACTIVE_SESSION_RETRY = 5_000
  * the slow half of the time-to-direct matrix before this delay).
  */
 export const PROACTIVE_SESSION_DELAY = 200
+/**
+ * A peer on a working direct path that a full peer list leaves out is kept
+ * this long before it is dropped (unless the list names it again): longer
+ * than a client's longest registration backoff (16 s) plus a keepalive, so
+ * peers re-registering after a server restart are back in the list first.
+ */
+export const UNLISTED_GRACE = 30_000
 /** At most one handshake per this interval because a peer sends on a session we do not have. */
 export const PEER_RESYNC_INTERVAL = 2_000
 /** With direct paths on, the first retry of a peer handshake comes this soon (the init may have raced the peer list). */
@@ -155,3 +179,5 @@ export const MAX_SEEN_FROM = 8
 export const MAX_OBSERVATIONS = 8
 /** Candidates (ours in a Punch, LAN addresses in a registration) sent at most (wire MAX_PUNCH_CANDIDATES, MAX_LAN_ADDRS). */
 export const MAX_ADVERTISED = 8
+/** A handshake without a direct path and without the server goes to at most this many endpoints where the peer answered before (and the address cache keeps as many per peer). */
+export const MAX_HANDSHAKE_ENDPOINTS = 4

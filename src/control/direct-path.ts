@@ -32,7 +32,7 @@ import { endpointKey, formatEndpoint } from '../wire/addr.js'
 import type { Random } from '../random.js'
 import {
   ACTIVE_HEARTBEAT, ACTIVE_WINDOW, BURST_RESTART_GAP, DOUBLE_SYMMETRIC_REPROBE, DOUBLE_SYMMETRIC_ROUNDS, HOLDDOWN, IDLE_KEEPALIVE,
-  IDLE_KEEPALIVE_PASSIVE, LOW_TTL, MAX_ADVERTISED, MAX_CANDIDATES, MAX_PINGS, MAX_SEEN_FROM, PUNCH_MSG_GAP, PUNCH_OFFSETS, RELAY_REPROBE, TRIGGER_GAP
+  IDLE_KEEPALIVE_PASSIVE, LOW_TTL, MAX_ADVERTISED, MAX_HANDSHAKE_ENDPOINTS, MAX_CANDIDATES, MAX_PINGS, MAX_SEEN_FROM, PUNCH_MSG_GAP, PUNCH_OFFSETS, RELAY_REPROBE, TRIGGER_GAP
 } from './constants.js'
 import { NAT_LABEL, chooseStrategy, classifyNat, natFromWire, natToWire, oneSymmetricOneCone, type Endpoint, type NatMapping, type Strategy } from './nat.js'
 import {
@@ -93,6 +93,8 @@ export interface P2pStatus {
   /** Seconds since the path last changed (or since the peer appeared). */
   pathAgeSec: number
   probesSent: number
+  /** The peer's birthday Punches we did not spray for (a spray was running, or its budget per BIRTHDAY_RETRY was spent). */
+  birthdayPunchesIgnored: number
 }
 
 export class DirectPath {
@@ -122,6 +124,8 @@ export class DirectPath {
   /** Candidate keys from the server's peer list, and from the peer's last Punch. */
   #serverKeys = new Set<number>()
   #punchKeys = new Set<number>()
+  /** Candidate keys from the address cache (peer-cache.ts): endpoints confirmed before a restart. */
+  #cachedKeys = new Set<number>()
   readonly #bday: BirthdaySearch
   /** The direct path failed and has not come back yet (status says PATH_LOST rather than NO_ANSWER). */
   #lost = false
@@ -186,7 +190,39 @@ export class DirectPath {
 
   /** Candidates still advertised (by the server or the peer's last Punch) are never pruned. */
   #markAdvertised (): void {
-    for (const [k, c] of this.candidates) c.advertised = this.#serverKeys.has(k) || this.#punchKeys.has(k)
+    for (const [k, c] of this.candidates) c.advertised = this.#serverKeys.has(k) || this.#punchKeys.has(k) || this.#cachedKeys.has(k)
+  }
+
+  /** Endpoints where the peer answered before a restart (the address cache): candidates to probe and to send handshakes to. */
+  remember (eps: readonly Endpoint[]): void {
+    for (const e of eps.slice(0, MAX_ADVERTISED)) {
+      if (e.ip === 0 || e.port === 0) continue
+      this.#addCandidate(e.ip, e.port, isPrivate(e.ip) ? 'lan' : 'public')
+      this.#cachedKeys.add(endpointKey(e.ip, e.port))
+    }
+    this.#markAdvertised()
+    this.#prune()
+  }
+
+  /**
+   * Where to send a handshake when there is no direct path and the relay is
+   * down: candidates that answered a probe once (newest first), else the
+   * cached ones; at most MAX_HANDSHAKE_ENDPOINTS.
+   */
+  handshakeEndpoints (): Array<Endpoint & { sock: number }> {
+    const known = [...this.candidates.entries()].filter(([k, c]) => c.pongs > 0 || this.#cachedKeys.has(k)).map(([, c]) => c)
+    known.sort((a, b) => b.lastHeardAt - a.lastHeardAt)
+    return known.slice(0, MAX_HANDSHAKE_ENDPOINTS).map(c => ({ ip: c.ip, port: c.port, sock: c.sock }))
+  }
+
+  /** Endpoints confirmed now (the direct one first), for the address cache; main socket only (probe sockets do not survive a restart). */
+  confirmedEndpoints (now: number): Endpoint[] {
+    const cur = this.directCandidate
+    const out: Endpoint[] = cur !== null && cur.sock === 0 ? [{ ip: cur.ip, port: cur.port }] : []
+    for (const c of this.candidates.values()) {
+      if (c !== cur && c.sock === 0 && candidateAlive(c, now) && out.length < MAX_HANDSHAKE_ENDPOINTS) out.push({ ip: c.ip, port: c.port })
+    }
+    return out
   }
 
   /** Our own candidates or NAT kind changed: tell the peer and probe again. */
@@ -241,8 +277,17 @@ export class DirectPath {
     const sent = this.#pings.get(txid)
     if (sent === undefined) return // stale or not ours: ignore
     this.#pings.delete(txid)
-    let c = this.candidates.get(sent.key)
-    if (c === undefined || c.ip !== ip || c.port !== port) c = this.#addCandidate(ip, port, 'learned')
+    const c = this.candidates.get(sent.key)
+    if (c === undefined || c.ip !== ip || c.port !== port) {
+      // Return routability: a Pong from elsewhere than where its Ping went proves
+      // only that the peer can send with that source (a member could name any
+      // address). Probe the source instead; its own Pong confirms it.
+      const l = this.#addCandidate(ip, port, 'learned')
+      l.sock = sock
+      this.#noteSeen(ip, port)
+      if (now - l.lastPingAt >= TRIGGER_GAP) this.#ping(l, now, null)
+      return
+    }
     this.#noteSeen(ip, port)
     c.sock = sock
     const rtt = now - sent.at
@@ -497,7 +542,8 @@ export class DirectPath {
       timeToDirectMs: this.#directAt === null ? null : this.#directAt - this.#knownAt,
       pathChanges: this.#pathChanges,
       pathAgeSec: Math.round((now - st.since) / 10) / 100,
-      probesSent: this.#probesSent
+      probesSent: this.#probesSent,
+      birthdayPunchesIgnored: this.#bday.punchesIgnored
     }
   }
 }

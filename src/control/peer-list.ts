@@ -11,7 +11,8 @@ import { PEER_OP_REMOVE, PEER_SEQ_MOD, type PeerEntry, type PeerUpdate } from '.
 /** What applying an update does to the peer table. */
 export interface PeerListTarget {
   upsert(e: PeerEntry): void
-  remove(tunnelIp: number): void
+  /** `explicit`: an explicit REMOVE entry (true), or absent from a full list (false). */
+  remove(tunnelIp: number, explicit: boolean): void
   /** Tunnel IPs of every peer we hold now. */
   tunnelIps(): number[]
 }
@@ -30,14 +31,14 @@ export class PeerListSync {
     if (msg.seq !== this.#expectSeq) this.#broken = true
     this.#expectSeq = msg.final ? 0 : (msg.seq + 1) % PEER_SEQ_MOD
     for (const e of msg.entries) {
-      if (e.op === PEER_OP_REMOVE) { t.remove(e.tunnelIp); continue }
+      if (e.op === PEER_OP_REMOVE) { t.remove(e.tunnelIp, true); continue }
       if (e.tunnelIp === self) continue
       this.#resetMarks?.add(e.tunnelIp)
       t.upsert(e)
     }
     if (!msg.final) return
     if (this.#resetMarks !== null) {
-      for (const ip of t.tunnelIps()) if (!this.#resetMarks.has(ip)) t.remove(ip)
+      for (const ip of t.tunnelIps()) if (!this.#resetMarks.has(ip)) t.remove(ip, false)
       this.#resetMarks = null
       this.version = this.#broken ? 0 : msg.version
     } else {

@@ -19,6 +19,16 @@
  * any DH) is the key listed for the peer the relay envelope names, and a
  * response is accepted only from that key. Anything else is dropped,
  * counted (peerKeyMismatch) and logged at most once a minute per peer.
+ *
+ * The handshake is end to end, so it needs the server only as a carrier:
+ * while a direct path is confirmed, inits, responses and Confirms go over it
+ * (a rekey never touches the server, so direct peers outlive a server
+ * outage); an answer goes back where its request came from; otherwise they
+ * go through the relay, and while the server is not answering also straight
+ * to the peer's last confirmed endpoints (DirectPath.handshakeEndpoints:
+ * after an expired session, or from the address cache after a restart).
+ * A direct init is matched to a peer by its source (a candidate endpoint) or
+ * by its static key; either way the key check below applies.
  */
 import * as C from './constants.js'
 import { consumeInit, consumeResponse, createInit, createResponse } from '../crypto/noise.js'
@@ -27,19 +37,40 @@ import { encodeControl, CTL_CONFIRM } from '../wire/control.js'
 import { intToIp } from '../wire/addr.js'
 import type { ControlInput } from './port.js'
 import type { ClientContext } from './client-context.js'
-import type { PeerRemote } from './peer-table.js'
+import type { Endpoint } from './nat.js'
+import type { PeerRemote, PeerTable } from './peer-table.js'
+import { endpointKey } from '../wire/addr.js'
 import { confirmPending, expireSessions, installCurrent, newSession, sameBytes, sessionsOf, type Session } from './session.js'
 import { PerKeyInterval } from './rate-limit.js'
 import { fingerprint } from '../identity/key-text.js'
+
+/** Where a handshake message came from straight (not relayed), with the socket it arrived on; null for the relay. */
+export type DirectFrom = (Endpoint & { sock: number }) | null
 
 export class PeerSessions {
   readonly #ctx: ClientContext
   readonly #counters: { peerKeyMismatch: number }
   readonly #mismatchLog = new PerKeyInterval(C.WRONG_KEY_LOG_INTERVAL, C.RATE_TABLE_MAX)
+  /** Is the server answering (relayed messages can arrive)? */
+  readonly #serverUp: () => boolean
 
-  constructor (ctx: ClientContext, counters: { peerKeyMismatch: number }) {
+  constructor (ctx: ClientContext, counters: { peerKeyMismatch: number }, serverUp: () => boolean = () => true) {
     this.#ctx = ctx
     this.#counters = counters
+    this.#serverUp = serverUp
+  }
+
+  /** Send a handshake message or Confirm to the peer: back to `to`, else over the direct path, else relayed (and to its last confirmed endpoints while the server is down). */
+  #send (p: PeerRemote, bytes: Uint8Array, to: DirectFrom): void {
+    const port = this.#ctx.port
+    const direct = to ?? p.path?.directCandidate ?? null
+    if (direct !== null) {
+      port.sendControl(bytes, direct.ip, direct.port, direct.sock)
+      return
+    }
+    this.#ctx.sendRelayed(p.peerId, bytes)
+    if (this.#serverUp()) return
+    for (const ep of p.path?.handshakeEndpoints() ?? []) port.sendControl(bytes, ep.ip, ep.port, ep.sock)
   }
 
   /** Is `key` the key the server listed for `p`? Counts and logs (rate-limited) when not. */
@@ -87,11 +118,43 @@ export class PeerSessions {
     if (p.sessions.hs.state === 'initSent') indexes.delete(p.sessions.hs.localIndex)
     const tries = p.sessions.hs.state === 'initSent' ? p.sessions.hs.tries + 1 : 1
     p.sessions.hs = { state: 'initSent', localIndex, initiator: state, sentAt: now, tries }
-    this.#ctx.sendRelayed(p.peerId, message)
+    this.#send(p, message, null)
   }
 
-  /** The peer's init, relayed by the server (which vouches for the sender's id). */
-  onInit (p: PeerRemote, input: ControlInput): void {
+  /**
+   * A peer's init sent straight to us (its rekey over the direct path, or a
+   * handshake while the server is down): from one of the peer's candidate
+   * endpoints, or from a new one (the peer restarted behind a new NAT
+   * port): then the peer whose static key made it (message 1 needs no DH
+   * to learn it). False when no peer matches (the caller counts it).
+   */
+  onDirectInit (peers: PeerTable, input: ControlInput): boolean {
+    const p = peers.byCandidate(endpointKey(input.ip, input.port)) ?? this.#peerOfInit(peers, input.bytes)
+    if (p === undefined) return false
+    this.onInit(p, input, { ip: input.ip, port: input.port, sock: input.sock ?? 0 })
+    return true
+  }
+
+  #peerOfInit (peers: PeerTable, bytes: Uint8Array): PeerRemote | undefined {
+    let key: Uint8Array
+    try { key = consumeInit(this.#ctx.opt.psk, this.#ctx.opt.nodeKey, bytes).remoteStatic } catch { return undefined }
+    for (const p of peers.values()) if (sameBytes(p.key, key)) return p
+    return undefined
+  }
+
+  /** A response to one of our peer inits sent straight back: its receiver index names the handshake (and so the peer). False when it names none. */
+  onDirectResponse (peers: PeerTable, input: ControlInput): boolean {
+    const b = input.bytes
+    const idx = b.length >= 12 ? new DataView(b.buffer, b.byteOffset, b.length).getUint32(8, true) : 0
+    const owner = this.#ctx.indexes.get(idx) as Partial<PeerRemote> | undefined
+    const p = owner?.slot === undefined ? undefined : peers.bySlot(owner.slot)
+    if (p === undefined || p !== owner) return false
+    this.onResponse(p, input, { ip: input.ip, port: input.port, sock: input.sock ?? 0 })
+    return true
+  }
+
+  /** The peer's init: relayed by the server (which vouches for the sender's id), or straight `from` the peer (onDirectInit). */
+  onInit (p: PeerRemote, input: ControlInput, from: DirectFrom = null): void {
     const { opt, indexes, port } = this.#ctx
     const now = this.#ctx.clock.now()
     let hs
@@ -111,11 +174,11 @@ export class PeerSessions {
     if (p.sessions.pending) this.#ctx.drop(p.sessions.pending)
     p.sessions.pending = session
     port.setRecvKey(p.slot, localIndex, keys.dataRecv)
-    this.#ctx.sendRelayed(p.peerId, message)
+    this.#send(p, message, from)
   }
 
-  /** The peer's response to our init, relayed. */
-  onResponse (p: PeerRemote, input: ControlInput): void {
+  /** The peer's response to our init, relayed or straight `from` the peer. */
+  onResponse (p: PeerRemote, input: ControlInput, from: DirectFrom = null): void {
     const { port } = this.#ctx
     const ss = p.sessions
     if (ss.hs.state !== 'initSent') return
@@ -134,7 +197,7 @@ export class PeerSessions {
     installCurrent(ss, session, now, this.#ctx.drop)
     port.setRecvKey(p.slot, localIndex, session.keys.dataRecv)
     port.setSendKey(p.slot, session.keys.dataSend, session.remoteIndex)
-    this.#ctx.sendRelayed(p.peerId, session.ctl.seal(encodeControl({ kind: CTL_CONFIRM })))
+    this.#send(p, session.ctl.seal(encodeControl({ kind: CTL_CONFIRM })), from)
     this.#ctx.log.debug('session with peer established', { peer: intToIp(p.tunnelIp) })
     p.path?.setSession(true, now)
   }

@@ -32,6 +32,10 @@ export interface PeerRemote {
   nextSessionTry: number
   /** Last handshake started because the peer sent on a session we do not have. */
   lastResync: number
+  /** Known only from the address cache (peer-cache.ts) so far: the server has not listed it since we started. */
+  fromCache: boolean
+  /** When a full peer list from the server left it out while we talked to it directly (client.ts UNLISTED_GRACE), else null. */
+  unlistedAt: number | null
 }
 
 export class PeerTable {

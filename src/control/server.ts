@@ -33,6 +33,7 @@
  * by session.ts (the same code as the client's).
  */
 import type { Clock, WallClock } from '../clock.js'
+import type { Random } from '../random.js'
 import type { Logger } from '../log.js'
 import type { ControlComponents, ControlHandler, ControlInput, DataplanePort } from './port.js'
 import { IndexTable, sameBytes, confirmPending, emptySessionSet, expireSessions, newSession, openSealedControl, sessionsOf, type Session, type SessionSet } from './session.js'
@@ -99,6 +100,8 @@ interface ClientRecord {
   pings: Map<number, number>
   lastPingAt: number
   rtt: RttWindow
+  /** A new source endpoint being checked (return routability): our Ping with `txid` went there; its Pong from there moves the client. */
+  roam: { ip: number, port: number, txid: number, at: number } | null
 }
 
 export class ServerController implements ControlHandler {
@@ -135,6 +138,9 @@ export class ServerController implements ControlHandler {
   #txid = 1
   /** `lightweight-tunnel ping` probes in flight. */
   readonly #userPings: UserPings
+  readonly #random: Random
+  /** Return-routability checks of a client's new source endpoint: started, and passed (the client moved). */
+  readonly roamCounters = { endpointChecks: 0, endpointMoves: 0 }
 
   constructor (opt: ServerOptions, c: ControlComponents, maxPeers: number) {
     this.#opt = opt
@@ -149,6 +155,7 @@ export class ServerController implements ControlHandler {
     this.#network = networkAddress(opt.tunnelIp, opt.prefix)
     this.#broadcast = broadcastAddress(opt.tunnelIp, opt.prefix)
     this.#userPings = new UserPings(c.random)
+    this.#random = c.random
   }
 
   // ── reload (config/reload.ts decides what is live) ─────────────────────
@@ -192,16 +199,42 @@ export class ServerController implements ControlHandler {
     // a client that is re-registering wait in the dataplane's queue.
   }
 
+  /** The dataplane saw authenticated data from a client at a new source: check that it receives there before moving it. */
   onEndpoint (slot: number, ip: number, port: number): void {
     for (const r of this.#byIp.values()) {
-      if (r.slot === slot && r.active) {
-        this.#log.info('client moved', { peer: intToIp(r.tunnelIp), endpoint: formatEndpoint(ip, port) })
-        r.endpointIp = ip
-        r.endpointPort = port
-        this.#port.setPeer(this.#route(r))
-        this.#announce(r)
-      }
+      if (r.slot === slot && r.active) this.#checkEndpoint(r, ip, port, this.#clock.now())
     }
+  }
+
+  /**
+   * Return routability: an authenticated packet from a new source endpoint
+   * does not move the client (a member could spoof its source and point the
+   * relay, and its peers' punching, anywhere). We send a Ping with a fresh
+   * random txid there, sealed on its current session; only its Pong from
+   * that endpoint moves the client (one RTT; traffic stays on the old
+   * endpoint meanwhile). At most one check per endpoint per ROAM_CHECK_GAP.
+   */
+  #checkEndpoint (rec: ClientRecord, ip: number, port: number, now: number): void {
+    if (rec.endpointIp === ip && rec.endpointPort === port) { rec.roam = null; return }
+    const s = rec.sessions.current
+    if (s === null) return
+    const r = rec.roam
+    if (r !== null && r.ip === ip && r.port === port && now - r.at < C.ROAM_CHECK_GAP) return
+    const txid = 0x40000000 + this.#random.int(0x40000000) // above our sequential RTT txids, below user pings (top bit)
+    rec.roam = { ip, port, txid, at: now }
+    this.roamCounters.endpointChecks++
+    this.#port.sendControl(s.ctl.seal(encodeControl({ kind: CTL_PING, txid, peerListVersion: this.#version })), ip, port)
+  }
+
+  /** The check's Pong came back from the new endpoint: move the client there. */
+  #moveClient (rec: ClientRecord, ip: number, port: number): void {
+    rec.roam = null
+    this.roamCounters.endpointMoves++
+    this.#log.info('client moved', { peer: intToIp(rec.tunnelIp), endpoint: formatEndpoint(ip, port) })
+    rec.endpointIp = ip
+    rec.endpointPort = port
+    this.#port.setPeer(this.#route(rec))
+    this.#announce(rec)
   }
 
   #onPacket (input: ControlInput): void {
@@ -369,18 +402,18 @@ export class ServerController implements ControlHandler {
       }
       case CTL_PING: {
         if (rec.sessions.pending === s) this.#activate(rec, s, input.ip, input.port)
-        if (rec.active && (rec.endpointIp !== input.ip || rec.endpointPort !== input.port) && s === rec.sessions.current) {
-          rec.endpointIp = input.ip
-          rec.endpointPort = input.port
-          this.#port.setPeer(this.#route(rec))
-          this.#announce(rec)
-        }
+        if (rec.active && s === rec.sessions.current) this.#checkEndpoint(rec, input.ip, input.port, now)
         const pong = encodeControl({ kind: CTL_PONG, txid: msg.txid, peerListVersion: this.#version, observedIp: input.ip, observedPort: input.port })
         this.#port.sendControl(s.ctl.seal(pong), input.ip, input.port)
         if (msg.peerListVersion !== this.#version) this.#sendFullList(rec, s)
         break
       }
       case CTL_PONG: {
+        const roam = rec.roam
+        if (roam !== null && msg.txid === roam.txid) {
+          if (roam.ip === input.ip && roam.port === input.port && rec.active) this.#moveClient(rec, input.ip, input.port)
+          break
+        }
         // The answer to one of our RTT Pings (clients of this version answer them), or to a user ping.
         if (this.#userPings.answered(msg.txid, now)) break
         const sent = rec.pings.get(msg.txid)
@@ -436,7 +469,8 @@ export class ServerController implements ControlHandler {
       lan: c.lan,
       pings: new Map(),
       lastPingAt: -Infinity,
-      rtt: new RttWindow()
+      rtt: new RttWindow(),
+      roam: null
     }
     this.#byIp.set(rec.tunnelIp, rec)
     this.#byKey.set(kh, rec)

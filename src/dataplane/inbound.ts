@@ -323,8 +323,9 @@ export class Inbound {
       if (view.getUint32(inner + 16) !== own) { s[C.dropNotForUs]++; continue }
       s[ps + P_RX_PACKETS]++
       s[ps + P_RX_BYTES] += ilen
-      // Roaming: an authenticated packet sent straight to us (not relayed) from a new address moves the peer.
-      if (via < 0 && this.#isServer) this.#maybeRoam(peer.slot, this.#openSrc[j])
+      // Roaming: an authenticated packet sent straight to us (not relayed) from a new address is reported;
+      // the control plane moves the peer once that address answers a Ping (return routability).
+      if (via < 0 && this.#isServer) this.#maybeRoam(peer.slot, this.#openSrc[j], now)
       this.#tunOffsets[nTun] = inner
       this.#tunLens[nTun] = ilen
       nTun++
@@ -340,14 +341,16 @@ export class Inbound {
     for (let j = 0; j < nTun; j++) s[C.tunTxBytes] += this.#tunLens[j]
   }
 
-  #maybeRoam (slot: number, i: number): void {
+  /** Report a peer's new source address (at most once a second per address); never move it here: setPeer does, after the check. */
+  #maybeRoam (slot: number, i: number, now: number): void {
     const peer = this.peers.bySlot[slot]!
     const ip = this.#addrs[i * 2]
     const port = this.#addrs[i * 2 + 1]
     if (peer.epIp === ip && peer.epPort === port) return
-    this.#unindexFast(peer)
-    this.peers.setEndpoint(peer, ip, port)
-    this.#indexFast(peer)
+    const key = endpointKey(ip, port)
+    if (peer.roamKey === key && now - peer.roamAt < 1000) return
+    peer.roamKey = key
+    peer.roamAt = now
     this.#post({ code: 'ENDPOINT', slot, ip, port })
   }
 

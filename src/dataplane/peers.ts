@@ -27,6 +27,10 @@ export interface WorkerPeer {
   queue: Uint8Array[]
   /** When NEED_SESSION was last asked (ms), to ask at most once a second. */
   askedAt: number
+  // Inbound worker, server only:
+  /** The new source last reported in an ENDPOINT event, and when (ms): reported at most once a second per source. */
+  roamKey: number
+  roamAt: number
 }
 
 export interface RecvSession {
@@ -57,7 +61,7 @@ export class PeerTable {
     if (p === undefined) {
       p = {
         slot: m.slot, peerId: 0, tunnelIp: 0, epIp: 0, epPort: 0, epKey: -1, relayVia: false, fd: -1,
-        sendKeyOff: -1, remoteIndex: 0, queue: [], askedAt: -Infinity
+        sendKeyOff: -1, remoteIndex: 0, queue: [], askedAt: -Infinity, roamKey: -1, roamAt: -Infinity
       }
       this.bySlot[m.slot] = p
     } else {

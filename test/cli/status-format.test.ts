@@ -91,7 +91,7 @@ t.test('client report', async t => {
 t.test('direct-path section: candidates, NAT kinds, why relay, last pong', async t => {
   const p2p = (x: Partial<NonNullable<PeerStatus['p2p']>>): NonNullable<PeerStatus['p2p']> => ({
     enabled: true, localNat: 'cone', peerNat: 'cone', strategy: 'punch', relayReason: null, candidates: [], candidatesTried: 0,
-    lastPongSec: null, timeToDirectMs: null, pathChanges: 0, pathAgeSec: 1, probesSent: 0, ...x
+    lastPongSec: null, timeToDirectMs: null, pathChanges: 0, pathAgeSec: 1, probesSent: 0, birthdayPunchesIgnored: 0, ...x
   })
   const out = formatStatus({
     ...clientReport,

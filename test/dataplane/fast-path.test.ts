@@ -331,18 +331,24 @@ t.test('inbound: a lone data message is opened and written by the addon; everyth
   t.same(r.failures, [])
 })
 
-t.test('inbound on a server: a peer that moved is roamed by the batch path, then taken by the fast path at its new address', async t => {
+t.test('inbound on a server: a peer at a new address is reported by the batch path, and taken by the fast path there once the control plane moved it', async t => {
   const r = rig(t, { mode: 'server' })
   const a = ipv4(PEER_IP, OWN, 40)
   r.udpSend(1, sealData(r.recvKey, LOCAL_INDEX, 0, a))
   t.same(await r.tunRead(1), [a])
   t.equal(r.counter('fastPathPackets'), 0, 'a new source address is the batch path\'s to judge')
-  t.ok(r.posted.some(m => m.code === 'ENDPOINT' && m.slot === 1 && m.port === r.farPorts[1]), 'roamed')
+  t.ok(r.posted.some(m => m.code === 'ENDPOINT' && m.slot === 1 && m.port === r.farPorts[1]), 'reported')
   await sleep(20)
   const b = ipv4(PEER_IP, OWN, 40)
   r.udpSend(1, sealData(r.recvKey, LOCAL_INDEX, 1, b))
   t.same(await r.tunRead(1), [b])
-  t.equal(r.counter('fastPathPackets'), 1, 'from the new address: fast')
+  t.equal(r.counter('fastPathPackets'), 0, 'not moved yet (return routability: the control plane checks the address first): still the batch path')
+  r.control({ code: 'PEER', slot: 1, peerId: 7, tunnelIp: PEER_IP, endpointIp: LOOPBACK, endpointPort: r.farPorts[1]!, relayVia: false, fd: -1 })
+  await sleep(20)
+  const c = ipv4(PEER_IP, OWN, 40)
+  r.udpSend(1, sealData(r.recvKey, LOCAL_INDEX, 2, c))
+  t.same(await r.tunRead(1), [c])
+  t.equal(r.counter('fastPathPackets'), 1, 'moved by the control plane: fast from the new address')
 })
 
 t.test('--no-fast-path: the same traffic, all through the batch path', async t => {

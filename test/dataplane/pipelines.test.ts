@@ -326,7 +326,7 @@ t.test('server: relay envelopes are forwarded unopened with the source\'s peer i
   t.match(r.counters(), { relayedPackets: 1, dropRelayUnknownPeer: 1, dropRelayUnknownSource: 1 })
 })
 
-t.test('server: an authenticated packet from a new address moves the peer: ENDPOINT to the main thread (which re-posts PEER to every thread)', async t => {
+t.test('server: an authenticated packet from a new address is reported (ENDPOINT, at most once a second per address) and does not move the peer: the main thread checks the address first and re-posts PEER', async t => {
   const r = rig(t, 'server')
   const A = { ip: 0x64400201, port: 40001 }
   const moved = { ip: 0x64400201, port: 41111 }
@@ -339,10 +339,24 @@ t.test('server: an authenticated packet from a new address moves the peer: ENDPO
   await r.io.settle()
   t.equal(r.tun.take().length, 1)
   t.same(r.messages().filter((m) => m.code === 'ENDPOINT'), [{ code: 'ENDPOINT', slot: 1, ip: moved.ip, port: moved.port }])
-  // Unauthenticated datagrams from yet another address do not move it.
+  // Unauthenticated datagrams from yet another address are not reported.
   r.udp.inject(sealData(new Uint8Array(32), 6, 1, ipv4(CLIENT_IP, SERVER_IP)), 0x09090909, 9)
   await r.io.settle()
   t.equal(r.messages().filter((m) => m.code === 'ENDPOINT').length, 1)
+  // More data from the new address within the second: no second report.
+  r.udp.inject(sealData(recvKey, 6, 2, ipv4(CLIENT_IP, SERVER_IP)), moved.ip, moved.port)
+  await r.io.settle()
+  t.equal(r.tun.take().length, 1, 'delivered')
+  t.equal(r.messages().filter((m) => m.code === 'ENDPOINT').length, 1, 'reported once')
+  // Traffic to the peer still goes to its old endpoint until the control plane moves it (return routability).
+  r.tun.inject(ipv4(SERVER_IP, CLIENT_IP, randomBytes(40)))
+  await r.io.settle()
+  const sent = r.udp.takeSent()
+  t.same(sent.map(d => ({ ip: d.ip, port: d.port })), [A], 'to the old endpoint')
+  r.post({ code: 'PEER', slot: 1, peerId: 1, tunnelIp: CLIENT_IP, endpointIp: moved.ip, endpointPort: moved.port, relayVia: false, fd: -1 })
+  r.tun.inject(ipv4(SERVER_IP, CLIENT_IP, randomBytes(40)))
+  await r.io.settle()
+  t.same(r.udp.takeSent().map(d => ({ ip: d.ip, port: d.port })), [moved], 'to the new one once the control plane moved it')
 })
 
 t.test('the TUN device deleted under the pipeline: ERROR with tunGone, every poll stopped', async t => {
