@@ -87,7 +87,9 @@ export const COUNTERS = [
   'dropControlRingFull', 'dropRelayUnknownPeer', 'dropRelayUnknownSource', 'dropTooBig',
   'tunRxSuperpackets', 'udpRxCoalesced', 'dropRxOverflow',
   // Packets (either direction) carried end to end by the native lone-packet path.
-  'fastPathPackets'
+  'fastPathPackets',
+  // A relay envelope whose inner message is not of type 1-4 (PROTOCOL §4.4: a Relay or a Reject is never relayed).
+  'dropRelayInnerType'
 ] as const
 export type CounterName = typeof COUNTERS[number]
 export const C: Record<CounterName, number> = Object.fromEntries(COUNTERS.map((n, i) => [n, i])) as Record<CounterName, number>

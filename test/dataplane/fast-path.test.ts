@@ -399,6 +399,7 @@ t.test('relay: a server forwards a lone envelope in the addon, rewritten to name
   const r = rig(t, { mode: 'server' })
   r.control({ code: 'PEER', slot: 2, peerId: 8, tunnelIp: OTHER_IP, endpointIp: LOOPBACK, endpointPort: r.farPorts[1], relayVia: false, fd: -1 })
   const body = new Uint8Array(randomBytes(120))
+  body[0] = 4 // a data message: only inner types 1-4 are relayed
   const env = (to: number): Uint8Array => {
     const e = new Uint8Array(8 + body.length)
     new DataView(e.buffer).setUint32(0, 5, true)
@@ -421,6 +422,15 @@ t.test('relay: a server forwards a lone envelope in the addon, rewritten to name
   r.udpSend(0, env(7))
   await sleep(60)
   t.equal(r.counter('dropRelayUnknownPeer'), 2, 'to nobody, or back to the sender: dropped by the batch path')
+  t.equal(r.counter('fastPathPackets'), 1)
+  // PROTOCOL §4.4: a Relay or a Reject inside an envelope is never forwarded, neither by the addon nor by the batch path.
+  for (const type of [5, 6]) {
+    const bad = env(8)
+    bad[8] = type
+    r.udpSend(0, bad)
+  }
+  t.same(await r.udpRead(1, 60, 1), [], 'an envelope holding a Relay or a Reject is not forwarded')
+  t.equal(r.counter('dropRelayInnerType'), 2, 'the addon left both to the batch path, which counted them')
   t.equal(r.counter('fastPathPackets'), 1)
   // The peer leaves: its lookups go with it.
   r.control({ code: 'PEER_REMOVE', slot: 2 })

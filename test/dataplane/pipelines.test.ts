@@ -315,6 +315,7 @@ t.test('server: relay envelopes are forwarded unopened with the source\'s peer i
   r.post({ code: 'PEER', slot: 1, peerId: 1, tunnelIp: CLIENT_IP, endpointIp: A.ip, endpointPort: A.port, relayVia: false, fd: -1 })
   r.post({ code: 'PEER', slot: 2, peerId: 2, tunnelIp: OTHER_IP, endpointIp: OTHER_EP.ip, endpointPort: OTHER_EP.port, relayVia: false, fd: -1 })
   const inner = randomBytes(80)
+  inner[0] = 4 // a data message (what the server forwards must be of type 1-4)
   r.udp.inject(relayEnvelope(2, inner), A.ip, A.port)
   r.udp.inject(relayEnvelope(9, inner), A.ip, A.port) // no such peer
   r.udp.inject(relayEnvelope(2, inner), 0x01020304, 5) // not a registered client
@@ -324,6 +325,35 @@ t.test('server: relay envelopes are forwarded unopened with the source\'s peer i
   t.same({ ip: sent[0]!.ip, port: sent[0]!.port }, OTHER_EP)
   t.same(sent[0]!.bytes, relayEnvelope(1, inner), 'envelope now names the source (peer 1); the message is untouched')
   t.match(r.counters(), { relayedPackets: 1, dropRelayUnknownPeer: 1, dropRelayUnknownSource: 1 })
+})
+
+t.test('server: an envelope carrying a Relay (5) or a Reject (6) is never forwarded (PROTOCOL §4.4), other types are', async t => {
+  const r = rig(t, 'server')
+  const A = { ip: 0x64400201, port: 40001 }
+  r.post({ code: 'PEER', slot: 1, peerId: 1, tunnelIp: CLIENT_IP, endpointIp: A.ip, endpointPort: A.port, relayVia: false, fd: -1 })
+  r.post({ code: 'PEER', slot: 2, peerId: 2, tunnelIp: OTHER_IP, endpointIp: OTHER_EP.ip, endpointPort: OTHER_EP.port, relayVia: false, fd: -1 })
+  for (const type of [5, 6, 0, 7, 1, 2, 3, 4]) {
+    const inner = new Uint8Array(randomBytes(64))
+    inner[0] = type
+    r.udp.inject(relayEnvelope(2, inner), A.ip, A.port)
+  }
+  await r.io.settle()
+  t.same(r.udp.takeSent().map((d) => d.bytes[8]), [1, 2, 3, 4], 'only inner types 1-4 left, in order')
+  t.match(r.counters(), { relayedPackets: 4, dropRelayInnerType: 4 })
+})
+
+t.test('client: a relayed Relay or Reject from the server is dropped and counted, never reaches the control plane', async t => {
+  const r = rig(t, 'client')
+  const reject = new Uint8Array([6, 1, 0, 0, 1, 2, 3, 4]) // Reject(AUTH_FAILED), as a member could have the server relay it
+  const nested = relayEnvelope(9, new Uint8Array(40).fill(4))
+  r.udp.inject(relayEnvelope(42, new Uint8Array([...reject, ...new Uint8Array(8)])), SERVER_EP.ip, SERVER_EP.port)
+  r.udp.inject(relayEnvelope(42, nested), SERVER_EP.ip, SERVER_EP.port)
+  const ctl = new Uint8Array(64).fill(3)
+  ctl[1] = ctl[2] = ctl[3] = 0
+  r.udp.inject(relayEnvelope(42, ctl), SERVER_EP.ip, SERVER_EP.port)
+  await r.io.settle()
+  t.equal(r.ring.available(), 1, 'only the relayed control message reached the control ring')
+  t.match(r.counters(), { dropRelayInnerType: 2, controlPackets: 1 })
 })
 
 t.test('server: an authenticated packet from a new address moves the peer: ENDPOINT to the main thread (which re-posts PEER to every thread)', async t => {
