@@ -147,7 +147,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
 
   let psk: Uint8Array
   try {
-    psk = await derivePsk(config.key)
+    psk = await derivePsk(config.key, { ip: config.tun.ipInt, prefix: config.tun.prefix, name: config.networkName })
   } catch (err) {
     removeProcessHooks()
     log.error(describeError(err))

@@ -211,7 +211,7 @@ export class ServerLink implements SessionOwner {
     if (rej.reason === REJECT_AUTH_FAILED) {
       if (ss.hs.state !== 'initSent' || rej.index !== ss.hs.localIndex) return
       this.#reg = R.authFailed(this.#reg)
-      this.#setProblem('the server rejected our key: authentication failed — the network key (-k/--key) is probably wrong; still retrying quietly', 'error')
+      this.#setProblem('the server rejected our key: authentication failed — the network key (--key-file, LWT_KEY or -k) is probably wrong, or the network differs (the --tun prefix and --network-name must be the server\'s); still retrying quietly', 'error')
     } else if (rej.reason === REJECT_UNKNOWN_SESSION) {
       // Index 0: our relayed packets come from an address the server does not
       // know (our NAT rebound or we moved): a ping on our session moves us.
