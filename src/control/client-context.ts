@@ -11,7 +11,7 @@ import type { Logger } from '../log.js'
 import type { Random } from '../random.js'
 import type { LanAddr } from '../wire/payloads.js'
 import type { DataplanePort } from './port.js'
-import type { IndexTable, Session, SessionSet } from './session.js'
+import { wipeSession, type IndexTable, type Session, type SessionSet } from './session.js'
 
 export interface ClientOptions {
   psk: Uint8Array
@@ -66,6 +66,7 @@ export function clientContext (opt: ClientOptions, c: { port: DataplanePort, clo
     drop: (s) => {
       indexes.delete(s.localIndex)
       port.dropRecvIndex(s.localIndex)
+      wipeSession(s)
     },
     fromServer: (ip, p) => ip === opt.serverIp && p === opt.serverPort,
     sendToServer: (bytes) => { port.sendControl(bytes, opt.serverIp, opt.serverPort) },

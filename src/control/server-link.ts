@@ -354,7 +354,12 @@ export class ServerLink implements SessionOwner {
         this.#ping(now)
       }
     }
-    expireSessions(srv, now, this.#ctx.drop, true)
+    expireSessions(srv, now, this.#ctx.drop, true, () => { this.#ctx.port.clearSendKey(SERVER_SLOT) })
+  }
+
+  /** The send key to the server reached REKEY_AFTER_MESSAGES: register again now (a rekey), unless a registration is out. */
+  rekey (now: number): void {
+    if (this.#reg.state === 'registered' && this.sessions.hs.state === 'idle') this.#sendRegistration(now)
   }
 
   /**

@@ -167,6 +167,7 @@ export class Inbound {
     this.#sessions.delete(localIndex)
     this.#sessionHash.delete(localIndex >>> 0)
     this.#keys.fill(0, s.keyOff, s.keyOff + KEY_LEN)
+    this.#native.aeadForget() // and the addon's cached copy of the last key opened
     this.#freeKeys.push(s.keyOff)
   }
 

@@ -27,6 +27,8 @@ export interface WorkerPeer {
   queue: Uint8Array[]
   /** When NEED_SESSION was last asked (ms), to ask at most once a second. */
   askedAt: number
+  /** SEND_LIMIT was posted for the current send key (reset by a new key). */
+  rekeyAsked: boolean
 }
 
 export interface RecvSession {
@@ -57,7 +59,7 @@ export class PeerTable {
     if (p === undefined) {
       p = {
         slot: m.slot, peerId: 0, tunnelIp: 0, epIp: 0, epPort: 0, epKey: -1, relayVia: false, fd: -1,
-        sendKeyOff: -1, remoteIndex: 0, queue: [], askedAt: -Infinity
+        sendKeyOff: -1, remoteIndex: 0, queue: [], askedAt: -Infinity, rekeyAsked: false
       }
       this.bySlot[m.slot] = p
     } else {

@@ -59,7 +59,7 @@ interface Rig {
   counter: (name: CounterName) => number
 }
 
-function rig (t: Test, opts: { mode?: 'client' | 'server', fastPath?: boolean, sendKey?: boolean } = {}): Rig {
+function rig (t: Test, opts: { mode?: 'client' | 'server', fastPath?: boolean, sendKey?: boolean, limits?: Pick<WorkerInit, 'rekeyAfterMessages' | 'rejectAfterMessages'> } = {}): Rig {
   const [tunFd, tunPeer] = socketPairDgram()
   const udp = native.udpOpen('127.0.0.1', 0, 0)
   const fars = [native.udpOpen('127.0.0.1', 0, 0), native.udpOpen('127.0.0.1', 0, 0), native.udpOpen('127.0.0.1', 0, 0)]
@@ -68,7 +68,7 @@ function rig (t: Test, opts: { mode?: 'client' | 'server', fastPath?: boolean, s
   const init: WorkerInit = {
     role: 'both', statsIndex: 0, mode: opts.mode ?? 'client', tunFd, tunVnet: true, udpFd: udp.fd, tunnelIp: OWN, mtu: 1400,
     maxPeers: MAX_PEERS, packetMem: new SharedArrayBuffer(BATCH * SLOT_SIZE), packetMemIn: new SharedArrayBuffer(RX_BUFS * RX_BUF_SIZE),
-    stats: statsSab, ctrlRing: SpscRing.create(CTRL_RING_SLOTS, CTRL_SLOT_SIZE), fastPath: opts.fastPath ?? true
+    stats: statsSab, ctrlRing: SpscRing.create(CTRL_RING_SLOTS, CTRL_SLOT_SIZE), fastPath: opts.fastPath ?? true, ...opts.limits
   }
   const posted: FromWorker[] = []
   const failures: unknown[] = []
@@ -223,6 +223,23 @@ t.test('outbound: a lone packet is sealed and sent by the addon; a burst goes to
   const [d7] = await r.udpRead(1)
   t.equal(openData(r.sendKey, d7).counter, 7)
   t.equal(r.counter('fastPathPackets'), 2 + fastBurst, 'lone again: fast again')
+  t.same(r.failures, [])
+})
+
+t.test('outbound: past REKEY_AFTER_MESSAGES (2 here) the addon leaves the packet to the batch path, which asks for a rekey and retires the key at REJECT_AFTER_MESSAGES (4)', async t => {
+  const r = rig(t, { limits: { rekeyAfterMessages: 2, rejectAfterMessages: 4 } })
+  const counters: number[] = []
+  for (let i = 0; i < 5; i++) {
+    r.tunWrite(ipv4(OWN, PEER_IP, 60 + i))
+    const got = await r.udpRead(i < 4 ? 1 : 0)
+    counters.push(...got.map(d => openData(r.sendKey, d).counter))
+    await sleep(20) // lone packets, past the hold-off
+  }
+  t.same(counters, [0, 1, 2, 3], 'nothing sent at or past REJECT_AFTER_MESSAGES')
+  t.equal(r.counter('fastPathPackets'), 2, 'counters 0 and 1 by the addon; from 2 on, the batch path')
+  t.same(r.posted.filter(m => m.code === 'SEND_LIMIT'), [{ code: 'SEND_LIMIT', slot: 1 }], 'a rekey asked once')
+  t.ok(r.posted.some(m => m.code === 'NEED_SESSION'), 'then a new session')
+  t.equal(r.counter('sendKeyExhausted'), 1)
   t.same(r.failures, [])
 })
 

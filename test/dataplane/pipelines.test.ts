@@ -56,7 +56,7 @@ interface Rig {
 }
 
 /** The daemon's dataplane over the twin: TUN and UDP opened as Dataplane.start opens them, one or two pipeline threads. */
-function rig (t: Test, mode: 'client' | 'server', placement: 'fused' | 'split' = 'fused', tunnelIp = mode === 'client' ? CLIENT_IP : SERVER_IP): Rig {
+function rig (t: Test, mode: 'client' | 'server', placement: 'fused' | 'split' = 'fused', tunnelIp = mode === 'client' ? CLIENT_IP : SERVER_IP, extra: Partial<WorkerInit> = {}): Rig {
   const io = new FakeIo()
   const tunFd = openTunVnet(io, 'lwt0', true, true).fd
   const udpOpened = openUdp(io, '0.0.0.0', mode === 'server' ? 9000 : 0, 4 * 1024 * 1024)
@@ -80,7 +80,8 @@ function rig (t: Test, mode: 'client' | 'server', placement: 'fused' | 'split' =
       packetMemIn: role === 'both' ? new SharedArrayBuffer(RX_BUFS * RX_BUF_SIZE) : null,
       stats: statsSab,
       ctrlRing: role !== 'outbound' ? ringSab : null,
-      fastPath: true
+      fastPath: true,
+      ...extra
     }
     const port = new MemPort()
     runs.push(runPipelines(init, io, port, (err) => { t.fail(`pipeline failed: ${String(err)}`) }))
@@ -295,6 +296,44 @@ t.test(`no session yet: packets are queued (at most QUEUE_MAX = ${QUEUE_MAX}, th
   const sent = r.udp.takeSent().map((d) => openData(key, d.bytes))
   t.same(sent.map((m) => seqOf(m.inner)), Array.from({ length: QUEUE_MAX }, (_, i) => i + extra), 'the newest QUEUE_MAX, in order')
   t.same(sent.map((m) => m.counter), Array.from({ length: QUEUE_MAX }, (_, i) => i))
+})
+
+t.test('message-count limits (REKEY_AFTER_MESSAGES = 3, REJECT_AFTER_MESSAGES = 5 here): SEND_LIMIT once at 3, the key retired at 5, its packets wait for the next key', async t => {
+  for (const placement of ['fused', 'split'] as const) {
+    t.test(placement, async t => {
+      const r = rig(t, 'client', placement, CLIENT_IP, { rekeyAfterMessages: 3, rejectAfterMessages: 5 })
+      const { sendKey } = withServer(r)
+      for (let i = 0; i < 7; i++) r.tun.inject(ipv4(CLIENT_IP, SERVER_IP, seqPayload(i)))
+      await r.io.settle()
+      const sent = r.udp.takeSent().map((d) => openData(sendKey, d.bytes))
+      t.same(sent.map((m) => m.counter), [0, 1, 2, 3, 4], 'counters 0..4 under the key, none at or past 5')
+      t.same(sent.map((m) => seqOf(m.inner)), [0, 1, 2, 3, 4])
+      t.same(r.messages().filter((m) => m.code === 'SEND_LIMIT'), [{ code: 'SEND_LIMIT', slot: 1 }], 'a rekey asked once, at counter 3')
+      t.same(r.messages().filter((m) => m.code === 'NEED_SESSION'), [{ code: 'NEED_SESSION', slot: 1 }], 'then a session asked for')
+      t.match(r.counters(), { rekeyOnMessages: 1, sendKeyExhausted: 1, dropQueueFull: 0 })
+      const next = new Uint8Array(randomBytes(32))
+      r.post({ code: 'SEND_KEY', slot: 1, key: next, remoteIndex: REMOTE_INDEX + 1 })
+      const flushed = r.udp.takeSent().map((d) => openData(next, d.bytes))
+      t.same(flushed.map((m) => [seqOf(m.inner), m.counter, m.index]), [[5, 0, REMOTE_INDEX + 1], [6, 1, REMOTE_INDEX + 1]], 'the waiting packets leave under the new key, from counter 0')
+    })
+  }
+})
+
+t.test('SEND_KEY_CLEAR (the session expired): nothing more is sent with the key; packets queue and a session is asked for', async t => {
+  const r = rig(t, 'client')
+  const { sendKey } = withServer(r)
+  r.tun.inject(ipv4(CLIENT_IP, SERVER_IP, seqPayload(0)))
+  await r.io.settle()
+  t.equal(r.udp.takeSent().length, 1)
+  r.post({ code: 'SEND_KEY_CLEAR', slot: 1 })
+  r.tun.inject(ipv4(CLIENT_IP, SERVER_IP, seqPayload(1)))
+  await r.io.settle()
+  t.same(r.udp.takeSent(), [], 'the old key sends nothing')
+  t.same(r.messages().filter((m) => m.code === 'NEED_SESSION'), [{ code: 'NEED_SESSION', slot: 1 }])
+  const next = new Uint8Array(randomBytes(32))
+  r.post({ code: 'SEND_KEY', slot: 1, key: next, remoteIndex: REMOTE_INDEX })
+  t.same(r.udp.takeSent().map((d) => seqOf(openData(next, d.bytes).inner)), [1], 'sent on the new session')
+  t.not(Buffer.from(next).toString('hex'), Buffer.from(sendKey).toString('hex'))
 })
 
 t.test('PEER_REMOVE: the peer\'s packets have no route and its sessions no longer open', async t => {
