@@ -296,7 +296,7 @@ async function waitUntil (fn: () => boolean, ms: number): Promise<boolean> {
 }
 
 async function main (): Promise<void> {
-  psk = await derivePsk(key)
+  psk = await derivePsk(key, { ip: tunnelIpOf(0), prefix, name: null }) // the server's network (its --tun prefix must be `prefix`)
   out({ ev: 'ready', server: `${serverHost}:${serverPort}`, firstTunnelIp: intToIp(tunnelIpOf(0)) })
   const rl = createInterface({ input: process.stdin })
   for await (const line of rl) {

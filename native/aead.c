@@ -12,6 +12,7 @@
 #include "aead.h"
 #include "napi_util.h"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 
@@ -28,14 +29,34 @@ typedef struct {
 /* This thread's contexts; freed by aead_thread_free when its last env goes. */
 static __thread aead_state tSeal, tOpen;
 
+/* Frees the context (OpenSSL clears its key schedule) and wipes our copy of the key. */
 static void aead_state_free(aead_state *s) {
   if (s->ctx) EVP_CIPHER_CTX_free(s->ctx);
-  memset(s, 0, sizeof *s);
+  OPENSSL_cleanse(s, sizeof *s);
 }
 
 void aead_thread_free(void) {
   aead_state_free(&tSeal);
   aead_state_free(&tOpen);
+}
+
+/*
+ * aeadForget(): a key left the pipeline's tables (its slot is zeroed by the
+ * caller); wipe this thread's cached copy of the last keys and their
+ * contexts too. The next packet sets them up again (keys change rarely).
+ */
+napi_value aead_forget(napi_env env, napi_callback_info info) {
+  (void)info;
+  aead_thread_free();
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+/* Test seam (exported to JS by the test build only): this thread's cached seal and open keys (zeros when none or wiped). */
+void aead_cached_keys(uint8_t out[2 * AEAD_KEY_LEN]) {
+  memcpy(out, tSeal.key, AEAD_KEY_LEN);
+  memcpy(out + AEAD_KEY_LEN, tOpen.key, AEAD_KEY_LEN);
 }
 
 /* This thread's context for one direction, with `key` loaded. Returns NULL on an OpenSSL failure. */

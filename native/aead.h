@@ -67,6 +67,10 @@ static inline int aead_open_one(const uint8_t *key, const uint8_t *aad, size_t a
 
 /* Frees this thread's OpenSSL contexts (module.c, when the thread's last env goes). */
 void aead_thread_free(void);
+/* aeadForget(): wipe this thread's cached keys and contexts (a key was removed). */
+napi_value aead_forget(napi_env env, napi_callback_info info);
+/* Test seam (testing.c aeadCachedKeys): this thread's cached seal and open keys. */
+void aead_cached_keys(uint8_t out[2 * AEAD_KEY_LEN]);
 
 /* Bindings (aead.c). */
 napi_value aead_seal_batch(napi_env env, napi_callback_info info);

@@ -78,7 +78,7 @@
   X(TUN_TX_BYTES, "tunTxBytes") X(UDP_RX_PACKETS, "udpRxPackets") X(UDP_RX_BYTES, "udpRxBytes") \
   X(UDP_TX_PACKETS, "udpTxPackets") X(UDP_TX_BYTES, "udpTxBytes") X(DROP_TUN_WRITE, "dropTunWrite") \
   X(DROP_UDP_SEND, "dropUdpSend") X(FAST_PACKETS, "fastPackets") X(RELAYED_PACKETS, "relayedPackets") \
-  X(RELAYED_BYTES, "relayedBytes")
+  X(RELAYED_BYTES, "relayedBytes") X(REKEY_AFTER, "rekeyAfter")
 #define FAST_CFG_ENUM(id, name) FC_##id,
 enum { FAST_CFG_LIST(FAST_CFG_ENUM) FC_WORDS };
 
@@ -122,6 +122,7 @@ struct lwt_fast {
   int64_t cap, maxPeers, maxSessions;
   uint32_t ownIp, msgData, msgRelay;
   double replayWindow, rejectAfter, maxCounterHigh;
+  double rekeyAfter; /* outbound: a send counter at or above it goes to the JS path (which asks for a rekey or retires the key) */
   int64_t peerBase, peerFields, pTxPackets, pTxBytes, pRxPackets, pRxBytes, pLastRx;
   int64_t tunRxPackets, tunRxBytes, tunTxPackets, tunTxBytes, udpRxPackets, udpRxBytes, udpTxPackets, udpTxBytes,
           dropTunWrite, dropUdpSend, fastPackets, relayedPackets, relayedBytes;
@@ -220,6 +221,8 @@ static int fast_out(lwt_fast *f) {
   int32_t flags = p[FP_FLAGS];
   if ((flags & (FPF_USED | FPF_READY)) != (FPF_USED | FPF_READY)) return fast_out_pend(f, r);
   if ((int64_t)slot * AEAD_KEY_LEN + AEAD_KEY_LEN > (int64_t)f->keysLen) return fast_out_pend(f, r);
+  /* Message-count limits (outbound.ts #frame): past REKEY_AFTER_MESSAGES every packet is the JS path's. */
+  if (!(f->counters[slot] < f->rekeyAfter)) return fast_out_pend(f, r);
   /* Complete a partial checksum in place: this packet is ours from here on. */
   if ((h[0] & VNET_F_NEEDS_CSUM) && !vnet_complete_csum(h, pkt, plen)) return fast_out_pend(f, r);
 
@@ -309,10 +312,12 @@ static int fast_consume(lwt_fast *f, ssize_t r) {
  * Server: a relay envelope [type 5, peer id of the destination][sealed data]
  * from a registered client, forwarded unopened with the envelope's peer id
  * rewritten to the source's (inbound.ts #relay). Unknown source or
- * destination: the JS path judges and counts.
+ * destination, or an inner type other than 1-4: the JS path judges and counts.
  */
 static int fast_relay(lwt_fast *f, uint8_t *m, ssize_t r, uint32_t ip, uint32_t port) {
   if (r < 8 + 8) return 0;
+  /* PROTOCOL §4.4: the inner message is of type 1..4 (data = 4 is the highest); a Relay or Reject inside is the JS path's drop. */
+  if (m[8] < 1 || m[8] > f->msgData) return 0;
   int64_t src = fast_lookup(f->epHash, f->sessBits, fast_ep_key(ip, port));
   int64_t dst = fast_lookup(f->idHash, f->sessBits, cp_le32(m + 4));
   if (src < 0 || dst < 0 || src >= f->maxPeers || dst >= f->maxPeers || src == dst) return 0;
@@ -481,6 +486,7 @@ static int fast_cfg(napi_env env, const char *fn, lwt_fast *f, napi_value v, nap
   f->maxSessions = (int64_t)cfg[FC_MAX_SESSIONS];
   f->replayWindow = cfg[FC_REPLAY_WINDOW];
   f->rejectAfter = cfg[FC_REJECT_AFTER];
+  f->rekeyAfter = cfg[FC_REKEY_AFTER];
   f->maxCounterHigh = cfg[FC_MAX_COUNTER_HIGH];
   f->msgData = (uint32_t)cfg[FC_MSG_DATA];
   f->msgRelay = (uint32_t)cfg[FC_MSG_RELAY];

@@ -92,6 +92,7 @@ static const lwt_export fns[] = {
   { "udpSendTo", udp_send_to },
   { "aeadSealBatch", aead_seal_batch },
   { "aeadOpenBatch", aead_open_batch },
+  { "aeadForget", aead_forget },
   { "udpSendToTtl", udp_send_to_ttl },
   { "udpSetGro", udp_set_gro },
   { "udpRecvGro", udp_recv_gro },
@@ -109,6 +110,7 @@ static const lwt_export testFns[] = {
   { "vnetCoalesce", vnet_coalesce_js },
   { "poly1305Blocks", poly1305_blocks_js },
   { "socketPairDgram", socket_pair_dgram },
+  { "aeadCachedKeys", aead_cached_keys_js },
 };
 #endif
 

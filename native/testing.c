@@ -7,11 +7,13 @@
  *   vnetSplit        the split step of tunReadSplit on a packet already in sbuf
  *   vnetCoalesce     what tunWriteBatchGro would write, gathered into a buffer
  *   poly1305Blocks   Poly1305 alone, by the compact implementation
+ *   aeadCachedKeys   this thread's cached OpenSSL seal/open keys (aeadForget wipes them)
  *
  * Arguments are checked exactly as their production counterparts check
  * theirs (the same helpers from tun.c and napi_util.c).
  */
 #include "testing.h"
+#include "aead.h"
 #include "chacha20poly1305.h"
 #include "napi_util.h"
 #include "offload.h"
@@ -113,4 +115,20 @@ napi_value poly1305_blocks_js(napi_env env, napi_callback_info info) {
   }
   cp_poly_finish(&p, out);
   return res;
+}
+
+/* aeadCachedKeys() -> Uint8Array(64): this thread's cached seal key, then open key (zeros: none, or wiped by aeadForget). */
+napi_value aead_cached_keys_js(napi_env env, napi_callback_info info) {
+  (void)info;
+  uint8_t keys[2 * AEAD_KEY_LEN];
+  aead_cached_keys(keys);
+  void *data;
+  napi_value ab, out;
+  if (napi_create_arraybuffer(env, sizeof keys, &data, &ab) != napi_ok ||
+      napi_create_typedarray(env, napi_uint8_array, sizeof keys, ab, 0, &out) != napi_ok) {
+    throw_internal(env, "aeadCachedKeys");
+    return NULL;
+  }
+  memcpy(data, keys, sizeof keys);
+  return out;
 }

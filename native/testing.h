@@ -10,6 +10,7 @@
 #include <node_api.h>
 
 napi_value socket_pair_dgram(napi_env env, napi_callback_info info);
+napi_value aead_cached_keys_js(napi_env env, napi_callback_info info);
 napi_value vnet_split_js(napi_env env, napi_callback_info info);
 napi_value vnet_coalesce_js(napi_env env, napi_callback_info info);
 napi_value poly1305_blocks_js(napi_env env, napi_callback_info info);

@@ -164,13 +164,13 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     if (loaded.created) log.info('created this node\'s key', { file: loaded.path })
     if (config.mode === 'client') pin = serverPin(config.stateDir, config.serverKey)
     log.info(`node key ${fingerprint(nodeKey.pub)} (public key ${keyToText(nodeKey.pub)})`)
-    psk = await derivePsk(config.key)
+    psk = await derivePsk(config.key, { ip: config.tun.ipInt, prefix: config.tun.prefix, name: config.networkName })
   } catch (err) {
     removeProcessHooks()
     log.error(describeError(err))
     return 1
   }
-  if (stopping) { removeProcessHooks(); log.info('stopped before start-up finished'); return 0 }
+  if (stopping) { psk.fill(0); removeProcessHooks(); log.info('stopped before start-up finished'); return 0 }
   const maxPeers = maxPeersFor(config)
   let registry: FileRegistry | null = null
   try {
@@ -250,6 +250,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
   const handler: ControlHandler = {
     onControl: (input) => { controller.onControl(input); ticker.kick(controller.tickInterval()) },
     onNeedSession: (slot) => { controller.onNeedSession(slot); ticker.kick(controller.tickInterval()) },
+    onSendLimit: (slot) => { controller.onSendLimit(slot); ticker.kick(controller.tickInterval()) },
     onEndpoint: (slot, ip, port) => { controller.onEndpoint(slot, ip, port); ticker.kick(controller.tickInterval()) }
   }
   let natCheck: Socket | null = null
@@ -358,6 +359,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     if (control) await control.close().catch(() => {})
     if (metrics) await metrics.close().catch(() => {})
     await dataplane.close().catch((err: unknown) => { log.error('closing the dataplane failed', { err }) })
+    psk.fill(0) // the only copy of the network's psk (the key string itself cannot be wiped: docs/PROTOCOL.md §15)
     onExit()
     removeProcessHooks()
   }

@@ -24,11 +24,11 @@ _lightweight_tunnel() {
 
   local commands='server client status nodes demo help version install-service completion genkey pubkey'
   local topics='server client status nodes demo config version install-service completion'
-  local common='--tun --key --dev --control --mtu --keepalive --log-level --placement --fast-path --no-fast-path --state-dir --node-key --quiet --verbose --config --help'
+  local common='--tun --key-file --key --network-name --dev --control --mtu --keepalive --log-level --placement --fast-path --no-fast-path --state-dir --node-key --quiet --verbose --config --help'
 
   # Values of the option just typed.
   case $prev in
-    -c|--config|-config|-g|--genconfig|-genconfig|--node-key|-node-key|--server-key|-server-key)
+    -c|--config|-config|-g|--genconfig|-genconfig|--node-key|-node-key|--server-key|-server-key|--key-file|-key-file)
       compopt -o filenames 2>/dev/null
       COMPREPLY=($(compgen -f -- "$cur"))
       return 0 ;;
@@ -47,7 +47,7 @@ _lightweight_tunnel() {
       return 0 ;;
     --p2p|-p2p)
       ((eq)) && { COMPREPLY=($(compgen -W 'true false' -- "$cur")); return 0; } ;;
-    -t|--tun|-tun|-k|--key|-key|--dev|-dev|-tun-name|--tun-name|--control|-control|--mtu|-mtu|--keepalive|-keepalive|-l|--listen|-listen|-r|--remote|-remote|--max-clients|-max-clients)
+    -t|--tun|-tun|-k|--key|-key|--network-name|-network-name|--dev|-dev|-tun-name|--tun-name|--control|-control|--mtu|-mtu|--keepalive|-keepalive|-l|--listen|-listen|-r|--remote|-remote|--max-clients|-max-clients)
       COMPREPLY=()
       return 0 ;;
   esac

@@ -61,6 +61,8 @@ export interface ParseEnv {
   netnsId?: string | null
   /** Directory against which relative paths are resolved (default: process.cwd()). */
   cwd?: string
+  /** The network key from the environment (default: process.env.LWT_KEY; null: unset, for tests). */
+  lwtKey?: string | null
 }
 
 /** ERR_USAGE with every problem found, one sentence each. */
@@ -215,7 +217,8 @@ export function parseCommand (argv: readonly string[], parseEnv: ParseEnv = {}):
   if (cmd === '?') throw new UsageError(problems)
   const env: LoadEnv = {
     cwd: parseEnv.cwd ?? process.cwd(),
-    netnsId: parseEnv.netnsId === undefined ? currentNetnsId() : parseEnv.netnsId
+    netnsId: parseEnv.netnsId === undefined ? currentNetnsId() : parseEnv.netnsId,
+    lwtKey: parseEnv.lwtKey === undefined ? process.env.LWT_KEY : parseEnv.lwtKey ?? undefined
   }
 
   // help wins over everything except an unknown help topic.

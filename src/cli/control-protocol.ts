@@ -17,8 +17,9 @@
  * open at once; a throwing handler becomes an ok:false answer. Nothing a
  * client sends can crash the daemon.
  *
- * Socket file lifecycle: the directory is created 0755, the socket chmod 0600
- * (only its owner, normally root, may control the daemon). A socket file left
+ * Socket file lifecycle: the directory is created 0755, the socket is bound
+ * under umask 077 (so it never exists with a wider mode than 0700) and then
+ * chmod 0600 (only its owner, normally root, may control the daemon). A socket file left
  * by a dead daemon (connect → ECONNREFUSED) is replaced; a live one is an
  * ERR_CONTROL_SOCKET error. close() removes the file if it is still ours.
  */
@@ -137,7 +138,14 @@ export async function startControlServer (path: string, handler: ControlHandler,
         : fail(`cannot listen on the control socket ${path}: ${err.message}`, err))
     }
     server.once('error', onError)
-    server.listen(path, () => { server.off('error', onError); resolve() })
+    // bind() creates the socket file with 0777 & ~umask, synchronously inside listen(): with umask 077 it is
+    // 0700 from its first instant (never group/other-accessible, not even until the chmod below).
+    const umask = process.umask(0o077)
+    try {
+      server.listen(path, () => { server.off('error', onError); resolve() })
+    } finally {
+      process.umask(umask)
+    }
   })
   let ino: number | null = null
   try {

@@ -30,8 +30,10 @@ const NAME = `NAME
 `
 
 const SYNOPSIS = `SYNOPSIS
-    lightweight-tunnel server --listen HOST:PORT --tun CIDR --key KEY [options]
-    lightweight-tunnel client --remote HOST:PORT --tun CIDR --key KEY [options]
+    lightweight-tunnel server --listen HOST:PORT --tun CIDR --key-file FILE
+        [options]
+    lightweight-tunnel client --remote HOST:PORT --tun CIDR --key-file FILE
+        [options]
     lightweight-tunnel -c FILE [options]
     lightweight-tunnel status [--json] [--all | --control PATH | --dev NAME |
         -c FILE]
@@ -104,11 +106,23 @@ const OPTIONS = `OPTIONS
               client. The prefix must be /${L.prefixMin} to /${L.prefixMax} (/31 and /32 leave no
               room for other nodes) and the address must not be the network's
               network or broadcast address.
-    -k, --key KEY
-              Required. The network's shared secret, the same on the server
-              and every client. Any non-empty string; shorter than ${L.keyWarnBelow}
-              characters gives a warning. A key on the command line is visible
-              to other local users in ps(1): prefer a config file (-c).
+    --key-file FILE, LWT_KEY=KEY, -k, --key KEY
+              Required, one of them. The network's shared secret, the same on
+              the server and every client. Any non-empty string; shorter than
+              ${L.keyWarnBelow} characters gives a warning. The first that gives it wins:
+              -k or --key-file on the command line (not both), then the
+              environment variable LWT_KEY, then "key" or "keyFile" in the
+              config file. --key-file FILE: the key is the file's text
+              without one trailing newline; an empty file is an error; a
+              file other users can read is an error (chmod 600 it), one its
+              group can read a warning. -k works, but a key on the command
+              line is visible to every local user in ps(1): a warning says so.
+    --network-name NAME
+              Optional, the same on every node. Mixed with the tunnel network
+              (the --tun network and prefix) into the salt that turns the key
+              into the network's psk (docs/PROTOCOL.md 8.1): two networks with
+              the same key and the same CIDR share a psk unless named apart.
+              Every node of a network must use the same prefix and name.
     --dev NAME, -tun-name NAME
               TUN device name, 1..${L.devNameMax} characters of A-Z a-z 0-9 _ - .
               Default: ${D.dev}.
@@ -258,7 +272,8 @@ const GO_FORMS = `COMPATIBILITY WITH THE GO lightweight-tunnel
 
 const CONFIG = `CONFIGURATION FILE
     -c FILE reads one JSON object (a UTF-8 byte order mark is allowed).
-    Precedence: command-line options, then the file, then the defaults.
+    Precedence: command-line options, then the file, then the defaults
+    (for the key: the command line, then LWT_KEY, then the file).
     Keys (our name / the Go program's name):
         mode                        "server" or "client"
         listen     / local_addr     "HOST:PORT" (local_addr is ignored for
@@ -266,6 +281,8 @@ const CONFIG = `CONFIGURATION FILE
         remote     / remote_addr    "HOST:PORT" (client)
         tun        / tunnel_addr    "10.0.0.2/24"
         key                         "..." (the shared secret)
+        keyFile    / key_file       "/path/to/key" (instead of key)
+        networkName / network_name  "office" (optional, every node)
         dev        / tun_name       "lwt0"
         control                     "/path/to/socket"
         mtu                         1400 or "auto"
@@ -359,9 +376,11 @@ const EXAMPLES = `EXAMPLES
         lightweight-tunnel -g /etc/lightweight-tunnel.json
         lightweight-tunnel -c /etc/lightweight-tunnel.json
 
-    A server on a public host (203.0.113.5):
+    A server on a public host (203.0.113.5), the key in a 0600 file:
         lightweight-tunnel server --listen 0.0.0.0:9000 --tun 10.0.0.1/24 \\
-            --key "$KEY"
+            --key-file /etc/lightweight-tunnel/key
+    or from the environment (not visible in ps):
+        LWT_KEY="$KEY" lightweight-tunnel server --tun 10.0.0.1/24
 
     Two clients, each behind its own NAT:
         lightweight-tunnel client --remote 203.0.113.5:9000 \\
@@ -388,7 +407,7 @@ const EXAMPLES = `EXAMPLES
 const SERVER = `lightweight-tunnel server - run the server
 
 SYNOPSIS
-    lightweight-tunnel server --tun CIDR --key KEY [--listen HOST:PORT]
+    lightweight-tunnel server --tun CIDR --key-file FILE [--listen HOST:PORT]
         [--max-clients N] [--dev NAME] [--control PATH] [--mtu N]
         [--keepalive SECONDS] [--placement inline|fused|split]
         [--no-fast-path] [--log-level LEVEL | -q | --verbose]
@@ -407,13 +426,13 @@ SYNOPSIS
 const CLIENT = `lightweight-tunnel client - run a client
 
 SYNOPSIS
-    lightweight-tunnel client --remote HOST:PORT --tun CIDR --key KEY
+    lightweight-tunnel client --remote HOST:PORT --tun CIDR --key-file FILE
         [--p2p | --no-p2p] [--listen HOST:PORT] [--dev NAME] [--control PATH]
         [--mtu N] [--keepalive SECONDS] [--placement inline|fused|split]
         [--no-fast-path] [--log-level LEVEL | -q | --verbose]
         [--log-format text|json] [-c FILE]
 
-    The client registers with the server at --remote using --key, then
+    The client registers with the server at --remote using the key, then
     reaches every other node's tunnel address. With --p2p (the default) it
     tries a direct UDP path to each client it talks to and falls back to the
     server's relay while none works; --no-p2p always uses the relay. A wrong

@@ -30,6 +30,8 @@ export const SPECS: readonly OptSpec[] = [
   { key: 'remote', names: ['remote', 'r'], type: 'string' },
   { key: 'tun', names: ['tun', 't'], type: 'string' },
   { key: 'key', names: ['key', 'k'], type: 'string' },
+  { key: 'keyFile', names: ['key-file'], type: 'string' },
+  { key: 'networkName', names: ['network-name'], type: 'string' },
   { key: 'dev', names: ['dev', 'tun-name'], type: 'string' },
   { key: 'control', names: ['control'], type: 'string' },
   { key: 'mtu', names: ['mtu'], type: 'string' },

@@ -32,6 +32,9 @@ export const GO_KEYS: Readonly<Record<string, SettingKey>> = Object.freeze({
 /** File key → setting: our names first, then the Go project's (this order is printed in messages). */
 const FILE_KEYS = new Map<string, { readonly key: SettingKey, readonly go: boolean }>()
 for (const k of SETTINGS) FILE_KEYS.set(k, { key: k, go: false })
+/** Our snake_case spellings of the newer settings (as the issue and the docs write them). */
+FILE_KEYS.set('key_file', { key: 'keyFile', go: false })
+FILE_KEYS.set('network_name', { key: 'networkName', go: false })
 for (const [k, key] of Object.entries(GO_KEYS)) FILE_KEYS.set(k, { key, go: true })
 
 /**

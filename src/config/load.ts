@@ -22,6 +22,7 @@
  * says so); unknown file keys are errors; keys Go had but we do not implement
  * are named in one warning each.
  */
+import { readFileSync, statSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { DEFAULTS, LIMITS, LOG_FORMATS, LOG_LEVELS, controlPathFor } from './defaults.js'
 import { fileNamesOf, goBlank, ignoredWarning, PLACEHOLDER_KEYS, readConfigFile, zeroMeantDefault } from './go-compat.js'
@@ -49,8 +50,10 @@ export interface RunInput {
 }
 
 export interface LoadEnv {
-  /** Directory against which relative paths (-c, --control) are resolved. */
+  /** Directory against which relative paths (-c, --control, --key-file) are resolved. */
   readonly cwd: string
+  /** The LWT_KEY environment variable (the network key), or undefined when unset. */
+  readonly lwtKey?: string | undefined
   /** Network namespace id for the default control path (config/defaults.ts controlPathFor). */
   readonly netnsId: string | null
 }
@@ -184,7 +187,8 @@ function readSettings (mode: Mode | null, s: Settings, env: LoadEnv, problems: s
   const listen = readListen(mode, s, problems, warnings)
   const remote = mode === 'client' ? readRemote(s, problems) : null
   const tun = readTun(mode, s, problems)
-  const key = readKey(s, problems, warnings)
+  const { key, keyFile } = readKey(s, env, problems, warnings)
+  const networkName = readNetworkName(s, problems)
   const dev = readDev(s, problems)
   const control = readControl(s, dev, env, problems)
   const mtu = readMtu(s, problems, warnings)
@@ -200,7 +204,7 @@ function readSettings (mode: Mode | null, s: Settings, env: LoadEnv, problems: s
   const nodeKey = readPath(s.pick('nodeKey'), null, 'a private key file (make one with: lightweight-tunnel genkey > FILE)', env, problems)
   const serverKey = readServerKey(mode, s, env, problems)
   const authorizedNodes = mode === 'server' ? readAuthorizedNodes(s, env, problems) : null
-  return { mode, listen, remote, tun, key, dev, control, mtu, maxClients, p2p, keepalive, logLevel, logFormat, placement, fastPath, metrics, stateDir, nodeKey, serverKey, authorizedNodes }
+  return { mode, listen, remote, tun, key, keyFile, networkName, dev, control, mtu, maxClients, p2p, keepalive, logLevel, logFormat, placement, fastPath, metrics, stateDir, nodeKey, serverKey, authorizedNodes }
 }
 
 /** serverKey (client only): a base64 public key as given, else a file path resolved against the working directory. */
@@ -291,21 +295,100 @@ function readTun (mode: Mode | null, s: Settings, problems: string[]): Config['t
   return checkCidr(raw.value as string, raw.source, problems)
 }
 
-function readKey (s: Settings, problems: string[], warnings: string[]): string | null {
-  const raw = s.pick('key')
-  if (raw === undefined) {
-    s.missing(problems, `missing ${s.missingName('key', '--key (-k)')}: expected the network's shared secret (the same on the server and every client); generate one with: lightweight-tunnel -g FILE`)
-    return null
+/**
+ * The network key, from the first source that gives one (documented in
+ * --help and README "The network key"):
+ *   1. the command line: -k KEY or --key-file FILE (both: an error);
+ *   2. the environment: LWT_KEY;
+ *   3. the config file: "key" or "keyFile" / "key_file" (both: an error).
+ * -k works, with a warning: argv is readable by every local user (ps,
+ * /proc/PID/cmdline). A key file may end in one newline (or CRLF), which is
+ * not part of the key; an empty one is an error naming the file. A key file
+ * readable by other users is an error (chmod 600 it, as ssh insists for its
+ * keys: a network key anyone on the machine can read admits anyone); one
+ * readable by its group only is a warning (a deliberate share, e.g. root:lwt 0640).
+ */
+function readKey (s: Settings, env: LoadEnv, problems: string[], warnings: string[]): { key: string | null, keyFile: string | null } {
+  const none = { key: null, keyFile: null }
+  const flagKey = s.flags.get('key')
+  const flagFile = s.flags.get('keyFile')
+  if (flagKey !== undefined && flagFile !== undefined) {
+    problems.push(`${flagKey.flag} and ${flagFile.flag} both give the network key: keep one (--key-file keeps it out of ps)`)
+    return none
   }
-  if (!expectString(raw, 'the shared secret as a string', problems)) return null
+  let raw: Raw | undefined
+  let file: Raw | undefined
+  if (flagKey !== undefined) raw = s.pick('key')
+  else if (flagFile !== undefined) file = s.pick('keyFile')
+  else if (env.lwtKey !== undefined) raw = { value: env.lwtKey, source: 'LWT_KEY (environment)', from: 'env', goName: false }
+  else {
+    raw = s.file.get('key')
+    file = s.file.get('keyFile')
+    if (raw !== undefined && file !== undefined) {
+      problems.push(`${raw.source} and ${file.source} both give the network key: keep one`)
+      return none
+    }
+  }
+  let keyFile: string | null = null
+  if (file !== undefined) {
+    if (!expectString(file, 'the path of a file holding the network key', problems)) return none
+    keyFile = resolve(env.cwd, file.value as string)
+    const k = readKeyFile(keyFile, file.source, problems, warnings)
+    if (k === null) return none
+    raw = { value: k, source: `${file.source} ${keyFile}`, from: file.from, goName: false }
+  }
+  if (raw === undefined) {
+    s.missing(problems, `missing ${s.missingName('key', '--key-file FILE, LWT_KEY or --key (-k)')}: expected the network's shared secret (the same on the server and every client); generate one with: lightweight-tunnel -g FILE`)
+    return none
+  }
+  if (!expectString(raw, 'the shared secret as a string', problems)) return none
   const k = raw.value as string
   if (k === '') {
     problems.push(`${raw.source}: expected a non-empty shared secret, got an empty string (there is no unencrypted mode)`)
-    return null
+    return none
   }
+  if (flagKey !== undefined) warnings.push(`${raw.source}: a key on the command line is visible to every local user (ps, /proc/PID/cmdline); use --key-file FILE (mode 0600) or the LWT_KEY environment variable instead`)
   if (PLACEHOLDER_KEYS.has(k)) warnings.push(`${raw.source}: this is the Go project's example placeholder key, which anyone can read; generate a random one with: lightweight-tunnel -g FILE`)
   else if ([...k].length < LIMITS.keyWarnBelow) warnings.push(`${raw.source}: the key is only ${[...k].length} characters long; anyone who guesses it can join the network (use 16 or more random characters)`)
-  return k
+  return { key: k, keyFile }
+}
+
+/** A key file's key: its text without one trailing newline (LF or CRLF); null after a problem naming `path`. */
+function readKeyFile (path: string, source: string, problems: string[], warnings: string[]): string | null {
+  let text: string
+  let mode: number
+  try {
+    mode = statSync(path).mode
+    text = readFileSync(path, 'utf8')
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : (err as Error).message
+    problems.push(`${source}: expected a readable file holding the network key, got ${show(path)} (${why})`)
+    return null
+  }
+  if ((mode & 0o004) !== 0) {
+    problems.push(`${source}: the key file ${path} is readable by every user (mode ${(mode & 0o777).toString(8)}), so anyone on this machine can join the network; run: chmod 600 ${path}`)
+    return null
+  }
+  if ((mode & 0o040) !== 0) warnings.push(`${source}: the key file ${path} is readable by its group (mode ${(mode & 0o777).toString(8)}); run chmod 600 ${path} unless that is meant`)
+  const key = text.replace(/\r?\n$/, '')
+  if (key === '') {
+    problems.push(`${source}: the key file ${path} is empty; put the network's shared secret in it (generate one with: lightweight-tunnel -g FILE)`)
+    return null
+  }
+  return key
+}
+
+/** networkName: any non-empty string (mixed into the psk's salt), or null when absent. */
+function readNetworkName (s: Settings, problems: string[]): string | null {
+  const raw = s.pick('networkName')
+  if (raw === undefined) return null
+  if (!expectString(raw, 'a network name (any text, the same on every node)', problems)) return null
+  if (raw.value === '') {
+    problems.push(`${raw.source}: expected a non-empty network name, got an empty string (leave it out for an unnamed network)`)
+    return null
+  }
+  return raw.value as string
 }
 
 function readDev (s: Settings, problems: string[]): string | null {

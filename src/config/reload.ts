@@ -31,6 +31,8 @@ export const APPLY: Readonly<Record<SettingKey, Apply>> = Object.freeze({
   remote: 'restart',
   tun: 'restart',
   key: 'restart',
+  keyFile: 'restart',
+  networkName: 'restart',
   dev: 'restart',
   control: 'restart',
   mtu: 'restart',

@@ -35,8 +35,20 @@ export interface Config {
   readonly remote: HostPort | null
   /** Own tunnel address and the network prefix. */
   readonly tun: Ipv4Cidr
-  /** The network's shared secret as given by the user (stretched later by crypto/kdf.ts). */
+  /**
+   * The network's shared secret (stretched later by crypto/kdf.ts), from the
+   * first of: -k / --key-file on the command line, LWT_KEY in the
+   * environment, "key" / "keyFile" in the config file (config/load.ts readKey).
+   */
   readonly key: string
+  /** The file the key was read from (absolute), or null when it came from -k, LWT_KEY or the config's "key". */
+  readonly keyFile: string | null
+  /**
+   * Optional network name, mixed into the psk's salt with the tunnel network
+   * (crypto/kdf.ts pskSalt): networks that share a secret and a CIDR differ
+   * only by it. null: unnamed. Must be the same on every node.
+   */
+  readonly networkName: string | null
   /** TUN device name (default "lwt0"). */
   readonly dev: string
   /** Unix control socket path (default: see config/defaults.ts controlPathFor()). */
@@ -95,7 +107,7 @@ export interface Config {
 export type SettingKey = keyof Config
 
 const SETTING_LIST = [
-  'mode', 'listen', 'remote', 'tun', 'key', 'dev', 'control', 'mtu', 'maxClients',
+  'mode', 'listen', 'remote', 'tun', 'key', 'keyFile', 'networkName', 'dev', 'control', 'mtu', 'maxClients',
   'p2p', 'keepalive', 'logLevel', 'logFormat', 'placement', 'fastPath', 'metrics', 'stateDir', 'nodeKey', 'serverKey',
   'authorizedNodes'
 ] as const satisfies readonly SettingKey[]

@@ -23,7 +23,7 @@ export interface Raw {
   readonly value: unknown
   /** "--mtu", "-mtu" or `/etc/lwt.json: "mtu"`. */
   readonly source: string
-  readonly from: 'flag' | 'file'
+  readonly from: 'flag' | 'file' | 'env'
   /** The file key was one of the Go project's names (config/go-compat.ts). */
   readonly goName: boolean
 }

@@ -11,7 +11,7 @@ import type { Random } from '../random.js'
 import type { LanAddr } from '../wire/payloads.js'
 import type { DataplanePort } from './port.js'
 import type { PeerCache } from './peer-cache.js'
-import type { IndexTable, Session, SessionSet } from './session.js'
+import { wipeSession, type IndexTable, type Session, type SessionSet } from './session.js'
 import type { StaticKey } from '../crypto/noise.js'
 import type { ServerPin } from '../identity/server-pin.js'
 
@@ -72,6 +72,7 @@ export function clientContext (opt: ClientOptions, c: { port: DataplanePort, clo
     drop: (s) => {
       indexes.delete(s.localIndex)
       port.dropRecvIndex(s.localIndex)
+      wipeSession(s)
     },
     fromServer: (ip, p) => ip === opt.serverIp && p === opt.serverPort,
     sendToServer: (bytes) => { port.sendControl(bytes, opt.serverIp, opt.serverPort) },

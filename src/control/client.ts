@@ -203,6 +203,14 @@ export class ClientController implements ControlHandler {
     if (p !== undefined) this.#peerSessions.onNeedSession(p, this.#clock.now())
   }
 
+  /** A send key reached REKEY_AFTER_MESSAGES: a new session now (the server: register again; a peer: a handshake). */
+  onSendLimit (slot: number): void {
+    const now = this.#clock.now()
+    if (slot === SERVER_SLOT) { this.#server.rekey(now); return }
+    const p = this.#peers.bySlot(slot)
+    if (p !== undefined) this.#peerSessions.rekey(p, now)
+  }
+
   onEndpoint (_slot: number, _ip: number, _port: number): void {
     // Clients learn endpoints from the server's peer list.
   }
@@ -230,7 +238,7 @@ export class ClientController implements ControlHandler {
   }
 
   #onSealedControl (input: ControlInput, relayedFrom: PeerRemote | null): void {
-    const r = openSealedControl(input.bytes, this.#ctx.indexes, relayedFrom === null ? undefined : (owner) => owner === relayedFrom)
+    const r = openSealedControl(input.bytes, this.#ctx.indexes, relayedFrom === null ? undefined : (owner) => owner === relayedFrom, undefined, this.#clock.now())
     if (!r.ok) { this.counters.p2pDropped++; return }
     if (r.owner === this.#server) {
       if (r.msg.kind === CTL_PONG && this.#ctx.fromServer(input.ip, input.port)) this.#userPings.answered(r.msg.txid, this.#clock.now())

@@ -89,6 +89,11 @@ export class PeerSessions {
     this.start(p, now)
   }
 
+  /** The send key reached REKEY_AFTER_MESSAGES: a new handshake now, whoever initiated the current session. */
+  rekey (p: PeerRemote, now: number): void {
+    if (p.sessions.hs.state !== 'initSent') this.start(p, now)
+  }
+
   /**
    * Data from the peer for a session we do not have. Mostly stale packets of
    * a session we dropped (harmless). But when we have no session at all with
@@ -224,7 +229,7 @@ export class PeerSessions {
     }
     const cur = ss.current
     if (cur !== null && cur.initiator && now - cur.createdAt > C.REKEY_AFTER && ss.hs.state === 'idle') this.start(p, now)
-    expireSessions(ss, now, this.#ctx.drop, true)
+    expireSessions(ss, now, this.#ctx.drop, true, () => { this.#ctx.port.clearSendKey(p.slot) })
     if (ss.current === null) p.path?.setSession(false, now)
   }
 

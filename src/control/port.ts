@@ -30,6 +30,11 @@ export interface DataplanePort {
   removePeer(slot: number): void
   /** Start sending to the peer on a new session (counter restarts at 0). */
   setSendKey(slot: number, key: Uint8Array, remoteIndex: number): void
+  /**
+   * Stop sending to the peer: its session expired (REJECT_AFTER) with no
+   * successor. The send key is wiped; its packets queue and NEED_SESSION is asked.
+   */
+  clearSendKey(slot: number): void
   /** Accept data messages addressed to localIndex. */
   setRecvKey(slot: number, localIndex: number, key: Uint8Array): void
   dropRecvIndex(localIndex: number): void
@@ -70,6 +75,8 @@ export interface ControlHandler {
   onControl(input: ControlInput): void
   /** The dataplane has packets for a peer that has no session. */
   onNeedSession(slot: number): void
+  /** The peer's send key reached REKEY_AFTER_MESSAGES: start a new session (once per key). */
+  onSendLimit(slot: number): void
   /** The dataplane saw an authenticated packet from a peer at a new address. */
   onEndpoint(slot: number, ip: number, port: number): void
 }

@@ -230,7 +230,7 @@ export class ServerLink implements SessionOwner {
     if (rej.reason === REJECT_AUTH_FAILED) {
       if (ss.hs.state !== 'initSent' || rej.index !== ss.hs.localIndex) return
       this.#reg = R.authFailed(this.#reg)
-      this.#setProblem('the server rejected our key: authentication failed — the network key (-k/--key) is probably wrong; still retrying quietly', 'error')
+      this.#setProblem('the server rejected our key: authentication failed — the network key (--key-file, LWT_KEY or -k) is probably wrong, or the network differs (the --tun prefix and --network-name must be the server\'s); still retrying quietly', 'error')
     } else if (rej.reason === REJECT_VERSION) {
       if (ss.hs.state !== 'initSent' || rej.index !== ss.hs.localIndex) return
       this.#hooks.versionRejected()
@@ -378,7 +378,12 @@ export class ServerLink implements SessionOwner {
         this.#ping(now)
       }
     }
-    expireSessions(srv, now, this.#ctx.drop, true)
+    expireSessions(srv, now, this.#ctx.drop, true, () => { this.#ctx.port.clearSendKey(SERVER_SLOT) })
+  }
+
+  /** The send key to the server reached REKEY_AFTER_MESSAGES: register again now (a rekey), unless a registration is out. */
+  rekey (now: number): void {
+    if (this.#reg.state === 'registered' && this.sessions.hs.state === 'idle') this.#sendRegistration(now)
   }
 
   /**

@@ -36,7 +36,7 @@ import type { Clock, WallClock } from '../clock.js'
 import type { Random } from '../random.js'
 import type { Logger } from '../log.js'
 import type { ControlComponents, ControlHandler, ControlInput, DataplanePort } from './port.js'
-import { IndexTable, sameBytes, confirmPending, emptySessionSet, expireSessions, newSession, openSealedControl, sessionsOf, type Session, type SessionSet } from './session.js'
+import { IndexTable, sameBytes, confirmPending, emptySessionSet, expireSessions, newSession, openSealedControl, sessionsOf, wipeSession, type Session, type SessionSet } from './session.js'
 import { PerKeyInterval, TokenBucket } from './rate-limit.js'
 import * as C from './constants.js'
 import { consumeInit, createResponse, type StaticKey } from '../crypto/noise.js'
@@ -197,6 +197,12 @@ export class ServerController implements ControlHandler {
   onNeedSession (_slot: number): void {
     // Sessions with clients are always initiated by the clients; packets for
     // a client that is re-registering wait in the dataplane's queue.
+  }
+
+  onSendLimit (_slot: number): void {
+    // The client rekeys (re-registers) every REKEY_AFTER, long before 2^48
+    // messages; should its key reach REJECT_AFTER_MESSAGES the dataplane
+    // retires it and the packets wait for the client's next registration.
   }
 
   /** The dataplane saw authenticated data from a client at a new source: check that it receives there before moving it. */
@@ -370,7 +376,7 @@ export class ServerController implements ControlHandler {
    * else is accepted, and nothing changes state; returns the reply or null.
    */
   onNatCheck (bytes: Uint8Array, ip: number, port: number): Uint8Array | null {
-    const r = openSealedControl(bytes, this.#indexes, (rec) => !(rec instanceof PendingRegistration) && rec.active, NAT_CHECK_KINDS)
+    const r = openSealedControl(bytes, this.#indexes, (rec) => !(rec instanceof PendingRegistration) && rec.active, NAT_CHECK_KINDS, this.#clock.now())
     if (!r.ok || r.msg.kind !== CTL_PING) { this.natCheckCounters.natCheckDropped++; return null }
     this.natCheckCounters.natCheckAnswered++
     return r.session.ctl.seal(encodeControl({ kind: CTL_PONG, txid: r.msg.txid, peerListVersion: this.#version, observedIp: ip, observedPort: port }))
@@ -378,7 +384,7 @@ export class ServerController implements ControlHandler {
 
   #onControlMessage (input: ControlInput): void {
     const now = this.#clock.now()
-    const r = openSealedControl(input.bytes, this.#indexes)
+    const r = openSealedControl(input.bytes, this.#indexes, undefined, undefined, now)
     if (!r.ok) {
       if (r.why === 'unknown-index') this.#sendReject(REJECT_UNKNOWN_SESSION, r.index, input.ip, input.port)
       return
@@ -564,6 +570,7 @@ export class ServerController implements ControlHandler {
   readonly #dropSession = (s: Session): void => {
     this.#indexes.delete(s.localIndex)
     this.#port.dropRecvIndex(s.localIndex)
+    wipeSession(s)
   }
 
   #sendReject (reason: number, index: number, ip: number, port: number): void {
@@ -587,7 +594,7 @@ export class ServerController implements ControlHandler {
         continue
       }
       const ss = rec.sessions
-      if (expireSessions(ss, now, this.#dropSession, false) && !rec.active && ss.current === null) { this.#remove(rec, null); continue }
+      if (expireSessions(ss, now, this.#dropSession, true, () => { this.#port.clearSendKey(rec.slot) }) && !rec.active && ss.current === null) { this.#remove(rec, null); continue }
       if (rec.active && now - rec.lastPingAt >= (rec.rtt.count < RTT_WARMUP ? RTT_WARMUP_GAP : SERVER_RTT_PING_INTERVAL)) this.#rttPing(rec, now)
     }
     if (this.#pendingChanges.length > 0 && now - this.#lastUpdateFlush >= C.PEER_UPDATE_INTERVAL) {

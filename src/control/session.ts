@@ -15,7 +15,7 @@
  *   Session slots per remote (installCurrent / confirmPending / expireSessions):
  *
  *     pending ──Confirm──▶ current ──a newer one installed──▶ previous ──PREVIOUS_SESSION_GRACE──▶ dropped
- *       │                    └──older than REJECT_AFTER (client)──▶ dropped
+ *       │                    └──older than REJECT_AFTER──▶ dropped, and the dataplane's send key cleared
  *       └──unconfirmed for PENDING_SESSION_TIMEOUT──▶ dropped
  *
  *     pending  – responder side, waiting for the initiator's Confirm;
@@ -23,7 +23,16 @@
  *     previous – still receives for PREVIOUS_SESSION_GRACE after a rekey.
  *
  * "Dropped" means the caller's `drop(session)`: forget the receiver index
- * here and in the dataplane.
+ * here and in the dataplane, and wipe the session's keys (wipeSession).
+ *
+ * Limits (PROTOCOL §10): the initiator rekeys after REKEY_AFTER (its
+ * controller's tick); no session older than REJECT_AFTER sends (current is
+ * dropped at the first tick past it and the dataplane's send key cleared,
+ * so its packets wait for a new session) or is accepted (openSealedControl
+ * refuses it at once; its data receive key goes at that same tick). The
+ * message-count limits are the dataplane's (outbound.ts: SEND_LIMIT at
+ * REKEY_AFTER_MESSAGES, the key retired at REJECT_AFTER_MESSAGES) and
+ * ControlChannel's.
  */
 import { ControlChannel } from '../crypto/control-channel.js'
 import type { InitiatorState, SessionKeys } from '../crypto/noise.js'
@@ -105,16 +114,40 @@ export function confirmPending (ss: SessionSet, s: Session, now: number, drop: (
 
 /**
  * Drop what has aged out: previous after its grace, pending after
- * PENDING_SESSION_TIMEOUT, and with `rejectOld` current after REJECT_AFTER
- * (the client; the server keeps a client's current session until the client
- * replaces it or the client expires). Returns whether a pending session expired.
+ * PENDING_SESSION_TIMEOUT, and with `rejectOld` current after REJECT_AFTER,
+ * calling `clearSend` then (the dataplane must stop sending with its key).
+ * Both controllers pass rejectOld = true: a session is never used past
+ * REJECT_AFTER, whoever initiated it. Returns whether a pending session expired.
  */
-export function expireSessions (ss: SessionSet, now: number, drop: (s: Session) => void, rejectOld: boolean): boolean {
+export function expireSessions (ss: SessionSet, now: number, drop: (s: Session) => void, rejectOld: boolean, clearSend?: () => void): boolean {
   if (ss.previous !== null && now > ss.previousUntil) { drop(ss.previous); ss.previous = null }
   let pendingExpired = false
   if (ss.pending !== null && now - ss.pending.createdAt > PENDING_SESSION_TIMEOUT) { drop(ss.pending); ss.pending = null; pendingExpired = true }
-  if (rejectOld && ss.current !== null && now - ss.current.createdAt > REJECT_AFTER) { drop(ss.current); ss.current = null }
+  if (rejectOld && ss.current !== null && isExpired(ss.current, now)) {
+    drop(ss.current)
+    ss.current = null
+    clearSend?.()
+  }
   return pendingExpired
+}
+
+/** Older than REJECT_AFTER: nothing is sent or accepted on it any more. */
+export function isExpired (s: Session, now: number): boolean {
+  return now - s.createdAt > REJECT_AFTER
+}
+
+/**
+ * Overwrite a dropped session's key material with zeros (its four keys and
+ * its control channel's copies). Only these Uint8Arrays: the dataplane has
+ * its own copies (wiped when the index or key is removed), and what the
+ * garbage collector may have copied before cannot be reached.
+ */
+export function wipeSession (s: Session): void {
+  s.keys.dataSend.fill(0)
+  s.keys.dataRecv.fill(0)
+  s.keys.ctlSend.fill(0)
+  s.keys.ctlRecv.fill(0)
+  s.ctl.wipe()
 }
 
 // ── receiver indexes and sealed control messages ─────────────────────────────
@@ -152,6 +185,7 @@ export type SealedReject =
   | 'unknown-index' // no session of ours has that receiver index
   | 'refused' // the index belongs to an owner the caller does not accept here
   | 'no-session' // the owner no longer holds a session with that index
+  | 'expired' // the session is older than REJECT_AFTER (refused before any decryption)
   | 'unauthenticated' // the tag fails, or the counter is a replay (ControlChannel.rejected says which)
   | 'undecodable' // authentic, but not a control message we can decode
   | 'unexpected-kind' // decoded, but not one of the kinds asked for
@@ -169,10 +203,11 @@ const SEALED_MIN = 32
  * ControlChannel.open (tag, replay window) → decodeControl. `accept` vets the
  * owner before anything is decrypted (a relayed message must come from the
  * peer the envelope names, a NAT check from an active client); `kinds`
- * restricts the message kinds.
+ * restricts the message kinds. With `now`, a session older than
+ * REJECT_AFTER is refused ('expired') even before the tick drops it.
  */
 export function openSealedControl<T extends { sessions: SessionSet }> (
-  bytes: Uint8Array, indexes: IndexTable<T>, accept?: (owner: T) => boolean, kinds?: readonly ControlKind[]
+  bytes: Uint8Array, indexes: IndexTable<T>, accept?: (owner: T) => boolean, kinds?: readonly ControlKind[], now?: number
 ): SealedControl<T> {
   if (bytes.length < SEALED_MIN || bytes[0] !== MSG_CONTROL) return { ok: false, why: 'malformed', index: 0 }
   const index = new DataView(bytes.buffer, bytes.byteOffset).getUint32(4, true)
@@ -181,6 +216,7 @@ export function openSealedControl<T extends { sessions: SessionSet }> (
   if (accept !== undefined && !accept(owner)) return { ok: false, why: 'refused', index }
   const session = sessionsOf(owner.sessions).find(x => x.localIndex === index)
   if (session === undefined) return { ok: false, why: 'no-session', index }
+  if (now !== undefined && isExpired(session, now)) return { ok: false, why: 'expired', index }
   const plain = session.ctl.open(bytes)
   if (plain === null) return { ok: false, why: 'unauthenticated', index }
   let msg: ControlMessage

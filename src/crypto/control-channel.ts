@@ -92,6 +92,7 @@ export class ControlChannel {
   readonly #send: Uint8Array
   readonly #recv: Uint8Array
   #counter = 0
+  #wiped = false
   readonly #replay = new ReplayWindow()
 
   constructor (keys: { send: Uint8Array, recv: Uint8Array }, remoteIndex: number) {
@@ -101,6 +102,20 @@ export class ControlChannel {
     this.#recv = keys.recv.slice()
     this.remoteIndex = remoteIndex
   }
+
+  /**
+   * Overwrite both keys with zeros (the session is gone). From then on open()
+   * refuses everything and seal() throws like an exhausted counter: nothing
+   * is ever sealed or accepted under an all-zero key.
+   */
+  wipe (): void {
+    this.#send.fill(0)
+    this.#recv.fill(0)
+    this.#counter = REJECT_AFTER_MESSAGES
+    this.#wiped = true
+  }
+
+  get wiped (): boolean { return this.#wiped }
 
   /** Counter the next seal() will use (= messages sealed so far). */
   get sendCounter (): number { return this.#counter }
@@ -135,7 +150,7 @@ export class ControlChannel {
       this.rejected.malformed++
       return null
     }
-    const payload = openTransport(this.#recv, message)
+    const payload = this.#wiped ? null : openTransport(this.#recv, message)
     if (payload === null) {
       this.rejected.auth++
       return null

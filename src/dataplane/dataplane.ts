@@ -181,6 +181,7 @@ export class Dataplane implements DataplanePort {
     switch (m.code) {
       case 'CTRL': this.drainControl(); break
       case 'NEED_SESSION': h.onNeedSession(m.slot); break
+      case 'SEND_LIMIT': h.onSendLimit(m.slot); break
       case 'ENDPOINT': h.onEndpoint(m.slot, m.ip, m.port); break
       case 'ERROR':
         this.#fatal(m.tunGone === true
@@ -237,6 +238,10 @@ export class Dataplane implements DataplanePort {
 
   setSendKey (slot: number, key: Uint8Array, remoteIndex: number): void {
     this.#post('outbound', { code: 'SEND_KEY', slot, key, remoteIndex })
+  }
+
+  clearSendKey (slot: number): void {
+    this.#post('outbound', { code: 'SEND_KEY_CLEAR', slot })
   }
 
   setRecvKey (slot: number, localIndex: number, key: Uint8Array): void {

@@ -24,7 +24,7 @@
  */
 import { COUNTERS, C, MAX_PACKET, PEER_FIELDS, P_LAST_RX, P_RX_BYTES, P_RX_PACKETS, P_TX_BYTES, P_TX_PACKETS, type WorkerInit } from '../workers/layout.js'
 import { MSG_DATA, MSG_RELAY } from '../wire/messages.js'
-import { REJECT_AFTER_MESSAGES, REPLAY_BITMAP_BITS, REPLAY_WINDOW } from '../wire/constants.js'
+import { REJECT_AFTER_MESSAGES, REKEY_AFTER_MESSAGES, REPLAY_BITMAP_BITS, REPLAY_WINDOW } from '../wire/constants.js'
 
 /** The cfg words, in the addon's order (fastLayout().cfg; a unit test compares). */
 export const FAST_CFG = [
@@ -32,7 +32,8 @@ export const FAST_CFG = [
   'replayWindow', 'rejectAfter', 'maxCounterHigh', 'msgData', 'msgRelay',
   'peerBase', 'peerFields', 'pTxPackets', 'pTxBytes', 'pRxPackets', 'pRxBytes', 'pLastRx',
   'tunRxPackets', 'tunRxBytes', 'tunTxPackets', 'tunTxBytes', 'udpRxPackets', 'udpRxBytes',
-  'udpTxPackets', 'udpTxBytes', 'dropTunWrite', 'dropUdpSend', 'fastPackets', 'relayedPackets', 'relayedBytes'
+  'udpTxPackets', 'udpTxBytes', 'dropTunWrite', 'dropUdpSend', 'fastPackets', 'relayedPackets', 'relayedBytes',
+  'rekeyAfter'
 ] as const
 export type FastCfgName = typeof FAST_CFG[number]
 
@@ -175,7 +176,8 @@ export function fastConfig (init: WorkerInit, tables: { routeBits?: number, sess
     dropUdpSend: C.dropUdpSend,
     fastPackets: C.fastPathPackets,
     relayedPackets: C.relayedPackets,
-    relayedBytes: C.relayedBytes
+    relayedBytes: C.relayedBytes,
+    rekeyAfter: init.rekeyAfterMessages ?? REKEY_AFTER_MESSAGES
   }
   return Float64Array.from(FAST_CFG, (name) => v[name])
 }

@@ -10,10 +10,11 @@
  *      place into its packets (no copy).
  *   2. classify (JS, per datagram) by the type byte:
  *      - 4 data: find the session by receiver index → open list;
- *      - 5 relay: server: rewrite the envelope's peerId from destination to
- *        source and queue it for forwarding, unopened (the server cannot read
- *        client↔client traffic); client: unwrap, data → open list, anything
- *        else → control ring;
+ *      - 5 relay: an inner message not of type 1-4 is dropped
+ *        (dropRelayInnerType, PROTOCOL §4.4); server: rewrite the envelope's
+ *        peerId from destination to source and queue it for forwarding,
+ *        unopened (the server cannot read client↔client traffic); client:
+ *        unwrap, data → open list, anything else → control ring;
  *      - 1, 2, 3, 6 (handshakes, control, reject) → control ring, to the main
  *        thread, copied (rare);
  *      - anything else: counted and dropped.
@@ -48,6 +49,11 @@ import {
 const MIN_DATA = 16 + TAG + 20
 /** Counters at or above 2^53 cannot be exact JS numbers; no session lives that long (REJECT_AFTER_MESSAGES). */
 const MAX_COUNTER_HIGH = 0x1f_ffff
+/** PROTOCOL §4.4: an envelope carries a handshake, control or data message (types 1-4), never a Relay (5) or a Reject (6). */
+function relayableInner (type: number): boolean {
+  return type >= MSG_HANDSHAKE_INIT && type <= MSG_DATA
+}
+
 const RELAY_QUEUED = 1
 const RELAY_DROPPED = 2
 const RELAY_UNKNOWN_SOURCE = 3
@@ -161,6 +167,7 @@ export class Inbound {
     this.#sessions.delete(localIndex)
     this.#sessionHash.delete(localIndex >>> 0)
     this.#keys.fill(0, s.keyOff, s.keyOff + KEY_LEN)
+    this.#native.aeadForget() // and the addon's cached copy of the last key opened
     this.#freeKeys.push(s.keyOff)
   }
 
@@ -237,6 +244,8 @@ export class Inbound {
         start = off + 8
         mlen = len - 8
         type = mem[start]
+        // §4.4: only types 1-4 travel in an envelope; a relayed Relay or Reject (forged by a member) is dropped here.
+        if (!relayableInner(type)) { s[C.dropRelayInnerType]++; continue }
       }
       if (type === MSG_DATA) {
         if (mlen < MIN_DATA) { s[C.dropMalformed]++; continue }
@@ -284,6 +293,7 @@ export class Inbound {
     const s = this.#stats
     const src = this.peers.byEndpoint.get(endpointKey(ip, port))
     if (src === undefined) { s[C.dropRelayUnknownSource]++; return RELAY_UNKNOWN_SOURCE }
+    if (!relayableInner(this.#mem[off + 8]!)) { s[C.dropRelayInnerType]++; return RELAY_DROPPED }
     const view = this.#view
     const dst = this.peers.byPeerId.get(view.getUint32(off + 4, true))
     if (dst === undefined || dst === src) { s[C.dropRelayUnknownPeer]++; return RELAY_DROPPED }

@@ -107,6 +107,8 @@ export interface Native {
   aeadSealBatch(mem: Uint8Array, desc: Int32Array, n: number, keys: Uint8Array): void
   /** Open in place: desc [off, aadLen (>= 16), ctLen incl. tag, keyOff]. results[i] = 1 if verified (plaintext in place), else 0 (also when ctLen < 16). Returns the number verified. */
   aeadOpenBatch(mem: Uint8Array, desc: Int32Array, n: number, keys: Uint8Array, results: Int32Array): number
+  /** Wipe this thread's cached copies of the last seal/open keys and their OpenSSL contexts (call when a key is removed). */
+  aeadForget(): void
   /**
    * Attach the lone-packet fast path (native/fastpath.c) to a poll watching a tunOpenVnet fd: a plain IPv4
    * packet to a peer with a session is framed, sealed and sent without calling the poll's JS callback;

@@ -8,7 +8,10 @@
  *      slot + HEADROOM. (tunReadBatch on a plain TUN fd: one packet a slot.)
  *   2. route (JS, per packet): destination address → peer; no route or no
  *      session yet → count, or queue a copy and ask the main thread for a
- *      session (NEED_SESSION, at most once a second per peer).
+ *      session (NEED_SESSION, at most once a second per peer). A send key
+ *      whose counter reached REKEY_AFTER_MESSAGES asks for a rekey once
+ *      (SEND_LIMIT); at REJECT_AFTER_MESSAGES it is wiped and its packets
+ *      queue as if there were no session (the fast path leaves both to us).
  *   3. frame (JS): write the 16-byte transport header in front of the packet
  *      (type 4, receiver index, counter) and, for a relayed peer, the 8-byte
  *      relay envelope in front of that.
@@ -23,7 +26,7 @@
  */
 import type { Native } from './native.js'
 import { MSG_DATA, MSG_RELAY } from '../wire/messages.js'
-import { KEY_LEN } from '../wire/constants.js'
+import { KEY_LEN, REJECT_AFTER_MESSAGES, REKEY_AFTER_MESSAGES } from '../wire/constants.js'
 import { PeerTable, QUEUE_MAX, type WorkerPeer } from './peers.js'
 import { statsView } from './stats.js'
 import { FastPeers, IntHash, fastConfig, sharedFloat64, sharedInt32, sharedUint8 } from './fast-path.js'
@@ -44,6 +47,11 @@ export class Outbound {
   /** Next send counter per peer slot (shared with the native fast path, like everything below). */
   readonly #counters: Float64Array
   readonly #fastPeers: FastPeers
+  /** Message-count limits of a send key (init, default the wire constants). */
+  readonly #rekeyAfter: number
+  readonly #rejectAfter: number
+  /** Slots whose key reached REJECT_AFTER_MESSAGES in the current batch: wiped once the batch is sealed. */
+  readonly #retired: number[] = []
   /** Tunnel address → slot, for the fast path (the batch path uses peers.byTunnelIp). */
   readonly #routes: IntHash
   // Per-batch scratch, reused (no allocation on the packet path).
@@ -72,6 +80,8 @@ export class Outbound {
     this.#stats = statsView(init)
     this.#keys = sharedUint8(init.maxPeers * KEY_LEN)
     this.#counters = sharedFloat64(init.maxPeers)
+    this.#rekeyAfter = init.rekeyAfterMessages ?? REKEY_AFTER_MESSAGES
+    this.#rejectAfter = Math.min(init.rejectAfterMessages ?? REJECT_AFTER_MESSAGES, REJECT_AFTER_MESSAGES)
     this.#fastPeers = new FastPeers(init.maxPeers)
     this.#routes = new IntHash(init.maxPeers)
     for (let i = 0; i < BATCH; i++) this.#rdOffsets[i] = i * SLOT_SIZE + HEADROOM
@@ -94,15 +104,39 @@ export class Outbound {
     this.#keys.set(key, slot * KEY_LEN)
     p.sendKeyOff = slot * KEY_LEN
     p.remoteIndex = remoteIndex
+    p.rekeyAsked = false
     this.#counters[slot] = 0
     this.#syncFast(p)
     this.#flushQueue(p)
+  }
+
+  /**
+   * The peer's session expired (or its key reached REJECT_AFTER_MESSAGES):
+   * wipe the send key; the peer's packets queue and ask for a new session.
+   */
+  clearSendKey (slot: number): void {
+    const p = this.peers.bySlot[slot]
+    if (p === undefined || p.sendKeyOff < 0) return
+    p.sendKeyOff = -1
+    p.askedAt = -Infinity
+    this.#syncFast(p)
+    this.#wipeKey(slot)
+  }
+
+  /** Zero a slot's send key, unless a new one was installed meanwhile. */
+  #wipeKey (slot: number): void {
+    const p = this.peers.bySlot[slot]
+    if (p !== undefined && p.sendKeyOff >= 0) return
+    this.#keys.fill(0, slot * KEY_LEN, slot * KEY_LEN + KEY_LEN)
+    this.#counters[slot] = 0
+    this.#native.aeadForget()
   }
 
   removePeer (slot: number): void {
     const p = this.peers.remove(slot)
     if (p === undefined) return
     this.#keys.fill(0, slot * KEY_LEN, slot * KEY_LEN + KEY_LEN)
+    this.#native.aeadForget()
     if (this.#routes.get(p.tunnelIp) === slot) this.#routes.delete(p.tunnelIp)
     this.#fastPeers.clear(slot)
     this.#counters[slot] = 0
@@ -135,6 +169,7 @@ export class Outbound {
         if (this.#frame(this.#rdOffsets[i], this.#rdLens[i], k)) k++
       }
       this.#sealAndSend(k)
+      while (this.#retired.length > 0) this.#wipeKey(this.#retired.pop()!)
       if (n < BATCH) return
     }
   }
@@ -161,7 +196,32 @@ export class Outbound {
     const p = this.peers.byTunnelIp.get(dst)
     if (p === undefined) { s[C.dropNoRoute]++; return false }
     if (p.sendKeyOff < 0) { this.#enqueue(p, off, len); return false }
+    if (this.#counters[p.slot] >= this.#rekeyAfter && !this.#underLimits(p)) { this.#enqueue(p, off, len); return false }
     this.#frameFor(p, off, len, k)
+    return true
+  }
+
+  /**
+   * Message-count limits (PROTOCOL §9.2), checked once the counter reached
+   * REKEY_AFTER_MESSAGES: ask the control plane for a new session once
+   * (SEND_LIMIT); at REJECT_AFTER_MESSAGES retire the key (false: the
+   * packet queues for the next session).
+   */
+  #underLimits (p: WorkerPeer): boolean {
+    if (this.#counters[p.slot] >= this.#rejectAfter) {
+      this.#stats[C.sendKeyExhausted]++
+      // Earlier packets of this batch are still to be sealed with the key: it is wiped after the batch.
+      p.sendKeyOff = -1
+      p.askedAt = -Infinity
+      this.#syncFast(p)
+      this.#retired.push(p.slot)
+      return false
+    }
+    if (!p.rekeyAsked) {
+      p.rekeyAsked = true
+      this.#stats[C.rekeyOnMessages]++
+      this.#post({ code: 'SEND_LIMIT', slot: p.slot })
+    }
     return true
   }
 

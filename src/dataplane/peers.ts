@@ -31,6 +31,8 @@ export interface WorkerPeer {
   /** The new source last reported in an ENDPOINT event, and when (ms): reported at most once a second per source. */
   roamKey: number
   roamAt: number
+  /** SEND_LIMIT was posted for the current send key (reset by a new key). */
+  rekeyAsked: boolean
 }
 
 export interface RecvSession {
@@ -61,7 +63,7 @@ export class PeerTable {
     if (p === undefined) {
       p = {
         slot: m.slot, peerId: 0, tunnelIp: 0, epIp: 0, epPort: 0, epKey: -1, relayVia: false, fd: -1,
-        sendKeyOff: -1, remoteIndex: 0, queue: [], askedAt: -Infinity, roamKey: -1, roamAt: -Infinity
+        sendKeyOff: -1, remoteIndex: 0, queue: [], askedAt: -Infinity, roamKey: -1, roamAt: -Infinity, rekeyAsked: false
       }
       this.bySlot[m.slot] = p
     } else {

@@ -38,8 +38,13 @@ export const CONTROL_KEY_INFO = 'control'
 /** Length in bytes of every symmetric key: the psk and all ChaCha20-Poly1305 keys. */
 export const KEY_LEN = 32
 
-/** Salt for the scrypt stretch of the network secret into the 32-byte psk (ASCII). */
-export const PSK_SALT = 'lightweight-tunnel/v1/psk'
+/**
+ * Start of the salt for the scrypt stretch of the network secret into the
+ * 32-byte psk; the network's CIDR and optional name follow (crypto/kdf.ts
+ * pskSalt, PROTOCOL §8.1). v1 used 'lightweight-tunnel/v1/psk' alone, one
+ * salt for every network.
+ */
+export const PSK_SALT_PREFIX = 'lightweight-tunnel/v2/psk/'
 
 /**
  * scrypt cost N = 2^15, r = 8, p = 1: needs 128 * N * r = 32 MiB and roughly

@@ -87,7 +87,11 @@ export const COUNTERS = [
   'dropControlRingFull', 'dropRelayUnknownPeer', 'dropRelayUnknownSource', 'dropTooBig',
   'tunRxSuperpackets', 'udpRxCoalesced', 'dropRxOverflow',
   // Packets (either direction) carried end to end by the native lone-packet path.
-  'fastPathPackets'
+  'fastPathPackets',
+  // A relay envelope whose inner message is not of type 1-4 (PROTOCOL §4.4: a Relay or a Reject is never relayed).
+  'dropRelayInnerType',
+  // Send keys: rekeys asked at REKEY_AFTER_MESSAGES; keys retired at REJECT_AFTER_MESSAGES (their packets queue for a new session).
+  'rekeyOnMessages', 'sendKeyExhausted'
 ] as const
 export type CounterName = typeof COUNTERS[number]
 export const C: Record<CounterName, number> = Object.fromEntries(COUNTERS.map((n, i) => [n, i])) as Record<CounterName, number>
@@ -134,6 +138,12 @@ export interface WorkerInit {
   ctrlRing: SharedArrayBuffer | null
   /** Attach the native lone-packet fast path (native/fastpath.c) to the TUN and main UDP polls (needs tunVnet). */
   fastPath: boolean
+  /**
+   * Message-count limits of a send key (default REKEY_AFTER_MESSAGES and
+   * REJECT_AFTER_MESSAGES, wire/constants.ts); lower only in tests, to reach them.
+   */
+  rekeyAfterMessages?: number
+  rejectAfterMessages?: number
 }
 
 /**
@@ -147,6 +157,8 @@ export type ToWorker =
   | { code: 'ADD_SOCKET', fd: number, sock: number }
   | { code: 'PEER_REMOVE', slot: number }
   | { code: 'SEND_KEY', slot: number, key: Uint8Array, remoteIndex: number }
+  /** Outbound: stop sending on the peer's session (it expired): key wiped, packets queue and NEED_SESSION is asked. */
+  | { code: 'SEND_KEY_CLEAR', slot: number }
   | { code: 'RECV_KEY', slot: number, localIndex: number, key: Uint8Array }
   | { code: 'DROP_INDEX', localIndex: number }
   | { code: 'STOP' }
@@ -156,6 +168,8 @@ export type FromWorker =
   | { code: 'READY' }
   | { code: 'CTRL' }
   | { code: 'NEED_SESSION', slot: number }
+  /** Outbound: the peer's send counter reached REKEY_AFTER_MESSAGES (once per send key). */
+  | { code: 'SEND_LIMIT', slot: number }
   | { code: 'ENDPOINT', slot: number, ip: number, port: number }
   | { code: 'STOPPED' }
   | { code: 'ERROR', message: string, stack?: string, tunGone?: boolean }

@@ -17,15 +17,18 @@ import { isVpnError } from '../../src/errors.js'
 import { main } from '../../src/cli/main.js'
 import { helpText } from '../../src/cli/help.js'
 
-const ENV = { netnsId: '4026531840', cwd: '/srv/lwt' }
+const ENV = { netnsId: '4026531840', cwd: '/srv/lwt', lwtKey: null }
 const SOCK = (dev: string): string => `${CONTROL_DIR}/${dev}.4026531840.sock`
 const SERVER = ['server', '--tun', '10.0.0.1/24', '--key', 'correct horse battery']
 const CLIENT = ['client', '--remote', '203.0.113.5:9000', '--tun', '10.0.0.2/24', '--key', 'correct horse battery']
 
+/** The one-line hint every run with -k/--key gets (tested on its own below; left out of `run`'s warnings). */
+const ARGV_KEY_HINT = /a key on the command line is visible to every local user \(ps, \/proc\/PID\/cmdline\); use --key-file FILE \(mode 0600\) or the LWT_KEY environment variable instead$/
+
 function run (argv: string[]): { config: Config, warnings: string[] } {
   const cmd = parseCommand(argv, ENV)
   if (cmd.kind !== 'run') throw new Error(`expected run, got ${cmd.kind}`)
-  return cmd
+  return { ...cmd, warnings: cmd.warnings.filter(w => !ARGV_KEY_HINT.test(w)) }
 }
 
 function problemsOf (argv: string[]): string[] {
@@ -46,6 +49,8 @@ t.test('defaults', async t => {
     remote: null,
     tun: { ip: '10.0.0.1', ipInt: 0x0a000001, prefix: 24 },
     key: 'correct horse battery',
+    keyFile: null,
+    networkName: null,
     dev: 'lwt0',
     control: SOCK('lwt0'),
     mtu: 1400,
@@ -154,7 +159,7 @@ const badCases: BadCase[] = [
   { name: '-m server with the client command', argv: [...CLIENT, '-m', 'server'], problems: [/the client command and -m server conflict/] },
   { name: '-m with a bad mode', argv: ['-m', 'relay', '-t', '10.0.0.1/24', '-k', 'abcdefgh'], problems: [/-m: expected server or client, got "relay"/] },
   { name: 'no mode at all', argv: ['-t', '10.0.0.1/24', '-k', 'abcdefgh'], problems: [/no mode: expected the command server or client/] },
-  { name: 'missing --key', argv: ['server', '--tun', '10.0.0.1/24'], problems: [/missing --key \(-k\): expected the network's shared secret/] },
+  { name: 'missing --key', argv: ['server', '--tun', '10.0.0.1/24'], problems: [/missing --key-file FILE, LWT_KEY or --key \(-k\): expected the network's shared secret/] },
   { name: 'empty --key', argv: ['server', '--tun', '10.0.0.1/24', '--key', ''], problems: [/--key: expected a non-empty shared secret, got an empty string/] },
   { name: 'missing --tun', argv: ['server', '--key', 'abcdefgh'], problems: [/missing --tun \(-t\)/] },
   { name: 'missing --remote', argv: ['client', '--tun', '10.0.0.2/24', '--key', 'abcdefgh'], problems: [/missing --remote \(-r\)/] },
@@ -470,4 +475,89 @@ t.test('--state-dir, --node-key, --server-key', async t => {
   const f = parseCommand(['client', '--remote', '192.0.2.1:9000', '--tun', '10.0.0.2/24', '--key', 'correct horse battery', '--server-key', 'srv.pub'], { netnsId: null, cwd: '/srv/lwt' })
   t.equal(f.kind === 'run' ? f.config.serverKey : null, '/srv/lwt/srv.pub', 'anything else is a file path')
   t.throws(() => parseCommand(['server', '--tun', '10.0.0.1/24', '--key', 'correct horse battery', '--server-key', 'x'], { netnsId: null }), { code: 'ERR_USAGE', message: /--server-key: only for client mode/ })
+})
+
+t.test('the network key: --key-file, LWT_KEY, -k and the config file, in that precedence', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'lwt-key-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const keyFile = (name: string, text: string, mode = 0o600): string => {
+    const p = join(dir, name)
+    writeFileSync(p, text)
+    chmodSync(p, mode)
+    return p
+  }
+  const BASE = ['server', '--tun', '10.0.0.1/24']
+  const parse = (argv: string[], lwtKey: string | null = null): Command => parseCommand(argv, { ...ENV, lwtKey })
+  const runWith = (argv: string[], lwtKey: string | null = null): { config: Config, warnings: string[] } => {
+    const cmd = parse(argv, lwtKey)
+    if (cmd.kind !== 'run') throw new Error(`expected run, got ${cmd.kind}`)
+    return cmd
+  }
+  const problems = (argv: string[], lwtKey: string | null = null): string[] => {
+    try { parse(argv, lwtKey) } catch (err) { if (err instanceof UsageError) return [...err.problems]; throw err }
+    throw new Error('expected a usage error')
+  }
+
+  t.test('-k works, with one line saying it is visible in ps and what to use instead', async t => {
+    const r = runWith([...BASE, '-k', 'correct horse battery'])
+    t.equal(r.config.key, 'correct horse battery')
+    t.equal(r.config.keyFile, null)
+    t.same(r.warnings.filter(w => ARGV_KEY_HINT.test(w)), ['-k: a key on the command line is visible to every local user (ps, /proc/PID/cmdline); use --key-file FILE (mode 0600) or the LWT_KEY environment variable instead'])
+  })
+  t.test('--key-file: one trailing newline (LF or CRLF) is not part of the key; no ps hint', async t => {
+    const lf = keyFile('lf.key', 'correct horse battery\n')
+    const r = runWith([...BASE, '--key-file', lf])
+    t.equal(r.config.key, 'correct horse battery')
+    t.equal(r.config.keyFile, lf)
+    t.same(r.warnings, [])
+    t.equal(runWith([...BASE, '--key-file', keyFile('crlf.key', 'correct horse battery\r\n')]).config.key, 'correct horse battery')
+    t.equal(runWith([...BASE, '--key-file', keyFile('raw.key', ' correct horse battery ')]).config.key, ' correct horse battery ', 'otherwise byte-exact')
+  })
+  t.test('a relative --key-file is resolved against the working directory', async t => {
+    keyFile('rel.key', 'correct horse battery\n')
+    const cmd = parseCommand([...BASE, '--key-file', 'rel.key'], { ...ENV, cwd: dir, lwtKey: null })
+    t.equal(cmd.kind === 'run' ? cmd.config.keyFile : null, join(dir, 'rel.key'))
+  })
+  t.test('an empty key file (or one holding only a newline) is an error naming the file', async t => {
+    for (const text of ['', '\n']) {
+      const p = keyFile('empty.key', text)
+      t.match(problems([...BASE, '--key-file', p]), [new RegExp(`^--key-file: the key file ${p} is empty; put the network's shared secret in it`)])
+    }
+  })
+  t.test('a missing key file is an error naming it', async t => {
+    t.match(problems([...BASE, '--key-file', join(dir, 'nope.key')]), [/^--key-file: expected a readable file holding the network key, got ".*nope\.key" \(no such file\)/])
+  })
+  t.test('readable by other users: an error (chmod 600); by its group only: a warning', async t => {
+    const world = keyFile('world.key', 'correct horse battery\n', 0o644)
+    t.match(problems([...BASE, '--key-file', world]), [new RegExp(`the key file ${world} is readable by every user \\(mode 644\\).*run: chmod 600 ${world}`)])
+    const group = keyFile('group.key', 'correct horse battery\n', 0o640)
+    const r = runWith([...BASE, '--key-file', group])
+    t.equal(r.config.key, 'correct horse battery')
+    t.match(r.warnings, [/readable by its group \(mode 640\)/])
+  })
+  t.test('LWT_KEY is used when the command line has no key, and yields to -k and --key-file', async t => {
+    const env = runWith(BASE, 'from the environment')
+    t.equal(env.config.key, 'from the environment')
+    t.same(env.warnings, [], 'no ps hint for the environment')
+    t.equal(runWith([...BASE, '-k', 'from argv xxxxxxxx'], 'from the environment').config.key, 'from argv xxxxxxxx')
+    t.equal(runWith([...BASE, '--key-file', keyFile('f.key', 'from a file xxxxxx\n')], 'from the environment').config.key, 'from a file xxxxxx')
+    t.match(problems(BASE, ''), [/^LWT_KEY \(environment\): expected a non-empty shared secret, got an empty string/])
+  })
+  t.test('the config file\'s "key" / "keyFile" / "key_file" come last; both in one file is an error', async t => {
+    const kf = keyFile('cfg.key', 'from the config key file\n')
+    const conf = (name: string, o: object): string => keyFile(name, JSON.stringify({ mode: 'server', tun: '10.0.0.1/24', ...o }))
+    t.equal(runWith(['-c', conf('a.json', { key_file: kf })]).config.key, 'from the config key file')
+    t.equal(runWith(['-c', conf('b.json', { keyFile: kf })]).config.keyFile, kf)
+    t.equal(runWith(['-c', conf('c.json', { key: 'in the config itself' })], 'from the environment').config.key, 'from the environment', 'LWT_KEY beats the file')
+    t.equal(runWith(['-c', conf('d.json', { key_file: kf }), '-k', 'from argv xxxxxxxx']).config.key, 'from argv xxxxxxxx', 'a flag beats the file')
+    t.match(problems(['-c', conf('e.json', { key: 'x'.repeat(20), key_file: kf })]), [/"key" and .*"key_file" both give the network key: keep one/])
+  })
+  t.test('-k and --key-file together: an error', async t => {
+    t.match(problems([...BASE, '-k', 'correct horse battery', '--key-file', keyFile('g.key', 'x\n')]), [/^-k and --key-file both give the network key: keep one/])
+  })
+  t.test('--network-name: any non-empty text; absent is null', async t => {
+    t.equal(runWith([...BASE, '-k', 'correct horse battery', '--network-name', 'office']).config.networkName, 'office')
+    t.equal(runWith([...BASE, '-k', 'correct horse battery']).config.networkName, null)
+    t.match(problems([...BASE, '-k', 'correct horse battery', '--network-name', '']), [/^--network-name: expected a non-empty network name/])
+  })
 })

@@ -51,6 +51,26 @@ function raw (path: string, data: string | Buffer, lines: number, end = false): 
   })
 }
 
+t.test('the socket file never exists with a mode wider than 0700, not even between listen() and chmod', async t => {
+  const path = join(tempDir(t), 'c.sock')
+  const { Server } = await import('node:net')
+  const listen = Server.prototype.listen
+  const before = process.umask(0o022) // a usual umask, under which a plain bind() makes the socket 0755
+  let seen: number | null = null
+  Server.prototype.listen = function (this: InstanceType<typeof Server>, ...args: unknown[]) {
+    const r = (listen as (...a: unknown[]) => unknown).apply(this, args)
+    seen = lstatSync(path).mode & 0o777 // bind() ran synchronously; the chmod has not
+    return r
+  } as typeof Server.prototype.listen
+  t.teardown(() => { Server.prototype.listen = listen; process.umask(before) })
+  const srv = await startControlServer(path, handler, silentLogger)
+  t.teardown(() => srv.close())
+  t.not(seen, null, 'the mode right after bind was observed')
+  t.equal(seen! & 0o077, 0, `no group/other bits right after creation (mode ${seen!.toString(8)})`)
+  t.equal(lstatSync(path).mode & 0o777, 0o600, 'then 0600')
+  t.equal(process.umask(0o022), 0o022, 'the process umask is restored')
+})
+
 t.test('round trip', async t => {
   const dir = tempDir(t)
   const path = join(dir, 'sub', 'dir', 'lwt0.1.sock')

@@ -314,6 +314,59 @@ t.test('rekey: client–server and peer sessions are replaced after REKEY_AFTER,
   t.equal(L.server.clientCount, 2)
 })
 
+t.test('REJECT_AFTER: with every rekey handshake lost, no session sends with its key past 180 s, on either side of either session', async t => {
+  const { L, a, b, slotB } = peersWithSession()
+  const aSlotOnServer = L.serverDp.routeByTunnelIp(ipToInt('10.0.0.2'))!.slot
+  const srvKey = a.dp.sendKeys.get(0)!.key
+  const abKey = a.dp.sendKeys.get(slotB)!.key
+  t.ok(L.serverDp.sendKeys.has(aSlotOnServer) && b.dp.sendKeys.size === 2, 'every side has its send keys')
+  // Every handshake init from now on is lost (to the server, and relayed between peers): no rekey can succeed.
+  const isInit = (d: { bytes: Uint8Array }): boolean => d.bytes[0] === 1 || (d.bytes[0] === 5 && d.bytes[8] === 1)
+  L.net.filter = (d) => !isInit(d)
+  L.run(170_000)
+  t.ok(sameKey(a.dp.sendKeys.get(0)?.key, srvKey), 'at ~171 s the old client→server key is still in use (rekeys failing)')
+  t.same(a.dp.clearedSendKeys, [], 'nothing cleared before REJECT_AFTER')
+  L.run(11_000)
+  t.notOk(a.dp.sendKeys.has(0), 'client: the send key to the server is gone past REJECT_AFTER')
+  t.notOk(a.dp.sendKeys.has(slotB), 'client a: the send key to b is gone')
+  t.notOk(b.dp.sendKeys.has(b.dp.routeByTunnelIp(ipToInt('10.0.0.2'))!.slot), 'client b (the responder): its send key to a is gone too')
+  t.notOk(L.serverDp.sendKeys.has(aSlotOnServer), 'server: its send key to a is gone (it used to keep it until the client replaced it)')
+  t.ok(a.dp.clearedSendKeys.includes(0) && a.dp.clearedSendKeys.includes(slotB), 'cleared through DataplanePort.clearSendKey')
+  t.equal([...a.dp.recvKeys.values()].filter(k => sameKey(k.key, abKey)).length, 0, 'and nothing opens with the old keys')
+  t.notOk(a.c.status().peers.some(p => p.tunnelIp === '10.0.0.3' && p.session === 'established'), 'a shows no session with b')
+  // The handshakes get through again: new sessions, new keys.
+  L.net.filter = () => true
+  L.run(20_000)
+  t.ok(a.dp.sendKeys.has(0) && !sameKey(a.dp.sendKeys.get(0)!.key, srvKey), 'a registered again with a new key')
+  t.equal(a.c.state, 'registered')
+})
+
+t.test('rekey before the limits: over 10 minutes of normal operation no send key is ever cleared, every session is replaced in time', async t => {
+  const { L, a, b, slotB } = peersWithSession()
+  const seen = new Set<string>()
+  for (let i = 0; i < 20; i++) {
+    L.run(30_000)
+    seen.add(Buffer.from(a.dp.sendKeys.get(slotB)!.key).toString('hex'))
+  }
+  t.same(a.dp.clearedSendKeys, [], 'client a: never')
+  t.same(b.dp.clearedSendKeys, [], 'client b: never')
+  t.same(L.serverDp.clearedSendKeys, [], 'server: never')
+  t.ok(seen.size >= 5, `the a→b key changed every ~2 minutes (${seen.size} keys in 10 minutes)`)
+})
+
+t.test('SEND_LIMIT (REKEY_AFTER_MESSAGES reached): the client starts a new session at once, with the server and with a peer', async t => {
+  const { L, a, slotB } = peersWithSession()
+  L.run(10_000)
+  const srv0 = a.dp.sendKeys.get(0)!
+  const peer0 = a.dp.sendKeys.get(slotB)!
+  a.c.onSendLimit(0)
+  a.c.onSendLimit(slotB)
+  L.run(500)
+  t.not(a.dp.sendKeys.get(0)!.remoteIndex, srv0.remoteIndex, 'a new client→server session, 110 s before REKEY_AFTER')
+  t.not(a.dp.sendKeys.get(slotB)!.remoteIndex, peer0.remoteIndex, 'a new a→b session')
+  t.equal(a.c.state, 'registered')
+})
+
 t.test('the server moves to a new address (dynamic DNS): setServerEndpoint moves slot 0 and the relay routes, and re-registers', async t => {
   const L = lab()
   const a = L.addClient(1)

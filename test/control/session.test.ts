@@ -9,7 +9,7 @@ import { consumeInit, consumeResponse, createInit, createResponse, generateStati
 import { seededRandom } from '../../src/random.js'
 import {
   IndexTable, confirmPending, emptySessionSet, expireSessions, installCurrent, newSession, openSealedControl, retryDelay,
-  type Session, type SessionSet
+  wipeSession, type Session, type SessionSet
 } from '../../src/control/session.js'
 import { PENDING_SESSION_TIMEOUT, PREVIOUS_SESSION_GRACE, REJECT_AFTER } from '../../src/control/constants.js'
 import { CTL_BYE, CTL_PING, encodeControl } from '../../src/wire/control.js'
@@ -70,6 +70,24 @@ t.test('openSealedControl', async t => {
     t.ok(openSealedControl(m, indexes).ok)
     t.same(openSealedControl(m, indexes), { ok: false, why: 'unauthenticated', index: local.localIndex })
     t.equal(local.ctl.rejected.replay, 1, 'counted as a replay')
+  })
+
+  t.test('a session older than REJECT_AFTER: refused before decryption (when the caller gives the time)', async t => {
+    const { indexes, sealer, local } = table()
+    const m = sealer.ctl.seal(ping)
+    t.same(openSealedControl(m, indexes, undefined, undefined, NOW + REJECT_AFTER + 1), { ok: false, why: 'expired', index: local.localIndex })
+    t.same(local.ctl.rejected, { malformed: 0, auth: 0, replay: 0 }, 'not even opened')
+    t.ok(openSealedControl(m, indexes, undefined, undefined, NOW + REJECT_AFTER).ok, 'at exactly REJECT_AFTER it still opens')
+  })
+
+  t.test('a wiped session: its keys are zeros, nothing opens and nothing seals', async t => {
+    const { indexes, sealer, local } = table()
+    const m = sealer.ctl.seal(ping)
+    wipeSession(local)
+    for (const k of [local.keys.dataSend, local.keys.dataRecv, local.keys.ctlSend, local.keys.ctlRecv]) t.ok(k.every(b => b === 0), 'key zeroed')
+    t.ok(local.ctl.wiped)
+    t.same(openSealedControl(m, indexes), { ok: false, why: 'unauthenticated', index: local.localIndex }, 'a genuine message no longer opens')
+    t.throws(() => local.ctl.seal(ping), { code: 'ERR_HANDSHAKE' }, 'never sealed under a zero key')
   })
 
   t.test('wrong wire type: malformed', async t => {
@@ -167,10 +185,15 @@ t.test('rotation and expiry', async t => {
     t.same(dropped, [31], 'previous kept for exactly its grace')
     expireSessions(ss, NOW + PREVIOUS_SESSION_GRACE + 1, drop, true)
     t.same(dropped, [31, 11], 'then dropped')
-    expireSessions(ss, NOW + 1000 + REJECT_AFTER + 1, drop, false)
-    t.equal(ss.current, b, 'the server keeps an old current session')
-    expireSessions(ss, NOW + 1000 + REJECT_AFTER + 1, drop, true)
-    t.equal(ss.current, null, 'the client drops it')
+    let cleared = 0
+    expireSessions(ss, NOW + 1000 + REJECT_AFTER, drop, true, () => { cleared++ })
+    t.equal(ss.current, b, 'current kept for exactly REJECT_AFTER')
+    expireSessions(ss, NOW + 1000 + REJECT_AFTER + 1, drop, false, () => { cleared++ })
+    t.equal(ss.current, b, 'kept when not asked')
+    t.equal(cleared, 0)
+    expireSessions(ss, NOW + 1000 + REJECT_AFTER + 1, drop, true, () => { cleared++ })
+    t.equal(ss.current, null, 'then dropped')
+    t.equal(cleared, 1, 'and the dataplane told to stop sending with its key')
     t.same(dropped, [31, 11, 21])
   })
 })

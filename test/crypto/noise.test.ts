@@ -55,7 +55,7 @@ t.test('the independent implementation reproduces cacophony Noise_NNpsk0_25519_C
   t.equal(toHex(chacha20poly1305(r.r2i, n0).encrypt(hex('4361726c204d656e676572'))), '416d1af83e9fa6966ce4e871156b131aa9bd7e9a1d6f8794f4872a', 'transport r->i')
 })
 
-// Our protocol: prologue "lightweight-tunnel v2", psk = derivePsk('correct horse'),
+// Our protocol: prologue "lightweight-tunnel v2", psk = the fixed 32 bytes below (scrypt('correct horse') with v1's constant salt),
 // wire framing, payloads = the wire.test.ts InitPayload / RespPayload vectors.
 const GOLDEN = {
   psk: hex('f1ea94614366201026b6c3daa2a8a26c29ba8a971d8bc8693a6abeedb7d617fc'),

@@ -65,7 +65,7 @@ function udpPacket (src: number, dst: number, sport: number, dport: number, data
 function recorder (): { handler: ControlHandler, inputs: ControlInput[], needSession: number[] } {
   const inputs: ControlInput[] = []
   const needSession: number[] = []
-  return { inputs, needSession, handler: { onControl: (i) => { inputs.push(i) }, onNeedSession: (s) => { needSession.push(s) }, onEndpoint: () => {} } }
+  return { inputs, needSession, handler: { onControl: (i) => { inputs.push(i) }, onNeedSession: (s) => { needSession.push(s) }, onSendLimit: () => {}, onEndpoint: () => {} } }
 }
 
 if (ns !== null) {

@@ -59,7 +59,7 @@ interface Rig {
   counter: (name: CounterName) => number
 }
 
-function rig (t: Test, opts: { mode?: 'client' | 'server', fastPath?: boolean, sendKey?: boolean } = {}): Rig {
+function rig (t: Test, opts: { mode?: 'client' | 'server', fastPath?: boolean, sendKey?: boolean, limits?: Pick<WorkerInit, 'rekeyAfterMessages' | 'rejectAfterMessages'> } = {}): Rig {
   const [tunFd, tunPeer] = socketPairDgram()
   const udp = native.udpOpen('127.0.0.1', 0, 0)
   const fars = [native.udpOpen('127.0.0.1', 0, 0), native.udpOpen('127.0.0.1', 0, 0), native.udpOpen('127.0.0.1', 0, 0)]
@@ -68,7 +68,7 @@ function rig (t: Test, opts: { mode?: 'client' | 'server', fastPath?: boolean, s
   const init: WorkerInit = {
     role: 'both', statsIndex: 0, mode: opts.mode ?? 'client', tunFd, tunVnet: true, udpFd: udp.fd, tunnelIp: OWN, mtu: 1400,
     maxPeers: MAX_PEERS, packetMem: new SharedArrayBuffer(BATCH * SLOT_SIZE), packetMemIn: new SharedArrayBuffer(RX_BUFS * RX_BUF_SIZE),
-    stats: statsSab, ctrlRing: SpscRing.create(CTRL_RING_SLOTS, CTRL_SLOT_SIZE), fastPath: opts.fastPath ?? true
+    stats: statsSab, ctrlRing: SpscRing.create(CTRL_RING_SLOTS, CTRL_SLOT_SIZE), fastPath: opts.fastPath ?? true, ...opts.limits
   }
   const posted: FromWorker[] = []
   const failures: unknown[] = []
@@ -223,6 +223,23 @@ t.test('outbound: a lone packet is sealed and sent by the addon; a burst goes to
   const [d7] = await r.udpRead(1)
   t.equal(openData(r.sendKey, d7).counter, 7)
   t.equal(r.counter('fastPathPackets'), 2 + fastBurst, 'lone again: fast again')
+  t.same(r.failures, [])
+})
+
+t.test('outbound: past REKEY_AFTER_MESSAGES (2 here) the addon leaves the packet to the batch path, which asks for a rekey and retires the key at REJECT_AFTER_MESSAGES (4)', async t => {
+  const r = rig(t, { limits: { rekeyAfterMessages: 2, rejectAfterMessages: 4 } })
+  const counters: number[] = []
+  for (let i = 0; i < 5; i++) {
+    r.tunWrite(ipv4(OWN, PEER_IP, 60 + i))
+    const got = await r.udpRead(i < 4 ? 1 : 0)
+    counters.push(...got.map(d => openData(r.sendKey, d).counter))
+    await sleep(20) // lone packets, past the hold-off
+  }
+  t.same(counters, [0, 1, 2, 3], 'nothing sent at or past REJECT_AFTER_MESSAGES')
+  t.equal(r.counter('fastPathPackets'), 2, 'counters 0 and 1 by the addon; from 2 on, the batch path')
+  t.same(r.posted.filter(m => m.code === 'SEND_LIMIT'), [{ code: 'SEND_LIMIT', slot: 1 }], 'a rekey asked once')
+  t.ok(r.posted.some(m => m.code === 'NEED_SESSION'), 'then a new session')
+  t.equal(r.counter('sendKeyExhausted'), 1)
   t.same(r.failures, [])
 })
 
@@ -405,6 +422,7 @@ t.test('relay: a server forwards a lone envelope in the addon, rewritten to name
   const r = rig(t, { mode: 'server' })
   r.control({ code: 'PEER', slot: 2, peerId: 8, tunnelIp: OTHER_IP, endpointIp: LOOPBACK, endpointPort: r.farPorts[1], relayVia: false, fd: -1 })
   const body = new Uint8Array(randomBytes(120))
+  body[0] = 4 // a data message: only inner types 1-4 are relayed
   const env = (to: number): Uint8Array => {
     const e = new Uint8Array(8 + body.length)
     new DataView(e.buffer).setUint32(0, 5, true)
@@ -427,6 +445,15 @@ t.test('relay: a server forwards a lone envelope in the addon, rewritten to name
   r.udpSend(0, env(7))
   await sleep(60)
   t.equal(r.counter('dropRelayUnknownPeer'), 2, 'to nobody, or back to the sender: dropped by the batch path')
+  t.equal(r.counter('fastPathPackets'), 1)
+  // PROTOCOL §4.4: a Relay or a Reject inside an envelope is never forwarded, neither by the addon nor by the batch path.
+  for (const type of [5, 6]) {
+    const bad = env(8)
+    bad[8] = type
+    r.udpSend(0, bad)
+  }
+  t.same(await r.udpRead(1, 60, 1), [], 'an envelope holding a Relay or a Reject is not forwarded')
+  t.equal(r.counter('dropRelayInnerType'), 2, 'the addon left both to the batch path, which counted them')
   t.equal(r.counter('fastPathPackets'), 1)
   // The peer leaves: its lookups go with it.
   r.control({ code: 'PEER_REMOVE', slot: 2 })

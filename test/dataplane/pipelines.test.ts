@@ -56,7 +56,7 @@ interface Rig {
 }
 
 /** The daemon's dataplane over the twin: TUN and UDP opened as Dataplane.start opens them, one or two pipeline threads. */
-function rig (t: Test, mode: 'client' | 'server', placement: 'fused' | 'split' = 'fused', tunnelIp = mode === 'client' ? CLIENT_IP : SERVER_IP): Rig {
+function rig (t: Test, mode: 'client' | 'server', placement: 'fused' | 'split' = 'fused', tunnelIp = mode === 'client' ? CLIENT_IP : SERVER_IP, extra: Partial<WorkerInit> = {}): Rig {
   const io = new FakeIo()
   const tunFd = openTunVnet(io, 'lwt0', true, true).fd
   const udpOpened = openUdp(io, '0.0.0.0', mode === 'server' ? 9000 : 0, 4 * 1024 * 1024)
@@ -80,7 +80,8 @@ function rig (t: Test, mode: 'client' | 'server', placement: 'fused' | 'split' =
       packetMemIn: role === 'both' ? new SharedArrayBuffer(RX_BUFS * RX_BUF_SIZE) : null,
       stats: statsSab,
       ctrlRing: role !== 'outbound' ? ringSab : null,
-      fastPath: true
+      fastPath: true,
+      ...extra
     }
     const port = new MemPort()
     runs.push(runPipelines(init, io, port, (err) => { t.fail(`pipeline failed: ${String(err)}`) }))
@@ -297,6 +298,44 @@ t.test(`no session yet: packets are queued (at most QUEUE_MAX = ${QUEUE_MAX}, th
   t.same(sent.map((m) => m.counter), Array.from({ length: QUEUE_MAX }, (_, i) => i))
 })
 
+t.test('message-count limits (REKEY_AFTER_MESSAGES = 3, REJECT_AFTER_MESSAGES = 5 here): SEND_LIMIT once at 3, the key retired at 5, its packets wait for the next key', async t => {
+  for (const placement of ['fused', 'split'] as const) {
+    t.test(placement, async t => {
+      const r = rig(t, 'client', placement, CLIENT_IP, { rekeyAfterMessages: 3, rejectAfterMessages: 5 })
+      const { sendKey } = withServer(r)
+      for (let i = 0; i < 7; i++) r.tun.inject(ipv4(CLIENT_IP, SERVER_IP, seqPayload(i)))
+      await r.io.settle()
+      const sent = r.udp.takeSent().map((d) => openData(sendKey, d.bytes))
+      t.same(sent.map((m) => m.counter), [0, 1, 2, 3, 4], 'counters 0..4 under the key, none at or past 5')
+      t.same(sent.map((m) => seqOf(m.inner)), [0, 1, 2, 3, 4])
+      t.same(r.messages().filter((m) => m.code === 'SEND_LIMIT'), [{ code: 'SEND_LIMIT', slot: 1 }], 'a rekey asked once, at counter 3')
+      t.same(r.messages().filter((m) => m.code === 'NEED_SESSION'), [{ code: 'NEED_SESSION', slot: 1 }], 'then a session asked for')
+      t.match(r.counters(), { rekeyOnMessages: 1, sendKeyExhausted: 1, dropQueueFull: 0 })
+      const next = new Uint8Array(randomBytes(32))
+      r.post({ code: 'SEND_KEY', slot: 1, key: next, remoteIndex: REMOTE_INDEX + 1 })
+      const flushed = r.udp.takeSent().map((d) => openData(next, d.bytes))
+      t.same(flushed.map((m) => [seqOf(m.inner), m.counter, m.index]), [[5, 0, REMOTE_INDEX + 1], [6, 1, REMOTE_INDEX + 1]], 'the waiting packets leave under the new key, from counter 0')
+    })
+  }
+})
+
+t.test('SEND_KEY_CLEAR (the session expired): nothing more is sent with the key; packets queue and a session is asked for', async t => {
+  const r = rig(t, 'client')
+  const { sendKey } = withServer(r)
+  r.tun.inject(ipv4(CLIENT_IP, SERVER_IP, seqPayload(0)))
+  await r.io.settle()
+  t.equal(r.udp.takeSent().length, 1)
+  r.post({ code: 'SEND_KEY_CLEAR', slot: 1 })
+  r.tun.inject(ipv4(CLIENT_IP, SERVER_IP, seqPayload(1)))
+  await r.io.settle()
+  t.same(r.udp.takeSent(), [], 'the old key sends nothing')
+  t.same(r.messages().filter((m) => m.code === 'NEED_SESSION'), [{ code: 'NEED_SESSION', slot: 1 }])
+  const next = new Uint8Array(randomBytes(32))
+  r.post({ code: 'SEND_KEY', slot: 1, key: next, remoteIndex: REMOTE_INDEX })
+  t.same(r.udp.takeSent().map((d) => seqOf(openData(next, d.bytes).inner)), [1], 'sent on the new session')
+  t.not(Buffer.from(next).toString('hex'), Buffer.from(sendKey).toString('hex'))
+})
+
 t.test('PEER_REMOVE: the peer\'s packets have no route and its sessions no longer open', async t => {
   const r = rig(t, 'client')
   const { recvKey } = withServer(r)
@@ -315,6 +354,7 @@ t.test('server: relay envelopes are forwarded unopened with the source\'s peer i
   r.post({ code: 'PEER', slot: 1, peerId: 1, tunnelIp: CLIENT_IP, endpointIp: A.ip, endpointPort: A.port, relayVia: false, fd: -1 })
   r.post({ code: 'PEER', slot: 2, peerId: 2, tunnelIp: OTHER_IP, endpointIp: OTHER_EP.ip, endpointPort: OTHER_EP.port, relayVia: false, fd: -1 })
   const inner = randomBytes(80)
+  inner[0] = 4 // a data message (what the server forwards must be of type 1-4)
   r.udp.inject(relayEnvelope(2, inner), A.ip, A.port)
   r.udp.inject(relayEnvelope(9, inner), A.ip, A.port) // no such peer
   r.udp.inject(relayEnvelope(2, inner), 0x01020304, 5) // not a registered client
@@ -324,6 +364,35 @@ t.test('server: relay envelopes are forwarded unopened with the source\'s peer i
   t.same({ ip: sent[0]!.ip, port: sent[0]!.port }, OTHER_EP)
   t.same(sent[0]!.bytes, relayEnvelope(1, inner), 'envelope now names the source (peer 1); the message is untouched')
   t.match(r.counters(), { relayedPackets: 1, dropRelayUnknownPeer: 1, dropRelayUnknownSource: 1 })
+})
+
+t.test('server: an envelope carrying a Relay (5) or a Reject (6) is never forwarded (PROTOCOL §4.4), other types are', async t => {
+  const r = rig(t, 'server')
+  const A = { ip: 0x64400201, port: 40001 }
+  r.post({ code: 'PEER', slot: 1, peerId: 1, tunnelIp: CLIENT_IP, endpointIp: A.ip, endpointPort: A.port, relayVia: false, fd: -1 })
+  r.post({ code: 'PEER', slot: 2, peerId: 2, tunnelIp: OTHER_IP, endpointIp: OTHER_EP.ip, endpointPort: OTHER_EP.port, relayVia: false, fd: -1 })
+  for (const type of [5, 6, 0, 7, 1, 2, 3, 4]) {
+    const inner = new Uint8Array(randomBytes(64))
+    inner[0] = type
+    r.udp.inject(relayEnvelope(2, inner), A.ip, A.port)
+  }
+  await r.io.settle()
+  t.same(r.udp.takeSent().map((d) => d.bytes[8]), [1, 2, 3, 4], 'only inner types 1-4 left, in order')
+  t.match(r.counters(), { relayedPackets: 4, dropRelayInnerType: 4 })
+})
+
+t.test('client: a relayed Relay or Reject from the server is dropped and counted, never reaches the control plane', async t => {
+  const r = rig(t, 'client')
+  const reject = new Uint8Array([6, 1, 0, 0, 1, 2, 3, 4]) // Reject(AUTH_FAILED), as a member could have the server relay it
+  const nested = relayEnvelope(9, new Uint8Array(40).fill(4))
+  r.udp.inject(relayEnvelope(42, new Uint8Array([...reject, ...new Uint8Array(8)])), SERVER_EP.ip, SERVER_EP.port)
+  r.udp.inject(relayEnvelope(42, nested), SERVER_EP.ip, SERVER_EP.port)
+  const ctl = new Uint8Array(64).fill(3)
+  ctl[1] = ctl[2] = ctl[3] = 0
+  r.udp.inject(relayEnvelope(42, ctl), SERVER_EP.ip, SERVER_EP.port)
+  await r.io.settle()
+  t.equal(r.ring.available(), 1, 'only the relayed control message reached the control ring')
+  t.match(r.counters(), { dropRelayInnerType: 2, controlPackets: 1 })
 })
 
 t.test('server: an authenticated packet from a new address is reported (ENDPOINT, at most once a second per address) and does not move the peer: the main thread checks the address first and re-posts PEER', async t => {

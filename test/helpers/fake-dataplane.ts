@@ -145,8 +145,12 @@ export class FakeDataplane implements DataplanePort {
 
   setPeer (r: PeerRoute): void { this.routes.set(r.slot, { ...r }) }
   removePeer (slot: number): void { this.routes.delete(slot); this.sendKeys.delete(slot) }
-  setSendKey (slot: number, key: Uint8Array, remoteIndex: number): void { this.sendKeys.set(slot, { key, remoteIndex }) }
-  setRecvKey (slot: number, localIndex: number, key: Uint8Array): void { this.recvKeys.set(localIndex, { slot, key }) }
+  // Keys are copied, as postMessage does for the real dataplane (the control plane wipes its own copies when a session is dropped).
+  setSendKey (slot: number, key: Uint8Array, remoteIndex: number): void { this.sendKeys.set(slot, { key: key.slice(), remoteIndex }) }
+  /** Slots whose send key was cleared, in order (the real outbound pipeline wipes the key). */
+  readonly clearedSendKeys: number[] = []
+  clearSendKey (slot: number): void { this.sendKeys.delete(slot); this.clearedSendKeys.push(slot) }
+  setRecvKey (slot: number, localIndex: number, key: Uint8Array): void { this.recvKeys.set(localIndex, { slot, key: key.slice() }) }
   dropRecvIndex (localIndex: number): void { this.recvKeys.delete(localIndex) }
   sendControl (bytes: Uint8Array, ip: number, port: number, sock = 0): void {
     this.#net.sent++

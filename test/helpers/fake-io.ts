@@ -522,6 +522,13 @@ export class FakeIo implements Native {
     return this.#real.aeadOpenBatch(mem, desc, n, keys, results)
   }
 
+  /** Calls of aeadForget (a key left the pipeline's tables). */
+  aeadForgets = 0
+  aeadForget (): void {
+    this.aeadForgets++
+    this.#real.aeadForget()
+  }
+
   // ── Native: the fast path, attached but never taken ──
 
   fastPathOut (): void { this.fastPathAttached++ }

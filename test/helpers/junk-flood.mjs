@@ -38,7 +38,7 @@ for (let id = 1; id <= 50; id++) { const b = Buffer.alloc(64); b[0] = 5; b.write
 // A real registration, then replays. Like a real client, a new init every
 // second until the server answers (a flood may cost the server the first
 // one: counted drops, not silence); at most 5.
-const psk = await derivePsk(key)
+const psk = await derivePsk(key, { ip: ipToInt(tunnelIp), prefix: 24, name: null }) // the server's network (it registers as /24 below)
 const nodeKey = generateStaticKey()
 const states = new Map()
 let init

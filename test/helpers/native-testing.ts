@@ -23,6 +23,8 @@ export interface NativeTesting extends Native {
   poly1305Blocks(key: Uint8Array, msg: Uint8Array): Uint8Array
   /** An AF_UNIX datagram socket pair (non-blocking): a stand-in TUN fd, one read per packet. */
   socketPairDgram(): [number, number]
+  /** This thread's cached OpenSSL seal key then open key (64 bytes; zeros when none or after aeadForget). */
+  aeadCachedKeys(): Uint8Array
 }
 
 /** Path of the test build, for tests that load it in a child process. */

@@ -34,18 +34,18 @@ function nonceOf (mem: Uint8Array, off: number): Uint8Array {
 t.test('loadNative is cached and exposes the whole API', async t => {
   t.equal(loadNative(), native)
   for (const f of ['tunOpen', 'ifIndex', 'udpOpen', 'close', 'pollStart', 'pollStop', 'tunReadBatch', 'tunWriteBatch',
-    'udpRecvBatch', 'udpSendBatch', 'udpSendBatchGso', 'udpSendTo', 'aeadSealBatch', 'aeadOpenBatch']) {
+    'udpRecvBatch', 'udpSendBatch', 'udpSendBatchGso', 'udpSendTo', 'aeadSealBatch', 'aeadOpenBatch', 'aeadForget']) {
     t.type((native as unknown as Record<string, unknown>)[f], 'function', f)
   }
 })
 
 t.test('the test-only exports are in the test build only', async t => {
-  for (const f of ['socketPairDgram', 'vnetSplit', 'vnetCoalesce', 'poly1305Blocks']) {
+  for (const f of ['socketPairDgram', 'vnetSplit', 'vnetCoalesce', 'poly1305Blocks', 'aeadCachedKeys']) {
     t.equal((native as unknown as Record<string, unknown>)[f], undefined, `${f}: not in lwt_native.node`)
     t.type((testing as unknown as Record<string, unknown>)[f], 'function', `${f}: in lwt_native_testing.node`)
   }
-  t.same(Object.keys(testing).filter(k => !(k in native)).sort(), ['poly1305Blocks', 'socketPairDgram', 'vnetCoalesce', 'vnetSplit'],
-    'the test build is the production API plus those four')
+  t.same(Object.keys(testing).filter(k => !(k in native)).sort(), ['aeadCachedKeys', 'poly1305Blocks', 'socketPairDgram', 'vnetCoalesce', 'vnetSplit'],
+    'the test build is the production API plus those five')
 })
 
 t.test('AEAD', async t => {
