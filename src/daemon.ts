@@ -35,6 +35,7 @@ import { systemRandom } from './random.js'
 import { chooseFormat, underJournald, type Level, type Logger } from './log.js'
 import { VpnError, describeError } from './errors.js'
 import { derivePsk } from './crypto/kdf.js'
+import { macKeys } from './crypto/cookie.js'
 import { Dataplane } from './dataplane/dataplane.js'
 import { ServerController } from './control/server.js'
 import { ClientController } from './control/client.js'
@@ -166,7 +167,8 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     maxPeers,
     socketBuffer: 4 * 1024 * 1024,
     placement: config.placement,
-    fastPath: config.fastPath
+    fastPath: config.fastPath,
+    macKeys: config.mode === 'server' ? macKeys(psk) : undefined
   }, log.child('dataplane'))
 
   const controller = config.mode === 'server'

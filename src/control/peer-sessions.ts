@@ -22,12 +22,21 @@ import { intToIp } from '../wire/addr.js'
 import type { ControlInput } from './port.js'
 import type { ClientContext } from './client-context.js'
 import type { PeerRemote } from './peer-table.js'
+import { CookieGenerator, checkMac1, macKeys, type MacKeys } from '../crypto/cookie.js'
+import { stripMacs } from '../wire/cookie.js'
 import { confirmPending, expireSessions, installCurrent, newSession, sameBytes, sessionsOf, type Session } from './session.js'
 
 export class PeerSessions {
   readonly #ctx: ClientContext
+  /** mac1 on our inits and checked on the peers' (docs/PROTOCOL.md "MAC trailer"); peers send no cookie replies, so mac2 stays zero. */
+  readonly #macKeys: MacKeys
+  readonly #macs: CookieGenerator
 
-  constructor (ctx: ClientContext) { this.#ctx = ctx }
+  constructor (ctx: ClientContext) {
+    this.#ctx = ctx
+    this.#macKeys = macKeys(ctx.opt.psk)
+    this.#macs = new CookieGenerator(this.#macKeys)
+  }
 
   /** The dataplane has packets for the peer: start a session unless one exists or is being set up. */
   onNeedSession (p: PeerRemote, now: number): void {
@@ -65,7 +74,7 @@ export class PeerSessions {
     if (p.sessions.hs.state === 'initSent') indexes.delete(p.sessions.hs.localIndex)
     const tries = p.sessions.hs.state === 'initSent' ? p.sessions.hs.tries + 1 : 1
     p.sessions.hs = { state: 'initSent', localIndex, initiator: state, sentAt: now, tries }
-    this.#ctx.sendRelayed(p.peerId, message)
+    this.#ctx.sendRelayed(p.peerId, this.#macs.addMacs(message, now))
   }
 
   /** The peer's init, relayed by the server (which vouches for the sender's id). */
@@ -73,7 +82,8 @@ export class PeerSessions {
     const { opt, indexes, port } = this.#ctx
     const now = this.#ctx.clock.now()
     let hs
-    try { hs = consumeInit(opt.psk, input.bytes) } catch { return }
+    if (!checkMac1(this.#macKeys, input.bytes)) return
+    try { hs = consumeInit(opt.psk, stripMacs(input.bytes)) } catch { return }
     let req
     try { req = decodeInitPayload(hs.payload) } catch { return }
     // The server vouches for who sent it (peerId); the claim must match what the server told us.

@@ -24,6 +24,7 @@ import { IndexTable, sameBytes, confirmPending, emptySessionSet, expireSessions,
 import { PerKeyInterval, TokenBucket } from './rate-limit.js'
 import * as C from './constants.js'
 import { consumeInit, createResponse } from '../crypto/noise.js'
+import { stripMacs } from '../wire/cookie.js'
 import { isVpnError } from '../errors.js'
 import { MSG_CONTROL, MSG_HANDSHAKE_INIT, encodeReject, REJECT_AUTH_FAILED, REJECT_UNKNOWN_SESSION } from '../wire/messages.js'
 import { decodeInitPayload, encodeRespPayload, RESP_OK, RESP_ADDRESS_IN_USE, RESP_SERVER_FULL, RESP_ADDRESS_OUTSIDE_NETWORK, RESP_ADDRESS_RESERVED, type RespStatus } from '../wire/payloads.js'
@@ -174,7 +175,7 @@ export class ServerController implements ControlHandler {
     const now = this.#clock.now()
     let hs
     try {
-      hs = consumeInit(this.#opt.psk, input.bytes)
+      hs = consumeInit(this.#opt.psk, stripMacs(input.bytes)) // mac1 (and mac2 under load) checked by the inbound worker (dataplane/init-guard.ts)
     } catch (err) {
       if (isVpnError(err, 'ERR_AUTH_FAILED')) {
         this.#rejectedInits++

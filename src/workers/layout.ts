@@ -87,7 +87,10 @@ export const COUNTERS = [
   'dropControlRingFull', 'dropRelayUnknownPeer', 'dropRelayUnknownSource', 'dropTooBig',
   'tunRxSuperpackets', 'udpRxCoalesced', 'dropRxOverflow',
   // Packets (either direction) carried end to end by the native lone-packet path.
-  'fastPathPackets'
+  'fastPathPackets',
+  // Server, HandshakeInits before the control ring (dataplane/init-guard.ts): bad mac1, over the
+  // per-source or the global rate, no valid mac2 under load with the reply cap spent; replies sent.
+  'dropInitMac1', 'dropInitRateSource', 'dropInitRateGlobal', 'dropCookieReplyLimited', 'cookieReplies'
 ] as const
 export type CounterName = typeof COUNTERS[number]
 export const C: Record<CounterName, number> = Object.fromEntries(COUNTERS.map((n, i) => [n, i])) as Record<CounterName, number>
@@ -134,6 +137,8 @@ export interface WorkerInit {
   ctrlRing: SharedArrayBuffer | null
   /** Attach the native lone-packet fast path (native/fastpath.c) to the TUN and main UDP polls (needs tunVnet). */
   fastPath: boolean
+  /** Server: the mac1/cookie keys (crypto/cookie.ts macKeys); the inbound pipeline gates HandshakeInits with them (dataplane/init-guard.ts). */
+  macKeys?: { mac1: Uint8Array, cookie: Uint8Array } | null
 }
 
 /**
