@@ -12,6 +12,8 @@ import { ServerController } from '../../src/control/server.js'
 import { ClientController } from '../../src/control/client.js'
 import { ipToInt } from '../../src/wire/addr.js'
 import { FakeNet, type FakeDataplane } from '../helpers/fake-dataplane.js'
+import { InitGuard, LOAD_RING_OCCUPANCY } from '../../src/dataplane/init-guard.js'
+import { CookieChecker, macKeys } from '../../src/crypto/cookie.js'
 
 const SERVER_IP = ipToInt('198.18.0.1')
 const SERVER_PORT = 9000
@@ -141,6 +143,28 @@ t.test('wrong key: the client says so plainly, keeps retrying quietly; the serve
   const serverLines = L.serverLog.filter(l => /wrong network key/.test(l))
   t.ok(serverLines.length >= 1 && serverLines.length <= 2, `server logged ${serverLines.length} times in 60 s`)
   t.equal(L.server.clientCount, 0)
+})
+
+t.test('a server under load answers with a cookie: the client resends at once with mac2 and registers', async t => {
+  const L = lab()
+  // The server's inbound worker, as the FakeNet sees it: an InitGuard that is always under load.
+  const guard = new InitGuard(new CookieChecker(macKeys(L.psk), (b) => { b.set(randomBytes(b.length)) }), 0)
+  const verdicts: string[] = []
+  L.net.filter = (d) => {
+    if (d.to.ip !== SERVER_IP || d.bytes[0] !== 1) return true
+    const v = guard.check(d.bytes, 0, d.bytes.length, d.from.ip, d.from.port, L.clock.now(), LOAD_RING_OCCUPANCY)
+    verdicts.push(v)
+    if (v === 'cookie') L.net.queue.push({ from: d.to, to: d.from, bytes: guard.checker.createReply(d.bytes, 0, d.bytes.length, d.from.ip, d.from.port, L.clock.now(), new Uint8Array(64)) })
+    return v === 'pass'
+  }
+  const a = L.addClient(1)
+  L.run(250)
+  t.equal(a.c.state, 'registered', 'registered within the first tick (no retry timer waited for)')
+  t.same(verdicts, ['cookie', 'pass'], 'the first init got a cookie, the immediate resend passed')
+  L.run(130_000)
+  t.equal(a.c.state, 'registered', 'rekeys keep working under load (a new cookie after the secret rotates)')
+  t.ok(verdicts.filter(v => v === 'pass').length >= 2)
+  t.notOk(verdicts.includes('bad-mac1'), 'every init carried a valid mac1')
 })
 
 t.test('an address held by a live client is refused, with a clear message', async t => {
