@@ -99,6 +99,7 @@ const TRAFFIC: Record<string, { name: string, help: string, labels?: Labels }> =
   tunRxSuperpackets: { name: 'lwt_tun_superpackets_total', help: 'TSO/USO superpackets read from the TUN device (each split into many tunnel packets).' },
   udpRxCoalesced: { name: 'lwt_udp_coalesced_total', help: 'UDP_GRO batches received (several datagrams in one read).' },
   fastPathPackets: { name: 'lwt_fast_path_packets_total', help: 'Packets carried end to end by the native lone-packet path.' },
+  cookieReplies: { name: 'lwt_cookie_replies_total', help: 'Server: CookieReplies sent (under load, to inits without a valid mac2).' },
   natCheckAnswered: { name: 'lwt_nat_check_answered_total', help: 'NAT checks the server answered on its NAT-check port (listen port + 1).' },
   handshakesCompleted: { name: 'lwt_handshakes_total', help: 'Registration handshakes with the server (client: completed, including rekeys; server: accepted, refused, auth_failed).', labels: { result: 'completed' } },
   handshakesAccepted: { name: 'lwt_handshakes_total', help: 'Registration handshakes with the server (client: completed, including rekeys; server: accepted, refused, auth_failed).', labels: { result: 'accepted' } },

@@ -372,7 +372,7 @@ export class Inbound {
     const v = guard.check(this.#mem, off, len, ip, port, now, this.#ring!.size() + pending)
     const s = this.#stats
     switch (v) {
-      case 'pass': return true
+      case 'pass': case 'report': return true
       case 'bad-mac1': s[C.dropInitMac1]++; return false
       case 'rate-source': s[C.dropInitRateSource]++; return false
       case 'rate-global': s[C.dropInitRateGlobal]++; return false

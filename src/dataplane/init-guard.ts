@@ -6,7 +6,11 @@
  * reaches the main thread; what a member sends is bounded per source and in
  * total (WireGuard's order, whitepaper §5.4.7 and device/receive.go):
  *
- *   1. mac1 (crypto/cookie.ts): wrong or missing → 'bad-mac1' (no network key).
+ *   1. mac1 (crypto/cookie.ts): wrong or missing → 'bad-mac1' (no network key),
+ *      except at most one a second per source and BAD_MAC1_REPORTS_PER_SEC in
+ *      all → 'report': it goes to the ring, where the main thread finds the
+ *      wrong key and answers with an 8-byte Reject, so a client with a wrong
+ *      key still gets its clear error (and the server its log line).
  *   2. under load? (see underLoad) and no valid mac2 → 'cookie' (the caller
  *      answers with a 64-byte CookieReply; replies are capped at
  *      REPLIES_PER_SEC, beyond that → 'cookie-limited', dropped).
@@ -38,6 +42,8 @@ export const SOURCE_TABLE = 4096
 export const GLOBAL_RATE = 4000
 /** Cookie replies a second (each costs an XChaCha20-Poly1305 seal in this worker and 64 bytes out). */
 export const REPLIES_PER_SEC = 5000
+/** Inits without a valid mac1 handed to the main thread a second (for the wrong-key Reject and log line; ~30 µs each there). */
+export const BAD_MAC1_REPORTS_PER_SEC = 50
 /** Ring occupancy that means "the main thread is behind": 1/8 of CTRL_RING_SLOTS. */
 export const LOAD_RING_OCCUPANCY = 256
 /** Inits passed in one second that mean "under load". */
@@ -45,7 +51,7 @@ export const LOAD_INITS_PER_SEC = 1000
 /** Under load lasts this long after the last trigger. */
 export const LOAD_HOLD_MS = 1000
 
-export type InitVerdict = 'pass' | 'bad-mac1' | 'cookie' | 'cookie-limited' | 'rate-source' | 'rate-global'
+export type InitVerdict = 'pass' | 'bad-mac1' | 'report' | 'cookie' | 'cookie-limited' | 'rate-source' | 'rate-global'
 
 /** A token bucket as two numbers (tokens, last refill ms). */
 class Bucket {
@@ -89,6 +95,9 @@ export class InitGuard {
   readonly #sources = new Map<number, Bucket>()
   readonly #global: Bucket
   readonly #replies: Bucket
+  readonly #reports: Bucket
+  /** Source → last 'report' (ms); bounded like the buckets. */
+  readonly #reported = new Map<number, number>()
   #windowStart = -Infinity
   #windowCount = 0
   #loadUntil = -Infinity
@@ -98,6 +107,21 @@ export class InitGuard {
     this.#lim = { ...DEFAULT_LIMITS, ...limits }
     this.#global = new Bucket(this.#lim.globalRate, now)
     this.#replies = new Bucket(this.#lim.repliesPerSec, now)
+    this.#reports = new Bucket(BAD_MAC1_REPORTS_PER_SEC, now)
+  }
+
+  /** One 'report' a second per source, BAD_MAC1_REPORTS_PER_SEC in all. */
+  #report (ip: number, now: number): boolean {
+    const last = this.#reported.get(ip)
+    if (last !== undefined && now - last < 1000) return false
+    if (!this.#reports.take(BAD_MAC1_REPORTS_PER_SEC, BAD_MAC1_REPORTS_PER_SEC, now)) return false
+    this.#reported.delete(ip)
+    if (this.#reported.size >= this.#lim.sourceTable) {
+      const oldest = this.#reported.keys().next().value
+      if (oldest !== undefined) this.#reported.delete(oldest)
+    }
+    this.#reported.set(ip, now)
+    return true
   }
 
   /** Sources with a bucket right now (bounded by sourceTable). */
@@ -111,7 +135,7 @@ export class InitGuard {
 
   /** The verdict for the init at `buf[off, off+len)` (trailer included) from ip:port. */
   check (buf: Uint8Array, off: number, len: number, ip: number, port: number, now: number, ringOccupancy: number): InitVerdict {
-    if (!this.checker.checkMac1(buf, off, len)) return 'bad-mac1'
+    if (!this.checker.checkMac1(buf, off, len)) return this.#report(ip >>> 0, now) ? 'report' : 'bad-mac1'
     if (now - this.#windowStart >= 1000) { this.#windowStart = now; this.#windowCount = 0 }
     if (this.underLoad(now, ringOccupancy) && !this.checker.checkMac2(buf, off, len, ip, port, now)) {
       return this.#replies.take(this.#lim.repliesPerSec, this.#lim.repliesPerSec, now) ? 'cookie' : 'cookie-limited'

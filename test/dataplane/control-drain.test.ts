@@ -6,7 +6,7 @@
  * goes idle and the next publish asks for a wake-up.
  */
 import t from 'tap'
-import net from 'node:net'
+import * as net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { SpscRing } from '../../src/dataplane/ring.js'

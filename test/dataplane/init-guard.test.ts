@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { InitGuard, LOAD_HOLD_MS, type InitVerdict } from '../../src/dataplane/init-guard.js'
+import { BAD_MAC1_REPORTS_PER_SEC, InitGuard, LOAD_HOLD_MS, type InitVerdict } from '../../src/dataplane/init-guard.js'
 import { CookieChecker, CookieGenerator, macKeys } from '../../src/crypto/cookie.js'
 import { createInit } from '../../src/crypto/noise.js'
 
@@ -31,12 +31,20 @@ t.test('mac1: junk, another network key and a missing trailer are dropped; a mem
   const g = guard()
   const junk = new Uint8Array(randomBytes(150)); junk[0] = 1
   const other = new CookieGenerator(macKeys(new Uint8Array(randomBytes(32)))).addMacs(noise, 0)
+  t.equal(g.check(junk, 0, junk.length, IP, 1, 0, 0), 'report', 'the first of a source in a second goes to the main thread (wrong-key Reject)')
   t.equal(g.check(junk, 0, junk.length, IP, 1, 0, 0), 'bad-mac1')
   t.equal(g.check(other, 0, other.length, IP, 1, 0, 0), 'bad-mac1', 'wrong network key')
+  t.equal(g.check(other, 0, other.length, IP, 1, 1000, 0), 'report', 'a second later: reported again')
   t.equal(g.check(noise, 0, noise.length, IP, 1, 0, 0), 'bad-mac1', 'a v1 init without the trailer')
   const ok = init()
   t.equal(g.check(ok, 0, ok.length, IP, 1, 0, 0), 'pass')
   t.equal(g.sources, 1, 'only inits with a valid mac1 get a bucket')
+})
+
+t.test('bad-mac1 reports: one a second per source, BAD_MAC1_REPORTS_PER_SEC in all', async t => {
+  const g = guard()
+  const junk = new Uint8Array(randomBytes(150)); junk[0] = 1
+  t.same(run(g, 1000, (i) => [junk, IP + i, 1, 0, 0]), { report: BAD_MAC1_REPORTS_PER_SEC, 'bad-mac1': 1000 - BAD_MAC1_REPORTS_PER_SEC })
 })
 
 t.test('per-source bucket: burst 40, then 20/s; other sources unaffected', async t => {
