@@ -36,6 +36,7 @@ import { chooseFormat, underJournald, type Level, type Logger } from './log.js'
 import { VpnError, describeError } from './errors.js'
 import { derivePsk } from './crypto/kdf.js'
 import { macKeys } from './crypto/cookie.js'
+import { HandshakePool, poolSize } from './control/handshake-pool.js'
 import { Dataplane } from './dataplane/dataplane.js'
 import { ServerController } from './control/server.js'
 import { ClientController } from './control/client.js'
@@ -188,6 +189,11 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       localEndpoints: () => localEndpoints(dataplane.port, config.tun.ipInt)
     }, { port: dataplane, clock: systemClock, random: systemRandom, log: log.child('client') }, maxPeers)
 
+  // Server: the handshake pool (--handshake-workers; control/handshake-pool.ts), created only with threads.
+  const poolThreads = config.mode === 'server' ? poolSize(config.handshakeWorkers) : 0
+  const handshakePool = poolThreads > 0 ? await HandshakePool.create(poolThreads) : null
+  if (controller instanceof ServerController) controller.handshakePool = handshakePool
+
   const status = (): StatusReport => {
     const s = controller.status()
     if (name !== null && name.waiting !== null) { s.state = 'resolving'; s.problem = name.waiting; s.peers = [] }
@@ -322,6 +328,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     if (control) await control.close().catch(() => {})
     if (metrics) await metrics.close().catch(() => {})
     await dataplane.close().catch((err: unknown) => { log.error('closing the dataplane failed', { err }) })
+    if (handshakePool) await handshakePool.close().catch(() => {})
     onExit()
     removeProcessHooks()
   }

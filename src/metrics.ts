@@ -104,7 +104,8 @@ const TRAFFIC: Record<string, { name: string, help: string, labels?: Labels }> =
   handshakesCompleted: { name: 'lwt_handshakes_total', help: 'Registration handshakes with the server (client: completed, including rekeys; server: accepted, refused, auth_failed).', labels: { result: 'completed' } },
   handshakesAccepted: { name: 'lwt_handshakes_total', help: 'Registration handshakes with the server (client: completed, including rekeys; server: accepted, refused, auth_failed).', labels: { result: 'accepted' } },
   handshakesRefused: { name: 'lwt_handshakes_total', help: '', labels: { result: 'refused' } },
-  handshakesAuthFailed: { name: 'lwt_handshakes_total', help: '', labels: { result: 'auth_failed' } }
+  handshakesAuthFailed: { name: 'lwt_handshakes_total', help: '', labels: { result: 'auth_failed' } },
+  handshakesShed: { name: 'lwt_handshakes_total', help: '', labels: { result: 'shed' } }
 }
 
 /** Drop counters that do not start with "drop": their reason label. */

@@ -135,6 +135,12 @@ const OPTIONS = `OPTIONS
               ${D.placement.client} for a client, ${D.placement.server} for a server. Measured on 2 cores:
               the same throughput; a server keeps its pipelines off the
               thread that answers handshake bursts (docs/PERFORMANCE.md).
+    --handshake-workers N|auto
+              Server: threads that run the handshake's key exchange (X25519)
+              beside the main thread, which keeps every decision. auto (the
+              default): cores - 2 from 4 cores up, else 0 — on 2 cores the
+              pool answered fewer handshakes a second than the main thread
+              (npm run bench:handshakes).
     --fast-path, --no-fast-path
               Handle a lone packet (a ping, a keystroke, a DNS query)
               entirely in the native addon, without entering JavaScript,
@@ -238,6 +244,7 @@ const CONFIG = `CONFIGURATION FILE
         logFormat                   "text" or "json"
         placement                   "inline", "fused" or "split"
         fastPath                    true or false
+        handshakeWorkers            "auto" or 0..64 (server)
         metrics                     "127.0.0.1:9100", 9100 or "off"
     Numbers are JSON numbers ("mtu": 1400, not "1400"). A syntax error is
     reported with its line and column. SIGHUP reloads the file (SIGNALS).

@@ -43,6 +43,7 @@ export const SPECS: readonly OptSpec[] = [
   { key: 'fastPath', names: ['fast-path'], type: 'bool' },
   { key: 'fastPath', names: ['no-fast-path'], type: 'fixed', fixed: false },
   { key: 'metrics', names: ['metrics'], type: 'string' },
+  { key: 'handshakeWorkers', names: ['handshake-workers'], type: 'string' },
   { key: 'logLevel', names: ['quiet', 'q'], type: 'fixed', fixed: 'error' },
   { key: 'logLevel', names: ['verbose'], type: 'fixed', fixed: 'debug' },
   { key: 'config', names: ['config', 'c'], type: 'string' },

@@ -190,7 +190,10 @@ function readSettings (mode: Mode | null, s: Settings, env: LoadEnv, problems: s
   const placement = readOptional(s.pick('placement'), DEFAULTS.placement[mode ?? 'client'], raw => checkOneOf(raw, PLACEMENTS, problems))
   const fastPath = readOptional(s.pick('fastPath'), DEFAULTS.fastPath, raw => checkBool(raw, problems))
   const metrics = readMetrics(s, problems)
-  return { mode, listen, remote, tun, key, dev, control, mtu, maxClients, p2p, keepalive, logLevel, logFormat, placement, fastPath, metrics }
+  const handshakeWorkers = readOptional(s.pick('handshakeWorkers'), DEFAULTS.handshakeWorkers, raw => raw.value === 'auto'
+    ? 'auto'
+    : checkInt(raw, 0, LIMITS.handshakeWorkersMax, `"auto" or the handshake pool's threads, 0..${LIMITS.handshakeWorkersMax}`, problems))
+  return { mode, listen, remote, tun, key, dev, control, mtu, maxClients, p2p, keepalive, logLevel, logFormat, placement, fastPath, metrics, handshakeWorkers }
 }
 
 /**

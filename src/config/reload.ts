@@ -39,7 +39,8 @@ export const APPLY: Readonly<Record<SettingKey, Apply>> = Object.freeze({
   logFormat: 'live',
   placement: 'restart',
   fastPath: 'restart',
-  metrics: 'restart'
+  metrics: 'restart',
+  handshakeWorkers: 'restart'
 })
 
 export interface Change<K extends SettingKey = SettingKey> {

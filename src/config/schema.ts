@@ -69,6 +69,12 @@ export interface Config {
    * authentication.
    */
   readonly metrics: HostPort | null
+  /**
+   * Server: threads that run the handshake's DH step (control/handshake-pool.ts),
+   * or 'auto' (the default): cores - 2 from 4 cores up, else 0 (bench:handshakes
+   * on 2 cores: the pool is slower than the main thread).
+   */
+  readonly handshakeWorkers: number | 'auto'
 }
 
 /** A setting's name: a Config field, and its key in our own JSON files. */
@@ -76,7 +82,7 @@ export type SettingKey = keyof Config
 
 const SETTING_LIST = [
   'mode', 'listen', 'remote', 'tun', 'key', 'dev', 'control', 'mtu', 'maxClients',
-  'p2p', 'keepalive', 'logLevel', 'logFormat', 'placement', 'fastPath', 'metrics'
+  'p2p', 'keepalive', 'logLevel', 'logFormat', 'placement', 'fastPath', 'metrics', 'handshakeWorkers'
 ] as const satisfies readonly SettingKey[]
 /** Compiles only while SETTING_LIST names every Config field (unused at run time). */
 const LISTS_EVERY_SETTING: [Exclude<SettingKey, typeof SETTING_LIST[number]>] extends [never] ? true : never = true

@@ -23,7 +23,8 @@ import type { ControlComponents, ControlHandler, ControlInput, DataplanePort } f
 import { IndexTable, sameBytes, confirmPending, emptySessionSet, expireSessions, newSession, openSealedControl, sessionsOf, type Session, type SessionSet } from './session.js'
 import { PerKeyInterval, TokenBucket } from './rate-limit.js'
 import * as C from './constants.js'
-import { consumeInit, createResponse } from '../crypto/noise.js'
+import { consumeInit, createResponse, type SessionKeys } from '../crypto/noise.js'
+import type { HandshakePool } from './handshake-pool.js'
 import { stripMacs } from '../wire/cookie.js'
 import { isVpnError } from '../errors.js'
 import { MSG_CONTROL, MSG_HANDSHAKE_INIT, encodeReject, REJECT_AUTH_FAILED, REJECT_UNKNOWN_SESSION } from '../wire/messages.js'
@@ -262,19 +263,38 @@ export class ServerController implements ControlHandler {
     rec.lastTimestamp = req.timestamp
     rec.lan = req.lan
     const localIndex = this.#indexes.allocate(rec)
-    const { message, keys } = createResponse(hs.state, localIndex, reply(RESP_OK, rec.peerId))
-    this.handshakeCounters.handshakesAccepted++
-    const session = newSession(localIndex, hs.senderIndex, keys, now, false)
-    if (rec.sessions.pending) this.#dropSession(rec.sessions.pending)
-    rec.sessions.pending = session
-    this.#port.setRecvKey(rec.slot, localIndex, keys.dataRecv)
-    this.#port.sendControl(message, input.ip, input.port)
+    const client = rec
+    const finish = (message: Uint8Array, keys: SessionKeys): void => {
+      this.handshakeCounters.handshakesAccepted++
+      const session = newSession(localIndex, hs.senderIndex, keys, this.#clock.now(), false)
+      if (client.sessions.pending) this.#dropSession(client.sessions.pending)
+      client.sessions.pending = session
+      this.#port.setRecvKey(client.slot, localIndex, keys.dataRecv)
+      this.#port.sendControl(message, input.ip, input.port)
+    }
+    const pool = this.handshakePool
+    if (pool === null) {
+      const { message, keys } = createResponse(hs.state, localIndex, reply(RESP_OK, rec.peerId))
+      finish(message, keys)
+      return
+    }
+    // The DH on a pool thread (control/handshake-pool.ts); the record may be gone or replaced by the answer.
+    pool.run(hs.state, localIndex, reply(RESP_OK, rec.peerId)).then((r) => {
+      if (r === null || this.#byIp.get(ip) !== client) { this.#indexes.delete(localIndex); if (r === null) this.handshakeCounters.handshakesShed++; return }
+      finish(r.message, r.keys)
+    }, (err: unknown) => {
+      this.#indexes.delete(localIndex)
+      this.#log.warn('a handshake failed on the pool (dropped; the client retries)', { err })
+    })
   }
+
+  /** Runs createResponse off the main thread when set (--handshake-workers; daemon.ts). */
+  handshakePool: HandshakePool | null = null
 
   /** NAT-check port datagrams answered, and dropped (malformed, unauthenticated, not a Ping). */
   readonly natCheckCounters = { natCheckAnswered: 0, natCheckDropped: 0 }
   /** Registration handshakes (and rekeys): answered OK, refused (address, capacity), failed authentication (wrong key). status counters; metrics lwt_handshakes_total. */
-  readonly handshakeCounters = { handshakesAccepted: 0, handshakesRefused: 0, handshakesAuthFailed: 0 }
+  readonly handshakeCounters = { handshakesAccepted: 0, handshakesRefused: 0, handshakesAuthFailed: 0, handshakesShed: 0 }
 
   /**
    * A datagram on the NAT-check port (listen port + 1): a client's Ping on its

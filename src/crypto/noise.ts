@@ -203,3 +203,23 @@ export function consumeResponse (state: InitiatorState, message: Uint8Array): { 
   st.spent = true
   return { senderIndex: m.senderIndex, receiverIndex: m.receiverIndex, payload, keys: sessionKeys(ss, true) }
 }
+
+// ---------------------------------------------------------------------------
+// Responder state as plain data, for the handshake pool (control/handshake-pool.ts):
+// createResponse (the DH) runs in a worker, so the state crosses postMessage.
+// ---------------------------------------------------------------------------
+
+/** A ResponderState as plain, structured-cloneable data. */
+export interface PlainResponderState { ck: Uint8Array, h: Uint8Array, k: Uint8Array | null, n: number, re: Uint8Array, remoteIndex: number }
+
+/** The plain form of an unused ResponderState (the state itself stays usable). */
+export function responderToPlain (state: ResponderState): PlainResponderState {
+  const st = state as unknown
+  if (!(st instanceof ResponderImpl) || st.spent) throw new VpnError('ERR_HANDSHAKE', 'responder state is invalid or already used')
+  return { ck: st.ss.ck.slice(), h: st.ss.h.slice(), k: st.ss.k === null ? null : st.ss.k.slice(), n: st.ss.n, re: st.re.slice(), remoteIndex: st.remoteIndex }
+}
+
+/** A ResponderState from its plain form (in the worker). */
+export function responderFromPlain (p: PlainResponderState): ResponderState {
+  return new ResponderImpl(new Symmetric(p.ck, p.h, p.k, p.n), p.re, p.remoteIndex) as unknown as ResponderState
+}

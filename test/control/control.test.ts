@@ -14,6 +14,8 @@ import { ipToInt } from '../../src/wire/addr.js'
 import { FakeNet, type FakeDataplane } from '../helpers/fake-dataplane.js'
 import { InitGuard, LOAD_RING_OCCUPANCY } from '../../src/dataplane/init-guard.js'
 import { CookieChecker, macKeys } from '../../src/crypto/cookie.js'
+import { HandshakePool, poolSize } from '../../src/control/handshake-pool.js'
+import { consumeInit, createInit } from '../../src/crypto/noise.js'
 
 const SERVER_IP = ipToInt('198.18.0.1')
 const SERVER_PORT = 9000
@@ -165,6 +167,29 @@ t.test('a server under load answers with a cookie: the client resends at once wi
   t.equal(a.c.state, 'registered', 'rekeys keep working under load (a new cookie after the secret rotates)')
   t.ok(verdicts.filter(v => v === 'pass').length >= 2)
   t.notOk(verdicts.includes('bad-mac1'), 'every init carried a valid mac1')
+})
+
+t.test('with a handshake pool, createResponse runs on a worker and clients register as before', async t => {
+  const L = lab()
+  const pool = await HandshakePool.create(1)
+  t.teardown(() => pool.close())
+  L.server.handshakePool = pool
+  // Warm up: the first task starts the thread (seconds under the TypeScript test loader).
+  const psk = new Uint8Array(randomBytes(32))
+  t.ok(await pool.run(consumeInit(psk, createInit(psk, 1, new Uint8Array(33)).message).state, 2, new Uint8Array(18)), 'the pool answers')
+  const a = L.addClient(1)
+  const b = L.addClient(2)
+  for (let i = 0; i < 300 && (a.c.state !== 'registered' || b.c.state !== 'registered'); i++) {
+    await new Promise(resolve => setTimeout(resolve, 20)) // the pool answers in real time
+    L.run(250)
+  }
+  t.equal(a.c.state, 'registered')
+  t.equal(b.c.state, 'registered')
+  t.ok(L.server.handshakeCounters.handshakesAccepted >= 2)
+  t.equal(L.server.clientCount, 2)
+  t.equal(poolSize('auto', 2), 0, 'auto on 2 cores: no pool (bench:handshakes)')
+  t.equal(poolSize('auto', 8), 6)
+  t.equal(poolSize(3, 2), 3)
 })
 
 t.test('an address held by a live client is refused, with a clear message', async t => {

@@ -2,14 +2,14 @@
 // Runs as a plain node program inside a lab namespace (imports the compiled
 // protocol modules).
 //
-//   node init-flood.mjs HOST PORT MODE RATE SECONDS [KEY] [PORTS]
+//   node init-flood.mjs HOST PORT MODE RATE SECONDS [KEY] [PORTS] [v1|v2]
 //
 // MODE: junk       random bytes with the init type byte (148 bytes, the size of a real init)
 //       wrong-key  well-formed inits (Noise + MAC trailer) under another network key
 //       member     valid inits (mac1 right) under KEY, each a new handshake; answers
 //                  cookie replies like a client would (mac2 on the next ones)
 // RATE inits a second in total, spread over PORTS source sockets (default 8), sent in
-// 5 ms batches. Prints a JSON summary: { sent, seconds, rate, cookies }.
+// 5 ms batches. v1: no MAC trailer (against a build before it, for bench:flood's "before"). Prints a JSON summary: { sent, seconds, rate, cookies }.
 import dgram from 'node:dgram'
 import { randomBytes } from 'node:crypto'
 const dist = new URL('../../dist/src/', import.meta.url)
@@ -18,7 +18,7 @@ const { createInit } = await import(new URL('crypto/noise.js', dist))
 const { CookieGenerator, macKeys } = await import(new URL('crypto/cookie.js', dist))
 const { encodeInitPayload } = await import(new URL('wire/payloads.js', dist))
 
-const [host, portS, mode, rateS, secondsS, key = 'flood-test-key', portsS = '8'] = process.argv.slice(2)
+const [host, portS, mode, rateS, secondsS, key = 'flood-test-key', portsS = '8', wire = 'v2'] = process.argv.slice(2)
 const port = Number(portS)
 const rate = Number(rateS)
 const seconds = Number(secondsS)
@@ -43,8 +43,8 @@ if (mode === 'junk') {
   const keys = macKeys(psk)
   const payload = encodeInitPayload({ role: 1, prefixLen: 24, mtu: 1400, tunnelIp: 0x0a4d00fe, instanceId: new Uint8Array(randomBytes(16)), timestamp: Date.now(), lan: [] })
   for (let i = 0; i < 256; i++) pool.push(createInit(psk, 0x5000000 + i, payload).message)
-  for (let i = 0; i < nPorts; i++) gens[i] = new CookieGenerator(keys)
-  if (mode === 'member') {
+  if (wire !== 'v1') for (let i = 0; i < nPorts; i++) gens[i] = new CookieGenerator(keys)
+  if (mode === 'member' && wire !== 'v1') {
     socks.forEach((s, i) => s.on('message', (m) => { if (m[0] === 7 && gens[i].consumeReply(new Uint8Array(m), performance.now())) cookies++ }))
   }
 }

@@ -1,0 +1,67 @@
+/**
+ * bench:handshakes — honest registration handshakes a second at the server's
+ * responder, with the handshake crypto on the main thread and on the piscina
+ * pool (control/handshake-pool.ts). N inits are built beforehand (the
+ * clients' work is not counted); the timed part is what the server does per
+ * registration: consumeInit, decode the payload, createResponse (inline, or
+ * on the pool with the main thread waiting on nothing but the answers).
+ * Prints handshakes/s per setting. Run: npm run build && npm run bench:handshakes [-- --n 6000]
+ */
+import { parseArgs } from 'node:util'
+import { randomBytes } from 'node:crypto'
+import { availableParallelism } from 'node:os'
+import { consumeInit, createInit } from '../src/crypto/noise.js'
+import { decodeInitPayload, encodeInitPayload, encodeRespPayload, RESP_OK } from '../src/wire/payloads.js'
+import { HandshakePool, respondInline } from '../src/control/handshake-pool.js'
+
+const { values } = parseArgs({ options: { n: { type: 'string', default: '6000' }, rounds: { type: 'string', default: '3' } } })
+const N = Number(values.n)
+const psk = new Uint8Array(randomBytes(32))
+const inits: Uint8Array[] = []
+for (let i = 0; i < N; i++) {
+  const payload = encodeInitPayload({ role: 1, prefixLen: 16, mtu: 1400, tunnelIp: 0x0a000002 + i, instanceId: new Uint8Array(randomBytes(16)), timestamp: Date.now(), lan: [] })
+  inits.push(createInit(psk, i + 1, payload).message)
+}
+const resp = encodeRespPayload({ status: RESP_OK, prefixLen: 16, mtu: 1400, tunnelIp: 0x0a000001, peerId: 1, observedIp: 1, observedPort: 1 })
+
+function decide (m: Uint8Array): ReturnType<typeof consumeInit> {
+  const hs = consumeInit(psk, m)
+  decodeInitPayload(hs.payload)
+  return hs
+}
+
+async function inline (): Promise<number> {
+  const t0 = performance.now()
+  for (let i = 0; i < N; i++) { const hs = decide(inits[i]); respondInline(hs.state, i + 1, resp) }
+  return N / ((performance.now() - t0) / 1000)
+}
+
+async function pooled (pool: HandshakePool): Promise<number> {
+  const t0 = performance.now()
+  const pending: Promise<unknown>[] = []
+  // Arrivals in bursts of 64 (one drain turn), the main thread deciding between them.
+  for (let i = 0; i < N; i++) {
+    const hs = decide(inits[i])
+    pending.push(pool.run(hs.state, i + 1, resp))
+    if ((i & 63) === 63) await new Promise(resolve => setImmediate(resolve))
+  }
+  await Promise.all(pending)
+  return N / ((performance.now() - t0) / 1000)
+}
+
+console.log(`cores: ${availableParallelism()}, ${N} handshakes a run, best of ${values.rounds}`)
+const results: [string, number][] = []
+let best = 0
+for (let r = 0; r < Number(values.rounds); r++) best = Math.max(best, await inline())
+console.error(`inline: ${Math.round(best)}/s`)
+results.push(['main thread (--handshake-workers 0)', best])
+for (const threads of [1, 2, 3]) {
+  const pool = await HandshakePool.create(threads)
+  await pooled(pool) // warm-up: threads started, modules loaded
+  best = 0
+  for (let r = 0; r < Number(values.rounds); r++) best = Math.max(best, await pooled(pool))
+  console.error(`pool ${threads}: ${Math.round(best)}/s`)
+  results.push([`pool, ${threads} thread${threads > 1 ? 's' : ''}`, best])
+  await pool.close()
+}
+for (const [k, v] of results) console.log(`${k.padEnd(38)} ${Math.round(v)} handshakes/s`)

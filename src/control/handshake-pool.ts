@@ -1,0 +1,71 @@
+/**
+ * The server's handshake pool (`--handshake-workers`): createResponse (the
+ * responder's X25519 key generation and DH) on piscina worker threads, so a
+ * burst of registrations does not hold the main thread. The main thread keeps
+ * every decision: it authenticates the init (consumeInit), checks the claim,
+ * allocates the index, and on the answer installs the keys and sends the
+ * response (control/server.ts). Tasks are bounded: at most MAX_QUEUED wait;
+ * beyond that run() answers null and the caller drops the init (the client
+ * retries in 1 s), counted as handshakesShed.
+ *
+ *   main: consumeInit → decide → pool.run(plain state) ─▶ worker: createResponse
+ *   main: ◀─ { message, keys } → install keys, send the response
+ */
+import { availableParallelism } from 'node:os'
+import { fileURLToPath } from 'node:url'
+import type { Piscina } from 'piscina'
+import { createResponse, responderToPlain, type ResponderState, type SessionKeys } from '../crypto/noise.js'
+import type { HandshakeResult, HandshakeTask } from '../workers/handshake-worker.js'
+
+/** Handshakes waiting for a worker at most (~0.5 s of work at ~4,000/s). */
+export const MAX_QUEUED = 2048
+
+/**
+ * 'auto': cores - 2 from 4 cores up (the main thread and the dataplane worker
+ * keep one each), else 0. Measured on 2 cores (bench/handshakes.ts): the main
+ * thread alone answered ~3,300 handshakes/s, a pool of 1-3 threads
+ * ~1,900-2,800/s (the step is ~150 µs of X25519; cloning the state, the
+ * hand-off and the competition for the 2 cores cost more than it saves).
+ */
+export function poolSize (setting: number | 'auto', cores = availableParallelism()): number {
+  if (setting === 'auto') return cores >= 4 ? cores - 2 : 0
+  return setting
+}
+
+export class HandshakePool {
+  readonly #pool: Piscina<HandshakeTask, HandshakeResult>
+  /** Answers shed because the queue was full. */
+  shed = 0
+
+  private constructor (pool: Piscina<HandshakeTask, HandshakeResult>) { this.#pool = pool }
+
+  /** A pool of `threads` threads (piscina is loaded only here: a daemon without a pool never loads it). */
+  static async create (threads: number): Promise<HandshakePool> {
+    const { Piscina } = await import('piscina')
+    const self = fileURLToPath(import.meta.url)
+    // Under the test runner this module is the .ts source; the worker entry is beside it either way.
+    const ext = self.endsWith('.ts') ? '.ts' : '.js'
+    return new HandshakePool(new Piscina<HandshakeTask, HandshakeResult>({
+      filename: fileURLToPath(new URL(`../workers/handshake-worker${ext}`, import.meta.url)),
+      minThreads: threads,
+      maxThreads: threads,
+      idleTimeout: 60_000
+    }))
+  }
+
+  get threads (): number { return this.#pool.threads.length }
+  get queued (): number { return this.#pool.queueSize }
+
+  /** createResponse on a worker; null when the queue is full (shed). Rejects as createResponse throws. */
+  async run (state: ResponderState, senderIndex: number, payload: Uint8Array): Promise<{ message: Uint8Array, keys: SessionKeys } | null> {
+    if (this.#pool.queueSize >= MAX_QUEUED) { this.shed++; return null }
+    return await this.#pool.run({ state: responderToPlain(state), senderIndex, payload })
+  }
+
+  async close (): Promise<void> { await this.#pool.destroy() }
+}
+
+/** The same step on the calling thread (no pool): what the server does with --handshake-workers 0. */
+export function respondInline (state: ResponderState, senderIndex: number, payload: Uint8Array): { message: Uint8Array, keys: SessionKeys } {
+  return createResponse(state, senderIndex, payload)
+}
