@@ -56,7 +56,8 @@ t.test('defaults', async t => {
     logFormat: 'text',
     placement: 'fused',
     fastPath: true,
-    metrics: null
+    metrics: null,
+    handshakeWorkers: 'auto'
   })
   const c = run(CLIENT).config
   t.same(c.listen, { host: '0.0.0.0', port: 0 })
@@ -65,6 +66,13 @@ t.test('defaults', async t => {
   t.equal(c.p2p, true)
   t.equal(c.mode, 'client')
   t.same(run(SERVER).warnings, [])
+})
+
+t.test('--handshake-workers: auto, a count, or a clear error', async t => {
+  t.equal(run([...SERVER, '--handshake-workers', '3']).config.handshakeWorkers, 3)
+  t.equal(run([...SERVER, '--handshake-workers', 'auto']).config.handshakeWorkers, 'auto')
+  t.equal(run([...SERVER, '--handshake-workers', '0']).config.handshakeWorkers, 0)
+  t.throws(() => run([...SERVER, '--handshake-workers', 'many']), /handshake pool/)
 })
 
 t.test('the result is deep-frozen', async t => {
