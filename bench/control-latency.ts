@@ -45,6 +45,7 @@ import type { ControlPlaneInfo, PeerStatus, StatusReport } from '../src/control/
 import { cpuSeconds, readProcStat, rssKb, waitQuiet } from './lib/machine.js'
 import { busyBetween, median, parseIperfTcp } from './lib/parse.js'
 import { BIN, ROOT } from './tunnels/index.js'
+import { stateDirFor } from '../src/lab/state-dirs.js'
 
 const KEY = 'bench-control-latency-key'
 const S_TUN = '10.79.0.1'
@@ -95,7 +96,7 @@ function env (): NodeJS.ProcessEnv {
 }
 
 function startDaemon (ns: string, control: string, args: string[]): Node {
-  const proc = spawnIn(ns, 'env', ['-u', 'NODE_OPTIONS', BIN, ...args, '--key', KEY, '--dev', 'lwt0', '--control', control, '--quiet'], { env: env(), maxOutputBytes: 64 * 1024 })
+  const proc = spawnIn(ns, 'env', ['-u', 'NODE_OPTIONS', BIN, ...args, '--key', KEY, '--dev', 'lwt0', '--control', control, '--quiet', '--state-dir', stateDirFor(ns)], { env: env(), maxOutputBytes: 64 * 1024 })
   return { proc, ns, control }
 }
 

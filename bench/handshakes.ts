@@ -10,22 +10,23 @@
 import { parseArgs } from 'node:util'
 import { randomBytes } from 'node:crypto'
 import { availableParallelism } from 'node:os'
-import { consumeInit, createInit } from '../src/crypto/noise.js'
+import { consumeInit, createInit, generateStaticKey } from '../src/crypto/noise.js'
 import { decodeInitPayload, encodeInitPayload, encodeRespPayload, RESP_OK } from '../src/wire/payloads.js'
 import { HandshakePool, respondInline } from '../src/control/handshake-pool.js'
 
 const { values } = parseArgs({ options: { n: { type: 'string', default: '6000' }, rounds: { type: 'string', default: '3' } } })
 const N = Number(values.n)
 const psk = new Uint8Array(randomBytes(32))
+const serverKey = generateStaticKey()
 const inits: Uint8Array[] = []
 for (let i = 0; i < N; i++) {
-  const payload = encodeInitPayload({ role: 1, prefixLen: 16, mtu: 1400, tunnelIp: 0x0a000002 + i, instanceId: new Uint8Array(randomBytes(16)), timestamp: Date.now(), lan: [] })
-  inits.push(createInit(psk, i + 1, payload).message)
+  const payload = encodeInitPayload({ role: 1, prefixLen: 16, mtu: 1400, tunnelIp: 0x0a000002 + i, timestamp: Date.now(), lan: [] })
+  inits.push(createInit(psk, generateStaticKey(), i + 1, payload).message)
 }
 const resp = encodeRespPayload({ status: RESP_OK, prefixLen: 16, mtu: 1400, tunnelIp: 0x0a000001, peerId: 1, observedIp: 1, observedPort: 1 })
 
 function decide (m: Uint8Array): ReturnType<typeof consumeInit> {
-  const hs = consumeInit(psk, m)
+  const hs = consumeInit(psk, serverKey, m)
   decodeInitPayload(hs.payload)
   return hs
 }

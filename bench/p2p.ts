@@ -22,6 +22,7 @@ import { createTopology, type Topology } from '../src/lab/topology.js'
 import type { NatKind } from '../src/lab/nat.js'
 import { runIn, sleep, spawnIn, waitFor, type LabProcess } from '../src/lab/exec.js'
 import type { StatusReport } from '../src/control/status.js'
+import { stateDirFor } from '../src/lab/state-dirs.js'
 
 const BIN = fileURLToPath(new URL('../../bin/lightweight-tunnel', import.meta.url))
 const KEY = 'bench-p2p-key'
@@ -37,7 +38,7 @@ function env (): NodeJS.ProcessEnv {
 
 function start (ns: string, id: string, name: string, args: string[]): Node {
   const control = `/run/lightweight-tunnel/bench-${id}-${name}.sock`
-  const proc = spawnIn(ns, BIN, [...args, '--key', KEY, '--dev', 'lwt0', '--control', control, '--quiet'], { env: env() })
+  const proc = spawnIn(ns, BIN, [...args, '--key', KEY, '--dev', 'lwt0', '--control', control, '--quiet', '--state-dir', stateDirFor(ns)], { env: env() })
   return { proc, ns, control }
 }
 

@@ -119,7 +119,7 @@ export async function runScale (steps: number[], relaySeconds: number, log: (l: 
   const procs: LabProcess[] = []
   try {
     const srv = spawnIn(topo.serverNs, 'env', ['-u', 'NODE_OPTIONS', BIN, 'server', '--listen', `${topo.serverWanIp}:9000`, '--tun', '10.77.0.1/16', '--key', 'bench-network-key',
-      '--dev', `lw${topo.id}x0`, '--control', join(dir, 's.sock'), '--max-clients', String(max), '--log-level', 'warn', ...serverArgs], { env: env(), maxOutputBytes: 256 * 1024 })
+      '--dev', `lw${topo.id}x0`, '--control', join(dir, 's.sock'), '--max-clients', String(max), '--log-level', 'warn', '--state-dir', join(dir, 'state'), ...serverArgs], { env: env(), maxOutputBytes: 256 * 1024 })
     procs.push(srv)
     await srv.waitForOutput(/./, 100).catch(() => {})
     await sleep(1500)

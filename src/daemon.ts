@@ -37,6 +37,11 @@ import { VpnError, describeError } from './errors.js'
 import { derivePsk } from './crypto/kdf.js'
 import { macKeys } from './crypto/cookie.js'
 import { HandshakePool, poolSize } from './control/handshake-pool.js'
+import type { StaticKey } from './crypto/noise.js'
+import { ensureStateDir } from './identity/state-dir.js'
+import { loadNodeKey } from './identity/node-key.js'
+import { fingerprint, keyToText } from './identity/key-text.js'
+import { serverPin, type ServerPin } from './identity/server-pin.js'
 import { Dataplane } from './dataplane/dataplane.js'
 import { ServerController } from './control/server.js'
 import { ClientController } from './control/client.js'
@@ -148,7 +153,15 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
   const removeProcessHooks = (): void => { for (const [emitter, event, fn] of hooks) emitter.off(event, fn) }
 
   let psk: Uint8Array
+  let nodeKey: StaticKey
+  let pin: ServerPin | undefined
   try {
+    ensureStateDir(config.stateDir)
+    const loaded = loadNodeKey(config.stateDir, config.nodeKey)
+    nodeKey = loaded.key
+    if (loaded.created) log.info('created this node\'s key', { file: loaded.path })
+    if (config.mode === 'client') pin = serverPin(config.stateDir, config.serverKey)
+    log.info(`node key ${fingerprint(nodeKey.pub)} (public key ${keyToText(nodeKey.pub)})`)
     psk = await derivePsk(config.key)
   } catch (err) {
     removeProcessHooks()
@@ -174,10 +187,12 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
 
   const controller = config.mode === 'server'
     ? new ServerController({
-      psk, tunnelIp: config.tun.ipInt, prefix: config.tun.prefix, mtu: config.mtu, maxClients: config.maxClients, keepaliveSec: config.keepalive
+      psk, nodeKey, tunnelIp: config.tun.ipInt, prefix: config.tun.prefix, mtu: config.mtu, maxClients: config.maxClients, keepaliveSec: config.keepalive
     }, { port: dataplane, clock: systemClock, random: systemRandom, log: log.child('server') }, maxPeers)
     : new ClientController({
       psk,
+      nodeKey,
+      serverPin: pin,
       tunnelIp: config.tun.ipInt,
       prefix: config.tun.prefix,
       mtu: config.mtu,
@@ -208,6 +223,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       server: config.mode === 'client' ? `${name === null ? intToIp(serverIp) : name.ip === 0 ? config.remote!.host : intToIp(name.ip)}:${config.remote!.port}` : null,
       state: s.state,
       problem: s.problem,
+      nodeKey: { publicKey: keyToText(nodeKey.pub), fingerprint: fingerprint(nodeKey.pub) },
       uptimeSec: Math.round((Date.now() - startedWall) / 1000),
       peers: s.peers,
       counters: { ...dataplane.counters(), ...(controller instanceof ServerController ? { ...controller.natCheckCounters, ...controller.handshakeCounters } : controller.counters), logLinesLost: log.linesLost },

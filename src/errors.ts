@@ -23,6 +23,8 @@ export type ErrorCode =
   | 'ERR_WORKER'
   | 'ERR_INSTALL'
   | 'ERR_METRICS'
+  | 'ERR_STATE_DIR'
+  | 'ERR_NODE_KEY'
 
 export class VpnError extends Error {
   readonly code: ErrorCode

@@ -105,12 +105,17 @@ const TRAFFIC: Record<string, { name: string, help: string, labels?: Labels }> =
   handshakesAccepted: { name: 'lwt_handshakes_total', help: 'Registration handshakes with the server (client: completed, including rekeys; server: accepted, refused, auth_failed).', labels: { result: 'accepted' } },
   handshakesRefused: { name: 'lwt_handshakes_total', help: '', labels: { result: 'refused' } },
   handshakesAuthFailed: { name: 'lwt_handshakes_total', help: '', labels: { result: 'auth_failed' } },
-  handshakesShed: { name: 'lwt_handshakes_total', help: '', labels: { result: 'shed' } }
+  handshakesShed: { name: 'lwt_handshakes_total', help: '', labels: { result: 'shed' } },
+  handshakesKeyRefused: { name: 'lwt_handshakes_total', help: '', labels: { result: 'key_refused' } },
+  handshakesReplayed: { name: 'lwt_handshakes_total', help: '', labels: { result: 'replayed' } },
+  handshakesWrongVersion: { name: 'lwt_handshakes_total', help: '', labels: { result: 'wrong_version' } },
+  serverVersionRejects: { name: 'lwt_handshakes_total', help: '', labels: { result: 'version_rejected' } }
 }
 
 /** Drop counters that do not start with "drop": their reason label. */
 const OTHER_DROPS: Record<string, string> = {
   p2pDropped: 'control_invalid',
+  peerKeyMismatch: 'peer_key_mismatch',
   natCheckDropped: 'nat_check_invalid'
 }
 

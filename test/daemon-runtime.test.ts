@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os'
 import { testNetns } from './helpers/in-netns.js'
 import { runDaemon, type DaemonOptions } from '../src/daemon.js'
 import { parseCommand } from '../src/cli/args.js'
+import { tempStateDir } from '../src/lab/state-dirs.js'
 import { controlRequest } from '../src/cli/control-protocol.js'
 import { Logger } from '../src/log.js'
 import type { StatusReport } from '../src/control/status.js'
@@ -29,7 +30,7 @@ function capture (): { log: Logger, lines: string[] } {
 }
 
 function parse (argv: string[]): Extract<ReturnType<typeof parseCommand>, { kind: 'run' }> {
-  const cmd = parseCommand(argv, { netnsId: null })
+  const cmd = parseCommand([...argv, '--state-dir', tempStateDir('runtime')], { netnsId: null })
   if (cmd.kind !== 'run') throw new Error(`not a run command: ${cmd.kind}`)
   return cmd
 }

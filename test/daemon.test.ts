@@ -14,6 +14,7 @@ import { existsSync } from 'node:fs'
 import { deviceExists, portFree, testNetns } from './helpers/in-netns.js'
 import { runDaemon, packageVersion } from '../src/daemon.js'
 import { parseCommand } from '../src/cli/args.js'
+import { tempStateDir } from '../src/lab/state-dirs.js'
 import { controlRequest } from '../src/cli/control-protocol.js'
 import { Logger } from '../src/log.js'
 import type { Config } from '../src/config/schema.js'
@@ -26,7 +27,7 @@ const PORT = 9000
 
 function config (control: string, placement = 'inline'): Config {
   const cmd = parseCommand(['server', '--listen', `0.0.0.0:${PORT}`, '--tun', '10.92.0.1/24', '--key', 'daemon-test-key', '--dev', DEV,
-    '--control', control, '--placement', placement], { netnsId: null })
+    '--control', control, '--placement', placement, '--state-dir', tempStateDir('daemon-test')], { netnsId: null })
   if (cmd.kind !== 'run') throw new Error(`not a run command: ${cmd.kind}`)
   return cmd.config
 }

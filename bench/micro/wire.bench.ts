@@ -19,11 +19,11 @@ export function run (opts: TimerOptions = DEFAULT_TIMER): BenchResult[] {
   const pingBuf = new Uint8Array(12)
   out.push(time('wire', 'control ping encode (into buffer)', 1, () => { encodeControl(ping, pingBuf, 0) }, opts))
   out.push(time('wire', 'control ping decode', 1, () => { sink += (decodeControl(pingBuf) as { txid: number }).txid }, opts))
-  const init = { senderIndex: 42, ephemeral: randomBytes(32), ciphertext: randomBytes(33 + 16) }
+  const init = { senderIndex: 42, ephemeral: randomBytes(32), encStatic: randomBytes(48), ciphertext: randomBytes(17 + 16) }
   const initBuf = encodeHandshakeInit(init)
   out.push(time('wire', 'handshake init encode', 1, () => { encodeHandshakeInit(init, buf, 0) }, opts))
   out.push(time('wire', 'handshake init decode', 1, () => { sink += decodeHandshakeInit(initBuf).senderIndex }, opts))
-  const entries: PeerEntry[] = Array.from({ length: 100 }, (_, i) => ({ op: PEER_OP_UPSERT, peerId: i + 1, tunnelIp: 0x0a000002 + i, publicIp: 0x64400000 + i, publicPort: 40000 + i, lan: [] }))
+  const entries: PeerEntry[] = Array.from({ length: 100 }, (_, i) => ({ op: PEER_OP_UPSERT, peerId: i + 1, tunnelIp: 0x0a000002 + i, publicIp: 0x64400000 + i, publicPort: 40000 + i, key: randomBytes(32), lan: [] }))
   out.push(time('wire', 'peer list encode (100 entries)', 1, () => { sink += encodePeerUpdates(entries, 7).length }, opts))
   if (sink === -1) console.log(sink)
   return out

@@ -125,7 +125,7 @@ function oursStart (relay: boolean, extra: readonly string[] = []) {
     const { a, s, b } = hosts(ctx)
     const key = 'bench-network-key'
     const start = (ns: string, name: string, args: string[], tun: string, n: number): LabProcess =>
-      spawnIn(ns, 'env', ['-u', 'NODE_OPTIONS', BIN, ...args, ...extra, '--tun', tun, '--key', key, '--dev', `lw${ctx.id}o${n}`, '--control', join(ctx.dir, `${name}.sock`)], { env: NO_NODE_OPTIONS(), maxOutputBytes: 64 * 1024 })
+      spawnIn(ns, 'env', ['-u', 'NODE_OPTIONS', BIN, ...args, ...extra, '--tun', tun, '--key', key, '--dev', `lw${ctx.id}o${n}`, '--control', join(ctx.dir, `${name}.sock`), '--state-dir', join(ctx.dir, `${name}-state`)], { env: NO_NODE_OPTIONS(), maxOutputBytes: 64 * 1024 })
     const srv = start(s.ns, 'server', ['server', '--listen', `${s.ip}:9000`], '10.77.0.1/24', 0)
     await sleep(300)
     const ca = start(a.ns, 'a', ['client', '--remote', `${s.ip}:9000`, ...(relay ? ['--no-p2p'] : [])], '10.77.0.2/24', 1)

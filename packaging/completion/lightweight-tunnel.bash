@@ -22,17 +22,17 @@ _lightweight_tunnel() {
     prev=${COMP_WORDS[COMP_CWORD-2]} eq=1
   fi
 
-  local commands='server client status demo help version install-service completion'
+  local commands='server client status demo help version install-service completion genkey pubkey'
   local topics='server client status demo config version install-service completion'
-  local common='--tun --key --dev --control --mtu --keepalive --log-level --placement --fast-path --no-fast-path --quiet --verbose --config --help'
+  local common='--tun --key --dev --control --mtu --keepalive --log-level --placement --fast-path --no-fast-path --state-dir --node-key --quiet --verbose --config --help'
 
   # Values of the option just typed.
   case $prev in
-    -c|--config|-config|-g|--genconfig|-genconfig)
+    -c|--config|-config|-g|--genconfig|-genconfig|--node-key|-node-key|--server-key|-server-key)
       compopt -o filenames 2>/dev/null
       COMPREPLY=($(compgen -f -- "$cur"))
       return 0 ;;
-    --root|-root)
+    --root|-root|--state-dir|-state-dir)
       compopt -o filenames 2>/dev/null
       COMPREPLY=($(compgen -d -- "$cur"))
       return 0 ;;
@@ -57,14 +57,14 @@ _lightweight_tunnel() {
   for ((i = 1; i < COMP_CWORD; i++)); do
     w=${COMP_WORDS[i]}
     case $w in
-      server|client|status|demo|help|version|install-service|completion) cmd=$w; break ;;
+      server|client|status|demo|help|version|install-service|completion|genkey|pubkey) cmd=$w; break ;;
     esac
   done
 
   local opts
   case $cmd in
     server) opts="$common --listen --max-clients" ;;
-    client) opts="$common --remote --listen --p2p --no-p2p" ;;
+    client) opts="$common --remote --listen --p2p --no-p2p --server-key" ;;
     status) opts='--json --control --dev --help' ;;
     install-service) opts='--config --root --help' ;;
     completion)
@@ -73,7 +73,7 @@ _lightweight_tunnel() {
     help)
       [[ $cur != -* ]] && { COMPREPLY=($(compgen -W "$topics" -- "$cur")); return 0; }
       opts='' ;;
-    demo|version) opts='--help' ;;
+    demo|version|genkey|pubkey) opts='--help' ;;
     '')
       if [[ $cur != -* ]]; then
         COMPREPLY=($(compgen -W "$commands" -- "$cur"))

@@ -43,6 +43,8 @@ export type Command =
   | { kind: 'demo' }
   | { kind: 'install-service', name: string, configFile: string | null, root: string }
   | { kind: 'completion', shell: 'bash' }
+  | { kind: 'genkey' }
+  | { kind: 'pubkey' }
 
 /**
  * Loads the -c file again with the flags of the start (SIGHUP): the same
@@ -69,7 +71,7 @@ export class UsageError extends VpnError {
   }
 }
 
-export const COMMANDS = ['server', 'client', 'status', 'demo', 'help', 'version', 'ping', 'netcheck', 'check', 'install-service', 'completion'] as const
+export const COMMANDS = ['server', 'client', 'status', 'demo', 'help', 'version', 'ping', 'netcheck', 'check', 'install-service', 'completion', 'genkey', 'pubkey'] as const
 export const HELP_TOPICS = ['server', 'client', 'status', 'demo', 'help', 'version', 'config', 'ping', 'netcheck', 'check', 'metrics', 'install-service', 'completion'] as const
 
 // ---------------------------------------------------------------------------
@@ -247,6 +249,11 @@ export function parseCommand (argv: readonly string[], parseEnv: ParseEnv = {}):
     rejectExtras(tokens, ['logLevel'], 'demo', problems)
     if (problems.length > 0) throw new UsageError(problems)
     return { kind: 'demo' }
+  }
+  if (cmd === 'genkey' || cmd === 'pubkey') {
+    rejectExtras(tokens, [], cmd, problems)
+    if (problems.length > 0) throw new UsageError(problems)
+    return { kind: cmd }
   }
 
   if (cmd === null && tokens.occurrences.length === 0) {

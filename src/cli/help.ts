@@ -80,6 +80,12 @@ const COMMANDS = `COMMANDS
               "help install-service").
     completion bash
               Print the bash completion script (see "help completion").
+    genkey    Print a new node private key (base64, one line), as wg genkey:
+              "umask 077; lightweight-tunnel genkey > node.key", then
+              --node-key node.key.
+    pubkey    Read a private key on standard input and print its public key
+              (the form --server-key and the server's "status" use):
+              "lightweight-tunnel pubkey < node.key".
 `
 
 const OPTIONS = `OPTIONS
@@ -105,6 +111,18 @@ const OPTIONS = `OPTIONS
     --control PATH
               Control socket path. Default:
               ${SOCK} (see FILES).
+    --state-dir DIR
+              Where the node keeps its state: its private key (node.key),
+              and what it learned (a client's pinned server key, a server's
+              address bindings). Created mode 0700. Default:
+              /var/lib/lightweight-tunnel/DEV (DEV = --dev).
+    --node-key FILE
+              This node's private key (one line of base64, as "genkey"
+              prints it), instead of STATE_DIR/node.key, which is created on
+              first start. The file must not be readable by group or others
+              (chmod 600 FILE). The key is the node's identity: the server
+              binds its tunnel address to it, peers check it in every
+              handshake; "status" shows its fingerprint.
     --mtu N   TUN MTU in bytes, ${L.mtuMin}..${L.mtuMax}, or "auto" for the default.
               Default: ${D.mtu} (fits a 1500-byte path after the outer headers).
     --keepalive SECONDS
@@ -184,6 +202,12 @@ const OPTIONS = `OPTIONS
     -l, --listen HOST:PORT
               Local UDP address to bind. Default: ${D.clientListen.host}:${D.clientListen.port} (any
               address, a free port chosen by the kernel).
+    --server-key KEY|FILE
+              The server's public key (base64, as "status" on the server
+              shows it), or a file holding it. Without it the client pins
+              the key the server presents on first contact in
+              STATE_DIR/server.pub; either way a server presenting another
+              key is refused (status shows why).
 
   Other
     -g FILE   Write an example server config to FILE and a matching client
@@ -246,6 +270,9 @@ const CONFIG = `CONFIGURATION FILE
         fastPath                    true or false
         handshakeWorkers            "auto" or 0..64 (server)
         metrics                     "127.0.0.1:9100", 9100 or "off"
+        stateDir                    "/var/lib/lightweight-tunnel/lwt0"
+        nodeKey                     "/path/to/node.key"
+        serverKey                   "base64 public key" or "/path" (client)
     Numbers are JSON numbers ("mtu": 1400, not "1400"). A syntax error is
     reported with its line and column. SIGHUP reloads the file (SIGNALS).
     Unknown keys are an error naming them. These Go keys are accepted and
@@ -265,6 +292,11 @@ const FILES = `FILES
               "ip netns exec NS lightweight-tunnel status". A socket file left
               by a daemon that died is replaced at start; a live one makes the
               new daemon refuse to start.
+    /var/lib/lightweight-tunnel/DEV/ (--state-dir)
+              node.key: this node's private key (mode 0600, created on first
+              start unless --node-key names one). The folder is 0700; other
+              state (a client's pinned server key, a server's address
+              bindings) lives beside it.
     FILE, FILE.client
               Config files written by -g and read by -c.
     /etc/systemd/system/lightweight-tunnel@.service

@@ -32,6 +32,7 @@ import { runPing } from './ping.js'
 import { formatNetcheck, isNetcheckReport } from './netcheck.js'
 import { checkReport } from './check.js'
 import { currentNetnsId } from '../config/defaults.js'
+import { genkeyText, pubkeyText, readStdin } from './keys.js'
 
 export const EXIT_OK = 0
 export const EXIT_ERROR = 1
@@ -42,6 +43,8 @@ export const EXIT_NOT_RUNNING = 3
 export interface MainIo {
   stdout: { write(s: string): unknown }
   stderr: { write(s: string): unknown }
+  /** All of standard input (pubkey); default: process.stdin. */
+  stdin?: () => Promise<string>
 }
 
 interface DaemonModule { runDaemon(config: Config, log: Logger, opts?: { reload?: ReloadConfig | null }): Promise<number> }
@@ -176,6 +179,12 @@ export async function main (argv: string[], io: MainIo = { stdout: process.stdou
         return EXIT_OK
       case 'completion':
         io.stdout.write(readFileSync(join(packageRoot(), COMPLETION_BASH), 'utf8'))
+        return EXIT_OK
+      case 'genkey':
+        io.stdout.write(genkeyText())
+        return EXIT_OK
+      case 'pubkey':
+        io.stdout.write(pubkeyText(await (io.stdin ?? readStdin)()))
         return EXIT_OK
       case 'status': return await runStatus(cmd, io)
       case 'ping': {

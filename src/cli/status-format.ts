@@ -5,14 +5,15 @@
  *
  *   lightweight-tunnel 0.1.0, client on lwt0
  *     tunnel address  10.0.0.2/24 (mtu 1400)
+ *     node key        SHA256:Zmh6rfhivXdsj8GL (public key 4Yrt…=)
  *     server          198.51.100.1:9000
  *     state           registered
  *     uptime          1h 02m 03s
  *     dataplane       inline; TUN offloads tso+uso; UDP GRO on
  *     control plane   timer late p50 1.2 ms, p99 3.4 ms, max 12 ms; loop delay p99 11 ms, max 40 ms; 3 of 4032 runs > 20 ms late
  *
- *   TUNNEL IP  ROLE    PATH    ENDPOINT            RTT      TX       RX       SESSION      LAST SEEN  NOTE
- *   10.0.0.1   server  relay   198.51.100.1:9000   12.3 ms  1.5 MiB  640 KiB  established  2s ago     -
+ *   TUNNEL IP  ROLE    KEY                      PATH    ENDPOINT            RTT      TX       RX       SESSION      LAST SEEN  NOTE
+ *   10.0.0.1   server  SHA256:q3Xk0mJd9cOaP1sQ  relay   198.51.100.1:9000   12.3 ms  1.5 MiB  640 KiB  established  2s ago     -
  *
  *   direct paths (our NAT: cone):
  *   PEER       PEER NAT   STRATEGY  LAST PONG  TRIED  CANDIDATES                                        WHY RELAY
@@ -72,12 +73,13 @@ function dash (s: string | null | undefined): string {
   return s === null || s === undefined || s === '' ? '-' : clean(s)
 }
 
-const COLUMNS = ['TUNNEL IP', 'ROLE', 'PATH', 'ENDPOINT', 'RTT', 'TX', 'RX', 'SESSION', 'LAST SEEN', 'NOTE'] as const
+const COLUMNS = ['TUNNEL IP', 'ROLE', 'KEY', 'PATH', 'ENDPOINT', 'RTT', 'TX', 'RX', 'SESSION', 'LAST SEEN', 'NOTE'] as const
 
 function peerRow (p: PeerStatus): string[] {
   return [
     dash(p.tunnelIp),
     dash(p.role),
+    dash(p.key),
     dash(p.path),
     dash(p.endpoint),
     formatRtt(p.rttMs),
@@ -108,6 +110,7 @@ export function formatStatus (report: StatusReport): string {
   out.push(`lightweight-tunnel ${dash(report.version)}, ${dash(report.mode)} on ${dash(report.dev)}`)
   const kv: Array<[string, string]> = []
   kv.push(['tunnel address', `${dash(report.tunnelIp)}/${report.prefix} (mtu ${report.mtu})`])
+  if (report.nodeKey !== undefined) kv.push(['node key', `${clean(report.nodeKey.fingerprint)} (public key ${clean(report.nodeKey.publicKey)})`])
   if (report.mode === 'server') kv.push(['listening on', dash(report.listen)])
   else {
     kv.push(['server', dash(report.server)])

@@ -26,6 +26,8 @@ import { resolve } from 'node:path'
 import { DEFAULTS, LIMITS, LOG_FORMATS, LOG_LEVELS, controlPathFor } from './defaults.js'
 import { fileNamesOf, goBlank, ignoredWarning, PLACEHOLDER_KEYS, readConfigFile, zeroMeantDefault } from './go-compat.js'
 import { show } from './messages.js'
+import { defaultStateDir } from '../identity/state-dir.js'
+import { keyFromText } from '../identity/key-text.js'
 import { PLACEMENTS, type Config, type Mode, type SettingKey } from './schema.js'
 import { checkBool, checkCidr, checkControl, checkDev, checkHostPort, checkInt, checkOneOf, expectString, type Raw } from './validate.js'
 
@@ -193,7 +195,27 @@ function readSettings (mode: Mode | null, s: Settings, env: LoadEnv, problems: s
   const handshakeWorkers = readOptional(s.pick('handshakeWorkers'), DEFAULTS.handshakeWorkers, raw => raw.value === 'auto'
     ? 'auto'
     : checkInt(raw, 0, LIMITS.handshakeWorkersMax, `"auto" or the handshake pool's threads, 0..${LIMITS.handshakeWorkersMax}`, problems))
-  return { mode, listen, remote, tun, key, dev, control, mtu, maxClients, p2p, keepalive, logLevel, logFormat, placement, fastPath, metrics, handshakeWorkers }
+  const stateDir = readPath(s.pick('stateDir'), dev === null ? null : defaultStateDir(dev), 'a folder for the node\'s state (default /var/lib/lightweight-tunnel/<dev>)', env, problems)
+  const nodeKey = readPath(s.pick('nodeKey'), null, 'a private key file (make one with: lightweight-tunnel genkey > FILE)', env, problems)
+  const serverKey = readServerKey(mode, s, env, problems)
+  return { mode, listen, remote, tun, key, dev, control, mtu, maxClients, p2p, keepalive, logLevel, logFormat, placement, fastPath, metrics, handshakeWorkers, stateDir, nodeKey, serverKey }
+}
+
+/** serverKey (client only): a base64 public key as given, else a file path resolved against the working directory. */
+function readServerKey (mode: Mode | null, s: Settings, env: LoadEnv, problems: string[]): string | null {
+  const raw = s.pick('serverKey')
+  if (raw === undefined) return null
+  if (mode === 'server') { problems.push(`${raw.source}: only for client mode, but this is a server (a client pins its server's key)`); return null }
+  if (typeof raw.value === 'string' && keyFromText(raw.value) !== null) return raw.value.trim()
+  return readPath(raw, null, 'the server\'s public key (base64, 44 characters) or a file holding it', env, problems)
+}
+
+/** A file or folder path, resolved against the working directory; `dflt` when absent. */
+function readPath<T extends string | null> (raw: Raw | undefined, dflt: T, what: string, env: LoadEnv, problems: string[]): string | T | null {
+  if (raw === undefined) return dflt
+  if (!expectString(raw, what, problems)) return null
+  if (raw.value === '') { problems.push(`${raw.source}: expected ${what}, got an empty string`); return null }
+  return resolve(env.cwd, raw.value as string)
 }
 
 /**

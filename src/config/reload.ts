@@ -40,7 +40,10 @@ export const APPLY: Readonly<Record<SettingKey, Apply>> = Object.freeze({
   placement: 'restart',
   fastPath: 'restart',
   metrics: 'restart',
-  handshakeWorkers: 'restart'
+  handshakeWorkers: 'restart',
+  stateDir: 'restart',
+  nodeKey: 'restart',
+  serverKey: 'restart'
 })
 
 export interface Change<K extends SettingKey = SettingKey> {

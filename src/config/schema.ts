@@ -75,6 +75,20 @@ export interface Config {
    * on 2 cores: the pool is slower than the main thread).
    */
   readonly handshakeWorkers: number | 'auto'
+  /**
+   * Where the node keeps its state: node.key, server.pub, registry.json,
+   * peers.json (default /var/lib/lightweight-tunnel/<dev>; created 0700;
+   * identity/state-dir.ts). An absolute path.
+   */
+  readonly stateDir: string
+  /** The node's private key file (--node-key), or null: STATE_DIR/node.key, created on first start. */
+  readonly nodeKey: string | null
+  /**
+   * Client: the server's public key (base64), or an absolute path to a file
+   * holding it (--server-key); null: pin the key the server presents first
+   * (STATE_DIR/server.pub; identity/server-pin.ts).
+   */
+  readonly serverKey: string | null
 }
 
 /** A setting's name: a Config field, and its key in our own JSON files. */
@@ -82,7 +96,7 @@ export type SettingKey = keyof Config
 
 const SETTING_LIST = [
   'mode', 'listen', 'remote', 'tun', 'key', 'dev', 'control', 'mtu', 'maxClients',
-  'p2p', 'keepalive', 'logLevel', 'logFormat', 'placement', 'fastPath', 'metrics', 'handshakeWorkers'
+  'p2p', 'keepalive', 'logLevel', 'logFormat', 'placement', 'fastPath', 'metrics', 'handshakeWorkers', 'stateDir', 'nodeKey', 'serverKey'
 ] as const satisfies readonly SettingKey[]
 /** Compiles only while SETTING_LIST names every Config field (unused at run time). */
 const LISTS_EVERY_SETTING: [Exclude<SettingKey, typeof SETTING_LIST[number]>] extends [never] ? true : never = true

@@ -2,8 +2,7 @@
  * What the pieces of the client's control plane share (client.ts builds one
  * ClientContext and hands it to ServerLink and PeerSessions): the options,
  * the injected components, the one table of receiver indexes (sessions with
- * the server and with peers live in it side by side), our instance id, the
- * init timestamps, and the two ways out (to the server, relayed to a peer).
+ * the server and with peers live in it side by side), the init timestamps, and the two ways out (to the server, relayed to a peer).
  * Main thread only.
  */
 import type { Clock, WallClock } from '../clock.js'
@@ -12,9 +11,15 @@ import type { Random } from '../random.js'
 import type { LanAddr } from '../wire/payloads.js'
 import type { DataplanePort } from './port.js'
 import type { IndexTable, Session, SessionSet } from './session.js'
+import type { StaticKey } from '../crypto/noise.js'
+import type { ServerPin } from '../identity/server-pin.js'
 
 export interface ClientOptions {
   psk: Uint8Array
+  /** This node's static key (identity/node-key.ts). */
+  nodeKey: StaticKey
+  /** The server's pinned key (identity/server-pin.ts); every registration response is checked against it. Absent: any key. */
+  serverPin?: ServerPin
   tunnelIp: number
   prefix: number
   mtu: number
@@ -42,8 +47,6 @@ export interface ClientContext {
   readonly random: Random
   readonly log: Logger
   readonly indexes: IndexTable<SessionOwner>
-  /** Random per daemon start: the server and peers tell a restart (new id) from a replayed init (same id, old timestamp). */
-  readonly instanceId: Uint8Array
   /** A fresh init timestamp: wall-clock ms, strictly increasing over every init we send (the receiver drops one not newer than the last). */
   timestamp(): number
   /** Forget a session's receiver index, here and in the dataplane. */
@@ -57,11 +60,11 @@ export interface ClientContext {
 }
 
 /** The ClientContext of one ClientController. */
-export function clientContext (opt: ClientOptions, c: { port: DataplanePort, clock: Clock & WallClock, random: Random, log: Logger }, indexes: IndexTable<SessionOwner>, instanceId: Uint8Array): ClientContext {
+export function clientContext (opt: ClientOptions, c: { port: DataplanePort, clock: Clock & WallClock, random: Random, log: Logger }, indexes: IndexTable<SessionOwner>): ClientContext {
   let lastTimestamp = 0
   const { port } = c
   return {
-    opt, port, clock: c.clock, random: c.random, log: c.log, indexes, instanceId,
+    opt, port, clock: c.clock, random: c.random, log: c.log, indexes,
     timestamp: () => (lastTimestamp = Math.max(lastTimestamp + 1, c.clock.wallNow())),
     drop: (s) => {
       indexes.delete(s.localIndex)

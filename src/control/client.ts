@@ -22,7 +22,7 @@ import type { Clock, WallClock } from '../clock.js'
 import type { Logger } from '../log.js'
 import type { Random } from '../random.js'
 import type { ControlComponents, ControlHandler, ControlInput, DataplanePort } from './port.js'
-import { IndexTable, describeSessions, emptySessionSet, openSealedControl, randomInstanceId, type Session } from './session.js'
+import { IndexTable, describeSessions, emptySessionSet, openSealedControl, sameBytes, type Session } from './session.js'
 import * as C from './constants.js'
 import type { RegistrationState } from './registration.js'
 import { MSG_CONTROL, MSG_HANDSHAKE_INIT, MSG_HANDSHAKE_RESP, MSG_REJECT } from '../wire/messages.js'
@@ -41,6 +41,7 @@ import { ServerLink } from './server-link.js'
 import { lastSeen } from './rtt.js'
 import { PeerSessions } from './peer-sessions.js'
 import { UserPings, type PingStarted } from './user-ping.js'
+import { fingerprint } from '../identity/key-text.js'
 
 export type { ClientOptions } from './client-context.js'
 export type { RegistrationState } from './registration.js'
@@ -62,7 +63,7 @@ export class ClientController implements ControlHandler {
   readonly #birthdays: BirthdayPool
   readonly #startedAt: number
   /** Control messages dropped: malformed, unknown session, failed authentication (probes from anyone land here). */
-  readonly counters = { p2pDropped: 0, handshakesCompleted: 0 }
+  readonly counters = { p2pDropped: 0, handshakesCompleted: 0, peerKeyMismatch: 0, serverVersionRejects: 0, serverKeyMismatch: 0 }
   /** `lightweight-tunnel ping` / `netcheck` probes in flight. */
   readonly #userPings: UserPings
   /** The NAT-check port's view of us from the newest answer (netcheck), or null. */
@@ -74,7 +75,7 @@ export class ClientController implements ControlHandler {
     this.#clock = c.clock
     this.#random = c.random
     this.#log = c.log
-    this.#ctx = clientContext(opt, c, new IndexTable<SessionOwner>(c.random), randomInstanceId(c.random))
+    this.#ctx = clientContext(opt, c, new IndexTable<SessionOwner>(c.random))
     this.#server = new ServerLink(this.#ctx, {
       peerListVersion: () => this.#peerList.version,
       registered: () => { this.#peerList.version = 0; this.counters.handshakesCompleted++ },
@@ -86,6 +87,8 @@ export class ClientController implements ControlHandler {
           this.#addObservation(ep, now)
         }
       },
+      versionRejected: () => { this.counters.serverVersionRejects++ },
+      serverKeyMismatch: () => { this.counters.serverKeyMismatch++ },
       peerUpdate: (msg) => {
         this.#peerList.apply(msg, opt.tunnelIp, {
           upsert: (e) => { this.#upsertPeer(e) },
@@ -95,7 +98,7 @@ export class ClientController implements ControlHandler {
       }
     })
     this.#peers = new PeerTable(maxPeers)
-    this.#peerSessions = new PeerSessions(this.#ctx)
+    this.#peerSessions = new PeerSessions(this.#ctx, this.counters)
     this.#nat = new NatObserver(() => opt.localEndpoints?.() ?? [])
     this.#birthdays = new BirthdayPool(c.port)
     this.#startedAt = c.clock.now()
@@ -211,11 +214,16 @@ export class ClientController implements ControlHandler {
   #upsertPeer (e: PeerEntry): void {
     const now = this.#clock.now()
     let p = this.#peers.get(e.tunnelIp)
+    if (p !== undefined && !sameBytes(p.key, e.key)) {
+      // Another node key at this address (the server's operator freed it): a new peer, not the old one's sessions.
+      this.#removePeer(e.tunnelIp)
+      p = undefined
+    }
     if (p === undefined) {
       const added = this.#peers.add(e.tunnelIp, (slot) => {
         const peer: PeerRemote = {
-          slot, peerId: e.peerId, tunnelIp: e.tunnelIp, publicIp: e.publicIp, publicPort: e.publicPort, sessions: emptySessionSet(),
-          lastInitTs: 0, lastInstance: null, path: null, lastTx: 0, lastRx: 0, nextSessionTry: now + C.PROACTIVE_SESSION_DELAY, lastResync: -Infinity
+          slot, peerId: e.peerId, tunnelIp: e.tunnelIp, key: new Uint8Array(e.key), publicIp: e.publicIp, publicPort: e.publicPort, sessions: emptySessionSet(),
+          lastInitTs: 0, path: null, lastTx: 0, lastRx: 0, nextSessionTry: now + C.PROACTIVE_SESSION_DELAY, lastResync: -Infinity
         }
         if (this.#opt.p2p === true) peer.path = new DirectPath(this.#pathIo(peer), this.#opt.tunnelIp < e.tunnelIp, now, this.#random)
         return peer
@@ -467,6 +475,7 @@ export class ClientController implements ControlHandler {
       tunnelIp: intToIp(p.tunnelIp),
       peerId: p.peerId,
       role: 'client',
+      key: fingerprint(p.key),
       path: direct !== null ? 'direct' : registered ? 'relay' : 'connecting',
       endpoint: direct !== null ? formatEndpoint(direct.ip, direct.port) : registered ? formatEndpoint(this.#opt.serverIp, this.#opt.serverPort) : null,
       publicEndpoint: p.publicIp === 0 ? null : formatEndpoint(p.publicIp, p.publicPort),

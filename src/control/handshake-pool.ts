@@ -8,13 +8,13 @@
  * beyond that run() answers null and the caller drops the init (the client
  * retries in 1 s), counted as handshakesShed.
  *
- *   main: consumeInit → decide → pool.run(plain state) ─▶ worker: createResponse
+ *   main: consumeInit → decide → pool.run(state, a plain object) ─▶ worker: createResponse
  *   main: ◀─ { message, keys } → install keys, send the response
  */
 import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import type { Piscina } from 'piscina'
-import { createResponse, responderToPlain, type ResponderState, type SessionKeys } from '../crypto/noise.js'
+import { createResponse, type ResponderState, type SessionKeys } from '../crypto/noise.js'
 import type { HandshakeResult, HandshakeTask } from '../workers/handshake-worker.js'
 
 /** Handshakes waiting for a worker at most (~0.5 s of work at ~4,000/s). */
@@ -24,8 +24,9 @@ export const MAX_QUEUED = 2048
  * 'auto': cores - 2 from 4 cores up (the main thread and the dataplane worker
  * keep one each), else 0. Measured on 2 cores (bench/handshakes.ts): the main
  * thread alone answered ~3,300 handshakes/s, a pool of 1-3 threads
- * ~1,900-2,800/s (the step is ~150 µs of X25519; cloning the state, the
- * hand-off and the competition for the 2 cores cost more than it saves).
+ * ~1,900-2,800/s with the v1 handshake (bench/handshakes.ts; v2 figures in
+ * the commit that switched it): the hand-off and the competition for the 2
+ * cores cost more than the step saves.
  */
 export function poolSize (setting: number | 'auto', cores = availableParallelism()): number {
   if (setting === 'auto') return cores >= 4 ? cores - 2 : 0
@@ -59,7 +60,7 @@ export class HandshakePool {
   /** createResponse on a worker; null when the queue is full (shed). Rejects as createResponse throws. */
   async run (state: ResponderState, senderIndex: number, payload: Uint8Array): Promise<{ message: Uint8Array, keys: SessionKeys } | null> {
     if (this.#pool.queueSize >= MAX_QUEUED) { this.shed++; return null }
-    return await this.#pool.run({ state: responderToPlain(state), senderIndex, payload })
+    return await this.#pool.run({ state, senderIndex, payload })
   }
 
   async close (): Promise<void> { await this.#pool.destroy() }

@@ -13,6 +13,12 @@
  *       └──Confirm (sealed, relayed)──▶ onConfirm: pending → current, send key installed
  *
  * Either side tells the peer's DirectPath when its session is up.
+ *
+ * Identity: the server lists each peer's static key (PeerUpdate); an init
+ * is answered only when its static key (Noise message 1, learned before
+ * any DH) is the key listed for the peer the relay envelope names, and a
+ * response is accepted only from that key. Anything else is dropped,
+ * counted (peerKeyMismatch) and logged at most once a minute per peer.
  */
 import * as C from './constants.js'
 import { consumeInit, consumeResponse, createInit, createResponse } from '../crypto/noise.js'
@@ -25,17 +31,32 @@ import type { PeerRemote } from './peer-table.js'
 import { CookieGenerator, checkMac1, macKeys, type MacKeys } from '../crypto/cookie.js'
 import { stripMacs } from '../wire/cookie.js'
 import { confirmPending, expireSessions, installCurrent, newSession, sameBytes, sessionsOf, type Session } from './session.js'
+import { PerKeyInterval } from './rate-limit.js'
+import { fingerprint } from '../identity/key-text.js'
 
 export class PeerSessions {
   readonly #ctx: ClientContext
-  /** mac1 on our inits and checked on the peers' (docs/PROTOCOL.md "MAC trailer"); peers send no cookie replies, so mac2 stays zero. */
+  /** mac1 on our inits and checked on the peers' (docs/PROTOCOL.md §4.6); peers send no cookie replies, so mac2 stays zero. */
   readonly #macKeys: MacKeys
   readonly #macs: CookieGenerator
+  readonly #counters: { peerKeyMismatch: number }
+  readonly #mismatchLog = new PerKeyInterval(C.WRONG_KEY_LOG_INTERVAL, C.RATE_TABLE_MAX)
 
-  constructor (ctx: ClientContext) {
+  constructor (ctx: ClientContext, counters: { peerKeyMismatch: number }) {
     this.#ctx = ctx
+    this.#counters = counters
     this.#macKeys = macKeys(ctx.opt.psk)
     this.#macs = new CookieGenerator(this.#macKeys)
+  }
+
+  /** Is `key` the key the server listed for `p`? Counts and logs (rate-limited) when not. */
+  #keyMatches (p: PeerRemote, key: Uint8Array, what: string, now: number): boolean {
+    if (sameBytes(key, p.key)) return true
+    this.#counters.peerKeyMismatch++
+    if (this.#mismatchLog.allow(p.tunnelIp, now)) {
+      this.#ctx.log.warn(`dropped a peer ${what} from ${intToIp(p.tunnelIp)}: it was made with node key ${fingerprint(key)}, but the server lists ${fingerprint(p.key)} for that address (an impostor, or a stale peer list; logged once a minute)`, { peer: intToIp(p.tunnelIp) })
+    }
+    return false
   }
 
   /** The dataplane has packets for the peer: start a session unless one exists or is being set up. */
@@ -67,10 +88,9 @@ export class PeerSessions {
     const { opt, indexes } = this.#ctx
     const localIndex = indexes.allocate(p)
     const payload = encodeInitPayload({
-      role: 2, prefixLen: opt.prefix, mtu: opt.mtu, tunnelIp: opt.tunnelIp,
-      instanceId: this.#ctx.instanceId, timestamp: this.#ctx.timestamp(), lan: []
+      role: 2, prefixLen: opt.prefix, mtu: opt.mtu, tunnelIp: opt.tunnelIp, timestamp: this.#ctx.timestamp(), lan: []
     })
-    const { message, state } = createInit(opt.psk, localIndex, payload)
+    const { message, state } = createInit(opt.psk, opt.nodeKey, localIndex, payload)
     if (p.sessions.hs.state === 'initSent') indexes.delete(p.sessions.hs.localIndex)
     const tries = p.sessions.hs.state === 'initSent' ? p.sessions.hs.tries + 1 : 1
     p.sessions.hs = { state: 'initSent', localIndex, initiator: state, sentAt: now, tries }
@@ -83,13 +103,13 @@ export class PeerSessions {
     const now = this.#ctx.clock.now()
     let hs
     if (!checkMac1(this.#macKeys, input.bytes)) return
-    try { hs = consumeInit(opt.psk, stripMacs(input.bytes)) } catch { return }
+    try { hs = consumeInit(opt.psk, opt.nodeKey, stripMacs(input.bytes)) } catch { return }
+    // The relay names the sender (peerId); its static key must be the one the server listed for it.
+    if (!this.#keyMatches(p, hs.remoteStatic, 'handshake', now)) return
     let req
     try { req = decodeInitPayload(hs.payload) } catch { return }
-    // The server vouches for who sent it (peerId); the claim must match what the server told us.
     if (req.role !== 2 || req.tunnelIp !== p.tunnelIp) return
-    if (p.lastInstance !== null && sameBytes(p.lastInstance, req.instanceId) && req.timestamp <= p.lastInitTs) return
-    p.lastInstance = req.instanceId
+    if (req.timestamp <= p.lastInitTs) return // replayed init (per static key: p.key is fixed for p)
     p.lastInitTs = req.timestamp
     const localIndex = indexes.allocate(p)
     const { message, keys } = createResponse(hs.state, localIndex, encodeRespPayload({
@@ -110,6 +130,12 @@ export class PeerSessions {
     let res
     try { res = consumeResponse(ss.hs.initiator, input.bytes) } catch { return }
     const now = this.#ctx.clock.now()
+    if (!this.#keyMatches(p, res.remoteStatic, 'handshake response', now)) {
+      // The state is spent: start over (the genuine peer answers the next try).
+      this.#ctx.indexes.delete(ss.hs.localIndex)
+      ss.hs = { state: 'idle' }
+      return
+    }
     const localIndex = ss.hs.localIndex
     ss.hs = { state: 'idle' }
     const session = newSession(localIndex, res.senderIndex, res.keys, now, true)

@@ -15,13 +15,14 @@ export interface PeerRemote {
   /** Server-assigned id (changes when the peer re-registers); set through PeerTable.setPeerId. */
   readonly peerId: number
   readonly tunnelIp: number
+  /** Its static public key, as the server listed it (a handshake from any other key is refused). */
+  readonly key: Uint8Array
   /** Its public endpoint as the server sees it (0 when unknown). */
   publicIp: number
   publicPort: number
   sessions: SessionSet
-  /** Latest init timestamp accepted from this peer (replay guard), with the instance that sent it. */
+  /** Latest init timestamp accepted from this peer's key (replay guard). */
   lastInitTs: number
-  lastInstance: Uint8Array | null
   /** Direct-path state (null with --no-p2p). */
   path: DirectPath | null
   /** Data counters at the last tick (traffic detection for heartbeats). */

@@ -28,7 +28,7 @@
  * keepalives costs nothing.
  */
 import { intToIp } from '../wire/addr.js'
-import { RESP_ADDRESS_IN_USE, RESP_ADDRESS_OUTSIDE_NETWORK, RESP_ADDRESS_RESERVED, RESP_SERVER_FULL, type RespStatus } from '../wire/payloads.js'
+import { RESP_ADDRESS_BOUND, RESP_ADDRESS_IN_USE, RESP_ADDRESS_OUTSIDE_NETWORK, RESP_ADDRESS_RESERVED, RESP_KEY_REVOKED, RESP_NOT_AUTHORIZED, RESP_SERVER_FULL, type RespStatus } from '../wire/payloads.js'
 import { assertNever } from './assert.js'
 
 interface Schedule {
@@ -128,6 +128,9 @@ export function describeRefusal (status: RespStatus, tunnelIp: number): string {
     case RESP_SERVER_FULL: return 'the server is full (its --max-clients is reached)'
     case RESP_ADDRESS_OUTSIDE_NETWORK: return `the tunnel address ${intToIp(tunnelIp)} is outside the server's network — use an address in the server's --tun network`
     case RESP_ADDRESS_RESERVED: return `the tunnel address ${intToIp(tunnelIp)} is reserved (the server's own, the network or the broadcast address)`
+    case RESP_ADDRESS_BOUND: return `the tunnel address ${intToIp(tunnelIp)} belongs to another node key on the server — pick another --tun address, or have the server's operator free it (lightweight-tunnel nodes remove ${intToIp(tunnelIp)})`
+    case RESP_KEY_REVOKED: return 'this node\'s key was revoked on the server — ask its operator'
+    case RESP_NOT_AUTHORIZED: return 'this node\'s key is not in the server\'s authorized nodes (--authorized-nodes) — give its operator this node\'s public key (lightweight-tunnel status)'
     default: return `status ${status}`
   }
 }

@@ -16,7 +16,8 @@ import * as C from './constants.js'
 import * as R from './registration.js'
 import { consumeResponse, createInit } from '../crypto/noise.js'
 import { CookieGenerator, macKeys } from '../crypto/cookie.js'
-import { decodeReject, REJECT_AUTH_FAILED, REJECT_UNKNOWN_SESSION } from '../wire/messages.js'
+import { decodeReject, REJECT_AUTH_FAILED, REJECT_UNKNOWN_SESSION, REJECT_VERSION } from '../wire/messages.js'
+import { PROTOCOL_VERSION } from '../wire/constants.js'
 import { decodeRespPayload, encodeInitPayload, RESP_OK } from '../wire/payloads.js'
 import { encodeControl, CTL_BYE, CTL_CONFIRM, CTL_PEER_UPDATE, CTL_PING, CTL_PONG, type ControlMessage, type PeerUpdate } from '../wire/control.js'
 import { formatEndpoint, intToIp } from '../wire/addr.js'
@@ -26,6 +27,7 @@ import type { Endpoint } from './nat.js'
 import { SERVER_SLOT, type ClientContext, type SessionOwner } from './client-context.js'
 import { describeSessions, emptySessionSet, expireSessions, installCurrent, newSession, retryDelay, type Session, type SessionSet } from './session.js'
 import { RTT_WARMUP, RTT_WARMUP_GAP, RttWindow, lastSeen } from './rtt.js'
+import { fingerprint } from '../identity/key-text.js'
 
 /**
  * The server counts as not answering after this much silence: two keepalive
@@ -54,12 +56,18 @@ export interface ServerLinkHooks {
   /** A Pong from the NAT-check port: how the server's second port sees us. */
   natCheckAnswer(txid: number, observed: Endpoint, now: number): void
   peerUpdate(msg: PeerUpdate): void
+  /** The server answered our init with Reject VERSION (counted). */
+  versionRejected(): void
+  /** A registration response came with another key than the pinned one (counted). */
+  serverKeyMismatch(): void
 }
 
 export class ServerLink implements SessionOwner {
   readonly #ctx: ClientContext
   readonly #hooks: ServerLinkHooks
   readonly sessions: SessionSet = emptySessionSet()
+  /** The server's static public key from its newest authenticated response, or null before one. */
+  serverKey: Uint8Array | null = null
   /** The server's tunnel address (0 before the first registration). */
   #tunnelIp = 0
   /** When the server last answered (a Pong or a PeerUpdate), monotonic ms; 0 before the first. */
@@ -138,11 +146,10 @@ export class ServerLink implements SessionOwner {
       prefixLen: opt.prefix,
       mtu: opt.mtu,
       tunnelIp: opt.tunnelIp,
-      instanceId: this.#ctx.instanceId,
       timestamp: this.#ctx.timestamp(),
       lan: opt.p2p === true ? (opt.localEndpoints?.() ?? []).slice(0, C.MAX_ADVERTISED) : []
     })
-    const { message, state } = createInit(opt.psk, localIndex, payload)
+    const { message, state } = createInit(opt.psk, opt.nodeKey, localIndex, payload)
     ss.hs = { state: 'initSent', localIndex, initiator: state, sentAt: now, tries: 1 }
     this.#lastInit = message
     this.#ctx.sendToServer(this.#cookiesOf.addMacs(message, now))
@@ -196,6 +203,17 @@ export class ServerLink implements SessionOwner {
     try { resp = decodeRespPayload(res.payload) } catch { return }
     const localIndex = ss.hs.localIndex
     ss.hs = { state: 'idle' }
+    const pin = opt.serverPin?.check(res.remoteStatic, opt.serverName) ?? { ok: true, pinnedNow: false }
+    if (!pin.ok) {
+      // Not our server (or its key changed): use nothing from this session, keep retrying quietly.
+      this.#hooks.serverKeyMismatch()
+      this.#ctx.indexes.delete(localIndex)
+      this.#reg = R.refused(this.#reg, now + Math.max(C.REFUSED_RETRY_MIN, this.#retryDelay(this.#reg.attempts)))
+      this.#setProblem(pin.message, 'error')
+      return
+    }
+    this.serverKey = res.remoteStatic
+    if (pin.pinnedNow) log.info(`pinned the server's key ${fingerprint(res.remoteStatic)} (first contact); a different key later is refused`, { server: opt.serverName })
     if (resp.status !== RESP_OK) {
       this.#reg = R.refused(this.#reg, now + Math.max(C.REFUSED_RETRY_MIN, this.#retryDelay(this.#reg.attempts)))
       this.#setProblem(`the server refused us: ${R.describeRefusal(resp.status, opt.tunnelIp)}`, 'error')
@@ -236,6 +254,11 @@ export class ServerLink implements SessionOwner {
       if (ss.hs.state !== 'initSent' || rej.index !== ss.hs.localIndex) return
       this.#reg = R.authFailed(this.#reg)
       this.#setProblem('the server rejected our key: authentication failed — the network key (-k/--key) is probably wrong; still retrying quietly', 'error')
+    } else if (rej.reason === REJECT_VERSION) {
+      if (ss.hs.state !== 'initSent' || rej.index !== ss.hs.localIndex) return
+      this.#hooks.versionRejected()
+      this.#reg = R.authFailed(this.#reg)
+      this.#setProblem(`the server at ${this.#ctx.opt.serverName} speaks another protocol version; this node speaks ${PROTOCOL_VERSION}: upgrade the older one (still retrying quietly)`, 'error')
     } else if (rej.reason === REJECT_UNKNOWN_SESSION) {
       // Index 0: our relayed packets come from an address the server does not
       // know (our NAT rebound or we moved): a ping on our session moves us.
@@ -410,6 +433,7 @@ export class ServerLink implements SessionOwner {
       tunnelIp: this.#tunnelIp === 0 ? '?' : intToIp(this.#tunnelIp),
       peerId: 0,
       role: 'server',
+      key: this.serverKey === null ? null : fingerprint(this.serverKey),
       path: this.#reg.state === 'registered' ? 'direct' : 'connecting',
       endpoint: formatEndpoint(opt.serverIp, opt.serverPort),
       publicEndpoint: formatEndpoint(opt.serverIp, opt.serverPort),

@@ -6,13 +6,18 @@
  * Registration (client → server, see docs/PROTOCOL.md):
  *   1. init (type 1, role 1) → consumeInit: a wrong network key fails here,
  *      cheaply (no DH): answer Reject AUTH_FAILED (rate-limited) and log the
- *      address at most once a minute.
- *   2. check the claimed address (inside our network, not reserved, not held
- *      by another live client), capacity, and the init timestamp (replays).
+ *      address at most once a minute. It yields the client's static key.
+ *   2. check the claimed address (inside our network, not reserved), the
+ *      registry (control/registry.ts: is the address bound to another node
+ *      key, is this key revoked or not authorized), a live client holding
+ *      it, capacity, and the init timestamp against the newest one seen from
+ *      this static key (replays; kept when the client record goes).
  *   3. response (type 2) with status; on OK the session is pending and its
  *      receive key is installed.
- *   4. Confirm (control) on the pending session → the client is active at the
- *      confirm's source address; every other client learns of it.
+ *   4. Confirm (control) on the pending session → it proves the client holds
+ *      its static private key: the registry binds the address to the key,
+ *      the client is active at the confirm's source address, and every other
+ *      client learns of it (with its static key, in the peer list).
  *
  * Sealed control messages are opened, and sessions rotated in and expired,
  * by session.ts (the same code as the client's).
@@ -23,18 +28,21 @@ import type { ControlComponents, ControlHandler, ControlInput, DataplanePort } f
 import { IndexTable, sameBytes, confirmPending, emptySessionSet, expireSessions, newSession, openSealedControl, sessionsOf, type Session, type SessionSet } from './session.js'
 import { PerKeyInterval, TokenBucket } from './rate-limit.js'
 import * as C from './constants.js'
-import { consumeInit, createResponse, type SessionKeys } from '../crypto/noise.js'
+import { consumeInit, createResponse, type SessionKeys, type StaticKey } from '../crypto/noise.js'
 import type { HandshakePool } from './handshake-pool.js'
 import { stripMacs } from '../wire/cookie.js'
 import { isVpnError } from '../errors.js'
-import { MSG_CONTROL, MSG_HANDSHAKE_INIT, encodeReject, REJECT_AUTH_FAILED, REJECT_UNKNOWN_SESSION } from '../wire/messages.js'
-import { decodeInitPayload, encodeRespPayload, RESP_OK, RESP_ADDRESS_IN_USE, RESP_SERVER_FULL, RESP_ADDRESS_OUTSIDE_NETWORK, RESP_ADDRESS_RESERVED, type RespStatus } from '../wire/payloads.js'
+import { MSG_CONTROL, MSG_HANDSHAKE_INIT, encodeReject, REJECT_AUTH_FAILED, REJECT_UNKNOWN_SESSION, REJECT_VERSION } from '../wire/messages.js'
+import { PROTOCOL_VERSION } from '../wire/constants.js'
+import { decodeInitPayload, encodeRespPayload, RESP_OK, RESP_ADDRESS_IN_USE, RESP_SERVER_FULL, RESP_ADDRESS_OUTSIDE_NETWORK, RESP_ADDRESS_RESERVED, RESP_ADDRESS_BOUND, RESP_KEY_REVOKED, RESP_NOT_AUTHORIZED, type RespStatus } from '../wire/payloads.js'
 import { encodeControl, encodePeerUpdates, CTL_BYE, CTL_CONFIRM, CTL_PING, CTL_PONG, PEER_OP_REMOVE, PEER_OP_UPSERT, type PeerEntry } from '../wire/control.js'
 import { PEER_UPDATE_MAX_BYTES } from '../wire/constants.js'
 import { broadcastAddress, endpointKey, formatEndpoint, inSubnet, intToIp, networkAddress } from '../wire/addr.js'
 import type { PeerStatus, StatusReport } from './status.js'
 import { RTT_WARMUP, RTT_WARMUP_GAP, RttWindow, SERVER_RTT_PING_INTERVAL, lastSeen } from './rtt.js'
 import { UserPings, type PingStarted } from './user-ping.js'
+import { MemoryRegistry, type NodeRegistry } from './registry.js'
+import { fingerprint } from '../identity/key-text.js'
 
 /** The NAT-check port answers Pings only. */
 const NAT_CHECK_KINDS = [CTL_PING] as const
@@ -47,15 +55,23 @@ export interface ServerOptions {
   maxClients: number
   /** Seconds between client keepalives (sets the expiry). */
   keepaliveSec: number
+  /** This server's static key (identity/node-key.ts). */
+  nodeKey: StaticKey
+  /** Address ↔ key bindings; an in-memory MemoryRegistry when absent. */
+  registry?: NodeRegistry
 }
+
+/** Newest init timestamps kept per client static key (replay memory); the oldest entry goes beyond this. */
+const REPLAY_MEMORY_MAX = 65_536
+const keyHex = (k: Uint8Array): string => Buffer.from(k).toString('hex')
 
 /** A registered (or registering) client. */
 interface ClientRecord {
   readonly peerId: number
   readonly slot: number
   readonly tunnelIp: number
-  instanceId: Uint8Array
-  lastTimestamp: number
+  /** The client's static public key (authenticated by the handshake). */
+  readonly key: Uint8Array
   /** Active once a Confirm arrived; only active clients get traffic and appear in peer lists. */
   active: boolean
   endpointIp: number
@@ -77,6 +93,11 @@ export class ServerController implements ControlHandler {
   readonly #clock: Clock & WallClock
   readonly #log: Logger
   readonly #byIp = new Map<number, ClientRecord>()
+  /** Records by hex static key: a key holds one address. */
+  readonly #byKey = new Map<string, ClientRecord>()
+  /** Newest init timestamp per client static key (hex), kept when the record goes; bounded (REPLAY_MEMORY_MAX). */
+  readonly #lastInitTs = new Map<string, number>()
+  readonly registry: NodeRegistry
   readonly #byPeerId = new Map<number, ClientRecord>()
   readonly #indexes: IndexTable<ClientRecord>
   readonly #freeSlots: number[] = []
@@ -88,6 +109,7 @@ export class ServerController implements ControlHandler {
   readonly #rejectBudget: TokenBucket
   readonly #wrongKeyLog = new PerKeyInterval(C.WRONG_KEY_LOG_INTERVAL, C.RATE_TABLE_MAX)
   readonly #refusedLog = new PerKeyInterval(C.WRONG_KEY_LOG_INTERVAL, C.RATE_TABLE_MAX)
+  readonly #versionLog = new PerKeyInterval(C.WRONG_KEY_LOG_INTERVAL, C.RATE_TABLE_MAX)
   readonly #startedAt: number
   /** Our tunnel network and its broadcast address (clients' addresses must lie inside, and be neither). */
   readonly #network: number
@@ -100,6 +122,7 @@ export class ServerController implements ControlHandler {
 
   constructor (opt: ServerOptions, c: ControlComponents, maxPeers: number) {
     this.#opt = opt
+    this.registry = opt.registry ?? new MemoryRegistry()
     this.#port = c.port
     this.#clock = c.clock
     this.#log = c.log
@@ -174,9 +197,18 @@ export class ServerController implements ControlHandler {
 
   #onInit (input: ControlInput): void {
     const now = this.#clock.now()
+    if (input.bytes.length >= 8 && input.bytes[1] !== PROTOCOL_VERSION) {
+      // Another protocol version (a v1 node): tell it (rate-limited Reject VERSION) and say so once a minute per address.
+      this.handshakeCounters.handshakesWrongVersion++
+      this.#sendReject(REJECT_VERSION, new DataView(input.bytes.buffer, input.bytes.byteOffset).getUint32(4, true), input.ip, input.port)
+      if (this.#versionLog.allow(input.ip, now)) {
+        this.#log.warn(`a node at ${formatEndpoint(input.ip, input.port)} speaks protocol version ${input.bytes[1]}; this node speaks ${PROTOCOL_VERSION}: upgrade it (logged once a minute per address)`)
+      }
+      return
+    }
     let hs
     try {
-      hs = consumeInit(this.#opt.psk, stripMacs(input.bytes)) // mac1 (and mac2 under load) checked by the inbound worker (dataplane/init-guard.ts)
+      hs = consumeInit(this.#opt.psk, this.#opt.nodeKey, stripMacs(input.bytes)) // mac1 (and mac2 under load) checked by the inbound worker (dataplane/init-guard.ts)
     } catch (err) {
       if (isVpnError(err, 'ERR_AUTH_FAILED')) {
         this.#rejectedInits++
@@ -222,20 +254,30 @@ export class ServerController implements ControlHandler {
       refuse(RESP_ADDRESS_RESERVED, 'its address is the server\'s own, the network or the broadcast address')
       return
     }
+    const key = hs.remoteStatic
+    const kh = keyHex(key)
+    const claim = this.registry.check(key, ip)
+    if (!claim.ok) {
+      this.handshakeCounters.handshakesKeyRefused++
+      if (claim.reason === 'key-revoked') refuse(RESP_KEY_REVOKED, `its key ${fingerprint(key)} was revoked`)
+      else if (claim.reason === 'not-authorized') refuse(RESP_NOT_AUTHORIZED, `its key ${fingerprint(key)} is not an authorized node`)
+      else refuse(RESP_ADDRESS_BOUND, `the address belongs to the node key ${claim.holder === undefined ? 'of another node' : fingerprint(claim.holder.key)}, not to ${fingerprint(key)}`)
+      return
+    }
+    const lastTs = this.#lastInitTs.get(kh)
+    if (lastTs !== undefined && req.timestamp <= lastTs) { this.handshakeCounters.handshakesReplayed++; return } // replayed init
     let rec = this.#byIp.get(ip)
-    if (rec !== undefined) {
-      const same = sameBytes(rec.instanceId, req.instanceId)
+    if (rec !== undefined && !sameBytes(rec.key, key)) {
       const live = now - rec.lastSeen < this.#expiry
-      if (!same && live && rec.active) {
+      if (live && rec.active) {
         refuse(RESP_ADDRESS_IN_USE, `the address is held by a live client at ${formatEndpoint(rec.endpointIp, rec.endpointPort)}`)
         return
       }
-      if (same && req.timestamp <= rec.lastTimestamp) return // replayed init
-      if (!same) {
-        this.#remove(rec, 'replaced by a new registration')
-        rec = undefined
-      }
+      this.#remove(rec, 'replaced by a new registration')
+      rec = undefined
     }
+    const other = this.#byKey.get(kh)
+    if (other !== undefined && other !== rec) this.#remove(other, `its node key now registers ${intToIp(ip)}`)
     if (rec === undefined) {
       if (this.clientCount >= this.#opt.maxClients || this.#freeSlots.length === 0) {
         refuse(RESP_SERVER_FULL, `the server is full (--max-clients ${this.#opt.maxClients})`)
@@ -245,8 +287,7 @@ export class ServerController implements ControlHandler {
         peerId: this.#nextPeerId++,
         slot: this.#freeSlots.pop()!,
         tunnelIp: ip,
-        instanceId: req.instanceId,
-        lastTimestamp: req.timestamp,
+        key,
         active: false,
         endpointIp: input.ip,
         endpointPort: input.port,
@@ -258,9 +299,10 @@ export class ServerController implements ControlHandler {
         rtt: new RttWindow()
       }
       this.#byIp.set(ip, rec)
+      this.#byKey.set(kh, rec)
       this.#byPeerId.set(rec.peerId, rec)
     }
-    rec.lastTimestamp = req.timestamp
+    this.#noteInitTs(kh, req.timestamp)
     rec.lan = req.lan
     const localIndex = this.#indexes.allocate(rec)
     const client = rec
@@ -291,10 +333,17 @@ export class ServerController implements ControlHandler {
   /** Runs createResponse off the main thread when set (--handshake-workers; daemon.ts). */
   handshakePool: HandshakePool | null = null
 
+  /** Replay memory: the newest init timestamp of `kh`, the oldest key forgotten beyond REPLAY_MEMORY_MAX. */
+  #noteInitTs (kh: string, ts: number): void {
+    this.#lastInitTs.delete(kh)
+    this.#lastInitTs.set(kh, ts)
+    if (this.#lastInitTs.size > REPLAY_MEMORY_MAX) this.#lastInitTs.delete(this.#lastInitTs.keys().next().value!)
+  }
+
   /** NAT-check port datagrams answered, and dropped (malformed, unauthenticated, not a Ping). */
   readonly natCheckCounters = { natCheckAnswered: 0, natCheckDropped: 0 }
   /** Registration handshakes (and rekeys): answered OK, refused (address, capacity), failed authentication (wrong key). status counters; metrics lwt_handshakes_total. */
-  readonly handshakeCounters = { handshakesAccepted: 0, handshakesRefused: 0, handshakesAuthFailed: 0, handshakesShed: 0 }
+  readonly handshakeCounters = { handshakesAccepted: 0, handshakesRefused: 0, handshakesAuthFailed: 0, handshakesKeyRefused: 0, handshakesReplayed: 0, handshakesWrongVersion: 0, handshakesShed: 0 }
 
   /**
    * A datagram on the NAT-check port (listen port + 1): a client's Ping on its
@@ -319,6 +368,7 @@ export class ServerController implements ControlHandler {
     }
     const { owner: rec, session: s, msg } = r
     rec.lastSeen = now
+    if (rec.active) this.registry.touch(rec.key, this.#clock.wallNow())
     switch (msg.kind) {
       case CTL_CONFIRM: {
         if (rec.sessions.pending !== s) return
@@ -358,6 +408,7 @@ export class ServerController implements ControlHandler {
     const wasActive = rec.active
     confirmPending(rec.sessions, s, this.#clock.now(), this.#dropSession)
     rec.active = true
+    this.registry.bind(rec.key, rec.tunnelIp, this.#clock.wallNow())
     rec.endpointIp = ip
     rec.endpointPort = port
     this.#port.setPeer(this.#route(rec))
@@ -404,7 +455,7 @@ export class ServerController implements ControlHandler {
   }
 
   #entry (rec: ClientRecord, op: typeof PEER_OP_UPSERT | typeof PEER_OP_REMOVE): PeerEntry {
-    return { op, peerId: rec.peerId, tunnelIp: rec.tunnelIp, publicIp: rec.endpointIp, publicPort: rec.endpointPort, lan: rec.lan }
+    return { op, peerId: rec.peerId, tunnelIp: rec.tunnelIp, publicIp: rec.endpointIp, publicPort: rec.endpointPort, key: rec.key, lan: rec.lan }
   }
 
   #announce (rec: ClientRecord): void {
@@ -422,6 +473,7 @@ export class ServerController implements ControlHandler {
   #remove (rec: ClientRecord, why: string | null): void {
     for (const s of sessionsOf(rec.sessions)) this.#dropSession(s)
     this.#byIp.delete(rec.tunnelIp)
+    if (this.#byKey.get(keyHex(rec.key)) === rec) this.#byKey.delete(keyHex(rec.key))
     this.#byPeerId.delete(rec.peerId)
     this.#port.removePeer(rec.slot)
     this.#freeSlots.push(rec.slot)
@@ -439,7 +491,7 @@ export class ServerController implements ControlHandler {
     const now = this.#clock.now()
     if (!this.#rejectPerSource.allow(endpointKey(ip, port), now)) return
     if (!this.#rejectBudget.take(now)) return
-    this.#port.sendControl(encodeReject({ reason: reason as 1 | 2, index }), ip, port)
+    this.#port.sendControl(encodeReject({ reason: reason as 1 | 2 | 3, index }), ip, port)
   }
 
   /** How soon tick() wants to run again, ms (the server's timers are all coarse). */
@@ -491,6 +543,7 @@ export class ServerController implements ControlHandler {
         tunnelIp: intToIp(rec.tunnelIp),
         peerId: rec.peerId,
         role: 'client',
+        key: fingerprint(rec.key),
         path: 'direct',
         endpoint: formatEndpoint(rec.endpointIp, rec.endpointPort),
         publicEndpoint: formatEndpoint(rec.endpointIp, rec.endpointPort),

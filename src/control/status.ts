@@ -13,6 +13,8 @@ export interface PeerStatus {
   peerId: number
   /** 'server' for a client's view of its server, else 'client'. */
   role: 'server' | 'client'
+  /** Fingerprint of the node's static key ("SHA256:…", identity/key-text.ts), or null before it is known. */
+  key?: string | null
   path: PathKind
   /** Where packets to this peer are sent now ("198.51.100.7:9000"), or null. */
   endpoint: string | null
@@ -57,6 +59,8 @@ export interface StatusReport {
   state: string
   /** Plain-language reason when something is wrong (e.g. the key was rejected), else null. */
   problem: string | null
+  /** This node's static public key: base64 and fingerprint (identity/key-text.ts). */
+  nodeKey?: { publicKey: string, fingerprint: string }
   uptimeSec: number
   peers: PeerStatus[]
   /** Dataplane counters, by name (packets, bytes, drops by reason). */

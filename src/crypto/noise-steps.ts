@@ -1,12 +1,13 @@
 /**
- * The inside of the v1 handshake (crypto/noise.ts): the Noise primitives
+ * The inside of the v2 handshake (crypto/noise.ts): the Noise primitives
  * (rev 34 §4: HASH, HMAC, HKDF; §5.1 CipherState and §5.2 SymmetricState as
- * `Symmetric`) and the four NNpsk0 pattern steps, each a function of a
+ * `Symmetric`) and the four IXpsk0 pattern steps, each a function of a
  * Symmetric state that it mutates. noise.ts owns the public API (framing,
  * validation, single-use states, error mapping) and calls these steps on a
- * clone of its fixed initial state; the conformance test runs the published
- * Noise vectors through the same steps with their prologue. No I/O, no
- * clock; main thread only.
+ * clone of its fixed initial state. test/helpers/noise-conformance.ts is a
+ * second, independent implementation (on @noble) the tests compare these
+ * steps with byte for byte. No I/O, no clock; main thread or a handshake
+ * worker (nothing here holds state between calls).
  */
 import { createHmac, type KeyObject } from 'node:crypto'
 import { generateKeyPair, sharedSecret, type KeyPair } from './x25519.js'
@@ -144,41 +145,64 @@ export function ephemeralKeyPair (ephemeralPrivate: Uint8Array | undefined): Key
   return generateKeyPair(ephemeralPrivate)
 }
 
-// ---------------------------------------------------------------------------
-// Pattern steps, parameterized by the initial state (the conformance test,
-// test/helpers/noise-conformance.ts, runs the Noise test vectors through the
-// very same code with another prologue)
-// ---------------------------------------------------------------------------
-
-export function writeMessage1 (ss: Symmetric, psk: Uint8Array, e: { pub: Uint8Array }, payload: Uint8Array): Uint8Array {
-  ss.mixKeyAndHash(psk) // psk
-  ss.mixHash(e.pub) // e
-  ss.mixKey(e.pub) //    (psk modifier)
-  return ss.encryptAndHash(payload)
+/** MixKey(DH(priv, pub)) and wipe the shared secret. */
+function mixDh (ss: Symmetric, priv: KeyObject, pub: Uint8Array): void {
+  const shared = dh(priv, pub)
+  ss.mixKey(shared)
+  shared.fill(0)
 }
 
-/** Throws (a plain Error) when the psk differs. */
-export function readMessage1 (ss: Symmetric, psk: Uint8Array, re: Uint8Array, ciphertext: Uint8Array): Uint8Array {
+// ---------------------------------------------------------------------------
+// IXpsk0 pattern steps (Noise rev 34 §7.5 IX, §9 psk0):
+//
+//   -> psk, e, s
+//   <- e, ee, se, s, es
+//
+// A message is e.pub || EncryptAndHash(s.pub) (48) || EncryptAndHash(payload).
+// Message 1's static key is encrypted under the psk-derived key, so a
+// responder learns (and can vet) the initiator's static key, and detects a
+// wrong psk, before it does any DH.
+// ---------------------------------------------------------------------------
+
+/** A static key as the steps need it: the private key as an OpenSSL object, the public key raw. */
+export interface StaticPair { readonly priv: KeyObject, readonly pub: Uint8Array }
+
+export interface Message { encStatic: Uint8Array, ciphertext: Uint8Array }
+
+export function writeMessage1 (ss: Symmetric, psk: Uint8Array, e: { pub: Uint8Array }, s: { pub: Uint8Array }, payload: Uint8Array): Message {
+  ss.mixKeyAndHash(psk) // psk
+  ss.mixHash(e.pub) //     e
+  ss.mixKey(e.pub) //        (psk modifier, §9.2)
+  const encStatic = ss.encryptAndHash(s.pub) // s
+  return { encStatic, ciphertext: ss.encryptAndHash(payload) }
+}
+
+/** No DH. Throws (a plain Error) when the psk differs or the message was altered. */
+export function readMessage1 (ss: Symmetric, psk: Uint8Array, re: Uint8Array, m: Message): { rs: Uint8Array, payload: Uint8Array } {
   ss.mixKeyAndHash(psk)
   ss.mixHash(re)
   ss.mixKey(re)
-  return ss.decryptAndHash(ciphertext)
+  const rs = ss.decryptAndHash(m.encStatic)
+  return { rs, payload: ss.decryptAndHash(m.ciphertext) }
 }
 
-export function writeMessage2 (ss: Symmetric, e: KeyPair, re: Uint8Array, payload: Uint8Array): Uint8Array {
+export function writeMessage2 (ss: Symmetric, e: KeyPair, s: StaticPair, re: Uint8Array, rs: Uint8Array, payload: Uint8Array): Message {
   ss.mixHash(e.pub) // e
   ss.mixKey(e.pub)
-  const shared = dh(e.priv, re) // ee
-  ss.mixKey(shared)
-  shared.fill(0)
-  return ss.encryptAndHash(payload)
+  mixDh(ss, e.priv, re) // ee
+  mixDh(ss, e.priv, rs) // se (initiator static, our ephemeral)
+  const encStatic = ss.encryptAndHash(s.pub) // s
+  mixDh(ss, s.priv, re) // es (initiator ephemeral, our static)
+  return { encStatic, ciphertext: ss.encryptAndHash(payload) }
 }
 
-export function readMessage2 (ss: Symmetric, e: KeyPair, re: Uint8Array, ciphertext: Uint8Array): Uint8Array {
+/** Throws (a plain Error or RangeError) when the message does not authenticate or a key is low-order. */
+export function readMessage2 (ss: Symmetric, e: KeyPair, s: StaticPair, re: Uint8Array, m: Message): { rs: Uint8Array, payload: Uint8Array } {
   ss.mixHash(re)
   ss.mixKey(re)
-  const shared = dh(e.priv, re)
-  ss.mixKey(shared)
-  shared.fill(0)
-  return ss.decryptAndHash(ciphertext)
+  mixDh(ss, e.priv, re) // ee
+  mixDh(ss, s.priv, re) // se
+  const rs = ss.decryptAndHash(m.encStatic)
+  mixDh(ss, e.priv, rs) // es
+  return { rs, payload: ss.decryptAndHash(m.ciphertext) }
 }

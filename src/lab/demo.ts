@@ -154,7 +154,7 @@ export async function runDemo (opts: DemoOptions): Promise<number> {
     // 2. The daemons.
     const start = (name: string, ns: string, tunIp: string, n: number, args: string[]): Daemon => {
       const control = join(tmp!, `${name}.sock`)
-      const full = [...args, '--tun', `${tunIp}/24`, '--key', key, '--dev', `lw${t.id}t${n}`, '--control', control]
+      const full = [...args, '--tun', `${tunIp}/24`, '--key', key, '--dev', `lw${t.id}t${n}`, '--control', control, '--state-dir', join(tmp!, `${name}-state`)]
       const d: Daemon = { name, ns, tunIp, control, proc: spawnIn(ns, opts.bin, full, { maxOutputBytes: 256 * 1024, detached: true }) }
       daemons.push(d)
       return d

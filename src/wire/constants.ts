@@ -1,5 +1,5 @@
 /**
- * Protocol-wide constants of lightweight-tunnel protocol v1: version, crypto
+ * Protocol-wide constants of lightweight-tunnel protocol v2: version, crypto
  * identifiers and limits. Byte layouts and their sizes live next to
  * their codecs (wire/messages.ts, wire/payloads.ts, wire/control.ts); this file
  * holds the numbers that are not tied to one layout. docs/PROTOCOL.md is the
@@ -10,21 +10,21 @@
  */
 
 /** Byte 1 of handshake messages. A responder drops any other value (no reply). */
-export const PROTOCOL_VERSION = 1
+export const PROTOCOL_VERSION = 2
 
 // ---------------------------------------------------------------------------
 // Crypto identifiers (see crypto/noise.ts, crypto/kdf.ts)
 // ---------------------------------------------------------------------------
 
 /** Noise protocol name, hashed into the initial handshake state (Noise rev 34 §5.2). */
-export const NOISE_PROTOCOL_NAME = 'Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s'
+export const NOISE_PROTOCOL_NAME = 'Noise_IXpsk0_25519_ChaChaPoly_BLAKE2s'
 
 /**
  * Noise prologue (ASCII). Mixed into the handshake hash before message 1, so
  * a peer speaking another protocol version can never complete a handshake
  * with us even if it shares the network key.
  */
-export const NOISE_PROLOGUE = 'lightweight-tunnel v1'
+export const NOISE_PROLOGUE = 'lightweight-tunnel v2'
 
 /**
  * Input keying material for the control-channel keys: the control keys are

@@ -21,7 +21,7 @@
 import { WireError } from '../errors.js'
 import { MAX_LAN_ADDRS, PEER_UPDATE_MAX_BYTES } from './constants.js'
 import { readIp, writeIp } from './addr.js'
-import { checkRoom, checkUint, readU16, readU32, writeU16, writeU32 } from './messages.js'
+import { checkBytes, checkRoom, checkUint, readU16, readU32, writeU16, writeU32 } from './messages.js'
 import { LAN_ADDR_LEN, type LanAddr, readLan, writeLan } from './payloads.js'
 
 export const CTL_PING = 1
@@ -89,17 +89,26 @@ export interface Pong {
 //        gap means a lost message: it discards the update and keeps
 //        advertising its old version, so the server sends a full list again.
 //
-//  entry (16 + 6 x lanCount bytes):
+//  entry (48 + 6 x lanCount bytes):
 //   0    1          5          9          13               15         16
-//  +----+----------+----------+----------+----------------+----------+-----------------
-//  | op | peerId   | tunnelIp | publicIp | publicPort u16 | lanCount | lanCount x (ip 4, port u16)
-//  +----+----------+----------+----------+----------------+----------+-----------------
+//  +----+----------+----------+----------+----------------+----------+
+//  | op | peerId   | tunnelIp | publicIp | publicPort u16 | lanCount |
+//  +----+----------+----------+----------+----------------+----------+
+//  16                                   48
+//  +-------------------------------------+-----------------------------
+//  | key: the peer's static public key   | lanCount x (ip 4, port u16)
+//  +-------------------------------------+-----------------------------
 //  op 1 UPSERT: add or replace the peer; op 2 REMOVE: forget peerId (the
-//  other fields are still present, zeros allowed).
+//  other fields are still present, zeros allowed). key: the X25519 static
+//  key the server authenticated this peer with (v2); a client accepts a
+//  peer handshake only from that key.
 // ---------------------------------------------------------------------------
 
 export const PEER_UPDATE_HEADER_LEN = 8
-export const PEER_ENTRY_FIXED_LEN = 16
+export const PEER_ENTRY_FIXED_LEN = 48
+/** Offset and length of the static key in an entry. */
+export const PEER_ENTRY_KEY_OFFSET = 16
+export const PEER_KEY_LEN = 32
 export const PEER_ENTRY_MAX_LEN = PEER_ENTRY_FIXED_LEN + MAX_LAN_ADDRS * LAN_ADDR_LEN
 export const PEER_FLAG_RESET = 0x01
 export const PEER_FLAG_FINAL = 0x02
@@ -118,6 +127,8 @@ export interface PeerEntry {
   /** The peer's public endpoint as the server sees it (0/0 when unknown or for REMOVE). */
   publicIp: number
   publicPort: number
+  /** The peer's static public key, 32 bytes (zeros allowed for REMOVE); decoded entries carry a copy. */
+  key: Uint8Array
   lan: LanAddr[]
 }
 
@@ -236,6 +247,7 @@ function checkEntry (e: PeerEntry): void {
   checkUint('tunnelIp', e.tunnelIp, 0xffffffff)
   checkUint('publicIp', e.publicIp, 0xffffffff)
   checkUint('publicPort', e.publicPort, 0xffff)
+  checkBytes('key', e.key, PEER_KEY_LEN)
   if (!Array.isArray(e.lan) || e.lan.length > MAX_LAN_ADDRS) throw new WireError(`peer entry: at most ${MAX_LAN_ADDRS} LAN addresses`)
   for (const a of e.lan) {
     checkUint('lan ip', a.ip, 0xffffffff)
@@ -287,6 +299,7 @@ export function encodeControl (m: ControlInput, buf?: Uint8Array, offset = 0): U
         writeIp(out, p + 9, e.publicIp)
         writeU16(out, p + 13, e.publicPort)
         out[p + 15] = e.lan.length
+        out.set(e.key, p + PEER_ENTRY_KEY_OFFSET)
         p = writeLan(out, p + PEER_ENTRY_FIXED_LEN, e.lan)
       }
       break
@@ -414,7 +427,7 @@ function decodePeerUpdate (buf: Uint8Array): PeerUpdate {
   if (buf.length < PEER_UPDATE_HEADER_LEN) throw new WireError(`peer update: ${buf.length} bytes, need at least ${PEER_UPDATE_HEADER_LEN}`)
   const flags = buf[1]
   const count = readU16(buf, 2)
-  // Each entry is at least 16 bytes: reject impossible counts before looping.
+  // Each entry is at least PEER_ENTRY_FIXED_LEN bytes: reject impossible counts before looping.
   if (count > (buf.length - PEER_UPDATE_HEADER_LEN) / PEER_ENTRY_FIXED_LEN) throw new WireError(`peer update: count ${count} exceeds the payload`)
   const entries: PeerEntry[] = []
   let p = PEER_UPDATE_HEADER_LEN
@@ -432,6 +445,7 @@ function decodePeerUpdate (buf: Uint8Array): PeerUpdate {
       tunnelIp: readIp(buf, p + 5),
       publicIp: readIp(buf, p + 9),
       publicPort: readU16(buf, p + 13),
+      key: buf.slice(p + PEER_ENTRY_KEY_OFFSET, p + PEER_ENTRY_KEY_OFFSET + PEER_KEY_LEN),
       lan: readLan(buf, p + PEER_ENTRY_FIXED_LEN, lanCount)
     })
     p += len

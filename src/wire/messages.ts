@@ -1,5 +1,5 @@
 /**
- * Outer UDP messages of protocol v1: the bytes of every UDP payload the daemon
+ * Outer UDP messages of protocol v2: the bytes of every UDP payload the daemon
  * sends or receives. This module owns the six layouts, their sizes and
  * offsets, and the little-endian integer helpers the other wire modules use.
  * It does no crypto: handshake and transport ciphertexts are opaque here
@@ -11,7 +11,7 @@
  *     other exception escapes a decoder for any input.
  *   - Integers are little-endian. IPv4 addresses are 4 raw bytes in network
  *     order (wire/addr.ts readIp/writeIp).
- *   - Reserved bytes are written as 0 and must be 0 on receipt (v1 is strict;
+ *   - Reserved bytes are written as 0 and must be 0 on receipt (strict;
  *     a future version will bump PROTOCOL_VERSION or use a new type).
  *   - encodeX(m, buf, offset) writes into a caller-supplied buffer and returns
  *     the number of bytes written; encodeX(m) allocates and returns a new
@@ -21,8 +21,8 @@
  *     as the caller does not reuse that buffer.
  *
  * Type   Name             Encrypted?  Reference
- *   1    HandshakeInit    payload     Noise message 1 (-> psk, e)
- *   2    HandshakeResp    payload     Noise message 2 (<- e, ee)
+ *   1    HandshakeInit    static key, payload   Noise message 1 (-> psk, e, s)
+ *   2    HandshakeResp    static key, payload   Noise message 2 (<- e, ee, se, s, es)
  *   3    Control          all         transport layout, control keys (main thread)
  *   4    Data             all         transport layout, data keys (worker threads)
  *   5    Relay            no          wraps one message of type 1-4 for the server to forward
@@ -53,18 +53,20 @@ export type RelayableType = typeof MSG_HANDSHAKE_INIT | typeof MSG_HANDSHAKE_RES
 export const TAG_LEN = 16
 /** X25519 public key. */
 export const EPHEMERAL_LEN = 32
+/** A static X25519 public key encrypted in a handshake message: 32 + tag. */
+export const STATIC_ENC_LEN = 32 + TAG_LEN
 
-/** Bytes of a HandshakeInit before its encrypted payload: type..ephemeral. */
-export const HANDSHAKE_INIT_HEADER_LEN = 40
-/** Smallest HandshakeInit: header + tag of an empty payload (a real init carries a >= 33-byte InitPayload: >= 89). */
+/** Bytes of a HandshakeInit before its encrypted payload: type..encrypted static. */
+export const HANDSHAKE_INIT_HEADER_LEN = 88
+/** Smallest HandshakeInit: header + tag of an empty payload (a real init carries a >= 17-byte InitPayload: >= 121). */
 export const HANDSHAKE_INIT_MIN = HANDSHAKE_INIT_HEADER_LEN + TAG_LEN
-/** Bytes of a HandshakeResp before its encrypted payload: type..ephemeral. */
-export const HANDSHAKE_RESP_HEADER_LEN = 44
-/** Smallest HandshakeResp: header + tag of an empty payload (a real resp carries an 18-byte RespPayload: 78). */
+/** Bytes of a HandshakeResp before its encrypted payload: type..encrypted static. */
+export const HANDSHAKE_RESP_HEADER_LEN = 92
+/** Smallest HandshakeResp: header + tag of an empty payload (a real resp carries an 18-byte RespPayload: 126). */
 export const HANDSHAKE_RESP_MIN = HANDSHAKE_RESP_HEADER_LEN + TAG_LEN
 /**
- * Largest handshake message accepted or produced. v1 payloads are at most
- * 81 bytes (InitPayload with 8 LAN addresses: init = 137 bytes); the cap
+ * Largest handshake message accepted or produced. Payloads are at most
+ * 65 bytes (InitPayload with 8 LAN addresses: init = 169 bytes); the cap
  * bounds the work an unauthenticated sender can cause before the AEAD check.
  */
 export const HANDSHAKE_MAX_LEN = 1024
@@ -91,7 +93,9 @@ export const MAX_COUNTER = Number.MAX_SAFE_INTEGER
 export const REJECT_AUTH_FAILED = 1
 /** Reject reason 2: receiver index or relay source unknown; handshake again. `index` = the unknown receiverIndex, or 0 (NO_INDEX) for a relay from an unregistered source. */
 export const REJECT_UNKNOWN_SESSION = 2
-export type RejectReason = typeof REJECT_AUTH_FAILED | typeof REJECT_UNKNOWN_SESSION
+/** Reject reason 3: the init's protocol version (byte 1) is not ours; upgrade. `index` = the init's senderIndex. */
+export const REJECT_VERSION = 3
+export type RejectReason = typeof REJECT_AUTH_FAILED | typeof REJECT_UNKNOWN_SESSION | typeof REJECT_VERSION
 
 // ---------------------------------------------------------------------------
 // Little-endian integer helpers (no bounds checks: callers check lengths first)
@@ -167,13 +171,17 @@ export function peekType (buf: Uint8Array): MessageType {
 //
 //   0       1       2       3       4               8
 //  +-------+-------+-------+-------+---------------+
-//  | type=1| ver=1 |   reserved=0  | senderIndex   |  senderIndex: u32 LE, chosen by the initiator
+//  | type=1| ver=2 |   reserved=0  | senderIndex   |  senderIndex: u32 LE, chosen by the initiator
 //  +-------+-------+-------+-------+---------------+
 //  8                                              40
 //  +-----------------------------------------------+
 //  | ephemeral: X25519 public key (32)             |
 //  +-----------------------------------------------+
-//  40                                     len-16  len
+//  40                                             88
+//  +-----------------------------------------------+
+//  | encStatic: initiator's static key (32) + tag  |  = EncryptAndHash(s.pub), psk-derived key
+//  +-----------------------------------------------+
+//  88                                     len-16  len
 //  +--------------------------------------+--------+
 //  | encrypted InitPayload                | tag 16 |  = `ciphertext` (payload + tag)
 //  +--------------------------------------+--------+
@@ -185,6 +193,8 @@ export interface HandshakeInit {
   senderIndex: number
   /** 32 bytes. */
   ephemeral: Uint8Array
+  /** 48 bytes: the initiator's encrypted static public key and its tag. */
+  encStatic: Uint8Array
   /** Encrypted payload followed by its 16-byte tag (>= 16 bytes). */
   ciphertext: Uint8Array
 }
@@ -198,6 +208,7 @@ export function encodeHandshakeInit (m: Fields<HandshakeInit>, buf: Uint8Array, 
 export function encodeHandshakeInit (m: Fields<HandshakeInit>, buf?: Uint8Array, offset = 0): Uint8Array | number {
   checkUint('senderIndex', m.senderIndex, 0xffffffff)
   checkBytes('ephemeral', m.ephemeral, EPHEMERAL_LEN)
+  checkBytes('encStatic', m.encStatic, STATIC_ENC_LEN)
   const len = handshakeInitLength(m)
   if (m.ciphertext.length < TAG_LEN || len > HANDSHAKE_MAX_LEN) throw new WireError(`handshake init ciphertext length ${m.ciphertext.length} out of range`)
   const out = buf ?? new Uint8Array(len)
@@ -208,6 +219,7 @@ export function encodeHandshakeInit (m: Fields<HandshakeInit>, buf?: Uint8Array,
   out[offset + 3] = 0
   writeU32(out, offset + 4, m.senderIndex)
   out.set(m.ephemeral, offset + 8)
+  out.set(m.encStatic, offset + 40)
   out.set(m.ciphertext, offset + HANDSHAKE_INIT_HEADER_LEN)
   return buf === undefined ? out : len
 }
@@ -221,6 +233,7 @@ export function decodeHandshakeInit (buf: Uint8Array): HandshakeInit {
     type: MSG_HANDSHAKE_INIT,
     senderIndex: readU32(buf, 4),
     ephemeral: buf.subarray(8, 40),
+    encStatic: buf.subarray(40, HANDSHAKE_INIT_HEADER_LEN),
     ciphertext: buf.subarray(HANDSHAKE_INIT_HEADER_LEN)
   }
 }
@@ -230,13 +243,17 @@ export function decodeHandshakeInit (buf: Uint8Array): HandshakeInit {
 //
 //   0       1       2       3       4               8               12
 //  +-------+-------+-------+-------+---------------+---------------+
-//  | type=2| ver=1 |   reserved=0  | senderIndex   | receiverIndex |
+//  | type=2| ver=2 |   reserved=0  | senderIndex   | receiverIndex |
 //  +-------+-------+-------+-------+---------------+---------------+
 //  12                                             44
 //  +-----------------------------------------------+
 //  | ephemeral: X25519 public key (32)             |
 //  +-----------------------------------------------+
-//  44                                     len-16  len
+//  44                                             92
+//  +-----------------------------------------------+
+//  | encStatic: responder's static key (32) + tag  |
+//  +-----------------------------------------------+
+//  92                                     len-16  len
 //  +--------------------------------------+--------+
 //  | encrypted RespPayload                | tag 16 |
 //  +--------------------------------------+--------+
@@ -252,6 +269,8 @@ export interface HandshakeResp {
   /** u32, echoes the init's senderIndex. */
   receiverIndex: number
   ephemeral: Uint8Array
+  /** 48 bytes: the responder's encrypted static public key and its tag. */
+  encStatic: Uint8Array
   ciphertext: Uint8Array
 }
 
@@ -265,6 +284,7 @@ export function encodeHandshakeResp (m: Fields<HandshakeResp>, buf?: Uint8Array,
   checkUint('senderIndex', m.senderIndex, 0xffffffff)
   checkUint('receiverIndex', m.receiverIndex, 0xffffffff)
   checkBytes('ephemeral', m.ephemeral, EPHEMERAL_LEN)
+  checkBytes('encStatic', m.encStatic, STATIC_ENC_LEN)
   const len = handshakeRespLength(m)
   if (m.ciphertext.length < TAG_LEN || len > HANDSHAKE_MAX_LEN) throw new WireError(`handshake resp ciphertext length ${m.ciphertext.length} out of range`)
   const out = buf ?? new Uint8Array(len)
@@ -276,6 +296,7 @@ export function encodeHandshakeResp (m: Fields<HandshakeResp>, buf?: Uint8Array,
   writeU32(out, offset + 4, m.senderIndex)
   writeU32(out, offset + 8, m.receiverIndex)
   out.set(m.ephemeral, offset + 12)
+  out.set(m.encStatic, offset + 44)
   out.set(m.ciphertext, offset + HANDSHAKE_RESP_HEADER_LEN)
   return buf === undefined ? out : len
 }
@@ -290,6 +311,7 @@ export function decodeHandshakeResp (buf: Uint8Array): HandshakeResp {
     senderIndex: readU32(buf, 4),
     receiverIndex: readU32(buf, 8),
     ephemeral: buf.subarray(12, 44),
+    encStatic: buf.subarray(44, HANDSHAKE_RESP_HEADER_LEN),
     ciphertext: buf.subarray(HANDSHAKE_RESP_HEADER_LEN)
   }
 }
@@ -462,6 +484,8 @@ export function decodeRelay (buf: Uint8Array): Relay {
 //                            message (the rejecter's index as the sender knew
 //                            it), or 0 (NO_INDEX: "you are not registered")
 //                            for a Relay from an endpoint that is no registered client.
+//  reason 3 VERSION:         index = the init's senderIndex; the init's version
+//                            (byte 1) is not this node's PROTOCOL_VERSION.
 //  Anyone can forge a Reject: receivers treat it as a hint (handshake again,
 //  warn about the key), never as proof, and never tear down a working session
 //  because of one.
@@ -476,7 +500,7 @@ export interface Reject {
 export function encodeReject (m: Fields<Reject>): Uint8Array
 export function encodeReject (m: Fields<Reject>, buf: Uint8Array, offset?: number): number
 export function encodeReject (m: Fields<Reject>, buf?: Uint8Array, offset = 0): Uint8Array | number {
-  if (m.reason !== REJECT_AUTH_FAILED && m.reason !== REJECT_UNKNOWN_SESSION) throw new WireError(`reject: unknown reason ${m.reason}`)
+  if (m.reason !== REJECT_AUTH_FAILED && m.reason !== REJECT_UNKNOWN_SESSION && m.reason !== REJECT_VERSION) throw new WireError(`reject: unknown reason ${m.reason}`)
   checkUint('index', m.index, 0xffffffff)
   const out = buf ?? new Uint8Array(REJECT_LEN)
   checkRoom(out, offset, REJECT_LEN)
@@ -492,7 +516,7 @@ export function decodeReject (buf: Uint8Array): Reject {
   checkType(buf, MSG_REJECT, REJECT_LEN, 'reject')
   if (buf.length !== REJECT_LEN) throw new WireError(`reject: ${buf.length} bytes, expected ${REJECT_LEN}`)
   const reason = buf[1]
-  if (reason !== REJECT_AUTH_FAILED && reason !== REJECT_UNKNOWN_SESSION) throw new WireError(`reject: unknown reason ${reason}`)
+  if (reason !== REJECT_AUTH_FAILED && reason !== REJECT_UNKNOWN_SESSION && reason !== REJECT_VERSION) throw new WireError(`reject: unknown reason ${reason}`)
   checkZero(buf, 2, 4, 'reject')
   return { type: MSG_REJECT, reason, index: readU32(buf, 4) }
 }

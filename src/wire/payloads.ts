@@ -11,7 +11,7 @@
 import { WireError } from '../errors.js'
 import { MAX_LAN_ADDRS } from './constants.js'
 import { readIp, writeIp } from './addr.js'
-import { checkBytes, checkRoom, checkUint, readU16, readU32, readU64, writeU16, writeU32, writeU64 } from './messages.js'
+import { checkRoom, checkUint, readU16, readU32, readU64, writeU16, writeU32, writeU64 } from './messages.js'
 
 /** A LAN endpoint a client can be reached at without NAT: ip (host order) and UDP port. */
 export interface LanAddr {
@@ -25,24 +25,23 @@ export const LAN_ADDR_LEN = 6
 // ---------------------------------------------------------------------------
 // InitPayload (inside message 1)
 //
-//   0      1          2          4            8                             24
-//  +------+----------+----------+------------+-----------------------------+
-//  | role | prefixLen| mtu u16  | tunnelIp   | instanceId (16 random bytes)|
-//  +------+----------+----------+------------+-----------------------------+
-//  24                          32         33
-//  +---------------------------+----------+---------------------------------+
-//  | timestamp u64 (ms, epoch) | lanCount | lanCount x (ip 4 | port u16)   |
-//  +---------------------------+----------+---------------------------------+
+//   0      1          2          4            8                           16         17
+//  +------+----------+----------+------------+---------------------------+----------+
+//  | role | prefixLen| mtu u16  | tunnelIp   | timestamp u64 (ms, epoch) | lanCount |
+//  +------+----------+----------+------------+---------------------------+----------+
+//  17
+//  +---------------------------------+
+//  | lanCount x (ip 4 | port u16)    |
+//  +---------------------------------+
 //
 //  role      1 = a client registering with the server, 2 = peer to peer.
 //  prefixLen, mtu, tunnelIp: the initiator's tunnel configuration
 //            (role 1: the address it asks for; role 2: its own address).
-//  instanceId: 16 random bytes chosen once per daemon process. Together with
-//            the timestamp it makes replayed inits useless: the responder
-//            keeps the highest timestamp seen per instanceId and ignores an
-//            init whose timestamp is not strictly greater. A restarted
-//            daemon has a new instanceId, so clock steps do not lock it out.
-//  timestamp: wall clock, milliseconds since the Unix epoch (< 2^53).
+//  timestamp: wall clock, milliseconds since the Unix epoch (< 2^53). It
+//            makes replayed inits useless: the responder keeps the highest
+//            timestamp seen per initiator static key (the key the Noise
+//            layer authenticated, never an id taken from the payload) and
+//            ignores an init whose timestamp is not strictly greater.
 //  lan:      0..8 LAN endpoints (role 1; role 2 sends 0).
 // ---------------------------------------------------------------------------
 
@@ -50,9 +49,8 @@ export const ROLE_CLIENT = 1
 export const ROLE_PEER = 2
 export type Role = typeof ROLE_CLIENT | typeof ROLE_PEER
 
-export const INSTANCE_ID_LEN = 16
 /** InitPayload bytes without LAN addresses. */
-export const INIT_PAYLOAD_FIXED_LEN = 33
+export const INIT_PAYLOAD_FIXED_LEN = 17
 export const INIT_PAYLOAD_MAX_LEN = INIT_PAYLOAD_FIXED_LEN + MAX_LAN_ADDRS * LAN_ADDR_LEN
 
 export interface InitPayload {
@@ -62,8 +60,6 @@ export interface InitPayload {
   /** u16, the initiator's TUN MTU. */
   mtu: number
   tunnelIp: number
-  /** 16 bytes (decoded payloads carry a copy, safe to keep). */
-  instanceId: Uint8Array
   /** ms since the Unix epoch, integer < 2^53. */
   timestamp: number
   lan: LanAddr[]
@@ -105,7 +101,6 @@ export function encodeInitPayload (p: InitPayload, buf?: Uint8Array, offset = 0)
   checkUint('prefixLen', p.prefixLen, 32)
   checkUint('mtu', p.mtu, 0xffff)
   checkUint('tunnelIp', p.tunnelIp, 0xffffffff)
-  checkBytes('instanceId', p.instanceId, INSTANCE_ID_LEN)
   checkUint('timestamp', p.timestamp, Number.MAX_SAFE_INTEGER)
   checkLan(p.lan)
   const len = initPayloadLength(p)
@@ -115,9 +110,8 @@ export function encodeInitPayload (p: InitPayload, buf?: Uint8Array, offset = 0)
   out[offset + 1] = p.prefixLen
   writeU16(out, offset + 2, p.mtu)
   writeIp(out, offset + 4, p.tunnelIp)
-  out.set(p.instanceId, offset + 8)
-  writeU64(out, offset + 24, p.timestamp)
-  out[offset + 32] = p.lan.length
+  writeU64(out, offset + 8, p.timestamp)
+  out[offset + 16] = p.lan.length
   writeLan(out, offset + INIT_PAYLOAD_FIXED_LEN, p.lan)
   return buf === undefined ? out : len
 }
@@ -128,18 +122,17 @@ export function decodeInitPayload (buf: Uint8Array): InitPayload {
   if (role !== ROLE_CLIENT && role !== ROLE_PEER) throw new WireError(`init payload: unknown role ${role}`)
   const prefixLen = buf[1]
   if (prefixLen > 32) throw new WireError(`init payload: prefix length ${prefixLen} > 32`)
-  const lanCount = buf[32]
+  const lanCount = buf[16]
   if (lanCount > MAX_LAN_ADDRS) throw new WireError(`init payload: ${lanCount} LAN addresses, at most ${MAX_LAN_ADDRS}`)
   const len = INIT_PAYLOAD_FIXED_LEN + lanCount * LAN_ADDR_LEN
   if (buf.length !== len) throw new WireError(`init payload: ${buf.length} bytes, expected ${len}`)
-  const timestamp = readU64(buf, 24)
+  const timestamp = readU64(buf, 8)
   if (timestamp < 0) throw new WireError('init payload: timestamp >= 2^53')
   return {
     role: role as Role,
     prefixLen,
     mtu: readU16(buf, 2),
     tunnelIp: readIp(buf, 4),
-    instanceId: new Uint8Array(buf.subarray(8, 24)),
     timestamp,
     lan: readLan(buf, INIT_PAYLOAD_FIXED_LEN, lanCount)
   }
@@ -170,8 +163,12 @@ export const RESP_SERVER_FULL = 2
 export const RESP_ADDRESS_OUTSIDE_NETWORK = 3
 export const RESP_ADDRESS_RESERVED = 4
 export const RESP_BAD_REQUEST = 5
+export const RESP_ADDRESS_BOUND = 6
+export const RESP_KEY_REVOKED = 7
+export const RESP_NOT_AUTHORIZED = 8
 export type RespStatus = typeof RESP_OK | typeof RESP_ADDRESS_IN_USE | typeof RESP_SERVER_FULL
   | typeof RESP_ADDRESS_OUTSIDE_NETWORK | typeof RESP_ADDRESS_RESERVED | typeof RESP_BAD_REQUEST
+  | typeof RESP_ADDRESS_BOUND | typeof RESP_KEY_REVOKED | typeof RESP_NOT_AUTHORIZED
 
 /** Name and human text of every status, for logs and error messages (index = status). */
 export const RESP_STATUS: Readonly<Record<RespStatus, { readonly name: string, readonly message: string }>> = Object.freeze({
@@ -180,7 +177,10 @@ export const RESP_STATUS: Readonly<Record<RespStatus, { readonly name: string, r
   2: { name: 'SERVER_FULL', message: 'the server has reached its maximum number of clients' },
   3: { name: 'ADDRESS_OUTSIDE_NETWORK', message: 'the requested tunnel address is outside the server\'s network' },
   4: { name: 'ADDRESS_RESERVED', message: 'the requested tunnel address is the network, broadcast or server address' },
-  5: { name: 'BAD_REQUEST', message: 'the request was refused: malformed payload, wrong role, or a prefix length that differs from the responder\'s' }
+  5: { name: 'BAD_REQUEST', message: 'the request was refused: malformed payload, wrong role, or a prefix length that differs from the responder\'s' },
+  6: { name: 'ADDRESS_BOUND', message: 'the requested tunnel address belongs to another node key' },
+  7: { name: 'KEY_REVOKED', message: 'this node\'s key was revoked on the server' },
+  8: { name: 'NOT_AUTHORIZED', message: 'this node\'s key is not in the server\'s authorized nodes' }
 })
 
 export const RESP_PAYLOAD_LEN = 18
@@ -221,7 +221,7 @@ export function encodeRespPayload (p: RespPayload, buf?: Uint8Array, offset = 0)
 export function decodeRespPayload (buf: Uint8Array): RespPayload {
   if (buf.length !== RESP_PAYLOAD_LEN) throw new WireError(`resp payload: ${buf.length} bytes, expected ${RESP_PAYLOAD_LEN}`)
   const status = buf[0]
-  if (status > RESP_BAD_REQUEST) throw new WireError(`resp payload: unknown status ${status}`)
+  if (status > RESP_NOT_AUTHORIZED) throw new WireError(`resp payload: unknown status ${status}`)
   const prefixLen = buf[1]
   if (prefixLen > 32) throw new WireError(`resp payload: prefix length ${prefixLen} > 32`)
   return {

@@ -5,11 +5,12 @@
  * Nothing here decides anything; the main thread installs the keys and sends
  * the message.
  */
-import { createResponse, responderFromPlain, type PlainResponderState, type SessionKeys } from '../crypto/noise.js'
+import { createResponse, type ResponderState, type SessionKeys } from '../crypto/noise.js'
 
-export interface HandshakeTask { state: PlainResponderState, senderIndex: number, payload: Uint8Array }
+/** The state is a plain object (crypto/noise.ts ResponderState): it crosses postMessage as a structured clone. */
+export interface HandshakeTask { state: ResponderState, senderIndex: number, payload: Uint8Array }
 export interface HandshakeResult { message: Uint8Array, keys: SessionKeys }
 
 export default function respond (t: HandshakeTask): HandshakeResult {
-  return createResponse(responderFromPlain(t.state), t.senderIndex, t.payload)
+  return createResponse(t.state, t.senderIndex, t.payload)
 }

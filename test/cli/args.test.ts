@@ -57,7 +57,10 @@ t.test('defaults', async t => {
     placement: 'fused',
     fastPath: true,
     metrics: null,
-    handshakeWorkers: 'auto'
+    handshakeWorkers: 'auto',
+    stateDir: '/var/lib/lightweight-tunnel/lwt0',
+    nodeKey: null,
+    serverKey: null
   })
   const c = run(CLIENT).config
   t.same(c.listen, { host: '0.0.0.0', port: 0 })
@@ -189,9 +192,9 @@ const badCases: BadCase[] = [
   { name: '--dev with a slash', argv: [...SERVER, '--dev', 'a/b'], problems: [/--dev: expected a network device name/] },
   { name: '--control too long', argv: [...SERVER, '--control', '/' + 'x'.repeat(120)], problems: [/--control: expected a socket path of at most 107 bytes/] },
   { name: 'unknown flag, with a suggestion', argv: [...SERVER, '--mtuu', '1300'], problems: [/unknown option "--mtuu" \(did you mean --mtu\?\)/] },
-  { name: 'unknown command, with a did-you-mean', argv: ['serve', '--tun', '10.0.0.1/24'], problems: [/^unknown command "serve" \(did you mean "server"\?\): expected one of server, client, status, demo, help, version, ping, netcheck, check, install-service, completion \(or Go-style flags such as -m server\)$/] },
-  { name: 'a misspelled status', argv: ['statsu'], problems: [/^unknown command "statsu" \(did you mean "status"\?\): expected one of server, client, status, demo, help, version, ping, netcheck, check, install-service, completion \(or Go-style flags such as -m server\)$/] },
-  { name: 'a command far from every name: no guess', argv: ['reboot'], problems: [/^unknown command "reboot": expected one of server, client, status, demo, help, version, ping, netcheck, check, install-service, completion \(or Go-style flags such as -m server\)$/] },
+  { name: 'unknown command, with a did-you-mean', argv: ['serve', '--tun', '10.0.0.1/24'], problems: [/^unknown command "serve" \(did you mean "server"\?\): expected one of server, client, status, demo, help, version, ping, netcheck, check, install-service, completion, genkey, pubkey \(or Go-style flags such as -m server\)$/] },
+  { name: 'a misspelled status', argv: ['statsu'], problems: [/^unknown command "statsu" \(did you mean "status"\?\): expected one of server, client, status, demo, help, version, ping, netcheck, check, install-service, completion, genkey, pubkey \(or Go-style flags such as -m server\)$/] },
+  { name: 'a command far from every name: no guess', argv: ['reboot'], problems: [/^unknown command "reboot": expected one of server, client, status, demo, help, version, ping, netcheck, check, install-service, completion, genkey, pubkey \(or Go-style flags such as -m server\)$/] },
   { name: 'no command', argv: [], problems: [/no command given/] },
   { name: 'missing value at the end', argv: ['server', '--key', 'abcdefgh', '--tun'], problems: [/--tun: expected a value after it, got nothing/, /missing --tun/] },
   { name: 'a flag where a value should be', argv: ['server', '--tun', '--key', 'abcdefgh'], problems: [/--tun: expected a value after it, got the option "--key"/, /missing --tun/] },
@@ -450,4 +453,17 @@ t.test('help text is a manual page and matches the options', async t => {
     const long = helpText(topic).split('\n').filter(l => l.length > 80)
     t.same(long, [], `every line of help ${topic ?? ''} fits 80 columns`)
   }
+})
+
+t.test('--state-dir, --node-key, --server-key', async t => {
+  const c = parseCommand(['client', '--remote', '192.0.2.1:9000', '--tun', '10.0.0.2/24', '--key', 'correct horse battery', '--state-dir', 'st', '--node-key', 'n.key',
+    '--server-key', 'AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8='], { netnsId: null, cwd: '/srv/lwt' })
+  t.equal(c.kind, 'run')
+  if (c.kind !== 'run') return
+  t.equal(c.config.stateDir, '/srv/lwt/st')
+  t.equal(c.config.nodeKey, '/srv/lwt/n.key')
+  t.equal(c.config.serverKey, 'AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=', 'a key stays as given')
+  const f = parseCommand(['client', '--remote', '192.0.2.1:9000', '--tun', '10.0.0.2/24', '--key', 'correct horse battery', '--server-key', 'srv.pub'], { netnsId: null, cwd: '/srv/lwt' })
+  t.equal(f.kind === 'run' ? f.config.serverKey : null, '/srv/lwt/srv.pub', 'anything else is a file path')
+  t.throws(() => parseCommand(['server', '--tun', '10.0.0.1/24', '--key', 'correct horse battery', '--server-key', 'x'], { netnsId: null }), { code: 'ERR_USAGE', message: /--server-key: only for client mode/ })
 })

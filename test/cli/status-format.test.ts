@@ -44,9 +44,10 @@ const clientReport: StatusReport = {
   uptimeSec: 3723,
   peers: [
     peer({ tunnelIp: '10.0.0.10', path: 'relay', endpoint: '203.0.113.5:9000', rttMs: null, lastSeenSec: null, note: 'both NATs randomize ports; relaying', session: 'handshaking', txBytes: 0, rxBytes: 100 }),
-    peer({}),
-    peer({ tunnelIp: '10.0.0.1', peerId: 0, role: 'server', path: 'relay', endpoint: '203.0.113.5:9000', rttMs: 150, txBytes: 3 * 1024 * 1024 * 1024 })
+    peer({ key: 'SHA256:AAAAbbbbCCCCdddd' }),
+    peer({ tunnelIp: '10.0.0.1', peerId: 0, role: 'server', key: 'SHA256:q3Xk0mJd9cOaP1sQ', path: 'relay', endpoint: '203.0.113.5:9000', rttMs: 150, txBytes: 3 * 1024 * 1024 * 1024 })
   ],
+  nodeKey: { publicKey: 'Ym9ndXMgcHVibGljIGtleSBmb3IgdGhlIHRlc3Qgb2s=', fingerprint: 'SHA256:Zmh6rfhivXdsj8GL' },
   counters: { tunRxPackets: 42, dropsReplay: 0, dropsAuth: 3 },
   dataplane: { placement: 'inline', tunOffload: 'tso+uso', udpGro: true, fastPath: true }
 }
@@ -71,13 +72,15 @@ t.test('client report', async t => {
   t.notMatch(out, /PROBLEM/)
   const header = lines.find(l => l.startsWith('TUNNEL IP'))!
   t.ok(header, 'table header')
-  const cols = ['TUNNEL IP', 'ROLE', 'PATH', 'ENDPOINT', 'RTT', 'TX', 'RX', 'SESSION', 'LAST SEEN', 'NOTE']
+  t.match(out, /node key +SHA256:Zmh6rfhivXdsj8GL \(public key Ym9ndXMgcHVibGljIGtleSBmb3IgdGhlIHRlc3Qgb2s=\)\n/)
+  t.notMatch(formatStatus({ ...clientReport, nodeKey: undefined }), /node key/, 'an older report without it: no line')
+  const cols = ['TUNNEL IP', 'ROLE', 'KEY', 'PATH', 'ENDPOINT', 'RTT', 'TX', 'RX', 'SESSION', 'LAST SEEN', 'NOTE']
   let at = -1
   for (const c of cols) { const i = header.indexOf(c); t.ok(i > at, `${c} in order`); at = i }
   const rows = lines.slice(lines.indexOf(header) + 1, lines.indexOf(header) + 4)
-  t.match(rows[0], /^10\.0\.0\.1 +server +relay +203\.0\.113\.5:9000 +150 ms +3\.0 GiB +5\.0 MiB +established +2s ago +-$/, 'sorted by address; server first')
-  t.match(rows[1], /^10\.0\.0\.3 +client +direct +198\.51\.100\.7:40000 +12\.3 ms +1\.5 KiB +5\.0 MiB +established +2s ago +-$/)
-  t.match(rows[2], /^10\.0\.0\.10 +client +relay +203\.0\.113\.5:9000 +- +0 B +100 B +handshaking +- +both NATs randomize ports; relaying$/, "'-' for nulls")
+  t.match(rows[0], /^10\.0\.0\.1 +server +SHA256:q3Xk0mJd9cOaP1sQ +relay +203\.0\.113\.5:9000 +150 ms +3\.0 GiB +5\.0 MiB +established +2s ago +-$/, 'sorted by address; server first')
+  t.match(rows[1], /^10\.0\.0\.3 +client +SHA256:AAAAbbbbCCCCdddd +direct +198\.51\.100\.7:40000 +12\.3 ms +1\.5 KiB +5\.0 MiB +established +2s ago +-$/)
+  t.match(rows[2], /^10\.0\.0\.10 +client +- +relay +203\.0\.113\.5:9000 +- +0 B +100 B +handshaking +- +both NATs randomize ports; relaying$/, "'-' for nulls")
   // Columns line up: every row's ENDPOINT starts where the header's does.
   const ep = header.indexOf('ENDPOINT')
   for (const r of rows) t.match(r.slice(ep), /^[0-9]/)

@@ -10,12 +10,19 @@ import { seededRandom, type Random } from '../../src/random.js'
 import { Logger } from '../../src/log.js'
 import { ServerController } from '../../src/control/server.js'
 import { ClientController } from '../../src/control/client.js'
+import { consumeInit, createInit, createResponse, generateStaticKey, type StaticKey } from '../../src/crypto/noise.js'
+import { encodeInitPayload, encodeRespPayload, RESP_OK } from '../../src/wire/payloads.js'
+import { fingerprint } from '../../src/identity/key-text.js'
+import { FilePin, GivenPin, type ServerPin } from '../../src/identity/server-pin.js'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { ipToInt } from '../../src/wire/addr.js'
 import { FakeNet, type FakeDataplane } from '../helpers/fake-dataplane.js'
 import { InitGuard, LOAD_RING_OCCUPANCY } from '../../src/dataplane/init-guard.js'
-import { CookieChecker, macKeys } from '../../src/crypto/cookie.js'
+import { CookieChecker, CookieGenerator, macKeys } from '../../src/crypto/cookie.js'
+import { stripMacs } from '../../src/wire/cookie.js'
 import { HandshakePool, poolSize } from '../../src/control/handshake-pool.js'
-import { consumeInit, createInit } from '../../src/crypto/noise.js'
 
 const SERVER_IP = ipToInt('198.18.0.1')
 const SERVER_PORT = 9000
@@ -29,10 +36,11 @@ interface Lab {
   net: FakeNet
   clock: ManualClock
   psk: Uint8Array
+  serverKey: StaticKey
   server: ServerController
   serverDp: FakeDataplane
   serverLog: string[]
-  addClient(n: number, opts?: { tunnelIp?: string, psk?: Uint8Array }): { c: ClientController, dp: FakeDataplane, lines: string[] }
+  addClient(n: number, opts?: { tunnelIp?: string, psk?: Uint8Array, nodeKey?: StaticKey, serverPin?: ServerPin }): { c: ClientController, dp: FakeDataplane, lines: string[] }
   /** Advance time in ticks, delivering everything in between. */
   run(ms: number): void
 }
@@ -43,18 +51,21 @@ function lab (opts: { maxClients?: number } = {}): Lab {
   // Every random choice (indexes, jitter) pinned: a run is the same every time.
   const random: Random = seededRandom(1)
   const psk = new Uint8Array(randomBytes(32))
+  const serverKey = generateStaticKey()
   const serverDp = net.add(SERVER_IP, SERVER_PORT, 'server')
   const { log, lines: serverLog } = logSink()
-  const server = new ServerController({ psk, tunnelIp: ipToInt('10.0.0.1'), prefix: 24, mtu: 1400, maxClients: opts.maxClients ?? 10, keepaliveSec: 10 }, { port: serverDp, clock, random, log }, 16)
+  const server = new ServerController({ psk, nodeKey: serverKey, tunnelIp: ipToInt('10.0.0.1'), prefix: 24, mtu: 1400, maxClients: opts.maxClients ?? 10, keepaliveSec: 10 }, { port: serverDp, clock, random, log }, 16)
   serverDp.handler = server
   const clients: ClientController[] = []
   const l: Lab = {
-    net, clock, psk, server, serverDp, serverLog,
+    net, clock, psk, serverKey, server, serverDp, serverLog,
     addClient (n, o = {}) {
       const dp = net.add(ipToInt(`198.18.1.${n}`), 40000 + n, 'client')
       const { log: clog, lines } = logSink()
       const c = new ClientController({
         psk: o.psk ?? psk,
+        nodeKey: o.nodeKey ?? generateStaticKey(),
+        serverPin: o.serverPin,
         tunnelIp: ipToInt(o.tunnelIp ?? `10.0.0.${n + 1}`),
         prefix: 24,
         mtu: 1400,
@@ -176,7 +187,8 @@ t.test('with a handshake pool, createResponse runs on a worker and clients regis
   L.server.handshakePool = pool
   // Warm up: the first task starts the thread (seconds under the TypeScript test loader).
   const psk = new Uint8Array(randomBytes(32))
-  t.ok(await pool.run(consumeInit(psk, createInit(psk, 1, new Uint8Array(33)).message).state, 2, new Uint8Array(18)), 'the pool answers')
+  const k = generateStaticKey()
+  t.ok(await pool.run(consumeInit(psk, k, createInit(psk, generateStaticKey(), 1, new Uint8Array(33)).message).state, 2, new Uint8Array(18)), 'the pool answers')
   const a = L.addClient(1)
   const b = L.addClient(2)
   for (let i = 0; i < 300 && (a.c.state !== 'registered' || b.c.state !== 'registered'); i++) {
@@ -192,7 +204,7 @@ t.test('with a handshake pool, createResponse runs on a worker and clients regis
   t.equal(poolSize(3, 2), 3)
 })
 
-t.test('an address held by a live client is refused, with a clear message', async t => {
+t.test('an address bound to another node key is refused, live or not, until the registry frees it', async t => {
   const L = lab()
   const a = L.addClient(1, { tunnelIp: '10.0.0.9' })
   L.run(1000)
@@ -200,15 +212,33 @@ t.test('an address held by a live client is refused, with a clear message', asyn
   L.run(1000)
   t.equal(a.c.state, 'registered')
   t.equal(b.c.state, 'rejected')
-  t.match(b.c.problem ?? '', /in use/)
-  t.ok(L.serverLog.some(l => /held by a live client/.test(l)))
-  // The holder leaves cleanly: the address is free at once.
+  t.match(b.c.problem ?? '', /belongs to another node key/)
+  t.ok(L.serverLog.some(l => /belongs to the node key SHA256:/.test(l)), 'the server names the holder key')
+  t.equal(L.server.handshakeCounters.handshakesKeyRefused > 0, true, 'counted')
+  // The holder leaves cleanly: the address stays bound to its key.
   a.c.shutdown()
   L.net.flush()
   // a's daemon has stopped: nothing more from it (the lab would otherwise keep ticking it).
   L.net.filter = (d) => d.from.ip !== a.dp.ip
   L.run(20_000)
-  t.equal(b.c.state, 'registered', 'the second client gets the address after the first said bye')
+  t.equal(b.c.state, 'rejected', 'still refused after the holder said bye')
+  t.equal(L.server.registry.remove({ address: ipToInt('10.0.0.9') }).length, 1, 'the operator frees it')
+  L.run(20_000)
+  t.equal(b.c.state, 'registered', 'the second client gets the address once freed')
+})
+
+t.test('a restarted client (same node key) takes its address back at once', async t => {
+  const L = lab()
+  const key = generateStaticKey()
+  const a = L.addClient(1, { nodeKey: key })
+  L.run(1000)
+  t.equal(a.c.state, 'registered')
+  // The process dies without a Bye; a new one with the same key (and a new port) registers.
+  L.net.filter = (d) => d.from.ip !== a.dp.ip
+  const a2 = L.addClient(3, { tunnelIp: '10.0.0.2', nodeKey: key })
+  L.run(1000)
+  t.equal(a2.c.state, 'registered')
+  t.equal(L.server.clientCount, 1)
 })
 
 t.test('addresses outside the network or reserved are refused', async t => {
@@ -248,7 +278,7 @@ t.test('server restart: clients re-register by themselves', async t => {
   t.equal(a.c.state, 'registered')
   // A new server process on the same address: no sessions.
   const { log } = logSink()
-  const fresh = new ServerController({ psk: L.psk, tunnelIp: ipToInt('10.0.0.1'), prefix: 24, mtu: 1400, maxClients: 10, keepaliveSec: 10 }, { port: L.serverDp, clock: L.clock, random: seededRandom(2), log }, 16)
+  const fresh = new ServerController({ psk: L.psk, nodeKey: L.serverKey, tunnelIp: ipToInt('10.0.0.1'), prefix: 24, mtu: 1400, maxClients: 10, keepaliveSec: 10 }, { port: L.serverDp, clock: L.clock, random: seededRandom(2), log }, 16)
   L.serverDp.handler = fresh
   L.server = fresh
   L.serverDp.recvKeys.clear()
@@ -274,7 +304,7 @@ t.test('a peer that forgot us gets a new session when our data reaches it (serve
   t.equal(b.c.status().peers[1].session, 'established')
   // The server restarts; b re-registers first (a's packets are held back), so b's fresh
   // list lacks a and b forgets it; a re-registers later and keeps its session with b.
-  const fresh = new ServerController({ psk: L.psk, tunnelIp: ipToInt('10.0.0.1'), prefix: 24, mtu: 1400, maxClients: 10, keepaliveSec: 10 }, { port: L.serverDp, clock: L.clock, random: seededRandom(2), log: logSink().log }, 16)
+  const fresh = new ServerController({ psk: L.psk, nodeKey: L.serverKey, tunnelIp: ipToInt('10.0.0.1'), prefix: 24, mtu: 1400, maxClients: 10, keepaliveSec: 10 }, { port: L.serverDp, clock: L.clock, random: seededRandom(2), log: logSink().log }, 16)
   L.serverDp.handler = fresh
   L.server = fresh
   L.serverDp.recvKeys.clear()
@@ -347,7 +377,7 @@ t.test('the server moves to a new address (dynamic DNS): setServerEndpoint moves
   L.net.filter = (d) => d.to.ip !== SERVER_IP && d.from.ip !== SERVER_IP
   const newDp = L.net.add(NEW_IP, SERVER_PORT, 'server')
   const { log } = logSink()
-  const moved = new ServerController({ psk: L.psk, tunnelIp: ipToInt('10.0.0.1'), prefix: 24, mtu: 1400, maxClients: 10, keepaliveSec: 10 }, { port: newDp, clock: L.clock, random: seededRandom(3), log }, 16)
+  const moved = new ServerController({ psk: L.psk, nodeKey: L.serverKey, tunnelIp: ipToInt('10.0.0.1'), prefix: 24, mtu: 1400, maxClients: 10, keepaliveSec: 10 }, { port: newDp, clock: L.clock, random: seededRandom(3), log }, 16)
   newDp.handler = moved
   L.server = moved
   L.run(40_000)
@@ -399,4 +429,104 @@ t.test('setMaxClients (reload): lowering never evicts, it refuses new clients be
   L.server.setMaxClients(3)
   L.run(60_000)
   t.equal(c.c.state, 'registered', 'raised again: it gets in at its next try')
+})
+
+t.test('peer handshakes: an init or a response made with another node key than the server listed is dropped, counted, logged once', async t => {
+  const L = lab()
+  const a = L.addClient(1)
+  const b = L.addClient(2)
+  L.run(1000)
+  const mallory = generateStaticKey()
+  const peerB = a.c.status().peers.find(p => p.tunnelIp === '10.0.0.3')!
+  t.match(peerB.key, /^SHA256:/, 'status shows the peer key fingerprint')
+  // Mallory has the network key and poses as b (as a malicious server or an on-path member could).
+  const payload = encodeInitPayload({ role: 2, prefixLen: 24, mtu: 1400, tunnelIp: ipToInt('10.0.0.3'), timestamp: Date.now() + 1e9, lan: [] })
+  const forgedInit = new CookieGenerator(macKeys(L.psk)).addMacs(createInit(L.psk, mallory, 0x4242, payload).message, 0) // a member makes a valid mac1
+  const sent = L.net.sent
+  a.c.onControl({ kind: 'relayed', bytes: forgedInit, ip: SERVER_IP, port: SERVER_PORT, via: peerB.peerId })
+  t.equal(L.net.sent, sent, 'no response to the impostor')
+  t.equal(a.c.counters.peerKeyMismatch, 1, 'counted')
+  t.equal(a.lines.filter(l => /dropped a peer handshake from 10\.0\.0\.3: it was made with node key SHA256:\S+, but the server lists SHA256:/.test(l)).length, 1, 'logged')
+  // a starts a session with b; Mallory answers a's init instead of b.
+  const held: Uint8Array[] = []
+  L.net.filter = (d) => {
+    if (d.from.ip === a.dp.ip && d.bytes[0] === 5 && d.bytes[8] === 1) { held.push(d.bytes.subarray(8)); return false }
+    return true
+  }
+  const slotB = a.dp.routeByTunnelIp(ipToInt('10.0.0.3'))!.slot
+  a.c.onNeedSession(slotB)
+  L.net.flush()
+  t.equal(held.length, 1, 'a sent its init')
+  const hs = consumeInit(L.psk, mallory, stripMacs(held[0]))
+  const forgedResp = createResponse(hs.state, 0x99, encodeRespPayload({ status: RESP_OK, prefixLen: 24, mtu: 1400, tunnelIp: ipToInt('10.0.0.3'), peerId: 0, observedIp: 0, observedPort: 0 })).message
+  a.c.onControl({ kind: 'relayed', bytes: forgedResp, ip: SERVER_IP, port: SERVER_PORT, via: peerB.peerId })
+  t.equal(a.c.counters.peerKeyMismatch, 2, 'the forged response is counted')
+  t.not(a.c.status().peers.find(p => p.tunnelIp === '10.0.0.3')!.session, 'established', 'no session with the impostor')
+  t.equal(a.lines.filter(l => /dropped a peer handshake/.test(l)).length, 1, 'the warning is rate-limited (once a minute per peer)')
+  // The genuine peer still gets its session.
+  L.net.filter = () => true
+  L.run(3000)
+  a.c.onNeedSession(slotB)
+  L.run(1000)
+  t.equal(a.c.status().peers.find(p => p.tunnelIp === '10.0.0.3')!.session, 'established')
+  t.equal(b.c.status().peers.find(p => p.tunnelIp === '10.0.0.2')!.session, 'established')
+})
+
+t.test('another protocol version: the server answers Reject VERSION and logs once a minute; a client told so says so', async t => {
+  const L = lab()
+  // A version-1 node's init: the v2 layout is enough, only byte 1 matters.
+  const v1 = createInit(L.psk, generateStaticKey(), 0x0badcafe, encodeInitPayload({ role: 1, prefixLen: 24, mtu: 1400, tunnelIp: ipToInt('10.0.0.50'), timestamp: 1, lan: [] })).message
+  v1[1] = 1
+  const from = { ip: ipToInt('198.18.7.7'), port: 4444 }
+  const replies: Uint8Array[] = []
+  L.net.extra.set(`${from.ip}:${from.port}`, (d) => { replies.push(d.bytes) })
+  L.server.onControl({ kind: 'packet', bytes: v1, ip: from.ip, port: from.port, via: 0 })
+  L.net.flush()
+  t.equal(replies.length, 1, 'one Reject')
+  t.equal(Buffer.from(replies[0]).toString('hex'), '06030000' + 'fecaad0b', 'reason 3 (VERSION), index = the init\'s senderIndex')
+  t.equal(L.server.handshakeCounters.handshakesWrongVersion, 1)
+  t.ok(L.serverLog.some(l => /a node at 198\.18\.7\.7:4444 speaks protocol version 1; this node speaks 2: upgrade it/.test(l)))
+  L.server.onControl({ kind: 'packet', bytes: v1, ip: from.ip, port: from.port + 1, via: 0 })
+  t.equal(L.serverLog.filter(l => /speaks protocol version/.test(l)).length, 1, 'logged once a minute per address')
+  // The client side: a Reject VERSION answering our init.
+  let idx = -1
+  L.net.filter = (d) => { if (d.bytes[0] === 1 && d.to.ip === SERVER_IP) { idx = Buffer.from(d.bytes).readUInt32LE(4); return false } return true }
+  const c = L.addClient(1)
+  L.run(100)
+  t.not(idx, -1, 'the client sent an init')
+  c.c.onControl({ kind: 'packet', bytes: Uint8Array.of(6, 3, 0, 0, idx & 0xff, (idx >>> 8) & 0xff, (idx >>> 16) & 0xff, idx >>> 24), ip: SERVER_IP, port: SERVER_PORT, via: 0 })
+  t.match(c.c.problem ?? '', /speaks another protocol version; this node speaks 2: upgrade/)
+  t.equal(c.c.counters.serverVersionRejects, 1)
+  t.equal(c.c.state, 'rejected')
+})
+
+t.test('server key pinning: first contact pins; a server with another key is refused, counted and explained', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'lwt-pin-ctl-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const L = lab()
+  const pin = new FilePin(dir)
+  const a = L.addClient(1, { serverPin: pin })
+  L.run(1000)
+  t.equal(a.c.state, 'registered')
+  t.strictSame(pin.pinned, L.serverKey.pub, 'pinned on first contact')
+  t.ok(a.lines.some(l => /pinned the server's key SHA256:/.test(l)))
+  t.equal(a.c.status().peers[0].key, fingerprint(L.serverKey.pub), 'status shows the server key fingerprint')
+  // The server is replaced by one with another key (an impostor, or a reinstall): refused.
+  const impostorKey = generateStaticKey()
+  const fake = new ServerController({ psk: L.psk, nodeKey: impostorKey, tunnelIp: ipToInt('10.0.0.1'), prefix: 24, mtu: 1400, maxClients: 10, keepaliveSec: 10 }, { port: L.serverDp, clock: L.clock, random: seededRandom(5), log: logSink().log }, 16)
+  L.serverDp.handler = fake
+  L.server = fake
+  L.serverDp.recvKeys.clear()
+  L.run(30_000)
+  t.equal(a.c.state, 'rejected')
+  t.match(a.c.problem ?? '', new RegExp(`presented key ${fingerprint(impostorKey.pub).replace(/[+/]/g, '\\$&')}, but this client pinned ${fingerprint(L.serverKey.pub).replace(/[+/]/g, '\\$&')} in ${join(dir, 'server.pub')} on \\d{4}-\\d\\d-\\d\\d; refusing to register`))
+  t.ok(a.c.counters.serverKeyMismatch >= 1, 'counted')
+  t.equal(fake.clientCount, 0, 'never confirmed with the impostor')
+  // --server-key given: a client pinned to the impostor's key registers with it; one given the old key does not.
+  const b = L.addClient(2, { serverPin: new GivenPin(impostorKey.pub, '--server-key') })
+  const c = L.addClient(3, { serverPin: new GivenPin(L.serverKey.pub, '--server-key') })
+  L.run(2000)
+  t.equal(b.c.state, 'registered')
+  t.equal(c.c.state, 'rejected')
+  t.match(c.c.problem ?? '', /but this client was given SHA256:\S+ \(--server-key\)/)
 })

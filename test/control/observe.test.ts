@@ -11,6 +11,7 @@ import { seededRandom } from '../../src/random.js'
 import { Logger } from '../../src/log.js'
 import { ServerController } from '../../src/control/server.js'
 import { ClientController } from '../../src/control/client.js'
+import { generateStaticKey } from '../../src/crypto/noise.js'
 import { RttWindow, RTT_WINDOW, lastSeen } from '../../src/control/rtt.js'
 import { notAnsweringAfter } from '../../src/control/server-link.js'
 import { ipToInt } from '../../src/wire/addr.js'
@@ -27,13 +28,13 @@ function lab (opts: { p2p?: boolean } = {}) {
   const random = seededRandom(7)
   const psk = new Uint8Array(randomBytes(32))
   const serverDp = net.add(SERVER_IP, 9000, 'server')
-  const server = new ServerController({ psk, tunnelIp: ipToInt('10.0.0.1'), prefix: 24, mtu: 1400, maxClients: 10, keepaliveSec: KEEPALIVE }, { port: serverDp, clock, random, log: quiet() }, 16)
+  const server = new ServerController({ psk, nodeKey: generateStaticKey(), tunnelIp: ipToInt('10.0.0.1'), prefix: 24, mtu: 1400, maxClients: 10, keepaliveSec: KEEPALIVE }, { port: serverDp, clock, random, log: quiet() }, 16)
   serverDp.handler = server
   const clients: Array<{ c: ClientController, dp: FakeDataplane }> = []
   const addClient = (n: number): { c: ClientController, dp: FakeDataplane } => {
     const dp = net.add(ipToInt(`198.18.1.${n}`), 40000 + n, 'client')
     const c = new ClientController({
-      psk, tunnelIp: ipToInt(`10.0.0.${n + 1}`), prefix: 24, mtu: 1400, serverIp: SERVER_IP, serverPort: 9000,
+      psk, nodeKey: generateStaticKey(), tunnelIp: ipToInt(`10.0.0.${n + 1}`), prefix: 24, mtu: 1400, serverIp: SERVER_IP, serverPort: 9000,
       keepaliveSec: KEEPALIVE, serverName: '198.18.0.1:9000', p2p: opts.p2p ?? false
     }, { port: dp, clock, random, log: quiet() }, 64)
     dp.handler = c
@@ -132,7 +133,7 @@ t.test('RTT on both ends, measured from send to the Pong being read', async t =>
   t.equal(sa.rttMs, 0, 'FakeNet delivers at once: the client measured 0 ms to the server')
   t.equal(L.server.status().peers[0]!.rttMs, 0, 'and the server has an RTT for its client')
   t.equal(a.c.counters.handshakesCompleted, 1, 'one registration handshake, counted')
-  t.same(L.server.handshakeCounters, { handshakesAccepted: 1, handshakesRefused: 0, handshakesAuthFailed: 0 })
+  t.same(L.server.handshakeCounters, { handshakesAccepted: 1, handshakesRefused: 0, handshakesAuthFailed: 0, handshakesKeyRefused: 0, handshakesReplayed: 0, handshakesWrongVersion: 0, handshakesShed: 0 })
   // A user ping with 3 ms of "network": sent now, delivered after the clock moved.
   let got: number | null = null
   const sent = a.c.ping(ipToInt('10.0.0.1'), (ms) => { got = ms })

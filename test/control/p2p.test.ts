@@ -10,6 +10,7 @@ import { ManualClock } from '../../src/clock.js'
 import { Logger } from '../../src/log.js'
 import { ServerController } from '../../src/control/server.js'
 import { ClientController } from '../../src/control/client.js'
+import { generateStaticKey } from '../../src/crypto/noise.js'
 import { seededRandom } from '../../src/random.js'
 import { ipToInt } from '../../src/wire/addr.js'
 import { FakeNat, FakeNet, type FakeDataplane } from '../helpers/fake-dataplane.js'
@@ -48,7 +49,7 @@ function world (kinds: Kind[], seed = 1): World {
   const psk = new Uint8Array(randomBytes(32))
   const quiet = new Logger({ level: 'error', sink: { write: () => {} } })
   const serverDp = net.add(SERVER_IP, SERVER_PORT, 'server')
-  const server = new ServerController({ psk, tunnelIp: ip('10.0.0.1'), prefix: 24, mtu: 1400, maxClients: 10, keepaliveSec: 10 }, { port: serverDp, clock, random, log: quiet }, 16)
+  const server = new ServerController({ psk, nodeKey: generateStaticKey(), tunnelIp: ip('10.0.0.1'), prefix: 24, mtu: 1400, maxClients: 10, keepaliveSec: 10 }, { port: serverDp, clock, random, log: quiet }, 16)
   serverDp.handler = server
   // The server's NAT-check port.
   net.extra.set(`${SERVER_IP}:${SERVER_PORT + 1}`, (d) => {
@@ -62,7 +63,7 @@ function world (kinds: Kind[], seed = 1): World {
     const port = 41000 + i
     const dp = net.add(inside, port, 'client')
     const c = new ClientController({
-      psk, tunnelIp: ip(`10.0.0.${i + 2}`), prefix: 24, mtu: 1400, serverIp: SERVER_IP, serverPort: SERVER_PORT,
+      psk, nodeKey: generateStaticKey(), tunnelIp: ip(`10.0.0.${i + 2}`), prefix: 24, mtu: 1400, serverIp: SERVER_IP, serverPort: SERVER_PORT,
       keepaliveSec: 10, serverName: 'server', p2p: true, localEndpoints: () => [{ ip: inside, port }]
     }, { port: dp, clock, random, log: quiet }, 16)
     dp.handler = c

@@ -5,7 +5,7 @@
  * handshakes and a seeded Random.
  */
 import t from 'tap'
-import { consumeInit, consumeResponse, createInit, createResponse } from '../../src/crypto/noise.js'
+import { consumeInit, consumeResponse, createInit, createResponse, generateStaticKey } from '../../src/crypto/noise.js'
 import { seededRandom } from '../../src/random.js'
 import {
   IndexTable, confirmPending, emptySessionSet, expireSessions, installCurrent, newSession, openSealedControl, retryDelay,
@@ -16,11 +16,13 @@ import { CTL_BYE, CTL_PING, encodeControl } from '../../src/wire/control.js'
 
 const psk = new Uint8Array(32).fill(7)
 const NOW = 1_000_000
+const KEY_I = generateStaticKey()
+const KEY_R = generateStaticKey()
 
 /** A handshake between two ends: the initiator's and the responder's Session of it. */
 function pair (iIndex: number, rIndex: number, now = NOW): { initiator: Session, responder: Session } {
-  const init = createInit(psk, iIndex, new Uint8Array(0))
-  const hs = consumeInit(psk, init.message)
+  const init = createInit(psk, KEY_I, iIndex, new Uint8Array(0))
+  const hs = consumeInit(psk, KEY_R, init.message)
   const resp = createResponse(hs.state, rIndex, new Uint8Array(0))
   const done = consumeResponse(init.state, resp.message)
   return {

@@ -6,7 +6,7 @@
  */
 import t from 'tap'
 import { ControlChannel, openTransport, sealTransport, sealTransportInto, transportReceiverIndex } from '../../src/crypto/control-channel.js'
-import { consumeInit, consumeResponse, createInit, createResponse } from '../../src/crypto/noise.js'
+import { consumeInit, consumeResponse, createInit, createResponse, generateStaticKey } from '../../src/crypto/noise.js'
 import { MSG_CONTROL, MSG_DATA, readTransportHeader } from '../../src/wire/messages.js'
 import { CTL_CONFIRM, CTL_PING, decodeControl, encodeControl } from '../../src/wire/control.js'
 
@@ -45,8 +45,8 @@ t.test('golden: ControlChannel numbers from 0 and addresses remoteIndex', async 
 
 function pair (): { a: ControlChannel, b: ControlChannel, dataKeys: { aSend: Uint8Array, bRecv: Uint8Array } } {
   const psk = new Uint8Array(32).fill(3)
-  const { message, state } = createInit(psk, 100, new Uint8Array(33))
-  const ci = consumeInit(psk, message)
+  const { message, state } = createInit(psk, generateStaticKey(), 100, new Uint8Array(33))
+  const ci = consumeInit(psk, generateStaticKey(), message)
   const { message: m2, keys: rk } = createResponse(ci.state, 200, new Uint8Array(18))
   const { keys: ik } = consumeResponse(state, m2)
   return {

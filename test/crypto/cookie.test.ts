@@ -11,7 +11,7 @@ import { xchacha20poly1305 } from '@noble/ciphers/chacha.js'
 import { blake2sInto, mac128 } from '../../src/crypto/blake2s.js'
 import { COOKIE_SECRET_MS, COOKIE_VALID_MS, CookieChecker, CookieGenerator, checkMac1, macKeys } from '../../src/crypto/cookie.js'
 import { COOKIE_REPLY_LEN, MAC_TRAILER_LEN, MSG_COOKIE_REPLY, decodeCookieReply, encodeCookieReply, stripMacs } from '../../src/wire/cookie.js'
-import { createInit } from '../../src/crypto/noise.js'
+import { createInit, generateStaticKey } from '../../src/crypto/noise.js'
 import { WireError } from '../../src/errors.js'
 
 const enc = new TextEncoder()
@@ -45,7 +45,7 @@ t.test('mac1 and the keys are what the spec says (computed with noble directly)'
   const keys = macKeys(psk)
   t.same(keys.mac1, blake2s(cat(enc.encode('mac1----'), psk)))
   t.same(keys.cookie, blake2s(cat(enc.encode('cookie--'), psk)))
-  const { message } = createInit(psk, 0x01020304, rnd(33))
+  const { message } = createInit(psk, generateStaticKey(), 0x01020304, rnd(33))
   const wire = new CookieGenerator(keys).addMacs(message, 0)
   t.equal(wire.length, message.length + MAC_TRAILER_LEN)
   t.same(wire.subarray(0, message.length), message, 'the Noise message is untouched')
@@ -69,7 +69,7 @@ t.test('cookie round trip: reply, mac2, secret rotation, cookie expiry', async t
   const gen = new CookieGenerator(keys)
   const ip = 0xc6120105
   const port = 40001
-  const { message } = createInit(psk, 77, rnd(33))
+  const { message } = createInit(psk, generateStaticKey(), 77, rnd(33))
   let now = 1000
   const first = gen.addMacs(message, now)
   t.ok(checker.checkMac1(first, 0, first.length))
@@ -103,9 +103,9 @@ t.test('a reply that does not answer the last init is ignored', async t => {
   const checker = new CookieChecker(keys, random)
   const gen = new CookieGenerator(keys)
   t.notOk(gen.consumeReply(new Uint8Array(64), 0), 'nothing sent yet')
-  const a = gen.addMacs(createInit(psk, 1, rnd(33)).message, 0)
+  const a = gen.addMacs(createInit(psk, generateStaticKey(), 1, rnd(33)).message, 0)
   const replyA = checker.createReply(a, 0, a.length, 1, 2, 0, new Uint8Array(64))
-  gen.addMacs(createInit(psk, 2, rnd(33)).message, 0)
+  gen.addMacs(createInit(psk, generateStaticKey(), 2, rnd(33)).message, 0)
   t.notOk(gen.consumeReply(replyA, 0), 'a reply to an earlier init (other index, other mac1)')
   t.notOk(gen.hasCookie(0))
 })

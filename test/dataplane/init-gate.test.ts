@@ -13,7 +13,7 @@ import { Inbound } from '../../src/dataplane/inbound.js'
 import { createStatsBuffer, StatsReader } from '../../src/dataplane/stats.js'
 import { SpscRing } from '../../src/dataplane/ring.js'
 import { CookieGenerator, macKeys } from '../../src/crypto/cookie.js'
-import { createInit } from '../../src/crypto/noise.js'
+import { createInit, generateStaticKey } from '../../src/crypto/noise.js'
 import { LOAD_RING_OCCUPANCY, SOURCE_BURST } from '../../src/dataplane/init-guard.js'
 import { CTRL_RING_SLOTS, CTRL_SLOT_SIZE, META_KIND, META_LEN, META_WORDS, RX_BUF_SIZE, RX_BUFS, type CounterName } from '../../src/workers/layout.js'
 
@@ -39,7 +39,7 @@ t.test('server inbound: mac1 drops, per-source bucket, cookie under load', async
   const send = (b: Uint8Array): void => { t.equal(native.udpSendTo(far.fd, b, LOOPBACK, udp.port), b.length) }
   const settle = async (): Promise<void> => { await new Promise(resolve => setTimeout(resolve, 20)); inb.onReadable() }
   const gen = new CookieGenerator(keys)
-  const noise = createInit(psk, 42, new Uint8Array(33)).message
+  const noise = createInit(psk, generateStaticKey(), 42, new Uint8Array(33)).message
 
   // Junk with the init type byte, and a well-formed init under another network key.
   for (let i = 0; i < 50; i++) { const b = new Uint8Array(randomBytes(150)); b[0] = 1; send(b) }

@@ -7,11 +7,11 @@ import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { BAD_MAC1_REPORTS_PER_SEC, InitGuard, LOAD_HOLD_MS, type InitVerdict } from '../../src/dataplane/init-guard.js'
 import { CookieChecker, CookieGenerator, macKeys } from '../../src/crypto/cookie.js'
-import { createInit } from '../../src/crypto/noise.js'
+import { createInit, generateStaticKey } from '../../src/crypto/noise.js'
 
 const psk = new Uint8Array(randomBytes(32))
 const keys = macKeys(psk)
-const noise = createInit(psk, 5, new Uint8Array(33)).message
+const noise = createInit(psk, generateStaticKey(), 5, new Uint8Array(33)).message
 const random = (b: Uint8Array): void => { b.set(randomBytes(b.length)) }
 const IP = 0x0a000001
 

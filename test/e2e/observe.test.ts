@@ -17,7 +17,7 @@ import { join } from 'node:path'
 import { createTopology, type Topology } from '../../src/lab/topology.js'
 import { runIn, spawnIn, waitFor, type LabProcess } from '../../src/lab/exec.js'
 import type { StatusReport } from '../../src/control/status.js'
-import { BIN, KEY, cleanEnv, ping, startClient, startServer, status, waitPing, waitReady, type Daemon } from '../helpers/daemon.js'
+import { BIN, KEY, cleanEnv, ping, startClient, startServer, status, tempStateDir, waitPing, waitReady, type Daemon } from '../helpers/daemon.js'
 
 const S_IP = '10.77.0.1'
 const A_IP = '10.77.0.2'
@@ -187,9 +187,9 @@ t.test('metrics: a scrape parses, and counters move with traffic', async t => {
 t.test('status finds the daemons of its namespace, --all lists every daemon, -c FILE finds a config\'s daemon', async t => {
   const ns = topo.client('carol').ns
   const file = join(dir, 'dave.json')
-  writeFileSync(file, JSON.stringify({ mode: 'client', remote: `${topo.serverWanIp}:9000`, tun: '10.77.0.8/24', key: KEY, dev: 'lwt8', p2p: false }), { mode: 0o600 })
+  writeFileSync(file, JSON.stringify({ mode: 'client', remote: `${topo.serverWanIp}:9000`, tun: '10.77.0.8/24', key: KEY, dev: 'lwt8', p2p: false, stateDir: tempStateDir('dave') }), { mode: 0o600 })
   extra.push(spawnIn(ns, 'env', ['-u', 'NODE_OPTIONS', BIN, '-c', file], { env: cleanEnv() }))
-  extra.push(spawnIn(ns, 'env', ['-u', 'NODE_OPTIONS', BIN, 'client', '--remote', `${topo.serverWanIp}:9000`, '--tun', '10.77.0.9/24', '--key', KEY, '--dev', 'lwt9', '--no-p2p'], { env: cleanEnv() }))
+  extra.push(spawnIn(ns, 'env', ['-u', 'NODE_OPTIONS', BIN, 'client', '--remote', `${topo.serverWanIp}:9000`, '--tun', '10.77.0.9/24', '--key', KEY, '--dev', 'lwt9', '--no-p2p', '--state-dir', tempStateDir('lwt9')], { env: cleanEnv() }))
   await waitFor(async () => {
     const r = await cli(ns, ['status', '--json'], [0, 1, 2, 3])
     if (r.code !== 0) return false

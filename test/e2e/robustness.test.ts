@@ -1,14 +1,16 @@
 /**
  * Bad input of every kind against real daemons in namespaces: a wrong key,
- * an address already in use, a flood of junk and replayed packets, and
+ * an impostor (another node key) claiming a live client's address, a flood of junk and replayed packets, and
  * start-up errors (port in use, device name taken, not root, no TUN).
  */
 import t from 'tap'
 import { fileURLToPath } from 'node:url'
-import { existsSync, readFileSync, rmSync } from 'node:fs'
+import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createTopology, type Topology } from '../../src/lab/topology.js'
 import { runIn, spawnIn, waitFor } from '../../src/lab/exec.js'
-import { BIN, KEY, cleanEnv, ping, startClient, startServer, status, waitReady, type Daemon } from '../helpers/daemon.js'
+import { BIN, KEY, cleanEnv, ping, startClient, startServer, status, tempStateDir, waitReady, type Daemon } from '../helpers/daemon.js'
 
 const JUNK = fileURLToPath(new URL('../helpers/junk-flood.mjs', import.meta.url))
 const FLOOD = fileURLToPath(new URL('../helpers/init-flood.mjs', import.meta.url))
@@ -59,14 +61,23 @@ t.test('wrong key: the client says so within 10 s and keeps retrying; the server
   t.equal((await status(server)).peers.length, 1, 'the server did not register it')
 })
 
-t.test('an address held by a live client: refused, with a clear message on both sides', async t => {
+t.test('an impostor (another node key) claiming a live client\'s address: refused on both sides, the victim keeps its pings', async t => {
+  const victimKey = (await status(alice)).nodeKey!.fingerprint
   const carol = startClient(topo.client('carol').ns, topo.id, 'carol', '10.77.0.2/24', topo.serverWanIp)
   t.teardown(() => stopDaemon(carol))
-  await carol.proc.waitForOutput(/in use by another live client/, 10_000)
-  await server.proc.waitForOutput(/held by a live client/, 5000)
+  // While the impostor registers and retries, the victim pings the server through the tunnel.
+  const pings = ping(topo.client('alice').ns, '10.77.0.1', 20, 0.2)
+  await carol.proc.waitForOutput(/belongs to another node key/, 10_000)
+  const line = await server.proc.waitForOutput(/refused a client: the address belongs to the node key [^\n]*/, 5000)
+  t.match(line[0], new RegExp(`belongs to the node key ${victimKey.replace(/[+/]/g, '\\$&')}, not to SHA256:`), 'the server names both keys')
   const st = await status(carol)
   t.equal(st.state, 'rejected')
-  t.equal((await ping(topo.client('alice').ns, '10.77.0.1', 2)).received, 2, 'the owner is undisturbed')
+  t.match(st.problem ?? '', /belongs to another node key/)
+  const r = await pings
+  t.equal(r.received, r.sent, `the victim lost no ping (${r.received}/${r.sent})`)
+  const sv = await status(server)
+  t.ok((sv.counters.handshakesKeyRefused ?? 0) >= 1, 'counted on the server')
+  t.equal(sv.peers.find(p => p.tunnelIp === '10.77.0.2')?.key, victimKey, 'the address still belongs to the victim\'s key')
 })
 
 t.test('junk, truncated, garbage and replayed packets change nothing but drop counters', async t => {
@@ -113,14 +124,19 @@ t.test('start-up errors name the cause and what to do', async t => {
     const info = await p.exited
     return { code: info.code, out: p.output() }
   }
-  const base = ['--tun', '10.88.0.1/24', '--key', KEY, '--control', `/run/lightweight-tunnel/test-${topo.id}-err.sock`]
+  const common = ['--tun', '10.88.0.1/24', '--key', KEY, '--control', `/run/lightweight-tunnel/test-${topo.id}-err.sock`]
+  const base = [...common, '--state-dir', tempStateDir('err')]
   const portInUse = await run(['server', '--listen', '0.0.0.0:9000', '--dev', 'lwterr0', ...base])
   t.equal(portInUse.code, 1)
   t.match(portInUse.out, /UDP port 0\.0\.0\.0:9000 is already in use/)
   const devTaken = await run(['server', '--listen', '0.0.0.0:9100', '--dev', 'lwt0', ...base])
   t.equal(devTaken.code, 1)
   t.match(devTaken.out, /device name lwt0 is already in use/)
-  const notRoot = await run(['server', '--listen', '0.0.0.0:9101', '--dev', 'lwterr1', ...base], ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'])
+  // nobody gets a state dir of its own (it may not read root's), so the TUN is what fails.
+  const nobodyState = mkdtempSync(join(tmpdir(), 'lwt-nobody-'))
+  t.teardown(() => { rmSync(nobodyState, { recursive: true, force: true }) })
+  chownSync(nobodyState, 65534, 65534)
+  const notRoot = await run(['server', '--listen', '0.0.0.0:9101', '--dev', 'lwterr1', ...common, '--state-dir', nobodyState], ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'])
   t.equal(notRoot.code, 1)
   t.match(notRoot.out, /needs root or CAP_NET_ADMIN/)
   const noTun = await run(['server', '--listen', '0.0.0.0:9102', '--dev', 'lwterr2', ...base], ['unshare', '-m', 'sh', '-c', 'mount -t tmpfs tmpfs /dev/net && exec "$@"', 'sh'])
@@ -135,7 +151,7 @@ t.test('a TUN device deleted under a running daemon: it says so and exits 1, lea
   for (const [i, placement] of (['fused', 'inline', 'split'] as const).entries()) {
     const dev = `lwtgone${i}`
     const control = `/run/lightweight-tunnel/test-${topo.id}-gone${i}.sock`
-    const cmd = ['env', '-u', 'NODE_OPTIONS', BIN, 'server', '--listen', `0.0.0.0:${9200 + 2 * i}`, '--dev', dev, '--tun', `10.99.${i}.1/24`, '--key', KEY, '--control', control, '--placement', placement]
+    const cmd = ['env', '-u', 'NODE_OPTIONS', BIN, 'server', '--listen', `0.0.0.0:${9200 + 2 * i}`, '--dev', dev, '--tun', `10.99.${i}.1/24`, '--key', KEY, '--control', control, '--placement', placement, '--state-dir', tempStateDir(dev)]
     const p = spawnIn(topo.serverNs, cmd[0], cmd.slice(1), { env: cleanEnv() })
     await p.waitForOutput(/server ready/, 10_000)
     await runIn(topo.serverNs, 'ip', ['link', 'del', dev])

@@ -35,7 +35,7 @@ if (ns !== null) {
     t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
     const control = `/run/lightweight-tunnel/sig-${ns}.sock`
     const file = join(dir, 'server.json')
-    const cfg = { mode: 'server', listen: '127.0.0.1:9000', tun: '10.98.0.1/24', key: KEY, dev: 'lwts0', control, keepalive: 10 }
+    const cfg = { mode: 'server', listen: '127.0.0.1:9000', tun: '10.98.0.1/24', key: KEY, dev: 'lwts0', control, keepalive: 10, stateDir: join(dir, 'state') }
     writeFileSync(file, JSON.stringify(cfg), { mode: 0o600 })
     const child = spawn(NODE_CMD[0], [...NODE_CMD.slice(1), BIN, '-c', file], { env: cleanEnv(), stdio: ['ignore', 'ignore', 'pipe'] })
     let exit: { code: number | null, signal: string | null } | null = null

@@ -84,7 +84,7 @@ t.test('server restart: the tunnel comes back by itself', async t => {
   t.equal(code, 0, 'server exits cleanly')
   t.notOk(await deviceExists(topo.serverNs, 'lwt0'), 'server device removed')
   await sleep(1000)
-  server = startServer(topo.serverNs, topo.id)
+  server = startServer(topo.serverNs, topo.id, { stateDir: server.stateDir }) // the same node key
   await waitReady(server, 2, 20_000)
   await waitPing(topo.client('alice').ns, '10.77.0.1', 10_000)
   await waitPing(topo.client('alice').ns, '10.77.0.3', 10_000)

@@ -6,6 +6,9 @@
 import { fileURLToPath } from 'node:url'
 import { runIn, spawnIn, waitFor, type LabProcess } from '../../src/lab/exec.js'
 import type { StatusReport } from '../../src/control/status.js'
+import { tempStateDir } from '../../src/lab/state-dirs.js'
+
+export { tempStateDir } from '../../src/lab/state-dirs.js'
 
 export const BIN = fileURLToPath(new URL('../../bin/lightweight-tunnel', import.meta.url))
 export const KEY = 'e2e-test-network-key'
@@ -15,6 +18,8 @@ export interface Daemon {
   ns: string
   control: string
   dev: string
+  /** Its --state-dir: a temporary folder (removed when the test process exits), or the one passed in to restart with the same node key. */
+  stateDir: string
 }
 
 /**
@@ -40,18 +45,20 @@ export function controlPath (labId: string, name: string): string {
   return `/run/lightweight-tunnel/test-${labId}-${name}.sock`
 }
 
-export function startServer (ns: string, labId: string, opts: { tun?: string, key?: string, extra?: string[], dev?: string } = {}): Daemon {
+export function startServer (ns: string, labId: string, opts: { tun?: string, key?: string, extra?: string[], dev?: string, stateDir?: string } = {}): Daemon {
   const control = controlPath(labId, 'server')
   const dev = opts.dev ?? 'lwt0'
-  const proc = spawnIn(ns, 'env', ['-u', 'NODE_OPTIONS', BIN, 'server', '--listen', '0.0.0.0:9000', '--tun', opts.tun ?? '10.77.0.1/24', '--key', opts.key ?? KEY, '--dev', dev, '--control', control, ...(opts.extra ?? [])], { env: cleanEnv() })
-  return { proc, ns, control, dev }
+  const stateDir = opts.stateDir ?? tempStateDir(`${labId}-server`)
+  const proc = spawnIn(ns, 'env', ['-u', 'NODE_OPTIONS', BIN, 'server', '--listen', '0.0.0.0:9000', '--tun', opts.tun ?? '10.77.0.1/24', '--key', opts.key ?? KEY, '--dev', dev, '--control', control, '--state-dir', stateDir, ...(opts.extra ?? [])], { env: cleanEnv() })
+  return { proc, ns, control, dev, stateDir }
 }
 
-export function startClient (ns: string, labId: string, name: string, tun: string, serverIp: string, opts: { key?: string, extra?: string[], dev?: string } = {}): Daemon {
+export function startClient (ns: string, labId: string, name: string, tun: string, serverIp: string, opts: { key?: string, extra?: string[], dev?: string, stateDir?: string } = {}): Daemon {
   const control = controlPath(labId, name)
   const dev = opts.dev ?? 'lwt0'
-  const proc = spawnIn(ns, 'env', ['-u', 'NODE_OPTIONS', BIN, 'client', '--remote', `${serverIp}:9000`, '--tun', tun, '--key', opts.key ?? KEY, '--dev', dev, '--control', control, ...(opts.extra ?? [])], { env: cleanEnv() })
-  return { proc, ns, control, dev }
+  const stateDir = opts.stateDir ?? tempStateDir(`${labId}-${name}`)
+  const proc = spawnIn(ns, 'env', ['-u', 'NODE_OPTIONS', BIN, 'client', '--remote', `${serverIp}:9000`, '--tun', tun, '--key', opts.key ?? KEY, '--dev', dev, '--control', control, '--state-dir', stateDir, ...(opts.extra ?? [])], { env: cleanEnv() })
+  return { proc, ns, control, dev, stateDir }
 }
 
 export async function status (d: Daemon): Promise<StatusReport> {

@@ -14,7 +14,7 @@ import dgram from 'node:dgram'
 import { randomBytes } from 'node:crypto'
 const dist = new URL('../../dist/src/', import.meta.url)
 const { derivePsk } = await import(new URL('crypto/kdf.js', dist))
-const { createInit } = await import(new URL('crypto/noise.js', dist))
+const { createInit, generateStaticKey } = await import(new URL('crypto/noise.js', dist))
 const { CookieGenerator, macKeys } = await import(new URL('crypto/cookie.js', dist))
 const { encodeInitPayload } = await import(new URL('wire/payloads.js', dist))
 
@@ -41,8 +41,9 @@ if (mode === 'junk') {
 } else {
   const psk = await derivePsk(mode === 'member' ? key : `${key}-but-wrong`)
   const keys = macKeys(psk)
-  const payload = encodeInitPayload({ role: 1, prefixLen: 24, mtu: 1400, tunnelIp: 0x0a4d00fe, instanceId: new Uint8Array(randomBytes(16)), timestamp: Date.now(), lan: [] })
-  for (let i = 0; i < 256; i++) pool.push(createInit(psk, 0x5000000 + i, payload).message)
+  const payload = encodeInitPayload({ role: 1, prefixLen: 24, mtu: 1400, tunnelIp: 0x0a4d00fe, timestamp: Date.now(), lan: [] })
+  const nodeKey = generateStaticKey()
+  for (let i = 0; i < 256; i++) pool.push(createInit(psk, nodeKey, 0x5000000 + i, payload).message)
   if (wire !== 'v1') for (let i = 0; i < nPorts; i++) gens[i] = new CookieGenerator(keys)
   if (mode === 'member' && wire !== 'v1') {
     socks.forEach((s, i) => s.on('message', (m) => { if (m[0] === 7 && gens[i].consumeReply(new Uint8Array(m), performance.now())) cookies++ }))

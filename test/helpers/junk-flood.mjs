@@ -12,7 +12,7 @@ import dgram from 'node:dgram'
 import { randomBytes } from 'node:crypto'
 const dist = new URL('../../dist/src/', import.meta.url)
 const { derivePsk } = await import(new URL('crypto/kdf.js', dist))
-const { createInit, consumeResponse } = await import(new URL('crypto/noise.js', dist))
+const { createInit, consumeResponse, generateStaticKey } = await import(new URL('crypto/noise.js', dist))
 const { sealTransport } = await import(new URL('crypto/control-channel.js', dist))
 const { CookieGenerator, macKeys } = await import(new URL('crypto/cookie.js', dist))
 const { encodeInitPayload, decodeRespPayload } = await import(new URL('wire/payloads.js', dist))
@@ -41,7 +41,7 @@ for (let id = 1; id <= 50; id++) { const b = Buffer.alloc(64); b[0] = 5; b.write
 // one: counted drops, not silence); at most 5.
 const psk = await derivePsk(key)
 const macs = new CookieGenerator(macKeys(psk))
-const instanceId = new Uint8Array(randomBytes(16))
+const nodeKey = generateStaticKey()
 const states = new Map()
 let init
 let noiseInit
@@ -59,9 +59,9 @@ const { resp, state } = await new Promise((resolve, reject) => {
   const attempt = () => {
     if (tries === 5) { clearInterval(timer); reject(new Error(`no handshake response to ${tries} inits`)); return }
     tries++
-    const payload = encodeInitPayload({ role: 1, prefixLen: 24, mtu: 1400, tunnelIp: ipToInt(tunnelIp), instanceId, timestamp: Date.now(), lan: [] })
+    const payload = encodeInitPayload({ role: 1, prefixLen: 24, mtu: 1400, tunnelIp: ipToInt(tunnelIp), timestamp: Date.now(), lan: [] })
     const index = 0x1234560 + tries
-    const c = createInit(psk, index, payload)
+    const c = createInit(psk, nodeKey, index, payload)
     states.set(index, c.state)
     noiseInit = c.message
     init = macs.addMacs(noiseInit, performance.now())

@@ -20,7 +20,11 @@ function complete (words: string[], cwd = process.cwd()): string[] {
 }
 
 const cases: Array<[string, string[], string[]]> = [
-  ['commands', ['lightweight-tunnel', ''], ['client', 'completion', 'demo', 'help', 'install-service', 'server', 'status', 'version']],
+  ['commands', ['lightweight-tunnel', ''], ['client', 'completion', 'demo', 'genkey', 'help', 'install-service', 'pubkey', 'server', 'status', 'version']],
+  ['key commands', ['lightweight-tunnel', 'g'], ['genkey']],
+  ['--state-dir takes a folder', ['lightweight-tunnel', 'client', '--state-d'], ['--state-dir']],
+  ['client key options', ['lightweight-tunnel', 'client', '--se'], ['--server-key']],
+  ['no --server-key on the server', ['lightweight-tunnel', 'server', '--se'], []],
   ['a command prefix', ['lightweight-tunnel', 'st'], ['status']],
   ['status options', ['lightweight-tunnel', 'status', '--'], ['--control', '--dev', '--help', '--json']],
   ['server-only options', ['lightweight-tunnel', 'server', '--m'], ['--max-clients', '--mtu']],

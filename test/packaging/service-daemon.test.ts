@@ -92,7 +92,7 @@ if (ns !== null) {
   const lockedDir = join(dir, 'locked') // root's, 0755: nobody cannot create a socket in it
   mkdirSync(lockedDir, { mode: 0o755 })
   const server = (dev: string, control: string): string[] =>
-    ['server', '--listen', '127.0.0.1:9100', '--tun', '10.94.0.1/24', '--key', 'service-daemon-test-key', '--dev', dev, '--control', control, '--placement', 'inline']
+    ['server', '--listen', '127.0.0.1:9100', '--tun', '10.94.0.1/24', '--key', 'service-daemon-test-key', '--dev', dev, '--control', control, '--placement', 'inline', '--state-dir', join(runDir, `state-${dev}`)]
 
   t.test('Type=notify: READY=1 once up, STOPPING=1 at SIGTERM, as nobody with ambient CAP_NET_ADMIN', async t => {
     const notify = join(dir, 'notify.sock')

@@ -9,7 +9,7 @@ import t, { type Test } from 'tap'
 import { seededRandom } from '../../src/random.js'
 import { WireError, VpnError } from '../../src/errors.js'
 import {
-  MSG_DATA, MSG_REJECT, MSG_RELAY, REJECT_AUTH_FAILED, REJECT_UNKNOWN_SESSION, TRANSPORT_HEADER_LEN, RELAY_HEADER_LEN, TAG_LEN,
+  MSG_DATA, MSG_REJECT, MSG_RELAY, REJECT_AUTH_FAILED, REJECT_UNKNOWN_SESSION, REJECT_VERSION, TRANSPORT_HEADER_LEN, RELAY_HEADER_LEN, TAG_LEN,
   HANDSHAKE_INIT_MIN, HANDSHAKE_RESP_MIN, TRANSPORT_MIN, MSG_HANDSHAKE_INIT, MSG_HANDSHAKE_RESP, MSG_CONTROL,
   decodeHandshakeInit, decodeHandshakeResp, decodeMessage, decodeRelay, decodeReject, decodeTransport,
   encodeHandshakeInit, encodeHandshakeResp, encodeRelay, encodeReject, encodeTransport,
@@ -53,22 +53,23 @@ function expectWireError (t: Test, fn: () => unknown, what: string): void {
 // Golden vectors: outer messages
 // ---------------------------------------------------------------------------
 
-const INIT_HEX = '01 01 0000 | 44332211 |' + rep('aa', 32) + '|' + rep('cc', 4) + rep('dd', 16)
-const INIT_MSG: HandshakeInit = { type: 1, senderIndex: 0x11223344, ephemeral: hex(rep('aa', 32)), ciphertext: hex(rep('cc', 4) + rep('dd', 16)) }
-const RESP_HEX = '02 01 0000 | 88776655 | 44332211 |' + rep('ee', 32) + '|' + rep('dd', 16)
-const RESP_MSG: HandshakeResp = { type: 2, senderIndex: 0x55667788, receiverIndex: 0x11223344, ephemeral: hex(rep('ee', 32)), ciphertext: hex(rep('dd', 16)) }
+const INIT_HEX = '01 02 0000 | 44332211 |' + rep('aa', 32) + '|' + rep('bb', 48) + '|' + rep('cc', 4) + rep('dd', 16)
+const INIT_MSG: HandshakeInit = { type: 1, senderIndex: 0x11223344, ephemeral: hex(rep('aa', 32)), encStatic: hex(rep('bb', 48)), ciphertext: hex(rep('cc', 4) + rep('dd', 16)) }
+const RESP_HEX = '02 02 0000 | 88776655 | 44332211 |' + rep('ee', 32) + '|' + rep('ff', 48) + '|' + rep('dd', 16)
+const RESP_MSG: HandshakeResp = { type: 2, senderIndex: 0x55667788, receiverIndex: 0x11223344, ephemeral: hex(rep('ee', 32)), encStatic: hex(rep('ff', 48)), ciphertext: hex(rep('dd', 16)) }
 const DATA_HEX = '04 000000 | efbeadde | 090a0b0c0d0e0f00 |' + rep('11', 16)
 const DATA_MSG: TransportMessage = { type: 4, receiverIndex: 0xdeadbeef, counter: 0x000f0e0d0c0b0a09, ciphertext: hex(rep('11', 16)) }
 const RELAY_HEX = '05 000000 | 2a000000 |' + DATA_HEX
 const RELAY_MSG: Relay = { type: 5, peerId: 42, inner: hex(DATA_HEX) }
 const REJECT1_HEX = '06 01 0000 | 44332211'
 const REJECT2_HEX = '06 02 0000 | 07000000'
+const REJECT3_HEX = '06 03 0000 | 44332211'
 
 t.test('golden: outer messages', async t => {
   t.test('1 HandshakeInit', async t => {
     t.equal(toHex(encodeHandshakeInit(INIT_MSG)), toHex(hex(INIT_HEX)))
     t.strictSame(decodeHandshakeInit(hex(INIT_HEX)), INIT_MSG)
-    t.equal(hex(INIT_HEX).length, 60)
+    t.equal(hex(INIT_HEX).length, 108)
   })
   t.test('2 HandshakeResp', async t => {
     t.equal(toHex(encodeHandshakeResp(RESP_MSG)), toHex(hex(RESP_HEX)))
@@ -99,6 +100,8 @@ t.test('golden: outer messages', async t => {
     t.equal(toHex(encodeReject({ type: MSG_REJECT, reason: REJECT_UNKNOWN_SESSION, index: 7 })), toHex(hex(REJECT2_HEX)))
     t.strictSame(decodeReject(hex(REJECT1_HEX)), { type: 6, reason: 1, index: 0x11223344 })
     t.strictSame(decodeReject(hex(REJECT2_HEX)), { type: 6, reason: 2, index: 7 })
+    t.equal(toHex(encodeReject({ reason: REJECT_VERSION, index: 0x11223344 })), toHex(hex(REJECT3_HEX)))
+    t.strictSame(decodeReject(hex(REJECT3_HEX)), { type: 6, reason: 3, index: 0x11223344 })
   })
   t.test('decodeMessage dispatches on byte 0', async t => {
     t.equal(decodeMessage(hex(INIT_HEX)).type, 1)
@@ -114,20 +117,20 @@ t.test('sizes', async t => {
   t.equal(TRANSPORT_HEADER_LEN, 16)
   t.equal(RELAY_HEADER_LEN, 8)
   t.equal(TAG_LEN, 16)
-  t.equal(HANDSHAKE_INIT_MIN, 56, 'header 40 + tag of an empty payload')
-  t.equal(HANDSHAKE_RESP_MIN, 60)
+  t.equal(HANDSHAKE_INIT_MIN, 104, 'header 40 + encrypted static 48 + tag of an empty payload')
+  t.equal(HANDSHAKE_RESP_MIN, 108)
   t.equal(TRANSPORT_MIN, 32)
 })
 
 t.test('encoders write into a caller buffer at an offset', async t => {
   const b = new Uint8Array(200).fill(0xff)
   const n = encodeHandshakeInit(INIT_MSG, b, 10)
-  t.equal(n, 60)
+  t.equal(n, 108)
   t.equal(b[9], 0xff)
-  t.equal(b[70], 0xff)
-  t.equal(toHex(b.subarray(10, 70)), toHex(hex(INIT_HEX)))
-  t.equal(encodeReject({ reason: 2, index: 7 }, b, 100), 8)
-  t.equal(toHex(b.subarray(100, 108)), toHex(hex(REJECT2_HEX)))
+  t.equal(b[118], 0xff)
+  t.equal(toHex(b.subarray(10, 118)), toHex(hex(INIT_HEX)))
+  t.equal(encodeReject({ reason: 2, index: 7 }, b, 150), 8)
+  t.equal(toHex(b.subarray(150, 158)), toHex(hex(REJECT2_HEX)))
   expectWireError(t, () => encodeReject({ reason: 2, index: 7 }, b, 195), 'no room')
   expectWireError(t, () => encodeRelay(RELAY_MSG, new Uint8Array(10), 0), 'no room for relay')
 })
@@ -167,18 +170,19 @@ t.test('transport header edge cases', async t => {
 
 t.test('decoder rejections (named)', async t => {
   const cases: Array<[string, () => unknown]> = [
-    ['init: wrong version', () => { const b = hex(INIT_HEX); b[1] = 2; return decodeHandshakeInit(b) }],
+    ['init: wrong version', () => { const b = hex(INIT_HEX); b[1] = 3; return decodeHandshakeInit(b) }],
+    ['init: version 1', () => { const b = hex(INIT_HEX); b[1] = 1; return decodeHandshakeInit(b) }],
     ['init: reserved', () => { const b = hex(INIT_HEX); b[3] = 1; return decodeHandshakeInit(b) }],
-    ['init: too short', () => decodeHandshakeInit(hex(INIT_HEX).subarray(0, 55))],
+    ['init: too short', () => decodeHandshakeInit(hex(INIT_HEX).subarray(0, 103))],
     ['init: too long', () => decodeHandshakeInit(new Uint8Array(1025).fill(1, 0, 2))],
     ['init: wrong type', () => decodeHandshakeInit(hex(RESP_HEX))],
-    ['resp: too short', () => decodeHandshakeResp(hex(RESP_HEX).subarray(0, 59))],
+    ['resp: too short', () => decodeHandshakeResp(hex(RESP_HEX).subarray(0, 107))],
     ['relay: inner type 5', () => decodeRelay(hex('05000000 01000000' + RELAY_HEX))],
     ['relay: inner type 6', () => decodeRelay(hex('05000000 01000000' + REJECT1_HEX + rep('00', 32)))],
-    ['relay: inner init too short', () => decodeRelay(hex('05000000 01000000 01010000' + rep('00', 40)))],
+    ['relay: inner init too short', () => decodeRelay(hex('05000000 01000000 01020000' + rep('00', 88)))],
     ['relay: empty inner', () => decodeRelay(hex('05000000 01000000'))],
     ['reject: 9 bytes', () => decodeReject(hex(REJECT1_HEX + '00'))],
-    ['reject: unknown reason', () => decodeReject(hex('06 03 0000 00000000'))],
+    ['reject: unknown reason', () => decodeReject(hex('06 04 0000 00000000'))],
     ['reject: reserved', () => decodeReject(hex('06 01 0100 00000000'))],
     ['message: empty', () => decodeMessage(new Uint8Array(0))],
     ['message: type 0', () => decodeMessage(hex('00000000'))],
@@ -191,13 +195,12 @@ t.test('decoder rejections (named)', async t => {
 // Golden vectors: handshake payloads
 // ---------------------------------------------------------------------------
 
-const INIT_PAYLOAD_HEX = '01 18 7805 0a000002 000102030405060708090a0b0c0d0e0f 0068e5cf8b010000 01 c0a8010a a9a2'
+const INIT_PAYLOAD_HEX = '01 18 7805 0a000002 0068e5cf8b010000 01 c0a8010a a9a2'
 const INIT_PAYLOAD: InitPayload = {
   role: ROLE_CLIENT,
   prefixLen: 24,
   mtu: 1400,
   tunnelIp: ipToInt('10.0.0.2'),
-  instanceId: hex('000102030405060708090a0b0c0d0e0f'),
   timestamp: 1700000000000,
   lan: [{ ip: ipToInt('192.168.1.10'), port: 41641 }]
 }
@@ -213,33 +216,27 @@ t.test('golden: handshake payloads', async t => {
   })
   t.test('InitPayload, peer role, no LAN', async t => {
     const p: InitPayload = { ...INIT_PAYLOAD, role: ROLE_PEER, lan: [] }
-    t.equal(toHex(encodeInitPayload(p)), toHex(hex('02 18 7805 0a000002 000102030405060708090a0b0c0d0e0f 0068e5cf8b010000 00')))
+    t.equal(toHex(encodeInitPayload(p)), toHex(hex('02 18 7805 0a000002 0068e5cf8b010000 00')))
   })
   t.test('RespPayload', async t => {
     t.equal(toHex(encodeRespPayload(RESP_PAYLOAD)), toHex(hex(RESP_PAYLOAD_HEX)))
     t.strictSame(decodeRespPayload(hex(RESP_PAYLOAD_HEX)), RESP_PAYLOAD)
   })
   t.test('RESP_STATUS names every status', async t => {
-    for (let s = 0; s <= 5; s++) t.type(RESP_STATUS[s as RespStatus].name, 'string')
+    for (let s = 0; s <= 8; s++) t.type(RESP_STATUS[s as RespStatus].name, 'string')
+    t.equal(RESP_STATUS[6 as RespStatus].name, 'ADDRESS_BOUND')
     t.equal(RESP_STATUS[RESP_SERVER_FULL].name, 'SERVER_FULL')
-  })
-  t.test('decoded instanceId is a copy', async t => {
-    const b = hex(INIT_PAYLOAD_HEX)
-    const p = decodeInitPayload(b)
-    b[8] = 0x99
-    t.equal(p.instanceId[0], 0)
   })
   const bad: Array<[string, () => unknown]> = [
     ['init payload: role 3', () => { const b = hex(INIT_PAYLOAD_HEX); b[0] = 3; return decodeInitPayload(b) }],
     ['init payload: prefix 33', () => { const b = hex(INIT_PAYLOAD_HEX); b[1] = 33; return decodeInitPayload(b) }],
-    ['init payload: lanCount 9', () => decodeInitPayload(new Uint8Array(33 + 54).fill(1, 0, 1).fill(9, 32, 33))],
+    ['init payload: lanCount 9', () => decodeInitPayload(new Uint8Array(17 + 54).fill(1, 0, 1).fill(9, 16, 17))],
     ['init payload: trailing byte', () => decodeInitPayload(hex(INIT_PAYLOAD_HEX + '00'))],
-    ['init payload: truncated LAN', () => decodeInitPayload(hex(INIT_PAYLOAD_HEX).subarray(0, 38))],
-    ['init payload: timestamp 2^53', () => { const b = hex(INIT_PAYLOAD_HEX); b.set(hex('0000000000002000'), 24); return decodeInitPayload(b) }],
-    ['resp payload: status 6', () => { const b = hex(RESP_PAYLOAD_HEX); b[0] = 6; return decodeRespPayload(b) }],
+    ['init payload: truncated LAN', () => decodeInitPayload(hex(INIT_PAYLOAD_HEX).subarray(0, 22))],
+    ['init payload: timestamp 2^53', () => { const b = hex(INIT_PAYLOAD_HEX); b.set(hex('0000000000002000'), 8); return decodeInitPayload(b) }],
+    ['resp payload: status 9', () => { const b = hex(RESP_PAYLOAD_HEX); b[0] = 9; return decodeRespPayload(b) }],
     ['resp payload: 17 bytes', () => decodeRespPayload(hex(RESP_PAYLOAD_HEX).subarray(0, 17))],
     ['encode: 9 LAN addresses', () => encodeInitPayload({ ...INIT_PAYLOAD, lan: Array(9).fill({ ip: 1, port: 1 }) })],
-    ['encode: instanceId 15 bytes', () => encodeInitPayload({ ...INIT_PAYLOAD, instanceId: new Uint8Array(15) })],
     ['encode: mtu 65536', () => encodeRespPayload({ ...RESP_PAYLOAD, mtu: 65536 })]
   ]
   for (const [name, fn] of bad) t.test(name, async t => expectWireError(t, fn, name))
@@ -250,15 +247,15 @@ t.test('golden: handshake payloads', async t => {
 // ---------------------------------------------------------------------------
 
 const PEER_ENTRIES: PeerEntry[] = [
-  { op: PEER_OP_UPSERT, peerId: 7, tunnelIp: ipToInt('10.0.0.7'), publicIp: ipToInt('198.51.100.7'), publicPort: 51820, lan: [{ ip: ipToInt('192.168.1.7'), port: 51820 }] },
-  { op: PEER_OP_REMOVE, peerId: 8, tunnelIp: 0, publicIp: 0, publicPort: 0, lan: [] }
+  { op: PEER_OP_UPSERT, peerId: 7, tunnelIp: ipToInt('10.0.0.7'), publicIp: ipToInt('198.51.100.7'), publicPort: 51820, key: hex(rep('5a', 32)), lan: [{ ip: ipToInt('192.168.1.7'), port: 51820 }] },
+  { op: PEER_OP_REMOVE, peerId: 8, tunnelIp: 0, publicIp: 0, publicPort: 0, key: new Uint8Array(32), lan: [] }
 ]
 
 const CONTROL_GOLDEN: Array<[string, ControlMessage, string]> = [
   ['1 Ping', { kind: CTL_PING, txid: 0x01020304, peerListVersion: 9 }, '01 000000 04030201 09000000'],
   ['2 Pong', { kind: CTL_PONG, txid: 0x01020304, peerListVersion: 9, observedIp: ipToInt('203.0.113.5'), observedPort: 40000 }, '02 000000 04030201 09000000 cb007105 409c'],
   ['3 PeerUpdate RESET|FINAL', { kind: CTL_PEER_UPDATE, reset: true, final: true, seq: 0, version: 3, entries: PEER_ENTRIES },
-    '03 03 0200 03000000 | 01 07000000 0a000007 c6336407 6cca 01 c0a80107 6cca | 02 08000000 00000000 00000000 0000 00'],
+    '03 03 0200 03000000 | 01 07000000 0a000007 c6336407 6cca 01' + rep('5a', 32) + 'c0a80107 6cca | 02 08000000 00000000 00000000 0000 00' + rep('00', 32)],
   ['3 PeerUpdate FINAL seq 5, empty', { kind: CTL_PEER_UPDATE, reset: false, final: true, seq: 5, version: 0xfffffffe, entries: [] }, '03 16 0000 feffffff'],
   ['5 Confirm', { kind: CTL_CONFIRM }, '05 000000'],
   ['6 Bye', { kind: CTL_BYE, reason: 1 }, '06 01 0000'],
@@ -296,18 +293,19 @@ t.test('golden: control payloads', async t => {
     ['confirm reserved', '05 000001'],
     ['bye reserved', '06 01 0001'],
     ['peer update: count says 1, no entry', '03 02 0100 01000000'],
-    ['peer update: count 0 with trailing entry', '03 02 0000 01000000 02 08000000 00000000 00000000 0000 00'],
-    ['peer update: op 3', '03 02 0100 01000000 03 08000000 00000000 00000000 0000 00'],
-    ['peer update: lanCount 9', '03 02 0100 01000000 01 08000000 00000000 00000000 0000 09' + rep('00', 54)],
-    ['peer update: LAN truncated', '03 02 0100 01000000 01 08000000 00000000 00000000 0000 02' + rep('00', 11)],
-    ['peer update: huge count', '03 02 ffff 01000000 01 08000000 00000000 00000000 0000 00']
+    ['peer update: count 0 with trailing entry', '03 02 0000 01000000 02 08000000 00000000 00000000 0000 00' + rep('00', 32)],
+    ['peer update: op 3', '03 02 0100 01000000 03 08000000 00000000 00000000 0000 00' + rep('00', 32)],
+    ['peer update: lanCount 9', '03 02 0100 01000000 01 08000000 00000000 00000000 0000 09' + rep('00', 32) + rep('00', 54)],
+    ['peer update: LAN truncated', '03 02 0100 01000000 01 08000000 00000000 00000000 0000 02' + rep('00', 32) + rep('00', 11)],
+    ['peer update: key truncated', '03 02 0100 01000000 01 08000000 00000000 00000000 0000 00' + rep('00', 31)],
+    ['peer update: huge count', '03 02 ffff 01000000 01 08000000 00000000 00000000 0000 00' + rep('00', 32)]
   ]
   for (const [name, h] of bad) t.test(`rejects ${name}`, async t => expectWireError(t, () => decodeControl(hex(h)), name))
 })
 
 t.test('encodePeerUpdates', async t => {
   const entry = (i: number, lanCount: number): PeerEntry => ({
-    op: PEER_OP_UPSERT, peerId: i + 1, tunnelIp: 0x0a000000 + i, publicIp: 0xc6336400 + i, publicPort: 1000 + i,
+    op: PEER_OP_UPSERT, peerId: i + 1, tunnelIp: 0x0a000000 + i, publicIp: 0xc6336400 + i, publicPort: 1000 + i, key: new Uint8Array(32).fill(i & 0xff),
     lan: Array.from({ length: lanCount }, (_, k) => ({ ip: 0xc0a80000 + k, port: 2000 + k }))
   })
   t.test('empty list: one RESET|FINAL message', async t => {
@@ -341,13 +339,13 @@ t.test('encodePeerUpdates', async t => {
   })
   t.test('seq wraps modulo 64', async t => {
     const entries = Array.from({ length: 70 }, (_, i) => entry(i, 0))
-    const msgs = encodePeerUpdates(entries, 1, 8 + 16)
+    const msgs = encodePeerUpdates(entries, 1, 8 + 48)
     t.equal(msgs.length, 70)
     t.equal((decodeControl(msgs[64]) as PeerUpdate).seq, 0)
     t.equal((decodeControl(msgs[69]) as PeerUpdate).seq, 5)
   })
   t.test('maxBytes too small for an entry', async t => {
-    expectWireError(t, () => encodePeerUpdates([entry(0, 8)], 1, 8 + 63), 'entry of 64 bytes')
+    expectWireError(t, () => encodePeerUpdates([entry(0, 8)], 1, 8 + 95), 'entry of 96 bytes')
   })
 })
 
@@ -396,7 +394,7 @@ function randomControl (): ControlMessage {
     case 1: return { kind: CTL_PONG, txid: ru32(), peerListVersion: ru32(), observedIp: ru32(), observedPort: rint(65536) }
     case 2: return {
       kind: CTL_PEER_UPDATE, reset: rnd() < 0.5, final: rnd() < 0.5, seq: rint(64), version: ru32(),
-      entries: Array.from({ length: rint(6) }, () => ({ op: rnd() < 0.5 ? PEER_OP_UPSERT : PEER_OP_REMOVE, peerId: ru32(), tunnelIp: ru32(), publicIp: ru32(), publicPort: rint(65536), lan: rlan() }))
+      entries: Array.from({ length: rint(6) }, () => ({ op: rnd() < 0.5 ? PEER_OP_UPSERT : PEER_OP_REMOVE, peerId: ru32(), tunnelIp: ru32(), publicIp: ru32(), publicPort: rint(65536), key: rbytes(32), lan: rlan() }))
     }
     case 3: return { kind: CTL_CONFIRM }
     default: return { kind: CTL_BYE, reason: rint(256) }
@@ -405,11 +403,11 @@ function randomControl (): ControlMessage {
 
 function randomOuter (): OuterMessage {
   switch (rint(5)) {
-    case 0: return { type: MSG_HANDSHAKE_INIT, senderIndex: ru32(), ephemeral: rbytes(32), ciphertext: rbytes(16 + rint(100)) }
-    case 1: return { type: MSG_HANDSHAKE_RESP, senderIndex: ru32(), receiverIndex: ru32(), ephemeral: rbytes(32), ciphertext: rbytes(16 + rint(100)) }
+    case 0: return { type: MSG_HANDSHAKE_INIT, senderIndex: ru32(), ephemeral: rbytes(32), encStatic: rbytes(48), ciphertext: rbytes(16 + rint(100)) }
+    case 1: return { type: MSG_HANDSHAKE_RESP, senderIndex: ru32(), receiverIndex: ru32(), ephemeral: rbytes(32), encStatic: rbytes(48), ciphertext: rbytes(16 + rint(100)) }
     case 2: return { type: rnd() < 0.5 ? MSG_CONTROL : MSG_DATA, receiverIndex: ru32(), counter: Math.floor(rnd() * Number.MAX_SAFE_INTEGER), ciphertext: rbytes(16 + rint(100)) }
     case 3: return { type: MSG_RELAY, peerId: ru32(), inner: encodeTransport({ type: MSG_DATA, receiverIndex: ru32(), counter: ru32(), ciphertext: rbytes(16 + rint(50)) }) }
-    default: return { type: MSG_REJECT, reason: rnd() < 0.5 ? REJECT_AUTH_FAILED : REJECT_UNKNOWN_SESSION, index: ru32() } as Reject
+    default: return { type: MSG_REJECT, reason: ([REJECT_AUTH_FAILED, REJECT_UNKNOWN_SESSION, REJECT_VERSION] as const)[rint(3)], index: ru32() } as Reject
   }
 }
 
@@ -428,8 +426,8 @@ t.test('round trip: decode(encode(x)) deep-equals x', async t => {
   for (let i = 0; i < 3000; i++) {
     const c = randomControl()
     const o = randomOuter()
-    const ip: InitPayload = { role: rnd() < 0.5 ? ROLE_CLIENT : ROLE_PEER, prefixLen: rint(33), mtu: rint(65536), tunnelIp: ru32(), instanceId: rbytes(16), timestamp: Math.floor(rnd() * 2 ** 50), lan: rlan() }
-    const rp: RespPayload = { status: rint(6) as RespStatus, prefixLen: rint(33), mtu: rint(65536), tunnelIp: ru32(), peerId: ru32(), observedIp: ru32(), observedPort: rint(65536) }
+    const ip: InitPayload = { role: rnd() < 0.5 ? ROLE_CLIENT : ROLE_PEER, prefixLen: rint(33), mtu: rint(65536), tunnelIp: ru32(), timestamp: Math.floor(rnd() * 2 ** 50), lan: rlan() }
+    const rp: RespPayload = { status: rint(9) as RespStatus, prefixLen: rint(33), mtu: rint(65536), tunnelIp: ru32(), peerId: ru32(), observedIp: ru32(), observedPort: rint(65536) }
     const ok = JSON.stringify(decodeControl(encodeControl(c))) === JSON.stringify(c) &&
       Buffer.compare(encodeOuter(decodeMessage(encodeOuter(o))), encodeOuter(o)) === 0 &&
       JSON.stringify(decodeInitPayload(encodeInitPayload(ip))) === JSON.stringify(ip) &&
