@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
 import { rmSync } from 'node:fs'
 import { createTopology } from '../src/lab/topology.js'
+import { tempStateDir } from '../src/lab/state-dirs.js'
 import { runIn, sleep, spawnIn, type LabProcess } from '../src/lab/exec.js'
 import { controlRequest } from '../src/cli/control-protocol.js'
 import type { StatusReport } from '../src/control/status.js'
@@ -30,9 +31,12 @@ function env (): NodeJS.ProcessEnv {
 }
 
 interface Node { proc: LabProcess, control: string }
+/** Each daemon its own state dir (its own node key); a v1 build (--v1) has no --state-dir. */
+let v1 = false
 function start (ns: string, control: string, args: string[]): Node {
   rmSync(control, { force: true })
-  return { proc: spawnIn(ns, 'env', ['-u', 'NODE_OPTIONS', BIN, ...args, '--key', KEY, '--dev', 'lwt0', '--control', control, '--quiet'], { env: env(), maxOutputBytes: 64 * 1024 }), control }
+  const state = v1 ? [] : ['--state-dir', tempStateDir(control.replace(/\W+/g, '-'))]
+  return { proc: spawnIn(ns, 'env', ['-u', 'NODE_OPTIONS', BIN, ...args, '--key', KEY, '--dev', 'lwt0', '--control', control, '--quiet', ...state], { env: env(), maxOutputBytes: 64 * 1024 }), control }
 }
 async function status (n: Node, timeoutMs = 5000): Promise<StatusReport | null> {
   try { return await controlRequest(n.control, { cmd: 'status' }, timeoutMs) as StatusReport } catch { return null }
@@ -46,6 +50,7 @@ async function until (f: () => Promise<boolean>, timeoutMs: number): Promise<num
 const { values } = parseArgs({ options: { rate: { type: 'string', default: '50000' }, seconds: { type: 'string', default: '14' }, bin: { type: 'string' }, v1: { type: 'boolean', default: false } } })
 // --bin: another build's bin/lightweight-tunnel (e.g. main's, for the "before" column); --v1: its inits carry no MAC trailer.
 const BIN = values.bin ?? OWN_BIN
+v1 = values.v1 === true
 const rate = Number(values.rate)
 const seconds = Number(values.seconds)
 const topo = await createTopology({ clients: [{ name: 'alice', nat: 'none' }, { name: 'bob', nat: 'none' }, { name: 'carol', nat: 'none' }, { name: 'eve', nat: 'none' }] })
