@@ -26,14 +26,14 @@ import { blake2sHash, mac128 } from './blake2s.js'
 import {
   COOKIE_LEN, COOKIE_NONCE_LEN, COOKIE_REPLY_INDEX, MAC_LEN, MAC_TRAILER_LEN, decodeCookieReply, encodeCookieReply
 } from '../wire/cookie.js'
-import { readU32 } from '../wire/messages.js'
+import { HANDSHAKE_INIT_MIN, readU32 } from '../wire/messages.js'
 
 /** The responder's cookie secret lives this long (WireGuard: 120 s). */
 export const COOKIE_SECRET_MS = 120_000
 /** An initiator uses a cookie this long (the secret's life minus a margin for in-flight replies). */
 export const COOKIE_VALID_MS = 120_000 - 5_000
-/** Smallest wire HandshakeInit: header 8 + ephemeral 32 + tag 16 + trailer 32. */
-export const INIT_WITH_MACS_MIN = 8 + 32 + 16 + MAC_TRAILER_LEN
+/** Smallest wire HandshakeInit: the smallest Noise message (wire/messages.ts) + the trailer. */
+export const INIT_WITH_MACS_MIN = HANDSHAKE_INIT_MIN + MAC_TRAILER_LEN
 
 const enc = new TextEncoder()
 

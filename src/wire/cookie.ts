@@ -14,7 +14,7 @@
  *   mac1 = MAC(HASH("mac1----" || psk), bytes[0, n))        (always)
  *   mac2 = MAC(cookie, bytes[0, n+16))   or 16 zero bytes   (no cookie held)
  *
- * 7 CookieReply, exactly 64 bytes (an init is >= 121: no amplification):
+ * 7 CookieReply, exactly 64 bytes (a v2 init is >= 153 with its trailer: no amplification):
  *
  *   0       1       2       3       4               8
  *  +-------+-------+-------+-------+---------------+
