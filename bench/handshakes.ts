@@ -14,7 +14,8 @@ import { consumeInit, createInit, generateStaticKey } from '../src/crypto/noise.
 import { decodeInitPayload, encodeInitPayload, encodeRespPayload, RESP_OK } from '../src/wire/payloads.js'
 import { HandshakePool, respondInline } from '../src/control/handshake-pool.js'
 
-const { values } = parseArgs({ options: { n: { type: 'string', default: '6000' }, rounds: { type: 'string', default: '3' } } })
+const { values } = parseArgs({ options: { n: { type: 'string', default: '1000' }, rounds: { type: 'string', default: '3' }, threads: { type: 'string', default: '0,1,2' } } })
+// --threads 0,1,2: 0 = the main thread alone; each pool size once (a pool per run: run one size per process for clean figures).
 const N = Number(values.n)
 const psk = new Uint8Array(randomBytes(32))
 const serverKey = generateStaticKey()
@@ -52,17 +53,18 @@ async function pooled (pool: HandshakePool): Promise<number> {
 
 console.log(`cores: ${availableParallelism()}, ${N} handshakes a run, best of ${values.rounds}`)
 const results: [string, number][] = []
-let best = 0
-for (let r = 0; r < Number(values.rounds); r++) best = Math.max(best, await inline())
-console.error(`inline: ${Math.round(best)}/s`)
-results.push(['main thread (--handshake-workers 0)', best])
-for (const threads of [1, 2, 3]) {
+for (const threads of values.threads.split(',').map(Number)) {
+  let best = 0
+  if (threads === 0) {
+    for (let r = 0; r < Number(values.rounds); r++) best = Math.max(best, await inline())
+    results.push(['main thread (--handshake-workers 0)', best])
+    continue
+  }
   const pool = await HandshakePool.create(threads)
   await pooled(pool) // warm-up: threads started, modules loaded
-  best = 0
   for (let r = 0; r < Number(values.rounds); r++) best = Math.max(best, await pooled(pool))
-  console.error(`pool ${threads}: ${Math.round(best)}/s`)
   results.push([`pool, ${threads} thread${threads > 1 ? 's' : ''}`, best])
   await pool.close()
 }
 for (const [k, v] of results) console.log(`${k.padEnd(38)} ${Math.round(v)} handshakes/s`)
+process.exit(0)

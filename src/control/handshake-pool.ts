@@ -63,7 +63,12 @@ export class HandshakePool {
     return await this.#pool.run({ state, senderIndex, payload })
   }
 
-  async close (): Promise<void> { await this.#pool.destroy() }
+  /** Stop the threads; gives up waiting after 2 s (piscina's destroy was seen to hang once in bench runs). */
+  async close (): Promise<void> {
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([this.#pool.destroy(), new Promise<void>((resolve) => { timer = setTimeout(resolve, 2000); timer.unref() })])
+    clearTimeout(timer)
+  }
 }
 
 /** The same step on the calling thread (no pool): what the server does with --handshake-workers 0. */
