@@ -156,9 +156,9 @@ const OPTIONS = `OPTIONS
     --handshake-workers N|auto
               Server: threads that run the handshake's key exchange (X25519)
               beside the main thread, which keeps every decision. auto (the
-              default): cores - 2 from 4 cores up, else 0 — on 2 cores the
-              pool answered fewer handshakes a second than the main thread
-              (npm run bench:handshakes).
+              default) is 0 for now: on 2 cores the pool answered fewer
+              handshakes a second than the main thread (npm run
+              bench:handshakes).
     --fast-path, --no-fast-path
               Handle a lone packet (a ping, a keystroke, a DNS query)
               entirely in the native addon, without entering JavaScript,

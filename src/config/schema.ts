@@ -71,8 +71,8 @@ export interface Config {
   readonly metrics: HostPort | null
   /**
    * Server: threads that run the handshake's DH step (control/handshake-pool.ts),
-   * or 'auto' (the default): cores - 2 from 4 cores up, else 0 (bench:handshakes
-   * on 2 cores: the pool is slower than the main thread).
+   * or 'auto' (the default): 0 for now (bench:handshakes on 2 cores: the pool is
+   * slower than the main thread; control/handshake-pool.ts poolSize).
    */
   readonly handshakeWorkers: number | 'auto'
   /**

@@ -21,15 +21,16 @@ import type { HandshakeResult, HandshakeTask } from '../workers/handshake-worker
 export const MAX_QUEUED = 2048
 
 /**
- * 'auto': cores - 2 from 4 cores up (the main thread and the dataplane worker
- * keep one each), else 0. Measured on 2 cores (bench/handshakes.ts): the main
- * thread alone answered ~3,300 handshakes/s, a pool of 1-3 threads
- * ~1,900-2,800/s with the v1 handshake (bench/handshakes.ts; v2 figures in
- * the commit that switched it): the hand-off and the competition for the 2
- * cores cost more than the step saves.
+ * 'auto' = 0 (no pool) for now. Measured on 2 cores (bench/handshakes.ts, v2
+ * IXpsk0 responder, 1000 handshakes, best of 3): the main thread alone
+ * ~3,300-3,800 handshakes/s, a pool of 1 thread ~2,000-2,200/s, 2 threads
+ * ~2,000-2,800/s, 3 threads ~1,900/s: the hand-off and the competition for the
+ * 2 cores cost more than the step saves. Some bench runs also stalled (not
+ * diagnosed), so the pool stays opt-in until a machine with more cores
+ * measures a gain and the stall is understood.
  */
-export function poolSize (setting: number | 'auto', cores = availableParallelism()): number {
-  if (setting === 'auto') return cores >= 4 ? cores - 2 : 0
+export function poolSize (setting: number | 'auto', _cores = availableParallelism()): number {
+  if (setting === 'auto') return 0
   return setting
 }
 
