@@ -10,7 +10,7 @@
  * worker (nothing here holds state between calls).
  */
 import { createHmac, type KeyObject } from 'node:crypto'
-import { generateKeyPair, sharedSecret, type KeyPair } from './x25519.js'
+import { generateKeyPair, publicKeyObject, sharedSecret, type KeyPair } from './x25519.js'
 import { aeadOpen, aeadSeal, blake2s } from './aead.js'
 import { VpnError } from '../errors.js'
 
@@ -133,7 +133,7 @@ export class Symmetric {
   }
 }
 
-function dh (priv: KeyObject, pub: Uint8Array): Uint8Array {
+function dh (priv: KeyObject, pub: Uint8Array | KeyObject): Uint8Array {
   // Throws on an all-zero result (low-order point): Noise rev 34 §4.1 lets DH signal an error for an invalid public key.
   return sharedSecret(priv, pub)
 }
@@ -146,7 +146,7 @@ export function ephemeralKeyPair (ephemeralPrivate: Uint8Array | undefined): Key
 }
 
 /** MixKey(DH(priv, pub)) and wipe the shared secret. */
-function mixDh (ss: Symmetric, priv: KeyObject, pub: Uint8Array): void {
+function mixDh (ss: Symmetric, priv: KeyObject, pub: Uint8Array | KeyObject): void {
   const shared = dh(priv, pub)
   ss.mixKey(shared)
   shared.fill(0)
@@ -189,10 +189,11 @@ export function readMessage1 (ss: Symmetric, psk: Uint8Array, re: Uint8Array, m:
 export function writeMessage2 (ss: Symmetric, e: KeyPair, s: StaticPair, re: Uint8Array, rs: Uint8Array, payload: Uint8Array): Message {
   ss.mixHash(e.pub) // e
   ss.mixKey(e.pub)
-  mixDh(ss, e.priv, re) // ee
+  const reKey = publicKeyObject(re) // imported once, used twice
+  mixDh(ss, e.priv, reKey) // ee
   mixDh(ss, e.priv, rs) // se (initiator static, our ephemeral)
   const encStatic = ss.encryptAndHash(s.pub) // s
-  mixDh(ss, s.priv, re) // es (initiator ephemeral, our static)
+  mixDh(ss, s.priv, reKey) // es (initiator ephemeral, our static)
   return { encStatic, ciphertext: ss.encryptAndHash(payload) }
 }
 
@@ -200,8 +201,9 @@ export function writeMessage2 (ss: Symmetric, e: KeyPair, s: StaticPair, re: Uin
 export function readMessage2 (ss: Symmetric, e: KeyPair, s: StaticPair, re: Uint8Array, m: Message): { rs: Uint8Array, payload: Uint8Array } {
   ss.mixHash(re)
   ss.mixKey(re)
-  mixDh(ss, e.priv, re) // ee
-  mixDh(ss, s.priv, re) // se
+  const reKey = publicKeyObject(re)
+  mixDh(ss, e.priv, reKey) // ee
+  mixDh(ss, s.priv, reKey) // se
   const rs = ss.decryptAndHash(m.encStatic)
   mixDh(ss, e.priv, rs) // es
   return { rs, payload: ss.decryptAndHash(m.ciphertext) }

@@ -36,12 +36,22 @@ export function generateKeyPair (fixedPrivate?: Uint8Array): KeyPair {
 }
 
 /**
- * The shared secret with a raw public key. Throws for a low-order public key
- * (an all-zero result), which Noise rev 34 §4.1 allows a DH function to signal.
+ * A raw public key as an OpenSSL key object (~40 µs): import once when the
+ * same key enters several DHs (the v2 handshake uses the peer's ephemeral
+ * twice on each side).
  */
-export function sharedSecret (priv: KeyObject, pub: Uint8Array): Uint8Array {
+export function publicKeyObject (pub: Uint8Array): KeyObject {
   if (pub.length !== 32) throw new RangeError('X25519 public key must be 32 bytes')
-  const publicKey = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(pub).toString('base64url') }, format: 'jwk' })
+  return createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(pub).toString('base64url') }, format: 'jwk' })
+}
+
+/**
+ * The shared secret with a public key (raw 32 bytes, or imported with
+ * publicKeyObject). Throws for a low-order public key (an all-zero result),
+ * which Noise rev 34 §4.1 allows a DH function to signal.
+ */
+export function sharedSecret (priv: KeyObject, pub: Uint8Array | KeyObject): Uint8Array {
+  const publicKey = pub instanceof Uint8Array ? publicKeyObject(pub) : pub
   let out: Uint8Array
   try {
     out = new Uint8Array(diffieHellman({ privateKey: priv, publicKey }))
