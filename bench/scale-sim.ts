@@ -18,6 +18,8 @@
 import { randomBytes } from 'node:crypto'
 import { createInterface } from 'node:readline'
 import DgramAsPromised, { type SocketAsPromised } from 'dgram-as-promised'
+import { CookieGenerator, macKeys } from '../src/crypto/cookie.js'
+import { stripMacs } from '../src/wire/cookie.js'
 import { consumeInit, consumeResponse, createInit, createResponse, generateStaticKey, type InitiatorState, type SessionKeys, type StaticKey } from '../src/crypto/noise.js'
 import { ControlChannel, openTransport, sealTransport } from '../src/crypto/control-channel.js'
 import { derivePsk } from '../src/crypto/kdf.js'
@@ -67,6 +69,10 @@ let onRegistered: (() => void) | null = null
 let onPong: ((txid: number) => void) | null = null
 const out = (o: unknown): void => { process.stdout.write(JSON.stringify(o) + '\n') }
 
+/** mac1 on every init (docs/PROTOCOL.md §4.6); the simulator answers no cookie replies (one source: it stays below the server's load threshold only when its rate does). */
+let macGen: CookieGenerator | null = null
+function macs (): CookieGenerator { return (macGen ??= new CookieGenerator(macKeys(psk))) }
+
 function tunnelIpOf (i: number): number {
   return (ipToInt('10.77.0.0') + 2 + i) >>> 0
 }
@@ -77,7 +83,7 @@ function prepareInit (c: SimClient): Uint8Array {
   const payload = encodeInitPayload({ role: 1, prefixLen: prefix, mtu: 1400, tunnelIp: c.tunnelIp, timestamp: Date.now() + c.inits, lan: [] })
   const { message, state } = createInit(psk, c.nodeKey, c.localIndex, payload)
   c.hs = state
-  return message
+  return macs().addMacs(message, performance.now())
 }
 
 function sendInit (c: SimClient, message: Uint8Array = prepareInit(c)): void {
@@ -242,7 +248,8 @@ async function e2e (): Promise<void> {
   a.peer = { localIndex: 0x11111111, got: 0 }
   b.peer = { localIndex: 0x22222222, got: 0 }
   const payload = encodeInitPayload({ role: 2, prefixLen: prefix, mtu: 1400, tunnelIp: a.tunnelIp, timestamp: Date.now(), lan: [] })
-  const { message, state } = createInit(psk, a.nodeKey, a.peer.localIndex, payload)
+  const { message: noise, state } = createInit(psk, a.nodeKey, a.peer.localIndex, payload)
+  const message = macs().addMacs(noise, performance.now())
   a.peer.state = state
   relaySend(a, b.peerId, message)
   const ok = await waitUntil(() => a.peer?.keys !== undefined, 5000)
@@ -269,7 +276,7 @@ function onRelayed (c: SimClient, msg: Buffer): void {
   if (c.peer === null) return
   if (inner[0] === MSG_HANDSHAKE_INIT) {
     try {
-      const hs = consumeInit(psk, c.nodeKey, inner)
+      const hs = consumeInit(psk, c.nodeKey, stripMacs(inner))
       const resp = createResponse(hs.state, c.peer.localIndex, encodeRespPayload({ status: RESP_OK, prefixLen: prefix, mtu: 1400, tunnelIp: c.tunnelIp, peerId: c.peerId, observedIp: 0, observedPort: 0 }))
       c.peer.keys = resp.keys
       c.peer.remoteIndex = hs.senderIndex

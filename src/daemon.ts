@@ -35,6 +35,8 @@ import { systemRandom } from './random.js'
 import { chooseFormat, underJournald, type Level, type Logger } from './log.js'
 import { VpnError, describeError } from './errors.js'
 import { derivePsk } from './crypto/kdf.js'
+import { macKeys } from './crypto/cookie.js'
+import { HandshakePool, poolSize } from './control/handshake-pool.js'
 import type { StaticKey } from './crypto/noise.js'
 import { ensureStateDir } from './identity/state-dir.js'
 import { loadNodeKey } from './identity/node-key.js'
@@ -192,7 +194,8 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     maxPeers,
     socketBuffer: 4 * 1024 * 1024,
     placement: config.placement,
-    fastPath: config.fastPath
+    fastPath: config.fastPath,
+    macKeys: config.mode === 'server' ? macKeys(psk) : undefined
   }, log.child('dataplane'))
 
   const controller = config.mode === 'server'
@@ -214,6 +217,11 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       localEndpoints: () => localEndpoints(dataplane.port, config.tun.ipInt),
       peerCache: config.p2p ? new PeerCache(fileStore(join(config.stateDir, 'peers.json')), (m) => { log.warn(m) }) : null
     }, { port: dataplane, clock: systemClock, random: systemRandom, log: log.child('client') }, maxPeers)
+
+  // Server: the handshake pool (--handshake-workers; control/handshake-pool.ts), created only with threads.
+  const poolThreads = config.mode === 'server' ? poolSize(config.handshakeWorkers) : 0
+  const handshakePool = poolThreads > 0 ? await HandshakePool.create(poolThreads) : null
+  if (controller instanceof ServerController) controller.handshakePool = handshakePool
 
   const status = (): StatusReport => {
     const s = controller.status()
@@ -359,6 +367,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     if (control) await control.close().catch(() => {})
     if (metrics) await metrics.close().catch(() => {})
     await dataplane.close().catch((err: unknown) => { log.error('closing the dataplane failed', { err }) })
+    if (handshakePool) await handshakePool.close().catch(() => {})
     psk.fill(0) // the only copy of the network's psk (the key string itself cannot be wiped: docs/PROTOCOL.md §15)
     onExit()
     removeProcessHooks()

@@ -171,6 +171,12 @@ const OPTIONS = `OPTIONS
               ${D.placement.client} for a client, ${D.placement.server} for a server. Measured on 2 cores:
               the same throughput; a server keeps its pipelines off the
               thread that answers handshake bursts (docs/PERFORMANCE.md).
+    --handshake-workers N|auto
+              Server: threads that run the handshake's key exchange (X25519)
+              beside the main thread, which keeps every decision. auto (the
+              default) is 0 for now: on 2 cores the pool answered fewer
+              handshakes a second than the main thread (npm run
+              bench:handshakes).
     --fast-path, --no-fast-path
               Handle a lone packet (a ping, a keystroke, a DNS query)
               entirely in the native addon, without entering JavaScript,
@@ -293,6 +299,7 @@ const CONFIG = `CONFIGURATION FILE
         logFormat                   "text" or "json"
         placement                   "inline", "fused" or "split"
         fastPath                    true or false
+        handshakeWorkers            "auto" or 0..64 (server)
         metrics                     "127.0.0.1:9100", 9100 or "off"
         stateDir                    "/var/lib/lightweight-tunnel/lwt0"
         nodeKey                     "/path/to/node.key"

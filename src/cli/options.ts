@@ -45,6 +45,7 @@ export const SPECS: readonly OptSpec[] = [
   { key: 'fastPath', names: ['fast-path'], type: 'bool' },
   { key: 'fastPath', names: ['no-fast-path'], type: 'fixed', fixed: false },
   { key: 'metrics', names: ['metrics'], type: 'string' },
+  { key: 'handshakeWorkers', names: ['handshake-workers'], type: 'string' },
   { key: 'stateDir', names: ['state-dir'], type: 'string' },
   { key: 'nodeKey', names: ['node-key'], type: 'string' },
   { key: 'serverKey', names: ['server-key'], type: 'string' },

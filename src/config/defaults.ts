@@ -32,6 +32,8 @@ export const DEFAULTS = Object.freeze({
   logFormat: 'text' as const,
   /** The native lone-packet path (docs/PERFORMANCE.md, "Idle latency"): on. */
   fastPath: true,
+  /** Server handshake pool threads: 'auto' (control/handshake-pool.ts poolSize). */
+  handshakeWorkers: 'auto' as number | 'auto',
   /**
    * Dataplane thread placement per mode, measured in docs/PERFORMANCE.md
    * ("Thread placement"): a client runs its pipelines on the main thread (same
@@ -47,6 +49,7 @@ export const LIMITS = Object.freeze({
   /** 1900: the largest inner packet a dataplane packet slot holds (MAX_MTU in workers/layout.ts). */
   mtuMax: 1900,
   maxClientsMin: 1,
+  handshakeWorkersMax: 64,
   /** Bounded so the server's peer table and signaling fan-out stay bounded. */
   maxClientsMax: 65535,
   keepaliveMin: 1,

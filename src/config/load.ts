@@ -200,11 +200,14 @@ function readSettings (mode: Mode | null, s: Settings, env: LoadEnv, problems: s
   const placement = readOptional(s.pick('placement'), DEFAULTS.placement[mode ?? 'client'], raw => checkOneOf(raw, PLACEMENTS, problems))
   const fastPath = readOptional(s.pick('fastPath'), DEFAULTS.fastPath, raw => checkBool(raw, problems))
   const metrics = readMetrics(s, problems)
+  const handshakeWorkers = readOptional(s.pick('handshakeWorkers'), DEFAULTS.handshakeWorkers, raw => raw.value === 'auto'
+    ? 'auto'
+    : checkInt(raw, 0, LIMITS.handshakeWorkersMax, `"auto" or the handshake pool's threads, 0..${LIMITS.handshakeWorkersMax}`, problems))
   const stateDir = readPath(s.pick('stateDir'), dev === null ? null : defaultStateDir(dev), 'a folder for the node\'s state (default /var/lib/lightweight-tunnel/<dev>)', env, problems)
   const nodeKey = readPath(s.pick('nodeKey'), null, 'a private key file (make one with: lightweight-tunnel genkey > FILE)', env, problems)
   const serverKey = readServerKey(mode, s, env, problems)
   const authorizedNodes = mode === 'server' ? readAuthorizedNodes(s, env, problems) : null
-  return { mode, listen, remote, tun, key, keyFile, networkName, dev, control, mtu, maxClients, p2p, keepalive, logLevel, logFormat, placement, fastPath, metrics, stateDir, nodeKey, serverKey, authorizedNodes }
+  return { mode, listen, remote, tun, key, keyFile, networkName, dev, control, mtu, maxClients, p2p, keepalive, logLevel, logFormat, placement, fastPath, metrics, handshakeWorkers, stateDir, nodeKey, serverKey, authorizedNodes }
 }
 
 /** serverKey (client only): a base64 public key as given, else a file path resolved against the working directory. */

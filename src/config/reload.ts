@@ -44,6 +44,7 @@ export const APPLY: Readonly<Record<SettingKey, Apply>> = Object.freeze({
   placement: 'restart',
   fastPath: 'restart',
   metrics: 'restart',
+  handshakeWorkers: 'restart',
   stateDir: 'restart',
   nodeKey: 'restart',
   serverKey: 'restart',

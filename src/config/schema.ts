@@ -82,6 +82,12 @@ export interface Config {
    */
   readonly metrics: HostPort | null
   /**
+   * Server: threads that run the handshake's DH step (control/handshake-pool.ts),
+   * or 'auto' (the default): 0 for now (bench:handshakes on 2 cores: the pool is
+   * slower than the main thread; control/handshake-pool.ts poolSize).
+   */
+  readonly handshakeWorkers: number | 'auto'
+  /**
    * Where the node keeps its state: node.key, server.pub, registry.json,
    * peers.json (default /var/lib/lightweight-tunnel/<dev>; created 0700;
    * identity/state-dir.ts). An absolute path.
@@ -108,7 +114,7 @@ export type SettingKey = keyof Config
 
 const SETTING_LIST = [
   'mode', 'listen', 'remote', 'tun', 'key', 'keyFile', 'networkName', 'dev', 'control', 'mtu', 'maxClients',
-  'p2p', 'keepalive', 'logLevel', 'logFormat', 'placement', 'fastPath', 'metrics', 'stateDir', 'nodeKey', 'serverKey',
+  'p2p', 'keepalive', 'logLevel', 'logFormat', 'placement', 'fastPath', 'metrics', 'handshakeWorkers', 'stateDir', 'nodeKey', 'serverKey',
   'authorizedNodes'
 ] as const satisfies readonly SettingKey[]
 /** Compiles only while SETTING_LIST names every Config field (unused at run time). */

@@ -27,6 +27,7 @@ import { IndexTable, describeSessions, emptySessionSet, openSealedControl, sameB
 import * as C from './constants.js'
 import type { RegistrationState } from './registration.js'
 import { MSG_CONTROL, MSG_HANDSHAKE_INIT, MSG_HANDSHAKE_RESP, MSG_REJECT } from '../wire/messages.js'
+import { MSG_COOKIE_REPLY } from '../wire/cookie.js'
 import { encodeControl, CTL_CONFIRM, CTL_PING, CTL_PONG, CTL_PUNCH, type ControlMessage, type PeerEntry } from '../wire/control.js'
 import { endpointKey, formatEndpoint, intToIp } from '../wire/addr.js'
 import type { PeerStatus, StatusReport } from './status.js'
@@ -192,6 +193,8 @@ export class ClientController implements ControlHandler {
       if (!this.#ctx.fromServer(input.ip, input.port) && !this.#peerSessions.onDirectInit(this.#peers, input)) this.counters.p2pDropped++
     } else if (type === MSG_REJECT) {
       this.#server.onReject(input)
+    } else if (type === MSG_COOKIE_REPLY) {
+      if (this.#ctx.fromServer(input.ip, input.port)) this.#server.onCookieReply(input)
     } else if (type === MSG_CONTROL) {
       this.#onSealedControl(input, null)
     }

@@ -40,6 +40,8 @@ import type { ClientContext } from './client-context.js'
 import type { Endpoint } from './nat.js'
 import type { PeerRemote, PeerTable } from './peer-table.js'
 import { endpointKey } from '../wire/addr.js'
+import { CookieGenerator, checkMac1, macKeys, type MacKeys } from '../crypto/cookie.js'
+import { stripMacs } from '../wire/cookie.js'
 import { confirmPending, expireSessions, installCurrent, newSession, sameBytes, sessionsOf, type Session } from './session.js'
 import { PerKeyInterval } from './rate-limit.js'
 import { fingerprint } from '../identity/key-text.js'
@@ -49,6 +51,9 @@ export type DirectFrom = (Endpoint & { sock: number }) | null
 
 export class PeerSessions {
   readonly #ctx: ClientContext
+  /** mac1 on our inits and checked on the peers' (docs/PROTOCOL.md §4.6); peers send no cookie replies, so mac2 stays zero. */
+  readonly #macKeys: MacKeys
+  readonly #macs: CookieGenerator
   readonly #counters: { peerKeyMismatch: number }
   readonly #mismatchLog = new PerKeyInterval(C.WRONG_KEY_LOG_INTERVAL, C.RATE_TABLE_MAX)
   /** Is the server answering (relayed messages can arrive)? */
@@ -57,6 +62,8 @@ export class PeerSessions {
   constructor (ctx: ClientContext, counters: { peerKeyMismatch: number }, serverUp: () => boolean = () => true) {
     this.#ctx = ctx
     this.#counters = counters
+    this.#macKeys = macKeys(ctx.opt.psk)
+    this.#macs = new CookieGenerator(this.#macKeys)
     this.#serverUp = serverUp
   }
 
@@ -123,7 +130,7 @@ export class PeerSessions {
     if (p.sessions.hs.state === 'initSent') indexes.delete(p.sessions.hs.localIndex)
     const tries = p.sessions.hs.state === 'initSent' ? p.sessions.hs.tries + 1 : 1
     p.sessions.hs = { state: 'initSent', localIndex, initiator: state, sentAt: now, tries }
-    this.#send(p, message, null)
+    this.#send(p, this.#macs.addMacs(message, now), null)
   }
 
   /**
@@ -142,7 +149,8 @@ export class PeerSessions {
 
   #peerOfInit (peers: PeerTable, bytes: Uint8Array): PeerRemote | undefined {
     let key: Uint8Array
-    try { key = consumeInit(this.#ctx.opt.psk, this.#ctx.opt.nodeKey, bytes).remoteStatic } catch { return undefined }
+    if (!checkMac1(this.#macKeys, bytes)) return undefined
+    try { key = consumeInit(this.#ctx.opt.psk, this.#ctx.opt.nodeKey, stripMacs(bytes)).remoteStatic } catch { return undefined }
     for (const p of peers.values()) if (sameBytes(p.key, key)) return p
     return undefined
   }
@@ -163,7 +171,8 @@ export class PeerSessions {
     const { opt, indexes, port } = this.#ctx
     const now = this.#ctx.clock.now()
     let hs
-    try { hs = consumeInit(opt.psk, opt.nodeKey, input.bytes) } catch { return }
+    if (!checkMac1(this.#macKeys, input.bytes)) return
+    try { hs = consumeInit(opt.psk, opt.nodeKey, stripMacs(input.bytes)) } catch { return }
     // The relay names the sender (peerId); its static key must be the one the server listed for it.
     if (!this.#keyMatches(p, hs.remoteStatic, 'handshake', now)) return
     let req

@@ -15,6 +15,7 @@
 import * as C from './constants.js'
 import * as R from './registration.js'
 import { consumeResponse, createInit } from '../crypto/noise.js'
+import { CookieGenerator, macKeys } from '../crypto/cookie.js'
 import { decodeReject, REJECT_AUTH_FAILED, REJECT_UNKNOWN_SESSION, REJECT_VERSION } from '../wire/messages.js'
 import { PROTOCOL_VERSION } from '../wire/constants.js'
 import { decodeRespPayload, encodeInitPayload, RESP_OK } from '../wire/payloads.js'
@@ -150,7 +151,8 @@ export class ServerLink implements SessionOwner {
     })
     const { message, state } = createInit(opt.psk, opt.nodeKey, localIndex, payload)
     ss.hs = { state: 'initSent', localIndex, initiator: state, sentAt: now, tries: 1 }
-    this.#ctx.sendToServer(message)
+    this.#lastInit = message
+    this.#ctx.sendToServer(this.#cookiesOf.addMacs(message, now))
     this.#reg = R.attemptSent(this.#reg, now, (n) => this.#retryDelay(n))
     if (this.#reg.attempts === 4 && this.#reg.state !== 'rejected') {
       this.#setProblem(`no answer from the server at ${opt.serverName} yet (${this.#reg.attempts} tries); still trying — check the address, the port and any firewall`)
@@ -161,6 +163,28 @@ export class ServerLink implements SessionOwner {
     if (p === this.#problem) return
     this.#problem = p
     if (p !== null) this.#ctx.log[level](p)
+  }
+
+  /** mac1/mac2 on our inits; the server's cookie while it is under load (crypto/cookie.ts). */
+  #cookies: CookieGenerator | null = null
+  get #cookiesOf (): CookieGenerator { return (this.#cookies ??= new CookieGenerator(macKeys(this.#ctx.opt.psk))) }
+  /** The Noise message of the init in flight (resent with mac2 after a CookieReply). */
+  #lastInit: Uint8Array | null = null
+  /** CookieReplies that answered our init (status counter cookieRepliesReceived). */
+  cookieRepliesReceived = 0
+
+  /**
+   * A CookieReply from the server (it is under load and wants proof that we
+   * receive at our address): keep the cookie and resend the same init at
+   * once with mac2. Anything that does not answer the init in flight is ignored.
+   */
+  onCookieReply (input: ControlInput): void {
+    const ss = this.sessions
+    if (ss.hs.state !== 'initSent' || this.#lastInit === null) return
+    const now = this.#ctx.clock.now()
+    if (!this.#cookiesOf.consumeReply(input.bytes, now)) return
+    this.cookieRepliesReceived++
+    this.#ctx.sendToServer(this.#cookiesOf.addMacs(this.#lastInit, now))
   }
 
   /** A handshake response from the server's main port. */

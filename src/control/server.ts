@@ -39,7 +39,9 @@ import type { ControlComponents, ControlHandler, ControlInput, DataplanePort } f
 import { IndexTable, sameBytes, confirmPending, emptySessionSet, expireSessions, newSession, openSealedControl, sessionsOf, wipeSession, type Session, type SessionSet } from './session.js'
 import { PerKeyInterval, TokenBucket } from './rate-limit.js'
 import * as C from './constants.js'
-import { consumeInit, createResponse, type StaticKey } from '../crypto/noise.js'
+import { consumeInit, createResponse, type SessionKeys, type StaticKey } from '../crypto/noise.js'
+import type { HandshakePool } from './handshake-pool.js'
+import { stripMacs } from '../wire/cookie.js'
 import { isVpnError } from '../errors.js'
 import { MSG_CONTROL, MSG_HANDSHAKE_INIT, encodeReject, REJECT_AUTH_FAILED, REJECT_UNKNOWN_SESSION, REJECT_VERSION } from '../wire/messages.js'
 import { PROTOCOL_VERSION } from '../wire/constants.js'
@@ -263,7 +265,7 @@ export class ServerController implements ControlHandler {
     }
     let hs
     try {
-      hs = consumeInit(this.#opt.psk, this.#opt.nodeKey, input.bytes)
+      hs = consumeInit(this.#opt.psk, this.#opt.nodeKey, stripMacs(input.bytes)) // mac1 (and mac2 under load) checked by the inbound worker (dataplane/init-guard.ts)
     } catch (err) {
       if (isVpnError(err, 'ERR_AUTH_FAILED')) {
         this.#rejectedInits++
@@ -345,14 +347,33 @@ export class ServerController implements ControlHandler {
     this.#noteInitTs(kh, req.timestamp)
     rec.lan = req.lan
     const localIndex = this.#indexes.allocate(rec)
-    const { message, keys } = createResponse(hs.state, localIndex, reply(RESP_OK, rec.peerId))
-    this.handshakeCounters.handshakesAccepted++
-    const session = newSession(localIndex, hs.senderIndex, keys, now, false)
-    if (rec.sessions.pending) this.#dropSession(rec.sessions.pending)
-    rec.sessions.pending = session
-    this.#port.setRecvKey(rec.slot, localIndex, keys.dataRecv)
-    this.#port.sendControl(message, input.ip, input.port)
+    const client = rec
+    const finish = (message: Uint8Array, keys: SessionKeys): void => {
+      this.handshakeCounters.handshakesAccepted++
+      const session = newSession(localIndex, hs.senderIndex, keys, this.#clock.now(), false)
+      if (client.sessions.pending) this.#dropSession(client.sessions.pending)
+      client.sessions.pending = session
+      this.#port.setRecvKey(client.slot, localIndex, keys.dataRecv)
+      this.#port.sendControl(message, input.ip, input.port)
+    }
+    const pool = this.handshakePool
+    if (pool === null) {
+      const { message, keys } = createResponse(hs.state, localIndex, reply(RESP_OK, rec.peerId))
+      finish(message, keys)
+      return
+    }
+    // The DH on a pool thread (control/handshake-pool.ts); the record may be gone or replaced by the answer.
+    pool.run(hs.state, localIndex, reply(RESP_OK, rec.peerId)).then((r) => {
+      if (r === null || this.#byIp.get(ip) !== client) { this.#indexes.delete(localIndex); if (r === null) this.handshakeCounters.handshakesShed++; return }
+      finish(r.message, r.keys)
+    }, (err: unknown) => {
+      this.#indexes.delete(localIndex)
+      this.#log.warn('a handshake failed on the pool (dropped; the client retries)', { err })
+    })
   }
+
+  /** Runs createResponse off the main thread when set (--handshake-workers; daemon.ts). */
+  handshakePool: HandshakePool | null = null
 
   /** Replay memory: the newest init timestamp of `kh`, the oldest key forgotten beyond REPLAY_MEMORY_MAX. */
   #noteInitTs (kh: string, ts: number): void {
@@ -366,7 +387,7 @@ export class ServerController implements ControlHandler {
   /** Unconfirmed registrations evicted by newer ones (PENDING_PER_SOURCE, PENDING_MAX); Confirms refused because the address was taken, the key revoked or the server filled meanwhile. status counters; metrics lwt_drops_total. */
   readonly registrationCounters = { dropRegistrationEvicted: 0, dropRegistrationConfirmRefused: 0 }
   /** Registration handshakes (and rekeys): answered OK, refused (address, capacity), failed authentication (wrong key). status counters; metrics lwt_handshakes_total. */
-  readonly handshakeCounters = { handshakesAccepted: 0, handshakesRefused: 0, handshakesAuthFailed: 0, handshakesKeyRefused: 0, handshakesReplayed: 0, handshakesWrongVersion: 0 }
+  readonly handshakeCounters = { handshakesAccepted: 0, handshakesRefused: 0, handshakesAuthFailed: 0, handshakesKeyRefused: 0, handshakesReplayed: 0, handshakesWrongVersion: 0, handshakesShed: 0 }
 
   /**
    * A datagram on the NAT-check port (listen port + 1): a client's Ping on its

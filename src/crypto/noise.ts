@@ -309,3 +309,4 @@ export function consumeResponse (state: InitiatorState, message: Uint8Array): { 
   st.spent = true
   return { senderIndex: m.senderIndex, receiverIndex: m.receiverIndex, remoteStatic: r.rs.slice(), payload: r.payload, keys: sessionKeys(ss, true) }
 }
+

@@ -23,11 +23,11 @@ import { SpscRing } from './ring.js'
 import { StatsReader, createStatsBuffer, type PeerCounters } from './stats.js'
 import { configureTun } from './tun-config.js'
 import { InlineHost } from './inline-host.js'
-import type { ControlHandler, ControlInputKind, DataplanePort, PeerRoute } from '../control/port.js'
+import { ControlDrain } from './control-drain.js'
+import type { ControlHandler, DataplanePort, PeerRoute } from '../control/port.js'
 import type { Placement } from '../config/schema.js'
 import {
-  BATCH, CTRL_KIND_PACKET, CTRL_KIND_RELAYED, CTRL_KIND_UNKNOWN_INDEX, CTRL_RING_SLOTS, CTRL_SLOT_SIZE,
-  META_IP, META_KIND, META_LEN, META_PORT, META_SOCK, META_VIA, META_WORDS, RX_BUF_SIZE, RX_BUFS, SLOT_SIZE, WORKER_ROLES,
+  BATCH, CTRL_RING_SLOTS, CTRL_SLOT_SIZE, RX_BUF_SIZE, RX_BUFS, SLOT_SIZE, WORKER_ROLES,
   type FromWorker, type ToWorker, type WorkerInit, type WorkerKind, type WorkerRole
 } from '../workers/layout.js'
 
@@ -47,6 +47,8 @@ export interface DataplaneOptions {
   placement: Placement
   /** Handle lone packets in the addon (native/fastpath.c); default true. */
   fastPath?: boolean
+  /** Server: mac1/cookie keys; the inbound pipeline then gates HandshakeInits (dataplane/init-guard.ts). */
+  macKeys?: { mac1: Uint8Array, cookie: Uint8Array }
 }
 
 /** Probe sockets open at once at most, adopted ones included (the birthday search opens 256). */
@@ -54,12 +56,6 @@ const MAX_PROBE_SOCKETS = 384
 
 /** A thread running pipelines: a Worker, or the main thread itself (InlineHost). */
 type PipelineThread = EventEmitter & { postMessage: (m: ToWorker) => void, terminate: () => Promise<number> }
-
-const KIND_NAMES: Record<number, ControlInputKind> = {
-  [CTRL_KIND_PACKET]: 'packet',
-  [CTRL_KIND_RELAYED]: 'relayed',
-  [CTRL_KIND_UNKNOWN_INDEX]: 'unknown-index'
-}
 
 export class Dataplane implements DataplanePort {
   readonly #native: Native
@@ -76,6 +72,7 @@ export class Dataplane implements DataplanePort {
   /** Resolves when the worker has exited (for whatever reason). */
   readonly #exited = new Map<PipelineThread, Promise<void>>()
   readonly #ring: SpscRing
+  readonly #drain: ControlDrain
   readonly #ringSab: SharedArrayBuffer
   readonly #statsSab: SharedArrayBuffer
   readonly #stats: StatsReader
@@ -89,6 +86,7 @@ export class Dataplane implements DataplanePort {
     this.#log = log
     this.#ringSab = SpscRing.create(CTRL_RING_SLOTS, CTRL_SLOT_SIZE)
     this.#ring = new SpscRing(this.#ringSab, CTRL_RING_SLOTS, CTRL_SLOT_SIZE)
+    this.#drain = new ControlDrain(this.#ring, (input) => { this.#handler?.onControl(input) }, log)
     this.#statsSab = createStatsBuffer(opt.maxPeers)
     this.#stats = new StatsReader(this.#statsSab, opt.maxPeers)
   }
@@ -142,7 +140,8 @@ export class Dataplane implements DataplanePort {
       packetMemIn: role === 'both' ? new SharedArrayBuffer(RX_BUFS * RX_BUF_SIZE) : null,
       stats: this.#statsSab,
       ctrlRing: role !== 'outbound' ? this.#ringSab : null,
-      fastPath: this.#opt.fastPath ?? true
+      fastPath: this.#opt.fastPath ?? true,
+      macKeys: this.#opt.macKeys ?? null
     }
     const w: PipelineThread = this.#opt.placement === 'inline'
       ? new InlineHost(init, this.#native)
@@ -192,32 +191,8 @@ export class Dataplane implements DataplanePort {
     }
   }
 
-  /** Hand every queued control packet to the control plane, then free the slots. */
-  drainControl (): void {
-    const ring = this.#ring
-    const h = this.#handler
-    for (;;) {
-      const n = ring.available()
-      if (n === 0) {
-        if (ring.idle()) return
-        continue
-      }
-      for (let i = 0; i < n; i++) {
-        const slot = ring.slotAt(i)
-        const m = slot * META_WORDS
-        const len = ring.meta[m + META_LEN]
-        const kind = KIND_NAMES[ring.meta[m + META_KIND]] ?? 'unknown-relay-source'
-        const start = slot * CTRL_SLOT_SIZE
-        const bytes = ring.data.slice(start, start + len)
-        try {
-          h?.onControl({ kind, bytes, ip: ring.meta[m + META_IP] >>> 0, port: ring.meta[m + META_PORT], via: ring.meta[m + META_VIA] >>> 0, sock: ring.meta[m + META_SOCK] })
-        } catch (err) {
-          this.#log.error('control packet handler failed (packet dropped)', { err })
-        }
-      }
-      ring.release(n)
-    }
-  }
+  /** Hand queued control packets to the control plane, in bounded turns (dataplane/control-drain.ts). */
+  drainControl (): void { this.#drain.drain() }
 
   #post (role: WorkerRole, m: ToWorker): void {
     this.#workers.get(role)?.postMessage(m)
@@ -352,6 +327,7 @@ export class Dataplane implements DataplanePort {
   }
 
   async #close (): Promise<void> {
+    this.#drain.stop()
     await Promise.all([...new Set(this.#workers.values())].map(async (w) => {
       const stopped = this.#exited.get(w)!
       w.postMessage({ code: 'STOP' } satisfies ToWorker)

@@ -15,8 +15,11 @@
  *        peerId from destination to source and queue it for forwarding,
  *        unopened (the server cannot read client↔client traffic); client:
  *        unwrap, data → open list, anything else → control ring;
- *      - 1, 2, 3, 6 (handshakes, control, reject) → control ring, to the main
- *        thread, copied (rare);
+ *      - 1, 2, 3, 6, 7 (handshakes, control, reject, cookie reply) → control
+ *        ring, to the main thread, copied (rare); on the server a direct
+ *        HandshakeInit first passes the InitGuard (init-guard.ts: mac1,
+ *        cookie under load, per-source and global rates), which drops it
+ *        (counted) or answers it with a CookieReply instead;
  *      - anything else: counted and dropped.
  *   3. aeadOpenBatch (native): open the batch in place.
  *   4. accept (JS): replay window (after authentication), then the inner
@@ -36,6 +39,9 @@ import { KEY_LEN } from '../wire/constants.js'
 import { PeerTable, endpointKey, type RecvSession, type WorkerPeer } from './peers.js'
 import { ReplayWindow } from '../crypto/replay.js'
 import { SpscRing } from './ring.js'
+import { InitGuard } from './init-guard.js'
+import { CookieChecker } from '../crypto/cookie.js'
+import { COOKIE_REPLY_LEN, MSG_COOKIE_REPLY } from '../wire/cookie.js'
 import { clearPeerCounters, statsView } from './stats.js'
 import { FastPeers, FR_WORDS, FS_LOCAL_INDEX, FS_SLOT, FS_WORDS, IntHash, endpointHashKey, fastConfig, sharedFloat64, sharedInt32, sharedUint32, sharedUint8 } from './fast-path.js'
 import {
@@ -82,6 +88,9 @@ export class Inbound {
   readonly #stats: Float64Array
   readonly #ring: SpscRing | null
   readonly #isServer: boolean
+  /** Server: gates HandshakeInits before the control ring (null on clients). */
+  readonly #guard: InitGuard | null
+  readonly #reply = new Uint8Array(COOKIE_REPLY_LEN)
   // Per-batch scratch (no allocation on the packet path), one entry per packet of a receive.
   readonly #bufOffsets = Int32Array.from({ length: RX_BUFS }, (_, i) => i * RX_BUF_SIZE)
   readonly #rxInfo = new Int32Array(4)
@@ -123,6 +132,9 @@ export class Inbound {
     this.#view = new DataView(init.packetMem)
     this.#stats = statsView(init)
     this.#ring = init.ctrlRing ? new SpscRing(init.ctrlRing, CTRL_RING_SLOTS, CTRL_SLOT_SIZE) : null
+    this.#guard = this.#isServer && init.macKeys != null
+      ? new InitGuard(new CookieChecker(init.macKeys, (b) => { crypto.getRandomValues(b) }), performance.now())
+      : null
     if (init.packetMem.byteLength < RX_BUFS * RX_BUF_SIZE) throw new RangeError(`inbound packet memory must be at least ${RX_BUFS * RX_BUF_SIZE} bytes`)
   }
 
@@ -268,7 +280,9 @@ export class Inbound {
         this.#openVia[nOpen] = via
         this.#openSrc[nOpen] = i
         nOpen++
-      } else if (type === MSG_HANDSHAKE_INIT || type === MSG_HANDSHAKE_RESP || type === MSG_CONTROL || type === MSG_REJECT) {
+      } else if (type === MSG_HANDSHAKE_INIT && via < 0 && this.#guard !== null) {
+        if (this.#gate(start, mlen, ip, port, nCtrl) && this.#toControl(CTRL_KIND_PACKET, start, mlen, ip, port, 0, nCtrl)) nCtrl++
+      } else if (type === MSG_HANDSHAKE_INIT || type === MSG_HANDSHAKE_RESP || type === MSG_CONTROL || type === MSG_REJECT || type === MSG_COOKIE_REPLY) {
         if (this.#toControl(via < 0 ? CTRL_KIND_PACKET : CTRL_KIND_RELAYED, start, mlen, ip, port, via < 0 ? 0 : via, nCtrl)) nCtrl++
       } else {
         s[C.dropUnknownType]++
@@ -362,6 +376,29 @@ export class Inbound {
     peer.roamKey = key
     peer.roamAt = now
     this.#post({ code: 'ENDPOINT', slot, ip, port })
+  }
+
+  /** Server: may the init at mem[off, off+len) go to the control ring? Drops are counted; under load it is answered with a CookieReply. */
+  #gate (off: number, len: number, ip: number, port: number, pending: number): boolean {
+    const guard = this.#guard!
+    const now = performance.now()
+    const v = guard.check(this.#mem, off, len, ip, port, now, this.#ring!.size() + pending)
+    const s = this.#stats
+    switch (v) {
+      case 'pass': case 'report': return true
+      case 'bad-mac1': s[C.dropInitMac1]++; return false
+      case 'rate-source': s[C.dropInitRateSource]++; return false
+      case 'rate-global': s[C.dropInitRateGlobal]++; return false
+      case 'cookie-limited': s[C.dropCookieReplyLimited]++; return false
+      case 'cookie':
+        guard.checker.createReply(this.#mem, off, len, ip, port, now, this.#reply)
+        if (this.#native.udpSendTo(this.#init.udpFd, this.#reply, ip, port) >= 0) {
+          s[C.cookieReplies]++
+          s[C.udpTxPackets]++
+          s[C.udpTxBytes] += COOKIE_REPLY_LEN
+        } else s[C.dropUdpSend]++
+        return false
+    }
   }
 
   /** Copy a control packet into the control ring as the k-th unpublished entry. */

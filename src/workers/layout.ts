@@ -91,7 +91,10 @@ export const COUNTERS = [
   // A relay envelope whose inner message is not of type 1-4 (PROTOCOL §4.4: a Relay or a Reject is never relayed).
   'dropRelayInnerType',
   // Send keys: rekeys asked at REKEY_AFTER_MESSAGES; keys retired at REJECT_AFTER_MESSAGES (their packets queue for a new session).
-  'rekeyOnMessages', 'sendKeyExhausted'
+  'rekeyOnMessages', 'sendKeyExhausted',
+  // Server, HandshakeInits before the control ring (dataplane/init-guard.ts): bad mac1, over the
+  // per-source or the global rate, no valid mac2 under load with the reply cap spent; replies sent.
+  'dropInitMac1', 'dropInitRateSource', 'dropInitRateGlobal', 'dropCookieReplyLimited', 'cookieReplies'
 ] as const
 export type CounterName = typeof COUNTERS[number]
 export const C: Record<CounterName, number> = Object.fromEntries(COUNTERS.map((n, i) => [n, i])) as Record<CounterName, number>
@@ -144,6 +147,8 @@ export interface WorkerInit {
    */
   rekeyAfterMessages?: number
   rejectAfterMessages?: number
+  /** Server: the mac1/cookie keys (crypto/cookie.ts macKeys); the inbound pipeline gates HandshakeInits with them (dataplane/init-guard.ts). */
+  macKeys?: { mac1: Uint8Array, cookie: Uint8Array } | null
 }
 
 /**

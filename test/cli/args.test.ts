@@ -63,6 +63,7 @@ t.test('defaults', async t => {
     fastPath: true,
     metrics: null,
     authorizedNodes: null,
+    handshakeWorkers: 'auto',
     stateDir: '/var/lib/lightweight-tunnel/lwt0',
     nodeKey: null,
     serverKey: null
@@ -74,6 +75,13 @@ t.test('defaults', async t => {
   t.equal(c.p2p, true)
   t.equal(c.mode, 'client')
   t.same(run(SERVER).warnings, [])
+})
+
+t.test('--handshake-workers: auto, a count, or a clear error', async t => {
+  t.equal(run([...SERVER, '--handshake-workers', '3']).config.handshakeWorkers, 3)
+  t.equal(run([...SERVER, '--handshake-workers', 'auto']).config.handshakeWorkers, 'auto')
+  t.equal(run([...SERVER, '--handshake-workers', '0']).config.handshakeWorkers, 0)
+  t.throws(() => run([...SERVER, '--handshake-workers', 'many']), /handshake pool/)
 })
 
 t.test('the result is deep-frozen', async t => {

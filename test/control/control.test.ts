@@ -19,6 +19,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ipToInt } from '../../src/wire/addr.js'
 import { FakeNet, type FakeDataplane } from '../helpers/fake-dataplane.js'
+import { InitGuard, LOAD_RING_OCCUPANCY } from '../../src/dataplane/init-guard.js'
+import { CookieChecker, CookieGenerator, macKeys } from '../../src/crypto/cookie.js'
+import { stripMacs } from '../../src/wire/cookie.js'
+import { HandshakePool, poolSize } from '../../src/control/handshake-pool.js'
 
 const SERVER_IP = ipToInt('198.18.0.1')
 const SERVER_PORT = 9000
@@ -152,6 +156,52 @@ t.test('wrong key: the client says so plainly, keeps retrying quietly; the serve
   const serverLines = L.serverLog.filter(l => /wrong network key/.test(l))
   t.ok(serverLines.length >= 1 && serverLines.length <= 2, `server logged ${serverLines.length} times in 60 s`)
   t.equal(L.server.clientCount, 0)
+})
+
+t.test('a server under load answers with a cookie: the client resends at once with mac2 and registers', async t => {
+  const L = lab()
+  // The server's inbound worker, as the FakeNet sees it: an InitGuard that is always under load.
+  const guard = new InitGuard(new CookieChecker(macKeys(L.psk), (b) => { b.set(randomBytes(b.length)) }), 0)
+  const verdicts: string[] = []
+  L.net.filter = (d) => {
+    if (d.to.ip !== SERVER_IP || d.bytes[0] !== 1) return true
+    const v = guard.check(d.bytes, 0, d.bytes.length, d.from.ip, d.from.port, L.clock.now(), LOAD_RING_OCCUPANCY)
+    verdicts.push(v)
+    if (v === 'cookie') L.net.queue.push({ from: d.to, to: d.from, bytes: guard.checker.createReply(d.bytes, 0, d.bytes.length, d.from.ip, d.from.port, L.clock.now(), new Uint8Array(64)) })
+    return v === 'pass'
+  }
+  const a = L.addClient(1)
+  L.run(250)
+  t.equal(a.c.state, 'registered', 'registered within the first tick (no retry timer waited for)')
+  t.same(verdicts, ['cookie', 'pass'], 'the first init got a cookie, the immediate resend passed')
+  L.run(130_000)
+  t.equal(a.c.state, 'registered', 'rekeys keep working under load (a new cookie after the secret rotates)')
+  t.ok(verdicts.filter(v => v === 'pass').length >= 2)
+  t.notOk(verdicts.includes('bad-mac1'), 'every init carried a valid mac1')
+})
+
+t.test('with a handshake pool, createResponse runs on a worker and clients register as before', async t => {
+  const L = lab()
+  const pool = await HandshakePool.create(1)
+  t.teardown(() => pool.close())
+  L.server.handshakePool = pool
+  // Warm up: the first task starts the thread (seconds under the TypeScript test loader).
+  const psk = new Uint8Array(randomBytes(32))
+  const k = generateStaticKey()
+  t.ok(await pool.run(consumeInit(psk, k, createInit(psk, generateStaticKey(), 1, new Uint8Array(33)).message).state, 2, new Uint8Array(18)), 'the pool answers')
+  const a = L.addClient(1)
+  const b = L.addClient(2)
+  for (let i = 0; i < 300 && (a.c.state !== 'registered' || b.c.state !== 'registered'); i++) {
+    await new Promise(resolve => setTimeout(resolve, 20)) // the pool answers in real time
+    L.run(250)
+  }
+  t.equal(a.c.state, 'registered')
+  t.equal(b.c.state, 'registered')
+  t.ok(L.server.handshakeCounters.handshakesAccepted >= 2)
+  t.equal(L.server.clientCount, 2)
+  t.equal(poolSize('auto', 2), 0, 'auto on 2 cores: no pool (bench:handshakes)')
+  t.equal(poolSize('auto', 8), 0, 'auto stays 0 until measured on more cores')
+  t.equal(poolSize(3, 2), 3)
 })
 
 t.test('an address bound to another node key is refused, live or not, until the registry frees it', async t => {
@@ -444,7 +494,7 @@ t.test('peer handshakes: an init or a response made with another node key than t
   t.match(peerB.key, /^SHA256:/, 'status shows the peer key fingerprint')
   // Mallory has the network key and poses as b (as a malicious server or an on-path member could).
   const payload = encodeInitPayload({ role: 2, prefixLen: 24, mtu: 1400, tunnelIp: ipToInt('10.0.0.3'), timestamp: Date.now() + 1e9, lan: [] })
-  const forgedInit = createInit(L.psk, mallory, 0x4242, payload).message
+  const forgedInit = new CookieGenerator(macKeys(L.psk)).addMacs(createInit(L.psk, mallory, 0x4242, payload).message, 0) // a member makes a valid mac1
   const sent = L.net.sent
   a.c.onControl({ kind: 'relayed', bytes: forgedInit, ip: SERVER_IP, port: SERVER_PORT, via: peerB.peerId })
   t.equal(L.net.sent, sent, 'no response to the impostor')
@@ -460,7 +510,7 @@ t.test('peer handshakes: an init or a response made with another node key than t
   a.c.onNeedSession(slotB)
   L.net.flush()
   t.equal(held.length, 1, 'a sent its init')
-  const hs = consumeInit(L.psk, mallory, held[0])
+  const hs = consumeInit(L.psk, mallory, stripMacs(held[0]))
   const forgedResp = createResponse(hs.state, 0x99, encodeRespPayload({ status: RESP_OK, prefixLen: 24, mtu: 1400, tunnelIp: ipToInt('10.0.0.3'), peerId: 0, observedIp: 0, observedPort: 0 })).message
   a.c.onControl({ kind: 'relayed', bytes: forgedResp, ip: SERVER_IP, port: SERVER_PORT, via: peerB.peerId })
   t.equal(a.c.counters.peerKeyMismatch, 2, 'the forged response is counted')

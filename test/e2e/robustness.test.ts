@@ -13,6 +13,7 @@ import { runIn, spawnIn, waitFor } from '../../src/lab/exec.js'
 import { BIN, KEY, cleanEnv, ping, startClient, startServer, status, tempStateDir, waitReady, type Daemon } from '../helpers/daemon.js'
 
 const JUNK = fileURLToPath(new URL('../helpers/junk-flood.mjs', import.meta.url))
+const FLOOD = fileURLToPath(new URL('../helpers/init-flood.mjs', import.meta.url))
 
 /** SIGTERM (the daemon removes its device and control socket), SIGKILL after 3 s; then nothing of it may remain. */
 async function stopDaemon (d: Daemon): Promise<void> {
@@ -90,11 +91,29 @@ t.test('junk, truncated, garbage and replayed packets change nothing but drop co
   const after = await status(server)
   const d = (k: string): number => (after.counters[k] ?? 0) - (before.counters[k] ?? 0)
   t.ok(d('dropReplay') >= 499, `replayed data dropped (${d('dropReplay')})`)
-  t.ok(d('dropUnknownType') + d('dropMalformed') + d('dropUnknownIndex') + d('dropRelayUnknownSource') > 1000, 'junk counted as drops')
+  t.ok(d('dropUnknownType') + d('dropMalformed') + d('dropUnknownIndex') + d('dropRelayUnknownSource') + d('dropInitMac1') > 1000, 'junk counted as drops')
   t.equal(d('tunTxPackets'), 1, 'exactly one copy of the replayed ICMP packet reached the server\'s TUN')
   t.equal((await ping(topo.client('alice').ns, '10.77.0.1', 3)).received, 3, 'the tunnel still works')
   const rssAfter = rssKiB(daemonPid(server))
   t.ok(rssAfter - rssBefore < 40 * 1024, `RSS grew by ${Math.round((rssAfter - rssBefore) / 1024)} MiB (bounded)`)
+})
+
+t.test('a flood of junk and wrong-key inits does not stop a new client from registering', async t => {
+  const before = await status(server)
+  // Two flooders from eve's namespace (8 source ports each), for longer than the registration takes.
+  const floods = ['junk', 'wrong-key'].map(mode => runIn(topo.client('eve').ns, 'env', ['-u', 'NODE_OPTIONS', process.execPath, FLOOD, topo.serverWanIp, '9000', mode, '20000', '12'], { timeoutMs: 60_000, env: cleanEnv() }))
+  await new Promise(resolve => setTimeout(resolve, 2000))
+  const dave = startClient(topo.client('carol').ns, topo.id, 'dave', '10.77.0.7/24', topo.serverWanIp)
+  t.teardown(() => stopDaemon(dave))
+  const st = await waitReady(dave, 1, 10_000)
+  t.equal(st.state, 'registered', 'registered during the flood')
+  const sums = (await Promise.all(floods)).map(r => JSON.parse(r.stdout.trim().split('\n').pop()!) as { mode: string, sent: number })
+  const after = await status(server)
+  const d = (k: string): number => (after.counters[k] ?? 0) - (before.counters[k] ?? 0)
+  t.ok(sums.every(s => s.sent > 50_000), `the floods were sent (${sums.map(s => `${s.mode} ${s.sent}`).join(', ')})`)
+  t.ok(d('dropInitMac1') > 50_000, `dropped in the worker on mac1: ${d('dropInitMac1')}`)
+  t.equal(server.proc.exitInfo, null, 'the server is alive')
+  t.equal((await ping(topo.client('alice').ns, '10.77.0.1', 3)).received, 3, 'the existing tunnel still works')
 })
 
 t.test('start-up errors name the cause and what to do', async t => {
