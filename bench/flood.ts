@@ -67,7 +67,7 @@ try {
   if (await until(async () => (await status(alice))?.state === 'registered' && (await status(bob))?.state === 'registered', 20_000) === null) throw new Error('alice and bob did not register')
   let n = 10
   for (const mode of ['idle', 'junk', 'wrong-key', 'member']) {
-    const flood = mode === 'idle' ? null : runIn(topo.client('eve').ns, 'env', ['-u', 'NODE_OPTIONS', process.execPath, FLOOD, topo.serverWanIp, '9000', mode, String(rate), String(seconds), KEY, '8', values.v1 ? 'v1' : 'v2'], { timeoutMs: (seconds + 30) * 1000, env: env() })
+    const flood = mode === 'idle' ? null : runIn(topo.client('eve').ns, 'env', ['-u', 'NODE_OPTIONS', process.execPath, FLOOD, topo.serverWanIp, '9000', mode, String(rate), String(seconds), KEY, '8', values.v1 ? 'v1' : 'v2', '10.79.0.254/24'], { timeoutMs: (seconds + 30) * 1000, env: env() })
     const before = await status(server)
     await sleep(1500)
     const pingRun = runIn(topo.client('alice').ns, 'ping', ['-q', '-c', '40', '-i', '0.1', '-W', '1', '10.79.0.3'], { timeoutMs: 30_000 }).then(r => r.stdout, (e: unknown) => (e as { stdout?: string }).stdout ?? '')

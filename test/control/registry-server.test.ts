@@ -14,6 +14,7 @@ import { Logger } from '../../src/log.js'
 import { ServerController } from '../../src/control/server.js'
 import { ClientController } from '../../src/control/client.js'
 import { createInit, generateStaticKey, type StaticKey } from '../../src/crypto/noise.js'
+import { CookieGenerator, macKeys } from '../../src/crypto/cookie.js'
 import { encodeInitPayload } from '../../src/wire/payloads.js'
 import { ipToInt } from '../../src/wire/addr.js'
 import { FileRegistry } from '../../src/state/registry-file.js'
@@ -66,7 +67,7 @@ function lab (opts: { maxClients?: number, registryFile?: string, registry?: Fil
     memberInit (port: number, tunnelIp: string): FakeDataplane {
       const dp = L.net.nodes.get(`${MEMBER_IP}:${port}`) ?? net.add(MEMBER_IP, port, 'client')
       const payload = encodeInitPayload({ role: 1, prefixLen: 24, mtu: 1400, tunnelIp: ipToInt(tunnelIp), timestamp: clock.wallNow() + (++memberInits), lan: [] })
-      dp.sendControl(createInit(psk, memberKey, 1 + port, payload).message, SERVER_IP, SERVER_PORT)
+      dp.sendControl(new CookieGenerator(macKeys(psk)).addMacs(createInit(psk, memberKey, 1 + port, payload).message, clock.now()), SERVER_IP, SERVER_PORT) // a member makes a valid mac1
       return dp
     },
     run (ms: number): void {

@@ -2,14 +2,15 @@
 // Runs as a plain node program inside a lab namespace (imports the compiled
 // protocol modules).
 //
-//   node init-flood.mjs HOST PORT MODE RATE SECONDS [KEY] [PORTS] [v1|v2]
+//   node init-flood.mjs HOST PORT MODE RATE SECONDS [KEY] [PORTS] [v1|v2] [TUN]
 //
 // MODE: junk       random bytes with the init type byte (148 bytes, the size of a real init)
 //       wrong-key  well-formed inits (Noise + MAC trailer) under another network key
 //       member     valid inits (mac1 right) under KEY, each a new handshake; answers
 //                  cookie replies like a client would (mac2 on the next ones)
 // RATE inits a second in total, spread over PORTS source sockets (default 8), sent in
-// 5 ms batches. v1: no MAC trailer (against a build before it, for bench:flood's "before"). Prints a JSON summary: { sent, seconds, rate, cookies }.
+// 5 ms batches. TUN (default 10.77.0.254/24): the address the inits claim; its network salts
+// the psk as every node's does (crypto/kdf.ts). v1: no MAC trailer (against a build before it, for bench:flood's "before"). Prints a JSON summary: { sent, seconds, rate, cookies }.
 import dgram from 'node:dgram'
 import { randomBytes } from 'node:crypto'
 const dist = new URL('../../dist/src/', import.meta.url)
@@ -17,8 +18,9 @@ const { derivePsk } = await import(new URL('crypto/kdf.js', dist))
 const { createInit, generateStaticKey } = await import(new URL('crypto/noise.js', dist))
 const { CookieGenerator, macKeys } = await import(new URL('crypto/cookie.js', dist))
 const { encodeInitPayload } = await import(new URL('wire/payloads.js', dist))
+const { ipToInt } = await import(new URL('wire/addr.js', dist))
 
-const [host, portS, mode, rateS, secondsS, key = 'flood-test-key', portsS = '8', wire = 'v2'] = process.argv.slice(2)
+const [host, portS, mode, rateS, secondsS, key = 'flood-test-key', portsS = '8', wire = 'v2', tun = '10.77.0.254/24'] = process.argv.slice(2)
 const port = Number(portS)
 const rate = Number(rateS)
 const seconds = Number(secondsS)
@@ -39,9 +41,11 @@ const gens = socks.map(() => null)
 if (mode === 'junk') {
   for (let i = 0; i < 256; i++) { const b = randomBytes(148); b[0] = 1; pool.push(b) }
 } else {
-  const psk = await derivePsk(mode === 'member' ? key : `${key}-but-wrong`)
+  const [tunIp, tunPrefix] = tun.split('/')
+  const net = { ip: ipToInt(tunIp), prefix: Number(tunPrefix), name: null }
+  const psk = await derivePsk(mode === 'member' ? key : `${key}-but-wrong`, net)
   const keys = macKeys(psk)
-  const payload = encodeInitPayload({ role: 1, prefixLen: 24, mtu: 1400, tunnelIp: 0x0a4d00fe, timestamp: Date.now(), lan: [] })
+  const payload = encodeInitPayload({ role: 1, prefixLen: net.prefix, mtu: 1400, tunnelIp: net.ip, timestamp: Date.now(), lan: [] })
   const nodeKey = generateStaticKey()
   for (let i = 0; i < 256; i++) pool.push(createInit(psk, nodeKey, 0x5000000 + i, payload).message)
   if (wire !== 'v1') for (let i = 0; i < nPorts; i++) gens[i] = new CookieGenerator(keys)
