@@ -6,7 +6,7 @@
  *
  *   systemRandom   – the daemon's: Math.random() for jitter and probe
  *                    choices (not secret), node:crypto for bytes (receiver
- *                    indexes and instance ids must be unguessable).
+ *                    indexes and check txids must be unguessable).
  *   seededRandom() – deterministic (a 32-bit PRNG, mulberry32); tests only.
  */
 import { randomBytes } from 'node:crypto'

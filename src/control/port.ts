@@ -86,7 +86,7 @@ export interface ControlComponents {
   port: DataplanePort
   /** Monotonic time for every timer; wall time only for the init timestamp and the dataplane's receive stamps. */
   clock: Clock & WallClock
-  /** Retry jitter, probe txids and ports, receiver indexes, instance ids. */
+  /** Retry jitter, probe txids and ports, receiver indexes, return-routability txids. */
   random: Random
   log: Logger
 }

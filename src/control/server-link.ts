@@ -395,7 +395,7 @@ export class ServerLink implements SessionOwner {
         this.#reg = R.lost(this.#reg)
         this.#sendRegistration(now)
       } else if (cur !== null && now - cur.createdAt > C.REKEY_AFTER && srv.hs.state === 'idle') {
-        this.#sendRegistration(now) // rekey = register again with the same instance id
+        this.#sendRegistration(now) // rekey = register again with the same node key
       } else if (srv.hs.state === 'initSent' && now >= this.#reg.nextAttemptAt) {
         this.#sendRegistration(now)
       } else if (now - this.#lastPingAt >= (this.#rtt.count < RTT_WARMUP ? RTT_WARMUP_GAP : keepalive)) {

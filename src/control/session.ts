@@ -233,10 +233,6 @@ export function retryDelay (tries: number, base: number, cap: number, jitter: nu
   return d + random.float() * jitter
 }
 
-export function randomInstanceId (random: Random): Uint8Array {
-  return random.bytes(16)
-}
-
 export function sameBytes (a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
