@@ -16,8 +16,9 @@
  *              session, traffic detection, DirectPath.tick (direct-path.ts), PeerSessions.tick
  *   status() ──▶ the server's entry, then one per peer
  *
- * Peers live in a PeerTable (peer-table.ts); our NAT in a NatObserver
- * (nat.ts); the birthday search's sockets in a BirthdayPool (birthday.ts).
+ * Peers live in a PeerTable (peer-table.ts); our NAT in a ClientNat
+ * (client-nat.ts, over nat.ts's NatObserver); the birthday search's sockets
+ * in a BirthdayPool (birthday.ts).
  */
 import type { Clock, WallClock } from '../clock.js'
 import type { Logger } from '../log.js'
@@ -33,7 +34,8 @@ import { endpointKey, formatEndpoint, intToIp } from '../wire/addr.js'
 import type { PeerStatus, StatusReport } from './status.js'
 import { DirectPath, type PathIo } from './direct-path.js'
 import { describeRelayReason } from './path.js'
-import { NAT_LABEL, NatObserver, type Endpoint } from './nat.js'
+import type { Endpoint } from './nat.js'
+import { ClientNat, type NetcheckFacts } from './client-nat.js'
 import { PeerTable, type PeerRemote } from './peer-table.js'
 import { PeerListSync } from './peer-list.js'
 import { BirthdayPool } from './birthday.js'
@@ -46,6 +48,7 @@ import { fingerprint } from '../identity/key-text.js'
 
 export type { ClientOptions } from './client-context.js'
 export type { RegistrationState } from './registration.js'
+export type { NetcheckFacts } from './client-nat.js'
 
 const NO_P2P_NOTE = 'through the server (direct paths are off: --no-p2p)'
 
@@ -60,15 +63,13 @@ export class ClientController implements ControlHandler {
   readonly #peers: PeerTable
   readonly #peerSessions: PeerSessions
   readonly #peerList = new PeerListSync()
-  readonly #nat: NatObserver
+  readonly #nat: ClientNat
   readonly #birthdays: BirthdayPool
   readonly #startedAt: number
   /** Control messages dropped: malformed, unknown session, failed authentication (probes from anyone land here). */
   readonly counters = { p2pDropped: 0, handshakesCompleted: 0, peerKeyMismatch: 0, serverVersionRejects: 0, serverKeyMismatch: 0 }
   /** `lightweight-tunnel ping` / `netcheck` probes in flight. */
   readonly #userPings: UserPings
-  /** The NAT-check port's view of us from the newest answer (netcheck), or null. */
-  #natCheckView: Endpoint | null = null
   #lastCacheNote = -Infinity
   #cacheLoaded = false
 
@@ -82,13 +83,10 @@ export class ClientController implements ControlHandler {
     this.#server = new ServerLink(this.#ctx, {
       peerListVersion: () => this.#peerList.version,
       registered: () => { this.#peerList.version = 0; this.counters.handshakesCompleted++ },
-      observed: (ip, port, now) => { this.#noteObserved(ip, port, now) },
+      observed: (ip, port, now) => { this.#nat.serverView(ip, port, now) },
       natCheckAnswer: (txid, ep, now) => {
         // Ours: a periodic NAT check, or netcheck's (a user ping txid).
-        if (this.#userPings.answered(txid, now) || this.#nat.checkAnswered(txid)) {
-          this.#natCheckView = ep
-          this.#addObservation(ep, now)
-        }
+        if (this.#userPings.answered(txid, now) || this.#nat.observer.checkAnswered(txid)) this.#nat.natCheckAnswered(ep, now)
       },
       versionRejected: () => { this.counters.serverVersionRejects++ },
       serverKeyMismatch: () => { this.counters.serverKeyMismatch++ },
@@ -102,7 +100,7 @@ export class ClientController implements ControlHandler {
     })
     this.#peers = new PeerTable(maxPeers)
     this.#peerSessions = new PeerSessions(this.#ctx, this.counters, () => this.#server.state === 'registered')
-    this.#nat = new NatObserver(() => opt.localEndpoints?.() ?? [])
+    this.#nat = new ClientNat(opt, c.log, { peers: () => this.#peers.values(), sendNatCheck: () => this.#server.sendNatCheck() })
     this.#birthdays = new BirthdayPool(c.port)
     this.#startedAt = c.clock.now()
     this.#userPings = new UserPings(c.random)
@@ -359,9 +357,9 @@ export class ClientController implements ControlHandler {
         if (s !== null) this.#ctx.sendRelayed(p.peerId, s.ctl.seal(encodeControl(m)))
       },
       setRoute: () => { this.#routePeer(p) },
-      localNat: () => this.#nat.nat,
-      localCandidates: () => this.#nat.localCandidates(),
-      observed: (ep) => { this.#addObservation(ep, this.#clock.now()) },
+      localNat: () => this.#nat.observer.nat,
+      localCandidates: () => this.#nat.observer.localCandidates(),
+      observed: (ep) => { this.#nat.addObservation(ep, this.#clock.now()) },
       pathLost: () => { this.#server.refreshEndpoint(this.#clock.now()) },
       log: (msg, fields) => { this.#log.info(msg, { peer: intToIp(p.tunnelIp), ...fields }) }
     }
@@ -415,66 +413,8 @@ export class ClientController implements ControlHandler {
     return this.#userPings.expect(txid, this.#clock.now(), onReply)
   }
 
-  /** What the client knows about its NAT and its server, for netcheck. */
-  netcheck (): NetcheckFacts {
-    const local = this.#opt.localEndpoints?.() ?? []
-    const observed = this.#nat.observed
-    const nat = this.#nat.nat
-    const views = this.#nat.views
-    let how: string
-    if (observed === null) how = 'not yet: the server has not told us our public endpoint (not registered)'
-    else if (nat === 'open') how = 'the server sees our own address and port: no NAT between us and it'
-    else if (nat === 'eim') how = `the server's main port and ${views.length} other destination${views.length === 1 ? '' : 's'} (its NAT-check port, peers) see the same public endpoint: the mapping does not depend on the destination`
-    else if (nat === 'edm') how = 'another destination (the NAT-check port or a peer) sees another public port than the server\'s main port: the mapping depends on the destination'
-    else how = this.#opt.p2p === true ? 'no second view yet: the NAT-check port has not answered and no peer has reported how it sees us' : 'not classified: direct paths are off (--no-p2p), so no NAT checks are sent'
-    return {
-      nat: NAT_LABEL[nat],
-      natHow: how,
-      publicEndpoint: observed === null ? null : formatEndpoint(observed.ip, observed.port),
-      natCheckView: this.#natCheckView === null ? null : formatEndpoint(this.#natCheckView.ip, this.#natCheckView.port),
-      otherViews: views.map(v => formatEndpoint(v.ip, v.port)),
-      localEndpoints: local.map(a => formatEndpoint(a.ip, a.port)),
-      registered: this.#server.registered,
-      state: this.#server.state,
-      rttMs: this.#server.rttMs
-    }
-  }
-
-  // ── our NAT ─────────────────────────────────────────────────────────────
-
-  /** The server's main port told us our public endpoint. */
-  #noteObserved (ip: number, port: number, now: number): void {
-    const r = this.#nat.serverView(ip, port)
-    if (r === null) return
-    if (r.natChanged) this.#natChanged(now)
-    if (this.#opt.p2p === true) {
-      this.#natCheck(now)
-      if (!r.first) {
-        this.#log.info('our public endpoint changed', { publicEndpoint: formatEndpoint(ip, port) })
-        for (const p of this.#peers.values()) p.path?.localChanged(now)
-      }
-    }
-  }
-
-  #addObservation (ep: Endpoint, now: number): void {
-    if (this.#nat.otherView(ep)) this.#natChanged(now)
-  }
-
-  #natChanged (now: number): void {
-    this.#log.info('NAT classified', { nat: NAT_LABEL[this.#nat.nat] })
-    // Tell every peer (a Punch carries our NAT kind): a peer that heard
-    // 'unknown' from us would pick the wrong strategy.
-    for (const p of this.#peers.values()) p.path?.localChanged(now)
-  }
-
-  #natCheck (now: number): void {
-    const txid = this.#server.sendNatCheck()
-    if (txid !== null) this.#nat.checkSent(txid, now)
-  }
-
-  #natCheckDue (now: number): boolean {
-    return this.#opt.p2p === true && this.#nat.checkDue(now)
-  }
+  /** What the client knows about its NAT and its server, for netcheck (client-nat.ts). */
+  netcheck (): NetcheckFacts { return this.#nat.netcheck(this.#server) }
 
   // ── timers ──────────────────────────────────────────────────────────────
 
@@ -489,7 +429,7 @@ export class ClientController implements ControlHandler {
   tickInterval (): number {
     if (this.#server.busy) return C.CLIENT_TICK
     const now = this.#clock.now()
-    if (this.#natCheckDue(now)) return C.CLIENT_TICK
+    if (this.#nat.checkDue(now)) return C.CLIENT_TICK
     let next = C.CLIENT_IDLE_TICK
     for (const p of this.#peers.values()) {
       if (p.sessions.hs.state !== 'idle') return C.CLIENT_TICK
@@ -512,7 +452,7 @@ export class ClientController implements ControlHandler {
     const now = this.#clock.now()
     this.#server.tick(now)
     const registered = this.#server.registered
-    if (registered && this.#natCheckDue(now)) this.#natCheck(now)
+    if (registered && this.#nat.checkDue(now)) this.#nat.check(now)
     for (const p of [...this.#peers.values()]) {
       if (p.unlistedAt !== null && now - p.unlistedAt >= C.UNLISTED_GRACE) {
         this.#log.info('the server no longer lists this peer; dropping it', { peer: intToIp(p.tunnelIp) })
@@ -578,24 +518,4 @@ export class ClientController implements ControlHandler {
       p2p: ps
     }
   }
-}
-
-/** What a client knows about its NAT and its server (`netcheck`); the daemon adds live probe results. */
-export interface NetcheckFacts {
-  /** 'unknown' | 'none' | 'cone' | 'symmetric' (nat.ts NAT_LABEL). */
-  nat: string
-  /** How that classification was reached, in plain words. */
-  natHow: string
-  /** Our endpoint as the server's main port sees it (the reflexive address), or null. */
-  publicEndpoint: string | null
-  /** Our endpoint as the server's NAT-check port saw it in its newest answer, or null. */
-  natCheckView: string | null
-  /** Every other view of our endpoint kept for the classification (NAT-check port, peers). */
-  otherViews: string[]
-  /** Our own addresses with our UDP port. */
-  localEndpoints: string[]
-  registered: boolean
-  state: string
-  /** Median keepalive RTT to the server, ms, or null. */
-  rttMs: number | null
 }
