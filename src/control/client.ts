@@ -16,24 +16,26 @@
  *              session, traffic detection, DirectPath.tick (direct-path.ts), PeerSessions.tick
  *   status() ──▶ the server's entry, then one per peer
  *
- * Peers live in a PeerTable (peer-table.ts); our NAT in a NatObserver
- * (nat.ts); the birthday search's sockets in a BirthdayPool (birthday.ts).
+ * Peers live in a PeerTable (peer-table.ts), joined and routed by
+ * PeerMembership (peer-membership.ts: the peer list, the address cache); our NAT in a ClientNat
+ * (client-nat.ts, over nat.ts's NatObserver); the birthday search's sockets
+ * in a BirthdayPool (birthday.ts).
  */
 import type { Clock, WallClock } from '../clock.js'
 import type { Logger } from '../log.js'
-import type { Random } from '../random.js'
 import type { ControlComponents, ControlHandler, ControlInput, DataplanePort } from './port.js'
-import { IndexTable, describeSessions, emptySessionSet, openSealedControl, sameBytes, type Session } from './session.js'
+import { IndexTable, describeSessions, openSealedControl, type Session } from './session.js'
 import * as C from './constants.js'
 import type { RegistrationState } from './registration.js'
 import { MSG_CONTROL, MSG_HANDSHAKE_INIT, MSG_HANDSHAKE_RESP, MSG_REJECT } from '../wire/messages.js'
 import { MSG_COOKIE_REPLY } from '../wire/cookie.js'
-import { encodeControl, CTL_CONFIRM, CTL_PING, CTL_PONG, CTL_PUNCH, type ControlMessage, type PeerEntry } from '../wire/control.js'
+import { encodeControl, CTL_CONFIRM, CTL_PING, CTL_PONG, CTL_PUNCH, type ControlMessage } from '../wire/control.js'
 import { endpointKey, formatEndpoint, intToIp } from '../wire/addr.js'
 import type { PeerStatus, StatusReport } from './status.js'
-import { DirectPath, type PathIo } from './direct-path.js'
+import type { PathIo } from './direct-path.js'
 import { describeRelayReason } from './path.js'
-import { NAT_LABEL, NatObserver, type Endpoint } from './nat.js'
+import type { Endpoint } from './nat.js'
+import { ClientNat, type NetcheckFacts } from './client-nat.js'
 import { PeerTable, type PeerRemote } from './peer-table.js'
 import { PeerListSync } from './peer-list.js'
 import { BirthdayPool } from './birthday.js'
@@ -41,11 +43,13 @@ import { SERVER_SLOT, clientContext, type ClientContext, type ClientOptions, typ
 import { ServerLink } from './server-link.js'
 import { lastSeen } from './rtt.js'
 import { PeerSessions } from './peer-sessions.js'
+import { PeerMembership } from './peer-membership.js'
 import { UserPings, type PingStarted } from './user-ping.js'
 import { fingerprint } from '../identity/key-text.js'
 
 export type { ClientOptions } from './client-context.js'
 export type { RegistrationState } from './registration.js'
+export type { NetcheckFacts } from './client-nat.js'
 
 const NO_P2P_NOTE = 'through the server (direct paths are off: --no-p2p)'
 
@@ -53,102 +57,54 @@ export class ClientController implements ControlHandler {
   readonly #opt: ClientOptions
   readonly #port: DataplanePort
   readonly #clock: Clock & WallClock
-  readonly #random: Random
   readonly #log: Logger
   readonly #ctx: ClientContext
   readonly #server: ServerLink
   readonly #peers: PeerTable
+  /** Which peers we have, and their routes (peer-membership.ts). */
+  readonly #members: PeerMembership
   readonly #peerSessions: PeerSessions
   readonly #peerList = new PeerListSync()
-  readonly #nat: NatObserver
+  readonly #nat: ClientNat
   readonly #birthdays: BirthdayPool
   readonly #startedAt: number
   /** Control messages dropped: malformed, unknown session, failed authentication (probes from anyone land here). */
   readonly counters = { p2pDropped: 0, handshakesCompleted: 0, peerKeyMismatch: 0, serverVersionRejects: 0, serverKeyMismatch: 0 }
   /** `lightweight-tunnel ping` / `netcheck` probes in flight. */
   readonly #userPings: UserPings
-  /** The NAT-check port's view of us from the newest answer (netcheck), or null. */
-  #natCheckView: Endpoint | null = null
-  #lastCacheNote = -Infinity
   #cacheLoaded = false
 
   constructor (opt: ClientOptions, c: ControlComponents, maxPeers: number) {
     this.#opt = opt
     this.#port = c.port
     this.#clock = c.clock
-    this.#random = c.random
     this.#log = c.log
     this.#ctx = clientContext(opt, c, new IndexTable<SessionOwner>(c.random))
     this.#server = new ServerLink(this.#ctx, {
       peerListVersion: () => this.#peerList.version,
       registered: () => { this.#peerList.version = 0; this.counters.handshakesCompleted++ },
-      observed: (ip, port, now) => { this.#noteObserved(ip, port, now) },
+      observed: (ip, port, now) => { this.#nat.serverView(ip, port, now) },
       natCheckAnswer: (txid, ep, now) => {
         // Ours: a periodic NAT check, or netcheck's (a user ping txid).
-        if (this.#userPings.answered(txid, now) || this.#nat.checkAnswered(txid)) {
-          this.#natCheckView = ep
-          this.#addObservation(ep, now)
-        }
+        if (this.#userPings.answered(txid, now) || this.#nat.observer.checkAnswered(txid)) this.#nat.natCheckAnswered(ep, now)
       },
       versionRejected: () => { this.counters.serverVersionRejects++ },
       serverKeyMismatch: () => { this.counters.serverKeyMismatch++ },
       peerUpdate: (msg) => {
         this.#peerList.apply(msg, opt.tunnelIp, {
-          upsert: (e) => { this.#upsertPeer(e) },
-          remove: (ip, explicit) => { this.#unlisted(ip, explicit) },
+          upsert: (e) => { this.#members.upsert(e) },
+          remove: (ip, explicit) => { this.#members.unlisted(ip, explicit) },
           tunnelIps: () => this.#peers.tunnelIps()
         })
       }
     })
     this.#peers = new PeerTable(maxPeers)
     this.#peerSessions = new PeerSessions(this.#ctx, this.counters, () => this.#server.state === 'registered')
-    this.#nat = new NatObserver(() => opt.localEndpoints?.() ?? [])
+    this.#members = new PeerMembership(this.#ctx, this.#peers, (p) => this.#pathIo(p), (p) => { this.#peerSessions.forget(p) })
+    this.#nat = new ClientNat(opt, c.log, { peers: () => this.#peers.values(), sendNatCheck: () => this.#server.sendNatCheck() })
     this.#birthdays = new BirthdayPool(c.port)
     this.#startedAt = c.clock.now()
     this.#userPings = new UserPings(c.random)
-  }
-
-  // ── the address cache (peer-cache.ts) ───────────────────────────────────
-
-  /**
-   * Peers from the address cache join the table at once, with their last
-   * confirmed endpoints as candidates: we start the session with them
-   * ourselves (straight there while the server is silent). The server's
-   * first full peer list replaces them (a peer it no longer lists goes).
-   * Run at the first tick, not in the constructor: the daemon starts the
-   * dataplane after building the controller, and routes set before that
-   * are lost (seen: the first session after a restart carried no data).
-   */
-  #loadCache (): void {
-    const cache = this.#opt.peerCache
-    if (cache == null || this.#opt.p2p !== true) return
-    const now = this.#clock.now()
-    const cached = cache.load(this.#clock.wallNow())
-    for (const e of cached) {
-      const key = e.key
-      if (key === null || e.tunnelIp === this.#opt.tunnelIp || this.#peers.get(e.tunnelIp) !== undefined) continue
-      // The handshake checks the peer's static key against the cached one (peer-sessions.ts), as against a listed one.
-      const p = this.#peers.add(e.tunnelIp, (slot) => this.#newPeer(slot, 0, e.tunnelIp, key, 0, 0, now, true))
-      if (p === null) break
-      p.path?.remember(e.endpoints)
-      this.#routePeer(p)
-    }
-    if (cached.length > 0) this.#log.info('address cache loaded', { peers: this.#peers.size })
-  }
-
-  /** Note the peers with a confirmed direct path in the cache (once a second), and write it when due. */
-  #cacheTick (now: number): void {
-    const cache = this.#opt.peerCache
-    if (cache == null) return
-    const wall = this.#clock.wallNow()
-    if (now - this.#lastCacheNote >= 1000) {
-      this.#lastCacheNote = now
-      for (const p of this.#peers.values()) {
-        if (p.path === null || p.sessions.current === null || p.path.directCandidate === null) continue
-        cache.note(p.tunnelIp, p.key, p.path.confirmedEndpoints(now), wall)
-      }
-    }
-    cache.saveIfDue(now, wall)
   }
 
   // ── reload and name resolution (daemon.ts) ──────────────────────────────
@@ -168,7 +124,7 @@ export class ClientController implements ControlHandler {
     this.#opt.serverIp = ip
     this.#opt.serverPort = port
     this.#server.serverMoved(this.#clock.now())
-    for (const p of this.#peers.values()) if ((p.path?.directCandidate ?? null) === null) this.#routePeer(p)
+    for (const p of this.#peers.values()) if ((p.path?.directCandidate ?? null) === null) this.#members.route(p)
     return true
   }
 
@@ -266,78 +222,6 @@ export class ClientController implements ControlHandler {
     }
   }
 
-  // ── peers ───────────────────────────────────────────────────────────────
-
-  #upsertPeer (e: PeerEntry): void {
-    const now = this.#clock.now()
-    let p = this.#peers.get(e.tunnelIp)
-    if (p !== undefined && !sameBytes(p.key, e.key)) {
-      // Another node key at this address (the server's operator freed it): a new peer, not the old one's sessions.
-      this.#removePeer(e.tunnelIp)
-      p = undefined
-    }
-    if (p === undefined) {
-      const added = this.#peers.add(e.tunnelIp, (slot) => this.#newPeer(slot, e.peerId, e.tunnelIp, new Uint8Array(e.key), e.publicIp, e.publicPort, now, false))
-      if (added === null) {
-        this.#log.warn('too many peers; ignoring one', { peer: intToIp(e.tunnelIp) })
-        return
-      }
-      p = added
-      this.#log.debug('peer joined', { peer: intToIp(e.tunnelIp) })
-    }
-    this.#peers.setPeerId(p, e.peerId)
-    p.fromCache = false
-    p.unlistedAt = null
-    p.publicIp = e.publicIp
-    p.publicPort = e.publicPort
-    this.#routePeer(p)
-    p.path?.setAdvertised(e.publicIp === 0 ? null : { ip: e.publicIp, port: e.publicPort }, e.lan, now)
-  }
-
-  #newPeer (slot: number, peerId: number, tunnelIp: number, key: Uint8Array, publicIp: number, publicPort: number, now: number, fromCache: boolean): PeerRemote {
-    const peer: PeerRemote = {
-      slot, peerId, tunnelIp, key, publicIp, publicPort, sessions: emptySessionSet(), fromCache, unlistedAt: null,
-      lastInitTs: 0, path: null, lastTx: 0, lastRx: 0, nextSessionTry: now + C.PROACTIVE_SESSION_DELAY, lastResync: -Infinity
-    }
-    if (this.#opt.p2p === true) peer.path = new DirectPath(this.#pathIo(peer), this.#opt.tunnelIp < tunnelIp, now, this.#random)
-    return peer
-  }
-
-  /**
-   * The server's list no longer has the peer. An explicit removal (it left,
-   * or was revoked) applies at once. A peer merely absent from a full list
-   * while we talk to it directly is kept for UNLISTED_GRACE: after a server
-   * restart the first clients to register get a list without the others
-   * (not registered yet), and dropping a working direct path for that
-   * would lose traffic the outage did not. Not relisted by then: removed.
-   */
-  #unlisted (tunnelIp: number, explicit: boolean): void {
-    const p = this.#peers.get(tunnelIp)
-    if (p === undefined) return
-    if (explicit || p.fromCache || p.sessions.current === null || (p.path?.directCandidate ?? null) === null) { this.#removePeer(tunnelIp); return }
-    p.unlistedAt ??= this.#clock.now()
-  }
-
-  #removePeer (tunnelIp: number): void {
-    this.#opt.peerCache?.forget(tunnelIp)
-    const p = this.#peers.remove(tunnelIp)
-    if (p === undefined) return
-    this.#peerSessions.forget(p)
-    p.path?.destroy(this.#clock.now())
-    this.#port.removePeer(p.slot)
-    this.#log.debug('peer left', { peer: intToIp(tunnelIp) })
-  }
-
-  /** Install the peer's route: direct to its confirmed candidate, else through the relay. */
-  #routePeer (p: PeerRemote): void {
-    const c = p.path?.directCandidate ?? null
-    if (c !== null) {
-      this.#port.setPeer({ slot: p.slot, peerId: p.peerId, tunnelIp: p.tunnelIp, endpointIp: c.ip, endpointPort: c.port, relayVia: false, sock: c.sock })
-    } else {
-      this.#port.setPeer({ slot: p.slot, peerId: p.peerId, tunnelIp: p.tunnelIp, endpointIp: this.#opt.serverIp, endpointPort: this.#opt.serverPort, relayVia: true })
-    }
-  }
-
   /** The DirectPath's window on the world, for one peer. */
   #pathIo (p: PeerRemote): PathIo {
     return {
@@ -358,10 +242,10 @@ export class ClientController implements ControlHandler {
         const s = p.sessions.current
         if (s !== null) this.#ctx.sendRelayed(p.peerId, s.ctl.seal(encodeControl(m)))
       },
-      setRoute: () => { this.#routePeer(p) },
-      localNat: () => this.#nat.nat,
-      localCandidates: () => this.#nat.localCandidates(),
-      observed: (ep) => { this.#addObservation(ep, this.#clock.now()) },
+      setRoute: () => { this.#members.route(p) },
+      localNat: () => this.#nat.observer.nat,
+      localCandidates: () => this.#nat.observer.localCandidates(),
+      observed: (ep) => { this.#nat.addObservation(ep, this.#clock.now()) },
       pathLost: () => { this.#server.refreshEndpoint(this.#clock.now()) },
       log: (msg, fields) => { this.#log.info(msg, { peer: intToIp(p.tunnelIp), ...fields }) }
     }
@@ -415,66 +299,8 @@ export class ClientController implements ControlHandler {
     return this.#userPings.expect(txid, this.#clock.now(), onReply)
   }
 
-  /** What the client knows about its NAT and its server, for netcheck. */
-  netcheck (): NetcheckFacts {
-    const local = this.#opt.localEndpoints?.() ?? []
-    const observed = this.#nat.observed
-    const nat = this.#nat.nat
-    const views = this.#nat.views
-    let how: string
-    if (observed === null) how = 'not yet: the server has not told us our public endpoint (not registered)'
-    else if (nat === 'open') how = 'the server sees our own address and port: no NAT between us and it'
-    else if (nat === 'eim') how = `the server's main port and ${views.length} other destination${views.length === 1 ? '' : 's'} (its NAT-check port, peers) see the same public endpoint: the mapping does not depend on the destination`
-    else if (nat === 'edm') how = 'another destination (the NAT-check port or a peer) sees another public port than the server\'s main port: the mapping depends on the destination'
-    else how = this.#opt.p2p === true ? 'no second view yet: the NAT-check port has not answered and no peer has reported how it sees us' : 'not classified: direct paths are off (--no-p2p), so no NAT checks are sent'
-    return {
-      nat: NAT_LABEL[nat],
-      natHow: how,
-      publicEndpoint: observed === null ? null : formatEndpoint(observed.ip, observed.port),
-      natCheckView: this.#natCheckView === null ? null : formatEndpoint(this.#natCheckView.ip, this.#natCheckView.port),
-      otherViews: views.map(v => formatEndpoint(v.ip, v.port)),
-      localEndpoints: local.map(a => formatEndpoint(a.ip, a.port)),
-      registered: this.#server.registered,
-      state: this.#server.state,
-      rttMs: this.#server.rttMs
-    }
-  }
-
-  // ── our NAT ─────────────────────────────────────────────────────────────
-
-  /** The server's main port told us our public endpoint. */
-  #noteObserved (ip: number, port: number, now: number): void {
-    const r = this.#nat.serverView(ip, port)
-    if (r === null) return
-    if (r.natChanged) this.#natChanged(now)
-    if (this.#opt.p2p === true) {
-      this.#natCheck(now)
-      if (!r.first) {
-        this.#log.info('our public endpoint changed', { publicEndpoint: formatEndpoint(ip, port) })
-        for (const p of this.#peers.values()) p.path?.localChanged(now)
-      }
-    }
-  }
-
-  #addObservation (ep: Endpoint, now: number): void {
-    if (this.#nat.otherView(ep)) this.#natChanged(now)
-  }
-
-  #natChanged (now: number): void {
-    this.#log.info('NAT classified', { nat: NAT_LABEL[this.#nat.nat] })
-    // Tell every peer (a Punch carries our NAT kind): a peer that heard
-    // 'unknown' from us would pick the wrong strategy.
-    for (const p of this.#peers.values()) p.path?.localChanged(now)
-  }
-
-  #natCheck (now: number): void {
-    const txid = this.#server.sendNatCheck()
-    if (txid !== null) this.#nat.checkSent(txid, now)
-  }
-
-  #natCheckDue (now: number): boolean {
-    return this.#opt.p2p === true && this.#nat.checkDue(now)
-  }
+  /** What the client knows about its NAT and its server, for netcheck (client-nat.ts). */
+  netcheck (): NetcheckFacts { return this.#nat.netcheck(this.#server) }
 
   // ── timers ──────────────────────────────────────────────────────────────
 
@@ -489,7 +315,7 @@ export class ClientController implements ControlHandler {
   tickInterval (): number {
     if (this.#server.busy) return C.CLIENT_TICK
     const now = this.#clock.now()
-    if (this.#natCheckDue(now)) return C.CLIENT_TICK
+    if (this.#nat.checkDue(now)) return C.CLIENT_TICK
     let next = C.CLIENT_IDLE_TICK
     for (const p of this.#peers.values()) {
       if (p.sessions.hs.state !== 'idle') return C.CLIENT_TICK
@@ -508,15 +334,15 @@ export class ClientController implements ControlHandler {
   }
 
   tick (): void {
-    if (!this.#cacheLoaded) { this.#cacheLoaded = true; this.#loadCache() }
+    if (!this.#cacheLoaded) { this.#cacheLoaded = true; this.#members.loadCache() }
     const now = this.#clock.now()
     this.#server.tick(now)
     const registered = this.#server.registered
-    if (registered && this.#natCheckDue(now)) this.#natCheck(now)
+    if (registered && this.#nat.checkDue(now)) this.#nat.check(now)
     for (const p of [...this.#peers.values()]) {
       if (p.unlistedAt !== null && now - p.unlistedAt >= C.UNLISTED_GRACE) {
         this.#log.info('the server no longer lists this peer; dropping it', { peer: intToIp(p.tunnelIp) })
-        this.#removePeer(p.tunnelIp)
+        this.#members.remove(p.tunnelIp)
         continue
       }
       // Direct paths: start the end-to-end session ourselves (the lower tunnel address does), watch traffic, run the path timers.
@@ -535,7 +361,7 @@ export class ClientController implements ControlHandler {
       }
       this.#peerSessions.tick(p, now)
     }
-    this.#cacheTick(now)
+    this.#members.cacheTick(now)
   }
 
   /** Say goodbye so the server frees our address at once. */
@@ -578,24 +404,4 @@ export class ClientController implements ControlHandler {
       p2p: ps
     }
   }
-}
-
-/** What a client knows about its NAT and its server (`netcheck`); the daemon adds live probe results. */
-export interface NetcheckFacts {
-  /** 'unknown' | 'none' | 'cone' | 'symmetric' (nat.ts NAT_LABEL). */
-  nat: string
-  /** How that classification was reached, in plain words. */
-  natHow: string
-  /** Our endpoint as the server's main port sees it (the reflexive address), or null. */
-  publicEndpoint: string | null
-  /** Our endpoint as the server's NAT-check port saw it in its newest answer, or null. */
-  natCheckView: string | null
-  /** Every other view of our endpoint kept for the classification (NAT-check port, peers). */
-  otherViews: string[]
-  /** Our own addresses with our UDP port. */
-  localEndpoints: string[]
-  registered: boolean
-  state: string
-  /** Median keepalive RTT to the server, ms, or null. */
-  rttMs: number | null
 }

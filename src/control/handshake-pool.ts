@@ -4,7 +4,7 @@
  * burst of registrations does not hold the main thread. The main thread keeps
  * every decision: it authenticates the init (consumeInit), checks the claim,
  * allocates the index, and on the answer installs the keys and sends the
- * response (control/server.ts). Tasks are bounded: at most MAX_QUEUED wait;
+ * response (control/server-registration.ts). Tasks are bounded: at most MAX_QUEUED wait;
  * beyond that run() answers null and the caller drops the init (the client
  * retries in 1 s), counted as handshakesShed.
  *
