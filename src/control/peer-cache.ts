@@ -16,7 +16,8 @@
  * CACHE_MAX_AGE dropped. A corrupt file is reported once and replaced at the
  * next save; it never stops the daemon.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
+import { writeAtomic } from '../state/atomic-file.js'
 import { formatEndpoint, intToIp, ipToInt, isIpv4 } from '../wire/addr.js'
 import { MAX_HANDSHAKE_ENDPOINTS } from './constants.js'
 import type { Endpoint } from './nat.js'
@@ -191,7 +192,7 @@ function sameKey (a: Uint8Array | null, b: Uint8Array | null): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i])
 }
 
-/** The cache file: read whole; written atomically (a temp file beside it, mode 0600, fsync, rename). */
+/** The cache file: read whole; written atomically (state/atomic-file.ts: a temp file beside it, mode 0600, fsync, rename). */
 export function fileStore (path: string): CacheStore {
   return {
     where: path,
@@ -201,18 +202,6 @@ export function fileStore (path: string): CacheStore {
         throw e
       }
     },
-    write: (text) => {
-      const tmp = `${path}.tmp-${process.pid}`
-      try { unlinkSync(tmp) } catch {} // a leftover of a crash: 'wx' below creates it 0600 afresh
-      const fd = openSync(tmp, 'wx', 0o600)
-      try {
-        writeSync(fd, text)
-        fsyncSync(fd)
-      } finally { closeSync(fd) }
-      try { renameSync(tmp, path) } catch (e) {
-        try { unlinkSync(tmp) } catch {}
-        throw e
-      }
-    }
+    write: (text) => { writeAtomic(path, text) }
   }
 }

@@ -25,8 +25,9 @@
  * Strict mode (`--authorized-nodes`): setAuthorized() gives the list; check
  * answers 'not-authorized' for any key/address pair it does not hold.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs'
+import { mkdirSync, readFileSync } from 'node:fs'
 import { dirname } from 'node:path'
+import { writeAtomic } from './atomic-file.js'
 import { VpnError } from '../errors.js'
 import { intToIp, ipToInt, isIpv4 } from '../wire/addr.js'
 import { keyId, type AuthorizedList, type ClaimResult, type NodeRecord, type NodeRegistry, type RegistryAdmin, type RevokedKey } from '../control/registry.js'
@@ -187,6 +188,7 @@ export class FileRegistry implements NodeRegistry, RegistryAdmin {
       revoked: [...this.#revoked.values()].map(r => ({ key: keyToText(r.key), at: r.at }))
     }
     try {
+      mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 })
       writeAtomic(this.path, JSON.stringify(doc, null, 1) + '\n')
       this.#dirty = false
       this.#lastWrite = wallNow
@@ -240,29 +242,3 @@ function copy (r: NodeRecord): NodeRecord {
   return { key: Uint8Array.from(r.key), address: r.address, firstSeen: r.firstSeen, lastSeen: r.lastSeen }
 }
 
-/**
- * Replaces `path` atomically: a reader (or a crash) sees the old file or the
- * new one, never a mix. Temp file 0600 beside it, fsync, rename, fsync the directory.
- */
-export function writeAtomic (path: string, text: string): void {
-  const dir = dirname(path)
-  mkdirSync(dir, { recursive: true, mode: 0o700 })
-  const tmp = `${path}.tmp-${process.pid}`
-  const fd = openSync(tmp, 'w', 0o600)
-  try {
-    const buf = Buffer.from(text, 'utf8')
-    let off = 0
-    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off)
-    fsyncSync(fd)
-  } catch (err) {
-    closeSync(fd)
-    try { unlinkSync(tmp) } catch { /* best effort */ }
-    throw err
-  }
-  closeSync(fd)
-  renameSync(tmp, path)
-  try {
-    const dfd = openSync(dir, 'r')
-    try { fsyncSync(dfd) } finally { closeSync(dfd) }
-  } catch { /* some filesystems refuse fsync on a directory; the rename is done */ }
-}
