@@ -9,6 +9,7 @@ import type { PeerCounters } from '../dataplane/stats.js'
 import type { Clock, WallClock } from '../clock.js'
 import type { Random } from '../random.js'
 import type { Logger } from '../log.js'
+import type { IpPrefix } from '../wire/prefix.js'
 
 export interface PeerRoute {
   /** Small integer naming the peer in the dataplane (0..maxPeers-1). */
@@ -23,11 +24,24 @@ export interface PeerRoute {
   relayVia: boolean
   /** Send from this probe socket (0 or absent: the main socket). */
   sock?: number
+  /**
+   * Inner addresses the peer owns beyond tunnelIp: its IPv6 tunnel address
+   * (a /128) and its approved routes. Packets to them go to this peer; a
+   * packet from this peer must come from tunnelIp or one of them
+   * (cryptokey routing, PROTOCOL §9.4). Absent: none.
+   */
+  prefixes?: readonly IpPrefix[]
 }
 
 export interface DataplanePort {
   setPeer(route: PeerRoute): void
   removePeer(slot: number): void
+  /**
+   * This node's own inner addresses beyond its IPv4 tunnel address: its IPv6
+   * tunnel address (a /128) and the approved routes it serves. An inbound
+   * packet must be addressed to tunnelIp or one of them. Replaces the last set.
+   */
+  setLocalPrefixes(prefixes: readonly IpPrefix[]): void
   /** Start sending to the peer on a new session (counter restarts at 0). */
   setSendKey(slot: number, key: Uint8Array, remoteIndex: number): void
   /**

@@ -26,7 +26,7 @@
  * HKDF = the §4.3 HMAC-BLAKE2s construction, ENCRYPT = ChaCha20-Poly1305 with
  * nonce 00000000 || LE64(n), associated data = h):
  *   Initialize:  h = HASH(protocol_name) (name is 37 bytes > HASHLEN), ck = h,
- *                MixHash(prologue = "lightweight-tunnel v2")
+ *                MixHash(prologue = "lightweight-tunnel v3")
  *   msg 1 write: psk -> MixKeyAndHash(psk)
  *                e   -> generate e; write e.pub; MixHash(e.pub); MixKey(e.pub)  (psk modifier, §9.2)
  *                s   -> write EncryptAndHash(s.pub)  (48 bytes)

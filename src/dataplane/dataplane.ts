@@ -25,6 +25,7 @@ import { configureTun } from './tun-config.js'
 import { InlineHost } from './inline-host.js'
 import { ControlDrain } from './control-drain.js'
 import type { ControlHandler, DataplanePort, PeerRoute } from '../control/port.js'
+import type { IpPrefix } from '../wire/prefix.js'
 import type { Placement } from '../config/schema.js'
 import {
   BATCH, CTRL_RING_SLOTS, CTRL_SLOT_SIZE, RX_BUF_SIZE, RX_BUFS, SLOT_SIZE, WORKER_ROLES,
@@ -206,8 +207,10 @@ export class Dataplane implements DataplanePort {
 
   setPeer (r: PeerRoute): void {
     const fd = r.sock !== undefined && r.sock > 0 ? this.#probeSocks.get(r.sock)?.fd ?? -1 : -1
-    this.#postAll({ code: 'PEER', slot: r.slot, peerId: r.peerId, tunnelIp: r.tunnelIp, endpointIp: r.endpointIp, endpointPort: r.endpointPort, relayVia: r.relayVia, fd })
+    this.#postAll({ code: 'PEER', slot: r.slot, peerId: r.peerId, tunnelIp: r.tunnelIp, endpointIp: r.endpointIp, endpointPort: r.endpointPort, relayVia: r.relayVia, fd, prefixes: r.prefixes ?? [] })
   }
+
+  setLocalPrefixes (prefixes: readonly IpPrefix[]): void { this.#postAll({ code: 'LOCAL', prefixes }) }
 
   removePeer (slot: number): void { this.#postAll({ code: 'PEER_REMOVE', slot }) }
 

@@ -10,7 +10,7 @@
  */
 
 /** Byte 1 of handshake messages. A responder drops any other value (no reply). */
-export const PROTOCOL_VERSION = 2
+export const PROTOCOL_VERSION = 3
 
 // ---------------------------------------------------------------------------
 // Crypto identifiers (see crypto/noise.ts, crypto/kdf.ts)
@@ -24,7 +24,7 @@ export const NOISE_PROTOCOL_NAME = 'Noise_IXpsk0_25519_ChaChaPoly_BLAKE2s'
  * a peer speaking another protocol version can never complete a handshake
  * with us even if it shares the network key.
  */
-export const NOISE_PROLOGUE = 'lightweight-tunnel v2'
+export const NOISE_PROLOGUE = 'lightweight-tunnel v3'
 
 /**
  * Input keying material for the control-channel keys: the control keys are

@@ -23,6 +23,7 @@ import { MAX_LAN_ADDRS, PEER_UPDATE_MAX_BYTES } from './constants.js'
 import { readIp, writeIp } from './addr.js'
 import { checkBytes, checkRoom, checkUint, readU16, readU32, writeU16, writeU32 } from './messages.js'
 import { LAN_ADDR_LEN, type LanAddr, readLan, writeLan } from './payloads.js'
+import { ATTRS_MAX_LEN, attrsLength, isEmptyAttrs, decodeAttrs, encodeAttrs, NO_ATTRS, type NodeAttrs } from './attrs.js'
 
 export const CTL_PING = 1
 export const CTL_PONG = 2
@@ -98,6 +99,10 @@ export interface Pong {
 //  +-------------------------------------+-----------------------------
 //  | key: the peer's static public key   | lanCount x (ip 4, port u16)
 //  +-------------------------------------+-----------------------------
+//  48 + 6 x lanCount
+//  +------------------------------------------------------------------
+//  | attributes (v3, wire/attrs.ts): TUNNEL6, the peer's approved ROUTEs
+//  +------------------------------------------------------------------
 //  op 1 UPSERT: add or replace the peer; op 2 REMOVE: forget peerId (the
 //  other fields are still present, zeros allowed). key: the X25519 static
 //  key the server authenticated this peer with (v2); a client accepts a
@@ -109,7 +114,7 @@ export const PEER_ENTRY_FIXED_LEN = 48
 /** Offset and length of the static key in an entry. */
 export const PEER_ENTRY_KEY_OFFSET = 16
 export const PEER_KEY_LEN = 32
-export const PEER_ENTRY_MAX_LEN = PEER_ENTRY_FIXED_LEN + MAX_LAN_ADDRS * LAN_ADDR_LEN
+export const PEER_ENTRY_MAX_LEN = PEER_ENTRY_FIXED_LEN + MAX_LAN_ADDRS * LAN_ADDR_LEN + ATTRS_MAX_LEN
 export const PEER_FLAG_RESET = 0x01
 export const PEER_FLAG_FINAL = 0x02
 export const PEER_SEQ_SHIFT = 2
@@ -130,6 +135,8 @@ export interface PeerEntry {
   /** The peer's static public key, 32 bytes (zeros allowed for REMOVE); decoded entries carry a copy. */
   key: Uint8Array
   lan: LanAddr[]
+  /** IPv6 tunnel address and approved routes (absent: none; the decoder sets it only when the block is not empty). */
+  attrs?: NodeAttrs
 }
 
 export interface PeerUpdate {
@@ -221,7 +228,7 @@ export type ControlInput = Ping | Pong | (Omit<PeerUpdate, 'seq'> & { seq?: numb
 // ---------------------------------------------------------------------------
 
 export function peerEntryLength (e: PeerEntry): number {
-  return PEER_ENTRY_FIXED_LEN + e.lan.length * LAN_ADDR_LEN
+  return PEER_ENTRY_FIXED_LEN + e.lan.length * LAN_ADDR_LEN + attrsLength(e.attrs)
 }
 
 /** Exact encoded length of `m`. */
@@ -301,6 +308,7 @@ export function encodeControl (m: ControlInput, buf?: Uint8Array, offset = 0): U
         out[p + 15] = e.lan.length
         out.set(e.key, p + PEER_ENTRY_KEY_OFFSET)
         p = writeLan(out, p + PEER_ENTRY_FIXED_LEN, e.lan)
+        p = encodeAttrs(e.attrs ?? NO_ATTRS, out, p)
       }
       break
     }
@@ -437,8 +445,9 @@ function decodePeerUpdate (buf: Uint8Array): PeerUpdate {
     if (op !== PEER_OP_UPSERT && op !== PEER_OP_REMOVE) throw new WireError(`peer update: entry ${i} has unknown op ${op}`)
     const lanCount = buf[p + 15]
     if (lanCount > MAX_LAN_ADDRS) throw new WireError(`peer update: entry ${i} has ${lanCount} LAN addresses, at most ${MAX_LAN_ADDRS}`)
-    const len = PEER_ENTRY_FIXED_LEN + lanCount * LAN_ADDR_LEN
-    if (buf.length - p < len) throw new WireError(`peer update: entry ${i} truncated`)
+    const lanEnd = p + PEER_ENTRY_FIXED_LEN + lanCount * LAN_ADDR_LEN
+    if (buf.length < lanEnd) throw new WireError(`peer update: entry ${i} truncated`)
+    const { attrs, end } = decodeAttrs(buf, lanEnd, `peer update: entry ${i}`)
     entries.push({
       op: op as PeerOp,
       peerId: readU32(buf, p + 1),
@@ -446,9 +455,10 @@ function decodePeerUpdate (buf: Uint8Array): PeerUpdate {
       publicIp: readIp(buf, p + 9),
       publicPort: readU16(buf, p + 13),
       key: buf.slice(p + PEER_ENTRY_KEY_OFFSET, p + PEER_ENTRY_KEY_OFFSET + PEER_KEY_LEN),
-      lan: readLan(buf, p + PEER_ENTRY_FIXED_LEN, lanCount)
+      lan: readLan(buf, p + PEER_ENTRY_FIXED_LEN, lanCount),
+      ...(isEmptyAttrs(attrs) ? {} : { attrs })
     })
-    p += len
+    p = end
   }
   if (p !== buf.length) throw new WireError(`peer update: ${buf.length - p} trailing bytes`)
   return {

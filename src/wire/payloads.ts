@@ -12,6 +12,7 @@ import { WireError } from '../errors.js'
 import { MAX_LAN_ADDRS } from './constants.js'
 import { readIp, writeIp } from './addr.js'
 import { checkRoom, checkUint, readU16, readU32, readU64, writeU16, writeU32, writeU64 } from './messages.js'
+import { NO_ATTRS, attrsLength, isEmptyAttrs, decodeAttrs, encodeAttrs, type NodeAttrs } from './attrs.js'
 
 /** A LAN endpoint a client can be reached at without NAT: ip (host order) and UDP port. */
 export interface LanAddr {
@@ -29,10 +30,10 @@ export const LAN_ADDR_LEN = 6
 //  +------+----------+----------+------------+---------------------------+----------+
 //  | role | prefixLen| mtu u16  | tunnelIp   | timestamp u64 (ms, epoch) | lanCount |
 //  +------+----------+----------+------------+---------------------------+----------+
-//  17
-//  +---------------------------------+
-//  | lanCount x (ip 4 | port u16)    |
-//  +---------------------------------+
+//  17                                17 + 6 x lanCount
+//  +---------------------------------+------------------------------+
+//  | lanCount x (ip 4 | port u16)    | attributes (wire/attrs.ts)   |
+//  +---------------------------------+------------------------------+
 //
 //  role      1 = a client registering with the server, 2 = peer to peer.
 //  prefixLen, mtu, tunnelIp: the initiator's tunnel configuration
@@ -43,15 +44,16 @@ export const LAN_ADDR_LEN = 6
 //            layer authenticated, never an id taken from the payload) and
 //            ignores an init whose timestamp is not strictly greater.
 //  lan:      0..8 LAN endpoints (role 1; role 2 sends 0).
+//  attributes (v3): TUNNEL6, the initiator's IPv6 tunnel address; ROUTE
+//            (role 1), the networks it advertises.
 // ---------------------------------------------------------------------------
 
 export const ROLE_CLIENT = 1
 export const ROLE_PEER = 2
 export type Role = typeof ROLE_CLIENT | typeof ROLE_PEER
 
-/** InitPayload bytes without LAN addresses. */
+/** InitPayload bytes before the LAN addresses. */
 export const INIT_PAYLOAD_FIXED_LEN = 17
-export const INIT_PAYLOAD_MAX_LEN = INIT_PAYLOAD_FIXED_LEN + MAX_LAN_ADDRS * LAN_ADDR_LEN
 
 export interface InitPayload {
   role: Role
@@ -63,10 +65,12 @@ export interface InitPayload {
   /** ms since the Unix epoch, integer < 2^53. */
   timestamp: number
   lan: LanAddr[]
+  /** IPv6 tunnel address and advertised routes (absent: none; the decoder sets it only when the block is not empty). */
+  attrs?: NodeAttrs
 }
 
 export function initPayloadLength (p: InitPayload): number {
-  return INIT_PAYLOAD_FIXED_LEN + p.lan.length * LAN_ADDR_LEN
+  return INIT_PAYLOAD_FIXED_LEN + p.lan.length * LAN_ADDR_LEN + attrsLength(p.attrs)
 }
 
 function checkLan (lan: LanAddr[]): void {
@@ -112,7 +116,8 @@ export function encodeInitPayload (p: InitPayload, buf?: Uint8Array, offset = 0)
   writeIp(out, offset + 4, p.tunnelIp)
   writeU64(out, offset + 8, p.timestamp)
   out[offset + 16] = p.lan.length
-  writeLan(out, offset + INIT_PAYLOAD_FIXED_LEN, p.lan)
+  const end = writeLan(out, offset + INIT_PAYLOAD_FIXED_LEN, p.lan)
+  encodeAttrs(p.attrs ?? NO_ATTRS, out, end)
   return buf === undefined ? out : len
 }
 
@@ -124,8 +129,10 @@ export function decodeInitPayload (buf: Uint8Array): InitPayload {
   if (prefixLen > 32) throw new WireError(`init payload: prefix length ${prefixLen} > 32`)
   const lanCount = buf[16]
   if (lanCount > MAX_LAN_ADDRS) throw new WireError(`init payload: ${lanCount} LAN addresses, at most ${MAX_LAN_ADDRS}`)
-  const len = INIT_PAYLOAD_FIXED_LEN + lanCount * LAN_ADDR_LEN
-  if (buf.length !== len) throw new WireError(`init payload: ${buf.length} bytes, expected ${len}`)
+  const lanEnd = INIT_PAYLOAD_FIXED_LEN + lanCount * LAN_ADDR_LEN
+  if (buf.length < lanEnd) throw new WireError(`init payload: ${buf.length} bytes, need ${lanEnd} for ${lanCount} LAN addresses`)
+  const { attrs, end } = decodeAttrs(buf, lanEnd, 'init payload')
+  if (end !== buf.length) throw new WireError(`init payload: ${buf.length - end} trailing bytes`)
   const timestamp = readU64(buf, 8)
   if (timestamp < 0) throw new WireError('init payload: timestamp >= 2^53')
   return {
@@ -134,17 +141,18 @@ export function decodeInitPayload (buf: Uint8Array): InitPayload {
     mtu: readU16(buf, 2),
     tunnelIp: readIp(buf, 4),
     timestamp,
-    lan: readLan(buf, INIT_PAYLOAD_FIXED_LEN, lanCount)
+    lan: readLan(buf, INIT_PAYLOAD_FIXED_LEN, lanCount),
+    ...(isEmptyAttrs(attrs) ? {} : { attrs })
   }
 }
 
 // ---------------------------------------------------------------------------
-// RespPayload (inside message 2), exactly 18 bytes
+// RespPayload (inside message 2), 18 bytes and the attributes
 //
 //   0        1          2          4            8            12           16            18
-//  +--------+----------+----------+------------+------------+------------+-------------+
-//  | status | prefixLen| mtu u16  | tunnelIp   | peerId u32 | observedIp | observedPort|
-//  +--------+----------+----------+------------+------------+------------+-------------+
+//  +--------+----------+----------+------------+------------+------------+-------------+------------+
+//  | status | prefixLen| mtu u16  | tunnelIp   | peerId u32 | observedIp | observedPort| attributes |
+//  +--------+----------+----------+------------+------------+------------+-------------+------------+
 //
 //  status    RESP_* below; anything but RESP_OK means "no session": the
 //            handshake still completes cryptographically (so the status is
@@ -155,6 +163,8 @@ export function decodeInitPayload (buf: Uint8Array): InitPayload {
 //            PeerUpdate); peer to peer: the responder's peerId, or 0 (NO_INDEX).
 //  observedIp/observedPort: the initiator's endpoint as the responder saw
 //            it (UDP source of the init): the client's public, post-NAT address.
+//  attributes (v3, wire/attrs.ts): the responder's TUNNEL6 and, from a
+//            server, the networks it serves itself (ROUTE).
 // ---------------------------------------------------------------------------
 
 export const RESP_OK = 0
@@ -183,7 +193,8 @@ export const RESP_STATUS: Readonly<Record<RespStatus, { readonly name: string, r
   8: { name: 'NOT_AUTHORIZED', message: 'this node\'s key is not in the server\'s authorized nodes' }
 })
 
-export const RESP_PAYLOAD_LEN = 18
+/** RespPayload bytes before the attributes. */
+export const RESP_PAYLOAD_FIXED_LEN = 18
 
 export interface RespPayload {
   status: RespStatus
@@ -193,6 +204,12 @@ export interface RespPayload {
   peerId: number
   observedIp: number
   observedPort: number
+  /** The responder's IPv6 tunnel address and own routes (absent: none; the decoder sets it only when the block is not empty). */
+  attrs?: NodeAttrs
+}
+
+export function respPayloadLength (p: RespPayload): number {
+  return RESP_PAYLOAD_FIXED_LEN + attrsLength(p.attrs)
 }
 
 export function encodeRespPayload (p: RespPayload): Uint8Array
@@ -206,8 +223,9 @@ export function encodeRespPayload (p: RespPayload, buf?: Uint8Array, offset = 0)
   checkUint('peerId', p.peerId, 0xffffffff)
   checkUint('observedIp', p.observedIp, 0xffffffff)
   checkUint('observedPort', p.observedPort, 0xffff)
-  const out = buf ?? new Uint8Array(RESP_PAYLOAD_LEN)
-  checkRoom(out, offset, RESP_PAYLOAD_LEN)
+  const len = respPayloadLength(p)
+  const out = buf ?? new Uint8Array(len)
+  checkRoom(out, offset, len)
   out[offset] = p.status
   out[offset + 1] = p.prefixLen
   writeU16(out, offset + 2, p.mtu)
@@ -215,11 +233,14 @@ export function encodeRespPayload (p: RespPayload, buf?: Uint8Array, offset = 0)
   writeU32(out, offset + 8, p.peerId)
   writeIp(out, offset + 12, p.observedIp)
   writeU16(out, offset + 16, p.observedPort)
-  return buf === undefined ? out : RESP_PAYLOAD_LEN
+  encodeAttrs(p.attrs ?? NO_ATTRS, out, offset + RESP_PAYLOAD_FIXED_LEN)
+  return buf === undefined ? out : len
 }
 
 export function decodeRespPayload (buf: Uint8Array): RespPayload {
-  if (buf.length !== RESP_PAYLOAD_LEN) throw new WireError(`resp payload: ${buf.length} bytes, expected ${RESP_PAYLOAD_LEN}`)
+  if (buf.length < RESP_PAYLOAD_FIXED_LEN) throw new WireError(`resp payload: ${buf.length} bytes, need at least ${RESP_PAYLOAD_FIXED_LEN}`)
+  const { attrs, end } = decodeAttrs(buf, RESP_PAYLOAD_FIXED_LEN, 'resp payload')
+  if (end !== buf.length) throw new WireError(`resp payload: ${buf.length - end} trailing bytes`)
   const status = buf[0]
   if (status > RESP_NOT_AUTHORIZED) throw new WireError(`resp payload: unknown status ${status}`)
   const prefixLen = buf[1]
@@ -231,6 +252,7 @@ export function decodeRespPayload (buf: Uint8Array): RespPayload {
     tunnelIp: readIp(buf, 4),
     peerId: readU32(buf, 8),
     observedIp: readIp(buf, 12),
-    observedPort: readU16(buf, 16)
+    observedPort: readU16(buf, 16),
+    ...(isEmptyAttrs(attrs) ? {} : { attrs })
   }
 }

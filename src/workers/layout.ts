@@ -19,6 +19,8 @@
  *     stores are not torn on x86-64/arm64; counts stay exact below 2^53.
  */
 
+import type { IpPrefix } from '../wire/prefix.js'
+
 /** Bytes per packet slot. Holds MAX_MTU + headroom + tag. */
 export const SLOT_SIZE = 2048
 /** Slots per worker batch. wireguard-go uses 128; 64 measured as enough here (perf-design.md §8). */
@@ -157,7 +159,9 @@ export interface WorkerInit {
  * the workers is indexed by slot.
  */
 export type ToWorker =
-  | { code: 'PEER', slot: number, peerId: number, tunnelIp: number, endpointIp: number, endpointPort: number, relayVia: boolean, fd: number }
+  | { code: 'PEER', slot: number, peerId: number, tunnelIp: number, endpointIp: number, endpointPort: number, relayVia: boolean, fd: number, prefixes?: readonly IpPrefix[] }
+  /** The node's own inner addresses beyond tunnelIp (DataplanePort.setLocalPrefixes). */
+  | { code: 'LOCAL', prefixes: readonly IpPrefix[] }
   /** Inbound: also receive on this socket (a probe socket that won a birthday search); `sock` is its id for the control ring. */
   | { code: 'ADD_SOCKET', fd: number, sock: number }
   | { code: 'PEER_REMOVE', slot: number }

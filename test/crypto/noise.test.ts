@@ -55,18 +55,18 @@ t.test('the independent implementation reproduces cacophony Noise_NNpsk0_25519_C
   t.equal(toHex(chacha20poly1305(r.r2i, n0).encrypt(hex('4361726c204d656e676572'))), '416d1af83e9fa6966ce4e871156b131aa9bd7e9a1d6f8794f4872a', 'transport r->i')
 })
 
-// Our protocol: prologue "lightweight-tunnel v2", psk = the fixed 32 bytes below (scrypt('correct horse') with v1's constant salt),
+// Our protocol: prologue "lightweight-tunnel v3", psk = the fixed 32 bytes below (scrypt('correct horse') with v1's constant salt),
 // wire framing, payloads = the wire.test.ts InitPayload / RespPayload vectors.
 const GOLDEN = {
   psk: hex('f1ea94614366201026b6c3daa2a8a26c29ba8a971d8bc8693a6abeedb7d617fc'),
-  initPayload: hex('011878050a0000020068e5cf8b01000001c0a8010aa9a2'),
-  respPayload: hex('001878050a00000107000000cb007105409c'),
-  msg1: '0102000044332211' +
-    'ca35def5ae56cec33dc2036731ab14896bc4c75dbb07a61f879f8e3afa4c79448ba08853202fc93b6c4187d9ddd251d91b34baa06f18b9767c78f76fa787da5e3afa793e31ef99e7bf9b1438ef1e17b0' +
-    '27f00b4c48878ce58deceafd36683c325b349ca2050d6d04a915dfea4bcdf2d6841b6f22352628',
-  msg2: '020200008877665544332211' +
-    '95ebc60d2b1fa672c1f46a8aa265ef51bfe38e7ccb39ec5be34069f144808843d1c2b9d71c6987866fe3c204c172014838ee79c68594f0d1de2dcbbbaa37f86792bb012ffe1a1c2726618dde1fdf9118' +
-    'a39aa7af159255d2adabad587ce349f76876382ae6138956ce58a17248ffb500811e',
+  initPayload: hex('011878050a0000020068e5cf8b01000001c0a8010aa9a20000'),
+  respPayload: hex('001878050a00000107000000cb007105409c0000'),
+  msg1: '0103000044332211' +
+    'ca35def5ae56cec33dc2036731ab14896bc4c75dbb07a61f879f8e3afa4c79448ba08853202fc93b6c4187d9ddd251d91b34baa06f18b9767c78f76fa787da5ecc1c112725007144e39ccd66d8385ca6' +
+    '27f00b4c48878ce58deceafd36683c325b349ca2050d6d389d256960b80ed9639719b61f566cef2f37',
+  msg2: '020300008877665544332211' +
+    '95ebc60d2b1fa672c1f46a8aa265ef51bfe38e7ccb39ec5be34069f144808843d1c2b9d71c6987866fe3c204c172014838ee79c68594f0d1de2dcbbbaa37f8671d48ac8a1f4b3d6858c99c7f73dd77eb' +
+    'a39aa7af159255d2adabad587ce349f76876e9842cec64cb10b39a49e0f486fe8e2c9b83',
   i2r: '4309f4aea28924db629d862cda1fb9d924458ebd90ea557a030e50895172a5d0',
   r2i: 'fcae5eac24aa8d2dd9b4f0adeac0173e828d054a32db63c0702802342b9df219',
   ci2r: '5cbee2c93da35d2127fc7364688bcaf5c66766de8d336367ccb10fb5361c4f9e',
@@ -103,7 +103,7 @@ t.test('cross-check: noise.ts and the independent implementation agree byte for 
   }
 })
 
-t.test('golden: v2 handshake with fixed static keys and ephemerals', async t => {
+t.test('golden: v3 handshake with fixed static keys and ephemerals', async t => {
   const iKey = staticKey(INIT_S)
   const rKey = staticKey(RESP_S)
   const { message: m1, state: is } = createInit(GOLDEN.psk, iKey, 0x11223344, GOLDEN.initPayload, INIT_E)

@@ -6,6 +6,7 @@
  * unwrapped on clients). Time is a ManualClock; nothing sleeps.
  */
 import type { ControlHandler, DataplanePort, PeerRoute } from '../../src/control/port.js'
+import type { IpPrefix } from '../../src/wire/prefix.js'
 import type { PeerCounters } from '../../src/dataplane/stats.js'
 import { systemRandom, type Random } from '../../src/random.js'
 
@@ -144,6 +145,9 @@ export class FakeDataplane implements DataplanePort {
   }
 
   setPeer (r: PeerRoute): void { this.routes.set(r.slot, { ...r }) }
+  /** The last setLocalPrefixes. */
+  localPrefixes: readonly IpPrefix[] = []
+  setLocalPrefixes (prefixes: readonly IpPrefix[]): void { this.localPrefixes = [...prefixes] }
   removePeer (slot: number): void { this.routes.delete(slot); this.sendKeys.delete(slot) }
   // Keys are copied, as postMessage does for the real dataplane (the control plane wipes its own copies when a session is dropped).
   setSendKey (slot: number, key: Uint8Array, remoteIndex: number): void { this.sendKeys.set(slot, { key: key.slice(), remoteIndex }) }

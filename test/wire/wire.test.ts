@@ -53,9 +53,9 @@ function expectWireError (t: Test, fn: () => unknown, what: string): void {
 // Golden vectors: outer messages
 // ---------------------------------------------------------------------------
 
-const INIT_HEX = '01 02 0000 | 44332211 |' + rep('aa', 32) + '|' + rep('bb', 48) + '|' + rep('cc', 4) + rep('dd', 16)
+const INIT_HEX = '01 03 0000 | 44332211 |' + rep('aa', 32) + '|' + rep('bb', 48) + '|' + rep('cc', 4) + rep('dd', 16)
 const INIT_MSG: HandshakeInit = { type: 1, senderIndex: 0x11223344, ephemeral: hex(rep('aa', 32)), encStatic: hex(rep('bb', 48)), ciphertext: hex(rep('cc', 4) + rep('dd', 16)) }
-const RESP_HEX = '02 02 0000 | 88776655 | 44332211 |' + rep('ee', 32) + '|' + rep('ff', 48) + '|' + rep('dd', 16)
+const RESP_HEX = '02 03 0000 | 88776655 | 44332211 |' + rep('ee', 32) + '|' + rep('ff', 48) + '|' + rep('dd', 16)
 const RESP_MSG: HandshakeResp = { type: 2, senderIndex: 0x55667788, receiverIndex: 0x11223344, ephemeral: hex(rep('ee', 32)), encStatic: hex(rep('ff', 48)), ciphertext: hex(rep('dd', 16)) }
 const DATA_HEX = '04 000000 | efbeadde | 090a0b0c0d0e0f00 |' + rep('11', 16)
 const DATA_MSG: TransportMessage = { type: 4, receiverIndex: 0xdeadbeef, counter: 0x000f0e0d0c0b0a09, ciphertext: hex(rep('11', 16)) }
@@ -170,7 +170,7 @@ t.test('transport header edge cases', async t => {
 
 t.test('decoder rejections (named)', async t => {
   const cases: Array<[string, () => unknown]> = [
-    ['init: wrong version', () => { const b = hex(INIT_HEX); b[1] = 3; return decodeHandshakeInit(b) }],
+    ['init: wrong version', () => { const b = hex(INIT_HEX); b[1] = 2; return decodeHandshakeInit(b) }],
     ['init: version 1', () => { const b = hex(INIT_HEX); b[1] = 1; return decodeHandshakeInit(b) }],
     ['init: reserved', () => { const b = hex(INIT_HEX); b[3] = 1; return decodeHandshakeInit(b) }],
     ['init: too short', () => decodeHandshakeInit(hex(INIT_HEX).subarray(0, 103))],
@@ -195,7 +195,7 @@ t.test('decoder rejections (named)', async t => {
 // Golden vectors: handshake payloads
 // ---------------------------------------------------------------------------
 
-const INIT_PAYLOAD_HEX = '01 18 7805 0a000002 0068e5cf8b010000 01 c0a8010a a9a2'
+const INIT_PAYLOAD_HEX = '01 18 7805 0a000002 0068e5cf8b010000 01 c0a8010a a9a2 0000'
 const INIT_PAYLOAD: InitPayload = {
   role: ROLE_CLIENT,
   prefixLen: 24,
@@ -204,7 +204,7 @@ const INIT_PAYLOAD: InitPayload = {
   timestamp: 1700000000000,
   lan: [{ ip: ipToInt('192.168.1.10'), port: 41641 }]
 }
-const RESP_PAYLOAD_HEX = '00 18 7805 0a000001 07000000 cb007105 409c'
+const RESP_PAYLOAD_HEX = '00 18 7805 0a000001 07000000 cb007105 409c 0000'
 const RESP_PAYLOAD: RespPayload = {
   status: RESP_OK, prefixLen: 24, mtu: 1400, tunnelIp: ipToInt('10.0.0.1'), peerId: 7, observedIp: ipToInt('203.0.113.5'), observedPort: 40000
 }
@@ -216,7 +216,7 @@ t.test('golden: handshake payloads', async t => {
   })
   t.test('InitPayload, peer role, no LAN', async t => {
     const p: InitPayload = { ...INIT_PAYLOAD, role: ROLE_PEER, lan: [] }
-    t.equal(toHex(encodeInitPayload(p)), toHex(hex('02 18 7805 0a000002 0068e5cf8b010000 00')))
+    t.equal(toHex(encodeInitPayload(p)), toHex(hex('02 18 7805 0a000002 0068e5cf8b010000 00 0000')))
   })
   t.test('RespPayload', async t => {
     t.equal(toHex(encodeRespPayload(RESP_PAYLOAD)), toHex(hex(RESP_PAYLOAD_HEX)))
@@ -255,7 +255,7 @@ const CONTROL_GOLDEN: Array<[string, ControlMessage, string]> = [
   ['1 Ping', { kind: CTL_PING, txid: 0x01020304, peerListVersion: 9 }, '01 000000 04030201 09000000'],
   ['2 Pong', { kind: CTL_PONG, txid: 0x01020304, peerListVersion: 9, observedIp: ipToInt('203.0.113.5'), observedPort: 40000 }, '02 000000 04030201 09000000 cb007105 409c'],
   ['3 PeerUpdate RESET|FINAL', { kind: CTL_PEER_UPDATE, reset: true, final: true, seq: 0, version: 3, entries: PEER_ENTRIES },
-    '03 03 0200 03000000 | 01 07000000 0a000007 c6336407 6cca 01' + rep('5a', 32) + 'c0a80107 6cca | 02 08000000 00000000 00000000 0000 00' + rep('00', 32)],
+    '03 03 0200 03000000 | 01 07000000 0a000007 c6336407 6cca 01' + rep('5a', 32) + 'c0a80107 6cca 0000 | 02 08000000 00000000 00000000 0000 00' + rep('00', 32) + '0000'],
   ['3 PeerUpdate FINAL seq 5, empty', { kind: CTL_PEER_UPDATE, reset: false, final: true, seq: 5, version: 0xfffffffe, entries: [] }, '03 16 0000 feffffff'],
   ['5 Confirm', { kind: CTL_CONFIRM }, '05 000000'],
   ['6 Bye', { kind: CTL_BYE, reason: 1 }, '06 01 0000'],
@@ -339,13 +339,13 @@ t.test('encodePeerUpdates', async t => {
   })
   t.test('seq wraps modulo 64', async t => {
     const entries = Array.from({ length: 70 }, (_, i) => entry(i, 0))
-    const msgs = encodePeerUpdates(entries, 1, 8 + 48)
+    const msgs = encodePeerUpdates(entries, 1, 8 + 50)
     t.equal(msgs.length, 70)
     t.equal((decodeControl(msgs[64]) as PeerUpdate).seq, 0)
     t.equal((decodeControl(msgs[69]) as PeerUpdate).seq, 5)
   })
   t.test('maxBytes too small for an entry', async t => {
-    expectWireError(t, () => encodePeerUpdates([entry(0, 8)], 1, 8 + 95), 'entry of 96 bytes')
+    expectWireError(t, () => encodePeerUpdates([entry(0, 8)], 1, 8 + 97), 'entry of 98 bytes')
   })
 })
 

@@ -1,0 +1,129 @@
+/**
+ * Node attributes (protocol version 3): what a node says about itself beyond
+ * its IPv4 tunnel address, appended to InitPayload, RespPayload and every
+ * PeerUpdate entry as one block.
+ *
+ *   0          2
+ *  +----------+------------------------------------------------
+ *  | len u16  | attributes, `len` bytes: type u8, vlen u8, value
+ *  +----------+------------------------------------------------
+ *
+ *  type 1 TUNNEL6 (vlen 17): the node's IPv6 tunnel address, 16 bytes, and
+ *         its prefix length u8 (0..128). At most one.
+ *  type 2 ROUTE (vlen 6 or 18): family u8 (4 or 6), prefix length u8, the
+ *         network address (4 or 16 bytes, every bit past the length zero).
+ *         InitPayload (role 1): the networks the client advertises.
+ *         RespPayload: the networks the server itself serves.
+ *         PeerUpdate entry: the peer's *approved* routes.
+ *         At most MAX_ROUTES.
+ *
+ *  Attributes of unknown type are skipped (a later version may add some
+ *  without changing PROTOCOL_VERSION); a known type with a wrong length or
+ *  value, a duplicate TUNNEL6, too many routes, or an attribute running past
+ *  the block is a WireError. Encoders write TUNNEL6 first, then the routes
+ *  in order.
+ */
+import { WireError } from '../errors.js'
+import { maxPrefixLen, networkOf, samePrefix, type IpPrefix } from './prefix.js'
+import { checkRoom, readU16, writeU16 } from './messages.js'
+
+export const ATTR_TUNNEL6 = 1
+export const ATTR_ROUTE = 2
+/** Routes a node may advertise, and a peer entry may carry. */
+export const MAX_ROUTES = 16
+const TUNNEL6_VLEN = 17
+/** The largest block an encoder writes: TUNNEL6 and MAX_ROUTES IPv6 routes. */
+export const ATTRS_MAX_LEN = 2 + (2 + TUNNEL6_VLEN) + MAX_ROUTES * (2 + 18)
+
+export interface NodeAttrs {
+  /** The node's IPv6 tunnel address with its prefix length (host bits kept), or null. */
+  readonly tunnel6: IpPrefix | null
+  /** Networks (host bits zero), IPv4 or IPv6. */
+  readonly routes: readonly IpPrefix[]
+}
+
+export const NO_ATTRS: NodeAttrs = Object.freeze({ tunnel6: null, routes: Object.freeze([]) as readonly IpPrefix[] })
+
+export function isEmptyAttrs (a: NodeAttrs): boolean { return a.tunnel6 === null && a.routes.length === 0 }
+
+/** Encoded size including the u16 length. */
+export function attrsLength (a: NodeAttrs = NO_ATTRS): number {
+  let n = 2
+  if (a.tunnel6 !== null) n += 2 + TUNNEL6_VLEN
+  for (const r of a.routes) n += 2 + 2 + (r.family === 4 ? 4 : 16)
+  return n
+}
+
+function checkPrefix (what: string, p: IpPrefix): void {
+  if (p.family !== 4 && p.family !== 6) throw new WireError(`${what}: family ${String(p.family)}`)
+  if (!(p.addr instanceof Uint8Array) || p.addr.length !== (p.family === 4 ? 4 : 16)) throw new WireError(`${what}: address must be ${p.family === 4 ? 4 : 16} bytes`)
+  if (!Number.isInteger(p.len) || p.len < 0 || p.len > maxPrefixLen(p.family)) throw new WireError(`${what}: prefix length ${p.len}`)
+}
+
+/** Writes the block at buf[offset]; returns the new offset. */
+export function encodeAttrs (a: NodeAttrs, buf: Uint8Array, offset: number): number {
+  if (a.routes.length > MAX_ROUTES) throw new WireError(`attributes: ${a.routes.length} routes, at most ${MAX_ROUTES}`)
+  if (a.tunnel6 !== null) {
+    checkPrefix('tunnel6', a.tunnel6)
+    if (a.tunnel6.family !== 6) throw new WireError('tunnel6: not an IPv6 address')
+  }
+  for (const r of a.routes) {
+    checkPrefix('route', r)
+    if (!samePrefix(networkOf(r), r)) throw new WireError('route: host bits set')
+  }
+  const len = attrsLength(a)
+  checkRoom(buf, offset, len)
+  writeU16(buf, offset, len - 2)
+  let p = offset + 2
+  if (a.tunnel6 !== null) {
+    buf[p] = ATTR_TUNNEL6
+    buf[p + 1] = TUNNEL6_VLEN
+    buf.set(a.tunnel6.addr, p + 2)
+    buf[p + 18] = a.tunnel6.len
+    p += 2 + TUNNEL6_VLEN
+  }
+  for (const r of a.routes) {
+    const alen = r.family === 4 ? 4 : 16
+    buf[p] = ATTR_ROUTE
+    buf[p + 1] = 2 + alen
+    buf[p + 2] = r.family
+    buf[p + 3] = r.len
+    buf.set(r.addr, p + 4)
+    p += 4 + alen
+  }
+  return p
+}
+
+/** Reads the block at buf[offset] (the caller knows it starts there); returns the attributes and the offset after it. */
+export function decodeAttrs (buf: Uint8Array, offset: number, what: string): { attrs: NodeAttrs, end: number } {
+  if (buf.length - offset < 2) throw new WireError(`${what}: attribute block truncated`)
+  const end = offset + 2 + readU16(buf, offset)
+  if (end > buf.length) throw new WireError(`${what}: attribute block runs past the message`)
+  let tunnel6: IpPrefix | null = null
+  const routes: IpPrefix[] = []
+  for (let p = offset + 2; p < end;) {
+    if (end - p < 2) throw new WireError(`${what}: attribute header truncated`)
+    const type = buf[p]
+    const vlen = buf[p + 1]
+    const v = p + 2
+    if (v + vlen > end) throw new WireError(`${what}: attribute ${type} runs past the block`)
+    if (type === ATTR_TUNNEL6) {
+      if (vlen !== TUNNEL6_VLEN) throw new WireError(`${what}: TUNNEL6 of ${vlen} bytes`)
+      if (tunnel6 !== null) throw new WireError(`${what}: two TUNNEL6 attributes`)
+      const len = buf[v + 16]
+      if (len > 128) throw new WireError(`${what}: TUNNEL6 prefix length ${len}`)
+      tunnel6 = { family: 6, addr: buf.slice(v, v + 16), len }
+    } else if (type === ATTR_ROUTE) {
+      const family = buf[v]
+      if (!((family === 4 && vlen === 6) || (family === 6 && vlen === 18))) throw new WireError(`${what}: ROUTE family ${family} with ${vlen} bytes`)
+      const len = buf[v + 1]
+      if (len > maxPrefixLen(family)) throw new WireError(`${what}: ROUTE prefix length ${len}`)
+      const r: IpPrefix = { family, addr: buf.slice(v + 2, v + vlen), len }
+      if (!samePrefix(networkOf(r), r)) throw new WireError(`${what}: ROUTE with host bits set`)
+      if (routes.length === MAX_ROUTES) throw new WireError(`${what}: more than ${MAX_ROUTES} routes`)
+      routes.push(r)
+    }
+    p = v + vlen
+  }
+  return { attrs: { tunnel6, routes }, end }
+}
