@@ -4,6 +4,7 @@
  *   node dist/bench/p2p.js figure [--seconds 8] [--reps 3]   direct vs relay: TCP throughput (iperf3) and RTT (ping), side by side (medians)
  *   node dist/bench/p2p.js matrix [--tries 5]     time to direct per NAT pair: median and worst over the tries
  *   node dist/bench/p2p.js birthday [--tries 20]  symmetric ↔ port-restricted alone: share direct within 5 s, times
+ *   node dist/bench/p2p.js rebind [--runs 5] [--logs]  a client's NAT flushes its mappings and moves to a new port range: time until traffic flows again, and until direct again
  *
  * Both print a table and write JSON to bench/results/p2p-<mode>.json.
  *
@@ -15,11 +16,18 @@
  * daemons; "time to direct" is, per cell, the later side's time from
  * learning of the peer (the server's peer list: both clients registered) to
  * its first confirmed direct path (status: p2p.timeToDirectMs).
+ * rebind: two port-restricted clients (30-s UDP mapping timeout) on a direct
+ * path, one pinging the other every 50 ms (alice, the rebinding side, in odd
+ * runs; bob in even ones, so alice only answers); per run, alice's router is given a
+ * new public port range and its conntrack table is flushed (every mapping,
+ * also the one to the server, moves to a new port on its next packet).
+ * "traffic" = from the move to the first ping reply after the outage (the
+ * longest gap between replies), "direct" = until both sides are direct again.
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { createTopology, type Topology } from '../src/lab/topology.js'
-import type { NatKind } from '../src/lab/nat.js'
+import { applyNat, flushConntrack, type NatKind } from '../src/lab/nat.js'
 import { runIn, sleep, spawnIn, waitFor, type LabProcess } from '../src/lab/exec.js'
 import type { StatusReport } from '../src/control/status.js'
 import { stateDirFor } from '../src/lab/state-dirs.js'
@@ -36,9 +44,9 @@ function env (): NodeJS.ProcessEnv {
   return e
 }
 
-function start (ns: string, id: string, name: string, args: string[]): Node {
+function start (ns: string, id: string, name: string, args: string[], quiet = true): Node {
   const control = `/run/lightweight-tunnel/bench-${id}-${name}.sock`
-  const proc = spawnIn(ns, BIN, [...args, '--key', KEY, '--dev', 'lwt0', '--control', control, '--quiet', '--state-dir', stateDirFor(ns)], { env: env() })
+  const proc = spawnIn(ns, BIN, [...args, '--key', KEY, '--dev', 'lwt0', '--control', control, quiet ? '--quiet' : '--log-level=info', '--state-dir', stateDirFor(ns)], { env: env() })
   return { proc, ns, control }
 }
 
@@ -201,6 +209,79 @@ async function birthday (tries: number): Promise<void> {
   save('birthday', { when: new Date().toISOString(), note: 'time from learning of the peer to a confirmed direct path, later side', ...row })
 }
 
+// ── rebind: the NAT flushes its mappings and moves to a new port range ──────
+
+async function rebind (runs: number, logs: boolean): Promise<void> {
+  const topo = await createTopology({ udpTimeoutSec: 30, clients: [{ name: 'alice', nat: 'port-restricted' }, { name: 'bob', nat: 'port-restricted' }] })
+  const A = '10.88.0.2'
+  const B = '10.88.0.3'
+  const samples: Array<{ run: number, pinger: string, portRange: string, trafficMs: number | null, gapMs: number | null, lost: number, directMs: number | null }> = []
+  try {
+    start(topo.serverNs, topo.id, 'server', ['server', '--listen', '0.0.0.0:9000', '--tun', '10.88.0.1/24'])
+    const alice = start(topo.client('alice').ns, topo.id, 'alice', ['client', '--remote', `${topo.serverWanIp}:9000`, '--tun', `${A}/24`], !logs)
+    const bob = start(topo.client('bob').ns, topo.id, 'bob', ['client', '--remote', `${topo.serverWanIp}:9000`, '--tun', `${B}/24`], !logs)
+    const views = async (): Promise<[StatusReport['peers'][number] | undefined, StatusReport['peers'][number] | undefined]> =>
+      [(await status(alice))?.peers.find(p => p.tunnelIp === B), (await status(bob))?.peers.find(p => p.tunnelIp === A)]
+    const c = topo.client('alice')
+    for (let run = 0; run < runs; run++) {
+      await waitFor(async () => { const [a, b] = await views(); return a?.path === 'direct' && b?.path === 'direct' }, { timeoutMs: 30_000, intervalMs: 200, what: 'both sides direct' })
+      await sleep(1000)
+      // Alternate who sends: the rebinding side (its packets keep it busy) or its peer (the rebinding side only answers).
+      const from = run % 2 === 0 ? 'alice' : 'bob'
+      const pinger = runIn(topo.client(from).ns, 'ping', ['-n', '-D', '-i', '0.05', '-c', '140', '-W', '1', from === 'alice' ? B : A], { timeoutMs: 20_000 })
+        .catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '' }))
+      await sleep(1000)
+      const lo = 20000 + 2000 * (run % 20)
+      const portRange = [lo, lo + 999] as const
+      // The new port range applies to new flows only: the move is the flush.
+      await applyNat(c.routerNs!, 'port-restricted', { wan: c.routerWan!, lan: c.routerLan!, wanIp: c.routerWanIp!, mappingTimeoutSec: 30, portRange })
+      const movedAt = Date.now()
+      await flushConntrack(c.routerNs!)
+      let directMs: number | null = null
+      try {
+        await waitFor(async () => {
+          const [a, b] = await views()
+          const now = Date.now() // after the status reads: an upper bound
+          if (a?.path !== 'direct' || b?.path !== 'direct' || !/:(\d+)$/.test(b.endpoint ?? '')) return false
+          const port = Number(/:(\d+)$/.exec(b.endpoint!)![1])
+          if (port < lo || port > lo + 999) return false // still the old mapping
+          directMs = now - 1000 * Math.min(a.p2p!.pathAgeSec, b.p2p!.pathAgeSec) - movedAt
+          return true
+        }, { timeoutMs: 15_000, intervalMs: 100, what: 'direct again' })
+      } catch { /* stays null */ }
+      const out = (await pinger).stdout
+      const replies = [...out.matchAll(/^\[(\d+\.\d+)\] \d+ bytes from .* icmp_seq=(\d+)/gm)].map(m => Number(m[1]) * 1000)
+      const sent = Number(/(\d+) packets transmitted/.exec(out)?.[1] ?? 0)
+      // The outage: the longest gap between two replies after the move began.
+      let gapMs: number | null = null
+      let trafficMs: number | null = null
+      for (let i = 1; i < replies.length; i++) {
+        if (replies[i]! < movedAt) continue
+        const g = replies[i]! - replies[i - 1]!
+        if (gapMs === null || g > gapMs) { gapMs = Math.round(g); trafficMs = Math.round(replies[i]! - movedAt) }
+      }
+      const row = { run: run + 1, pinger: `${from} → ${from === 'alice' ? 'bob' : 'alice'}`, portRange: `${lo}-${lo + 999}`, trafficMs, gapMs, lost: sent - replies.length, directMs: directMs === null ? null : Math.round(directMs) }
+      samples.push(row)
+      if (logs) process.stdout.write(`moved at ${new Date(movedAt).toISOString()}\n--- alice\n${alice.proc.tail(15)}\n--- bob\n${bob.proc.tail(15)}\n`)
+      process.stdout.write(`run ${row.run}: ${row.pinger}, ports ${row.portRange}: traffic after ${row.trafficMs} ms (gap ${row.gapMs} ms, ${row.lost} pings lost), direct after ${row.directMs} ms\n`)
+    }
+    const traffic = samples.map(x => x.trafficMs).filter((x): x is number => x !== null)
+    const direct = samples.map(x => x.directMs).filter((x): x is number => x !== null)
+    const summary = {
+      runs,
+      trafficMedianMs: traffic.length ? median(traffic) : null,
+      trafficWorstMs: traffic.length ? Math.max(...traffic) : null,
+      trafficWithin2s: traffic.filter(x => x <= 2000).length,
+      directMedianMs: direct.length ? median(direct) : null,
+      directWorstMs: direct.length ? Math.max(...direct) : null
+    }
+    console.log(`\nrebind: traffic again after ${traffic.join(', ')} ms (median ${summary.trafficMedianMs}, worst ${summary.trafficWorstMs}, ≤ 2 s in ${summary.trafficWithin2s}/${runs}); direct again after ${direct.join(', ')} ms`)
+    save('rebind', { when: new Date().toISOString(), note: 'port-restricted ↔ port-restricted, 30-s mapping timeout; alice\'s NAT gets a new port range and its conntrack is flushed; ping every 50 ms alice → bob', ...summary, samples })
+  } finally {
+    await topo.destroy()
+  }
+}
+
 const [mode = 'figure', ...rest] = process.argv.slice(2)
 const opt = (name: string, dflt: number): number => {
   const i = rest.indexOf(`--${name}`)
@@ -209,4 +290,5 @@ const opt = (name: string, dflt: number): number => {
 if (mode === 'figure') await figure(opt('seconds', 8), opt('reps', 3))
 else if (mode === 'matrix') await matrix(opt('tries', 5))
 else if (mode === 'birthday') await birthday(opt('tries', 20))
-else { console.error('usage: node dist/bench/p2p.js figure [--seconds N] | matrix [--tries N] | birthday [--tries N]'); process.exitCode = 2 }
+else if (mode === 'rebind') await rebind(opt('runs', 5), rest.includes('--logs'))
+else { console.error('usage: node dist/bench/p2p.js figure [--seconds N] | matrix [--tries N] | birthday [--tries N] | rebind [--runs N]'); process.exitCode = 2 }

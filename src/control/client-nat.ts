@@ -72,7 +72,7 @@ export class ClientNat {
       this.check(now)
       if (!r.first) {
         this.#log.info('our public endpoint changed', { publicEndpoint: formatEndpoint(ip, port) })
-        for (const p of this.#hooks.peers()) p.path?.localChanged(now)
+        for (const p of this.#hooks.peers()) p.path?.publicEndpointMoved(now)
       }
     }
   }

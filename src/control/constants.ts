@@ -128,10 +128,32 @@ export const DOUBLE_SYMMETRIC_REPROBE = 120_000
 export const DOUBLE_SYMMETRIC_ROUNDS = 4
 /** A trigger within this long of the running burst's start does not restart it. */
 export const BURST_RESTART_GAP = 1_000
-/** Heartbeat on the direct path while data flows: failure is noticed within ~MISS_LIMIT × this. */
+/** Heartbeat on the direct path while data flows: the first probe after a path dies goes out within this. */
 export const ACTIVE_HEARTBEAT = 400
-/** Unanswered heartbeats that drop a direct path (3 × 400 ms ≈ 1.2 s to fall back; goal: ≤ 3 s). */
+/**
+ * A direct path is dropped when MISS_LIMIT probes in a row went unanswered
+ * AND nothing was heard over it for PATH_SILENCE (or 4 round trips, if
+ * longer). Both guard against flapping: one or two lost Pongs never drop a
+ * working path, nor does an outage shorter than PATH_SILENCE −
+ * ACTIVE_HEARTBEAT − SUSPECT_PROBE = 600 ms whatever the heartbeat phase (a
+ * burst of loss, a queue spike); a dropped candidate is then held down
+ * HOLDDOWN ms. With SUSPECT_PROBE follow-ups a dead path is dropped
+ * 0.8–1.2 s after it died, by the heartbeat phase (goals: failover ≤ 3 s,
+ * traffic again ≤ 2 s after a NAT rebinding).
+ */
 export const MISS_LIMIT = 3
+export const PATH_SILENCE = 1_200
+/**
+ * A probe on the direct path unanswered for this long (or 2 round trips, if
+ * longer) makes the path suspect: it is probed again this often until it
+ * answers or is dropped, on both sides, whether data flows or not. Before,
+ * a side whose traffic stopped with the outage (it only answers the other's
+ * packets) left the 400-ms heartbeat ACTIVE_WINDOW after its last packet,
+ * sometimes before its misses were counted; on a loaded machine (ticks
+ * 80 ms late) it then kept a dead path until its next keepalive, and a NAT
+ * rebinding cost 2.1 s to ≥ 6 s of traffic (test/control/p2p.test.ts).
+ */
+export const SUSPECT_PROBE = 200
 /**
  * Idle keepalive on a direct path, sent by one side only (the controlling
  * side; the other answers): one small packet each way per 25 s holds a NAT

@@ -13,7 +13,9 @@
  *   for punching. A direct path is used only after a probe round trip over
  *   it (our Ping reached the peer through both NATs and its Pong came back),
  *   kept while its probes are answered, and dropped after MISS_LIMIT
- *   unanswered heartbeats (ACTIVE_HEARTBEAT apart while data flows).
+ *   unanswered probes and PATH_SILENCE without a word from it: heartbeats
+ *   go ACTIVE_HEARTBEAT apart while data flows, and an overdue one is
+ *   followed up every SUSPECT_PROBE by both sides, busy or idle.
  *
  *   Punch rounds (state relay, or the upgrade search right after a start):
  *   at PUNCH_OFFSETS after a trigger (new session, Punch message from the
@@ -36,7 +38,7 @@ import {
 } from './constants.js'
 import { NAT_LABEL, chooseStrategy, classifyNat, natFromWire, natToWire, oneSymmetricOneCone, type Endpoint, type NatMapping, type Strategy } from './nat.js'
 import {
-  betterPath, candidateAlive, candidateState, isPrivate, newCandidate, rank,
+  awaitingAnswer, betterPath, candidateAlive, candidateState, isPrivate, newCandidate, rank, suspectGap,
   type Candidate, type CandidateKind, type PathState, type RelayReason
 } from './path.js'
 import { BirthdaySearch } from './birthday.js'
@@ -228,6 +230,16 @@ export class DirectPath {
   /** Our own candidates or NAT kind changed: tell the peer and probe again. */
   localChanged (now: number): void { this.#trigger(now, true) }
 
+  /**
+   * Our public endpoint moved (NAT rebinding, roaming): every path from us
+   * is a new one, so the hold-downs of paths that failed from the old
+   * mapping are lifted (they failed because we moved) and we probe again.
+   */
+  publicEndpointMoved (now: number): void {
+    for (const c of this.candidates.values()) c.holdUntil = -Infinity
+    this.#trigger(now, true)
+  }
+
   /** An end-to-end session with the peer exists (or no longer does). */
   setSession (up: boolean, now: number): void {
     if (up === this.#session) return
@@ -308,12 +320,14 @@ export class DirectPath {
 
   /**
    * Whether tick() has work due at the client's fine tick (CLIENT_TICK): punch
-   * rounds (100 ms apart at first), a birthday search (a spray per tick), or
-   * heartbeats on a direct path carrying traffic (ACTIVE_HEARTBEAT). Anything
+   * rounds (100 ms apart at first), a birthday search (a spray per tick),
+   * heartbeats on a direct path carrying traffic (ACTIVE_HEARTBEAT), or the
+   * follow-ups of an unanswered probe on it (SUSPECT_PROBE). Anything
    * else here runs on timers of seconds.
    */
   wantsFastTick (now: number): boolean {
-    return this.#burst !== null || this.#bday.running || (this.#state.state === 'direct' && now - this.#lastTrafficAt < ACTIVE_WINDOW)
+    const cur = this.directCandidate
+    return this.#burst !== null || this.#bday.running || (cur !== null && (now - this.#lastTrafficAt < ACTIVE_WINDOW || awaitingAnswer(cur)))
   }
 
   // ── timers ──
@@ -327,7 +341,9 @@ export class DirectPath {
       if (c !== undefined) {
         const active = now - this.#lastTrafficAt < ACTIVE_WINDOW
         const gap = active ? ACTIVE_HEARTBEAT : this.#controlling ? IDLE_KEEPALIVE : IDLE_KEEPALIVE_PASSIVE
-        if (now - c.lastPingAt >= gap && (active || this.#controlling || now - c.lastHeardAt >= gap)) this.#ping(c, now, null)
+        // An overdue probe is followed up until the path answers or is dropped, active or not, on either side.
+        const overdue = awaitingAnswer(c) && now - c.lastPingAt >= suspectGap(c)
+        if (overdue || (now - c.lastPingAt >= gap && (active || this.#controlling || now - c.lastHeardAt >= gap))) this.#ping(c, now, null)
       }
     }
     // Punch rounds.

@@ -8,10 +8,12 @@
  *
  *     relay(reason) ──pong from a candidate (not held down)──▶ direct(candidate)
  *        ▲                                                        │
- *        └── MISS_LIMIT probes unanswered on the direct path ◀────┘
- *            (the candidate is held down HOLDDOWN ms: hysteresis)
+ *        └── MISS_LIMIT probes unanswered and PATH_SILENCE ◀───────┘
+ *            without a word on the direct path (overdue probes are
+ *            followed up every SUSPECT_PROBE; the candidate is then
+ *            held down HOLDDOWN ms: hysteresis)
  */
-import { MISS_LIMIT, TRUST_IDLE } from './constants.js'
+import { MISS_LIMIT, PATH_SILENCE, SUSPECT_PROBE, TRUST_IDLE } from './constants.js'
 
 export type CandidateKind = 'lan' | 'public' | 'learned'
 
@@ -77,9 +79,29 @@ export function newCandidate (ip: number, port: number, kind: CandidateKind): Ca
   }
 }
 
-/** A candidate is confirmed: answered at least once, not MISS_LIMIT probes behind, heard from within TRUST_IDLE. */
+/**
+ * A candidate is confirmed: answered at least once, heard from within
+ * TRUST_IDLE, and not failing — failing is MISS_LIMIT probes in a row
+ * unanswered and silent for silenceLimit (both: no flapping on a hiccup).
+ */
 export function candidateAlive (c: Candidate, now: number): boolean {
-  return c.pongs > 0 && c.lastPongAt > -Infinity && c.unanswered < MISS_LIMIT && now - c.lastHeardAt < TRUST_IDLE
+  if (c.pongs === 0 || c.lastPongAt === -Infinity || now - c.lastHeardAt >= TRUST_IDLE) return false
+  return c.unanswered < MISS_LIMIT || now - c.lastHeardAt < silenceLimit(c)
+}
+
+/** How long a candidate with MISS_LIMIT unanswered probes may stay silent before it counts as failed, ms: PATH_SILENCE, or 4 round trips on a slow path. */
+export function silenceLimit (c: Candidate): number {
+  return Math.max(PATH_SILENCE, 4 * (c.rttMs ?? 0))
+}
+
+/** After this long without a Pong, a probe is overdue: the candidate is probed again (SUSPECT_PROBE, or 2 round trips on a slow path), ms. */
+export function suspectGap (c: Candidate): number {
+  return Math.max(SUSPECT_PROBE, 2 * (c.rttMs ?? 0))
+}
+
+/** The candidate's newest probe is unanswered so far (a Pong, or a Ping from the peer over it, answers). */
+export function awaitingAnswer (c: Candidate): boolean {
+  return c.lastPingAt > c.lastHeardAt
 }
 
 /** A candidate's status word: 'held-down' | 'confirmed' | 'probing' | 'untried'. */

@@ -71,6 +71,13 @@ export interface NatOptions {
    * change conntrack timeouts; use `setUdpTimeout` (createTopology does both).
    */
   mappingTimeoutSec?: number
+  /**
+   * Public source ports the NAT maps to (`masquerade to :lo-hi` for UDP and TCP); absent:
+   * the kernel's default (it keeps the inside port when free). Changing it
+   * and flushing conntrack (`flushConntrack`) moves every mapping to a new
+   * port: NAT rebinding (bench/p2p.ts rebind, test/e2e/p2p-paths.test.ts).
+   */
+  portRange?: readonly [number, number]
 }
 
 function q (dev: string): string {
@@ -86,6 +93,12 @@ export function natRuleset (kind: NatKind, opts: NatOptions): string {
   const wan = q(opts.wan)
   const lan = q(opts.lan)
   const timeout = Math.max(1, Math.round(opts.mappingTimeoutSec ?? DEFAULT_UDP_STREAM_TIMEOUT_SEC))
+  const pr = opts.portRange
+  if (pr !== undefined && !(Number.isInteger(pr[0]) && Number.isInteger(pr[1]) && pr[0] >= 1024 && pr[0] <= pr[1] && pr[1] <= 65535)) {
+    throw new Error(`NAT port range must be whole ports 1024 <= lo <= hi <= 65535 (got ${pr[0]}-${pr[1]})`)
+  }
+  // A port mapping needs a transport match: UDP and TCP get the range, the rest (ICMP) the plain rule below it.
+  const ranged = pr === undefined ? [] : [`    oifname ${wan} meta l4proto { tcp, udp } masquerade to :${pr[0]}-${pr[1]}${kind === 'symmetric' ? ' random' : ''}`]
   const lines: string[] = [
     '# lightweight-tunnel lab NAT: ' + kind + ` (wan ${opts.wan} ${opts.wanIp}, lan ${opts.lan})`,
     // "add" then "delete" makes the delete safe when the table does not exist yet.
@@ -141,6 +154,7 @@ export function natRuleset (kind: NatKind, opts: NatOptions): string {
   lines.push(
     '  chain post {',
     '    type nat hook postrouting priority srcnat; policy accept;',
+    ...ranged,
     kind === 'symmetric'
       ? `    oifname ${wan} masquerade random`
       : `    oifname ${wan} masquerade`,

@@ -15,7 +15,7 @@ import { seededRandom } from '../../src/random.js'
 import { ipToInt } from '../../src/wire/addr.js'
 import { FakeNat, FakeNet, type FakeDataplane } from '../helpers/fake-dataplane.js'
 import type { PeerStatus } from '../../src/control/status.js'
-import { CLIENT_IDLE_TICK, CLIENT_TICK } from '../../src/control/constants.js'
+import { ACTIVE_HEARTBEAT, CLIENT_IDLE_TICK, CLIENT_TICK, PATH_SILENCE, SUSPECT_PROBE } from '../../src/control/constants.js'
 
 const ip = ipToInt
 
@@ -35,9 +35,15 @@ interface World {
   net: FakeNet
   clock: ManualClock
   clients: Array<{ c: ClientController, dp: FakeDataplane }>
+  /** Each client's NAT (undefined for 'none'). */
+  nats: Array<FakeNat | undefined>
   run(ms: number, step?: number): void
-  /** Like the daemon's Ticker: each client ticks when its tickInterval() is due, brought forward after inputs. Returns client ticks. */
-  runAdaptive(ms: number): number
+  /**
+   * Like the daemon's Ticker: each client ticks when its tickInterval() is
+   * due, brought forward after inputs; with `lateMs`, every tick runs that
+   * much after it was due (a loaded machine). Returns client ticks.
+   */
+  runAdaptive(ms: number, lateMs?: number): number
   peer(i: number): PeerStatus
 }
 
@@ -57,11 +63,15 @@ function world (kinds: Kind[], seed = 1): World {
     if (reply !== null) net.queue.push({ from: { ip: SERVER_IP, port: SERVER_PORT + 1 }, to: d.from, bytes: reply })
   })
   const clients: World['clients'] = []
+  const nats: World['nats'] = []
   kinds.forEach((kind, i) => {
     const inside = kind === 'none' ? ip(`198.18.2.${i + 1}`) : ip(`192.168.${i + 1}.2`)
-    if (kind !== 'none') net.addNat(inside, new FakeNat(ip(`198.18.1.${i + 1}`), ...NAT[kind], random))
+    const nat = kind === 'none' ? undefined : new FakeNat(ip(`198.18.1.${i + 1}`), ...NAT[kind], random)
+    if (nat !== undefined) net.addNat(inside, nat)
+    nats.push(nat)
     const port = 41000 + i
     const dp = net.add(inside, port, 'client')
+    dp.tunnelIp = ip(`10.0.0.${i + 2}`)
     const c = new ClientController({
       psk, nodeKey: generateStaticKey(), tunnelIp: ip(`10.0.0.${i + 2}`), prefix: 24, mtu: 1400, serverIp: SERVER_IP, serverPort: SERVER_PORT,
       keepaliveSec: 10, serverName: 'server', p2p: true, localEndpoints: () => [{ ip: inside, port }]
@@ -69,8 +79,9 @@ function world (kinds: Kind[], seed = 1): World {
     dp.handler = c
     clients.push({ c, dp })
   })
+  let adaptiveDue: number[] | null = null
   const w: World = {
-    net, clock, clients,
+    net, clock, clients, nats,
     run (ms, step = 50) {
       for (let el = 0; el < ms; el += step) {
         clock.advance(step)
@@ -79,14 +90,15 @@ function world (kinds: Kind[], seed = 1): World {
         net.flush()
       }
     },
-    runAdaptive (ms) {
-      const due = clients.map(() => clock.now())
+    runAdaptive (ms, lateMs = 0) {
+      // When each client's next tick is due: kept across calls, so many short runs tick like one long one.
+      const due = adaptiveDue ??= clients.map(() => clock.now())
       let ticks = 0
       for (let el = 0; el < ms; el += 10) {
         clock.advance(10)
         if (el % 50 === 0) server.tick() // as in run(): only the clients' ticks differ
         clients.forEach((x, i) => {
-          if (clock.now() >= due[i]!) { x.c.tick(); ticks++; due[i] = clock.now() + x.c.tickInterval() }
+          if (clock.now() >= due[i]! + lateMs) { x.c.tick(); ticks++; due[i] = clock.now() + x.c.tickInterval() }
         })
         net.flush()
         // The kick after inputs: work that became due sooner brings the next tick forward.
@@ -288,4 +300,76 @@ t.test('malformed and unauthenticated probes are dropped, never crash', async t 
   t.equal(w.clients[1]!.c.status().peers.length, before)
   t.ok(w.clients[1]!.c.counters.p2pDropped - dropped0 >= 1900, `counted: ${w.clients[1]!.c.counters.p2pDropped - dropped0}`)
   t.equal(w.peer(1).path, 'direct', 'the path is unaffected')
+})
+
+/**
+ * NAT rebinding under a running ping (issue 13 item 4): client `side`'s NAT
+ * forgets every mapping and moves to a new port range `phase` ms into a
+ * 400-ms heartbeat cycle, while client 0 pings client 1 every 50 ms over
+ * the modelled data path (client 1 answers each request). Daemon-like ticks
+ * (runAdaptive). Returns ms from the move to the first answer after it, and
+ * to both sides direct again (-1: not within 6 s).
+ */
+function rebindRun (side: 0 | 1, phase: number, lateMs = 0): { trafficMs: number, directMs: number } {
+  const w = world(['port-restricted', 'port-restricted'])
+  w.runAdaptive(3000)
+  const [a, b] = [w.clients[0]!.dp, w.clients[1]!.dp]
+  const answers: number[] = []
+  b.onData = (from, p) => { if (p[0] === 1) b.sendData(from, Uint8Array.of(2)) }
+  a.onData = (_from, p) => { if (p[0] === 2) answers.push(w.clock.now()) }
+  const step = (): void => { a.sendData(b.tunnelIp, Uint8Array.of(1)); w.runAdaptive(50, lateMs) }
+  for (let ms = 0; ms < 2000 + phase; ms += 50) step()
+  if (w.peer(0).path !== 'direct' || w.peer(1).path !== 'direct') return { trafficMs: -2, directMs: -2 }
+  const movedAt = w.clock.now()
+  w.nats[side]!.reset()
+  let directMs = -1
+  for (let ms = 0; ms < 6000; ms += 50) {
+    step()
+    if (directMs < 0 && w.peer(0).path === 'direct' && w.peer(1).path === 'direct' &&
+      w.peer(0).p2p!.pathAgeSec * 1000 < w.clock.now() - movedAt && w.peer(1).p2p!.pathAgeSec * 1000 < w.clock.now() - movedAt) directMs = w.clock.now() - movedAt
+  }
+  const first = answers.find(x => x > movedAt)
+  return { trafficMs: first === undefined ? -1 : first - movedAt, directMs }
+}
+
+// Before the suspect follow-ups (constants.ts SUSPECT_PROBE), with ticks 80 ms late: 2.06–2.11 s, and
+// one run where the answering side kept its dead path until its next server keepalive (> 6 s).
+t.test('NAT rebinding (mappings flushed, new port range): traffic again within 2 s and direct within 5 s whatever the heartbeat phase, on either side, also on a loaded machine', async t => {
+  for (const lateMs of [0, 40, 80]) {
+    for (const side of [0, 1] as const) {
+      const times: number[] = []
+      for (let phase = 0; phase < 400; phase += 50) {
+        const r = rebindRun(side, phase, lateMs)
+        t.ok(r.trafficMs > 0 && r.trafficMs <= 2000, `ticks ${lateMs} ms late, client ${side}'s NAT, phase ${phase} ms: traffic again after ${r.trafficMs} ms`)
+        t.ok(r.directMs > 0 && r.directMs <= 5000, `… direct again after ${r.directMs} ms`)
+        times.push(r.trafficMs)
+      }
+      t.comment(`ticks ${lateMs} ms late, client ${side}'s NAT rebinds: traffic again after ${times.join(', ')} ms`)
+    }
+  }
+})
+
+t.test('no flapping: an outage shorter than PATH_SILENCE − ACTIVE_HEARTBEAT − SUSPECT_PROBE keeps the direct path; a longer one drops it', async t => {
+  const guaranteed = PATH_SILENCE - ACTIVE_HEARTBEAT - SUSPECT_PROBE
+  for (const [outageMs, kept] of [[guaranteed - 50, true], [PATH_SILENCE + 300, false]] as const) {
+    for (let phase = 0; phase < 400; phase += 100) {
+      const w = world(['port-restricted', 'port-restricted'])
+      w.runAdaptive(3000)
+      const [a, b] = [w.clients[0]!.dp, w.clients[1]!.dp]
+      b.onData = (from, p) => { if (p[0] === 1) b.sendData(from, Uint8Array.of(2)) }
+      const step = (): void => { a.sendData(b.tunnelIp, Uint8Array.of(1)); w.runAdaptive(50) }
+      for (let ms = 0; ms < 2000 + phase; ms += 50) step()
+      const changes = w.peer(0).p2p!.pathChanges + w.peer(1).p2p!.pathChanges
+      const pubA = ip('198.18.1.1')
+      const pubB = ip('198.18.1.2')
+      w.net.filter = (d) => !((d.from.ip === pubA && d.to.ip === pubB) || (d.from.ip === pubB && d.to.ip === pubA))
+      for (let ms = 0; ms < outageMs; ms += 50) step()
+      w.net.filter = () => true
+      for (let ms = 0; ms < 3000; ms += 50) step()
+      const after = w.peer(0).p2p!.pathChanges + w.peer(1).p2p!.pathChanges
+      if (kept) t.equal(after, changes, `${outageMs}-ms outage at phase ${phase} ms: no path change`)
+      else t.ok(after > changes, `${outageMs}-ms outage at phase ${phase} ms: the path was dropped (${after - changes} changes)`)
+      t.equal(w.peer(0).path, 'direct', '… and direct at the end')
+    }
+  }
 })

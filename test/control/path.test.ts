@@ -3,8 +3,8 @@
  * named cases (one t.test per row).
  */
 import t from 'tap'
-import { betterPath, candidateAlive, candidateState, isPrivate, newCandidate, type Candidate, type PathScore } from '../../src/control/path.js'
-import { HOLDDOWN, MISS_LIMIT, TRUST_IDLE } from '../../src/control/constants.js'
+import { awaitingAnswer, betterPath, candidateAlive, suspectGap, candidateState, isPrivate, newCandidate, type Candidate, type PathScore } from '../../src/control/path.js'
+import { HOLDDOWN, MISS_LIMIT, PATH_SILENCE, SUSPECT_PROBE, TRUST_IDLE } from '../../src/control/constants.js'
 import { ipToInt } from '../../src/wire/addr.js'
 
 t.test('betterPath', async t => {
@@ -30,7 +30,11 @@ t.test('candidate state', async t => {
     ['never probed', at({}), false, 'untried'],
     ['probed, no answer yet', at({ pingsSent: 2, lastPingAt: now - 100 }), false, 'probing'],
     ['answered recently', at({ pingsSent: 2, pongs: 1, lastPongAt: now - 100, lastHeardAt: now - 100 }), true, 'confirmed'],
-    [`${MISS_LIMIT} heartbeats unanswered`, at({ pingsSent: 5, pongs: 1, lastPongAt: now - 100, lastHeardAt: now - 100, unanswered: MISS_LIMIT }), false, 'probing'],
+    [`${MISS_LIMIT} probes unanswered, silent ${PATH_SILENCE} ms`, at({ pingsSent: 5, pongs: 1, lastPongAt: now - PATH_SILENCE, lastHeardAt: now - PATH_SILENCE, unanswered: MISS_LIMIT }), false, 'probing'],
+    [`a hiccup: ${MISS_LIMIT} probes unanswered but heard ${PATH_SILENCE - 100} ms ago`, at({ pingsSent: 5, pongs: 1, lastPongAt: now - PATH_SILENCE + 100, lastHeardAt: now - PATH_SILENCE + 100, unanswered: MISS_LIMIT }), true, 'confirmed'],
+    [`silent ${PATH_SILENCE} ms but only ${MISS_LIMIT - 1} probes unanswered`, at({ pingsSent: 5, pongs: 1, lastPongAt: now - PATH_SILENCE, lastHeardAt: now - PATH_SILENCE, unanswered: MISS_LIMIT - 1 }), true, 'confirmed'],
+    ['a slow path (RTT 400 ms): silent 1.2 s is not yet 4 round trips', at({ pingsSent: 5, pongs: 1, lastPongAt: now - 1200, lastHeardAt: now - 1200, unanswered: MISS_LIMIT, rttMs: 400 }), true, 'confirmed'],
+    ['a slow path (RTT 400 ms): silent 1.6 s is', at({ pingsSent: 5, pongs: 1, lastPongAt: now - 1600, lastHeardAt: now - 1600, unanswered: MISS_LIMIT, rttMs: 400 }), false, 'probing'],
     ['silent longer than TRUST_IDLE', at({ pingsSent: 5, pongs: 1, lastPongAt: now - TRUST_IDLE, lastHeardAt: now - TRUST_IDLE }), false, 'probing'],
     ['held down after a failure', at({ pingsSent: 5, pongs: 1, lastPongAt: now - 100, lastHeardAt: now - 100, holdUntil: now + HOLDDOWN }), true, 'held-down']
   ]
@@ -40,6 +44,20 @@ t.test('candidate state', async t => {
       t.equal(candidateState(c, now), state, 'status word')
     })
   }
+})
+
+t.test('an overdue probe: awaitingAnswer and suspectGap', async t => {
+  const c = newCandidate(ipToInt('203.0.113.9'), 7000, 'public')
+  c.lastHeardAt = 1000
+  c.lastPingAt = 900
+  t.equal(awaitingAnswer(c), false, 'answered after the last ping')
+  c.lastPingAt = 1400
+  t.equal(awaitingAnswer(c), true, 'a ping since the last word')
+  t.equal(suspectGap(c), SUSPECT_PROBE, 'unmeasured: SUSPECT_PROBE')
+  c.rttMs = 1
+  t.equal(suspectGap(c), SUSPECT_PROBE, 'a fast path: SUSPECT_PROBE')
+  c.rttMs = 300
+  t.equal(suspectGap(c), 600, 'a slow path: two round trips')
 })
 
 t.test('isPrivate', async t => {

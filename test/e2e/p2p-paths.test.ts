@@ -7,6 +7,8 @@
  *  - heal: the cut is removed: direct again within 10 s, without flapping;
  *  - roaming: alice's router changes its WAN address (her public endpoint
  *    changes, every mapping is lost): traffic within 2 s, direct within 5 s;
+ *  - NAT rebinding: alice's router flushes its mappings and moves to a new
+ *    port range while bob pings her: traffic within 2 s, direct within 5 s;
  *  - keepalives hold the idle direct path through the 30-s mapping timeout
  *    at one probe per 25 s.
  * Each direct phase is checked against the packets counted on the server's link.
@@ -14,7 +16,7 @@
 import t from 'tap'
 import { createTopology, type Topology } from '../../src/lab/topology.js'
 import { linkStats } from '../../src/lab/netns.js'
-import { blockBetween, flushConntrack, unblock } from '../../src/lab/nat.js'
+import { applyNat, blockBetween, flushConntrack, unblock } from '../../src/lab/nat.js'
 import { runIn, sleep, waitFor } from '../../src/lab/exec.js'
 import type { PeerStatus } from '../../src/control/status.js'
 import { ping, startClient, startServer, status, tcpTransfer, waitPing, waitReady, type Daemon } from '../helpers/daemon.js'
@@ -42,8 +44,8 @@ async function views (): Promise<[PeerStatus, PeerStatus]> {
 async function waitPath (path: 'direct' | 'relay', timeoutMs: number): Promise<number> {
   let at = 0
   await waitFor(async () => {
-    const now = Date.now()
     const [a, b] = await views()
+    const now = Date.now() // after the status reads (each takes a while): `at` is an upper bound
     if (a.path !== path || b.path !== path) return false
     at = now - 1000 * Math.min(a.p2p!.pathAgeSec, b.p2p!.pathAgeSec)
     return true
@@ -140,6 +142,31 @@ t.test('roaming: the public address changes; traffic within 2 s, direct within 5
   const r = await pingDelta()
   t.ok(r.received >= 99, `${r.received} of 100 answered (ping may give up on a late last reply)`)
   t.ok(r.delta < KEEPALIVE_BYTES, `direct: server link moved ${r.delta} bytes`)
+})
+
+t.test('NAT rebinding: alice\'s NAT flushes its mappings and moves to a new port range; traffic within 2 s, direct within 5 s', async t => {
+  const c = topo.client('alice')
+  await waitPath('direct', 10_000)
+  // bob pings, so alice only answers: the side whose traffic stops with the outage (issue 13 item 4).
+  const pinger = runIn(topo.client('bob').ns, 'ping', ['-n', '-D', '-i', '0.05', '-c', '100', '-W', '1', A_IP], { timeoutMs: 20_000 })
+    .catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '' }))
+  await sleep(500)
+  // The new range applies to new flows only: the move is the flush.
+  await applyNat(c.routerNs!, 'port-restricted', { wan: c.routerWan!, lan: c.routerLan!, wanIp: c.routerWanIp!, mappingTimeoutSec: 30, portRange: [40000, 40999] })
+  const movedAt = Date.now()
+  await flushConntrack(c.routerNs!)
+  const out = (await pinger).stdout
+  const replies = [...out.matchAll(/^\[(\d+\.\d+)\] \d+ bytes from/gm)].map(m => Number(m[1]) * 1000)
+  // The outage: the longest gap between replies after the move; traffic is back at its end.
+  let back = 0
+  let gap = 0
+  for (let i = 1; i < replies.length; i++) if (replies[i]! > movedAt && replies[i]! - replies[i - 1]! > gap) { gap = replies[i]! - replies[i - 1]!; back = replies[i]! }
+  t.ok(back > movedAt && back - movedAt <= 2000, `traffic flows again ${Math.round(back - movedAt)} ms after the move (the longest gap ${Math.round(gap)} ms)`)
+  const directAt = await waitPath('direct', 10_000)
+  const [, b] = await views()
+  const port = Number(/:(\d+)$/.exec(b.endpoint ?? '')?.[1])
+  t.ok(port >= 40000 && port <= 40999, `bob reaches alice at her new port (${b.endpoint})`)
+  t.ok(directAt - movedAt <= 5000, `direct again ${directAt - movedAt} ms after the move`)
 })
 
 t.test('keepalives hold an idle direct path through a 30-s mapping timeout, at one probe per 25 s', async t => {

@@ -197,9 +197,57 @@ export class FakeDataplane implements DataplanePort {
   /** Pretend data flows to and from every peer (the counters move on each read). */
   trafficTick = false
   #traffic = 0
-  peerCounters (_slot: number): PeerCounters {
+  peerCounters (slot: number): PeerCounters {
+    const d = this.#data.get(slot)
+    if (d !== undefined) return { txPackets: d.tx, txBytes: d.tx * 100, rxPackets: d.rx, rxBytes: d.rx * 100, lastRxMs: 0 }
     const n = this.trafficTick ? ++this.#traffic : 0
     return { txPackets: n, txBytes: n * 100, rxPackets: n, rxBytes: n * 100, lastRxMs: 0 }
+  }
+
+  // Modelled data packets: sent along the peer's route as the outbound worker
+  // would (straight to its endpoint, or in a relay envelope to the server),
+  // through the FakeNet's NATs, and counted per slot on both ends (a slot with
+  // data uses these counts instead of trafficTick). The body is
+  // [MSG_DATA, 0xda, 0x7a, 0, sender's tunnel ip (LE), payload…].
+  readonly #data = new Map<number, { tx: number, rx: number }>()
+  /** Called for each data packet that arrives: the sender's tunnel address and the payload. */
+  onData: ((fromTunnelIp: number, payload: Uint8Array) => void) | null = null
+  /** This node's tunnel address, written into its data packets (set by the test). */
+  tunnelIp = 0
+
+  /** Send one data packet to the peer with tunnel address `to`; false when there is no route (nothing sent). */
+  sendData (to: number, payload: Uint8Array = new Uint8Array(0)): boolean {
+    const r = this.routeByTunnelIp(to)
+    if (r === undefined) return false
+    const body = new Uint8Array(8 + payload.length)
+    body.set([4, 0xda, 0x7a, 0], 0)
+    new DataView(body.buffer).setUint32(4, this.tunnelIp, true)
+    body.set(payload, 8)
+    const d = this.#data.get(r.slot) ?? { tx: 0, rx: 0 }
+    d.tx++
+    this.#data.set(r.slot, d)
+    let bytes = body
+    if (r.relayVia) {
+      bytes = new Uint8Array(8 + body.length)
+      bytes[0] = 5
+      new DataView(bytes.buffer).setUint32(4, r.peerId, true)
+      bytes.set(body, 8)
+    }
+    this.#net.queue.push({ from: { ip: this.ip, port: this.#portOf(r.sock ?? 0) }, to: { ip: r.endpointIp, port: r.endpointPort }, bytes })
+    return true
+  }
+
+  /** A modelled data packet arrived (straight or unwrapped from the relay): count it and hand it on. */
+  #dataIn (b: Uint8Array): boolean {
+    if (b.length < 8 || b[0] !== 4 || b[1] !== 0xda || b[2] !== 0x7a) return false
+    const from = new DataView(b.buffer, b.byteOffset).getUint32(4, true)
+    const r = this.routeByTunnelIp(from)
+    if (r === undefined) return true // no session with the sender: dropped
+    const d = this.#data.get(r.slot) ?? { tx: 0, rx: 0 }
+    d.rx++
+    this.#data.set(r.slot, d)
+    this.onData?.(from, b.slice(8))
+    return true
   }
   counters (): Record<string, number> { return {} }
 
@@ -227,9 +275,11 @@ export class FakeDataplane implements DataplanePort {
         this.#net.queue.push({ from: { ip: this.ip, port: this.port }, to: { ip: dst.endpointIp, port: dst.endpointPort }, bytes: out })
         return
       }
+      if (this.#dataIn(b.subarray(8))) return
       h.onControl({ kind: 'relayed', bytes: b.slice(8), ip: d.from.ip, port: d.from.port, via: view.getUint32(4, true) })
       return
     }
+    if (this.#mode === 'client' && this.#dataIn(b)) return
     h.onControl({ kind: 'packet', bytes: b.slice(), ip: d.from.ip, port: d.from.port, via: 0 })
   }
 }
