@@ -9,6 +9,8 @@ export type PathKind = 'direct' | 'relay' | 'connecting'
 export interface PeerStatus {
   /** The peer's tunnel address ("10.0.0.3"). */
   tunnelIp: string
+  /** Its IPv6 tunnel address ("fd00:77::3"), or null (absent: none). */
+  tunnel6?: string | null
   /** Server-assigned id of the client (0 for the server itself). */
   peerId: number
   /** 'server' for a client's view of its server, else 'client'. */
@@ -46,6 +48,8 @@ export interface StatusReport {
   dev: string
   tunnelIp: string
   prefix: number
+  /** This node's IPv6 tunnel address with its prefix length ("fd00:77::2/64"), or null (absent: none). */
+  tunnel6?: string | null
   mtu: number
   /** Server: "0.0.0.0:9000". Client: the server address. */
   listen: string | null
