@@ -189,6 +189,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     dev: config.dev,
     cidr: `${config.tun.ip}/${config.tun.prefix}`,
     tunnelIp: config.tun.ipInt,
+    tun6: config.tun6,
     mtu: config.mtu,
     listenHost: config.listen.host,
     listenPort: config.listen.port,

@@ -32,7 +32,7 @@ import { keyFromText } from '../identity/key-text.js'
 import { PLACEMENTS, type Config, type Mode, type SettingKey } from './schema.js'
 import { loadAuthorizedNodes } from '../state/authorized-nodes.js'
 import { describeError } from '../errors.js'
-import { readTunAddresses } from './tun-address.js'
+import { IPV6_MIN_MTU, readTunAddresses } from './tun-address.js'
 import { checkBool, checkControl, checkDev, checkHostPort, checkInt, checkOneOf, expectString, type Raw } from './validate.js'
 
 /** A flag's value (string, or boolean for a bool flag) and the flag as typed ("-mtu", "--no-p2p"). */
@@ -193,6 +193,7 @@ function readSettings (mode: Mode | null, s: Settings, env: LoadEnv, problems: s
   const dev = readDev(s, problems)
   const control = readControl(s, dev, env, problems)
   const mtu = readMtu(s, problems, warnings)
+  if (tun6 !== null && mtu !== null && mtu < IPV6_MIN_MTU) problems.push(`the MTU ${mtu} is below ${IPV6_MIN_MTU}, the least IPv6 allows, and --tun has an IPv6 address: raise --mtu to ${IPV6_MIN_MTU} or more, or drop the IPv6 address`)
   const maxClients = mode === 'server' ? readMaxClients(s, problems, warnings) : DEFAULTS.maxClients
   const p2p = readOptional(mode === 'client' ? s.pick('p2p') : undefined, DEFAULTS.p2p, raw => checkBool(raw, problems))
   const keepalive = readKeepalive(s, problems, warnings)

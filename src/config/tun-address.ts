@@ -20,6 +20,9 @@ import { isVpnError } from '../errors.js'
 /** The widest IPv6 tunnel network accepted (a /8 would capture routes to unrelated addresses, as for IPv4). */
 export const TUN6_PREFIX_MIN = 16
 
+/** RFC 8200 §5: every link carrying IPv6 has an MTU of at least 1280. */
+export const IPV6_MIN_MTU = 1280
+
 const EXAMPLE = 'e.g. 10.0.0.2/24,fd00:77::2/64'
 
 /** Address ranges a tunnel address may not come from, with the reason shown. */

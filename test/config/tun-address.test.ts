@@ -123,3 +123,10 @@ t.test('through parseCommand: flag, file string, file list, Go key', async t => 
   t.equal(tun6Of(['-c', file('c.json', { mode: 'client', remote_addr: '203.0.113.5:9000', tunnel_addr: ['10.0.0.2/24', 'fd00:77::2/64'] })]), 'fd00:77::2/64', 'Go key')
   t.throws(() => parseCommand(['server', '--tun', '10.0.0.1/24,fd00:77::1/128'], ENV), /leaves no room for clients/, 'a problem is a usage error')
 })
+
+t.test('an IPv6 address needs an MTU of 1280 or more', async t => {
+  const ENV = { netnsId: '1', cwd: '/', lwtKey: 'a-long-enough-network-key' }
+  t.throws(() => parseCommand(['client', '-r', '203.0.113.5:9000', '--tun', '10.0.0.2/24,fd00:77::2/64', '--mtu', '1200'], ENV), /the MTU 1200 is below 1280, the least IPv6 allows/)
+  const ok = parseCommand(['client', '-r', '203.0.113.5:9000', '--tun', '10.0.0.2/24', '--mtu', '1200'], ENV)
+  t.equal(ok.kind, 'run', 'IPv4 only: 1200 is fine')
+})
