@@ -538,7 +538,7 @@ t.test('another protocol version: the server answers Reject VERSION and logs onc
   t.equal(replies.length, 1, 'one Reject')
   t.equal(Buffer.from(replies[0]).toString('hex'), '06030000' + 'fecaad0b', 'reason 3 (VERSION), index = the init\'s senderIndex')
   t.equal(L.server.handshakeCounters.handshakesWrongVersion, 1)
-  t.ok(L.serverLog.some(l => /a node at 198\.18\.7\.7:4444 speaks protocol version 1; this node speaks 2: upgrade it/.test(l)))
+  t.ok(L.serverLog.some(l => /a node at 198\.18\.7\.7:4444 speaks protocol version 1; this node speaks 3: upgrade it/.test(l)))
   L.server.onControl({ kind: 'packet', bytes: v1, ip: from.ip, port: from.port + 1, via: 0 })
   t.equal(L.serverLog.filter(l => /speaks protocol version/.test(l)).length, 1, 'logged once a minute per address')
   // The client side: a Reject VERSION answering our init.
@@ -548,7 +548,7 @@ t.test('another protocol version: the server answers Reject VERSION and logs onc
   L.run(100)
   t.not(idx, -1, 'the client sent an init')
   c.c.onControl({ kind: 'packet', bytes: Uint8Array.of(6, 3, 0, 0, idx & 0xff, (idx >>> 8) & 0xff, (idx >>> 16) & 0xff, idx >>> 24), ip: SERVER_IP, port: SERVER_PORT, via: 0 })
-  t.match(c.c.problem ?? '', /speaks another protocol version; this node speaks 2: upgrade/)
+  t.match(c.c.problem ?? '', /speaks another protocol version; this node speaks 3: upgrade/)
   t.equal(c.c.counters.serverVersionRejects, 1)
   t.equal(c.c.state, 'rejected')
 })
