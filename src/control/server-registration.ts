@@ -122,10 +122,12 @@ export function decideInit (req: InitRequest, v: InitView): InitDecision {
   if (rec6 !== undefined) {
     return { kind: 'refuse', status: RESP_ADDRESS_IN_USE, family: 6, why: `its IPv6 address ${formatIp6(t6!.addr)} is held by a live client (${intToIp(rec6.tunnelIp)}) at ${formatEndpoint(rec6.endpointIp, rec6.endpointPort)}` }
   }
-  if (rec === undefined || !sameBytes(rec.key, req.key) || !sameTunnel6(rec.tunnel6, t6)) {
-    // A new registration (or its own record asking for another IPv6 address: registered afresh).
+  const own = rec !== undefined && sameBytes(rec.key, req.key)
+  if (!own || !sameTunnel6(rec.tunnel6, t6)) {
+    // A new registration (or its own record asking for another IPv6 address: registered afresh,
+    // its old record replaced at admit, so it needs no room of its own).
     // It holds nothing (no slot, no address) until its Confirm (admit).
-    if (v.clientCount() >= v.maxClients || v.freeSlots === 0) return { kind: 'refuse', status: RESP_SERVER_FULL, why: `the server is full (--max-clients ${v.maxClients})` }
+    if (!own && (v.clientCount() >= v.maxClients || v.freeSlots === 0)) return { kind: 'refuse', status: RESP_SERVER_FULL, why: `the server is full (--max-clients ${v.maxClients})` }
     return { kind: 'new' }
   }
   return { kind: 'rekey', rec }
