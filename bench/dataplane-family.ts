@@ -57,7 +57,7 @@ async function node (me: number, keyA: string, keyB: string): Promise<void> {
   console.log(`READY ${JSON.stringify(dp.offloads)}`)
   process.on('SIGTERM', () => {
     const c = dp.counters()
-    const pick = ['tunRxSuperpackets', 'tunRxPackets', 'tunTxPackets', 'udpRxCoalesced', 'dropTooBig', 'dropNoRoute', 'dropNotIp', 'dropSpoofedSource', 'dropNotForUs']
+    const pick = ['fastPathPackets', 'tunRxSuperpackets', 'tunRxPackets', 'tunTxPackets', 'udpRxCoalesced', 'dropTooBig', 'dropNoRoute', 'dropNotIp', 'dropSpoofedSource', 'dropNotForUs']
     process.stderr.write(`node ${me} counters: ${JSON.stringify(Object.fromEntries(pick.map((k) => [k, c[k] ?? 0])))}\n`)
     void dp.close().then(() => process.exit(0))
   })
@@ -77,6 +77,14 @@ async function iperf (ns: string, target: string, seconds: number, pids: number[
   const cpu = pids.reduce((a, pid, i) => a + cpuSeconds(pid) - before[i]!, 0)
   const r = JSON.parse(stdout) as { end: { sum_received: { bits_per_second: number, bytes: number } } }
   return { gbps: r.end.sum_received.bits_per_second / 1e9, usPerMB: cpu * 1e6 / (r.end.sum_received.bytes / 1e6) }
+}
+
+/** ping over the tunnel: the median round trip in ms (an idle tunnel: lone packets, the fast path's case). */
+async function pingMs (ns: string, target: string, count: number): Promise<number> {
+  const { stdout } = await exec('ip', ['netns', 'exec', ns, 'ping', '-c', String(count), '-i', '0.02', '-n', target], { timeout: 60_000 })
+  const rtts = [...stdout.matchAll(/time=([0-9.]+) ms/g)].map((m) => Number(m[1]))
+  if (rtts.length === 0) throw new Error(`no answer from ${target}: ${stdout}`)
+  return median(rtts)
 }
 
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]! }
@@ -106,6 +114,10 @@ async function main (): Promise<void> {
     const server = spawn('ip', ['netns', 'exec', ns[1]!, 'iperf3', '-s'], { stdio: 'ignore' })
     procs.push(server)
     await new Promise((resolve) => setTimeout(resolve, 500))
+    // Idle first: lone pings, which the native fast path carries (IPv4 and IPv6 alike).
+    const pings: Record<4 | 6, number[]> = { 4: [], 6: [] }
+    for (let r = 0; r < 3; r++) for (const f of families) pings[f].push(await pingMs(ns[0]!, f === 4 ? NODES[1]!.tun4 : NODES[1]!.tun6, 50))
+    console.log(`ping over the idle tunnel, median of 3 × 50 (ms): ${families.map((f) => `IPv${f} ${median(pings[f]).toFixed(3)}`).join('  ')}`)
     const runs: Record<4 | 6, Array<{ gbps: number, usPerMB: number }>> = { 4: [], 6: [] }
     const pids = procs.slice(0, 2).map((p) => p.pid!)
     for (let r = 0; r < rounds; r++) {
