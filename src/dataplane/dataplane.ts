@@ -25,6 +25,7 @@ import { configureTun } from './tun-config.js'
 import { InlineHost } from './inline-host.js'
 import { ControlDrain } from './control-drain.js'
 import type { ControlHandler, DataplanePort, PeerRoute } from '../control/port.js'
+import type { TunOffload } from '../control/status.js'
 import type { IpPrefix } from '../wire/prefix.js'
 import type { Placement } from '../config/schema.js'
 import {
@@ -68,7 +69,7 @@ export class Dataplane implements DataplanePort {
   #udpFd = -1
   #boundPort = 0
   #devName = ''
-  #tunOffload: 'tso+uso' | 'tso' | 'none' = 'none'
+  #tunOffload: TunOffload = 'none'
   #udpGro = false
   /** Worker per pipeline role; with 'fused' both roles map to the same worker. */
   readonly #workers = new Map<WorkerRole, PipelineThread>()
@@ -98,7 +99,7 @@ export class Dataplane implements DataplanePort {
 
   get port (): number { return this.#boundPort }
   /** What the kernel granted: TUN offloads and UDP GRO (for status). */
-  get offloads (): { tunOffload: 'tso+uso' | 'tso' | 'none', udpGro: boolean, fastPath: boolean } {
+  get offloads (): { tunOffload: TunOffload, udpGro: boolean, fastPath: boolean } {
     return { tunOffload: this.#tunOffload, udpGro: this.#udpGro, fastPath: this.#opt.fastPath ?? true }
   }
   get devName (): string { return this.#devName }
@@ -113,7 +114,7 @@ export class Dataplane implements DataplanePort {
       const tun = openTunVnet(this.#native, o.dev, true, true)
       this.#tunFd = tun.fd
       if (tun.offload === 0) this.#log.info('the kernel refused TUN offloads; reading packet by packet')
-      this.#tunOffload = tun.offload >= 2 ? 'tso+uso' : tun.offload === 1 ? 'tso' : 'none'
+      this.#tunOffload = (['none', 'tso4', 'tso', 'tso+uso'] as const)[tun.offload] ?? 'none'
       this.#devName = tun.name
       const udp = openUdp(this.#native, o.listenHost, o.listenPort, o.socketBuffer)
       this.#udpFd = udp.fd

@@ -177,7 +177,10 @@ export class Inbound {
         break
       }
       case 'DROP_INDEX': this.#dropSession(m.localIndex); break
-      case 'LOCAL': this.#local.set(0, m.prefixes); break
+      case 'LOCAL':
+        this.#local.set(0, m.prefixes)
+        this.#fastPeers.setSelf6(m.prefixes.find((x) => x.family === 6 && x.len === 128)?.addr ?? null)
+        break
       default: break
     }
   }

@@ -12,6 +12,8 @@ export interface WorkerPeer {
   peerId: number
   /** Tunnel address, host order. Inner packets from this peer must carry it as source. */
   tunnelIp: number
+  /** Its IPv6 tunnel address: the first IPv6 /128 of its PEER prefixes (the fast path's exact match), or null. */
+  ip6: Uint8Array | null
   /** Where packets to this peer go now (the server's endpoint when relayed). */
   epIp: number
   epPort: number
@@ -70,7 +72,7 @@ export class PeerTable {
     let p = this.bySlot[m.slot]
     if (p === undefined) {
       p = {
-        slot: m.slot, peerId: 0, tunnelIp: 0, epIp: 0, epPort: 0, epKey: -1, relayVia: false, fd: -1,
+        slot: m.slot, peerId: 0, tunnelIp: 0, ip6: null, epIp: 0, epPort: 0, epKey: -1, relayVia: false, fd: -1,
         sendKeyOff: -1, remoteIndex: 0, queue: [], askedAt: -Infinity, roamKey: -1, roamAt: -Infinity, rekeyAsked: false
       }
       this.bySlot[m.slot] = p
@@ -81,6 +83,7 @@ export class PeerTable {
     p.tunnelIp = m.tunnelIp
     p.relayVia = m.relayVia
     p.fd = m.fd ?? -1
+    p.ip6 = m.prefixes?.find((x) => x.family === 6 && x.len === 128)?.addr ?? null
     this.#index(p)
     this.routes.set(p.slot, p.tunnelIp !== 0 ? [ipv4Prefix(p.tunnelIp, 32), ...(m.prefixes ?? [])] : (m.prefixes ?? []))
     this.setEndpoint(p, m.endpointIp, m.endpointPort)

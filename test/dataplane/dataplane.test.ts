@@ -85,7 +85,7 @@ if (ns !== null) {
 
       t.equal(dp.devName, dev)
       t.ok(dp.port > 0, `bound UDP port reported (${dp.port})`)
-      t.match(dp.offloads, { tunOffload: /^(tso\+uso|tso|none)$/, udpGro: Boolean, fastPath: true })
+      t.match(dp.offloads, { tunOffload: /^(tso\+uso|tso|tso4|none)$/, udpGro: Boolean, fastPath: true })
       const addr = JSON.parse(execFileSync('ip', ['-4', '-j', 'addr', 'show', 'dev', dev], { encoding: 'utf8' })) as Array<{ mtu: number, flags: string[], addr_info: Array<{ local: string, prefixlen: number }> }>
       t.equal(addr[0]!.mtu, 1400, 'MTU set')
       t.ok(addr[0]!.flags.includes('UP'), 'link up')
