@@ -59,6 +59,7 @@ import { answerNetcheck, answerPing } from './control/observe-requests.js'
 import { answerNodes } from './control/nodes.js'
 import { openServerRegistry, reloadAuthorized } from './state/server-registry.js'
 import type { FileRegistry } from './state/registry-file.js'
+import { formatPrefix } from './wire/prefix.js'
 
 /** Peer slots per daemon: the server's clients, or a client's peers (slot 0 = the server). */
 function maxPeersFor (config: Config): number {
@@ -102,7 +103,7 @@ export interface DaemonOptions {
 export async function runDaemon (config: Config, log: Logger, opts: DaemonOptions = {}): Promise<number> {
   const version = packageVersion()
   const startedWall = Date.now()
-  log.info(`lightweight-tunnel ${version} starting`, { mode: config.mode, dev: config.dev, tun: `${config.tun.ip}/${config.tun.prefix}` })
+  log.info(`lightweight-tunnel ${version} starting`, { mode: config.mode, dev: config.dev, tun: `${config.tun.ip}/${config.tun.prefix}${config.tun6 === null ? '' : `,${formatPrefix(config.tun6)}`}` })
 
   const resolveHost = opts.resolve ?? lookupIpv4
   /** The config in force: the start's, with the live changes of each reload. */
@@ -188,6 +189,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     dev: config.dev,
     cidr: `${config.tun.ip}/${config.tun.prefix}`,
     tunnelIp: config.tun.ipInt,
+    tun6: config.tun6,
     mtu: config.mtu,
     listenHost: config.listen.host,
     listenPort: config.listen.port,
@@ -200,7 +202,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
 
   const controller = config.mode === 'server'
     ? new ServerController({
-      psk, nodeKey, tunnelIp: config.tun.ipInt, prefix: config.tun.prefix, mtu: config.mtu, maxClients: config.maxClients, keepaliveSec: config.keepalive, registry: registry!
+      psk, nodeKey, tunnelIp: config.tun.ipInt, prefix: config.tun.prefix, tunnel6: config.tun6, mtu: config.mtu, maxClients: config.maxClients, keepaliveSec: config.keepalive, registry: registry!
     }, { port: dataplane, clock: systemClock, random: systemRandom, log: log.child('server') }, maxPeers)
     : new ClientController({
       psk,
@@ -208,6 +210,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       serverPin: pin,
       tunnelIp: config.tun.ipInt,
       prefix: config.tun.prefix,
+      tunnel6: config.tun6,
       mtu: config.mtu,
       serverIp, // 0 until the name resolves (setServerEndpoint)
       serverPort: config.remote!.port,
@@ -232,6 +235,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       dev: dataplane.devName || config.dev,
       tunnelIp: config.tun.ip,
       prefix: config.tun.prefix,
+      tunnel6: config.tun6 === null ? null : formatPrefix(config.tun6),
       mtu: config.mtu,
       listen: config.mode === 'server' ? `${config.listen.host}:${dataplane.port}` : null,
       server: config.mode === 'client' ? `${name === null ? intToIp(serverIp) : name.ip === 0 ? config.remote!.host : intToIp(name.ip)}:${config.remote!.port}` : null,

@@ -59,7 +59,9 @@ SYNOPSIS
     Connects to the daemon's control socket and prints a header (mode,
     device, tunnel address, state, any problem, uptime) and one row per peer:
     TUNNEL IP, ROLE, PATH (direct, relay, connecting), ENDPOINT, RTT, TX, RX,
-    SESSION, LAST SEEN and NOTE (why the path is what it is). --json prints
+    SESSION, LAST SEEN and NOTE (why the path is what it is). With IPv6
+    tunnel addresses the header shows both and an IPV6 column follows TUNNEL
+    IP (--json: "tunnel6" on the report and on each peer). --json prints
     the report as JSON instead.
 
     RTT is the lowest of the last 5 control round trips on the peer's path
@@ -145,13 +147,14 @@ SYNOPSIS
     other key for that address, whether its holder is online or not
     ("address bound to another node key"), until the operator frees it.
 
-    nodes     Lists every bound node: address, key fingerprint (SHA256:...,
+    nodes     Lists every bound node: address (and its IPv6 address, if it
+              has one), key fingerprint (SHA256:...,
               compare it with the node's own out of band), whether it is
               registered now and from where, first and last seen; then the
               full keys, and the revoked keys. --json: the same as JSON.
     nodes remove NODE
-              Revokes a node, named by its address, its public key (base64)
-              or its fingerprint: its sessions are torn down at once, every
+              Revokes a node, named by its address (IPv4 or IPv6), its public
+              key (base64) or its fingerprint: its sessions are torn down at once, every
               other client drops its sessions with it within a second, the
               address is free, and the key is refused from now on ("key
               revoked"). A key that never registered can be revoked ahead.

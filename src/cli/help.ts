@@ -102,12 +102,18 @@ const OPTIONS = `OPTIONS
     command. Giving an option twice with different values is an error.
 
   Both modes
-    -t, --tun CIDR
+    -t, --tun CIDR[,CIDR6]
               Required. This node's tunnel address with the network's prefix
               length, e.g. 10.0.0.1/24 for the server, 10.0.0.2/24 for a
               client. The prefix must be /${L.prefixMin} to /${L.prefixMax} (/31 and /32 leave no
               room for other nodes) and the address must not be the network's
-              network or broadcast address.
+              network or broadcast address. Optionally an IPv6 address after
+              a comma: --tun 10.0.0.2/24,fd00:77::2/64 (one IPv4 address is
+              still required). The IPv6 prefix is /16 to /128 (a server's
+              below /128), the address unicast (not link-local fe80::/10,
+              multicast, loopback or ::) and not the network's all-zero
+              address. A client's IPv6 address must lie in the server's IPv6
+              network; a server without one refuses clients that have one.
     --key-file FILE, LWT_KEY=KEY, -k, --key KEY
               Required, one of them. The network's shared secret, the same on
               the server and every client. Any non-empty string; shorter than
@@ -287,7 +293,9 @@ const CONFIG = `CONFIGURATION FILE
         listen     / local_addr     "HOST:PORT" (local_addr is ignored for
                                     clients, as in Go)
         remote     / remote_addr    "HOST:PORT" (client)
-        tun        / tunnel_addr    "10.0.0.2/24"
+        tun        / tunnel_addr    "10.0.0.2/24", or with IPv6
+                                    "10.0.0.2/24,fd00:77::2/64" or
+                                    ["10.0.0.2/24", "fd00:77::2/64"]
         key                         "..." (the shared secret)
         keyFile    / key_file       "/path/to/key" (instead of key)
         networkName / network_name  "office" (optional, every node)

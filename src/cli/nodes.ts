@@ -50,11 +50,13 @@ export function formatNodes (r: NodesReport): string {
     : `strict mode: only the nodes listed in ${clean(r.authorizedNodes)} are admitted\n`
   if (r.nodes.length === 0) out += '\nno node has registered yet\n'
   else {
-    const head = ['ADDRESS', 'FINGERPRINT', 'LIVE', 'ENDPOINT', 'FIRST SEEN', 'LAST SEEN']
+    // An IPV6 column only when some node has an IPv6 tunnel address.
+    const six = r.nodes.some(n => n.address6 != null)
+    const head = ['ADDRESS', ...(six ? ['IPV6'] : []), 'FINGERPRINT', 'LIVE', 'ENDPOINT', 'FIRST SEEN', 'LAST SEEN']
     if (r.authorizedNodes !== null) head.push('LISTED')
     const rows = [head]
     for (const n of r.nodes) {
-      const row = [clean(n.address), clean(n.fingerprint), n.live ? 'yes' : 'no', n.endpoint === null ? '-' : clean(n.endpoint), when(n.firstSeen), when(n.lastSeen)]
+      const row = [clean(n.address), ...(six ? [n.address6 == null ? '-' : clean(n.address6)] : []), clean(n.fingerprint), n.live ? 'yes' : 'no', n.endpoint === null ? '-' : clean(n.endpoint), when(n.firstSeen), when(n.lastSeen)]
       if (r.authorizedNodes !== null) row.push(n.authorized === true ? 'yes' : 'NO')
       rows.push(row)
     }
@@ -71,7 +73,7 @@ export function formatNodes (r: NodesReport): string {
 export function formatNodesChange (action: NodesAction, c: NodesChange): string {
   const lines: string[] = []
   if (action === 'remove') {
-    for (const n of c.nodes) lines.push(`removed ${clean(n.address)} (${clean(n.fingerprint)}): the address is free, the key is refused from now on`)
+    for (const n of c.nodes) lines.push(`removed ${clean(n.address)}${n.address6 != null ? ` and ${clean(n.address6)}` : ''} (${clean(n.fingerprint)}): the address is free, the key is refused from now on`)
     for (const k of c.revoked) if (!c.nodes.some(n => n.key === k.key)) lines.push(`revoked the key ${clean(k.fingerprint)} (it holds no address)`)
     if (c.nodes.length === 0 && c.revoked.length === 0) lines.push('the key was already revoked; nothing changed')
     lines.push(c.disconnected === 0 ? 'no live session was affected' : `${c.disconnected} live node${c.disconnected === 1 ? '' : 's'} disconnected; its peers drop their sessions with it`)

@@ -4,7 +4,7 @@
  * prints the report itself instead; this module never changes its content.
  *
  *   lightweight-tunnel 0.1.0, client on lwt0
- *     tunnel address  10.0.0.2/24 (mtu 1400)
+ *     tunnel address  10.0.0.2/24 (mtu 1400)   (", fd00:77::2/64" after the CIDR with an IPv6 address)
  *     node key        SHA256:Zmh6rfhivXdsj8GL (public key 4Yrt…=)
  *     server          198.51.100.1:9000
  *     state           registered
@@ -12,6 +12,7 @@
  *     dataplane       inline; TUN offloads tso+uso; UDP GRO on
  *     control plane   timer late p50 1.2 ms, p99 3.4 ms, max 12 ms; loop delay p99 11 ms, max 40 ms; 3 of 4032 runs > 20 ms late
  *
+ *   (an IPV6 column after TUNNEL IP when some peer has an IPv6 tunnel address)
  *   TUNNEL IP  ROLE    KEY                      PATH    ENDPOINT            RTT      TX       RX       SESSION      LAST SEEN  NOTE
  *   10.0.0.1   server  SHA256:q3Xk0mJd9cOaP1sQ  relay   198.51.100.1:9000   12.3 ms  1.5 MiB  640 KiB  established  2s ago     -
  *
@@ -109,7 +110,7 @@ export function formatStatus (report: StatusReport): string {
   const out: string[] = []
   out.push(`lightweight-tunnel ${dash(report.version)}, ${dash(report.mode)} on ${dash(report.dev)}`)
   const kv: Array<[string, string]> = []
-  kv.push(['tunnel address', `${dash(report.tunnelIp)}/${report.prefix} (mtu ${report.mtu})`])
+  kv.push(['tunnel address', `${dash(report.tunnelIp)}/${report.prefix}${report.tunnel6 != null ? `, ${clean(report.tunnel6)}` : ''} (mtu ${report.mtu})`])
   if (report.nodeKey !== undefined) kv.push(['node key', `${clean(report.nodeKey.fingerprint)} (public key ${clean(report.nodeKey.publicKey)})`])
   if (report.mode === 'server') kv.push(['listening on', dash(report.listen)])
   else {
@@ -139,7 +140,10 @@ export function formatStatus (report: StatusReport): string {
     out.push(report.mode === 'server' ? 'no clients registered' : 'no peers yet')
   } else {
     const peers = [...report.peers].sort((a, b) => ipKey(a.tunnelIp) - ipKey(b.tunnelIp))
-    out.push(...table(COLUMNS, peers.map(peerRow)))
+    // The IPv6 column only where some peer has an IPv6 tunnel address.
+    const six = peers.some(p => p.tunnel6 != null)
+    const rows = peers.map(p => six ? [dash(p.tunnelIp), dash(p.tunnel6), ...peerRow(p).slice(1)] : peerRow(p))
+    out.push(...table(six ? [COLUMNS[0], 'IPV6', ...COLUMNS.slice(1)] : COLUMNS, rows))
   }
   const withP2p = report.peers.filter(p => p.p2p !== undefined && p.p2p !== null)
   if (withP2p.length > 0) {

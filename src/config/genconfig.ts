@@ -6,7 +6,10 @@
  *
  * Unlike the Go project's generator (a fixed "CHANGE-THIS…" key, `mtu: 0`),
  * every value written is valid as is; only the client's "remote" placeholder
- * must be edited before the client can reach a real server.
+ * must be edited before the client can reach a real server. The tunnel
+ * addresses are IPv4 and IPv6: the IPv6 network is a unique local /64 with a
+ * random 40-bit global id (RFC 4193 §3.2), so two generated networks never
+ * share one.
  */
 import { randomBytes } from 'node:crypto'
 import { chmodSync, statSync, writeFileSync } from 'node:fs'
@@ -22,13 +25,20 @@ export function generateKey (): string {
   return randomBytes(32).toString('base64url')
 }
 
+/** A random unique local /64 (RFC 4193: fd + 40 random bits + subnet 0), as text without the length: "fd12:3456:789a::". */
+export function randomUlaNetwork (): string {
+  const b = randomBytes(5)
+  const hex = (hi: number, lo: number): string => ((hi << 8) | lo).toString(16)
+  return `${hex(0xfd, b[0]!)}:${hex(b[1]!, b[2]!)}:${hex(b[3]!, b[4]!)}::`
+}
+
 /** The two example configs, as the objects written to disk (our own key names). */
-export function exampleConfigs (key: string): { server: Record<string, unknown>, client: Record<string, unknown> } {
+export function exampleConfigs (key: string, ula: string = randomUlaNetwork()): { server: Record<string, unknown>, client: Record<string, unknown> } {
   return {
     server: {
       mode: 'server',
       listen: `${DEFAULTS.serverListen.host}:${DEFAULTS.serverListen.port}`,
-      tun: '10.0.0.1/24',
+      tun: `10.0.0.1/24,${ula}1/64`,
       key,
       dev: DEFAULTS.dev,
       mtu: DEFAULTS.mtu,
@@ -39,7 +49,7 @@ export function exampleConfigs (key: string): { server: Record<string, unknown>,
     client: {
       mode: 'client',
       remote: EXAMPLE_REMOTE,
-      tun: '10.0.0.2/24',
+      tun: `10.0.0.2/24,${ula}2/64`,
       key,
       dev: DEFAULTS.dev,
       mtu: DEFAULTS.mtu,

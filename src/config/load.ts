@@ -32,7 +32,8 @@ import { keyFromText } from '../identity/key-text.js'
 import { PLACEMENTS, type Config, type Mode, type SettingKey } from './schema.js'
 import { loadAuthorizedNodes } from '../state/authorized-nodes.js'
 import { describeError } from '../errors.js'
-import { checkBool, checkCidr, checkControl, checkDev, checkHostPort, checkInt, checkOneOf, expectString, type Raw } from './validate.js'
+import { IPV6_MIN_MTU, readTunAddresses } from './tun-address.js'
+import { checkBool, checkControl, checkDev, checkHostPort, checkInt, checkOneOf, expectString, type Raw } from './validate.js'
 
 /** A flag's value (string, or boolean for a bool flag) and the flag as typed ("-mtu", "--no-p2p"). */
 export interface FlagValue { readonly value: string | boolean, readonly flag: string }
@@ -186,12 +187,13 @@ function readSettings (mode: Mode | null, s: Settings, env: LoadEnv, problems: s
   // One statement per setting, in Config order: problems are listed in this order.
   const listen = readListen(mode, s, problems, warnings)
   const remote = mode === 'client' ? readRemote(s, problems) : null
-  const tun = readTun(mode, s, problems)
+  const { tun, tun6 } = readTun(mode, s, problems)
   const { key, keyFile } = readKey(s, env, problems, warnings)
   const networkName = readNetworkName(s, problems)
   const dev = readDev(s, problems)
   const control = readControl(s, dev, env, problems)
   const mtu = readMtu(s, problems, warnings)
+  if (tun6 !== null && mtu !== null && mtu < IPV6_MIN_MTU) problems.push(`the MTU ${mtu} is below ${IPV6_MIN_MTU}, the least IPv6 allows, and --tun has an IPv6 address: raise --mtu to ${IPV6_MIN_MTU} or more, or drop the IPv6 address`)
   const maxClients = mode === 'server' ? readMaxClients(s, problems, warnings) : DEFAULTS.maxClients
   const p2p = readOptional(mode === 'client' ? s.pick('p2p') : undefined, DEFAULTS.p2p, raw => checkBool(raw, problems))
   const keepalive = readKeepalive(s, problems, warnings)
@@ -207,7 +209,7 @@ function readSettings (mode: Mode | null, s: Settings, env: LoadEnv, problems: s
   const nodeKey = readPath(s.pick('nodeKey'), null, 'a private key file (make one with: lightweight-tunnel genkey > FILE)', env, problems)
   const serverKey = readServerKey(mode, s, env, problems)
   const authorizedNodes = mode === 'server' ? readAuthorizedNodes(s, env, problems) : null
-  return { mode, listen, remote, tun, key, keyFile, networkName, dev, control, mtu, maxClients, p2p, keepalive, logLevel, logFormat, placement, fastPath, metrics, handshakeWorkers, stateDir, nodeKey, serverKey, authorizedNodes }
+  return { mode, listen, remote, tun, tun6, key, keyFile, networkName, dev, control, mtu, maxClients, p2p, keepalive, logLevel, logFormat, placement, fastPath, metrics, handshakeWorkers, stateDir, nodeKey, serverKey, authorizedNodes }
 }
 
 /** serverKey (client only): a base64 public key as given, else a file path resolved against the working directory. */
@@ -288,14 +290,13 @@ function readRemote (s: Settings, problems: string[]): Config['remote'] {
   return checkHostPort(raw, { role: 'remote', minPort: 1 }, problems)
 }
 
-function readTun (mode: Mode | null, s: Settings, problems: string[]): Config['tun'] | null {
+function readTun (mode: Mode | null, s: Settings, problems: string[]): { tun: Config['tun'] | null, tun6: Config['tun6'] } {
   const raw = s.pick('tun')
   if (raw === undefined) {
-    s.missing(problems, `missing ${s.missingName('tun', '--tun (-t)')}: expected this node's tunnel address as CIDR, e.g. ${mode === 'client' ? '10.0.0.2/24' : '10.0.0.1/24'}`)
-    return null
+    s.missing(problems, `missing ${s.missingName('tun', '--tun (-t)')}: expected this node's tunnel address as CIDR, e.g. ${mode === 'client' ? '10.0.0.2/24' : '10.0.0.1/24'} (and optionally an IPv6 one after a comma: ${mode === 'client' ? '10.0.0.2/24,fd00:77::2/64' : '10.0.0.1/24,fd00:77::1/64'})`)
+    return { tun: null, tun6: null }
   }
-  if (!expectString(raw, 'a tunnel address as CIDR, e.g. 10.0.0.2/24', problems)) return null
-  return checkCidr(raw.value as string, raw.source, problems)
+  return readTunAddresses(raw, mode, problems)
 }
 
 /**
@@ -438,7 +439,8 @@ function readKeepalive (s: Settings, problems: string[], warnings: string[]): nu
 }
 
 function deepFreeze<T> (o: T): T {
-  if (o !== null && typeof o === 'object' && !Object.isFrozen(o)) {
+  // Typed arrays (an IpPrefix's address bytes) cannot be frozen; nothing writes them.
+  if (o !== null && typeof o === 'object' && !ArrayBuffer.isView(o) && !Object.isFrozen(o)) {
     for (const v of Object.values(o as Record<string, unknown>)) deepFreeze(v)
     Object.freeze(o)
   }

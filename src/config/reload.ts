@@ -60,8 +60,10 @@ export interface Change<K extends SettingKey = SettingKey> {
 /** The settings whose values differ, in SETTINGS order (values compared by content). */
 export function diffConfig (running: Config, next: Config): Change[] {
   const out: Change[] = []
+  // tun6 is the IPv6 half of the `tun` setting: a change to it is a change to `tun`.
+  const value = (c: Config, key: SettingKey): unknown => key === 'tun' ? [c.tun, c.tun6] : c[key]
   for (const key of SETTINGS) {
-    if (JSON.stringify(running[key]) !== JSON.stringify(next[key])) out.push({ key, from: running[key], to: next[key] } as Change)
+    if (JSON.stringify(value(running, key)) !== JSON.stringify(value(next, key))) out.push({ key, from: running[key], to: next[key] } as Change)
   }
   return out
 }

@@ -3,6 +3,8 @@
  * loadConfig() in config/load.ts from the settings cli/args.ts parsed out of
  * argv and/or the JSON file named by -c; nothing else interprets options.
  */
+import type { IpPrefix } from '../wire/prefix.js'
+
 export type Mode = 'server' | 'client'
 
 /**
@@ -35,6 +37,12 @@ export interface Config {
   readonly remote: HostPort | null
   /** Own tunnel address and the network prefix. */
   readonly tun: Ipv4Cidr
+  /**
+   * The IPv6 tunnel address with its prefix length (host bits kept, e.g.
+   * fd00:77::2/64), or null: IPv4 only. Not a setting of its own: it is the
+   * IPv6 half of `tun` ("10.0.0.2/24,fd00:77::2/64"; config/tun-address.ts).
+   */
+  readonly tun6: IpPrefix | null
   /**
    * The network's shared secret (stretched later by crypto/kdf.ts), from the
    * first of: -k / --key-file on the command line, LWT_KEY in the
@@ -109,8 +117,11 @@ export interface Config {
   readonly authorizedNodes: string | null
 }
 
+/** Config fields derived from another setting rather than set on their own (tun6: from `tun`). */
+export type DerivedKey = 'tun6'
+
 /** A setting's name: a Config field, and its key in our own JSON files. */
-export type SettingKey = keyof Config
+export type SettingKey = Exclude<keyof Config, DerivedKey>
 
 const SETTING_LIST = [
   'mode', 'listen', 'remote', 'tun', 'key', 'keyFile', 'networkName', 'dev', 'control', 'mtu', 'maxClients',

@@ -12,6 +12,7 @@ import type { LanAddr } from '../wire/payloads.js'
 import type { DataplanePort } from './port.js'
 import type { PeerCache } from './peer-cache.js'
 import { wipeSession, type IndexTable, type Session, type SessionSet } from './session.js'
+import type { IpPrefix } from '../wire/prefix.js'
 import type { StaticKey } from '../crypto/noise.js'
 import type { ServerPin } from '../identity/server-pin.js'
 
@@ -23,6 +24,8 @@ export interface ClientOptions {
   serverPin?: ServerPin
   tunnelIp: number
   prefix: number
+  /** Our IPv6 tunnel address (--tun's IPv6 half), or null/absent: IPv4 only. */
+  tunnel6?: IpPrefix | null
   mtu: number
   serverIp: number
   serverPort: number

@@ -46,6 +46,8 @@ import { PeerSessions } from './peer-sessions.js'
 import { PeerMembership } from './peer-membership.js'
 import { UserPings, type PingStarted } from './user-ping.js'
 import { fingerprint } from '../identity/key-text.js'
+import { peerPrefixes } from './peer-prefixes.js'
+import { formatIp6 } from '../wire/prefix.js'
 
 export type { ClientOptions } from './client-context.js'
 export type { RegistrationState } from './registration.js'
@@ -334,7 +336,12 @@ export class ClientController implements ControlHandler {
   }
 
   tick (): void {
-    if (!this.#cacheLoaded) { this.#cacheLoaded = true; this.#members.loadCache() }
+    if (!this.#cacheLoaded) {
+      // At the first tick: the dataplane starts after the controller is built (routes set before are lost).
+      this.#cacheLoaded = true
+      this.#port.setLocalPrefixes(peerPrefixes({ tunnel6: this.#opt.tunnel6 ?? null, routes: [] }))
+      this.#members.loadCache()
+    }
     const now = this.#clock.now()
     this.#server.tick(now)
     const registered = this.#server.registered
@@ -386,6 +393,7 @@ export class ClientController implements ControlHandler {
     const direct = p.path?.directCandidate ?? null
     return {
       tunnelIp: intToIp(p.tunnelIp),
+      tunnel6: p.tunnel6 === null ? null : formatIp6(p.tunnel6.addr),
       peerId: p.peerId,
       role: 'client',
       key: fingerprint(p.key),

@@ -13,7 +13,9 @@
  * module only resolves selectors and shapes answers.
  */
 import { VpnError } from '../errors.js'
+import { isIPv6 } from 'node:net'
 import { intToIp, ipToInt, isIpv4 } from '../wire/addr.js'
+import { formatIp6, parseIp6 } from '../wire/prefix.js'
 import { fingerprint, keyFromText, keyToText } from '../identity/key-text.js'
 
 /** A fingerprint as typed by an operator: with or without the "SHA256:" prefix (identity/key-text.ts: 16 base64 characters). */
@@ -28,6 +30,8 @@ export interface NodeInfo {
   /** The public key, base64. */
   key: string
   address: string
+  /** Its IPv6 tunnel address ("fd00:77::2"), or null. */
+  address6?: string | null
   /** Registered now (a confirmed session). */
   live: boolean
   /** Its public endpoint while live, else null. */
@@ -82,6 +86,7 @@ export function nodeInfo (r: NodeRecord, a: NodesAdmin): NodeInfo {
     fingerprint: fingerprint(r.key),
     key: keyToText(r.key),
     address: intToIp(r.address),
+    address6: r.address6 === undefined ? null : formatIp6(r.address6),
     live: endpoint !== null,
     endpoint,
     firstSeen: iso(r.firstSeen),
@@ -103,12 +108,13 @@ export function nodesReport (a: NodesAdmin): NodesReport {
 }
 
 /** What a selector names: an address, a key, or a fingerprint (resolved against bound and revoked keys). */
-type Selector = { address: number } | { key: Uint8Array } | { fingerprint: string }
+type Selector = { address: number } | { address6: Uint8Array } | { key: Uint8Array } | { fingerprint: string }
 
-/** ADDR (IPv4), KEY (base64 of 32 bytes) or FINGERPRINT ("SHA256:…", the prefix optional). */
+/** ADDR (IPv4 or IPv6), KEY (base64 of 32 bytes) or FINGERPRINT ("SHA256:…", the prefix optional). */
 export function parseSelector (text: unknown): Selector {
-  if (typeof text !== 'string' || text === '') throw bad('expected a node: its tunnel address (10.0.0.3), its public key (base64) or its fingerprint (SHA256:…), as "lightweight-tunnel nodes" lists them')
+  if (typeof text !== 'string' || text === '') throw bad('expected a node: its tunnel address (10.0.0.3 or its IPv6 one), its public key (base64) or its fingerprint (SHA256:…), as "lightweight-tunnel nodes" lists them')
   if (isIpv4(text)) return { address: ipToInt(text) >>> 0 }
+  if (isIPv6(text)) return { address6: parseIp6(text) }
   const key = keyFromText(text)
   if (key !== null) return { key }
   if (isFingerprintText(text)) return { fingerprint: text.startsWith('SHA256:') ? text : `SHA256:${text}` }
@@ -128,7 +134,12 @@ function keyOfFingerprint (fp: string, a: NodesAdmin): Uint8Array | null {
 export function removeNodes (sel: unknown, a: NodesAdmin): NodesChange {
   const s = parseSelector(sel)
   let target: { address?: number, key?: Uint8Array }
-  if ('fingerprint' in s) {
+  if ('address6' in s) {
+    // An IPv6 address selects the node that holds it: the same as its IPv4 address.
+    const r = a.registry.list().find(n => n.address6 !== undefined && Buffer.compare(n.address6, s.address6) === 0)
+    if (r === undefined) throw bad(`no node holds ${formatIp6(s.address6)}: there is nothing to remove`, 'see "lightweight-tunnel nodes"; to refuse a key that has not registered yet, give the key')
+    target = { address: r.address }
+  } else if ('fingerprint' in s) {
     const key = keyOfFingerprint(s.fingerprint, a)
     if (key === null) throw bad(`no node with the fingerprint ${s.fingerprint} is known here`, 'see "lightweight-tunnel nodes"')
     target = { key }
@@ -150,7 +161,7 @@ export function removeNodes (sel: unknown, a: NodesAdmin): NodesChange {
 /** `nodes allow KEY|FINGERPRINT`: lifts a revocation (the node may register again, for a free address). */
 export function allowNode (sel: unknown, a: NodesAdmin): NodesChange {
   const s = parseSelector(sel)
-  if ('address' in s) throw bad('nodes allow takes the revoked key or its fingerprint, not an address (a revoked key holds no address)', 'see the "revoked" list of "lightweight-tunnel nodes"')
+  if ('address' in s || 'address6' in s) throw bad('nodes allow takes the revoked key or its fingerprint, not an address (a revoked key holds no address)', 'see the "revoked" list of "lightweight-tunnel nodes"')
   const key = 'key' in s ? s.key : keyOfFingerprint(s.fingerprint, a)
   if (key === null) throw bad(`no revoked key has the fingerprint ${(s as { fingerprint: string }).fingerprint}`, 'see the "revoked" list of "lightweight-tunnel nodes"')
   const rec = a.registry.revoked().find(r => keyId(r.key) === keyId(key))

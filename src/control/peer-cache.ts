@@ -21,6 +21,7 @@ import { writeAtomic } from '../state/atomic-file.js'
 import { formatEndpoint, intToIp, ipToInt, isIpv4 } from '../wire/addr.js'
 import { MAX_HANDSHAKE_ENDPOINTS } from './constants.js'
 import type { Endpoint } from './nat.js'
+import { formatPrefix, parsePrefix, samePrefix, type IpPrefix } from '../wire/prefix.js'
 
 /** Keep at most this many peers. */
 export const CACHE_MAX_PEERS = 256
@@ -39,6 +40,8 @@ export interface CachedPeer {
   endpoints: Endpoint[]
   /** When it was last confirmed (wall ms). */
   confirmedAt: number
+  /** Its IPv6 tunnel address with prefix length, as the server listed it; absent/null: none. In the file: "tunnel6": "fd00:77::3/64". */
+  tunnel6?: IpPrefix | null
 }
 
 /** Where the cache lives: the file, or memory in tests. */
@@ -55,6 +58,7 @@ export function encodeCache (peers: readonly CachedPeer[]): string {
     version: FORMAT,
     peers: peers.map(p => ({
       tunnelIp: intToIp(p.tunnelIp),
+      ...(p.tunnel6 != null ? { tunnel6: formatPrefix(p.tunnel6) } : {}),
       key: p.key === null ? null : Buffer.from(p.key).toString('base64'),
       endpoints: p.endpoints.map(e => formatEndpoint(e.ip, e.port)),
       confirmedAt: new Date(p.confirmedAt).toISOString()
@@ -87,17 +91,20 @@ export function decodeCache (text: string, wallNow: number): { peers: CachedPeer
   let skipped = 0
   const seen = new Set<number>()
   for (const raw of d.peers as unknown[]) {
-    const e = raw as { tunnelIp?: unknown, key?: unknown, endpoints?: unknown, confirmedAt?: unknown }
+    const e = raw as { tunnelIp?: unknown, tunnel6?: unknown, key?: unknown, endpoints?: unknown, confirmedAt?: unknown }
+    let tunnel6: IpPrefix | null = null
+    try { if (e?.tunnel6 !== undefined) tunnel6 = parsePrefix(e.tunnel6 as string, { keepHostBits: true }) } catch { tunnel6 = null }
+    const bad6 = e?.tunnel6 !== undefined && (tunnel6 === null || tunnel6.family !== 6)
     const at = typeof e?.confirmedAt === 'string' ? Date.parse(e.confirmedAt) : NaN
     const key = typeof e?.key === 'string' ? Buffer.from(e.key, 'base64') : null
     const eps = Array.isArray(e?.endpoints) ? e.endpoints.map(parseEndpoint) : []
     const ok = typeof e?.tunnelIp === 'string' && isIpv4(e.tunnelIp) && Number.isFinite(at) &&
       (e.key === null || key?.length === 32) && eps.length > 0 && eps.every(x => x !== null)
-    if (!ok || wallNow - at > CACHE_MAX_AGE || at > wallNow + CACHE_MAX_AGE) { skipped++; continue }
+    if (!ok || bad6 || wallNow - at > CACHE_MAX_AGE || at > wallNow + CACHE_MAX_AGE) { skipped++; continue }
     const tunnelIp = ipToInt(e.tunnelIp as string)
     if (seen.has(tunnelIp)) { skipped++; continue }
     seen.add(tunnelIp)
-    peers.push({ tunnelIp, key: key === null ? null : new Uint8Array(key), endpoints: (eps as Endpoint[]).slice(0, MAX_HANDSHAKE_ENDPOINTS), confirmedAt: at })
+    peers.push({ tunnelIp, key: key === null ? null : new Uint8Array(key), endpoints: (eps as Endpoint[]).slice(0, MAX_HANDSHAKE_ENDPOINTS), confirmedAt: at, ...(tunnel6 !== null ? { tunnel6 } : {}) })
   }
   peers.sort((a, b) => b.confirmedAt - a.confirmedAt)
   skipped += Math.max(0, peers.length - CACHE_MAX_PEERS)
@@ -142,15 +149,16 @@ export class PeerCache {
   }
 
   /** The peer answered at these endpoints now (direct path confirmed). */
-  note (tunnelIp: number, key: Uint8Array | null, endpoints: readonly Endpoint[], wallNow: number): void {
+  note (tunnelIp: number, key: Uint8Array | null, endpoints: readonly Endpoint[], wallNow: number, tunnel6: IpPrefix | null = null): void {
     if (endpoints.length === 0) return
     const old = this.#peers.get(tunnelIp)
     const eps = endpoints.slice(0, MAX_HANDSHAKE_ENDPOINTS).map(e => ({ ip: e.ip, port: e.port }))
     const same = old !== undefined && sameKey(old.key, key) && old.endpoints.length === eps.length &&
+      (old.tunnel6 == null ? tunnel6 === null : tunnel6 !== null && samePrefix(old.tunnel6, tunnel6)) &&
       old.endpoints.every((e, i) => e.ip === eps[i]!.ip && e.port === eps[i]!.port)
     // An unchanged entry is refreshed in memory; its time reaches the file with the next real change (or within an hour).
     if (old !== undefined) this.#peers.delete(tunnelIp)
-    this.#peers.set(tunnelIp, { tunnelIp, key, endpoints: eps, confirmedAt: wallNow })
+    this.#peers.set(tunnelIp, { tunnelIp, key, endpoints: eps, confirmedAt: wallNow, ...(tunnel6 !== null ? { tunnel6 } : {}) })
     if (!same) this.#dirty = true
     if (this.#peers.size > CACHE_MAX_PEERS) {
       const oldest = [...this.#peers.values()].sort((a, b) => a.confirmedAt - b.confirmedAt)[0]!

@@ -19,6 +19,8 @@ import { intToIp } from '../wire/addr.js'
 import { DirectPath, type PathIo } from './direct-path.js'
 import type { PeerRemote, PeerTable } from './peer-table.js'
 import type { ClientContext } from './client-context.js'
+import { peerPrefixes } from './peer-prefixes.js'
+import { NO_ATTRS } from '../wire/attrs.js'
 
 export class PeerMembership {
   readonly #ctx: ClientContext
@@ -62,13 +64,15 @@ export class PeerMembership {
     p.unlistedAt = null
     p.publicIp = e.publicIp
     p.publicPort = e.publicPort
+    p.tunnel6 = (e.attrs ?? NO_ATTRS).tunnel6
+    p.prefixes = peerPrefixes(e.attrs ?? NO_ATTRS)
     this.route(p)
     p.path?.setAdvertised(e.publicIp === 0 ? null : { ip: e.publicIp, port: e.publicPort }, e.lan, now)
   }
 
   #newPeer (slot: number, peerId: number, tunnelIp: number, key: Uint8Array, publicIp: number, publicPort: number, now: number, fromCache: boolean): PeerRemote {
     const peer: PeerRemote = {
-      slot, peerId, tunnelIp, key, publicIp, publicPort, sessions: emptySessionSet(), fromCache, unlistedAt: null,
+      slot, peerId, tunnelIp, key, tunnel6: null, prefixes: [], publicIp, publicPort, sessions: emptySessionSet(), fromCache, unlistedAt: null,
       lastInitTs: 0, path: null, lastTx: 0, lastRx: 0, nextSessionTry: now + C.PROACTIVE_SESSION_DELAY, lastResync: -Infinity
     }
     if (this.#ctx.opt.p2p === true) peer.path = new DirectPath(this.#pathIo(peer), this.#ctx.opt.tunnelIp < tunnelIp, now, this.#ctx.random)
@@ -105,9 +109,9 @@ export class PeerMembership {
   route (p: PeerRemote): void {
     const c = p.path?.directCandidate ?? null
     if (c !== null) {
-      this.#ctx.port.setPeer({ slot: p.slot, peerId: p.peerId, tunnelIp: p.tunnelIp, endpointIp: c.ip, endpointPort: c.port, relayVia: false, sock: c.sock })
+      this.#ctx.port.setPeer({ slot: p.slot, peerId: p.peerId, tunnelIp: p.tunnelIp, endpointIp: c.ip, endpointPort: c.port, relayVia: false, sock: c.sock, prefixes: p.prefixes })
     } else {
-      this.#ctx.port.setPeer({ slot: p.slot, peerId: p.peerId, tunnelIp: p.tunnelIp, endpointIp: this.#ctx.opt.serverIp, endpointPort: this.#ctx.opt.serverPort, relayVia: true })
+      this.#ctx.port.setPeer({ slot: p.slot, peerId: p.peerId, tunnelIp: p.tunnelIp, endpointIp: this.#ctx.opt.serverIp, endpointPort: this.#ctx.opt.serverPort, relayVia: true, prefixes: p.prefixes })
     }
   }
 
@@ -133,6 +137,8 @@ export class PeerMembership {
       // The handshake checks the peer's static key against the cached one (peer-sessions.ts), as against a listed one.
       const p = this.#peers.add(e.tunnelIp, (slot) => this.#newPeer(slot, 0, e.tunnelIp, key, 0, 0, now, true))
       if (p === null) break
+      p.tunnel6 = e.tunnel6 ?? null
+      p.prefixes = peerPrefixes({ tunnel6: p.tunnel6, routes: [] })
       p.path?.remember(e.endpoints)
       this.route(p)
     }
@@ -148,7 +154,7 @@ export class PeerMembership {
       this.#lastCacheNote = now
       for (const p of this.#peers.values()) {
         if (p.path === null || p.sessions.current === null || p.path.directCandidate === null) continue
-        cache.note(p.tunnelIp, p.key, p.path.confirmedEndpoints(now), wall)
+        cache.note(p.tunnelIp, p.key, p.path.confirmedEndpoints(now), wall, p.tunnel6)
       }
     }
     cache.saveIfDue(now, wall)

@@ -32,7 +32,9 @@
  */
 import * as C from './constants.js'
 import { consumeInit, consumeResponse, createInit, createResponse } from '../crypto/noise.js'
-import { decodeInitPayload, encodeInitPayload, encodeRespPayload, RESP_OK } from '../wire/payloads.js'
+import { decodeInitPayload, decodeRespPayload, encodeInitPayload, encodeRespPayload, RESP_OK } from '../wire/payloads.js'
+import { NO_ATTRS, type NodeAttrs } from '../wire/attrs.js'
+import { formatIp6, type IpPrefix } from '../wire/prefix.js'
 import { encodeControl, CTL_CONFIRM } from '../wire/control.js'
 import { intToIp } from '../wire/addr.js'
 import type { ControlInput } from './port.js'
@@ -90,6 +92,23 @@ export class PeerSessions {
     return false
   }
 
+  /**
+   * Does the IPv6 tunnel address a peer's handshake claims (`attrs`) match
+   * the one the server listed for it? A mismatch is refused like a key
+   * mismatch (same counter), with its own log line.
+   */
+  #tunnel6Matches (p: PeerRemote, attrs: NodeAttrs | undefined, what: string, now: number): boolean {
+    const claimed = (attrs ?? NO_ATTRS).tunnel6
+    const listed = p.tunnel6
+    if (claimed === null ? listed === null : listed !== null && Buffer.compare(claimed.addr, listed.addr) === 0) return true
+    this.#counters.peerKeyMismatch++
+    if (this.#mismatchLog.allow(p.tunnelIp, now)) {
+      const show = (x: IpPrefix | null): string => x === null ? 'none' : formatIp6(x.addr)
+      this.#ctx.log.warn(`dropped a peer ${what} from ${intToIp(p.tunnelIp)}: it claims the IPv6 address ${show(claimed)}, but the server lists ${show(listed)} for that node (an impostor, or a stale peer list; logged once a minute)`, { peer: intToIp(p.tunnelIp) })
+    }
+    return false
+  }
+
   /** The dataplane has packets for the peer: start a session unless one exists or is being set up. */
   onNeedSession (p: PeerRemote, now: number): void {
     if (p.sessions.hs.state === 'initSent' || p.sessions.current !== null) return
@@ -124,7 +143,8 @@ export class PeerSessions {
     const { opt, indexes } = this.#ctx
     const localIndex = indexes.allocate(p)
     const payload = encodeInitPayload({
-      role: 2, prefixLen: opt.prefix, mtu: opt.mtu, tunnelIp: opt.tunnelIp, timestamp: this.#ctx.timestamp(), lan: []
+      role: 2, prefixLen: opt.prefix, mtu: opt.mtu, tunnelIp: opt.tunnelIp, timestamp: this.#ctx.timestamp(), lan: [],
+      attrs: { tunnel6: opt.tunnel6 ?? null, routes: [] }
     })
     const { message, state } = createInit(opt.psk, opt.nodeKey, localIndex, payload)
     if (p.sessions.hs.state === 'initSent') indexes.delete(p.sessions.hs.localIndex)
@@ -178,11 +198,13 @@ export class PeerSessions {
     let req
     try { req = decodeInitPayload(hs.payload) } catch { return }
     if (req.role !== 2 || req.tunnelIp !== p.tunnelIp) return
+    if (!this.#tunnel6Matches(p, req.attrs, 'handshake', now)) return
     if (req.timestamp <= p.lastInitTs) return // replayed init (per static key: p.key is fixed for p)
     p.lastInitTs = req.timestamp
     const localIndex = indexes.allocate(p)
     const { message, keys } = createResponse(hs.state, localIndex, encodeRespPayload({
-      status: RESP_OK, prefixLen: opt.prefix, mtu: opt.mtu, tunnelIp: opt.tunnelIp, peerId: 0, observedIp: 0, observedPort: 0
+      status: RESP_OK, prefixLen: opt.prefix, mtu: opt.mtu, tunnelIp: opt.tunnelIp, peerId: 0, observedIp: 0, observedPort: 0,
+      attrs: { tunnel6: opt.tunnel6 ?? null, routes: [] }
     }))
     const session = newSession(localIndex, hs.senderIndex, keys, now, false)
     if (p.sessions.pending) this.#ctx.drop(p.sessions.pending)
@@ -199,7 +221,9 @@ export class PeerSessions {
     let res
     try { res = consumeResponse(ss.hs.initiator, input.bytes) } catch { return }
     const now = this.#ctx.clock.now()
-    if (!this.#keyMatches(p, res.remoteStatic, 'handshake response', now)) {
+    let resp
+    try { resp = decodeRespPayload(res.payload) } catch { resp = null }
+    if (resp === null || !this.#keyMatches(p, res.remoteStatic, 'handshake response', now) || !this.#tunnel6Matches(p, resp.attrs, 'handshake response', now)) {
       // The state is spent: start over (the genuine peer answers the next try).
       this.#ctx.indexes.delete(ss.hs.localIndex)
       ss.hs = { state: 'idle' }

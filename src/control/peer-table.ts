@@ -8,6 +8,7 @@
  */
 import type { DirectPath } from './direct-path.js'
 import type { SessionSet } from './session.js'
+import type { IpPrefix } from '../wire/prefix.js'
 
 /** Another client, as this client sees it. */
 export interface PeerRemote {
@@ -17,6 +18,10 @@ export interface PeerRemote {
   readonly tunnelIp: number
   /** Its static public key, as the server listed it (a handshake from any other key is refused). */
   readonly key: Uint8Array
+  /** Its IPv6 tunnel address as the server listed it (or the address cache had it), or null; a handshake claiming another is refused. */
+  tunnel6: IpPrefix | null
+  /** Its inner addresses beyond tunnelIp for the dataplane route (peer-prefixes.ts: the IPv6 /128, approved routes). */
+  prefixes: IpPrefix[]
   /** Its public endpoint as the server sees it (0 when unknown). */
   publicIp: number
   publicPort: number

@@ -12,11 +12,14 @@
  *                         └── older than PENDING_REGISTRATION_TTL ──▶ expire()
  */
 import type { LanAddr } from '../wire/payloads.js'
+import type { IpPrefix } from '../wire/prefix.js'
 import { emptySessionSet, type Session, type SessionSet } from './session.js'
 
 /** What the init asked for, kept until its Confirm. */
 export interface Claim {
   tunnelIp: number
+  /** The IPv6 tunnel address it asked for (InitPayload attrs), or null. */
+  tunnel6: IpPrefix | null
   lan: LanAddr[]
   /** The initiator's static key (authenticated by message 1; proven by the Confirm). */
   key: Uint8Array

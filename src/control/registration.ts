@@ -122,8 +122,21 @@ export function describe (r: Registration): RegistrationState {
 }
 
 /** Why the server refused us, in plain words (`self`: our node key's fingerprint, when known). */
-export function describeRefusal (status: RespStatus, tunnelIp: number, self?: string): string {
+export function describeRefusal (status: RespStatus, tunnelIp: number, self?: string, six?: { address: string, serverHasV6: boolean }): string {
   const ours = self === undefined ? 'this node\'s key' : `this node's key ${self}`
+  // The refusal is about our IPv6 address (the response's REFUSED attribute, wire/attrs.ts).
+  if (six !== undefined) {
+    const a = six.address
+    switch (status) {
+      case RESP_ADDRESS_BOUND: return `the server refused the IPv6 address ${a}: it belongs to another node key (not ${ours}); ask the operator to run \`lightweight-tunnel nodes remove ${a}\` on the server if this node replaced it, or pick another IPv6 --tun address`
+      case RESP_ADDRESS_IN_USE: return `the IPv6 tunnel address ${a} is in use by another live client — pick another IPv6 --tun address`
+      case RESP_ADDRESS_OUTSIDE_NETWORK: return six.serverHasV6
+        ? `the IPv6 tunnel address ${a} is outside the server's IPv6 network — use an address in the network of the server's IPv6 --tun address`
+        : `this node has the IPv6 tunnel address ${a}, but the server has no IPv6 network — give the server an IPv6 --tun address (e.g. --tun 10.0.0.1/24,fd00:77::1/64) or remove ours`
+      case RESP_ADDRESS_RESERVED: return `the IPv6 tunnel address ${a} is reserved (the server's own, or the network's all-zero address)`
+      default: break
+    }
+  }
   switch (status) {
     case RESP_ADDRESS_BOUND: return `the server refused ${intToIp(tunnelIp)}: it belongs to another node key (not ${ours}); ask the operator to run \`lightweight-tunnel nodes remove ${intToIp(tunnelIp)}\` on the server if this node replaced it, or pick another --tun address`
     case RESP_KEY_REVOKED: return `the server's operator revoked ${ours}; ask them to run \`lightweight-tunnel nodes allow KEY\` on the server if that was a mistake`

@@ -18,6 +18,8 @@ export interface NodeRecord {
   key: Uint8Array
   /** Tunnel IPv4 address, u32 host order. */
   address: number
+  /** Its IPv6 tunnel address (16 bytes), bound with the IPv4 one on Confirm; absent when it has none. */
+  address6?: Uint8Array
   /** Wall-clock ms. */
   firstSeen: number
   lastSeen: number
@@ -25,13 +27,20 @@ export interface NodeRecord {
 
 export type ClaimResult =
   | { ok: true }
-  | { ok: false, reason: 'address-bound-to-other-key' | 'key-revoked' | 'not-authorized', holder?: NodeRecord }
+  | { ok: false, reason: 'address-bound-to-other-key' | 'key-revoked' | 'not-authorized', holder?: NodeRecord, family?: 4 | 6 }
+
+/** Hex of an IPv6 address, the registries' map key. */
+export const addr6Id = (a: Uint8Array): string => Buffer.from(a).toString('hex')
 
 export interface NodeRegistry {
-  /** Pure query, before any DH: may `key` have `address`? */
-  check(key: Uint8Array, address: number): ClaimResult
-  /** On Confirm: `address` belongs to `key` from now on; a key holds one address (re-binding moves it). */
-  bind(key: Uint8Array, address: number, wallNow: number): void
+  /**
+   * Pure query, before any DH: may `key` have `address` (and `address6`, its
+   * IPv6 tunnel address, when it has one)? An IPv6 address bound to another
+   * key is refused like an IPv4 one, with `family: 6`.
+   */
+  check(key: Uint8Array, address: number, address6?: Uint8Array | null): ClaimResult
+  /** On Confirm: `address` (and `address6`) belong to `key` from now on; a key holds one of each (re-binding moves them). */
+  bind(key: Uint8Array, address: number, wallNow: number, address6?: Uint8Array | null): void
   touch(key: Uint8Array, wallNow: number): void
   list(): NodeRecord[]
   /** Frees the address(es) and revokes the key(s); returns the records removed. */
@@ -43,25 +52,32 @@ const hex = (k: Uint8Array): string => Buffer.from(k).toString('hex')
 /** The embedded registry: two maps, nothing persisted. Revoked keys are kept (bounded by the operator's removals). */
 export class MemoryRegistry implements NodeRegistry {
   readonly #byAddress = new Map<number, NodeRecord>()
+  readonly #byAddress6 = new Map<string, NodeRecord>()
   readonly #byKey = new Map<string, NodeRecord>()
   readonly #revoked = new Set<string>()
 
-  check (key: Uint8Array, address: number): ClaimResult {
+  check (key: Uint8Array, address: number, address6: Uint8Array | null = null): ClaimResult {
     if (this.#revoked.has(hex(key))) return { ok: false, reason: 'key-revoked' }
     const holder = this.#byAddress.get(address)
     if (holder !== undefined && Buffer.compare(holder.key, key) !== 0) return { ok: false, reason: 'address-bound-to-other-key', holder: { ...holder } }
+    const holder6 = address6 === null ? undefined : this.#byAddress6.get(addr6Id(address6))
+    if (holder6 !== undefined && Buffer.compare(holder6.key, key) !== 0) return { ok: false, reason: 'address-bound-to-other-key', holder: { ...holder6 }, family: 6 }
     return { ok: true }
   }
 
-  bind (key: Uint8Array, address: number, wallNow: number): void {
+  bind (key: Uint8Array, address: number, wallNow: number, address6: Uint8Array | null = null): void {
     const k = hex(key)
     const old = this.#byKey.get(k)
-    if (old !== undefined && old.address === address) { old.lastSeen = wallNow; return }
-    if (old !== undefined) this.#byAddress.delete(old.address)
+    if (old !== undefined) {
+      this.#byAddress.delete(old.address)
+      if (old.address6 !== undefined) this.#byAddress6.delete(addr6Id(old.address6))
+    }
     const rec: NodeRecord = { key: new Uint8Array(key), address, firstSeen: old?.firstSeen ?? wallNow, lastSeen: wallNow }
+    if (address6 !== null) rec.address6 = new Uint8Array(address6)
     const other = this.#byAddress.get(address)
     if (other !== undefined) this.#byKey.delete(hex(other.key))
     this.#byAddress.set(address, rec)
+    if (address6 !== null) this.#byAddress6.set(addr6Id(address6), rec)
     this.#byKey.set(k, rec)
   }
 
@@ -78,6 +94,7 @@ export class MemoryRegistry implements NodeRegistry {
     const out: NodeRecord[] = []
     const drop = (rec: NodeRecord): void => {
       this.#byAddress.delete(rec.address)
+      if (rec.address6 !== undefined) this.#byAddress6.delete(addr6Id(rec.address6))
       this.#byKey.delete(hex(rec.key))
       this.#revoked.add(hex(rec.key))
       out.push(rec)

@@ -26,11 +26,16 @@ import type { RttWindow } from './rtt.js'
 import type { NodeRegistry, RegistryAdmin } from './registry.js'
 import type { PendingRegistration, PendingRegistrations } from './pending-registrations.js'
 import type { ServerPeerList } from './server-peer-list.js'
+import { peerPrefixes } from './peer-prefixes.js'
+import type { NodeAttrs } from '../wire/attrs.js'
+import type { IpPrefix } from '../wire/prefix.js'
 
 export interface ServerOptions {
   psk: Uint8Array
   tunnelIp: number
   prefix: number
+  /** Our IPv6 tunnel address with the network's prefix length (--tun's IPv6 half), or null: clients may not have one. */
+  tunnel6?: IpPrefix | null
   mtu: number
   maxClients: number
   /** Seconds between client keepalives (sets the expiry). */
@@ -41,6 +46,11 @@ export interface ServerOptions {
   registry?: NodeRegistry & RegistryAdmin
 }
 
+/** What a client's peer-list entry and dataplane route say about it beyond its IPv4 address. */
+export function clientAttrs (rec: ClientRecord): NodeAttrs {
+  return { tunnel6: rec.tunnel6, routes: [] }
+}
+
 export const keyHex = (k: Uint8Array): string => Buffer.from(k).toString('hex')
 
 /** A registered (or registering) client. */
@@ -48,6 +58,8 @@ export interface ClientRecord {
   readonly peerId: number
   readonly slot: number
   readonly tunnelIp: number
+  /** Its IPv6 tunnel address (host bits kept, its prefix length as it gave it), or null. */
+  readonly tunnel6: IpPrefix | null
   /** The client's static public key (authenticated by the handshake). */
   readonly key: Uint8Array
   /** Active once a Confirm arrived; only active clients get traffic and appear in peer lists. */
@@ -68,7 +80,7 @@ export interface ClientRecord {
 }
 
 /** A client's dataplane route: always direct (the server is every client's relay). */
-export interface ClientRoute { slot: number, peerId: number, tunnelIp: number, endpointIp: number, endpointPort: number, relayVia: false }
+export interface ClientRoute { slot: number, peerId: number, tunnelIp: number, endpointIp: number, endpointPort: number, relayVia: false, prefixes: IpPrefix[] }
 
 export interface ServerContext {
   readonly opt: ServerOptions
@@ -151,6 +163,6 @@ export function serverContext (
       if (rec.active) parts.peerList.removed(rec)
       if (why !== null) log.info(`client removed: ${why}`, { peer: intToIp(rec.tunnelIp) })
     },
-    route: (rec) => ({ slot: rec.slot, peerId: rec.peerId, tunnelIp: rec.tunnelIp, endpointIp: rec.endpointIp, endpointPort: rec.endpointPort, relayVia: false })
+    route: (rec) => ({ slot: rec.slot, peerId: rec.peerId, tunnelIp: rec.tunnelIp, endpointIp: rec.endpointIp, endpointPort: rec.endpointPort, relayVia: false, prefixes: peerPrefixes(clientAttrs(rec)) })
   }
 }

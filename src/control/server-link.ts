@@ -19,9 +19,12 @@ import { CookieGenerator, macKeys } from '../crypto/cookie.js'
 import { decodeReject, REJECT_AUTH_FAILED, REJECT_UNKNOWN_SESSION, REJECT_VERSION } from '../wire/messages.js'
 import { PROTOCOL_VERSION } from '../wire/constants.js'
 import { decodeRespPayload, encodeInitPayload, RESP_OK } from '../wire/payloads.js'
+import { NO_ATTRS } from '../wire/attrs.js'
+import { formatIp6, type IpPrefix } from '../wire/prefix.js'
+import { peerPrefixes } from './peer-prefixes.js'
 import { encodeControl, CTL_BYE, CTL_CONFIRM, CTL_PEER_UPDATE, CTL_PING, CTL_PONG, type ControlMessage, type PeerUpdate } from '../wire/control.js'
 import { formatEndpoint, intToIp } from '../wire/addr.js'
-import type { ControlInput } from './port.js'
+import type { ControlInput, PeerRoute } from './port.js'
 import type { PeerStatus } from './status.js'
 import type { Endpoint } from './nat.js'
 import { SERVER_SLOT, type ClientContext, type SessionOwner } from './client-context.js'
@@ -70,6 +73,8 @@ export class ServerLink implements SessionOwner {
   serverKey: Uint8Array | null = null
   /** The server's tunnel address (0 before the first registration). */
   #tunnelIp = 0
+  /** The server's IPv6 tunnel address (its response's TUNNEL6), or null. */
+  #tunnel6: IpPrefix | null = null
   /** When the server last answered (a Pong or a PeerUpdate), monotonic ms; 0 before the first. */
   #lastPong = 0
   /** Keepalive round trips (send → Pong read), control thread only. */
@@ -147,7 +152,8 @@ export class ServerLink implements SessionOwner {
       mtu: opt.mtu,
       tunnelIp: opt.tunnelIp,
       timestamp: this.#ctx.timestamp(),
-      lan: opt.p2p === true ? (opt.localEndpoints?.() ?? []).slice(0, C.MAX_ADVERTISED) : []
+      lan: opt.p2p === true ? (opt.localEndpoints?.() ?? []).slice(0, C.MAX_ADVERTISED) : [],
+      attrs: { tunnel6: opt.tunnel6 ?? null, routes: [] }
     })
     const { message, state } = createInit(opt.psk, opt.nodeKey, localIndex, payload)
     ss.hs = { state: 'initSent', localIndex, initiator: state, sentAt: now, tries: 1 }
@@ -216,7 +222,9 @@ export class ServerLink implements SessionOwner {
     if (pin.pinnedNow) log.info(`pinned the server's key ${fingerprint(res.remoteStatic)} (first contact); a different key later is refused`, { server: opt.serverName })
     if (resp.status !== RESP_OK) {
       this.#reg = R.refused(this.#reg, now + Math.max(C.REFUSED_RETRY_MIN, this.#retryDelay(this.#reg.attempts)))
-      const why = R.describeRefusal(resp.status, opt.tunnelIp, fingerprint(opt.nodeKey.pub))
+      const a = resp.attrs ?? NO_ATTRS
+      const six = a.refused === 6 && opt.tunnel6 != null ? { address: formatIp6(opt.tunnel6.addr), serverHasV6: a.tunnel6 !== null } : undefined
+      const why = R.describeRefusal(resp.status, opt.tunnelIp, fingerprint(opt.nodeKey.pub), six)
       this.#setProblem(why.startsWith('the server ') ? why : `the server refused us: ${why}`, 'error')
       this.#ctx.indexes.delete(localIndex)
       return
@@ -225,9 +233,10 @@ export class ServerLink implements SessionOwner {
     installCurrent(ss, session, now, this.#ctx.drop)
     const wasRegistered = R.everRegistered(this.#reg)
     this.#tunnelIp = resp.tunnelIp
+    this.#tunnel6 = (resp.attrs ?? NO_ATTRS).tunnel6
     this.#lastPong = now
     this.#silenceLogged = false
-    port.setPeer({ slot: SERVER_SLOT, peerId: 0, tunnelIp: resp.tunnelIp, endpointIp: opt.serverIp, endpointPort: opt.serverPort, relayVia: false })
+    port.setPeer(this.#route())
     port.setRecvKey(SERVER_SLOT, localIndex, session.keys.dataRecv)
     port.setSendKey(SERVER_SLOT, session.keys.dataSend, session.remoteIndex)
     this.#send(session, { kind: CTL_CONFIRM })
@@ -416,13 +425,18 @@ export class ServerLink implements SessionOwner {
    * again now, keeping the old keys until the new session replaces them.
    */
   serverMoved (now: number): void {
-    const { opt } = this.#ctx
     if (this.#tunnelIp !== 0) {
-      this.#ctx.port.setPeer({ slot: SERVER_SLOT, peerId: 0, tunnelIp: this.#tunnelIp, endpointIp: opt.serverIp, endpointPort: opt.serverPort, relayVia: false })
+      this.#ctx.port.setPeer(this.#route())
     }
     this.#pings.clear()
     if (R.everRegistered(this.#reg)) this.#reg = R.lost(this.#reg)
     this.#sendRegistration(now)
+  }
+
+  /** The server's dataplane route: its tunnel address and its IPv6 one (as a peer's, peer-prefixes.ts), at its main port. */
+  #route (): PeerRoute {
+    const { opt } = this.#ctx
+    return { slot: SERVER_SLOT, peerId: 0, tunnelIp: this.#tunnelIp, endpointIp: opt.serverIp, endpointPort: opt.serverPort, relayVia: false, prefixes: peerPrefixes({ tunnel6: this.#tunnel6, routes: [] }) }
   }
 
   /** Say goodbye so the server frees our address at once. */
@@ -437,6 +451,7 @@ export class ServerLink implements SessionOwner {
     const sc = this.#ctx.port.peerCounters(SERVER_SLOT)
     return {
       tunnelIp: this.#tunnelIp === 0 ? '?' : intToIp(this.#tunnelIp),
+      tunnel6: this.#tunnel6 === null ? null : formatIp6(this.#tunnel6.addr),
       peerId: 0,
       role: 'server',
       key: this.serverKey === null ? null : fingerprint(this.serverKey),

@@ -15,6 +15,7 @@ import { encodeControl, CTL_BYE } from '../wire/control.js'
 import { formatEndpoint, intToIp } from '../wire/addr.js'
 import { fingerprint } from '../identity/key-text.js'
 import type { ClaimResult } from './registry.js'
+import { formatIp6, type IpPrefix } from '../wire/prefix.js'
 import type { NodesAdmin } from './nodes.js'
 import type { ClientRecord, ServerContext } from './server-context.js'
 
@@ -26,15 +27,18 @@ export type ClaimRefusal = Exclude<ClaimResult, { ok: true }>
  * caller): the address, both fingerprints, the remedy. Pure: `byIp` gives the
  * live holder's endpoint, `authorizedFile` names the strict-mode list.
  */
-export function claimRefusal (claim: ClaimRefusal, key: Uint8Array, ip: number, byIp: ReadonlyMap<number, ClientRecord>, authorizedFile: string | undefined): string {
+export function claimRefusal (claim: ClaimRefusal, key: Uint8Array, ip: number, byIp: ReadonlyMap<number, ClientRecord>, authorizedFile: string | undefined, tunnel6: IpPrefix | null = null): string {
   const fp = fingerprint(key)
   switch (claim.reason) {
     case 'address-bound-to-other-key': {
       const h = claim.holder
       const live = h === undefined ? undefined : byIp.get(h.address)
       const where = live?.active === true ? `, registered now from ${formatEndpoint(live.endpointIp, live.endpointPort)}` : ', not connected now'
-      return `${intToIp(ip)} belongs to another node key (${h === undefined ? 'unknown' : fingerprint(h.key)}${where}); this one presented ${fp}. ` +
-        `If it replaced that node, free the address: lightweight-tunnel nodes remove ${intToIp(ip)}`
+      // The IPv6 address when that is the one bound (family 6), else the IPv4 one.
+      const a = claim.family === 6 && tunnel6 !== null ? `the IPv6 address ${formatIp6(tunnel6.addr)}` : intToIp(ip)
+      const sel = claim.family === 6 && tunnel6 !== null ? formatIp6(tunnel6.addr) : intToIp(ip)
+      return `${a} belongs to another node key (${h === undefined ? 'unknown' : fingerprint(h.key)}${where}); this one presented ${fp}. ` +
+        `If it replaced that node, free the address: lightweight-tunnel nodes remove ${sel}`
     }
     case 'key-revoked': return `its key ${fp} was revoked (lightweight-tunnel nodes allow KEY lifts a revocation)`
     case 'not-authorized': return `${fp} asking for ${intToIp(ip)} is not listed in ${authorizedFile ?? 'the list of admitted nodes'}`
@@ -82,7 +86,7 @@ export function disconnect (ctx: ServerContext, address: number, why: string): b
 export function dropUnadmitted (ctx: ServerContext, why: string): number {
   let n = 0
   for (const rec of [...ctx.byIp.values()]) {
-    const r = ctx.registry.check(rec.key, rec.tunnelIp)
+    const r = ctx.registry.check(rec.key, rec.tunnelIp, rec.tunnel6?.addr ?? null)
     if (!r.ok && disconnect(ctx, rec.tunnelIp, `${why} (${r.reason})`)) n++
   }
   return n

@@ -39,6 +39,8 @@ import { PROTOCOL_VERSION } from '../wire/constants.js'
 import { decodeInitPayload, encodeRespPayload, RESP_OK, RESP_ADDRESS_IN_USE, RESP_SERVER_FULL, RESP_ADDRESS_OUTSIDE_NETWORK, RESP_ADDRESS_RESERVED, RESP_ADDRESS_BOUND, RESP_KEY_REVOKED, RESP_NOT_AUTHORIZED, type RespStatus } from '../wire/payloads.js'
 import { formatEndpoint, inSubnet, intToIp } from '../wire/addr.js'
 import { RttWindow } from './rtt.js'
+import { NO_ATTRS } from '../wire/attrs.js'
+import { formatIp6, formatPrefix, networkOf, prefixContains, samePrefix, type IpPrefix } from '../wire/prefix.js'
 import type { NodeRegistry } from './registry.js'
 import { PendingRegistration, type Claim } from './pending-registrations.js'
 import { claimRefusal, type ClaimRefusal } from './server-nodes.js'
@@ -54,6 +56,8 @@ const REPLAY_MEMORY_MAX = 65_536
 export interface InitRequest {
   /** The claimed tunnel address (u32). */
   tunnelIp: number
+  /** The claimed IPv6 tunnel address (InitPayload attrs), or null. */
+  tunnel6: IpPrefix | null
   /** The client's static key (authenticated by consumeInit). */
   key: Uint8Array
   /** The init's timestamp (wall-clock ms, strictly increasing per key). */
@@ -66,6 +70,8 @@ export interface InitView {
   network: number
   prefix: number
   broadcast: number
+  /** Our IPv6 tunnel address and network, or null (then a client with one is refused). */
+  tunnel6: IpPrefix | null
   maxClients: number
   registry: Pick<NodeRegistry, 'check'>
   /** Newest init timestamp per hex static key. */
@@ -78,8 +84,8 @@ export interface InitView {
 }
 
 export type InitDecision =
-  /** Answer the status (a response, no session) and log why. */
-  | { kind: 'refuse', status: RespStatus, why: string }
+  /** Answer the status (a response, no session) and log why; `family` 6: about the IPv6 address. */
+  | { kind: 'refuse', status: RespStatus, why: string, family?: 6 }
   /** The registry refused the claim (answered like refuse, with REFUSAL_STATUS and claimRefusal's line). */
   | { kind: 'refuse-claim', claim: ClaimRefusal }
   /** Not newer than this key's last init: dropped silently. */
@@ -98,7 +104,12 @@ export function decideInit (req: InitRequest, v: InitView): InitDecision {
   if (ip === v.serverIp || ip === v.network || ip === v.broadcast) {
     return { kind: 'refuse', status: RESP_ADDRESS_RESERVED, why: 'its address is the server\'s own, the network or the broadcast address' }
   }
-  const claim = v.registry.check(req.key, ip)
+  const t6 = req.tunnel6
+  if (t6 !== null) {
+    const six = refuse6(t6, v.tunnel6)
+    if (six !== null) return six
+  }
+  const claim = v.registry.check(req.key, ip, t6?.addr ?? null)
   if (!claim.ok) return { kind: 'refuse-claim', claim }
   const lastTs = v.lastInitTs.get(keyHex(req.key))
   if (lastTs !== undefined && req.timestamp <= lastTs) return { kind: 'replayed' }
@@ -107,13 +118,51 @@ export function decideInit (req: InitRequest, v: InitView): InitDecision {
     // Only when the registry holds no binding for it (a registry that forgot, e.g. a bounded one evicting).
     return { kind: 'refuse', status: RESP_ADDRESS_IN_USE, why: `the address is held by a live client at ${formatEndpoint(rec.endpointIp, rec.endpointPort)}` }
   }
-  if (rec === undefined || !sameBytes(rec.key, req.key)) {
-    // A new registration: it holds nothing (no slot, no address) until its Confirm (admit).
-    if (v.clientCount() >= v.maxClients || v.freeSlots === 0) return { kind: 'refuse', status: RESP_SERVER_FULL, why: `the server is full (--max-clients ${v.maxClients})` }
+  const rec6 = t6 === null ? undefined : liveHolder6(v.byIp, t6, req.key, v.now, v.expiry)
+  if (rec6 !== undefined) {
+    return { kind: 'refuse', status: RESP_ADDRESS_IN_USE, family: 6, why: `its IPv6 address ${formatIp6(t6!.addr)} is held by a live client (${intToIp(rec6.tunnelIp)}) at ${formatEndpoint(rec6.endpointIp, rec6.endpointPort)}` }
+  }
+  const own = rec !== undefined && sameBytes(rec.key, req.key)
+  if (!own || !sameTunnel6(rec.tunnel6, t6)) {
+    // A new registration (or its own record asking for another IPv6 address: registered afresh,
+    // its old record replaced at admit, so it needs no room of its own).
+    // It holds nothing (no slot, no address) until its Confirm (admit).
+    if (!own && (v.clientCount() >= v.maxClients || v.freeSlots === 0)) return { kind: 'refuse', status: RESP_SERVER_FULL, why: `the server is full (--max-clients ${v.maxClients})` }
     return { kind: 'new' }
   }
   return { kind: 'rekey', rec }
 }
+
+/**
+ * The IPv6 half of decideInit's address checks: we have an IPv6 network, the
+ * address lies in it, and it is neither ours nor the network's all-zero
+ * (subnet-router anycast, RFC 4291 §2.6.1) address. Null when fine.
+ */
+function refuse6 (t6: IpPrefix, ours: IpPrefix | null): InitDecision | null {
+  const a = formatIp6(t6.addr)
+  if (ours === null) {
+    return { kind: 'refuse', status: RESP_ADDRESS_OUTSIDE_NETWORK, family: 6, why: `it has the IPv6 address ${a} but this server has no IPv6 network (give the server one, e.g. --tun ADDR/LEN,fd00:77::1/64, or remove the client's IPv6 address)` }
+  }
+  const net = networkOf(ours)
+  if (!prefixContains(net, 6, t6.addr)) {
+    return { kind: 'refuse', status: RESP_ADDRESS_OUTSIDE_NETWORK, family: 6, why: `its IPv6 address ${a} is outside the network ${formatPrefix(net)}` }
+  }
+  if (sameAddr6(t6.addr, ours.addr) || sameAddr6(t6.addr, net.addr)) {
+    return { kind: 'refuse', status: RESP_ADDRESS_RESERVED, family: 6, why: `its IPv6 address ${a} is the server's own or the network's all-zero (subnet-router anycast) address` }
+  }
+  return null
+}
+
+/** A live client of another key holding the IPv6 address `t6`, if any (a scan: only at registrations). */
+function liveHolder6 (byIp: ReadonlyMap<number, ClientRecord>, t6: IpPrefix, key: Uint8Array, now: number, expiry: number): ClientRecord | undefined {
+  for (const r of byIp.values()) {
+    if (r.tunnel6 !== null && sameAddr6(r.tunnel6.addr, t6.addr) && !sameBytes(r.key, key) && r.active && now - r.lastSeen < expiry) return r
+  }
+  return undefined
+}
+
+const sameAddr6 = (a: Uint8Array, b: Uint8Array): boolean => Buffer.compare(a, b) === 0
+const sameTunnel6 = (a: IpPrefix | null, b: IpPrefix | null): boolean => (a === null || b === null) ? a === b : samePrefix(a, b)
 
 /** What decideAdmit reads (monotonic ms). */
 export interface AdmitView {
@@ -136,8 +185,9 @@ export interface AdmitView {
  */
 export function decideAdmit (c: Claim, v: AdmitView): { ok: false } | { ok: true, old: ClientRecord | undefined, other: ClientRecord | undefined } {
   const old = v.byIp.get(c.tunnelIp)
-  const taken = !v.registry.check(c.key, c.tunnelIp).ok ||
-    (old !== undefined && !sameBytes(old.key, c.key) && old.active && v.now - old.lastSeen < v.expiry)
+  const taken = !v.registry.check(c.key, c.tunnelIp, c.tunnel6?.addr ?? null).ok ||
+    (old !== undefined && !sameBytes(old.key, c.key) && old.active && v.now - old.lastSeen < v.expiry) ||
+    (c.tunnel6 !== null && liveHolder6(v.byIp, c.tunnel6, c.key, v.now, v.expiry) !== undefined)
   const other = v.byKey.get(keyHex(c.key))
   const freed = (old !== undefined ? 1 : 0) + (other !== undefined && other !== old ? 1 : 0)
   const full = v.clientCount - freed >= v.maxClients || v.freeSlots + freed === 0
@@ -205,32 +255,37 @@ export class ServerRegistration {
     } catch {
       return
     }
-    const reply = (status: RespStatus, peerId: number): Uint8Array => encodeRespPayload({
+    const reply = (status: RespStatus, peerId: number, refused?: 6): Uint8Array => encodeRespPayload({
       status,
       prefixLen: opt.prefix,
       mtu: opt.mtu,
       tunnelIp: opt.tunnelIp,
       peerId,
       observedIp: input.ip,
-      observedPort: input.port
+      observedPort: input.port,
+      // Our IPv6 address; on a refusal about the client's IPv6 address, REFUSED says so (wire/attrs.ts).
+      attrs: { tunnel6: opt.tunnel6 ?? null, routes: [], ...(refused !== undefined ? { refused } : {}) }
     })
-    const refuse = (status: RespStatus, why: string): void => {
+    const refuse = (status: RespStatus, why: string, family?: 6): void => {
       this.handshakeCounters.handshakesRefused++
-      const { message } = createResponse(hs.state, 0, reply(status, 0))
+      const { message } = createResponse(hs.state, 0, reply(status, 0, family))
       ctx.port.sendControl(message, input.ip, input.port)
       if (this.#refusedLog.allow(`${input.ip}:${status}`, now)) {
-        ctx.log.warn(`refused a client: ${why}`, { peer: intToIp(req.tunnelIp), endpoint: formatEndpoint(input.ip, input.port) })
+        const t6 = req.attrs?.tunnel6
+        ctx.log.warn(`refused a client: ${why}`, { peer: intToIp(req.tunnelIp), ...(t6 != null ? { peer6: formatIp6(t6.addr) } : {}), endpoint: formatEndpoint(input.ip, input.port) })
       }
     }
     if (req.role !== 1) return
     const ip = req.tunnelIp >>> 0
     const key = hs.remoteStatic
     const kh = keyHex(key)
-    const d = decideInit({ tunnelIp: ip, key, timestamp: req.timestamp }, {
+    const tunnel6 = (req.attrs ?? NO_ATTRS).tunnel6
+    const d = decideInit({ tunnelIp: ip, tunnel6, key, timestamp: req.timestamp }, {
       serverIp: opt.tunnelIp,
       network: this.#network,
       prefix: opt.prefix,
       broadcast: this.#broadcast,
+      tunnel6: opt.tunnel6 ?? null,
       maxClients: opt.maxClients,
       registry: ctx.registry,
       lastInitTs: this.#lastInitTs,
@@ -241,15 +296,15 @@ export class ServerRegistration {
       expiry: ctx.expiry()
     })
     switch (d.kind) {
-      case 'refuse': refuse(d.status, d.why); return
+      case 'refuse': refuse(d.status, d.why, d.family); return
       case 'refuse-claim':
         this.handshakeCounters.handshakesKeyRefused++
-        refuse(REFUSAL_STATUS[d.claim.reason], claimRefusal(d.claim, key, ip, ctx.byIp, ctx.registry.authorized?.file))
+        refuse(REFUSAL_STATUS[d.claim.reason], claimRefusal(d.claim, key, ip, ctx.byIp, ctx.registry.authorized?.file, tunnel6), d.claim.family === 6 ? 6 : undefined)
         return
       case 'replayed': this.handshakeCounters.handshakesReplayed++; return // replayed init
       case 'new': {
         this.#noteInitTs(kh, req.timestamp)
-        const p = new PendingRegistration(input.ip, input.port, now, { tunnelIp: ip, key, lan: req.lan })
+        const p = new PendingRegistration(input.ip, input.port, now, { tunnelIp: ip, tunnel6, key, lan: req.lan })
         const localIndex = ctx.indexes.allocate(p)
         const { message, keys } = createResponse(hs.state, localIndex, reply(RESP_OK, 0))
         this.handshakeCounters.handshakesAccepted++
@@ -323,6 +378,7 @@ export class ServerRegistration {
       peerId: ctx.nextPeerId(),
       slot: ctx.freeSlots.pop()!,
       tunnelIp: c.tunnelIp,
+      tunnel6: c.tunnel6,
       key: c.key,
       active: false,
       endpointIp: ip,
@@ -352,13 +408,13 @@ export class ServerRegistration {
     const wasActive = rec.active
     confirmPending(rec.sessions, s, ctx.clock.now(), ctx.dropSession)
     rec.active = true
-    ctx.registry.bind(rec.key, rec.tunnelIp, ctx.clock.wallNow())
+    ctx.registry.bind(rec.key, rec.tunnelIp, ctx.clock.wallNow(), rec.tunnel6?.addr ?? null)
     rec.endpointIp = ip
     rec.endpointPort = port
     ctx.port.setPeer(ctx.route(rec))
     ctx.port.setSendKey(rec.slot, s.keys.dataSend, s.remoteIndex)
     if (!wasActive) {
-      ctx.log.info('client registered', { peer: intToIp(rec.tunnelIp), endpoint: formatEndpoint(ip, port), clients: ctx.clientCount() })
+      ctx.log.info('client registered', { peer: intToIp(rec.tunnelIp), ...(rec.tunnel6 !== null ? { peer6: formatIp6(rec.tunnel6.addr) } : {}), endpoint: formatEndpoint(ip, port), clients: ctx.clientCount() })
     }
     ctx.peerList.announce(rec)
     ctx.peerList.sendFull(rec, s)

@@ -37,6 +37,8 @@ import { fingerprint } from '../identity/key-text.js'
 import { PendingRegistration, PendingRegistrations } from './pending-registrations.js'
 import type { NodesAdmin } from './nodes.js'
 import { FileRegistry } from '../state/registry-file.js'
+import { peerPrefixes } from './peer-prefixes.js'
+import { formatIp6 } from '../wire/prefix.js'
 import { serverContext, type ClientRecord, type ServerContext, type ServerOptions } from './server-context.js'
 import { ServerRegistration } from './server-registration.js'
 import { ServerRoaming } from './server-roaming.js'
@@ -73,6 +75,9 @@ export class ServerController implements ControlHandler {
   readonly registrationCounters: ServerRegistration['registrationCounters']
   /** Registration handshakes (and rekeys) by outcome (server-registration.ts). status counters; metrics lwt_handshakes_total. */
   readonly handshakeCounters: ServerRegistration['handshakeCounters']
+
+  /** setLocalPrefixes done (our own IPv6 address; first tick). */
+  #localSet = false
 
   constructor (opt: ServerOptions, c: ControlComponents, maxPeers: number) {
     this.#opt = opt
@@ -251,6 +256,11 @@ export class ServerController implements ControlHandler {
   tick (): void {
     const now = this.#clock.now()
     const ctx = this.#ctx
+    if (!this.#localSet) {
+      // At the first tick: the dataplane starts after the controller is built, and what is set before is lost.
+      this.#localSet = true
+      this.#port.setLocalPrefixes(peerPrefixes({ tunnel6: this.#opt.tunnel6 ?? null, routes: [] }))
+    }
     for (const p of this.#pending.expire(now, C.PENDING_REGISTRATION_TTL)) ctx.dropSession(p.session)
     this.registry.flush(this.#clock.wallNow())
     const expiry = ctx.expiry()
@@ -302,6 +312,7 @@ export class ServerController implements ControlHandler {
       const c = this.#port.peerCounters(rec.slot)
       peers.push({
         tunnelIp: intToIp(rec.tunnelIp),
+        tunnel6: rec.tunnel6 !== null ? formatIp6(rec.tunnel6.addr) : null,
         peerId: rec.peerId,
         role: 'client',
         key: fingerprint(rec.key),

@@ -1,6 +1,12 @@
 import type { P2pStatus } from './direct-path.js'
 
 /**
+ * TUN offloads the kernel accepted: 'tso+uso' (TCP superpackets over IPv4 and IPv6, UDP ones over both),
+ * 'tso' (TCP over IPv4 and IPv6), 'tso4' (TCP over IPv4 only), or 'none'.
+ */
+export type TunOffload = 'tso+uso' | 'tso' | 'tso4' | 'none'
+
+/**
  * The shape of `lightweight-tunnel status --json`. The control socket's
  * `status` command returns exactly this object; the CLI renders it as a table.
  */
@@ -9,6 +15,8 @@ export type PathKind = 'direct' | 'relay' | 'connecting'
 export interface PeerStatus {
   /** The peer's tunnel address ("10.0.0.3"). */
   tunnelIp: string
+  /** Its IPv6 tunnel address ("fd00:77::3"), or null (absent: none). */
+  tunnel6?: string | null
   /** Server-assigned id of the client (0 for the server itself). */
   peerId: number
   /** 'server' for a client's view of its server, else 'client'. */
@@ -46,6 +54,8 @@ export interface StatusReport {
   dev: string
   tunnelIp: string
   prefix: number
+  /** This node's IPv6 tunnel address with its prefix length ("fd00:77::2/64"), or null (absent: none). */
+  tunnel6?: string | null
   mtu: number
   /** Server: "0.0.0.0:9000". Client: the server address. */
   listen: string | null
@@ -94,8 +104,8 @@ export interface ControlPlaneInfo {
 export interface DataplaneInfo {
   /** 'inline' | 'fused' | 'split' (--placement). */
   placement: string
-  /** TUN offloads the kernel accepted: 'tso+uso' (TCP and UDP superpackets), 'tso', or 'none'. */
-  tunOffload: 'tso+uso' | 'tso' | 'none'
+  /** TUN offloads the kernel accepted (TunOffload). */
+  tunOffload: TunOffload
   /** UDP_GRO on the socket (a peer's GSO batch arrives as one datagram). */
   udpGro: boolean
   /** The native lone-packet path is on (--fast-path); counters.fastPathPackets counts what it carried. */

@@ -10,8 +10,9 @@
  *
  * The file (0600, in the 0700 state directory):
  *   { "format": "lightweight-tunnel registry", "version": 1,
- *     "nodes":   [{ "key": BASE64, "address": "10.0.0.2", "firstSeen": MS, "lastSeen": MS }],
+ *     "nodes":   [{ "key": BASE64, "address": "10.0.0.2", "address6": "fd00:77::2", "firstSeen": MS, "lastSeen": MS }],
  *     "revoked": [{ "key": BASE64, "at": MS }] }
+ * "address6" (the node's IPv6 tunnel address) is there only when it has one.
  * Times are wall ms. A missing file is an empty registry (first start); a
  * file that cannot be read or parsed stops the start with an error naming it:
  * starting empty would hand bound addresses to whoever asks first.
@@ -30,7 +31,8 @@ import { dirname } from 'node:path'
 import { writeAtomic } from './atomic-file.js'
 import { VpnError } from '../errors.js'
 import { intToIp, ipToInt, isIpv4 } from '../wire/addr.js'
-import { keyId, type AuthorizedList, type ClaimResult, type NodeRecord, type NodeRegistry, type RegistryAdmin, type RevokedKey } from '../control/registry.js'
+import { formatIp6, parseIp6 } from '../wire/prefix.js'
+import { addr6Id, keyId, type AuthorizedList, type ClaimResult, type NodeRecord, type NodeRegistry, type RegistryAdmin, type RevokedKey } from '../control/registry.js'
 import { keyFromText, keyToText } from '../identity/key-text.js'
 
 export const REGISTRY_FILE = 'registry.json'
@@ -54,6 +56,8 @@ export class FileRegistry implements NodeRegistry, RegistryAdmin {
   readonly path: string | null
   readonly #byKey = new Map<string, NodeRecord>()
   readonly #byAddr = new Map<number, NodeRecord>()
+  /** By addr6Id of the IPv6 tunnel address. */
+  readonly #byAddr6 = new Map<string, NodeRecord>()
   /** key id → revocation (insertion order = age). */
   readonly #revoked = new Map<string, RevokedKey>()
   #authorized: AuthorizedList | null = null
@@ -76,12 +80,14 @@ export class FileRegistry implements NodeRegistry, RegistryAdmin {
   setAuthorized (a: AuthorizedList | null): void { this.#authorized = a }
   get authorized (): AuthorizedList | null { return this.#authorized }
 
-  check (key: Uint8Array, address: number): ClaimResult {
+  check (key: Uint8Array, address: number, address6: Uint8Array | null = null): ClaimResult {
     const id = keyId(key)
     if (this.#revoked.has(id)) return { ok: false, reason: 'key-revoked' }
     if (this.#authorized !== null && !this.#authorized.admits(key, address)) return { ok: false, reason: 'not-authorized' }
     const holder = this.#byAddr.get(address >>> 0)
     if (holder !== undefined && keyId(holder.key) !== id) return { ok: false, reason: 'address-bound-to-other-key', holder: copy(holder) }
+    const holder6 = address6 === null ? undefined : this.#byAddr6.get(addr6Id(address6))
+    if (holder6 !== undefined && keyId(holder6.key) !== id) return { ok: false, reason: 'address-bound-to-other-key', holder: copy(holder6), family: 6 }
     return { ok: true }
   }
 
@@ -90,20 +96,35 @@ export class FileRegistry implements NodeRegistry, RegistryAdmin {
    * address from its holder and never binds a revoked key: either is a
    * no-op, so a race with the operator cannot undo a revocation.
    */
-  bind (key: Uint8Array, address: number, wallNow: number): void {
+  bind (key: Uint8Array, address: number, wallNow: number, address6: Uint8Array | null = null): void {
     const id = keyId(key)
     const addr = address >>> 0
     if (this.#revoked.has(id)) return
     const holder = this.#byAddr.get(addr)
     if (holder !== undefined && keyId(holder.key) !== id) return
+    const holder6 = address6 === null ? undefined : this.#byAddr6.get(addr6Id(address6))
+    if (holder6 !== undefined && keyId(holder6.key) !== id) return
     const old = this.#byKey.get(id)
-    if (old !== undefined && old.address === addr) { old.lastSeen = wallNow; this.#dirty = true; return }
-    if (old !== undefined) this.#byAddr.delete(old.address)
+    const same6 = (old?.address6 === undefined && address6 === null) || (old?.address6 !== undefined && address6 !== null && addr6Id(old.address6) === addr6Id(address6))
+    if (old !== undefined && old.address === addr && same6) { old.lastSeen = wallNow; this.#dirty = true; return }
+    if (old !== undefined) this.#unindex(old)
     else if (this.#byKey.size >= this.#maxRecords) this.#evictOldest()
     const rec: NodeRecord = { key: Uint8Array.from(key), address: addr, firstSeen: old?.firstSeen ?? wallNow, lastSeen: wallNow }
-    this.#byKey.set(id, rec)
-    this.#byAddr.set(addr, rec)
+    if (address6 !== null) rec.address6 = Uint8Array.from(address6)
+    this.#index(rec)
     this.#write(wallNow)
+  }
+
+  #index (rec: NodeRecord): void {
+    this.#byKey.set(keyId(rec.key), rec)
+    this.#byAddr.set(rec.address, rec)
+    if (rec.address6 !== undefined) this.#byAddr6.set(addr6Id(rec.address6), rec)
+  }
+
+  #unindex (rec: NodeRecord): void {
+    this.#byKey.delete(keyId(rec.key))
+    this.#byAddr.delete(rec.address)
+    if (rec.address6 !== undefined) this.#byAddr6.delete(addr6Id(rec.address6))
   }
 
   touch (key: Uint8Array, wallNow: number): void {
@@ -135,8 +156,7 @@ export class FileRegistry implements NodeRegistry, RegistryAdmin {
     const id = sel.key === undefined ? undefined : keyId(sel.key)
     for (const r of [...this.#byKey.values()]) {
       if (r.address === addr || keyId(r.key) === id) {
-        this.#byKey.delete(keyId(r.key))
-        this.#byAddr.delete(r.address)
+        this.#unindex(r)
         out.push(copy(r))
         this.#revoke(r.key, wallNow)
       }
@@ -174,8 +194,7 @@ export class FileRegistry implements NodeRegistry, RegistryAdmin {
     let oldest: NodeRecord | null = null
     for (const r of this.#byKey.values()) if (oldest === null || r.lastSeen < oldest.lastSeen) oldest = r
     if (oldest === null) return
-    this.#byKey.delete(keyId(oldest.key))
-    this.#byAddr.delete(oldest.address)
+    this.#unindex(oldest)
   }
 
   #write (wallNow: number): void {
@@ -184,7 +203,7 @@ export class FileRegistry implements NodeRegistry, RegistryAdmin {
     const doc = {
       format: FORMAT,
       version: 1,
-      nodes: this.list().map(r => ({ key: keyToText(r.key), address: intToIp(r.address), firstSeen: r.firstSeen, lastSeen: r.lastSeen })),
+      nodes: this.list().map(r => ({ key: keyToText(r.key), address: intToIp(r.address), ...(r.address6 !== undefined ? { address6: formatIp6(r.address6) } : {}), firstSeen: r.firstSeen, lastSeen: r.lastSeen })),
       revoked: [...this.#revoked.values()].map(r => ({ key: keyToText(r.key), at: r.at }))
     }
     try {
@@ -218,16 +237,18 @@ export class FileRegistry implements NodeRegistry, RegistryAdmin {
     if (!Array.isArray(d.nodes) || !Array.isArray(d.revoked)) throw bad('expected arrays "nodes" and "revoked"')
     const time = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
     d.nodes.forEach((n: unknown, i: number) => {
-      const r = n as { key?: unknown, address?: unknown, firstSeen?: unknown, lastSeen?: unknown } | null
+      const r = n as { key?: unknown, address?: unknown, address6?: unknown, firstSeen?: unknown, lastSeen?: unknown } | null
       const key = typeof r?.key === 'string' ? keyFromText(r.key) : null
-      if (r === null || typeof r !== 'object' || key === null || typeof r.address !== 'string' || !isIpv4(r.address) || !time(r.firstSeen) || !time(r.lastSeen)) {
-        throw bad(`nodes[${i}] is not {"key": BASE64 of 32 bytes, "address": IPv4, "firstSeen": ms, "lastSeen": ms}`)
+      let address6: Uint8Array | undefined
+      try { if (r?.address6 !== undefined) address6 = parseIp6(r.address6 as string) } catch { address6 = undefined }
+      if (r === null || typeof r !== 'object' || key === null || typeof r.address !== 'string' || !isIpv4(r.address) || !time(r.firstSeen) || !time(r.lastSeen) || (r.address6 !== undefined && address6 === undefined)) {
+        throw bad(`nodes[${i}] is not {"key": BASE64 of 32 bytes, "address": IPv4, "address6": IPv6 (optional), "firstSeen": ms, "lastSeen": ms}`)
       }
       const address = ipToInt(r.address) >>> 0
-      if (this.#byKey.has(keyId(key)) || this.#byAddr.has(address)) throw bad(`nodes[${i}] repeats a key or the address ${r.address}`)
+      if (this.#byKey.has(keyId(key)) || this.#byAddr.has(address) || (address6 !== undefined && this.#byAddr6.has(addr6Id(address6)))) throw bad(`nodes[${i}] repeats a key or the address ${r.address}${address6 !== undefined ? ` or ${formatIp6(address6)}` : ''}`)
       const rec: NodeRecord = { key, address, firstSeen: r.firstSeen, lastSeen: r.lastSeen }
-      this.#byKey.set(keyId(key), rec)
-      this.#byAddr.set(address, rec)
+      if (address6 !== undefined) rec.address6 = address6
+      this.#index(rec)
     })
     d.revoked.forEach((n: unknown, i: number) => {
       const r = n as { key?: unknown, at?: unknown } | null
@@ -239,6 +260,8 @@ export class FileRegistry implements NodeRegistry, RegistryAdmin {
 }
 
 function copy (r: NodeRecord): NodeRecord {
-  return { key: Uint8Array.from(r.key), address: r.address, firstSeen: r.firstSeen, lastSeen: r.lastSeen }
+  const c: NodeRecord = { key: Uint8Array.from(r.key), address: r.address, firstSeen: r.firstSeen, lastSeen: r.lastSeen }
+  if (r.address6 !== undefined) c.address6 = Uint8Array.from(r.address6)
+  return c
 }
 

@@ -16,12 +16,15 @@
  *         RespPayload: the networks the server itself serves.
  *         PeerUpdate entry: the peer's *approved* routes.
  *         At most MAX_ROUTES.
+ *  type 3 REFUSED (vlen 1): family u8 (4 or 6): in a RespPayload whose
+ *         status is a refusal, which of the initiator's tunnel addresses
+ *         the status is about (absent: the IPv4 one). Nowhere else.
  *
  *  Attributes of unknown type are skipped (a later version may add some
  *  without changing PROTOCOL_VERSION); a known type with a wrong length or
  *  value, a duplicate TUNNEL6, too many routes, or an attribute running past
  *  the block is a WireError. Encoders write TUNNEL6 first, then the routes
- *  in order.
+ *  in order, then REFUSED.
  */
 import { WireError } from '../errors.js'
 import { maxPrefixLen, networkOf, samePrefix, type IpPrefix } from './prefix.js'
@@ -29,28 +32,32 @@ import { checkRoom, readU16, writeU16 } from './messages.js'
 
 export const ATTR_TUNNEL6 = 1
 export const ATTR_ROUTE = 2
+export const ATTR_REFUSED = 3
 /** Routes a node may advertise, and a peer entry may carry. */
 export const MAX_ROUTES = 16
 const TUNNEL6_VLEN = 17
 /** The largest block an encoder writes: TUNNEL6 and MAX_ROUTES IPv6 routes. */
-export const ATTRS_MAX_LEN = 2 + (2 + TUNNEL6_VLEN) + MAX_ROUTES * (2 + 18)
+export const ATTRS_MAX_LEN = 2 + (2 + TUNNEL6_VLEN) + MAX_ROUTES * (2 + 18) + 3
 
 export interface NodeAttrs {
   /** The node's IPv6 tunnel address with its prefix length (host bits kept), or null. */
   readonly tunnel6: IpPrefix | null
   /** Networks (host bits zero), IPv4 or IPv6. */
   readonly routes: readonly IpPrefix[]
+  /** A refusal's RespPayload only: the family of the refused address (6: the IPv6 one); absent otherwise. */
+  readonly refused?: 4 | 6
 }
 
 export const NO_ATTRS: NodeAttrs = Object.freeze({ tunnel6: null, routes: Object.freeze([]) as readonly IpPrefix[] })
 
-export function isEmptyAttrs (a: NodeAttrs): boolean { return a.tunnel6 === null && a.routes.length === 0 }
+export function isEmptyAttrs (a: NodeAttrs): boolean { return a.tunnel6 === null && a.routes.length === 0 && a.refused === undefined }
 
 /** Encoded size including the u16 length. */
 export function attrsLength (a: NodeAttrs = NO_ATTRS): number {
   let n = 2
   if (a.tunnel6 !== null) n += 2 + TUNNEL6_VLEN
   for (const r of a.routes) n += 2 + 2 + (r.family === 4 ? 4 : 16)
+  if (a.refused !== undefined) n += 3
   return n
 }
 
@@ -62,6 +69,7 @@ function checkPrefix (what: string, p: IpPrefix): void {
 
 /** Writes the block at buf[offset]; returns the new offset. */
 export function encodeAttrs (a: NodeAttrs, buf: Uint8Array, offset: number): number {
+  if (a.refused !== undefined && a.refused !== 4 && a.refused !== 6) throw new WireError(`refused: family ${String(a.refused)}`)
   if (a.routes.length > MAX_ROUTES) throw new WireError(`attributes: ${a.routes.length} routes, at most ${MAX_ROUTES}`)
   if (a.tunnel6 !== null) {
     checkPrefix('tunnel6', a.tunnel6)
@@ -91,6 +99,12 @@ export function encodeAttrs (a: NodeAttrs, buf: Uint8Array, offset: number): num
     buf.set(r.addr, p + 4)
     p += 4 + alen
   }
+  if (a.refused !== undefined) {
+    buf[p] = ATTR_REFUSED
+    buf[p + 1] = 1
+    buf[p + 2] = a.refused
+    p += 3
+  }
   return p
 }
 
@@ -101,6 +115,7 @@ export function decodeAttrs (buf: Uint8Array, offset: number, what: string): { a
   if (end > buf.length) throw new WireError(`${what}: attribute block runs past the message`)
   let tunnel6: IpPrefix | null = null
   const routes: IpPrefix[] = []
+  let refused: 4 | 6 | undefined
   for (let p = offset + 2; p < end;) {
     if (end - p < 2) throw new WireError(`${what}: attribute header truncated`)
     const type = buf[p]
@@ -122,8 +137,11 @@ export function decodeAttrs (buf: Uint8Array, offset: number, what: string): { a
       if (!samePrefix(networkOf(r), r)) throw new WireError(`${what}: ROUTE with host bits set`)
       if (routes.length === MAX_ROUTES) throw new WireError(`${what}: more than ${MAX_ROUTES} routes`)
       routes.push(r)
+    } else if (type === ATTR_REFUSED) {
+      if (vlen !== 1 || (buf[v] !== 4 && buf[v] !== 6)) throw new WireError(`${what}: REFUSED of ${vlen} bytes, family ${buf[v]}`)
+      refused = buf[v] as 4 | 6
     }
     p = v + vlen
   }
-  return { attrs: { tunnel6, routes }, end }
+  return { attrs: refused === undefined ? { tunnel6, routes } : { tunnel6, routes, refused }, end }
 }

@@ -48,6 +48,7 @@ t.test('defaults', async t => {
     listen: { host: '0.0.0.0', port: 9000 },
     remote: null,
     tun: { ip: '10.0.0.1', ipInt: 0x0a000001, prefix: 24 },
+    tun6: null,
     key: 'correct horse battery',
     keyFile: null,
     networkName: null,

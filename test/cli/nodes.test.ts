@@ -57,6 +57,14 @@ t.test('the table', async t => {
   t.notMatch(formatNodes({ ...REPORT, nodes: [{ ...REPORT.nodes[0]!, endpoint: 'x\u001b[2Jy' }] }), /\u001b/, 'control characters from the daemon are not printed')
 })
 
+t.test('the table with IPv6 addresses: an IPV6 column', async t => {
+  const out = formatNodes({ ...REPORT, nodes: [{ ...REPORT.nodes[0]!, address6: 'fd00:77::2' }, { ...REPORT.nodes[1]!, address6: null }] })
+  t.match(out, /ADDRESS\s+IPV6\s+FINGERPRINT/)
+  t.match(out, /10\.0\.0\.2\s+fd00:77::2\s+SHA256:a{43}/)
+  t.match(out, /10\.0\.0\.3\s+-\s+SHA256:b{43}/)
+  t.notMatch(formatNodes(REPORT), /IPV6/, 'no column without IPv6')
+})
+
 t.test('what a change says', async t => {
   t.equal(formatNodesChange('remove', { nodes: [REPORT.nodes[0]!], revoked: [{ ...REPORT.revoked[0]!, key: REPORT.nodes[0]!.key }], allowed: [], disconnected: 1 }),
     `removed 10.0.0.2 (SHA256:${'a'.repeat(43)}): the address is free, the key is refused from now on\n1 live node disconnected; its peers drop their sessions with it\n`)

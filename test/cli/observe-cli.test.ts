@@ -35,6 +35,11 @@ t.test('check -c FILE: a good file is summarized, exit 0', async t => {
   const s = io()
   t.equal(await main(['check', server], s.io), 0, 'check FILE works too')
   t.equal(s.out(), 'config OK: server 10.0.0.1/24 listening on 0.0.0.0:9000 (dev lwt0, mtu 1400, metrics on 127.0.0.1:9100, up to 100 clients)\n')
+  const six = join(dir, 'six.json')
+  writeFileSync(six, JSON.stringify({ mode: 'server', tun: ['10.0.0.1/24', 'fd00:77::1/64'], key: 'a-long-enough-secret-key' }), { mode: 0o600 })
+  const x = io()
+  t.equal(await main(['check', six], x.io), 0)
+  t.match(x.out(), /^config OK: server 10\.0\.0\.1\/24,fd00:77::1\/64 listening/, 'both addresses')
 })
 
 t.test('check -c FILE: every problem with its key, exit 2', async t => {

@@ -52,6 +52,16 @@ const clientReport: StatusReport = {
   dataplane: { placement: 'inline', tunOffload: 'tso+uso', udpGro: true, fastPath: true }
 }
 
+t.test('IPv6 tunnel addresses: in the header, and an IPV6 column only when some peer has one', async t => {
+  const plain = formatStatus(clientReport)
+  t.notMatch(plain, /IPV6/, 'no column without IPv6')
+  const six = formatStatus({ ...clientReport, tunnel6: 'fd00:77::2/64', peers: [peer({ tunnel6: 'fd00:77::3' }), peer({ tunnelIp: '10.0.0.10' })] })
+  t.match(six, /tunnel address +10\.0\.0\.2\/24, fd00:77::2\/64 \(mtu 1400\)/)
+  t.match(six, /TUNNEL IP +IPV6 +ROLE/)
+  t.match(six, /10\.0\.0\.3 +fd00:77::3 +client/)
+  t.match(six, /10\.0\.0\.10 +- +client/, 'a peer without one: -')
+})
+
 t.test('units', async t => {
   const cases: Array<[number, string]> = [[0, '0 B'], [1023, '1023 B'], [1024, '1.0 KiB'], [1536, '1.5 KiB'], [5 * 1024 * 1024, '5.0 MiB'], [150 * 1024 * 1024, '150 MiB'], [3 * 1024 ** 3, '3.0 GiB']]
   for (const [n, s] of cases) t.equal(formatBytes(n), s, `${n} bytes`)

@@ -9,6 +9,7 @@ import { exampleConfigs, generateKey, writeExampleConfigs } from '../../src/conf
 import { parseCommand } from '../../src/cli/args.js'
 import { isVpnError } from '../../src/errors.js'
 import { main } from '../../src/cli/main.js'
+import { formatPrefix } from '../../src/wire/prefix.js'
 
 const ENV = { netnsId: '1' }
 
@@ -34,6 +35,10 @@ t.test('writes both files, mode 0600, shared random key, and -c loads them back'
   t.same(c.warnings, [], 'the client file loads without warnings')
   t.match(s.config, { mode: 'server', listen: { host: '0.0.0.0', port: 9000 }, tun: { ip: '10.0.0.1', prefix: 24 }, mtu: 1400, maxClients: 100 })
   t.match(c.config, { mode: 'client', remote: { host: 'vpn.example.com', port: 9000 }, tun: { ip: '10.0.0.2', prefix: 24 }, p2p: true })
+  // Both in one random unique local /64 (fd00::/8), the server ::1, the client ::2.
+  const s6 = formatPrefix(s.config.tun6!)
+  t.match(s6, /^fd[0-9a-f]{2}:[0-9a-f]{1,4}:[0-9a-f]{1,4}::1\/64$/)
+  t.equal(formatPrefix(c.config.tun6!), s6.replace('::1/64', '::2/64'))
   t.equal(s.config.key, c.config.key)
 })
 

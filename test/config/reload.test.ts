@@ -33,6 +33,7 @@ t.test('every setting has an apply rule; the live ones are exactly these', async
 
 const cases: Array<{ name: string, running: Config, next: Config, live: string[], restart: string[], effective?: Partial<Config>, line?: string }> = [
   { name: 'nothing changed', running: config(), next: config(), live: [], restart: [] },
+  { name: 'an IPv6 address added to tun (tun6 is part of the tun setting)', running: config(), next: config('--tun', '10.0.0.1/24,fd00:77::1/64'), live: [], restart: ['tun'] },
   { name: 'log level', running: config(), next: config('--log-level', 'debug'), live: ['logLevel'], restart: [], effective: { logLevel: 'debug' }, line: 'logLevel info → debug' },
   { name: 'log format', running: config(), next: config('--log-format', 'json'), live: ['logFormat'], restart: [] },
   { name: 'keepalive', running: config(), next: config('--keepalive', '25'), live: ['keepalive'], restart: [], effective: { keepalive: 25 } },

@@ -11,7 +11,7 @@ import type { DirectPath } from '../../src/control/direct-path.js'
 
 function peer (slot: number, tunnelIp: number, peerId: number): PeerRemote {
   return {
-    slot, peerId, tunnelIp, publicIp: 0, publicPort: 0, key: new Uint8Array(32), sessions: emptySessionSet(), lastInitTs: 0,
+    slot, peerId, tunnelIp, publicIp: 0, publicPort: 0, key: new Uint8Array(32), tunnel6: null, prefixes: [], sessions: emptySessionSet(), lastInitTs: 0,
     path: null, lastTx: 0, lastRx: 0, nextSessionTry: 0, lastResync: -Infinity, fromCache: false, unlistedAt: null
   }
 }

@@ -39,7 +39,9 @@ const cases: Array<[string, string[], string[]]> = [
   ['nodes actions', ['lightweight-tunnel', 'nodes', ''], ['allow', 'remove']],
   ['nodes options', ['lightweight-tunnel', 'nodes', '--'], ['--control', '--dev', '--help', '--json']],
   ['--authorized-nodes on the server', ['lightweight-tunnel', 'server', '--auth'], ['--authorized-nodes']],
-  ['no value suggested for --tun', ['lightweight-tunnel', 'client', '--tun', ''], []]
+  ['no value suggested for --tun', ['lightweight-tunnel', 'client', '--tun', ''], []],
+  // bash splits an IPv6 address at its colons (COMP_WORDBREAKS): nothing is offered inside it either.
+  ['nothing inside an IPv6 --tun address', ['lightweight-tunnel', 'client', '--tun', '10.0.0.2/24,fd00', ':', 'c'], []]
 ]
 for (const [name, words, want] of cases) {
   t.test(name, async t => { t.same(complete(words), want) })
