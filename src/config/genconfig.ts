@@ -34,7 +34,10 @@ export function exampleConfigs (key: string): { server: Record<string, unknown>,
       mtu: DEFAULTS.mtu,
       maxClients: DEFAULTS.maxClients,
       keepalive: DEFAULTS.keepalive,
-      logLevel: DEFAULTS.logLevel
+      logLevel: DEFAULTS.logLevel,
+      advertiseRoutes: [],
+      approveRoutes: {},
+      clientIsolation: DEFAULTS.clientIsolation
     },
     client: {
       mode: 'client',
@@ -45,7 +48,9 @@ export function exampleConfigs (key: string): { server: Record<string, unknown>,
       mtu: DEFAULTS.mtu,
       p2p: DEFAULTS.p2p,
       keepalive: DEFAULTS.keepalive,
-      logLevel: DEFAULTS.logLevel
+      logLevel: DEFAULTS.logLevel,
+      advertiseRoutes: [],
+      acceptRoutes: DEFAULTS.acceptRoutes
     }
   }
 }
