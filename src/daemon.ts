@@ -28,7 +28,11 @@ import { createSocket, type Socket } from 'node:dgram'
 import { networkInterfaces } from 'node:os'
 import { lstatSync, readFileSync, unlinkSync } from 'node:fs'
 import { dirname, join } from 'node:path'
-import type { Config } from './config/schema.js'
+import type { ApproveRoutes, Config } from './config/schema.js'
+import { routePrefixes } from './config/routes.js'
+import { KernelRoutes } from './dataplane/kernel-routes.js'
+import { planRoutes } from './control/route-table.js'
+import { formatPrefix, ipv4Prefix, type IpPrefix } from './wire/prefix.js'
 import { describeChanges, planReload } from './config/reload.js'
 import { systemClock } from './clock.js'
 import { systemRandom } from './random.js'
@@ -49,7 +53,7 @@ import { PeerCache, fileStore } from './control/peer-cache.js'
 import { NAT_CHECK_PORT_OFFSET, TICK } from './control/constants.js'
 import { LoopDelayMonitor, Ticker } from './control/ticker.js'
 import { startControlServer } from './cli/control-protocol.js'
-import { ipToInt, intToIp, isIpv4 } from './wire/addr.js'
+import { ipToInt, intToIp, isIpv4, networkAddress } from './wire/addr.js'
 import { ServerName } from './server-name.js'
 import type { ControlPlaneInfo, StatusReport } from './control/status.js'
 import type { ControlHandler } from './control/port.js'
@@ -195,12 +199,15 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     socketBuffer: 4 * 1024 * 1024,
     placement: config.placement,
     fastPath: config.fastPath,
-    macKeys: config.mode === 'server' ? macKeys(psk) : undefined
+    macKeys: config.mode === 'server' ? macKeys(psk) : undefined,
+    clientIsolation: config.mode === 'server' && config.clientIsolation
   }, log.child('dataplane'))
+  const ownRoutes = routePrefixes(config.advertiseRoutes)
 
   const controller = config.mode === 'server'
     ? new ServerController({
-      psk, nodeKey, tunnelIp: config.tun.ipInt, prefix: config.tun.prefix, mtu: config.mtu, maxClients: config.maxClients, keepaliveSec: config.keepalive, registry: registry!
+      psk, nodeKey, tunnelIp: config.tun.ipInt, prefix: config.tun.prefix, mtu: config.mtu, maxClients: config.maxClients, keepaliveSec: config.keepalive, registry: registry!,
+      advertiseRoutes: ownRoutes, approveRoutes: config.approveRoutes, clientIsolation: config.clientIsolation
     }, { port: dataplane, clock: systemClock, random: systemRandom, log: log.child('server') }, maxPeers)
     : new ClientController({
       psk,
@@ -215,7 +222,8 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       serverName: `${config.remote!.host}:${config.remote!.port}`,
       p2p: config.p2p,
       localEndpoints: () => localEndpoints(dataplane.port, config.tun.ipInt),
-      peerCache: config.p2p ? new PeerCache(fileStore(join(config.stateDir, 'peers.json')), (m) => { log.warn(m) }) : null
+      peerCache: config.p2p ? new PeerCache(fileStore(join(config.stateDir, 'peers.json')), (m) => { log.warn(m) }) : null,
+      advertiseRoutes: ownRoutes
     }, { port: dataplane, clock: systemClock, random: systemRandom, log: log.child('client') }, maxPeers)
 
   // Server: the handshake pool (--handshake-workers; control/handshake-pool.ts), created only with threads.
@@ -240,14 +248,33 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       nodeKey: { publicKey: keyToText(nodeKey.pub), fingerprint: fingerprint(nodeKey.pub) },
       uptimeSec: Math.round((Date.now() - startedWall) / 1000),
       peers: s.peers,
-      counters: { ...dataplane.counters(), ...(controller instanceof ServerController ? { ...controller.natCheckCounters, ...controller.handshakeCounters, ...controller.registrationCounters, ...controller.roamCounters } : controller.counters), logLinesLost: log.linesLost },
+      counters: { ...dataplane.counters(), ...(controller instanceof ServerController ? { ...controller.natCheckCounters, ...controller.handshakeCounters, ...controller.registrationCounters, ...controller.roamCounters, ...controller.routeCounters() } : controller.counters), ...kernelRoutes?.counters, logLinesLost: log.linesLost },
       dataplane: { placement: config.placement, ...dataplane.offloads },
-      controlPlane: controlPlane()
+      controlPlane: controlPlane(),
+      routes: {
+        advertised: [...config.advertiseRoutes],
+        kernel: kernelRoutes?.status() ?? [],
+        ...(config.mode === 'server' ? { clientIsolation: config.clientIsolation } : {})
+      }
     }
   }
 
+  // Subnet routes in the kernel table (control/route-table.ts decides, dataplane/kernel-routes.ts runs ip route):
+  // a server installs its clients' approved routes; a client the server's and its peers' (unless --no-accept-routes).
+  const kernelRoutes = config.mode === 'server' || config.acceptRoutes ? new KernelRoutes(config.dev, log.child('routes')) : null
+  let routesKey = ''
+  const syncRoutes = (): void => {
+    if (kernelRoutes === null) return
+    const offers = controller.routeOffers()
+    const underlay = controller instanceof ClientController ? controller.serverUnderlayIp : 0
+    const key = `${underlay};${offers.map(o => `${o.via}>${formatPrefix(o.prefix)}`).join(',')}`
+    if (key === routesKey) return
+    routesKey = key
+    kernelRoutes.want(planRoutes(offers, { serverUnderlay: underlay, tunnelNets: [ipv4Prefix(networkAddress(config.tun.ipInt, config.tun.prefix), config.tun.prefix)], own: ownRoutes }))
+  }
+
   let control: { close(): Promise<void> } | null = null
-  const ticker = new Ticker(() => { controller.tick(); return controller.tickInterval() },
+  const ticker = new Ticker(() => { controller.tick(); syncRoutes(); return controller.tickInterval() },
     (err) => { log.error('control-plane timer failed', { err }) }, TICK, systemClock)
   const loopDelay = new LoopDelayMonitor(systemClock)
   const controlPlane = (): ControlPlaneInfo => {
@@ -291,6 +318,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
         case 'logFormat': log.setFormat(chooseFormat(c.to as 'text' | 'json', underJournald())); break
         case 'keepalive': controller.setKeepalive(c.to as number); break
         case 'maxClients': if (controller instanceof ServerController) controller.setMaxClients(c.to as number); break
+        case 'approveRoutes': if (controller instanceof ServerController) controller.setApproveRoutes(c.to as ApproveRoutes); break
         default: break
       }
     }
@@ -304,6 +332,11 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
 
   try {
     await dataplane.start(handler, onFatal)
+    // Packets from peers to the networks behind us are ours to take (the dataplane checks inner destinations).
+    if (ownRoutes.length > 0) {
+      dataplane.setLocalPrefixes(ownRoutes)
+      warnIfNotForwarding(ownRoutes, log)
+    }
     control = await startControlServer(config.control, async (req) => {
       if (req.cmd === 'status') {
         // The loop-delay monitor wakes the loop 100 times a second, which costs an idle ping ~45 µs
@@ -366,6 +399,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     if (controller instanceof ServerController) controller.flushRegistry()
     if (control) await control.close().catch(() => {})
     if (metrics) await metrics.close().catch(() => {})
+    if (kernelRoutes) await kernelRoutes.close()
     await dataplane.close().catch((err: unknown) => { log.error('closing the dataplane failed', { err }) })
     if (handshakePool) await handshakePool.close().catch(() => {})
     psk.fill(0) // the only copy of the network's psk (the key string itself cannot be wiped: docs/PROTOCOL.md §15)
@@ -378,6 +412,21 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
   }
   log.info('stopped; device and socket removed')
   return 0
+}
+
+/**
+ * A node advertising routes forwards packets between the tunnel and the
+ * networks behind it: warn once at start when the kernel does not (the
+ * sysctl named), for each family it advertises.
+ */
+function warnIfNotForwarding (routes: readonly IpPrefix[], log: Logger): void {
+  const checks: Array<[4 | 6, string, string]> = [[4, '/proc/sys/net/ipv4/ip_forward', 'net.ipv4.ip_forward'], [6, '/proc/sys/net/ipv6/conf/all/forwarding', 'net.ipv6.conf.all.forwarding']]
+  for (const [family, file, name] of checks) {
+    if (!routes.some(r => r.family === family)) continue
+    let v: string
+    try { v = readFileSync(file, 'utf8').trim() } catch { continue }
+    if (v === '0') log.warn(`this node advertises IPv${family} routes but IPv${family} forwarding is off, so peers' packets to those networks stop here: run sysctl -w ${name}=1 (and set it in /etc/sysctl.d to keep it)`)
+  }
 }
 
 /** Thrown inside runDaemon when a stop signal came before the daemon was ready: a clean stop, not a failure. */

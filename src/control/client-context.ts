@@ -14,6 +14,7 @@ import type { PeerCache } from './peer-cache.js'
 import { wipeSession, type IndexTable, type Session, type SessionSet } from './session.js'
 import type { StaticKey } from '../crypto/noise.js'
 import type { ServerPin } from '../identity/server-pin.js'
+import type { IpPrefix } from '../wire/prefix.js'
 
 export interface ClientOptions {
   psk: Uint8Array
@@ -35,6 +36,8 @@ export interface ClientOptions {
   localEndpoints?: () => LanAddr[]
   /** The address cache (`<state-dir>/peers.json`): peers reached directly, reachable again after a restart without the server. */
   peerCache?: PeerCache | null
+  /** Networks behind this client (--advertise-routes), sent in every registration (InitPayload attrs.routes). */
+  advertiseRoutes?: readonly IpPrefix[]
 }
 
 /** The dataplane slot of the server (peers get 1 …). */

@@ -46,6 +46,7 @@ import { PeerSessions } from './peer-sessions.js'
 import { PeerMembership } from './peer-membership.js'
 import { UserPings, type PingStarted } from './user-ping.js'
 import { fingerprint } from '../identity/key-text.js'
+import type { RouteOffer } from './route-table.js'
 
 export type { ClientOptions } from './client-context.js'
 export type { RegistrationState } from './registration.js'
@@ -131,6 +132,8 @@ export class ClientController implements ControlHandler {
   get state (): RegistrationState | 'unresponsive' { return this.#server.state }
   /** The server's tunnel address (0 before the first registration). */
   get serverTunnelIp (): number { return this.#server.tunnelIp }
+  /** The server's underlay IPv4 address (host order; 0 until its name resolves). */
+  get serverUnderlayIp (): number { return this.#opt.serverIp }
   /** The server's UDP endpoint ("198.51.100.1:9000"). */
   get serverEndpoint (): string { return formatEndpoint(this.#opt.serverIp, this.#opt.serverPort) }
   get problem (): string | null { return this.#server.problem }
@@ -371,6 +374,19 @@ export class ClientController implements ControlHandler {
   }
 
   // ── status ──────────────────────────────────────────────────────────────
+
+  /**
+   * The networks other nodes serve, for the kernel's routing table
+   * (route-table.ts planRoutes; daemon.ts): the server's own routes, then
+   * each peer's approved routes.
+   */
+  routeOffers (): RouteOffer[] {
+    const out: RouteOffer[] = []
+    const srv = this.#server.tunnelIp
+    if (srv !== 0) for (const prefix of this.#server.serverAttrs.routes) out.push({ via: srv, prefix })
+    for (const p of this.#peers.values()) for (const prefix of p.attrs.routes) out.push({ via: p.tunnelIp, prefix })
+    return out
+  }
 
   status (): Pick<StatusReport, 'state' | 'problem' | 'peers' | 'uptimeSec'> {
     const now = this.#clock.now()

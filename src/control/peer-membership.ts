@@ -17,6 +17,8 @@ import { emptySessionSet, sameBytes } from './session.js'
 import type { PeerEntry } from '../wire/control.js'
 import { intToIp } from '../wire/addr.js'
 import { DirectPath, type PathIo } from './direct-path.js'
+import { NO_ATTRS } from '../wire/attrs.js'
+import { peerPrefixes } from './peer-prefixes.js'
 import type { PeerRemote, PeerTable } from './peer-table.js'
 import type { ClientContext } from './client-context.js'
 
@@ -62,6 +64,7 @@ export class PeerMembership {
     p.unlistedAt = null
     p.publicIp = e.publicIp
     p.publicPort = e.publicPort
+    p.attrs = e.attrs ?? NO_ATTRS
     this.route(p)
     p.path?.setAdvertised(e.publicIp === 0 ? null : { ip: e.publicIp, port: e.publicPort }, e.lan, now)
   }
@@ -69,7 +72,7 @@ export class PeerMembership {
   #newPeer (slot: number, peerId: number, tunnelIp: number, key: Uint8Array, publicIp: number, publicPort: number, now: number, fromCache: boolean): PeerRemote {
     const peer: PeerRemote = {
       slot, peerId, tunnelIp, key, publicIp, publicPort, sessions: emptySessionSet(), fromCache, unlistedAt: null,
-      lastInitTs: 0, path: null, lastTx: 0, lastRx: 0, nextSessionTry: now + C.PROACTIVE_SESSION_DELAY, lastResync: -Infinity
+      lastInitTs: 0, path: null, lastTx: 0, lastRx: 0, nextSessionTry: now + C.PROACTIVE_SESSION_DELAY, lastResync: -Infinity, attrs: NO_ATTRS
     }
     if (this.#ctx.opt.p2p === true) peer.path = new DirectPath(this.#pathIo(peer), this.#ctx.opt.tunnelIp < tunnelIp, now, this.#ctx.random)
     return peer
@@ -101,13 +104,14 @@ export class PeerMembership {
     this.#ctx.log.debug('peer left', { peer: intToIp(tunnelIp) })
   }
 
-  /** Install the peer's route: direct to its confirmed candidate, else through the relay. */
+  /** Install the peer's route (with its prefixes: peer-prefixes.ts): direct to its confirmed candidate, else through the relay. */
   route (p: PeerRemote): void {
     const c = p.path?.directCandidate ?? null
+    const prefixes = peerPrefixes(p.attrs)
     if (c !== null) {
-      this.#ctx.port.setPeer({ slot: p.slot, peerId: p.peerId, tunnelIp: p.tunnelIp, endpointIp: c.ip, endpointPort: c.port, relayVia: false, sock: c.sock })
+      this.#ctx.port.setPeer({ slot: p.slot, peerId: p.peerId, tunnelIp: p.tunnelIp, endpointIp: c.ip, endpointPort: c.port, relayVia: false, sock: c.sock, prefixes })
     } else {
-      this.#ctx.port.setPeer({ slot: p.slot, peerId: p.peerId, tunnelIp: p.tunnelIp, endpointIp: this.#ctx.opt.serverIp, endpointPort: this.#ctx.opt.serverPort, relayVia: true })
+      this.#ctx.port.setPeer({ slot: p.slot, peerId: p.peerId, tunnelIp: p.tunnelIp, endpointIp: this.#ctx.opt.serverIp, endpointPort: this.#ctx.opt.serverPort, relayVia: true, prefixes })
     }
   }
 

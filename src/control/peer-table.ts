@@ -8,6 +8,7 @@
  */
 import type { DirectPath } from './direct-path.js'
 import type { SessionSet } from './session.js'
+import type { NodeAttrs } from '../wire/attrs.js'
 
 /** Another client, as this client sees it. */
 export interface PeerRemote {
@@ -36,6 +37,8 @@ export interface PeerRemote {
   fromCache: boolean
   /** When a full peer list from the server left it out while we talked to it directly (client.ts UNLISTED_GRACE), else null. */
   unlistedAt: number | null
+  /** What the server's peer list says about it beyond its address (its approved routes); NO_ATTRS until listed. */
+  attrs: NodeAttrs
 }
 
 export class PeerTable {

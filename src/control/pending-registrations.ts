@@ -12,12 +12,15 @@
  *                         └── older than PENDING_REGISTRATION_TTL ──▶ expire()
  */
 import type { LanAddr } from '../wire/payloads.js'
+import type { IpPrefix } from '../wire/prefix.js'
 import { emptySessionSet, type Session, type SessionSet } from './session.js'
 
 /** What the init asked for, kept until its Confirm. */
 export interface Claim {
   tunnelIp: number
   lan: LanAddr[]
+  /** The networks it advertises (InitPayload attrs.routes). */
+  routes: readonly IpPrefix[]
   /** The initiator's static key (authenticated by message 1; proven by the Confirm). */
   key: Uint8Array
 }

@@ -19,6 +19,8 @@ import { CookieGenerator, macKeys } from '../crypto/cookie.js'
 import { decodeReject, REJECT_AUTH_FAILED, REJECT_UNKNOWN_SESSION, REJECT_VERSION } from '../wire/messages.js'
 import { PROTOCOL_VERSION } from '../wire/constants.js'
 import { decodeRespPayload, encodeInitPayload, RESP_OK } from '../wire/payloads.js'
+import { NO_ATTRS, type NodeAttrs } from '../wire/attrs.js'
+import { peerPrefixes } from './peer-prefixes.js'
 import { encodeControl, CTL_BYE, CTL_CONFIRM, CTL_PEER_UPDATE, CTL_PING, CTL_PONG, type ControlMessage, type PeerUpdate } from '../wire/control.js'
 import { formatEndpoint, intToIp } from '../wire/addr.js'
 import type { ControlInput } from './port.js'
@@ -68,6 +70,8 @@ export class ServerLink implements SessionOwner {
   readonly sessions: SessionSet = emptySessionSet()
   /** The server's static public key from its newest authenticated response, or null before one. */
   serverKey: Uint8Array | null = null
+  /** What the server said about itself in its last response (its routes: RespPayload attrs). */
+  serverAttrs: NodeAttrs = NO_ATTRS
   /** The server's tunnel address (0 before the first registration). */
   #tunnelIp = 0
   /** When the server last answered (a Pong or a PeerUpdate), monotonic ms; 0 before the first. */
@@ -147,7 +151,8 @@ export class ServerLink implements SessionOwner {
       mtu: opt.mtu,
       tunnelIp: opt.tunnelIp,
       timestamp: this.#ctx.timestamp(),
-      lan: opt.p2p === true ? (opt.localEndpoints?.() ?? []).slice(0, C.MAX_ADVERTISED) : []
+      lan: opt.p2p === true ? (opt.localEndpoints?.() ?? []).slice(0, C.MAX_ADVERTISED) : [],
+      attrs: { tunnel6: null, routes: opt.advertiseRoutes ?? [] }
     })
     const { message, state } = createInit(opt.psk, opt.nodeKey, localIndex, payload)
     ss.hs = { state: 'initSent', localIndex, initiator: state, sentAt: now, tries: 1 }
@@ -227,7 +232,8 @@ export class ServerLink implements SessionOwner {
     this.#tunnelIp = resp.tunnelIp
     this.#lastPong = now
     this.#silenceLogged = false
-    port.setPeer({ slot: SERVER_SLOT, peerId: 0, tunnelIp: resp.tunnelIp, endpointIp: opt.serverIp, endpointPort: opt.serverPort, relayVia: false })
+    this.serverAttrs = resp.attrs ?? NO_ATTRS
+    port.setPeer({ slot: SERVER_SLOT, peerId: 0, tunnelIp: resp.tunnelIp, endpointIp: opt.serverIp, endpointPort: opt.serverPort, relayVia: false, prefixes: peerPrefixes(this.serverAttrs) })
     port.setRecvKey(SERVER_SLOT, localIndex, session.keys.dataRecv)
     port.setSendKey(SERVER_SLOT, session.keys.dataSend, session.remoteIndex)
     this.#send(session, { kind: CTL_CONFIRM })
@@ -418,7 +424,7 @@ export class ServerLink implements SessionOwner {
   serverMoved (now: number): void {
     const { opt } = this.#ctx
     if (this.#tunnelIp !== 0) {
-      this.#ctx.port.setPeer({ slot: SERVER_SLOT, peerId: 0, tunnelIp: this.#tunnelIp, endpointIp: opt.serverIp, endpointPort: opt.serverPort, relayVia: false })
+      this.#ctx.port.setPeer({ slot: SERVER_SLOT, peerId: 0, tunnelIp: this.#tunnelIp, endpointIp: opt.serverIp, endpointPort: opt.serverPort, relayVia: false, prefixes: peerPrefixes(this.serverAttrs) })
     }
     this.#pings.clear()
     if (R.everRegistered(this.#reg)) this.#reg = R.lost(this.#reg)

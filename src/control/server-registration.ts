@@ -39,6 +39,7 @@ import { PROTOCOL_VERSION } from '../wire/constants.js'
 import { decodeInitPayload, encodeRespPayload, RESP_OK, RESP_ADDRESS_IN_USE, RESP_SERVER_FULL, RESP_ADDRESS_OUTSIDE_NETWORK, RESP_ADDRESS_RESERVED, RESP_ADDRESS_BOUND, RESP_KEY_REVOKED, RESP_NOT_AUTHORIZED, type RespStatus } from '../wire/payloads.js'
 import { formatEndpoint, inSubnet, intToIp } from '../wire/addr.js'
 import { RttWindow } from './rtt.js'
+import { NO_ATTRS } from '../wire/attrs.js'
 import type { NodeRegistry } from './registry.js'
 import { PendingRegistration, type Claim } from './pending-registrations.js'
 import { claimRefusal, type ClaimRefusal } from './server-nodes.js'
@@ -212,7 +213,8 @@ export class ServerRegistration {
       tunnelIp: opt.tunnelIp,
       peerId,
       observedIp: input.ip,
-      observedPort: input.port
+      observedPort: input.port,
+      attrs: { tunnel6: null, routes: ctx.routes.own }
     })
     const refuse = (status: RespStatus, why: string): void => {
       this.handshakeCounters.handshakesRefused++
@@ -249,7 +251,7 @@ export class ServerRegistration {
       case 'replayed': this.handshakeCounters.handshakesReplayed++; return // replayed init
       case 'new': {
         this.#noteInitTs(kh, req.timestamp)
-        const p = new PendingRegistration(input.ip, input.port, now, { tunnelIp: ip, key, lan: req.lan })
+        const p = new PendingRegistration(input.ip, input.port, now, { tunnelIp: ip, key, lan: req.lan, routes: (req.attrs ?? NO_ATTRS).routes })
         const localIndex = ctx.indexes.allocate(p)
         const { message, keys } = createResponse(hs.state, localIndex, reply(RESP_OK, 0))
         this.handshakeCounters.handshakesAccepted++
@@ -264,6 +266,7 @@ export class ServerRegistration {
     const rec = d.rec
     this.#noteInitTs(kh, req.timestamp)
     rec.lan = req.lan
+    rec.advertised = (req.attrs ?? NO_ATTRS).routes // decided at its Confirm (activate)
     const localIndex = ctx.indexes.allocate(rec)
     const client = rec
     const finish = (message: Uint8Array, keys: SessionKeys): void => {
@@ -333,7 +336,10 @@ export class ServerRegistration {
       pings: new Map(),
       lastPingAt: -Infinity,
       rtt: new RttWindow(),
-      roam: null
+      roam: null,
+      advertised: c.routes,
+      routes: [],
+      approved: []
     }
     ctx.byIp.set(rec.tunnelIp, rec)
     ctx.byKey.set(kh, rec)
@@ -355,6 +361,7 @@ export class ServerRegistration {
     ctx.registry.bind(rec.key, rec.tunnelIp, ctx.clock.wallNow())
     rec.endpointIp = ip
     rec.endpointPort = port
+    ctx.routes.recompute(rec) // its routes decided (others' may change: they are announced)
     ctx.port.setPeer(ctx.route(rec))
     ctx.port.setSendKey(rec.slot, s.keys.dataSend, s.remoteIndex)
     if (!wasActive) {
