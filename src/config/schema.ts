@@ -115,7 +115,7 @@ export interface Config {
    */
   readonly advertiseRoutes: readonly string[]
   /**
-   * Server: which advertised client routes are used (docs/PROTOCOL.md §
+   * Server: which advertised client routes are used (docs/PROTOCOL.md §11a
    * "Subnet routes"): 'all', or per client tunnel address (dotted quad) the
    * networks approved for it, or 'all' of what that client advertises.
    * Default {}: none (advertised routes stay pending).

@@ -1,6 +1,6 @@
 /**
  * The server's decision on each route a client advertises (docs/PROTOCOL.md
- * §17 "Subnet routes"). Pure: the policy, the tunnel network, the server's
+ * §11a "Subnet routes"). Pure: the policy, the tunnel network, the server's
  * own routes and the routes already held by other nodes in; one decision per
  * advertised route out.
  *

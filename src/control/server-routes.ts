@@ -1,7 +1,7 @@
 /**
  * The server's subnet routes: the decisions on what each client advertises
  * (route-approval.ts), kept on the client records, and what follows from a
- * change (docs/PROTOCOL.md §17).
+ * change (docs/PROTOCOL.md §11a).
  *
  *   registration (server-registration.ts: rec.advertised from the init) ─┐
  *   a client removed (server-context.ts remove → dirty)                  ├─▶ recompute(): decideRoutes for every
