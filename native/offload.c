@@ -29,8 +29,9 @@ int64_t vnet_split(const uint8_t *sbuf, int64_t total, uint8_t *mem, const int32
   int64_t plen = total - VNET_HDR_LEN;
   uint8_t flags = h[0], gsoType = h[1] & (uint8_t)~VNET_GSO_ECN;
   uint16_t gsoSize = (uint16_t)(h[4] | (h[5] << 8)); /* virtio fields are little-endian */
-  /* Not IPv4 (an IPv6 neighbour solicitation, say): a plain packet is passed on as is, for the pipeline to count as dropNotIpv4. */
+  /* Neither IPv4 nor IPv6: a plain packet is passed on as is, for the pipeline to count as dropNotIp. */
   int v4 = plen >= 20 && (pkt[0] >> 4) == 4;
+  int v6 = plen >= 40 && (pkt[0] >> 4) == 6;
   if (!v4 && (gsoType != VNET_GSO_NONE || plen < 1)) goto drop;
   size_t ihl = v4 ? (size_t)(pkt[0] & 15) * 4 : 0;
   if (v4 && (ihl < 20 || (int64_t)ihl > plen)) goto drop;
@@ -40,7 +41,7 @@ int64_t vnet_split(const uint8_t *sbuf, int64_t total, uint8_t *mem, const int32
     if (plen > cap) goto drop;
     uint8_t *out = mem + offsets[0];
     memcpy(out, pkt, (size_t)plen);
-    if (v4 && (flags & VNET_F_NEEDS_CSUM) && !vnet_complete_csum(h, out, plen)) goto drop;
+    if ((v4 || v6) && (flags & VNET_F_NEEDS_CSUM) && !vnet_complete_csum(h, out, plen)) goto drop;
     lens[0] = (int32_t)plen;
     state[SPLIT_PENDING] = 0;
     state[SPLIT_NEXT] = 0;

@@ -82,7 +82,8 @@ static inline int vnet_complete_csum(const uint8_t *h, uint8_t *pkt, int64_t ple
   uint16_t csumStart = (uint16_t)(h[6] | (h[7] << 8)), csumOff = (uint16_t)(h[8] | (h[9] << 8)); /* little-endian */
   if ((int64_t)csumStart + csumOff + 2 > plen) return 0;
   uint16_t c = csum_fold(csum_add(0, pkt + csumStart, (size_t)(plen - csumStart)));
-  if (pkt[9] == IPPROTO_UDP && c == 0) c = 0xffff;
+  /* UDP (its checksum sits at offset 6, TCP's at 16, over IPv4 or IPv6 alike) sends a zero sum as 0xffff. */
+  if (csumOff == 6 && c == 0) c = 0xffff;
   put16(pkt + csumStart + csumOff, c);
   return 1;
 }
@@ -94,8 +95,8 @@ static inline int vnet_complete_csum(const uint8_t *h, uint8_t *pkt, int64_t ple
  * slots, from segment state[SPLIT_NEXT] on, until the packet is done or the
  * slots run out. Returns the number of slots filled; updates state.
  * Malformed or oversized input: dropped whole, counted in state[SPLIT_DROPPED].
- * A plain (not GSO) packet that is not IPv4 is passed on unchanged for the
- * pipeline to count by its own reason.
+ * A plain (not GSO) packet that is neither IPv4 nor IPv6 is passed on
+ * unchanged for the pipeline to count by its own reason.
  */
 int64_t vnet_split(const uint8_t *sbuf, int64_t total, uint8_t *mem, const int32_t *offsets, int32_t *lens,
                    int64_t max, int64_t cap, int32_t *state);

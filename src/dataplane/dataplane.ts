@@ -52,6 +52,8 @@ export interface DataplaneOptions {
   macKeys?: { mac1: Uint8Array, cookie: Uint8Array }
   /** Server: --client-isolation (no relay between clients). */
   clientIsolation?: boolean
+  /** The node's IPv6 tunnel address with its prefix length (config tun6), added to the device; null/absent: none. */
+  tun6?: IpPrefix | null
 }
 
 /** Probe sockets open at once at most, adopted ones included (the birthday search opens 256). */
@@ -80,6 +82,8 @@ export class Dataplane implements DataplanePort {
   readonly #statsSab: SharedArrayBuffer
   readonly #stats: StatsReader
   #handler: ControlHandler | null = null
+  /** The last setLocalPrefixes (re-sent to threads that start later). */
+  #localPrefixes: readonly IpPrefix[] = []
   #closing: Promise<void> | null = null
   #onFatal: (err: Error) => void = () => {}
 
@@ -119,9 +123,11 @@ export class Dataplane implements DataplanePort {
       // A peer's GSO batch then arrives as one datagram (split by the inbound pipeline): one skb instead of dozens.
       this.#udpGro = this.#native.udpSetGro(udp.fd, true)
       if (!this.#udpGro) this.#log.info('the kernel refused UDP_GRO; receiving datagram by datagram')
-      await configureTun(this.#devName, o.cidr, o.mtu)
+      await configureTun(this.#devName, o.cidr, o.mtu, o.tun6 ?? null)
       if (o.placement !== 'split') await this.#startWorker('both', 0)
       else for (const [i, role] of WORKER_ROLES.entries()) await this.#startWorker(role, i)
+      // Set before the threads existed (setLocalPrefixes is legal at any time): hand them over now.
+      if (this.#localPrefixes.length > 0) this.#postAll({ code: 'LOCAL', prefixes: this.#localPrefixes })
     } catch (err) {
       await this.close()
       throw err
@@ -213,7 +219,10 @@ export class Dataplane implements DataplanePort {
     this.#postAll({ code: 'PEER', slot: r.slot, peerId: r.peerId, tunnelIp: r.tunnelIp, endpointIp: r.endpointIp, endpointPort: r.endpointPort, relayVia: r.relayVia, fd, prefixes: r.prefixes ?? [] })
   }
 
-  setLocalPrefixes (prefixes: readonly IpPrefix[]): void { this.#postAll({ code: 'LOCAL', prefixes }) }
+  setLocalPrefixes (prefixes: readonly IpPrefix[]): void {
+    this.#localPrefixes = prefixes
+    this.#postAll({ code: 'LOCAL', prefixes })
+  }
 
   removePeer (slot: number): void { this.#postAll({ code: 'PEER_REMOVE', slot }) }
 

@@ -6,7 +6,10 @@
  *      split into MSS-sized packets (own IPv4 header, TCP sequence number or
  *      UDP length, full checksums) into this worker's packet slots, each at
  *      slot + HEADROOM. (tunReadBatch on a plain TUN fd: one packet a slot.)
- *   2. route (JS, per packet): destination address → peer; no route or no
+ *   2. route (JS, per packet): destination address → peer (IPv4: the exact
+ *      tunnel address first, then the longest allowed prefix; IPv6, version
+ *      nibble 6, destination at +24: the longest allowed prefix,
+ *      route-table.ts); neither IPv4 nor IPv6 → dropNotIp; no route or no
  *      session yet → count, or queue a copy and ask the main thread for a
  *      session (NEED_SESSION, at most once a second per peer). A send key
  *      whose counter reached REKEY_AFTER_MESSAGES asks for a rekey once
@@ -191,9 +194,13 @@ export class Outbound {
     s[C.tunRxPackets]++
     s[C.tunRxBytes] += len
     const mem = this.#mem
-    if (len < 20 || (mem[off] >> 4) !== 4) { s[C.dropNotIpv4]++; return false }
-    const dst = this.#view.getUint32(off + 16)
-    const p = this.peers.byTunnelIp.get(dst)
+    const ver = mem[off] >> 4
+    let p: WorkerPeer | undefined
+    if (ver === 4 && len >= 20) p = this.peers.route4(this.#view.getUint32(off + 16))
+    else if (ver === 6 && len >= 40) {
+      const slot = this.peers.routes.lookup6(mem, off + 24)
+      p = slot < 0 ? undefined : this.peers.bySlot[slot]
+    } else { s[C.dropNotIp]++; return false }
     if (p === undefined) { s[C.dropNoRoute]++; return false }
     if (p.sendKeyOff < 0) { this.#enqueue(p, off, len); return false }
     if (this.#counters[p.slot] >= this.#rekeyAfter && !this.#underLimits(p)) { this.#enqueue(p, off, len); return false }

@@ -4,6 +4,8 @@
  * the worker thread that holds it; nothing here is shared memory.
  */
 import { ReplayWindow } from '../crypto/replay.js'
+import { RouteTable } from './route-table.js'
+import { ipv4Prefix, type IpPrefix } from '../wire/prefix.js'
 
 export interface WorkerPeer {
   readonly slot: number
@@ -53,12 +55,18 @@ export class PeerTable {
   readonly byTunnelIp = new Map<number, WorkerPeer>()
   readonly byPeerId = new Map<number, WorkerPeer>()
   readonly byEndpoint = new Map<number, WorkerPeer>()
+  /**
+   * Inner addresses → slot by longest prefix (cryptokey routing): each peer's
+   * tunnelIp as a /32 and its PEER `prefixes`. byTunnelIp stays the first,
+   * exact lookup for IPv4 host addresses; this table answers the rest.
+   */
+  readonly routes = new RouteTable()
 
   constructor (maxPeers: number) {
     this.bySlot = new Array(maxPeers)
   }
 
-  upsert (m: { slot: number, peerId: number, tunnelIp: number, endpointIp: number, endpointPort: number, relayVia: boolean, fd?: number }): WorkerPeer {
+  upsert (m: { slot: number, peerId: number, tunnelIp: number, endpointIp: number, endpointPort: number, relayVia: boolean, fd?: number, prefixes?: readonly IpPrefix[] }): WorkerPeer {
     let p = this.bySlot[m.slot]
     if (p === undefined) {
       p = {
@@ -74,6 +82,7 @@ export class PeerTable {
     p.relayVia = m.relayVia
     p.fd = m.fd ?? -1
     this.#index(p)
+    this.routes.set(p.slot, p.tunnelIp !== 0 ? [ipv4Prefix(p.tunnelIp, 32), ...(m.prefixes ?? [])] : (m.prefixes ?? []))
     this.setEndpoint(p, m.endpointIp, m.endpointPort)
     return p
   }
@@ -91,9 +100,18 @@ export class PeerTable {
     const p = this.bySlot[slot]
     if (p === undefined) return undefined
     this.#unindex(p)
+    this.routes.removeSlot(slot)
     if (this.byEndpoint.get(p.epKey) === p) this.byEndpoint.delete(p.epKey)
     this.bySlot[slot] = undefined
     return p
+  }
+
+  /** The peer an outbound IPv4 packet to `dst` (host order) goes to: exact tunnel address first, then the longest prefix. */
+  route4 (dst: number): WorkerPeer | undefined {
+    const p = this.byTunnelIp.get(dst)
+    if (p !== undefined) return p
+    const slot = this.routes.lookup4(dst)
+    return slot < 0 ? undefined : this.bySlot[slot]
   }
 
   #index (p: WorkerPeer): void {

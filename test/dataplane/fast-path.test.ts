@@ -13,6 +13,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { loadNative } from '../../src/dataplane/native.js'
 import { loadTestingNative } from '../helpers/native-testing.js'
 import { ipv4 as ipv4Packet, openData, relayEnvelope, sealData } from '../helpers/packets.js'
+import { a6, checksumOk6, ipv6, udp6 } from '../helpers/packets6.js'
+import { parsePrefix } from '../../src/wire/prefix.js'
 import { runPipelines } from '../../src/dataplane/pipelines.js'
 import { createStatsBuffer, StatsReader } from '../../src/dataplane/stats.js'
 import { SpscRing } from '../../src/dataplane/ring.js'
@@ -346,6 +348,52 @@ t.test('inbound: a lone data message is opened and written by the addon; everyth
   r.udpSend(0, sealData(r.recvKey, LOCAL_INDEX, 13, inner13))
   t.same(await r.tunRead(1), [inner13])
   t.equal(r.counter('fastPathPackets'), fast + 1)
+  t.same(r.failures, [])
+})
+
+t.test('routed and IPv6 packets are never the addon\'s (IPv4 host to host only): the batch path routes, checks and carries them', async t => {
+  const r = rig(t)
+  const P = (x: string): ReturnType<typeof parsePrefix> => parsePrefix(x, { keepHostBits: true })
+  r.control({ code: 'PEER', slot: 1, peerId: 7, tunnelIp: PEER_IP, endpointIp: LOOPBACK, endpointPort: r.farPorts[0]!, relayVia: false, fd: -1, prefixes: [P('fd00:77::2/128'), P('192.168.50.0/24')] })
+  r.control({ code: 'LOCAL', prefixes: [P('fd00:77::1/128'), P('192.168.60.0/24')] })
+  // Outbound, one at a time (each a lone packet the addon looks at first).
+  const outs = [ipv4(OWN, 0xc0a83207, 40), ipv6(a6('fd00:77::1'), a6('fd00:77::2'), new Uint8Array(randomBytes(40)))]
+  for (const p of outs) {
+    r.tunWrite(p)
+    const [d] = await r.udpRead(1)
+    t.same(openData(r.sendKey, d!).inner, p, `sent: to ${p[0]! >> 4 === 6 ? 'the peer\'s IPv6 address' : 'its route'}`)
+    await sleep(5)
+  }
+  // An IPv6 UDP packet with a partial checksum (NEEDS_CSUM), as the kernel hands it over with CSUM offload.
+  const u = udp6(a6('fd00:77::1'), a6('fd00:77::2'), 5000, 6000, new Uint8Array(randomBytes(33)))
+  const dv = new DataView(u.buffer)
+  const full = dv.getUint16(46)
+  dv.setUint16(46, 0)
+  let pseudo = 0
+  for (let i = 8; i < 40; i += 2) pseudo += dv.getUint16(i)
+  pseudo += 17 + (u.length - 40)
+  while (pseudo > 0xffff) pseudo = (pseudo & 0xffff) + (pseudo >>> 16)
+  dv.setUint16(46, pseudo)
+  const withHdr = new Uint8Array(VNET + u.length)
+  withHdr[0] = 1 // VIRTIO_NET_HDR_F_NEEDS_CSUM
+  new DataView(withHdr.buffer).setUint16(6, 40, true) // csum_start
+  new DataView(withHdr.buffer).setUint16(8, 6, true) // csum_offset
+  withHdr.set(u, VNET)
+  r.tunWriteRaw(withHdr)
+  const [dc] = await r.udpRead(1)
+  const innerC = openData(r.sendKey, dc!).inner
+  t.ok(checksumOk6(innerC), 'its UDP checksum completed over the IPv6 pseudo-header')
+  t.equal(new DataView(innerC.buffer, innerC.byteOffset).getUint16(46), full, 'the same checksum the sender would have written')
+  // Inbound: from the peer's route, to our route, IPv6 both ways.
+  const ins = [ipv4(0xc0a83209, OWN, 56), ipv4(PEER_IP, 0xc0a83c05, 56), ipv6(a6('fd00:77::2'), a6('fd00:77::1'), new Uint8Array(randomBytes(56)))]
+  let c = 0
+  for (const p of ins) {
+    r.udpSend(0, sealData(r.recvKey, LOCAL_INDEX, c++, p))
+    t.same(await r.tunRead(1), [p], 'delivered')
+    await sleep(5)
+  }
+  t.equal(r.counter('fastPathPackets'), 0, 'none of them by the addon')
+  t.equal(r.counter('dropSpoofedSource') + r.counter('dropNotForUs') + r.counter('dropNoRoute') + r.counter('dropNotIp'), 0, 'no drops')
   t.same(r.failures, [])
 })
 

@@ -176,7 +176,7 @@ t.test('malformed or oversized input is dropped and counted, never a crash', asy
     t.equal(segs.length, 0, `${name}: no segment`)
     t.equal(state[2], 1, `${name}: counted`)
   }
-  // A plain IPv6 packet is passed on unchanged: the pipeline counts it as dropNotIpv4, not as a split failure.
+  // A plain IPv6 packet is passed on unchanged: the pipeline routes it (or counts it as dropNotIp), not a split failure.
   const v6 = Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x60, ...Array.from({ length: 60 }, (_, i) => i)])
   const passed = split({ buf: v6, payload: new Uint8Array(0), hlen: 0 })
   t.equal(passed.segs.length, 1, 'plain IPv6: one packet out')
