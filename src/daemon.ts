@@ -31,7 +31,7 @@ import { dirname, join } from 'node:path'
 import type { ApproveRoutes, Config } from './config/schema.js'
 import { routePrefixes } from './config/routes.js'
 import { KernelRoutes } from './dataplane/kernel-routes.js'
-import { planRoutes } from './control/route-table.js'
+import { planRoutes } from './control/kernel-route-plan.js'
 import { formatPrefix, ipv4Prefix, type IpPrefix } from './wire/prefix.js'
 import { describeChanges, planReload } from './config/reload.js'
 import { systemClock } from './clock.js'
@@ -259,7 +259,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     }
   }
 
-  // Subnet routes in the kernel table (control/route-table.ts decides, dataplane/kernel-routes.ts runs ip route):
+  // Subnet routes in the kernel table (control/kernel-route-plan.ts decides, dataplane/kernel-routes.ts runs ip route):
   // a server installs its clients' approved routes; a client the server's and its peers' (unless --no-accept-routes).
   const kernelRoutes = config.mode === 'server' || config.acceptRoutes ? new KernelRoutes(config.dev, log.child('routes')) : null
   let routesKey = ''

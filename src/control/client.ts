@@ -46,7 +46,7 @@ import { PeerSessions } from './peer-sessions.js'
 import { PeerMembership } from './peer-membership.js'
 import { UserPings, type PingStarted } from './user-ping.js'
 import { fingerprint } from '../identity/key-text.js'
-import type { RouteOffer } from './route-table.js'
+import type { RouteOffer } from './kernel-route-plan.js'
 
 export type { ClientOptions } from './client-context.js'
 export type { RegistrationState } from './registration.js'
@@ -377,7 +377,7 @@ export class ClientController implements ControlHandler {
 
   /**
    * The networks other nodes serve, for the kernel's routing table
-   * (route-table.ts planRoutes; daemon.ts): the server's own routes, then
+   * (kernel-route-plan.ts planRoutes; daemon.ts): the server's own routes, then
    * each peer's approved routes.
    */
   routeOffers (): RouteOffer[] {

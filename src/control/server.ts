@@ -43,7 +43,7 @@ import { ServerRoaming } from './server-roaming.js'
 import { ServerPeerList } from './server-peer-list.js'
 import { disconnect, dropUnadmitted, nodesAdmin } from './server-nodes.js'
 import type { ApproveRoutes } from '../config/schema.js'
-import type { RouteOffer } from './route-table.js'
+import type { RouteOffer } from './kernel-route-plan.js'
 import { formatPrefix } from '../wire/prefix.js'
 
 export type { ServerOptions } from './server-context.js'
@@ -333,7 +333,7 @@ export class ServerController implements ControlHandler {
   /** Routes approved, pending and refused now (status counters). */
   routeCounters (): Record<string, number> { return this.#ctx.routes.counters() }
 
-  /** The approved networks of the active clients, for the server's own kernel table (daemon.ts, route-table.ts). */
+  /** The approved networks of the active clients, for the server's own kernel table (daemon.ts, kernel-route-plan.ts). */
   routeOffers (): RouteOffer[] {
     const out: RouteOffer[] = []
     for (const rec of this.#byIp.values()) if (rec.active) for (const prefix of rec.approved) out.push({ via: rec.tunnelIp, prefix })

@@ -1,6 +1,6 @@
 /**
  * The kernel side of subnet routes (--accept-routes): the routes the control
- * plane wants (control/route-table.ts planRoutes) installed on our TUN
+ * plane wants (control/kernel-route-plan.ts planRoutes) installed on our TUN
  * device with iproute2, and removed when withdrawn and at exit.
  *
  *   want(plan) ─▶ skipped offers logged once (error) and counted
@@ -20,7 +20,7 @@ import { promisify } from 'node:util'
 import type { Logger } from '../log.js'
 import { intToIp } from '../wire/addr.js'
 import { formatPrefix } from '../wire/prefix.js'
-import { diffRoutes, routeKey, type RouteOffer, type RoutePlan } from '../control/route-table.js'
+import { diffRoutes, routeKey, type RouteOffer, type RoutePlan } from '../control/kernel-route-plan.js'
 
 const exec = promisify(execFile)
 

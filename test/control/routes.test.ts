@@ -1,6 +1,6 @@
 /**
  * Subnet routes and client isolation in the control plane (issue 11 items
- * 3-4): the pure decisions (route-approval.ts decideRoutes, route-table.ts
+ * 3-4): the pure decisions (route-approval.ts decideRoutes, kernel-route-plan.ts
  * planRoutes / diffRoutes), then a server and clients over FakeNet on a
  * manual clock: only approved routes leave the server, the first holder
  * keeps a network and loses it when it leaves, a reload re-decides, and
@@ -17,7 +17,7 @@ import { generateStaticKey } from '../../src/crypto/noise.js'
 import { intToIp, ipToInt } from '../../src/wire/addr.js'
 import { formatPrefix, parsePrefix, type IpPrefix } from '../../src/wire/prefix.js'
 import { decideRoutes } from '../../src/control/route-approval.js'
-import { diffRoutes, planRoutes, type RouteOffer } from '../../src/control/route-table.js'
+import { diffRoutes, planRoutes, type RouteOffer } from '../../src/control/kernel-route-plan.js'
 import { peerPrefixes } from '../../src/control/peer-prefixes.js'
 import type { ApproveRoutes } from '../../src/config/schema.js'
 import { FakeNet, type FakeDataplane } from '../helpers/fake-dataplane.js'

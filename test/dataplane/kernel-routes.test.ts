@@ -7,7 +7,7 @@
 import t from 'tap'
 import { Logger } from '../../src/log.js'
 import { KernelRoutes } from '../../src/dataplane/kernel-routes.js'
-import { planRoutes, type RouteOffer } from '../../src/control/route-table.js'
+import { planRoutes, type RouteOffer } from '../../src/control/kernel-route-plan.js'
 import { ipToInt } from '../../src/wire/addr.js'
 import { parsePrefix } from '../../src/wire/prefix.js'
 
