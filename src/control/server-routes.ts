@@ -56,21 +56,37 @@ export class ServerRoutes {
   tick (): void { if (this.#dirty) this.recompute() }
 
   /**
-   * Decides every active client's routes in registration order (the first
-   * holder of a network keeps it). Records whose approved set changed are
-   * announced; `except` (a client being activated: its caller routes and
-   * announces it) only gets its decisions.
+   * Decides every active client's routes. The first holder keeps a network:
+   * routes approved before (and still advertised) are decided first, in
+   * registration order, then every other advertised route, in the same
+   * order. Records whose approved set changed are announced; `except` (a
+   * client being activated: its caller routes and announces it) only gets
+   * its decisions.
    */
   recompute (except: ClientRecord | null = null): void {
     this.#dirty = false
     const held: HeldRoute[] = []
-    for (const rec of this.#io.byIp.values()) {
-      if (!rec.active && rec !== except) continue
-      const ds = decideRoutes(rec.tunnelIp, rec.advertised, { policy: approvedFor(this.#policy, rec.tunnelIp), tunnelNets: this.#tunnelNets, serverRoutes: this.own, held })
+    const recs = [...this.#io.byIp.values()].filter(r => r.active || r === except)
+    /** Per record, the decision for each advertised route by its index. */
+    const decided = new Map<ClientRecord, RouteDecision[]>()
+    for (const incumbents of [true, false]) {
+      for (const rec of recs) {
+        const was = new Set(rec.approved.map(formatPrefix))
+        const idx = rec.advertised.map((_, i) => i).filter(i => was.has(formatPrefix(rec.advertised[i]!)) === incumbents)
+        const ds = decideRoutes(rec.tunnelIp, idx.map(i => rec.advertised[i]!), { policy: approvedFor(this.#policy, rec.tunnelIp), tunnelNets: this.#tunnelNets, serverRoutes: this.own, held })
+        const out = decided.get(rec) ?? []
+        decided.set(rec, out)
+        ds.forEach((d, k) => {
+          out[idx[k]!] = d
+          if (d.state === 'approved') held.push({ node: rec.tunnelIp, prefix: d.prefix })
+        })
+      }
+    }
+    for (const rec of recs) {
+      const ds = decided.get(rec)!
       const before = rec.approved
       rec.routes = ds
       rec.approved = approvedOf(ds)
-      for (const p of rec.approved) held.push({ node: rec.tunnelIp, prefix: p })
       this.#logDecisions(rec, ds)
       if (rec !== except && !sameList(before, rec.approved)) this.#io.changed(rec)
     }

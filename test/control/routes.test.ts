@@ -74,7 +74,7 @@ t.test('peerPrefixes: the IPv6 tunnel address as a /128, then the routes', async
   t.same(peerPrefixes({ tunnel6: null, routes: [] }), [])
 })
 
-interface Node { c: ClientController, dp: FakeDataplane }
+interface Node { c: ClientController, dp: FakeDataplane, opt: { advertiseRoutes: IpPrefix[] } }
 
 function lab (opts: { approve: ApproveRoutes, isolation?: boolean, serverRoutes?: string[] }) {
   const net = new FakeNet()
@@ -92,13 +92,14 @@ function lab (opts: { approve: ApproveRoutes, isolation?: boolean, serverRoutes?
   const clients: ClientController[] = []
   const add = (n: number, routes: string[] = []): Node => {
     const dp = net.add(ipToInt(`198.18.1.${n}`), 40000 + n, 'client')
-    const c = new ClientController({
+    const opt = {
       psk, nodeKey: generateStaticKey(), tunnelIp: ipToInt(`10.0.0.${n + 1}`), prefix: 24, mtu: 1400, serverIp: ipToInt('198.18.0.1'), serverPort: 9000,
       keepaliveSec: 10, serverName: '198.18.0.1:9000', advertiseRoutes: routes.map(P)
-    }, { port: dp, clock, random, log: new Logger({ level: 'error', sink: { write: () => {} } }) }, 16)
+    }
+    const c = new ClientController(opt, { port: dp, clock, random, log: new Logger({ level: 'error', sink: { write: () => {} } }) }, 16)
     dp.handler = c
     clients.push(c)
-    return { c, dp }
+    return { c, dp, opt }
   }
   const run = (ms: number): void => {
     for (let el = 0; el < ms; el += 250) {
@@ -148,6 +149,23 @@ t.test('only approved routes leave the server; the first holder keeps a network 
   t.same(offers(a.c), ['10.0.0.1 172.16.0.0/16'], 'withdrawn from every peer')
   t.same(texts(L.serverDp.routeByTunnelIp(C)?.prefixes), [])
   t.match(L.server.routeCounters(), { routesApproved: 0, routesPending: 2 })
+})
+
+t.test('a client that starts advertising a network another client holds does not take it; changed routes reach the peers', async t => {
+  const L = lab({ approve: 'all' })
+  const a = L.add(1, ['192.168.60.0/24'])
+  const b = L.add(2, ['192.168.50.0/24'])
+  const c = L.add(3)
+  L.run(1500)
+  t.same(offers(c.c), ['10.0.0.2 192.168.60.0/24', '10.0.0.3 192.168.50.0/24'])
+  // a (registered first) now advertises b's network too, and drops its own: a rekey carries the new list.
+  a.opt.advertiseRoutes = [P('192.168.50.0/25'), P('192.168.70.0/24')]
+  a.c.onSendLimit(0)
+  L.run(1500)
+  t.same(L.server.status().peers.find(p => p.tunnelIp === '10.0.0.2')?.routes?.map(r => `${r.prefix} ${r.state}`), ['192.168.50.0/25 refused', '192.168.70.0/24 approved'],
+    'b held 192.168.50.0/24 first: it keeps it, although a comes first in registration order')
+  t.same(offers(c.c), ['10.0.0.2 192.168.70.0/24', '10.0.0.3 192.168.50.0/24'], 'c: a\'s old network withdrawn, its new one added')
+  t.same(texts(c.dp.routeByTunnelIp(ipToInt('10.0.0.2'))?.prefixes), ['192.168.70.0/24'])
 })
 
 t.test('--client-isolation: clients get empty peer lists, and still the server\'s routes', async t => {
