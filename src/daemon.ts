@@ -30,9 +30,8 @@ import { lstatSync, readFileSync, unlinkSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import type { ApproveRoutes, Config } from './config/schema.js'
 import { routePrefixes } from './config/routes.js'
-import { KernelRoutes } from './dataplane/kernel-routes.js'
-import { planRoutes } from './control/kernel-route-plan.js'
-import { formatPrefix, ipv4Prefix, type IpPrefix } from './wire/prefix.js'
+import { KernelRoutes, warnIfNotForwarding } from './dataplane/kernel-routes.js'
+import { ipv4Prefix } from './wire/prefix.js'
 import { describeChanges, planReload } from './config/reload.js'
 import { systemClock } from './clock.js'
 import { systemRandom } from './random.js'
@@ -261,17 +260,10 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
 
   // Subnet routes in the kernel table (control/kernel-route-plan.ts decides, dataplane/kernel-routes.ts runs ip route):
   // a server installs its clients' approved routes; a client the server's and its peers' (unless --no-accept-routes).
-  const kernelRoutes = config.mode === 'server' || config.acceptRoutes ? new KernelRoutes(config.dev, log.child('routes')) : null
-  let routesKey = ''
-  const syncRoutes = (): void => {
-    if (kernelRoutes === null) return
-    const offers = controller.routeOffers()
-    const underlay = controller instanceof ClientController ? controller.serverUnderlayIp : 0
-    const key = `${underlay};${offers.map(o => `${o.via}>${formatPrefix(o.prefix)}`).join(',')}`
-    if (key === routesKey) return
-    routesKey = key
-    kernelRoutes.want(planRoutes(offers, { serverUnderlay: underlay, tunnelNets: [ipv4Prefix(networkAddress(config.tun.ipInt, config.tun.prefix), config.tun.prefix)], own: ownRoutes }))
-  }
+  const kernelRoutes = config.mode === 'server' || config.acceptRoutes
+    ? new KernelRoutes(config.dev, log.child('routes'), { tunnelNets: [ipv4Prefix(networkAddress(config.tun.ipInt, config.tun.prefix), config.tun.prefix)], own: ownRoutes })
+    : null
+  const syncRoutes = (): void => { kernelRoutes?.offer(controller.routeOffers(), controller instanceof ClientController ? controller.serverUnderlayIp : 0) }
 
   let control: { close(): Promise<void> } | null = null
   const ticker = new Ticker(() => { controller.tick(); syncRoutes(); return controller.tickInterval() },
@@ -412,21 +404,6 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
   }
   log.info('stopped; device and socket removed')
   return 0
-}
-
-/**
- * A node advertising routes forwards packets between the tunnel and the
- * networks behind it: warn once at start when the kernel does not (the
- * sysctl named), for each family it advertises.
- */
-function warnIfNotForwarding (routes: readonly IpPrefix[], log: Logger): void {
-  const checks: Array<[4 | 6, string, string]> = [[4, '/proc/sys/net/ipv4/ip_forward', 'net.ipv4.ip_forward'], [6, '/proc/sys/net/ipv6/conf/all/forwarding', 'net.ipv6.conf.all.forwarding']]
-  for (const [family, file, name] of checks) {
-    if (!routes.some(r => r.family === family)) continue
-    let v: string
-    try { v = readFileSync(file, 'utf8').trim() } catch { continue }
-    if (v === '0') log.warn(`this node advertises IPv${family} routes but IPv${family} forwarding is off, so peers' packets to those networks stop here: run sysctl -w ${name}=1 (and set it in /etc/sysctl.d to keep it)`)
-  }
 }
 
 /** Thrown inside runDaemon when a stop signal came before the daemon was ready: a clean stop, not a failure. */

@@ -3,6 +3,7 @@
  * plane wants (control/kernel-route-plan.ts planRoutes) installed on our TUN
  * device with iproute2, and removed when withdrawn and at exit.
  *
+ *   offer(offers, server address) (each tick) ─▶ planRoutes when they changed ─▶ want(plan)
  *   want(plan) ─▶ skipped offers logged once (error) and counted
  *              ─▶ a serialized sync: diffRoutes(installed, wanted)
  *                   remove: ip [-6] route del PREFIX dev DEV
@@ -12,15 +13,19 @@
  *   close() ─▶ every installed route removed (SIGTERM); after kill -9 the
  *              device goes and its routes with it, so a restart finds none.
  *
+ * warnIfNotForwarding: the start-up warning of a node advertising routes
+ * while the kernel does not forward (the sysctl named).
+ *
  * Main thread; one command at a time. Failures are logged and counted,
  * never thrown: a route that cannot be installed leaves the rest working.
  */
 import { execFile } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { promisify } from 'node:util'
 import type { Logger } from '../log.js'
 import { intToIp } from '../wire/addr.js'
-import { formatPrefix } from '../wire/prefix.js'
-import { diffRoutes, routeKey, type RouteOffer, type RoutePlan } from '../control/kernel-route-plan.js'
+import { formatPrefix, type IpPrefix } from '../wire/prefix.js'
+import { diffRoutes, planRoutes, routeKey, type PlanFacts, type RouteOffer, type RoutePlan } from '../control/kernel-route-plan.js'
 
 const exec = promisify(execFile)
 
@@ -49,10 +54,24 @@ export class KernelRoutes {
   #closed = false
   readonly counters = { routesInstalled: 0, routesSkipped: 0, routeCommandsFailed: 0 }
 
-  constructor (dev: string, log: Logger, ip: IpRunner = runIp) {
+  /** The facts of planRoutes that do not change while running. */
+  readonly #facts: Omit<PlanFacts, 'serverUnderlay'>
+  /** The offers and underlay of the last offer(), to skip planning when nothing changed. */
+  #lastOffer = ''
+
+  constructor (dev: string, log: Logger, facts: Omit<PlanFacts, 'serverUnderlay'> = { tunnelNets: [], own: [] }, ip: IpRunner = runIp) {
     this.#dev = dev
     this.#log = log
+    this.#facts = facts
     this.#ip = ip
+  }
+
+  /** The controller's offers (on every tick): planned and wanted when they or the server's address changed. */
+  offer (offers: readonly RouteOffer[], serverUnderlay: number): void {
+    const key = `${serverUnderlay};${offers.map(o => `${o.via}>${formatPrefix(o.prefix)}`).join(',')}`
+    if (key === this.#lastOffer) return
+    this.#lastOffer = key
+    this.want(planRoutes(offers, { ...this.#facts, serverUnderlay }))
   }
 
   /** The routes wanted now; applied in the background (in order, one command at a time). */
@@ -159,4 +178,19 @@ function errText (err: unknown): string {
   const e = err as NodeJS.ErrnoException & { stderr?: string }
   if (e.code === 'ENOENT') return 'the `ip` command (iproute2) was not found: install iproute2'
   return (e.stderr ?? e.message ?? String(err)).trim()
+}
+
+/**
+ * A node advertising routes forwards packets between the tunnel and the
+ * networks behind it: warn once at start when the kernel does not (the
+ * sysctl named), for each family it advertises.
+ */
+export function warnIfNotForwarding (routes: readonly IpPrefix[], log: Logger): void {
+  const checks: Array<[4 | 6, string, string]> = [[4, '/proc/sys/net/ipv4/ip_forward', 'net.ipv4.ip_forward'], [6, '/proc/sys/net/ipv6/conf/all/forwarding', 'net.ipv6.conf.all.forwarding']]
+  for (const [family, file, name] of checks) {
+    if (!routes.some(r => r.family === family)) continue
+    let v: string
+    try { v = readFileSync(file, 'utf8').trim() } catch { continue }
+    if (v === '0') log.warn(`this node advertises IPv${family} routes but IPv${family} forwarding is off, so peers' packets to those networks stop here: run sysctl -w ${name}=1 (and set it in /etc/sysctl.d to keep it)`)
+  }
 }

@@ -20,7 +20,7 @@ function rig (table: Record<string, string> = {}, fail: string[] = []) {
   const calls: string[] = []
   const lines: string[] = []
   const log = new Logger({ level: 'debug', sink: { write: (l) => { lines.push(l) } } })
-  const kr = new KernelRoutes('lwt0', log, async (args) => {
+  const kr = new KernelRoutes('lwt0', log, undefined, async (args) => {
     const cmd = args.join(' ')
     calls.push(cmd)
     if (fail.some(f => cmd.includes(f))) throw Object.assign(new Error('failed'), { stderr: 'RTNETLINK answers: Operation not permitted' })
