@@ -37,8 +37,8 @@ export class ServerRoutes {
   readonly own: readonly IpPrefix[]
   readonly #io: RoutesIo
   #dirty = false
-  /** "node prefix state reason" lines already logged (a decision is logged once, not at every recompute). */
-  readonly #logged = new Set<string>()
+  /** "node prefix" → the "state reason" last logged: a decision is logged when it changes, not at every recompute. */
+  readonly #logged = new Map<string, string>()
 
   constructor (policy: ApproveRoutes, tunnelNets: readonly IpPrefix[], own: readonly IpPrefix[], io: RoutesIo) {
     this.#policy = policy
@@ -94,10 +94,11 @@ export class ServerRoutes {
 
   #logDecisions (rec: ClientRecord, ds: readonly RouteDecision[]): void {
     for (const d of ds) {
-      const line = `${intToIp(rec.tunnelIp)} ${formatPrefix(d.prefix)} ${d.state} ${d.reason ?? ''}`
-      if (this.#logged.has(line)) continue
+      const key = `${intToIp(rec.tunnelIp)} ${formatPrefix(d.prefix)}`
+      const line = `${d.state} ${d.reason ?? ''}`
+      if (this.#logged.get(key) === line) continue
       if (this.#logged.size > 4096) this.#logged.clear()
-      this.#logged.add(line)
+      this.#logged.set(key, line)
       const peer = intToIp(rec.tunnelIp)
       if (d.state === 'approved') this.#io.log.info(`route ${formatPrefix(d.prefix)} of ${peer} approved`, { peer })
       else if (d.state === 'pending') this.#io.log.warn(`route ${formatPrefix(d.prefix)} of ${peer} is pending: ${d.reason!}`, { peer })
