@@ -28,7 +28,10 @@ import { createSocket, type Socket } from 'node:dgram'
 import { networkInterfaces } from 'node:os'
 import { lstatSync, readFileSync, unlinkSync } from 'node:fs'
 import { dirname, join } from 'node:path'
-import type { Config } from './config/schema.js'
+import type { ApproveRoutes, Config } from './config/schema.js'
+import { routePrefixes } from './config/routes.js'
+import { KernelRoutes, warnIfNotForwarding } from './dataplane/kernel-routes.js'
+import { formatPrefix, ipv4Prefix, networkOf } from './wire/prefix.js'
 import { describeChanges, planReload } from './config/reload.js'
 import { systemClock } from './clock.js'
 import { systemRandom } from './random.js'
@@ -49,7 +52,7 @@ import { PeerCache, fileStore } from './control/peer-cache.js'
 import { NAT_CHECK_PORT_OFFSET, TICK } from './control/constants.js'
 import { LoopDelayMonitor, Ticker } from './control/ticker.js'
 import { startControlServer } from './cli/control-protocol.js'
-import { ipToInt, intToIp, isIpv4 } from './wire/addr.js'
+import { ipToInt, intToIp, isIpv4, networkAddress } from './wire/addr.js'
 import { ServerName } from './server-name.js'
 import type { ControlPlaneInfo, StatusReport } from './control/status.js'
 import type { ControlHandler } from './control/port.js'
@@ -59,7 +62,6 @@ import { answerNetcheck, answerPing } from './control/observe-requests.js'
 import { answerNodes } from './control/nodes.js'
 import { openServerRegistry, reloadAuthorized } from './state/server-registry.js'
 import type { FileRegistry } from './state/registry-file.js'
-import { formatPrefix } from './wire/prefix.js'
 
 /** Peer slots per daemon: the server's clients, or a client's peers (slot 0 = the server). */
 function maxPeersFor (config: Config): number {
@@ -197,12 +199,15 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     socketBuffer: 4 * 1024 * 1024,
     placement: config.placement,
     fastPath: config.fastPath,
-    macKeys: config.mode === 'server' ? macKeys(psk) : undefined
+    macKeys: config.mode === 'server' ? macKeys(psk) : undefined,
+    clientIsolation: config.mode === 'server' && config.clientIsolation
   }, log.child('dataplane'))
+  const ownRoutes = routePrefixes(config.advertiseRoutes)
 
   const controller = config.mode === 'server'
     ? new ServerController({
-      psk, nodeKey, tunnelIp: config.tun.ipInt, prefix: config.tun.prefix, tunnel6: config.tun6, mtu: config.mtu, maxClients: config.maxClients, keepaliveSec: config.keepalive, registry: registry!
+      psk, nodeKey, tunnelIp: config.tun.ipInt, prefix: config.tun.prefix, tunnel6: config.tun6, mtu: config.mtu, maxClients: config.maxClients, keepaliveSec: config.keepalive, registry: registry!,
+      advertiseRoutes: ownRoutes, approveRoutes: config.approveRoutes, clientIsolation: config.clientIsolation
     }, { port: dataplane, clock: systemClock, random: systemRandom, log: log.child('server') }, maxPeers)
     : new ClientController({
       psk,
@@ -218,7 +223,8 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       serverName: `${config.remote!.host}:${config.remote!.port}`,
       p2p: config.p2p,
       localEndpoints: () => localEndpoints(dataplane.port, config.tun.ipInt),
-      peerCache: config.p2p ? new PeerCache(fileStore(join(config.stateDir, 'peers.json')), (m) => { log.warn(m) }) : null
+      peerCache: config.p2p ? new PeerCache(fileStore(join(config.stateDir, 'peers.json')), (m) => { log.warn(m) }) : null,
+      advertiseRoutes: ownRoutes
     }, { port: dataplane, clock: systemClock, random: systemRandom, log: log.child('client') }, maxPeers)
 
   // Server: the handshake pool (--handshake-workers; control/handshake-pool.ts), created only with threads.
@@ -244,14 +250,26 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       nodeKey: { publicKey: keyToText(nodeKey.pub), fingerprint: fingerprint(nodeKey.pub) },
       uptimeSec: Math.round((Date.now() - startedWall) / 1000),
       peers: s.peers,
-      counters: { ...dataplane.counters(), ...(controller instanceof ServerController ? { ...controller.natCheckCounters, ...controller.handshakeCounters, ...controller.registrationCounters, ...controller.roamCounters } : controller.counters), logLinesLost: log.linesLost },
+      counters: { ...dataplane.counters(), ...(controller instanceof ServerController ? { ...controller.natCheckCounters, ...controller.handshakeCounters, ...controller.registrationCounters, ...controller.roamCounters, ...controller.routeCounters() } : controller.counters), ...kernelRoutes?.counters, logLinesLost: log.linesLost },
       dataplane: { placement: config.placement, ...dataplane.offloads },
-      controlPlane: controlPlane()
+      controlPlane: controlPlane(),
+      routes: {
+        advertised: [...config.advertiseRoutes],
+        kernel: kernelRoutes?.status() ?? [],
+        ...(config.mode === 'server' ? { clientIsolation: config.clientIsolation } : {})
+      }
     }
   }
 
+  // Subnet routes in the kernel table (control/kernel-route-plan.ts decides, dataplane/kernel-routes.ts runs ip route):
+  // a server installs its clients' approved routes; a client the server's and its peers' (unless --no-accept-routes).
+  const kernelRoutes = config.mode === 'server' || config.acceptRoutes
+    ? new KernelRoutes(config.dev, log.child('routes'), { tunnelNets: [ipv4Prefix(networkAddress(config.tun.ipInt, config.tun.prefix), config.tun.prefix), ...(config.tun6 !== null ? [networkOf(config.tun6)] : [])], own: ownRoutes })
+    : null
+  const syncRoutes = (): void => { kernelRoutes?.offer(controller.routeOffers(), controller instanceof ClientController ? controller.serverUnderlayIp : 0) }
+
   let control: { close(): Promise<void> } | null = null
-  const ticker = new Ticker(() => { controller.tick(); return controller.tickInterval() },
+  const ticker = new Ticker(() => { controller.tick(); syncRoutes(); return controller.tickInterval() },
     (err) => { log.error('control-plane timer failed', { err }) }, TICK, systemClock)
   const loopDelay = new LoopDelayMonitor(systemClock)
   const controlPlane = (): ControlPlaneInfo => {
@@ -295,6 +313,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
         case 'logFormat': log.setFormat(chooseFormat(c.to as 'text' | 'json', underJournald())); break
         case 'keepalive': controller.setKeepalive(c.to as number); break
         case 'maxClients': if (controller instanceof ServerController) controller.setMaxClients(c.to as number); break
+        case 'approveRoutes': if (controller instanceof ServerController) controller.setApproveRoutes(c.to as ApproveRoutes); break
         default: break
       }
     }
@@ -308,6 +327,8 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
 
   try {
     await dataplane.start(handler, onFatal)
+    // The networks behind us are reached through this host: say so at once when it does not forward.
+    if (ownRoutes.length > 0) warnIfNotForwarding(ownRoutes, log)
     control = await startControlServer(config.control, async (req) => {
       if (req.cmd === 'status') {
         // The loop-delay monitor wakes the loop 100 times a second, which costs an idle ping ~45 µs
@@ -370,6 +391,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     if (controller instanceof ServerController) controller.flushRegistry()
     if (control) await control.close().catch(() => {})
     if (metrics) await metrics.close().catch(() => {})
+    if (kernelRoutes) await kernelRoutes.close()
     await dataplane.close().catch((err: unknown) => { log.error('closing the dataplane failed', { err }) })
     if (handshakePool) await handshakePool.close().catch(() => {})
     psk.fill(0) // the only copy of the network's psk (the key string itself cannot be wiped: docs/PROTOCOL.md §15)

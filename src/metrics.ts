@@ -114,6 +114,13 @@ const TRAFFIC: Record<string, { name: string, help: string, labels?: Labels }> =
   serverVersionRejects: { name: 'lwt_handshakes_total', help: '', labels: { result: 'version_rejected' } }
 }
 
+/** Status numbers that are levels, not counts: metric name, help, labels. */
+const GAUGES: Record<string, { name: string, help: string, labels: Labels }> = {
+  routesApproved: { name: 'lwt_client_routes', help: 'Server: routes advertised by the registered clients, by the server\'s decision (docs/PROTOCOL.md §11a).', labels: { state: 'approved' } },
+  routesPending: { name: 'lwt_client_routes', help: '', labels: { state: 'pending' } },
+  routesRefused: { name: 'lwt_client_routes', help: '', labels: { state: 'refused' } }
+}
+
 /** Drop counters that do not start with "drop": their reason label. */
 const OTHER_DROPS: Record<string, string> = {
   p2pDropped: 'control_invalid',
@@ -140,7 +147,10 @@ export function renderMetrics (r: StatusReport, proc: ProcessFacts = processFact
 
   for (const [k, v] of Object.entries(r.counters ?? {})) {
     const t = TRAFFIC[k]
-    if (t !== undefined) {
+    const g = GAUGES[k]
+    if (g !== undefined) {
+      e.add(g.name, 'gauge', g.help, v, g.labels)
+    } else if (t !== undefined) {
       e.add(t.name, 'counter', t.help, v, t.labels)
     } else if (k.startsWith('drop')) {
       e.add('lwt_drops_total', 'counter', DROPS_HELP, v, { reason: snake(k.slice(4)) })

@@ -45,9 +45,9 @@ _lightweight_tunnel() {
     -m|--mode|-mode)
       COMPREPLY=($(compgen -W 'server client' -- "$cur"))
       return 0 ;;
-    --p2p|-p2p)
+    --p2p|-p2p|--accept-routes|-accept-routes|--client-isolation|-client-isolation)
       ((eq)) && { COMPREPLY=($(compgen -W 'true false' -- "$cur")); return 0; } ;;
-    -t|--tun|-tun|-k|--key|-key|--network-name|-network-name|--dev|-dev|-tun-name|--tun-name|--control|-control|--mtu|-mtu|--keepalive|-keepalive|-l|--listen|-listen|-r|--remote|-remote|--max-clients|-max-clients)
+    -t|--tun|-tun|-k|--key|-key|--network-name|-network-name|--dev|-dev|-tun-name|--tun-name|--control|-control|--mtu|-mtu|--keepalive|-keepalive|-l|--listen|-listen|-r|--remote|-remote|--max-clients|-max-clients|--advertise-routes|-advertise-routes|-routes|--routes|--approve-routes|-approve-routes)
       COMPREPLY=()
       return 0 ;;
   esac
@@ -63,14 +63,14 @@ _lightweight_tunnel() {
 
   local opts
   case $cmd in
-    server) opts="$common --listen --max-clients --authorized-nodes" ;;
+    server) opts="$common --listen --max-clients --authorized-nodes --advertise-routes --approve-routes --client-isolation" ;;
     nodes)
       # nodes [remove|allow NODE]: the action word first.
       if [[ $cur != -* && $COMP_CWORD -ge 2 && ${COMP_WORDS[COMP_CWORD-1]} == nodes ]]; then
         COMPREPLY=($(compgen -W 'remove allow' -- "$cur")); return 0
       fi
       opts='--json --control --dev --help' ;;
-    client) opts="$common --remote --listen --p2p --no-p2p --server-key" ;;
+    client) opts="$common --remote --listen --p2p --no-p2p --server-key --advertise-routes --accept-routes --no-accept-routes" ;;
     status) opts='--json --control --dev --help' ;;
     install-service) opts='--config --root --help' ;;
     completion)
@@ -85,7 +85,7 @@ _lightweight_tunnel() {
         COMPREPLY=($(compgen -W "$commands" -- "$cur"))
         return 0
       fi
-      opts="$common --listen --remote --max-clients --authorized-nodes --p2p --no-p2p --mode --genconfig --version" ;;
+      opts="$common --listen --remote --max-clients --authorized-nodes --p2p --no-p2p --advertise-routes --approve-routes --accept-routes --no-accept-routes --client-isolation --mode --genconfig --version" ;;
   esac
   if [[ $cur == -* ]]; then
     COMPREPLY=($(compgen -W "$opts" -- "$cur"))

@@ -16,7 +16,9 @@ const SERVER = `lightweight-tunnel server - run the server
 
 SYNOPSIS
     lightweight-tunnel server --tun CIDR --key-file FILE [--listen HOST:PORT]
-        [--max-clients N] [--dev NAME] [--control PATH] [--mtu N]
+        [--max-clients N] [--advertise-routes CIDR,...]
+        [--approve-routes all|NODE=CIDR+...,...] [--client-isolation]
+        [--dev NAME] [--control PATH] [--mtu N]
         [--keepalive SECONDS] [--placement inline|fused|split]
         [--no-fast-path] [--log-level LEVEL | -q | --verbose]
         [--log-format text|json] [-c FILE]
@@ -35,7 +37,8 @@ const CLIENT = `lightweight-tunnel client - run a client
 
 SYNOPSIS
     lightweight-tunnel client --remote HOST:PORT --tun CIDR --key-file FILE
-        [--p2p | --no-p2p] [--listen HOST:PORT] [--dev NAME] [--control PATH]
+        [--p2p | --no-p2p] [--advertise-routes CIDR,...] [--no-accept-routes]
+        [--listen HOST:PORT] [--dev NAME] [--control PATH]
         [--mtu N] [--keepalive SECONDS] [--placement inline|fused|split]
         [--no-fast-path] [--log-level LEVEL | -q | --verbose]
         [--log-format text|json] [-c FILE]

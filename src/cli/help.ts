@@ -223,6 +223,19 @@ const OPTIONS = `OPTIONS
               remove"), keys added are admitted (a revocation is lifted).
               Default: none (every holder of the network key may register a
               free address; see "help nodes").
+    --approve-routes all | NODE=CIDR[+CIDR...][,NODE=...] | NODE=all
+              Which networks advertised by clients are used (NODE is a
+              client's tunnel address): "all", or per client the approved
+              networks, or all of that client's. An advertised route not
+              approved stays pending (status says so); one overlapping a
+              route already approved for another node is refused (the
+              first holder keeps it). SIGHUP applies a change at once.
+              Default: none approved.
+    --client-isolation
+              Clients reach the server's tunnel address and the server's own
+              routes, never each other: no relay between clients, no peer
+              list entries (so no direct paths). Server to client traffic
+              works. Default: off.
 
   Client only
     -r, --remote HOST:PORT
@@ -238,12 +251,29 @@ const OPTIONS = `OPTIONS
     -l, --listen HOST:PORT
               Local UDP address to bind. Default: ${D.clientListen.host}:${D.clientListen.port} (any
               address, a free port chosen by the kernel).
+    --accept-routes, --no-accept-routes
+              Install the approved routes of the other nodes on the TUN
+              device (ip route replace ... dev DEV), and remove them when
+              withdrawn and at exit. A route that would capture the path to
+              the server, or that another device already routes, is skipped
+              with an error. --no-accept-routes leaves the routing table
+              alone. Default: on.
     --server-key KEY|FILE
               The server's public key (base64, as "status" on the server
               shows it), or a file holding it. Without it the client pins
               the key the server presents on first contact in
               STATE_DIR/server.pub; either way a server presenting another
               key is refused (status shows why).
+
+  Both modes
+    --advertise-routes CIDR[,CIDR...]   (Go: -routes)
+              Networks behind this node, IPv4 or IPv6 (e.g.
+              192.168.50.0/24,fd50::/64; host bits zero, at most 16, none
+              overlapping the tunnel network or each other). A client's are
+              used once the server approves them (--approve-routes); a
+              server's are always used. The node must forward them (sysctl
+              net.ipv4.ip_forward=1, net.ipv6.conf.all.forwarding=1: a
+              warning says when it is off). Default: none.
 
   Other
     -g FILE   Write an example server config to FILE and a matching client
@@ -266,6 +296,8 @@ const GO_FORMS = `COMPATIBILITY WITH THE GO lightweight-tunnel
         -m server|client     the mode, instead of the server/client command
         -l, -r, -t, -k       as above
         -mtu N, -max-clients N, -tun-name NAME, -p2p=false
+        -routes CIDR,...     = --advertise-routes
+        -client-isolation    = --client-isolation (server)
         -c FILE, -g FILE, -v
     Differences, on purpose:
       * Options beside -c override the file (Go silently ignored them).
@@ -275,13 +307,15 @@ const GO_FORMS = `COMPATIBILITY WITH THE GO lightweight-tunnel
       * A 0 in a config file under a Go key name (mtu, keepalive,
         max_clients) meant "the default" in Go: it still does, with a warning.
         On the command line and under our key names 0 is an error.
+      * -routes are used only once the server approves them
+        (--approve-routes); -client-isolation still lets the server reach
+        its clients (Go cut server to client traffic too).
       * The Go options for features that do not exist here (-fec-data,
         -fec-parity, -send-queue, -recv-queue, -multi-client,
-        -client-isolation, -p2p-port, -mesh-routing, -max-hops,
-        -route-update, -routes, -config-push-interval, -nat-detection, -xdp,
-        -kernel-tune) and the matching config keys are accepted and ignored
-        with one warning each saying why. -client-isolation in particular is
-        NOT enforced: every client can reach every other client.
+        -p2p-port, -mesh-routing, -max-hops, -route-update,
+        -config-push-interval, -nat-detection, -xdp, -kernel-tune) and the
+        matching config keys are accepted and ignored with one warning each
+        saying why.
 `
 
 const CONFIG = `CONFIGURATION FILE
@@ -315,6 +349,14 @@ const CONFIG = `CONFIGURATION FILE
         nodeKey                     "/path/to/node.key"
         serverKey                   "base64 public key" or "/path" (client)
         authorizedNodes             "/etc/lightweight-tunnel/nodes" (server)
+        advertiseRoutes / advertise_routes / routes
+                                    "192.168.50.0/24,fd50::/64" or a list
+        approveRoutes / approve_routes  (server) "all", "NODE=CIDR+CIDR,...",
+                                    a list of "NODE=CIDR+CIDR" or an object
+                                    { "10.0.0.2": ["192.168.50.0/24"],
+                                      "10.0.0.3": "all" }
+        acceptRoutes / accept_routes  true or false (client)
+        clientIsolation / client_isolation  true or false (server)
     Numbers are JSON numbers ("mtu": 1400, not "1400"). A syntax error is
     reported with its line and column. SIGHUP reloads the file (SIGNALS).
     Unknown keys are an error naming them. These Go keys are accepted and
@@ -379,7 +421,8 @@ const SIGNALS = `SIGNALS
          keepalive, maxClients (lowering it never disconnects a client, it
          refuses new ones; raising it above the value at start needs a
          restart), authorizedNodes (its file is read again on every
-         SIGHUP; keys no longer listed are revoked). Every other change is
+         SIGHUP; keys no longer listed are revoked), approveRoutes (every
+         client's routes are decided again). Every other change is
          named in one log line as needing a restart and keeps its running
          value. A file with problems is refused (each problem is logged) and
          the running config is kept.

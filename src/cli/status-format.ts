@@ -106,6 +106,23 @@ function ipKey (ip: string): number {
   return o.length === 4 && o.every(x => Number.isInteger(x)) ? ((o[0]! << 24) >>> 0) + (o[1]! << 16) + (o[2]! << 8) + o[3]! : Number.MAX_SAFE_INTEGER
 }
 
+/** Subnet routes: the server's decisions per client, and the routes in our kernel table. */
+function routeLines (report: StatusReport): string[] {
+  const out: string[] = []
+  const decided = report.peers.filter(p => p.routes !== undefined && p.routes.length > 0)
+  if (decided.length > 0) {
+    out.push('', 'client routes:')
+    const rows = decided.flatMap(p => p.routes!.map(r => [dash(p.tunnelIp), clean(r.prefix), r.state, r.reason === null ? '-' : clean(r.reason)]))
+    out.push(...table(['CLIENT', 'ROUTE', 'STATE', 'WHY'], rows))
+  }
+  const kernel = report.routes?.kernel ?? []
+  if (kernel.length > 0) {
+    out.push('', 'routes in the kernel table:')
+    out.push(...table(['ROUTE', 'VIA', 'STATE', 'WHY'], kernel.map(k => [clean(k.prefix), clean(k.via), k.state, k.reason === null ? '-' : clean(k.reason)])))
+  }
+  return out
+}
+
 export function formatStatus (report: StatusReport): string {
   const out: string[] = []
   out.push(`lightweight-tunnel ${dash(report.version)}, ${dash(report.mode)} on ${dash(report.dev)}`)
@@ -129,6 +146,11 @@ export function formatStatus (report: StatusReport): string {
     kv.push(['control plane', `timer late p50 ${formatLate(c.tickLateMs.p50)}, p99 ${formatLate(c.tickLateMs.p99)}, max ${formatLate(c.tickLateMs.max)}; ` +
       (c.loopDelayMs === null ? 'loop delay not sampled' : `loop delay p99 ${formatLate(c.loopDelayMs.p99)}, max ${formatLate(c.loopDelayMs.max)}`) +
       `; ${c.ticksLate} of ${c.ticks} runs > 20 ms late`])
+  }
+  if (report.routes !== undefined) {
+    const r = report.routes
+    if (r.clientIsolation === true) kv.push(['isolation', 'on: clients reach this server and its routes, never each other'])
+    if (r.advertised.length > 0) kv.push(['own routes', r.advertised.map(clean).join(', ')])
   }
   const direct = report.peers.filter(p => p.path === 'direct').length
   const relay = report.peers.filter(p => p.path === 'relay').length
@@ -164,6 +186,7 @@ export function formatStatus (report: StatusReport): string {
     })
     out.push(...table(['PEER', 'PEER NAT', 'STRATEGY', 'LAST PONG', 'TRIED', 'CANDIDATES', 'WHY RELAY'], rows))
   }
+  out.push(...routeLines(report))
   const counters = Object.entries(report.counters ?? {}).filter(([, v]) => v !== 0).sort(([a], [b]) => a.localeCompare(b))
   if (counters.length > 0) {
     out.push('')

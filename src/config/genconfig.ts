@@ -44,7 +44,10 @@ export function exampleConfigs (key: string, ula: string = randomUlaNetwork()): 
       mtu: DEFAULTS.mtu,
       maxClients: DEFAULTS.maxClients,
       keepalive: DEFAULTS.keepalive,
-      logLevel: DEFAULTS.logLevel
+      logLevel: DEFAULTS.logLevel,
+      advertiseRoutes: [],
+      approveRoutes: {},
+      clientIsolation: DEFAULTS.clientIsolation
     },
     client: {
       mode: 'client',
@@ -55,7 +58,9 @@ export function exampleConfigs (key: string, ula: string = randomUlaNetwork()): 
       mtu: DEFAULTS.mtu,
       p2p: DEFAULTS.p2p,
       keepalive: DEFAULTS.keepalive,
-      logLevel: DEFAULTS.logLevel
+      logLevel: DEFAULTS.logLevel,
+      advertiseRoutes: [],
+      acceptRoutes: DEFAULTS.acceptRoutes
     }
   }
 }

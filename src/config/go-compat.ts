@@ -26,7 +26,9 @@ export const GO_KEYS: Readonly<Record<string, SettingKey>> = Object.freeze({
   tunnel_addr: 'tun',
   tun_name: 'dev',
   max_clients: 'maxClients',
-  p2p_enabled: 'p2p'
+  p2p_enabled: 'p2p',
+  routes: 'advertiseRoutes',
+  client_isolation: 'clientIsolation'
 })
 
 /** File key → setting: our names first, then the Go project's (this order is printed in messages). */
@@ -35,6 +37,9 @@ for (const k of SETTINGS) FILE_KEYS.set(k, { key: k, go: false })
 /** Our snake_case spellings of the newer settings (as the issue and the docs write them). */
 FILE_KEYS.set('key_file', { key: 'keyFile', go: false })
 FILE_KEYS.set('network_name', { key: 'networkName', go: false })
+FILE_KEYS.set('advertise_routes', { key: 'advertiseRoutes', go: false })
+FILE_KEYS.set('approve_routes', { key: 'approveRoutes', go: false })
+FILE_KEYS.set('accept_routes', { key: 'acceptRoutes', go: false })
 for (const [k, key] of Object.entries(GO_KEYS)) FILE_KEYS.set(k, { key, go: true })
 
 /**
@@ -47,7 +52,6 @@ export const GO_IGNORED_KEYS: Readonly<Record<string, string>> = Object.freeze({
   send_queue_size: 'queues are fixed-size rings sized by the daemon',
   recv_queue_size: 'queues are fixed-size rings sized by the daemon',
   multi_client: 'the server always accepts up to max_clients clients; set max_clients to 1 to allow a single client',
-  client_isolation: 'clients are not isolated: every client can reach every other client (filter on the clients if you need isolation)',
   enable_mesh_routing: 'it had no effect in the Go program; packets go direct when a direct path works, else through the server',
   max_hops: 'it had no effect in the Go program; packets take at most one relay hop (the server)',
   route_update_interval: 'route adverts are not supported; path quality is probed by the daemon on its own timers',
@@ -59,7 +63,6 @@ export const GO_IGNORED_KEYS: Readonly<Record<string, string>> = Object.freeze({
   p2p_keepalive_interval: 'direct paths are kept alive by the daemon\'s own timers',
   p2p_port: 'direct paths use the client\'s single UDP socket (its local port is set with listen)',
   config_push_interval: 'keys are not rotated by pushing a new shared key; every session derives fresh keys in its handshake',
-  routes: 'advertising extra subnets is not supported; only tunnel addresses are routed',
   timeout: 'connection set-up has its own retry timers',
   transport: 'the transport is always UDP (the raw-TCP disguise is gone)',
   // Removed from the Go program before its last release, still shown in its README.
@@ -93,7 +96,6 @@ export function zeroMeantDefault (raw: Raw, using: number, advice = ''): string 
 /** The warning for an ignored Go setting: `what` is a flag as typed or a file key. */
 export function ignoredWarning (what: string, goKey: string, value: unknown): string {
   let why = GO_IGNORED_KEYS[goKey] ?? 'it has no equivalent here'
-  if (goKey === 'client_isolation' && value === true) why = `it is set to true, but ${why}`
   if (goKey === 'multi_client' && value === false) why = `it is set to false, but ${why}`
   return `${what} is a Go lightweight-tunnel setting that is ignored: ${why}`
 }

@@ -33,6 +33,7 @@ import { PLACEMENTS, type Config, type Mode, type SettingKey } from './schema.js
 import { loadAuthorizedNodes } from '../state/authorized-nodes.js'
 import { describeError } from '../errors.js'
 import { IPV6_MIN_MTU, readTunAddresses } from './tun-address.js'
+import { readAdvertiseRoutes, readApproveRoutes } from './routes.js'
 import { checkBool, checkControl, checkDev, checkHostPort, checkInt, checkOneOf, expectString, type Raw } from './validate.js'
 
 /** A flag's value (string, or boolean for a bool flag) and the flag as typed ("-mtu", "--no-p2p"). */
@@ -177,6 +178,17 @@ function checkModeScope (mode: Mode | null, s: Settings, problems: string[], war
     }
     const a = s.pick('authorizedNodes')
     if (a !== undefined) problems.push(`${a.source}: only for server mode, but this is a client (the server decides which nodes are admitted)`)
+    const ap = s.pick('approveRoutes')
+    if (ap !== undefined) problems.push(`${ap.source}: only for server mode, but this is a client (the server approves the routes clients advertise)`)
+    const ci = s.pick('clientIsolation')
+    if (ci !== undefined) {
+      if (ci.from === 'file' && ci.goName) warnings.push(`${ci.source} is ignored in client mode: isolation is a server setting`)
+      else problems.push(`${ci.source}: only for server mode, but this is a client (the server isolates clients)`)
+    }
+  }
+  if (mode === 'server') {
+    const ac = s.pick('acceptRoutes')
+    if (ac !== undefined) problems.push(`${ac.source}: only for client mode, but this is a server (a server routes to the approved routes of its clients itself)`)
   }
 }
 
@@ -209,7 +221,11 @@ function readSettings (mode: Mode | null, s: Settings, env: LoadEnv, problems: s
   const nodeKey = readPath(s.pick('nodeKey'), null, 'a private key file (make one with: lightweight-tunnel genkey > FILE)', env, problems)
   const serverKey = readServerKey(mode, s, env, problems)
   const authorizedNodes = mode === 'server' ? readAuthorizedNodes(s, env, problems) : null
-  return { mode, listen, remote, tun, tun6, key, keyFile, networkName, dev, control, mtu, maxClients, p2p, keepalive, logLevel, logFormat, placement, fastPath, metrics, handshakeWorkers, stateDir, nodeKey, serverKey, authorizedNodes }
+  const advertiseRoutes = readAdvertiseRoutes(s.pick('advertiseRoutes'), tun, problems, tun6)
+  const approveRoutes = readApproveRoutes(mode === 'server' ? s.pick('approveRoutes') : undefined, tun, problems, tun6)
+  const acceptRoutes = readOptional(mode === 'client' ? s.pick('acceptRoutes') : undefined, DEFAULTS.acceptRoutes, raw => checkBool(raw, problems))
+  const clientIsolation = readOptional(mode === 'server' ? s.pick('clientIsolation') : undefined, DEFAULTS.clientIsolation, raw => checkBool(raw, problems))
+  return { mode, listen, remote, tun, tun6, key, keyFile, networkName, dev, control, mtu, maxClients, p2p, keepalive, logLevel, logFormat, placement, fastPath, metrics, handshakeWorkers, stateDir, nodeKey, serverKey, authorizedNodes, advertiseRoutes, approveRoutes, acceptRoutes, clientIsolation }
 }
 
 /** serverKey (client only): a base64 public key as given, else a file path resolved against the working directory. */

@@ -14,9 +14,13 @@
  *                lowering it never evicts a client, it only refuses new ones
  *   authorizedNodes  live: the file is read again on every SIGHUP (changed or
  *                not); keys no longer listed are revoked (daemon.ts)
+ *   approveRoutes  live: every client's routes are decided again (server.ts
+ *                setApproveRoutes); newly approved ones reach the peers, withdrawn ones leave
  *   all others   restart: mode, listen, remote, tun, key, dev, control, mtu,
  *                p2p, placement, fastPath, metrics (sockets, the device, the key
- *                derivation, the workers or every peer's path are built on them)
+ *                derivation, the workers or every peer's path are built on them);
+ *                advertiseRoutes (sent at registration), acceptRoutes,
+ *                clientIsolation (the dataplane's relay is set up with it)
  */
 import type { Config, SettingKey } from './schema.js'
 import { SETTINGS } from './schema.js'
@@ -48,7 +52,11 @@ export const APPLY: Readonly<Record<SettingKey, Apply>> = Object.freeze({
   stateDir: 'restart',
   nodeKey: 'restart',
   serverKey: 'restart',
-  authorizedNodes: 'live'
+  authorizedNodes: 'live',
+  advertiseRoutes: 'restart',
+  approveRoutes: 'live',
+  acceptRoutes: 'restart',
+  clientIsolation: 'restart'
 })
 
 export interface Change<K extends SettingKey = SettingKey> {
@@ -110,10 +118,12 @@ export function planReload (running: Config, next: Config, limits: ReloadLimits)
 export function showValue (key: SettingKey, v: unknown): string {
   if (key === 'key') return '(hidden)'
   if (v === null || v === undefined) return 'none'
+  if (Array.isArray(v)) return v.length === 0 ? 'none' : v.join(',')
   if (typeof v === 'object') {
     const o = v as Record<string, unknown>
     if ('host' in o && 'port' in o) return `${String(o.host)}:${String(o.port)}`
     if ('ip' in o && 'prefix' in o) return `${String(o.ip)}/${String(o.prefix)}`
+    return JSON.stringify(o)
   }
   return String(v)
 }

@@ -115,10 +115,30 @@ export interface Config {
    * every holder of the network key may register a free address.
    */
   readonly authorizedNodes: string | null
+  /**
+   * Networks behind this node, canonical "ADDR/LEN" text (config/routes.ts;
+   * IPv4 or IPv6, host bits zero, at most MAX_ROUTES). A client advertises
+   * them to the server, which approves them or not; a server's are always
+   * approved. Default none.
+   */
+  readonly advertiseRoutes: readonly string[]
+  /**
+   * Server: which advertised client routes are used (docs/PROTOCOL.md §11a
+   * "Subnet routes"): 'all', or per client tunnel address (dotted quad) the
+   * networks approved for it, or 'all' of what that client advertises.
+   * Default {}: none (advertised routes stay pending).
+   */
+  readonly approveRoutes: ApproveRoutes
+  /** Client: install the peers' approved routes on the TUN device (default true). */
+  readonly acceptRoutes: boolean
+  /** Server: clients reach the server and its routes, never each other (default false). */
+  readonly clientIsolation: boolean
 }
 
 /** Config fields derived from another setting rather than set on their own (tun6: from `tun`). */
 export type DerivedKey = 'tun6'
+/** See Config.approveRoutes. */
+export type ApproveRoutes = 'all' | Readonly<Record<string, 'all' | readonly string[]>>
 
 /** A setting's name: a Config field, and its key in our own JSON files. */
 export type SettingKey = Exclude<keyof Config, DerivedKey>
@@ -126,7 +146,7 @@ export type SettingKey = Exclude<keyof Config, DerivedKey>
 const SETTING_LIST = [
   'mode', 'listen', 'remote', 'tun', 'key', 'keyFile', 'networkName', 'dev', 'control', 'mtu', 'maxClients',
   'p2p', 'keepalive', 'logLevel', 'logFormat', 'placement', 'fastPath', 'metrics', 'handshakeWorkers', 'stateDir', 'nodeKey', 'serverKey',
-  'authorizedNodes'
+  'authorizedNodes', 'advertiseRoutes', 'approveRoutes', 'acceptRoutes', 'clientIsolation'
 ] as const satisfies readonly SettingKey[]
 /** Compiles only while SETTING_LIST names every Config field (unused at run time). */
 const LISTS_EVERY_SETTING: [Exclude<SettingKey, typeof SETTING_LIST[number]>] extends [never] ? true : never = true

@@ -38,6 +38,8 @@ export interface ClientOptions {
   localEndpoints?: () => LanAddr[]
   /** The address cache (`<state-dir>/peers.json`): peers reached directly, reachable again after a restart without the server. */
   peerCache?: PeerCache | null
+  /** Networks behind this client (--advertise-routes), sent in every registration (InitPayload attrs.routes). */
+  advertiseRoutes?: readonly IpPrefix[]
 }
 
 /** The dataplane slot of the server (peers get 1 …). */

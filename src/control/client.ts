@@ -48,6 +48,7 @@ import { UserPings, type PingStarted } from './user-ping.js'
 import { fingerprint } from '../identity/key-text.js'
 import { peerPrefixes } from './peer-prefixes.js'
 import { formatIp6 } from '../wire/prefix.js'
+import type { RouteOffer } from './kernel-route-plan.js'
 
 export type { ClientOptions } from './client-context.js'
 export type { RegistrationState } from './registration.js'
@@ -133,6 +134,8 @@ export class ClientController implements ControlHandler {
   get state (): RegistrationState | 'unresponsive' { return this.#server.state }
   /** The server's tunnel address (0 before the first registration). */
   get serverTunnelIp (): number { return this.#server.tunnelIp }
+  /** The server's underlay IPv4 address (host order; 0 until its name resolves). */
+  get serverUnderlayIp (): number { return this.#opt.serverIp }
   /** The server's UDP endpoint ("198.51.100.1:9000"). */
   get serverEndpoint (): string { return formatEndpoint(this.#opt.serverIp, this.#opt.serverPort) }
   get problem (): string | null { return this.#server.problem }
@@ -339,7 +342,7 @@ export class ClientController implements ControlHandler {
     if (!this.#cacheLoaded) {
       // At the first tick: the dataplane starts after the controller is built (routes set before are lost).
       this.#cacheLoaded = true
-      this.#port.setLocalPrefixes(peerPrefixes({ tunnel6: this.#opt.tunnel6 ?? null, routes: [] }))
+      this.#port.setLocalPrefixes(peerPrefixes({ tunnel6: this.#opt.tunnel6 ?? null, routes: this.#opt.advertiseRoutes ?? [] }))
       this.#members.loadCache()
     }
     const now = this.#clock.now()
@@ -378,6 +381,19 @@ export class ClientController implements ControlHandler {
   }
 
   // ── status ──────────────────────────────────────────────────────────────
+
+  /**
+   * The networks other nodes serve, for the kernel's routing table
+   * (kernel-route-plan.ts planRoutes; daemon.ts): the server's own routes, then
+   * each peer's approved routes.
+   */
+  routeOffers (): RouteOffer[] {
+    const out: RouteOffer[] = []
+    const srv = this.#server.tunnelIp
+    if (srv !== 0) for (const prefix of this.#server.serverAttrs.routes) out.push({ via: srv, prefix })
+    for (const p of this.#peers.values()) for (const prefix of p.attrs.routes) out.push({ via: p.tunnelIp, prefix })
+    return out
+  }
 
   status (): Pick<StatusReport, 'state' | 'problem' | 'peers' | 'uptimeSec'> {
     const now = this.#clock.now()

@@ -17,10 +17,10 @@ import { emptySessionSet, sameBytes } from './session.js'
 import type { PeerEntry } from '../wire/control.js'
 import { intToIp } from '../wire/addr.js'
 import { DirectPath, type PathIo } from './direct-path.js'
+import { NO_ATTRS } from '../wire/attrs.js'
+import { peerPrefixes } from './peer-prefixes.js'
 import type { PeerRemote, PeerTable } from './peer-table.js'
 import type { ClientContext } from './client-context.js'
-import { peerPrefixes } from './peer-prefixes.js'
-import { NO_ATTRS } from '../wire/attrs.js'
 
 export class PeerMembership {
   readonly #ctx: ClientContext
@@ -64,16 +64,16 @@ export class PeerMembership {
     p.unlistedAt = null
     p.publicIp = e.publicIp
     p.publicPort = e.publicPort
-    p.tunnel6 = (e.attrs ?? NO_ATTRS).tunnel6
-    p.prefixes = peerPrefixes(e.attrs ?? NO_ATTRS)
+    p.attrs = e.attrs ?? NO_ATTRS
+    p.tunnel6 = p.attrs.tunnel6
     this.route(p)
     p.path?.setAdvertised(e.publicIp === 0 ? null : { ip: e.publicIp, port: e.publicPort }, e.lan, now)
   }
 
   #newPeer (slot: number, peerId: number, tunnelIp: number, key: Uint8Array, publicIp: number, publicPort: number, now: number, fromCache: boolean): PeerRemote {
     const peer: PeerRemote = {
-      slot, peerId, tunnelIp, key, tunnel6: null, prefixes: [], publicIp, publicPort, sessions: emptySessionSet(), fromCache, unlistedAt: null,
-      lastInitTs: 0, path: null, lastTx: 0, lastRx: 0, nextSessionTry: now + C.PROACTIVE_SESSION_DELAY, lastResync: -Infinity
+      slot, peerId, tunnelIp, key, tunnel6: null, publicIp, publicPort, sessions: emptySessionSet(), fromCache, unlistedAt: null,
+      lastInitTs: 0, path: null, lastTx: 0, lastRx: 0, nextSessionTry: now + C.PROACTIVE_SESSION_DELAY, lastResync: -Infinity, attrs: NO_ATTRS
     }
     if (this.#ctx.opt.p2p === true) peer.path = new DirectPath(this.#pathIo(peer), this.#ctx.opt.tunnelIp < tunnelIp, now, this.#ctx.random)
     return peer
@@ -105,13 +105,14 @@ export class PeerMembership {
     this.#ctx.log.debug('peer left', { peer: intToIp(tunnelIp) })
   }
 
-  /** Install the peer's route: direct to its confirmed candidate, else through the relay. */
+  /** Install the peer's route (with its prefixes: peer-prefixes.ts): direct to its confirmed candidate, else through the relay. */
   route (p: PeerRemote): void {
     const c = p.path?.directCandidate ?? null
+    const prefixes = peerPrefixes(p.attrs)
     if (c !== null) {
-      this.#ctx.port.setPeer({ slot: p.slot, peerId: p.peerId, tunnelIp: p.tunnelIp, endpointIp: c.ip, endpointPort: c.port, relayVia: false, sock: c.sock, prefixes: p.prefixes })
+      this.#ctx.port.setPeer({ slot: p.slot, peerId: p.peerId, tunnelIp: p.tunnelIp, endpointIp: c.ip, endpointPort: c.port, relayVia: false, sock: c.sock, prefixes })
     } else {
-      this.#ctx.port.setPeer({ slot: p.slot, peerId: p.peerId, tunnelIp: p.tunnelIp, endpointIp: this.#ctx.opt.serverIp, endpointPort: this.#ctx.opt.serverPort, relayVia: true, prefixes: p.prefixes })
+      this.#ctx.port.setPeer({ slot: p.slot, peerId: p.peerId, tunnelIp: p.tunnelIp, endpointIp: this.#ctx.opt.serverIp, endpointPort: this.#ctx.opt.serverPort, relayVia: true, prefixes })
     }
   }
 
@@ -138,7 +139,7 @@ export class PeerMembership {
       const p = this.#peers.add(e.tunnelIp, (slot) => this.#newPeer(slot, 0, e.tunnelIp, key, 0, 0, now, true))
       if (p === null) break
       p.tunnel6 = e.tunnel6 ?? null
-      p.prefixes = peerPrefixes({ tunnel6: p.tunnel6, routes: [] })
+      p.attrs = { tunnel6: p.tunnel6, routes: [] }
       p.path?.remember(e.endpoints)
       this.route(p)
     }

@@ -9,6 +9,7 @@
 import type { DirectPath } from './direct-path.js'
 import type { SessionSet } from './session.js'
 import type { IpPrefix } from '../wire/prefix.js'
+import type { NodeAttrs } from '../wire/attrs.js'
 
 /** Another client, as this client sees it. */
 export interface PeerRemote {
@@ -20,8 +21,6 @@ export interface PeerRemote {
   readonly key: Uint8Array
   /** Its IPv6 tunnel address as the server listed it (or the address cache had it), or null; a handshake claiming another is refused. */
   tunnel6: IpPrefix | null
-  /** Its inner addresses beyond tunnelIp for the dataplane route (peer-prefixes.ts: the IPv6 /128, approved routes). */
-  prefixes: IpPrefix[]
   /** Its public endpoint as the server sees it (0 when unknown). */
   publicIp: number
   publicPort: number
@@ -41,6 +40,8 @@ export interface PeerRemote {
   fromCache: boolean
   /** When a full peer list from the server left it out while we talked to it directly (client.ts UNLISTED_GRACE), else null. */
   unlistedAt: number | null
+  /** What the server's peer list says about it beyond its address (its IPv6 address, its approved routes); NO_ATTRS until listed (the address cache fills tunnel6). */
+  attrs: NodeAttrs
 }
 
 export class PeerTable {

@@ -21,6 +21,8 @@ export interface Claim {
   /** The IPv6 tunnel address it asked for (InitPayload attrs), or null. */
   tunnel6: IpPrefix | null
   lan: LanAddr[]
+  /** The networks it advertises (InitPayload attrs.routes). */
+  routes: readonly IpPrefix[]
   /** The initiator's static key (authenticated by message 1; proven by the Confirm). */
   key: Uint8Array
 }

@@ -28,7 +28,11 @@ import type { PendingRegistration, PendingRegistrations } from './pending-regist
 import type { ServerPeerList } from './server-peer-list.js'
 import { peerPrefixes } from './peer-prefixes.js'
 import type { NodeAttrs } from '../wire/attrs.js'
-import type { IpPrefix } from '../wire/prefix.js'
+import type { ApproveRoutes } from '../config/schema.js'
+import { ipv4Prefix, type IpPrefix } from '../wire/prefix.js'
+import { networkAddress } from '../wire/addr.js'
+import type { RouteDecision } from './route-approval.js'
+import { ServerRoutes } from './server-routes.js'
 
 export interface ServerOptions {
   psk: Uint8Array
@@ -44,11 +48,17 @@ export interface ServerOptions {
   nodeKey: StaticKey
   /** Address ↔ key bindings (daemon: state/registry-file.ts in the state dir); in memory only when absent. */
   registry?: NodeRegistry & RegistryAdmin
+  /** Networks behind the server itself (--advertise-routes): always approved. */
+  advertiseRoutes?: readonly IpPrefix[]
+  /** Which advertised client routes are used (--approve-routes); none when absent. */
+  approveRoutes?: ApproveRoutes
+  /** --client-isolation: no peer-list entries for other clients (the dataplane drops relays between them). */
+  clientIsolation?: boolean
 }
 
-/** What a client's peer-list entry and dataplane route say about it beyond its IPv4 address. */
+/** What a client's peer-list entry and dataplane route say about it beyond its IPv4 address: its IPv6 address and approved routes. */
 export function clientAttrs (rec: ClientRecord): NodeAttrs {
-  return { tunnel6: rec.tunnel6, routes: [] }
+  return { tunnel6: rec.tunnel6, routes: rec.approved }
 }
 
 export const keyHex = (k: Uint8Array): string => Buffer.from(k).toString('hex')
@@ -77,10 +87,16 @@ export interface ClientRecord {
   rtt: RttWindow
   /** A new source endpoint being checked (return routability): our Ping with `txid` went there; its Pong from there moves the client. */
   roam: { ip: number, port: number, txid: number, at: number } | null
+  /** The networks it advertised in its last init (server-routes.ts decides them). */
+  advertised: readonly IpPrefix[]
+  /** The decision on each advertised route (route-approval.ts). */
+  routes: readonly RouteDecision[]
+  /** Its approved routes: in its PeerEntry, and its dataplane route's prefixes. */
+  approved: readonly IpPrefix[]
 }
 
 /** A client's dataplane route: always direct (the server is every client's relay). */
-export interface ClientRoute { slot: number, peerId: number, tunnelIp: number, endpointIp: number, endpointPort: number, relayVia: false, prefixes: IpPrefix[] }
+export interface ClientRoute { slot: number, peerId: number, tunnelIp: number, endpointIp: number, endpointPort: number, relayVia: false, prefixes: readonly IpPrefix[] }
 
 export interface ServerContext {
   readonly opt: ServerOptions
@@ -100,6 +116,8 @@ export interface ServerContext {
   readonly pending: PendingRegistrations
   readonly indexes: IndexTable<ClientRecord | PendingRegistration>
   readonly peerList: ServerPeerList
+  /** Subnet routes: the decisions on what clients advertise (server-routes.ts). */
+  readonly routes: ServerRoutes
   /** The next peer id (sequential from 1). */
   nextPeerId(): number
   /** Active clients. */
@@ -135,10 +153,15 @@ export function serverContext (
     port.dropRecvIndex(s.localIndex)
     wipeSession(s)
   }
-  return {
+  const routes = new ServerRoutes(opt.approveRoutes ?? {}, [ipv4Prefix(networkAddress(opt.tunnelIp, opt.prefix), opt.prefix)], opt.advertiseRoutes ?? [], {
+    byIp,
+    log,
+    changed: (rec) => { port.setPeer(ctx.route(rec)); parts.peerList.announce(rec) }
+  })
+  const ctx: ServerContext = {
     opt, port, clock, random: c.random, log,
     registry: parts.registry, byIp, byKey, byPeerId, freeSlots,
-    pending: parts.pending, indexes: parts.indexes, peerList: parts.peerList,
+    pending: parts.pending, indexes: parts.indexes, peerList: parts.peerList, routes,
     nextPeerId: () => nextPeerId++,
     clientCount: () => {
       let n = 0
@@ -161,8 +184,10 @@ export function serverContext (
       port.removePeer(rec.slot)
       freeSlots.push(rec.slot)
       if (rec.active) parts.peerList.removed(rec)
+      if (rec.approved.length > 0 || rec.routes.length > 0) routes.markDirty() // its networks may go to another node
       if (why !== null) log.info(`client removed: ${why}`, { peer: intToIp(rec.tunnelIp) })
     },
     route: (rec) => ({ slot: rec.slot, peerId: rec.peerId, tunnelIp: rec.tunnelIp, endpointIp: rec.endpointIp, endpointPort: rec.endpointPort, relayVia: false, prefixes: peerPrefixes(clientAttrs(rec)) })
   }
+  return ctx
 }

@@ -19,7 +19,7 @@ import { CookieGenerator, macKeys } from '../crypto/cookie.js'
 import { decodeReject, REJECT_AUTH_FAILED, REJECT_UNKNOWN_SESSION, REJECT_VERSION } from '../wire/messages.js'
 import { PROTOCOL_VERSION } from '../wire/constants.js'
 import { decodeRespPayload, encodeInitPayload, RESP_OK } from '../wire/payloads.js'
-import { NO_ATTRS } from '../wire/attrs.js'
+import { NO_ATTRS, type NodeAttrs } from '../wire/attrs.js'
 import { formatIp6, type IpPrefix } from '../wire/prefix.js'
 import { peerPrefixes } from './peer-prefixes.js'
 import { encodeControl, CTL_BYE, CTL_CONFIRM, CTL_PEER_UPDATE, CTL_PING, CTL_PONG, type ControlMessage, type PeerUpdate } from '../wire/control.js'
@@ -71,6 +71,8 @@ export class ServerLink implements SessionOwner {
   readonly sessions: SessionSet = emptySessionSet()
   /** The server's static public key from its newest authenticated response, or null before one. */
   serverKey: Uint8Array | null = null
+  /** What the server said about itself in its last response (its routes: RespPayload attrs). */
+  serverAttrs: NodeAttrs = NO_ATTRS
   /** The server's tunnel address (0 before the first registration). */
   #tunnelIp = 0
   /** The server's IPv6 tunnel address (its response's TUNNEL6), or null. */
@@ -153,7 +155,7 @@ export class ServerLink implements SessionOwner {
       tunnelIp: opt.tunnelIp,
       timestamp: this.#ctx.timestamp(),
       lan: opt.p2p === true ? (opt.localEndpoints?.() ?? []).slice(0, C.MAX_ADVERTISED) : [],
-      attrs: { tunnel6: opt.tunnel6 ?? null, routes: [] }
+      attrs: { tunnel6: opt.tunnel6 ?? null, routes: opt.advertiseRoutes ?? [] }
     })
     const { message, state } = createInit(opt.psk, opt.nodeKey, localIndex, payload)
     ss.hs = { state: 'initSent', localIndex, initiator: state, sentAt: now, tries: 1 }
@@ -236,6 +238,7 @@ export class ServerLink implements SessionOwner {
     this.#tunnel6 = (resp.attrs ?? NO_ATTRS).tunnel6
     this.#lastPong = now
     this.#silenceLogged = false
+    this.serverAttrs = resp.attrs ?? NO_ATTRS
     port.setPeer(this.#route())
     port.setRecvKey(SERVER_SLOT, localIndex, session.keys.dataRecv)
     port.setSendKey(SERVER_SLOT, session.keys.dataSend, session.remoteIndex)
@@ -436,7 +439,7 @@ export class ServerLink implements SessionOwner {
   /** The server's dataplane route: its tunnel address and its IPv6 one (as a peer's, peer-prefixes.ts), at its main port. */
   #route (): PeerRoute {
     const { opt } = this.#ctx
-    return { slot: SERVER_SLOT, peerId: 0, tunnelIp: this.#tunnelIp, endpointIp: opt.serverIp, endpointPort: opt.serverPort, relayVia: false, prefixes: peerPrefixes({ tunnel6: this.#tunnel6, routes: [] }) }
+    return { slot: SERVER_SLOT, peerId: 0, tunnelIp: this.#tunnelIp, endpointIp: opt.serverIp, endpointPort: opt.serverPort, relayVia: false, prefixes: peerPrefixes(this.serverAttrs) }
   }
 
   /** Say goodbye so the server frees our address at once. */

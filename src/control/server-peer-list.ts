@@ -6,6 +6,8 @@
  *                                                     PEER_UPDATE_INTERVAL: version + 1, each active
  *                                                     client gets the changes but its own (PEER_OP_*)
  *   a client activates, or its Ping names an old version ─▶ sendFull(rec, s): every other active client (reset)
+ *   --client-isolation: sendFull is an empty reset list and no changes go out
+ * Each entry carries the client's approved routes (attrs; server-routes.ts).
  *
  * `version` numbers the lists; clients echo it in their Pings (server.ts
  * answers a stale one with the full list). Sends are sealed on the client's
@@ -22,14 +24,17 @@ export class ServerPeerList {
   readonly #port: DataplanePort
   /** Every client record, by tunnel address (the controller's map; read only here). */
   readonly #byIp: ReadonlyMap<number, ClientRecord>
+  /** --client-isolation: clients learn of no other client (an empty list; no deltas). */
+  readonly #isolated: boolean
   #version = 1
   #pendingChanges: PeerEntry[] = []
   /** Monotonic ms of the last flush. */
   #lastUpdateFlush = 0
 
-  constructor (port: DataplanePort, byIp: ReadonlyMap<number, ClientRecord>) {
+  constructor (port: DataplanePort, byIp: ReadonlyMap<number, ClientRecord>, isolated = false) {
     this.#port = port
     this.#byIp = byIp
+    this.#isolated = isolated
   }
 
   /** The current peer-list version (carried in our Pings and Pongs). */
@@ -52,7 +57,7 @@ export class ServerPeerList {
   /** Every other active client, as a reset list, on `rec`'s session `s`. */
   sendFull (rec: ClientRecord, s: Session): void {
     const entries: PeerEntry[] = []
-    for (const r of this.#byIp.values()) if (r.active && r !== rec) entries.push(this.#entry(r, PEER_OP_UPSERT))
+    if (!this.#isolated) for (const r of this.#byIp.values()) if (r.active && r !== rec) entries.push(this.#entry(r, PEER_OP_UPSERT))
     for (const m of encodePeerUpdates(entries, this.#version, PEER_UPDATE_MAX_BYTES, { reset: true })) {
       this.#port.sendControl(s.ctl.seal(m), rec.endpointIp, rec.endpointPort)
     }
@@ -60,6 +65,8 @@ export class ServerPeerList {
 
   /** The coalesced changes, at most once per PEER_UPDATE_INTERVAL (from tick()). */
   flush (now: number): void {
+    // Isolated: nothing to tell (the version stays, so no client asks for a full list again).
+    if (this.#isolated) this.#pendingChanges = []
     if (this.#pendingChanges.length > 0 && now - this.#lastUpdateFlush >= C.PEER_UPDATE_INTERVAL) {
       this.#lastUpdateFlush = now
       this.#version++

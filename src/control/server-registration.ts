@@ -263,8 +263,8 @@ export class ServerRegistration {
       peerId,
       observedIp: input.ip,
       observedPort: input.port,
-      // Our IPv6 address; on a refusal about the client's IPv6 address, REFUSED says so (wire/attrs.ts).
-      attrs: { tunnel6: opt.tunnel6 ?? null, routes: [], ...(refused !== undefined ? { refused } : {}) }
+      // Our IPv6 address and our own routes; on a refusal about the client's IPv6 address, REFUSED says so (wire/attrs.ts).
+      attrs: { tunnel6: opt.tunnel6 ?? null, routes: ctx.routes.own, ...(refused !== undefined ? { refused } : {}) }
     })
     const refuse = (status: RespStatus, why: string, family?: 6): void => {
       this.handshakeCounters.handshakesRefused++
@@ -304,7 +304,7 @@ export class ServerRegistration {
       case 'replayed': this.handshakeCounters.handshakesReplayed++; return // replayed init
       case 'new': {
         this.#noteInitTs(kh, req.timestamp)
-        const p = new PendingRegistration(input.ip, input.port, now, { tunnelIp: ip, tunnel6, key, lan: req.lan })
+        const p = new PendingRegistration(input.ip, input.port, now, { tunnelIp: ip, tunnel6, key, lan: req.lan, routes: (req.attrs ?? NO_ATTRS).routes })
         const localIndex = ctx.indexes.allocate(p)
         const { message, keys } = createResponse(hs.state, localIndex, reply(RESP_OK, 0))
         this.handshakeCounters.handshakesAccepted++
@@ -319,6 +319,7 @@ export class ServerRegistration {
     const rec = d.rec
     this.#noteInitTs(kh, req.timestamp)
     rec.lan = req.lan
+    rec.advertised = (req.attrs ?? NO_ATTRS).routes // decided at its Confirm (activate)
     const localIndex = ctx.indexes.allocate(rec)
     const client = rec
     const finish = (message: Uint8Array, keys: SessionKeys): void => {
@@ -389,7 +390,10 @@ export class ServerRegistration {
       pings: new Map(),
       lastPingAt: -Infinity,
       rtt: new RttWindow(),
-      roam: null
+      roam: null,
+      advertised: c.routes,
+      routes: [],
+      approved: []
     }
     ctx.byIp.set(rec.tunnelIp, rec)
     ctx.byKey.set(kh, rec)
@@ -411,6 +415,7 @@ export class ServerRegistration {
     ctx.registry.bind(rec.key, rec.tunnelIp, ctx.clock.wallNow(), rec.tunnel6?.addr ?? null)
     rec.endpointIp = ip
     rec.endpointPort = port
+    ctx.routes.recompute(rec) // its routes decided (others' may change: they are announced)
     ctx.port.setPeer(ctx.route(rec))
     ctx.port.setSendKey(rec.slot, s.keys.dataSend, s.remoteIndex)
     if (!wasActive) {

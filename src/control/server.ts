@@ -44,6 +44,9 @@ import { ServerRegistration } from './server-registration.js'
 import { ServerRoaming } from './server-roaming.js'
 import { ServerPeerList } from './server-peer-list.js'
 import { disconnect, dropUnadmitted, nodesAdmin } from './server-nodes.js'
+import type { ApproveRoutes } from '../config/schema.js'
+import type { RouteOffer } from './kernel-route-plan.js'
+import { formatPrefix } from '../wire/prefix.js'
 
 export type { ServerOptions } from './server-context.js'
 
@@ -86,7 +89,7 @@ export class ServerController implements ControlHandler {
     this.#clock = c.clock
     this.#log = c.log
     this.#indexes = new IndexTable(c.random)
-    this.#peerList = new ServerPeerList(c.port, this.#byIp)
+    this.#peerList = new ServerPeerList(c.port, this.#byIp, opt.clientIsolation === true)
     this.#ctx = serverContext(opt, c, { registry: this.registry, indexes: this.#indexes, pending: this.#pending, peerList: this.#peerList, byIp: this.#byIp, maxPeers })
     this.#startedAt = c.clock.now()
     this.#registration = new ServerRegistration(this.#ctx, networkAddress(opt.tunnelIp, opt.prefix), broadcastAddress(opt.tunnelIp, opt.prefix))
@@ -259,7 +262,7 @@ export class ServerController implements ControlHandler {
     if (!this.#localSet) {
       // At the first tick: the dataplane starts after the controller is built, and what is set before is lost.
       this.#localSet = true
-      this.#port.setLocalPrefixes(peerPrefixes({ tunnel6: this.#opt.tunnel6 ?? null, routes: [] }))
+      this.#port.setLocalPrefixes(peerPrefixes({ tunnel6: this.#opt.tunnel6 ?? null, routes: this.#opt.advertiseRoutes ?? [] }))
     }
     for (const p of this.#pending.expire(now, C.PENDING_REGISTRATION_TTL)) ctx.dropSession(p.session)
     this.registry.flush(this.#clock.wallNow())
@@ -273,6 +276,7 @@ export class ServerController implements ControlHandler {
       if (expireSessions(ss, now, ctx.dropSession, true, () => { this.#port.clearSendKey(rec.slot) }) && !rec.active && ss.current === null) { ctx.remove(rec, null); continue }
       if (rec.active && now - rec.lastPingAt >= (rec.rtt.count < RTT_WARMUP ? RTT_WARMUP_GAP : SERVER_RTT_PING_INTERVAL)) this.#rttPing(rec, now)
     }
+    ctx.routes.tick()
     this.#peerList.flush(now)
   }
 
@@ -326,11 +330,25 @@ export class ServerController implements ControlHandler {
         rxPackets: c.rxPackets,
         session: rec.sessions.current ? 'established' : 'handshaking',
         lastSeenSec: lastSeen(now - rec.lastSeen, c.lastRxMs === 0 ? null : this.#clock.wallNow() - c.lastRxMs),
-        note: null
+        note: null,
+        ...(rec.routes.length > 0 ? { routes: rec.routes.map(d => ({ prefix: formatPrefix(d.prefix), state: d.state, reason: d.reason })) } : {})
       })
     }
     peers.sort((a, b) => a.tunnelIp.localeCompare(b.tunnelIp, undefined, { numeric: true }))
     return { state: 'running', problem: null, peers, uptimeSec: Math.round((now - this.#startedAt) / 1000) }
+  }
+
+  /** A reloaded --approve-routes: every client's routes are decided again, changes announced at the next flush. */
+  setApproveRoutes (policy: ApproveRoutes): void { this.#ctx.routes.setPolicy(policy) }
+
+  /** Routes approved, pending and refused now (status counters). */
+  routeCounters (): Record<string, number> { return this.#ctx.routes.counters() }
+
+  /** The approved networks of the active clients, for the server's own kernel table (daemon.ts, kernel-route-plan.ts). */
+  routeOffers (): RouteOffer[] {
+    const out: RouteOffer[] = []
+    for (const rec of this.#byIp.values()) if (rec.active) for (const prefix of rec.approved) out.push({ via: rec.tunnelIp, prefix })
+    return out
   }
 
   get rejectedInits (): number { return this.#registration.rejectedInits }

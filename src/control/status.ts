@@ -46,6 +46,35 @@ export interface PeerStatus {
    * pong); null with --no-p2p. Absent for the server entry and on a server.
    */
   p2p?: P2pStatus | null
+  /**
+   * Server: the routes this client advertised, each with the server's
+   * decision (approved, pending: not approved by --approve-routes, refused:
+   * overlapping the tunnel network, the server's or another node's route)
+   * and why. Absent when it advertised none.
+   */
+  routes?: RouteStatus[]
+}
+
+export interface RouteStatus {
+  /** "192.168.50.0/24". */
+  prefix: string
+  state: 'approved' | 'pending' | 'refused'
+  /** Why it is pending or refused (naming the fix or the other holder), else null. */
+  reason: string | null
+}
+
+/** A node's subnet routes (issue 11). */
+export interface RoutesReport {
+  /** The networks this node advertises (--advertise-routes). */
+  advertised: string[]
+  /**
+   * Routes of other nodes in this node's kernel table (--accept-routes;
+   * dataplane/kernel-routes.ts): installed, or skipped with the reason; `via`
+   * is the node serving it. Empty with --no-accept-routes.
+   */
+  kernel: Array<{ prefix: string, via: string, state: 'installed' | 'skipped', reason: string | null }>
+  /** Server: --client-isolation is on (clients reach the server and its routes, never each other). */
+  clientIsolation?: boolean
 }
 
 export interface StatusReport {
@@ -79,6 +108,8 @@ export interface StatusReport {
   dataplane?: DataplaneInfo
   /** How late the control plane's timers run (absent before the daemon's timer started). */
   controlPlane?: ControlPlaneInfo
+  /** Subnet routes and isolation (absent from daemons before issue 11). */
+  routes?: RoutesReport
 }
 
 /** Recent lateness figures, ms (nearest-rank percentiles; 0 when nothing was recorded). */

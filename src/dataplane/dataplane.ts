@@ -51,6 +51,8 @@ export interface DataplaneOptions {
   fastPath?: boolean
   /** Server: mac1/cookie keys; the inbound pipeline then gates HandshakeInits (dataplane/init-guard.ts). */
   macKeys?: { mac1: Uint8Array, cookie: Uint8Array }
+  /** Server: --client-isolation (no relay between clients). */
+  clientIsolation?: boolean
   /** The node's IPv6 tunnel address with its prefix length (config tun6), added to the device; null/absent: none. */
   tun6?: IpPrefix | null
 }
@@ -149,7 +151,8 @@ export class Dataplane implements DataplanePort {
       stats: this.#statsSab,
       ctrlRing: role !== 'outbound' ? this.#ringSab : null,
       fastPath: this.#opt.fastPath ?? true,
-      macKeys: this.#opt.macKeys ?? null
+      macKeys: this.#opt.macKeys ?? null,
+      clientIsolation: this.#opt.clientIsolation === true
     }
     const w: PipelineThread = this.#opt.placement === 'inline'
       ? new InlineHost(init, this.#native)

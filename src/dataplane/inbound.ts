@@ -11,7 +11,8 @@
  *   2. classify (JS, per datagram) by the type byte:
  *      - 4 data: find the session by receiver index → open list;
  *      - 5 relay: an inner message not of type 1-4 is dropped
- *        (dropRelayInnerType, PROTOCOL §4.4); server: rewrite the envelope's
+ *        (dropRelayInnerType, PROTOCOL §4.4); server with --client-isolation:
+ *        dropped (dropIsolated); server: rewrite the envelope's
  *        peerId from destination to source and queue it for forwarding,
  *        unopened (the server cannot read client↔client traffic); client:
  *        unwrap, data → open list, anything else → control ring;
@@ -199,7 +200,8 @@ export class Inbound {
   #indexFast (p: WorkerPeer): void {
     this.#fastPeers.set(p)
     if (!p.relayVia) this.#epHash.set(endpointHashKey(p.epIp, p.epPort), p.slot)
-    if (p.peerId !== 0) this.#idHash.set(p.peerId >>> 0, p.slot)
+    // --client-isolation: no peer-id lookups, so the addon's relay finds no destination and leaves every envelope to #relay.
+    if (p.peerId !== 0 && this.#init.clientIsolation !== true) this.#idHash.set(p.peerId >>> 0, p.slot)
   }
 
   /** Drop a peer's relay lookups (those still pointing at its slot) before it changes or goes. */
@@ -320,6 +322,7 @@ export class Inbound {
     const src = this.peers.byEndpoint.get(endpointKey(ip, port))
     if (src === undefined) { s[C.dropRelayUnknownSource]++; return RELAY_UNKNOWN_SOURCE }
     if (!relayableInner(this.#mem[off + 8]!)) { s[C.dropRelayInnerType]++; return RELAY_DROPPED }
+    if (this.#init.clientIsolation === true) { s[C.dropIsolated]++; return RELAY_DROPPED }
     const view = this.#view
     const dst = this.peers.byPeerId.get(view.getUint32(off + 4, true))
     if (dst === undefined || dst === src) { s[C.dropRelayUnknownPeer]++; return RELAY_DROPPED }

@@ -96,7 +96,9 @@ export const COUNTERS = [
   'rekeyOnMessages', 'sendKeyExhausted',
   // Server, HandshakeInits before the control ring (dataplane/init-guard.ts): bad mac1, over the
   // per-source or the global rate, no valid mac2 under load with the reply cap spent; replies sent.
-  'dropInitMac1', 'dropInitRateSource', 'dropInitRateGlobal', 'dropCookieReplyLimited', 'cookieReplies'
+  'dropInitMac1', 'dropInitRateSource', 'dropInitRateGlobal', 'dropCookieReplyLimited', 'cookieReplies',
+  // Server with --client-isolation: a relay envelope between two clients (dropped, never forwarded).
+  'dropIsolated'
 ] as const
 export type CounterName = typeof COUNTERS[number]
 export const C: Record<CounterName, number> = Object.fromEntries(COUNTERS.map((n, i) => [n, i])) as Record<CounterName, number>
@@ -151,6 +153,8 @@ export interface WorkerInit {
   rejectAfterMessages?: number
   /** Server: the mac1/cookie keys (crypto/cookie.ts macKeys); the inbound pipeline gates HandshakeInits with them (dataplane/init-guard.ts). */
   macKeys?: { mac1: Uint8Array, cookie: Uint8Array } | null
+  /** Server: --client-isolation: relay envelopes between clients are dropped (dropIsolated); the fast path gets no relay lookups. */
+  clientIsolation?: boolean
 }
 
 /**

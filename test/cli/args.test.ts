@@ -67,7 +67,11 @@ t.test('defaults', async t => {
     handshakeWorkers: 'auto',
     stateDir: '/var/lib/lightweight-tunnel/lwt0',
     nodeKey: null,
-    serverKey: null
+    serverKey: null,
+    advertiseRoutes: [],
+    approveRoutes: {},
+    acceptRoutes: true,
+    clientIsolation: false
   })
   const c = run(CLIENT).config
   t.same(c.listen, { host: '0.0.0.0', port: 0 })
@@ -137,8 +141,8 @@ const okCases: OkCase[] = [
   { name: 'Go flags with two dashes', argv: ['--m', 'client', '--r', '203.0.113.5:9000', '--t', '10.0.0.2/24', '--k', 'secret-key'], expect: { mode: 'client' } },
   { name: 'Go -m=client form', argv: ['-m=client', '-r=203.0.113.5:9000', '-t=10.0.0.2/24', '-k=secret-key'], expect: { mode: 'client' } },
   { name: 'command and -m agree', argv: [...SERVER, '-m', 'server'], expect: { mode: 'server' } },
-  { name: 'Go ignored flags warn', argv: [...SERVER, '-fec-data', '3', '-fec-parity=2', '-multi-client=false', '-xdp', '-routes', '192.168.1.0/24'], expect: { mode: 'server' }, warn: [/-fec-data .*ignored.*FEC/, /-fec-parity .*ignored/, /-multi-client .*ignored.*max_clients to 1/, /-xdp .*ignored.*encrypted/, /-routes .*ignored.*subnets/] },
-  { name: 'Go -client-isolation warns loudly', argv: [...SERVER, '-client-isolation'], expect: {}, warn: [/-client-isolation .*set to true.*not isolated/] },
+  { name: 'Go ignored flags warn', argv: [...SERVER, '-fec-data', '3', '-fec-parity=2', '-multi-client=false', '-xdp'], expect: { mode: 'server' }, warn: [/-fec-data .*ignored.*FEC/, /-fec-parity .*ignored/, /-multi-client .*ignored.*max_clients to 1/, /-xdp .*ignored.*encrypted/] },
+  { name: 'Go -routes and -client-isolation are real', argv: [...SERVER, '-routes', '192.168.1.0/24', '-client-isolation'], expect: { advertiseRoutes: ['192.168.1.0/24'], clientIsolation: true } },
   { name: 'short key warns', argv: ['server', '-t', '10.0.0.1/24', '-k', 'abc'], expect: { key: 'abc' }, warn: [/-k: the key is only 3 characters long/] },
   { name: 'Go placeholder key warns', argv: ['server', '-t', '10.0.0.1/24', '-k', 'CHANGE-THIS-TO-YOUR-SECRET-KEY'], expect: {}, warn: [/placeholder/] }
 ]
@@ -335,10 +339,10 @@ t.test('-c config files', async t => {
     t.match(p[1], /unknown key "mtuu" \(did you mean "mtu"\?\)/)
   })
   t.test('ignored Go keys give one warning each', async t => {
-    const f = file('go-ignored.json', { mode: 'server', tunnel_addr: '10.0.0.1/24', key: 'abcdefgh', fec_data: 10, fec_parity: 3, send_queue_size: 5000, recv_queue_size: 5000, multi_client: true, client_isolation: false, enable_mesh_routing: true, max_hops: 3, route_update_interval: 30, p2p_timeout: 5, enable_nat_detection: true, enable_xdp: true, enable_kernel_tune: true, route_advert_interval: 300, p2p_keepalive_interval: 25, p2p_port: 0, config_push_interval: 0, routes: [], timeout: 30, transport: 'rawtcp' })
+    const f = file('go-ignored.json', { mode: 'server', tunnel_addr: '10.0.0.1/24', key: 'abcdefgh', fec_data: 10, fec_parity: 3, send_queue_size: 5000, recv_queue_size: 5000, multi_client: true, enable_mesh_routing: true, max_hops: 3, route_update_interval: 30, p2p_timeout: 5, enable_nat_detection: true, enable_xdp: true, enable_kernel_tune: true, route_advert_interval: 300, p2p_keepalive_interval: 25, p2p_port: 0, config_push_interval: 0, timeout: 30, transport: 'rawtcp' })
     const { warnings } = run(['-c', f])
-    t.equal(warnings.length, 20)
-    for (const k of ['fec_data', 'fec_parity', 'send_queue_size', 'recv_queue_size', 'multi_client', 'client_isolation', 'enable_mesh_routing', 'max_hops', 'route_update_interval', 'p2p_timeout', 'enable_nat_detection', 'enable_xdp', 'enable_kernel_tune', 'route_advert_interval', 'p2p_keepalive_interval', 'p2p_port', 'config_push_interval', 'routes', 'timeout', 'transport']) {
+    t.equal(warnings.length, 18)
+    for (const k of ['fec_data', 'fec_parity', 'send_queue_size', 'recv_queue_size', 'multi_client', 'enable_mesh_routing', 'max_hops', 'route_update_interval', 'p2p_timeout', 'enable_nat_detection', 'enable_xdp', 'enable_kernel_tune', 'route_advert_interval', 'p2p_keepalive_interval', 'p2p_port', 'config_push_interval', 'timeout', 'transport']) {
       t.equal(warnings.filter(w => w.includes(`"${k}" is a Go lightweight-tunnel setting that is ignored: `)).length, 1, k)
     }
   })

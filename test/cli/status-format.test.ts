@@ -141,6 +141,21 @@ t.test('server report with a problem and no peers', async t => {
   t.notMatch(out, /counters/)
 })
 
+t.test('routes: isolation, own routes, the server\'s decisions per client, the kernel table', async t => {
+  const r: StatusReport = {
+    ...clientReport,
+    mode: 'server',
+    peers: [peer({ tunnelIp: '10.0.0.3', routes: [{ prefix: '192.168.50.0/24', state: 'approved', reason: null }, { prefix: '192.168.80.0/24', state: 'pending', reason: 'not approved' }] })],
+    routes: { advertised: ['172.16.0.0/16'], kernel: [{ prefix: '192.168.50.0/24', via: '10.0.0.3', state: 'installed', reason: null }, { prefix: '198.18.0.0/16', via: '10.0.0.3', state: 'skipped', reason: 'holds the server\'s address' }], clientIsolation: true }
+  }
+  const out = formatStatus(r)
+  t.match(out, /isolation +on: clients reach this server and its routes, never each other/)
+  t.match(out, /own routes +172\.16\.0\.0\/16/)
+  t.match(out, /client routes:\nCLIENT +ROUTE +STATE +WHY\n10\.0\.0\.3 +192\.168\.50\.0\/24 +approved +-\n10\.0\.0\.3 +192\.168\.80\.0\/24 +pending +not approved\n/)
+  t.match(out, /routes in the kernel table:\nROUTE +VIA +STATE +WHY\n192\.168\.50\.0\/24 +10\.0\.0\.3 +installed +-\n198\.18\.0\.0\/16 +10\.0\.0\.3 +skipped +holds the server's address\n/)
+  t.notMatch(formatStatus(clientReport), /routes|isolation/, 'nothing about routes when there are none')
+})
+
 t.test('rejected client shows the problem', async t => {
   const out = formatStatus({ ...clientReport, state: 'rejected', problem: 'the server rejected our key', peers: [] })
   t.match(out, /state +rejected/)

@@ -28,7 +28,7 @@ const client = (...extra: string[]): Config => build('client', { '--remote': 'vp
 
 t.test('every setting has an apply rule; the live ones are exactly these', async t => {
   t.same(Object.keys(APPLY).sort(), [...SETTINGS].sort())
-  t.same(SETTINGS.filter(k => APPLY[k] === 'live'), ['maxClients', 'keepalive', 'logLevel', 'logFormat', 'authorizedNodes'])
+  t.same(SETTINGS.filter(k => APPLY[k] === 'live'), ['maxClients', 'keepalive', 'logLevel', 'logFormat', 'authorizedNodes', 'approveRoutes'])
 })
 
 const cases: Array<{ name: string, running: Config, next: Config, live: string[], restart: string[], effective?: Partial<Config>, line?: string }> = [

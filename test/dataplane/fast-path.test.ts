@@ -61,7 +61,7 @@ interface Rig {
   counter: (name: CounterName) => number
 }
 
-function rig (t: Test, opts: { mode?: 'client' | 'server', fastPath?: boolean, sendKey?: boolean, limits?: Pick<WorkerInit, 'rekeyAfterMessages' | 'rejectAfterMessages'> } = {}): Rig {
+function rig (t: Test, opts: { mode?: 'client' | 'server', fastPath?: boolean, sendKey?: boolean, limits?: Pick<WorkerInit, 'rekeyAfterMessages' | 'rejectAfterMessages'>, clientIsolation?: boolean } = {}): Rig {
   const [tunFd, tunPeer] = socketPairDgram()
   const udp = native.udpOpen('127.0.0.1', 0, 0)
   const fars = [native.udpOpen('127.0.0.1', 0, 0), native.udpOpen('127.0.0.1', 0, 0), native.udpOpen('127.0.0.1', 0, 0)]
@@ -70,7 +70,8 @@ function rig (t: Test, opts: { mode?: 'client' | 'server', fastPath?: boolean, s
   const init: WorkerInit = {
     role: 'both', statsIndex: 0, mode: opts.mode ?? 'client', tunFd, tunVnet: true, udpFd: udp.fd, tunnelIp: OWN, mtu: 1400,
     maxPeers: MAX_PEERS, packetMem: new SharedArrayBuffer(BATCH * SLOT_SIZE), packetMemIn: new SharedArrayBuffer(RX_BUFS * RX_BUF_SIZE),
-    stats: statsSab, ctrlRing: SpscRing.create(CTRL_RING_SLOTS, CTRL_SLOT_SIZE), fastPath: opts.fastPath ?? true, ...opts.limits
+    stats: statsSab, ctrlRing: SpscRing.create(CTRL_RING_SLOTS, CTRL_SLOT_SIZE), fastPath: opts.fastPath ?? true, ...opts.limits,
+    ...(opts.clientIsolation === true ? { clientIsolation: true } : {})
   }
   const posted: FromWorker[] = []
   const failures: unknown[] = []
@@ -557,6 +558,22 @@ t.test('relay: a server forwards a lone envelope in the addon, rewritten to name
   r.udpSend(0, env(8))
   t.same(await r.udpRead(0, 60, 1), [], 'a removed peer is not relayed to')
   t.equal(r.counter('dropRelayUnknownPeer'), 3)
+})
+
+t.test('relay with --client-isolation: neither the addon nor the batch path forwards an envelope between clients', async t => {
+  const r = rig(t, { mode: 'server', clientIsolation: true })
+  r.control({ code: 'PEER', slot: 2, peerId: 8, tunnelIp: OTHER_IP, endpointIp: LOOPBACK, endpointPort: r.farPorts[1], relayVia: false, fd: -1 })
+  const e = new Uint8Array(8 + 120)
+  new DataView(e.buffer).setUint32(0, 5, true)
+  new DataView(e.buffer).setUint32(4, 8, true)
+  e[8] = 4
+  await sleep(20)
+  r.udpSend(0, e)
+  r.udpSend(0, e)
+  t.same(await r.udpRead(1, 100, 1), [], 'peer 8 got nothing')
+  t.equal(r.counter('dropIsolated'), 2, 'both dropped and counted by the batch path')
+  t.equal(r.counter('relayedPackets'), 0)
+  t.equal(r.counter('fastPathPackets'), 0, 'the addon left them alone (no peer-id lookups)')
 })
 
 t.test('fastPathLink: checks its arguments, and a delivery after the TUN poll stopped neither touches it nor fails', async t => {

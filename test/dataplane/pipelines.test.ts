@@ -262,6 +262,20 @@ t.test('server: relay envelopes are forwarded unopened with the source\'s peer i
   t.match(r.counters(), { relayedPackets: 1, dropRelayUnknownPeer: 1, dropRelayUnknownSource: 1 })
 })
 
+t.test('server with --client-isolation: an envelope between two clients is dropped and counted, never forwarded', async t => {
+  const r = rig(t, 'server', 'fused', SERVER_IP, { clientIsolation: true })
+  const A = { ip: 0x64400201, port: 40001 }
+  r.post({ code: 'PEER', slot: 1, peerId: 1, tunnelIp: CLIENT_IP, endpointIp: A.ip, endpointPort: A.port, relayVia: false, fd: -1 })
+  r.post({ code: 'PEER', slot: 2, peerId: 2, tunnelIp: OTHER_IP, endpointIp: OTHER_EP.ip, endpointPort: OTHER_EP.port, relayVia: false, fd: -1 })
+  const inner = randomBytes(80)
+  inner[0] = 4
+  r.udp.inject(relayEnvelope(2, inner), A.ip, A.port)
+  r.udp.inject(relayEnvelope(1, inner), OTHER_EP.ip, OTHER_EP.port)
+  await r.io.settle()
+  t.same(r.udp.takeSent(), [], 'nothing forwarded')
+  t.match(r.counters(), { relayedPackets: 0, dropIsolated: 2 })
+})
+
 t.test('server: an envelope carrying a Relay (5) or a Reject (6) is never forwarded (PROTOCOL §4.4), other types are', async t => {
   const r = rig(t, 'server')
   const A = { ip: 0x64400201, port: 40001 }
