@@ -35,15 +35,18 @@ const CLIENT = `lightweight-tunnel client - run a client
 
 SYNOPSIS
     lightweight-tunnel client --remote HOST:PORT --tun CIDR --key-file FILE
-        [--p2p | --no-p2p] [--listen HOST:PORT] [--dev NAME] [--control PATH]
-        [--mtu N] [--keepalive SECONDS] [--placement inline|fused|split]
+        [--p2p | --no-p2p] [--no-port-mapping] [--listen HOST:PORT]
+        [--dev NAME] [--control PATH] [--mtu N] [--keepalive SECONDS]
+        [--placement inline|fused|split]
         [--no-fast-path] [--log-level LEVEL | -q | --verbose]
         [--log-format text|json] [-c FILE]
 
     The client registers with the server at --remote using the key, then
     reaches every other node's tunnel address. With --p2p (the default) it
     tries a direct UDP path to each client it talks to and falls back to the
-    server's relay while none works; --no-p2p always uses the relay. A wrong
+    server's relay while none works; --no-p2p always uses the relay. It also
+    asks its router for a UDP port mapping (PCP, NAT-PMP) and offers the
+    mapped address to peers; --no-port-mapping does not ask. A wrong
     key is reported as such ("the server rejected our key"), also by status.
     --max-clients is a server option and an error here.
 

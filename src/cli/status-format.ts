@@ -20,6 +20,7 @@
  *   10.0.0.3   symmetric  punch     0s ago     2/3    198.51.100.9:4100 public confirmed 1.2 ms, ...    -
  */
 import type { PeerStatus, StatusReport } from '../control/status.js'
+import type { PortMapStatus } from '../control/port-mapping.js'
 
 /** "512 B", "1.5 KiB", "12.0 MiB", ... (binary units). */
 export function formatBytes (n: number): string {
@@ -105,6 +106,14 @@ function ipKey (ip: string): number {
   return o.length === 4 && o.every(x => Number.isInteger(x)) ? ((o[0]! << 24) >>> 0) + (o[1]! << 16) + (o[2]! << 8) + o[3]! : Number.MAX_SAFE_INTEGER
 }
 
+/** "PCP 100.64.1.2:40000 → port 9000, lifetime 7200 s (3598 s left)", or the state and why there is none. */
+export function formatPortMapping (m: PortMapStatus): string {
+  if (m.state === 'mapped') {
+    return `${m.protocol === 'pcp' ? 'PCP' : 'NAT-PMP'} ${dash(m.external)} → port ${m.internalPort} via gateway ${dash(m.gateway)}, lifetime ${m.lifetimeSec ?? '-'} s (${m.lifetimeLeftSec ?? '-'} s left); offered to peers`
+  }
+  return `none (${clean(m.state)}): ${clean(m.note)}`
+}
+
 export function formatStatus (report: StatusReport): string {
   const out: string[] = []
   out.push(`lightweight-tunnel ${dash(report.version)}, ${dash(report.mode)} on ${dash(report.dev)}`)
@@ -129,6 +138,7 @@ export function formatStatus (report: StatusReport): string {
       (c.loopDelayMs === null ? 'loop delay not sampled' : `loop delay p99 ${formatLate(c.loopDelayMs.p99)}, max ${formatLate(c.loopDelayMs.max)}`) +
       `; ${c.ticksLate} of ${c.ticks} runs > 20 ms late`])
   }
+  if (report.portMapping !== undefined && report.portMapping !== null) kv.push(['port mapping', formatPortMapping(report.portMapping)])
   const direct = report.peers.filter(p => p.path === 'direct').length
   const relay = report.peers.filter(p => p.path === 'relay').length
   kv.push(['peers', `${report.peers.length} (${direct} direct, ${relay} relayed, ${report.peers.length - direct - relay} connecting)`])

@@ -25,6 +25,8 @@ export const DEFAULTS = Object.freeze({
   mtu: 1400,
   maxClients: 100,
   p2p: true,
+  /** Port mapping (control/port-mapping.ts): asked for unless --no-port-mapping. */
+  portMapping: true,
   /** Seconds. Short enough to keep common NAT UDP mappings (30 s and up) open. */
   keepalive: 10,
   logLevel: 'info' as const,

@@ -35,6 +35,7 @@ for (const k of SETTINGS) FILE_KEYS.set(k, { key: k, go: false })
 /** Our snake_case spellings of the newer settings (as the issue and the docs write them). */
 FILE_KEYS.set('key_file', { key: 'keyFile', go: false })
 FILE_KEYS.set('network_name', { key: 'networkName', go: false })
+FILE_KEYS.set('port_mapping', { key: 'portMapping', go: false })
 for (const [k, key] of Object.entries(GO_KEYS)) FILE_KEYS.set(k, { key, go: true })
 
 /**

@@ -162,6 +162,8 @@ function checkModeScope (mode: Mode | null, s: Settings, problems: string[], war
     if (r !== undefined && !goBlank(r)) {
       problems.push(`${r.source}: only for client mode, but this is a server (a server has no remote; clients connect to its --listen address)`)
     }
+    const pm = s.pick('portMapping')
+    if (pm !== undefined) problems.push(`${pm.source}: only for client mode, but this is a server (a client asks its own router for a port mapping)`)
     const p = s.pick('p2p')
     if (p !== undefined) {
       if (p.from === 'file' && p.goName) warnings.push(`${p.source} is ignored in server mode: direct paths are a client setting`)
@@ -194,6 +196,7 @@ function readSettings (mode: Mode | null, s: Settings, env: LoadEnv, problems: s
   const mtu = readMtu(s, problems, warnings)
   const maxClients = mode === 'server' ? readMaxClients(s, problems, warnings) : DEFAULTS.maxClients
   const p2p = readOptional(mode === 'client' ? s.pick('p2p') : undefined, DEFAULTS.p2p, raw => checkBool(raw, problems))
+  const portMapping = readOptional(mode === 'client' ? s.pick('portMapping') : undefined, DEFAULTS.portMapping, raw => checkBool(raw, problems))
   const keepalive = readKeepalive(s, problems, warnings)
   const logLevel = readOptional(s.pick('logLevel'), DEFAULTS.logLevel, raw => checkOneOf(raw, LOG_LEVELS, problems))
   const logFormat = readOptional(s.pick('logFormat'), DEFAULTS.logFormat, raw => checkOneOf(raw, LOG_FORMATS, problems))
@@ -207,7 +210,7 @@ function readSettings (mode: Mode | null, s: Settings, env: LoadEnv, problems: s
   const nodeKey = readPath(s.pick('nodeKey'), null, 'a private key file (make one with: lightweight-tunnel genkey > FILE)', env, problems)
   const serverKey = readServerKey(mode, s, env, problems)
   const authorizedNodes = mode === 'server' ? readAuthorizedNodes(s, env, problems) : null
-  return { mode, listen, remote, tun, key, keyFile, networkName, dev, control, mtu, maxClients, p2p, keepalive, logLevel, logFormat, placement, fastPath, metrics, handshakeWorkers, stateDir, nodeKey, serverKey, authorizedNodes }
+  return { mode, listen, remote, tun, key, keyFile, networkName, dev, control, mtu, maxClients, p2p, portMapping, keepalive, logLevel, logFormat, placement, fastPath, metrics, handshakeWorkers, stateDir, nodeKey, serverKey, authorizedNodes }
 }
 
 /** serverKey (client only): a base64 public key as given, else a file path resolved against the working directory. */

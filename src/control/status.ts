@@ -1,4 +1,5 @@
 import type { P2pStatus } from './direct-path.js'
+import type { PortMapStatus } from './port-mapping.js'
 
 /**
  * The shape of `lightweight-tunnel status --json`. The control socket's
@@ -69,6 +70,8 @@ export interface StatusReport {
   dataplane?: DataplaneInfo
   /** How late the control plane's timers run (absent before the daemon's timer started). */
   controlPlane?: ControlPlaneInfo
+  /** A client's port mapping (control/port-mapping.ts): protocol, external endpoint, lifetime left, or why there is none; null when off (--no-port-mapping, --no-p2p) or on a server. */
+  portMapping?: PortMapStatus | null
 }
 
 /** Recent lateness figures, ms (nearest-rank percentiles; 0 when nothing was recorded). */
