@@ -177,8 +177,7 @@ export class DirectPath {
     for (const a of lan) {
       if (a.ip === 0 || a.port === 0) continue
       // A host without NAT advertises its public address as its own: it stays 'public'.
-      const same = this.#publicEp !== null && a.ip === this.#publicEp.ip && a.port === this.#publicEp.port
-      this.#addCandidate(a.ip, a.port, same ? 'public' : 'lan')
+      this.#addCandidate(a.ip, a.port, this.#advertisedKind(a, 'lan'))
       keys.add(endpointKey(a.ip, a.port))
     }
     const changed = keys.size !== this.#serverKeys.size || [...keys].some(k => !this.#serverKeys.has(k))
@@ -242,8 +241,7 @@ export class DirectPath {
     const keys = new Set<number>()
     for (const c of p.candidates) {
       if (c.ip === 0 || c.port === 0) continue
-      const kind: CandidateKind = this.#publicEp !== null && c.ip === this.#publicEp.ip ? 'public' : isPrivate(c.ip) ? 'lan' : 'public'
-      this.#addCandidate(c.ip, c.port, kind)
+      this.#addCandidate(c.ip, c.port, this.#advertisedKind(c, isPrivate(c.ip) ? 'lan' : 'public'))
       keys.add(endpointKey(c.ip, c.port))
     }
     this.#punchKeys = keys
@@ -363,6 +361,18 @@ export class DirectPath {
   destroy (now: number): void { this.#bday.end(now) }
 
   // ── internals ──
+
+  /**
+   * An endpoint the peer advertises: its public endpoint as the server sees
+   * it is 'public'; its router's address with another port is the router's
+   * port mapping ('mapped': a client offers its mapping beside its LAN
+   * addresses); anything else is `other`.
+   */
+  #advertisedKind (a: Endpoint, other: CandidateKind): CandidateKind {
+    const pub = this.#publicEp
+    if (pub === null || a.ip !== pub.ip) return other
+    return a.port === pub.port ? 'public' : 'mapped'
+  }
 
   #scheduleReprobe (now: number): void {
     this.#nextReprobe = now + (this.strategy.strategy === 'relay-only' ? DOUBLE_SYMMETRIC_REPROBE : RELAY_REPROBE)

@@ -55,6 +55,9 @@ t.test('the mapped side offers its mapping: symmetric ↔ symmetric goes direct'
   t.ok(a.counters.portMapAnswers! >= 1)
   const b = await status(d.bob!)
   t.equal(peer(b, IP.alice)!.endpoint, m.external, 'bob reaches alice at her mapped endpoint')
+  const cand = peer(b, IP.alice)!.p2p!.candidates.find(c => c.endpoint === m.external)
+  t.equal(cand?.kind, 'mapped', 'bob\'s status marks the candidate as alice\'s port mapping')
+  t.equal(cand?.state, 'confirmed')
   t.equal((await ping(topo.client('alice').ns, IP.bob, 5, 0.05)).received, 5, 'traffic flows')
 })
 
