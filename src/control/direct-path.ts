@@ -150,7 +150,12 @@ export class DirectPath {
 
   get state (): PathState { return this.#state }
   get peerNat (): NatMapping { return classifyNat({ announced: this.#announced, reference: this.#publicEp, views: this.#seenFrom }) }
-  get strategy (): { strategy: Strategy, reason: RelayReason | null } { return chooseStrategy(this.#io.localNat(), this.peerNat) }
+  get strategy (): { strategy: Strategy, reason: RelayReason | null } {
+    const s = chooseStrategy(this.#io.localNat(), this.peerNat)
+    // The peer's router maps a port for it: that candidate takes our probes whatever our NATs are, so keep punching (rounds every RELAY_REPROBE).
+    if (s.strategy === 'relay-only' && [...this.candidates.values()].some(c => c.kind === 'mapped' && c.advertised)) return { strategy: 'punch', reason: null }
+    return s
+  }
 
   /** The candidate carrying the peer's traffic, or null while relayed. */
   get directCandidate (): Candidate | null {
@@ -435,7 +440,8 @@ export class DirectPath {
     if (c === undefined) {
       c = newCandidate(ip, port, kind)
       this.candidates.set(k, c)
-    } else if (rank(kind) > rank(c.kind) || (c.kind === 'learned' && kind !== 'learned')) {
+    } else if (rank(kind) > rank(c.kind) || (c.kind === 'learned' && kind !== 'learned') || (c.kind === 'mapped' && kind === 'public')) {
+      // 'mapped' → 'public': the server now sees the peer at that port (a rebinding looked like a mapping until it caught up).
       c.kind = kind
     }
     return c
