@@ -60,7 +60,9 @@ SYNOPSIS
         -c FILE]
 
     Connects to the daemon's control socket and prints a header (mode,
-    device, tunnel address, state, any problem, uptime) and one row per peer:
+    device, tunnel address, state, any problem, uptime; on a client the port
+    mapping: protocol, external endpoint, lifetime left, or why there is
+    none) and one row per peer:
     TUNNEL IP, ROLE, PATH (direct, relay, connecting), ENDPOINT, RTT, TX, RX,
     SESSION, LAST SEEN and NOTE (why the path is what it is). --json prints
     the report as JSON instead.
