@@ -59,7 +59,7 @@ import { answerNetcheck, answerPing } from './control/observe-requests.js'
 import { answerNodes } from './control/nodes.js'
 import { openServerRegistry, reloadAuthorized } from './state/server-registry.js'
 import type { FileRegistry } from './state/registry-file.js'
-import { PortMappingIo } from './port-mapping-io.js'
+import { PortMappingIo, readNetwork } from './port-mapping-io.js'
 
 /** Peer slots per daemon: the server's clients, or a client's peers (slot 0 = the server). */
 function maxPeersFor (config: Config): number {
@@ -340,7 +340,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       portMapping = new PortMappingIo(dataplane.port, { clock: systemClock, random: systemRandom, log: log.child('portmap') }, () => {
         controller.portMappingChanged()
         ticker.kick(controller.tickInterval())
-      })
+      }, readNetwork, join(config.stateDir, 'portmap.json'))
       await portMapping.start().catch((err: unknown) => {
         log.warn(`port mapping unavailable: ${(err as Error).message}; peers behind symmetric NATs may stay relayed`)
         portMapping = null

@@ -10,16 +10,20 @@
  *   socket 'message' ─▶ PortMapper.onPacket;  timer ─▶ PortMapper.tick
  *   PortMapper.changed(ep) ─▶ onChange(ep) (the client offers it to peers)
  *   stop() ─▶ PortMapper.stop() (the delete datagram) ─▶ flushed ─▶ socket closed
+ *   <state-dir>/portmap.json holds the live mapping (PortMapRecord), written when it
+ *   appears or changes and removed when it goes: a run after kill -9 reads it and
+ *   deletes that mapping at the gateway (PortMapper.forgetStale) before asking anew.
  */
 import { createSocket, type Socket } from 'node:dgram'
-import { readFileSync } from 'node:fs'
+import { readFileSync, unlinkSync } from 'node:fs'
+import { writeAtomic } from './state/atomic-file.js'
 import { networkInterfaces } from 'node:os'
 import type { Clock } from './clock.js'
 import type { Logger } from './log.js'
 import type { Random } from './random.js'
 import { intToIp, ipToInt } from './wire/addr.js'
 import { NATPMP_PORT } from './wire/natpmp.js'
-import { PortMapper, type PortMapNet, type PortMapStatus } from './control/port-mapping.js'
+import { PortMapper, type PortMapNet, type PortMapRecord, type PortMapStatus } from './control/port-mapping.js'
 import type { Endpoint } from './control/nat.js'
 
 /** How often the gateway and our address are read again (ms): a network change asks for a new mapping. */
@@ -69,10 +73,13 @@ export class PortMappingIo {
   /** Settles when the newest datagram has been handed to the kernel. */
   #lastSend: Promise<void> = Promise.resolve()
 
-  constructor (internalPort: number, c: { clock: Clock, random: Random, log: Logger }, onChange: (ep: Endpoint | null) => void, readNet = readNetwork) {
+  /** `stateFile`: where the live mapping is kept for a run after a crash (null: nowhere). */
+  constructor (internalPort: number, c: { clock: Clock, random: Random, log: Logger }, onChange: (ep: Endpoint | null) => void,
+    readNet = readNetwork, stateFile: string | null = null) {
     this.#clock = c.clock
     this.#log = c.log
     this.#readNet = readNet
+    this.#stateFile = stateFile
     this.#sock = createSocket({ type: 'udp4' })
     this.mapper = new PortMapper({
       send: (b) => {
@@ -85,7 +92,10 @@ export class PortMappingIo {
           })
         })
       },
-      changed: onChange,
+      changed: (ep) => {
+        this.#save(ep !== null)
+        onChange(ep)
+      },
       log: (level, msg, fields) => { this.#log[level](msg, fields) }
     }, c.random, internalPort)
     this.#sock.on('message', (msg, rinfo) => {
@@ -97,7 +107,36 @@ export class PortMappingIo {
     this.#sock.on('error', (err) => { this.#log.debug('port-mapping socket error', { err }) })
   }
 
+  readonly #stateFile: string | null
+
   #net: PortMapNet | null = null
+
+  /** Keep the live mapping on disk (or remove the file). Failing to is logged, never fatal. */
+  #save (mapped: boolean): void {
+    const f = this.#stateFile
+    if (f === null) return
+    try {
+      const r = mapped ? this.mapper.record() : null
+      if (r !== null) writeAtomic(f, JSON.stringify(r) + '\n')
+      else unlinkSync(f)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.#log.warn(`could not update ${f}`, { err })
+    }
+  }
+
+  /** A mapping an earlier run left in the state file, or null. */
+  #readStale (): PortMapRecord | null {
+    if (this.#stateFile === null) return null
+    try {
+      const r = JSON.parse(readFileSync(this.#stateFile, 'utf8')) as PortMapRecord
+      if (typeof r.gateway === 'number' && typeof r.internalPort === 'number' && (r.protocol === 'pcp' || r.protocol === 'nat-pmp') &&
+        typeof r.nonce === 'string' && typeof r.external?.ip === 'number' && typeof r.external?.port === 'number') return r
+      this.#log.warn(`ignoring ${this.#stateFile}: not a port-mapping record`)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.#log.warn(`ignoring ${this.#stateFile}`, { err })
+    }
+    return null
+  }
   get #gateway (): string | null { return this.#net === null ? null : intToIp(this.#net.gateway) }
 
   async start (): Promise<void> {
@@ -105,7 +144,10 @@ export class PortMappingIo {
       this.#sock.once('error', reject)
       this.#sock.bind(0, () => { this.#sock.off('error', reject); resolve() })
     })
+    const stale = this.#readStale()
+    if (stale !== null) this.mapper.forgetStale(stale)
     this.#check()
+    this.#save(false)
     this.#poll = setInterval(() => { this.#check() }, NETWORK_POLL)
     this.#poll.unref()
   }
@@ -123,6 +165,7 @@ export class PortMappingIo {
       await Promise.race([this.#lastSend, new Promise<void>(resolve => { t = setTimeout(resolve, STOP_FLUSH) })])
       clearTimeout(t)
     }
+    this.#save(false)
     this.#sock.close()
   }
 

@@ -349,6 +349,10 @@ const FILES = `FILES
               (address, node key, endpoints that answered; 0600, at most
               256, 7 days). A client restarted while the server is down
               reaches them there. Safe to delete.
+    <state-dir>/portmap.json
+              The client's live port mapping (gateway, ports, PCP nonce),
+              removed when it is deleted. A run after a crash or kill -9
+              deletes the mapping it names at the gateway first.
     FILE, FILE.client
               Config files written by -g and read by -c.
     /etc/systemd/system/lightweight-tunnel@.service

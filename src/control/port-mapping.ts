@@ -20,6 +20,8 @@
  *     └─ an answer whose epoch went backwards (§3.6 / §8.5: the gateway rebooted and lost
  *        its table) ─▶ changed(null), probing again at once (counted: portMapGatewayReboots)
  *   stop() ─▶ a delete (lifetime 0) for a live mapping ─▶ off
+ *   forgetStale(record) (a mapping a killed run left, from the state directory) ─▶ deleted with
+ *     its own nonce and port at the next setNetwork on the same gateway, before our own request
  *
  * Answers are accepted only from the gateway's port 5351, and a PCP answer
  * only with our nonce; anything else is counted (portMapForged,
@@ -51,6 +53,16 @@ export interface PortMapIo {
   /** Our mapped external endpoint is now `ep` (null: none). */
   changed(ep: Endpoint | null): void
   log(level: 'info' | 'warn' | 'debug', msg: string, fields?: Record<string, unknown>): void
+}
+
+/** A live mapping as the daemon keeps it in its state directory (port-mapping-io.ts), so a run after a crash can delete it. */
+export interface PortMapRecord {
+  gateway: number
+  internalPort: number
+  protocol: PortMapProtocol
+  /** PCP nonce, hex. */
+  nonce: string
+  external: Endpoint
 }
 
 export interface PortMapNet {
@@ -93,8 +105,12 @@ export class PortMapper {
   #nonce: Uint8Array
   /** The gateway's epoch from its last answer per protocol and when we read it (reboot detection; a gateway may run PCP and NAT-PMP with separate epochs). */
   #epoch: Record<PortMapProtocol, { epoch: number, at: number } | null> = { pcp: null, 'nat-pmp': null }
+  /** A crashed run's mapping, to delete once we talk to its gateway. */
+  #stale: PortMapRecord | null = null
+  /** The stale delete we sent: its answer is expected, not forged. */
+  #staleSent: { nonce: Uint8Array, internalPort: number } | null = null
   readonly counters = {
-    portMapRequests: 0, portMapAnswers: 0, portMapForged: 0, portMapMalformed: 0,
+    portMapStaleDeleted: 0, portMapRequests: 0, portMapAnswers: 0, portMapForged: 0, portMapMalformed: 0,
     portMapRenewals: 0, portMapExpired: 0, portMapGatewayReboots: 0, portMapFailures: 0
   }
 
@@ -122,6 +138,7 @@ export class PortMapper {
     this.#drop()
     this.#net = net
     if (net === null) { this.#st = { state: 'idle' }; return }
+    this.#deleteStale(net)
     this.#io.log('info', 'port mapping: asking the gateway (PCP, NAT-PMP)', { gateway: intToIp(net.gateway), port: this.#internalPort })
     this.#probe(1, now)
   }
@@ -170,6 +187,34 @@ export class PortMapper {
         st.renewAt = Math.min(expires, now + Math.min(RENEW_RETRY_MAX, RENEW_RETRY * 2 ** st.renewTries))
         st.renewTries++
       }
+    }
+  }
+
+  /** What to keep on disk while mapped (null otherwise): enough for a later run to delete it. */
+  record (): PortMapRecord | null {
+    const st = this.#st
+    if (st.state !== 'mapped' || this.#net === null) return null
+    return { gateway: this.#net.gateway, internalPort: this.#internalPort, protocol: st.proto, nonce: Buffer.from(this.#nonce).toString('hex'), external: { ...st.external } }
+  }
+
+  /** A mapping an earlier run left behind (killed before it could delete it): deleted when we next talk to its gateway. */
+  forgetStale (r: PortMapRecord): void {
+    if (/^[0-9a-f]{24}$/.test(r.nonce) && r.internalPort > 0 && r.internalPort < 65536) this.#stale = r
+  }
+
+  #deleteStale (net: PortMapNet): void {
+    const r = this.#stale
+    if (r === null || r.gateway !== net.gateway) return
+    this.#stale = null
+    this.#staleSent = { nonce: new Uint8Array(Buffer.from(r.nonce, 'hex')), internalPort: r.internalPort }
+    this.counters.portMapStaleDeleted++
+    this.#io.log('info', 'port mapping: deleting the mapping an earlier run left', { external: formatEndpoint(r.external.ip, r.external.port), internalPort: r.internalPort, protocol: r.protocol })
+    if (r.protocol === 'pcp') {
+      this.#io.send(encodePcpMap({
+        lifetimeSec: 0, clientIp: net.localIp, nonce: new Uint8Array(Buffer.from(r.nonce, 'hex')), internalPort: r.internalPort, suggestedPort: r.external.port, suggestedIp: r.external.ip
+      }))
+    } else {
+      this.#io.send(encodeNatpmpMap(r.internalPort, 0, 0))
     }
   }
 
@@ -236,6 +281,7 @@ export class PortMapper {
   #onPcp (b: Uint8Array, now: number): void {
     const a = decodePcp(b)
     if (typeof a === 'string') { this.counters.portMapMalformed++; return }
+    if (this.#staleSent !== null && a.lifetimeSec === 0 && sameBytes(a.nonce, this.#staleSent.nonce)) { this.#staleSent = null; this.counters.portMapAnswers++; return }
     const st = this.#st
     if (a.result !== 0) {
       // An error answer without the MAP body cannot be matched by nonce; only the probe waits for one.
@@ -268,6 +314,7 @@ export class PortMapper {
   #onPmp (b: Uint8Array, now: number): void {
     const a = decodeNatpmp(b)
     if (typeof a === 'string') { this.counters.portMapMalformed++; return }
+    if (this.#staleSent !== null && a.op === 'map' && a.lifetimeSec === 0 && a.internalPort === this.#staleSent.internalPort) { this.#staleSent = null; this.counters.portMapAnswers++; return }
     const st = this.#st
     if (a.op === 'map' && a.result === 1 && st.state === 'probing') {
       // A NAT-PMP-only gateway answers our PCP request so (RFC 6887 §9): PCP is not spoken here.

@@ -248,3 +248,34 @@ t.test('the network goes away and comes back: withdrawn, then asked again', asyn
   h.m.setNetwork({ gateway: GW, localIp: ME }, h.now)
   t.equal(h.take().length, 2)
 })
+
+t.test('a mapping a killed run left is deleted with its own nonce before we ask; its answer is not counted as forged', async t => {
+  const h = new Harness()
+  const oldNonce = '0a0b0c0d0e0f101112131415'
+  h.m.forgetStale({ gateway: GW, internalPort: 41000, protocol: 'pcp', nonce: oldNonce, external: { ip: EXT, port: 39000 } })
+  h.m.setNetwork({ gateway: 0x0a000001, localIp: 0x0a000002 }, h.now)
+  t.equal(h.take().length, 2, 'another gateway: only our own requests')
+  h.m.setNetwork({ gateway: GW, localIp: ME }, h.now)
+  const sent = h.take()
+  t.equal(sent.length, 3)
+  const del = sent[0]!
+  t.ok(isPcp(del)); t.equal(u32(del, 4), 0, 'lifetime 0'); t.equal(u16(del, 40), 41000, 'the old internal port')
+  t.equal(Buffer.from(del.slice(24, 36)).toString('hex'), oldNonce, 'the old nonce')
+  t.equal(u16(del, 42), 39000, 'suggests the old external port')
+  t.equal(h.m.counters.portMapStaleDeleted, 1)
+  h.deliver(pcpAnswer(del, { epoch: 5, lifetime: 0, extPort: 39000 }))
+  t.equal(h.m.counters.portMapForged, 0)
+  t.equal(h.m.state, 'probing', 'the delete\'s answer maps nothing')
+  h.deliver(pcpAnswer(sent.find((b, i) => i > 0 && isPcp(b))!, { epoch: 5 }))
+  t.equal(h.m.state, 'mapped')
+  const r = h.m.record()!
+  t.same({ ...r, nonce: r.nonce.length }, { gateway: GW, internalPort: PORT, protocol: 'pcp', nonce: 24, external: { ip: EXT, port: 40000 } }, 'record() for the state file')
+  t.not(r.nonce, oldNonce)
+  // NAT-PMP: lifetime 0, suggested 0, the old internal port.
+  const p = new Harness()
+  p.m.forgetStale({ gateway: GW, internalPort: 41000, protocol: 'nat-pmp', nonce: oldNonce, external: { ip: EXT, port: 39000 } })
+  p.m.forgetStale({ gateway: GW, internalPort: 0, protocol: 'nat-pmp', nonce: 'zz', external: { ip: EXT, port: 1 } }) // nonsense is ignored
+  p.m.setNetwork({ gateway: GW, localIp: ME }, p.now)
+  const d = p.take()[0]!
+  t.ok(isPmpMap(d)); t.equal(u16(d, 4), 41000); t.equal(u16(d, 6), 0); t.equal(u32(d, 8), 0)
+})

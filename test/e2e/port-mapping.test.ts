@@ -85,3 +85,30 @@ t.test('SIGTERM deletes the mapping on the router', async t => {
   await waitFor(async () => (await gatewayMappings(routerNs)).size === 0, { timeoutMs: 3000, intervalMs: 100, what: 'the mapping to be deleted' })
   t.pass('the DNAT mapping is gone')
 })
+
+t.test('kill -9 leaves the mapping behind; the next start deletes it before mapping again', async t => {
+  const c = topo.client('alice')
+  const waitMapped = async (dd: Daemon): Promise<string> => {
+    let ext = ''
+    await waitFor(async () => {
+      if (dd.proc.exitInfo !== null) throw new Error(`alice exited:\n${dd.proc.tail(20)}`)
+      const s = await status(dd).catch(() => null)
+      ext = s?.portMapping?.external ?? ''
+      return s?.portMapping?.state === 'mapped'
+    }, { timeoutMs: 15_000, intervalMs: 100, what: 'alice mapped' })
+    return ext
+  }
+  const first = startClient(c.ns, topo.id, 'alice', `${IP.alice}/24`, topo.serverWanIp, { stateDir: d.alice!.stateDir })
+  await waitMapped(first)
+  const before = [...(await gatewayMappings(c.routerNs!)).values()]
+  t.equal(before.length, 1)
+  await first.proc.stop('SIGKILL', 5000)
+  t.same([...(await gatewayMappings(c.routerNs!)).values()], before, 'still on the router after kill -9')
+  const second = startClient(c.ns, topo.id, 'alice', `${IP.alice}/24`, topo.serverWanIp, { stateDir: d.alice!.stateDir })
+  await waitMapped(second)
+  const after = [...(await gatewayMappings(c.routerNs!)).values()]
+  t.equal(after.length, 1, 'one mapping: the stale one was deleted')
+  t.not(after[0], before[0], 'the new run\'s own (another local port)')
+  t.equal((await status(second)).counters.portMapStaleDeleted, 1)
+  t.equal(await second.proc.stop('SIGTERM', 10_000), 0)
+})
