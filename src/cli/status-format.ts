@@ -111,7 +111,8 @@ export function formatPortMapping (m: PortMapStatus): string {
   if (m.state === 'mapped') {
     return `${m.protocol === 'pcp' ? 'PCP' : 'NAT-PMP'} ${dash(m.external)} → port ${m.internalPort} via gateway ${dash(m.gateway)}, lifetime ${m.lifetimeSec ?? '-'} s (${m.lifetimeLeftSec ?? '-'} s left); offered to peers`
   }
-  return `none (${clean(m.state)}): ${clean(m.note)}`
+  const hint = m.state === 'failed' ? ' (peers behind symmetric NATs stay relayed; turn on NAT-PMP or PCP in the router to let them in)' : ''
+  return `none (${clean(m.state)}): ${clean(m.note)}${hint}`
 }
 
 export function formatStatus (report: StatusReport): string {
