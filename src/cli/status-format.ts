@@ -111,7 +111,7 @@ export function formatPortMapping (m: PortMapStatus): string {
   if (m.state === 'mapped') {
     return `${m.protocol === 'pcp' ? 'PCP' : 'NAT-PMP'} ${dash(m.external)} → port ${m.internalPort} via gateway ${dash(m.gateway)}, lifetime ${m.lifetimeSec ?? '-'} s (${m.lifetimeLeftSec ?? '-'} s left); offered to peers`
   }
-  const hint = m.state === 'failed' ? ' (peers behind symmetric NATs stay relayed; turn on NAT-PMP or PCP in the router to let them in)' : ''
+  const hint = m.state === 'failed' ? ' (turn on NAT-PMP or PCP in the router so that peers behind symmetric NATs can reach this node directly)' : ''
   return `none (${clean(m.state)}): ${clean(m.note)}${hint}`
 }
 

@@ -298,7 +298,8 @@ export class PortMapper {
       else this.#pcpRefused('answered without an IPv4 mapping', now)
       return
     }
-    if (st.state === 'probing' || (st.state === 'mapped' && st.proto === 'pcp')) this.#granted('pcp', { ip: a.externalIp, port: a.externalPort }, a.lifetimeSec, now)
+    // A PCP answer later than the probe wait still wins over the NAT-PMP request that followed (PCP is preferred).
+    if (st.state === 'probing' || st.state === 'mapping' || (st.state === 'mapped' && st.proto === 'pcp')) this.#granted('pcp', { ip: a.externalIp, port: a.externalPort }, a.lifetimeSec, now)
   }
 
   #pcpRefused (why: string, now: number): void {

@@ -177,6 +177,6 @@ t.test('port mapping line: the mapping, or why there is none; absent when off', 
     ...clientReport,
     portMapping: { state: 'failed', gateway: '192.168.1.1', protocol: null, external: null, internalPort: 9000, lifetimeSec: null, lifetimeLeftSec: null, note: 'no NAT-PMP/PCP answer from 192.168.1.1 in 3 tries' }
   })
-  t.match(failed, /port mapping +none \(failed\): no NAT-PMP\/PCP answer from 192\.168\.1\.1 in 3 tries \(peers behind symmetric NATs stay relayed; turn on NAT-PMP or PCP in the router to let them in\)\n/)
+  t.match(failed, /port mapping +none \(failed\): no NAT-PMP\/PCP answer from 192\.168\.1\.1 in 3 tries \(turn on NAT-PMP or PCP in the router so that peers behind symmetric NATs can reach this node directly\)\n/)
   t.notMatch(formatStatus({ ...clientReport, portMapping: null }), /port mapping/)
 })

@@ -279,3 +279,17 @@ t.test('a mapping a killed run left is deleted with its own nonce before we ask;
   const d = p.take()[0]!
   t.ok(isPmpMap(d)); t.equal(u16(d, 4), 41000); t.equal(u16(d, 6), 0); t.equal(u32(d, 8), 0)
 })
+
+t.test('a PCP answer later than the probe wait still wins over the NAT-PMP request that followed', async t => {
+  const h = new Harness()
+  h.m.setNetwork({ gateway: GW, localIp: ME }, h.now)
+  const req = h.take().find(isPcp)!
+  h.deliver(pmpExternal(9))
+  h.advance(PROBE_WAIT)
+  t.ok(isPmpMap(h.take()[0]!), 'NAT-PMP asked after the wait')
+  h.deliver(pcpAnswer(req, { epoch: 9 }))
+  t.equal(h.m.status(h.now).protocol, 'pcp')
+  h.deliver(pmpMap(9, { ext: 40000 }))
+  t.equal(h.m.status(h.now).protocol, 'pcp', 'the NAT-PMP answer after it changes nothing')
+  t.same(h.changes, [{ ip: EXT, port: 40000 }])
+})
