@@ -219,6 +219,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       p2p: config.p2p,
       localEndpoints: () => localEndpoints(dataplane.port, config.tun.ipInt),
       mappedEndpoint: () => portMapping?.mapper.external ?? null,
+      publicEndpointChanged: () => { portMapping?.refresh() },
       peerCache: config.p2p ? new PeerCache(fileStore(join(config.stateDir, 'peers.json')), (m) => { log.warn(m) }) : null
     }, { port: dataplane, clock: systemClock, random: systemRandom, log: log.child('client') }, maxPeers)
 

@@ -154,6 +154,13 @@ export class PortMappingIo {
 
   status (): PortMapStatus { return this.mapper.status(this.#clock.now()) }
 
+  /** Our public endpoint moved: renew now, or ask again after a failure (PortMapper.refresh). */
+  refresh (): void {
+    if (this.#stopped) return
+    this.mapper.refresh(this.#clock.now())
+    this.#schedule()
+  }
+
   /** Delete the mapping (if any), wait for that datagram to leave, close. Idempotent. */
   async stop (): Promise<void> {
     if (this.#stopped) return

@@ -83,6 +83,7 @@ export class ClientNat {
       this.check(now)
       if (!r.first) {
         this.#log.info('our public endpoint changed', { publicEndpoint: formatEndpoint(ip, port) })
+        this.#opt.publicEndpointChanged?.()
         for (const p of this.#hooks.peers()) p.path?.localChanged(now)
       }
     }

@@ -19,6 +19,7 @@
  *     ├─ no answer before expiry ─▶ changed(null), probing again (counted: portMapExpired)
  *     └─ an answer whose epoch went backwards (§3.6 / §8.5: the gateway rebooted and lost
  *        its table) ─▶ changed(null), probing again at once (counted: portMapGatewayReboots)
+ *   refresh() (our public endpoint moved) ─▶ a renewal now (mapped), or probing again (failed)
  *   stop() ─▶ a delete (lifetime 0) for a live mapping ─▶ off
  *   forgetStale(record) (a mapping a killed run left, from the state directory) ─▶ deleted with
  *     its own nonce and port at the next setNetwork on the same gateway, before our own request
@@ -216,6 +217,17 @@ export class PortMapper {
     } else {
       this.#io.send(encodeNatpmpMap(r.internalPort, 0, 0))
     }
+  }
+
+  /**
+   * Our public endpoint changed (the server sees us elsewhere: the router's
+   * WAN address moved, or we are on another network behind the same gateway
+   * address): renew a live mapping now (its answer names the external
+   * address as it is now), or ask again after a failure.
+   */
+  refresh (now: number): void {
+    const st = this.#st
+    if (st.state === 'mapped') { st.renewAt = now; st.renewTries = 0; this.tick(now) } else if (st.state === 'failed' && this.#net !== null) this.#probe(1, now)
   }
 
   /** Stop: delete a live mapping (lifetime 0) and ask nothing more. Returns whether a delete went out. */
