@@ -5,6 +5,7 @@
  *   node dist/bench/p2p.js matrix [--tries 5]     time to direct per NAT pair: median and worst over the tries
  *   node dist/bench/p2p.js birthday [--tries 20]  symmetric ↔ port-restricted alone: share direct within 5 s, times
  *   node dist/bench/p2p.js rebind [--runs 5] [--logs]  a client's NAT flushes its mappings and moves to a new port range: time until traffic flows again, and until direct again
+ *   node dist/bench/p2p.js portmap [--tries 7]    symmetric ↔ symmetric, one router mapping (PCP): time to direct; the same pair without it
  *
  * Both print a table and write JSON to bench/results/p2p-<mode>.json.
  *
@@ -31,6 +32,7 @@ import { applyNat, flushConntrack, type NatKind } from '../src/lab/nat.js'
 import { runIn, sleep, spawnIn, waitFor, type LabProcess } from '../src/lab/exec.js'
 import type { StatusReport } from '../src/control/status.js'
 import { stateDirFor } from '../src/lab/state-dirs.js'
+import { startPortMappingGateway } from '../src/lab/port-mapping-gateway.js'
 
 const BIN = fileURLToPath(new URL('../../bin/lightweight-tunnel', import.meta.url))
 const KEY = 'bench-p2p-key'
@@ -282,6 +284,62 @@ async function rebind (runs: number, logs: boolean): Promise<void> {
   }
 }
 
+// ── portmap: symmetric ↔ symmetric with one side's router mapping ───────────
+
+/** Runs s1 (behind the mapping router) and s2 once; the later side's time to direct and the wall time from start, or null (relay after `limitMs`). */
+async function portmapTry (topo: Topology, t: number, extra: string[], limitMs: number): Promise<{ toDirectMs: number | null, fromStartMs: number | null, reason: string | null }> {
+  const t0 = Date.now()
+  const a = start(topo.client('s1').ns, topo.id, `s1-${t}`, ['client', '--remote', `${topo.serverWanIp}:9000`, '--tun', '10.88.0.2/24', ...extra])
+  const b = start(topo.client('s2').ns, topo.id, `s2-${t}`, ['client', '--remote', `${topo.serverWanIp}:9000`, '--tun', '10.88.0.3/24'])
+  let r: { toDirectMs: number | null, fromStartMs: number | null, reason: string | null } = { toDirectMs: null, fromStartMs: null, reason: null }
+  try {
+    await waitFor(async () => {
+      const [sa, sb] = [await status(a), await status(b)]
+      const pa = sa?.peers.find(x => x.tunnelIp === '10.88.0.3')?.p2p
+      const pb = sb?.peers.find(x => x.tunnelIp === '10.88.0.2')?.p2p
+      r.reason = pa?.relayReason ?? null
+      if (pa?.timeToDirectMs != null && pb?.timeToDirectMs != null) {
+        r = { toDirectMs: Math.round(Math.max(pa.timeToDirectMs, pb.timeToDirectMs)), fromStartMs: Date.now() - t0, reason: null }
+        return true
+      }
+      return false
+    }, { timeoutMs: limitMs, intervalMs: 100, what: 'direct' })
+  } catch { /* stays null: relayed */ }
+  await Promise.all([a.proc.stop('SIGTERM', 3000).catch(() => {}), b.proc.stop('SIGTERM', 3000).catch(() => {})])
+  await sleep(1000)
+  return r
+}
+
+async function portmap (tries: number): Promise<void> {
+  const topo = await createTopology({ clients: [{ name: 's1', nat: 'symmetric' }, { name: 's2', nat: 'symmetric' }] })
+  const runs: Array<{ toDirectMs: number | null, fromStartMs: number | null }> = []
+  let without: { toDirectMs: number | null, reason: string | null }
+  try {
+    await startPortMappingGateway(topo.client('s1'))
+    start(topo.serverNs, topo.id, 'server', ['server', '--listen', '0.0.0.0:9000', '--tun', '10.88.0.1/24'])
+    for (let t = 0; t < tries; t++) {
+      const r = await portmapTry(topo, t, [], 15_000)
+      runs.push(r)
+      process.stdout.write(`try ${t + 1}/${tries}: ${r.toDirectMs === null ? 'relay' : `direct ${r.toDirectMs} ms after learning of the peer, ${r.fromStartMs} ms after start`}
+`)
+    }
+    without = await portmapTry(topo, tries, ['--no-port-mapping'], 10_000)
+  } finally {
+    await topo.destroy()
+  }
+  const ok = runs.map(r => r.toDirectMs).filter((x): x is number => x !== null)
+  const fromStart = runs.map(r => r.fromStartMs).filter((x): x is number => x !== null)
+  const row = {
+    tries, direct: ok.length, medianMs: ok.length ? median(ok) : null, worstMs: ok.length ? Math.max(...ok) : null,
+    medianFromStartMs: fromStart.length ? median(fromStart) : null, samplesMs: runs.map(r => r.toDirectMs),
+    withoutMapping: without.toDirectMs === null ? `relay (${without.reason ?? 'no reason reported'}) after 10 s` : `direct in ${without.toDirectMs} ms`
+  }
+  console.log('\nsymmetric ↔ symmetric          direct   median ms   worst ms   median ms from daemon start')
+  console.log(`with one router mapping (PCP) ${`${ok.length}/${tries}`.padStart(7)}   ${String(row.medianMs ?? '-').padStart(9)}   ${String(row.worstMs ?? '-').padStart(8)}   ${String(row.medianFromStartMs ?? '-').padStart(9)}`)
+  console.log(`--no-port-mapping             ${row.withoutMapping}`)
+  save('portmap', { when: new Date().toISOString(), note: 'time from learning of the peer to a confirmed direct path, later side; fromStart includes registration', ...row })
+}
+
 const [mode = 'figure', ...rest] = process.argv.slice(2)
 const opt = (name: string, dflt: number): number => {
   const i = rest.indexOf(`--${name}`)
@@ -291,4 +349,5 @@ if (mode === 'figure') await figure(opt('seconds', 8), opt('reps', 3))
 else if (mode === 'matrix') await matrix(opt('tries', 5))
 else if (mode === 'birthday') await birthday(opt('tries', 20))
 else if (mode === 'rebind') await rebind(opt('runs', 5), rest.includes('--logs'))
-else { console.error('usage: node dist/bench/p2p.js figure [--seconds N] | matrix [--tries N] | birthday [--tries N] | rebind [--runs N]'); process.exitCode = 2 }
+else if (mode === 'portmap') await portmap(opt('tries', 7))
+else { console.error('usage: node dist/bench/p2p.js figure [--seconds N] | matrix [--tries N] | birthday [--tries N] | rebind [--runs N] | portmap [--tries N]'); process.exitCode = 2 }

@@ -62,6 +62,7 @@ import { answerNetcheck, answerPing } from './control/observe-requests.js'
 import { answerNodes } from './control/nodes.js'
 import { openServerRegistry, reloadAuthorized } from './state/server-registry.js'
 import type { FileRegistry } from './state/registry-file.js'
+import { PortMappingIo, readNetwork } from './port-mapping-io.js'
 
 /** Peer slots per daemon: the server's clients, or a client's peers (slot 0 = the server). */
 function maxPeersFor (config: Config): number {
@@ -204,6 +205,8 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
   }, log.child('dataplane'))
   const ownRoutes = routePrefixes(config.advertiseRoutes)
 
+  // Client: the port mapping (port-mapping-io.ts), made once the dataplane knows its port.
+  let portMapping: PortMappingIo | null = null
   const controller = config.mode === 'server'
     ? new ServerController({
       psk, nodeKey, tunnelIp: config.tun.ipInt, prefix: config.tun.prefix, tunnel6: config.tun6, mtu: config.mtu, maxClients: config.maxClients, keepaliveSec: config.keepalive, registry: registry!,
@@ -223,6 +226,8 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       serverName: `${config.remote!.host}:${config.remote!.port}`,
       p2p: config.p2p,
       localEndpoints: () => localEndpoints(dataplane.port, config.tun.ipInt),
+      mappedEndpoint: () => portMapping?.mapper.external ?? null,
+      publicEndpointChanged: () => { portMapping?.refresh() },
       peerCache: config.p2p ? new PeerCache(fileStore(join(config.stateDir, 'peers.json')), (m) => { log.warn(m) }) : null,
       advertiseRoutes: ownRoutes
     }, { port: dataplane, clock: systemClock, random: systemRandom, log: log.child('client') }, maxPeers)
@@ -250,14 +255,15 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       nodeKey: { publicKey: keyToText(nodeKey.pub), fingerprint: fingerprint(nodeKey.pub) },
       uptimeSec: Math.round((Date.now() - startedWall) / 1000),
       peers: s.peers,
-      counters: { ...dataplane.counters(), ...(controller instanceof ServerController ? { ...controller.natCheckCounters, ...controller.handshakeCounters, ...controller.registrationCounters, ...controller.roamCounters, ...controller.routeCounters() } : controller.counters), ...kernelRoutes?.counters, logLinesLost: log.linesLost },
+      counters: { ...dataplane.counters(), ...(controller instanceof ServerController ? { ...controller.natCheckCounters, ...controller.handshakeCounters, ...controller.registrationCounters, ...controller.roamCounters, ...controller.routeCounters() } : controller.counters), ...kernelRoutes?.counters, ...portMapping?.mapper.counters, logLinesLost: log.linesLost },
       dataplane: { placement: config.placement, ...dataplane.offloads },
       controlPlane: controlPlane(),
       routes: {
         advertised: [...config.advertiseRoutes],
         kernel: kernelRoutes?.status() ?? [],
         ...(config.mode === 'server' ? { clientIsolation: config.clientIsolation } : {})
-      }
+      },
+      ...(config.mode === 'client' ? { portMapping: portMapping?.status() ?? null } : {})
     }
   }
 
@@ -356,6 +362,16 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     }
     try { controlIno = lstatSync(config.control, { bigint: true }).ino } catch { /* checked again at exit */ }
     if (controller instanceof ServerController) natCheck = await openNatCheck(controller, config.listen.host, dataplane.port + NAT_CHECK_PORT_OFFSET, log)
+    if (controller instanceof ClientController && config.p2p && config.portMapping) {
+      portMapping = new PortMappingIo(dataplane.port, { clock: systemClock, random: systemRandom, log: log.child('portmap') }, () => {
+        controller.portMappingChanged()
+        ticker.kick(controller.tickInterval())
+      }, readNetwork, join(config.stateDir, 'portmap.json'))
+      await portMapping.start().catch((err: unknown) => {
+        log.warn(`port mapping unavailable: ${(err as Error).message}; peers behind symmetric NATs may stay relayed`)
+        portMapping = null
+      })
+    }
     started = true
     if (hupPending) reloadConfig()
     if (controller instanceof ClientController && name !== null) {
@@ -387,6 +403,8 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     ticker.stop()
     loopDelay.stop()
     if (natCheck) natCheck.close()
+    // The mapping is deleted (lifetime 0) before the socket it maps goes away.
+    if (portMapping) await portMapping.stop().catch((err: unknown) => { log.warn('deleting the port mapping failed', { err }) })
     try { controller.shutdown() } catch { /* best effort */ }
     if (controller instanceof ServerController) controller.flushRegistry()
     if (control) await control.close().catch(() => {})

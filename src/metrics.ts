@@ -111,7 +111,14 @@ const TRAFFIC: Record<string, { name: string, help: string, labels?: Labels }> =
   handshakesKeyRefused: { name: 'lwt_handshakes_total', help: '', labels: { result: 'key_refused' } },
   handshakesReplayed: { name: 'lwt_handshakes_total', help: '', labels: { result: 'replayed' } },
   handshakesWrongVersion: { name: 'lwt_handshakes_total', help: '', labels: { result: 'wrong_version' } },
-  serverVersionRejects: { name: 'lwt_handshakes_total', help: '', labels: { result: 'version_rejected' } }
+  serverVersionRejects: { name: 'lwt_handshakes_total', help: '', labels: { result: 'version_rejected' } },
+  portMapRequests: { name: 'lwt_port_map_requests_total', help: 'Client: PCP / NAT-PMP requests sent to the gateway (probes, mappings, renewals, deletes).' },
+  portMapAnswers: { name: 'lwt_port_map_answers_total', help: 'Client: PCP / NAT-PMP answers accepted from the gateway.' },
+  portMapRenewals: { name: 'lwt_port_map_renewals_total', help: 'Client: port-mapping renewals sent (retries included).' },
+  portMapExpired: { name: 'lwt_port_map_expired_total', help: 'Client: port mappings that expired unrenewed.' },
+  portMapGatewayReboots: { name: 'lwt_port_map_gateway_reboots_total', help: 'Client: gateway restarts noticed by its epoch going backwards.' },
+  portMapFailures: { name: 'lwt_port_map_failures_total', help: 'Client: times the gateway gave no mapping (no answer in 3 tries, or refused).' },
+  portMapStaleDeleted: { name: 'lwt_port_map_stale_deleted_total', help: 'Client: mappings a killed run left, deleted at start.' }
 }
 
 /** Status numbers that are levels, not counts: metric name, help, labels. */
@@ -125,7 +132,9 @@ const GAUGES: Record<string, { name: string, help: string, labels: Labels }> = {
 const OTHER_DROPS: Record<string, string> = {
   p2pDropped: 'control_invalid',
   peerKeyMismatch: 'peer_key_mismatch',
-  natCheckDropped: 'nat_check_invalid'
+  natCheckDropped: 'nat_check_invalid',
+  portMapForged: 'port_map_forged',
+  portMapMalformed: 'port_map_malformed'
 }
 
 const DROPS_HELP = 'Packets dropped, by reason (docs/METRICS.md explains each reason).'
@@ -159,6 +168,13 @@ export function renderMetrics (r: StatusReport, proc: ProcessFacts = processFact
     } else {
       e.add(`lwt_${snake(k)}_total`, 'counter', `The counter ${k} of status --json.`, v)
     }
+  }
+
+  if (r.portMapping !== undefined && r.portMapping !== null) {
+    const m = r.portMapping
+    e.add('lwt_port_mapping_info', 'gauge', 'Client: always 1; labels: the port mapping\'s state (mapped, probing, mapping, failed, idle), protocol (pcp, nat-pmp) and external endpoint.', 1,
+      { state: m.state, protocol: m.protocol ?? '', external: m.external ?? '' })
+    e.add('lwt_port_mapping_lifetime_seconds', 'gauge', 'Client: seconds the port mapping has left (absent without one).', m.lifetimeLeftSec)
   }
 
   const counts = { direct: 0, relay: 0, connecting: 0 }

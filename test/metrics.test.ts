@@ -87,6 +87,21 @@ t.test('drops by reason, traffic by direction, peers, info metrics', async t => 
   t.equal(escapeLabel('a"b\\c\nd'), 'a\\"b\\\\c\\nd')
 })
 
+t.test('port mapping: its state and lifetime, its counters with their own names, forged answers as drops', async t => {
+  const portMapping = { state: 'mapped' as const, gateway: '192.168.1.1', protocol: 'pcp' as const, external: '100.64.1.2:40000', internalPort: 9000, lifetimeSec: 7200, lifetimeLeftSec: 7000, note: '' }
+  const text = renderMetrics(report({ portMapping, counters: { portMapRequests: 3, portMapForged: 2, portMapStaleDeleted: 1 } }), PROC)
+  t.match(text, /^lwt_port_mapping_info\{state="mapped",protocol="pcp",external="100\.64\.1\.2:40000"\} 1$/m)
+  t.match(text, /^lwt_port_mapping_lifetime_seconds 7000$/m)
+  t.match(text, /^# HELP lwt_port_map_requests_total Client: PCP/m)
+  t.match(text, /^lwt_port_map_requests_total 3$/m)
+  t.match(text, /^lwt_port_map_stale_deleted_total 1$/m)
+  t.match(text, /^lwt_drops_total\{reason="port_map_forged"\} 2$/m)
+  const failed = renderMetrics(report({ portMapping: { ...portMapping, state: 'failed', protocol: null, external: null, lifetimeSec: null, lifetimeLeftSec: null } }), PROC)
+  t.match(failed, /^lwt_port_mapping_info\{state="failed",protocol="",external=""\} 1$/m)
+  t.notMatch(failed, /^lwt_port_mapping_lifetime_seconds \d/m, 'no lifetime sample without a mapping')
+  t.notMatch(renderMetrics(report({ portMapping: null }), PROC), /lwt_port_mapping_info/, 'off: no series')
+})
+
 t.test('HTTP: a scrape, other paths, HEAD; close is idempotent', async t => {
   let n = 0
   const m = await startMetricsServer('127.0.0.1', 0, () => { n++; return report() }, quiet)

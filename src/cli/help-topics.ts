@@ -37,8 +37,8 @@ const CLIENT = `lightweight-tunnel client - run a client
 
 SYNOPSIS
     lightweight-tunnel client --remote HOST:PORT --tun CIDR --key-file FILE
-        [--p2p | --no-p2p] [--advertise-routes CIDR,...] [--no-accept-routes]
-        [--listen HOST:PORT] [--dev NAME] [--control PATH]
+        [--p2p | --no-p2p] [--no-port-mapping] [--advertise-routes CIDR,...]
+        [--no-accept-routes] [--listen HOST:PORT] [--dev NAME] [--control PATH]
         [--mtu N] [--keepalive SECONDS] [--placement inline|fused|split]
         [--no-fast-path] [--log-level LEVEL | -q | --verbose]
         [--log-format text|json] [-c FILE]
@@ -46,7 +46,9 @@ SYNOPSIS
     The client registers with the server at --remote using the key, then
     reaches every other node's tunnel address. With --p2p (the default) it
     tries a direct UDP path to each client it talks to and falls back to the
-    server's relay while none works; --no-p2p always uses the relay. A wrong
+    server's relay while none works; --no-p2p always uses the relay. It also
+    asks its router for a UDP port mapping (PCP, NAT-PMP) and offers the
+    mapped address to peers; --no-port-mapping does not ask. A wrong
     key is reported as such ("the server rejected our key"), also by status.
     --max-clients is a server option and an error here.
 
@@ -60,7 +62,9 @@ SYNOPSIS
         -c FILE]
 
     Connects to the daemon's control socket and prints a header (mode,
-    device, tunnel address, state, any problem, uptime) and one row per peer:
+    device, tunnel address, state, any problem, uptime; on a client the port
+    mapping: protocol, external endpoint, lifetime left, or why there is
+    none) and one row per peer:
     TUNNEL IP, ROLE, PATH (direct, relay, connecting), ENDPOINT, RTT, TX, RX,
     SESSION, LAST SEEN and NOTE (why the path is what it is). With IPv6
     tunnel addresses the header shows both and an IPV6 column follows TUNNEL

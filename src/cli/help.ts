@@ -248,6 +248,13 @@ const OPTIONS = `OPTIONS
     --p2p, --no-p2p, -p2p=false
               Try direct paths to other clients (hole punching), or always
               go through the server. Default: on.
+    --port-mapping, --no-port-mapping
+              Ask the default gateway for a UDP mapping of our port (PCP,
+              else NAT-PMP; renewed at half its lifetime, deleted on exit)
+              and offer the mapped address to peers as a candidate: two
+              clients behind symmetric NATs then go direct when either
+              router maps. status shows the mapping or why there is none.
+              Default: on (with --p2p).
     -l, --listen HOST:PORT
               Local UDP address to bind. Default: ${D.clientListen.host}:${D.clientListen.port} (any
               address, a free port chosen by the kernel).
@@ -338,6 +345,7 @@ const CONFIG = `CONFIGURATION FILE
         mtu                         1400 or "auto"
         maxClients / max_clients    100 (server)
         p2p        / p2p_enabled    true or false (client)
+        portMapping / port_mapping  true or false (client)
         keepalive                   10
         logLevel                    "error", "warn", "info" or "debug"
         logFormat                   "text" or "json"
@@ -391,6 +399,10 @@ const FILES = `FILES
               (address, node key, endpoints that answered; 0600, at most
               256, 7 days). A client restarted while the server is down
               reaches them there. Safe to delete.
+    <state-dir>/portmap.json
+              The client's live port mapping (gateway, ports, PCP nonce),
+              removed when it is deleted. A run after a crash or kill -9
+              deletes the mapping it names at the gateway first.
     FILE, FILE.client
               Config files written by -g and read by -c.
     /etc/systemd/system/lightweight-tunnel@.service

@@ -38,6 +38,8 @@ export const SPECS: readonly OptSpec[] = [
   { key: 'maxClients', names: ['max-clients'], type: 'string' },
   { key: 'p2p', names: ['p2p'], type: 'bool' },
   { key: 'p2p', names: ['no-p2p'], type: 'fixed', fixed: false },
+  { key: 'portMapping', names: ['port-mapping'], type: 'bool' },
+  { key: 'portMapping', names: ['no-port-mapping'], type: 'fixed', fixed: false },
   { key: 'keepalive', names: ['keepalive'], type: 'string' },
   { key: 'logLevel', names: ['log-level'], type: 'string' },
   { key: 'logFormat', names: ['log-format'], type: 'string' },

@@ -21,6 +21,7 @@
  *   10.0.0.3   symmetric  punch     0s ago     2/3    198.51.100.9:4100 public confirmed 1.2 ms, ...    -
  */
 import type { PeerStatus, StatusReport } from '../control/status.js'
+import type { PortMapStatus } from '../control/port-mapping.js'
 
 /** "512 B", "1.5 KiB", "12.0 MiB", ... (binary units). */
 export function formatBytes (n: number): string {
@@ -123,6 +124,15 @@ function routeLines (report: StatusReport): string[] {
   return out
 }
 
+/** "PCP 100.64.1.2:40000 → port 9000, lifetime 7200 s (3598 s left)", or the state and why there is none. */
+export function formatPortMapping (m: PortMapStatus): string {
+  if (m.state === 'mapped') {
+    return `${m.protocol === 'pcp' ? 'PCP' : 'NAT-PMP'} ${dash(m.external)} → port ${m.internalPort} via gateway ${dash(m.gateway)}, lifetime ${m.lifetimeSec ?? '-'} s (${m.lifetimeLeftSec ?? '-'} s left); offered to peers`
+  }
+  const hint = m.state === 'failed' ? ' (turn on NAT-PMP or PCP in the router so that peers behind symmetric NATs can reach this node directly)' : ''
+  return `none (${clean(m.state)}): ${clean(m.note)}${hint}`
+}
+
 export function formatStatus (report: StatusReport): string {
   const out: string[] = []
   out.push(`lightweight-tunnel ${dash(report.version)}, ${dash(report.mode)} on ${dash(report.dev)}`)
@@ -152,6 +162,7 @@ export function formatStatus (report: StatusReport): string {
     if (r.clientIsolation === true) kv.push(['isolation', 'on: clients reach this server and its routes, never each other'])
     if (r.advertised.length > 0) kv.push(['own routes', r.advertised.map(clean).join(', ')])
   }
+  if (report.portMapping !== undefined && report.portMapping !== null) kv.push(['port mapping', formatPortMapping(report.portMapping)])
   const direct = report.peers.filter(p => p.path === 'direct').length
   const relay = report.peers.filter(p => p.path === 'relay').length
   kv.push(['peers', `${report.peers.length} (${direct} direct, ${relay} relayed, ${report.peers.length - direct - relay} connecting)`])

@@ -164,6 +164,8 @@ function checkModeScope (mode: Mode | null, s: Settings, problems: string[], war
     if (r !== undefined && !goBlank(r)) {
       problems.push(`${r.source}: only for client mode, but this is a server (a server has no remote; clients connect to its --listen address)`)
     }
+    const pm = s.pick('portMapping')
+    if (pm !== undefined) problems.push(`${pm.source}: only for client mode, but this is a server (a client asks its own router for a port mapping)`)
     const p = s.pick('p2p')
     if (p !== undefined) {
       if (p.from === 'file' && p.goName) warnings.push(`${p.source} is ignored in server mode: direct paths are a client setting`)
@@ -208,6 +210,7 @@ function readSettings (mode: Mode | null, s: Settings, env: LoadEnv, problems: s
   if (tun6 !== null && mtu !== null && mtu < IPV6_MIN_MTU) problems.push(`the MTU ${mtu} is below ${IPV6_MIN_MTU}, the least IPv6 allows, and --tun has an IPv6 address: raise --mtu to ${IPV6_MIN_MTU} or more, or drop the IPv6 address`)
   const maxClients = mode === 'server' ? readMaxClients(s, problems, warnings) : DEFAULTS.maxClients
   const p2p = readOptional(mode === 'client' ? s.pick('p2p') : undefined, DEFAULTS.p2p, raw => checkBool(raw, problems))
+  const portMapping = readOptional(mode === 'client' ? s.pick('portMapping') : undefined, DEFAULTS.portMapping, raw => checkBool(raw, problems))
   const keepalive = readKeepalive(s, problems, warnings)
   const logLevel = readOptional(s.pick('logLevel'), DEFAULTS.logLevel, raw => checkOneOf(raw, LOG_LEVELS, problems))
   const logFormat = readOptional(s.pick('logFormat'), DEFAULTS.logFormat, raw => checkOneOf(raw, LOG_FORMATS, problems))
@@ -225,7 +228,7 @@ function readSettings (mode: Mode | null, s: Settings, env: LoadEnv, problems: s
   const approveRoutes = readApproveRoutes(mode === 'server' ? s.pick('approveRoutes') : undefined, tun, problems, tun6)
   const acceptRoutes = readOptional(mode === 'client' ? s.pick('acceptRoutes') : undefined, DEFAULTS.acceptRoutes, raw => checkBool(raw, problems))
   const clientIsolation = readOptional(mode === 'server' ? s.pick('clientIsolation') : undefined, DEFAULTS.clientIsolation, raw => checkBool(raw, problems))
-  return { mode, listen, remote, tun, tun6, key, keyFile, networkName, dev, control, mtu, maxClients, p2p, keepalive, logLevel, logFormat, placement, fastPath, metrics, handshakeWorkers, stateDir, nodeKey, serverKey, authorizedNodes, advertiseRoutes, approveRoutes, acceptRoutes, clientIsolation }
+  return { mode, listen, remote, tun, tun6, key, keyFile, networkName, dev, control, mtu, maxClients, p2p, portMapping, keepalive, logLevel, logFormat, placement, fastPath, metrics, handshakeWorkers, stateDir, nodeKey, serverKey, authorizedNodes, advertiseRoutes, approveRoutes, acceptRoutes, clientIsolation }
 }
 
 /** serverKey (client only): a base64 public key as given, else a file path resolved against the working directory. */

@@ -42,6 +42,7 @@ export const APPLY: Readonly<Record<SettingKey, Apply>> = Object.freeze({
   mtu: 'restart',
   maxClients: 'live',
   p2p: 'restart',
+  portMapping: 'restart',
   keepalive: 'live',
   logLevel: 'live',
   logFormat: 'live',

@@ -67,6 +67,8 @@ export interface Config {
   readonly maxClients: number
   /** Client: try direct paths (default true). */
   readonly p2p: boolean
+  /** Client: ask the gateway for a UDP port mapping (PCP / NAT-PMP) and offer it to peers (default true; needs p2p). */
+  readonly portMapping: boolean
   /** Seconds between keepalives to the server (default 10). */
   readonly keepalive: number
   /** Log level. */
@@ -145,7 +147,7 @@ export type SettingKey = Exclude<keyof Config, DerivedKey>
 
 const SETTING_LIST = [
   'mode', 'listen', 'remote', 'tun', 'key', 'keyFile', 'networkName', 'dev', 'control', 'mtu', 'maxClients',
-  'p2p', 'keepalive', 'logLevel', 'logFormat', 'placement', 'fastPath', 'metrics', 'handshakeWorkers', 'stateDir', 'nodeKey', 'serverKey',
+  'p2p', 'portMapping', 'keepalive', 'logLevel', 'logFormat', 'placement', 'fastPath', 'metrics', 'handshakeWorkers', 'stateDir', 'nodeKey', 'serverKey',
   'authorizedNodes', 'advertiseRoutes', 'approveRoutes', 'acceptRoutes', 'clientIsolation'
 ] as const satisfies readonly SettingKey[]
 /** Compiles only while SETTING_LIST names every Config field (unused at run time). */

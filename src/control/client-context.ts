@@ -36,6 +36,10 @@ export interface ClientOptions {
   p2p?: boolean
   /** Our own addresses with the UDP port we listen on (LAN candidates for peers); read at registration. */
   localEndpoints?: () => LanAddr[]
+  /** Our port mapping's external endpoint (port-mapping.ts), or null: offered to peers beside the others. */
+  mappedEndpoint?: () => LanAddr | null
+  /** The server sees us at a new public endpoint (not the first): the port mapping is refreshed. */
+  publicEndpointChanged?: () => void
   /** The address cache (`<state-dir>/peers.json`): peers reached directly, reachable again after a restart without the server. */
   peerCache?: PeerCache | null
   /** Networks behind this client (--advertise-routes), sent in every registration (InitPayload attrs.routes). */

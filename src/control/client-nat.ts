@@ -10,6 +10,8 @@
  *                                                             (a Punch carries our NAT kind)
  *   tick() ─▶ checkDue / check: a NAT check through the server link (server-link.ts)
  *   netcheck() ─▶ NetcheckFacts (the control socket's netcheck)
+ *   candidates() ─▶ what a Punch offers: the public endpoint, the port mapping's (opt.mappedEndpoint), our addresses;
+ *   mappingChanged() ─▶ every peer's DirectPath.localChanged (a Punch carries the new list)
  *
  * Main thread only.
  */
@@ -18,6 +20,15 @@ import { formatEndpoint } from '../wire/addr.js'
 import { NAT_LABEL, NatObserver, type Endpoint } from './nat.js'
 import type { PeerRemote } from './peer-table.js'
 import type { ClientOptions } from './client-context.js'
+import type { LanAddr } from '../wire/payloads.js'
+import { MAX_ADVERTISED } from './constants.js'
+
+/** `list` with the port mapping's endpoint `mapped` at index `at` (unless null or already there), at most MAX_ADVERTISED long. */
+export function withMapped (list: readonly LanAddr[], mapped: LanAddr | null, at: number): LanAddr[] {
+  const out = list.filter(a => mapped === null || a.ip !== mapped.ip || a.port !== mapped.port)
+  if (mapped !== null) out.splice(Math.min(at, out.length), 0, mapped)
+  return out.slice(0, MAX_ADVERTISED)
+}
 
 /** What a client knows about its NAT and its server (`netcheck`); the daemon adds live probe results. */
 export interface NetcheckFacts {
@@ -72,6 +83,7 @@ export class ClientNat {
       this.check(now)
       if (!r.first) {
         this.#log.info('our public endpoint changed', { publicEndpoint: formatEndpoint(ip, port) })
+        this.#opt.publicEndpointChanged?.()
         for (const p of this.#hooks.peers()) p.path?.publicEndpointMoved(now)
       }
     }
@@ -92,6 +104,14 @@ export class ClientNat {
     this.#log.info('NAT classified', { nat: NAT_LABEL[this.observer.nat] })
     // Tell every peer (a Punch carries our NAT kind): a peer that heard
     // 'unknown' from us would pick the wrong strategy.
+    for (const p of this.#hooks.peers()) p.path?.localChanged(now)
+  }
+
+  /** What we tell peers to probe (a Punch): our public endpoint, then the port mapping's endpoint, then our own addresses. */
+  candidates (): LanAddr[] { return withMapped(this.observer.localCandidates(), this.#opt.mappedEndpoint?.() ?? null, 1) }
+
+  /** The port mapping appeared, changed or went away: tell every peer (a Punch carries our candidates). */
+  mappingChanged (now: number): void {
     for (const p of this.#hooks.peers()) p.path?.localChanged(now)
   }
 

@@ -115,6 +115,9 @@ export class ClientController implements ControlHandler {
   /** A new keepalive interval (seconds): the next keepalive Ping uses it. */
   setKeepalive (sec: number): void { this.#opt.keepaliveSec = sec }
 
+  /** Our port mapping changed (opt.mappedEndpoint): peers are offered the new candidates. */
+  portMappingChanged (): void { this.#nat.mappingChanged(this.#clock.now()) }
+
   /**
    * The server's name now resolves to another address (or it resolved for
    * the first time): move the server's route (slot 0) and the relay routes
@@ -249,7 +252,7 @@ export class ClientController implements ControlHandler {
       },
       setRoute: () => { this.#members.route(p) },
       localNat: () => this.#nat.observer.nat,
-      localCandidates: () => this.#nat.observer.localCandidates(),
+      localCandidates: () => this.#nat.candidates(),
       observed: (ep) => { this.#nat.addObservation(ep, this.#clock.now()) },
       pathLost: () => { this.#server.refreshEndpoint(this.#clock.now()) },
       log: (msg, fields) => { this.#log.info(msg, { peer: intToIp(p.tunnelIp), ...fields }) }

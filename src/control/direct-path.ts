@@ -152,7 +152,12 @@ export class DirectPath {
 
   get state (): PathState { return this.#state }
   get peerNat (): NatMapping { return classifyNat({ announced: this.#announced, reference: this.#publicEp, views: this.#seenFrom }) }
-  get strategy (): { strategy: Strategy, reason: RelayReason | null } { return chooseStrategy(this.#io.localNat(), this.peerNat) }
+  get strategy (): { strategy: Strategy, reason: RelayReason | null } {
+    const s = chooseStrategy(this.#io.localNat(), this.peerNat)
+    // The peer's router maps a port for it: that candidate takes our probes whatever our NATs are, so keep punching (rounds every RELAY_REPROBE).
+    if (s.strategy === 'relay-only' && [...this.candidates.values()].some(c => c.kind === 'mapped' && c.advertised)) return { strategy: 'punch', reason: null }
+    return s
+  }
 
   /** The candidate carrying the peer's traffic, or null while relayed. */
   get directCandidate (): Candidate | null {
@@ -179,8 +184,7 @@ export class DirectPath {
     for (const a of lan) {
       if (a.ip === 0 || a.port === 0) continue
       // A host without NAT advertises its public address as its own: it stays 'public'.
-      const same = this.#publicEp !== null && a.ip === this.#publicEp.ip && a.port === this.#publicEp.port
-      this.#addCandidate(a.ip, a.port, same ? 'public' : 'lan')
+      this.#addCandidate(a.ip, a.port, this.#advertisedKind(a, 'lan'))
       keys.add(endpointKey(a.ip, a.port))
     }
     const changed = keys.size !== this.#serverKeys.size || [...keys].some(k => !this.#serverKeys.has(k))
@@ -254,8 +258,7 @@ export class DirectPath {
     const keys = new Set<number>()
     for (const c of p.candidates) {
       if (c.ip === 0 || c.port === 0) continue
-      const kind: CandidateKind = this.#publicEp !== null && c.ip === this.#publicEp.ip ? 'public' : isPrivate(c.ip) ? 'lan' : 'public'
-      this.#addCandidate(c.ip, c.port, kind)
+      this.#addCandidate(c.ip, c.port, this.#advertisedKind(c, isPrivate(c.ip) ? 'lan' : 'public'))
       keys.add(endpointKey(c.ip, c.port))
     }
     this.#punchKeys = keys
@@ -380,6 +383,18 @@ export class DirectPath {
 
   // ── internals ──
 
+  /**
+   * An endpoint the peer advertises: its public endpoint as the server sees
+   * it is 'public'; its router's address with another port is the router's
+   * port mapping ('mapped': a client offers its mapping beside its LAN
+   * addresses); anything else is `other`.
+   */
+  #advertisedKind (a: Endpoint, other: CandidateKind): CandidateKind {
+    const pub = this.#publicEp
+    if (pub === null || a.ip !== pub.ip) return other
+    return a.port === pub.port ? 'public' : 'mapped'
+  }
+
   #scheduleReprobe (now: number): void {
     this.#nextReprobe = now + (this.strategy.strategy === 'relay-only' ? DOUBLE_SYMMETRIC_REPROBE : RELAY_REPROBE)
   }
@@ -441,7 +456,8 @@ export class DirectPath {
     if (c === undefined) {
       c = newCandidate(ip, port, kind)
       this.candidates.set(k, c)
-    } else if (rank(kind) > rank(c.kind) || (c.kind === 'learned' && kind !== 'learned')) {
+    } else if (rank(kind) > rank(c.kind) || (c.kind === 'learned' && kind !== 'learned') || (c.kind === 'mapped' && kind === 'public')) {
+      // 'mapped' → 'public': the server now sees the peer at that port (a rebinding looked like a mapping until it caught up).
       c.kind = kind
     }
     return c

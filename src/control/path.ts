@@ -15,7 +15,8 @@
  */
 import { MISS_LIMIT, PATH_SILENCE, SUSPECT_PROBE, TRUST_IDLE } from './constants.js'
 
-export type CandidateKind = 'lan' | 'public' | 'learned'
+/** 'mapped': the peer's router's address with another port than the server sees, advertised by the peer: its port mapping (port-mapping.ts); ranked and probed like 'public'. */
+export type CandidateKind = 'lan' | 'public' | 'mapped' | 'learned'
 
 export interface PathScore {
   /** 'relay' for the relay path. */

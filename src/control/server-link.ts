@@ -31,6 +31,7 @@ import { SERVER_SLOT, type ClientContext, type SessionOwner } from './client-con
 import { describeSessions, emptySessionSet, expireSessions, installCurrent, newSession, retryDelay, type Session, type SessionSet } from './session.js'
 import { RTT_WARMUP, RTT_WARMUP_GAP, RttWindow, lastSeen } from './rtt.js'
 import { fingerprint } from '../identity/key-text.js'
+import { withMapped } from './client-nat.js'
 
 /**
  * The server counts as not answering after this much silence: two keepalive
@@ -154,7 +155,7 @@ export class ServerLink implements SessionOwner {
       mtu: opt.mtu,
       tunnelIp: opt.tunnelIp,
       timestamp: this.#ctx.timestamp(),
-      lan: opt.p2p === true ? (opt.localEndpoints?.() ?? []).slice(0, C.MAX_ADVERTISED) : [],
+      lan: opt.p2p === true ? withMapped(opt.localEndpoints?.() ?? [], opt.mappedEndpoint?.() ?? null, 0) : [],
       attrs: { tunnel6: opt.tunnel6 ?? null, routes: opt.advertiseRoutes ?? [] }
     })
     const { message, state } = createInit(opt.psk, opt.nodeKey, localIndex, payload)

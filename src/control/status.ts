@@ -1,4 +1,5 @@
 import type { P2pStatus } from './direct-path.js'
+import type { PortMapStatus } from './port-mapping.js'
 
 /**
  * TUN offloads the kernel accepted: 'tso+uso' (TCP superpackets over IPv4 and IPv6, UDP ones over both),
@@ -110,6 +111,8 @@ export interface StatusReport {
   controlPlane?: ControlPlaneInfo
   /** Subnet routes and isolation (absent from daemons before issue 11). */
   routes?: RoutesReport
+  /** A client's port mapping (control/port-mapping.ts): protocol, external endpoint, lifetime left, or why there is none; null when off (--no-port-mapping, --no-p2p) or on a server. */
+  portMapping?: PortMapStatus | null
 }
 
 /** Recent lateness figures, ms (nearest-rank percentiles; 0 when nothing was recorded). */

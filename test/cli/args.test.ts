@@ -57,6 +57,7 @@ t.test('defaults', async t => {
     mtu: 1400,
     maxClients: 100,
     p2p: true,
+    portMapping: true,
     keepalive: 10,
     logLevel: 'info',
     logFormat: 'text',
@@ -103,7 +104,7 @@ interface OkCase { name: string, argv: string[], expect: Partial<Record<keyof Co
 
 const okCases: OkCase[] = [
   { name: 'server, every long flag', argv: ['server', '--listen', '192.0.2.1:7000', '--tun', '10.9.0.1/16', '--key', 'k'.repeat(12), '--dev', 'vpn0', '--control', '/tmp/x.sock', '--mtu', '1280', '--max-clients', '5', '--keepalive', '30', '--log-level', 'warn'], expect: { listen: { host: '192.0.2.1', port: 7000 }, tun: { ip: '10.9.0.1', ipInt: 0x0a090001, prefix: 16 }, dev: 'vpn0', control: '/tmp/x.sock', mtu: 1280, maxClients: 5, keepalive: 30, logLevel: 'warn' } },
-  { name: 'client, every long flag', argv: ['client', '--remote', 'vpn.example.com:443', '--tun', '172.16.5.9/24', '--key', 'k'.repeat(12), '--no-p2p', '--dev', 'wg-x', '--control', '/tmp/c.sock', '--mtu', '576', '--listen', '0.0.0.0:5555'], expect: { remote: { host: 'vpn.example.com', port: 443 }, p2p: false, dev: 'wg-x', mtu: 576, listen: { host: '0.0.0.0', port: 5555 } } },
+  { name: 'client, every long flag', argv: ['client', '--remote', 'vpn.example.com:443', '--tun', '172.16.5.9/24', '--key', 'k'.repeat(12), '--no-p2p', '--no-port-mapping', '--dev', 'wg-x', '--control', '/tmp/c.sock', '--mtu', '576', '--listen', '0.0.0.0:5555'], expect: { remote: { host: 'vpn.example.com', port: 443 }, p2p: false, portMapping: false, dev: 'wg-x', mtu: 576, listen: { host: '0.0.0.0', port: 5555 } } },
   { name: '--flag=value forms', argv: ['client', '--remote=198.51.100.7:9000', '--tun=10.0.0.7/24', '--key=a=b=c=d=e', '--mtu=1900', '--keepalive=1', '--log-level=debug', '--dev=x'], expect: { remote: { host: '198.51.100.7', port: 9000 }, key: 'a=b=c=d=e', mtu: 1900, keepalive: 1, logLevel: 'debug', dev: 'x', control: SOCK('x') } },
   { name: '--p2p explicitly', argv: [...CLIENT, '--p2p'], expect: { p2p: true } },
   { name: '--p2p=false', argv: [...CLIENT, '--p2p=false'], expect: { p2p: false } },
@@ -166,6 +167,7 @@ const badCases: BadCase[] = [
   { name: '-q with --verbose', argv: [...SERVER, '-q', '--verbose'], problems: [/-q and --verbose conflict: -q sets log level error, --verbose sets log level debug/] },
   { name: '--remote in server mode', argv: [...SERVER, '--remote', '1.2.3.4:9000'], problems: [/--remote: only for client mode/] },
   { name: '--p2p in server mode', argv: [...SERVER, '--no-p2p'], problems: [/--no-p2p: only for client mode/] },
+  { name: '--no-port-mapping in server mode', argv: [...SERVER, '--no-port-mapping'], problems: [/--no-port-mapping: only for client mode, but this is a server \(a client asks its own router/] },
   { name: '--authorized-nodes in client mode', argv: [...CLIENT, '--authorized-nodes', '/etc/lwt/nodes'], problems: [/--authorized-nodes: only for server mode/] },
   { name: '--authorized-nodes names a file that is not there', argv: [...SERVER, '--authorized-nodes', '/nonexistent/lwt-nodes'], problems: [/--authorized-nodes: cannot read the authorized nodes file \/nonexistent\/lwt-nodes/] },
   { name: '--max-clients in client mode', argv: [...CLIENT, '--max-clients', '3'], problems: [/--max-clients: only for server mode/] },

@@ -191,3 +191,17 @@ t.test('status through main() against a fake daemon', async t => {
   t.equal(await main(['status', '--json', '--control', path], b.io), 0)
   t.same(JSON.parse(b.out.join('')), clientReport)
 })
+
+t.test('port mapping line: the mapping, or why there is none; absent when off', async t => {
+  const mapped = formatStatus({
+    ...clientReport,
+    portMapping: { state: 'mapped', gateway: '192.168.1.1', protocol: 'pcp', external: '100.64.1.2:40000', internalPort: 9000, lifetimeSec: 7200, lifetimeLeftSec: 7100, note: '' }
+  })
+  t.match(mapped, /port mapping +PCP 100\.64\.1\.2:40000 → port 9000 via gateway 192\.168\.1\.1, lifetime 7200 s \(7100 s left\); offered to peers\n/)
+  const failed = formatStatus({
+    ...clientReport,
+    portMapping: { state: 'failed', gateway: '192.168.1.1', protocol: null, external: null, internalPort: 9000, lifetimeSec: null, lifetimeLeftSec: null, note: 'no NAT-PMP/PCP answer from 192.168.1.1 in 3 tries' }
+  })
+  t.match(failed, /port mapping +none \(failed\): no NAT-PMP\/PCP answer from 192\.168\.1\.1 in 3 tries \(turn on NAT-PMP or PCP in the router so that peers behind symmetric NATs can reach this node directly\)\n/)
+  t.notMatch(formatStatus({ ...clientReport, portMapping: null }), /port mapping/)
+})
