@@ -97,7 +97,8 @@ export class Outbound {
     if (old !== undefined) this.#unroute(old)
     const p = this.peers.upsert(m)
     if (p.tunnelIp !== 0) this.#routes.set(p.tunnelIp, p.slot)
-    if (p.ip6 !== null) this.#routes.set(ip6HashKey(p.ip6), p.slot)
+    const ip6 = this.peers.ownIp6(p)
+    if (ip6 !== null) this.#routes.set(ip6HashKey(ip6), p.slot)
     this.#syncFast(p)
   }
 
@@ -153,7 +154,7 @@ export class Outbound {
   }
 
   #syncFast (p: WorkerPeer): void {
-    this.#fastPeers.set(p, p.sendKeyOff >= 0, p.remoteIndex)
+    this.#fastPeers.set(p, p.sendKeyOff >= 0, p.remoteIndex, this.peers.ownIp6(p))
   }
 
   /**
