@@ -11,7 +11,10 @@
  * machine) are printed side by side with the ratios. Goal (issue 11): IPv6
  * within 10 % of IPv4. The v6 helper's bench script measures whole daemons.
  *
- *   node dist/bench/dataplane-family.js [--seconds 4] [--rounds 3] [--family 4|6]
+ *   node dist/bench/dataplane-family.js [--seconds 4] [--rounds 3] [--family 4|6] [--raw]
+ *
+ * --raw also runs iperf3 over the veth pair itself (no tunnel), both
+ * families: the kernel's own IPv6/IPv4 ratio on this machine.
  *
  * At the end each side prints its counters (superpackets read, drops), to
  * see that IPv6 TCP came as TSO superpackets and nothing was dropped.
@@ -31,8 +34,8 @@ const exec = promisify(execFile)
 const SELF = fileURLToPath(import.meta.url)
 const PORT = 51820
 const NODES = [
-  { veth: '192.168.77.1', tun4: '10.91.0.1', tun6: 'fd00:91::1' },
-  { veth: '192.168.77.2', tun4: '10.91.0.2', tun6: 'fd00:91::2' }
+  { veth: '192.168.77.1', veth6: 'fd00:77::1', tun4: '10.91.0.1', tun6: 'fd00:91::1' },
+  { veth: '192.168.77.2', veth6: 'fd00:77::2', tun4: '10.91.0.2', tun6: 'fd00:91::2' }
 ]
 
 /** One side: a Dataplane with the other side as peer slot 1 (runs inside its namespace). */
@@ -90,7 +93,7 @@ async function pingMs (ns: string, target: string, count: number): Promise<numbe
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]! }
 
 async function main (): Promise<void> {
-  const { values } = parseArgs({ options: { seconds: { type: 'string' }, rounds: { type: 'string' }, family: { type: 'string' } } })
+  const { values } = parseArgs({ options: { seconds: { type: 'string' }, rounds: { type: 'string' }, family: { type: 'string' }, raw: { type: 'boolean' } } })
   const families = values.family === '4' ? [4] as const : values.family === '6' ? [6] as const : [4, 6] as const
   const seconds = Number(values.seconds ?? 4)
   const rounds = Number(values.rounds ?? 3)
@@ -99,7 +102,10 @@ async function main (): Promise<void> {
   const procs: ReturnType<typeof spawn>[] = []
   try {
     await addVeth(ns[0]!, 'veth0', ns[1]!, 'veth0')
-    for (const i of [0, 1]) await addAddress(ns[i]!, 'veth0', `${NODES[i]!.veth}/24`)
+    for (const i of [0, 1]) {
+      await addAddress(ns[i]!, 'veth0', `${NODES[i]!.veth}/24`)
+      await exec('ip', ['-n', ns[i]!, '-6', 'addr', 'add', `${NODES[i]!.veth6}/64`, 'dev', 'veth0', 'nodad'])
+    }
     const keyA = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('hex')
     const keyB = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('hex')
     for (const i of [0, 1]) {
@@ -123,6 +129,11 @@ async function main (): Promise<void> {
     for (let r = 0; r < rounds; r++) {
       for (const f of families) runs[f].push(await iperf(ns[0]!, f === 4 ? NODES[1]!.tun4 : NODES[1]!.tun6, seconds, pids))
     }
+    // The kernel's own IPv4/IPv6 ratio on the same path, without the tunnel: what the tunnel cannot do better than.
+    const raw: Record<4 | 6, number[]> = { 4: [], 6: [] }
+    if (values.raw === true) {
+      for (let r = 0; r < rounds; r++) for (const f of families) raw[f].push((await iperf(ns[0]!, f === 4 ? NODES[1]!.veth : NODES[1]!.veth6, seconds, [])).gbps)
+    }
     const got = { 4: runs[4].map((x) => x.gbps), 6: runs[6].map((x) => x.gbps) }
     const cost = { 4: runs[4].map((x) => x.usPerMB), 6: runs[6].map((x) => x.usPerMB) }
     // What the receiving side's kernel took from its TUN device: far fewer packets than segments = coalesced (GRO) writes.
@@ -142,6 +153,9 @@ async function main (): Promise<void> {
     const c4 = median(cost[4])
     const c6 = median(cost[6])
     console.log(`dataplane CPU per MB carried (both sides, µs): IPv4 ${c4.toFixed(0)}  IPv6 ${c6.toFixed(0)}  IPv6/IPv4 ${(c6 / c4).toFixed(3)} (goal ≤ 1.10)`)
+    if (values.raw === true) {
+      console.log(`raw veth, no tunnel (Gbit/s): IPv4 ${raw[4].map((x) => x.toFixed(2)).join(' ')}; IPv6 ${raw[6].map((x) => x.toFixed(2)).join(' ')}; median IPv6/IPv4 ${(median(raw[6]) / median(raw[4])).toFixed(3)}`)
+    }
   } finally {
     for (const p of procs) p.kill('SIGTERM')
     await new Promise((resolve) => setTimeout(resolve, 1000))
