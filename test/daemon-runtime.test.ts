@@ -215,6 +215,8 @@ if (ns !== null) {
     const srv = start(t, ['-c', file])
     await waitFor(cli.control, cli.running, s => s.state === 'registered', 'the listed client registers')
     t.ok(srv.lines.some(l => /strict mode: 1 node admitted by/.test(l)), 'the server says how many are admitted')
+    // The client counts itself registered at the server's answer; the server binds the address at its Confirm, a moment later.
+    await waitFor(srv.control, srv.running, s => s.peers.some(p => p.tunnelIp === '10.97.0.2'), 'the server lists the client')
     writeFileSync(list, '# nobody\n')
     process.emit('SIGHUP')
     await waitLine(srv.lines, /is no longer listed in .*: revoked, 10\.97\.0\.2 freed, disconnected/, 'revoked on reload')
