@@ -12,17 +12,19 @@
  * fastPathIn on the main UDP socket's poll), it runs before the JS callback:
  *
  *   outbound  read one packet from the TUN fd into the pipeline's superpacket
- *             buffer. A plain IPv4 packet to a peer with a session is framed,
+ *             buffer. A plain IPv4 or IPv6 packet to a peer's own address
+ *             (its tunnel address, its IPv6 /128) with a session is framed,
  *             sealed and sent here (sendmsg of header, ciphertext in place and
- *             tag). Anything else (a superpacket, no route, no session, not
- *             IPv4) is left in the buffer as the split state's pending packet,
+ *             tag). Anything else (a superpacket, no route, a routed prefix,
+ *             no session, neither IPv4 nor IPv6) is left in the buffer as the split state's pending packet,
  *             and the JS callback runs: tunReadSplit continues with it first,
  *             so nothing is read twice and order holds.
  *   inbound   MSG_PEEK one datagram. A data message of a known session (direct,
  *             or on a client relayed by the server from that session's peer),
  *             authentic, not replayed, from the peer's current endpoint (the
- *             server roams peers in JS), whose inner packet passes the same
- *             source/destination checks as the JS path, is consumed and written
+ *             server roams peers in JS), whose inner packet comes from the
+ *             peer's own address to ours (IPv4 or IPv6; routed prefixes are
+ *             left to the JS path's longest match), is consumed and written
  *             to the TUN fd here. On a server, a relay envelope from a
  *             registered client to another is forwarded unopened, its peer id
  *             rewritten to the source's. Anything else stays queued for the JS
@@ -40,7 +42,8 @@
  *
  * Shared state: the tables below live in typed arrays owned by the JS
  * pipeline (src/dataplane/fast-path.ts writes them; both paths read them):
- * peer records, the route and session hashes, send counters, replay windows,
+ * peer records (plus, at index maxPeers, our own: its IPv6 address), the
+ * route and session hashes, send counters, replay windows,
  * keys and stats. The poll callback and the pipeline run on one thread, so
  * no atomics are needed. Every index read from a table is bounds-checked
  * before use: a bad table makes the fast path decline, never touch memory
@@ -90,10 +93,12 @@ enum { FAST_CFG_LIST(FAST_CFG_ENUM) FC_WORDS };
 #define FP_REMOTE_INDEX 4
 #define FP_PEER_ID 5
 #define FP_FD 6
-#define FP_WORDS 8
+#define FP_IP6 8    /* 4 words: the peer's IPv6 tunnel address (big-endian words), valid with FPF_V6 */
+#define FP_WORDS 12
 #define FPF_USED 1  /* the slot holds a peer */
 #define FPF_READY 2 /* outbound: a send key is installed */
 #define FPF_RELAY 4 /* packets to it go in a relay envelope via the server */
+#define FPF_V6 8    /* FP_IP6 holds an IPv6 address (a peer's /128; in the record at index maxPeers: our own) */
 /* Session record (inbound): FS_WORDS int32 per session number (its key offset / 32). */
 #define FS_SLOT 0
 #define FS_LOCAL_INDEX 1
@@ -150,6 +155,22 @@ void fast_free(napi_env env, lwt_fast *f) {
   if (!f) return;
   for (int i = 0; i < f->nrefs; i++) napi_delete_reference(env, f->refs[i]);
   free(f);
+}
+
+/*
+ * The 32-bit key of an IPv6 address in the routes hash (fast-path.ts
+ * ip6HashKey). It shares the hash with IPv4 tunnel addresses, so every hit
+ * is checked against the peer record: a collision only sends the packet to
+ * the JS path.
+ */
+static uint32_t fast_ip6_key(const uint8_t *a) {
+  return get32(a) * 0x85EBCA77u ^ get32(a + 4) * 0xC2B2AE3Du ^ get32(a + 8) * 0x27D4EB2Fu ^ get32(a + 12) * 0x165667B1u;
+}
+
+/* Is the IPv6 address at a the one in record r (FPF_V6 set)? */
+static int fast_ip6_is(const int32_t *r, const uint8_t *a) {
+  return (r[FP_FLAGS] & FPF_V6) && (uint32_t)r[FP_IP6] == get32(a) && (uint32_t)r[FP_IP6 + 1] == get32(a + 4) &&
+         (uint32_t)r[FP_IP6 + 2] == get32(a + 8) && (uint32_t)r[FP_IP6 + 3] == get32(a + 12);
 }
 
 /* The hash lookup both tables share (src/dataplane/fast-path.ts IntHash): linear probing from Fibonacci hashing. */
@@ -212,12 +233,19 @@ static int fast_out(lwt_fast *f) {
   uint8_t *h = f->sbuf, *pkt = f->sbuf + VNET_HDR_LEN;
   int64_t plen = r - VNET_HDR_LEN;
   if ((h[1] & (uint8_t)~VNET_GSO_ECN) != VNET_GSO_NONE) { fast_hold(f); return fast_out_pend(f, r); } /* a superpacket: bulk */
-  if (plen < 20 || (pkt[0] >> 4) != 4 || plen > f->cap) return fast_out_pend(f, r);
-  size_t ihl = (size_t)(pkt[0] & 15) * 4;
-  if (ihl < 20 || (int64_t)ihl > plen) return fast_out_pend(f, r);
-  int64_t slot = fast_lookup(f->hash, f->routeBits, get32(pkt + 16));
+  if (plen > f->cap) return fast_out_pend(f, r);
+  /* To a peer's own address only (IPv4 tunnel address, IPv6 /128): prefixes (routes) are the JS path's longest match. */
+  int v6 = plen >= 40 && (pkt[0] >> 4) == 6;
+  if (!v6) {
+    if (plen < 20 || (pkt[0] >> 4) != 4) return fast_out_pend(f, r);
+    size_t ihl = (size_t)(pkt[0] & 15) * 4;
+    if (ihl < 20 || (int64_t)ihl > plen) return fast_out_pend(f, r);
+  }
+  int64_t slot = fast_lookup(f->hash, f->routeBits, v6 ? fast_ip6_key(pkt + 24) : get32(pkt + 16));
   if (slot < 0 || slot >= f->maxPeers) return fast_out_pend(f, r);
   const int32_t *p = f->peers + slot * FP_WORDS;
+  /* The hash holds keys, not proofs (IPv6 keys are hashes, sharing the table with IPv4 addresses): the record must agree. */
+  if (v6 ? !fast_ip6_is(p, pkt + 24) : (uint32_t)p[FP_TUNNEL_IP] != get32(pkt + 16)) return fast_out_pend(f, r);
   int32_t flags = p[FP_FLAGS];
   if ((flags & (FPF_USED | FPF_READY)) != (FPF_USED | FPF_READY)) return fast_out_pend(f, r);
   if ((int64_t)slot * AEAD_KEY_LEN + AEAD_KEY_LEN > (int64_t)f->keysLen) return fast_out_pend(f, r);
@@ -387,7 +415,7 @@ static int fast_in(lwt_fast *f) {
     dm = m + 8;
     dlen = r - 8;
   }
-  /* Smallest data message: header + tag + a 20-byte IPv4 header (inbound.ts MIN_DATA); keepalives go to JS. */
+  /* Smallest data message: header + tag + a 20-byte IPv4 header (inbound.ts MIN_DATA); keepalives go to JS. IPv6: 40, below. */
   if (dlen < 16 + AEAD_TAG_LEN + 20 || dm[0] != f->msgData) return 0;
   int64_t sn = fast_lookup(f->hash, f->sessBits, cp_le32(dm + 4));
   if (sn < 0 || sn >= f->maxSessions || (sn + 1) * AEAD_KEY_LEN > (int64_t)f->keysLen) return 0;
@@ -407,7 +435,10 @@ static int fast_in(lwt_fast *f) {
   uint8_t *inner = dm + 16;
   /* Open a copy (the peeked bytes): if anything is wrong the datagram is still queued for the JS path to count. */
   if (!aead_open_one(f->keys + sn * AEAD_KEY_LEN, dm, 16, inner, ilen, inner + ilen)) return 0;
-  if ((inner[0] >> 4) != 4 || get32(inner + 12) != (uint32_t)p[FP_TUNNEL_IP] || get32(inner + 16) != f->ownIp) return 0;
+  /* The JS path's checks, for the addresses the fast path knows: the peer's own (not its routes) to ours (not LOCAL routes). */
+  if ((inner[0] >> 4) == 6) {
+    if (ilen < 40 || !fast_ip6_is(p, inner + 8) || !fast_ip6_is(f->peers + f->maxPeers * FP_WORDS, inner + 24)) return 0;
+  } else if ((inner[0] >> 4) != 4 || get32(inner + 12) != (uint32_t)p[FP_TUNNEL_IP] || get32(inner + 16) != f->ownIp) return 0;
 
   /* Ours: consume the datagram, record its counter, deliver. */
   if (!fast_consume(f, r)) return 0;
@@ -552,7 +583,7 @@ napi_value fast_path_out(napi_env env, napi_callback_info info) {
   if (get_ta(env, argv[2], napi_uint8_array, fn, "sbuf", (void **)&f->sbuf, &f->sbufLen)) goto fail;
   if (f->sbufLen < 65536 + VNET_HDR_LEN) { throw_range(env, fn, "sbuf must hold at least 65546 bytes"); goto fail; }
   if (fast_array(env, fn, argv[3], napi_int32_array, "split", (void **)&f->split, NULL, SPLIT_WORDS) ||
-      fast_array(env, fn, argv[4], napi_int32_array, "peers", (void **)&f->peers, NULL, f->maxPeers * FP_WORDS) ||
+      fast_array(env, fn, argv[4], napi_int32_array, "peers", (void **)&f->peers, NULL, (f->maxPeers + 1) * FP_WORDS) ||
       fast_array(env, fn, argv[5], napi_float64_array, "counters", (void **)&f->counters, NULL, f->maxPeers) ||
       fast_array(env, fn, argv[6], napi_uint8_array, "keys", (void **)&f->keys, &f->keysLen, 0) ||
       fast_array(env, fn, argv[7], napi_int32_array, "routes", (void **)&f->hash, NULL, (int64_t)2 << f->routeBits)) goto fail;
@@ -576,7 +607,7 @@ napi_value fast_path_in(napi_env env, napi_callback_info info) {
   lwt_fast *f = fast_begin(env, info, fn, FAST_IN, 11, argv, &pl);
   if (!f) return NULL;
   int64_t hashLen = (int64_t)2 << f->sessBits;
-  if (fast_array(env, fn, argv[2], napi_int32_array, "peers", (void **)&f->peers, NULL, f->maxPeers * FP_WORDS) ||
+  if (fast_array(env, fn, argv[2], napi_int32_array, "peers", (void **)&f->peers, NULL, (f->maxPeers + 1) * FP_WORDS) ||
       fast_array(env, fn, argv[3], napi_int32_array, "sessions", (void **)&f->hash, NULL, hashLen) ||
       fast_array(env, fn, argv[4], napi_int32_array, "sess", (void **)&f->sess, NULL, f->maxSessions * FS_WORDS) ||
       fast_array(env, fn, argv[5], napi_uint32_array, "rings", (void **)&f->rings, NULL, f->maxSessions * FR_WORDS) ||

@@ -1,6 +1,6 @@
 /*
  * offload: the byte work of the TUN offloads, with no syscall and no N-API:
- * IPv4/TCP/UDP checksums, the virtio_net_hdr a tunOpenVnet fd carries, the
+ * IPv4 and TCP/UDP (over IPv4 or IPv6) checksums, the virtio_net_hdr a tunOpenVnet fd carries, the
  * TSO/USO split of a superpacket read from TUN (vnet_split) and the TCP/UDP
  * coalescing (GRO) of packets written to TUN (gro_plan, gro_prepare).
  * offload.c holds those; the syscalls around them are tun.c's.
@@ -21,6 +21,7 @@
 #define VNET_F_NEEDS_CSUM 1
 #define VNET_GSO_NONE 0
 #define VNET_GSO_TCPV4 1
+#define VNET_GSO_TCPV6 4
 #define VNET_GSO_UDP_L4 5
 #define VNET_GSO_ECN 0x80
 
@@ -31,7 +32,7 @@
 #define SPLIT_SUPER 3     /* cumulative: superpackets (gso) read */
 #define SPLIT_WORDS 4
 
-/* Coalescing limits: packets per superpacket, and its IPv4 total length. */
+/* Coalescing limits: packets per superpacket, and its length (IPv4 total length; IPv6 header + payload). */
 #define GRO_MAX_SEGS 64
 #define GRO_MAX_LEN 65535
 
@@ -60,11 +61,17 @@ static inline void ipv4_fix_csum(uint8_t *ip, size_t ihl) {
   put16(ip + 10, csum_fold(csum_add(0, ip, ihl)));
 }
 
-/* Full L4 checksum (TCP or UDP over IPv4) of l4len bytes at l4, written at l4 + csumOff. */
+/*
+ * Full L4 checksum (TCP or UDP, over IPv4 or IPv6 by the version nibble of
+ * ip) of l4len bytes at l4, written at l4 + csumOff. The pseudo-header:
+ * addresses, protocol and L4 length (RFC 793 for IPv4, RFC 8200 §8.1 for
+ * IPv6: the same sum, with 16-byte addresses and a 32-bit length).
+ */
 static inline void l4_fix_csum(const uint8_t *ip, uint8_t *l4, size_t l4len, size_t csumOff, int udp) {
   put16(l4 + csumOff, 0);
-  uint64_t sum = csum_add(0, ip + 12, 8); /* source and destination addresses */
-  sum += ip[9];
+  uint64_t sum;
+  if ((ip[0] >> 4) == 6) sum = csum_add(0, ip + 8, 32) + (udp ? IPPROTO_UDP : IPPROTO_TCP);
+  else sum = csum_add(0, ip + 12, 8) + ip[9]; /* source and destination addresses, protocol */
   sum += (uint32_t)l4len;
   sum = csum_add(sum, l4, l4len);
   uint16_t c = csum_fold(sum);
@@ -82,7 +89,8 @@ static inline int vnet_complete_csum(const uint8_t *h, uint8_t *pkt, int64_t ple
   uint16_t csumStart = (uint16_t)(h[6] | (h[7] << 8)), csumOff = (uint16_t)(h[8] | (h[9] << 8)); /* little-endian */
   if ((int64_t)csumStart + csumOff + 2 > plen) return 0;
   uint16_t c = csum_fold(csum_add(0, pkt + csumStart, (size_t)(plen - csumStart)));
-  if (pkt[9] == IPPROTO_UDP && c == 0) c = 0xffff;
+  /* UDP (its checksum sits at offset 6, TCP's at 16, over IPv4 or IPv6 alike) sends a zero sum as 0xffff. */
+  if (csumOff == 6 && c == 0) c = 0xffff;
   put16(pkt + csumStart + csumOff, c);
   return 1;
 }
@@ -94,8 +102,8 @@ static inline int vnet_complete_csum(const uint8_t *h, uint8_t *pkt, int64_t ple
  * slots, from segment state[SPLIT_NEXT] on, until the packet is done or the
  * slots run out. Returns the number of slots filled; updates state.
  * Malformed or oversized input: dropped whole, counted in state[SPLIT_DROPPED].
- * A plain (not GSO) packet that is not IPv4 is passed on unchanged for the
- * pipeline to count by its own reason.
+ * A plain (not GSO) packet that is neither IPv4 nor IPv6 is passed on
+ * unchanged for the pipeline to count by its own reason.
  */
 int64_t vnet_split(const uint8_t *sbuf, int64_t total, uint8_t *mem, const int32_t *offsets, int32_t *lens,
                    int64_t max, int64_t cap, int32_t *state);

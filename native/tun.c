@@ -41,8 +41,8 @@
 /*
  * tunOpen(name, multiQueue, exclusive) -> { fd, name }
  * tunOpenVnet(name, multiQueue, exclusive) -> { fd, name, offload }: tunOpen
- * plus IFF_VNET_HDR and TUNSETOFFLOAD(CSUM|TSO4[|USO4]). offload: 0 none,
- * 1 csum+tso4, 2 csum+tso4+uso4.
+ * plus IFF_VNET_HDR and TUNSETOFFLOAD(CSUM|TSO4|TSO6|USO4|USO6, or less).
+ * offload: 0 none, 1 csum+tso4, 2 csum+tso4+tso6, 3 csum+tso4+tso6+uso4+uso6.
  */
 static napi_value open_tun(napi_env env, napi_callback_info info, const char *fn, int vnet) {
   char name[IFNAMSIZ];
@@ -73,10 +73,11 @@ static napi_value open_tun(napi_env env, napi_callback_info info, const char *fn
     }
     /*
      * The kernel takes USO only as USO4|USO6 together (tun.c set_offload: any
-     * other leftover bit is EINVAL). IPv6 superpackets cannot reach an IPv4
-     * tunnel's peers anyway: the split drops and counts them.
+     * other leftover bit is EINVAL); TSO6 came long before USO, so a kernel
+     * that refuses it has no USO either. Best first, then less.
      */
-    if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_USO4 | TUN_F_USO6)) == 0) offload = 2;
+    if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_USO4 | TUN_F_USO6)) == 0) offload = 3;
+    else if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)) == 0) offload = 2;
     else if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4)) == 0) offload = 1;
   }
   ifr.ifr_name[IFNAMSIZ - 1] = 0;
@@ -221,9 +222,9 @@ int get_vnet_packets(napi_env env, napi_value *argv, const char *fn, packet_args
  * tunReadSplit(fd, sbuf, mem, offsets, lens, max, cap, state) -> n
  * For a TUN fd opened with tunOpenVnet: read() packets (vnet header +
  * packet, superpackets up to 64 KiB) into sbuf and split each into slots:
- * TSO (TCPv4) and USO (UDPv4) superpackets into MSS-sized packets with their
- * own IPv4 length, id and checksum and TCP sequence number / UDP length and a
- * full L4 checksum; a packet with only a partial checksum (NEEDS_CSUM) gets
+ * TSO (TCP over IPv4 or IPv6) and USO (UDP, either) superpackets into
+ * MSS-sized packets with their own IP length (IPv4: id and checksum too) and
+ * TCP sequence number / UDP length and a full L4 checksum; a packet with only a partial checksum (NEEDS_CSUM) gets
  * its checksum completed. A superpacket that does not fit the remaining
  * slots stays in sbuf (state) and continues on the next call, so order holds.
  * Returns the number of slots filled (0: nothing to read).
@@ -284,7 +285,7 @@ napi_value tun_write_batch_vnet(napi_env env, napi_callback_info info) {
 /*
  * tunWriteBatchGro(fd, mem, offsets, lens, n) -> packets written
  * tunWriteBatchVnet with TCP coalescing: each run of consecutive in-sequence
- * TCP segments of one flow (equal payloads, only ACK/PSH, same options; at
+ * TCP segments of one flow (IPv4, or IPv6 without extension headers) (equal payloads, only ACK/PSH, same options; at
  * most 64 and 64 KiB) is written as ONE TSO superpacket (writev: the first
  * packet's headers, rewritten, then every payload, no copy), and each run of
  * equal-size DF datagrams of one UDP flow as ONE USO superpacket; anything else
@@ -305,7 +306,7 @@ napi_value tun_write_batch_gro(napi_env env, napi_callback_info info) {
     int64_t cnt = gro_plan(mem, offsets, lens, n, i);
     uint8_t *p = mem + offsets[i];
     if (cnt > 1) {
-      uint8_t saved[60 + VNET_HDR_LEN];
+      uint8_t saved[100 + VNET_HDR_LEN]; /* the head's headers: IPv6 40 + TCP 60 at most */
       size_t keep = sizeof saved < (size_t)lens[i] + VNET_HDR_LEN ? sizeof saved : (size_t)lens[i] + VNET_HDR_LEN;
       memcpy(saved, p - VNET_HDR_LEN, keep);
       gro_prepare(iov, mem, offsets, lens, i, cnt);

@@ -78,7 +78,7 @@ function formatValue (v: number): string {
   return Number.isInteger(v) ? String(v) : String(Math.round(v * 1e6) / 1e6)
 }
 
-/** "dropNotIpv4" → "not_ipv4"; "relayedPackets" → "relayed_packets". */
+/** "dropNotIp" → "not_ip"; "relayedPackets" → "relayed_packets". */
 export function snake (s: string): string {
   return s.replace(/([a-z0-9])([A-Z])/g, '$1_$2').replace(/([A-Z]+)([A-Z][a-z])/g, '$1_$2').toLowerCase()
 }

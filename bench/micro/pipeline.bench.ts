@@ -16,6 +16,9 @@
  * Cases (packets/s on one core, 64 and 1400-byte inner packets):
  *   outbound     client TUN → seal → UDP (the send is counted)
  *   full         outbound + inbound (client → server) on one thread
+ *   ... IPv6     the same with IPv6 packets (64 B: the 48-byte minimum
+ *                grows to 64), routed and checked by longest prefix, printed
+ *                beside the IPv4 row for the ratio
  *   relay        the server's relay path: recvmmsg of relay envelopes →
  *                look-up → header rewrite → sendmmsg (no crypto)
  *
@@ -28,11 +31,14 @@ import { Inbound } from '../../src/dataplane/inbound.js'
 import { createStatsBuffer } from '../../src/dataplane/stats.js'
 import { BATCH, RX_BUF_SIZE, RX_BUFS, SLOT_SIZE, type WorkerInit } from '../../src/workers/layout.js'
 import { FakeIo, ipString, type FakeTun, type FakeUdp } from '../../test/helpers/fake-io.js'
+import { parsePrefix } from '../../src/wire/prefix.js'
 import { time, type BenchResult, type TimerOptions, DEFAULT_TIMER } from './timer.js'
 
 const CLIENT_IP = 0x0a4d0002 // 10.77.0.2
 const SERVER_IP = 0x0a4d0001 // 10.77.0.1
 const OTHER_IP = 0x0a4d0003 // 10.77.0.3
+const CLIENT6 = parsePrefix('fd00:77::2/128')
+const SERVER6 = parsePrefix('fd00:77::1/128')
 const EP_CLIENT = { ip: 0x64400201, port: 40001 }
 const EP_OTHER = { ip: 0x64400202, port: 40002 }
 const EP_SERVER = { ip: 0x64400001, port: 9000 }
@@ -100,15 +106,34 @@ export interface PipelineCase {
   delivered: () => number
 }
 
-/** Outbound only, or outbound + inbound (client → server) when `full`. */
-export function directCase (size: number, full: boolean): PipelineCase {
+/** An IPv6/UDP packet of `size` bytes (at least 48) from `src` to `dst`. */
+export function ipv6Packet (size: number, src: Uint8Array, dst: Uint8Array): Uint8Array {
+  const p = new Uint8Array(Math.max(48, size))
+  const v = new DataView(p.buffer)
+  p[0] = 0x60
+  v.setUint16(4, p.length - 40)
+  p[6] = 17
+  p[7] = 64
+  p.set(src, 8)
+  p.set(dst, 24)
+  p.fill(0xab, 48)
+  return p
+}
+
+/**
+ * Outbound only, or outbound + inbound (client → server) when `full`.
+ * family 6: IPv6 packets between the nodes' IPv6 addresses, routed and
+ * checked by longest prefix (route-table.ts) where IPv4 host addresses take
+ * the exact tunnel-address lookup.
+ */
+export function directCase (size: number, full: boolean, family: 4 | 6 = 4): PipelineCase {
   const io = new FakeIo()
   const key = new Uint8Array(randomBytes(32))
-  const pkt = ipv4Packet(size, CLIENT_IP, SERVER_IP)
+  const pkt = family === 4 ? ipv4Packet(size, CLIENT_IP, SERVER_IP) : ipv6Packet(size, CLIENT6.addr, SERVER6.addr)
   const client = tunDev(io, 'client0')
   const clientUdp = bindAt(io, EP_CLIENT, false)
   const out = new Outbound(init('outbound', 'client', CLIENT_IP, 0, client.fd, clientUdp.fd), io, () => {}, () => 0)
-  out.peers.upsert(peerMsg(1, 0, SERVER_IP, EP_SERVER))
+  out.peers.upsert({ ...peerMsg(1, 0, SERVER_IP, EP_SERVER) as object, prefixes: [SERVER6] } as never)
   out.setSendKey(1, key, 77)
   let inb: Inbound | null = null
   let server: { fd: number, tun: FakeTun } | null = null
@@ -117,7 +142,8 @@ export function directCase (size: number, full: boolean): PipelineCase {
     server = tunDev(io, 'server0')
     const serverUdp = bindAt(io, EP_SERVER, true)
     inb = new Inbound(init('inbound', 'server', SERVER_IP, 1, server.fd, serverUdp.fd), io, () => {})
-    inb.handle(peerMsg(1, 1, CLIENT_IP, EP_CLIENT))
+    inb.handle({ ...peerMsg(1, 1, CLIENT_IP, EP_CLIENT) as object, prefixes: [CLIENT6] } as never)
+    inb.handle({ code: 'LOCAL', prefixes: [SERVER6] } as never)
     inb.handle({ code: 'RECV_KEY', slot: 1, localIndex: 77, key })
   }
   return {
@@ -171,7 +197,9 @@ export function run (opts: TimerOptions = DEFAULT_TIMER): BenchResult[] {
   for (const size of [64, 1400]) {
     const g = `pipeline-${size}`
     out.push(runCase(g, 'outbound: route+frame+seal', directCase(size, false), opts, size, false))
+    out.push(runCase(g, 'outbound IPv6: route+frame+seal', directCase(size, false, 6), opts, size, false))
     out.push(runCase(g, 'full: outbound + inbound (open, replay, accept)', directCase(size, true), opts, size, true))
+    out.push(runCase(g, 'full IPv6: outbound + inbound', directCase(size, true, 6), opts, size, true))
     out.push(runCase(g, 'server relay: classify+rewrite+forward', relayCase(size), opts, size, true))
   }
   return out

@@ -1,6 +1,12 @@
 import type { P2pStatus } from './direct-path.js'
 
 /**
+ * TUN offloads the kernel accepted: 'tso+uso' (TCP superpackets over IPv4 and IPv6, UDP ones over both),
+ * 'tso' (TCP over IPv4 and IPv6), 'tso4' (TCP over IPv4 only), or 'none'.
+ */
+export type TunOffload = 'tso+uso' | 'tso' | 'tso4' | 'none'
+
+/**
  * The shape of `lightweight-tunnel status --json`. The control socket's
  * `status` command returns exactly this object; the CLI renders it as a table.
  */
@@ -94,8 +100,8 @@ export interface ControlPlaneInfo {
 export interface DataplaneInfo {
   /** 'inline' | 'fused' | 'split' (--placement). */
   placement: string
-  /** TUN offloads the kernel accepted: 'tso+uso' (TCP and UDP superpackets), 'tso', or 'none'. */
-  tunOffload: 'tso+uso' | 'tso' | 'none'
+  /** TUN offloads the kernel accepted (TunOffload). */
+  tunOffload: TunOffload
   /** UDP_GRO on the socket (a peer's GSO batch arrives as one datagram). */
   udpGro: boolean
   /** The native lone-packet path is on (--fast-path); counters.fastPathPackets counts what it carried. */

@@ -25,6 +25,7 @@ import { configureTun } from './tun-config.js'
 import { InlineHost } from './inline-host.js'
 import { ControlDrain } from './control-drain.js'
 import type { ControlHandler, DataplanePort, PeerRoute } from '../control/port.js'
+import type { TunOffload } from '../control/status.js'
 import type { IpPrefix } from '../wire/prefix.js'
 import type { Placement } from '../config/schema.js'
 import {
@@ -50,6 +51,8 @@ export interface DataplaneOptions {
   fastPath?: boolean
   /** Server: mac1/cookie keys; the inbound pipeline then gates HandshakeInits (dataplane/init-guard.ts). */
   macKeys?: { mac1: Uint8Array, cookie: Uint8Array }
+  /** The node's IPv6 tunnel address with its prefix length (config tun6), added to the device; null/absent: none. */
+  tun6?: IpPrefix | null
 }
 
 /** Probe sockets open at once at most, adopted ones included (the birthday search opens 256). */
@@ -66,7 +69,7 @@ export class Dataplane implements DataplanePort {
   #udpFd = -1
   #boundPort = 0
   #devName = ''
-  #tunOffload: 'tso+uso' | 'tso' | 'none' = 'none'
+  #tunOffload: TunOffload = 'none'
   #udpGro = false
   /** Worker per pipeline role; with 'fused' both roles map to the same worker. */
   readonly #workers = new Map<WorkerRole, PipelineThread>()
@@ -78,6 +81,8 @@ export class Dataplane implements DataplanePort {
   readonly #statsSab: SharedArrayBuffer
   readonly #stats: StatsReader
   #handler: ControlHandler | null = null
+  /** The last setLocalPrefixes (re-sent to threads that start later). */
+  #localPrefixes: readonly IpPrefix[] = []
   #closing: Promise<void> | null = null
   #onFatal: (err: Error) => void = () => {}
 
@@ -94,7 +99,7 @@ export class Dataplane implements DataplanePort {
 
   get port (): number { return this.#boundPort }
   /** What the kernel granted: TUN offloads and UDP GRO (for status). */
-  get offloads (): { tunOffload: 'tso+uso' | 'tso' | 'none', udpGro: boolean, fastPath: boolean } {
+  get offloads (): { tunOffload: TunOffload, udpGro: boolean, fastPath: boolean } {
     return { tunOffload: this.#tunOffload, udpGro: this.#udpGro, fastPath: this.#opt.fastPath ?? true }
   }
   get devName (): string { return this.#devName }
@@ -109,7 +114,7 @@ export class Dataplane implements DataplanePort {
       const tun = openTunVnet(this.#native, o.dev, true, true)
       this.#tunFd = tun.fd
       if (tun.offload === 0) this.#log.info('the kernel refused TUN offloads; reading packet by packet')
-      this.#tunOffload = tun.offload >= 2 ? 'tso+uso' : tun.offload === 1 ? 'tso' : 'none'
+      this.#tunOffload = (['none', 'tso4', 'tso', 'tso+uso'] as const)[tun.offload] ?? 'none'
       this.#devName = tun.name
       const udp = openUdp(this.#native, o.listenHost, o.listenPort, o.socketBuffer)
       this.#udpFd = udp.fd
@@ -117,9 +122,11 @@ export class Dataplane implements DataplanePort {
       // A peer's GSO batch then arrives as one datagram (split by the inbound pipeline): one skb instead of dozens.
       this.#udpGro = this.#native.udpSetGro(udp.fd, true)
       if (!this.#udpGro) this.#log.info('the kernel refused UDP_GRO; receiving datagram by datagram')
-      await configureTun(this.#devName, o.cidr, o.mtu)
+      await configureTun(this.#devName, o.cidr, o.mtu, o.tun6 ?? null)
       if (o.placement !== 'split') await this.#startWorker('both', 0)
       else for (const [i, role] of WORKER_ROLES.entries()) await this.#startWorker(role, i)
+      // Set before the threads existed (setLocalPrefixes is legal at any time): hand them over now.
+      if (this.#localPrefixes.length > 0) this.#postAll({ code: 'LOCAL', prefixes: this.#localPrefixes })
     } catch (err) {
       await this.close()
       throw err
@@ -210,7 +217,10 @@ export class Dataplane implements DataplanePort {
     this.#postAll({ code: 'PEER', slot: r.slot, peerId: r.peerId, tunnelIp: r.tunnelIp, endpointIp: r.endpointIp, endpointPort: r.endpointPort, relayVia: r.relayVia, fd, prefixes: r.prefixes ?? [] })
   }
 
-  setLocalPrefixes (prefixes: readonly IpPrefix[]): void { this.#postAll({ code: 'LOCAL', prefixes }) }
+  setLocalPrefixes (prefixes: readonly IpPrefix[]): void {
+    this.#localPrefixes = prefixes
+    this.#postAll({ code: 'LOCAL', prefixes })
+  }
 
   removePeer (slot: number): void { this.#postAll({ code: 'PEER_REMOVE', slot }) }
 

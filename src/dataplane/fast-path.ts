@@ -10,8 +10,11 @@
  * path takes a packet, the next one continues where it left off.
  *
  *   peers     Int32Array, FP_WORDS per peer slot: flags, tunnel address,
- *             endpoint, remote index, peer id, send socket.
- *   routes    IntHash tunnel address → slot (outbound).
+ *             endpoint, remote index, peer id, send socket, IPv6 address;
+ *             one more record at index maxPeers: our own IPv6 address
+ *             (inbound, from LOCAL).
+ *   routes    IntHash tunnel address → slot, and ip6HashKey(IPv6 /128) →
+ *             slot (outbound); the addon checks every hit against the record.
  *   counters  Float64Array per slot: the next send counter (outbound).
  *   sessions  IntHash receiver index → session number (inbound); a session's
  *             number is its key offset / KEY_LEN, and indexes `sess` (slot,
@@ -45,11 +48,15 @@ export const FP_EP_PORT = 3
 export const FP_REMOTE_INDEX = 4
 export const FP_PEER_ID = 5
 export const FP_FD = 6
-export const FP_WORDS = 8
+/** 4 words: the peer's IPv6 tunnel address (big-endian words), valid with FPF_V6. */
+export const FP_IP6 = 8
+export const FP_WORDS = 12
 /** Peer flags. */
 export const FPF_USED = 1
 export const FPF_READY = 2
 export const FPF_RELAY = 4
+/** FP_IP6 holds an address (a peer's IPv6 /128; in the record at index maxPeers, our own). */
+export const FPF_V6 = 8
 /** Session record words. */
 export const FS_SLOT = 0
 export const FS_LOCAL_INDEX = 1
@@ -135,6 +142,12 @@ export class IntHash {
   }
 }
 
+/** The 32-bit key of an IPv6 address (16 bytes at a[off]) in the routes hash (native fast_ip6_key); hits are checked against the record. */
+export function ip6HashKey (a: Uint8Array, off = 0): number {
+  const w = (i: number): number => (a[off + i] << 24) | (a[off + i + 1] << 16) | (a[off + i + 2] << 8) | a[off + i + 3]
+  return (Math.imul(w(0), 0x85EBCA77) ^ Math.imul(w(4), 0xC2B2AE3D) ^ Math.imul(w(8), 0x27D4EB2F) ^ Math.imul(w(12), 0x165667B1)) >>> 0
+}
+
 /** The 32-bit key of an endpoint in the endpoints hash (native fast_ep_key); collisions are caught by the addon checking the record. */
 export function endpointHashKey (ip: number, port: number): number {
   return (ip ^ Math.imul(port, 0x9E3779B1)) >>> 0
@@ -191,17 +204,34 @@ export interface FastPeerFields {
   relayVia: boolean
   peerId: number
   fd: number
+  /** The peer's IPv6 address (its /128), or null. */
+  ip6: Uint8Array | null
 }
 
-/** Peer records by slot, for the addon. */
+/**
+ * Peer records by slot, for the addon, and one more record (index
+ * maxPeers) for our own IPv6 address. An IPv6 address is in at most one
+ * peer's record: a peer that claims another's (a stale PEER racing a new
+ * one) takes it, as the route table's latest claim does, and the other's
+ * packets from or to it go to the JS path.
+ */
 export class FastPeers {
   readonly words: Int32Array
-  constructor (maxPeers: number) { this.words = sharedInt32(maxPeers * FP_WORDS) }
+  readonly #self: number
+  /** IPv6 address (text of its words) → the slot whose record holds it. */
+  readonly #owner6 = new Map<string, number>()
+  readonly #key6: (string | undefined)[] = []
+
+  constructor (maxPeers: number) {
+    this.words = sharedInt32((maxPeers + 1) * FP_WORDS)
+    this.#self = maxPeers
+  }
 
   /** Write a peer's record; `ready`/`remoteIndex`: outbound send-key state. */
   set (p: FastPeerFields, ready = false, remoteIndex = 0): void {
     const w = this.words
     const b = p.slot * FP_WORDS
+    this.#release6(p.slot)
     w[b + FP_FLAGS] = FPF_USED | (ready ? FPF_READY : 0) | (p.relayVia ? FPF_RELAY : 0)
     w[b + FP_TUNNEL_IP] = p.tunnelIp | 0
     w[b + FP_EP_IP] = p.epIp | 0
@@ -209,9 +239,44 @@ export class FastPeers {
     w[b + FP_REMOTE_INDEX] = remoteIndex | 0
     w[b + FP_PEER_ID] = p.peerId | 0
     w[b + FP_FD] = p.fd
+    if (p.ip6 !== null) this.#claim6(p.slot, p.ip6)
   }
 
   clear (slot: number): void {
+    this.#release6(slot)
     this.words.fill(0, slot * FP_WORDS, (slot + 1) * FP_WORDS)
+  }
+
+  /** Our own IPv6 address (the first /128 of LOCAL), or none. */
+  setSelf6 (a: Uint8Array | null): void {
+    const b = this.#self * FP_WORDS
+    this.words.fill(0, b, b + FP_WORDS)
+    if (a !== null) { this.#write6(b, a); this.words[b + FP_FLAGS] = FPF_V6 }
+  }
+
+  #write6 (b: number, a: Uint8Array): void {
+    for (let i = 0; i < 4; i++) this.words[b + FP_IP6 + i] = (a[4 * i] << 24) | (a[4 * i + 1] << 16) | (a[4 * i + 2] << 8) | a[4 * i + 3]
+  }
+
+  #claim6 (slot: number, a: Uint8Array): void {
+    const key = a.join('.')
+    const prev = this.#owner6.get(key)
+    if (prev !== undefined && prev !== slot) {
+      this.words[prev * FP_WORDS + FP_FLAGS] &= ~FPF_V6
+      this.#key6[prev] = undefined
+    }
+    this.#owner6.set(key, slot)
+    this.#key6[slot] = key
+    const b = slot * FP_WORDS
+    this.#write6(b, a)
+    this.words[b + FP_FLAGS] |= FPF_V6
+  }
+
+  #release6 (slot: number): void {
+    const key = this.#key6[slot]
+    if (key === undefined) return
+    if (this.#owner6.get(key) === slot) this.#owner6.delete(key)
+    this.#key6[slot] = undefined
+    this.words[slot * FP_WORDS + FP_FLAGS] &= ~FPF_V6
   }
 }

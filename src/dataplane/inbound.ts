@@ -23,8 +23,13 @@
  *      - anything else: counted and dropped.
  *   3. aeadOpenBatch (native): open the batch in place.
  *   4. accept (JS): replay window (after authentication), then the inner
- *      packet's source must be the peer's tunnel address and its destination
- *      ours (a key holder cannot inject packets as someone else).
+ *      packet (IPv4, or IPv6: source at +8, destination at +24; anything
+ *      else dropNotIp) must come from the peer (its tunnel address, or a
+ *      prefix whose longest match is that peer's slot: its IPv6 /128, its
+ *      approved routes; route-table.ts) and be addressed to us (our tunnel
+ *      address or a prefix of the last LOCAL), so a key holder cannot inject
+ *      packets as someone else (dropSpoofedSource) nor send us traffic for
+ *      elsewhere (dropNotForUs).
  *   5. tunWriteBatchGro (native) from the same slots: runs of in-sequence
  *      segments of one TCP flow are coalesced into one TSO superpacket, runs
  *      of equal-size datagrams of one UDP flow into one USO superpacket
@@ -38,6 +43,7 @@ import { MSG_CONTROL, MSG_DATA, MSG_HANDSHAKE_INIT, MSG_HANDSHAKE_RESP, MSG_REJE
 import { KEY_LEN } from '../wire/constants.js'
 import { PeerTable, endpointKey, type RecvSession, type WorkerPeer } from './peers.js'
 import { ReplayWindow } from '../crypto/replay.js'
+import { RouteTable } from './route-table.js'
 import { SpscRing } from './ring.js'
 import { InitGuard } from './init-guard.js'
 import { CookieChecker } from '../crypto/cookie.js'
@@ -69,6 +75,8 @@ export class Inbound {
   readonly #init: WorkerInit
   readonly #post: (m: FromWorker) => void
   readonly peers: PeerTable
+  /** Our own inner addresses beyond tunnelIp (the last LOCAL: our IPv6 /128, routes we serve), slot 0 each. */
+  readonly #local = new RouteTable()
   readonly #sessions = new Map<number, RecvSession>()
   /** Receive keys, KEY_LEN bytes per session; free offsets in #freeKeys. */
   readonly #keys: Uint8Array
@@ -169,6 +177,10 @@ export class Inbound {
         break
       }
       case 'DROP_INDEX': this.#dropSession(m.localIndex); break
+      case 'LOCAL':
+        this.#local.set(0, m.prefixes)
+        this.#fastPeers.setSelf6(m.prefixes.find((x) => x.family === 6 && x.len === 128)?.addr ?? null)
+        break
       default: break
     }
   }
@@ -327,6 +339,8 @@ export class Inbound {
     const base = COUNTERS.length
     const now = Date.now()
     const own = this.#init.tunnelIp
+    const routes = this.peers.routes
+    const local = this.#local
     let nTun = 0
     for (let j = 0; j < nOpen; j++) {
       if (this.#results[j] !== 1) { s[C.dropAuthFailed]++; continue }
@@ -342,9 +356,16 @@ export class Inbound {
       const ps = base + sess.slot * PEER_FIELDS
       s[ps + P_LAST_RX] = now
       if (ilen === 0) continue // keepalive
-      if (ilen < 20 || (mem[inner] >> 4) !== 4) { s[C.dropNotIpv4]++; continue }
-      if (view.getUint32(inner + 12) !== peer.tunnelIp) { s[C.dropSpoofedSource]++; continue }
-      if (view.getUint32(inner + 16) !== own) { s[C.dropNotForUs]++; continue }
+      const ver = mem[inner] >> 4
+      if (ver === 4 && ilen >= 20) {
+        const src = view.getUint32(inner + 12)
+        if (src !== peer.tunnelIp && routes.lookup4(src) !== peer.slot) { s[C.dropSpoofedSource]++; continue }
+        const dst = view.getUint32(inner + 16)
+        if (dst !== own && local.lookup4(dst) < 0) { s[C.dropNotForUs]++; continue }
+      } else if (ver === 6 && ilen >= 40) {
+        if (routes.lookup6(mem, inner + 8) !== peer.slot) { s[C.dropSpoofedSource]++; continue }
+        if (local.lookup6(mem, inner + 24) < 0) { s[C.dropNotForUs]++; continue }
+      } else { s[C.dropNotIp]++; continue }
       s[ps + P_RX_PACKETS]++
       s[ps + P_RX_BYTES] += ilen
       // Roaming: an authenticated packet sent straight to us (not relayed) from a new address is reported;

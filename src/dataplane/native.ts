@@ -33,7 +33,8 @@ export interface Native {
   tunOpen(name: string, multiQueue: boolean, exclusive: boolean): { fd: number, name: string }
   /**
    * tunOpen plus IFF_VNET_HDR (every read and write carries a 10-byte virtio_net_hdr) and TUNSETOFFLOAD
-   * (CSUM|TSO4, plus USO4 where the kernel has it). offload: 0 = none accepted, 1 = CSUM+TSO4, 2 = +USO4.
+   * (CSUM|TSO4|TSO6|USO4|USO6, or as much of it as the kernel takes). offload: 0 = none accepted,
+   * 1 = CSUM+TSO4, 2 = CSUM+TSO4+TSO6, 3 = CSUM+TSO4+TSO6+USO4+USO6.
    * Read it with tunReadSplit, write it with tunWriteBatchVnet.
    */
   tunOpenVnet(name: string, multiQueue: boolean, exclusive: boolean): { fd: number, name: string, offload: number }

@@ -6,7 +6,10 @@
  *      split into MSS-sized packets (own IPv4 header, TCP sequence number or
  *      UDP length, full checksums) into this worker's packet slots, each at
  *      slot + HEADROOM. (tunReadBatch on a plain TUN fd: one packet a slot.)
- *   2. route (JS, per packet): destination address → peer; no route or no
+ *   2. route (JS, per packet): destination address → peer (IPv4: the exact
+ *      tunnel address first, then the longest allowed prefix; IPv6, version
+ *      nibble 6, destination at +24: the longest allowed prefix,
+ *      route-table.ts); neither IPv4 nor IPv6 → dropNotIp; no route or no
  *      session yet → count, or queue a copy and ask the main thread for a
  *      session (NEED_SESSION, at most once a second per peer). A send key
  *      whose counter reached REKEY_AFTER_MESSAGES asks for a rekey once
@@ -29,7 +32,7 @@ import { MSG_DATA, MSG_RELAY } from '../wire/messages.js'
 import { KEY_LEN, REJECT_AFTER_MESSAGES, REKEY_AFTER_MESSAGES } from '../wire/constants.js'
 import { PeerTable, QUEUE_MAX, type WorkerPeer } from './peers.js'
 import { statsView } from './stats.js'
-import { FastPeers, IntHash, fastConfig, sharedFloat64, sharedInt32, sharedUint8 } from './fast-path.js'
+import { FastPeers, IntHash, fastConfig, ip6HashKey, sharedFloat64, sharedInt32, sharedUint8 } from './fast-path.js'
 import { BATCH, C, HEADROOM, MAX_PACKET, PEER_FIELDS, P_TX_BYTES, P_TX_PACKETS, SLOT_SIZE, TAG, COUNTERS, type FromWorker, type ToWorker, type WorkerInit } from '../workers/layout.js'
 
 
@@ -52,7 +55,7 @@ export class Outbound {
   readonly #rejectAfter: number
   /** Slots whose key reached REJECT_AFTER_MESSAGES in the current batch: wiped once the batch is sealed. */
   readonly #retired: number[] = []
-  /** Tunnel address → slot, for the fast path (the batch path uses peers.byTunnelIp). */
+  /** Tunnel address and ip6HashKey(IPv6 /128) → slot, for the fast path (the batch path uses peers.byTunnelIp and peers.routes). */
   readonly #routes: IntHash
   // Per-batch scratch, reused (no allocation on the packet path).
   readonly #rdOffsets = new Int32Array(BATCH)
@@ -83,7 +86,7 @@ export class Outbound {
     this.#rekeyAfter = init.rekeyAfterMessages ?? REKEY_AFTER_MESSAGES
     this.#rejectAfter = Math.min(init.rejectAfterMessages ?? REJECT_AFTER_MESSAGES, REJECT_AFTER_MESSAGES)
     this.#fastPeers = new FastPeers(init.maxPeers)
-    this.#routes = new IntHash(init.maxPeers)
+    this.#routes = new IntHash(init.maxPeers * 2) // tunnel addresses and IPv6 /128 keys
     for (let i = 0; i < BATCH; i++) this.#rdOffsets[i] = i * SLOT_SIZE + HEADROOM
     this.#sbuf = init.tunVnet ? new Uint8Array(65536 + 64) : null
   }
@@ -91,10 +94,17 @@ export class Outbound {
   /** Add or update a peer (PEER). */
   upsertPeer (m: Extract<ToWorker, { code: 'PEER' }>): void {
     const old = this.peers.bySlot[m.slot]
-    if (old !== undefined && old.tunnelIp !== m.tunnelIp && this.#routes.get(old.tunnelIp) === m.slot) this.#routes.delete(old.tunnelIp)
+    if (old !== undefined) this.#unroute(old)
     const p = this.peers.upsert(m)
     if (p.tunnelIp !== 0) this.#routes.set(p.tunnelIp, p.slot)
+    if (p.ip6 !== null) this.#routes.set(ip6HashKey(p.ip6), p.slot)
     this.#syncFast(p)
+  }
+
+  /** Drop the fast path's route keys of a peer (those still pointing at its slot). */
+  #unroute (p: WorkerPeer): void {
+    if (this.#routes.get(p.tunnelIp) === p.slot) this.#routes.delete(p.tunnelIp)
+    if (p.ip6 !== null && this.#routes.get(ip6HashKey(p.ip6)) === p.slot) this.#routes.delete(ip6HashKey(p.ip6))
   }
 
   /** Install a send key: new session for this peer, counter restarts at 0, queued packets are flushed. */
@@ -137,7 +147,7 @@ export class Outbound {
     if (p === undefined) return
     this.#keys.fill(0, slot * KEY_LEN, slot * KEY_LEN + KEY_LEN)
     this.#native.aeadForget()
-    if (this.#routes.get(p.tunnelIp) === slot) this.#routes.delete(p.tunnelIp)
+    this.#unroute(p)
     this.#fastPeers.clear(slot)
     this.#counters[slot] = 0
   }
@@ -191,9 +201,13 @@ export class Outbound {
     s[C.tunRxPackets]++
     s[C.tunRxBytes] += len
     const mem = this.#mem
-    if (len < 20 || (mem[off] >> 4) !== 4) { s[C.dropNotIpv4]++; return false }
-    const dst = this.#view.getUint32(off + 16)
-    const p = this.peers.byTunnelIp.get(dst)
+    const ver = mem[off] >> 4
+    let p: WorkerPeer | undefined
+    if (ver === 4 && len >= 20) p = this.peers.route4(this.#view.getUint32(off + 16))
+    else if (ver === 6 && len >= 40) {
+      const slot = this.peers.routes.lookup6(mem, off + 24)
+      p = slot < 0 ? undefined : this.peers.bySlot[slot]
+    } else { s[C.dropNotIp]++; return false }
     if (p === undefined) { s[C.dropNoRoute]++; return false }
     if (p.sendKeyOff < 0) { this.#enqueue(p, off, len); return false }
     if (this.#counters[p.slot] >= this.#rekeyAfter && !this.#underLimits(p)) { this.#enqueue(p, off, len); return false }

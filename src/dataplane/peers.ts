@@ -4,12 +4,16 @@
  * the worker thread that holds it; nothing here is shared memory.
  */
 import { ReplayWindow } from '../crypto/replay.js'
+import { RouteTable } from './route-table.js'
+import { ipv4Prefix, type IpPrefix } from '../wire/prefix.js'
 
 export interface WorkerPeer {
   readonly slot: number
   peerId: number
   /** Tunnel address, host order. Inner packets from this peer must carry it as source. */
   tunnelIp: number
+  /** Its IPv6 tunnel address: the first IPv6 /128 of its PEER prefixes (the fast path's exact match), or null. */
+  ip6: Uint8Array | null
   /** Where packets to this peer go now (the server's endpoint when relayed). */
   epIp: number
   epPort: number
@@ -53,16 +57,22 @@ export class PeerTable {
   readonly byTunnelIp = new Map<number, WorkerPeer>()
   readonly byPeerId = new Map<number, WorkerPeer>()
   readonly byEndpoint = new Map<number, WorkerPeer>()
+  /**
+   * Inner addresses → slot by longest prefix (cryptokey routing): each peer's
+   * tunnelIp as a /32 and its PEER `prefixes`. byTunnelIp stays the first,
+   * exact lookup for IPv4 host addresses; this table answers the rest.
+   */
+  readonly routes = new RouteTable()
 
   constructor (maxPeers: number) {
     this.bySlot = new Array(maxPeers)
   }
 
-  upsert (m: { slot: number, peerId: number, tunnelIp: number, endpointIp: number, endpointPort: number, relayVia: boolean, fd?: number }): WorkerPeer {
+  upsert (m: { slot: number, peerId: number, tunnelIp: number, endpointIp: number, endpointPort: number, relayVia: boolean, fd?: number, prefixes?: readonly IpPrefix[] }): WorkerPeer {
     let p = this.bySlot[m.slot]
     if (p === undefined) {
       p = {
-        slot: m.slot, peerId: 0, tunnelIp: 0, epIp: 0, epPort: 0, epKey: -1, relayVia: false, fd: -1,
+        slot: m.slot, peerId: 0, tunnelIp: 0, ip6: null, epIp: 0, epPort: 0, epKey: -1, relayVia: false, fd: -1,
         sendKeyOff: -1, remoteIndex: 0, queue: [], askedAt: -Infinity, roamKey: -1, roamAt: -Infinity, rekeyAsked: false
       }
       this.bySlot[m.slot] = p
@@ -73,7 +83,9 @@ export class PeerTable {
     p.tunnelIp = m.tunnelIp
     p.relayVia = m.relayVia
     p.fd = m.fd ?? -1
+    p.ip6 = m.prefixes?.find((x) => x.family === 6 && x.len === 128)?.addr ?? null
     this.#index(p)
+    this.routes.set(p.slot, p.tunnelIp !== 0 ? [ipv4Prefix(p.tunnelIp, 32), ...(m.prefixes ?? [])] : (m.prefixes ?? []))
     this.setEndpoint(p, m.endpointIp, m.endpointPort)
     return p
   }
@@ -91,9 +103,18 @@ export class PeerTable {
     const p = this.bySlot[slot]
     if (p === undefined) return undefined
     this.#unindex(p)
+    this.routes.removeSlot(slot)
     if (this.byEndpoint.get(p.epKey) === p) this.byEndpoint.delete(p.epKey)
     this.bySlot[slot] = undefined
     return p
+  }
+
+  /** The peer an outbound IPv4 packet to `dst` (host order) goes to: exact tunnel address first, then the longest prefix. */
+  route4 (dst: number): WorkerPeer | undefined {
+    const p = this.byTunnelIp.get(dst)
+    if (p !== undefined) return p
+    const slot = this.routes.lookup4(dst)
+    return slot < 0 ? undefined : this.bySlot[slot]
   }
 
   #index (p: WorkerPeer): void {

@@ -83,7 +83,7 @@ export const COUNTERS = [
   'tunRxPackets', 'tunRxBytes', 'tunTxPackets', 'tunTxBytes',
   'udpRxPackets', 'udpRxBytes', 'udpTxPackets', 'udpTxBytes',
   'relayedPackets', 'relayedBytes', 'controlPackets',
-  'dropNotIpv4', 'dropNoRoute', 'dropNoSession', 'dropQueueFull',
+  'dropNotIp', 'dropNoRoute', 'dropNoSession', 'dropQueueFull',
   'dropMalformed', 'dropUnknownType', 'dropUnknownIndex', 'dropAuthFailed',
   'dropReplay', 'dropSpoofedSource', 'dropNotForUs', 'dropTunWrite', 'dropUdpSend',
   'dropControlRingFull', 'dropRelayUnknownPeer', 'dropRelayUnknownSource', 'dropTooBig',

@@ -6,7 +6,9 @@
 // through a peer it was told about (sealed to the peer's endpoint, checked
 // with @noble/ciphers) and a sealed datagram back into the kernel, and
 // closes leaving no device and no bound port. Start-up failures (device name
-// taken, port in use) reject with their code and undo everything.
+// taken, port in use, IPv6 disabled by sysctl) reject with their code and
+// undo everything. With an IPv6 tunnel address (tun6) the device gets it
+// (nodad) and IPv6 packets go both ways, checksums intact.
 import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
 import { createSocket, type Socket } from 'node:dgram'
@@ -14,6 +16,8 @@ import { execFileSync } from 'node:child_process'
 import { once } from 'node:events'
 import { portFree, testNetns } from '../helpers/in-netns.js'
 import { ipv4, openData, sealData } from '../helpers/packets.js'
+import { a6, checksumOk6, udp6 } from '../helpers/packets6.js'
+import { parsePrefix } from '../../src/wire/prefix.js'
 import { Dataplane, type DataplaneOptions } from '../../src/dataplane/dataplane.js'
 import { Logger } from '../../src/log.js'
 import type { ControlHandler, ControlInput } from '../../src/control/port.js'
@@ -81,7 +85,7 @@ if (ns !== null) {
 
       t.equal(dp.devName, dev)
       t.ok(dp.port > 0, `bound UDP port reported (${dp.port})`)
-      t.match(dp.offloads, { tunOffload: /^(tso\+uso|tso|none)$/, udpGro: Boolean, fastPath: true })
+      t.match(dp.offloads, { tunOffload: /^(tso\+uso|tso|tso4|none)$/, udpGro: Boolean, fastPath: true })
       const addr = JSON.parse(execFileSync('ip', ['-4', '-j', 'addr', 'show', 'dev', dev], { encoding: 'utf8' })) as Array<{ mtu: number, flags: string[], addr_info: Array<{ local: string, prefixlen: number }> }>
       t.equal(addr[0]!.mtu, 1400, 'MTU set')
       t.ok(addr[0]!.flags.includes('UP'), 'link up')
@@ -162,5 +166,64 @@ if (ns !== null) {
     await t.rejects(busy.start(recorder().handler, () => {}), { code: 'ERR_ADDRESS_IN_USE', message: /UDP port 0\.0\.0\.0:9411 is already in use/ })
     t.notOk(links().includes('lwtbusy'), 'the device opened before the failure is gone')
     holder.close()
+  })
+
+  t.test('IPv6 tunnel address: set without DAD; IPv6 packets routed by prefix, both ways, with valid checksums', async t => {
+    const dev = 'lwtdp6'
+    const dp = new Dataplane({ ...options('fused', dev), tun6: parsePrefix('fd00:91::1/64', { keepHostBits: true }) }, log)
+    // Before start: the threads do not exist yet, and must still get it.
+    dp.setLocalPrefixes([parsePrefix('fd00:91::1/128')])
+    await dp.start(recorder().handler, () => {})
+    t.teardown(async () => { await dp.close() })
+    const a = JSON.parse(execFileSync('ip', ['-6', '-j', 'addr', 'show', 'dev', dev], { encoding: 'utf8' })) as Array<{ addr_info: Array<{ local: string, prefixlen: number, tentative?: boolean, nodad?: boolean }> }>
+    const mine = a[0]!.addr_info.find((x) => x.local === 'fd00:91::1')
+    t.match(mine, { prefixlen: 64, nodad: true }, 'the address, nodad')
+    t.notOk(mine?.tentative, 'usable at once (not tentative)')
+
+    const far = await udpSocket(t, '127.0.0.1')
+    const farPort = far.address().port
+    const sendKey = new Uint8Array(randomBytes(32))
+    const recvKey = new Uint8Array(randomBytes(32))
+    dp.setPeer({ slot: 1, peerId: 1, tunnelIp: PEER, endpointIp: LOOPBACK, endpointPort: farPort, relayVia: false, prefixes: [parsePrefix('fd00:91::2/128')] })
+    dp.setSendKey(1, sendKey, 0x1234)
+    dp.setRecvKey(1, 0x5678, recvKey)
+    const app = createSocket('udp6')
+    await new Promise<void>((resolve, reject) => { app.once('error', reject); app.bind(0, 'fd00:91::1', () => resolve()) })
+    t.teardown(() => { app.close() })
+    const payload = new Uint8Array(randomBytes(333))
+    const sealed = new Promise<Uint8Array>((resolve) => {
+      // The kernel also sends its own IPv6 (router solicitations, MLD) into the device: those have no route.
+      const on = (d: Buffer): void => {
+        const m = openData(sendKey, new Uint8Array(d))
+        if (m.inner[6] === 17) { far.off('message', on); resolve(m.inner) }
+      }
+      far.on('message', on)
+    })
+    const sender = setInterval(() => { app.send(payload, 7000, 'fd00:91::2') }, 50)
+    const inner = await sealed.finally(() => { clearInterval(sender) })
+    t.equal(inner[0]! >> 4, 6, 'an IPv6 packet')
+    t.same(inner.subarray(24, 40), a6('fd00:91::2'), 'to the peer\'s address')
+    t.same(inner.subarray(48), payload, 'the payload')
+    t.ok(checksumOk6(inner), 'its UDP checksum completed (the kernel left it partial: CSUM offload)')
+
+    const delivered = once(app, 'message') as Promise<[Buffer, { address: string, port: number }]>
+    far.send(sealData(recvKey, 0x5678, 0, udp6(a6('fd00:91::2'), a6('fd00:91::1'), 7000, app.address().port, Uint8Array.from([9, 8, 7]))), dp.port, '127.0.0.1')
+    const [back, from] = await delivered
+    t.same(new Uint8Array(back), Uint8Array.from([9, 8, 7]))
+    t.same({ address: from.address, port: from.port }, { address: 'fd00:91::2', port: 7000 })
+  })
+
+  t.test('IPv6 disabled by sysctl: start fails naming the sysctl and the fix, nothing left behind', async t => {
+    const sysctl = (v: string): void => { execFileSync('sysctl', ['-qw', `net.ipv6.conf.all.disable_ipv6=${v}`]) }
+    sysctl('1')
+    t.teardown(() => { sysctl('0') })
+    const dp = new Dataplane({ ...options('inline', 'lwtno6', 9412), tun6: parsePrefix('fd00:92::1/64', { keepHostBits: true }) }, log)
+    await t.rejects(dp.start(recorder().handler, () => {}), {
+      code: 'ERR_IPV6_DISABLED',
+      message: /net\.ipv6\.conf\.all\.disable_ipv6 = 1/,
+      hint: /sysctl -w net\.ipv6\.conf\.all\.disable_ipv6=0/
+    })
+    t.notOk(links().includes('lwtno6'), 'the device is gone')
+    t.ok(await portFree(9412), 'the port is free')
   })
 }

@@ -13,6 +13,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { loadNative } from '../../src/dataplane/native.js'
 import { loadTestingNative } from '../helpers/native-testing.js'
 import { ipv4 as ipv4Packet, openData, relayEnvelope, sealData } from '../helpers/packets.js'
+import { a6, checksumOk6, ipv6, udp6 } from '../helpers/packets6.js'
+import { parsePrefix } from '../../src/wire/prefix.js'
 import { runPipelines } from '../../src/dataplane/pipelines.js'
 import { createStatsBuffer, StatsReader } from '../../src/dataplane/stats.js'
 import { SpscRing } from '../../src/dataplane/ring.js'
@@ -348,6 +350,99 @@ t.test('inbound: a lone data message is opened and written by the addon; everyth
   t.same(r.failures, [])
 })
 
+/** An IPv6 UDP packet with only the pseudo-header sum in its checksum field, behind a NEEDS_CSUM vnet header (as the kernel hands it over with CSUM offload), and the checksum a sender would write. */
+function partialUdp6 (): { raw: Uint8Array, full: number } {
+  const u = udp6(a6('fd00:77::1'), a6('fd00:77::2'), 5000, 6000, new Uint8Array(randomBytes(33)))
+  const dv = new DataView(u.buffer)
+  const full = dv.getUint16(46)
+  dv.setUint16(46, 0)
+  let pseudo = 0
+  for (let i = 8; i < 40; i += 2) pseudo += dv.getUint16(i)
+  pseudo += 17 + (u.length - 40)
+  while (pseudo > 0xffff) pseudo = (pseudo & 0xffff) + (pseudo >>> 16)
+  dv.setUint16(46, pseudo)
+  const raw = new Uint8Array(VNET + u.length)
+  raw[0] = 1 // VIRTIO_NET_HDR_F_NEEDS_CSUM
+  new DataView(raw.buffer).setUint16(6, 40, true) // csum_start
+  new DataView(raw.buffer).setUint16(8, 6, true) // csum_offset
+  raw.set(u, VNET)
+  return { raw, full }
+}
+
+t.test('IPv6 between the peers\' own addresses goes fast; routed prefixes (PEER routes, LOCAL routes) go to the batch path, which routes, checks and carries them', async t => {
+  const r = rig(t)
+  const P = (x: string): ReturnType<typeof parsePrefix> => parsePrefix(x, { keepHostBits: true })
+  r.control({ code: 'PEER', slot: 1, peerId: 7, tunnelIp: PEER_IP, endpointIp: LOOPBACK, endpointPort: r.farPorts[0]!, relayVia: false, fd: -1, prefixes: [P('fd00:77::2/128'), P('192.168.50.0/24'), P('fd00:50::/64')] })
+  r.control({ code: 'LOCAL', prefixes: [P('fd00:77::1/128'), P('192.168.60.0/24')] })
+  const one = async (what: string, fast: boolean, send: () => Promise<void>): Promise<void> => {
+    const before = r.counter('fastPathPackets')
+    await send()
+    t.equal(r.counter('fastPathPackets') - before, fast ? 1 : 0, `${what}: ${fast ? 'by the addon' : 'by the batch path'}`)
+    await sleep(5) // lone packets, not a burst
+  }
+  const out = async (p: Uint8Array): Promise<void> => {
+    r.tunWrite(p)
+    const [d] = await r.udpRead(1)
+    t.same(openData(r.sendKey, d!).inner, p, 'sent intact')
+  }
+  await one('IPv6 to the peer\'s address', true, async () => { await out(ipv6(a6('fd00:77::1'), a6('fd00:77::2'), new Uint8Array(randomBytes(40)))) })
+  await one('IPv6 into the peer\'s routed prefix', false, async () => { await out(ipv6(a6('fd00:77::1'), a6('fd00:50::9'), new Uint8Array(randomBytes(40)))) })
+  await one('IPv4 into the peer\'s route', false, async () => { await out(ipv4(OWN, 0xc0a83207, 40)) })
+  await one('IPv6 with a partial checksum', true, async () => {
+    const { raw, full } = partialUdp6()
+    r.tunWriteRaw(raw)
+    const [d] = await r.udpRead(1)
+    const inner = openData(r.sendKey, d!).inner
+    t.ok(checksumOk6(inner), 'its UDP checksum completed over the IPv6 pseudo-header')
+    t.equal(new DataView(inner.buffer, inner.byteOffset).getUint16(46), full, 'the checksum the sender would have written')
+  })
+  let c = 0
+  const inb = async (p: Uint8Array): Promise<void> => {
+    r.udpSend(0, sealData(r.recvKey, LOCAL_INDEX, c++, p))
+    t.same(await r.tunRead(1), [p], 'delivered')
+  }
+  await one('IPv6 from the peer\'s address to ours', true, async () => { await inb(ipv6(a6('fd00:77::2'), a6('fd00:77::1'), new Uint8Array(randomBytes(56)))) })
+  await one('IPv6 from the peer\'s routed prefix', false, async () => { await inb(ipv6(a6('fd00:50::7'), a6('fd00:77::1'), new Uint8Array(randomBytes(56)))) })
+  await one('IPv4 from the peer\'s route', false, async () => { await inb(ipv4(0xc0a83209, OWN, 56)) })
+  await one('IPv4 to our route', false, async () => { await inb(ipv4(PEER_IP, 0xc0a83c05, 56)) })
+  // What neither path accepts, the batch path counts.
+  await one('IPv6 from another address', false, async () => {
+    r.udpSend(0, sealData(r.recvKey, LOCAL_INDEX, c++, ipv6(a6('fd00:77::9'), a6('fd00:77::1'))))
+    t.same(await r.tunRead(0), [])
+  })
+  await one('IPv6 to another address', false, async () => {
+    r.udpSend(0, sealData(r.recvKey, LOCAL_INDEX, c++, ipv6(a6('fd00:77::2'), a6('fd00:77::9'))))
+    t.same(await r.tunRead(0), [])
+  })
+  const drops = (): Record<string, number> => Object.fromEntries((['dropSpoofedSource', 'dropNotForUs', 'dropNoRoute', 'dropNotIp'] as const).map((k) => [k, r.counter(k)]))
+  t.same(drops(), { dropSpoofedSource: 1, dropNotForUs: 1, dropNoRoute: 0, dropNotIp: 0 })
+  // LOCAL without an IPv6 address, and a PEER without one: the addon leaves IPv6 alone, the batch path drops it.
+  r.control({ code: 'LOCAL', prefixes: [] })
+  await one('IPv6 to us once LOCAL no longer has it', false, async () => {
+    r.udpSend(0, sealData(r.recvKey, LOCAL_INDEX, c++, ipv6(a6('fd00:77::2'), a6('fd00:77::1'))))
+    t.same(await r.tunRead(0), [])
+  })
+  r.control({ code: 'PEER', slot: 1, peerId: 7, tunnelIp: PEER_IP, endpointIp: LOOPBACK, endpointPort: r.farPorts[0]!, relayVia: false, fd: -1, prefixes: [] })
+  await one('IPv6 to the peer once it has no IPv6 address', false, async () => {
+    r.tunWrite(ipv6(a6('fd00:77::1'), a6('fd00:77::2')))
+    t.same(await r.udpRead(0), [])
+  })
+  t.same(drops(), { dropSpoofedSource: 1, dropNotForUs: 2, dropNoRoute: 1, dropNotIp: 0 })
+  t.same(r.failures, [])
+})
+
+t.test('--no-fast-path: an IPv6 packet with a partial checksum is completed by the batch path (tunReadSplit)', async t => {
+  const r = rig(t, { fastPath: false })
+  r.control({ code: 'PEER', slot: 1, peerId: 7, tunnelIp: PEER_IP, endpointIp: LOOPBACK, endpointPort: r.farPorts[0]!, relayVia: false, fd: -1, prefixes: [parsePrefix('fd00:77::2/128')] })
+  const { raw, full } = partialUdp6()
+  r.tunWriteRaw(raw)
+  const [d] = await r.udpRead(1)
+  const inner = openData(r.sendKey, d!).inner
+  t.ok(checksumOk6(inner), 'completed over the IPv6 pseudo-header')
+  t.equal(new DataView(inner.buffer, inner.byteOffset).getUint16(46), full)
+  t.equal(r.counter('fastPathPackets'), 0)
+})
+
 t.test('inbound on a server: a peer at a new address is reported by the batch path, and taken by the fast path there once the control plane moved it', async t => {
   const r = rig(t, { mode: 'server' })
   const a = ipv4(PEER_IP, OWN, 40)
@@ -388,23 +483,24 @@ t.test('fastPathOut/fastPathIn refuse bad arguments with a clear error', async t
   const cfg = new Float64Array(FAST_CFG.length)
   const i32 = (n: number): Int32Array => new Int32Array(new SharedArrayBuffer(n * 4))
   const f64 = (n: number): Float64Array => new Float64Array(new SharedArrayBuffer(n * 8))
-  t.throws(() => { native.fastPathOut({} as never, cfg, new Uint8Array(65600), i32(4), i32(8), f64(1), new Uint8Array(32), i32(4), f64(100)) }, { name: 'TypeError', message: /pollStart/ })
-  t.throws(() => { native.fastPathOut(h, cfg, new Uint8Array(65600), i32(4), i32(8), f64(1), new Uint8Array(32), i32(4), f64(100)) }, { name: 'RangeError', message: /cfg/ }, 'maxPeers 0')
+  const PEERS = 2 * FP_WORDS // maxPeers 1, and the record of our own IPv6 address
+  t.throws(() => { native.fastPathOut({} as never, cfg, new Uint8Array(65600), i32(4), i32(PEERS), f64(1), new Uint8Array(32), i32(4), f64(100)) }, { name: 'TypeError', message: /pollStart/ })
+  t.throws(() => { native.fastPathOut(h, cfg, new Uint8Array(65600), i32(4), i32(PEERS), f64(1), new Uint8Array(32), i32(4), f64(100)) }, { name: 'RangeError', message: /cfg/ }, 'maxPeers 0')
   cfg[FAST_CFG.indexOf('maxPeers')] = 1
   cfg[FAST_CFG.indexOf('routeBits')] = 1
   cfg[FAST_CFG.indexOf('sessBits')] = 1
   cfg[FAST_CFG.indexOf('peerFields')] = 5
   cfg[FAST_CFG.indexOf('peerBase')] = 40
   cfg[FAST_CFG.indexOf('tunFd')] = -1
-  t.throws(() => { native.fastPathOut(h, cfg, new Uint8Array(65600), i32(4), i32(8), f64(1), new Uint8Array(32), i32(4), f64(100)) }, { name: 'RangeError', message: /non-negative integer/ })
+  t.throws(() => { native.fastPathOut(h, cfg, new Uint8Array(65600), i32(4), i32(PEERS), f64(1), new Uint8Array(32), i32(4), f64(100)) }, { name: 'RangeError', message: /non-negative integer/ })
   cfg[FAST_CFG.indexOf('tunFd')] = a
-  t.throws(() => { native.fastPathOut(h, cfg, new Uint8Array(100), i32(4), i32(8), f64(1), new Uint8Array(32), i32(4), f64(100)) }, { name: 'RangeError', message: /sbuf/ })
+  t.throws(() => { native.fastPathOut(h, cfg, new Uint8Array(100), i32(4), i32(PEERS), f64(1), new Uint8Array(32), i32(4), f64(100)) }, { name: 'RangeError', message: /sbuf/ })
   t.throws(() => { native.fastPathOut(h, cfg, new Uint8Array(65600), i32(4), i32(2), f64(1), new Uint8Array(32), i32(4), f64(100)) }, { name: 'RangeError', message: /peers/ })
-  t.throws(() => { native.fastPathOut(h, cfg, new Uint8Array(65600), i32(4), i32(8), f64(1), new Uint8Array(32), i32(4), f64(10)) }, { name: 'RangeError', message: /stats/ })
-  t.doesNotThrow(() => { native.fastPathOut(h, cfg, new Uint8Array(65600), i32(4), i32(8), f64(1), new Uint8Array(32), i32(4), f64(100)) })
+  t.throws(() => { native.fastPathOut(h, cfg, new Uint8Array(65600), i32(4), i32(PEERS), f64(1), new Uint8Array(32), i32(4), f64(10)) }, { name: 'RangeError', message: /stats/ })
+  t.doesNotThrow(() => { native.fastPathOut(h, cfg, new Uint8Array(65600), i32(4), i32(PEERS), f64(1), new Uint8Array(32), i32(4), f64(100)) })
   cfg[FAST_CFG.indexOf('maxSessions')] = 2
-  t.throws(() => { native.fastPathIn(h, cfg, i32(8), i32(4), i32(0), new Uint32Array(128), f64(2), new Uint8Array(64), f64(100), i32(4), i32(4)) }, { name: 'RangeError', message: /sess/ })
-  t.throws(() => { native.fastPathIn(h, cfg, i32(8), i32(4), i32(4), new Uint32Array(128), f64(2), new Uint8Array(64), f64(100), i32(4), i32(1)) }, { name: 'RangeError', message: /peerIds/ })
+  t.throws(() => { native.fastPathIn(h, cfg, i32(PEERS), i32(4), i32(0), new Uint32Array(128), f64(2), new Uint8Array(64), f64(100), i32(4), i32(4)) }, { name: 'RangeError', message: /sess/ })
+  t.throws(() => { native.fastPathIn(h, cfg, i32(PEERS), i32(4), i32(4), new Uint32Array(128), f64(2), new Uint8Array(64), f64(100), i32(4), i32(1)) }, { name: 'RangeError', message: /peerIds/ })
 })
 
 t.test('relayed: a client takes a lone relayed data message fast, and refuses one whose envelope names another peer', async t => {

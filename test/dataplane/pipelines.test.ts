@@ -4,126 +4,20 @@
 // as dataplane.ts builds them, control events go in as ToWorker messages, and
 // the far peer is this test, sealing and opening with @noble/ciphers. Drops
 // are read from the stats SharedArrayBuffer, per reason.
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { FakeIo, type FakeTun, type FakeUdp } from '../helpers/fake-io.js'
 import { ipv4, openData, relayEnvelope, sealData, seqOf, seqPayload } from '../helpers/packets.js'
+import { CLIENT_IP, LOCAL_INDEX, MAX_PEERS, MemPort, OTHER_EP, OTHER_IP, REMOTE_INDEX, SERVER_EP, SERVER_IP, nonZero, rig, withServer } from '../helpers/pipeline-rig.js'
+import { FakeIo } from '../helpers/fake-io.js'
 import { openTunVnet, openUdp } from '../../src/dataplane/native.js'
-import { runPipelines, type PipelinePort } from '../../src/dataplane/pipelines.js'
+import { runPipelines } from '../../src/dataplane/pipelines.js'
 import { QUEUE_MAX } from '../../src/dataplane/peers.js'
 import { SpscRing } from '../../src/dataplane/ring.js'
-import { StatsReader, createStatsBuffer } from '../../src/dataplane/stats.js'
+import { createStatsBuffer } from '../../src/dataplane/stats.js'
 import {
   BATCH, CTRL_KIND_PACKET, CTRL_KIND_UNKNOWN_INDEX, CTRL_RING_SLOTS, CTRL_SLOT_SIZE, META_KIND, META_LEN, META_WORDS,
-  RX_BUF_SIZE, RX_BUFS, SLOT_SIZE, WORKER_ROLES,
-  type CounterName, type FromWorker, type ToWorker, type WorkerInit, type WorkerKind
+  RX_BUF_SIZE, RX_BUFS, SLOT_SIZE, type WorkerInit
 } from '../../src/workers/layout.js'
-
-const MAX_PEERS = 8
-const CLIENT_IP = 0x0a4d0002 // 10.77.0.2: our tunnel address (client)
-const SERVER_IP = 0x0a4d0001 // 10.77.0.1: the server's tunnel address
-const OTHER_IP = 0x0a4d0003 // 10.77.0.3: another client
-const SERVER_EP = { ip: 0x64400001, port: 9000 } // 100.64.0.1:9000
-const OTHER_EP = { ip: 0x64400202, port: 40002 }
-const REMOTE_INDEX = 0x11223344 // the server's receiver index for our data
-const LOCAL_INDEX = 0x55667788 // our receiver index for the server's data
-
-/** A thread's port: ToWorker in (cloned, as a MessagePort does), FromWorker out, recorded. */
-class MemPort implements PipelinePort {
-  readonly got: FromWorker[] = []
-  readonly #fns: Array<(m: ToWorker) => void> = []
-  closed = false
-  postMessage (m: FromWorker): void { this.got.push(m) }
-  on (_ev: 'message', fn: (m: ToWorker) => void): unknown { this.#fns.push(fn); return this }
-  close (): void { this.closed = true }
-  send (m: ToWorker): void { for (const fn of this.#fns) fn(structuredClone(m)) }
-}
-
-interface Rig {
-  io: FakeIo
-  tun: FakeTun
-  udp: FakeUdp
-  udpFd: number
-  stats: StatsReader
-  ring: SpscRing
-  /** Role → its thread's port (both roles share one with placement 'fused'). */
-  ports: Map<'outbound' | 'inbound', MemPort>
-  /** Route a control event as Dataplane does: PEER/PEER_REMOVE to every thread, keys to their direction. */
-  post: (m: ToWorker) => void
-  counters: () => Record<CounterName, number>
-  messages: () => FromWorker[]
-  stop: () => void
-}
-
-/** The daemon's dataplane over the twin: TUN and UDP opened as Dataplane.start opens them, one or two pipeline threads. */
-function rig (t: Test, mode: 'client' | 'server', placement: 'fused' | 'split' = 'fused', tunnelIp = mode === 'client' ? CLIENT_IP : SERVER_IP, extra: Partial<WorkerInit> = {}): Rig {
-  const io = new FakeIo()
-  const tunFd = openTunVnet(io, 'lwt0', true, true).fd
-  const udpOpened = openUdp(io, '0.0.0.0', mode === 'server' ? 9000 : 0, 4 * 1024 * 1024)
-  io.udpSetGro(udpOpened.fd, true)
-  const statsSab = createStatsBuffer(MAX_PEERS)
-  const ringSab = SpscRing.create(CTRL_RING_SLOTS, CTRL_SLOT_SIZE)
-  const ports = new Map<'outbound' | 'inbound', MemPort>()
-  const runs: Array<{ stop: () => void }> = []
-  const start = (role: WorkerKind, statsIndex: number): void => {
-    const init: WorkerInit = {
-      role,
-      statsIndex,
-      mode,
-      tunFd,
-      tunVnet: true,
-      udpFd: udpOpened.fd,
-      tunnelIp,
-      mtu: 1400,
-      maxPeers: MAX_PEERS,
-      packetMem: new SharedArrayBuffer(role === 'inbound' ? RX_BUFS * RX_BUF_SIZE : BATCH * SLOT_SIZE),
-      packetMemIn: role === 'both' ? new SharedArrayBuffer(RX_BUFS * RX_BUF_SIZE) : null,
-      stats: statsSab,
-      ctrlRing: role !== 'outbound' ? ringSab : null,
-      fastPath: true,
-      ...extra
-    }
-    const port = new MemPort()
-    runs.push(runPipelines(init, io, port, (err) => { t.fail(`pipeline failed: ${String(err)}`) }))
-    for (const r of role === 'both' ? WORKER_ROLES : [role]) ports.set(r, port)
-  }
-  if (placement === 'fused') start('both', 0)
-  else WORKER_ROLES.forEach((role, i) => { start(role, i) })
-  const stats = new StatsReader(statsSab, MAX_PEERS)
-  const r: Rig = {
-    io,
-    tun: io.tun(tunFd),
-    udp: io.udp(udpOpened.fd),
-    udpFd: udpOpened.fd,
-    stats,
-    ring: new SpscRing(ringSab, CTRL_RING_SLOTS, CTRL_SLOT_SIZE),
-    ports,
-    post: (m) => {
-      if (m.code === 'SEND_KEY') ports.get('outbound')!.send(m)
-      else if (m.code === 'RECV_KEY' || m.code === 'DROP_INDEX' || m.code === 'ADD_SOCKET') ports.get('inbound')!.send(m)
-      else for (const p of new Set(ports.values())) p.send(m)
-    },
-    counters: () => stats.counters(),
-    messages: () => [...new Set(ports.values())].flatMap((p) => p.got),
-    stop: () => { for (const p of new Set(ports.values())) p.send({ code: 'STOP' }) }
-  }
-  t.teardown(() => { for (const x of runs) x.stop() })
-  return r
-}
-
-/** A client's peer slot 1: the server, direct, with a send and a receive key. */
-function withServer (r: Rig): { sendKey: Uint8Array, recvKey: Uint8Array } {
-  const sendKey = new Uint8Array(randomBytes(32))
-  const recvKey = new Uint8Array(randomBytes(32))
-  r.post({ code: 'PEER', slot: 1, peerId: 0, tunnelIp: SERVER_IP, endpointIp: SERVER_EP.ip, endpointPort: SERVER_EP.port, relayVia: false, fd: -1 })
-  r.post({ code: 'SEND_KEY', slot: 1, key: sendKey, remoteIndex: REMOTE_INDEX })
-  r.post({ code: 'RECV_KEY', slot: 1, localIndex: LOCAL_INDEX, key: recvKey })
-  return { sendKey, recvKey }
-}
-
-function nonZero (c: Record<string, number>): Record<string, number> {
-  return Object.fromEntries(Object.entries(c).filter(([, v]) => v !== 0))
-}
 
 for (const placement of ['fused', 'split'] as const) {
   t.test(`${placement}: READY from each thread, a poll per fd, the fast path attached but never taken; STOP stops every poll`, async t => {
@@ -193,7 +87,7 @@ t.test('bad datagrams are dropped and counted by reason; good ones around them s
   from(sealData(recvKey, 0x0badbeef, 5, good(5))) // no session has this index
   from(Uint8Array.of(4, 0, 0, 0, 1, 2)) // too short
   from(Uint8Array.of(99, 1, 2, 3, 4, 5, 6, 7)) // unknown type
-  from(sealData(recvKey, LOCAL_INDEX, 6, new Uint8Array(30).fill(0x60))) // IPv6-ish: not IPv4
+  from(sealData(recvKey, LOCAL_INDEX, 6, new Uint8Array(30).fill(0x60))) // version 6 but shorter than an IPv6 header: not IP
   from(sealData(recvKey, LOCAL_INDEX, 7, good(7)))
   await r.io.settle()
   t.same(r.tun.take().map(seqOf), [0, 7], 'only the genuine packets reach the TUN, in order')
@@ -207,7 +101,7 @@ t.test('bad datagrams are dropped and counted by reason; good ones around them s
     dropUnknownIndex: 1,
     dropMalformed: 1,
     dropUnknownType: 1,
-    dropNotIpv4: 1,
+    dropNotIp: 1,
     tunTxPackets: 2
   })
   // The unknown index goes to the control plane (it may be a restarted server): its header, in the control ring.
@@ -244,16 +138,18 @@ t.test('handshake and control datagrams go to the control ring, copied', async t
   t.equal(r.counters().controlPackets, 1)
 })
 
-t.test('packets to an unknown destination count as no route; non-IPv4 as not IPv4', async t => {
+t.test('packets to an unknown destination count as no route; neither IPv4 nor IPv6 as not IP', async t => {
   const r = rig(t, 'client')
   withServer(r)
   r.tun.inject(ipv4(CLIENT_IP, 0x0a4d0063)) // 10.77.0.99: nobody
   r.tun.inject(ipv4(CLIENT_IP, 0x08080808))
-  r.tun.inject(new Uint8Array(40).fill(0x60)) // version 6
+  r.tun.inject(new Uint8Array(40).fill(0x60)) // IPv6 to 6060:6060::: nobody
+  r.tun.inject(new Uint8Array(40).fill(0x50)) // version 5
+  r.tun.inject(new Uint8Array(39).fill(0x60)) // IPv6, shorter than its header
   r.tun.inject(new Uint8Array(10).fill(0x45)) // too short
   await r.io.settle()
   t.same(r.udp.takeSent(), [], 'nothing sent')
-  t.match(r.counters(), { tunRxPackets: 4, dropNoRoute: 2, dropNotIpv4: 2, udpTxPackets: 0 })
+  t.match(r.counters(), { tunRxPackets: 6, dropNoRoute: 3, dropNotIp: 3, udpTxPackets: 0 })
 })
 
 t.test('per-peer order is kept across batches, in both directions', async t => {
