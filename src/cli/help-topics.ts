@@ -36,7 +36,8 @@ const CLIENT = `lightweight-tunnel client - run a client
 SYNOPSIS
     lightweight-tunnel client --remote HOST:PORT --tun CIDR --key-file FILE
         [--p2p | --no-p2p] [--listen HOST:PORT] [--dev NAME] [--control PATH]
-        [--mtu N] [--keepalive SECONDS] [--placement inline|fused|split]
+        [--mtu N] [--fec DATA,PARITY] [--keepalive SECONDS]
+        [--placement inline|fused|split]
         [--no-fast-path] [--log-level LEVEL | -q | --verbose]
         [--log-format text|json] [-c FILE]
 

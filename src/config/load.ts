@@ -22,6 +22,7 @@
  * says so); unknown file keys are errors; keys Go had but we do not implement
  * are named in one warning each.
  */
+import { FEC_MAX_DATA, FEC_MAX_PARITY, parseFec } from '../dataplane/fec.js'
 import { readFileSync, statSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { DEFAULTS, LIMITS, LOG_FORMATS, LOG_LEVELS, controlPathFor } from './defaults.js'
@@ -192,6 +193,7 @@ function readSettings (mode: Mode | null, s: Settings, env: LoadEnv, problems: s
   const dev = readDev(s, problems)
   const control = readControl(s, dev, env, problems)
   const mtu = readMtu(s, problems, warnings)
+  const fec = readFec(mode, s, problems, warnings)
   const maxClients = mode === 'server' ? readMaxClients(s, problems, warnings) : DEFAULTS.maxClients
   const p2p = readOptional(mode === 'client' ? s.pick('p2p') : undefined, DEFAULTS.p2p, raw => checkBool(raw, problems))
   const keepalive = readKeepalive(s, problems, warnings)
@@ -207,7 +209,7 @@ function readSettings (mode: Mode | null, s: Settings, env: LoadEnv, problems: s
   const nodeKey = readPath(s.pick('nodeKey'), null, 'a private key file (make one with: lightweight-tunnel genkey > FILE)', env, problems)
   const serverKey = readServerKey(mode, s, env, problems)
   const authorizedNodes = mode === 'server' ? readAuthorizedNodes(s, env, problems) : null
-  return { mode, listen, remote, tun, key, keyFile, networkName, dev, control, mtu, maxClients, p2p, keepalive, logLevel, logFormat, placement, fastPath, metrics, handshakeWorkers, stateDir, nodeKey, serverKey, authorizedNodes }
+  return { mode, listen, remote, tun, key, keyFile, networkName, dev, control, mtu, fec, maxClients, p2p, keepalive, logLevel, logFormat, placement, fastPath, metrics, handshakeWorkers, stateDir, nodeKey, serverKey, authorizedNodes }
 }
 
 /** serverKey (client only): a base64 public key as given, else a file path resolved against the working directory. */
@@ -263,6 +265,21 @@ function readAuthorizedNodes (s: Settings, env: LoadEnv, problems: string[]): st
 }
 
 /** The default when the setting is absent, else what `check` makes of it. */
+/** fec (client): "DATA,PARITY" (the file may also give [DATA, PARITY]), "off" or false: null. */
+function readFec (mode: Mode | null, s: Settings, problems: string[], warnings: string[]): Config['fec'] | null {
+  const raw = s.pick('fec')
+  if (raw !== undefined && mode === 'server') {
+    warnings.push(`${raw.source}: ignored on a server (it relays parity unopened); give it to the clients`)
+    return null
+  }
+  if (raw === undefined || raw.value === 'off' || raw.value === false || raw.value === null) return null
+  const text = Array.isArray(raw.value) ? raw.value.join(',') : typeof raw.value === 'string' ? raw.value : JSON.stringify(raw.value)
+  const r = parseFec(text)
+  if (typeof r !== 'string') return r
+  problems.push(`${raw.source}: ${r}; expected DATA,PARITY with DATA 1..${FEC_MAX_DATA} data messages per group and PARITY 1..${FEC_MAX_PARITY} parity messages (e.g. 10,3), or "off"`)
+  return null
+}
+
 function readOptional<T> (raw: Raw | undefined, dflt: T, check: (raw: Raw) => T | null): T | null {
   return raw === undefined ? dflt : check(raw)
 }

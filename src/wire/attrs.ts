@@ -16,6 +16,10 @@
  *         RespPayload: the networks the server itself serves.
  *         PeerUpdate entry: the peer's *approved* routes.
  *         At most MAX_ROUTES.
+ *  type 3 FEC (vlen 2): data u8 (1..FEC_MAX_DATA), parity u8
+ *         (1..FEC_MAX_PARITY): the node can decode FEC parity (type 8) and
+ *         sends parity with these parameters on end-to-end sessions where
+ *         the other side offered FEC too (PROTOCOL §4.6). At most one.
  *
  *  Attributes of unknown type are skipped (a later version may add some
  *  without changing PROTOCOL_VERSION); a known type with a wrong length or
@@ -29,6 +33,10 @@ import { checkRoom, readU16, writeU16 } from './messages.js'
 
 export const ATTR_TUNNEL6 = 1
 export const ATTR_ROUTE = 2
+export const ATTR_FEC = 3
+/** FEC limits (the same as wire/fec.ts, repeated to keep this file free of dataplane imports). */
+const FEC_ATTR_MAX_DATA = 32
+const FEC_ATTR_MAX_PARITY = 16
 /** Routes a node may advertise, and a peer entry may carry. */
 export const MAX_ROUTES = 16
 const TUNNEL6_VLEN = 17
@@ -40,17 +48,20 @@ export interface NodeAttrs {
   readonly tunnel6: IpPrefix | null
   /** Networks (host bits zero), IPv4 or IPv6. */
   readonly routes: readonly IpPrefix[]
+  /** FEC offered (data, parity), absent or null: none. */
+  readonly fec?: { readonly data: number, readonly parity: number } | null
 }
 
 export const NO_ATTRS: NodeAttrs = Object.freeze({ tunnel6: null, routes: Object.freeze([]) as readonly IpPrefix[] })
 
-export function isEmptyAttrs (a: NodeAttrs): boolean { return a.tunnel6 === null && a.routes.length === 0 }
+export function isEmptyAttrs (a: NodeAttrs): boolean { return a.tunnel6 === null && a.routes.length === 0 && (a.fec ?? null) === null }
 
 /** Encoded size including the u16 length. */
 export function attrsLength (a: NodeAttrs = NO_ATTRS): number {
   let n = 2
   if (a.tunnel6 !== null) n += 2 + TUNNEL6_VLEN
   for (const r of a.routes) n += 2 + 2 + (r.family === 4 ? 4 : 16)
+  if ((a.fec ?? null) !== null) n += 2 + 2
   return n
 }
 
@@ -71,6 +82,8 @@ export function encodeAttrs (a: NodeAttrs, buf: Uint8Array, offset: number): num
     checkPrefix('route', r)
     if (!samePrefix(networkOf(r), r)) throw new WireError('route: host bits set')
   }
+  const fec = a.fec ?? null
+  if (fec !== null && !validFec(fec.data, fec.parity)) throw new WireError(`FEC ${fec.data},${fec.parity} out of range`)
   const len = attrsLength(a)
   checkRoom(buf, offset, len)
   writeU16(buf, offset, len - 2)
@@ -91,7 +104,18 @@ export function encodeAttrs (a: NodeAttrs, buf: Uint8Array, offset: number): num
     buf.set(r.addr, p + 4)
     p += 4 + alen
   }
+  if (fec !== null) {
+    buf[p] = ATTR_FEC
+    buf[p + 1] = 2
+    buf[p + 2] = fec.data
+    buf[p + 3] = fec.parity
+    p += 4
+  }
   return p
+}
+
+function validFec (data: number, parity: number): boolean {
+  return Number.isInteger(data) && Number.isInteger(parity) && data >= 1 && data <= FEC_ATTR_MAX_DATA && parity >= 1 && parity <= FEC_ATTR_MAX_PARITY
 }
 
 /** Reads the block at buf[offset] (the caller knows it starts there); returns the attributes and the offset after it. */
@@ -101,6 +125,7 @@ export function decodeAttrs (buf: Uint8Array, offset: number, what: string): { a
   if (end > buf.length) throw new WireError(`${what}: attribute block runs past the message`)
   let tunnel6: IpPrefix | null = null
   const routes: IpPrefix[] = []
+  let fec: { data: number, parity: number } | null = null
   for (let p = offset + 2; p < end;) {
     if (end - p < 2) throw new WireError(`${what}: attribute header truncated`)
     const type = buf[p]
@@ -122,8 +147,13 @@ export function decodeAttrs (buf: Uint8Array, offset: number, what: string): { a
       if (!samePrefix(networkOf(r), r)) throw new WireError(`${what}: ROUTE with host bits set`)
       if (routes.length === MAX_ROUTES) throw new WireError(`${what}: more than ${MAX_ROUTES} routes`)
       routes.push(r)
+    } else if (type === ATTR_FEC) {
+      if (vlen !== 2) throw new WireError(`${what}: FEC of ${vlen} bytes`)
+      if (fec !== null) throw new WireError(`${what}: two FEC attributes`)
+      if (!validFec(buf[v], buf[v + 1])) throw new WireError(`${what}: FEC ${buf[v]},${buf[v + 1]} out of range`)
+      fec = { data: buf[v], parity: buf[v + 1] }
     }
     p = v + vlen
   }
-  return { attrs: { tunnel6, routes }, end }
+  return { attrs: fec === null ? { tunnel6, routes } : { tunnel6, routes, fec }, end }
 }
