@@ -214,6 +214,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       keepaliveSec: config.keepalive,
       serverName: `${config.remote!.host}:${config.remote!.port}`,
       p2p: config.p2p,
+      fec: config.fec,
       localEndpoints: () => localEndpoints(dataplane.port, config.tun.ipInt),
       peerCache: config.p2p ? new PeerCache(fileStore(join(config.stateDir, 'peers.json')), (m) => { log.warn(m) }) : null
     }, { port: dataplane, clock: systemClock, random: systemRandom, log: log.child('client') }, maxPeers)

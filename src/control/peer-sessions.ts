@@ -32,7 +32,8 @@
  */
 import * as C from './constants.js'
 import { consumeInit, consumeResponse, createInit, createResponse } from '../crypto/noise.js'
-import { decodeInitPayload, encodeInitPayload, encodeRespPayload, RESP_OK } from '../wire/payloads.js'
+import { decodeInitPayload, decodeRespPayload, encodeInitPayload, encodeRespPayload, RESP_OK } from '../wire/payloads.js'
+import { agreedFec, fecAttrs } from './fec-negotiation.js'
 import { encodeControl, CTL_CONFIRM } from '../wire/control.js'
 import { intToIp } from '../wire/addr.js'
 import type { ControlInput } from './port.js'
@@ -124,7 +125,7 @@ export class PeerSessions {
     const { opt, indexes } = this.#ctx
     const localIndex = indexes.allocate(p)
     const payload = encodeInitPayload({
-      role: 2, prefixLen: opt.prefix, mtu: opt.mtu, tunnelIp: opt.tunnelIp, timestamp: this.#ctx.timestamp(), lan: []
+      role: 2, prefixLen: opt.prefix, mtu: opt.mtu, tunnelIp: opt.tunnelIp, timestamp: this.#ctx.timestamp(), lan: [], attrs: fecAttrs(opt.fec)
     })
     const { message, state } = createInit(opt.psk, opt.nodeKey, localIndex, payload)
     if (p.sessions.hs.state === 'initSent') indexes.delete(p.sessions.hs.localIndex)
@@ -181,13 +182,15 @@ export class PeerSessions {
     if (req.timestamp <= p.lastInitTs) return // replayed init (per static key: p.key is fixed for p)
     p.lastInitTs = req.timestamp
     const localIndex = indexes.allocate(p)
+    const fec = agreedFec(opt.fec, req.attrs)
     const { message, keys } = createResponse(hs.state, localIndex, encodeRespPayload({
-      status: RESP_OK, prefixLen: opt.prefix, mtu: opt.mtu, tunnelIp: opt.tunnelIp, peerId: 0, observedIp: 0, observedPort: 0
+      status: RESP_OK, prefixLen: opt.prefix, mtu: opt.mtu, tunnelIp: opt.tunnelIp, peerId: 0, observedIp: 0, observedPort: 0, attrs: fecAttrs(fec)
     }))
     const session = newSession(localIndex, hs.senderIndex, keys, now, false)
+    session.fec = fec
     if (p.sessions.pending) this.#ctx.drop(p.sessions.pending)
     p.sessions.pending = session
-    port.setRecvKey(p.slot, localIndex, keys.dataRecv)
+    port.setRecvKey(p.slot, localIndex, keys.dataRecv, fec !== null)
     this.#send(p, message, from)
   }
 
@@ -208,9 +211,12 @@ export class PeerSessions {
     const localIndex = ss.hs.localIndex
     ss.hs = { state: 'idle' }
     const session = newSession(localIndex, res.senderIndex, res.keys, now, true)
+    let resp
+    try { resp = decodeRespPayload(res.payload) } catch { resp = undefined } // an unreadable payload: no FEC
+    session.fec = agreedFec(this.#ctx.opt.fec, resp?.attrs)
     installCurrent(ss, session, now, this.#ctx.drop)
-    port.setRecvKey(p.slot, localIndex, session.keys.dataRecv)
-    port.setSendKey(p.slot, session.keys.dataSend, session.remoteIndex)
+    port.setRecvKey(p.slot, localIndex, session.keys.dataRecv, session.fec !== null)
+    port.setSendKey(p.slot, session.keys.dataSend, session.remoteIndex, session.fec)
     this.#send(p, session.ctl.seal(encodeControl({ kind: CTL_CONFIRM })), from)
     this.#ctx.log.debug('session with peer established', { peer: intToIp(p.tunnelIp) })
     p.path?.setSession(true, now)
@@ -220,7 +226,7 @@ export class PeerSessions {
   onConfirm (p: PeerRemote, s: Session, now: number): void {
     if (p.sessions.pending !== s) return
     confirmPending(p.sessions, s, now, this.#ctx.drop)
-    this.#ctx.port.setSendKey(p.slot, s.keys.dataSend, s.remoteIndex)
+    this.#ctx.port.setSendKey(p.slot, s.keys.dataSend, s.remoteIndex, s.fec ?? null)
     this.#ctx.log.debug('session with peer established', { peer: intToIp(p.tunnelIp) })
     p.path?.setSession(true, now)
   }

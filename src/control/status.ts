@@ -44,6 +44,13 @@ export interface PeerStatus {
    * pong); null with --no-p2p. Absent for the server entry and on a server.
    */
   p2p?: P2pStatus | null
+  /**
+   * Client peers of a client with --fec: the FEC of the current session
+   * (our sending parameters; both sides offered it), or null when the
+   * session runs without (the peer did not offer it, or no session yet).
+   * Absent without --fec. Groups recovered etc.: counters.fec*.
+   */
+  fec?: { data: number, parity: number } | null
 }
 
 export interface StatusReport {
