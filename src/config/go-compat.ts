@@ -66,6 +66,9 @@ export const GO_IGNORED_KEYS: Readonly<Record<string, string>> = Object.freeze({
   max_peer_info_batch_size: 'it was removed from the Go program too'
 })
 
+/** The Go keys that together are the setting fec (goFecSetting). */
+const GO_FEC_KEYS = ['fec_data', 'fec_parity'] as const
+
 /** Go flags whose meaning exists here under another spelling (the warning says which). */
 const GO_RESPELLED_FLAGS: Readonly<Record<string, string>> = Object.freeze({
   fec_data: 'FEC is one flag here: --fec DATA,PARITY (e.g. --fec 10,3)',
@@ -126,7 +129,7 @@ export function ignoredWarning (what: string, goKey: string, value: unknown): st
 }
 
 function suggestKey (k: string): string {
-  const best = closest(k, [...FILE_KEYS.keys(), ...Object.keys(GO_IGNORED_KEYS)])
+  const best = closest(k, [...FILE_KEYS.keys(), ...GO_FEC_KEYS, ...Object.keys(GO_IGNORED_KEYS)])
   return best === null ? '' : ` (did you mean "${best}"?)`
 }
 
@@ -184,7 +187,7 @@ export function readConfigFile (file: string, flag: string, problems: string[], 
   }
   goFecSetting(file, goFec, settings, problems)
   if (unknown.length > 0) {
-    const valid = [...FILE_KEYS.keys()].join(', ')
+    const valid = [...FILE_KEYS.keys(), ...GO_FEC_KEYS].join(', ')
     for (const k of unknown) problems.push(`${file}: unknown key ${show(k)}${suggestKey(k)}; expected one of ${valid}`)
   }
   try {

@@ -276,7 +276,7 @@ function readFec (mode: Mode | null, s: Settings, problems: string[], warnings: 
   const text = Array.isArray(raw.value) ? raw.value.join(',') : typeof raw.value === 'string' ? raw.value : JSON.stringify(raw.value)
   const r = parseFec(text)
   if (typeof r !== 'string') return r
-  problems.push(`${raw.source}: ${r}; expected DATA,PARITY with DATA 1..${FEC_MAX_DATA} data messages per group and PARITY 1..${FEC_MAX_PARITY} parity messages (e.g. 10,3), or "off"`)
+  problems.push(`${raw.source}: ${r}; give DATA,PARITY: DATA 1..${FEC_MAX_DATA} data messages per group, PARITY 1..${FEC_MAX_PARITY} parity messages after them (e.g. 10,3), or "off"`)
   return null
 }
 
