@@ -1,5 +1,5 @@
 /**
- * FEC negotiation on end-to-end sessions (issue 13 item 3, PROTOCOL §4.6).
+ * FEC negotiation on end-to-end sessions (issue 13 item 3, PROTOCOL §4.7).
  * A client with --fec puts a FEC attribute (wire/attrs.ts type 3: data,
  * parity) in the InitPayload of every peer handshake it starts; a responder
  * with --fec that sees it answers with its own FEC attribute in the

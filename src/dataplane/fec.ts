@@ -24,16 +24,12 @@
  * GROUP_TIMEOUT ms after its first parity. Counters say what happened
  * (FecCounters). One thread only (the worker that owns the pipeline).
  *
- * Status (branch wt-rb-fec): tested here and in test/dataplane/fec.test.ts,
- * NOT wired yet. Left: `--fec` / fec_data+fec_parity config; negotiation on
- * the end-to-end session (a node with --fec offers DATA,PARITY, the peer's
- * ack turns the sender's encoder on, so a peer that cannot decode never gets
- * parity); the outbound hook after aeadSealBatch (FEC peers off the native
- * fast path, parity sent from a scratch buffer, a FEC_FLUSH_MS timer) and
- * the inbound hook (copy FEC sessions' sealed data before the open, type 8
- * to the session's decoder, rebuilt messages through the open path); the
- * server relaying type 8 (today only types 1-4 travel in an envelope);
- * counters in status; the nftables-loss e2e test and the throughput bench.
+ * Wired (fec-hooks.ts): `--fec DATA,PARITY` (config fec, Go fec_data +
+ * fec_parity); negotiated per peer session (control/fec-negotiation.ts: both
+ * offer, each side sends with its own parameters); outbound after the send,
+ * inbound around the open; the server relays type 8; counters in status
+ * and metrics. Tests: test/dataplane/fec.test.ts, pipelines-fec.test.ts,
+ * test/e2e/fec.test.ts; bench/fec-loss.ts.
  * Cost in TypeScript (bench/micro fec): ~9 µs a 1400-byte data message to
  * encode 10+3, ~14 µs with the copies — about 0.8 Gbit/s on one core.
  */

@@ -19,7 +19,7 @@
  *  type 3 FEC (vlen 2): data u8 (1..FEC_MAX_DATA), parity u8
  *         (1..FEC_MAX_PARITY): the node can decode FEC parity (type 8) and
  *         sends parity with these parameters on end-to-end sessions where
- *         the other side offered FEC too (PROTOCOL §4.6). At most one.
+ *         the other side offered FEC too (PROTOCOL §4.7). At most one.
  *
  *  Attributes of unknown type are skipped (a later version may add some
  *  without changing PROTOCOL_VERSION); a known type with a wrong length or

@@ -43,7 +43,7 @@ t.test('with --fec 10,3 on both ends ping loss stays far below the same link wit
   for (const name of ['alice', 'bob', 'carol', 'dave']) {
     const c = topo.client(name)
     for (const [ns, dev] of [[c.ns, c.dev], [topo.internetNs, c.internetPort]] as const) {
-      await runIn(ns, 'ethtool', ['-K', dev, 'gso', 'off', 'tso', 'off', 'gro', 'off'])
+      await runIn(ns, 'ethtool', ['-K', dev, 'gso', 'off', 'tso', 'off', 'gro', 'off', 'tx-udp-segmentation', 'off'])
     }
     await setLoss(c.ns, c.dev, 5, 'ingress')
   }
