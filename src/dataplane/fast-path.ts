@@ -227,8 +227,11 @@ export class FastPeers {
     this.#self = maxPeers
   }
 
-  /** Write a peer's record; `ready`/`remoteIndex`: outbound send-key state. */
-  set (p: FastPeerFields, ready = false, remoteIndex = 0): void {
+  /**
+   * Write a peer's record; `ready`/`remoteIndex`: outbound send-key state;
+   * `ip6`: the IPv6 address it may be matched by exactly (PeerTable.ownIp6).
+   */
+  set (p: FastPeerFields, ready = false, remoteIndex = 0, ip6: Uint8Array | null = p.ip6): void {
     const w = this.words
     const b = p.slot * FP_WORDS
     this.#release6(p.slot)
@@ -239,7 +242,7 @@ export class FastPeers {
     w[b + FP_REMOTE_INDEX] = remoteIndex | 0
     w[b + FP_PEER_ID] = p.peerId | 0
     w[b + FP_FD] = p.fd
-    if (p.ip6 !== null) this.#claim6(p.slot, p.ip6)
+    if (ip6 !== null) this.#claim6(p.slot, ip6)
   }
 
   clear (slot: number): void {

@@ -217,7 +217,7 @@ export class Inbound {
 
   /** Write a peer's record and its relay lookups for the fast path (as PeerTable indexes byEndpoint and byPeerId). */
   #indexFast (p: WorkerPeer): void {
-    this.#fastPeers.set(p)
+    this.#fastPeers.set(p, false, 0, this.peers.ownIp6(p))
     if (!p.relayVia) this.#epHash.set(endpointHashKey(p.epIp, p.epPort), p.slot)
     if (p.peerId !== 0) this.#idHash.set(p.peerId >>> 0, p.slot)
   }

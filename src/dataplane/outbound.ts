@@ -2,9 +2,9 @@
  * Outbound pipeline: TUN → seal → UDP. Runs on the outbound worker thread.
  *
  *   1. tunReadSplit (native): the TUN fd has IFF_VNET_HDR with TSO/USO on,
- *      so the kernel hands over TCP/UDP superpackets of up to 64 KiB; each is
- *      split into MSS-sized packets (own IPv4 header, TCP sequence number or
- *      UDP length, full checksums) into this worker's packet slots, each at
+ *      so the kernel hands over TCP/UDP superpackets (IPv4 or IPv6) of up to
+ *      64 KiB; each is split into MSS-sized packets (own IP header, TCP
+ *      sequence number or UDP length, full checksums) into this worker's packet slots, each at
  *      slot + HEADROOM. (tunReadBatch on a plain TUN fd: one packet a slot.)
  *   2. route (JS, per packet): destination address → peer (IPv4: the exact
  *      tunnel address first, then the longest allowed prefix; IPv6, version
@@ -105,7 +105,8 @@ export class Outbound {
     if (old !== undefined) this.#unroute(old)
     const p = this.peers.upsert(m)
     if (p.tunnelIp !== 0) this.#routes.set(p.tunnelIp, p.slot)
-    if (p.ip6 !== null) this.#routes.set(ip6HashKey(p.ip6), p.slot)
+    const ip6 = this.peers.ownIp6(p)
+    if (ip6 !== null) this.#routes.set(ip6HashKey(ip6), p.slot)
     this.#syncFast(p)
   }
 
@@ -165,7 +166,7 @@ export class Outbound {
 
   #syncFast (p: WorkerPeer): void {
     // A FEC session's packets must all reach the encoder: the fast path treats the peer as keyless.
-    this.#fastPeers.set(p, p.sendKeyOff >= 0 && !this.fec.on(p.slot), p.remoteIndex)
+    this.#fastPeers.set(p, p.sendKeyOff >= 0 && !this.fec.on(p.slot), p.remoteIndex, this.peers.ownIp6(p))
   }
 
   /**

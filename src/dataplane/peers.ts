@@ -109,6 +109,15 @@ export class PeerTable {
     return p
   }
 
+  /**
+   * The peer's IPv6 /128 if the route table gives it to this peer (two
+   * peers claiming one address: the latest claim), else null. What the
+   * fast path may match exactly.
+   */
+  ownIp6 (p: WorkerPeer): Uint8Array | null {
+    return p.ip6 !== null && this.routes.lookup6(p.ip6, 0) === p.slot ? p.ip6 : null
+  }
+
   /** The peer an outbound IPv4 packet to `dst` (host order) goes to: exact tunnel address first, then the longest prefix. */
   route4 (dst: number): WorkerPeer | undefined {
     const p = this.byTunnelIp.get(dst)

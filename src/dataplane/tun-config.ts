@@ -4,7 +4,8 @@
  *
  * IPv6 (a tunnel address from config tun6): before touching the device the
  * host's IPv6 state is checked (ipv6Blocker: /proc/sys/net/ipv6 present,
- * net.ipv6.conf.all.disable_ipv6 and the device's disable_ipv6 both 0), so a
+ * net.ipv6.conf.all.disable_ipv6 and the device's disable_ipv6 both 0; the
+ * device inherits net.ipv6.conf.default when it is created), so a
  * host with IPv6 off fails with the sysctl to change instead of an opaque
  * `ip` error. The address is added with `nodad`: the tunnel is point to
  * multipoint with addresses the server hands out, duplicate address
@@ -55,12 +56,16 @@ export async function ipv6Blocker (dev: string, read: SysctlReader = readSysctl,
     return new VpnError('ERR_IPV6_DISABLED', `IPv6 is not available on this host (${root}/net/ipv6 is missing: the kernel was booted with ipv6.disable=1 or built without IPv6), so the IPv6 tunnel address cannot be set`,
       { hint: `boot without ipv6.disable=1, ${hint}` })
   }
-  for (const scope of ['all', dev]) {
-    const v = await read(`${root}/net/ipv6/conf/${scope}/disable_ipv6`)
-    if (v !== null && v.trim() === '1') {
-      return new VpnError('ERR_IPV6_DISABLED', `IPv6 is disabled (net.ipv6.conf.${scope}.disable_ipv6 = 1), so the IPv6 tunnel address cannot be set on ${dev}`,
-        { hint: `run \`sysctl -w net.ipv6.conf.${scope}.disable_ipv6=0\` (and set it in /etc/sysctl.d to keep it), ${hint}` })
-    }
+  const off = async (scope: string): Promise<boolean> => (await read(`${root}/net/ipv6/conf/${scope}/disable_ipv6`))?.trim() === '1'
+  if (await off('all')) {
+    return new VpnError('ERR_IPV6_DISABLED', `IPv6 is disabled (net.ipv6.conf.all.disable_ipv6 = 1), so the IPv6 tunnel address cannot be set on ${dev}`,
+      { hint: `run \`sysctl -w net.ipv6.conf.all.disable_ipv6=0\` (and set it in /etc/sysctl.d to keep it), ${hint}` })
+  }
+  if (await off(dev)) {
+    // The device is created at every start and inherits net.ipv6.conf.default: that is the setting to change, if it is the cause.
+    const scope = await off('default') ? 'default' : dev
+    return new VpnError('ERR_IPV6_DISABLED', `IPv6 is disabled on ${dev} (net.ipv6.conf.${dev}.disable_ipv6 = 1${scope === 'default' ? ', inherited from net.ipv6.conf.default.disable_ipv6 = 1' : ''}), so the IPv6 tunnel address cannot be set`,
+      { hint: `run \`sysctl -w net.ipv6.conf.${scope}.disable_ipv6=0\`${scope === 'default' ? ' (new devices inherit it; set it in /etc/sysctl.d to keep it)' : ' (something on this host disables IPv6 on new devices)'}, ${hint}` })
   }
   return null
 }

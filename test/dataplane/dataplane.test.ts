@@ -213,7 +213,7 @@ if (ns !== null) {
     t.same({ address: from.address, port: from.port }, { address: 'fd00:91::2', port: 7000 })
   })
 
-  t.test('IPv6 disabled by sysctl: start fails naming the sysctl and the fix, nothing left behind', async t => {
+  t.test('IPv6 disabled by sysctl (for all devices, or for new ones): start fails naming the sysctl and the fix, nothing left behind', async t => {
     const sysctl = (v: string): void => { execFileSync('sysctl', ['-qw', `net.ipv6.conf.all.disable_ipv6=${v}`]) }
     sysctl('1')
     t.teardown(() => { sysctl('0') })
@@ -225,5 +225,17 @@ if (ns !== null) {
     })
     t.notOk(links().includes('lwtno6'), 'the device is gone')
     t.ok(await portFree(9412), 'the port is free')
+    // Only new devices: IPv6 stays on for the host, but the fresh TUN device inherits default = 1.
+    sysctl('0')
+    const dflt = (v: string): void => { execFileSync('sysctl', ['-qw', `net.ipv6.conf.default.disable_ipv6=${v}`]) }
+    dflt('1')
+    t.teardown(() => { dflt('0') })
+    const dp2 = new Dataplane({ ...options('inline', 'lwtno6b', 9413), tun6: parsePrefix('fd00:92::1/64', { keepHostBits: true }) }, log)
+    await t.rejects(dp2.start(recorder().handler, () => {}), {
+      code: 'ERR_IPV6_DISABLED',
+      message: /IPv6 is disabled on lwtno6b .*inherited from net\.ipv6\.conf\.default\.disable_ipv6 = 1/,
+      hint: /sysctl -w net\.ipv6\.conf\.default\.disable_ipv6=0/
+    })
+    t.notOk(links().includes('lwtno6b'), 'that device is gone too')
   })
 }

@@ -431,6 +431,27 @@ t.test('IPv6 between the peers\' own addresses goes fast; routed prefixes (PEER 
   t.same(r.failures, [])
 })
 
+t.test('one IPv6 address claimed by two peers: both paths send to the latest claim, and a key change of the other does not take it back', async t => {
+  const r = rig(t)
+  const A = parsePrefix('fd00:77::2/128')
+  const key2 = new Uint8Array(randomBytes(32))
+  r.control({ code: 'PEER', slot: 1, peerId: 7, tunnelIp: PEER_IP, endpointIp: LOOPBACK, endpointPort: r.farPorts[0]!, relayVia: false, fd: -1, prefixes: [A] })
+  r.control({ code: 'PEER', slot: 2, peerId: 8, tunnelIp: OTHER_IP, endpointIp: LOOPBACK, endpointPort: r.farPorts[1]!, relayVia: false, fd: -1, prefixes: [A] })
+  r.control({ code: 'SEND_KEY', slot: 2, key: key2, remoteIndex: 99 })
+  r.control({ code: 'SEND_KEY', slot: 1, key: r.sendKey, remoteIndex: REMOTE_INDEX }) // slot 1's record is rewritten after slot 2's claim
+  const pkt = ipv6(a6('fd00:77::1'), a6('fd00:77::2'))
+  for (const [what, burst] of [['lone (fast path)', false], ['burst (batch path)', true]] as const) {
+    if (burst) r.tunWrite(pkt, pkt, pkt)
+    else r.tunWrite(pkt)
+    const got = await r.udpRead(burst ? 3 : 1, 2000, 1)
+    t.ok(got.length >= 1 && got.every((d) => openData(key2, d).inner.length === pkt.length), `${what}: to the latest claimant, with its key`)
+    t.same(await r.udpRead(0, 60, 0), [], `${what}: nothing to the other`)
+    await sleep(5)
+  }
+  t.ok(r.counter('fastPathPackets') >= 1, 'the lone one went fast')
+  t.same(r.failures, [])
+})
+
 t.test('--no-fast-path: an IPv6 packet with a partial checksum is completed by the batch path (tunReadSplit)', async t => {
   const r = rig(t, { fastPath: false })
   r.control({ code: 'PEER', slot: 1, peerId: 7, tunnelIp: PEER_IP, endpointIp: LOOPBACK, endpointPort: r.farPorts[0]!, relayVia: false, fd: -1, prefixes: [parsePrefix('fd00:77::2/128')] })

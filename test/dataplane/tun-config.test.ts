@@ -23,7 +23,9 @@ t.test('disabled for all devices, or for this one', async t => {
   const all = await ipv6Blocker('lwt0', fake({ '/proc/sys/net/ipv6/conf/all/disable_ipv6': '1\n' }))
   t.match(all, { code: 'ERR_IPV6_DISABLED', message: /net\.ipv6\.conf\.all\.disable_ipv6 = 1/, hint: /sysctl -w net\.ipv6\.conf\.all\.disable_ipv6=0/ })
   const dev = await ipv6Blocker('lwt0', fake({ '/proc/sys/net/ipv6/conf/all/disable_ipv6': '0\n', '/proc/sys/net/ipv6/conf/lwt0/disable_ipv6': '1\n' }))
-  t.match(dev, { code: 'ERR_IPV6_DISABLED', message: /net\.ipv6\.conf\.lwt0\.disable_ipv6 = 1.*on lwt0/, hint: /sysctl -w net\.ipv6\.conf\.lwt0\.disable_ipv6=0/ })
+  t.match(dev, { code: 'ERR_IPV6_DISABLED', message: /IPv6 is disabled on lwt0 \(net\.ipv6\.conf\.lwt0\.disable_ipv6 = 1\)/, hint: /sysctl -w net\.ipv6\.conf\.lwt0\.disable_ipv6=0/ })
+  const inherited = await ipv6Blocker('lwt0', fake({ '/proc/sys/net/ipv6/conf/all/disable_ipv6': '0', '/proc/sys/net/ipv6/conf/default/disable_ipv6': '1', '/proc/sys/net/ipv6/conf/lwt0/disable_ipv6': '1' }))
+  t.match(inherited, { message: /inherited from net\.ipv6\.conf\.default\.disable_ipv6 = 1/, hint: /sysctl -w net\.ipv6\.conf\.default\.disable_ipv6=0.*new devices inherit it/ }, 'the device inherited it: the fix is the default')
 })
 
 t.test('configureTun: an MTU below 1280 with an IPv6 address is refused before any command runs', async t => {
