@@ -281,10 +281,10 @@ const GO_FORMS = `COMPATIBILITY WITH THE GO lightweight-tunnel
       * -fec-data N -fec-parity M is one option here: --fec N,M (the Go
         flags are accepted with a warning saying so; the config keys
         fec_data and fec_parity work as before).
-      * The Go options for features that do not exist here (-send-queue, -recv-queue, -multi-client,
-        -client-isolation, -p2p-port, -mesh-routing, -max-hops,
-        -route-update, -routes, -config-push-interval, -nat-detection, -xdp,
-        -kernel-tune) and the matching config keys are accepted and ignored
+      * The Go options for features that do not exist here (-send-queue,
+        -recv-queue, -multi-client, -client-isolation, -p2p-port,
+        -mesh-routing, -max-hops, -route-update, -routes,
+        -config-push-interval, -nat-detection, -xdp, -kernel-tune) and the matching config keys are accepted and ignored
         with one warning each saying why. -client-isolation in particular is
         NOT enforced: every client can reach every other client.
 `
