@@ -284,8 +284,9 @@ const GO_FORMS = `COMPATIBILITY WITH THE GO lightweight-tunnel
       * The Go options for features that do not exist here (-send-queue,
         -recv-queue, -multi-client, -client-isolation, -p2p-port,
         -mesh-routing, -max-hops, -route-update, -routes,
-        -config-push-interval, -nat-detection, -xdp, -kernel-tune) and the matching config keys are accepted and ignored
-        with one warning each saying why. -client-isolation in particular is
+        -config-push-interval, -nat-detection, -xdp, -kernel-tune) and the
+        matching config keys are accepted and ignored with one warning each
+        saying why. -client-isolation in particular is
         NOT enforced: every client can reach every other client.
 `
 
