@@ -280,7 +280,7 @@ const GO_FORMS = `COMPATIBILITY WITH THE GO lightweight-tunnel
         On the command line and under our key names 0 is an error.
       * -fec-data N -fec-parity M is one option here: --fec N,M (the Go
         flags are accepted with a warning saying so; the config keys
-        fec_data and fec_parity work as before).
+        fec_data and fec_parity mean what they meant in Go).
       * The Go options for features that do not exist here (-send-queue,
         -recv-queue, -multi-client, -client-isolation, -p2p-port,
         -mesh-routing, -max-hops, -route-update, -routes,
