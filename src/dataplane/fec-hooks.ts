@@ -141,7 +141,7 @@ export class FecReceiver {
   opened (localIndex: number, sealed: Uint8Array, now: number): Uint8Array[] {
     const e = this.#dec.get(localIndex)
     if (e === undefined) return []
-    const r = e.d.addData(sealed, now)
+    const r = e.d.addData(sealed, now, true) // the pipeline's copy, made before the in-place open
     this.#sync(e)
     return r
   }

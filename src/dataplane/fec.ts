@@ -163,13 +163,14 @@ export class FecDecoder {
   /**
    * An authenticated data message of this session (its sealed bytes, copied
    * before the open). Returns messages rebuilt because of it (a late data
-   * message can complete a group), usually none.
+   * message can complete a group), usually none. owned: the caller hands
+   * the bytes over (a copy of its own), so they are kept without another.
    */
-  addData (sealed: Uint8Array, now: number): Uint8Array[] {
+  addData (sealed: Uint8Array, now: number, owned = false): Uint8Array[] {
     if (sealed.length < TRANSPORT_MIN || sealed.length > FEC_MAX_SHARD) return []
     const counter = readU64(sealed, TRANSPORT_COUNTER_OFFSET)
     if (this.#recent.has(counter)) return []
-    this.#recent.set(counter, sealed.slice())
+    this.#recent.set(counter, owned ? sealed : sealed.slice())
     if (this.#recent.size > FEC_WINDOW) this.#recent.delete(this.#recent.keys().next().value!)
     for (const g of this.#groups.values()) {
       if (counter >= g.first && counter < g.first + g.k) return this.#try(g, now)
