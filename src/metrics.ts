@@ -177,6 +177,10 @@ export function renderMetrics (r: StatusReport, proc: ProcessFacts = processFact
     e.add('lwt_peer_tx_bytes_total', 'counter', 'Tunnel payload bytes sent to the peer.', p.txBytes, peer)
     e.add('lwt_peer_rx_packets_total', 'counter', 'Tunnel packets received from the peer.', p.rxPackets, peer)
     e.add('lwt_peer_rx_bytes_total', 'counter', 'Tunnel payload bytes received from the peer.', p.rxBytes, peer)
+    if (p.fec !== undefined) {
+      e.add('lwt_peer_fec_parity_per_data', 'gauge', 'With --fec: parity messages sent per data message on the peer\'s session (PARITY/DATA), 0 when the session runs without FEC (the peer does not use it).',
+        p.fec === null ? 0 : p.fec.parity / p.fec.data, peer)
+    }
   }
 
   // The control plane's timing health (control/ticker.ts): how late its timer runs fire, the main loop's delay
