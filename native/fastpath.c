@@ -340,12 +340,12 @@ static int fast_consume(lwt_fast *f, ssize_t r) {
  * Server: a relay envelope [type 5, peer id of the destination][sealed data]
  * from a registered client, forwarded unopened with the envelope's peer id
  * rewritten to the source's (inbound.ts #relay). Unknown source or
- * destination, or an inner type other than 1-4: the JS path judges and counts.
+ * destination, or an inner type other than 1-4 and 8: the JS path judges and counts.
  */
 static int fast_relay(lwt_fast *f, uint8_t *m, ssize_t r, uint32_t ip, uint32_t port) {
   if (r < 8 + 8) return 0;
-  /* PROTOCOL §4.4: the inner message is of type 1..4 (data = 4 is the highest); a Relay or Reject inside is the JS path's drop. */
-  if (m[8] < 1 || m[8] > f->msgData) return 0;
+  /* PROTOCOL §4.4: the inner message is of type 1..4 (data = 4 is the highest) or 8 (FEC parity); a Relay or Reject inside is the JS path's drop. */
+  if ((m[8] < 1 || m[8] > f->msgData) && m[8] != 8 /* FEC parity (wire/fec.ts) */) return 0;
   int64_t src = fast_lookup(f->epHash, f->sessBits, fast_ep_key(ip, port));
   int64_t dst = fast_lookup(f->idHash, f->sessBits, cp_le32(m + 4));
   if (src < 0 || dst < 0 || src >= f->maxPeers || dst >= f->maxPeers || src == dst) return 0;

@@ -225,6 +225,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       keepaliveSec: config.keepalive,
       serverName: `${config.remote!.host}:${config.remote!.port}`,
       p2p: config.p2p,
+      fec: config.fec,
       localEndpoints: () => localEndpoints(dataplane.port, config.tun.ipInt),
       mappedEndpoint: () => portMapping?.mapper.external ?? null,
       publicEndpointChanged: () => { portMapping?.refresh() },

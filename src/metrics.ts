@@ -99,6 +99,10 @@ const TRAFFIC: Record<string, { name: string, help: string, labels?: Labels }> =
   tunRxSuperpackets: { name: 'lwt_tun_superpackets_total', help: 'TSO/USO superpackets read from the TUN device (each split into many tunnel packets).' },
   udpRxCoalesced: { name: 'lwt_udp_coalesced_total', help: 'UDP_GRO batches received (several datagrams in one read).' },
   fastPathPackets: { name: 'lwt_fast_path_packets_total', help: 'Packets carried end to end by the native lone-packet path.' },
+  fecParitySent: { name: 'lwt_fec_parity_sent_total', help: 'FEC parity messages sent (--fec).' },
+  fecGroupsRecovered: { name: 'lwt_fec_groups_total', help: 'FEC groups received that had lost data messages: rebuilt (recovered) or lost beyond their parity (unrecoverable).', labels: { result: 'recovered' } },
+  fecGroupsUnrecoverable: { name: 'lwt_fec_groups_total', help: '', labels: { result: 'unrecoverable' } },
+  fecPacketsRecovered: { name: 'lwt_fec_recovered_packets_total', help: 'Data messages rebuilt from FEC parity.' },
   cookieReplies: { name: 'lwt_cookie_replies_total', help: 'Server: CookieReplies sent (under load, to inits without a valid mac2).' },
   natCheckAnswered: { name: 'lwt_nat_check_answered_total', help: 'NAT checks the server answered on its NAT-check port (listen port + 1).' },
   endpointChecks: { name: 'lwt_endpoint_checks_total', help: 'Server: return-routability checks of a client\'s new source endpoint (a Ping sent there).' },
@@ -199,6 +203,10 @@ export function renderMetrics (r: StatusReport, proc: ProcessFacts = processFact
     e.add('lwt_peer_tx_bytes_total', 'counter', 'Tunnel payload bytes sent to the peer.', p.txBytes, peer)
     e.add('lwt_peer_rx_packets_total', 'counter', 'Tunnel packets received from the peer.', p.rxPackets, peer)
     e.add('lwt_peer_rx_bytes_total', 'counter', 'Tunnel payload bytes received from the peer.', p.rxBytes, peer)
+    if (p.fec !== undefined) {
+      e.add('lwt_peer_fec_parity_per_data', 'gauge', 'With --fec: parity messages sent per data message on the peer\'s session (PARITY/DATA), 0 when the session runs without FEC (the peer does not use it).',
+        p.fec === null ? 0 : p.fec.parity / p.fec.data, peer)
+    }
   }
 
   // The control plane's timing health (control/ticker.ts): how late its timer runs fire, the main loop's delay

@@ -102,6 +102,19 @@ t.test('port mapping: its state and lifetime, its counters with their own names,
   t.notMatch(renderMetrics(report({ portMapping: null }), PROC), /lwt_port_mapping_info/, 'off: no series')
 })
 
+t.test('FEC: counters as metrics; parity per data message per peer only with --fec', async t => {
+  const base = report()
+  const text = renderMetrics(report({ peers: [base.peers[0]!, { ...base.peers[1]!, fec: { data: 10, parity: 3 } }, { ...base.peers[1]!, tunnelIp: '10.0.0.4', fec: null }] }), PROC)
+  t.match(text, /^lwt_peer_fec_parity_per_data\{peer="10\.0\.0\.3"\} 0\.3$/m)
+  t.match(text, /^lwt_peer_fec_parity_per_data\{peer="10\.0\.0\.4"\} 0$/m)
+  t.notMatch(text, /lwt_peer_fec_parity_per_data\{peer="10\.0\.0\.1"\}/, 'not for the server entry')
+  t.match(text, new RegExp(`^lwt_fec_groups_total\\{result="recovered"\\} ${COUNTERS.indexOf('fecGroupsRecovered')}$`, 'm'))
+  t.match(text, new RegExp(`^lwt_fec_groups_total\\{result="unrecoverable"\\} ${COUNTERS.indexOf('fecGroupsUnrecoverable')}$`, 'm'))
+  t.match(text, new RegExp(`^lwt_fec_parity_sent_total ${COUNTERS.indexOf('fecParitySent')}$`, 'm'))
+  t.match(text, new RegExp(`^lwt_fec_recovered_packets_total ${COUNTERS.indexOf('fecPacketsRecovered')}$`, 'm'))
+  t.notMatch(renderMetrics(report(), PROC), /lwt_peer_fec/, 'absent without --fec')
+})
+
 t.test('HTTP: a scrape, other paths, HEAD; close is idempotent', async t => {
   let n = 0
   const m = await startMetricsServer('127.0.0.1', 0, () => { n++; return report() }, quiet)

@@ -2,7 +2,7 @@
  * `npm run bench:micro`: the micro and pipeline benchmarks (bench/micro/*.bench.ts),
  * printed as a table and written as JSON (bench/results/micro-<time>.json, or --json FILE).
  *
- *   node dist/bench/micro/run.js [--only aead,ring,wire,pipeline,handshake] [--rounds 5] [--min-ms 200] [--json FILE]
+ *   node dist/bench/micro/run.js [--only aead,ring,wire,pipeline,handshake,fec] [--rounds 5] [--min-ms 200] [--json FILE]
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -13,11 +13,12 @@ import * as ring from './ring.bench.js'
 import * as wire from './wire.bench.js'
 import * as pipeline from './pipeline.bench.js'
 import * as handshake from './handshake.bench.js'
+import * as fec from './fec.bench.js'
 import { formatResults, type BenchResult, type TimerOptions } from './timer.js'
 import { ROOT } from '../tunnels/index.js'
 
 const SUITES: Record<string, (o: TimerOptions) => BenchResult[] | Promise<BenchResult[]>> = {
-  aead: aead.run, ring: ring.run, wire: wire.run, pipeline: pipeline.run, handshake: handshake.run
+  aead: aead.run, ring: ring.run, wire: wire.run, pipeline: pipeline.run, handshake: handshake.run, fec: fec.run
 }
 
 async function main (): Promise<number> {

@@ -47,7 +47,7 @@ _lightweight_tunnel() {
       return 0 ;;
     --p2p|-p2p|--accept-routes|-accept-routes|--client-isolation|-client-isolation)
       ((eq)) && { COMPREPLY=($(compgen -W 'true false' -- "$cur")); return 0; } ;;
-    -t|--tun|-tun|-k|--key|-key|--network-name|-network-name|--dev|-dev|-tun-name|--tun-name|--control|-control|--mtu|-mtu|--keepalive|-keepalive|-l|--listen|-listen|-r|--remote|-remote|--max-clients|-max-clients|--advertise-routes|-advertise-routes|-routes|--routes|--approve-routes|-approve-routes)
+    -t|--tun|-tun|-k|--key|-key|--network-name|-network-name|--dev|-dev|-tun-name|--tun-name|--control|-control|--mtu|-mtu|--keepalive|-keepalive|-l|--listen|-listen|-r|--remote|-remote|--max-clients|-max-clients|--advertise-routes|-advertise-routes|-routes|--routes|--approve-routes|-approve-routes|--fec|-fec)
       COMPREPLY=()
       return 0 ;;
   esac
@@ -70,7 +70,7 @@ _lightweight_tunnel() {
         COMPREPLY=($(compgen -W 'remove allow' -- "$cur")); return 0
       fi
       opts='--json --control --dev --help' ;;
-    client) opts="$common --remote --listen --p2p --no-p2p --port-mapping --no-port-mapping --server-key --advertise-routes --accept-routes --no-accept-routes" ;;
+    client) opts="$common --remote --listen --p2p --no-p2p --port-mapping --no-port-mapping --server-key --fec --advertise-routes --accept-routes --no-accept-routes" ;;
     status) opts='--json --control --dev --help' ;;
     install-service) opts='--config --root --help' ;;
     completion)
@@ -85,7 +85,7 @@ _lightweight_tunnel() {
         COMPREPLY=($(compgen -W "$commands" -- "$cur"))
         return 0
       fi
-      opts="$common --listen --remote --max-clients --authorized-nodes --p2p --no-p2p --port-mapping --no-port-mapping --advertise-routes --approve-routes --accept-routes --no-accept-routes --client-isolation --mode --genconfig --version" ;;
+      opts="$common --listen --remote --max-clients --authorized-nodes --p2p --no-p2p --fec --port-mapping --no-port-mapping --advertise-routes --approve-routes --accept-routes --no-accept-routes --client-isolation --mode --genconfig --version" ;;
   esac
   if [[ $cur == -* ]]; then
     COMPREPLY=($(compgen -W "$opts" -- "$cur"))

@@ -39,7 +39,8 @@ SYNOPSIS
     lightweight-tunnel client --remote HOST:PORT --tun CIDR --key-file FILE
         [--p2p | --no-p2p] [--no-port-mapping] [--advertise-routes CIDR,...]
         [--no-accept-routes] [--listen HOST:PORT] [--dev NAME] [--control PATH]
-        [--mtu N] [--keepalive SECONDS] [--placement inline|fused|split]
+        [--mtu N] [--fec DATA,PARITY] [--keepalive SECONDS]
+        [--placement inline|fused|split]
         [--no-fast-path] [--log-level LEVEL | -q | --verbose]
         [--log-format text|json] [-c FILE]
 

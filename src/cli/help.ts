@@ -151,6 +151,15 @@ const OPTIONS = `OPTIONS
               handshake; "status" shows its fingerprint.
     --mtu N   TUN MTU in bytes, ${L.mtuMin}..${L.mtuMax}, or "auto" for the default.
               Default: ${D.mtu} (fits a 1500-byte path after the outer headers).
+    --fec DATA,PARITY
+              Client: forward error correction on the sessions with peers
+              that use it too: after every DATA data messages (1..32) send
+              PARITY parity messages (1..16) computed over them, so up to
+              PARITY lost packets of each group are rebuilt by the receiver
+              without a retransmission. Each direction uses its sender's
+              values. Costs PARITY/DATA more bandwidth and, for a lone
+              packet, its parity ~5 ms later; FEC peers skip the native fast
+              path. "status" shows it per peer. e.g. 10,3. Default: off.
     --keepalive SECONDS
               Seconds between keepalives to the server, ${L.keepaliveMin}..${L.keepaliveMax}.
               Default: ${D.keepalive}.
@@ -317,12 +326,14 @@ const GO_FORMS = `COMPATIBILITY WITH THE GO lightweight-tunnel
       * -routes are used only once the server approves them
         (--approve-routes); -client-isolation still lets the server reach
         its clients (Go cut server to client traffic too).
-      * The Go options for features that do not exist here (-fec-data,
-        -fec-parity, -send-queue, -recv-queue, -multi-client,
-        -p2p-port, -mesh-routing, -max-hops, -route-update,
-        -config-push-interval, -nat-detection, -xdp, -kernel-tune) and the
-        matching config keys are accepted and ignored with one warning each
-        saying why.
+      * -fec-data N -fec-parity M is one option here: --fec N,M (the Go
+        flags are accepted with a warning saying so; the config keys
+        fec_data and fec_parity mean what they meant in Go).
+      * The Go options for features that do not exist here (-send-queue,
+        -recv-queue, -multi-client, -p2p-port, -mesh-routing, -max-hops,
+        -route-update, -config-push-interval, -nat-detection, -xdp,
+        -kernel-tune) and the matching config keys are accepted and ignored
+        with one warning each saying why.
 `
 
 const CONFIG = `CONFIGURATION FILE
@@ -343,6 +354,8 @@ const CONFIG = `CONFIGURATION FILE
         dev        / tun_name       "lwt0"
         control                     "/path/to/socket"
         mtu                         1400 or "auto"
+        fec                         "10,3" or "off" (client); the Go keys
+                                    fec_data + fec_parity (both 0: off)
         maxClients / max_clients    100 (server)
         p2p        / p2p_enabled    true or false (client)
         portMapping / port_mapping  true or false (client)

@@ -35,6 +35,7 @@ export const SPECS: readonly OptSpec[] = [
   { key: 'dev', names: ['dev', 'tun-name'], type: 'string' },
   { key: 'control', names: ['control'], type: 'string' },
   { key: 'mtu', names: ['mtu'], type: 'string' },
+  { key: 'fec', names: ['fec'], type: 'string' },
   { key: 'maxClients', names: ['max-clients'], type: 'string' },
   { key: 'p2p', names: ['p2p'], type: 'bool' },
   { key: 'p2p', names: ['no-p2p'], type: 'fixed', fixed: false },

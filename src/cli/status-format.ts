@@ -197,6 +197,15 @@ export function formatStatus (report: StatusReport): string {
     })
     out.push(...table(['PEER', 'PEER NAT', 'STRATEGY', 'LAST PONG', 'TRIED', 'CANDIDATES', 'WHY RELAY'], rows))
   }
+  const withFec = report.peers.filter(p => p.fec !== undefined)
+  if (withFec.length > 0) {
+    const c = report.counters ?? {}
+    out.push('')
+    out.push(`FEC (--fec; recovered groups ${c.fecGroupsRecovered ?? 0}, packets ${c.fecPacketsRecovered ?? 0}, unrecoverable groups ${c.fecGroupsUnrecoverable ?? 0}, parity sent ${c.fecParitySent ?? 0}, malformed parity dropped ${c.dropFecMalformed ?? 0}):`)
+    for (const p of [...withFec].sort((a, b) => ipKey(a.tunnelIp) - ipKey(b.tunnelIp))) {
+      out.push(`  ${dash(p.tunnelIp)}  ${p.fec === null || p.fec === undefined ? 'off (the peer does not use --fec, or no session yet)' : `${p.fec.data},${p.fec.parity} (${p.fec.parity} parity after every ${p.fec.data} data messages)`}`)
+    }
+  }
   out.push(...routeLines(report))
   const counters = Object.entries(report.counters ?? {}).filter(([, v]) => v !== 0).sort(([a], [b]) => a.localeCompare(b))
   if (counters.length > 0) {

@@ -48,8 +48,6 @@ for (const [k, key] of Object.entries(GO_KEYS)) FILE_KEYS.set(k, { key, go: true
  * Each present key gives one warning.
  */
 export const GO_IGNORED_KEYS: Readonly<Record<string, string>> = Object.freeze({
-  fec_data: 'there is no FEC; the tunnel carries each packet once and leaves loss recovery to the protocols inside it',
-  fec_parity: 'there is no FEC; the tunnel carries each packet once and leaves loss recovery to the protocols inside it',
   send_queue_size: 'queues are fixed-size rings sized by the daemon',
   recv_queue_size: 'queues are fixed-size rings sized by the daemon',
   multi_client: 'the server always accepts up to max_clients clients; set max_clients to 1 to allow a single client',
@@ -71,6 +69,38 @@ export const GO_IGNORED_KEYS: Readonly<Record<string, string>> = Object.freeze({
   enable_incremental_update: 'it was removed from the Go program too',
   max_peer_info_batch_size: 'it was removed from the Go program too'
 })
+
+/** The Go keys that together are the setting fec (goFecSetting). */
+const GO_FEC_KEYS = ['fec_data', 'fec_parity'] as const
+
+/** Go flags whose meaning exists here under another spelling (the warning says which). */
+const GO_RESPELLED_FLAGS: Readonly<Record<string, string>> = Object.freeze({
+  fec_data: 'FEC is one flag here: --fec DATA,PARITY (e.g. --fec 10,3)',
+  fec_parity: 'FEC is one flag here: --fec DATA,PARITY (e.g. --fec 10,3)'
+})
+
+/**
+ * The Go keys fec_data and fec_parity together are the setting fec
+ * ("DATA,PARITY"); both 0 (the Go program's "off") is off; one without the
+ * other is a problem naming the fix.
+ */
+function goFecSetting (file: string, goFec: Partial<Record<'fec_data' | 'fec_parity', unknown>>, settings: Map<SettingKey, Raw>, problems: string[]): void {
+  const d = goFec.fec_data
+  const p = goFec.fec_parity
+  if (d === undefined && p === undefined) return
+  if (d === undefined || p === undefined) {
+    problems.push(`${file}: "${d === undefined ? 'fec_parity' : 'fec_data'}" without "${d === undefined ? 'fec_data' : 'fec_parity'}"; give both (e.g. "fec_data": 10, "fec_parity": 3) or "fec": "10,3"`)
+    return
+  }
+  const value = (d === 0 || d === '0') && (p === 0 || p === '0') ? 'off' : `${String(d)},${String(p)}`
+  const raw: Raw = { value, source: `${file}: "fec_data"/"fec_parity"`, from: 'file', goName: true }
+  const prev = settings.get('fec')
+  if (prev !== undefined) {
+    if (prev.value !== value) problems.push(`${prev.source} and ${raw.source} conflict: both set FEC, to ${show(prev.value)} and ${show(value)}; keep one`)
+    return
+  }
+  settings.set('fec', raw)
+}
 
 /** Placeholder keys printed by the Go project's generator and templates (accepted with a warning). */
 export const PLACEHOLDER_KEYS: ReadonlySet<string> = new Set(['CHANGE-THIS-TO-YOUR-SECRET-KEY', 'CHANGE-ME-use-openssl-rand-base64-32-to-generate'])
@@ -96,13 +126,13 @@ export function zeroMeantDefault (raw: Raw, using: number, advice = ''): string 
 
 /** The warning for an ignored Go setting: `what` is a flag as typed or a file key. */
 export function ignoredWarning (what: string, goKey: string, value: unknown): string {
-  let why = GO_IGNORED_KEYS[goKey] ?? 'it has no equivalent here'
+  let why = GO_IGNORED_KEYS[goKey] ?? GO_RESPELLED_FLAGS[goKey] ?? 'it has no equivalent here'
   if (goKey === 'multi_client' && value === false) why = `it is set to false, but ${why}`
   return `${what} is a Go lightweight-tunnel setting that is ignored: ${why}`
 }
 
 function suggestKey (k: string): string {
-  const best = closest(k, [...FILE_KEYS.keys(), ...Object.keys(GO_IGNORED_KEYS)])
+  const best = closest(k, [...FILE_KEYS.keys(), ...GO_FEC_KEYS, ...Object.keys(GO_IGNORED_KEYS)])
   return best === null ? '' : ` (did you mean "${best}"?)`
 }
 
@@ -139,7 +169,9 @@ export function readConfigFile (file: string, flag: string, problems: string[], 
     return null
   }
   const unknown: string[] = []
+  const goFec: Partial<Record<'fec_data' | 'fec_parity', unknown>> = {}
   for (const [k, v] of Object.entries(data as Record<string, unknown>)) {
+    if (k === 'fec_data' || k === 'fec_parity') { goFec[k] = v; continue }
     const known = FILE_KEYS.get(k)
     if (known === undefined) {
       if (Object.hasOwn(GO_IGNORED_KEYS, k)) warnings.push(ignoredWarning(`${file}: "${k}"`, k, v))
@@ -156,8 +188,9 @@ export function readConfigFile (file: string, flag: string, problems: string[], 
     }
     settings.set(known.key, raw)
   }
+  goFecSetting(file, goFec, settings, problems)
   if (unknown.length > 0) {
-    const valid = [...FILE_KEYS.keys()].join(', ')
+    const valid = [...FILE_KEYS.keys(), ...GO_FEC_KEYS].join(', ')
     for (const k of unknown) problems.push(`${file}: unknown key ${show(k)}${suggestKey(k)}; expected one of ${valid}`)
   }
   try {

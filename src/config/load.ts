@@ -22,6 +22,7 @@
  * says so); unknown file keys are errors; keys Go had but we do not implement
  * are named in one warning each.
  */
+import { FEC_MAX_DATA, FEC_MAX_PARITY, parseFec } from '../dataplane/fec.js'
 import { readFileSync, statSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { DEFAULTS, LIMITS, LOG_FORMATS, LOG_LEVELS, controlPathFor } from './defaults.js'
@@ -208,6 +209,7 @@ function readSettings (mode: Mode | null, s: Settings, env: LoadEnv, problems: s
   const control = readControl(s, dev, env, problems)
   const mtu = readMtu(s, problems, warnings)
   if (tun6 !== null && mtu !== null && mtu < IPV6_MIN_MTU) problems.push(`the MTU ${mtu} is below ${IPV6_MIN_MTU}, the least IPv6 allows, and --tun has an IPv6 address: raise --mtu to ${IPV6_MIN_MTU} or more, or drop the IPv6 address`)
+  const fec = readFec(mode, s, problems, warnings)
   const maxClients = mode === 'server' ? readMaxClients(s, problems, warnings) : DEFAULTS.maxClients
   const p2p = readOptional(mode === 'client' ? s.pick('p2p') : undefined, DEFAULTS.p2p, raw => checkBool(raw, problems))
   const portMapping = readOptional(mode === 'client' ? s.pick('portMapping') : undefined, DEFAULTS.portMapping, raw => checkBool(raw, problems))
@@ -228,7 +230,7 @@ function readSettings (mode: Mode | null, s: Settings, env: LoadEnv, problems: s
   const approveRoutes = readApproveRoutes(mode === 'server' ? s.pick('approveRoutes') : undefined, tun, problems, tun6)
   const acceptRoutes = readOptional(mode === 'client' ? s.pick('acceptRoutes') : undefined, DEFAULTS.acceptRoutes, raw => checkBool(raw, problems))
   const clientIsolation = readOptional(mode === 'server' ? s.pick('clientIsolation') : undefined, DEFAULTS.clientIsolation, raw => checkBool(raw, problems))
-  return { mode, listen, remote, tun, tun6, key, keyFile, networkName, dev, control, mtu, maxClients, p2p, portMapping, keepalive, logLevel, logFormat, placement, fastPath, metrics, handshakeWorkers, stateDir, nodeKey, serverKey, authorizedNodes, advertiseRoutes, approveRoutes, acceptRoutes, clientIsolation }
+  return { mode, listen, remote, tun, tun6, key, keyFile, networkName, dev, control, mtu, fec, maxClients, p2p, portMapping, keepalive, logLevel, logFormat, placement, fastPath, metrics, handshakeWorkers, stateDir, nodeKey, serverKey, authorizedNodes, advertiseRoutes, approveRoutes, acceptRoutes, clientIsolation }
 }
 
 /** serverKey (client only): a base64 public key as given, else a file path resolved against the working directory. */
@@ -284,6 +286,21 @@ function readAuthorizedNodes (s: Settings, env: LoadEnv, problems: string[]): st
 }
 
 /** The default when the setting is absent, else what `check` makes of it. */
+/** fec (client): "DATA,PARITY" (the file may also give [DATA, PARITY]), "off" or false: null. */
+function readFec (mode: Mode | null, s: Settings, problems: string[], warnings: string[]): Config['fec'] | null {
+  const raw = s.pick('fec')
+  if (raw !== undefined && mode === 'server') {
+    warnings.push(`${raw.source}: ignored on a server (it relays parity unopened); give it to the clients`)
+    return null
+  }
+  if (raw === undefined || raw.value === 'off' || raw.value === false || raw.value === null) return null
+  const text = Array.isArray(raw.value) ? raw.value.join(',') : typeof raw.value === 'string' ? raw.value : JSON.stringify(raw.value)
+  const r = parseFec(text)
+  if (typeof r !== 'string') return r
+  problems.push(`${raw.source}: ${r}; give DATA,PARITY: DATA 1..${FEC_MAX_DATA} data messages per group, PARITY 1..${FEC_MAX_PARITY} parity messages after them (e.g. 10,3), or "off"`)
+  return null
+}
+
 function readOptional<T> (raw: Raw | undefined, dflt: T, check: (raw: Raw) => T | null): T | null {
   return raw === undefined ? dflt : check(raw)
 }

@@ -40,6 +40,7 @@ export const APPLY: Readonly<Record<SettingKey, Apply>> = Object.freeze({
   dev: 'restart',
   control: 'restart',
   mtu: 'restart',
+  fec: 'restart',
   maxClients: 'live',
   p2p: 'restart',
   portMapping: 'restart',

@@ -63,6 +63,12 @@ export interface Config {
   readonly control: string
   /** TUN MTU (default 1400). */
   readonly mtu: number
+  /**
+   * Client: forward error correction offered to peers, `--fec DATA,PARITY`
+   * (PARITY parity messages after every DATA data messages; dataplane/fec.ts);
+   * null (default): off. Used on a session only when the peer offers it too.
+   */
+  readonly fec: { readonly data: number, readonly parity: number } | null
   /** Server: maximum registered clients (default 100). */
   readonly maxClients: number
   /** Client: try direct paths (default true). */
@@ -146,7 +152,7 @@ export type ApproveRoutes = 'all' | Readonly<Record<string, 'all' | readonly str
 export type SettingKey = Exclude<keyof Config, DerivedKey>
 
 const SETTING_LIST = [
-  'mode', 'listen', 'remote', 'tun', 'key', 'keyFile', 'networkName', 'dev', 'control', 'mtu', 'maxClients',
+  'mode', 'listen', 'remote', 'tun', 'key', 'keyFile', 'networkName', 'dev', 'control', 'mtu', 'fec', 'maxClients',
   'p2p', 'portMapping', 'keepalive', 'logLevel', 'logFormat', 'placement', 'fastPath', 'metrics', 'handshakeWorkers', 'stateDir', 'nodeKey', 'serverKey',
   'authorizedNodes', 'advertiseRoutes', 'approveRoutes', 'acceptRoutes', 'clientIsolation'
 ] as const satisfies readonly SettingKey[]

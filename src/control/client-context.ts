@@ -32,6 +32,8 @@ export interface ClientOptions {
   keepaliveSec: number
   /** Display form of the server address, for messages. */
   serverName: string
+  /** FEC offered to peers (--fec; control/fec-negotiation.ts). Absent or null: off. */
+  fec?: { readonly data: number, readonly parity: number } | null
   /** Try direct paths to other clients (--p2p, the default). */
   p2p?: boolean
   /** Our own addresses with the UDP port we listen on (LAN candidates for peers); read at registration. */

@@ -428,7 +428,8 @@ export class ClientController implements ControlHandler {
       // lastRxMs is the dataplane's wall-clock stamp of the last authenticated packet (data or keepalive).
       lastSeenSec: lastSeen(null, c.lastRxMs === 0 ? null : this.#clock.wallNow() - c.lastRxMs),
       note: ps === null ? NO_P2P_NOTE : ps.relayReason === null ? `direct (${direct?.kind ?? '?'} address)` : `relay: ${describeRelayReason(ps.relayReason)}`,
-      p2p: ps
+      p2p: ps,
+      ...(this.#opt.fec == null ? {} : { fec: p.sessions.current?.fec ?? null })
     }
   }
 }

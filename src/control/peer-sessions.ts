@@ -35,6 +35,7 @@ import { consumeInit, consumeResponse, createInit, createResponse } from '../cry
 import { decodeInitPayload, decodeRespPayload, encodeInitPayload, encodeRespPayload, RESP_OK } from '../wire/payloads.js'
 import { NO_ATTRS, type NodeAttrs } from '../wire/attrs.js'
 import { formatIp6, type IpPrefix } from '../wire/prefix.js'
+import { agreedFec, fecAttrs } from './fec-negotiation.js'
 import { encodeControl, CTL_CONFIRM } from '../wire/control.js'
 import { intToIp } from '../wire/addr.js'
 import type { ControlInput } from './port.js'
@@ -144,7 +145,7 @@ export class PeerSessions {
     const localIndex = indexes.allocate(p)
     const payload = encodeInitPayload({
       role: 2, prefixLen: opt.prefix, mtu: opt.mtu, tunnelIp: opt.tunnelIp, timestamp: this.#ctx.timestamp(), lan: [],
-      attrs: { tunnel6: opt.tunnel6 ?? null, routes: [] }
+      attrs: { tunnel6: opt.tunnel6 ?? null, routes: [], fec: fecAttrs(opt.fec)?.fec ?? null }
     })
     const { message, state } = createInit(opt.psk, opt.nodeKey, localIndex, payload)
     if (p.sessions.hs.state === 'initSent') indexes.delete(p.sessions.hs.localIndex)
@@ -202,14 +203,16 @@ export class PeerSessions {
     if (req.timestamp <= p.lastInitTs) return // replayed init (per static key: p.key is fixed for p)
     p.lastInitTs = req.timestamp
     const localIndex = indexes.allocate(p)
+    const fec = agreedFec(opt.fec, req.attrs)
     const { message, keys } = createResponse(hs.state, localIndex, encodeRespPayload({
       status: RESP_OK, prefixLen: opt.prefix, mtu: opt.mtu, tunnelIp: opt.tunnelIp, peerId: 0, observedIp: 0, observedPort: 0,
-      attrs: { tunnel6: opt.tunnel6 ?? null, routes: [] }
+      attrs: { tunnel6: opt.tunnel6 ?? null, routes: [], fec: fecAttrs(fec)?.fec ?? null }
     }))
     const session = newSession(localIndex, hs.senderIndex, keys, now, false)
+    session.fec = fec
     if (p.sessions.pending) this.#ctx.drop(p.sessions.pending)
     p.sessions.pending = session
-    port.setRecvKey(p.slot, localIndex, keys.dataRecv)
+    port.setRecvKey(p.slot, localIndex, keys.dataRecv, fec !== null)
     this.#send(p, message, from)
   }
 
@@ -232,9 +235,10 @@ export class PeerSessions {
     const localIndex = ss.hs.localIndex
     ss.hs = { state: 'idle' }
     const session = newSession(localIndex, res.senderIndex, res.keys, now, true)
+    session.fec = agreedFec(this.#ctx.opt.fec, resp.attrs)
     installCurrent(ss, session, now, this.#ctx.drop)
-    port.setRecvKey(p.slot, localIndex, session.keys.dataRecv)
-    port.setSendKey(p.slot, session.keys.dataSend, session.remoteIndex)
+    port.setRecvKey(p.slot, localIndex, session.keys.dataRecv, session.fec !== null)
+    port.setSendKey(p.slot, session.keys.dataSend, session.remoteIndex, session.fec)
     this.#send(p, session.ctl.seal(encodeControl({ kind: CTL_CONFIRM })), from)
     this.#ctx.log.debug('session with peer established', { peer: intToIp(p.tunnelIp) })
     p.path?.setSession(true, now)
@@ -244,7 +248,7 @@ export class PeerSessions {
   onConfirm (p: PeerRemote, s: Session, now: number): void {
     if (p.sessions.pending !== s) return
     confirmPending(p.sessions, s, now, this.#ctx.drop)
-    this.#ctx.port.setSendKey(p.slot, s.keys.dataSend, s.remoteIndex)
+    this.#ctx.port.setSendKey(p.slot, s.keys.dataSend, s.remoteIndex, s.fec ?? null)
     this.#ctx.log.debug('session with peer established', { peer: intToIp(p.tunnelIp) })
     p.path?.setSession(true, now)
   }

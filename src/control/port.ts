@@ -42,15 +42,18 @@ export interface DataplanePort {
    * packet must be addressed to tunnelIp or one of them. Replaces the last set.
    */
   setLocalPrefixes(prefixes: readonly IpPrefix[]): void
-  /** Start sending to the peer on a new session (counter restarts at 0). */
-  setSendKey(slot: number, key: Uint8Array, remoteIndex: number): void
+  /**
+   * Start sending to the peer on a new session (counter restarts at 0).
+   * fec: the session negotiated FEC; send parity with these parameters.
+   */
+  setSendKey(slot: number, key: Uint8Array, remoteIndex: number, fec?: { data: number, parity: number } | null): void
   /**
    * Stop sending to the peer: its session expired (REJECT_AFTER) with no
    * successor. The send key is wiped; its packets queue and NEED_SESSION is asked.
    */
   clearSendKey(slot: number): void
-  /** Accept data messages addressed to localIndex. */
-  setRecvKey(slot: number, localIndex: number, key: Uint8Array): void
+  /** Accept data messages addressed to localIndex; fec: the session negotiated FEC (decode its parity). */
+  setRecvKey(slot: number, localIndex: number, key: Uint8Array, fec?: boolean): void
   dropRecvIndex(localIndex: number): void
   /** Send one control-plane datagram from the daemon's UDP port. */
   sendControl(bytes: Uint8Array, ip: number, port: number, sock?: number): void

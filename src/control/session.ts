@@ -53,6 +53,8 @@ export interface Session {
   readonly ctl: ControlChannel
   readonly createdAt: number
   readonly initiator: boolean
+  /** FEC on this session (both sides offered it; control/fec-negotiation.ts): our sending parameters, else null/absent. */
+  fec?: { readonly data: number, readonly parity: number } | null
 }
 
 export function newSession (localIndex: number, remoteIndex: number, keys: SessionKeys, now: number, initiator: boolean): Session {

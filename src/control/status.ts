@@ -48,6 +48,13 @@ export interface PeerStatus {
    */
   p2p?: P2pStatus | null
   /**
+   * Client peers of a client with --fec: the FEC of the current session
+   * (our sending parameters; both sides offered it), or null when the
+   * session runs without (the peer did not offer it, or no session yet).
+   * Absent without --fec. Groups recovered etc.: counters.fec*.
+   */
+  fec?: { data: number, parity: number } | null
+  /**
    * Server: the routes this client advertised, each with the server's
    * decision (approved, pending: not approved by --approve-routes, refused:
    * overlapping the tunnel network, the server's or another node's route)

@@ -227,16 +227,16 @@ export class Dataplane implements DataplanePort {
 
   removePeer (slot: number): void { this.#postAll({ code: 'PEER_REMOVE', slot }) }
 
-  setSendKey (slot: number, key: Uint8Array, remoteIndex: number): void {
-    this.#post('outbound', { code: 'SEND_KEY', slot, key, remoteIndex })
+  setSendKey (slot: number, key: Uint8Array, remoteIndex: number, fec: { data: number, parity: number } | null = null): void {
+    this.#post('outbound', { code: 'SEND_KEY', slot, key, remoteIndex, fec })
   }
 
   clearSendKey (slot: number): void {
     this.#post('outbound', { code: 'SEND_KEY_CLEAR', slot })
   }
 
-  setRecvKey (slot: number, localIndex: number, key: Uint8Array): void {
-    this.#post('inbound', { code: 'RECV_KEY', slot, localIndex, key })
+  setRecvKey (slot: number, localIndex: number, key: Uint8Array, fec = false): void {
+    this.#post('inbound', { code: 'RECV_KEY', slot, localIndex, key, fec })
   }
 
   dropRecvIndex (localIndex: number): void { this.#post('inbound', { code: 'DROP_INDEX', localIndex }) }

@@ -37,6 +37,12 @@
  *      (IFF_VNET_HDR; writev, no copy), everything else is written as is; udpSendBatchGso for relays
  *      (runs of equal-length datagrams to one client leave as one GSO send).
  *
+ * FEC sessions (fec-hooks.ts): their data messages are copied before step 3
+ * and handed to the session's decoder once authenticated; parity messages
+ * (type 8, direct or relayed) go to the decoder too. Messages it rebuilds
+ * run steps 3-5 after the batch, from a scratch buffer, like received
+ * ones. FEC sessions are left out of the fast path's session hash.
+ *
  * One thread, one pass per batch: per-peer order is the arrival order.
  */
 import type { Native } from './native.js'
@@ -47,6 +53,8 @@ import { ReplayWindow } from '../crypto/replay.js'
 import { RouteTable } from './route-table.js'
 import { SpscRing } from './ring.js'
 import { InitGuard } from './init-guard.js'
+import { FecReceiver } from './fec-hooks.js'
+import { FEC_MAX_SHARD, MSG_FEC } from '../wire/fec.js'
 import { CookieChecker } from '../crypto/cookie.js'
 import { COOKIE_REPLY_LEN, MSG_COOKIE_REPLY } from '../wire/cookie.js'
 import { clearPeerCounters, statsView } from './stats.js'
@@ -62,10 +70,12 @@ import {
 const MIN_DATA = 16 + TAG + 20
 /** Counters at or above 2^53 cannot be exact JS numbers; no session lives that long (REJECT_AFTER_MESSAGES). */
 const MAX_COUNTER_HIGH = 0x1f_ffff
-/** PROTOCOL §4.4: an envelope carries a handshake, control or data message (types 1-4), never a Relay (5) or a Reject (6). */
+/** PROTOCOL §4.4: an envelope carries a handshake, control, data or FEC parity message (types 1-4, 8), never a Relay (5) or a Reject (6). */
 function relayableInner (type: number): boolean {
-  return type >= MSG_HANDSHAKE_INIT && type <= MSG_DATA
+  return (type >= MSG_HANDSHAKE_INIT && type <= MSG_DATA) || type === MSG_FEC
 }
+/** Scratch room per rebuilt data message (a FEC shard, plus room in front). */
+const FEC_SLOT = FEC_MAX_SHARD + 64
 
 const RELAY_QUEUED = 1
 const RELAY_DROPPED = 2
@@ -119,6 +129,12 @@ export class Inbound {
   readonly #fwdOffsets = new Int32Array(RX_MAX_PACKETS)
   readonly #fwdLens = new Int32Array(RX_MAX_PACKETS)
   readonly #fwdAddrs = new Uint32Array(RX_MAX_PACKETS * 2)
+  /** FEC decoders of the sessions that negotiated it; the sealed copies of the batch's FEC data messages (null: not FEC). */
+  readonly #fec: FecReceiver
+  readonly #openCopy: (Uint8Array | null)[] = new Array(RX_MAX_PACKETS).fill(null)
+  /** Rebuilt sealed data messages waiting for their open (after the batch), and the scratch memory they are opened in. */
+  #rebuilt: Uint8Array[] = []
+  #fecMem: Uint8Array | null = null
 
   constructor (init: WorkerInit, native: Native, post: (m: FromWorker) => void) {
     this.#native = native
@@ -144,6 +160,7 @@ export class Inbound {
     this.#guard = this.#isServer && init.macKeys != null
       ? new InitGuard(new CookieChecker(init.macKeys, (b) => { crypto.getRandomValues(b) }), performance.now())
       : null
+    this.#fec = new FecReceiver(this.#stats)
     if (init.packetMem.byteLength < RX_BUFS * RX_BUF_SIZE) throw new RangeError(`inbound packet memory must be at least ${RX_BUFS * RX_BUF_SIZE} bytes`)
   }
 
@@ -174,7 +191,9 @@ export class Inbound {
         this.#sess[sn * FS_WORDS + FS_SLOT] = m.slot
         this.#sess[sn * FS_WORDS + FS_LOCAL_INDEX] = m.localIndex | 0
         this.#sessions.set(m.localIndex, { localIndex: m.localIndex, slot: m.slot, keyOff, window })
-        this.#sessionHash.set(m.localIndex >>> 0, sn)
+        // A FEC session's data must reach its decoder: the fast path does not know it.
+        if (m.fec === true) this.#fec.open(m.localIndex)
+        else this.#sessionHash.set(m.localIndex >>> 0, sn)
         break
       }
       case 'DROP_INDEX': this.#dropSession(m.localIndex); break
@@ -191,6 +210,7 @@ export class Inbound {
     if (s === undefined) return
     this.#sessions.delete(localIndex)
     this.#sessionHash.delete(localIndex >>> 0)
+    this.#fec.close(localIndex)
     this.#keys.fill(0, s.keyOff, s.keyOff + KEY_LEN)
     this.#native.aeadForget() // and the addon's cached copy of the last key opened
     this.#freeKeys.push(s.keyOff)
@@ -293,7 +313,11 @@ export class Inbound {
         this.#openCounter[nOpen] = hi * 0x1_0000_0000 + view.getUint32(start + 8, true)
         this.#openVia[nOpen] = via
         this.#openSrc[nOpen] = i
+        // FEC: keep the sealed bytes (the open is in place) for the decoder.
+        this.#openCopy[nOpen] = this.#fec.any && this.#fec.on(idx) ? mem.slice(start, start + mlen) : null
         nOpen++
+      } else if (type === MSG_FEC) {
+        for (const r of this.#fec.parity(mem.subarray(start, start + mlen), Date.now())) this.#rebuilt.push(r)
       } else if (type === MSG_HANDSHAKE_INIT && via < 0 && this.#guard !== null) {
         if (this.#gate(start, mlen, ip, port, nCtrl) && this.#toControl(CTRL_KIND_PACKET, start, mlen, ip, port, 0, nCtrl)) nCtrl++
       } else if (type === MSG_HANDSHAKE_INIT || type === MSG_HANDSHAKE_RESP || type === MSG_CONTROL || type === MSG_REJECT || type === MSG_COOKIE_REPLY) {
@@ -303,7 +327,8 @@ export class Inbound {
       }
     }
     if (nCtrl > 0 && this.#ring!.publish(nCtrl)) this.#post({ code: 'CTRL' })
-    if (nOpen > 0) this.#openAndDeliver(nOpen)
+    if (nOpen > 0) this.#openAndDeliver(nOpen, mem, view)
+    if (this.#rebuilt.length > 0) this.#openRebuilt()
     if (nFwd > 0) {
       const sent = this.#native.udpSendBatchGso(this.#init.udpFd, mem, this.#fwdOffsets, this.#fwdLens, this.#fwdAddrs, nFwd)
       for (let i = 0; i < sent; i++) {
@@ -334,10 +359,37 @@ export class Inbound {
     return RELAY_QUEUED
   }
 
-  #openAndDeliver (nOpen: number): void {
+  /** Open the data messages FEC rebuilt, from a scratch buffer, through the same checks as received ones. */
+  #openRebuilt (): void {
+    const list = this.#rebuilt
+    this.#rebuilt = []
+    const mem = this.#fecMem ??= new Uint8Array(RX_MAX_PACKETS * FEC_SLOT)
+    const view = new DataView(mem.buffer)
+    let n = 0
+    for (const m of list) {
+      if (n === RX_MAX_PACKETS) { this.#openAndDeliver(n, mem, view); n = 0 }
+      const start = n * FEC_SLOT + 64
+      mem.set(m, start)
+      const sess = this.#sessions.get(view.getUint32(start + 4, true))
+      const hi = view.getUint32(start + 12, true)
+      if (sess === undefined || m.length < MIN_DATA || hi > MAX_COUNTER_HIGH) { this.#stats[C.dropAuthFailed]++; continue }
+      const d = this.#desc
+      d[n * 4] = start
+      d[n * 4 + 1] = 16
+      d[n * 4 + 2] = m.length - 16
+      d[n * 4 + 3] = sess.keyOff
+      this.#openSess[n] = sess
+      this.#openCounter[n] = hi * 0x1_0000_0000 + view.getUint32(start + 8, true)
+      this.#openVia[n] = -1
+      this.#openSrc[n] = 0
+      this.#openCopy[n] = null
+      n++
+    }
+    if (n > 0) this.#openAndDeliver(n, mem, view)
+  }
+
+  #openAndDeliver (nOpen: number, mem: Uint8Array, view: DataView): void {
     const s = this.#stats
-    const view = this.#view
-    const mem = this.#mem
     this.#native.aeadOpenBatch(mem, this.#desc, nOpen, this.#keys, this.#results)
     const base = COUNTERS.length
     const now = Date.now()
@@ -348,6 +400,11 @@ export class Inbound {
     for (let j = 0; j < nOpen; j++) {
       if (this.#results[j] !== 1) { s[C.dropAuthFailed]++; continue }
       const sess = this.#openSess[j]!
+      const copy = this.#openCopy[j]
+      if (copy !== null) {
+        this.#openCopy[j] = null
+        for (const r of this.#fec.opened(sess.localIndex, copy, now)) this.#rebuilt.push(r)
+      }
       if (!sess.window.accept(this.#openCounter[j])) { s[C.dropReplay]++; continue }
       const peer = this.peers.bySlot[sess.slot]
       if (peer === undefined) { s[C.dropNoSession]++; continue }

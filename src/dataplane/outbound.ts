@@ -25,7 +25,10 @@
  *
  * All stages run in order on one thread, so per-peer packet order is the TUN
  * read order. Nothing is copied except packets queued while a session is set
- * up.
+ * up. FEC peers (fec-hooks.ts): after step 5 each of their sealed data
+ * messages goes to the peer's encoder, whose parity messages leave behind
+ * the batch; they never take the native fast path (#syncFast), so the
+ * encoder sees every data message.
  */
 import type { Native } from './native.js'
 import { MSG_DATA, MSG_RELAY } from '../wire/messages.js'
@@ -33,6 +36,8 @@ import { KEY_LEN, REJECT_AFTER_MESSAGES, REKEY_AFTER_MESSAGES } from '../wire/co
 import { PeerTable, QUEUE_MAX, type WorkerPeer } from './peers.js'
 import { statsView } from './stats.js'
 import { FastPeers, IntHash, fastConfig, ip6HashKey, sharedFloat64, sharedInt32, sharedUint8 } from './fast-path.js'
+import { FecSender } from './fec-hooks.js'
+import type { FecConfig } from './fec.js'
 import { BATCH, C, HEADROOM, MAX_PACKET, PEER_FIELDS, P_TX_BYTES, P_TX_PACKETS, SLOT_SIZE, TAG, COUNTERS, type FromWorker, type ToWorker, type WorkerInit } from '../workers/layout.js'
 
 
@@ -42,6 +47,8 @@ export class Outbound {
   readonly #post: (m: FromWorker) => void
   readonly #now: () => number
   readonly peers: PeerTable
+  /** Per-peer FEC encoders and their parity sends (fec-hooks.ts). */
+  readonly fec: FecSender
   readonly #mem: Uint8Array
   readonly #view: DataView
   readonly #stats: Float64Array
@@ -89,6 +96,7 @@ export class Outbound {
     this.#routes = new IntHash(init.maxPeers * 2) // tunnel addresses and IPv6 /128 keys
     for (let i = 0; i < BATCH; i++) this.#rdOffsets[i] = i * SLOT_SIZE + HEADROOM
     this.#sbuf = init.tunVnet ? new Uint8Array(65536 + 64) : null
+    this.fec = new FecSender(init.maxPeers, native, init.udpFd, this.#stats, now, (slot) => this.peers.bySlot[slot])
   }
 
   /** Add or update a peer (PEER). */
@@ -109,9 +117,10 @@ export class Outbound {
   }
 
   /** Install a send key: new session for this peer, counter restarts at 0, queued packets are flushed. */
-  setSendKey (slot: number, key: Uint8Array, remoteIndex: number): void {
+  setSendKey (slot: number, key: Uint8Array, remoteIndex: number, fec: FecConfig | null = null): void {
     const p = this.peers.bySlot[slot]
     if (p === undefined) return
+    this.fec.set(slot, fec)
     this.#keys.set(key, slot * KEY_LEN)
     p.sendKeyOff = slot * KEY_LEN
     p.remoteIndex = remoteIndex
@@ -130,6 +139,7 @@ export class Outbound {
     if (p === undefined || p.sendKeyOff < 0) return
     p.sendKeyOff = -1
     p.askedAt = -Infinity
+    this.fec.set(slot, null)
     this.#syncFast(p)
     this.#wipeKey(slot)
   }
@@ -149,12 +159,14 @@ export class Outbound {
     this.#keys.fill(0, slot * KEY_LEN, slot * KEY_LEN + KEY_LEN)
     this.#native.aeadForget()
     this.#unroute(p)
+    this.fec.set(slot, null)
     this.#fastPeers.clear(slot)
     this.#counters[slot] = 0
   }
 
   #syncFast (p: WorkerPeer): void {
-    this.#fastPeers.set(p, p.sendKeyOff >= 0, p.remoteIndex, this.peers.ownIp6(p))
+    // A FEC session's packets must all reach the encoder: the fast path treats the peer as keyless.
+    this.#fastPeers.set(p, p.sendKeyOff >= 0 && !this.fec.on(p.slot), p.remoteIndex, this.peers.ownIp6(p))
   }
 
   /**
@@ -294,6 +306,18 @@ export class Outbound {
       s[ps + P_TX_BYTES] += len
     }
     if (sent < k) s[C.dropUdpSend] += k - sent
+    if (this.fec.any) this.#fecAfterSend(k)
+  }
+
+  /** Hand the FEC peers' sealed data messages of the batch to their encoders (parity leaves behind the batch). */
+  #fecAfterSend (k: number): void {
+    const now = this.#now()
+    for (let i = 0; i < k; i++) {
+      const slot = this.#sendSlots[i]
+      if (!this.fec.on(slot)) continue
+      const hdr = this.#desc[i * 4]
+      this.fec.sealed(this.peers.bySlot[slot]!, this.#mem.subarray(hdr, hdr + 16 + this.#desc[i * 4 + 2] + TAG), now)
+    }
   }
 
   #enqueue (p: WorkerPeer, off: number, len: number): void {

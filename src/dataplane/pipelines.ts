@@ -60,6 +60,7 @@ export function runPipelines (init: WorkerInit, native: Native, port: PipelinePo
     stopped = true
     for (const p of polls) native.pollStop(p)
     polls.length = 0
+    out?.fec.stop()
   }
   const fail = (err: unknown): void => {
     if (stopped) return
@@ -99,7 +100,7 @@ export function runPipelines (init: WorkerInit, native: Native, port: PipelinePo
           return
         case 'PEER': out?.upsertPeer(m); inb?.handle(m); return
         case 'PEER_REMOVE': out?.removePeer(m.slot); inb?.handle(m); return
-        case 'SEND_KEY': out?.setSendKey(m.slot, m.key, m.remoteIndex); return
+        case 'SEND_KEY': out?.setSendKey(m.slot, m.key, m.remoteIndex, m.fec ?? null); return
         case 'SEND_KEY_CLEAR': out?.clearSendKey(m.slot); return
         // An adopted birthday-search socket: its datagrams enter the inbound pipeline.
         case 'ADD_SOCKET': if (inb !== null && !stopped) watch(m.fd, () => { inb.onReadable(m.fd, m.sock) }); return

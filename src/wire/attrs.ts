@@ -19,12 +19,16 @@
  *  type 3 REFUSED (vlen 1): family u8 (4 or 6): in a RespPayload whose
  *         status is a refusal, which of the initiator's tunnel addresses
  *         the status is about (absent: the IPv4 one). Nowhere else.
+ *  type 4 FEC (vlen 2): data u8 (1..FEC_MAX_DATA), parity u8
+ *         (1..FEC_MAX_PARITY): the node can decode FEC parity (type 8) and
+ *         sends parity with these parameters on end-to-end sessions where
+ *         the other side offered FEC too (PROTOCOL §4.7). At most one.
  *
  *  Attributes of unknown type are skipped (a later version may add some
  *  without changing PROTOCOL_VERSION); a known type with a wrong length or
  *  value, a duplicate TUNNEL6, too many routes, or an attribute running past
  *  the block is a WireError. Encoders write TUNNEL6 first, then the routes
- *  in order, then REFUSED.
+ *  in order, then REFUSED, then FEC.
  */
 import { WireError } from '../errors.js'
 import { maxPrefixLen, networkOf, samePrefix, type IpPrefix } from './prefix.js'
@@ -33,6 +37,10 @@ import { checkRoom, readU16, writeU16 } from './messages.js'
 export const ATTR_TUNNEL6 = 1
 export const ATTR_ROUTE = 2
 export const ATTR_REFUSED = 3
+export const ATTR_FEC = 4
+/** FEC limits (the same as wire/fec.ts, repeated to keep this file free of dataplane imports). */
+const FEC_ATTR_MAX_DATA = 32
+const FEC_ATTR_MAX_PARITY = 16
 /** Routes a node may advertise, and a peer entry may carry. */
 export const MAX_ROUTES = 16
 const TUNNEL6_VLEN = 17
@@ -46,11 +54,13 @@ export interface NodeAttrs {
   readonly routes: readonly IpPrefix[]
   /** A refusal's RespPayload only: the family of the refused address (6: the IPv6 one); absent otherwise. */
   readonly refused?: 4 | 6
+  /** FEC offered (data, parity), absent or null: none. */
+  readonly fec?: { readonly data: number, readonly parity: number } | null
 }
 
 export const NO_ATTRS: NodeAttrs = Object.freeze({ tunnel6: null, routes: Object.freeze([]) as readonly IpPrefix[] })
 
-export function isEmptyAttrs (a: NodeAttrs): boolean { return a.tunnel6 === null && a.routes.length === 0 && a.refused === undefined }
+export function isEmptyAttrs (a: NodeAttrs): boolean { return a.tunnel6 === null && a.routes.length === 0 && a.refused === undefined && (a.fec ?? null) === null }
 
 /** Encoded size including the u16 length. */
 export function attrsLength (a: NodeAttrs = NO_ATTRS): number {
@@ -58,6 +68,7 @@ export function attrsLength (a: NodeAttrs = NO_ATTRS): number {
   if (a.tunnel6 !== null) n += 2 + TUNNEL6_VLEN
   for (const r of a.routes) n += 2 + 2 + (r.family === 4 ? 4 : 16)
   if (a.refused !== undefined) n += 3
+  if ((a.fec ?? null) !== null) n += 2 + 2
   return n
 }
 
@@ -79,6 +90,8 @@ export function encodeAttrs (a: NodeAttrs, buf: Uint8Array, offset: number): num
     checkPrefix('route', r)
     if (!samePrefix(networkOf(r), r)) throw new WireError('route: host bits set')
   }
+  const fec = a.fec ?? null
+  if (fec !== null && !validFec(fec.data, fec.parity)) throw new WireError(`FEC ${fec.data},${fec.parity} out of range`)
   const len = attrsLength(a)
   checkRoom(buf, offset, len)
   writeU16(buf, offset, len - 2)
@@ -105,7 +118,18 @@ export function encodeAttrs (a: NodeAttrs, buf: Uint8Array, offset: number): num
     buf[p + 2] = a.refused
     p += 3
   }
+  if (fec !== null) {
+    buf[p] = ATTR_FEC
+    buf[p + 1] = 2
+    buf[p + 2] = fec.data
+    buf[p + 3] = fec.parity
+    p += 4
+  }
   return p
+}
+
+function validFec (data: number, parity: number): boolean {
+  return Number.isInteger(data) && Number.isInteger(parity) && data >= 1 && data <= FEC_ATTR_MAX_DATA && parity >= 1 && parity <= FEC_ATTR_MAX_PARITY
 }
 
 /** Reads the block at buf[offset] (the caller knows it starts there); returns the attributes and the offset after it. */
@@ -116,6 +140,7 @@ export function decodeAttrs (buf: Uint8Array, offset: number, what: string): { a
   let tunnel6: IpPrefix | null = null
   const routes: IpPrefix[] = []
   let refused: 4 | 6 | undefined
+  let fec: { data: number, parity: number } | null = null
   for (let p = offset + 2; p < end;) {
     if (end - p < 2) throw new WireError(`${what}: attribute header truncated`)
     const type = buf[p]
@@ -140,8 +165,13 @@ export function decodeAttrs (buf: Uint8Array, offset: number, what: string): { a
     } else if (type === ATTR_REFUSED) {
       if (vlen !== 1 || (buf[v] !== 4 && buf[v] !== 6)) throw new WireError(`${what}: REFUSED of ${vlen} bytes, family ${buf[v]}`)
       refused = buf[v] as 4 | 6
+    } else if (type === ATTR_FEC) {
+      if (vlen !== 2) throw new WireError(`${what}: FEC of ${vlen} bytes`)
+      if (fec !== null) throw new WireError(`${what}: two FEC attributes`)
+      if (!validFec(buf[v], buf[v + 1])) throw new WireError(`${what}: FEC ${buf[v]},${buf[v + 1]} out of range`)
+      fec = { data: buf[v], parity: buf[v + 1] }
     }
     p = v + vlen
   }
-  return { attrs: refused === undefined ? { tunnel6, routes } : { tunnel6, routes, refused }, end }
+  return { attrs: { tunnel6, routes, ...(refused !== undefined ? { refused } : {}), ...(fec !== null ? { fec } : {}) }, end }
 }

@@ -98,7 +98,10 @@ export const COUNTERS = [
   // per-source or the global rate, no valid mac2 under load with the reply cap spent; replies sent.
   'dropInitMac1', 'dropInitRateSource', 'dropInitRateGlobal', 'dropCookieReplyLimited', 'cookieReplies',
   // Server with --client-isolation: a relay envelope between two clients (dropped, never forwarded).
-  'dropIsolated'
+  'dropIsolated',
+  // FEC (dataplane/fec-hooks.ts): parity messages sent; groups rebuilt, data messages rebuilt, groups lost beyond
+  // their parity; parity messages malformed, or for no FEC session of ours (not negotiated, or the session is gone).
+  'fecParitySent', 'fecGroupsRecovered', 'fecPacketsRecovered', 'fecGroupsUnrecoverable', 'dropFecMalformed', 'dropFecNoSession'
 ] as const
 export type CounterName = typeof COUNTERS[number]
 export const C: Record<CounterName, number> = Object.fromEntries(COUNTERS.map((n, i) => [n, i])) as Record<CounterName, number>
@@ -169,10 +172,10 @@ export type ToWorker =
   /** Inbound: also receive on this socket (a probe socket that won a birthday search); `sock` is its id for the control ring. */
   | { code: 'ADD_SOCKET', fd: number, sock: number }
   | { code: 'PEER_REMOVE', slot: number }
-  | { code: 'SEND_KEY', slot: number, key: Uint8Array, remoteIndex: number }
+  | { code: 'SEND_KEY', slot: number, key: Uint8Array, remoteIndex: number, fec?: { data: number, parity: number } | null }
   /** Outbound: stop sending on the peer's session (it expired): key wiped, packets queue and NEED_SESSION is asked. */
   | { code: 'SEND_KEY_CLEAR', slot: number }
-  | { code: 'RECV_KEY', slot: number, localIndex: number, key: Uint8Array }
+  | { code: 'RECV_KEY', slot: number, localIndex: number, key: Uint8Array, fec?: boolean }
   | { code: 'DROP_INDEX', localIndex: number }
   | { code: 'STOP' }
 

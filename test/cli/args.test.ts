@@ -55,6 +55,7 @@ t.test('defaults', async t => {
     dev: 'lwt0',
     control: SOCK('lwt0'),
     mtu: 1400,
+    fec: null,
     maxClients: 100,
     p2p: true,
     portMapping: true,
@@ -341,10 +342,10 @@ t.test('-c config files', async t => {
     t.match(p[1], /unknown key "mtuu" \(did you mean "mtu"\?\)/)
   })
   t.test('ignored Go keys give one warning each', async t => {
-    const f = file('go-ignored.json', { mode: 'server', tunnel_addr: '10.0.0.1/24', key: 'abcdefgh', fec_data: 10, fec_parity: 3, send_queue_size: 5000, recv_queue_size: 5000, multi_client: true, enable_mesh_routing: true, max_hops: 3, route_update_interval: 30, p2p_timeout: 5, enable_nat_detection: true, enable_xdp: true, enable_kernel_tune: true, route_advert_interval: 300, p2p_keepalive_interval: 25, p2p_port: 0, config_push_interval: 0, timeout: 30, transport: 'rawtcp' })
+    const f = file('go-ignored.json', { mode: 'server', tunnel_addr: '10.0.0.1/24', key: 'abcdefgh', send_queue_size: 5000, recv_queue_size: 5000, multi_client: true, enable_mesh_routing: true, max_hops: 3, route_update_interval: 30, p2p_timeout: 5, enable_nat_detection: true, enable_xdp: true, enable_kernel_tune: true, route_advert_interval: 300, p2p_keepalive_interval: 25, p2p_port: 0, config_push_interval: 0, timeout: 30, transport: 'rawtcp' })
     const { warnings } = run(['-c', f])
-    t.equal(warnings.length, 18)
-    for (const k of ['fec_data', 'fec_parity', 'send_queue_size', 'recv_queue_size', 'multi_client', 'enable_mesh_routing', 'max_hops', 'route_update_interval', 'p2p_timeout', 'enable_nat_detection', 'enable_xdp', 'enable_kernel_tune', 'route_advert_interval', 'p2p_keepalive_interval', 'p2p_port', 'config_push_interval', 'timeout', 'transport']) {
+    t.equal(warnings.length, 16)
+    for (const k of ['send_queue_size', 'recv_queue_size', 'multi_client', 'enable_mesh_routing', 'max_hops', 'route_update_interval', 'p2p_timeout', 'enable_nat_detection', 'enable_xdp', 'enable_kernel_tune', 'route_advert_interval', 'p2p_keepalive_interval', 'p2p_port', 'config_push_interval', 'timeout', 'transport']) {
       t.equal(warnings.filter(w => w.includes(`"${k}" is a Go lightweight-tunnel setting that is ignored: `)).length, 1, k)
     }
   })

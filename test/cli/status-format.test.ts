@@ -118,6 +118,22 @@ t.test('direct-path section: candidates, NAT kinds, why relay, last pong', async
   t.notMatch(formatStatus(clientReport), /direct paths/, 'no section without p2p data (--no-p2p, servers)')
 })
 
+t.test('FEC section: per peer parameters or off, and the counters', async t => {
+  const out = formatStatus({
+    ...clientReport,
+    counters: { fecGroupsRecovered: 7, fecPacketsRecovered: 9, fecGroupsUnrecoverable: 1, fecParitySent: 30, dropFecMalformed: 2 },
+    peers: [
+      peer({ fec: { data: 10, parity: 3 } }),
+      peer({ tunnelIp: '10.0.0.10', fec: null }),
+      peer({ tunnelIp: '10.0.0.1', peerId: 0, role: 'server' })
+    ]
+  })
+  t.match(out, /FEC \(--fec; recovered groups 7, packets 9, unrecoverable groups 1, parity sent 30, malformed parity dropped 2\):/)
+  t.match(out, /\n  10\.0\.0\.3  10,3 \(3 parity after every 10 data messages\)\n  10\.0\.0\.10  off \(the peer does not use --fec, or no session yet\)\n/)
+  t.notMatch(out, /10\.0\.0\.1  (off|\d)/, 'the server entry has no FEC line')
+  t.notMatch(formatStatus(clientReport), /FEC/, 'no section without --fec')
+})
+
 t.test('control-plane timing: one line, only when the report has it', async t => {
   const controlPlane = { tickLateMs: { p50: 1.24, p99: 3.4, max: 12.3 }, loopDelayMs: { p50: 0.1, p99: 11, max: 40.2 }, ticks: 4032, ticksLate: 3 }
   const out = formatStatus({ ...clientReport, controlPlane })

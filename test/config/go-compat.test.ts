@@ -100,7 +100,8 @@ t.test('every ignored Go key gives exactly its warning', async t => {
     const SERVER = ['server', '-t', '10.0.0.1/24', '-k', 'abcdefgh']
     for (const spec of SPECS.filter(s => s.key === 'goIgnored')) {
       const argv = spec.type === 'bool' ? [`-${spec.names[0]!}`] : [`-${spec.names[0]!}`, '1']
-      t.same(run([...SERVER, ...argv]).warnings, [`-${spec.names[0]!} is a Go lightweight-tunnel setting that is ignored: ${GO_IGNORED_KEYS[spec.goKey!]!}`], spec.names[0]!)
+      const why = GO_IGNORED_KEYS[spec.goKey!] ?? 'FEC is one flag here: --fec DATA,PARITY (e.g. --fec 10,3)'
+      t.same(run([...SERVER, ...argv]).warnings, [`-${spec.names[0]!} is a Go lightweight-tunnel setting that is ignored: ${why}`], spec.names[0]!)
     }
   })
 })
@@ -140,7 +141,7 @@ t.test('readConfigFile', async t => {
   })
   t.test('unknown keys: one problem each, with a suggestion when one is close', async t => {
     const r = read({ tunel_addr: 'x', colour: 'blue', fec_dat: 1 })
-    const valid = 'mode, listen, remote, tun, key, keyFile, networkName, dev, control, mtu, maxClients, p2p, portMapping, keepalive, logLevel, logFormat, placement, fastPath, metrics, handshakeWorkers, stateDir, nodeKey, serverKey, authorizedNodes, advertiseRoutes, approveRoutes, acceptRoutes, clientIsolation, key_file, network_name, advertise_routes, approve_routes, accept_routes, port_mapping, local_addr, remote_addr, tunnel_addr, tun_name, max_clients, p2p_enabled, routes, client_isolation'
+    const valid = 'mode, listen, remote, tun, key, keyFile, networkName, dev, control, mtu, fec, maxClients, p2p, portMapping, keepalive, logLevel, logFormat, placement, fastPath, metrics, handshakeWorkers, stateDir, nodeKey, serverKey, authorizedNodes, advertiseRoutes, approveRoutes, acceptRoutes, clientIsolation, key_file, network_name, advertise_routes, approve_routes, accept_routes, port_mapping, local_addr, remote_addr, tunnel_addr, tun_name, max_clients, p2p_enabled, routes, client_isolation, fec_data, fec_parity'
     t.same(r.problems, [
       `${r.path}: unknown key "tunel_addr" (did you mean "tunnel_addr"?); expected one of ${valid}`,
       `${r.path}: unknown key "colour"; expected one of ${valid}`,
@@ -228,4 +229,43 @@ t.test('a quoted number in the file says it must be a number', async t => {
     `${path}: "maxClients": must be a number, not the string "5": write 5 without quotes`,
     `${path}: "keepalive": must be a number, not the string "10": write 10 without quotes`
   ])
+})
+
+t.test('FEC: --fec DATA,PARITY, the file key fec, and the Go keys fec_data + fec_parity give the same Config', async t => {
+  const file = writer(t)
+  const CLIENT = ['client', '-r', '203.0.113.5:9000', '-t', '10.0.0.2/24', '-k', 'abcdefgh']
+  t.same(run([...CLIENT, '--fec', '10,3']).config.fec, { data: 10, parity: 3 })
+  t.equal(run(CLIENT).config.fec, null, 'off by default')
+  const base = { mode: 'client', remote_addr: '203.0.113.5:9000', tunnel_addr: '10.0.0.2/24', key: 'abcdefgh' }
+  const go = run(['-c', file('go.json', { ...base, fec_data: 10, fec_parity: 3 })])
+  t.same(go.config.fec, { data: 10, parity: 3 })
+  t.same(go.warnings, [])
+  t.same(run(['-c', file('ours.json', { ...base, fec: '8,2' })]).config.fec, { data: 8, parity: 2 })
+  t.same(run(['-c', file('arr.json', { ...base, fec: [8, 2] })]).config.fec, { data: 8, parity: 2 })
+  t.equal(run(['-c', file('zeros.json', { ...base, fec_data: 0, fec_parity: 0 })]).config.fec, null, 'Go zeros: off')
+  t.equal(run(['-c', file('off.json', { ...base, fec: 'off' })]).config.fec, null)
+})
+
+t.test('FEC: wrong values are problems naming the value and the fix', async t => {
+  const file = writer(t)
+  const CLIENT = ['client', '-r', '203.0.113.5:9000', '-t', '10.0.0.2/24', '-k', 'abcdefgh']
+  const problems = (argv: string[]): string[] => {
+    try { parseCommand(argv, ENV) } catch (err) { return [...(err as { problems: string[] }).problems] }
+    return []
+  }
+  const fix = 'give DATA,PARITY: DATA 1..32 data messages per group, PARITY 1..16 parity messages after them (e.g. 10,3), or "off"'
+  t.same(problems([...CLIENT, '--fec', '10']), [`--fec: expected DATA,PARITY (e.g. 10,3), got "10"; ${fix}`])
+  t.same(problems([...CLIENT, '--fec', '0,3']), [`--fec: DATA must be 1-32 (got 0); ${fix}`])
+  t.same(problems([...CLIENT, '--fec', '10,17']), [`--fec: PARITY must be 1-16 (got 17); ${fix}`])
+  const base = { mode: 'client', remote_addr: '203.0.113.5:9000', tunnel_addr: '10.0.0.2/24', key: 'abcdefgh' }
+  const half = file('half.json', { ...base, fec_data: 10 })
+  t.same(problems(['-c', half]), [`${half}: "fec_data" without "fec_parity"; give both (e.g. "fec_data": 10, "fec_parity": 3) or "fec": "10,3"`])
+  const both = file('both.json', { ...base, fec_data: 10, fec_parity: 3, fec: '4,1' })
+  t.same(problems(['-c', both]), [`${both}: "fec" and ${both}: "fec_data"/"fec_parity" conflict: both set FEC, to "4,1" and "10,3"; keep one`])
+  const server = parseCommand(['server', '-t', '10.0.0.1/24', '-k', 'abcdefgh', '--fec', '10,3'], ENV)
+  t.equal(server.kind, 'run')
+  if (server.kind === 'run') {
+    t.equal(server.config.fec, null)
+    t.ok(server.warnings.includes('--fec: ignored on a server (it relays parity unopened); give it to the clients'))
+  }
 })

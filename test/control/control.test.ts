@@ -40,7 +40,7 @@ interface Lab {
   server: ServerController
   serverDp: FakeDataplane
   serverLog: string[]
-  addClient(n: number, opts?: { tunnelIp?: string, psk?: Uint8Array, nodeKey?: StaticKey, serverPin?: ServerPin }): { c: ClientController, dp: FakeDataplane, lines: string[] }
+  addClient(n: number, opts?: { tunnelIp?: string, psk?: Uint8Array, nodeKey?: StaticKey, serverPin?: ServerPin, fec?: { data: number, parity: number } | null }): { c: ClientController, dp: FakeDataplane, lines: string[] }
   /** Advance time in ticks, delivering everything in between. */
   run(ms: number): void
 }
@@ -72,7 +72,8 @@ function lab (opts: { maxClients?: number } = {}): Lab {
         serverIp: SERVER_IP,
         serverPort: SERVER_PORT,
         keepaliveSec: 10,
-        serverName: '198.18.0.1:9000'
+        serverName: '198.18.0.1:9000',
+        fec: o.fec ?? null
       }, { port: dp, clock, random, log: clog }, 64)
       dp.handler = c
       clients.push(c)
@@ -138,6 +139,33 @@ t.test('end-to-end session through the relay: the server never holds the keys', 
   t.ok(sameKey(bSend!.key, a.dp.recvKeys.get(bSend!.remoteIndex)?.key), 'b→a key matches at a')
   for (const k of L.serverDp.recvKeys.values()) t.notOk(sameKey(k.key, aSend!.key), 'server has no a→b key')
   t.equal(a.c.status().peers[1].session, 'established')
+})
+
+t.test('FEC is negotiated per peer session: on only when both offer it, each side sending with its own parameters', async t => {
+  const L = lab()
+  const a = L.addClient(1, { fec: { data: 10, parity: 3 } })
+  const b = L.addClient(2, { fec: { data: 4, parity: 2 } })
+  const c = L.addClient(3)
+  L.run(1000)
+  const slot = (x: typeof a, ip: string): number => x.dp.routeByTunnelIp(ipToInt(ip))!.slot
+  a.c.onNeedSession(slot(a, '10.0.0.3'))
+  a.c.onNeedSession(slot(a, '10.0.0.4'))
+  L.run(500)
+  const aToB = a.dp.sendKeys.get(slot(a, '10.0.0.3'))!
+  const bToA = b.dp.sendKeys.get(slot(b, '10.0.0.2'))!
+  t.same(aToB.fec, { data: 10, parity: 3 }, 'a (initiator) sends with its own 10,3')
+  t.same(bToA.fec, { data: 4, parity: 2 }, 'b (responder) sends with its own 4,2')
+  t.equal(b.dp.recvKeys.get(aToB.remoteIndex)!.fec, true, 'b decodes a\'s parity')
+  t.equal(a.dp.recvKeys.get(bToA.remoteIndex)!.fec, true, 'a decodes b\'s parity')
+  const aToC = a.dp.sendKeys.get(slot(a, '10.0.0.4'))!
+  const cToA = c.dp.sendKeys.get(slot(c, '10.0.0.2'))!
+  t.equal(aToC.fec, null, 'c did not offer FEC: a sends none')
+  t.equal(cToA.fec, null)
+  t.equal(c.dp.recvKeys.get(aToC.remoteIndex)!.fec, false)
+  t.equal(a.dp.recvKeys.get(cToA.remoteIndex)!.fec, false, 'a expects no parity from c')
+  const st = a.c.status().peers
+  t.same(st.map((p) => [p.tunnelIp, p.fec]), [['10.0.0.1', undefined], ['10.0.0.3', { data: 10, parity: 3 }], ['10.0.0.4', null]])
+  t.equal(c.c.status().peers.every((p) => p.fec === undefined), true, 'no FEC field without --fec')
 })
 
 t.test('wrong key: the client says so plainly, keeps retrying quietly; the server logs once a minute', async t => {

@@ -276,19 +276,19 @@ t.test('server with --client-isolation: an envelope between two clients is dropp
   t.match(r.counters(), { relayedPackets: 0, dropIsolated: 2 })
 })
 
-t.test('server: an envelope carrying a Relay (5) or a Reject (6) is never forwarded (PROTOCOL §4.4), other types are', async t => {
+t.test('server: an envelope carrying a Relay (5) or a Reject (6) is never forwarded (PROTOCOL §4.4), types 1-4 and 8 (FEC parity) are', async t => {
   const r = rig(t, 'server')
   const A = { ip: 0x64400201, port: 40001 }
   r.post({ code: 'PEER', slot: 1, peerId: 1, tunnelIp: CLIENT_IP, endpointIp: A.ip, endpointPort: A.port, relayVia: false, fd: -1 })
   r.post({ code: 'PEER', slot: 2, peerId: 2, tunnelIp: OTHER_IP, endpointIp: OTHER_EP.ip, endpointPort: OTHER_EP.port, relayVia: false, fd: -1 })
-  for (const type of [5, 6, 0, 7, 1, 2, 3, 4]) {
+  for (const type of [5, 6, 0, 7, 1, 2, 3, 4, 8]) {
     const inner = new Uint8Array(randomBytes(64))
     inner[0] = type
     r.udp.inject(relayEnvelope(2, inner), A.ip, A.port)
   }
   await r.io.settle()
-  t.same(r.udp.takeSent().map((d) => d.bytes[8]), [1, 2, 3, 4], 'only inner types 1-4 left, in order')
-  t.match(r.counters(), { relayedPackets: 4, dropRelayInnerType: 4 })
+  t.same(r.udp.takeSent().map((d) => d.bytes[8]), [1, 2, 3, 4, 8], 'only inner types 1-4 and 8 left, in order')
+  t.match(r.counters(), { relayedPackets: 5, dropRelayInnerType: 4 })
 })
 
 t.test('client: a relayed Relay or Reject from the server is dropped and counted, never reaches the control plane', async t => {

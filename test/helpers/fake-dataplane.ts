@@ -129,8 +129,8 @@ export class FakeNet {
 
 export class FakeDataplane implements DataplanePort {
   readonly routes = new Map<number, PeerRoute>()
-  readonly sendKeys = new Map<number, { key: Uint8Array, remoteIndex: number }>()
-  readonly recvKeys = new Map<number, { slot: number, key: Uint8Array }>()
+  readonly sendKeys = new Map<number, { key: Uint8Array, remoteIndex: number, fec: { data: number, parity: number } | null }>()
+  readonly recvKeys = new Map<number, { slot: number, key: Uint8Array, fec: boolean }>()
   handler: ControlHandler | null = null
   readonly ip: number
   readonly port: number
@@ -150,11 +150,11 @@ export class FakeDataplane implements DataplanePort {
   setLocalPrefixes (prefixes: readonly IpPrefix[]): void { this.localPrefixes = [...prefixes] }
   removePeer (slot: number): void { this.routes.delete(slot); this.sendKeys.delete(slot) }
   // Keys are copied, as postMessage does for the real dataplane (the control plane wipes its own copies when a session is dropped).
-  setSendKey (slot: number, key: Uint8Array, remoteIndex: number): void { this.sendKeys.set(slot, { key: key.slice(), remoteIndex }) }
+  setSendKey (slot: number, key: Uint8Array, remoteIndex: number, fec: { data: number, parity: number } | null = null): void { this.sendKeys.set(slot, { key: key.slice(), remoteIndex, fec }) }
   /** Slots whose send key was cleared, in order (the real outbound pipeline wipes the key). */
   readonly clearedSendKeys: number[] = []
   clearSendKey (slot: number): void { this.sendKeys.delete(slot); this.clearedSendKeys.push(slot) }
-  setRecvKey (slot: number, localIndex: number, key: Uint8Array): void { this.recvKeys.set(localIndex, { slot, key: key.slice() }) }
+  setRecvKey (slot: number, localIndex: number, key: Uint8Array, fec = false): void { this.recvKeys.set(localIndex, { slot, key: key.slice(), fec }) }
   dropRecvIndex (localIndex: number): void { this.recvKeys.delete(localIndex) }
   sendControl (bytes: Uint8Array, ip: number, port: number, sock = 0): void {
     this.#net.sent++

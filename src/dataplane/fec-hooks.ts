@@ -1,0 +1,174 @@
+/**
+ * The pipelines' FEC hooks (issue 13 item 3): where FecEncoder and
+ * FecDecoder (fec.ts) meet packet memory, sockets and counters. The
+ * pipelines call these few methods and know nothing else about FEC.
+ *
+ *   outbound (FecSender, one per Outbound):
+ *     SEND_KEY with fec ─▶ set(slot, cfg): a fresh encoder for the new session
+ *     aeadSealBatch + send ─▶ sealed(p, bytes, now) for a FEC peer's data
+ *       message ─▶ the encoder ─(group closed)─▶ parity messages sent at
+ *       once behind the batch, to the peer's endpoint (in a relay envelope
+ *       when relayed), one udpSendTo each
+ *     a timer FEC_FLUSH_MS after a group opened ─▶ flush(now): partial groups
+ *   inbound (FecReceiver, one per Inbound):
+ *     RECV_KEY with fec ─▶ open(localIndex): a decoder for that session
+ *     a data message of such a session, before its in-place open ─▶
+ *       keep(bytes) (a copy); after the open succeeded ─▶ opened(…)
+ *     a parity message (type 8, direct or relayed) ─▶ parity(bytes, now)
+ *     either may return rebuilt sealed data messages: the pipeline opens
+ *     them like received ones (AEAD, replay window, source checks), so a
+ *     forged parity costs a failed open and a duplicate is a replay.
+ *
+ * Counters (workers/layout.ts C.fec*): parity sent, groups recovered,
+ * packets recovered, groups unrecoverable, parity malformed, parity
+ * dropped (no FEC session for its receiver index). One thread each.
+ */
+import { FecDecoder, FecEncoder, FEC_FLUSH_MS, type FecConfig } from './fec.js'
+import { MSG_RELAY } from '../wire/messages.js'
+import { FEC_HEADER_LEN } from '../wire/fec.js'
+import type { Native } from './native.js'
+import type { WorkerPeer } from './peers.js'
+import { C } from '../workers/layout.js'
+
+export class FecSender {
+  readonly #enc: Array<FecEncoder | undefined>
+  readonly #native: Native
+  readonly #udpFd: number
+  readonly #stats: Float64Array
+  readonly #now: () => number
+  readonly #peer: (slot: number) => WorkerPeer | undefined
+  #timer: ReturnType<typeof setTimeout> | null = null
+  #count = 0
+
+  constructor (maxPeers: number, native: Native, udpFd: number, stats: Float64Array, now: () => number, peer: (slot: number) => WorkerPeer | undefined) {
+    this.#enc = new Array<FecEncoder | undefined>(maxPeers)
+    this.#native = native
+    this.#udpFd = udpFd
+    this.#stats = stats
+    this.#now = now
+    this.#peer = peer
+  }
+
+  /** A new send session for the slot: FEC on with cfg, or off (null). An open group of the old session is dropped. */
+  set (slot: number, cfg: FecConfig | null): void {
+    if ((this.#enc[slot] !== undefined) !== (cfg !== null)) this.#count += cfg !== null ? 1 : -1
+    this.#enc[slot] = cfg === null ? undefined : new FecEncoder(cfg)
+  }
+
+  /** Does the slot's current session use FEC (its packets stay off the native fast path)? */
+  on (slot: number): boolean { return this.#enc[slot] !== undefined }
+
+  /** Any FEC session at all (the pipeline skips the hook otherwise). */
+  get any (): boolean { return this.#count > 0 }
+
+  /** A FEC peer's sealed data message (header, ciphertext, tag) was just sent. */
+  sealed (p: WorkerPeer, msg: Uint8Array, now: number): void {
+    const enc = this.#enc[p.slot]
+    if (enc === undefined) return
+    const out = enc.add(msg, now)
+    if (out !== null) this.#send(p, out)
+    else if (this.#timer === null) this.#arm()
+  }
+
+  /** Close the groups open for FEC_FLUSH_MS or more (the timer calls it; tests call it with their clock). */
+  flush (now: number): void {
+    for (let slot = 0; slot < this.#enc.length; slot++) {
+      const enc = this.#enc[slot]
+      if (enc === undefined) continue
+      const out = enc.flush(now)
+      const p = this.#peer(slot)
+      if (out !== null && p !== undefined) this.#send(p, out)
+    }
+  }
+
+  /** Stop the timer (pipeline stop). */
+  stop (): void {
+    if (this.#timer !== null) clearTimeout(this.#timer)
+    this.#timer = null
+  }
+
+  #arm (): void {
+    this.#timer = setTimeout(() => {
+      this.#timer = null
+      const now = this.#now()
+      this.flush(now)
+      let due = Infinity
+      for (const enc of this.#enc) if (enc !== undefined) due = Math.min(due, enc.dueAt)
+      if (due !== Infinity) this.#arm()
+    }, FEC_FLUSH_MS)
+    this.#timer.unref?.()
+  }
+
+  #send (p: WorkerPeer, msgs: Uint8Array[]): void {
+    const s = this.#stats
+    const fd = p.fd < 0 ? this.#udpFd : p.fd
+    for (const m of msgs) {
+      let b = m
+      if (p.relayVia) {
+        b = new Uint8Array(8 + m.length)
+        new DataView(b.buffer).setUint32(0, MSG_RELAY, true)
+        new DataView(b.buffer).setUint32(4, p.peerId, true)
+        b.set(m, 8)
+      }
+      if (this.#native.udpSendTo(fd, b, p.epIp, p.epPort) >= 0) {
+        s[C.fecParitySent]++
+        s[C.udpTxPackets]++
+        s[C.udpTxBytes] += b.length
+      } else s[C.dropUdpSend]++
+    }
+  }
+}
+
+interface Dec { d: FecDecoder, recovered: number, packets: number, unrecoverable: number, malformed: number }
+
+export class FecReceiver {
+  /** Decoders by local (receiver) index (the sessions negotiated with FEC), with the counts already copied to stats. */
+  readonly #dec = new Map<number, Dec>()
+  readonly #stats: Float64Array
+
+  constructor (stats: Float64Array) { this.#stats = stats }
+
+  open (localIndex: number): void { this.#dec.set(localIndex, { d: new FecDecoder(localIndex), recovered: 0, packets: 0, unrecoverable: 0, malformed: 0 }) }
+
+  close (localIndex: number): void { this.#dec.delete(localIndex) }
+
+  /** Does this session use FEC (its data messages are copied before the open and stay off the fast path)? */
+  on (localIndex: number): boolean { return this.#dec.has(localIndex) }
+
+  get any (): boolean { return this.#dec.size > 0 }
+
+  /** A data message of a FEC session authenticated: its sealed bytes (copied before the open). Rebuilt messages, usually none. */
+  opened (localIndex: number, sealed: Uint8Array, now: number): Uint8Array[] {
+    const e = this.#dec.get(localIndex)
+    if (e === undefined) return []
+    const r = e.d.addData(sealed, now, true) // the pipeline's copy, made before the in-place open
+    this.#sync(e)
+    return r
+  }
+
+  /** A parity message (type 8, unwrapped). Rebuilt sealed data messages, to be opened. */
+  parity (bytes: Uint8Array, now: number): Uint8Array[] {
+    const s = this.#stats
+    if (bytes.length < FEC_HEADER_LEN) { s[C.dropFecMalformed]++; return [] }
+    const idx = (bytes[4] | (bytes[5] << 8) | (bytes[6] << 16) | (bytes[7] << 24)) >>> 0
+    const e = this.#dec.get(idx)
+    if (e === undefined) { s[C.dropFecNoSession]++; return [] }
+    const r = e.d.addParity(bytes, now)
+    this.#sync(e)
+    return r
+  }
+
+  /** Copy a decoder's counters' growth into the shared stats. */
+  #sync (e: Dec): void {
+    const c = e.d.counters
+    const s = this.#stats
+    s[C.fecGroupsRecovered] += c.groupsRecovered - e.recovered
+    s[C.fecPacketsRecovered] += c.packetsRecovered - e.packets
+    s[C.fecGroupsUnrecoverable] += c.groupsUnrecoverable - e.unrecoverable
+    s[C.dropFecMalformed] += c.malformed - e.malformed
+    e.recovered = c.groupsRecovered
+    e.packets = c.packetsRecovered
+    e.unrecoverable = c.groupsUnrecoverable
+    e.malformed = c.malformed
+  }
+}
