@@ -17,7 +17,7 @@
  * into IpPrefix for the control plane.
  */
 import { describeError } from '../errors.js'
-import { intToIp, isIpv4, ipToInt, inSubnet } from '../wire/addr.js'
+import { intToIp, isIpv4, ipToInt, inSubnet, networkAddress } from '../wire/addr.js'
 import { MAX_ROUTES } from '../wire/attrs.js'
 import { formatPrefix, ipv4Prefix, networkOf, parsePrefix, prefixesOverlap, samePrefix, type IpPrefix } from '../wire/prefix.js'
 import { show } from './messages.js'
@@ -51,7 +51,7 @@ function parseRoute (text: string, source: string, tun: Ipv4Cidr | null, problem
     return null
   }
   if (tun !== null) {
-    const tunNetwork = ipv4Prefix(networkOf4(tun), tun.prefix)
+    const tunNetwork = ipv4Prefix(networkAddress(tun.ipInt, tun.prefix), tun.prefix)
     if (prefixesOverlap(p, tunNetwork)) {
       const how = p.len <= tun.prefix ? 'covers' : 'lies inside'
       problems.push(`${source}: the route ${text} ${how} the tunnel network ${formatPrefix(tunNetwork)}; routes are networks behind a node, outside the tunnel network (remove it, or pick another tunnel network with --tun)`)
@@ -67,11 +67,6 @@ function parseRoute (text: string, source: string, tun: Ipv4Cidr | null, problem
     }
   }
   return p
-}
-
-function networkOf4 (tun: Ipv4Cidr): number {
-  const mask = tun.prefix === 0 ? 0 : (0xffffffff << (32 - tun.prefix)) >>> 0
-  return (tun.ipInt & mask) >>> 0
 }
 
 /** Routes of one list: each parsed; duplicates and overlaps within the list refused; at most MAX_ROUTES. */
@@ -130,8 +125,8 @@ export function readApproveRoutes (raw: Raw | undefined, tun: Ipv4Cidr | null, p
   const out: Record<string, 'all' | readonly string[]> = {}
   for (const [node, v] of pairs) {
     if (!isIpv4(node)) { problems.push(`${raw.source}: ${show(node)} is not a node's tunnel address; ${fix}`); continue }
-    if (tun !== null && (!inSubnet(ipToInt(node), networkOf4(tun), tun.prefix) || node === tun.ip)) {
-      problems.push(`${raw.source}: ${node} is not a client address of the tunnel network ${intToIp(networkOf4(tun))}/${tun.prefix} (the server's own routes are given with --advertise-routes)`)
+    if (tun !== null && (!inSubnet(ipToInt(node), networkAddress(tun.ipInt, tun.prefix), tun.prefix) || node === tun.ip)) {
+      problems.push(`${raw.source}: ${node} is not a client address of the tunnel network ${intToIp(networkAddress(tun.ipInt, tun.prefix))}/${tun.prefix} (the server's own routes are given with --advertise-routes)`)
       continue
     }
     if (Object.hasOwn(out, node)) { problems.push(`${raw.source}: the node ${node} is named twice; give its routes once, joined with +`); continue }

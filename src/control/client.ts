@@ -108,6 +108,8 @@ export class ClientController implements ControlHandler {
     this.#birthdays = new BirthdayPool(c.port)
     this.#startedAt = c.clock.now()
     this.#userPings = new UserPings(c.random)
+    // Our own inner addresses (IPv6 /128, our routes); the dataplane keeps them for threads that start later.
+    this.#port.setLocalPrefixes(peerPrefixes({ tunnel6: opt.tunnel6 ?? null, routes: opt.advertiseRoutes ?? [] }))
   }
 
   // ── reload and name resolution (daemon.ts) ──────────────────────────────
@@ -343,9 +345,8 @@ export class ClientController implements ControlHandler {
 
   tick (): void {
     if (!this.#cacheLoaded) {
-      // At the first tick: the dataplane starts after the controller is built (routes set before are lost).
+      // At the first tick: the dataplane starts after the controller is built (peer routes set before are lost).
       this.#cacheLoaded = true
-      this.#port.setLocalPrefixes(peerPrefixes({ tunnel6: this.#opt.tunnel6 ?? null, routes: this.#opt.advertiseRoutes ?? [] }))
       this.#members.loadCache()
     }
     const now = this.#clock.now()
@@ -412,7 +413,7 @@ export class ClientController implements ControlHandler {
     const direct = p.path?.directCandidate ?? null
     return {
       tunnelIp: intToIp(p.tunnelIp),
-      tunnel6: p.tunnel6 === null ? null : formatIp6(p.tunnel6.addr),
+      tunnel6: p.attrs.tunnel6 === null ? null : formatIp6(p.attrs.tunnel6.addr),
       peerId: p.peerId,
       role: 'client',
       key: fingerprint(p.key),

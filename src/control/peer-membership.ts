@@ -65,14 +65,13 @@ export class PeerMembership {
     p.publicIp = e.publicIp
     p.publicPort = e.publicPort
     p.attrs = e.attrs ?? NO_ATTRS
-    p.tunnel6 = p.attrs.tunnel6
     this.route(p)
     p.path?.setAdvertised(e.publicIp === 0 ? null : { ip: e.publicIp, port: e.publicPort }, e.lan, now)
   }
 
   #newPeer (slot: number, peerId: number, tunnelIp: number, key: Uint8Array, publicIp: number, publicPort: number, now: number, fromCache: boolean): PeerRemote {
     const peer: PeerRemote = {
-      slot, peerId, tunnelIp, key, tunnel6: null, publicIp, publicPort, sessions: emptySessionSet(), fromCache, unlistedAt: null,
+      slot, peerId, tunnelIp, key, publicIp, publicPort, sessions: emptySessionSet(), fromCache, unlistedAt: null,
       lastInitTs: 0, path: null, lastTx: 0, lastRx: 0, nextSessionTry: now + C.PROACTIVE_SESSION_DELAY, lastResync: -Infinity, attrs: NO_ATTRS
     }
     if (this.#ctx.opt.p2p === true) peer.path = new DirectPath(this.#pathIo(peer), this.#ctx.opt.tunnelIp < tunnelIp, now, this.#ctx.random)
@@ -138,8 +137,7 @@ export class PeerMembership {
       // The handshake checks the peer's static key against the cached one (peer-sessions.ts), as against a listed one.
       const p = this.#peers.add(e.tunnelIp, (slot) => this.#newPeer(slot, 0, e.tunnelIp, key, 0, 0, now, true))
       if (p === null) break
-      p.tunnel6 = e.tunnel6 ?? null
-      p.attrs = { tunnel6: p.tunnel6, routes: [] }
+      p.attrs = { tunnel6: e.tunnel6 ?? null, routes: [] }
       p.path?.remember(e.endpoints)
       this.route(p)
     }
@@ -155,7 +153,7 @@ export class PeerMembership {
       this.#lastCacheNote = now
       for (const p of this.#peers.values()) {
         if (p.path === null || p.sessions.current === null || p.path.directCandidate === null) continue
-        cache.note(p.tunnelIp, p.key, p.path.confirmedEndpoints(now), wall, p.tunnel6)
+        cache.note(p.tunnelIp, p.key, p.path.confirmedEndpoints(now), wall, p.attrs.tunnel6)
       }
     }
     cache.saveIfDue(now, wall)

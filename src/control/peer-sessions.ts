@@ -100,8 +100,8 @@ export class PeerSessions {
    */
   #tunnel6Matches (p: PeerRemote, attrs: NodeAttrs | undefined, what: string, now: number): boolean {
     const claimed = (attrs ?? NO_ATTRS).tunnel6
-    const listed = p.tunnel6
-    if (claimed === null ? listed === null : listed !== null && Buffer.compare(claimed.addr, listed.addr) === 0) return true
+    const listed = p.attrs.tunnel6
+    if (claimed === null ? listed === null : listed !== null && sameBytes(claimed.addr, listed.addr)) return true
     this.#counters.peerKeyMismatch++
     if (this.#mismatchLog.allow(p.tunnelIp, now)) {
       const show = (x: IpPrefix | null): string => x === null ? 'none' : formatIp6(x.addr)

@@ -8,7 +8,6 @@
  */
 import type { DirectPath } from './direct-path.js'
 import type { SessionSet } from './session.js'
-import type { IpPrefix } from '../wire/prefix.js'
 import type { NodeAttrs } from '../wire/attrs.js'
 
 /** Another client, as this client sees it. */
@@ -19,8 +18,6 @@ export interface PeerRemote {
   readonly tunnelIp: number
   /** Its static public key, as the server listed it (a handshake from any other key is refused). */
   readonly key: Uint8Array
-  /** Its IPv6 tunnel address as the server listed it (or the address cache had it), or null; a handshake claiming another is refused. */
-  tunnel6: IpPrefix | null
   /** Its public endpoint as the server sees it (0 when unknown). */
   publicIp: number
   publicPort: number
@@ -40,7 +37,10 @@ export interface PeerRemote {
   fromCache: boolean
   /** When a full peer list from the server left it out while we talked to it directly (client.ts UNLISTED_GRACE), else null. */
   unlistedAt: number | null
-  /** What the server's peer list says about it beyond its address (its IPv6 address, its approved routes); NO_ATTRS until listed (the address cache fills tunnel6). */
+  /**
+   * What the server's peer list says about it beyond its address: its IPv6 tunnel address (a peer handshake
+   * claiming another is refused) and its approved routes. NO_ATTRS until listed; the address cache fills tunnel6.
+   */
   attrs: NodeAttrs
 }
 

@@ -35,6 +35,7 @@ import {
 } from '../wire/natpmp.js'
 import { PCP_NONCE_LEN, PCP_PROTO_UDP, PCP_VERSION, decodePcp, describePcpResult, encodePcpMap } from '../wire/pcp.js'
 import type { Endpoint } from './nat.js'
+import { sameBytes } from './session.js'
 
 /** Requested lifetime: RFC 6886 §3.3's recommended 2 hours (Tailscale asks the same). */
 export const MAP_LIFETIME_SEC = 7200
@@ -412,8 +413,3 @@ export class PortMapper {
   }
 }
 
-function sameBytes (a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
-  return true
-}

@@ -20,7 +20,7 @@ import { decodeReject, REJECT_AUTH_FAILED, REJECT_UNKNOWN_SESSION, REJECT_VERSIO
 import { PROTOCOL_VERSION } from '../wire/constants.js'
 import { decodeRespPayload, encodeInitPayload, RESP_OK } from '../wire/payloads.js'
 import { NO_ATTRS, type NodeAttrs } from '../wire/attrs.js'
-import { formatIp6, type IpPrefix } from '../wire/prefix.js'
+import { formatIp6 } from '../wire/prefix.js'
 import { peerPrefixes } from './peer-prefixes.js'
 import { encodeControl, CTL_BYE, CTL_CONFIRM, CTL_PEER_UPDATE, CTL_PING, CTL_PONG, type ControlMessage, type PeerUpdate } from '../wire/control.js'
 import { formatEndpoint, intToIp } from '../wire/addr.js'
@@ -72,12 +72,10 @@ export class ServerLink implements SessionOwner {
   readonly sessions: SessionSet = emptySessionSet()
   /** The server's static public key from its newest authenticated response, or null before one. */
   serverKey: Uint8Array | null = null
-  /** What the server said about itself in its last response (its routes: RespPayload attrs). */
+  /** What the server said about itself in its last response (RespPayload attrs: its IPv6 tunnel address, its routes). */
   serverAttrs: NodeAttrs = NO_ATTRS
   /** The server's tunnel address (0 before the first registration). */
   #tunnelIp = 0
-  /** The server's IPv6 tunnel address (its response's TUNNEL6), or null. */
-  #tunnel6: IpPrefix | null = null
   /** When the server last answered (a Pong or a PeerUpdate), monotonic ms; 0 before the first. */
   #lastPong = 0
   /** Keepalive round trips (send → Pong read), control thread only. */
@@ -236,7 +234,6 @@ export class ServerLink implements SessionOwner {
     installCurrent(ss, session, now, this.#ctx.drop)
     const wasRegistered = R.everRegistered(this.#reg)
     this.#tunnelIp = resp.tunnelIp
-    this.#tunnel6 = (resp.attrs ?? NO_ATTRS).tunnel6
     this.#lastPong = now
     this.#silenceLogged = false
     this.serverAttrs = resp.attrs ?? NO_ATTRS
@@ -455,7 +452,7 @@ export class ServerLink implements SessionOwner {
     const sc = this.#ctx.port.peerCounters(SERVER_SLOT)
     return {
       tunnelIp: this.#tunnelIp === 0 ? '?' : intToIp(this.#tunnelIp),
-      tunnel6: this.#tunnel6 === null ? null : formatIp6(this.#tunnel6.addr),
+      tunnel6: this.serverAttrs.tunnel6 === null ? null : formatIp6(this.serverAttrs.tunnel6.addr),
       peerId: 0,
       role: 'server',
       key: this.serverKey === null ? null : fingerprint(this.serverKey),

@@ -147,7 +147,7 @@ function refuse6 (t6: IpPrefix, ours: IpPrefix | null): InitDecision | null {
   if (!prefixContains(net, 6, t6.addr)) {
     return { kind: 'refuse', status: RESP_ADDRESS_OUTSIDE_NETWORK, family: 6, why: `its IPv6 address ${a} is outside the network ${formatPrefix(net)}` }
   }
-  if (sameAddr6(t6.addr, ours.addr) || sameAddr6(t6.addr, net.addr)) {
+  if (sameBytes(t6.addr, ours.addr) || sameBytes(t6.addr, net.addr)) {
     return { kind: 'refuse', status: RESP_ADDRESS_RESERVED, family: 6, why: `its IPv6 address ${a} is the server's own or the network's all-zero (subnet-router anycast) address` }
   }
   return null
@@ -156,12 +156,11 @@ function refuse6 (t6: IpPrefix, ours: IpPrefix | null): InitDecision | null {
 /** A live client of another key holding the IPv6 address `t6`, if any (a scan: only at registrations). */
 function liveHolder6 (byIp: ReadonlyMap<number, ClientRecord>, t6: IpPrefix, key: Uint8Array, now: number, expiry: number): ClientRecord | undefined {
   for (const r of byIp.values()) {
-    if (r.tunnel6 !== null && sameAddr6(r.tunnel6.addr, t6.addr) && !sameBytes(r.key, key) && r.active && now - r.lastSeen < expiry) return r
+    if (r.tunnel6 !== null && sameBytes(r.tunnel6.addr, t6.addr) && !sameBytes(r.key, key) && r.active && now - r.lastSeen < expiry) return r
   }
   return undefined
 }
 
-const sameAddr6 = (a: Uint8Array, b: Uint8Array): boolean => Buffer.compare(a, b) === 0
 const sameTunnel6 = (a: IpPrefix | null, b: IpPrefix | null): boolean => (a === null || b === null) ? a === b : samePrefix(a, b)
 
 /** What decideAdmit reads (monotonic ms). */

@@ -79,9 +79,6 @@ export class ServerController implements ControlHandler {
   /** Registration handshakes (and rekeys) by outcome (server-registration.ts). status counters; metrics lwt_handshakes_total. */
   readonly handshakeCounters: ServerRegistration['handshakeCounters']
 
-  /** setLocalPrefixes done (our own IPv6 address; first tick). */
-  #localSet = false
-
   constructor (opt: ServerOptions, c: ControlComponents, maxPeers: number) {
     this.#opt = opt
     this.registry = opt.registry ?? new FileRegistry(null)
@@ -98,6 +95,8 @@ export class ServerController implements ControlHandler {
     this.registrationCounters = this.#registration.registrationCounters
     this.handshakeCounters = this.#registration.handshakeCounters
     this.#userPings = new UserPings(c.random)
+    // Our own inner addresses (IPv6 /128, our routes); the dataplane keeps them for threads that start later.
+    this.#port.setLocalPrefixes(peerPrefixes({ tunnel6: opt.tunnel6 ?? null, routes: opt.advertiseRoutes ?? [] }))
   }
 
   // ── reload (config/reload.ts decides what is live) ─────────────────────
@@ -259,11 +258,6 @@ export class ServerController implements ControlHandler {
   tick (): void {
     const now = this.#clock.now()
     const ctx = this.#ctx
-    if (!this.#localSet) {
-      // At the first tick: the dataplane starts after the controller is built, and what is set before is lost.
-      this.#localSet = true
-      this.#port.setLocalPrefixes(peerPrefixes({ tunnel6: this.#opt.tunnel6 ?? null, routes: this.#opt.advertiseRoutes ?? [] }))
-    }
     for (const p of this.#pending.expire(now, C.PENDING_REGISTRATION_TTL)) ctx.dropSession(p.session)
     this.registry.flush(this.#clock.wallNow())
     const expiry = ctx.expiry()

@@ -12,7 +12,7 @@ import { NO_ATTRS } from '../../src/wire/attrs.js'
 
 function peer (slot: number, tunnelIp: number, peerId: number): PeerRemote {
   return {
-    slot, peerId, tunnelIp, publicIp: 0, publicPort: 0, key: new Uint8Array(32), tunnel6: null, sessions: emptySessionSet(), lastInitTs: 0,
+    slot, peerId, tunnelIp, publicIp: 0, publicPort: 0, key: new Uint8Array(32), sessions: emptySessionSet(), lastInitTs: 0,
     path: null, lastTx: 0, lastRx: 0, nextSessionTry: 0, lastResync: -Infinity, fromCache: false, unlistedAt: null, attrs: NO_ATTRS
   }
 }
