@@ -63,6 +63,7 @@ import { answerNodes } from './control/nodes.js'
 import { openServerRegistry, reloadAuthorized } from './state/server-registry.js'
 import type { FileRegistry } from './state/registry-file.js'
 import { PortMappingIo, readNetwork } from './port-mapping-io.js'
+import { DaemonTransport } from './transport/daemon-transport.js'
 
 /** Peer slots per daemon: the server's clients, or a client's peers (slot 0 = the server). */
 function maxPeersFor (config: Config): number {
@@ -204,6 +205,9 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     clientIsolation: config.mode === 'server' && config.clientIsolation
   }, log.child('dataplane'))
   const ownRoutes = routePrefixes(config.advertiseRoutes)
+  // The TCP transport (transport/): its handles are resolved between the controllers and the dataplane.
+  const transport = new DaemonTransport(config, () => dataplane.port, systemClock, log.child('transport'))
+  const dpPort = transport.port(dataplane)
 
   // Client: the port mapping (port-mapping-io.ts), made once the dataplane knows its port.
   let portMapping: PortMappingIo | null = null
@@ -211,7 +215,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     ? new ServerController({
       psk, nodeKey, tunnelIp: config.tun.ipInt, prefix: config.tun.prefix, tunnel6: config.tun6, mtu: config.mtu, maxClients: config.maxClients, keepaliveSec: config.keepalive, registry: registry!,
       advertiseRoutes: ownRoutes, approveRoutes: config.approveRoutes, clientIsolation: config.clientIsolation
-    }, { port: dataplane, clock: systemClock, random: systemRandom, log: log.child('server') }, maxPeers)
+    }, { port: dpPort, clock: systemClock, random: systemRandom, log: log.child('server') }, maxPeers)
     : new ClientController({
       psk,
       nodeKey,
@@ -220,7 +224,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       prefix: config.tun.prefix,
       tunnel6: config.tun6,
       mtu: config.mtu,
-      serverIp, // 0 until the name resolves (setServerEndpoint)
+      serverIp: transport.initialServerIp(serverIp), // 0 until the name resolves (setServerEndpoint)
       serverPort: config.remote!.port,
       keepaliveSec: config.keepalive,
       serverName: `${config.remote!.host}:${config.remote!.port}`,
@@ -231,7 +235,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       publicEndpointChanged: () => { portMapping?.refresh() },
       peerCache: config.p2p ? new PeerCache(fileStore(join(config.stateDir, 'peers.json')), (m) => { log.warn(m) }) : null,
       advertiseRoutes: ownRoutes
-    }, { port: dataplane, clock: systemClock, random: systemRandom, log: log.child('client') }, maxPeers)
+    }, { port: dpPort, clock: systemClock, random: systemRandom, log: log.child('client') }, maxPeers)
 
   // Server: the handshake pool (--handshake-workers; control/handshake-pool.ts), created only with threads.
   const poolThreads = config.mode === 'server' ? poolSize(config.handshakeWorkers) : 0
@@ -240,6 +244,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
 
   const status = (): StatusReport => {
     const s = controller.status()
+    transport.decorate(s.peers)
     if (name !== null && name.waiting !== null) { s.state = 'resolving'; s.problem = name.waiting; s.peers = [] }
     return {
       mode: config.mode,
@@ -256,7 +261,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       nodeKey: { publicKey: keyToText(nodeKey.pub), fingerprint: fingerprint(nodeKey.pub) },
       uptimeSec: Math.round((Date.now() - startedWall) / 1000),
       peers: s.peers,
-      counters: { ...dataplane.counters(), ...(controller instanceof ServerController ? { ...controller.natCheckCounters, ...controller.handshakeCounters, ...controller.registrationCounters, ...controller.roamCounters, ...controller.routeCounters() } : controller.counters), ...kernelRoutes?.counters, ...portMapping?.mapper.counters, logLinesLost: log.linesLost },
+      counters: { ...dataplane.counters(), ...transport.counters(), ...(controller instanceof ServerController ? { ...controller.natCheckCounters, ...controller.handshakeCounters, ...controller.registrationCounters, ...controller.roamCounters, ...controller.routeCounters() } : controller.counters), ...kernelRoutes?.counters, ...portMapping?.mapper.counters, logLinesLost: log.linesLost },
       dataplane: { placement: config.placement, ...dataplane.offloads },
       controlPlane: controlPlane(),
       routes: {
@@ -264,7 +269,8 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
         kernel: kernelRoutes?.status() ?? [],
         ...(config.mode === 'server' ? { clientIsolation: config.clientIsolation } : {})
       },
-      ...(config.mode === 'client' ? { portMapping: portMapping?.status() ?? null } : {})
+      ...(config.mode === 'client' ? { portMapping: portMapping?.status() ?? null } : {}),
+      transport: transport.status()
     }
   }
 
@@ -273,10 +279,10 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
   const kernelRoutes = config.mode === 'server' || config.acceptRoutes
     ? new KernelRoutes(config.dev, log.child('routes'), { tunnelNets: [ipv4Prefix(networkAddress(config.tun.ipInt, config.tun.prefix), config.tun.prefix), ...(config.tun6 !== null ? [networkOf(config.tun6)] : [])], own: ownRoutes })
     : null
-  const syncRoutes = (): void => { kernelRoutes?.offer(controller.routeOffers(), controller instanceof ClientController ? controller.serverUnderlayIp : 0) }
+  const syncRoutes = (): void => { kernelRoutes?.offer(controller.routeOffers(), controller instanceof ClientController ? transport.serverUdpIp(controller.serverUnderlayIp) : 0) }
 
   let control: { close(): Promise<void> } | null = null
-  const ticker = new Ticker(() => { controller.tick(); syncRoutes(); return controller.tickInterval() },
+  const ticker = new Ticker(() => { controller.tick(); transport.tick(); syncRoutes(); return controller.tickInterval() },
     (err) => { log.error('control-plane timer failed', { err }) }, TICK, systemClock)
   const loopDelay = new LoopDelayMonitor(systemClock)
   const controlPlane = (): ControlPlaneInfo => {
@@ -333,7 +339,8 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
   }
 
   try {
-    await dataplane.start(handler, onFatal)
+    await dataplane.start(transport.handler(handler), onFatal)
+    await transport.start(controller, serverIp === 0 ? null : { ip: serverIp, port: config.remote!.port })
     // The networks behind us are reached through this host: say so at once when it does not forward.
     if (ownRoutes.length > 0) warnIfNotForwarding(ownRoutes, log)
     control = await startControlServer(config.control, async (req) => {
@@ -378,9 +385,9 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     if (controller instanceof ClientController && name !== null) {
       const ip = await name.waitFirst()
       if (ip === null) { await stopped; throw new StopBeforeReady() }
-      controller.setServerEndpoint(ip, config.remote!.port)
+      transport.setServerUdp(controller, ip, config.remote!.port)
       name.follow(() => controller.state === 'reconnecting' || controller.state === 'registering', (newIp, port) => {
-        controller.setServerEndpoint(newIp, port)
+        transport.setServerUdp(controller, newIp, port)
         ticker.kick(controller.tickInterval())
       })
     }
@@ -404,6 +411,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     ticker.stop()
     loopDelay.stop()
     if (natCheck) natCheck.close()
+    await transport.stop().catch(() => {})
     // The mapping is deleted (lifetime 0) before the socket it maps goes away.
     if (portMapping) await portMapping.stop().catch((err: unknown) => { log.warn('deleting the port mapping failed', { err }) })
     try { controller.shutdown() } catch { /* best effort */ }

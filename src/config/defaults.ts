@@ -27,6 +27,10 @@ export const DEFAULTS = Object.freeze({
   p2p: true,
   acceptRoutes: true,
   clientIsolation: false,
+  /** Client: UDP, and TCP to the server when UDP gets no answer (transport/choice.ts). */
+  transport: 'auto' as const,
+  /** Server: accept the tunnel over TCP on the UDP port's number too. */
+  tcp: true,
   /** Port mapping (control/port-mapping.ts): asked for unless --no-port-mapping. */
   portMapping: true,
   /** Seconds. Short enough to keep common NAT UDP mappings (30 s and up) open. */

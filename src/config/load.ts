@@ -183,6 +183,8 @@ function checkModeScope (mode: Mode | null, s: Settings, problems: string[], war
     if (a !== undefined) problems.push(`${a.source}: only for server mode, but this is a client (the server decides which nodes are admitted)`)
     const ap = s.pick('approveRoutes')
     if (ap !== undefined) problems.push(`${ap.source}: only for server mode, but this is a client (the server approves the routes clients advertise)`)
+    const tcp = s.pick('tcp')
+    if (tcp !== undefined) problems.push(`${tcp.source}: only for server mode, but this is a client (a client picks its transport with --transport auto|udp|tcp)`)
     const ci = s.pick('clientIsolation')
     if (ci !== undefined) {
       if (ci.from === 'file' && ci.goName) warnings.push(`${ci.source} is ignored in client mode: isolation is a server setting`)
@@ -230,7 +232,10 @@ function readSettings (mode: Mode | null, s: Settings, env: LoadEnv, problems: s
   const approveRoutes = readApproveRoutes(mode === 'server' ? s.pick('approveRoutes') : undefined, tun, problems, tun6)
   const acceptRoutes = readOptional(mode === 'client' ? s.pick('acceptRoutes') : undefined, DEFAULTS.acceptRoutes, raw => checkBool(raw, problems))
   const clientIsolation = readOptional(mode === 'server' ? s.pick('clientIsolation') : undefined, DEFAULTS.clientIsolation, raw => checkBool(raw, problems))
-  return { mode, listen, remote, tun, tun6, key, keyFile, networkName, dev, control, mtu, fec, maxClients, p2p, portMapping, keepalive, logLevel, logFormat, placement, fastPath, metrics, handshakeWorkers, stateDir, nodeKey, serverKey, authorizedNodes, advertiseRoutes, approveRoutes, acceptRoutes, clientIsolation }
+  const transport = readTransport(mode, s, problems)
+  const tcp = readOptional(mode === 'server' ? s.pick('tcp') : undefined, DEFAULTS.tcp, raw => checkBool(raw, problems))
+  const tcpListen = readTcpListen(mode, s, problems)
+  return { mode, listen, remote, tun, tun6, key, keyFile, networkName, dev, control, mtu, fec, maxClients, p2p, portMapping, keepalive, logLevel, logFormat, placement, fastPath, metrics, handshakeWorkers, stateDir, nodeKey, serverKey, authorizedNodes, advertiseRoutes, approveRoutes, acceptRoutes, clientIsolation, transport, tcp, tcpListen }
 }
 
 /** serverKey (client only): a base64 public key as given, else a file path resolved against the working directory. */
@@ -264,6 +269,42 @@ function readMetrics (s: Settings, problems: string[]): Config['metrics'] | null
   const before = problems.length
   const hp = checkHostPort({ ...raw, value }, { role: 'listen', minPort: 1 }, problems)
   for (let i = before; i < problems.length; i++) problems[i] = `${problems[i]!} (--metrics takes HOST:PORT or a PORT on 127.0.0.1, e.g. 9100; "off" for none)`
+  return hp
+}
+
+/** transport (client): auto, udp or tcp; faketcp is named but not in this build yet. */
+function readTransport (mode: Mode | null, s: Settings, problems: string[]): Config['transport'] | null {
+  const raw = s.pick('transport')
+  if (raw === undefined) return DEFAULTS.transport
+  if (mode === 'server') {
+    problems.push(`${raw.source}: only for client mode, but this is a server (a server accepts UDP and TCP; --no-tcp turns TCP off)`)
+    return null
+  }
+  if (raw.value === 'faketcp') {
+    problems.push(`${raw.source}: the fake-TCP transport is not in this build yet: use auto (UDP, falling back to TCP), udp or tcp`)
+    return null
+  }
+  return checkOneOf(raw, ['auto', 'udp', 'tcp'] as const, problems)
+}
+
+/** tcpListen (server): HOST:PORT of the TCP listener; a bare PORT binds the --listen host. */
+function readTcpListen (mode: Mode | null, s: Settings, problems: string[]): Config['tcpListen'] | null {
+  const raw = s.pick('tcpListen')
+  if (raw === undefined || raw.value === '' || raw.value === null) return null
+  if (mode !== 'server') {
+    problems.push(`${raw.source}: only for server mode, but this is a client (a client connects to the server's TCP port, its --remote port)`)
+    return null
+  }
+  const tcp = s.pick('tcp')
+  if (tcp !== undefined && tcp.value === false) {
+    problems.push(`${raw.source} and ${tcp.source} conflict: --tcp-listen moves the TCP listener, --no-tcp turns it off; give one`)
+    return null
+  }
+  let value = raw.value
+  if (typeof value === 'number' || (typeof value === 'string' && /^[0-9]+$/.test(value))) value = `0.0.0.0:${String(value)}`
+  const before = problems.length
+  const hp = checkHostPort({ ...raw, value }, { role: 'listen', minPort: 1 }, problems)
+  for (let i = before; i < problems.length; i++) problems[i] = `${problems[i]!} (--tcp-listen takes HOST:PORT, e.g. 0.0.0.0:443)`
   return hp
 }
 

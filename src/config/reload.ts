@@ -58,7 +58,10 @@ export const APPLY: Readonly<Record<SettingKey, Apply>> = Object.freeze({
   advertiseRoutes: 'restart',
   approveRoutes: 'live',
   acceptRoutes: 'restart',
-  clientIsolation: 'restart'
+  clientIsolation: 'restart',
+  transport: 'restart',
+  tcp: 'restart',
+  tcpListen: 'restart'
 })
 
 export interface Change<K extends SettingKey = SettingKey> {

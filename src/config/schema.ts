@@ -141,6 +141,15 @@ export interface Config {
   readonly acceptRoutes: boolean
   /** Server: clients reach the server and its routes, never each other (default false). */
   readonly clientIsolation: boolean
+  /**
+   * Client: the transport to the server (transport/choice.ts): 'auto' (default: UDP, and
+   * TCP when UDP gets no answer in 2 s, back to UDP when it answers), or 'udp' / 'tcp' pinned.
+   */
+  readonly transport: 'auto' | 'udp' | 'tcp'
+  /** Server: accept the tunnel over TCP too (default true; transport/tcp-server.ts). */
+  readonly tcp: boolean
+  /** Server: where the TCP listener binds (null, the default: the --listen host and UDP port number). */
+  readonly tcpListen: HostPort | null
 }
 
 /** Config fields derived from another setting rather than set on their own (tun6: from `tun`). */
@@ -154,7 +163,8 @@ export type SettingKey = Exclude<keyof Config, DerivedKey>
 const SETTING_LIST = [
   'mode', 'listen', 'remote', 'tun', 'key', 'keyFile', 'networkName', 'dev', 'control', 'mtu', 'fec', 'maxClients',
   'p2p', 'portMapping', 'keepalive', 'logLevel', 'logFormat', 'placement', 'fastPath', 'metrics', 'handshakeWorkers', 'stateDir', 'nodeKey', 'serverKey',
-  'authorizedNodes', 'advertiseRoutes', 'approveRoutes', 'acceptRoutes', 'clientIsolation'
+  'authorizedNodes', 'advertiseRoutes', 'approveRoutes', 'acceptRoutes', 'clientIsolation',
+  'transport', 'tcp', 'tcpListen'
 ] as const satisfies readonly SettingKey[]
 /** Compiles only while SETTING_LIST names every Config field (unused at run time). */
 const LISTS_EVERY_SETTING: [Exclude<SettingKey, typeof SETTING_LIST[number]>] extends [never] ? true : never = true
