@@ -18,6 +18,7 @@ SYNOPSIS
     lightweight-tunnel server --tun CIDR --key-file FILE [--listen HOST:PORT]
         [--max-clients N] [--advertise-routes CIDR,...]
         [--approve-routes all|NODE=CIDR+...,...] [--client-isolation]
+        [--tcp-listen HOST:PORT | --no-tcp]
         [--dev NAME] [--control PATH] [--mtu N]
         [--keepalive SECONDS] [--placement inline|fused|split]
         [--no-fast-path] [--log-level LEVEL | -q | --verbose]
@@ -28,6 +29,8 @@ SYNOPSIS
     node, introduces clients to each other for direct paths, and relays
     sealed packets between clients that cannot reach each other directly.
     Clients beyond --max-clients (default ${D.maxClients}) are refused.
+    It accepts the tunnel over TCP too, on the same port number
+    (--tcp-listen moves it, --no-tcp turns it off).
     --remote and --p2p are client options and an error here.
 
     See "lightweight-tunnel help" for every option, files and exit status.
@@ -37,7 +40,8 @@ const CLIENT = `lightweight-tunnel client - run a client
 
 SYNOPSIS
     lightweight-tunnel client --remote HOST:PORT --tun CIDR --key-file FILE
-        [--p2p | --no-p2p] [--no-port-mapping] [--advertise-routes CIDR,...]
+        [--transport auto|udp|tcp] [--p2p | --no-p2p] [--no-port-mapping]
+        [--advertise-routes CIDR,...]
         [--no-accept-routes] [--listen HOST:PORT] [--dev NAME] [--control PATH]
         [--mtu N] [--fec DATA,PARITY] [--keepalive SECONDS]
         [--placement inline|fused|split]
@@ -49,7 +53,9 @@ SYNOPSIS
     tries a direct UDP path to each client it talks to and falls back to the
     server's relay while none works; --no-p2p always uses the relay. It also
     asks its router for a UDP port mapping (PCP, NAT-PMP) and offers the
-    mapped address to peers; --no-port-mapping does not ask. A wrong
+    mapped address to peers; --no-port-mapping does not ask. When UDP to
+    the server gets no answer in 2 s it tries TCP too (--transport auto)
+    and returns to UDP when UDP answers again. A wrong
     key is reported as such ("the server rejected our key"), also by status.
     --max-clients is a server option and an error here.
 

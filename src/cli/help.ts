@@ -245,6 +245,13 @@ const OPTIONS = `OPTIONS
               routes, never each other: no relay between clients, no peer
               list entries (so no direct paths). Server to client traffic
               works. Default: off.
+    --tcp-listen HOST:PORT, --no-tcp
+              Also accept the tunnel over TCP (for clients whose networks
+              block UDP): on HOST:PORT (a bare PORT binds 0.0.0.0), e.g.
+              0.0.0.0:443. The same sealed messages travel framed (a u16
+              length each); a connection must send a handshake first and
+              complete it within 5 s. --no-tcp: UDP only. Default: the
+              --listen host and the UDP port's number.
 
   Client only
     -r, --remote HOST:PORT
@@ -257,6 +264,14 @@ const OPTIONS = `OPTIONS
     --p2p, --no-p2p, -p2p=false
               Try direct paths to other clients (hole punching), or always
               go through the server. Default: on.
+    --transport auto|udp|tcp
+              How to reach the server. auto: UDP; when the server does not
+              answer within 2 s, TCP to the same port number too (status
+              names the transport and why); UDP is probed every 2 s
+              meanwhile and used again when it answers. udp or tcp: only
+              that one. Direct paths to other clients are always UDP; a
+              client on TCP reaches the others through the server's relay.
+              (faketcp is not in this build yet.) Default: auto.
     --port-mapping, --no-port-mapping
               Ask the default gateway for a UDP mapping of our port (PCP,
               else NAT-PMP; renewed at half its lifetime, deleted on exit)
@@ -378,6 +393,9 @@ const CONFIG = `CONFIGURATION FILE
                                       "10.0.0.3": "all" }
         acceptRoutes / accept_routes  true or false (client)
         clientIsolation / client_isolation  true or false (server)
+        transport                   "auto", "udp" or "tcp" (client)
+        tcp                         true or false (server)
+        tcpListen / tcp_listen      "0.0.0.0:443" or 443 (server)
     Numbers are JSON numbers ("mtu": 1400, not "1400"). A syntax error is
     reported with its line and column. SIGHUP reloads the file (SIGNALS).
     Unknown keys are an error naming them. These Go keys are accepted and

@@ -163,6 +163,12 @@ export function formatStatus (report: StatusReport): string {
     if (r.advertised.length > 0) kv.push(['own routes', r.advertised.map(clean).join(', ')])
   }
   if (report.portMapping !== undefined && report.portMapping !== null) kv.push(['port mapping', formatPortMapping(report.portMapping)])
+  const tr = report.transport
+  if (tr?.tcpListen !== undefined) kv.push(['tcp', tr.tcpListen === null ? 'off (--no-tcp)' : `accepting on ${clean(tr.tcpListen)}`])
+  if (tr?.client !== undefined) {
+    const c = tr.client
+    kv.push(['transport', `${c.transport}${c.tcp !== null ? ` to ${clean(c.tcp)}` : ''} (--transport ${c.mode})${c.reason !== null ? `: ${clean(c.reason)}` : ''}`])
+  }
   const direct = report.peers.filter(p => p.path === 'direct').length
   const relay = report.peers.filter(p => p.path === 'relay').length
   kv.push(['peers', `${report.peers.length} (${direct} direct, ${relay} relayed, ${report.peers.length - direct - relay} connecting)`])

@@ -31,6 +31,9 @@ export const GO_KEYS: Readonly<Record<string, SettingKey>> = Object.freeze({
   client_isolation: 'clientIsolation'
 })
 
+/** Values of our "transport" key; any other value is the Go program's. */
+const OUR_TRANSPORTS: readonly unknown[] = ['auto', 'udp', 'tcp', 'faketcp']
+
 /** File key → setting: our names first, then the Go project's (this order is printed in messages). */
 const FILE_KEYS = new Map<string, { readonly key: SettingKey, readonly go: boolean }>()
 for (const k of SETTINGS) FILE_KEYS.set(k, { key: k, go: false })
@@ -64,7 +67,7 @@ export const GO_IGNORED_KEYS: Readonly<Record<string, string>> = Object.freeze({
   p2p_port: 'direct paths use the client\'s single UDP socket (its local port is set with listen)',
   config_push_interval: 'keys are not rotated by pushing a new shared key; every session derives fresh keys in its handshake',
   timeout: 'connection set-up has its own retry timers',
-  transport: 'the transport is always UDP (the raw-TCP disguise is gone)',
+  transport: 'its values (rawtcp...) are the Go program\'s; here "transport" is a client\'s auto, udp or tcp (UDP, with TCP as the fallback)',
   // Removed from the Go program before its last release, still shown in its README.
   broadcast_throttle_ms: 'it was removed from the Go program too',
   enable_incremental_update: 'it was removed from the Go program too',
@@ -173,7 +176,8 @@ export function readConfigFile (file: string, flag: string, problems: string[], 
   const goFec: Partial<Record<'fec_data' | 'fec_parity', unknown>> = {}
   for (const [k, v] of Object.entries(data as Record<string, unknown>)) {
     if (k === 'fec_data' || k === 'fec_parity') { goFec[k] = v; continue }
-    const known = FILE_KEYS.get(k)
+    // "transport" is ours (auto|udp|tcp|faketcp) and the Go program's ("rawtcp"...): a Go value is ignored, as before.
+    const known = k === 'transport' && !OUR_TRANSPORTS.includes(v as string) ? undefined : FILE_KEYS.get(k)
     if (known === undefined) {
       if (Object.hasOwn(GO_IGNORED_KEYS, k)) warnings.push(ignoredWarning(`${file}: "${k}"`, k, v))
       else unknown.push(k)

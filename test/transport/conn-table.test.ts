@@ -1,0 +1,86 @@
+// transport/conn-table.ts: the connection table's bounds and its loopback bridge (real UDP sockets on 127.0.0.1).
+import t from 'tap'
+import { createSocket, type Socket } from 'node:dgram'
+import { once } from 'node:events'
+import { ConnTable, LOOPBACK, connRemote, transportOf, type LinkIo } from '../../src/transport/conn-table.js'
+import { isConnHandle } from '../../src/wire/endpoint-handle.js'
+import { formatEndpoint } from '../../src/wire/addr.js'
+
+class FakeLink implements LinkIo {
+  readonly kind = 'tcp' as const
+  readonly remote: { ip: number, port: number }
+  sent: number[][] = []
+  closed = false
+  full = false
+  constructor (port: number) { this.remote = { ip: 0xc6336401, port } }
+  send (msg: Uint8Array): boolean { if (this.full) return false; this.sent.push([...msg]); return true }
+  close (): void { this.closed = true }
+}
+
+async function daemonSocket (teardown: (fn: () => void) => void): Promise<Socket> {
+  const s = createSocket('udp4')
+  await new Promise<void>((resolve) => { s.bind(0, '127.0.0.1', resolve) })
+  teardown(() => { s.close() })
+  return s
+}
+
+t.test('bounds: unauthenticated entries beyond maxUnauth push out the oldest; a full table refuses', async t => {
+  let now = 0
+  const table = new ConnTable({ daemon: () => ({ host: '127.0.0.1', port: 9 }), maxConns: 4, maxUnauth: 2, now: () => now })
+  t.teardown(() => { table.closeAll() })
+  const open = new FakeLink(1)
+  const eo = (await table.add(open, { open: true }))!
+  const l1 = new FakeLink(2); now = 1
+  const e1 = (await table.add(l1, { open: false }))!
+  const l2 = new FakeLink(3); now = 2
+  await table.add(l2, { open: false })
+  const l3 = new FakeLink(4); now = 3
+  await table.add(l3, { open: false })
+  t.ok(l1.closed, 'the oldest unauthenticated went')
+  t.notOk(open.closed || l2.closed || l3.closed, 'the open one and the newer ones stay')
+  t.equal(table.get(e1.handle), undefined)
+  t.equal(table.counters.transportUnauthEvicted, 1)
+  t.equal(table.size, 3)
+  await table.add(new FakeLink(5), { open: true })
+  const refused = new FakeLink(6)
+  t.equal(await table.add(refused, { open: true }), null, 'past maxConns: refused')
+  t.ok(refused.closed, 'and its link closed')
+  t.equal(table.counters.transportConnsRefused, 1)
+  t.ok(isConnHandle(eo.handle), 'entries are named by connection handles')
+})
+
+t.test('the bridge: deliver reaches the daemon socket from the bridge; the daemon reaches the link', async t => {
+  const d = await daemonSocket((fn) => { t.teardown(fn) })
+  const table = new ConnTable({ daemon: () => ({ host: '127.0.0.1', port: d.address().port }), maxConns: 4, maxUnauth: 4, now: () => 0 })
+  const link = new FakeLink(41000)
+  const e = (await table.add(link, { open: false }))!
+  const bridge = table.bridgeOf(e.handle)!
+  t.equal(bridge.ip, LOOPBACK)
+  t.same(table.handleOf(LOOPBACK, bridge.port), { ip: e.handle, port: 41000 }, 'the bridge source maps back to the handle endpoint')
+  t.equal(table.handleOf(LOOPBACK, 1), null, 'any other source is not a handle')
+  t.same(connRemote(e.handle), { ip: 0xc6336401, port: 41000, kind: 'tcp' })
+  t.equal(transportOf(e.handle), 'tcp')
+  t.equal(transportOf(0x0a000001), 'udp')
+  t.equal(formatEndpoint(e.handle, 41000), 'tcp:198.51.100.1:41000', 'status shows the far end')
+  const got = once(d, 'message')
+  e.deliver(Uint8Array.of(1, 2, 3))
+  const [msg, rinfo] = await got as [Buffer, { port: number }]
+  t.same([...msg], [1, 2, 3])
+  t.equal(rinfo.port, bridge.port, 'from the bridge port')
+  d.send(Uint8Array.of(2, 9), bridge.port, '127.0.0.1')
+  await new Promise(resolve => setTimeout(resolve, 50))
+  t.same(link.sent, [[2, 9]], 'the daemon\'s datagram went out on the link')
+  t.ok(table.get(e.handle)!.open, 'a HandshakeResp through it makes it authenticated')
+  link.full = true
+  d.send(Uint8Array.of(4, 1), bridge.port, '127.0.0.1')
+  await new Promise(resolve => setTimeout(resolve, 50))
+  t.equal(table.counters.transportDropBackedUp, 1, 'a backed-up link drops the message, counted')
+  let why = ''
+  table.onClose(e.handle, (r) => { why = r })
+  e.close('test')
+  t.equal(why, 'test')
+  t.ok(link.closed)
+  t.equal(table.bridgeOf(e.handle), null)
+  t.equal(connRemote(e.handle), null)
+  t.match(formatEndpoint(e.handle, 41000), /closed connection/)
+})
