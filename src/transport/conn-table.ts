@@ -25,10 +25,11 @@
  *
  * Main thread only.
  */
-import { createSocket, type Socket } from 'node:dgram'
 import { HANDLE_CONN, HANDLE_INDEX_MASK, isConnHandle } from '../wire/endpoint-handle.js'
 import { MSG_HANDSHAKE_RESP } from '../wire/messages.js'
-import { intToIp, setConnHandleText } from '../wire/addr.js'
+import { intToIp, ipToInt, setConnHandleText } from '../wire/addr.js'
+import { loadNative, type Native } from '../dataplane/native.js'
+import { Bridge } from './bridge.js'
 
 export type ConnKind = 'tcp' | 'faketcp'
 
@@ -61,6 +62,8 @@ export interface ConnTableOptions {
   maxConns: number
   maxUnauth: number
   now: () => number
+  /** The addon (default: loaded here). */
+  native?: Native
 }
 
 export const LOOPBACK = 0x7f000001
@@ -73,11 +76,13 @@ export interface ConnCounters {
   transportMsgsIn: number
   transportMsgsOut: number
   transportDropBackedUp: number
+  /** Messages from links the daemon's socket did not take (its buffer full). */
+  transportDropBridge: number
 }
 
 interface Entry extends ConnEntry {
   open: boolean
-  bridge: Socket
+  bridge: Bridge
   bridgePort: number
   closed: boolean
   onClose: Array<(reason: string) => void>
@@ -107,9 +112,21 @@ export class ConnTable {
   readonly #o: ConnTableOptions
   readonly #byHandle = new Map<number, Entry>()
   readonly #byBridgePort = new Map<number, Entry>()
-  readonly counters: ConnCounters = { transportConns: 0, transportConnsRefused: 0, transportUnauthEvicted: 0, transportMsgsIn: 0, transportMsgsOut: 0, transportDropBackedUp: 0 }
+  readonly counters: ConnCounters = { transportConns: 0, transportConnsRefused: 0, transportUnauthEvicted: 0, transportMsgsIn: 0, transportMsgsOut: 0, transportDropBackedUp: 0, transportDropBridge: 0 }
+  readonly #native: Native
+  #daemonIp = { host: '', ip: 0 }
 
-  constructor (o: ConnTableOptions) { this.#o = o }
+  constructor (o: ConnTableOptions) {
+    this.#o = o
+    this.#native = o.native ?? loadNative()
+  }
+
+  /** The daemon's socket as a u32 address and port (the host is parsed once). */
+  #daemon (): { ip: number, port: number } {
+    const d = this.#o.daemon()
+    if (d.host !== this.#daemonIp.host) this.#daemonIp = { host: d.host, ip: ipToInt(d.host) }
+    return { ip: this.#daemonIp.ip, port: d.port }
+  }
 
   get size (): number { return this.#byHandle.size }
   get (handle: number): ConnEntry | undefined { return this.#byHandle.get(handle) }
@@ -134,31 +151,33 @@ export class ConnTable {
       link.close()
       return null
     }
-    const bridge = createSocket({ type: 'udp4' })
-    const port = await new Promise<number>((resolve, reject) => {
-      bridge.once('error', reject)
-      bridge.bind(0, '127.0.0.1', () => { bridge.off('error', reject); resolve(bridge.address().port) })
-    }).catch(() => 0)
-    if (port === 0) { bridge.close(); link.close(); this.counters.transportConnsRefused++; return null }
-    const handle = this.#allocate()
+    let bridge: Bridge
     const table = this
-    const e: Entry = {
+    let e: Entry
+    try {
+      bridge = new Bridge(this.#native, () => this.#daemon(), (msg, fromPort) => {
+        if (fromPort !== this.#o.daemon().port) return // only the daemon's own socket talks to a bridge
+        if (msg[0] === MSG_HANDSHAKE_RESP) e.open = true
+        if (link.send(msg)) this.counters.transportMsgsOut++
+        else this.counters.transportDropBackedUp++
+      })
+    } catch {
+      link.close()
+      this.counters.transportConnsRefused++
+      return null
+    }
+    bridge.onLost = (n) => { this.counters.transportDropBridge += n }
+    const port = bridge.port
+    const handle = this.#allocate()
+    e = {
       handle, link, open: opt.open, createdAt: this.#o.now(), bridge, bridgePort: port, closed: false, onClose: [],
       deliver (msg: Uint8Array): void {
         if (e.closed) return
         table.counters.transportMsgsIn++
-        const d = table.#o.daemon()
-        bridge.send(msg, d.port, d.host)
+        if (!bridge.send(msg)) table.counters.transportDropBridge++
       },
       close (reason: string): void { table.#remove(e, reason) }
     }
-    bridge.on('message', (msg, rinfo) => {
-      if (rinfo.port !== this.#o.daemon().port) return // only the daemon's own socket talks to a bridge
-      if (msg.length > 0 && msg[0] === MSG_HANDSHAKE_RESP) e.open = true
-      if (link.send(msg)) this.counters.transportMsgsOut++
-      else this.counters.transportDropBackedUp++
-    })
-    bridge.on('error', () => { /* a loopback socket: nothing to report; the link's own errors close it */ })
     this.#byHandle.set(handle, e)
     this.#byBridgePort.set(port, e)
     liveRemotes.set(handle, { ...link.remote, kind: link.kind })
@@ -206,7 +225,7 @@ export class ConnTable {
     this.#byHandle.delete(e.handle)
     this.#byBridgePort.delete(e.bridgePort)
     liveRemotes.delete(e.handle)
-    try { e.bridge.close() } catch { /* already closed */ }
+    e.bridge.close()
     e.link.close()
     for (const fn of e.onClose) fn(reason)
   }

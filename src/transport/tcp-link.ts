@@ -4,8 +4,10 @@
  *
  *   socket 'data' ─▶ Deframer ─▶ onMessage(msg) (the table's deliver)
  *                            └▶ bad length: close, counted (tcpBadFrames)
- *   send(msg) ─▶ one write of header + msg, unless the socket has more than
- *                SEND_BACKLOG bytes queued in user space: then the whole
+ *   send(msg) ─▶ header + msg, corked until the event loop's check phase so
+ *                every message of one wake-up leaves in one writev; unless the
+ *                socket has more than SEND_BACKLOG bytes queued in user space
+ *                (beyond this turn's batch, itself at most SEND_BATCH): then the whole
  *                message is dropped (counted by the table), never a part,
  *                and nothing queues beyond the kernel's socket buffer
  *                (TCP over TCP: the inner flows see loss and slow down)
@@ -21,7 +23,9 @@ import { ipToInt, isIpv4 } from '../wire/addr.js'
 /** A frame may sit half-read this long (ms) before the connection is closed. */
 export const STALL_MS = 5000
 /** User-space bytes a socket may hold beyond the kernel's buffer before sends are dropped. */
-export const SEND_BACKLOG = 32 * 1024
+export const SEND_BACKLOG = 64 * 1024
+/** Bytes one event-loop turn may batch into one writev. */
+export const SEND_BATCH = 256 * 1024
 
 export interface TcpLinkCounters {
   tcpBadFrames: number
@@ -37,6 +41,12 @@ export class TcpLink implements LinkIo {
   readonly #deframer: Deframer
   readonly #counters: TcpLinkCounters
   #stallTimer: NodeJS.Timeout | null = null
+  /** Bytes written while corked this turn (they leave at uncork). */
+  #batched = 0
+  readonly #uncork = (): void => {
+    this.#batched = 0
+    if (!this.#closed) this.#sock.uncork()
+  }
   #closed = false
   /** Frames read so far: a stall is a partial frame with no frame completed for STALL_MS. */
   #frames = 0
@@ -65,8 +75,13 @@ export class TcpLink implements LinkIo {
 
   send (msg: Uint8Array): boolean {
     if (this.#closed || msg.length === 0 || msg.length > MAX_FRAME) return false
-    if (this.#sock.writableLength > SEND_BACKLOG) return false
-    const out = Buffer.allocUnsafe(FRAME_HEADER + msg.length)
+    if (this.#sock.writableLength - this.#batched > SEND_BACKLOG || this.#batched + msg.length > SEND_BATCH) return false
+    if (this.#batched === 0) {
+      this.#sock.cork()
+      setImmediate(this.#uncork)
+    }
+    this.#batched += FRAME_HEADER + msg.length
+    const out = Buffer.allocUnsafe(FRAME_HEADER + msg.length) // one write per message: cheaper than two stream writes
     out[0] = msg.length >>> 8
     out[1] = msg.length & 0xff
     out.set(msg, FRAME_HEADER)
