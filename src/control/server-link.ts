@@ -32,6 +32,7 @@ import { describeSessions, emptySessionSet, expireSessions, installCurrent, newS
 import { RTT_WARMUP, RTT_WARMUP_GAP, RttWindow, lastSeen } from './rtt.js'
 import { fingerprint } from '../identity/key-text.js'
 import { withMapped } from './client-nat.js'
+import { wireIp, wirePort } from '../transport/conn-table.js'
 
 /**
  * The server counts as not answering after this much silence: two keepalive
@@ -319,7 +320,7 @@ export class ServerLink implements SessionOwner {
         // The server measures its RTT to us (server.ts pings each client every 30 s): answer at once.
         if (!this.#ctx.fromServer(input.ip, input.port)) break
         this.#heard(now)
-        this.#send(s, { kind: CTL_PONG, txid: msg.txid, peerListVersion: 0, observedIp: input.ip, observedPort: input.port })
+        this.#send(s, { kind: CTL_PONG, txid: msg.txid, peerListVersion: 0, observedIp: wireIp(input.ip), observedPort: wirePort(input.ip, input.port) })
         break
       }
       case CTL_PEER_UPDATE: {

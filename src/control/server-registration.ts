@@ -45,6 +45,7 @@ import type { NodeRegistry } from './registry.js'
 import { PendingRegistration, type Claim } from './pending-registrations.js'
 import { claimRefusal, type ClaimRefusal } from './server-nodes.js'
 import { keyHex, type ClientRecord, type ServerContext } from './server-context.js'
+import { wireIp, wirePort } from '../transport/conn-table.js'
 
 /** The response status of each registry refusal. */
 const REFUSAL_STATUS = { 'address-bound-to-other-key': RESP_ADDRESS_BOUND, 'key-revoked': RESP_KEY_REVOKED, 'not-authorized': RESP_NOT_AUTHORIZED } as const
@@ -260,8 +261,8 @@ export class ServerRegistration {
       mtu: opt.mtu,
       tunnelIp: opt.tunnelIp,
       peerId,
-      observedIp: input.ip,
-      observedPort: input.port,
+      observedIp: wireIp(input.ip), // a client on TCP: no UDP endpoint to tell it
+      observedPort: wirePort(input.ip, input.port),
       // Our IPv6 address and our own routes; on a refusal about the client's IPv6 address, REFUSED says so (wire/attrs.ts).
       attrs: { tunnel6: opt.tunnel6 ?? null, routes: ctx.routes.own, ...(refused !== undefined ? { refused } : {}) }
     })

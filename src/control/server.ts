@@ -47,7 +47,7 @@ import { disconnect, dropUnadmitted, nodesAdmin } from './server-nodes.js'
 import type { ApproveRoutes } from '../config/schema.js'
 import type { RouteOffer } from './kernel-route-plan.js'
 import { formatPrefix } from '../wire/prefix.js'
-import { transportOf } from '../transport/conn-table.js'
+import { transportOf, wireIp, wirePort } from '../transport/conn-table.js'
 
 export type { ServerOptions } from './server-context.js'
 
@@ -200,7 +200,7 @@ export class ServerController implements ControlHandler {
       case CTL_PING: {
         if (rec.sessions.pending === s) this.#registration.activate(rec, s, input.ip, input.port)
         if (rec.active && s === rec.sessions.current) this.#roaming.check(rec, input.ip, input.port, now)
-        const pong = encodeControl({ kind: CTL_PONG, txid: msg.txid, peerListVersion: this.#peerList.version, observedIp: input.ip, observedPort: input.port })
+        const pong = encodeControl({ kind: CTL_PONG, txid: msg.txid, peerListVersion: this.#peerList.version, observedIp: wireIp(input.ip), observedPort: wirePort(input.ip, input.port) })
         this.#port.sendControl(s.ctl.seal(pong), input.ip, input.port)
         if (msg.peerListVersion !== this.#peerList.version) this.#peerList.sendFull(rec, s)
         break
