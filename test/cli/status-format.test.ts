@@ -221,3 +221,14 @@ t.test('port mapping line: the mapping, or why there is none; absent when off', 
   t.match(failed, /port mapping +none \(failed\): no NAT-PMP\/PCP answer from 192\.168\.1\.1 in 3 tries \(turn on NAT-PMP or PCP in the router so that peers behind symmetric NATs can reach this node directly\)\n/)
   t.notMatch(formatStatus({ ...clientReport, portMapping: null }), /port mapping/)
 })
+
+t.test('transport lines: the client\'s server path and why; the server\'s TCP listener', async t => {
+  const onTcp = formatStatus({ ...clientReport, transport: { client: { mode: 'auto', transport: 'tcp', reason: 'no UDP answer from the server in 2 s', tcp: '203.0.113.5:9000' } } })
+  t.match(onTcp, /transport +tcp to 203\.0\.113\.5:9000 \(--transport auto\): no UDP answer from the server in 2 s\n/)
+  const onUdp = formatStatus({ ...clientReport, transport: { client: { mode: 'auto', transport: 'udp', reason: null, tcp: null } } })
+  t.match(onUdp, /transport +udp \(--transport auto\)\n/)
+  t.notMatch(formatStatus(clientReport), /transport/, 'absent when the report has none')
+  const server = { ...clientReport, mode: 'server' as const, listen: '0.0.0.0:9000', server: null, peers: [] }
+  t.match(formatStatus({ ...server, transport: { tcpListen: '0.0.0.0:9000' } }), /tcp +accepting on 0\.0\.0\.0:9000\n/)
+  t.match(formatStatus({ ...server, transport: { tcpListen: null } }), /tcp +off \(--no-tcp\)\n/)
+})
