@@ -1,6 +1,6 @@
 /**
  * One connection's loopback "bridge" socket (conn-table.ts): a native UDP
- * socket on 127.0.0.1, polled on the main thread's loop, so each wake-up
+ * socket on a 127/8 address of its own, polled on the main thread's loop, so each wake-up
  * moves a batch in one syscall each way instead of one per message.
  *
  *   link ─▶ send(msg): copied into the shared staging area; flushed with one
@@ -47,10 +47,10 @@ export class Bridge {
   /** Messages the daemon's socket did not take. */
   onLost: (n: number) => void = () => {}
 
-  constructor (native: Native, daemon: () => { ip: number, port: number }, onMessage: (msg: Uint8Array, fromPort: number) => void) {
+  constructor (native: Native, host: string, daemon: () => { ip: number, port: number }, onMessage: (msg: Uint8Array, fromPort: number) => void) {
     this.native = native
     this.#daemon = daemon
-    const s = native.udpOpen('127.0.0.1', 0, 1 << 20)
+    const s = native.udpOpen(host, 0, 1 << 20)
     this.fd = s.fd
     this.port = s.port
     this.#poll = native.pollStart(this.fd, () => {

@@ -8,8 +8,13 @@
  *
  *   link (tcp-link.ts, or ftcp's fake-TCP flow) ──deliver(msg)──▶ bridge socket
  *       ──sendto 127.0.0.1:daemonPort──▶ the daemon's own UDP socket, where the
- *       pipelines read it like any datagram, from 127.0.0.1:bridgePort
- *   pipelines / control plane ──sendto 127.0.0.1:bridgePort──▶ bridge socket
+ *       pipelines read it like any datagram, from 127.a.b.c:bridgePort
+ *   pipelines / control plane ──sendto 127.a.b.c:bridgePort──▶ bridge socket
+ *
+ * Entry i's bridge binds 127.a.b.c with a.b.c = i (all of 127/8 is local on
+ * Linux), so each connection is a source address of its own to the
+ * dataplane: the server's per-source handshake limits (init-guard.ts) apply
+ * per connection, not to all TCP clients together.
  *       ──link.send(msg)──▶ the stream (whole frames; a backed-up link drops)
  *
  * So the dataplane and its fast path run unchanged; transport-port.ts turns
@@ -27,7 +32,7 @@
  */
 import { HANDLE_CONN, HANDLE_INDEX_MASK, isConnHandle } from '../wire/endpoint-handle.js'
 import { MSG_HANDSHAKE_RESP } from '../wire/messages.js'
-import { intToIp, ipToInt, setConnHandleText } from '../wire/addr.js'
+import { endpointKey, intToIp, ipToInt, setConnHandleText } from '../wire/addr.js'
 import { loadNative, type Native } from '../dataplane/native.js'
 import { Bridge } from './bridge.js'
 
@@ -83,6 +88,7 @@ export interface ConnCounters {
 interface Entry extends ConnEntry {
   open: boolean
   bridge: Bridge
+  bridgeIp: number
   bridgePort: number
   closed: boolean
   onClose: Array<(reason: string) => void>
@@ -110,12 +116,15 @@ setConnHandleText((ip) => {
   return r === undefined ? `closed connection #${ip & HANDLE_INDEX_MASK}` : `${r.kind}:${intToIp(r.ip)}:${r.port}`
 })
 
-let nextIndex = 1
+/** Handle indexes 2..0xFFFFFE: entry i binds 127.a.b.c = i, never 127.0.0.1 (local tools) nor 127.255.255.255. */
+const FIRST_INDEX = 2
+let nextIndex = FIRST_INDEX
 
 export class ConnTable {
   readonly #o: ConnTableOptions
   readonly #byHandle = new Map<number, Entry>()
-  readonly #byBridgePort = new Map<number, Entry>()
+  /** endpointKey(bridge ip, port) → entry. */
+  readonly #byBridge = new Map<number, Entry>()
   readonly counters: ConnCounters = { transportConns: 0, transportConnsRefused: 0, transportUnauthEvicted: 0, transportMsgsIn: 0, transportMsgsOut: 0, transportDropBackedUp: 0, transportDropBridge: 0 }
   readonly #native: Native
   #daemonIp = { host: '', ip: 0 }
@@ -157,9 +166,11 @@ export class ConnTable {
     }
     let bridge: Bridge
     const table = this
+    const handle = this.#allocate()
+    const bridgeIp = (0x7f000000 | (handle & HANDLE_INDEX_MASK)) >>> 0
     let e: Entry
     try {
-      bridge = new Bridge(this.#native, () => this.#daemon(), (msg, fromPort) => {
+      bridge = new Bridge(this.#native, intToIp(bridgeIp), () => this.#daemon(), (msg, fromPort) => {
         if (fromPort !== this.#o.daemon().port) return // only the daemon's own socket talks to a bridge
         if (msg[0] === MSG_HANDSHAKE_RESP) e.open = true
         if (link.send(msg)) this.counters.transportMsgsOut++
@@ -172,9 +183,8 @@ export class ConnTable {
     }
     bridge.onLost = (n) => { this.counters.transportDropBridge += n }
     const port = bridge.port
-    const handle = this.#allocate()
     e = {
-      handle, link, open: opt.open, createdAt: this.#o.now(), bridge, bridgePort: port, closed: false, onClose: [],
+      handle, link, open: opt.open, createdAt: this.#o.now(), bridge, bridgeIp, bridgePort: port, closed: false, onClose: [],
       deliver (msg: Uint8Array): void {
         if (e.closed) return
         table.counters.transportMsgsIn++
@@ -183,7 +193,7 @@ export class ConnTable {
       close (reason: string): void { table.#remove(e, reason) }
     }
     this.#byHandle.set(handle, e)
-    this.#byBridgePort.set(port, e)
+    this.#byBridge.set(endpointKey(bridgeIp, port), e)
     liveRemotes.set(handle, { ...link.remote, kind: link.kind })
     this.counters.transportConns++
     return e
@@ -199,13 +209,13 @@ export class ConnTable {
   /** The bridge address the daemon's socket sends to for `handle`, or null when it is not live. */
   bridgeOf (handle: number): { ip: number, port: number } | null {
     const e = this.#byHandle.get(handle)
-    return e === undefined ? null : { ip: LOOPBACK, port: e.bridgePort }
+    return e === undefined ? null : { ip: e.bridgeIp, port: e.bridgePort }
   }
 
   /** The handle endpoint of a datagram that came from a bridge, or null for any other source. */
   handleOf (ip: number, port: number): { ip: number, port: number } | null {
-    if (ip !== LOOPBACK) return null
-    const e = this.#byBridgePort.get(port)
+    if (ip >>> 24 !== 127) return null
+    const e = this.#byBridge.get(endpointKey(ip, port))
     return e === undefined ? null : { ip: e.handle, port: e.link.remote.port }
   }
 
@@ -217,7 +227,7 @@ export class ConnTable {
   #allocate (): number {
     for (;;) {
       const i = nextIndex
-      nextIndex = nextIndex >= HANDLE_INDEX_MASK ? 1 : nextIndex + 1
+      nextIndex = nextIndex >= HANDLE_INDEX_MASK - 1 ? FIRST_INDEX : nextIndex + 1
       const h = (HANDLE_CONN | i) >>> 0
       if (!liveRemotes.has(h)) return h
     }
@@ -227,7 +237,7 @@ export class ConnTable {
     if (e.closed) return
     e.closed = true
     this.#byHandle.delete(e.handle)
-    this.#byBridgePort.delete(e.bridgePort)
+    this.#byBridge.delete(endpointKey(e.bridgeIp, e.bridgePort))
     liveRemotes.delete(e.handle)
     e.bridge.close()
     e.link.close()

@@ -55,9 +55,12 @@ t.test('the bridge: deliver reaches the daemon socket from the bridge; the daemo
   const link = new FakeLink(41000)
   const e = (await table.add(link, { open: false }))!
   const bridge = table.bridgeOf(e.handle)!
-  t.equal(bridge.ip, LOOPBACK)
-  t.same(table.handleOf(LOOPBACK, bridge.port), { ip: e.handle, port: 41000 }, 'the bridge source maps back to the handle endpoint')
-  t.equal(table.handleOf(LOOPBACK, 1), null, 'any other source is not a handle')
+  t.equal(bridge.ip >>> 24, 127, 'a loopback address')
+  t.not(bridge.ip, LOOPBACK, 'of its own, not 127.0.0.1')
+  t.equal(bridge.ip & 0xffffff, e.handle & 0xffffff, '127.a.b.c = the handle\'s index')
+  t.same(table.handleOf(bridge.ip, bridge.port), { ip: e.handle, port: 41000 }, 'the bridge source maps back to the handle endpoint')
+  t.equal(table.handleOf(bridge.ip, 1), null, 'any other source is not a handle')
+  t.equal(table.handleOf(LOOPBACK, bridge.port), null)
   t.same(connRemote(e.handle), { ip: 0xc6336401, port: 41000, kind: 'tcp' })
   t.equal(transportOf(e.handle), 'tcp')
   t.equal(transportOf(0x0a000001), 'udp')
@@ -67,12 +70,13 @@ t.test('the bridge: deliver reaches the daemon socket from the bridge; the daemo
   const [msg, rinfo] = await got as [Buffer, { port: number }]
   t.same([...msg], [1, 2, 3])
   t.equal(rinfo.port, bridge.port, 'from the bridge port')
-  d.send(Uint8Array.of(2, 9), bridge.port, '127.0.0.1')
+  const bridgeHost = `127.${(bridge.ip >>> 16) & 255}.${(bridge.ip >>> 8) & 255}.${bridge.ip & 255}`
+  d.send(Uint8Array.of(2, 9), bridge.port, bridgeHost)
   await new Promise(resolve => setTimeout(resolve, 50))
   t.same(link.sent, [[2, 9]], 'the daemon\'s datagram went out on the link')
   t.ok(table.get(e.handle)!.open, 'a HandshakeResp through it makes it authenticated')
   link.full = true
-  d.send(Uint8Array.of(4, 1), bridge.port, '127.0.0.1')
+  d.send(Uint8Array.of(4, 1), bridge.port, bridgeHost)
   await new Promise(resolve => setTimeout(resolve, 50))
   t.equal(table.counters.transportDropBackedUp, 1, 'a backed-up link drops the message, counted')
   let why = ''
