@@ -125,6 +125,7 @@ async function main (): Promise<void> {
     console.log(`udp       ${String(Math.round(mu * 10) / 10).padStart(8)}   1.00`)
     console.log(`tcp       ${String(Math.round(mt * 10) / 10).padStart(8)}   ${(mt / mu).toFixed(2)}   (goal ≥ 0.30; whole messages dropped when backed up: ${drops})`)
     console.log(`\nstart → registered, median of ${starts}: UDP open ${median(upOpen)} ms, UDP blocked (fallback to TCP) ${median(upBlocked)} ms (goal ≤ 3000)`)
+    console.log(`the fallback's own cost (blocked minus open, paired per start): median ${median(upBlocked.map((b, i) => b - upOpen[i]!))} ms`)
     console.log(`UDP unblocked → back on UDP, median of ${starts}: ${median(back)} ms (goal ≤ 10000)`)
   } finally {
     await topo.destroy()
