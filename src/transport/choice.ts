@@ -60,7 +60,7 @@ export class TransportChoice {
   get transport (): 'udp' | 'tcp' { return this.#s.kind === 'tcp' ? 'tcp' : 'udp' }
   get reason (): string | null { return this.#why }
 
-  /** Time passes; `registered`: the server answers us (on whichever transport is in use). */
+  /** Time passes; `registered`: the server answers us (registered, or a refusal) on whichever transport is in use. */
   tick (now: number, registered: boolean): ChoiceAction[] {
     const s = this.#s
     switch (s.kind) {

@@ -73,7 +73,9 @@ export class ClientTransport {
 
   tick (): void {
     if (this.#stopped) return
-    this.#run(this.choice.tick(this.#clock.now(), this.#controller.state === 'registered'))
+    // Answered: registered, or refused by the server (a wrong key is not a blocked UDP: no fallback then).
+    const s = this.#controller.state
+    this.#run(this.choice.tick(this.#clock.now(), s === 'registered' || s === 'rejected'))
   }
 
   stop (): void { this.#stopped = true }
