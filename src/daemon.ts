@@ -63,6 +63,8 @@ import { answerNodes } from './control/nodes.js'
 import { openServerRegistry, reloadAuthorized } from './state/server-registry.js'
 import type { FileRegistry } from './state/registry-file.js'
 import { PortMappingIo, readNetwork } from './port-mapping-io.js'
+import { FakeTcpLink } from './dataplane/faketcp-link.js'
+import { loadNative } from './dataplane/native.js'
 
 /** Peer slots per daemon: the server's clients, or a client's peers (slot 0 = the server). */
 function maxPeersFor (config: Config): number {
@@ -187,7 +189,9 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     log.error(describeError(err))
     return 1
   }
-  const dataplane = new Dataplane({
+  // Fake TCP (dataplane/faketcp-link.ts): opened before the dataplane starts, whose inbound pipeline polls its data socket.
+  let ftcp: FakeTcpLink | null = null
+  const dpOptions: ConstructorParameters<typeof Dataplane>[0] = {
     mode: config.mode,
     dev: config.dev,
     cidr: `${config.tun.ip}/${config.tun.prefix}`,
@@ -202,7 +206,8 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     fastPath: config.fastPath,
     macKeys: config.mode === 'server' ? macKeys(psk) : undefined,
     clientIsolation: config.mode === 'server' && config.clientIsolation
-  }, log.child('dataplane'))
+  }
+  const dataplane = new Dataplane(dpOptions, log.child('dataplane'))
   const ownRoutes = routePrefixes(config.advertiseRoutes)
 
   // Client: the port mapping (port-mapping-io.ts), made once the dataplane knows its port.
@@ -220,7 +225,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       prefix: config.tun.prefix,
       tunnel6: config.tun6,
       mtu: config.mtu,
-      serverIp, // 0 until the name resolves (setServerEndpoint)
+      serverIp: config.transport === 'faketcp' ? 0 : serverIp, // 0 until the name resolves or the fake-TCP link is open (setServerEndpoint)
       serverPort: config.remote!.port,
       keepaliveSec: config.keepalive,
       serverName: `${config.remote!.host}:${config.remote!.port}`,
@@ -256,7 +261,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       nodeKey: { publicKey: keyToText(nodeKey.pub), fingerprint: fingerprint(nodeKey.pub) },
       uptimeSec: Math.round((Date.now() - startedWall) / 1000),
       peers: s.peers,
-      counters: { ...dataplane.counters(), ...(controller instanceof ServerController ? { ...controller.natCheckCounters, ...controller.handshakeCounters, ...controller.registrationCounters, ...controller.roamCounters, ...controller.routeCounters() } : controller.counters), ...kernelRoutes?.counters, ...portMapping?.mapper.counters, logLinesLost: log.linesLost },
+      counters: { ...dataplane.counters(), ...(controller instanceof ServerController ? { ...controller.natCheckCounters, ...controller.handshakeCounters, ...controller.registrationCounters, ...controller.roamCounters, ...controller.routeCounters() } : controller.counters), ...kernelRoutes?.counters, ...portMapping?.mapper.counters, ...ftcp?.counters(), logLinesLost: log.linesLost },
       dataplane: { placement: config.placement, ...dataplane.offloads },
       controlPlane: controlPlane(),
       routes: {
@@ -264,7 +269,8 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
         kernel: kernelRoutes?.status() ?? [],
         ...(config.mode === 'server' ? { clientIsolation: config.clientIsolation } : {})
       },
-      ...(config.mode === 'client' ? { portMapping: portMapping?.status() ?? null } : {})
+      ...(config.mode === 'client' ? { portMapping: portMapping?.status() ?? null } : {}),
+      ...(ftcp !== null ? { faketcp: ftcp.status() } : {})
     }
   }
 
@@ -333,6 +339,11 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
   }
 
   try {
+    if (config.transport === 'faketcp' || config.faketcp) {
+      const port = config.mode === 'server' ? config.listen.port : config.remote!.port
+      ftcp = await FakeTcpLink.open(loadNative(), { role: config.mode, port, socketBuffer: 4 * 1024 * 1024 }, log.child('faketcp'), systemClock, systemRandom)
+      dpOptions.ftcpFd = ftcp.fd
+    }
     await dataplane.start(handler, onFatal)
     // The networks behind us are reached through this host: say so at once when it does not forward.
     if (ownRoutes.length > 0) warnIfNotForwarding(ownRoutes, log)
@@ -375,12 +386,15 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     }
     started = true
     if (hupPending) reloadConfig()
-    if (controller instanceof ClientController && name !== null) {
-      const ip = await name.waitFirst()
+    if (controller instanceof ClientController && (name !== null || ftcp !== null)) {
+      const ip = name === null ? serverIp : await name.waitFirst()
       if (ip === null) { await stopped; throw new StopBeforeReady() }
-      controller.setServerEndpoint(ip, config.remote!.port)
-      name.follow(() => controller.state === 'reconnecting' || controller.state === 'registering', (newIp, port) => {
-        controller.setServerEndpoint(newIp, port)
+      // Over fake TCP the server's endpoint is the link's flow handle; the link follows the address.
+      if (ftcp !== null) await ftcp.connect(ip)
+      controller.setServerEndpoint(ftcp?.serverHandle ?? ip, config.remote!.port)
+      name?.follow(() => controller.state === 'reconnecting' || controller.state === 'registering', (newIp, port) => {
+        if (ftcp !== null) ftcp.connect(newIp).catch((err: unknown) => { log.warn('fake TCP: following the new server address failed', { err }) })
+        else controller.setServerEndpoint(newIp, port)
         ticker.kick(controller.tickInterval())
       })
     }
@@ -412,6 +426,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     if (metrics) await metrics.close().catch(() => {})
     if (kernelRoutes) await kernelRoutes.close()
     await dataplane.close().catch((err: unknown) => { log.error('closing the dataplane failed', { err }) })
+    if (ftcp !== null) await ftcp.close().catch((err: unknown) => { log.error('closing the fake-TCP link failed', { err }) })
     if (handshakePool) await handshakePool.close().catch(() => {})
     psk.fill(0) // the only copy of the network's psk (the key string itself cannot be wiped: docs/PROTOCOL.md §15)
     onExit()

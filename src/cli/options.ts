@@ -58,6 +58,8 @@ export const SPECS: readonly OptSpec[] = [
   { key: 'acceptRoutes', names: ['accept-routes'], type: 'bool' },
   { key: 'acceptRoutes', names: ['no-accept-routes'], type: 'fixed', fixed: false },
   { key: 'clientIsolation', names: ['client-isolation'], type: 'bool' },
+  { key: 'transport', names: ['transport'], type: 'string' },
+  { key: 'faketcp', names: ['faketcp'], type: 'bool' },
   { key: 'logLevel', names: ['quiet', 'q'], type: 'fixed', fixed: 'error' },
   { key: 'logLevel', names: ['verbose'], type: 'fixed', fixed: 'debug' },
   { key: 'config', names: ['config', 'c'], type: 'string' },

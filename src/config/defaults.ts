@@ -27,6 +27,8 @@ export const DEFAULTS = Object.freeze({
   p2p: true,
   acceptRoutes: true,
   clientIsolation: false,
+  transport: 'udp' as const,
+  faketcp: false,
   /** Port mapping (control/port-mapping.ts): asked for unless --no-port-mapping. */
   portMapping: true,
   /** Seconds. Short enough to keep common NAT UDP mappings (30 s and up) open. */

@@ -230,7 +230,20 @@ function readSettings (mode: Mode | null, s: Settings, env: LoadEnv, problems: s
   const approveRoutes = readApproveRoutes(mode === 'server' ? s.pick('approveRoutes') : undefined, tun, problems, tun6)
   const acceptRoutes = readOptional(mode === 'client' ? s.pick('acceptRoutes') : undefined, DEFAULTS.acceptRoutes, raw => checkBool(raw, problems))
   const clientIsolation = readOptional(mode === 'server' ? s.pick('clientIsolation') : undefined, DEFAULTS.clientIsolation, raw => checkBool(raw, problems))
-  return { mode, listen, remote, tun, tun6, key, keyFile, networkName, dev, control, mtu, fec, maxClients, p2p, portMapping, keepalive, logLevel, logFormat, placement, fastPath, metrics, handshakeWorkers, stateDir, nodeKey, serverKey, authorizedNodes, advertiseRoutes, approveRoutes, acceptRoutes, clientIsolation }
+  const { transport, faketcp } = readTransport(mode, s, listen, problems)
+  return { mode, listen, remote, tun, tun6, key, keyFile, networkName, dev, control, mtu, fec, maxClients, p2p, portMapping, keepalive, logLevel, logFormat, placement, fastPath, metrics, handshakeWorkers, stateDir, nodeKey, serverKey, authorizedNodes, advertiseRoutes, approveRoutes, acceptRoutes, clientIsolation, transport, faketcp }
+}
+
+/** transport (client: udp | faketcp) and faketcp (server: also accept fake TCP, on a fixed port). */
+function readTransport (mode: Mode | null, s: Settings, listen: Config['listen'] | null, problems: string[]): { transport: Config['transport'] | null, faketcp: boolean | null } {
+  const t = s.pick('transport')
+  const f = s.pick('faketcp')
+  if (t !== undefined && mode === 'server') problems.push(`${t.source}: only for client mode, but this is a server (a server accepts fake TCP with --faketcp)`)
+  if (f !== undefined && mode === 'client') problems.push(`${f.source}: only for server mode, but this is a client (a client picks it with --transport faketcp)`)
+  const transport = readOptional(mode === 'client' ? t : undefined, DEFAULTS.transport, raw => checkOneOf(raw, ['udp', 'faketcp'] as const, problems))
+  const faketcp = readOptional(mode === 'server' ? f : undefined, DEFAULTS.faketcp, raw => checkBool(raw, problems))
+  if (faketcp === true && listen !== null && listen.port === 0) problems.push(`${f!.source}: fake TCP listens on the TCP port of the UDP port's number, so --listen needs a fixed port (e.g. --listen 0.0.0.0:9000)`)
+  return { transport, faketcp }
 }
 
 /** serverKey (client only): a base64 public key as given, else a file path resolved against the working directory. */

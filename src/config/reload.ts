@@ -58,7 +58,9 @@ export const APPLY: Readonly<Record<SettingKey, Apply>> = Object.freeze({
   advertiseRoutes: 'restart',
   approveRoutes: 'live',
   acceptRoutes: 'restart',
-  clientIsolation: 'restart'
+  clientIsolation: 'restart',
+  transport: 'restart',
+  faketcp: 'restart'
 })
 
 export interface Change<K extends SettingKey = SettingKey> {

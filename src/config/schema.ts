@@ -141,6 +141,10 @@ export interface Config {
   readonly acceptRoutes: boolean
   /** Server: clients reach the server and its routes, never each other (default false). */
   readonly clientIsolation: boolean
+  /** Client: how the server is reached, `--transport udp|faketcp` (default udp; dataplane/faketcp-link.ts). */
+  readonly transport: 'udp' | 'faketcp'
+  /** Server: also accept clients over fake TCP on the TCP port of our UDP port's number (`--faketcp`, default off). */
+  readonly faketcp: boolean
 }
 
 /** Config fields derived from another setting rather than set on their own (tun6: from `tun`). */
@@ -154,7 +158,8 @@ export type SettingKey = Exclude<keyof Config, DerivedKey>
 const SETTING_LIST = [
   'mode', 'listen', 'remote', 'tun', 'key', 'keyFile', 'networkName', 'dev', 'control', 'mtu', 'fec', 'maxClients',
   'p2p', 'portMapping', 'keepalive', 'logLevel', 'logFormat', 'placement', 'fastPath', 'metrics', 'handshakeWorkers', 'stateDir', 'nodeKey', 'serverKey',
-  'authorizedNodes', 'advertiseRoutes', 'approveRoutes', 'acceptRoutes', 'clientIsolation'
+  'authorizedNodes', 'advertiseRoutes', 'approveRoutes', 'acceptRoutes', 'clientIsolation',
+  'transport', 'faketcp'
 ] as const satisfies readonly SettingKey[]
 /** Compiles only while SETTING_LIST names every Config field (unused at run time). */
 const LISTS_EVERY_SETTING: [Exclude<SettingKey, typeof SETTING_LIST[number]>] extends [never] ? true : never = true

@@ -120,6 +120,8 @@ export interface StatusReport {
   routes?: RoutesReport
   /** A client's port mapping (control/port-mapping.ts): protocol, external endpoint, lifetime left, or why there is none; null when off (--no-port-mapping, --no-p2p) or on a server. */
   portMapping?: PortMapStatus | null
+  /** The fake-TCP link (--transport faketcp, --faketcp): dataplane/faketcp-link.ts status(). */
+  faketcp?: object
 }
 
 /** Recent lateness figures, ms (nearest-rank percentiles; 0 when nothing was recorded). */

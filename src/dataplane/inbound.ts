@@ -246,8 +246,9 @@ export class Inbound {
    * that won a birthday search (client; data and probes of one peer arrive
    * there, processed exactly like the main socket's).
    */
-  onReadable (fd: number = this.#init.udpFd, sock = 0): void {
+  onReadable (fd: number = this.#init.udpFd, sock = 0, fakeTcp = false): void {
     this.#sock = sock
+    if (fakeTcp) { this.#onFakeTcp(fd); return }
     const info = this.#rxInfo
     for (;;) {
       const n = this.#native.udpRecvGro(fd, this.#mem, this.#bufOffsets, RX_BUFS, RX_BUF_SIZE, this.#offsets, this.#lens, this.#addrs, RX_MAX_PACKETS, info)
@@ -255,6 +256,23 @@ export class Inbound {
       if (info[2] !== this.#rxOverflow) { this.#stats[C.dropRxOverflow] += info[2] - this.#rxOverflow; this.#rxOverflow = info[2] }
       if (n > 0) this.#processBatch(n)
       if (info[0] < RX_BUFS) return
+    }
+  }
+
+  /** ftcpRecv's info words: [segments received by the call, 0, malformed (cumulative), of no known flow (cumulative)]. */
+  readonly #ftInfo = new Int32Array(4)
+
+  /** The fake-TCP data socket: segments into the same slots, each payload a datagram from its flow's handle (native/faketcp.c). */
+  #onFakeTcp (fd: number): void {
+    const info = this.#ftInfo
+    for (;;) {
+      const malformed = info[2]!
+      const unknown = info[3]!
+      const n = this.#native.ftcpRecv(fd, this.#mem, this.#bufOffsets, RX_BUFS, RX_BUF_SIZE, this.#offsets, this.#lens, this.#addrs, RX_MAX_PACKETS, info)
+      this.#stats[C.dropMalformed] += info[2]! - malformed
+      this.#stats[C.dropFaketcpUnknownFlow] += info[3]! - unknown
+      if (n > 0) this.#processBatch(n)
+      if (info[0]! < RX_BUFS) return
     }
   }
 

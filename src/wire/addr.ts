@@ -14,6 +14,8 @@
  * VpnError('ERR_CONFIG_INVALID'); they never accept anything but the strict
  * dotted-quad form (no leading zeros, no shorthand like '10.1').
  */
+import { isHandle } from './endpoint-handle.js'
+import { handleName } from './handle-names.js'
 import { VpnError } from '../errors.js'
 
 /** A parsed 'a.b.c.d/prefix' (same shape as config/schema.ts Ipv4Cidr). */
@@ -118,6 +120,7 @@ export function endpointFromKey (key: number): { ip: number, port: number } {
 
 /** (167772161, 9000) -> '10.0.0.1:9000', for logs and status output. */
 export function formatEndpoint (ip: number, port: number): string {
+  if (isHandle(ip)) return handleName(ip, port) // not an address: a fake-TCP flow, … (wire/endpoint-handle.ts)
   return `${intToIp(ip)}:${port}`
 }
 

@@ -18,6 +18,7 @@
  * WireError; nothing else escapes decodeControl() for any input.
  * Integers little-endian; IPv4 addresses 4 raw network-order bytes.
  */
+import { isHandle } from './endpoint-handle.js'
 import { WireError } from '../errors.js'
 import { MAX_LAN_ADDRS, PEER_UPDATE_MAX_BYTES } from './constants.js'
 import { readIp, writeIp } from './addr.js'
@@ -284,8 +285,9 @@ export function encodeControl (m: ControlInput, buf?: Uint8Array, offset = 0): U
       if (m.kind === CTL_PONG) {
         checkUint('observedIp', m.observedIp, 0xffffffff)
         checkUint('observedPort', m.observedPort, 0xffff)
-        writeIp(out, o + 12, m.observedIp)
-        writeU16(out, o + 16, m.observedPort)
+        // An endpoint handle (a fake-TCP flow, …) never goes on the wire: "not observed" (0:0) instead.
+        writeIp(out, o + 12, isHandle(m.observedIp) ? 0 : m.observedIp)
+        writeU16(out, o + 16, isHandle(m.observedIp) ? 0 : m.observedPort)
       }
       break
     case CTL_PEER_UPDATE: {

@@ -8,6 +8,7 @@
  * Integers little-endian, IPv4 addresses 4 raw bytes in network order; in
  * memory addresses are host-order unsigned numbers (wire/addr.ts).
  */
+import { isHandle } from './endpoint-handle.js'
 import { WireError } from '../errors.js'
 import { MAX_LAN_ADDRS } from './constants.js'
 import { readIp, writeIp } from './addr.js'
@@ -231,8 +232,9 @@ export function encodeRespPayload (p: RespPayload, buf?: Uint8Array, offset = 0)
   writeU16(out, offset + 2, p.mtu)
   writeIp(out, offset + 4, p.tunnelIp)
   writeU32(out, offset + 8, p.peerId)
-  writeIp(out, offset + 12, p.observedIp)
-  writeU16(out, offset + 16, p.observedPort)
+  // An endpoint handle (a fake-TCP flow, …) never goes on the wire: "not observed" (0:0) instead.
+  writeIp(out, offset + 12, isHandle(p.observedIp) ? 0 : p.observedIp)
+  writeU16(out, offset + 16, isHandle(p.observedIp) ? 0 : p.observedPort)
   encodeAttrs(p.attrs ?? NO_ATTRS, out, offset + RESP_PAYLOAD_FIXED_LEN)
   return buf === undefined ? out : len
 }
