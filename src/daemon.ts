@@ -65,6 +65,7 @@ import type { FileRegistry } from './state/registry-file.js'
 import { PortMappingIo, readNetwork } from './port-mapping-io.js'
 import { FakeTcpLink } from './dataplane/faketcp-link.js'
 import { loadNative } from './dataplane/native.js'
+import { DaemonTransport } from './transport/daemon-transport.js'
 
 /** Peer slots per daemon: the server's clients, or a client's peers (slot 0 = the server). */
 function maxPeersFor (config: Config): number {
@@ -209,6 +210,9 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
   }
   const dataplane = new Dataplane(dpOptions, log.child('dataplane'))
   const ownRoutes = routePrefixes(config.advertiseRoutes)
+  // The TCP transport (transport/): its handles are resolved between the controllers and the dataplane.
+  const transport = new DaemonTransport(config, () => dataplane.port, systemClock, log.child('transport'))
+  const dpPort = transport.port(dataplane)
 
   // Client: the port mapping (port-mapping-io.ts), made once the dataplane knows its port.
   let portMapping: PortMappingIo | null = null
@@ -216,7 +220,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     ? new ServerController({
       psk, nodeKey, tunnelIp: config.tun.ipInt, prefix: config.tun.prefix, tunnel6: config.tun6, mtu: config.mtu, maxClients: config.maxClients, keepaliveSec: config.keepalive, registry: registry!,
       advertiseRoutes: ownRoutes, approveRoutes: config.approveRoutes, clientIsolation: config.clientIsolation
-    }, { port: dataplane, clock: systemClock, random: systemRandom, log: log.child('server') }, maxPeers)
+    }, { port: dpPort, clock: systemClock, random: systemRandom, log: log.child('server') }, maxPeers)
     : new ClientController({
       psk,
       nodeKey,
@@ -225,7 +229,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       prefix: config.tun.prefix,
       tunnel6: config.tun6,
       mtu: config.mtu,
-      serverIp: config.transport === 'faketcp' ? 0 : serverIp, // 0 until the name resolves or the fake-TCP link is open (setServerEndpoint)
+      serverIp: config.transport === 'faketcp' ? 0 : transport.initialServerIp(serverIp), // 0 until the name resolves or the fake-TCP link is up (setServerEndpoint)
       serverPort: config.remote!.port,
       keepaliveSec: config.keepalive,
       serverName: `${config.remote!.host}:${config.remote!.port}`,
@@ -236,7 +240,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       publicEndpointChanged: () => { portMapping?.refresh() },
       peerCache: config.p2p ? new PeerCache(fileStore(join(config.stateDir, 'peers.json')), (m) => { log.warn(m) }) : null,
       advertiseRoutes: ownRoutes
-    }, { port: dataplane, clock: systemClock, random: systemRandom, log: log.child('client') }, maxPeers)
+    }, { port: dpPort, clock: systemClock, random: systemRandom, log: log.child('client') }, maxPeers)
 
   // Server: the handshake pool (--handshake-workers; control/handshake-pool.ts), created only with threads.
   const poolThreads = config.mode === 'server' ? poolSize(config.handshakeWorkers) : 0
@@ -245,6 +249,8 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
 
   const status = (): StatusReport => {
     const s = controller.status()
+    transport.decorate(s.peers)
+    ftcp?.decorate(s.peers)
     if (name !== null && name.waiting !== null) { s.state = 'resolving'; s.problem = name.waiting; s.peers = [] }
     return {
       mode: config.mode,
@@ -261,7 +267,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       nodeKey: { publicKey: keyToText(nodeKey.pub), fingerprint: fingerprint(nodeKey.pub) },
       uptimeSec: Math.round((Date.now() - startedWall) / 1000),
       peers: s.peers,
-      counters: { ...dataplane.counters(), ...(controller instanceof ServerController ? { ...controller.natCheckCounters, ...controller.handshakeCounters, ...controller.registrationCounters, ...controller.roamCounters, ...controller.routeCounters() } : controller.counters), ...kernelRoutes?.counters, ...portMapping?.mapper.counters, ...ftcp?.counters(), logLinesLost: log.linesLost },
+      counters: { ...dataplane.counters(), ...transport.counters(), ...(controller instanceof ServerController ? { ...controller.natCheckCounters, ...controller.handshakeCounters, ...controller.registrationCounters, ...controller.roamCounters, ...controller.routeCounters() } : controller.counters), ...kernelRoutes?.counters, ...portMapping?.mapper.counters, ...ftcp?.counters(), logLinesLost: log.linesLost },
       dataplane: { placement: config.placement, ...dataplane.offloads },
       controlPlane: controlPlane(),
       routes: {
@@ -270,6 +276,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
         ...(config.mode === 'server' ? { clientIsolation: config.clientIsolation } : {})
       },
       ...(config.mode === 'client' ? { portMapping: portMapping?.status() ?? null } : {}),
+      transport: transport.status(),
       ...(ftcp !== null ? { faketcp: ftcp.status() } : {})
     }
   }
@@ -279,10 +286,10 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
   const kernelRoutes = config.mode === 'server' || config.acceptRoutes
     ? new KernelRoutes(config.dev, log.child('routes'), { tunnelNets: [ipv4Prefix(networkAddress(config.tun.ipInt, config.tun.prefix), config.tun.prefix), ...(config.tun6 !== null ? [networkOf(config.tun6)] : [])], own: ownRoutes })
     : null
-  const syncRoutes = (): void => { kernelRoutes?.offer(controller.routeOffers(), controller instanceof ClientController ? controller.serverUnderlayIp : 0) }
+  const syncRoutes = (): void => { kernelRoutes?.offer(controller.routeOffers(), controller instanceof ClientController ? transport.serverUdpIp(controller.serverUnderlayIp) : 0) }
 
   let control: { close(): Promise<void> } | null = null
-  const ticker = new Ticker(() => { controller.tick(); syncRoutes(); return controller.tickInterval() },
+  const ticker = new Ticker(() => { controller.tick(); transport.tick(); syncRoutes(); return controller.tickInterval() },
     (err) => { log.error('control-plane timer failed', { err }) }, TICK, systemClock)
   const loopDelay = new LoopDelayMonitor(systemClock)
   const controlPlane = (): ControlPlaneInfo => {
@@ -344,7 +351,8 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       ftcp = await FakeTcpLink.open(loadNative(), { role: config.mode, port, socketBuffer: 4 * 1024 * 1024 }, log.child('faketcp'), systemClock, systemRandom)
       dpOptions.ftcpFd = ftcp.fd
     }
-    await dataplane.start(handler, onFatal)
+    await dataplane.start(transport.handler(handler), onFatal)
+    await transport.start(controller, serverIp === 0 ? null : { ip: serverIp, port: config.remote!.port })
     // The networks behind us are reached through this host: say so at once when it does not forward.
     if (ownRoutes.length > 0) warnIfNotForwarding(ownRoutes, log)
     control = await startControlServer(config.control, async (req) => {
@@ -391,10 +399,11 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       if (ip === null) { await stopped; throw new StopBeforeReady() }
       // Over fake TCP the server's endpoint is the link's flow handle; the link follows the address.
       if (ftcp !== null) await ftcp.connect(ip)
-      controller.setServerEndpoint(ftcp?.serverHandle ?? ip, config.remote!.port)
+      if (ftcp !== null) controller.setServerEndpoint(ftcp.serverHandle, config.remote!.port)
+      else transport.setServerUdp(controller, ip, config.remote!.port)
       name?.follow(() => controller.state === 'reconnecting' || controller.state === 'registering', (newIp, port) => {
         if (ftcp !== null) ftcp.connect(newIp).catch((err: unknown) => { log.warn('fake TCP: following the new server address failed', { err }) })
-        else controller.setServerEndpoint(newIp, port)
+        else transport.setServerUdp(controller, newIp, port)
         ticker.kick(controller.tickInterval())
       })
     }
@@ -418,6 +427,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     ticker.stop()
     loopDelay.stop()
     if (natCheck) natCheck.close()
+    await transport.stop().catch(() => {})
     // The mapping is deleted (lifetime 0) before the socket it maps goes away.
     if (portMapping) await portMapping.stop().catch((err: unknown) => { log.warn('deleting the port mapping failed', { err }) })
     try { controller.shutdown() } catch { /* best effort */ }

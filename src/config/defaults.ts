@@ -27,7 +27,11 @@ export const DEFAULTS = Object.freeze({
   p2p: true,
   acceptRoutes: true,
   clientIsolation: false,
-  transport: 'udp' as const,
+  /** Client: UDP, and TCP to the server when UDP gets no answer (transport/choice.ts). */
+  transport: 'auto' as const,
+  /** Server: accept the tunnel over TCP on the UDP port's number too. */
+  tcp: true,
+  /** Server: accept fake TCP too (dataplane/faketcp-link.ts; --faketcp). */
   faketcp: false,
   /** Port mapping (control/port-mapping.ts): asked for unless --no-port-mapping. */
   portMapping: true,

@@ -183,6 +183,8 @@ function checkModeScope (mode: Mode | null, s: Settings, problems: string[], war
     if (a !== undefined) problems.push(`${a.source}: only for server mode, but this is a client (the server decides which nodes are admitted)`)
     const ap = s.pick('approveRoutes')
     if (ap !== undefined) problems.push(`${ap.source}: only for server mode, but this is a client (the server approves the routes clients advertise)`)
+    const tcp = s.pick('tcp')
+    if (tcp !== undefined) problems.push(`${tcp.source}: only for server mode, but this is a client (a client picks its transport with --transport auto|udp|tcp)`)
     const ci = s.pick('clientIsolation')
     if (ci !== undefined) {
       if (ci.from === 'file' && ci.goName) warnings.push(`${ci.source} is ignored in client mode: isolation is a server setting`)
@@ -230,20 +232,23 @@ function readSettings (mode: Mode | null, s: Settings, env: LoadEnv, problems: s
   const approveRoutes = readApproveRoutes(mode === 'server' ? s.pick('approveRoutes') : undefined, tun, problems, tun6)
   const acceptRoutes = readOptional(mode === 'client' ? s.pick('acceptRoutes') : undefined, DEFAULTS.acceptRoutes, raw => checkBool(raw, problems))
   const clientIsolation = readOptional(mode === 'server' ? s.pick('clientIsolation') : undefined, DEFAULTS.clientIsolation, raw => checkBool(raw, problems))
-  const { transport, faketcp } = readTransport(mode, s, listen, problems)
-  return { mode, listen, remote, tun, tun6, key, keyFile, networkName, dev, control, mtu, fec, maxClients, p2p, portMapping, keepalive, logLevel, logFormat, placement, fastPath, metrics, handshakeWorkers, stateDir, nodeKey, serverKey, authorizedNodes, advertiseRoutes, approveRoutes, acceptRoutes, clientIsolation, transport, faketcp }
+  const transport = readTransport(mode, s, problems)
+  const tcp = readOptional(mode === 'server' ? s.pick('tcp') : undefined, DEFAULTS.tcp, raw => checkBool(raw, problems))
+  const tcpListen = readTcpListen(mode, s, problems)
+  const faketcp = readFaketcp(mode, s, listen, problems)
+  if (faketcp === true && tcp === true && listen !== null && (tcpListen?.port ?? listen.port) === listen.port) {
+    problems.push(`--faketcp and the TCP transport both want TCP port ${listen.port}: move the TCP listener with --tcp-listen HOST:PORT (e.g. 0.0.0.0:443) or turn it off with --no-tcp`)
+  }
+  return { mode, listen, remote, tun, tun6, key, keyFile, networkName, dev, control, mtu, fec, maxClients, p2p, portMapping, keepalive, logLevel, logFormat, placement, fastPath, metrics, handshakeWorkers, stateDir, nodeKey, serverKey, authorizedNodes, advertiseRoutes, approveRoutes, acceptRoutes, clientIsolation, transport, tcp, tcpListen, faketcp }
 }
 
-/** transport (client: udp | faketcp) and faketcp (server: also accept fake TCP, on a fixed port). */
-function readTransport (mode: Mode | null, s: Settings, listen: Config['listen'] | null, problems: string[]): { transport: Config['transport'] | null, faketcp: boolean | null } {
-  const t = s.pick('transport')
+/** faketcp (server): also accept fake TCP, on the TCP port of the (fixed) UDP port's number. */
+function readFaketcp (mode: Mode | null, s: Settings, listen: Config['listen'] | null, problems: string[]): boolean | null {
   const f = s.pick('faketcp')
-  if (t !== undefined && mode === 'server') problems.push(`${t.source}: only for client mode, but this is a server (a server accepts fake TCP with --faketcp)`)
   if (f !== undefined && mode === 'client') problems.push(`${f.source}: only for server mode, but this is a client (a client picks it with --transport faketcp)`)
-  const transport = readOptional(mode === 'client' ? t : undefined, DEFAULTS.transport, raw => checkOneOf(raw, ['udp', 'faketcp'] as const, problems))
   const faketcp = readOptional(mode === 'server' ? f : undefined, DEFAULTS.faketcp, raw => checkBool(raw, problems))
   if (faketcp === true && listen !== null && listen.port === 0) problems.push(`${f!.source}: fake TCP listens on the TCP port of the UDP port's number, so --listen needs a fixed port (e.g. --listen 0.0.0.0:9000)`)
-  return { transport, faketcp }
+  return faketcp
 }
 
 /** serverKey (client only): a base64 public key as given, else a file path resolved against the working directory. */
@@ -277,6 +282,38 @@ function readMetrics (s: Settings, problems: string[]): Config['metrics'] | null
   const before = problems.length
   const hp = checkHostPort({ ...raw, value }, { role: 'listen', minPort: 1 }, problems)
   for (let i = before; i < problems.length; i++) problems[i] = `${problems[i]!} (--metrics takes HOST:PORT or a PORT on 127.0.0.1, e.g. 9100; "off" for none)`
+  return hp
+}
+
+/** transport (client): auto, udp or tcp; faketcp is named but not in this build yet. */
+function readTransport (mode: Mode | null, s: Settings, problems: string[]): Config['transport'] | null {
+  const raw = s.pick('transport')
+  if (raw === undefined) return DEFAULTS.transport
+  if (mode === 'server') {
+    problems.push(`${raw.source}: only for client mode, but this is a server (a server accepts UDP and TCP; --no-tcp turns TCP off)`)
+    return null
+  }
+  return checkOneOf(raw, ['auto', 'udp', 'tcp', 'faketcp'] as const, problems)
+}
+
+/** tcpListen (server): HOST:PORT of the TCP listener; a bare PORT binds the --listen host. */
+function readTcpListen (mode: Mode | null, s: Settings, problems: string[]): Config['tcpListen'] | null {
+  const raw = s.pick('tcpListen')
+  if (raw === undefined || raw.value === '' || raw.value === null) return null
+  if (mode !== 'server') {
+    problems.push(`${raw.source}: only for server mode, but this is a client (a client connects to the server's TCP port, its --remote port)`)
+    return null
+  }
+  const tcp = s.pick('tcp')
+  if (tcp !== undefined && tcp.value === false) {
+    problems.push(`${raw.source} and ${tcp.source} conflict: --tcp-listen moves the TCP listener, --no-tcp turns it off; give one`)
+    return null
+  }
+  let value = raw.value
+  if (typeof value === 'number' || (typeof value === 'string' && /^[0-9]+$/.test(value))) value = `0.0.0.0:${String(value)}`
+  const before = problems.length
+  const hp = checkHostPort({ ...raw, value }, { role: 'listen', minPort: 1 }, problems)
+  for (let i = before; i < problems.length; i++) problems[i] = `${problems[i]!} (--tcp-listen takes HOST:PORT, e.g. 0.0.0.0:443)`
   return hp
 }
 

@@ -60,7 +60,9 @@ export const APPLY: Readonly<Record<SettingKey, Apply>> = Object.freeze({
   acceptRoutes: 'restart',
   clientIsolation: 'restart',
   transport: 'restart',
-  faketcp: 'restart'
+  faketcp: 'restart',
+  tcp: 'restart',
+  tcpListen: 'restart'
 })
 
 export interface Change<K extends SettingKey = SettingKey> {

@@ -86,7 +86,7 @@ export class ClientController implements ControlHandler {
     this.#server = new ServerLink(this.#ctx, {
       peerListVersion: () => this.#peerList.version,
       registered: () => { this.#peerList.version = 0; this.counters.handshakesCompleted++ },
-      observed: (ip, port, now) => { this.#nat.serverView(ip, port, now) },
+      observed: (ip, port, now) => { if (ip !== 0) this.#nat.serverView(ip, port, now) }, // 0: we came over TCP
       natCheckAnswer: (txid, ep, now) => {
         // Ours: a periodic NAT check, or netcheck's (a user ping txid).
         if (this.#userPings.answered(txid, now) || this.#nat.observer.checkAnswered(txid)) this.#nat.natCheckAnswered(ep, now)
@@ -135,6 +135,10 @@ export class ClientController implements ControlHandler {
     for (const p of this.#peers.values()) if ((p.path?.directCandidate ?? null) === null) this.#members.route(p)
     return true
   }
+
+  /** The TCP transport (transport/client-transport.ts): probe the server's UDP endpoint; its answer goes to onAnswer. */
+  sendUdpProbe (ip: number, port: number): boolean { return this.#server.sendUdpProbe(ip, port) }
+  set onUdpProbeAnswer (fn: ((ip: number, port: number) => void) | null) { this.#server.onUdpProbeAnswer = fn }
 
   get state (): RegistrationState | 'unresponsive' { return this.#server.state }
   /** The server's tunnel address (0 before the first registration). */

@@ -294,6 +294,11 @@ export class ServerLink implements SessionOwner {
     const now = this.#ctx.clock.now()
     switch (msg.kind) {
       case CTL_PONG: {
+        if (this.#udpProbes.delete(msg.txid)) {
+          // The TCP transport's probe (transport/choice.ts): the server answered on UDP.
+          this.onUdpProbeAnswer?.(input.ip, input.port)
+          break
+        }
         if (input.ip === opt.serverIp && input.port === opt.serverPort + C.NAT_CHECK_PORT_OFFSET) {
           // The NAT check: how the server's second port sees us.
           this.#hooks.natCheckAnswer(msg.txid, { ip: msg.observedIp, port: msg.observedPort }, now)
@@ -377,6 +382,22 @@ export class ServerLink implements SessionOwner {
     const txid = this.#txid++ >>> 0
     this.sendNatCheckTxid(txid)
     return txid
+  }
+
+  /** Txids of our UDP probes in flight (the last few only). */
+  readonly #udpProbes = new Set<number>()
+  /** Set by the TCP transport's driver: the server answered a UDP probe from ip:port. */
+  onUdpProbeAnswer: ((ip: number, port: number) => void) | null = null
+
+  /** While on TCP: a Ping on our session to the server's UDP endpoint ip:port; false without a session. */
+  sendUdpProbe (ip: number, port: number): boolean {
+    const s = this.sessions.current
+    if (s === null) return false
+    const txid = this.#txid++ >>> 0
+    if (this.#udpProbes.size >= 8) this.#udpProbes.clear()
+    this.#udpProbes.add(txid)
+    this.#ctx.port.sendControl(s.ctl.seal(encodeControl({ kind: CTL_PING, txid, peerListVersion: this.#hooks.peerListVersion() })), ip, port)
+    return true
   }
 
   /** A NAT check with the caller's txid (netcheck); false without a session. */

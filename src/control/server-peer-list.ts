@@ -19,7 +19,7 @@ import * as C from './constants.js'
 import { encodePeerUpdates, PEER_OP_REMOVE, PEER_OP_UPSERT, type PeerEntry } from '../wire/control.js'
 import { PEER_UPDATE_MAX_BYTES } from '../wire/constants.js'
 import { clientAttrs, type ClientRecord } from './server-context.js'
-import { isHandle } from '../wire/endpoint-handle.js'
+import { isConnHandle } from '../wire/endpoint-handle.js' // a client on TCP: no UDP endpoint to offer its peers
 
 export class ServerPeerList {
   readonly #port: DataplanePort
@@ -42,7 +42,7 @@ export class ServerPeerList {
   get version (): number { return this.#version }
 
   #entry (rec: ClientRecord, op: typeof PEER_OP_UPSERT | typeof PEER_OP_REMOVE): PeerEntry {
-    return { op, peerId: rec.peerId, tunnelIp: rec.tunnelIp, publicIp: isHandle(rec.endpointIp) ? 0 : rec.endpointIp, publicPort: isHandle(rec.endpointIp) ? 0 : rec.endpointPort, key: rec.key, lan: rec.lan, attrs: clientAttrs(rec) }
+    return { op, peerId: rec.peerId, tunnelIp: rec.tunnelIp, publicIp: isConnHandle(rec.endpointIp) ? 0 : rec.endpointIp, publicPort: isConnHandle(rec.endpointIp) ? 0 : rec.endpointPort, key: rec.key, lan: rec.lan, attrs: clientAttrs(rec) }
   }
 
   /** The client is active (again) or moved: tell the others at the next flush. */

@@ -47,6 +47,7 @@ import { disconnect, dropUnadmitted, nodesAdmin } from './server-nodes.js'
 import type { ApproveRoutes } from '../config/schema.js'
 import type { RouteOffer } from './kernel-route-plan.js'
 import { formatPrefix } from '../wire/prefix.js'
+import { transportOf } from '../transport/conn-table.js'
 
 export type { ServerOptions } from './server-context.js'
 
@@ -316,6 +317,7 @@ export class ServerController implements ControlHandler {
         key: fingerprint(rec.key),
         path: 'direct',
         endpoint: formatEndpoint(rec.endpointIp, rec.endpointPort),
+        transport: transportOf(rec.endpointIp),
         publicEndpoint: formatEndpoint(rec.endpointIp, rec.endpointPort),
         rttMs: rec.rtt.min,
         txBytes: c.txBytes,

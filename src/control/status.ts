@@ -1,5 +1,6 @@
 import type { P2pStatus } from './direct-path.js'
 import type { PortMapStatus } from './port-mapping.js'
+import type { TransportReport } from '../transport/daemon-transport.js'
 
 /**
  * TUN offloads the kernel accepted: 'tso+uso' (TCP superpackets over IPv4 and IPv6, UDP ones over both),
@@ -25,8 +26,10 @@ export interface PeerStatus {
   /** Fingerprint of the node's static key ("SHA256:…", identity/key-text.ts), or null before it is known. */
   key?: string | null
   path: PathKind
-  /** Where packets to this peer are sent now ("198.51.100.7:9000"), or null. */
+  /** Where packets to this peer are sent now ("198.51.100.7:9000"; over TCP "tcp:198.51.100.7:41000"), or null. */
   endpoint: string | null
+  /** The transport of that path (transport/conn-table.ts transportOf); absent: udp. */
+  transport?: 'udp' | 'tcp' | 'faketcp'
   /** The peer's public endpoint as the server sees it, or null. */
   publicEndpoint: string | null
   /** Round trip over the current path: the lowest of the last 5 control Ping/Pong round trips (control/rtt.ts), ms, or null when unmeasured. */
@@ -120,6 +123,8 @@ export interface StatusReport {
   routes?: RoutesReport
   /** A client's port mapping (control/port-mapping.ts): protocol, external endpoint, lifetime left, or why there is none; null when off (--no-port-mapping, --no-p2p) or on a server. */
   portMapping?: PortMapStatus | null
+  /** The transports (transport/daemon-transport.ts): the server's TCP listener, or the client's server path. */
+  transport?: TransportReport
   /** The fake-TCP link (--transport faketcp, --faketcp): dataplane/faketcp-link.ts status(). */
   faketcp?: object
 }

@@ -19,7 +19,7 @@ import type { Clock } from '../clock.js'
 import type { Random } from '../random.js'
 import { VpnError } from '../errors.js'
 import { intToIp } from '../wire/addr.js'
-import { setHandleName } from '../wire/handle-names.js'
+import { setFakeTcpHandleText } from '../wire/faketcp-handle.js'
 import { decodeIpv4Tcp, encodeSegment } from '../wire/tcp-segment.js'
 import { FakeTcpClientFlow, FakeTcpServerFlows, type FlowAction, type FlowKey } from './faketcp-flow.js'
 import { installRstRules, removeRstRules, type RstRule } from './faketcp-nft.js'
@@ -108,7 +108,7 @@ export class FakeTcpLink {
     if (c === null || this.#closed) return
     await this.#installRules({ role: 'client', port: this.#opt.port, serverIp: ip })
     const lip = await localAddressTowards(ip, this.#opt.port)
-    setHandleName(this.serverHandle, `faketcp:${intToIp(ip)}:${this.#opt.port}`)
+    setFakeTcpHandleText(this.serverHandle, `faketcp:${intToIp(ip)}:${this.#opt.port}`)
     this.#apply(c.connect(ip, this.#opt.port, lip, this.#clock.now()))
   }
 
@@ -151,7 +151,7 @@ export class FakeTcpLink {
           if (h < 0) { this.#tableFull++; break }
           if (this.#server !== null) {
             this.#handles.set(keyId(k), h >>> 0)
-            setHandleName(h, `faketcp:${intToIp(k.rip)}:${k.rport}`)
+            setFakeTcpHandleText(h, `faketcp:${intToIp(k.rip)}:${k.rport}`)
           } else {
             this.#log.info('fake-TCP flow to the server is up', { server: `${intToIp(k.rip)}:${k.rport}`, localPort: k.lport })
           }
@@ -163,11 +163,18 @@ export class FakeTcpLink {
           if (h === undefined) break
           this.#handles.delete(keyId(a.key))
           this.#native.ftcpFlowDrop(h)
-          setHandleName(h, null)
+          setFakeTcpHandleText(h, null)
           break
         }
         default: { const never: never = a; throw new Error(`unexpected action ${JSON.stringify(never)}`) }
       }
+    }
+  }
+
+  /** Status: the paths over fake TCP (the client's server path; a server's clients on a flow) say so. */
+  decorate (peers: Array<{ role?: string, endpoint: string | null, transport?: 'udp' | 'tcp' | 'faketcp' }>): void {
+    for (const p of peers) {
+      if (this.#client !== null ? p.role === 'server' : p.endpoint?.startsWith('faketcp:') === true) p.transport = 'faketcp'
     }
   }
 

@@ -14,9 +14,9 @@
  * VpnError('ERR_CONFIG_INVALID'); they never accept anything but the strict
  * dotted-quad form (no leading zeros, no shorthand like '10.1').
  */
-import { isHandle } from './endpoint-handle.js'
-import { handleName } from './handle-names.js'
+import { fakeTcpHandleText, isFakeTcpHandle } from './faketcp-handle.js'
 import { VpnError } from '../errors.js'
+import { isConnHandle } from './endpoint-handle.js'
 
 /** A parsed 'a.b.c.d/prefix' (same shape as config/schema.ts Ipv4Cidr). */
 export interface Cidr {
@@ -120,9 +120,14 @@ export function endpointFromKey (key: number): { ip: number, port: number } {
 
 /** (167772161, 9000) -> '10.0.0.1:9000', for logs and status output. */
 export function formatEndpoint (ip: number, port: number): string {
-  if (isHandle(ip)) return handleName(ip, port) // not an address: a fake-TCP flow, … (wire/endpoint-handle.ts)
+  if (isFakeTcpHandle(ip)) return fakeTcpHandleText(ip, port) // a fake-TCP flow (wire/faketcp-handle.ts)
+  if (connText !== null && isConnHandle(ip)) return connText(ip, port)
   return `${intToIp(ip)}:${port}`
 }
+
+/** How formatEndpoint shows a connection handle ("tcp:198.51.100.7:41000"): set by transport/conn-table.ts. */
+let connText: ((ip: number, port: number) => string) | null = null
+export function setConnHandleText (fn: (ip: number, port: number) => string): void { connText = fn }
 
 /** Reads 4 network-order bytes at buf[off] as a host-order unsigned number. No bounds check. */
 export function readIp (buf: Uint8Array, off: number): number {

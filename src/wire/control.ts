@@ -18,13 +18,13 @@
  * WireError; nothing else escapes decodeControl() for any input.
  * Integers little-endian; IPv4 addresses 4 raw network-order bytes.
  */
-import { isHandle } from './endpoint-handle.js'
 import { WireError } from '../errors.js'
 import { MAX_LAN_ADDRS, PEER_UPDATE_MAX_BYTES } from './constants.js'
 import { readIp, writeIp } from './addr.js'
 import { checkBytes, checkRoom, checkUint, readU16, readU32, writeU16, writeU32 } from './messages.js'
 import { LAN_ADDR_LEN, type LanAddr, readLan, writeLan } from './payloads.js'
 import { ATTRS_MAX_LEN, attrsLength, isEmptyAttrs, decodeAttrs, encodeAttrs, NO_ATTRS, type NodeAttrs } from './attrs.js'
+import { isConnHandle } from './endpoint-handle.js'
 
 export const CTL_PING = 1
 export const CTL_PONG = 2
@@ -285,9 +285,10 @@ export function encodeControl (m: ControlInput, buf?: Uint8Array, offset = 0): U
       if (m.kind === CTL_PONG) {
         checkUint('observedIp', m.observedIp, 0xffffffff)
         checkUint('observedPort', m.observedPort, 0xffff)
-        // An endpoint handle (a fake-TCP flow, …) never goes on the wire: "not observed" (0:0) instead.
-        writeIp(out, o + 12, isHandle(m.observedIp) ? 0 : m.observedIp)
-        writeU16(out, o + 16, isHandle(m.observedIp) ? 0 : m.observedPort)
+        // A connection handle (a client on TCP) is no address: the sender's endpoint is unknown (0).
+        const conn = isConnHandle(m.observedIp)
+        writeIp(out, o + 12, conn ? 0 : m.observedIp)
+        writeU16(out, o + 16, conn ? 0 : m.observedPort)
       }
       break
     case CTL_PEER_UPDATE: {

@@ -8,12 +8,12 @@
  * Integers little-endian, IPv4 addresses 4 raw bytes in network order; in
  * memory addresses are host-order unsigned numbers (wire/addr.ts).
  */
-import { isHandle } from './endpoint-handle.js'
 import { WireError } from '../errors.js'
 import { MAX_LAN_ADDRS } from './constants.js'
 import { readIp, writeIp } from './addr.js'
 import { checkRoom, checkUint, readU16, readU32, readU64, writeU16, writeU32, writeU64 } from './messages.js'
 import { NO_ATTRS, attrsLength, isEmptyAttrs, decodeAttrs, encodeAttrs, type NodeAttrs } from './attrs.js'
+import { isConnHandle } from './endpoint-handle.js'
 
 /** A LAN endpoint a client can be reached at without NAT: ip (host order) and UDP port. */
 export interface LanAddr {
@@ -232,9 +232,10 @@ export function encodeRespPayload (p: RespPayload, buf?: Uint8Array, offset = 0)
   writeU16(out, offset + 2, p.mtu)
   writeIp(out, offset + 4, p.tunnelIp)
   writeU32(out, offset + 8, p.peerId)
-  // An endpoint handle (a fake-TCP flow, …) never goes on the wire: "not observed" (0:0) instead.
-  writeIp(out, offset + 12, isHandle(p.observedIp) ? 0 : p.observedIp)
-  writeU16(out, offset + 16, isHandle(p.observedIp) ? 0 : p.observedPort)
+  // A connection handle (a client on TCP) is no address: the initiator's endpoint is unknown (0).
+  const conn = isConnHandle(p.observedIp)
+  writeIp(out, offset + 12, conn ? 0 : p.observedIp)
+  writeU16(out, offset + 16, conn ? 0 : p.observedPort)
   encodeAttrs(p.attrs ?? NO_ATTRS, out, offset + RESP_PAYLOAD_FIXED_LEN)
   return buf === undefined ? out : len
 }

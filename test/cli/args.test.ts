@@ -73,7 +73,11 @@ t.test('defaults', async t => {
     advertiseRoutes: [],
     approveRoutes: {},
     acceptRoutes: true,
-    clientIsolation: false
+    clientIsolation: false,
+    transport: 'auto',
+    tcp: true,
+    tcpListen: null,
+    faketcp: false
   })
   const c = run(CLIENT).config
   t.same(c.listen, { host: '0.0.0.0', port: 0 })

@@ -40,7 +40,7 @@ t.before(async () => {
     '}',
     ''
   ].join('\n'))
-  server = startServer(topo.serverNs, topo.id, { extra: ['--faketcp'] })
+  server = startServer(topo.serverNs, topo.id, { extra: ['--faketcp', '--tcp-listen', '0.0.0.0:9443'] })
   client = startClient(c.ns, topo.id, 'alice', '10.77.0.2/24', topo.serverWanIp, { extra: ['--transport', 'faketcp'] })
 })
 t.teardown(async () => { await topo?.destroy() })
@@ -48,6 +48,7 @@ t.teardown(async () => { await topo?.destroy() })
 t.test('through a UDP-blocking, established-only firewall and a NAT: ping and a byte-exact transfer', async t => {
   const s = await waitReady(client, 0, 30_000)
   t.equal(s.faketcp !== undefined && (s.faketcp as { state: string }).state, 'established')
+  t.equal(s.peers.find((p) => p.role === 'server')?.transport, 'faketcp', 'status names the server path\'s transport')
   await waitPing(topo.client('alice').ns, TUN_SERVER, 10_000)
   const r = await tcpTransfer(topo.client('alice').ns, topo.serverNs, TUN_SERVER, 2_000_000)
   t.same(r.received, r.sent, '2 MB arrive byte for byte')
@@ -55,6 +56,7 @@ t.test('through a UDP-blocking, established-only firewall and a NAT: ping and a 
   t.match(fw, /meta l4proto tcp ct state established,related accept/, 'the firewall is in place')
   const ss = await status(server)
   t.ok(ss.peers.some((p) => /faketcp:100\.64\./.test(String(p.endpoint))), `the server sees the client over fake TCP (${ss.peers.map((p) => p.endpoint).join(', ')})`)
+  t.equal(ss.peers.find((p) => /faketcp:/.test(String(p.endpoint)))?.transport, 'faketcp', 'and says so per path')
   t.match(await tables(topo.serverNs), /lwt_faketcp_9000/, 'the server\'s RST table exists')
   t.match(await tables(topo.client('alice').ns), /lwt_faketcp_c9000/, 'the client\'s RST table exists')
 })

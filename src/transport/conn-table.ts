@@ -1,0 +1,215 @@
+/**
+ * The transport connection table: every peer reached over a stream (TCP) or a
+ * fake-TCP flow instead of the UDP socket is entry i, and the control plane
+ * knows it as the endpoint { ip: HANDLE_CONN | i, port: the far end's real
+ * port } (wire/endpoint-handle.ts). Nothing above the DataplanePort sees more.
+ *
+ * How a message crosses (the "bridge": one loopback UDP socket per entry):
+ *
+ *   link (tcp-link.ts, or ftcp's fake-TCP flow) ──deliver(msg)──▶ bridge socket
+ *       ──sendto 127.0.0.1:daemonPort──▶ the daemon's own UDP socket, where the
+ *       pipelines read it like any datagram, from 127.0.0.1:bridgePort
+ *   pipelines / control plane ──sendto 127.0.0.1:bridgePort──▶ bridge socket
+ *       ──link.send(msg)──▶ the stream (whole frames; a backed-up link drops)
+ *
+ * So the dataplane and its fast path run unchanged; transport-port.ts turns
+ * a handle into its bridge address on the way down and back on the way up.
+ *
+ * The seam for another kind (ftcp): implement LinkIo, call `add(link,
+ * { open })` and feed each received message to `entry.deliver(msg)`; call
+ * `entry.close(reason)` when the flow ends. The table bounds the entries
+ * (maxConns), and the unauthenticated ones (maxUnauth: the oldest goes
+ * first); an entry turns authenticated when the daemon answers a handshake
+ * through it (a HandshakeResp, byte 0 = 2), so a flood of connections that
+ * never complete a handshake cannot push out the real ones.
+ *
+ * Main thread only.
+ */
+import { createSocket, type Socket } from 'node:dgram'
+import { HANDLE_CONN, HANDLE_INDEX_MASK, isConnHandle } from '../wire/endpoint-handle.js'
+import { MSG_HANDSHAKE_RESP } from '../wire/messages.js'
+import { intToIp, setConnHandleText } from '../wire/addr.js'
+
+export type ConnKind = 'tcp' | 'faketcp'
+
+/** What a transport link gives the table. */
+export interface LinkIo {
+  readonly kind: ConnKind
+  /** The far end's real IPv4 address (host order) and port. */
+  readonly remote: { readonly ip: number, readonly port: number }
+  /** Send one whole message; false: dropped (the link is backed up), never a part of it. */
+  send(msg: Uint8Array): boolean
+  /** Close the link (idempotent); the table has already forgotten the entry. */
+  close(): void
+}
+
+export interface ConnEntry {
+  readonly handle: number
+  readonly link: LinkIo
+  /** A handshake was answered through it (or we opened it ourselves). */
+  readonly open: boolean
+  readonly createdAt: number
+  /** A message received on the link: into the daemon. */
+  deliver(msg: Uint8Array): void
+  /** Forget the entry and close its link and bridge. */
+  close(reason: string): void
+}
+
+export interface ConnTableOptions {
+  /** The daemon's UDP socket, as the bridge reaches it (127.0.0.1 for a wildcard bind); asked when needed (the port is known once the dataplane runs). */
+  daemon: () => { host: string, port: number }
+  maxConns: number
+  maxUnauth: number
+  now: () => number
+}
+
+export const LOOPBACK = 0x7f000001
+
+/** Counters in status (summed over kinds; names start with the kind's "tcp"/"faketcp" only where the link counts). */
+export interface ConnCounters {
+  transportConns: number
+  transportConnsRefused: number
+  transportUnauthEvicted: number
+  transportMsgsIn: number
+  transportMsgsOut: number
+  transportDropBackedUp: number
+}
+
+interface Entry extends ConnEntry {
+  open: boolean
+  bridge: Socket
+  bridgePort: number
+  closed: boolean
+  onClose: Array<(reason: string) => void>
+}
+
+/** Remote address of every live handle of this process (for wire formats: a handle never goes on the wire). */
+const liveRemotes = new Map<number, { ip: number, port: number, kind: ConnKind }>()
+
+/** The far end of a connection handle, or null when it is not (or no longer) a live entry. */
+export function connRemote (handle: number): { ip: number, port: number, kind: ConnKind } | null {
+  return liveRemotes.get(handle) ?? null
+}
+
+/** The transport of an endpoint: a live handle's kind, else UDP. */
+export function transportOf (ip: number): 'udp' | ConnKind {
+  return isConnHandle(ip) ? (liveRemotes.get(ip)?.kind ?? 'tcp') : 'udp'
+}
+
+setConnHandleText((ip) => {
+  const r = liveRemotes.get(ip)
+  return r === undefined ? `closed connection #${ip & HANDLE_INDEX_MASK}` : `${r.kind}:${intToIp(r.ip)}:${r.port}`
+})
+
+let nextIndex = 1
+
+export class ConnTable {
+  readonly #o: ConnTableOptions
+  readonly #byHandle = new Map<number, Entry>()
+  readonly #byBridgePort = new Map<number, Entry>()
+  readonly counters: ConnCounters = { transportConns: 0, transportConnsRefused: 0, transportUnauthEvicted: 0, transportMsgsIn: 0, transportMsgsOut: 0, transportDropBackedUp: 0 }
+
+  constructor (o: ConnTableOptions) { this.#o = o }
+
+  get size (): number { return this.#byHandle.size }
+  get (handle: number): ConnEntry | undefined { return this.#byHandle.get(handle) }
+  entries (): IterableIterator<ConnEntry> { return this.#byHandle.values() }
+
+  /**
+   * Take a new link. null (and the link closed) when the table is full of
+   * authenticated entries; an unauthenticated one beyond maxUnauth pushes
+   * out the oldest unauthenticated entry. `open`: trusted from the start
+   * (a client's own connection to its server).
+   */
+  async add (link: LinkIo, opt: { open: boolean }): Promise<ConnEntry | null> {
+    if (!opt.open) {
+      const unauth = [...this.#byHandle.values()].filter(e => !e.open)
+      if (unauth.length >= this.#o.maxUnauth) {
+        unauth.sort((a, b) => a.createdAt - b.createdAt)[0]!.close('evicted: too many connections without a handshake')
+        this.counters.transportUnauthEvicted++
+      }
+    }
+    if (this.#byHandle.size >= this.#o.maxConns) {
+      this.counters.transportConnsRefused++
+      link.close()
+      return null
+    }
+    const bridge = createSocket({ type: 'udp4' })
+    const port = await new Promise<number>((resolve, reject) => {
+      bridge.once('error', reject)
+      bridge.bind(0, '127.0.0.1', () => { bridge.off('error', reject); resolve(bridge.address().port) })
+    }).catch(() => 0)
+    if (port === 0) { bridge.close(); link.close(); this.counters.transportConnsRefused++; return null }
+    const handle = this.#allocate()
+    const table = this
+    const e: Entry = {
+      handle, link, open: opt.open, createdAt: this.#o.now(), bridge, bridgePort: port, closed: false, onClose: [],
+      deliver (msg: Uint8Array): void {
+        if (e.closed) return
+        table.counters.transportMsgsIn++
+        const d = table.#o.daemon()
+        bridge.send(msg, d.port, d.host)
+      },
+      close (reason: string): void { table.#remove(e, reason) }
+    }
+    bridge.on('message', (msg, rinfo) => {
+      if (rinfo.port !== this.#o.daemon().port) return // only the daemon's own socket talks to a bridge
+      if (msg.length > 0 && msg[0] === MSG_HANDSHAKE_RESP) e.open = true
+      if (link.send(msg)) this.counters.transportMsgsOut++
+      else this.counters.transportDropBackedUp++
+    })
+    bridge.on('error', () => { /* a loopback socket: nothing to report; the link's own errors close it */ })
+    this.#byHandle.set(handle, e)
+    this.#byBridgePort.set(port, e)
+    liveRemotes.set(handle, { ...link.remote, kind: link.kind })
+    this.counters.transportConns++
+    return e
+  }
+
+  /** Run `fn` when the entry closes (the client's transport choice listens). */
+  onClose (handle: number, fn: (reason: string) => void): void {
+    const e = this.#byHandle.get(handle)
+    if (e === undefined) fn('gone')
+    else e.onClose.push(fn)
+  }
+
+  /** The bridge address the daemon's socket sends to for `handle`, or null when it is not live. */
+  bridgeOf (handle: number): { ip: number, port: number } | null {
+    const e = this.#byHandle.get(handle)
+    return e === undefined ? null : { ip: LOOPBACK, port: e.bridgePort }
+  }
+
+  /** The handle endpoint of a datagram that came from a bridge, or null for any other source. */
+  handleOf (ip: number, port: number): { ip: number, port: number } | null {
+    if (ip !== LOOPBACK) return null
+    const e = this.#byBridgePort.get(port)
+    return e === undefined ? null : { ip: e.handle, port: e.link.remote.port }
+  }
+
+  /** Close everything (daemon stop). */
+  closeAll (): void {
+    for (const e of [...this.#byHandle.values()]) e.close('shutting down')
+  }
+
+  #allocate (): number {
+    for (;;) {
+      const i = nextIndex
+      nextIndex = nextIndex >= HANDLE_INDEX_MASK ? 1 : nextIndex + 1
+      const h = (HANDLE_CONN | i) >>> 0
+      if (!liveRemotes.has(h)) return h
+    }
+  }
+
+  #remove (e: Entry, reason: string): void {
+    if (e.closed) return
+    e.closed = true
+    this.#byHandle.delete(e.handle)
+    this.#byBridgePort.delete(e.bridgePort)
+    liveRemotes.delete(e.handle)
+    try { e.bridge.close() } catch { /* already closed */ }
+    e.link.close()
+    for (const fn of e.onClose) fn(reason)
+  }
+}
+
+export { isConnHandle }

@@ -1,0 +1,108 @@
+/**
+ * One TCP connection as a transport link (conn-table.ts LinkIo): the server's
+ * accepted connections and a client's connection to its server.
+ *
+ *   socket 'data' ─▶ Deframer ─▶ onMessage(msg) (the table's deliver)
+ *                            └▶ bad length: close, counted (tcpBadFrames)
+ *   send(msg) ─▶ one write of header + msg, unless the socket has more than
+ *                SEND_BACKLOG bytes queued in user space: then the whole
+ *                message is dropped (counted by the table), never a part,
+ *                and nothing queues beyond the kernel's socket buffer
+ *                (TCP over TCP: the inner flows see loss and slow down)
+ *   a frame half-read for STALL_MS: close, counted (tcpStalls)
+ *
+ * Main thread only.
+ */
+import type { Socket } from 'node:net'
+import { Deframer, FRAME_HEADER, MAX_FRAME } from './framing.js'
+import type { ConnKind, LinkIo } from './conn-table.js'
+import { ipToInt, isIpv4 } from '../wire/addr.js'
+
+/** A frame may sit half-read this long (ms) before the connection is closed. */
+export const STALL_MS = 5000
+/** User-space bytes a socket may hold beyond the kernel's buffer before sends are dropped. */
+export const SEND_BACKLOG = 32 * 1024
+
+export interface TcpLinkCounters {
+  tcpBadFrames: number
+  tcpStalls: number
+}
+
+export function newTcpLinkCounters (): TcpLinkCounters { return { tcpBadFrames: 0, tcpStalls: 0 } }
+
+export class TcpLink implements LinkIo {
+  readonly kind: ConnKind = 'tcp'
+  readonly remote: { ip: number, port: number }
+  readonly #sock: Socket
+  readonly #deframer: Deframer
+  readonly #counters: TcpLinkCounters
+  #stallTimer: NodeJS.Timeout | null = null
+  #closed = false
+  /** Frames read so far: a stall is a partial frame with no frame completed for STALL_MS. */
+  #frames = 0
+  /** Set by the owner: called once when the link ends (either side). */
+  onEnd: (why: string) => void = () => {}
+
+  constructor (sock: Socket, onMessage: (msg: Uint8Array) => void, counters: TcpLinkCounters) {
+    this.#sock = sock
+    this.#counters = counters
+    const addr = (sock.remoteAddress ?? '').replace(/^::ffff:/, '')
+    this.remote = { ip: isIpv4(addr) ? ipToInt(addr) : 0, port: sock.remotePort ?? 0 }
+    this.#deframer = new Deframer((msg) => { this.#frames++; onMessage(msg) }, MAX_FRAME)
+    sock.setNoDelay(true)
+    sock.on('data', (chunk: Buffer) => {
+      const err = this.#deframer.push(chunk)
+      if (err !== null) {
+        this.#counters.tcpBadFrames++
+        this.#end(err === 'too-long' ? `a frame longer than ${MAX_FRAME} bytes` : 'an empty frame')
+        return
+      }
+      this.#watchStall()
+    })
+    sock.on('error', () => { this.#end('connection error') })
+    sock.on('close', () => { this.#end('connection closed') })
+  }
+
+  send (msg: Uint8Array): boolean {
+    if (this.#closed || msg.length === 0 || msg.length > MAX_FRAME) return false
+    if (this.#sock.writableLength > SEND_BACKLOG) return false
+    const out = Buffer.allocUnsafe(FRAME_HEADER + msg.length)
+    out[0] = msg.length >>> 8
+    out[1] = msg.length & 0xff
+    out.set(msg, FRAME_HEADER)
+    this.#sock.write(out)
+    return true
+  }
+
+  get isClosed (): boolean { return this.#closed }
+
+  close (): void {
+    if (this.#closed) return
+    this.#closed = true
+    if (this.#stallTimer !== null) clearTimeout(this.#stallTimer)
+    this.#sock.destroy()
+  }
+
+  #watchStall (): void {
+    if (!this.#deframer.partial) {
+      if (this.#stallTimer !== null) { clearTimeout(this.#stallTimer); this.#stallTimer = null }
+      return
+    }
+    if (this.#stallTimer !== null) return
+    const framesAtStart = this.#frames
+    this.#stallTimer = setTimeout(() => {
+      this.#stallTimer = null
+      if (!this.#deframer.partial) return
+      if (this.#frames !== framesAtStart) { this.#watchStall(); return }
+      this.#counters.tcpStalls++
+      this.#end(`a frame stalled half-read for ${STALL_MS / 1000} s`)
+    }, STALL_MS)
+    this.#stallTimer.unref()
+  }
+
+  #end (why: string): void {
+    if (this.#closed) return
+    this.close()
+    this.onEnd(why)
+  }
+}
