@@ -1,5 +1,5 @@
 /**
- * The fake-TCP segment (docs/PROTOCOL.md §19): an ordinary TCP header (RFC 9293 §3.1) with options,
+ * The fake-TCP segment (docs/PROTOCOL.md §14a): an ordinary TCP header (RFC 9293 §3.1) with options,
  * carried in IPv4, in front of ONE sealed message (the same bytes a UDP datagram would carry). The
  * handshake segments (SYN, SYN-ACK, ACK; dataplane/faketcp-flow.ts) are built and read here; data
  * segments are built and read by the addon (native/faketcp.c) with the same layout:
