@@ -262,15 +262,17 @@ const OPTIONS = `OPTIONS
               status shows state "resolving" meanwhile. While the server does
               not answer, the name is looked up again (at most every 30 s) and
               a new address is followed. An IPv4 address is used as given.
-    --transport udp|faketcp
-              How the server is reached. faketcp: each sealed message rides
-              in one TCP segment of a flow that looks like an ordinary TCP
-              connection (SYN, SYN-ACK, ACK; sequence numbers, timestamps),
+    --transport auto|udp|tcp|faketcp
+              How the server is reached. auto: UDP, and TCP to the server's
+              TCP port when UDP gets no answer in about 2 s (back on UDP
+              once it answers); udp and tcp pin one. faketcp: each sealed
+              message rides in one TCP segment of a flow that looks like an
+              ordinary TCP connection (SYN, SYN-ACK, ACK; sequence numbers, timestamps),
               with no retransmission, so it passes firewalls that drop UDP
               and any TCP not established (the server needs --faketcp).
               24 bytes more per packet than UDP. Needs CAP_NET_RAW and
               nftables (table lwt_faketcp_cPORT). Direct paths to peers stay
-              UDP. Default: udp.
+              UDP. Default: auto.
     --p2p, --no-p2p, -p2p=false
               Try direct paths to other clients (hole punching), or always
               go through the server. Default: on.
@@ -395,7 +397,7 @@ const CONFIG = `CONFIGURATION FILE
                                       "10.0.0.3": "all" }
         acceptRoutes / accept_routes  true or false (client)
         clientIsolation / client_isolation  true or false (server)
-        transport                   "udp" or "faketcp" (client)
+        transport                   "auto", "udp", "tcp" or "faketcp" (client)
         faketcp                     true or false (server)
     Numbers are JSON numbers ("mtu": 1400, not "1400"). A syntax error is
     reported with its line and column. SIGHUP reloads the file (SIGNALS).

@@ -232,7 +232,7 @@ function readSettings (mode: Mode | null, s: Settings, env: LoadEnv, problems: s
   const approveRoutes = readApproveRoutes(mode === 'server' ? s.pick('approveRoutes') : undefined, tun, problems, tun6)
   const acceptRoutes = readOptional(mode === 'client' ? s.pick('acceptRoutes') : undefined, DEFAULTS.acceptRoutes, raw => checkBool(raw, problems))
   const clientIsolation = readOptional(mode === 'server' ? s.pick('clientIsolation') : undefined, DEFAULTS.clientIsolation, raw => checkBool(raw, problems))
-  const transport = readTransport(mode, s, problems)
+  const transport = readTransport(mode, s, problems, warnings)
   const tcp = readOptional(mode === 'server' ? s.pick('tcp') : undefined, DEFAULTS.tcp, raw => checkBool(raw, problems))
   const tcpListen = readTcpListen(mode, s, problems)
   const faketcp = readFaketcp(mode, s, listen, problems)
@@ -286,9 +286,14 @@ function readMetrics (s: Settings, problems: string[]): Config['metrics'] | null
 }
 
 /** transport (client): auto, udp or tcp; faketcp is named but not in this build yet. */
-function readTransport (mode: Mode | null, s: Settings, problems: string[]): Config['transport'] | null {
+function readTransport (mode: Mode | null, s: Settings, problems: string[], warnings: string[]): Config['transport'] | null {
   const raw = s.pick('transport')
   if (raw === undefined) return DEFAULTS.transport
+  // A Go config's "transport" ("rawtcp", on servers too) is not one of ours: ignored, with the Go key's warning.
+  if (raw.from === 'file' && (mode === 'server' || !['auto', 'udp', 'tcp', 'faketcp'].includes(raw.value as string))) {
+    warnings.push(ignoredWarning(raw.source, 'transport', raw.value))
+    return DEFAULTS.transport
+  }
   if (mode === 'server') {
     problems.push(`${raw.source}: only for client mode, but this is a server (a server accepts UDP and TCP; --no-tcp turns TCP off)`)
     return null
