@@ -267,9 +267,10 @@ const OPTIONS = `OPTIONS
               TCP port when UDP gets no answer in about 2 s (back on UDP
               once it answers); udp and tcp pin one. faketcp: each sealed
               message rides in one TCP segment of a flow that looks like an
-              ordinary TCP connection (SYN, SYN-ACK, ACK; sequence numbers, timestamps),
-              with no retransmission, so it passes firewalls that drop UDP
-              and any TCP not established (the server needs --faketcp).
+              ordinary TCP connection (SYN, SYN-ACK, ACK; sequence numbers,
+              timestamps), with no retransmission, so it passes firewalls
+              that drop UDP and any TCP not established (the server needs
+              --faketcp).
               24 bytes more per packet than UDP. Needs CAP_NET_RAW and
               nftables (table lwt_faketcp_cPORT). Direct paths to peers stay
               UDP. Default: auto.
