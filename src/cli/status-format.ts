@@ -163,6 +163,8 @@ export function formatStatus (report: StatusReport): string {
     if (r.advertised.length > 0) kv.push(['own routes', r.advertised.map(clean).join(', ')])
   }
   if (report.portMapping !== undefined && report.portMapping !== null) kv.push(['port mapping', formatPortMapping(report.portMapping)])
+  // The fake-TCP link (dataplane/faketcp-link.ts status()): its state, port(s) and nftables table.
+  if (report.faketcp !== undefined) kv.push(['fake TCP', Object.entries(report.faketcp).filter(([k]) => k !== 'transport').map(([k, v]) => `${clean(k)} ${clean(String(v))}`).join(', ')])
   const direct = report.peers.filter(p => p.path === 'direct').length
   const relay = report.peers.filter(p => p.path === 'relay').length
   kv.push(['peers', `${report.peers.length} (${direct} direct, ${relay} relayed, ${report.peers.length - direct - relay} connecting)`])

@@ -221,3 +221,9 @@ t.test('port mapping line: the mapping, or why there is none; absent when off', 
   t.match(failed, /port mapping +none \(failed\): no NAT-PMP\/PCP answer from 192\.168\.1\.1 in 3 tries \(turn on NAT-PMP or PCP in the router so that peers behind symmetric NATs can reach this node directly\)\n/)
   t.notMatch(formatStatus({ ...clientReport, portMapping: null }), /port mapping/)
 })
+
+t.test('fake TCP: one line with the link\'s state, only when the report has it', async t => {
+  const text = formatStatus({ ...clientReport, faketcp: { transport: 'faketcp', role: 'client', port: 9000, state: 'established', localPort: 40123, nftTable: 'lwt_faketcp_c9000' } })
+  t.match(text, /fake TCP +role client, port 9000, state established, localPort 40123, nftTable lwt_faketcp_c9000/)
+  t.notMatch(formatStatus(clientReport), /fake TCP/)
+})
