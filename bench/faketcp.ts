@@ -9,7 +9,7 @@
  * round and the medians with the ratio fake TCP / UDP, and writes the figures as JSON to
  * bench/results/faketcp-<time>.json.
  *
- *   npm run build && npm run bench:faketcp [-- --rounds 3 --seconds 4]
+ *   npm run build && npm run bench:faketcp [-- --rounds 3 --seconds 4 --placement inline|fused|split]
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -32,7 +32,9 @@ function env (): NodeJS.ProcessEnv {
   return e
 }
 
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '4' } } })
+const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '4' }, placement: { type: 'string' } } })
+/** --placement for both clients (default: theirs, inline). */
+const placement = values.placement === undefined ? [] : ['--placement', values.placement]
 const rounds = Number(values.rounds)
 const seconds = Number(values.seconds)
 
@@ -63,8 +65,8 @@ try {
   }
   start('s', ['server', '--listen', '0.0.0.0:9000', '--faketcp', '--tcp-listen', '0.0.0.0:9443'])
   await sleep(1000)
-  start('u', ['client', '--remote', `${topo.serverWanIp}:9000`, '--transport', 'udp', '--no-p2p'])
-  start('f', ['client', '--remote', `${topo.serverWanIp}:9000`, '--transport', 'faketcp', '--no-p2p'])
+  start('u', ['client', '--remote', `${topo.serverWanIp}:9000`, '--transport', 'udp', '--no-p2p', ...placement])
+  start('f', ['client', '--remote', `${topo.serverWanIp}:9000`, '--transport', 'faketcp', '--no-p2p', ...placement])
   const status = async (n: 'u' | 'f'): Promise<StatusReport | null> => {
     try { return await controlRequest(sock(n), { cmd: 'status' }, 3000) as StatusReport } catch { return null }
   }
@@ -89,6 +91,11 @@ try {
   console.log('| UDP transport | fake TCP | fake TCP / UDP |')
   console.log('|---:|---:|---:|')
   console.log(`| ${mbit(mu)} | ${mbit(mf)} | ${(mf / mu).toFixed(2)} |`)
+  // Segments the raw sockets had no room for (the last column of /proc/net/raw): loss the inner TCP saw.
+  for (const n of ['s', 'f'] as const) {
+    const raw = (await runIn(nsOf[n], 'cat', ['/proc/net/raw'])).stdout.trim().split('\n').slice(1)
+    console.log(`${n === 's' ? 'server' : 'fake-TCP client'} raw sockets dropped: ${raw.map((l) => l.trim().split(/\s+/).pop()).join(', ')}`)
+  }
   const f = await status('f')
   console.log(`fake-TCP client: ${JSON.stringify(f?.faketcp)}; dropFaketcpUnknownFlow ${f?.counters.dropFaketcpUnknownFlow ?? 0}`)
   const out = join(ROOT, 'bench', 'results')

@@ -29,7 +29,7 @@ export const SYN_RETRY_MS = 1000
 export const SYN_RETRY_MAX_MS = 8000
 /** SYNs per port and ISN before the client tries another port (a middlebox may have marked the old one). */
 export const SYN_TRIES = 4
-/** No segment from the server for this long: reconnect with a new flow (keepalives come every few seconds). */
+/** No segment from the server for this long: reconnect with a new flow (at least; the link passes 3 keepalives when longer: Pongs answer them). */
 export const SILENCE_MS = 30_000
 /** Server: a flow that carried nothing for this long is forgotten. */
 export const IDLE_MS = 180_000
@@ -90,8 +90,12 @@ export class FakeTcpClientFlow {
   /** The flow in the addon while a new handshake runs (data keeps flowing on it). */
   #up: FlowKey | null = null
   readonly #random: Random
+  readonly #silenceMs: number
 
-  constructor (random: Random) { this.#random = random }
+  constructor (random: Random, silenceMs = SILENCE_MS) {
+    this.#random = random
+    this.#silenceMs = silenceMs
+  }
 
   get state (): ClientFlowState { return this.#s }
   /** The key of the flow carrying data now, or null before the first handshake completed. */
@@ -144,7 +148,7 @@ export class FakeTcpClientFlow {
         return this.#syn(s.key, s.iss, now, s.tries + 1, Math.min(s.retryMs * 2, SYN_RETRY_MAX_MS))
       case 'established': {
         const quiet = rxAgeMs < 0 ? now - s.since : Math.min(rxAgeMs, now - s.since)
-        if (quiet < SILENCE_MS) return []
+        if (quiet < this.#silenceMs) return []
         this.counters.faketcpReconnects++
         return this.connect(s.key.rip, s.key.rport, s.key.lip, now)
       }

@@ -21,7 +21,7 @@ import { VpnError } from '../errors.js'
 import { intToIp } from '../wire/addr.js'
 import { setFakeTcpHandleText } from '../wire/faketcp-handle.js'
 import { decodeIpv4Tcp, encodeSegment } from '../wire/tcp-segment.js'
-import { FakeTcpClientFlow, FakeTcpServerFlows, type FlowAction, type FlowKey } from './faketcp-flow.js'
+import { FakeTcpClientFlow, FakeTcpServerFlows, SILENCE_MS, type FlowAction, type FlowKey } from './faketcp-flow.js'
 import { installRstRules, removeRstRules, type RstRule } from './faketcp-nft.js'
 import type { Native, PollHandle } from './native.js'
 
@@ -34,6 +34,8 @@ export interface FakeTcpLinkOptions {
   port: number
   /** Receive and send buffer of the data socket (bytes). */
   socketBuffer: number
+  /** Client: seconds between keepalives (the server's Pongs are what an idle flow receives). */
+  keepaliveSec?: number
 }
 
 export class FakeTcpLink {
@@ -65,7 +67,7 @@ export class FakeTcpLink {
     this.#clock = clock
     this.fd = fds.fd
     this.ctlFd = fds.ctlFd
-    this.#client = opt.role === 'client' ? new FakeTcpClientFlow(random) : null
+    this.#client = opt.role === 'client' ? new FakeTcpClientFlow(random, Math.max(SILENCE_MS, 3 * (opt.keepaliveSec ?? 0) * 1000)) : null
     this.#server = opt.role === 'server' ? new FakeTcpServerFlows(opt.port, random) : null
     this.serverHandle = opt.role === 'client' ? native.ftcpFlowSet(0, fds.fd, 0, opt.port, 0, 0, 0, 0, 0, false) >>> 0 : 0
   }

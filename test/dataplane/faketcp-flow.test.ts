@@ -126,3 +126,12 @@ t.test('server: at most HALF_OPEN_MAX flows without data; idle and half-open flo
   t.same(s.tick(IDLE_MS - 1, () => IDLE_MS - 1), [])
   t.equal(s.tick(IDLE_MS + 1, () => IDLE_MS).length, 1, 'the idle one too')
 })
+
+t.test('client: a longer silence threshold (3 keepalives) is honoured', async t => {
+  const c = new FakeTcpClientFlow(seededRandom(9), 90_000)
+  const s = new FakeTcpServerFlows(9000, seededRandom(10))
+  const [syn] = sends(c.connect(SERVER_IP, 9000, CLIENT_IP, 0))
+  c.onSegment(wire(SERVER_IP, CLIENT_IP, sends(s.onSegment(wire(CLIENT_IP, SERVER_IP, syn!.seg), 0))[0]!.seg), 0)
+  t.same(c.tick(60_000, 60_000), [], 'a minute without a Pong (keepalive 30 s): not yet')
+  t.equal(sends(c.tick(90_000, 90_000)).length, 1, 'three keepalives: a new SYN')
+})
