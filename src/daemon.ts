@@ -286,7 +286,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
   const kernelRoutes = config.mode === 'server' || config.acceptRoutes
     ? new KernelRoutes(config.dev, log.child('routes'), { tunnelNets: [ipv4Prefix(networkAddress(config.tun.ipInt, config.tun.prefix), config.tun.prefix), ...(config.tun6 !== null ? [networkOf(config.tun6)] : [])], own: ownRoutes })
     : null
-  const syncRoutes = (): void => { kernelRoutes?.offer(controller.routeOffers(), controller instanceof ClientController ? transport.serverUdpIp(controller.serverUnderlayIp) : 0) }
+  const syncRoutes = (): void => { kernelRoutes?.offer(controller.routeOffers(), controller instanceof ClientController ? (ftcp?.serverIp ?? transport.serverUdpIp(controller.serverUnderlayIp)) : 0) }
 
   let control: { close(): Promise<void> } | null = null
   const ticker = new Ticker(() => { controller.tick(); transport.tick(); syncRoutes(); return controller.tickInterval() },

@@ -59,6 +59,8 @@ export class FakeTcpLink {
   #malformed = 0
   #tableFull = 0
   #closed = false
+  /** Client: the server's real address (the handle's), 0 before connect. */
+  #serverIp = 0
 
   private constructor (native: Native, opt: FakeTcpLinkOptions, fds: { fd: number, ctlFd: number }, log: Logger, clock: Clock, random: Random) {
     this.#native = native
@@ -104,12 +106,16 @@ export class FakeTcpLink {
     if (stale) this.#log.info('removed stale fake-TCP nftables rules left by an earlier run', { table: r.role === 'server' ? `lwt_faketcp_${r.port}` : `lwt_faketcp_c${r.port}` })
   }
 
+  /** Client: the server's address behind serverHandle (for what needs a real one: kernel routes), or null. */
+  get serverIp (): number | null { return this.#client === null || this.#serverIp === 0 ? null : this.#serverIp }
+
   /** Client: (re)connect to the server at `ip` (a new address after a name lookup, too). */
   async connect (ip: number): Promise<void> {
     const c = this.#client
     if (c === null || this.#closed) return
     await this.#installRules({ role: 'client', port: this.#opt.port, serverIp: ip })
     const lip = await localAddressTowards(ip, this.#opt.port)
+    this.#serverIp = ip
     setFakeTcpHandleText(this.serverHandle, `faketcp:${intToIp(ip)}:${this.#opt.port}`)
     this.#apply(c.connect(ip, this.#opt.port, lip, this.#clock.now()))
   }
