@@ -55,6 +55,7 @@
  * pair), napi_util.h (argument checks). Entry points: fastpath.h.
  */
 #include "fastpath.h"
+#include "faketcp.h"
 #include "aead.h"
 #include "napi_util.h"
 #include "offload.h"
@@ -284,7 +285,8 @@ static int fast_out(lwt_fast *f) {
   m.msg_iovlen = 3;
   int fd = p[FP_FD] >= 0 ? p[FP_FD] : f->udpFd;
   ssize_t s;
-  do s = sendmsg(fd, &m, MSG_DONTWAIT); while (s < 0 && errno == EINTR);
+  if (ftcp_is_handle((uint32_t)p[FP_EP_IP])) s = ftcp_send_iov((uint32_t)p[FP_EP_IP], iov, 3); /* a fake-TCP flow */
+  else do s = sendmsg(fd, &m, MSG_DONTWAIT); while (s < 0 && errno == EINTR);
   double *st = f->stats;
   st[f->tunRxPackets]++;
   st[f->tunRxBytes] += (double)plen;
@@ -353,6 +355,7 @@ static int fast_relay(lwt_fast *f, uint8_t *m, ssize_t r, uint32_t ip, uint32_t 
   /* The hashes hold keys, not proofs: the records must agree (an endpoint key may collide). */
   if (!(ps[FP_FLAGS] & FPF_USED) || (ps[FP_FLAGS] & FPF_RELAY) || (uint32_t)ps[FP_EP_IP] != ip || (uint32_t)ps[FP_EP_PORT] != port) return 0;
   if (!(pd[FP_FLAGS] & FPF_USED) || (uint32_t)pd[FP_PEER_ID] != cp_le32(m + 4)) return 0;
+  if (ftcp_is_handle((uint32_t)pd[FP_EP_IP])) return 0; /* to a fake-TCP flow: the JS path's send diverts it */
   if (!fast_consume(f, r)) return 0;
   cp_put32(m + 4, (uint32_t)ps[FP_PEER_ID]);
   struct sockaddr_in to;

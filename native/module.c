@@ -13,6 +13,7 @@
  *                packets by chacha20poly1305.c)
  *   offload.c    checksums, TSO/USO split, TCP/UDP coalescing (byte work only)
  *   fastpath.c   the lone-packet fast path run inside a poll callback
+ *   faketcp.c    the fake-TCP link: raw sockets, flow sequence state, segments out/in
  *   napi_util.c  errno names, throw helpers, the argument parser, batch checks
  *   notify.c     sd_notify(3) readiness datagrams to $NOTIFY_SOCKET (systemd)
  *   testing.c    test-only exports, in the test build only (LWT_TESTING)
@@ -44,6 +45,7 @@
 #include "poll.h"
 #include "tun.h"
 #include "udp.h"
+#include "faketcp.h"
 #ifdef LWT_TESTING
 #include "testing.h"
 #endif
@@ -102,6 +104,13 @@ static const lwt_export fns[] = {
   { "fastPathLink", fast_path_link },
   { "sdNotify", sd_notify_js },
   { "buildInfo", build_info },
+  { "ftcpOpen", ftcp_open },
+  { "ftcpFlowSet", ftcp_flow_set },
+  { "ftcpFlowDrop", ftcp_flow_drop },
+  { "ftcpFlowInfo", ftcp_flow_info },
+  { "ftcpSendRaw", ftcp_send_raw },
+  { "ftcpRecv", ftcp_recv },
+  { "ftcpRecvCtl", ftcp_recv_ctl },
 };
 
 #ifdef LWT_TESTING
@@ -122,6 +131,7 @@ static void thread_env_gone(napi_env env, void *data, void *hint) {
   if (--tEnvs > 0) return;
   aead_thread_free();
   udp_thread_free();
+  ftcp_thread_free();
 }
 
 static int add_exports(napi_env env, napi_value exports, const lwt_export *list, size_t n) {

@@ -15,6 +15,7 @@
  * EBADF/ENOTSOCK/EFAULT.
  */
 #include "udp.h"
+#include "faketcp.h"
 #include "napi_util.h"
 
 #include <errno.h>
@@ -271,12 +272,14 @@ napi_value udp_send_batch(napi_env env, napi_callback_info info) {
   int fd;
   packet_args a;
   if (get_fd_args(env, info, fn, 6, argv, &fd) || get_packets(env, argv + 1, fn, 1, &a)) return NULL;
+  int64_t ftSent = 0;
+  ftcp_divert(&a, &ftSent); /* datagrams to fake-TCP flows leave as segments (faketcp.c) */
   mmsg_scratch *s = a.n > 0 ? scratch() : NULL;
   if (a.n > 0 && !s) { throw_errno(env, ENOMEM, fn, "malloc"); return NULL; }
   int stop = 0, fatal = 0;
   int64_t sent = send_plain(s, fd, a.mem, a.offsets, a.lens, a.addrs, 0, a.n, &stop, &fatal);
   if (fatal) { throw_errno(env, fatal, fn, "sendmmsg"); return NULL; }
-  return make_int(env, sent);
+  return make_int(env, sent + ftSent);
 }
 
 /*
@@ -297,16 +300,18 @@ napi_value udp_send_batch_gso(napi_env env, napi_callback_info info) {
   int fd;
   packet_args a;
   if (get_fd_args(env, info, fn, 6, argv, &fd) || get_packets(env, argv + 1, fn, 1, &a)) return NULL;
+  int64_t sent = 0;
+  ftcp_divert(&a, &sent); /* datagrams to fake-TCP flows leave as segments (faketcp.c) */
   uint8_t *mem = a.mem; int32_t *offsets = a.offsets, *lens = a.lens; uint32_t *addrs = a.addrs; int64_t n = a.n;
-  if (n == 0) return make_int(env, 0);
+  if (n == 0) return make_int(env, sent);
   if (!tGso) tGso = malloc(sizeof *tGso);
   gso_scratch *s = tGso;
   if (!s) { throw_errno(env, ENOMEM, fn, "malloc"); return NULL; }
 
-  int64_t sent = 0, i = 0;
+  int64_t i = 0;
   int stop = 0, fatal = 0;
   if (tGsoOff) {
-    sent = send_plain(&s->m, fd, mem, offsets, lens, addrs, 0, n, &stop, &fatal);
+    sent += send_plain(&s->m, fd, mem, offsets, lens, addrs, 0, n, &stop, &fatal);
     if (fatal) { throw_errno(env, fatal, fn, "sendmmsg"); return NULL; }
     return make_int(env, sent);
   }
@@ -509,6 +514,10 @@ napi_value udp_send_to(napi_env env, napi_callback_info info) {
   if (PARSE_ARGS(env, info, fn, ARG_FD(&fd), ARG_U8("buf", &buf, &len), ARG_INT("ip", 0, UINT32_MAX, &ip),
                  ARG_INT("port", 0, 65535, &port))) return NULL;
   struct sockaddr_in sa;
+  if (ftcp_is_handle((uint32_t)ip)) {
+    struct iovec v = { .iov_base = buf, .iov_len = len };
+    return make_int(env, ftcp_send_iov((uint32_t)ip, &v, len ? 1 : 0) < 0 ? -(int64_t)errno : (int64_t)len);
+  }
   set_sockaddr(&sa, (uint32_t)ip, (uint32_t)port);
   ssize_t r;
   const void *data = len ? (const void *)buf : (const void *)"";
@@ -532,6 +541,10 @@ napi_value udp_send_to_ttl(napi_env env, napi_callback_info info) {
   int64_t ip, port, ttl;
   if (PARSE_ARGS(env, info, fn, ARG_FD(&fd), ARG_U8("buf", &buf, &len), ARG_INT("ip", 0, UINT32_MAX, &ip),
                  ARG_INT("port", 0, 65535, &port), ARG_INT("ttl", 1, 255, &ttl))) return NULL;
+  if (ftcp_is_handle((uint32_t)ip)) { /* a fake-TCP flow: no per-packet TTL there */
+    struct iovec v = { .iov_base = buf, .iov_len = len };
+    return make_int(env, ftcp_send_iov((uint32_t)ip, &v, len ? 1 : 0) < 0 ? -(int64_t)errno : (int64_t)len);
+  }
   struct sockaddr_in sa;
   set_sockaddr(&sa, (uint32_t)ip, (uint32_t)port);
   struct iovec iov;

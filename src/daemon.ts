@@ -63,6 +63,8 @@ import { answerNodes } from './control/nodes.js'
 import { openServerRegistry, reloadAuthorized } from './state/server-registry.js'
 import type { FileRegistry } from './state/registry-file.js'
 import { PortMappingIo, readNetwork } from './port-mapping-io.js'
+import { FakeTcpLink } from './dataplane/faketcp-link.js'
+import { loadNative } from './dataplane/native.js'
 import { DaemonTransport } from './transport/daemon-transport.js'
 
 /** Peer slots per daemon: the server's clients, or a client's peers (slot 0 = the server). */
@@ -188,7 +190,9 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     log.error(describeError(err))
     return 1
   }
-  const dataplane = new Dataplane({
+  // Fake TCP (dataplane/faketcp-link.ts): opened before the dataplane starts, whose inbound pipeline polls its data socket.
+  let ftcp: FakeTcpLink | null = null
+  const dpOptions: ConstructorParameters<typeof Dataplane>[0] = {
     mode: config.mode,
     dev: config.dev,
     cidr: `${config.tun.ip}/${config.tun.prefix}`,
@@ -203,7 +207,8 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     fastPath: config.fastPath,
     macKeys: config.mode === 'server' ? macKeys(psk) : undefined,
     clientIsolation: config.mode === 'server' && config.clientIsolation
-  }, log.child('dataplane'))
+  }
+  const dataplane = new Dataplane(dpOptions, log.child('dataplane'))
   const ownRoutes = routePrefixes(config.advertiseRoutes)
   // The TCP transport (transport/): its handles are resolved between the controllers and the dataplane.
   const transport = new DaemonTransport(config, () => dataplane.port, systemClock, log.child('transport'))
@@ -224,7 +229,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       prefix: config.tun.prefix,
       tunnel6: config.tun6,
       mtu: config.mtu,
-      serverIp: transport.initialServerIp(serverIp), // 0 until the name resolves (setServerEndpoint)
+      serverIp: config.transport === 'faketcp' ? 0 : transport.initialServerIp(serverIp), // 0 until the name resolves or the fake-TCP link is up (setServerEndpoint)
       serverPort: config.remote!.port,
       keepaliveSec: config.keepalive,
       serverName: `${config.remote!.host}:${config.remote!.port}`,
@@ -245,6 +250,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
   const status = (): StatusReport => {
     const s = controller.status()
     transport.decorate(s.peers)
+    ftcp?.decorate(s.peers)
     if (name !== null && name.waiting !== null) { s.state = 'resolving'; s.problem = name.waiting; s.peers = [] }
     return {
       mode: config.mode,
@@ -261,7 +267,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       nodeKey: { publicKey: keyToText(nodeKey.pub), fingerprint: fingerprint(nodeKey.pub) },
       uptimeSec: Math.round((Date.now() - startedWall) / 1000),
       peers: s.peers,
-      counters: { ...dataplane.counters(), ...transport.counters(), ...(controller instanceof ServerController ? { ...controller.natCheckCounters, ...controller.handshakeCounters, ...controller.registrationCounters, ...controller.roamCounters, ...controller.routeCounters() } : controller.counters), ...kernelRoutes?.counters, ...portMapping?.mapper.counters, logLinesLost: log.linesLost },
+      counters: { ...dataplane.counters(), ...transport.counters(), ...(controller instanceof ServerController ? { ...controller.natCheckCounters, ...controller.handshakeCounters, ...controller.registrationCounters, ...controller.roamCounters, ...controller.routeCounters() } : controller.counters), ...kernelRoutes?.counters, ...portMapping?.mapper.counters, ...ftcp?.counters(), logLinesLost: log.linesLost },
       dataplane: { placement: config.placement, ...dataplane.offloads },
       controlPlane: controlPlane(),
       routes: {
@@ -270,7 +276,8 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
         ...(config.mode === 'server' ? { clientIsolation: config.clientIsolation } : {})
       },
       ...(config.mode === 'client' ? { portMapping: portMapping?.status() ?? null } : {}),
-      transport: transport.status()
+      transport: transport.status(),
+      ...(ftcp !== null ? { faketcp: ftcp.status() } : {})
     }
   }
 
@@ -279,7 +286,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
   const kernelRoutes = config.mode === 'server' || config.acceptRoutes
     ? new KernelRoutes(config.dev, log.child('routes'), { tunnelNets: [ipv4Prefix(networkAddress(config.tun.ipInt, config.tun.prefix), config.tun.prefix), ...(config.tun6 !== null ? [networkOf(config.tun6)] : [])], own: ownRoutes })
     : null
-  const syncRoutes = (): void => { kernelRoutes?.offer(controller.routeOffers(), controller instanceof ClientController ? transport.serverUdpIp(controller.serverUnderlayIp) : 0) }
+  const syncRoutes = (): void => { kernelRoutes?.offer(controller.routeOffers(), controller instanceof ClientController ? (ftcp?.serverIp ?? transport.serverUdpIp(controller.serverUnderlayIp)) : 0) }
 
   let control: { close(): Promise<void> } | null = null
   const ticker = new Ticker(() => { controller.tick(); transport.tick(); syncRoutes(); return controller.tickInterval() },
@@ -339,6 +346,11 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
   }
 
   try {
+    if (config.transport === 'faketcp' || config.faketcp) {
+      const port = config.mode === 'server' ? config.listen.port : config.remote!.port
+      ftcp = await FakeTcpLink.open(loadNative(), { role: config.mode, port, socketBuffer: 4 * 1024 * 1024, keepaliveSec: config.keepalive }, log.child('faketcp'), systemClock, systemRandom)
+      dpOptions.ftcpFd = ftcp.fd
+    }
     await dataplane.start(transport.handler(handler), onFatal)
     await transport.start(controller, serverIp === 0 ? null : { ip: serverIp, port: config.remote!.port })
     // The networks behind us are reached through this host: say so at once when it does not forward.
@@ -382,12 +394,16 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     }
     started = true
     if (hupPending) reloadConfig()
-    if (controller instanceof ClientController && name !== null) {
-      const ip = await name.waitFirst()
+    if (controller instanceof ClientController && (name !== null || ftcp !== null)) {
+      const ip = name === null ? serverIp : await name.waitFirst()
       if (ip === null) { await stopped; throw new StopBeforeReady() }
-      transport.setServerUdp(controller, ip, config.remote!.port)
-      name.follow(() => controller.state === 'reconnecting' || controller.state === 'registering', (newIp, port) => {
-        transport.setServerUdp(controller, newIp, port)
+      // Over fake TCP the server's endpoint is the link's flow handle; the link follows the address.
+      if (ftcp !== null) await ftcp.connect(ip)
+      if (ftcp !== null) controller.setServerEndpoint(ftcp.serverHandle, config.remote!.port)
+      else transport.setServerUdp(controller, ip, config.remote!.port)
+      name?.follow(() => controller.state === 'reconnecting' || controller.state === 'registering', (newIp, port) => {
+        if (ftcp !== null) ftcp.connect(newIp).catch((err: unknown) => { log.warn('fake TCP: following the new server address failed', { err }) })
+        else transport.setServerUdp(controller, newIp, port)
         ticker.kick(controller.tickInterval())
       })
     }
@@ -420,6 +436,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     if (metrics) await metrics.close().catch(() => {})
     if (kernelRoutes) await kernelRoutes.close()
     await dataplane.close().catch((err: unknown) => { log.error('closing the dataplane failed', { err }) })
+    if (ftcp !== null) await ftcp.close().catch((err: unknown) => { log.error('closing the fake-TCP link failed', { err }) })
     if (handshakePool) await handshakePool.close().catch(() => {})
     psk.fill(0) // the only copy of the network's psk (the key string itself cannot be wiped: docs/PROTOCOL.md §15)
     onExit()

@@ -27,6 +27,7 @@ export type ErrorCode =
   | 'ERR_STATE'
   | 'ERR_STATE_DIR'
   | 'ERR_NODE_KEY'
+  | 'ERR_FAKETCP'
 
 export class VpnError extends Error {
   readonly code: ErrorCode

@@ -252,6 +252,14 @@ const OPTIONS = `OPTIONS
               length each); a connection must send a handshake first and
               complete it within 5 s. --no-tcp: UDP only. Default: the
               --listen host and the UDP port's number.
+    --faketcp
+              Also accept clients over fake TCP (--transport faketcp on the
+              client) on the TCP port with the number of the UDP port: raw
+              segments that look like one TCP connection to firewalls and
+              NATs. Needs a fixed --listen port, CAP_NET_RAW and nftables
+              (a table lwt_faketcp_PORT drops the kernel's RSTs for that
+              port; removed at exit, replaced at start after a crash).
+              Default: off.
 
   Client only
     -r, --remote HOST:PORT
@@ -261,6 +269,18 @@ const OPTIONS = `OPTIONS
               status shows state "resolving" meanwhile. While the server does
               not answer, the name is looked up again (at most every 30 s) and
               a new address is followed. An IPv4 address is used as given.
+    --transport auto|udp|tcp|faketcp
+              How the server is reached. auto: UDP, and TCP to the server's
+              TCP port when UDP gets no answer in about 2 s (back on UDP
+              once it answers); udp and tcp pin one. faketcp: each sealed
+              message rides in one TCP segment of a flow that looks like an
+              ordinary TCP connection (SYN, SYN-ACK, ACK; sequence numbers,
+              timestamps), with no retransmission, so it passes firewalls
+              that drop UDP and any TCP not established (the server needs
+              --faketcp).
+              24 bytes more per packet than UDP. Needs CAP_NET_RAW and
+              nftables (table lwt_faketcp_cPORT). Direct paths to peers stay
+              UDP. Default: auto.
     --p2p, --no-p2p, -p2p=false
               Try direct paths to other clients (hole punching), or always
               go through the server. Default: on.
@@ -393,9 +413,10 @@ const CONFIG = `CONFIGURATION FILE
                                       "10.0.0.3": "all" }
         acceptRoutes / accept_routes  true or false (client)
         clientIsolation / client_isolation  true or false (server)
-        transport                   "auto", "udp" or "tcp" (client)
+        transport                   "auto", "udp", "tcp" or "faketcp" (client)
         tcp                         true or false (server)
         tcpListen / tcp_listen      "0.0.0.0:443" or 443 (server)
+        faketcp                     true or false (server)
     Numbers are JSON numbers ("mtu": 1400, not "1400"). A syntax error is
     reported with its line and column. SIGHUP reloads the file (SIGNALS).
     Unknown keys are an error naming them. These Go keys are accepted and

@@ -62,6 +62,7 @@ export const SPECS: readonly OptSpec[] = [
   { key: 'tcp', names: ['tcp'], type: 'bool' },
   { key: 'tcp', names: ['no-tcp'], type: 'fixed', fixed: false },
   { key: 'tcpListen', names: ['tcp-listen'], type: 'string' },
+  { key: 'faketcp', names: ['faketcp'], type: 'bool' },
   { key: 'logLevel', names: ['quiet', 'q'], type: 'fixed', fixed: 'error' },
   { key: 'logLevel', names: ['verbose'], type: 'fixed', fixed: 'debug' },
   { key: 'config', names: ['config', 'c'], type: 'string' },

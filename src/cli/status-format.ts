@@ -169,6 +169,8 @@ export function formatStatus (report: StatusReport): string {
     const c = tr.client
     kv.push(['transport', `${c.transport}${c.tcp !== null ? ` to ${clean(c.tcp)}` : ''} (--transport ${c.mode})${c.reason !== null ? `: ${clean(c.reason)}` : ''}`])
   }
+  // The fake-TCP link (dataplane/faketcp-link.ts status()): its state, port(s) and nftables table.
+  if (report.faketcp !== undefined) kv.push(['fake TCP', Object.entries(report.faketcp).filter(([k]) => k !== 'transport').map(([k, v]) => `${clean(k)} ${clean(String(v))}`).join(', ')])
   const direct = report.peers.filter(p => p.path === 'direct').length
   const relay = report.peers.filter(p => p.path === 'relay').length
   kv.push(['peers', `${report.peers.length} (${direct} direct, ${relay} relayed, ${report.peers.length - direct - relay} connecting)`])

@@ -31,6 +31,8 @@ export const DEFAULTS = Object.freeze({
   transport: 'auto' as const,
   /** Server: accept the tunnel over TCP on the UDP port's number too. */
   tcp: true,
+  /** Server: accept fake TCP too (dataplane/faketcp-link.ts; --faketcp). */
+  faketcp: false,
   /** Port mapping (control/port-mapping.ts): asked for unless --no-port-mapping. */
   portMapping: true,
   /** Seconds. Short enough to keep common NAT UDP mappings (30 s and up) open. */

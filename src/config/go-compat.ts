@@ -67,7 +67,7 @@ export const GO_IGNORED_KEYS: Readonly<Record<string, string>> = Object.freeze({
   p2p_port: 'direct paths use the client\'s single UDP socket (its local port is set with listen)',
   config_push_interval: 'keys are not rotated by pushing a new shared key; every session derives fresh keys in its handshake',
   timeout: 'connection set-up has its own retry timers',
-  transport: 'its values (rawtcp...) are the Go program\'s; here "transport" is a client\'s auto, udp or tcp (UDP, with TCP as the fallback)',
+  transport: 'the transport is chosen with --transport (auto: UDP, then TCP when UDP is blocked; faketcp: raw TCP segments as the Go program sent, with --faketcp on the server)',
   // Removed from the Go program before its last release, still shown in its README.
   broadcast_throttle_ms: 'it was removed from the Go program too',
   enable_incremental_update: 'it was removed from the Go program too',

@@ -232,10 +232,23 @@ function readSettings (mode: Mode | null, s: Settings, env: LoadEnv, problems: s
   const approveRoutes = readApproveRoutes(mode === 'server' ? s.pick('approveRoutes') : undefined, tun, problems, tun6)
   const acceptRoutes = readOptional(mode === 'client' ? s.pick('acceptRoutes') : undefined, DEFAULTS.acceptRoutes, raw => checkBool(raw, problems))
   const clientIsolation = readOptional(mode === 'server' ? s.pick('clientIsolation') : undefined, DEFAULTS.clientIsolation, raw => checkBool(raw, problems))
-  const transport = readTransport(mode, s, problems)
+  const transport = readTransport(mode, s, problems, warnings)
   const tcp = readOptional(mode === 'server' ? s.pick('tcp') : undefined, DEFAULTS.tcp, raw => checkBool(raw, problems))
   const tcpListen = readTcpListen(mode, s, problems)
-  return { mode, listen, remote, tun, tun6, key, keyFile, networkName, dev, control, mtu, fec, maxClients, p2p, portMapping, keepalive, logLevel, logFormat, placement, fastPath, metrics, handshakeWorkers, stateDir, nodeKey, serverKey, authorizedNodes, advertiseRoutes, approveRoutes, acceptRoutes, clientIsolation, transport, tcp, tcpListen }
+  const faketcp = readFaketcp(mode, s, listen, problems)
+  if (faketcp === true && tcp === true && listen !== null && (tcpListen?.port ?? listen.port) === listen.port) {
+    problems.push(`--faketcp and the TCP transport both want TCP port ${listen.port}: move the TCP listener with --tcp-listen HOST:PORT (e.g. 0.0.0.0:443) or turn it off with --no-tcp`)
+  }
+  return { mode, listen, remote, tun, tun6, key, keyFile, networkName, dev, control, mtu, fec, maxClients, p2p, portMapping, keepalive, logLevel, logFormat, placement, fastPath, metrics, handshakeWorkers, stateDir, nodeKey, serverKey, authorizedNodes, advertiseRoutes, approveRoutes, acceptRoutes, clientIsolation, transport, tcp, tcpListen, faketcp }
+}
+
+/** faketcp (server): also accept fake TCP, on the TCP port of the (fixed) UDP port's number. */
+function readFaketcp (mode: Mode | null, s: Settings, listen: Config['listen'] | null, problems: string[]): boolean | null {
+  const f = s.pick('faketcp')
+  if (f !== undefined && mode === 'client') problems.push(`${f.source}: only for server mode, but this is a client (a client picks it with --transport faketcp)`)
+  const faketcp = readOptional(mode === 'server' ? f : undefined, DEFAULTS.faketcp, raw => checkBool(raw, problems))
+  if (faketcp === true && listen !== null && listen.port === 0) problems.push(`${f!.source}: fake TCP listens on the TCP port of the UDP port's number, so --listen needs a fixed port (e.g. --listen 0.0.0.0:9000)`)
+  return faketcp
 }
 
 /** serverKey (client only): a base64 public key as given, else a file path resolved against the working directory. */
@@ -273,18 +286,19 @@ function readMetrics (s: Settings, problems: string[]): Config['metrics'] | null
 }
 
 /** transport (client): auto, udp or tcp; faketcp is named but not in this build yet. */
-function readTransport (mode: Mode | null, s: Settings, problems: string[]): Config['transport'] | null {
+function readTransport (mode: Mode | null, s: Settings, problems: string[], warnings: string[]): Config['transport'] | null {
   const raw = s.pick('transport')
   if (raw === undefined) return DEFAULTS.transport
+  // A Go config's "transport" ("rawtcp", on servers too) is not one of ours: ignored, with the Go key's warning.
+  if (raw.from === 'file' && (mode === 'server' || !['auto', 'udp', 'tcp', 'faketcp'].includes(raw.value as string))) {
+    warnings.push(ignoredWarning(raw.source, 'transport', raw.value))
+    return DEFAULTS.transport
+  }
   if (mode === 'server') {
     problems.push(`${raw.source}: only for client mode, but this is a server (a server accepts UDP and TCP; --no-tcp turns TCP off)`)
     return null
   }
-  if (raw.value === 'faketcp') {
-    problems.push(`${raw.source}: the fake-TCP transport is not in this build yet: use auto (UDP, falling back to TCP), udp or tcp`)
-    return null
-  }
-  return checkOneOf(raw, ['auto', 'udp', 'tcp'] as const, problems)
+  return checkOneOf(raw, ['auto', 'udp', 'tcp', 'faketcp'] as const, problems)
 }
 
 /** tcpListen (server): HOST:PORT of the TCP listener; a bare PORT binds the --listen host. */

@@ -60,6 +60,7 @@ export const APPLY: Readonly<Record<SettingKey, Apply>> = Object.freeze({
   acceptRoutes: 'restart',
   clientIsolation: 'restart',
   transport: 'restart',
+  faketcp: 'restart',
   tcp: 'restart',
   tcpListen: 'restart'
 })

@@ -125,6 +125,8 @@ export interface StatusReport {
   portMapping?: PortMapStatus | null
   /** The transports (transport/daemon-transport.ts): the server's TCP listener, or the client's server path. */
   transport?: TransportReport
+  /** The fake-TCP link (--transport faketcp, --faketcp): dataplane/faketcp-link.ts status(). */
+  faketcp?: object
 }
 
 /** Recent lateness figures, ms (nearest-rank percentiles; 0 when nothing was recorded). */

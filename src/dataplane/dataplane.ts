@@ -49,6 +49,8 @@ export interface DataplaneOptions {
   placement: Placement
   /** Handle lone packets in the addon (native/fastpath.c); default true. */
   fastPath?: boolean
+  /** The fake-TCP link's data socket (dataplane/faketcp-link.ts opens and closes it), polled by the inbound pipeline. */
+  ftcpFd?: number
   /** Server: mac1/cookie keys; the inbound pipeline then gates HandshakeInits (dataplane/init-guard.ts). */
   macKeys?: { mac1: Uint8Array, cookie: Uint8Array }
   /** Server: --client-isolation (no relay between clients). */
@@ -143,6 +145,7 @@ export class Dataplane implements DataplanePort {
       tunFd: this.#tunFd,
       tunVnet: true, // the device is always opened with IFF_VNET_HDR (openTunVnet above)
       udpFd: this.#udpFd,
+      ftcpFd: this.#opt.ftcpFd ?? -1,
       tunnelIp: this.#opt.tunnelIp,
       mtu: this.#opt.mtu,
       maxPeers: this.#opt.maxPeers,

@@ -58,6 +58,10 @@ import { FEC_MAX_SHARD, MSG_FEC } from '../wire/fec.js'
 import { CookieChecker } from '../crypto/cookie.js'
 import { COOKIE_REPLY_LEN, MSG_COOKIE_REPLY } from '../wire/cookie.js'
 import { clearPeerCounters, statsView } from './stats.js'
+
+/** Fake-TCP receive slots (4 KiB: a segment of a 1500-byte path with room) in the inbound packet memory. */
+const FT_BUF_SIZE = 4096
+const FT_BUFS = Math.min(256, (RX_BUFS * RX_BUF_SIZE) / FT_BUF_SIZE)
 import { FastPeers, FR_WORDS, FS_LOCAL_INDEX, FS_SLOT, FS_WORDS, IntHash, endpointHashKey, fastConfig, sharedFloat64, sharedInt32, sharedUint32, sharedUint8 } from './fast-path.js'
 import {
   C, COUNTERS, CTRL_KIND_PACKET, CTRL_KIND_RELAYED, CTRL_KIND_UNKNOWN_INDEX, CTRL_KIND_UNKNOWN_RELAY_SOURCE,
@@ -246,8 +250,9 @@ export class Inbound {
    * that won a birthday search (client; data and probes of one peer arrive
    * there, processed exactly like the main socket's).
    */
-  onReadable (fd: number = this.#init.udpFd, sock = 0): void {
+  onReadable (fd: number = this.#init.udpFd, sock = 0, fakeTcp = false): void {
     this.#sock = sock
+    if (fakeTcp) { this.#onFakeTcp(fd); return }
     const info = this.#rxInfo
     for (;;) {
       const n = this.#native.udpRecvGro(fd, this.#mem, this.#bufOffsets, RX_BUFS, RX_BUF_SIZE, this.#offsets, this.#lens, this.#addrs, RX_MAX_PACKETS, info)
@@ -255,6 +260,25 @@ export class Inbound {
       if (info[2] !== this.#rxOverflow) { this.#stats[C.dropRxOverflow] += info[2] - this.#rxOverflow; this.#rxOverflow = info[2] }
       if (n > 0) this.#processBatch(n)
       if (info[0] < RX_BUFS) return
+    }
+  }
+
+  /** ftcpRecv's info words: [segments received by the call, 0, malformed (cumulative), of no known flow (cumulative)]. */
+  readonly #ftInfo = new Int32Array(4)
+  /** Fake TCP has no GRO (a segment per skb): the same memory as FT_BUFS slots of FT_BUF_SIZE, so one recvmmsg takes 256 segments. */
+  readonly #ftBufOffsets = Int32Array.from({ length: FT_BUFS }, (_, i) => i * FT_BUF_SIZE)
+
+  /** The fake-TCP data socket: segments into the same slots, each payload a datagram from its flow's handle (native/faketcp.c). */
+  #onFakeTcp (fd: number): void {
+    const info = this.#ftInfo
+    for (;;) {
+      const malformed = info[2]!
+      const unknown = info[3]!
+      const n = this.#native.ftcpRecv(fd, this.#mem, this.#ftBufOffsets, FT_BUFS, FT_BUF_SIZE, this.#offsets, this.#lens, this.#addrs, RX_MAX_PACKETS, info)
+      this.#stats[C.dropMalformed] += info[2]! - malformed
+      this.#stats[C.dropFaketcpUnknownFlow] += info[3]! - unknown
+      if (n > 0) this.#processBatch(n)
+      if (info[0]! < FT_BUFS) return
     }
   }
 

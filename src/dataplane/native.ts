@@ -93,6 +93,24 @@ export interface Native {
    */
   udpRecvGro(fd: number, mem: Uint8Array, bufOffsets: Int32Array, nBufs: number, bufCap: number, offsets: Int32Array, lens: Int32Array,
     addrs: Uint32Array, max: number, info: Int32Array): number
+  /**
+   * Fake TCP (native/faketcp.c). ftcpOpen: the link's two raw sockets, filtered (BPF) to segments to our
+   * TCP port (server) or from port `port` (client; and from srcIp unless 0): fd gets data segments, ctlFd the others.
+   * ftcpFlowSet programs a flow (handle 0: by its key; creates it) and returns its handle (0xFD800000 | i;
+   * -1: table full); datagrams sent to a handle by any udpSend* leave as TCP segments on that flow.
+   * ftcpFlowInfo: [up, seq, ack, rxPackets, rxBytes, txPackets, txBytes, ms since the last data segment (-1)].
+   * ftcpSendRaw sends a segment built by wire/tcp-segment.ts (checksum and IPv4 header added); ftcpRecvCtl
+   * reads one IPv4 packet from ctlFd (0: none). ftcpRecv has udpRecvGro's contract (info[2] malformed,
+   * info[3] unknown flow, both cumulative); entries come from { handle, the peer's TCP port }.
+   */
+  ftcpOpen(client: boolean, srcIp: number, port: number, bufBytes: number): { fd: number, ctlFd: number }
+  ftcpFlowSet(handle: number, fd: number, rip: number, rport: number, lip: number, lport: number, seq: number, ack: number, tsRecent: number, up: boolean): number
+  ftcpFlowDrop(handle: number): void
+  ftcpFlowInfo(handle: number, out: Float64Array): boolean
+  ftcpSendRaw(fd: number, srcIp: number, dstIp: number, segment: Uint8Array): number
+  ftcpRecvCtl(ctlFd: number, buf: Uint8Array): number
+  ftcpRecv(fd: number, mem: Uint8Array, bufOffsets: Int32Array, nBufs: number, bufCap: number, offsets: Int32Array, lens: Int32Array,
+    addrs: Uint32Array, max: number, info: Int32Array): number
   /** sendmmsg of n datagrams (mem+offsets[i], lens[i]) to addrs[2i]:addrs[2i+1]. EAGAIN/ENOBUFS stop the batch; other per-datagram errors skip that datagram. Returns the number sent. EBADF/ENOTSOCK throw. */
   udpSendBatch(fd: number, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, addrs: Uint32Array, n: number): number
   /**

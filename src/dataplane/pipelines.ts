@@ -90,6 +90,9 @@ export function runPipelines (init: WorkerInit, native: Native, port: PipelinePo
       if (fastOut !== null) native.fastPathLink(h, fastOut)
     }
   }
+  // Fake TCP (dataplane/faketcp-link.ts): its data segments enter the inbound pipeline like datagrams.
+  const ftcpFd = init.ftcpFd ?? -1
+  if (inb !== null && ftcpFd >= 0) watch(ftcpFd, () => { inb.onReadable(ftcpFd, 0, true) })
   port.on('message', (m: ToWorker) => {
     try {
       switch (m.code) {

@@ -82,6 +82,7 @@ export class DaemonTransport {
       this.#log.info('accepting the tunnel over TCP', { listen: this.#server.address })
       return
     }
+    if (c.transport === 'faketcp') return // pinned: the fake-TCP link (dataplane/faketcp-link.ts) is the server path
     this.#client = new ClientTransport(c.transport, {
       table: this.table,
       controller: controller as ClientController,

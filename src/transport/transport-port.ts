@@ -12,15 +12,18 @@
  */
 import type { ControlHandler, DataplanePort, PeerRoute } from '../control/port.js'
 import { isConnHandle } from '../wire/endpoint-handle.js'
+import { isFakeTcpHandle } from '../wire/faketcp-handle.js'
 import { LOOPBACK, type ConnTable } from './conn-table.js'
 
 const DISCARD = { ip: LOOPBACK, port: 9 }
 
 export function transportPort (inner: DataplanePort, table: ConnTable): DataplanePort {
-  const down = (ip: number, port: number): { ip: number, port: number } => isConnHandle(ip) ? (table.bridgeOf(ip) ?? DISCARD) : { ip, port }
+  // A fake-TCP flow's handle (wire/faketcp-handle.ts) is resolved by the addon itself: passed through.
+  const bridged = (ip: number): boolean => isConnHandle(ip) && !isFakeTcpHandle(ip)
+  const down = (ip: number, port: number): { ip: number, port: number } => bridged(ip) ? (table.bridgeOf(ip) ?? DISCARD) : { ip, port }
   return {
     setPeer: (route: PeerRoute) => {
-      if (!isConnHandle(route.endpointIp)) { inner.setPeer(route); return }
+      if (!bridged(route.endpointIp)) { inner.setPeer(route); return }
       const b = down(route.endpointIp, route.endpointPort)
       inner.setPeer({ ...route, endpointIp: b.ip, endpointPort: b.port })
     },

@@ -14,6 +14,7 @@
  * VpnError('ERR_CONFIG_INVALID'); they never accept anything but the strict
  * dotted-quad form (no leading zeros, no shorthand like '10.1').
  */
+import { fakeTcpHandleText, isFakeTcpHandle } from './faketcp-handle.js'
 import { VpnError } from '../errors.js'
 import { isConnHandle } from './endpoint-handle.js'
 
@@ -119,6 +120,7 @@ export function endpointFromKey (key: number): { ip: number, port: number } {
 
 /** (167772161, 9000) -> '10.0.0.1:9000', for logs and status output. */
 export function formatEndpoint (ip: number, port: number): string {
+  if (isFakeTcpHandle(ip)) return fakeTcpHandleText(ip, port) // a fake-TCP flow (wire/faketcp-handle.ts)
   if (connText !== null && isConnHandle(ip)) return connText(ip, port)
   return `${intToIp(ip)}:${port}`
 }

@@ -101,7 +101,9 @@ export const COUNTERS = [
   'dropIsolated',
   // FEC (dataplane/fec-hooks.ts): parity messages sent; groups rebuilt, data messages rebuilt, groups lost beyond
   // their parity; parity messages malformed, or for no FEC session of ours (not negotiated, or the session is gone).
-  'fecParitySent', 'fecGroupsRecovered', 'fecPacketsRecovered', 'fecGroupsUnrecoverable', 'dropFecMalformed', 'dropFecNoSession'
+  'fecParitySent', 'fecGroupsRecovered', 'fecPacketsRecovered', 'fecGroupsUnrecoverable', 'dropFecMalformed', 'dropFecNoSession',
+  // Fake TCP (native/faketcp.c): a data segment of no flow the handshake set up (dataplane/faketcp-flow.ts).
+  'dropFaketcpUnknownFlow'
 ] as const
 export type CounterName = typeof COUNTERS[number]
 export const C: Record<CounterName, number> = Object.fromEntries(COUNTERS.map((n, i) => [n, i])) as Record<CounterName, number>
@@ -136,6 +138,8 @@ export interface WorkerInit {
   /** The TUN fd was opened with IFF_VNET_HDR (tunOpenVnet): reads split superpackets, writes carry a vnet header. */
   tunVnet: boolean
   udpFd: number
+  /** The fake-TCP link's data socket (native/faketcp.c; polled by the inbound pipeline), or -1 without fake TCP. */
+  ftcpFd?: number
   /** Own tunnel address, host order. */
   tunnelIp: number
   mtu: number

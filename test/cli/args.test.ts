@@ -76,7 +76,8 @@ t.test('defaults', async t => {
     clientIsolation: false,
     transport: 'auto',
     tcp: true,
-    tcpListen: null
+    tcpListen: null,
+    faketcp: false
   })
   const c = run(CLIENT).config
   t.same(c.listen, { host: '0.0.0.0', port: 0 })

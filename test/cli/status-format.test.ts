@@ -232,3 +232,9 @@ t.test('transport lines: the client\'s server path and why; the server\'s TCP li
   t.match(formatStatus({ ...server, transport: { tcpListen: '0.0.0.0:9000' } }), /tcp +accepting on 0\.0\.0\.0:9000\n/)
   t.match(formatStatus({ ...server, transport: { tcpListen: null } }), /tcp +off \(--no-tcp\)\n/)
 })
+
+t.test('fake TCP: one line with the link\'s state, only when the report has it', async t => {
+  const text = formatStatus({ ...clientReport, faketcp: { transport: 'faketcp', role: 'client', port: 9000, state: 'established', localPort: 40123, nftTable: 'lwt_faketcp_c9000' } })
+  t.match(text, /fake TCP +role client, port 9000, state established, localPort 40123, nftTable lwt_faketcp_c9000/)
+  t.notMatch(formatStatus(clientReport), /fake TCP/)
+})

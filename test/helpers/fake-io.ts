@@ -541,6 +541,14 @@ export class FakeIo implements Native {
 
   // ── the addon's test-only functions: not in the twin ──
 
+  // Fake TCP (raw sockets) is not in the twin: test/e2e/faketcp.test.ts runs it for real.
+  ftcpOpen (): { fd: number, ctlFd: number } { throw new Error('fake-io: ftcpOpen is not in the twin') }
+  ftcpFlowSet (): number { throw new Error('fake-io: ftcpFlowSet is not in the twin') }
+  ftcpFlowDrop (): void { throw new Error('fake-io: ftcpFlowDrop is not in the twin') }
+  ftcpFlowInfo (): boolean { throw new Error('fake-io: ftcpFlowInfo is not in the twin') }
+  ftcpSendRaw (): number { throw new Error('fake-io: ftcpSendRaw is not in the twin') }
+  ftcpRecvCtl (): number { throw new Error('fake-io: ftcpRecvCtl is not in the twin') }
+  ftcpRecv (): number { throw new Error('fake-io: ftcpRecv is not in the twin') }
   vnetSplit (): number { throw new Error('fake-io: vnetSplit is not in the twin') }
   vnetCoalesce (): number { throw new Error('fake-io: vnetCoalesce is not in the twin') }
   poly1305Blocks (): Uint8Array { throw new Error('fake-io: poly1305Blocks is not in the twin') }

@@ -1,0 +1,90 @@
+/**
+ * Fake TCP end to end (issue 12 items 2, 5, 6): a client behind a NAT (masquerade) whose router
+ * also drops all UDP and any TCP that is not in an established conntrack state (a new TCP flow
+ * only as a SYN to the server's port 9000). The server runs --faketcp, the client
+ * --transport faketcp. Asserted: the tunnel comes up through that firewall (ping, a byte-exact
+ * transfer); the nftables tables against the kernel's RSTs exist while the daemons run and are
+ * gone after SIGTERM; after kill -9 a restarted client replaces its stale table and comes up
+ * again; a forged RST to the server is counted and the flow carries on.
+ */
+import t from 'tap'
+import { createTopology, type Topology } from '../../src/lab/topology.js'
+import { nft } from '../../src/lab/nat.js'
+import { runIn, waitFor } from '../../src/lab/exec.js'
+import { cleanEnv, ping, startClient, startServer, status, tcpTransfer, waitPing, waitReady, type Daemon } from '../helpers/daemon.js'
+import { encodeSegment, TCP_ACK, TCP_RST } from '../../src/wire/tcp-segment.js'
+import { ipToInt } from '../../src/wire/addr.js'
+
+let topo: Topology
+let server: Daemon
+let client: Daemon
+const TUN_SERVER = '10.77.0.1'
+
+async function tables (ns: string): Promise<string> {
+  return (await runIn(ns, 'nft', ['list', 'tables'])).stdout
+}
+
+t.before(async () => {
+  topo = await createTopology({ clients: [{ name: 'alice', nat: 'port-restricted' }] })
+  const c = topo.client('alice')
+  // The firewall: no UDP either way; TCP only established, or a SYN out to the server's port.
+  await nft(c.routerNs!, [
+    'table inet lwt_fw {',
+    '  chain forward {',
+    '    type filter hook forward priority filter - 10; policy accept;',
+    '    meta l4proto udp counter drop',
+    '    meta l4proto tcp ct state established,related accept',
+    `    iifname ${c.routerLan!} tcp dport 9000 tcp flags & (syn | ack | fin | rst) == syn ct state new accept`,
+    '    meta l4proto tcp counter drop',
+    '  }',
+    '}',
+    ''
+  ].join('\n'))
+  server = startServer(topo.serverNs, topo.id, { extra: ['--faketcp', '--tcp-listen', '0.0.0.0:9443'] })
+  client = startClient(c.ns, topo.id, 'alice', '10.77.0.2/24', topo.serverWanIp, { extra: ['--transport', 'faketcp'] })
+})
+t.teardown(async () => { await topo?.destroy() })
+
+t.test('through a UDP-blocking, established-only firewall and a NAT: ping and a byte-exact transfer', async t => {
+  const s = await waitReady(client, 0, 30_000)
+  t.equal(s.faketcp !== undefined && (s.faketcp as { state: string }).state, 'established')
+  t.equal(s.peers.find((p) => p.role === 'server')?.transport, 'faketcp', 'status names the server path\'s transport')
+  await waitPing(topo.client('alice').ns, TUN_SERVER, 10_000)
+  const r = await tcpTransfer(topo.client('alice').ns, topo.serverNs, TUN_SERVER, 2_000_000)
+  t.same(r.received, r.sent, '2 MB arrive byte for byte')
+  const fw = (await runIn(topo.client('alice').routerNs!, 'nft', ['list', 'table', 'inet', 'lwt_fw'])).stdout
+  t.match(fw, /meta l4proto tcp ct state established,related accept/, 'the firewall is in place')
+  const ss = await status(server)
+  t.ok(ss.peers.some((p) => /faketcp:100\.64\./.test(String(p.endpoint))), `the server sees the client over fake TCP (${ss.peers.map((p) => p.endpoint).join(', ')})`)
+  t.equal(ss.peers.find((p) => /faketcp:/.test(String(p.endpoint)))?.transport, 'faketcp', 'and says so per path')
+  t.match(await tables(topo.serverNs), /lwt_faketcp_9000/, 'the server\'s RST table exists')
+  t.match(await tables(topo.client('alice').ns), /lwt_faketcp_c9000/, 'the client\'s RST table exists')
+})
+
+t.test('a forged RST is counted and ignored: the flow carries on', async t => {
+  const before = (await status(server)).counters.faketcpRstIgnored ?? 0
+  const peer = (await status(server)).peers.find((p) => /faketcp:/.test(String(p.endpoint)))!
+  const [, ip, port] = /faketcp:([\d.]+):(\d+)/.exec(String(peer.endpoint))!
+  // From the client's public address to the server's port: what an on-path injector would send.
+  const seg = encodeSegment({ srcPort: Number(port), dstPort: 9000, seq: 12345, ack: 0, flags: TCP_RST | TCP_ACK, window: 0, options: {}, payload: new Uint8Array(0) })
+  const script = `const n = require(${JSON.stringify(new URL('../../build/Release/lwt_native.node', import.meta.url).pathname)});
+    const { fd } = n.ftcpOpen(true, 0, 1, 0); for (let i = 0; i < 3; i++) n.ftcpSendRaw(fd, ${ipToInt(ip!)}, ${ipToInt(topo.serverWanIp)}, Uint8Array.from(${JSON.stringify([...seg])}))`
+  await runIn(topo.serverNs, 'env', ['-u', 'NODE_OPTIONS', process.execPath, '-e', script], { env: cleanEnv() })
+  await waitFor(async () => ((await status(server)).counters.faketcpRstIgnored ?? 0) >= before + 3, { timeoutMs: 5000, what: 'the RSTs counted' })
+  const p = await ping(topo.client('alice').ns, TUN_SERVER, 5, 0.2)
+  t.equal(p.received, 5, 'pings still answered after the RSTs')
+})
+
+t.test('kill -9 leaves the client\'s table; a restart replaces it and comes up; SIGTERM removes the tables', async t => {
+  const c = topo.client('alice')
+  await client.proc.stop('SIGKILL', 2000)
+  t.match(await tables(c.ns), /lwt_faketcp_c9000/, 'the table outlives kill -9')
+  client = startClient(c.ns, topo.id, 'alice', '10.77.0.2/24', topo.serverWanIp, { extra: ['--transport', 'faketcp'], stateDir: client.stateDir })
+  await waitReady(client, 0, 30_000)
+  t.match(client.proc.output(), /removed stale fake-TCP nftables rules/, 'the restart says it replaced the stale table')
+  await waitPing(c.ns, TUN_SERVER, 15_000)
+  await client.proc.stop('SIGTERM', 5000)
+  t.notMatch(await tables(c.ns), /lwt_faketcp/, 'the client\'s table is gone after SIGTERM')
+  await server.proc.stop('SIGTERM', 5000)
+  t.notMatch(await tables(topo.serverNs), /lwt_faketcp/, 'the server\'s table is gone after SIGTERM')
+})
