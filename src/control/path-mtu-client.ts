@@ -32,6 +32,8 @@ import type { PeerRemote } from './peer-table.js'
 const UDP_HDR = 8
 const TRANSPORT_OVERHEAD = 16 + 16
 const RELAY_ENVELOPE = 8
+/** A path counts as busy (its size re-checked) while it sent within this, ms: longer than a stalled TCP's backoff early on. */
+const ACTIVE_WINDOW = 5000
 /** RFC 8899 §5.1.2 BASE_PLPMTU: IPv4 576, IPv6 1280. */
 const BASE4 = 576
 const BASE6 = 1280
@@ -71,8 +73,8 @@ export class ClientPathMtu {
   readonly #peers = new Map<number, Tracked>()
   /** Last limit pushed per dataplane slot (RELAY_PATH included). */
   readonly #pushed = new Map<number, number>()
-  /** Per-slot tx packet counts at the last tick (activity). */
-  readonly #lastTx = new Map<number, number>()
+  /** Per-slot tx packet count at the last tick, and when it last changed (activity). */
+  readonly #lastTx = new Map<number, { tx: number, at: number }>()
 
   constructor (ctx: ClientContext, counters: PathMtuCounters) {
     this.#ctx = ctx
@@ -118,7 +120,7 @@ export class ClientPathMtu {
     const seen = new Set<number>()
     for (const p of peers) {
       const direct = p.path?.directCandidate ?? null
-      const active = this.#active(p.slot)
+      const active = this.#active(p.slot, now)
       if (direct === null || p.sessions.current === null) {
         relayActive ||= active
         continue
@@ -134,7 +136,7 @@ export class ClientPathMtu {
       this.#run(t, now, active, p.path?.directRttMs ?? null)
     }
     for (const slot of [...this.#peers.keys()]) if (!seen.has(slot)) this.#peers.delete(slot)
-    if (this.#server !== null && serverSession !== null) this.#run(this.#server, now, this.#active(SERVER_SLOT) || relayActive, null)
+    if (this.#server !== null && serverSession !== null) this.#run(this.#server, now, this.#active(SERVER_SLOT, now) || relayActive, null)
     this.#push(peers)
   }
 
@@ -147,12 +149,16 @@ export class ClientPathMtu {
     }
   }
 
-  /** The slot sent packets since the last look. */
-  #active (slot: number): boolean {
+  /**
+   * The slot sent packets within ACTIVE_WINDOW: a stalled TCP flow retransmits
+   * seconds apart, and its path must still be checked.
+   */
+  #active (slot: number, now: number): boolean {
     const tx = this.#ctx.port.peerCounters(slot).txPackets
     const was = this.#lastTx.get(slot)
-    this.#lastTx.set(slot, tx)
-    return was !== undefined && tx !== was
+    if (was === undefined) { this.#lastTx.set(slot, { tx, at: -Infinity }); return false }
+    if (tx !== was.tx) { was.tx = tx; was.at = now }
+    return now - was.at <= ACTIVE_WINDOW
   }
 
   /** An ack on the server's session (`fromServer`) or on a peer's (`peer`). */

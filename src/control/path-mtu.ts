@@ -160,7 +160,8 @@ export class PathMtu {
           s.checkAt = now // check again at once (a lost probe is not yet a black hole)
         }
         if (this.#mtu! < this.opt.max && now >= s.raiseAt) { this.#search(now, 'raise', this.#mtu!, this.opt.max); return }
-        if (active && now >= s.checkAt) {
+        // A failed check is followed up at once, busy or not: the path may look idle because it stalled.
+        if ((active || s.misses > 0) && now >= s.checkAt) {
           const big = this.opt.txid()
           const small = this.opt.txid()
           s.check = { big, small, endsAt: now + CHECK_TIMEOUT, bigAcked: false, smallAcked: false }
