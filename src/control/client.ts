@@ -327,6 +327,15 @@ export class ClientController implements ControlHandler {
     return this.#userPings.expect(txid, this.#clock.now(), onReply)
   }
 
+  /** The server path's MTU in words, for netcheck. */
+  serverPathMtu (): string {
+    const m = this.#pmtu.report(null)
+    if (m === null) return 'not measured yet (not registered)'
+    if (m.mtu === null) return m.state === 'unanswered' ? 'unknown: the server does not answer path MTU probes (an older version)' : 'searching…'
+    const sends = m.innerMax === null ? 'carries full-size tunnel packets' : `inner packets up to ${m.innerMax}, larger ones get ICMP too-big`
+    return `${m.mtu} bytes to the server (${m.state === 'black-hole' ? 'black hole suspected, searching' : m.state}; ${sends})`
+  }
+
   /** What the client knows about its NAT and its server, for netcheck (client-nat.ts). */
   netcheck (): NetcheckFacts { return this.#nat.netcheck(this.#server) }
 

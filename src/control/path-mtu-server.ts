@@ -12,7 +12,7 @@
  *
  * Packets we relay between clients are forwarded as they come (the sender's
  * own path MTU bounds them; a receiver with a smaller path than the sender's
- * is not covered yet: docs/PROTOCOL.md §16.4).
+ * is not covered yet: docs/PROTOCOL.md §6.4).
  */
 import { CTL_MTU_ACK, encodeControl, type MtuProbe } from '../wire/control.js'
 import { isV6Handle } from '../wire/endpoint-handle.js'
