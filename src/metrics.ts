@@ -143,6 +143,7 @@ const OTHER_DROPS: Record<string, string> = {
   portMapForged: 'port_map_forged',
   portMapMalformed: 'port_map_malformed',
   mtuProbesDropped: 'mtu_probe_invalid',
+  controlDropped: 'control_invalid',
   mtuAcksDropped: 'mtu_ack_invalid'
 }
 

@@ -28,7 +28,11 @@ export class ServerPathMtu {
   readonly #tunMtu: number
   /** Limit applied per client record (a new record for a slot starts unlimited in the dataplane too). */
   readonly #applied = new WeakMap<object, number>()
-  readonly counters = { mtuProbesAnswered: 0, mtuProbesDropped: 0 }
+  /**
+   * mtuProbesDropped: probes on a session that is not a client's current one. controlDropped: control
+   * messages on a known index that failed to authenticate or decode (forged or malformed probes land here).
+   */
+  readonly counters = { mtuProbesAnswered: 0, mtuProbesDropped: 0, controlDropped: 0 }
 
   constructor (port: DataplanePort, tunMtu: number) {
     this.#port = port

@@ -181,6 +181,7 @@ export class ServerController implements ControlHandler {
     const r = openSealedControl(input.bytes, this.#indexes, undefined, undefined, now)
     if (!r.ok) {
       if (r.why === 'unknown-index') this.#ctx.sendReject(REJECT_UNKNOWN_SESSION, r.index, input.ip, input.port)
+      else if (r.why === 'unauthenticated' || r.why === 'undecodable') this.pathMtu.counters.controlDropped++
       return
     }
     const { session: s, msg } = r

@@ -101,4 +101,12 @@ t.test('probes that come through the relay are dropped and counted; malformed on
   // A forged probe (not sealed with any session of ours): counted with the other unauthenticated control messages.
   L.dp.deliver({ from: { ip: SERVER_IP, port: 9000 }, to: { ip: CLIENT_IP, port: 40001 }, bytes: new Uint8Array([3, 0, 0, 0, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 0, 0, ...new Array(40).fill(0)]) })
   t.equal(L.c.counters.p2pDropped, before + 1)
+  // The server: a control message on the client's receiver index that does not authenticate (a forged probe).
+  const index = L.dp.sendKeys.get(0)!.remoteIndex
+  const forged = new Uint8Array(16 + 12 + 16)
+  forged[0] = 3
+  new DataView(forged.buffer).setUint32(4, index, true)
+  forged[8] = 200 // a counter well ahead
+  L.serverDp.deliver({ from: { ip: CLIENT_IP, port: 40001 }, to: { ip: SERVER_IP, port: 9000 }, bytes: forged })
+  t.equal(L.server.pathMtu.counters.controlDropped, 1)
 })
