@@ -117,6 +117,14 @@ napi_value udp_open(napi_env env, napi_callback_info info) {
     if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &b, sizeof b) < 0)
       (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &b, sizeof b);
   }
+  /*
+   * DF on every datagram, and the kernel's cached path MTU never consulted
+   * (ip(7) IP_PMTUDISC_PROBE): the daemon finds each path's MTU itself with
+   * authenticated probes (src/control/path-mtu.ts). DO would refuse our probes
+   * above a cached (possibly forged or stale) PMTU; WANT would fragment.
+   */
+  int pmtud = IP_PMTUDISC_PROBE;
+  (void)setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtud, sizeof pmtud);
   if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
     int e = errno;
     close(fd);

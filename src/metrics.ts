@@ -103,6 +103,9 @@ const TRAFFIC: Record<string, { name: string, help: string, labels?: Labels }> =
   fecGroupsRecovered: { name: 'lwt_fec_groups_total', help: 'FEC groups received that had lost data messages: rebuilt (recovered) or lost beyond their parity (unrecoverable).', labels: { result: 'recovered' } },
   fecGroupsUnrecoverable: { name: 'lwt_fec_groups_total', help: '', labels: { result: 'unrecoverable' } },
   fecPacketsRecovered: { name: 'lwt_fec_recovered_packets_total', help: 'Data messages rebuilt from FEC parity.' },
+  icmpTooBigSent: { name: 'lwt_icmp_too_big_sent_total', help: 'ICMP frag-needed / Packet Too Big answers written to the TUN for inner packets too big for their path.' },
+  mtuProbesAnswered: { name: 'lwt_mtu_probes_answered_total', help: 'Path MTU probes answered (from clients on the server, from direct peers on a client).' },
+  mtuBlackHoles: { name: 'lwt_path_mtu_black_holes_total', help: 'Client: confirmed path MTUs that stopped passing while small probes passed (searched again).' },
   cookieReplies: { name: 'lwt_cookie_replies_total', help: 'Server: CookieReplies sent (under load, to inits without a valid mac2).' },
   natCheckAnswered: { name: 'lwt_nat_check_answered_total', help: 'NAT checks the server answered on its NAT-check port (listen port + 1).' },
   endpointChecks: { name: 'lwt_endpoint_checks_total', help: 'Server: return-routability checks of a client\'s new source endpoint (a Ping sent there).' },
@@ -138,7 +141,10 @@ const OTHER_DROPS: Record<string, string> = {
   peerKeyMismatch: 'peer_key_mismatch',
   natCheckDropped: 'nat_check_invalid',
   portMapForged: 'port_map_forged',
-  portMapMalformed: 'port_map_malformed'
+  portMapMalformed: 'port_map_malformed',
+  mtuProbesDropped: 'mtu_probe_invalid',
+  controlDropped: 'control_invalid',
+  mtuAcksDropped: 'mtu_ack_invalid'
 }
 
 const DROPS_HELP = 'Packets dropped, by reason (docs/METRICS.md explains each reason).'
@@ -203,6 +209,10 @@ export function renderMetrics (r: StatusReport, proc: ProcessFacts = processFact
     e.add('lwt_peer_tx_bytes_total', 'counter', 'Tunnel payload bytes sent to the peer.', p.txBytes, peer)
     e.add('lwt_peer_rx_packets_total', 'counter', 'Tunnel packets received from the peer.', p.rxPackets, peer)
     e.add('lwt_peer_rx_bytes_total', 'counter', 'Tunnel payload bytes received from the peer.', p.rxBytes, peer)
+    if (p.pmtu != null && p.pmtu.mtu !== null) {
+      e.add('lwt_peer_path_mtu_bytes', 'gauge', 'Client: the path MTU to the peer (outer IP bytes) found by probing; label state (confirmed, black-hole, searching); a relayed peer shows the server path\'s (via relay).',
+        p.pmtu.mtu, { peer: p.tunnelIp, state: p.pmtu.state, via: p.pmtu.via ?? 'own' })
+    }
     if (p.fec !== undefined) {
       e.add('lwt_peer_fec_parity_per_data', 'gauge', 'With --fec: parity messages sent per data message on the peer\'s session (PARITY/DATA), 0 when the session runs without FEC (the peer does not use it).',
         p.fec === null ? 0 : p.fec.parity / p.fec.data, peer)

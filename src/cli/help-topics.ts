@@ -143,7 +143,9 @@ SYNOPSIS
                       answers a NAT check, and how it sees us;
       local addresses our own addresses with our UDP port;
       port mapping    not supported yet (UPnP, NAT-PMP, PCP);
-      path MTU        not supported yet.
+      path MTU        the path MTU to the server, found by probing, and the
+                      largest inner packet sent on it (larger ones are
+                      answered with ICMP "frag needed" / Packet Too Big).
     Only a client runs it. Exit status 0 when the server answered, 1 when it
     did not, 3 no daemon.
 `

@@ -151,6 +151,9 @@ const OPTIONS = `OPTIONS
               handshake; "status" shows its fingerprint.
     --mtu N   TUN MTU in bytes, ${L.mtuMin}..${L.mtuMax}, or "auto" for the default.
               Default: ${D.mtu} (fits a 1500-byte path after the outer headers).
+              Each path's own MTU is found by probing (status: "path
+              MTU"); an inner packet too big for its path is answered with
+              ICMP "frag needed" / Packet Too Big, so its sender adapts.
     --fec DATA,PARITY
               Client: forward error correction on the sessions with peers
               that use it too: after every DATA data messages (1..32) send

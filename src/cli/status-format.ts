@@ -214,6 +214,7 @@ export function formatStatus (report: StatusReport): string {
       out.push(`  ${dash(p.tunnelIp)}  ${p.fec === null || p.fec === undefined ? 'off (the peer does not use --fec, or no session yet)' : `${p.fec.data},${p.fec.parity} (${p.fec.parity} parity after every ${p.fec.data} data messages)`}`)
     }
   }
+  out.push(...pathMtuLines(report))
   out.push(...routeLines(report))
   const counters = Object.entries(report.counters ?? {}).filter(([, v]) => v !== 0).sort(([a], [b]) => a.localeCompare(b))
   if (counters.length > 0) {
@@ -228,4 +229,22 @@ export function formatStatus (report: StatusReport): string {
     if (line.trim() !== '') out.push(line)
   }
   return out.join('\n') + '\n'
+}
+
+/** "path MTU:" one line per path (control/path-mtu-client.ts), when the report has any. */
+function pathMtuLines (report: StatusReport): string[] {
+  const withMtu = report.peers.filter(p => p.pmtu != null)
+  if (withMtu.length === 0) return []
+  const rows = [...withMtu].sort((a, b) => ipKey(a.tunnelIp) - ipKey(b.tunnelIp)).map(p => {
+    const m = p.pmtu!
+    return [
+      dash(p.tunnelIp) + (p.role === 'server' ? ' (server)' : ''),
+      m.mtu === null ? '-' : String(m.mtu),
+      m.state === 'black-hole' ? 'black hole suspected, searching' : m.state,
+      m.innerMax === null ? 'no limit' : `inner ≤ ${m.innerMax}`,
+      m.foundInMs === null ? '-' : `${(m.foundInMs / 1000).toFixed(1)} s`,
+      m.via === 'relay' ? 'the server\'s path (relayed)' : 'own path'
+    ]
+  })
+  return ['', 'path MTU (probed; outer IP bytes):', ...table(['PEER', 'MTU', 'STATE', 'SENDS', 'FOUND IN', 'PATH'], rows)]
 }

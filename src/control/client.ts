@@ -29,7 +29,8 @@ import * as C from './constants.js'
 import type { RegistrationState } from './registration.js'
 import { MSG_CONTROL, MSG_HANDSHAKE_INIT, MSG_HANDSHAKE_RESP, MSG_REJECT } from '../wire/messages.js'
 import { MSG_COOKIE_REPLY } from '../wire/cookie.js'
-import { encodeControl, CTL_CONFIRM, CTL_PING, CTL_PONG, CTL_PUNCH, type ControlMessage } from '../wire/control.js'
+import { encodeControl, CTL_CONFIRM, CTL_MTU_ACK, CTL_MTU_PROBE, CTL_PING, CTL_PONG, CTL_PUNCH, type ControlMessage } from '../wire/control.js'
+import { ClientPathMtu } from './path-mtu-client.js'
 import { endpointKey, formatEndpoint, intToIp } from '../wire/addr.js'
 import type { PeerStatus, StatusReport } from './status.js'
 import type { PathIo } from './direct-path.js'
@@ -72,7 +73,13 @@ export class ClientController implements ControlHandler {
   readonly #birthdays: BirthdayPool
   readonly #startedAt: number
   /** Control messages dropped: malformed, unknown session, failed authentication (probes from anyone land here). */
-  readonly counters = { p2pDropped: 0, handshakesCompleted: 0, peerKeyMismatch: 0, serverVersionRejects: 0, serverKeyMismatch: 0 }
+  readonly counters = {
+    p2pDropped: 0, handshakesCompleted: 0, peerKeyMismatch: 0, serverVersionRejects: 0, serverKeyMismatch: 0,
+    // Path MTU discovery (path-mtu-client.ts).
+    mtuProbesAnswered: 0, mtuProbesDropped: 0, mtuAcksDropped: 0, mtuBlackHoles: 0
+  }
+  /** Path MTU discovery per path (path-mtu-client.ts). */
+  readonly #pmtu: ClientPathMtu
   /** `lightweight-tunnel ping` / `netcheck` probes in flight. */
   readonly #userPings: UserPings
   #cacheLoaded = false
@@ -108,6 +115,7 @@ export class ClientController implements ControlHandler {
     this.#birthdays = new BirthdayPool(c.port)
     this.#startedAt = c.clock.now()
     this.#userPings = new UserPings(c.random)
+    this.#pmtu = new ClientPathMtu(this.#ctx, this.counters)
     // Our own inner addresses (IPv6 /128, our routes); the dataplane keeps them for threads that start later.
     this.#port.setLocalPrefixes(peerPrefixes({ tunnel6: opt.tunnel6 ?? null, routes: opt.advertiseRoutes ?? [] }))
   }
@@ -214,6 +222,11 @@ export class ClientController implements ControlHandler {
     const r = openSealedControl(input.bytes, this.#ctx.indexes, relayedFrom === null ? undefined : (owner) => owner === relayedFrom, undefined, this.#clock.now())
     if (!r.ok) { this.counters.p2pDropped++; return }
     if (r.owner === this.#server) {
+      if (r.msg.kind === CTL_MTU_ACK) {
+        if (this.#ctx.fromServer(input.ip, input.port)) this.#pmtu.onAck(r.msg, null, this.#peers.values())
+        else this.counters.mtuAcksDropped++
+        return
+      }
       if (r.msg.kind === CTL_PONG && this.#ctx.fromServer(input.ip, input.port)) this.#userPings.answered(r.msg.txid, this.#clock.now())
       this.#server.onMessage(r.session, r.msg, input)
     }
@@ -233,6 +246,11 @@ export class ClientController implements ControlHandler {
       if (from !== null) p.path?.onPong(msg.txid, from.ip, from.port, { ip: msg.observedIp, port: msg.observedPort }, now, from.sock)
     } else if (msg.kind === CTL_PUNCH) {
       if (from === null && p.sessions.current !== null) p.path?.onPunch(msg, now)
+    } else if (msg.kind === CTL_MTU_PROBE) {
+      this.#pmtu.onPeerProbe(p, msg, from)
+    } else if (msg.kind === CTL_MTU_ACK) {
+      if (from !== null) this.#pmtu.onAck(msg, p, this.#peers.values())
+      else this.counters.mtuAcksDropped++
     }
   }
 
@@ -313,6 +331,15 @@ export class ClientController implements ControlHandler {
     return this.#userPings.expect(txid, this.#clock.now(), onReply)
   }
 
+  /** The server path's MTU in words, for netcheck. */
+  serverPathMtu (): string {
+    const m = this.#pmtu.report(null)
+    if (m === null) return 'not measured yet (not registered)'
+    if (m.mtu === null) return m.state === 'unanswered' ? 'unknown: the server does not answer path MTU probes (an older version)' : 'searching…'
+    const sends = m.innerMax === null ? 'carries full-size tunnel packets' : `inner packets up to ${m.innerMax}, larger ones get ICMP too-big`
+    return `${m.mtu} bytes to the server (${m.state === 'black-hole' ? 'black hole suspected, searching' : m.state}; ${sends})`
+  }
+
   /** What the client knows about its NAT and its server, for netcheck (client-nat.ts). */
   netcheck (): NetcheckFacts { return this.#nat.netcheck(this.#server) }
 
@@ -327,7 +354,7 @@ export class ClientController implements ControlHandler {
    * brings the next tick forward.
    */
   tickInterval (): number {
-    if (this.#server.busy) return C.CLIENT_TICK
+    if (this.#server.busy || this.#pmtu.busy()) return C.CLIENT_TICK
     const now = this.#clock.now()
     if (this.#nat.checkDue(now)) return C.CLIENT_TICK
     let next = C.CLIENT_IDLE_TICK
@@ -380,6 +407,7 @@ export class ClientController implements ControlHandler {
       this.#peerSessions.tick(p, now)
     }
     this.#members.cacheTick(now)
+    this.#pmtu.tick(now, this.#server.state === 'registered' ? this.#server.sessions.current : null, this.#peers.values())
   }
 
   /** Say goodbye so the server frees our address at once. */
@@ -406,7 +434,7 @@ export class ClientController implements ControlHandler {
   status (): Pick<StatusReport, 'state' | 'problem' | 'peers' | 'uptimeSec'> {
     const now = this.#clock.now()
     const registered = this.#server.state === 'registered' || this.#server.state === 'unresponsive'
-    const peers: PeerStatus[] = [this.#server.status(now)]
+    const peers: PeerStatus[] = [{ ...this.#server.status(now), pmtu: this.#pmtu.report(null) }]
     for (const p of this.#peers.values()) peers.push(this.#peerStatus(p, now, registered))
     return { state: this.#server.state, problem: this.#server.problem, peers, uptimeSec: Math.round((now - this.#startedAt) / 1000) }
   }
@@ -434,6 +462,7 @@ export class ClientController implements ControlHandler {
       lastSeenSec: lastSeen(null, c.lastRxMs === 0 ? null : this.#clock.wallNow() - c.lastRxMs),
       note: ps === null ? NO_P2P_NOTE : ps.relayReason === null ? `direct (${direct?.kind ?? '?'} address)` : `relay: ${describeRelayReason(ps.relayReason)}`,
       p2p: ps,
+      pmtu: this.#pmtu.report(p),
       ...(this.#opt.fec == null ? {} : { fec: p.sessions.current?.fec ?? null })
     }
   }

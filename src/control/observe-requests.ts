@@ -98,7 +98,7 @@ export interface NetcheckReport {
   localEndpoints: string[]
   /** Not implemented yet (issue 12): always the string "not supported yet". */
   portMapping: string
-  /** Not implemented yet (issue 13): always the string "not supported yet". */
+  /** The path MTU to the server as probed (control/path-mtu-client.ts), in words. */
   pathMtu: string
 }
 
@@ -131,7 +131,7 @@ export async function answerNetcheck (controller: ClientController | ServerContr
     otherViews: f.otherViews,
     localEndpoints: f.localEndpoints,
     portMapping: 'not supported yet',
-    pathMtu: 'not supported yet'
+    pathMtu: c.serverPathMtu()
   }
 }
 

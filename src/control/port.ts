@@ -52,6 +52,11 @@ export interface DataplanePort {
    * successor. The send key is wiped; its packets queue and NEED_SESSION is asked.
    */
   clearSendKey(slot: number): void
+  /**
+   * The largest inner packet the peer's path carries (control/path-mtu-client.ts): larger ones are dropped
+   * and answered with ICMP too-big. slot RELAY_PATH (-1): every relayed peer; inner NO_PATH_LIMIT: no limit.
+   */
+  setPathMtu(slot: number, inner: number): void
   /** Accept data messages addressed to localIndex; fec: the session negotiated FEC (decode its parity). */
   setRecvKey(slot: number, localIndex: number, key: Uint8Array, fec?: boolean): void
   dropRecvIndex(localIndex: number): void

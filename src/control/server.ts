@@ -27,7 +27,8 @@ import { IndexTable, expireSessions, openSealedControl } from './session.js'
 import * as C from './constants.js'
 import type { HandshakePool } from './handshake-pool.js'
 import { MSG_CONTROL, MSG_HANDSHAKE_INIT, REJECT_UNKNOWN_SESSION } from '../wire/messages.js'
-import { encodeControl, CTL_BYE, CTL_CONFIRM, CTL_PING, CTL_PONG } from '../wire/control.js'
+import { encodeControl, CTL_BYE, CTL_CONFIRM, CTL_MTU_PROBE, CTL_PING, CTL_PONG } from '../wire/control.js'
+import { ServerPathMtu } from './path-mtu-server.js'
 import { broadcastAddress, formatEndpoint, intToIp, networkAddress } from '../wire/addr.js'
 import type { PeerStatus, StatusReport } from './status.js'
 import { RTT_WARMUP, RTT_WARMUP_GAP, SERVER_RTT_PING_INTERVAL, lastSeen } from './rtt.js'
@@ -82,6 +83,7 @@ export class ServerController implements ControlHandler {
 
   constructor (opt: ServerOptions, c: ControlComponents, maxPeers: number) {
     this.#opt = opt
+    this.pathMtu = new ServerPathMtu(c.port, opt.mtu)
     this.registry = opt.registry ?? new FileRegistry(null)
     this.#port = c.port
     this.#clock = c.clock
@@ -158,6 +160,8 @@ export class ServerController implements ControlHandler {
 
   /** NAT-check port datagrams answered, and dropped (malformed, unauthenticated, not a Ping). */
   readonly natCheckCounters = { natCheckAnswered: 0, natCheckDropped: 0 }
+  /** Clients' path MTU probes: answered, and each client's confirmed size applied to what we send it (path-mtu-server.ts). */
+  readonly pathMtu: ServerPathMtu
 
   /**
    * A datagram on the NAT-check port (listen port + 1): a client's Ping on its
@@ -178,6 +182,7 @@ export class ServerController implements ControlHandler {
     const r = openSealedControl(input.bytes, this.#indexes, undefined, undefined, now)
     if (!r.ok) {
       if (r.why === 'unknown-index') this.#ctx.sendReject(REJECT_UNKNOWN_SESSION, r.index, input.ip, input.port)
+      else if (r.why === 'unauthenticated' || r.why === 'undecodable') this.pathMtu.counters.controlDropped++
       return
     }
     const { session: s, msg } = r
@@ -211,6 +216,11 @@ export class ServerController implements ControlHandler {
         if (this.#userPings.answered(msg.txid, now)) break
         const sent = rec.pings.get(msg.txid)
         if (sent !== undefined) { rec.pings.delete(msg.txid); rec.rtt.add(now - sent) }
+        break
+      }
+      case CTL_MTU_PROBE: {
+        if (rec.active && s === rec.sessions.current) this.pathMtu.onProbe(rec, s, msg, input.ip, input.port)
+        else this.pathMtu.counters.mtuProbesDropped++
         break
       }
       case CTL_BYE: {

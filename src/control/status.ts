@@ -1,6 +1,7 @@
 import type { P2pStatus } from './direct-path.js'
 import type { PortMapStatus } from './port-mapping.js'
 import type { TransportReport } from '../transport/daemon-transport.js'
+import type { PathMtuReport } from './path-mtu-client.js'
 
 /**
  * TUN offloads the kernel accepted: 'tso+uso' (TCP superpackets over IPv4 and IPv6, UDP ones over both),
@@ -57,6 +58,14 @@ export interface PeerStatus {
    * Absent without --fec. Groups recovered etc.: counters.fec*.
    */
   fec?: { data: number, parity: number } | null
+  /**
+   * A client's paths: the path MTU found by probing (control/path-mtu.ts; outer IP bytes), its state
+   * ('searching' | 'confirmed' | 'black-hole' (a confirmed size stopped passing: searching again) |
+   * 'unanswered' (the other end does not answer probes) | 'idle'), the largest inner packet sent on it
+   * (null: not limited) and the time to find it; a relayed peer shows the server's path (via 'relay').
+   * null before the path is up. Absent on a server.
+   */
+  pmtu?: PathMtuReport | null
   /**
    * Server: the routes this client advertised, each with the server's
    * decision (approved, pending: not approved by --approve-routes, refused:

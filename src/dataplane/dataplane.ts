@@ -238,6 +238,10 @@ export class Dataplane implements DataplanePort {
     this.#post('outbound', { code: 'SEND_KEY_CLEAR', slot })
   }
 
+  setPathMtu (slot: number, inner: number): void {
+    this.#post('outbound', { code: 'PATH_MTU', slot, inner })
+  }
+
   setRecvKey (slot: number, localIndex: number, key: Uint8Array, fec = false): void {
     this.#post('inbound', { code: 'RECV_KEY', slot, localIndex, key, fec })
   }

@@ -15,6 +15,10 @@
  *      whose counter reached REKEY_AFTER_MESSAGES asks for a rekey once
  *      (SEND_LIMIT); at REJECT_AFTER_MESSAGES it is wiped and its packets
  *      queue as if there were no session (the fast path leaves both to us).
+ *      A packet larger than its path carries (PATH_MTU, one compare) is
+ *      dropped and answered with ICMP too-big written back to the TUN
+ *      (icmp-too-big.ts; one answer per peer per batch, so a split TSO
+ *      superpacket costs one); peers with such a limit stay off the fast path.
  *   3. frame (JS): write the 16-byte transport header in front of the packet
  *      (type 4, receiver index, counter) and, for a relayed peer, the 8-byte
  *      relay envelope in front of that.
@@ -38,7 +42,8 @@ import { statsView } from './stats.js'
 import { FastPeers, IntHash, fastConfig, ip6HashKey, sharedFloat64, sharedInt32, sharedUint8 } from './fast-path.js'
 import { FecSender } from './fec-hooks.js'
 import type { FecConfig } from './fec.js'
-import { BATCH, C, HEADROOM, MAX_PACKET, PEER_FIELDS, P_TX_BYTES, P_TX_PACKETS, SLOT_SIZE, TAG, COUNTERS, type FromWorker, type ToWorker, type WorkerInit } from '../workers/layout.js'
+import { BATCH, C, HEADROOM, MAX_PACKET, NO_PATH_LIMIT, PEER_FIELDS, P_TX_BYTES, P_TX_PACKETS, RELAY_PATH, SLOT_SIZE, TAG, COUNTERS, type FromWorker, type ToWorker, type WorkerInit } from '../workers/layout.js'
+import { buildTooBig, TOO_BIG6_MAX } from './icmp-too-big.js'
 
 
 export class Outbound {
@@ -78,6 +83,14 @@ export class Outbound {
   readonly #split = sharedInt32(4)
   #splitDropped = 0
   #splitSuper = 0
+  /** The largest inner packet a relayed peer's path (the server's) carries (PATH_MTU RELAY_PATH). */
+  #relayInner = NO_PATH_LIMIT
+  /** Batch number (one per TUN read), for one ICMP too-big per peer per batch. */
+  #batchNo = 0
+  /** ICMP too-big scratch: 16 bytes of room for the vnet header, then the answer. */
+  readonly #icmp = new Uint8Array(16 + TOO_BIG6_MAX)
+  readonly #icmpOff = new Int32Array([16])
+  readonly #icmpLen = new Int32Array(1)
 
   constructor (init: WorkerInit, native: Native, post: (m: FromWorker) => void, now: () => number = Date.now) {
     this.#native = native
@@ -165,8 +178,37 @@ export class Outbound {
   }
 
   #syncFast (p: WorkerPeer): void {
-    // A FEC session's packets must all reach the encoder: the fast path treats the peer as keyless.
-    this.#fastPeers.set(p, p.sendKeyOff >= 0 && !this.fec.on(p.slot), p.remoteIndex, this.peers.ownIp6(p))
+    // A FEC session's packets must all reach the encoder, and a path-limited peer's must all be size-checked:
+    // the fast path treats such a peer as keyless.
+    const limited = (p.relayVia ? this.#relayInner : p.pathInner) !== NO_PATH_LIMIT
+    this.#fastPeers.set(p, p.sendKeyOff >= 0 && !this.fec.on(p.slot) && !limited, p.remoteIndex, this.peers.ownIp6(p))
+  }
+
+  /** PATH_MTU: the largest inner packet the peer's path (RELAY_PATH: every relayed peer's) carries. */
+  setPathMtu (slot: number, inner: number): void {
+    if (slot === RELAY_PATH) {
+      this.#relayInner = inner
+      for (const p of this.peers.bySlot) if (p !== undefined && p.relayVia) this.#syncFast(p)
+      return
+    }
+    const p = this.peers.bySlot[slot]
+    if (p === undefined) return
+    p.pathInner = inner
+    this.#syncFast(p)
+  }
+
+  /** Drop a packet too big for its path; answer its sender with ICMP too-big (once per peer per batch). */
+  #tooBig (p: WorkerPeer, off: number, len: number, limit: number): void {
+    this.#stats[C.dropPathMtu]++
+    if (p.tooBigBatch === this.#batchNo) return
+    p.tooBigBatch = this.#batchNo
+    const n = buildTooBig(this.#mem, off, len, limit, this.#icmp, 16)
+    if (n === 0) return
+    this.#icmpLen[0] = n
+    const w = this.#init.tunVnet
+      ? this.#native.tunWriteBatchVnet(this.#init.tunFd, this.#icmp, this.#icmpOff, this.#icmpLen, 1)
+      : this.#native.tunWriteBatch(this.#init.tunFd, this.#icmp, this.#icmpOff, this.#icmpLen, 1)
+    if (w === 1) this.#stats[C.icmpTooBigSent]++
   }
 
   /**
@@ -187,6 +229,7 @@ export class Outbound {
         ? this.#readSplit(cap)
         : this.#native.tunReadBatch(this.#init.tunFd, this.#mem, this.#rdOffsets, this.#rdLens, BATCH, cap)
       if (n === 0) return
+      this.#batchNo++
       let k = 0
       for (let i = 0; i < n; i++) {
         if (this.#frame(this.#rdOffsets[i], this.#rdLens[i], k)) k++
@@ -222,6 +265,8 @@ export class Outbound {
       p = slot < 0 ? undefined : this.peers.bySlot[slot]
     } else { s[C.dropNotIp]++; return false }
     if (p === undefined) { s[C.dropNoRoute]++; return false }
+    const limit = p.relayVia ? this.#relayInner : p.pathInner
+    if (len > limit) { this.#tooBig(p, off, len, limit); return false }
     if (p.sendKeyOff < 0) { this.#enqueue(p, off, len); return false }
     if (this.#counters[p.slot] >= this.#rekeyAfter && !this.#underLimits(p)) { this.#enqueue(p, off, len); return false }
     this.#frameFor(p, off, len, k)

@@ -6,6 +6,7 @@
 import { ReplayWindow } from '../crypto/replay.js'
 import { RouteTable } from './route-table.js'
 import { ipv4Prefix, type IpPrefix } from '../wire/prefix.js'
+import { NO_PATH_LIMIT } from '../workers/layout.js'
 
 export interface WorkerPeer {
   readonly slot: number
@@ -37,6 +38,10 @@ export interface WorkerPeer {
   roamAt: number
   /** SEND_LIMIT was posted for the current send key (reset by a new key). */
   rekeyAsked: boolean
+  /** Outbound: the largest inner packet its direct path carries (PATH_MTU; NO_PATH_LIMIT when not known smaller). */
+  pathInner: number
+  /** Outbound: the batch in which it was last sent an ICMP too-big (one answer per peer per batch). */
+  tooBigBatch: number
 }
 
 export interface RecvSession {
@@ -73,7 +78,8 @@ export class PeerTable {
     if (p === undefined) {
       p = {
         slot: m.slot, peerId: 0, tunnelIp: 0, ip6: null, epIp: 0, epPort: 0, epKey: -1, relayVia: false, fd: -1,
-        sendKeyOff: -1, remoteIndex: 0, queue: [], askedAt: -Infinity, roamKey: -1, roamAt: -Infinity, rekeyAsked: false
+        sendKeyOff: -1, remoteIndex: 0, queue: [], askedAt: -Infinity, roamKey: -1, roamAt: -Infinity, rekeyAsked: false,
+        pathInner: NO_PATH_LIMIT, tooBigBatch: -1
       }
       this.bySlot[m.slot] = p
     } else {

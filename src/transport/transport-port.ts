@@ -31,6 +31,7 @@ export function transportPort (inner: DataplanePort, table: ConnTable): Dataplan
     setLocalPrefixes: (p) => { inner.setLocalPrefixes(p) },
     setSendKey: (slot, key, idx, fec) => { inner.setSendKey(slot, key, idx, fec) },
     clearSendKey: (slot) => { inner.clearSendKey(slot) },
+    setPathMtu: (slot, mtu) => { inner.setPathMtu(slot, mtu) },
     setRecvKey: (slot, idx, key, fec) => { inner.setRecvKey(slot, idx, key, fec) },
     dropRecvIndex: (idx) => { inner.dropRecvIndex(idx) },
     sendControl: (bytes, ip, port, sock) => {

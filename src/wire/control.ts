@@ -12,6 +12,8 @@
  *   6   Bye         4          any -> any; the sender is closing the session
  *   7   Punch       8 + 6n     client -> client (relayed); "probe me now": the
  *                              sender's NAT kind and its candidate endpoints
+ *   8   MtuProbe    12 + pad   client -> server or peer (never relayed); a padded path-MTU probe
+ *   9   MtuAck      12         answer to an MtuProbe: the probe's length as received
  *   (4 is unassigned; decoders reject it.)
  *
  * Decoders check the kind, the exact length and every reserved byte and throw
@@ -31,7 +33,10 @@ export const CTL_PEER_UPDATE = 3
 export const CTL_CONFIRM = 5
 export const CTL_BYE = 6
 export const CTL_PUNCH = 7
+export const CTL_MTU_PROBE = 8
+export const CTL_MTU_ACK = 9
 export type ControlKind = typeof CTL_PING | typeof CTL_PONG | typeof CTL_PEER_UPDATE | typeof CTL_CONFIRM | typeof CTL_BYE | typeof CTL_PUNCH
+  | typeof CTL_MTU_PROBE | typeof CTL_MTU_ACK
 
 // ---------------------------------------------------------------------------
 // 1 Ping, 12 bytes
@@ -219,9 +224,50 @@ export interface Punch {
   birthday: boolean
 }
 
-export type ControlMessage = Ping | Pong | PeerUpdate | Confirm | Bye | Punch
+// ---------------------------------------------------------------------------
+// 8 MtuProbe, 12 + padding bytes; 9 MtuAck, 12 bytes (path MTU discovery,
+// control/path-mtu.ts; sent straight to the server or a peer, never relayed)
+//
+//   0      1                 4            8            10           12
+//  +------+-----------------+------------+------------+------------+- - - - - - - -
+//  | k=8  |  reserved=0     | txid u32   | pathMtu u16| reserved=0 | zero padding
+//  +------+-----------------+------------+------------+------------+- - - - - - - -
+//  +------+-----------------+------------+------------+------------+
+//  | k=9  |  reserved=0     | txid u32   | length u16 | reserved=0 |
+//  +------+-----------------+------------+------------+------------+
+//
+//  A probe is padded with zeros so that its sealed datagram has the size
+//  being tested; its length is the plaintext length (12..MTU_PROBE_MAX_LEN).
+//  pathMtu: the largest outer IP packet the sender has confirmed on this
+//  path (0: none yet); the server sends to that client no larger than that.
+//  The ack echoes txid and the probe's plaintext length as received; the
+//  prober checks it against the probe it sent (a mismatch is dropped).
+// ---------------------------------------------------------------------------
+
+export const MTU_PROBE_MIN_LEN = 12
+/** Largest probe plaintext: a 9000-byte jumbo path's datagram, less our headers. */
+export const MTU_PROBE_MAX_LEN = 9000
+export const MTU_ACK_LEN = 12
+
+export interface MtuProbe {
+  kind: typeof CTL_MTU_PROBE
+  txid: number
+  /** The sender's confirmed path MTU (outer IP packet bytes), 0 when none yet. */
+  pathMtu: number
+  /** Plaintext length, padding included: MTU_PROBE_MIN_LEN..MTU_PROBE_MAX_LEN. */
+  length: number
+}
+
+export interface MtuAck {
+  kind: typeof CTL_MTU_ACK
+  txid: number
+  /** The probe's plaintext length as received. */
+  length: number
+}
+
+export type ControlMessage = Ping | Pong | PeerUpdate | Confirm | Bye | Punch | MtuProbe | MtuAck
 /** Encoder input: as ControlMessage, but PeerUpdate.seq may be omitted (0). */
-export type ControlInput = Ping | Pong | (Omit<PeerUpdate, 'seq'> & { seq?: number }) | Confirm | Bye | Punch
+export type ControlInput = Ping | Pong | (Omit<PeerUpdate, 'seq'> & { seq?: number }) | Confirm | Bye | Punch | MtuProbe | MtuAck
 
 // ---------------------------------------------------------------------------
 // Encoding
@@ -244,6 +290,8 @@ export function controlLength (m: ControlInput): number {
     case CTL_CONFIRM: return CONFIRM_LEN
     case CTL_BYE: return BYE_LEN
     case CTL_PUNCH: return PUNCH_HEADER_LEN + m.candidates.length * LAN_ADDR_LEN
+    case CTL_MTU_PROBE: return m.length
+    case CTL_MTU_ACK: return MTU_ACK_LEN
     default: throw new WireError(`control: unknown kind ${(m as { kind: unknown }).kind}`)
   }
 }
@@ -340,6 +388,18 @@ export function encodeControl (m: ControlInput, buf?: Uint8Array, offset = 0): U
       writeU32(out, o + 4, m.round)
       writeLan(out, o + PUNCH_HEADER_LEN, m.candidates)
       break
+    case CTL_MTU_PROBE:
+    case CTL_MTU_ACK:
+      checkUint('txid', m.txid, 0xffffffff)
+      if (m.kind === CTL_MTU_PROBE) {
+        if (!Number.isInteger(m.length) || m.length < MTU_PROBE_MIN_LEN || m.length > MTU_PROBE_MAX_LEN) throw new WireError(`mtu probe: length ${m.length}, expected ${MTU_PROBE_MIN_LEN}..${MTU_PROBE_MAX_LEN}`)
+        checkUint('pathMtu', m.pathMtu, 0xffff)
+      } else checkUint('length', m.length, 0xffff)
+      out.fill(0, o, o + len)
+      out[o] = m.kind
+      writeU32(out, o + 4, m.txid)
+      writeU16(out, o + 8, m.kind === CTL_MTU_PROBE ? m.pathMtu : m.length)
+      break
   }
   return buf === undefined ? out : len
 }
@@ -426,6 +486,16 @@ export function decodeControl (buf: Uint8Array): ControlMessage {
       if ((buf[3] & ~PUNCH_FLAG_BIRTHDAY) !== 0) throw new WireError(`punch: reserved flags 0x${buf[3].toString(16)}`)
       return { kind: CTL_PUNCH, natKind, round: readU32(buf, 4), candidates: readLan(buf, PUNCH_HEADER_LEN, count), birthday: (buf[3] & PUNCH_FLAG_BIRTHDAY) !== 0 }
     }
+    case CTL_MTU_PROBE:
+      if (buf.length < MTU_PROBE_MIN_LEN || buf.length > MTU_PROBE_MAX_LEN) throw new WireError(`mtu probe: ${buf.length} bytes, expected ${MTU_PROBE_MIN_LEN}..${MTU_PROBE_MAX_LEN}`)
+      zeros(buf, 1, 4, 'mtu probe')
+      zeros(buf, 10, buf.length, 'mtu probe')
+      return { kind: CTL_MTU_PROBE, txid: readU32(buf, 4), pathMtu: readU16(buf, 8), length: buf.length }
+    case CTL_MTU_ACK:
+      need(buf, MTU_ACK_LEN, 'mtu ack')
+      zeros(buf, 1, 4, 'mtu ack')
+      zeros(buf, 10, 12, 'mtu ack')
+      return { kind: CTL_MTU_ACK, txid: readU32(buf, 4), length: readU16(buf, 8) }
     default:
       throw new WireError(`control: unknown kind ${kind}`)
   }

@@ -103,7 +103,10 @@ export const COUNTERS = [
   // their parity; parity messages malformed, or for no FEC session of ours (not negotiated, or the session is gone).
   'fecParitySent', 'fecGroupsRecovered', 'fecPacketsRecovered', 'fecGroupsUnrecoverable', 'dropFecMalformed', 'dropFecNoSession',
   // Fake TCP (native/faketcp.c): a data segment of no flow the handshake set up (dataplane/faketcp-flow.ts).
-  'dropFaketcpUnknownFlow'
+  'dropFaketcpUnknownFlow',
+  // Path MTU (dataplane/outbound.ts): inner packets larger than their path carries (dropped), and the ICMP
+  // fragmentation-needed / Packet Too Big answers written back to the TUN for them.
+  'dropPathMtu', 'icmpTooBigSent'
 ] as const
 export type CounterName = typeof COUNTERS[number]
 export const C: Record<CounterName, number> = Object.fromEntries(COUNTERS.map((n, i) => [n, i])) as Record<CounterName, number>
@@ -169,6 +172,11 @@ export interface WorkerInit {
  * Peer slots are small integers chosen by the main thread; per-peer state in
  * the workers is indexed by slot.
  */
+/** PATH_MTU slot meaning "every relayed peer" (their packets take the server's path). */
+export const RELAY_PATH = -1
+/** PATH_MTU inner value meaning "no limit" (the path is not known to be smaller than the TUN MTU). */
+export const NO_PATH_LIMIT = 0x7fffffff
+
 export type ToWorker =
   | { code: 'PEER', slot: number, peerId: number, tunnelIp: number, endpointIp: number, endpointPort: number, relayVia: boolean, fd: number, prefixes?: readonly IpPrefix[] }
   /** The node's own inner addresses beyond tunnelIp (DataplanePort.setLocalPrefixes). */
@@ -179,6 +187,11 @@ export type ToWorker =
   | { code: 'SEND_KEY', slot: number, key: Uint8Array, remoteIndex: number, fec?: { data: number, parity: number } | null }
   /** Outbound: stop sending on the peer's session (it expired): key wiped, packets queue and NEED_SESSION is asked. */
   | { code: 'SEND_KEY_CLEAR', slot: number }
+  /**
+   * Outbound: the largest inner packet the peer's path carries (path-mtu-client.ts; larger ones are answered
+   * with ICMP too-big and dropped). slot RELAY_PATH: the limit of every relayed peer. NO_PATH_LIMIT: none.
+   */
+  | { code: 'PATH_MTU', slot: number, inner: number }
   | { code: 'RECV_KEY', slot: number, localIndex: number, key: Uint8Array, fec?: boolean }
   | { code: 'DROP_INDEX', localIndex: number }
   | { code: 'STOP' }

@@ -134,6 +134,22 @@ t.test('FEC section: per peer parameters or off, and the counters', async t => {
   t.notMatch(formatStatus(clientReport), /FEC/, 'no section without --fec')
 })
 
+t.test('path MTU section: each path\'s size, state, limit and time to find it; absent without', async t => {
+  const out = formatStatus({
+    ...clientReport,
+    peers: [
+      peer({ tunnelIp: '10.0.0.1', peerId: 0, role: 'server', pmtu: { mtu: 1280, state: 'confirmed', foundInMs: 1640, innerMax: 1220 } }),
+      peer({ pmtu: { mtu: 1468, state: 'black-hole', foundInMs: 60, innerMax: null } }),
+      peer({ tunnelIp: '10.0.0.10', pmtu: { mtu: 1280, state: 'confirmed', foundInMs: 1640, innerMax: 1212, via: 'relay' } })
+    ]
+  })
+  t.match(out, /path MTU \(probed; outer IP bytes\):/)
+  t.match(out, /10\.0\.0\.1 \(server\) +1280 +confirmed +inner ≤ 1220 +1\.6 s +own path/)
+  t.match(out, /10\.0\.0\.3 +1468 +black hole suspected, searching +no limit +0\.1 s/)
+  t.match(out, /10\.0\.0\.10 +1280 +confirmed +inner ≤ 1212 .*the server's path \(relayed\)/)
+  t.notMatch(formatStatus(clientReport), /path MTU/)
+})
+
 t.test('control-plane timing: one line, only when the report has it', async t => {
   const controlPlane = { tickLateMs: { p50: 1.24, p99: 3.4, max: 12.3 }, loopDelayMs: { p50: 0.1, p99: 11, max: 40.2 }, ticks: 4032, ticksLate: 3 }
   const out = formatStatus({ ...clientReport, controlPlane })

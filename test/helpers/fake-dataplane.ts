@@ -154,6 +154,9 @@ export class FakeDataplane implements DataplanePort {
   /** Slots whose send key was cleared, in order (the real outbound pipeline wipes the key). */
   readonly clearedSendKeys: number[] = []
   clearSendKey (slot: number): void { this.sendKeys.delete(slot); this.clearedSendKeys.push(slot) }
+  /** PATH_MTU limits by slot (-1: relayed peers), as last set. */
+  readonly pathMtus = new Map<number, number>()
+  setPathMtu (slot: number, inner: number): void { this.pathMtus.set(slot, inner) }
   setRecvKey (slot: number, localIndex: number, key: Uint8Array, fec = false): void { this.recvKeys.set(localIndex, { slot, key: key.slice(), fec }) }
   dropRecvIndex (localIndex: number): void { this.recvKeys.delete(localIndex) }
   sendControl (bytes: Uint8Array, ip: number, port: number, sock = 0): void {
