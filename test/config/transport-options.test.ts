@@ -31,8 +31,7 @@ t.test('accepted forms', async t => {
 })
 
 t.test('usage errors name the cause and the remedy', async t => {
-  t.match(problems([...CLIENT, '--transport', 'faketcp']), /fake-TCP transport is not in this build yet: use auto .*, udp or tcp/)
-  t.match(problems([...CLIENT, '--transport', 'quic']), /expected one of auto, udp, tcp, got "quic"/)
+  t.match(problems([...CLIENT, '--transport', 'quic']), /expected one of auto, udp, tcp, faketcp, got "quic"/)
   t.match(problems([...SERVER, '--transport', 'tcp']), /only for client mode, but this is a server .*--no-tcp/)
   t.match(problems([...CLIENT, '--no-tcp']), /only for server mode, but this is a client .*--transport/)
   t.match(problems([...CLIENT, '--tcp-listen', '443']), /only for server mode/)
