@@ -13,6 +13,7 @@
  *                packets by chacha20poly1305.c)
  *   offload.c    checksums, TSO/USO split, TCP/UDP coalescing (byte work only)
  *   fastpath.c   the lone-packet fast path run inside a poll callback
+ *   fec.c        GF(2^8) matrix times shards: the FEC code's encode and rebuild
  *   napi_util.c  errno names, throw helpers, the argument parser, batch checks
  *   notify.c     sd_notify(3) readiness datagrams to $NOTIFY_SOCKET (systemd)
  *   testing.c    test-only exports, in the test build only (LWT_TESTING)
@@ -40,6 +41,7 @@
 
 #include "aead.h"
 #include "fastpath.h"
+#include "fec.h"
 #include "notify.h"
 #include "poll.h"
 #include "tun.h"
@@ -102,6 +104,7 @@ static const lwt_export fns[] = {
   { "fastPathLink", fast_path_link },
   { "sdNotify", sd_notify_js },
   { "buildInfo", build_info },
+  { "gfMatMul", gf_mat_mul },
 };
 
 #ifdef LWT_TESTING

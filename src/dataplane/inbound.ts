@@ -132,6 +132,8 @@ export class Inbound {
   /** FEC decoders of the sessions that negotiated it; the sealed copies of the batch's FEC data messages (null: not FEC). */
   readonly #fec: FecReceiver
   readonly #openCopy: (Uint8Array | null)[] = new Array(RX_MAX_PACKETS).fill(null)
+  /** Where those copies live (one FEC_MAX_SHARD slot per batch entry; allocated with the first FEC session). */
+  #fecStage: Uint8Array | null = null
   /** Rebuilt sealed data messages waiting for their open (after the batch), and the scratch memory they are opened in. */
   #rebuilt: Uint8Array[] = []
   #fecMem: Uint8Array | null = null
@@ -160,7 +162,7 @@ export class Inbound {
     this.#guard = this.#isServer && init.macKeys != null
       ? new InitGuard(new CookieChecker(init.macKeys, (b) => { crypto.getRandomValues(b) }), performance.now())
       : null
-    this.#fec = new FecReceiver(this.#stats)
+    this.#fec = new FecReceiver(this.#stats, native)
     if (init.packetMem.byteLength < RX_BUFS * RX_BUF_SIZE) throw new RangeError(`inbound packet memory must be at least ${RX_BUFS * RX_BUF_SIZE} bytes`)
   }
 
@@ -314,7 +316,7 @@ export class Inbound {
         this.#openVia[nOpen] = via
         this.#openSrc[nOpen] = i
         // FEC: keep the sealed bytes (the open is in place) for the decoder.
-        this.#openCopy[nOpen] = this.#fec.any && this.#fec.on(idx) ? mem.slice(start, start + mlen) : null
+        this.#openCopy[nOpen] = this.#fec.any && this.#fec.on(idx) && mlen <= FEC_MAX_SHARD ? this.#keep(mem, start, mlen, nOpen) : null
         nOpen++
       } else if (type === MSG_FEC) {
         for (const r of this.#fec.parity(mem.subarray(start, start + mlen), Date.now())) this.#rebuilt.push(r)
@@ -339,6 +341,14 @@ export class Inbound {
       }
       if (sent < nFwd) s[C.dropUdpSend] += nFwd - sent
     }
+  }
+
+  /** FEC: a copy of a data message's sealed bytes (batch entry n) in the stage, for its decoder after the open. */
+  #keep (mem: Uint8Array, start: number, len: number, n: number): Uint8Array {
+    const stage = this.#fecStage ??= new Uint8Array(RX_MAX_PACKETS * FEC_MAX_SHARD)
+    const at = n * FEC_MAX_SHARD
+    stage.set(mem.subarray(start, start + len), at)
+    return stage.subarray(at, at + len)
   }
 
   /** Server: queue a relay envelope for forwarding as entry k. */

@@ -309,7 +309,7 @@ export class Outbound {
     if (this.fec.any) this.#fecAfterSend(k)
   }
 
-  /** Hand the FEC peers' sealed data messages of the batch to their encoders (parity leaves behind the batch). */
+  /** Hand the FEC peers' sealed data messages of the batch to their encoders; the parity they close leaves behind the batch, in one send. */
   #fecAfterSend (k: number): void {
     const now = this.#now()
     for (let i = 0; i < k; i++) {
@@ -318,6 +318,7 @@ export class Outbound {
       const hdr = this.#desc[i * 4]
       this.fec.sealed(this.peers.bySlot[slot]!, this.#mem.subarray(hdr, hdr + 16 + this.#desc[i * 4 + 2] + TAG), now)
     }
+    this.fec.endBatch()
   }
 
   #enqueue (p: WorkerPeer, off: number, len: number): void {
