@@ -15,7 +15,9 @@
  * For every row: TCP with 0 % loss (the row's ceiling on this machine), then
  * LOSS % random loss on the ingress of every client's and the server's link
  * (nft numgen: each direction of each path loses LOSS %): ping loss (PINGS
- * pings 10 ms apart) and TCP, REPS times (medians). Goals: ping loss ≤ 0.5 %
+ * pings 10 ms apart) and TCP, REPS times (medians). Our two rows are
+ * measured alternately (background load hits both alike); each peer after
+ * them, alone. Goals: ping loss ≤ 0.5 %
  * with --fec 10,3 vs ~5 % per direction without; TCP with FEC ≥ 1.5× without.
  *
  *   node dist/bench/fec-loss.js [--loss 5] [--fec 10,3] [--seconds 10] [--reps 2] [--pings 500]
@@ -91,17 +93,25 @@ async function lossEverywhere (topo: Topology, loss: number): Promise<void> {
   await setLoss(topo.serverNs, topo.serverLink, loss, 'ingress')
 }
 
-/** Lossless TCP, then ping loss and TCP with loss, reps times, for one row. */
-async function measure (topo: Topology, row: Row, src: Endpoint, dst: Endpoint, o: { loss: number, seconds: number, reps: number, pings: number }): Promise<void> {
+interface Opts { loss: number, seconds: number, reps: number, pings: number }
+interface Case { row: Row, src: Endpoint, dst: Endpoint }
+
+/**
+ * Lossless TCP for each case, then with loss, rep by rep, ping loss and TCP of each case in turn (cases
+ * measured alternately, so background load hits them alike).
+ */
+async function measure (topo: Topology, cases: Case[], o: Opts): Promise<void> {
   await lossEverywhere(topo, 0)
-  row.lossless = (await tcp(src, dst, o.seconds)).mbps
+  for (const c of cases) c.row.lossless = (await tcp(c.src, c.dst, o.seconds)).mbps
   await lossEverywhere(topo, o.loss)
   for (let rep = 0; rep < o.reps; rep++) {
-    row.ping.push(await pingLoss(src, dst, o.pings))
-    const r = await tcp(src, dst, o.seconds)
-    row.mbps.push(r.mbps)
-    row.retr.push(r.retr)
-    console.log(`${row.label}: rep ${rep + 1}: ping loss ${row.ping.at(-1)} %, TCP ${r.mbps} Mbit/s (${r.retr} retransmits); lossless ${row.lossless} Mbit/s`)
+    for (const { row, src, dst } of cases) {
+      row.ping.push(await pingLoss(src, dst, o.pings))
+      const r = await tcp(src, dst, o.seconds)
+      row.mbps.push(r.mbps)
+      row.retr.push(r.retr)
+      console.log(`${row.label}: rep ${rep + 1}: ping loss ${row.ping.at(-1)} %, TCP ${r.mbps} Mbit/s (${r.retr} retransmits); lossless ${row.lossless} Mbit/s`)
+    }
   }
 }
 
@@ -117,11 +127,11 @@ async function main (): Promise<void> {
   const peers = peerNames.map(n => { const t = tunnelByName(n); if (t === undefined || t.kind !== 'peer') throw new Error(`--tunnels: "${n}" is not a peer tunnel of bench/tunnels`); return t })
   if (values['no-install'] !== true) { const line = await installMissing(peers, (l) => { console.log(l) }); if (line !== null) console.log(line) }
   const names = ['a1', 'b1', 'a2', 'b2']
-  const ip: Record<string, string> = { a1: '10.89.0.2', b1: '10.89.0.3', a2: '10.89.0.4', b2: '10.89.0.5' }
+  const ip: Record<string, string> = { a1: '10.99.0.2', b1: '10.99.0.3', a2: '10.99.0.4', b2: '10.99.0.5' }
   const topo = await createTopology({ clients: [...names, 'a'].map((name) => ({ name, nat: 'none' as const })) })
   const rows: Row[] = []
   try {
-    start(topo.serverNs, topo.id, 'server', ['server', '--listen', '0.0.0.0:9000', '--tun', '10.89.0.1/24'])
+    start(topo.serverNs, topo.id, 'server', ['server', '--listen', '0.0.0.0:9000', '--tun', '10.99.0.1/24'])
     const nodes: Record<string, Node> = {}
     for (const name of names) {
       const extra = name.endsWith('2') ? ['--fec', values.fec] : []
@@ -136,13 +146,12 @@ async function main (): Promise<void> {
     for (const [ns, dev] of veths) await runIn(ns, 'ethtool', ['-K', dev, 'gso', 'off', 'tso', 'off', 'gro', 'off', 'tx-udp-segmentation', 'off'])
     const ep = (n: string): Endpoint => ({ ns: topo.client(n).ns, ip: ip[n]! })
     const pairs: Array<[string, string, string]> = [['no FEC', 'a1', 'b1'], [`--fec ${values.fec}`, 'a2', 'b2']]
-    for (const [label, a, b] of pairs) {
-      const row: Row = { label, lossless: NaN, ping: [], mbps: [], retr: [] }
-      rows.push(row)
-      await measure(topo, row, ep(a), ep(b), o)
-    }
+    const ours = pairs.map(([label, a, b]) => ({ row: { label, lossless: NaN, ping: [], mbps: [], retr: [] }, src: ep(a), dst: ep(b) }))
+    rows.push(...ours.map(c => c.row))
+    await measure(topo, ours, o)
     const st = await status(nodes.b2!)
-    rows[1]!.note = `b2: ${st?.counters.fecGroupsRecovered} groups recovered (${st?.counters.fecPacketsRecovered} packets), ${st?.counters.fecGroupsUnrecoverable} unrecoverable`
+    const sa = await status(nodes.a2!)
+    rows[1]!.note = `b2: ${st?.counters.fecGroupsRecovered} groups recovered (${st?.counters.fecPacketsRecovered} packets), ${st?.counters.fecGroupsUnrecoverable} unrecoverable; a2: ${sa?.counters.fecParitySent} parity sent, ${sa?.counters.dropUdpSend} send drops`
     // Our daemons idle from here on (the peers run one at a time).
     for (const spec of peers) {
       const row: Row = { label: spec.label, lossless: NaN, ping: [], mbps: [], retr: [] }
@@ -153,7 +162,7 @@ async function main (): Promise<void> {
       const dir = mkdtempSync(join(tmpdir(), `lwt-fecloss-${spec.name}-`))
       try {
         const t = await spec.start({ topo, dir, id: topo.id })
-        try { await measure(topo, row, t.src, t.dst, o) } finally { await t.stop() }
+        try { await measure(topo, [{ row, src: t.src, dst: t.dst }], o) } finally { await t.stop() }
       } catch (err) {
         row.note = `failed: ${(err instanceof Error ? err.message : String(err)).split('\n')[0]}`
       } finally {

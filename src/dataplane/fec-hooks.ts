@@ -5,11 +5,12 @@
  *
  *   outbound (FecSender, one per Outbound):
  *     SEND_KEY with fec ─▶ set(slot, cfg): a fresh encoder for the new session
- *     aeadSealBatch + send ─▶ sealed(p, bytes, now) for a FEC peer's data
- *       message ─▶ the encoder ─(group closed)─▶ parity messages copied to
- *       a staging buffer (in a relay envelope when relayed) ─▶ endBatch():
- *       all of the batch's parity in one udpSendBatchGso (a group's parity
- *       messages have one length: one GSO send)
+ *     aeadSealBatch ─▶ sealed(p, bytes, now) for a FEC peer's data message
+ *       ─▶ the encoder ─(group closed)─▶ parity messages copied to a
+ *       staging buffer (in a relay envelope when relayed); the pipeline
+ *       sends the batch's data up to that message, then endBatch(): the
+ *       staged parity in one udpSendBatchGso (a group's parity messages
+ *       have one length: one GSO send), so parity follows its group at once
  *     a timer FEC_FLUSH_MS after a group opened ─▶ flush(now): partial groups
  *   the code's byte work is the addon's gfMatMul (native/fec.c) on both sides
  *   inbound (FecReceiver, one per Inbound):
@@ -81,16 +82,17 @@ export class FecSender {
   /** Any FEC session at all (the pipeline skips the hook otherwise). */
   get any (): boolean { return this.#count > 0 }
 
-  /** A FEC peer's sealed data message (header, ciphertext, tag) was just sent; its group's parity is staged when it closes. */
-  sealed (p: WorkerPeer, msg: Uint8Array, now: number): void {
+  /** A FEC peer's sealed data message (header, ciphertext, tag), about to be sent; true when a group closed and its parity is staged (endBatch sends it). */
+  sealed (p: WorkerPeer, msg: Uint8Array, now: number): boolean {
     const enc = this.#enc[p.slot]
-    if (enc === undefined) return
+    if (enc === undefined) return false
     const out = enc.add(msg, now)
-    if (out !== null) this.#queue(p, out)
-    else if (this.#timer === null) this.#arm()
+    if (out !== null) { this.#queue(p, out); return true }
+    if (this.#timer === null) this.#arm()
+    return false
   }
 
-  /** The batch is done: send the parity it closed. */
+  /** Send the parity staged so far (the pipeline calls it right after the data it belongs to). */
   endBatch (): void { if (this.#staged > 0) this.#send() }
 
   /** Close the groups open for FEC_FLUSH_MS or more (the timer calls it; tests call it with their clock). */

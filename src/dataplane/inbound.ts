@@ -39,7 +39,9 @@
  *
  * FEC sessions (fec-hooks.ts): their data messages are copied before step 3
  * and handed to the session's decoder once authenticated; parity messages
- * (type 8, direct or relayed) go to the decoder too. Messages it rebuilds
+ * (type 8, direct or relayed) go to the decoder too, after the batch's data
+ * (parity follows its group at once, often in the same batch: judged
+ * before that data it would rebuild messages that did arrive). Messages it rebuilds
  * run steps 3-5 after the batch, from a scratch buffer, like received
  * ones. FEC sessions are left out of the fast path's session hash.
  *
@@ -76,6 +78,8 @@ function relayableInner (type: number): boolean {
 }
 /** Scratch room per rebuilt data message (a FEC shard, plus room in front). */
 const FEC_SLOT = FEC_MAX_SHARD + 64
+/** Data messages opened at most before the parity waiting behind them is judged (≤ FEC_WINDOW − FEC_MAX_DATA). */
+const FEC_CHUNK = 64
 
 const RELAY_QUEUED = 1
 const RELAY_DROPPED = 2
@@ -132,6 +136,8 @@ export class Inbound {
   /** FEC decoders of the sessions that negotiated it; the sealed copies of the batch's FEC data messages (null: not FEC). */
   readonly #fec: FecReceiver
   readonly #openCopy: (Uint8Array | null)[] = new Array(RX_MAX_PACKETS).fill(null)
+  /** The batch's parity messages (offset, length in the receive memory), handed to the decoders after its data. */
+  readonly #parityAt = new Int32Array(RX_MAX_PACKETS * 2)
   /** Where those copies live (one FEC_MAX_SHARD slot per batch entry; allocated with the first FEC session). */
   #fecStage: Uint8Array | null = null
   /** Rebuilt sealed data messages waiting for their open (after the batch), and the scratch memory they are opened in. */
@@ -267,6 +273,7 @@ export class Inbound {
     let nOpen = 0
     let nFwd = 0
     let nCtrl = 0
+    let nParity = 0
     for (let i = 0; i < n; i++) {
       const off = this.#offsets[i]
       const len = this.#lens[i]
@@ -297,6 +304,13 @@ export class Inbound {
       }
       if (type === MSG_DATA) {
         if (mlen < MIN_DATA) { s[C.dropMalformed]++; continue }
+        if (nParity > 0 && nOpen === FEC_CHUNK) {
+          // Parity waits for its batch's data, but a decoder keeps only FEC_WINDOW data messages: open in chunks.
+          this.#openAndDeliver(nOpen, mem, view)
+          this.#parity(nParity, mem)
+          nOpen = 0
+          nParity = 0
+        }
         const idx = view.getUint32(start + 4, true)
         const sess = this.#sessions.get(idx)
         if (sess === undefined) {
@@ -319,7 +333,10 @@ export class Inbound {
         this.#openCopy[nOpen] = this.#fec.any && this.#fec.on(idx) && mlen <= FEC_MAX_SHARD ? this.#keep(mem, start, mlen, nOpen) : null
         nOpen++
       } else if (type === MSG_FEC) {
-        for (const r of this.#fec.parity(mem.subarray(start, start + mlen), Date.now())) this.#rebuilt.push(r)
+        // Judged after the batch's data is opened: parity right behind its group often shares the batch.
+        this.#parityAt[2 * nParity] = start
+        this.#parityAt[2 * nParity + 1] = mlen
+        nParity++
       } else if (type === MSG_HANDSHAKE_INIT && via < 0 && this.#guard !== null) {
         if (this.#gate(start, mlen, ip, port, nCtrl) && this.#toControl(CTRL_KIND_PACKET, start, mlen, ip, port, 0, nCtrl)) nCtrl++
       } else if (type === MSG_HANDSHAKE_INIT || type === MSG_HANDSHAKE_RESP || type === MSG_CONTROL || type === MSG_REJECT || type === MSG_COOKIE_REPLY) {
@@ -330,6 +347,7 @@ export class Inbound {
     }
     if (nCtrl > 0 && this.#ring!.publish(nCtrl)) this.#post({ code: 'CTRL' })
     if (nOpen > 0) this.#openAndDeliver(nOpen, mem, view)
+    if (nParity > 0) this.#parity(nParity, mem)
     if (this.#rebuilt.length > 0) this.#openRebuilt()
     if (nFwd > 0) {
       const sent = this.#native.udpSendBatchGso(this.#init.udpFd, mem, this.#fwdOffsets, this.#fwdLens, this.#fwdAddrs, nFwd)
@@ -340,6 +358,15 @@ export class Inbound {
         s[C.udpTxBytes] += this.#fwdLens[i]
       }
       if (sent < nFwd) s[C.dropUdpSend] += nFwd - sent
+    }
+  }
+
+  /** Hand the batch's parity messages to their decoders (after the data before them was opened). */
+  #parity (n: number, mem: Uint8Array): void {
+    const now = Date.now()
+    for (let j = 0; j < n; j++) {
+      const at = this.#parityAt[2 * j]
+      for (const r of this.#fec.parity(mem.subarray(at, at + this.#parityAt[2 * j + 1]), now)) this.#rebuilt.push(r)
     }
   }
 
