@@ -19,7 +19,7 @@
  * encoder applies the parity rows, a rebuild the rows of an inverted
  * submatrix. gfMatMulJs here (one 64-KiB table lookup and one XOR per byte)
  * is the reference; the pipelines pass the addon's gfMatMul (native/fec.c,
- * AVX2 split tables, ~20× faster), which test/dataplane/fec-native.test.ts
+ * AVX2 split tables; bench/micro fec: ~50× for the encoder), which test/dataplane/fec-native.test.ts
  * checks against this one. The parity rows (parityCoefs) and the rebuild
  * rows of each erasure pattern (rebuildCoefs, cached) are computed here.
  * Codecs are cached per (data, parity). No I/O, no time.
