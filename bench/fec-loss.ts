@@ -42,7 +42,7 @@ const BIN = fileURLToPath(new URL('../../bin/lightweight-tunnel', import.meta.ur
 const KEY = 'bench-fec-key'
 
 interface Node { proc: LabProcess, ns: string, control: string }
-interface Row { label: string, lossless: number, ping: number[], mbps: number[], retr: number[], note?: string }
+interface Row { label: string, lossless: number, ping: number[], mbps: number[], retr: number[], rtt: number[], cwnd: number[], note?: string }
 
 function env (): NodeJS.ProcessEnv {
   const e: NodeJS.ProcessEnv = {}
@@ -74,14 +74,20 @@ async function pingLoss (src: Endpoint, dst: Endpoint, pings: number): Promise<n
   return m === null ? NaN : Math.round((1 - Number(m[2]) / Number(m[1])) * 1000) / 10
 }
 
-/** One iperf3 TCP stream src → dst: Mbit/s received and the sender's retransmits. */
-async function tcp (src: Endpoint, dst: Endpoint, seconds: number): Promise<{ mbps: number, retr: number }> {
+/** One iperf3 TCP stream src → dst: Mbit/s received, the sender's retransmits, its mean RTT (ms) and largest cwnd (KiB). */
+async function tcp (src: Endpoint, dst: Endpoint, seconds: number): Promise<{ mbps: number, retr: number, rtt: number, cwnd: number }> {
   const srv = spawnIn(dst.ns, 'iperf3', ['-s', '-1', '-B', dst.ip, '-p', '5311'])
   try {
     await sleep(500)
     const r = await runIn(src.ns, 'iperf3', ['-c', dst.ip, '-p', '5311', '-t', String(seconds), '-J'], { timeoutMs: (seconds + 30) * 1000 })
-    const j = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number }, sum_sent: { retransmits?: number } } }
-    return { mbps: Math.round(j.end.sum_received.bits_per_second / 1e4) / 100, retr: j.end.sum_sent.retransmits ?? 0 }
+    const j = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number }, sum_sent: { retransmits?: number }, streams?: Array<{ sender?: { mean_rtt?: number, max_snd_cwnd?: number } }> } }
+    const snd = j.end.streams?.[0]?.sender
+    return {
+      mbps: Math.round(j.end.sum_received.bits_per_second / 1e4) / 100,
+      retr: j.end.sum_sent.retransmits ?? 0,
+      rtt: Math.round((snd?.mean_rtt ?? NaN) / 10) / 100,
+      cwnd: Math.round((snd?.max_snd_cwnd ?? NaN) / 1024)
+    }
   } finally {
     await srv.stop('SIGKILL', 1000).catch(() => {})
   }
@@ -110,7 +116,9 @@ async function measure (topo: Topology, cases: Case[], o: Opts): Promise<void> {
       const r = await tcp(src, dst, o.seconds)
       row.mbps.push(r.mbps)
       row.retr.push(r.retr)
-      console.log(`${row.label}: rep ${rep + 1}: ping loss ${row.ping.at(-1)} %, TCP ${r.mbps} Mbit/s (${r.retr} retransmits); lossless ${row.lossless} Mbit/s`)
+      row.rtt.push(r.rtt)
+      row.cwnd.push(r.cwnd)
+      console.log(`${row.label}: rep ${rep + 1}: ping loss ${row.ping.at(-1)} %, TCP ${r.mbps} Mbit/s (${r.retr} retransmits, mean RTT ${r.rtt} ms, cwnd ≤ ${r.cwnd} KiB); lossless ${row.lossless} Mbit/s`)
     }
   }
 }
@@ -146,7 +154,7 @@ async function main (): Promise<void> {
     for (const [ns, dev] of veths) await runIn(ns, 'ethtool', ['-K', dev, 'gso', 'off', 'tso', 'off', 'gro', 'off', 'tx-udp-segmentation', 'off'])
     const ep = (n: string): Endpoint => ({ ns: topo.client(n).ns, ip: ip[n]! })
     const pairs: Array<[string, string, string]> = [['no FEC', 'a1', 'b1'], [`--fec ${values.fec}`, 'a2', 'b2']]
-    const ours = pairs.map(([label, a, b]) => ({ row: { label, lossless: NaN, ping: [], mbps: [], retr: [] }, src: ep(a), dst: ep(b) }))
+    const ours = pairs.map(([label, a, b]) => ({ row: { label, lossless: NaN, ping: [], mbps: [], retr: [], rtt: [], cwnd: [] }, src: ep(a), dst: ep(b) }))
     rows.push(...ours.map(c => c.row))
     await measure(topo, ours, o)
     const st = await status(nodes.b2!)
@@ -154,7 +162,7 @@ async function main (): Promise<void> {
     rows[1]!.note = `b2: ${st?.counters.fecGroupsRecovered} groups recovered (${st?.counters.fecPacketsRecovered} packets), ${st?.counters.fecGroupsUnrecoverable} unrecoverable; a2: ${sa?.counters.fecParitySent} parity sent, ${sa?.counters.dropUdpSend} send drops`
     // Our daemons idle from here on (the peers run one at a time).
     for (const spec of peers) {
-      const row: Row = { label: spec.label, lossless: NaN, ping: [], mbps: [], retr: [] }
+      const row: Row = { label: spec.label, lossless: NaN, ping: [], mbps: [], retr: [], rtt: [], cwnd: [] }
       rows.push(row)
       const why = spec.available()
       if (why !== null) { row.note = why; continue }
@@ -174,12 +182,12 @@ async function main (): Promise<void> {
   }
   const base = median(rows[0]!.mbps)
   console.log(`\n${o.loss} % random loss on the ingress of every lab link (each direction of each path), offloads off; medians of ${o.reps}; ${o.pings} pings at 10 ms; iperf3 ${o.seconds} s, one TCP stream`)
-  console.log('                               ping loss %   TCP Mbit/s   vs no FEC   retransmits   TCP at 0 % loss')
+  console.log('                               ping loss %   TCP Mbit/s   vs no FEC   retransmits   RTT ms   cwnd KiB   TCP at 0 % loss')
   for (const r of rows) {
     const m = median(r.mbps)
     const cols = r.mbps.length === 0
-      ? `${'-'.padStart(11)}   ${'-'.padStart(10)}   ${'-'.padStart(9)}   ${'-'.padStart(11)}   ${'-'.padStart(15)}`
-      : `${String(median(r.ping)).padStart(11)}   ${m.toFixed(1).padStart(10)}   ${(m / base).toFixed(2).padStart(8)}×   ${String(median(r.retr)).padStart(11)}   ${r.lossless.toFixed(1).padStart(15)}`
+      ? `${'-'.padStart(11)}   ${'-'.padStart(10)}   ${'-'.padStart(9)}   ${'-'.padStart(11)}   ${'-'.padStart(6)}   ${'-'.padStart(8)}   ${'-'.padStart(15)}`
+      : `${median(r.ping).toFixed(1).padStart(11)}   ${m.toFixed(1).padStart(10)}   ${(m / base).toFixed(2).padStart(8)}×   ${String(median(r.retr)).padStart(11)}   ${median(r.rtt).toFixed(2).padStart(6)}   ${String(median(r.cwnd)).padStart(8)}   ${r.lossless.toFixed(1).padStart(15)}`
     console.log(`${r.label.padEnd(30)} ${cols}${r.note === undefined ? '' : `   (${r.note})`}`)
   }
 }
