@@ -16,8 +16,10 @@
  *   inbound (FecReceiver, one per Inbound):
  *     RECV_KEY with fec ─▶ open(localIndex): a decoder for that session
  *     a data message of such a session, before its in-place open ─▶
- *       keep(bytes) (a copy); after the open succeeded ─▶ opened(…)
- *     a parity message (type 8, direct or relayed) ─▶ parity(bytes, now)
+ *       keep(mem, …) (a copy in the stage); after the open succeeded ─▶ opened(…)
+ *     a parity message (type 8, direct or relayed) ─▶ queueParity(start, len);
+ *       after the batch's data (or every FEC_CHUNK data messages) ─▶
+ *       judgeParity(mem, out) ─▶ parity(bytes, now) each
  *     either may return rebuilt sealed data messages: the pipeline opens
  *     them like received ones (AEAD, replay window, source checks), so a
  *     forged parity costs a failed open and a duplicate is a replay.
@@ -29,10 +31,10 @@
 import { FecDecoder, FecEncoder, FEC_FLUSH_MS, FEC_PARITY_MAX, type FecConfig } from './fec.js'
 import type { GfMatMul } from './reed-solomon.js'
 import { MSG_RELAY } from '../wire/messages.js'
-import { FEC_HEADER_LEN } from '../wire/fec.js'
+import { FEC_HEADER_LEN, FEC_MAX_SHARD } from '../wire/fec.js'
 import type { Native } from './native.js'
 import type { WorkerPeer } from './peers.js'
-import { C } from '../workers/layout.js'
+import { C, RX_MAX_PACKETS } from '../workers/layout.js'
 
 /** Parity messages staged for one send (more are sent in several). */
 const STAGE_MAX = 64
@@ -166,6 +168,9 @@ export class FecSender {
   }
 }
 
+/** Data messages a pipeline opens at most before the parity waiting behind them is judged (≤ FEC_WINDOW − FEC_MAX_DATA). */
+export const FEC_CHUNK = 64
+
 interface Dec { d: FecDecoder, recovered: number, packets: number, unrecoverable: number, malformed: number }
 
 export class FecReceiver {
@@ -173,6 +178,11 @@ export class FecReceiver {
   readonly #dec = new Map<number, Dec>()
   readonly #stats: Float64Array
   readonly #kernel: GfMatMul
+  /** The pre-open copies of a batch's FEC data messages: one FEC_MAX_SHARD slot per batch entry (allocated at first use). */
+  #stage: Uint8Array | null = null
+  /** The batch's parity messages (offset, length in the receive memory), judged after the batch's data. */
+  readonly #parityAt = new Int32Array(RX_MAX_PACKETS * 2)
+  #nParity = 0
 
   constructor (stats: Float64Array, native: Native) {
     this.#stats = stats
@@ -187,6 +197,39 @@ export class FecReceiver {
   on (localIndex: number): boolean { return this.#dec.has(localIndex) }
 
   get any (): boolean { return this.#dec.size > 0 }
+
+  /** A copy of batch entry n's sealed bytes (mem[start, start + len), len ≤ FEC_MAX_SHARD), made before its in-place open, for opened(). */
+  keep (mem: Uint8Array, start: number, len: number, n: number): Uint8Array {
+    const stage = this.#stage ??= new Uint8Array(RX_MAX_PACKETS * FEC_MAX_SHARD)
+    const at = n * FEC_MAX_SHARD
+    stage.set(mem.subarray(start, start + len), at)
+    return stage.subarray(at, at + len)
+  }
+
+  /**
+   * A parity message (type 8, unwrapped) at mem[start, start + len) of the batch: judged by judgeParity after
+   * the batch's data is opened. Parity follows its group at once, so it often shares the batch; judged
+   * before that data, it would rebuild messages that did arrive.
+   */
+  queueParity (start: number, len: number): void {
+    this.#parityAt[2 * this.#nParity] = start
+    this.#parityAt[2 * this.#nParity + 1] = len
+    this.#nParity++
+  }
+
+  /** Parity messages queued and not yet judged. */
+  get pendingParity (): number { return this.#nParity }
+
+  /** Judge the queued parity messages (in the same receive memory); rebuilt sealed data messages are pushed to out. */
+  judgeParity (mem: Uint8Array, out: Uint8Array[]): void {
+    const now = Date.now()
+    const n = this.#nParity
+    this.#nParity = 0
+    for (let j = 0; j < n; j++) {
+      const at = this.#parityAt[2 * j]!
+      for (const r of this.parity(mem.subarray(at, at + this.#parityAt[2 * j + 1]!), now)) out.push(r)
+    }
+  }
 
   /** A data message of a FEC session authenticated: its sealed bytes (copied before the open; the decoder copies them again into its ring). Rebuilt messages, usually none. */
   opened (localIndex: number, sealed: Uint8Array, now: number): Uint8Array[] {

@@ -55,7 +55,7 @@ import { ReplayWindow } from '../crypto/replay.js'
 import { RouteTable } from './route-table.js'
 import { SpscRing } from './ring.js'
 import { InitGuard } from './init-guard.js'
-import { FecReceiver } from './fec-hooks.js'
+import { FEC_CHUNK, FecReceiver } from './fec-hooks.js'
 import { FEC_MAX_SHARD, MSG_FEC } from '../wire/fec.js'
 import { CookieChecker } from '../crypto/cookie.js'
 import { COOKIE_REPLY_LEN, MSG_COOKIE_REPLY } from '../wire/cookie.js'
@@ -78,8 +78,6 @@ function relayableInner (type: number): boolean {
 }
 /** Scratch room per rebuilt data message (a FEC shard, plus room in front). */
 const FEC_SLOT = FEC_MAX_SHARD + 64
-/** Data messages opened at most before the parity waiting behind them is judged (≤ FEC_WINDOW − FEC_MAX_DATA). */
-const FEC_CHUNK = 64
 
 const RELAY_QUEUED = 1
 const RELAY_DROPPED = 2
@@ -136,10 +134,6 @@ export class Inbound {
   /** FEC decoders of the sessions that negotiated it; the sealed copies of the batch's FEC data messages (null: not FEC). */
   readonly #fec: FecReceiver
   readonly #openCopy: (Uint8Array | null)[] = new Array(RX_MAX_PACKETS).fill(null)
-  /** The batch's parity messages (offset, length in the receive memory), handed to the decoders after its data. */
-  readonly #parityAt = new Int32Array(RX_MAX_PACKETS * 2)
-  /** Where those copies live (one FEC_MAX_SHARD slot per batch entry; allocated with the first FEC session). */
-  #fecStage: Uint8Array | null = null
   /** Rebuilt sealed data messages waiting for their open (after the batch), and the scratch memory they are opened in. */
   #rebuilt: Uint8Array[] = []
   #fecMem: Uint8Array | null = null
@@ -273,7 +267,6 @@ export class Inbound {
     let nOpen = 0
     let nFwd = 0
     let nCtrl = 0
-    let nParity = 0
     for (let i = 0; i < n; i++) {
       const off = this.#offsets[i]
       const len = this.#lens[i]
@@ -304,12 +297,11 @@ export class Inbound {
       }
       if (type === MSG_DATA) {
         if (mlen < MIN_DATA) { s[C.dropMalformed]++; continue }
-        if (nParity > 0 && nOpen === FEC_CHUNK) {
+        if (nOpen === FEC_CHUNK && this.#fec.pendingParity > 0) {
           // Parity waits for its batch's data, but a decoder keeps only FEC_WINDOW data messages: open in chunks.
           this.#openAndDeliver(nOpen, mem, view)
-          this.#parity(nParity, mem)
+          this.#fec.judgeParity(mem, this.#rebuilt)
           nOpen = 0
-          nParity = 0
         }
         const idx = view.getUint32(start + 4, true)
         const sess = this.#sessions.get(idx)
@@ -330,13 +322,10 @@ export class Inbound {
         this.#openVia[nOpen] = via
         this.#openSrc[nOpen] = i
         // FEC: keep the sealed bytes (the open is in place) for the decoder.
-        this.#openCopy[nOpen] = this.#fec.any && this.#fec.on(idx) && mlen <= FEC_MAX_SHARD ? this.#keep(mem, start, mlen, nOpen) : null
+        this.#openCopy[nOpen] = this.#fec.any && this.#fec.on(idx) && mlen <= FEC_MAX_SHARD ? this.#fec.keep(mem, start, mlen, nOpen) : null
         nOpen++
       } else if (type === MSG_FEC) {
-        // Judged after the batch's data is opened: parity right behind its group often shares the batch.
-        this.#parityAt[2 * nParity] = start
-        this.#parityAt[2 * nParity + 1] = mlen
-        nParity++
+        this.#fec.queueParity(start, mlen) // judged after the batch's data (fec-hooks.ts)
       } else if (type === MSG_HANDSHAKE_INIT && via < 0 && this.#guard !== null) {
         if (this.#gate(start, mlen, ip, port, nCtrl) && this.#toControl(CTRL_KIND_PACKET, start, mlen, ip, port, 0, nCtrl)) nCtrl++
       } else if (type === MSG_HANDSHAKE_INIT || type === MSG_HANDSHAKE_RESP || type === MSG_CONTROL || type === MSG_REJECT || type === MSG_COOKIE_REPLY) {
@@ -347,7 +336,7 @@ export class Inbound {
     }
     if (nCtrl > 0 && this.#ring!.publish(nCtrl)) this.#post({ code: 'CTRL' })
     if (nOpen > 0) this.#openAndDeliver(nOpen, mem, view)
-    if (nParity > 0) this.#parity(nParity, mem)
+    if (this.#fec.pendingParity > 0) this.#fec.judgeParity(mem, this.#rebuilt)
     if (this.#rebuilt.length > 0) this.#openRebuilt()
     if (nFwd > 0) {
       const sent = this.#native.udpSendBatchGso(this.#init.udpFd, mem, this.#fwdOffsets, this.#fwdLens, this.#fwdAddrs, nFwd)
@@ -359,23 +348,6 @@ export class Inbound {
       }
       if (sent < nFwd) s[C.dropUdpSend] += nFwd - sent
     }
-  }
-
-  /** Hand the batch's parity messages to their decoders (after the data before them was opened). */
-  #parity (n: number, mem: Uint8Array): void {
-    const now = Date.now()
-    for (let j = 0; j < n; j++) {
-      const at = this.#parityAt[2 * j]
-      for (const r of this.#fec.parity(mem.subarray(at, at + this.#parityAt[2 * j + 1]), now)) this.#rebuilt.push(r)
-    }
-  }
-
-  /** FEC: a copy of a data message's sealed bytes (batch entry n) in the stage, for its decoder after the open. */
-  #keep (mem: Uint8Array, start: number, len: number, n: number): Uint8Array {
-    const stage = this.#fecStage ??= new Uint8Array(RX_MAX_PACKETS * FEC_MAX_SHARD)
-    const at = n * FEC_MAX_SHARD
-    stage.set(mem.subarray(start, start + len), at)
-    return stage.subarray(at, at + len)
   }
 
   /** Server: queue a relay envelope for forwarding as entry k. */
