@@ -284,7 +284,21 @@ export class Outbound {
   #sealAndSend (k: number): void {
     if (k === 0) return
     this.#native.aeadSealBatch(this.#mem, this.#desc, k, this.#keys)
-    const sent = this.fec.any ? this.#sendWithFec(k) : this.#send(0, k)
+    let sent = 0
+    if (this.fec.any) sent = this.#sendWithFec(k)
+    else {
+      // One GSO-capable send per run of packets that leave from the same socket
+      // (the main socket, or a peer's adopted birthday-search socket).
+      const fds = this.#sendFds
+      for (let i = 0; i < k;) {
+        let j = i + 1
+        while (j < k && fds[j] === fds[i]) j++
+        sent += i === 0 && j === k
+          ? this.#native.udpSendBatchGso(fds[0], this.#mem, this.#sendOffsets, this.#sendLens, this.#sendAddrs, k)
+          : this.#native.udpSendBatchGso(fds[i], this.#mem, this.#sendOffsets.subarray(i), this.#sendLens.subarray(i), this.#sendAddrs.subarray(2 * i), j - i)
+        i = j
+      }
+    }
     const s = this.#stats
     const base = COUNTERS.length
     for (let i = 0; i < sent; i++) {
@@ -298,10 +312,7 @@ export class Outbound {
     if (sent < k) s[C.dropUdpSend] += k - sent
   }
 
-  /**
-   * Send entries [from, to) of the batch: one GSO-capable send per run of packets that leave from the same
-   * socket (the main socket, or a peer's adopted birthday-search socket). Returns the number sent.
-   */
+  /** Send entries [from, to) of the batch (FEC batches), one GSO-capable send per run of one socket, as above. Returns the number sent. */
   #send (from: number, to: number): number {
     const fds = this.#sendFds
     let sent = 0
