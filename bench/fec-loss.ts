@@ -1,31 +1,48 @@
 /**
- * FEC on a lossy link (issue 13 item 3): ping loss and single-stream TCP
- * throughput (iperf3) with and without `--fec`, side by side in one run.
+ * The "lossy link" scenario (issue 13 items 3 and 6): ping loss and
+ * single-stream TCP throughput (iperf3) through our daemon without and with
+ * `--fec`, and through the peer tunnels, side by side in one run, on the
+ * same lab links with the same loss.
  *
- * Four clients on the lab's WAN (no NAT: direct paths), LOSS % random loss
- * on every client's link (nft numgen on ingress; GSO/TSO/GRO off on the lab
- * veths so each datagram is one packet). a1↔b1 without FEC, a2↔b2 with
- * `--fec DATA,PARITY`; the measurements alternate between the pairs, so
- * background load hits both alike. Goals: ping loss ≤ 0.5 % with 10,3 vs
- * ~5 % per direction without; TCP with FEC ≥ 1.5× without.
+ * Lab: the server S and clients a1, b1, a2, b2, a on the lab's WAN (no NAT:
+ * direct paths), GSO/TSO/GRO off on every lab veth so each datagram is one
+ * packet. Rows:
+ *   no FEC       our clients a1 → b1 (direct)
+ *   --fec D,P    our clients a2 → b2 (direct), both with --fec
+ *   <peer>       each peer tunnel of bench/tunnels (wireguard-go, fastd,
+ *                tinc, …: those installed or installable), a → S, started
+ *                one at a time
+ * For every row: TCP with 0 % loss (the row's ceiling on this machine), then
+ * LOSS % random loss on the ingress of every client's and the server's link
+ * (nft numgen: each direction of each path loses LOSS %): ping loss (PINGS
+ * pings 10 ms apart) and TCP, REPS times (medians). Our two rows are
+ * measured alternately (background load hits both alike); each peer after
+ * them, alone. Goals: ping loss ≤ 0.5 %
+ * with --fec 10,3 vs ~5 % per direction without; TCP with FEC ≥ 1.5× without.
  *
  *   node dist/bench/fec-loss.js [--loss 5] [--fec 10,3] [--seconds 10] [--reps 2] [--pings 500]
+ *        [--tunnels wireguard-go,fastd,tinc | none] [--no-install]
  *
- * Needs root, iproute2, nft, ethtool, iperf3. Every namespace it makes is
- * removed at the end, also on failure.
+ * Needs root, iproute2, nft, ethtool, iperf3 (and apt-get for missing peers).
+ * Every namespace it makes is removed at the end, also on failure.
  */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
-import { createTopology } from '../src/lab/topology.js'
+import { createTopology, type Topology } from '../src/lab/topology.js'
 import { setLoss } from '../src/lab/nat.js'
 import { runIn, sleep, spawnIn, waitFor, type LabProcess } from '../src/lab/exec.js'
 import { stateDirFor } from '../src/lab/state-dirs.js'
 import type { StatusReport } from '../src/control/status.js'
+import { TUNNELS, installMissing, tunnelByName, type Endpoint } from './tunnels/index.js'
 
 const BIN = fileURLToPath(new URL('../../bin/lightweight-tunnel', import.meta.url))
 const KEY = 'bench-fec-key'
 
 interface Node { proc: LabProcess, ns: string, control: string }
+interface Row { label: string, lossless: number, ping: number[], mbps: number[], retr: number[], rtt: number[], cwnd: number[], note?: string }
 
 function env (): NodeJS.ProcessEnv {
   const e: NodeJS.ProcessEnv = {}
@@ -44,22 +61,85 @@ async function status (n: Node): Promise<StatusReport | null> {
 }
 
 function median (xs: number[]): number {
+  if (xs.length === 0) return NaN
   const s = [...xs].sort((a, b) => a - b)
   const m = s.length >> 1
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
 }
 
-async function main (): Promise<void> {
-  const { values } = parseArgs({ options: { loss: { type: 'string', default: '5' }, fec: { type: 'string', default: '10,3' }, seconds: { type: 'string', default: '10' }, reps: { type: 'string', default: '2' }, pings: { type: 'string', default: '500' } } })
-  const loss = Number(values.loss)
-  const seconds = Number(values.seconds)
-  const reps = Number(values.reps)
-  const pings = Number(values.pings)
-  const names = ['a1', 'b1', 'a2', 'b2']
-  const ip: Record<string, string> = { a1: '10.89.0.2', b1: '10.89.0.3', a2: '10.89.0.4', b2: '10.89.0.5' }
-  const topo = await createTopology({ clients: names.map((name) => ({ name, nat: 'none' as const })) })
+/** Ping loss in % from src to dst (pings 10 ms apart). */
+async function pingLoss (src: Endpoint, dst: Endpoint, pings: number): Promise<number> {
+  const p = await runIn(src.ns, 'ping', ['-n', '-q', '-c', String(pings), '-i', '0.01', '-W', '2', dst.ip]).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }))
+  const m = /(\d+) packets transmitted, (\d+) received/.exec(p.stdout)
+  return m === null ? NaN : Math.round((1 - Number(m[2]) / Number(m[1])) * 1000) / 10
+}
+
+/** One iperf3 TCP stream src → dst: Mbit/s received, the sender's retransmits, its mean RTT (ms) and largest cwnd (KiB). */
+async function tcp (src: Endpoint, dst: Endpoint, seconds: number): Promise<{ mbps: number, retr: number, rtt: number, cwnd: number }> {
+  const srv = spawnIn(dst.ns, 'iperf3', ['-s', '-1', '-B', dst.ip, '-p', '5311'])
   try {
-    start(topo.serverNs, topo.id, 'server', ['server', '--listen', '0.0.0.0:9000', '--tun', '10.89.0.1/24'])
+    await sleep(500)
+    const r = await runIn(src.ns, 'iperf3', ['-c', dst.ip, '-p', '5311', '-t', String(seconds), '-J'], { timeoutMs: (seconds + 30) * 1000 })
+    const j = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number }, sum_sent: { retransmits?: number }, streams?: Array<{ sender?: { mean_rtt?: number, max_snd_cwnd?: number } }> } }
+    const snd = j.end.streams?.[0]?.sender
+    return {
+      mbps: Math.round(j.end.sum_received.bits_per_second / 1e4) / 100,
+      retr: j.end.sum_sent.retransmits ?? 0,
+      rtt: Math.round((snd?.mean_rtt ?? NaN) / 10) / 100,
+      cwnd: Math.round((snd?.max_snd_cwnd ?? NaN) / 1024)
+    }
+  } finally {
+    await srv.stop('SIGKILL', 1000).catch(() => {})
+  }
+}
+
+/** Loss on the ingress of every client's and the server's link (0: none). */
+async function lossEverywhere (topo: Topology, loss: number): Promise<void> {
+  for (const c of topo.clients) await setLoss(c.ns, c.dev, loss, 'ingress')
+  await setLoss(topo.serverNs, topo.serverLink, loss, 'ingress')
+}
+
+interface Opts { loss: number, seconds: number, reps: number, pings: number }
+interface Case { row: Row, src: Endpoint, dst: Endpoint }
+
+/**
+ * Lossless TCP for each case, then with loss, rep by rep, ping loss and TCP of each case in turn (cases
+ * measured alternately, so background load hits them alike).
+ */
+async function measure (topo: Topology, cases: Case[], o: Opts): Promise<void> {
+  await lossEverywhere(topo, 0)
+  for (const c of cases) c.row.lossless = (await tcp(c.src, c.dst, o.seconds)).mbps
+  await lossEverywhere(topo, o.loss)
+  for (let rep = 0; rep < o.reps; rep++) {
+    for (const { row, src, dst } of cases) {
+      row.ping.push(await pingLoss(src, dst, o.pings))
+      const r = await tcp(src, dst, o.seconds)
+      row.mbps.push(r.mbps)
+      row.retr.push(r.retr)
+      row.rtt.push(r.rtt)
+      row.cwnd.push(r.cwnd)
+      console.log(`${row.label}: rep ${rep + 1}: ping loss ${row.ping.at(-1)} %, TCP ${r.mbps} Mbit/s (${r.retr} retransmits, mean RTT ${r.rtt} ms, cwnd ≤ ${r.cwnd} KiB); lossless ${row.lossless} Mbit/s`)
+    }
+  }
+}
+
+async function main (): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      loss: { type: 'string', default: '5' }, fec: { type: 'string', default: '10,3' }, seconds: { type: 'string', default: '10' },
+      reps: { type: 'string', default: '2' }, pings: { type: 'string', default: '500' }, tunnels: { type: 'string' }, 'no-install': { type: 'boolean' }
+    }
+  })
+  const o = { loss: Number(values.loss), seconds: Number(values.seconds), reps: Number(values.reps), pings: Number(values.pings) }
+  const peerNames = values.tunnels === 'none' ? [] : values.tunnels?.split(',') ?? TUNNELS.filter(t => t.kind === 'peer').map(t => t.name)
+  const peers = peerNames.map(n => { const t = tunnelByName(n); if (t === undefined || t.kind !== 'peer') throw new Error(`--tunnels: "${n}" is not a peer tunnel of bench/tunnels`); return t })
+  if (values['no-install'] !== true) { const line = await installMissing(peers, (l) => { console.log(l) }); if (line !== null) console.log(line) }
+  const names = ['a1', 'b1', 'a2', 'b2']
+  const ip: Record<string, string> = { a1: '10.99.0.2', b1: '10.99.0.3', a2: '10.99.0.4', b2: '10.99.0.5' }
+  const topo = await createTopology({ clients: [...names, 'a'].map((name) => ({ name, nat: 'none' as const })) })
+  const rows: Row[] = []
+  try {
+    start(topo.serverNs, topo.id, 'server', ['server', '--listen', '0.0.0.0:9000', '--tun', '10.99.0.1/24'])
     const nodes: Record<string, Node> = {}
     for (const name of names) {
       const extra = name.endsWith('2') ? ['--fec', values.fec] : []
@@ -69,40 +149,46 @@ async function main (): Promise<void> {
       await waitFor(async () => (await runIn(topo.client(a).ns, 'ping', ['-c', '1', '-W', '1', ip[b]!]).then(() => true, () => false)), { timeoutMs: 30_000, intervalMs: 300, what: `${a} → ${b}` })
       await waitFor(async () => (await status(nodes[a]!))?.peers.find(p => p.tunnelIp === ip[b])?.path === 'direct', { timeoutMs: 30_000, intervalMs: 300, what: `${a} ↔ ${b} direct` })
     }
-    for (const name of names) {
-      const c = topo.client(name)
-      for (const [ns, dev] of [[c.ns, c.dev], [topo.internetNs, c.internetPort]] as const) await runIn(ns, 'ethtool', ['-K', dev, 'gso', 'off', 'tso', 'off', 'gro', 'off', 'tx-udp-segmentation', 'off'])
-      await setLoss(c.ns, c.dev, loss, 'ingress')
-    }
-    const samples: Array<{ fec: boolean, pingLossPct: number, mbps: number, retransmits: number }> = []
-    for (let rep = 0; rep < reps; rep++) {
-      for (const [fec, a, b] of [[false, 'a1', 'b1'], [true, 'a2', 'b2']] as const) {
-        const p = await runIn(topo.client(a).ns, 'ping', ['-n', '-q', '-c', String(pings), '-i', '0.01', '-W', '2', ip[b]!]).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }))
-        const m = /(\d+) packets transmitted, (\d+) received/.exec(p.stdout)
-        const pingLossPct = m === null ? NaN : Math.round((1 - Number(m[2]) / Number(m[1])) * 1000) / 10
-        const srv = spawnIn(topo.client(b).ns, 'iperf3', ['-s', '-1', '-B', ip[b]!])
-        await sleep(500)
-        const r = await runIn(topo.client(a).ns, 'iperf3', ['-c', ip[b]!, '-t', String(seconds), '-J'], { timeoutMs: (seconds + 30) * 1000 })
-        await srv.stop('SIGKILL', 1000).catch(() => {})
-        const j = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number }, sum_sent: { retransmits?: number } } }
-        samples.push({ fec, pingLossPct, mbps: Math.round(j.end.sum_received.bits_per_second / 1e4) / 100, retransmits: j.end.sum_sent.retransmits ?? 0 })
-        console.log(`rep ${rep + 1} ${fec ? `--fec ${values.fec}` : 'no FEC    '}: ping loss ${pingLossPct} %, TCP ${samples.at(-1)!.mbps} Mbit/s, ${samples.at(-1)!.retransmits} retransmits`)
+    const veths: Array<[string, string]> = [[topo.serverNs, topo.serverLink], [topo.internetNs, topo.serverPort]]
+    for (const c of topo.clients) veths.push([c.ns, c.dev], [topo.internetNs, c.internetPort])
+    for (const [ns, dev] of veths) await runIn(ns, 'ethtool', ['-K', dev, 'gso', 'off', 'tso', 'off', 'gro', 'off', 'tx-udp-segmentation', 'off'])
+    const ep = (n: string): Endpoint => ({ ns: topo.client(n).ns, ip: ip[n]! })
+    const pairs: Array<[string, string, string]> = [['no FEC', 'a1', 'b1'], [`--fec ${values.fec}`, 'a2', 'b2']]
+    const ours = pairs.map(([label, a, b]) => ({ row: { label, lossless: NaN, ping: [], mbps: [], retr: [], rtt: [], cwnd: [] }, src: ep(a), dst: ep(b) }))
+    rows.push(...ours.map(c => c.row))
+    await measure(topo, ours, o)
+    const st = await status(nodes.b2!)
+    const sa = await status(nodes.a2!)
+    rows[1]!.note = `b2: ${st?.counters.fecGroupsRecovered} groups recovered (${st?.counters.fecPacketsRecovered} packets), ${st?.counters.fecGroupsUnrecoverable} unrecoverable; a2: ${sa?.counters.fecParitySent} parity sent, ${sa?.counters.dropUdpSend} send drops`
+    // Our daemons idle from here on (the peers run one at a time).
+    for (const spec of peers) {
+      const row: Row = { label: spec.label, lossless: NaN, ping: [], mbps: [], retr: [], rtt: [], cwnd: [] }
+      rows.push(row)
+      const why = spec.available()
+      if (why !== null) { row.note = why; continue }
+      await lossEverywhere(topo, 0)
+      const dir = mkdtempSync(join(tmpdir(), `lwt-fecloss-${spec.name}-`))
+      try {
+        const t = await spec.start({ topo, dir, id: topo.id })
+        try { await measure(topo, [{ row, src: t.src, dst: t.dst }], o) } finally { await t.stop() }
+      } catch (err) {
+        row.note = `failed: ${(err instanceof Error ? err.message : String(err)).split('\n')[0]}`
+      } finally {
+        rmSync(dir, { recursive: true, force: true })
       }
     }
-    const row = (fec: boolean): { ping: number, mbps: number, retr: number } => {
-      const xs = samples.filter(x => x.fec === fec)
-      return { ping: Math.round(median(xs.map(x => x.pingLossPct)) * 100) / 100, mbps: Math.round(median(xs.map(x => x.mbps)) * 10) / 10, retr: median(xs.map(x => x.retransmits)) }
-    }
-    const off = row(false)
-    const on = row(true)
-    const st = await status(nodes.b2!)
-    console.log(`\n${loss} % loss per direction on every client link, medians of ${reps}, ${pings} pings at 10 ms, iperf3 ${seconds} s one TCP stream`)
-    console.log('                 ping loss %   TCP Mbit/s   retransmits')
-    console.log(`no FEC           ${String(off.ping).padStart(11)}   ${String(off.mbps).padStart(10)}   ${String(off.retr).padStart(11)}`)
-    console.log(`--fec ${values.fec.padEnd(10)} ${String(on.ping).padStart(11)}   ${String(on.mbps).padStart(10)}   ${String(on.retr).padStart(11)}`)
-    console.log(`TCP with/without: ${(on.mbps / off.mbps).toFixed(2)}×; b2 recovered groups ${st?.counters.fecGroupsRecovered}, packets ${st?.counters.fecPacketsRecovered}, unrecoverable groups ${st?.counters.fecGroupsUnrecoverable}`)
   } finally {
     await topo.destroy()
+  }
+  const base = median(rows[0]!.mbps)
+  console.log(`\n${o.loss} % random loss on the ingress of every lab link (each direction of each path), offloads off; medians of ${o.reps}; ${o.pings} pings at 10 ms; iperf3 ${o.seconds} s, one TCP stream`)
+  console.log('                               ping loss %   TCP Mbit/s   vs no FEC   retransmits   RTT ms   cwnd KiB   TCP at 0 % loss')
+  for (const r of rows) {
+    const m = median(r.mbps)
+    const cols = r.mbps.length === 0
+      ? `${'-'.padStart(11)}   ${'-'.padStart(10)}   ${'-'.padStart(9)}   ${'-'.padStart(11)}   ${'-'.padStart(6)}   ${'-'.padStart(8)}   ${'-'.padStart(15)}`
+      : `${median(r.ping).toFixed(1).padStart(11)}   ${m.toFixed(1).padStart(10)}   ${(m / base).toFixed(2).padStart(8)}×   ${String(median(r.retr)).padStart(11)}   ${median(r.rtt).toFixed(2).padStart(6)}   ${String(median(r.cwnd)).padStart(8)}   ${r.lossless.toFixed(1).padStart(15)}`
+    console.log(`${r.label.padEnd(30)} ${cols}${r.note === undefined ? '' : `   (${r.note})`}`)
   }
 }
 

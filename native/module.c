@@ -14,6 +14,7 @@
  *   offload.c    checksums, TSO/USO split, TCP/UDP coalescing (byte work only)
  *   fastpath.c   the lone-packet fast path run inside a poll callback
  *   faketcp.c    the fake-TCP link: raw sockets, flow sequence state, segments out/in
+ *   fec.c        GF(2^8) matrix times shards: the FEC code's encode and rebuild
  *   napi_util.c  errno names, throw helpers, the argument parser, batch checks
  *   notify.c     sd_notify(3) readiness datagrams to $NOTIFY_SOCKET (systemd)
  *   testing.c    test-only exports, in the test build only (LWT_TESTING)
@@ -41,6 +42,7 @@
 
 #include "aead.h"
 #include "fastpath.h"
+#include "fec.h"
 #include "notify.h"
 #include "poll.h"
 #include "tun.h"
@@ -111,6 +113,7 @@ static const lwt_export fns[] = {
   { "ftcpSendRaw", ftcp_send_raw },
   { "ftcpRecv", ftcp_recv },
   { "ftcpRecvCtl", ftcp_recv_ctl },
+  { "gfMatMul", gf_mat_mul },
 };
 
 #ifdef LWT_TESTING

@@ -26,16 +26,22 @@
  *
  * Wired (fec-hooks.ts): `--fec DATA,PARITY` (config fec, Go fec_data +
  * fec_parity); negotiated per peer session (control/fec-negotiation.ts: both
- * offer, each side sends with its own parameters); outbound after the send,
+ * offer, each side sends with its own parameters); outbound before the send,
  * inbound around the open; the server relays type 8; counters in status
  * and metrics. Tests: test/dataplane/fec.test.ts, pipelines-fec.test.ts,
  * test/e2e/fec.test.ts; bench/fec-loss.ts.
- * Cost in TypeScript (bench/micro fec): ~9 µs a 1400-byte data message to
- * encode 10+3, ~14 µs with the copies — about 0.8 Gbit/s on one core.
+ * Memory and cost: an encoder copies each message into its own group
+ * buffer (no allocation) and writes the parity messages into a preallocated
+ * output buffer (returned as views, valid until its next add or flush); a
+ * decoder keeps recent data messages in a ring indexed by counter and
+ * parity shards in an arena, allocated once. The matrix product is the
+ * GfMatMul passed in: the addon's (native/fec.c) in the pipelines, the
+ * TypeScript reference by default. bench/micro fec: FecEncoder.add 10+3
+ * per 1400-byte message ~0.5 µs with the addon, 12-24 µs in TypeScript.
  */
-import { FEC_MAX_DATA, FEC_MAX_PARITY, FEC_MAX_SHARD, decodeFecParity, encodeFecParity } from '../wire/fec.js'
-import { TRANSPORT_COUNTER_OFFSET, TRANSPORT_MIN, readU32, readU64 } from '../wire/messages.js'
-import { reedSolomon } from './reed-solomon.js'
+import { FEC_HEADER_LEN, FEC_MAX_DATA, FEC_MAX_PARITY, FEC_MAX_SHARD, MSG_FEC, decodeFecParity } from '../wire/fec.js'
+import { TRANSPORT_COUNTER_OFFSET, TRANSPORT_MIN, readU32, readU64, writeU16, writeU32, writeU64 } from '../wire/messages.js'
+import { gfMatMulJs, reedSolomon, type GfMatMul } from './reed-solomon.js'
 
 /** A partial group is closed (its parity sent) this long after its first message, ms: the added latency of a recovered packet at low rates. */
 export const FEC_FLUSH_MS = 5
@@ -47,6 +53,9 @@ export const FEC_MAX_GROUPS = 16
 export const FEC_GROUP_TIMEOUT = 200
 
 export interface FecConfig { data: number, parity: number }
+
+/** The longest parity message: one message's room in an encoder's output buffer. */
+export const FEC_PARITY_MAX = FEC_HEADER_LEN + 2 * FEC_MAX_DATA + FEC_MAX_SHARD
 
 /** Parses `DATA,PARITY` (the --fec value); a sentence saying what is wrong, or the config. */
 export function parseFec (v: string): FecConfig | string {
@@ -63,22 +72,37 @@ export class FecEncoder {
   readonly data: number
   readonly parity: number
   readonly flushMs: number
-  #msgs: Uint8Array[] = []
+  /** The open group's messages, copied: message i at i × FEC_MAX_SHARD. */
+  readonly #buf: Uint8Array
+  readonly #offs: Int32Array
+  readonly #lens: Int32Array
+  /** Parity messages of the last closed group: message j at j × FEC_PARITY_MAX. */
+  readonly out: Uint8Array
+  readonly #shardOffs: Int32Array
+  readonly #kernel: GfMatMul
+  #n = 0
   #index = 0
   #first = 0
   #openedAt = 0
   /** Parity messages produced, groups closed (full and partial). */
   readonly counters = { parity: 0, groups: 0, partialGroups: 0 }
 
-  constructor (cfg: FecConfig, flushMs = FEC_FLUSH_MS) {
+  constructor (cfg: FecConfig, flushMs = FEC_FLUSH_MS, kernel: GfMatMul = gfMatMulJs) {
     this.data = cfg.data
     this.parity = cfg.parity
     this.flushMs = flushMs
+    this.#kernel = kernel
+    this.#buf = new Uint8Array(cfg.data * FEC_MAX_SHARD)
+    this.#offs = Int32Array.from({ length: cfg.data }, (_, i) => i * FEC_MAX_SHARD)
+    this.#lens = new Int32Array(cfg.data)
+    this.out = new Uint8Array(cfg.parity * FEC_PARITY_MAX)
+    this.#shardOffs = new Int32Array(cfg.parity)
   }
 
   /**
-   * A sealed data message (type 4, header included) was just sent to the
-   * peer. Returns parity messages to send now (the group closed), or null.
+   * A sealed data message (type 4, header included) about to be sent to the
+   * peer. Returns parity messages to send now (the group closed), or null:
+   * views into `out`, valid until the next add or flush, all of one length.
    * A message that does not continue the open group (another receiver
    * index: a new key; a counter gap) first closes that group.
    */
@@ -87,36 +111,50 @@ export class FecEncoder {
     const index = readU32(msg, 4)
     const counter = readU64(msg, TRANSPORT_COUNTER_OFFSET)
     let out: Uint8Array[] | null = null
-    if (this.#msgs.length > 0 && (index !== this.#index || counter !== this.#first + this.#msgs.length)) out = this.#close()
-    if (this.#msgs.length === 0) { this.#index = index; this.#first = counter; this.#openedAt = now }
-    this.#msgs.push(msg.slice())
-    if (this.#msgs.length === this.data) {
-      const more = this.#close()
-      out = out === null ? more : [...out, ...more]
-    }
+    if (this.#n > 0 && (index !== this.#index || counter !== this.#first + this.#n)) out = this.#close()
+    if (this.#n === 0) { this.#index = index; this.#first = counter; this.#openedAt = now }
+    this.#buf.set(msg, this.#n * FEC_MAX_SHARD)
+    this.#lens[this.#n++] = msg.length
+    // At most one close per add: a gap close leaves one message open, and a group of one (data = 1) closes at once.
+    if (this.#n === this.data) out = this.#close()
     return out
   }
 
-  /** Closes a group open for flushMs or more; its parity messages, or null. */
+  /** Closes a group open for flushMs or more; its parity messages (as add), or null. */
   flush (now: number): Uint8Array[] | null {
-    return this.#msgs.length > 0 && now - this.#openedAt >= this.flushMs ? this.#close() : null
+    return this.#n > 0 && now - this.#openedAt >= this.flushMs ? this.#close() : null
   }
 
   /** When flush() has work, or Infinity. */
-  get dueAt (): number { return this.#msgs.length > 0 ? this.#openedAt + this.flushMs : Infinity }
+  get dueAt (): number { return this.#n > 0 ? this.#openedAt + this.flushMs : Infinity }
 
   #close (): Uint8Array[] {
-    const msgs = this.#msgs
-    this.#msgs = []
-    const k = msgs.length
-    const lengths = msgs.map(m => m.length)
-    const len = Math.max(...lengths)
-    const shards = Array.from({ length: this.parity }, () => new Uint8Array(len))
-    reedSolomon(k, this.parity).encode(msgs, shards, len)
+    const k = this.#n
+    this.#n = 0
+    let len = 0
+    for (let i = 0; i < k; i++) if (this.#lens[i]! > len) len = this.#lens[i]!
+    const m = this.parity
+    const out = this.out
+    const hdr = FEC_HEADER_LEN + 2 * k
+    const msgLen = hdr + len
+    const msgs: Uint8Array[] = []
+    for (let j = 0; j < m; j++) {
+      const at = j * FEC_PARITY_MAX
+      out[at] = MSG_FEC
+      out[at + 1] = k
+      out[at + 2] = m
+      out[at + 3] = j
+      writeU32(out, at + 4, this.#index)
+      writeU64(out, at + 8, this.#first)
+      for (let i = 0; i < k; i++) writeU16(out, at + FEC_HEADER_LEN + 2 * i, this.#lens[i]!)
+      this.#shardOffs[j] = at + hdr
+      msgs.push(out.subarray(at, at + msgLen))
+    }
+    this.#kernel(reedSolomon(k, m).parityCoefs, m, k, this.#buf, this.#offs, this.#lens, out, this.#shardOffs, len)
     this.counters.groups++
     if (k < this.data) this.counters.partialGroups++
-    this.counters.parity += this.parity
-    return shards.map((shard, i) => encodeFecParity({ data: k, parity: this.parity, index: i, receiverIndex: this.#index, first: this.#first, lengths, shard }))
+    this.counters.parity += m
+    return msgs
   }
 }
 
@@ -142,36 +180,62 @@ interface Group {
   m: number
   first: number
   lengths: readonly number[]
-  parity: Array<Uint8Array | null>
+  /** parity[j]: shard j has arrived (it is in the arena at this group's slot). */
+  parity: boolean[]
+  /** The group's parity slots in the arena: slot × FEC_MAX_PARITY … + m − 1. */
+  slot: number
   since: number
 }
+
+/** Arena layout (shards of FEC_MAX_SHARD bytes): FEC_WINDOW data slots, then FEC_MAX_GROUPS × FEC_MAX_PARITY parity slots, then FEC_MAX_PARITY rebuild outputs. */
+const PARITY_BASE = FEC_WINDOW
+const OUT_BASE = PARITY_BASE + FEC_MAX_GROUPS * FEC_MAX_PARITY
+const ARENA_SHARDS = OUT_BASE + FEC_MAX_PARITY
 
 export class FecDecoder {
   /** The receiver index whose data this decoder sees (the session's local index). */
   readonly receiverIndex: number
-  readonly #recent = new Map<number, Uint8Array>()
+  readonly #kernel: GfMatMul
+  /** Every shard the decoder holds (allocated at first use; pages are touched only as shards reach them). */
+  #arena: Uint8Array | null = null
+  /** Recent data messages: counter c in data slot c mod FEC_WINDOW, with its counter (−1: empty) and length. */
+  readonly #ringCounter = new Float64Array(FEC_WINDOW).fill(-1)
+  readonly #ringLen = new Int32Array(FEC_WINDOW)
+  #recent = 0
   readonly #groups = new Map<number, Group>()
-  /** Groups judged lately (first counters), so their late parity is stale, not a new group: bounded like #recent. */
+  readonly #freeSlots: number[] = Array.from({ length: FEC_MAX_GROUPS }, (_, i) => FEC_MAX_GROUPS - 1 - i)
+  /** Groups judged lately (first counters), so their late parity is stale, not a new group: bounded like the ring. */
   readonly #judged = new Set<number>()
+  readonly #srcOffs = new Int32Array(FEC_MAX_DATA)
+  readonly #srcLens = new Int32Array(FEC_MAX_DATA)
+  readonly #dstOffs = Int32Array.from({ length: FEC_MAX_PARITY }, (_, j) => (OUT_BASE + j) * FEC_MAX_SHARD)
   readonly counters: FecCounters = { groupsComplete: 0, groupsRecovered: 0, packetsRecovered: 0, groupsUnrecoverable: 0, malformed: 0, stale: 0, parityUnused: 0 }
 
-  constructor (receiverIndex: number) { this.receiverIndex = receiverIndex }
+  constructor (receiverIndex: number, kernel: GfMatMul = gfMatMulJs) {
+    this.receiverIndex = receiverIndex
+    this.#kernel = kernel
+  }
 
   /** Memory held, in data/parity messages (for tests of the bounds). */
-  get held (): { recent: number, groups: number } { return { recent: this.#recent.size, groups: this.#groups.size } }
+  get held (): { recent: number, groups: number } { return { recent: this.#recent, groups: this.#groups.size } }
+
+  #mem (): Uint8Array { return this.#arena ??= new Uint8Array(ARENA_SHARDS * FEC_MAX_SHARD) }
 
   /**
-   * An authenticated data message of this session (its sealed bytes, copied
-   * before the open). Returns messages rebuilt because of it (a late data
-   * message can complete a group), usually none. owned: the caller hands
-   * the bytes over (a copy of its own), so they are kept without another.
+   * An authenticated data message of this session (its sealed bytes, kept
+   * before the open), copied into the ring. Returns messages rebuilt because
+   * of it (a late data message can complete a group), usually none.
    */
-  addData (sealed: Uint8Array, now: number, owned = false): Uint8Array[] {
+  addData (sealed: Uint8Array, now: number): Uint8Array[] {
     if (sealed.length < TRANSPORT_MIN || sealed.length > FEC_MAX_SHARD) return []
     const counter = readU64(sealed, TRANSPORT_COUNTER_OFFSET)
-    if (this.#recent.has(counter)) return []
-    this.#recent.set(counter, owned ? sealed : sealed.slice())
-    if (this.#recent.size > FEC_WINDOW) this.#recent.delete(this.#recent.keys().next().value!)
+    const slot = counter % FEC_WINDOW
+    const had = this.#ringCounter[slot]!
+    if (had >= counter) return [] // a duplicate, or older than what the ring keeps
+    if (had < 0) this.#recent++
+    this.#mem().set(sealed, slot * FEC_MAX_SHARD)
+    this.#ringCounter[slot] = counter
+    this.#ringLen[slot] = sealed.length
     for (const g of this.#groups.values()) {
       if (counter >= g.first && counter < g.first + g.k) return this.#try(g, now)
     }
@@ -187,14 +251,23 @@ export class FecDecoder {
     if (this.#judged.has(p.first)) { this.counters.parityUnused++; return [] }
     let g = this.#groups.get(p.first)
     if (g === undefined) {
-      g = { k: p.data, m: p.parity, first: p.first, lengths: p.lengths, parity: new Array<Uint8Array | null>(p.parity).fill(null), since: now }
+      // All data here already (the usual case): judged complete without storing the shard.
+      if (this.#present(p.first, p.data, p.lengths) === p.data) {
+        this.#judgedAdd(p.first)
+        this.counters.groupsComplete++
+        return []
+      }
+      if (this.#groups.size >= FEC_MAX_GROUPS) this.#evict(this.#groups.values().next().value!)
+      g = { k: p.data, m: p.parity, first: p.first, lengths: p.lengths, parity: new Array<boolean>(p.parity).fill(false), slot: this.#freeSlots.pop()!, since: now }
       this.#groups.set(p.first, g)
-      if (this.#groups.size > FEC_MAX_GROUPS) this.#evict(this.#groups.values().next().value!)
     } else if (g.k !== p.data || g.m !== p.parity || g.lengths.some((l, i) => l !== p.lengths[i])) {
       this.counters.stale++
       return []
     }
-    if (g.parity[p.index] === null) g.parity[p.index] = p.shard.slice()
+    if (!g.parity[p.index]!) {
+      g.parity[p.index] = true
+      this.#mem().set(p.shard, (PARITY_BASE + g.slot * FEC_MAX_PARITY + p.index) * FEC_MAX_SHARD)
+    }
     return this.#try(g, now)
   }
 
@@ -206,40 +279,62 @@ export class FecDecoder {
     }
   }
 
+  /** Is data message `first + i` of length `len` in the ring? */
+  #has (counter: number, len: number): boolean {
+    const slot = counter % FEC_WINDOW
+    return this.#ringCounter[slot] === counter && this.#ringLen[slot] === len
+  }
+
+  /** How many of a group's data messages are in the ring (a length that disagrees is not this group's message, or the parity is forged). */
+  #present (first: number, k: number, lengths: readonly number[]): number {
+    let n = 0
+    for (let i = 0; i < k; i++) if (this.#has(first + i, lengths[i]!)) n++
+    return n
+  }
+
   #evict (g: Group): void {
     this.#judge(g)
-    let missing = false
-    for (let i = 0; i < g.k; i++) if (!this.#recent.has(g.first + i)) missing = true
-    if (missing) this.counters.groupsUnrecoverable++
+    if (this.#present(g.first, g.k, g.lengths) < g.k) this.counters.groupsUnrecoverable++
     else this.counters.groupsComplete++
   }
 
   #judge (g: Group): void {
     this.#groups.delete(g.first)
-    this.#judged.add(g.first)
+    this.#freeSlots.push(g.slot)
+    this.#judgedAdd(g.first)
+  }
+
+  #judgedAdd (first: number): void {
+    this.#judged.add(first)
     if (this.#judged.size > FEC_WINDOW) this.#judged.delete(this.#judged.values().next().value!)
   }
 
   #try (g: Group, _now: number): Uint8Array[] {
-    const shards: Array<Uint8Array | null> = []
-    let present = 0
-    for (let i = 0; i < g.k; i++) {
-      const d = this.#recent.get(g.first + i) ?? null
-      // A data message whose length disagrees with the group's is not this group's (or the parity is forged).
-      shards.push(d !== null && d.length === g.lengths[i] ? d : null)
-      if (shards[i] !== null) present++
-    }
-    if (present === g.k) { this.#judge(g); this.counters.groupsComplete++; return [] }
-    let parity = 0
-    for (const p of g.parity) { shards.push(p); if (p !== null) parity++ }
-    if (present + parity < g.k) return []
-    const len = Math.max(...g.lengths)
-    const rebuilt = reedSolomon(g.k, g.m).reconstruct(shards, len)
+    const present: boolean[] = []
+    let have = 0
+    for (let i = 0; i < g.k; i++) { const h = this.#has(g.first + i, g.lengths[i]!); present.push(h); if (h) have++ }
+    if (have === g.k) { this.#judge(g); this.counters.groupsComplete++; return [] }
+    for (const p of g.parity) { present.push(p); if (p) have++ }
+    if (have < g.k) return []
+    const r = reedSolomon(g.k, g.m).rebuildCoefs(present)
     this.#judge(g)
-    if (rebuilt === null) return [] // cannot happen: enough shards were counted
+    if (r === null) return [] // cannot happen: enough shards were counted
+    let len = 0
+    for (const l of g.lengths) if (l > len) len = l
+    r.use.forEach((i, c) => {
+      if (i < g.k) {
+        this.#srcOffs[c] = ((g.first + i) % FEC_WINDOW) * FEC_MAX_SHARD
+        this.#srcLens[c] = g.lengths[i]!
+      } else {
+        this.#srcOffs[c] = (PARITY_BASE + g.slot * FEC_MAX_PARITY + i - g.k) * FEC_MAX_SHARD
+        this.#srcLens[c] = len
+      }
+    })
+    const mem = this.#mem()
+    this.#kernel(r.coefs, r.missing.length, g.k, mem, this.#srcOffs, this.#srcLens, mem, this.#dstOffs, len)
     this.counters.groupsRecovered++
-    this.counters.packetsRecovered += rebuilt.length
-    return rebuilt.map(i => shards[i]!.subarray(0, g.lengths[i]))
+    this.counters.packetsRecovered += r.missing.length
+    return r.missing.map((i, j) => mem.slice(this.#dstOffs[j]!, this.#dstOffs[j]! + g.lengths[i]!))
   }
 }
 

@@ -39,7 +39,9 @@
  *
  * FEC sessions (fec-hooks.ts): their data messages are copied before step 3
  * and handed to the session's decoder once authenticated; parity messages
- * (type 8, direct or relayed) go to the decoder too. Messages it rebuilds
+ * (type 8, direct or relayed) go to the decoder too, after the batch's data
+ * (parity follows its group at once, often in the same batch: judged
+ * before that data it would rebuild messages that did arrive). Messages it rebuilds
  * run steps 3-5 after the batch, from a scratch buffer, like received
  * ones. FEC sessions are left out of the fast path's session hash.
  *
@@ -53,7 +55,7 @@ import { ReplayWindow } from '../crypto/replay.js'
 import { RouteTable } from './route-table.js'
 import { SpscRing } from './ring.js'
 import { InitGuard } from './init-guard.js'
-import { FecReceiver } from './fec-hooks.js'
+import { FEC_CHUNK, FecReceiver } from './fec-hooks.js'
 import { FEC_MAX_SHARD, MSG_FEC } from '../wire/fec.js'
 import { CookieChecker } from '../crypto/cookie.js'
 import { COOKIE_REPLY_LEN, MSG_COOKIE_REPLY } from '../wire/cookie.js'
@@ -164,7 +166,7 @@ export class Inbound {
     this.#guard = this.#isServer && init.macKeys != null
       ? new InitGuard(new CookieChecker(init.macKeys, (b) => { crypto.getRandomValues(b) }), performance.now())
       : null
-    this.#fec = new FecReceiver(this.#stats)
+    this.#fec = new FecReceiver(this.#stats, native)
     if (init.packetMem.byteLength < RX_BUFS * RX_BUF_SIZE) throw new RangeError(`inbound packet memory must be at least ${RX_BUFS * RX_BUF_SIZE} bytes`)
   }
 
@@ -319,6 +321,12 @@ export class Inbound {
       }
       if (type === MSG_DATA) {
         if (mlen < MIN_DATA) { s[C.dropMalformed]++; continue }
+        if (nOpen === FEC_CHUNK && this.#fec.pendingParity > 0) {
+          // Parity waits for its batch's data, but a decoder keeps only FEC_WINDOW data messages: open in chunks.
+          this.#openAndDeliver(nOpen, mem, view)
+          this.#fec.judgeParity(mem, this.#rebuilt)
+          nOpen = 0
+        }
         const idx = view.getUint32(start + 4, true)
         const sess = this.#sessions.get(idx)
         if (sess === undefined) {
@@ -338,10 +346,10 @@ export class Inbound {
         this.#openVia[nOpen] = via
         this.#openSrc[nOpen] = i
         // FEC: keep the sealed bytes (the open is in place) for the decoder.
-        this.#openCopy[nOpen] = this.#fec.any && this.#fec.on(idx) ? mem.slice(start, start + mlen) : null
+        this.#openCopy[nOpen] = this.#fec.any && this.#fec.on(idx) && mlen <= FEC_MAX_SHARD ? this.#fec.keep(mem, start, mlen, nOpen) : null
         nOpen++
       } else if (type === MSG_FEC) {
-        for (const r of this.#fec.parity(mem.subarray(start, start + mlen), Date.now())) this.#rebuilt.push(r)
+        this.#fec.queueParity(start, mlen) // judged after the batch's data (fec-hooks.ts)
       } else if (type === MSG_HANDSHAKE_INIT && via < 0 && this.#guard !== null) {
         if (this.#gate(start, mlen, ip, port, nCtrl) && this.#toControl(CTRL_KIND_PACKET, start, mlen, ip, port, 0, nCtrl)) nCtrl++
       } else if (type === MSG_HANDSHAKE_INIT || type === MSG_HANDSHAKE_RESP || type === MSG_CONTROL || type === MSG_REJECT || type === MSG_COOKIE_REPLY) {
@@ -352,6 +360,7 @@ export class Inbound {
     }
     if (nCtrl > 0 && this.#ring!.publish(nCtrl)) this.#post({ code: 'CTRL' })
     if (nOpen > 0) this.#openAndDeliver(nOpen, mem, view)
+    if (this.#fec.pendingParity > 0) this.#fec.judgeParity(mem, this.#rebuilt)
     if (this.#rebuilt.length > 0) this.#openRebuilt()
     if (nFwd > 0) {
       const sent = this.#native.udpSendBatchGso(this.#init.udpFd, mem, this.#fwdOffsets, this.#fwdLens, this.#fwdAddrs, nFwd)

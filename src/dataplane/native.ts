@@ -120,6 +120,13 @@ export interface Native {
    * kernel refuses (EINVAL/EMSGSIZE for that run; EIO turns GSO off for the thread).
    */
   udpSendBatchGso(fd: number, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, addrs: Uint32Array, n: number): number
+  /**
+   * FEC's byte work (native/fec.c): dst[dstOffsets[j] + i] = XOR over c < k of coefs[j·k + c] · src[srcOffsets[c] + i]
+   * in GF(2^8) (0x11d), for j < rows, i < len, a source counting as zero past srcLens[c]. The contract of
+   * reed-solomon.ts's GfMatMul; RangeError when a shard lies outside its buffer.
+   */
+  gfMatMul(coefs: Uint8Array, rows: number, k: number, src: Uint8Array, srcOffsets: Int32Array, srcLens: Int32Array,
+    dst: Uint8Array, dstOffsets: Int32Array, len: number): void
   /** One sendto. Returns bytes sent, or -errno; throws only on bad arguments. */
   udpSendTo(fd: number, buf: Uint8Array, ip: number, port: number): number
   /** ChaCha20-Poly1305 seal in place. desc: 4 ints per packet [off, aadLen (>= 16), ptLen, keyOff]; tag written after the ciphertext; key = keys[keyOff, +32); nonce = 4 zero bytes || mem[off+8, off+16). */

@@ -29,10 +29,11 @@
  *
  * All stages run in order on one thread, so per-peer packet order is the TUN
  * read order. Nothing is copied except packets queued while a session is set
- * up. FEC peers (fec-hooks.ts): after step 5 each of their sealed data
- * messages goes to the peer's encoder, whose parity messages leave behind
- * the batch; they never take the native fast path (#syncFast), so the
- * encoder sees every data message.
+ * up. FEC peers (fec-hooks.ts): after step 4 each of their sealed data
+ * messages goes to the peer's encoder; where a group closes, step 5 sends
+ * the batch up to there and the group's parity right behind it; they never
+ * take the native fast path (#syncFast), so the encoder sees every data
+ * message.
  */
 import type { Native } from './native.js'
 import { MSG_DATA, MSG_RELAY } from '../wire/messages.js'
@@ -328,17 +329,20 @@ export class Outbound {
   #sealAndSend (k: number): void {
     if (k === 0) return
     this.#native.aeadSealBatch(this.#mem, this.#desc, k, this.#keys)
-    // One GSO-capable send per run of packets that leave from the same socket
-    // (the main socket, or a peer's adopted birthday-search socket).
-    const fds = this.#sendFds
     let sent = 0
-    for (let i = 0; i < k;) {
-      let j = i + 1
-      while (j < k && fds[j] === fds[i]) j++
-      sent += i === 0 && j === k
-        ? this.#native.udpSendBatchGso(fds[0], this.#mem, this.#sendOffsets, this.#sendLens, this.#sendAddrs, k)
-        : this.#native.udpSendBatchGso(fds[i], this.#mem, this.#sendOffsets.subarray(i), this.#sendLens.subarray(i), this.#sendAddrs.subarray(2 * i), j - i)
-      i = j
+    if (this.fec.any) sent = this.#sendWithFec(k)
+    else {
+      // One GSO-capable send per run of packets that leave from the same socket
+      // (the main socket, or a peer's adopted birthday-search socket).
+      const fds = this.#sendFds
+      for (let i = 0; i < k;) {
+        let j = i + 1
+        while (j < k && fds[j] === fds[i]) j++
+        sent += i === 0 && j === k
+          ? this.#native.udpSendBatchGso(fds[0], this.#mem, this.#sendOffsets, this.#sendLens, this.#sendAddrs, k)
+          : this.#native.udpSendBatchGso(fds[i], this.#mem, this.#sendOffsets.subarray(i), this.#sendLens.subarray(i), this.#sendAddrs.subarray(2 * i), j - i)
+        i = j
+      }
     }
     const s = this.#stats
     const base = COUNTERS.length
@@ -351,18 +355,44 @@ export class Outbound {
       s[ps + P_TX_BYTES] += len
     }
     if (sent < k) s[C.dropUdpSend] += k - sent
-    if (this.fec.any) this.#fecAfterSend(k)
   }
 
-  /** Hand the FEC peers' sealed data messages of the batch to their encoders (parity leaves behind the batch). */
-  #fecAfterSend (k: number): void {
+  /** Send entries [from, to) of the batch (FEC batches), one GSO-capable send per run of one socket, as above. Returns the number sent. */
+  #send (from: number, to: number): number {
+    const fds = this.#sendFds
+    let sent = 0
+    for (let i = from; i < to;) {
+      let j = i + 1
+      while (j < to && fds[j] === fds[i]) j++
+      sent += i === 0
+        ? this.#native.udpSendBatchGso(fds[0], this.#mem, this.#sendOffsets, this.#sendLens, this.#sendAddrs, j)
+        : this.#native.udpSendBatchGso(fds[i], this.#mem, this.#sendOffsets.subarray(i), this.#sendLens.subarray(i), this.#sendAddrs.subarray(2 * i), j - i)
+      i = j
+    }
+    return sent
+  }
+
+  /**
+   * The batch with FEC peers in it: each FEC peer's sealed data message goes to its encoder, and where a
+   * group closes, the data up to there leaves first and the group's parity right behind it, so a receiver
+   * that lost one of the group rebuilds it a group's length late, not a batch's (TCP reads a late packet
+   * as a loss). Returns the number of data messages sent.
+   */
+  #sendWithFec (k: number): number {
     const now = this.#now()
+    let from = 0
+    let sent = 0
     for (let i = 0; i < k; i++) {
       const slot = this.#sendSlots[i]
       if (!this.fec.on(slot)) continue
       const hdr = this.#desc[i * 4]
-      this.fec.sealed(this.peers.bySlot[slot]!, this.#mem.subarray(hdr, hdr + 16 + this.#desc[i * 4 + 2] + TAG), now)
+      if (this.fec.sealed(this.peers.bySlot[slot]!, this.#mem.subarray(hdr, hdr + 16 + this.#desc[i * 4 + 2] + TAG), now)) {
+        sent += this.#send(from, i + 1)
+        from = i + 1
+        this.fec.endBatch()
+      }
     }
+    return sent + this.#send(from, k)
   }
 
   #enqueue (p: WorkerPeer, off: number, len: number): void {

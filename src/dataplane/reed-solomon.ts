@@ -15,9 +15,14 @@
  *   reconstruct: take `data` present shards, invert their rows of M, and
  *     compute the missing data shards from them.
  *
- * Pure and allocation-light: multiplication by a constant is a row of a
- * 64-KiB table, the inner loop one lookup and one XOR per byte. Codecs are
- * cached per (data, parity). No I/O, no time.
+ * The byte work is one operation, a matrix times shards (GfMatMul): the
+ * encoder applies the parity rows, a rebuild the rows of an inverted
+ * submatrix. gfMatMulJs here (one 64-KiB table lookup and one XOR per byte)
+ * is the reference; the pipelines pass the addon's gfMatMul (native/fec.c,
+ * AVX2 split tables; bench/micro fec: ~50× for the encoder), which test/dataplane/fec-native.test.ts
+ * checks against this one. The parity rows (parityCoefs) and the rebuild
+ * rows of each erasure pattern (rebuildCoefs, cached) are computed here.
+ * Codecs are cached per (data, parity). No I/O, no time.
  */
 
 const POLY = 0x11d
@@ -97,18 +102,49 @@ function invert (m: Matrix): Matrix {
   return inv
 }
 
-/** out[i] ^= coef · src[i] for i < len. */
-function mulAdd (coef: number, src: Uint8Array, out: Uint8Array, len: number): void {
-  if (coef === 0) return
-  const base = coef * 256
-  for (let i = 0; i < len; i++) out[i] ^= MUL[base + src[i]!]!
+/**
+ * dst[dstOffsets[j] + i] = Σ_c coefs[j·k + c] · src[srcOffsets[c] + i] for j < rows, i < len, a source
+ * counting as zero past its srcLens[c] bytes. The addon's gfMatMul has this signature and contract.
+ */
+export type GfMatMul = (coefs: Uint8Array, rows: number, k: number, src: Uint8Array, srcOffsets: Int32Array,
+  srcLens: Int32Array, dst: Uint8Array, dstOffsets: Int32Array, len: number) => void
+
+/** The reference GfMatMul in TypeScript (one table lookup and one XOR per byte). */
+export const gfMatMulJs: GfMatMul = (coefs, rows, k, src, srcOffsets, srcLens, dst, dstOffsets, len) => {
+  for (let j = 0; j < rows; j++) {
+    const d = dstOffsets[j]!
+    dst.fill(0, d, d + len)
+    for (let c = 0; c < k; c++) {
+      const coef = coefs[j * k + c]!
+      if (coef === 0) continue
+      const base = coef * 256
+      const s = srcOffsets[c]!
+      const n = Math.min(len, srcLens[c]!)
+      for (let i = 0; i < n; i++) dst[d + i] ^= MUL[base + src[s + i]!]!
+    }
+  }
+}
+
+/** Rebuild rows cached per codec, by erasure pattern (at most this many patterns each). */
+const REBUILD_CACHE = 64
+
+/** Concatenates separate arrays into one buffer for a GfMatMul: the buffer and each array's offset. */
+function pack (arrays: readonly Uint8Array[], len: number): { buf: Uint8Array, offs: Int32Array, lens: Int32Array } {
+  const buf = new Uint8Array(arrays.length * len)
+  const offs = new Int32Array(arrays.length)
+  const lens = new Int32Array(arrays.length)
+  arrays.forEach((a, i) => { const n = Math.min(len, a.length); buf.set(a.subarray(0, n), i * len); offs[i] = i * len; lens[i] = n })
+  return { buf, offs, lens }
 }
 
 export class ReedSolomon {
   readonly data: number
   readonly parity: number
+  /** Rows data…data+parity−1 of the matrix, row-major (parity × data): the encoder's coefficients. */
+  readonly parityCoefs: Uint8Array
   /** The full (data + parity) × data encoding matrix; rows 0…data−1 are the identity. */
   readonly #m: Matrix
+  readonly #rebuild = new Map<string, { use: number[], missing: number[], coefs: Uint8Array }>()
 
   constructor (data: number, parity: number) {
     if (!Number.isInteger(data) || !Number.isInteger(parity) || data < 1 || parity < 0 || data + parity > RS_MAX_SHARDS) {
@@ -118,23 +154,45 @@ export class ReedSolomon {
     this.parity = parity
     const vand: Matrix = Array.from({ length: data + parity }, (_, r) => Uint8Array.from({ length: data }, (_, c) => gfExp(r, c)))
     this.#m = multiply(vand, invert(vand.slice(0, data)))
+    this.parityCoefs = new Uint8Array(parity * data)
+    for (let j = 0; j < parity; j++) this.parityCoefs.set(this.#m[data + j]!, j * data)
   }
 
   /** Row `i` of the encoding matrix (a copy), for tests. */
   row (i: number): Uint8Array { return this.#m[i]!.slice() }
 
+  /**
+   * What a rebuild needs for one erasure pattern (present: a shard index is present, data + parity
+   * entries): the `data` shards it reads (use, in order), the data shards it rebuilds (missing), and the
+   * rows (missing × data, row-major) that take the used shards to the missing ones. null when fewer than
+   * `data` shards are present. Cached per pattern.
+   */
+  rebuildCoefs (present: readonly boolean[]): { use: number[], missing: number[], coefs: Uint8Array } | null {
+    let key = ''
+    for (let i = 0; i < this.data + this.parity; i++) key += present[i] === true ? '1' : '0'
+    let r = this.#rebuild.get(key)
+    if (r !== undefined) return r
+    const missing: number[] = []
+    for (let i = 0; i < this.data; i++) if (present[i] !== true) missing.push(i)
+    const use: number[] = []
+    for (let i = 0; i < this.data + this.parity && use.length < this.data; i++) if (present[i] === true) use.push(i)
+    if (use.length < this.data) return null
+    const dec = missing.length === 0 ? [] : invert(use.map(i => this.#m[i]!))
+    const coefs = new Uint8Array(missing.length * this.data)
+    missing.forEach((i, j) => coefs.set(dec[i]!, j * this.data))
+    r = { use, missing, coefs }
+    if (this.#rebuild.size >= REBUILD_CACHE) this.#rebuild.delete(this.#rebuild.keys().next().value!)
+    this.#rebuild.set(key, r)
+    return r
+  }
+
   /** Writes the parity shards: parity[j] (length ≥ len) = row data+j applied to shards[0…data−1] (each ≥ len bytes; short ones count as zero-padded). */
-  encode (shards: readonly Uint8Array[], parity: readonly Uint8Array[], len: number): void {
+  encode (shards: readonly Uint8Array[], parity: readonly Uint8Array[], len: number, kernel: GfMatMul = gfMatMulJs): void {
     if (shards.length !== this.data || parity.length !== this.parity) throw new RangeError('Reed-Solomon: wrong shard count')
-    for (let j = 0; j < this.parity; j++) {
-      const out = parity[j]!
-      out.fill(0, 0, len)
-      const row = this.#m[this.data + j]!
-      for (let c = 0; c < this.data; c++) {
-        const s = shards[c]!
-        mulAdd(row[c]!, s, out, Math.min(len, s.length))
-      }
-    }
+    const src = pack(shards, len)
+    const dst = new Uint8Array(this.parity * len)
+    kernel(this.parityCoefs, this.parity, this.data, src.buf, src.offs, src.lens, dst, Int32Array.from({ length: this.parity }, (_, j) => j * len), len)
+    parity.forEach((p, j) => p.set(dst.subarray(j * len, (j + 1) * len)))
   }
 
   /**
@@ -144,25 +202,16 @@ export class ReedSolomon {
    * arrays. Returns the indexes rebuilt, or null when fewer than `data`
    * shards are present (nothing changes).
    */
-  reconstruct (shards: Array<Uint8Array | null>, len: number): number[] | null {
+  reconstruct (shards: Array<Uint8Array | null>, len: number, kernel: GfMatMul = gfMatMulJs): number[] | null {
     if (shards.length !== this.data + this.parity) throw new RangeError('Reed-Solomon: wrong shard count')
-    const missing: number[] = []
-    for (let i = 0; i < this.data; i++) if (shards[i] === null) missing.push(i)
-    if (missing.length === 0) return []
-    const use: number[] = []
-    for (let i = 0; i < shards.length && use.length < this.data; i++) if (shards[i] !== null) use.push(i)
-    if (use.length < this.data) return null
-    const dec = invert(use.map(i => this.#m[i]!))
-    for (const i of missing) {
-      const out = new Uint8Array(len)
-      const row = dec[i]!
-      for (let k = 0; k < use.length; k++) {
-        const s = shards[use[k]!]!
-        mulAdd(row[k]!, s, out, Math.min(len, s.length))
-      }
-      shards[i] = out
-    }
-    return missing
+    const r = this.rebuildCoefs(shards.map(s => s !== null))
+    if (r === null) return null
+    if (r.missing.length === 0) return []
+    const src = pack(r.use.map(i => shards[i]!), len)
+    const dst = new Uint8Array(r.missing.length * len)
+    kernel(r.coefs, r.missing.length, this.data, src.buf, src.offs, src.lens, dst, Int32Array.from(r.missing, (_, j) => j * len), len)
+    r.missing.forEach((i, j) => { shards[i] = dst.slice(j * len, (j + 1) * len) })
+    return [...r.missing]
   }
 }
 

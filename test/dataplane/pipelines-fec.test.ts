@@ -49,6 +49,16 @@ for (const placement of ['fused', 'split'] as const) {
   })
 }
 
+t.test('a burst of three groups: each group\'s parity leaves right behind its last data message, not behind the batch', async t => {
+  const r = rig(t, 'client')
+  fecPeer(r, { data: 4, parity: 2 }, true)
+  for (let i = 0; i < 12; i++) r.tun.inject(ipv4(CLIENT_IP, SERVER_IP, randomBytes(100)))
+  await r.io.settle()
+  const sent = r.udp.takeSent()
+  t.same(sent.map((d) => d.bytes[0]), [4, 4, 4, 4, 8, 8, 4, 4, 4, 4, 8, 8, 4, 4, 4, 4, 8, 8])
+  t.same(sent.filter((d) => d.bytes[0] === MSG_FEC).map((d) => decodeFecParity(d.bytes).first), [0, 0, 4, 4, 8, 8])
+})
+
 t.test('a FEC send key on a relayed peer: parity travels in a relay envelope like the data', async t => {
   const r = rig(t, 'client')
   r.post({ code: 'PEER', slot: 2, peerId: 42, tunnelIp: OTHER_IP, endpointIp: SERVER_EP.ip, endpointPort: SERVER_EP.port, relayVia: true, fd: -1 })
@@ -96,6 +106,16 @@ t.test('a lost data message is rebuilt from parity and delivered once; the origi
   t.same(r.tun.take(), [], 'late parity and the late original deliver nothing')
   t.match(r.counters(), { fecGroupsRecovered: 1, fecPacketsRecovered: 1, dropReplay: 1, tunTxPackets: 4 })
   t.match(r.stats.peer(1), { rxPackets: 4 })
+})
+
+t.test('a group and its parity in one receive batch: nothing is rebuilt (the parity is judged after the batch\'s data)', async t => {
+  const r = rig(t, 'client')
+  const { recvKey } = fecPeer(r, null, true)
+  const g = group(recvKey, 0)
+  for (const m of [...g.msgs, ...g.parity]) r.udp.inject(m, SERVER_EP.ip, SERVER_EP.port)
+  await r.io.settle()
+  t.same(r.tun.take(), g.pkts)
+  t.match(r.counters(), { fecGroupsRecovered: 0, fecPacketsRecovered: 0, dropReplay: 0, dropAuthFailed: 0, tunTxPackets: 4 })
 })
 
 t.test('two lost of a group with two parity, parity relayed: both rebuilt; three lost: unrecoverable, nothing delivered', async t => {

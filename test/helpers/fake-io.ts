@@ -33,6 +33,7 @@
  *   message "<fn>: <syscall> failed: <text> (<CODE>)".
  */
 import { loadNative, type Native, type PollHandle } from '../../src/dataplane/native.js'
+import { gfMatMulJs } from '../../src/dataplane/reed-solomon.js'
 
 const ERRNO: Record<string, number> = { EBADF: 9, EBUSY: 16, EEXIST: 17, EADDRINUSE: 98, ENOTSOCK: 88, EBADFD: 77, EINVAL: 22 }
 
@@ -484,6 +485,11 @@ export class FakeIo implements Native {
   /** No segmentation offload in the twin: the same datagrams, one by one. */
   udpSendBatchGso (fd: number, mem: Uint8Array, offsets: Int32Array, lens: Int32Array, addrs: Uint32Array, n: number): number {
     return this.udpSendBatch(fd, mem, offsets, lens, addrs, n)
+  }
+
+  /** FEC's matrix product: the TypeScript reference (the addon's is tested against it). */
+  gfMatMul (coefs: Uint8Array, rows: number, k: number, src: Uint8Array, srcOffsets: Int32Array, srcLens: Int32Array, dst: Uint8Array, dstOffsets: Int32Array, len: number): void {
+    gfMatMulJs(coefs, rows, k, src, srcOffsets, srcLens, dst, dstOffsets, len)
   }
 
   udpSendTo (fd: number, buf: Uint8Array, ip: number, port: number): number {
