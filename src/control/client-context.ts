@@ -5,6 +5,7 @@
  * the server and with peers live in it side by side), the init timestamps, and the two ways out (to the server, relayed to a peer).
  * Main thread only.
  */
+import type { V6Names } from './endpoint6.js'
 import type { Clock, WallClock } from '../clock.js'
 import type { Logger } from '../log.js'
 import type { Random } from '../random.js'
@@ -60,6 +61,8 @@ export interface ClientContext {
   readonly clock: Clock & WallClock
   readonly random: Random
   readonly log: Logger
+  /** The IPv6 address table (control/endpoint6.ts), when the daemon has one. */
+  readonly v6: V6Names | undefined
   readonly indexes: IndexTable<SessionOwner>
   /** A fresh init timestamp: wall-clock ms, strictly increasing over every init we send (the receiver drops one not newer than the last). */
   timestamp(): number
@@ -74,11 +77,11 @@ export interface ClientContext {
 }
 
 /** The ClientContext of one ClientController. */
-export function clientContext (opt: ClientOptions, c: { port: DataplanePort, clock: Clock & WallClock, random: Random, log: Logger }, indexes: IndexTable<SessionOwner>): ClientContext {
+export function clientContext (opt: ClientOptions, c: { port: DataplanePort, clock: Clock & WallClock, random: Random, log: Logger, v6?: V6Names }, indexes: IndexTable<SessionOwner>): ClientContext {
   let lastTimestamp = 0
   const { port } = c
   return {
-    opt, port, clock: c.clock, random: c.random, log: c.log, indexes,
+    opt, port, clock: c.clock, random: c.random, log: c.log, v6: c.v6, indexes,
     timestamp: () => (lastTimestamp = Math.max(lastTimestamp + 1, c.clock.wallNow())),
     drop: (s) => {
       indexes.delete(s.localIndex)

@@ -12,6 +12,7 @@
  *
  * Main thread only.
  */
+import { pinEndpoint, unpinEndpoint, type V6Names } from './endpoint6.js'
 import type { Clock, WallClock } from '../clock.js'
 import type { Random } from '../random.js'
 import type { Logger } from '../log.js'
@@ -136,7 +137,7 @@ export interface ServerContext {
 /** The ServerContext of one ServerController. */
 export function serverContext (
   opt: ServerOptions,
-  c: { port: DataplanePort, clock: Clock & WallClock, random: Random, log: Logger },
+  c: { port: DataplanePort, clock: Clock & WallClock, random: Random, log: Logger, v6?: V6Names },
   parts: { registry: NodeRegistry & RegistryAdmin, indexes: IndexTable<ClientRecord | PendingRegistration>, pending: PendingRegistrations, peerList: ServerPeerList, byIp: Map<number, ClientRecord>, maxPeers: number }
 ): ServerContext {
   const { port, clock, log } = c
@@ -182,12 +183,16 @@ export function serverContext (
       if (byKey.get(keyHex(rec.key)) === rec) byKey.delete(keyHex(rec.key))
       byPeerId.delete(rec.peerId)
       port.removePeer(rec.slot)
+      unpinEndpoint(c.v6, rec.endpointIp)
       freeSlots.push(rec.slot)
       if (rec.active) parts.peerList.removed(rec)
       if (rec.approved.length > 0 || rec.routes.length > 0) routes.markDirty() // its networks may go to another node
       if (why !== null) log.info(`client removed: ${why}`, { peer: intToIp(rec.tunnelIp) })
     },
-    route: (rec) => ({ slot: rec.slot, peerId: rec.peerId, tunnelIp: rec.tunnelIp, endpointIp: rec.endpointIp, endpointPort: rec.endpointPort, relayVia: false, prefixes: peerPrefixes(clientAttrs(rec)) })
+    route: (rec) => {
+      pinEndpoint(c.v6, rec.endpointIp) // an IPv6 client's table entry lives as long as its route
+      return { slot: rec.slot, peerId: rec.peerId, tunnelIp: rec.tunnelIp, endpointIp: rec.endpointIp, endpointPort: rec.endpointPort, relayVia: false, prefixes: peerPrefixes(clientAttrs(rec)) }
+    }
   }
   return ctx
 }

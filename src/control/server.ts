@@ -86,7 +86,7 @@ export class ServerController implements ControlHandler {
     this.#clock = c.clock
     this.#log = c.log
     this.#indexes = new IndexTable(c.random)
-    this.#peerList = new ServerPeerList(c.port, this.#byIp, opt.clientIsolation === true)
+    this.#peerList = new ServerPeerList(c.port, this.#byIp, opt.clientIsolation === true, c.v6)
     this.#ctx = serverContext(opt, c, { registry: this.registry, indexes: this.#indexes, pending: this.#pending, peerList: this.#peerList, byIp: this.#byIp, maxPeers })
     this.#startedAt = c.clock.now()
     this.#registration = new ServerRegistration(this.#ctx, networkAddress(opt.tunnelIp, opt.prefix), broadcastAddress(opt.tunnelIp, opt.prefix))

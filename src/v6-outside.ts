@@ -1,0 +1,52 @@
+/**
+ * The daemon's side of IPv6 outside: the table's place in the composition root, in one small file.
+ *
+ *   createV6Outside() ─▶ the daemon's IPv6 address table (dataplane/v6-table.ts), handed to the
+ *                        dataplane (its socket resolves handles) and the controllers (ControlComponents.v6);
+ *                        formatEndpoint names handles through it while the daemon runs
+ *   endpointIp(text)  ─▶ a configured or resolved server address as an endpoint u32: IPv4 as is,
+ *                        IPv6 as a pinned handle
+ *   lookupHost(name)  ─▶ the system resolver, A or AAAA (whichever it lists first)
+ */
+import { lookup } from 'node:dns/promises'
+import { isIP } from 'node:net'
+import { ipToInt, isIpv4, setHandleText } from './wire/addr.js'
+import { parseIp6 } from './wire/prefix.js'
+import { V6Table } from './dataplane/v6-table.js'
+import { formatHostPort } from './config/validate.js'
+
+export interface V6Outside {
+  readonly table: V6Table
+  /** An address's endpoint u32 (IPv6: a pinned handle), or null (not an address; the table is full). */
+  endpointIp(text: string): number | null
+  /** Stops naming handles in text (the daemon's teardown). */
+  close(): void
+}
+
+export function createV6Outside (): V6Outside {
+  const table = V6Table.create()
+  setHandleText((ip) => table.text(ip))
+  return {
+    table,
+    endpointIp: (text) => {
+      if (isIpv4(text)) return ipToInt(text)
+      if (isIP(text) !== 6) return null
+      const a = parseIp6(text)
+      // ::ffff:a.b.c.d is an IPv4 peer (the socket maps it so itself).
+      if (a.subarray(0, 10).every(b => b === 0) && a[10] === 0xff && a[11] === 0xff) return ((a[12] << 24) | (a[13] << 16) | (a[14] << 8) | a[15]) >>> 0
+      return table.intern(a, true)
+    },
+    close: () => { setHandleText(null) }
+  }
+}
+
+/** Where a server listens, as status and logs say it: '[::]:9000 (IPv4 and IPv6)', '0.0.0.0:9000'. */
+export function listenText (host: string, family: 4 | 6, port: number): string {
+  if (family === 4) return formatHostPort(host === '::' ? '0.0.0.0' : host, port)
+  return host === '::' ? `[::]:${port} (IPv4 and IPv6)` : formatHostPort(host, port)
+}
+
+/** The system resolver's first answer of either family (the order getaddrinfo gives, RFC 6724). */
+export async function lookupHost (host: string): Promise<string> {
+  return (await lookup(host, { family: 0 })).address
+}
