@@ -12,6 +12,7 @@
  *   server ──reject───▶ onReject: wrong key → rejected/reconnecting; lost session → init at once
  *   server ──sealed───▶ onMessage: Pong (keepalive or NAT check), PeerUpdate, Bye
  */
+import { wireIp } from './endpoint6.js'
 import * as C from './constants.js'
 import * as R from './registration.js'
 import { consumeResponse, createInit } from '../crypto/noise.js'
@@ -314,7 +315,7 @@ export class ServerLink implements SessionOwner {
         // The server measures its RTT to us (server.ts pings each client every 30 s): answer at once.
         if (!this.#ctx.fromServer(input.ip, input.port)) break
         this.#heard(now)
-        this.#send(s, { kind: CTL_PONG, txid: msg.txid, peerListVersion: 0, observedIp: input.ip, observedPort: input.port })
+        this.#send(s, { kind: CTL_PONG, txid: msg.txid, peerListVersion: 0, observedIp: wireIp(input.ip), observedPort: wireIp(input.ip) === input.ip ? input.port : 0 })
         break
       }
       case CTL_PEER_UPDATE: {

@@ -26,6 +26,7 @@
  *
  * Main thread only; acts through the ServerContext (server-context.ts).
  */
+import { wireIp } from './endpoint6.js'
 import type { ControlInput } from './port.js'
 import { sameBytes, confirmPending, emptySessionSet, newSession, type Session } from './session.js'
 import { PerKeyInterval } from './rate-limit.js'
@@ -260,8 +261,8 @@ export class ServerRegistration {
       mtu: opt.mtu,
       tunnelIp: opt.tunnelIp,
       peerId,
-      observedIp: input.ip,
-      observedPort: input.port,
+      observedIp: wireIp(input.ip), // an IPv6 client (a handle): 0:0, no IPv4 endpoint (endpoint6.ts)
+      observedPort: wireIp(input.ip) === input.ip ? input.port : 0,
       // Our IPv6 address and our own routes; on a refusal about the client's IPv6 address, REFUSED says so (wire/attrs.ts).
       attrs: { tunnel6: opt.tunnel6 ?? null, routes: ctx.routes.own, ...(refused !== undefined ? { refused } : {}) }
     })

@@ -20,6 +20,7 @@
  * sealed control messages are opened, and sessions rotated in and expired,
  * by session.ts (the same code as the client's).
  */
+import { wireIp } from './endpoint6.js'
 import type { Clock, WallClock } from '../clock.js'
 import type { Logger } from '../log.js'
 import type { ControlComponents, ControlHandler, ControlInput, DataplanePort } from './port.js'
@@ -169,7 +170,7 @@ export class ServerController implements ControlHandler {
     const r = openSealedControl(bytes, this.#indexes, (rec) => !(rec instanceof PendingRegistration) && rec.active, NAT_CHECK_KINDS, this.#clock.now())
     if (!r.ok || r.msg.kind !== CTL_PING) { this.natCheckCounters.natCheckDropped++; return null }
     this.natCheckCounters.natCheckAnswered++
-    return r.session.ctl.seal(encodeControl({ kind: CTL_PONG, txid: r.msg.txid, peerListVersion: this.#peerList.version, observedIp: ip, observedPort: port }))
+    return r.session.ctl.seal(encodeControl({ kind: CTL_PONG, txid: r.msg.txid, peerListVersion: this.#peerList.version, observedIp: wireIp(ip), observedPort: wireIp(ip) === ip ? port : 0 }))
   }
 
   #onControlMessage (input: ControlInput): void {
@@ -199,7 +200,7 @@ export class ServerController implements ControlHandler {
       case CTL_PING: {
         if (rec.sessions.pending === s) this.#registration.activate(rec, s, input.ip, input.port)
         if (rec.active && s === rec.sessions.current) this.#roaming.check(rec, input.ip, input.port, now)
-        const pong = encodeControl({ kind: CTL_PONG, txid: msg.txid, peerListVersion: this.#peerList.version, observedIp: input.ip, observedPort: input.port })
+        const pong = encodeControl({ kind: CTL_PONG, txid: msg.txid, peerListVersion: this.#peerList.version, observedIp: wireIp(input.ip), observedPort: wireIp(input.ip) === input.ip ? input.port : 0 })
         this.#port.sendControl(s.ctl.seal(pong), input.ip, input.port)
         if (msg.peerListVersion !== this.#peerList.version) this.#peerList.sendFull(rec, s)
         break

@@ -21,7 +21,6 @@
 import { WireError } from '../errors.js'
 import { MAX_LAN_ADDRS, PEER_UPDATE_MAX_BYTES } from './constants.js'
 import { readIp, writeIp } from './addr.js'
-import { isHandle } from './endpoint-handle.js'
 import { checkBytes, checkRoom, checkUint, readU16, readU32, writeU16, writeU32 } from './messages.js'
 import { LAN_ADDR_LEN, type LanAddr, readLan, writeLan } from './payloads.js'
 import { ATTRS_MAX_LEN, attrsLength, isEmptyAttrs, decodeAttrs, encodeAttrs, NO_ATTRS, type NodeAttrs } from './attrs.js'
@@ -285,9 +284,8 @@ export function encodeControl (m: ControlInput, buf?: Uint8Array, offset = 0): U
       if (m.kind === CTL_PONG) {
         checkUint('observedIp', m.observedIp, 0xffffffff)
         checkUint('observedPort', m.observedPort, 0xffff)
-        // An endpoint handle (an IPv6 observer's view) never goes on the wire: 0:0, "no IPv4 endpoint".
-        writeIp(out, o + 12, isHandle(m.observedIp) ? 0 : m.observedIp)
-        writeU16(out, o + 16, isHandle(m.observedIp) ? 0 : m.observedPort)
+        writeIp(out, o + 12, m.observedIp)
+        writeU16(out, o + 16, m.observedPort)
       }
       break
     case CTL_PEER_UPDATE: {
@@ -305,8 +303,8 @@ export function encodeControl (m: ControlInput, buf?: Uint8Array, offset = 0): U
         out[p] = e.op
         writeU32(out, p + 1, e.peerId)
         writeIp(out, p + 5, e.tunnelIp)
-        writeIp(out, p + 9, isHandle(e.publicIp) ? 0 : e.publicIp)
-        writeU16(out, p + 13, isHandle(e.publicIp) ? 0 : e.publicPort)
+        writeIp(out, p + 9, e.publicIp)
+        writeU16(out, p + 13, e.publicPort)
         out[p + 15] = e.lan.length
         out.set(e.key, p + PEER_ENTRY_KEY_OFFSET)
         p = writeLan(out, p + PEER_ENTRY_FIXED_LEN, e.lan)

@@ -11,7 +11,6 @@
 import { WireError } from '../errors.js'
 import { MAX_LAN_ADDRS } from './constants.js'
 import { readIp, writeIp } from './addr.js'
-import { isHandle } from './endpoint-handle.js'
 import { checkRoom, checkUint, readU16, readU32, readU64, writeU16, writeU32, writeU64 } from './messages.js'
 import { NO_ATTRS, attrsLength, isEmptyAttrs, decodeAttrs, encodeAttrs, type NodeAttrs } from './attrs.js'
 
@@ -232,8 +231,8 @@ export function encodeRespPayload (p: RespPayload, buf?: Uint8Array, offset = 0)
   writeU16(out, offset + 2, p.mtu)
   writeIp(out, offset + 4, p.tunnelIp)
   writeU32(out, offset + 8, p.peerId)
-  writeIp(out, offset + 12, isHandle(p.observedIp) ? 0 : p.observedIp) // a handle never goes on the wire: 0:0
-  writeU16(out, offset + 16, isHandle(p.observedIp) ? 0 : p.observedPort)
+  writeIp(out, offset + 12, p.observedIp)
+  writeU16(out, offset + 16, p.observedPort)
   encodeAttrs(p.attrs ?? NO_ATTRS, out, offset + RESP_PAYLOAD_FIXED_LEN)
   return buf === undefined ? out : len
 }
