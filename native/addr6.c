@@ -105,6 +105,12 @@ static uint32_t v6_hash(uint32_t seed, const uint8_t a[16]) {
     h *= 0x9E3779B1u;
     h ^= h >> 15;
   }
+  /* murmur3's finaliser: every input bit reaches the low bits that pick the bucket. */
+  h ^= h >> 16;
+  h *= 0x85EBCA6Bu;
+  h ^= h >> 13;
+  h *= 0xC2B2AE35u;
+  h ^= h >> 16;
   return h;
 }
 

@@ -236,7 +236,12 @@ function hash (seed: number, a: Uint8Array): number {
     h = Math.imul(h, 0x9e3779b1) >>> 0
     h = (h ^ (h >>> 15)) >>> 0
   }
-  return h
+  // murmur3's finaliser: every input bit reaches the low bits that pick the bucket.
+  h = (h ^ (h >>> 16)) >>> 0
+  h = Math.imul(h, 0x85ebca6b) >>> 0
+  h = (h ^ (h >>> 13)) >>> 0
+  h = Math.imul(h, 0xc2b2ae35) >>> 0
+  return (h ^ (h >>> 16)) >>> 0
 }
 
 function equal16 (a: Uint8Array, b: Uint8Array): boolean {
