@@ -52,7 +52,7 @@ import { NAT_CHECK_PORT_OFFSET, TICK } from './control/constants.js'
 import { LoopDelayMonitor, Ticker } from './control/ticker.js'
 import { startControlServer } from './cli/control-protocol.js'
 import { formatEndpoint, ipToInt, networkAddress } from './wire/addr.js'
-import { createV6Outside, listenText, lookupHost } from './v6-outside.js'
+import { createV6Outside, listenText, localEndpoints6, lookupHost } from './v6-outside.js'
 import { formatHostPort } from './config/validate.js'
 import { ServerName } from './server-name.js'
 import type { ControlPlaneInfo, StatusReport } from './control/status.js'
@@ -226,6 +226,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       p2p: config.p2p,
       fec: config.fec,
       localEndpoints: () => localEndpoints(dataplane.port, config.tun.ipInt),
+      localEndpoints6: () => dataplane.family === 6 ? localEndpoints6(dataplane.port, config.tun6?.addr ?? null) : [],
       mappedEndpoint: () => portMapping?.mapper.external ?? null,
       publicEndpointChanged: () => { portMapping?.refresh() },
       peerCache: config.p2p ? new PeerCache(fileStore(join(config.stateDir, 'peers.json')), (m) => { log.warn(m) }) : null,

@@ -7,8 +7,11 @@
  *   endpointIp(text)  ─▶ a configured or resolved server address as an endpoint u32: IPv4 as is,
  *                        IPv6 as a pinned handle
  *   lookupHost(name)  ─▶ the system resolver, A or AAAA (whichever it lists first)
+ *   localEndpoints6() ─▶ our global IPv6 addresses with our port: CANDIDATE6 in the init
  */
 import { lookup } from 'node:dns/promises'
+import { networkInterfaces } from 'node:os'
+import { MAX_CANDIDATES6, type Endpoint6 } from './wire/attrs.js'
 import { isIP } from 'node:net'
 import { ipToInt, isIpv4, setHandleText } from './wire/addr.js'
 import { parseIp6 } from './wire/prefix.js'
@@ -38,6 +41,26 @@ export function createV6Outside (): V6Outside {
     },
     close: () => { setHandleText(null) }
   }
+}
+
+/**
+ * Our IPv6 candidates (CANDIDATE6): the global unicast addresses of our interfaces (2000::/3; not
+ * link-local, ULA, loopback, nor the tunnel's own address) with our port. Without NAT, a peer reaches
+ * us there at once.
+ */
+export function localEndpoints6 (port: number, tunnel6: Uint8Array | null): Endpoint6[] {
+  const out: Endpoint6[] = []
+  if (port === 0) return out
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) {
+      if (a.family !== 'IPv6' || a.internal || a.scopeid !== 0) continue
+      const addr = parseIp6(a.address.split('%')[0]!)
+      if ((addr[0]! & 0xe0) !== 0x20) continue // 2000::/3 only
+      if (tunnel6 !== null && addr.every((b, i) => b === tunnel6[i])) continue
+      out.push({ addr, port })
+    }
+  }
+  return out.slice(0, MAX_CANDIDATES6)
 }
 
 /** Where a server listens, as status and logs say it: '[::]:9000 (IPv4 and IPv6)', '0.0.0.0:9000'. */

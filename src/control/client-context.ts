@@ -5,6 +5,7 @@
  * the server and with peers live in it side by side), the init timestamps, and the two ways out (to the server, relayed to a peer).
  * Main thread only.
  */
+import type { Endpoint6 } from '../wire/attrs.js'
 import type { V6Names } from './endpoint6.js'
 import type { Clock, WallClock } from '../clock.js'
 import type { Logger } from '../log.js'
@@ -39,6 +40,8 @@ export interface ClientOptions {
   p2p?: boolean
   /** Our own addresses with the UDP port we listen on (LAN candidates for peers); read at registration. */
   localEndpoints?: () => LanAddr[]
+  /** Our global IPv6 addresses with our port (CANDIDATE6 in the init: peers probe them; control/endpoint6.ts). */
+  localEndpoints6?: () => Endpoint6[]
   /** Our port mapping's external endpoint (port-mapping.ts), or null: offered to peers beside the others. */
   mappedEndpoint?: () => LanAddr | null
   /** The server sees us at a new public endpoint (not the first): the port mapping is refreshed. */

@@ -9,7 +9,7 @@
  * uses the handle as that peer's public endpoint. Handles never reach the wire: wireIp() zeroes them.
  */
 import { isHandle, isV6Handle } from '../wire/endpoint-handle.js'
-import type { Endpoint6 } from '../wire/attrs.js'
+import { MAX_CANDIDATES6, type Endpoint6 } from '../wire/attrs.js'
 
 export interface V6Names {
   /** The handle of an address (added if absent); pin keeps it until unpin. null: the table is full. */
@@ -38,6 +38,22 @@ export function endpoint6Of (v6: V6Names | undefined, ip: number, port: number):
   if (v6 === undefined || !isV6Handle(ip)) return null
   const addr = v6.address(ip)
   return addr === null ? null : { addr, port }
+}
+
+/** The CANDIDATE6 part of an init's attrs: our global IPv6 addresses, at most MAX_CANDIDATES6; {} when none. */
+export function candidates6Attr (own: readonly Endpoint6[] | undefined): { candidates6?: readonly Endpoint6[] } {
+  return own === undefined || own.length === 0 ? {} : { candidates6: own.slice(0, MAX_CANDIDATES6) }
+}
+
+/** A peer's CANDIDATE6s as candidates to probe: each interned (pinned) as a handle. */
+export function peerCandidates6 (v6: V6Names | undefined, c6: readonly Endpoint6[] | undefined): Array<{ ip: number, port: number }> {
+  if (v6 === undefined || c6 === undefined) return []
+  const out: Array<{ ip: number, port: number }> = []
+  for (const e of c6) {
+    const h = v6.intern(e.addr, true)
+    if (h !== null) out.push({ ip: h, port: e.port })
+  }
+  return out
 }
 
 /** A peer-list entry's endpoint: its IPv4 one, else its ENDPOINT6 interned (pinned), else 0:0. */

@@ -19,7 +19,7 @@ import { intToIp } from '../wire/addr.js'
 import { DirectPath, type PathIo } from './direct-path.js'
 import { NO_ATTRS } from '../wire/attrs.js'
 import { peerPrefixes } from './peer-prefixes.js'
-import { peerEndpoint } from './endpoint6.js'
+import { peerCandidates6, peerEndpoint } from './endpoint6.js'
 import type { PeerRemote, PeerTable } from './peer-table.js'
 import type { ClientContext } from './client-context.js'
 
@@ -69,7 +69,9 @@ export class PeerMembership {
     p.publicPort = publicPort
     p.attrs = e.attrs ?? NO_ATTRS
     this.route(p)
-    p.path?.setAdvertised(publicIp === 0 ? null : { ip: publicIp, port: publicPort }, e.lan, now)
+    // Its IPv6 candidates (CANDIDATE6) are probed like its LAN ones.
+    const c6 = peerCandidates6(this.#ctx.v6, e.attrs?.candidates6)
+    p.path?.setAdvertised(publicIp === 0 ? null : { ip: publicIp, port: publicPort }, c6.length === 0 ? e.lan : [...e.lan, ...c6], now)
   }
 
   #newPeer (slot: number, peerId: number, tunnelIp: number, key: Uint8Array, publicIp: number, publicPort: number, now: number, fromCache: boolean): PeerRemote {

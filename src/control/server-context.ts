@@ -12,6 +12,7 @@
  *
  * Main thread only.
  */
+import type { Endpoint6 } from '../wire/attrs.js'
 import { pinEndpoint, unpinEndpoint, type V6Names } from './endpoint6.js'
 import type { Clock, WallClock } from '../clock.js'
 import type { Random } from '../random.js'
@@ -59,7 +60,8 @@ export interface ServerOptions {
 
 /** What a client's peer-list entry and dataplane route say about it beyond its IPv4 address: its IPv6 address and approved routes. */
 export function clientAttrs (rec: ClientRecord): NodeAttrs {
-  return { tunnel6: rec.tunnel6, routes: rec.approved }
+  const c6 = rec.candidates6 ?? []
+  return { tunnel6: rec.tunnel6, routes: rec.approved, ...(c6.length > 0 ? { candidates6: c6 } : {}) }
 }
 
 export const keyHex = (k: Uint8Array): string => Buffer.from(k).toString('hex')
@@ -82,6 +84,8 @@ export interface ClientRecord {
   sessions: SessionSet
   /** The LAN endpoints it announced (passed on to peers in the peer list). */
   lan: { ip: number, port: number }[]
+  /** Its own IPv6 candidates (CANDIDATE6, passed on to peers in its attrs); absent: none. */
+  candidates6?: readonly Endpoint6[]
   /** Our RTT Pings to it (one per keepalive interval, from activation): txid → sent at, at most 4. */
   pings: Map<number, number>
   lastPingAt: number

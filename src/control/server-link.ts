@@ -12,7 +12,7 @@
  *   server ──reject───▶ onReject: wrong key → rejected/reconnecting; lost session → init at once
  *   server ──sealed───▶ onMessage: Pong (keepalive or NAT check), PeerUpdate, Bye
  */
-import { wireIp } from './endpoint6.js'
+import { candidates6Attr, wireIp } from './endpoint6.js'
 import * as C from './constants.js'
 import * as R from './registration.js'
 import { consumeResponse, createInit } from '../crypto/noise.js'
@@ -155,7 +155,7 @@ export class ServerLink implements SessionOwner {
       tunnelIp: opt.tunnelIp,
       timestamp: this.#ctx.timestamp(),
       lan: opt.p2p === true ? withMapped(opt.localEndpoints?.() ?? [], opt.mappedEndpoint?.() ?? null, 0) : [],
-      attrs: { tunnel6: opt.tunnel6 ?? null, routes: opt.advertiseRoutes ?? [] }
+      attrs: { tunnel6: opt.tunnel6 ?? null, routes: opt.advertiseRoutes ?? [], ...candidates6Attr(opt.p2p === true ? opt.localEndpoints6?.() : undefined) }
     })
     const { message, state } = createInit(opt.psk, opt.nodeKey, localIndex, payload)
     ss.hs = { state: 'initSent', localIndex, initiator: state, sentAt: now, tries: 1 }

@@ -304,7 +304,7 @@ export class ServerRegistration {
       case 'replayed': this.handshakeCounters.handshakesReplayed++; return // replayed init
       case 'new': {
         this.#noteInitTs(kh, req.timestamp)
-        const p = new PendingRegistration(input.ip, input.port, now, { tunnelIp: ip, tunnel6, key, lan: req.lan, routes: (req.attrs ?? NO_ATTRS).routes })
+        const p = new PendingRegistration(input.ip, input.port, now, { tunnelIp: ip, tunnel6, key, lan: req.lan, routes: (req.attrs ?? NO_ATTRS).routes, candidates6: req.attrs?.candidates6 ?? [] })
         const localIndex = ctx.indexes.allocate(p)
         const { message, keys } = createResponse(hs.state, localIndex, reply(RESP_OK, 0))
         this.handshakeCounters.handshakesAccepted++
@@ -319,6 +319,7 @@ export class ServerRegistration {
     const rec = d.rec
     this.#noteInitTs(kh, req.timestamp)
     rec.lan = req.lan
+    rec.candidates6 = req.attrs?.candidates6 ?? []
     rec.advertised = (req.attrs ?? NO_ATTRS).routes // decided at its Confirm (activate)
     const localIndex = ctx.indexes.allocate(rec)
     const client = rec
@@ -387,6 +388,7 @@ export class ServerRegistration {
       lastSeen: now,
       sessions: emptySessionSet(),
       lan: c.lan,
+      candidates6: c.candidates6 ?? [],
       pings: new Map(),
       lastPingAt: -Infinity,
       rtt: new RttWindow(),

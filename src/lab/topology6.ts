@@ -17,7 +17,7 @@ export const V6_NET = '2001:db8:6::'
 export const SERVER6 = `${V6_NET}1`
 export const SERVER4 = '100.64.6.1'
 
-export interface V6LabClient { name: string, family: 4 | 6, ns: string, ip: string }
+export interface V6LabClient { name: string, family: 4 | 6, ns: string, ip: string, /** its link device */ dev: string }
 export interface V6Lab {
   id: string
   serverNs: string
@@ -62,7 +62,7 @@ export async function createV6Lab (opts: { clients: Array<{ name: string, family
       const ns = await mk(`c${i}`)
       const ip = c.family === 6 ? `${V6_NET}${(i + 2).toString(16)}` : `100.64.6.${i + 2}`
       await attach(ns, `c${i}`, [c.family === 6 ? `${ip}/64` : `${ip}/24`])
-      clients.push({ name: c.name, family: c.family, ns, ip })
+      clients.push({ name: c.name, family: c.family, ns, ip, dev: dev(`c${i}`) })
     }
     return {
       id,

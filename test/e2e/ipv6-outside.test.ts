@@ -6,16 +6,19 @@
  *  - everyone registers: alice/bob/dave over IPv6 to [2001:db8:6::1]:9000, carol over IPv4 to the
  *    same dual-stack socket; status names the server by [v6]:port and the listen address by family;
  *  - alice ↔ bob: the IPv6 direct path comes up (their endpoints, from ENDPOINT6 in the peer list,
- *    are [2001:db8:6::N]:port), ping both ways and a byte-exact TCP transfer over it;
+ *    are [2001:db8:6::N]:port), ping both ways and a byte-exact TCP transfer over it; bob's second
+ *    global address reaches alice as a CANDIDATE6;
  *  - alice → dave (--no-p2p) through the relay over IPv6: ping and a byte-exact TCP transfer;
  *  - carol (IPv4) ↔ alice (IPv6): ping both ways, relayed by the server between the families.
  */
 import t from 'tap'
 import { createV6Lab, SERVER4, SERVER6, V6_NET, type V6Lab } from '../../src/lab/topology6.js'
 import { waitFor } from '../../src/lab/exec.js'
+import { addAddress } from '../../src/lab/netns.js'
 import { ping, startClient, startServer, status, tcpTransfer, waitPing, waitReady, type Daemon } from '../helpers/daemon.js'
 
 const MB8 = 8 * 1024 * 1024
+const BOB_SECOND = `${V6_NET}33`
 let lab: V6Lab
 let server: Daemon
 let alice: Daemon
@@ -25,6 +28,8 @@ let dave: Daemon
 
 t.before(async () => {
   lab = await createV6Lab({ clients: [{ name: 'alice', family: 6 }, { name: 'bob', family: 6 }, { name: 'carol', family: 4 }, { name: 'dave', family: 6 }], serverV4: true })
+  // A second global address on bob's link: not the one it reaches the server from, so only its CANDIDATE6 tells alice of it.
+  await addAddress(lab.client('bob').ns, lab.client('bob').dev, `${BOB_SECOND}/64`)
   server = startServer(lab.serverNs, lab.id, { listen: '[::]:9000' })
   alice = startClient(lab.client('alice').ns, lab.id, 'alice', '10.77.0.2/24', `[${SERVER6}]`)
   bob = startClient(lab.client('bob').ns, lab.id, 'bob', '10.77.0.3/24', `[${SERVER6}]`)
@@ -33,7 +38,7 @@ t.before(async () => {
 })
 t.teardown(async () => { await lab?.destroy() })
 
-async function peer (d: Daemon, tunnelIp: string): Promise<{ path: string, endpoint: string | null } | undefined> {
+async function peer (d: Daemon, tunnelIp: string): Promise<{ path: string, endpoint: string | null, p2p?: { candidates: Array<{ endpoint: string }> } | null } | undefined> {
   return (await status(d)).peers.find(p => p.tunnelIp === tunnelIp)
 }
 
@@ -52,14 +57,16 @@ t.test('registration over both families on one dual-stack socket', async t => {
 
 t.test('IPv6-only underlay, direct: alice ↔ bob ping and a byte-exact TCP transfer', async t => {
   await waitFor(async () => (await peer(alice, '10.77.0.3'))?.path === 'direct', { timeoutMs: 15_000, intervalMs: 200, what: 'a direct path alice → bob' })
-  t.match((await peer(alice, '10.77.0.3'))?.endpoint, new RegExp(`^\\[${V6_NET}3\\]:\\d+$`), 'the direct endpoint is bob\'s IPv6 address')
+  t.match((await peer(alice, '10.77.0.3'))?.endpoint, new RegExp(`^\\[${V6_NET}(3|33)\\]:\\d+$`), 'the direct endpoint is one of bob\'s IPv6 addresses')
   await waitPing(lab.client('alice').ns, '10.77.0.3')
   t.equal((await ping(lab.client('alice').ns, '10.77.0.3', 5, 0.05)).received, 5, 'alice → bob')
   t.equal((await ping(lab.client('bob').ns, '10.77.0.2', 5, 0.05)).received, 5, 'bob → alice')
   const r = await tcpTransfer(lab.client('alice').ns, lab.client('bob').ns, '10.77.0.3', MB8)
   t.equal(r.received.bytes, MB8, 'every byte arrived')
   t.equal(r.received.sha256, r.sent.sha256, 'the same bytes')
-  t.equal((await peer(alice, '10.77.0.3'))?.path, 'direct', 'still direct')
+  const b = await peer(alice, '10.77.0.3')
+  t.equal(b?.path, 'direct', 'still direct')
+  t.ok(b?.p2p?.candidates.some(c => c.endpoint.startsWith(`[${BOB_SECOND}]:`)), `bob's second address came as a CANDIDATE6 (${JSON.stringify(b?.p2p?.candidates.map(c => c.endpoint))})`)
 })
 
 t.test('IPv6-only underlay, relayed: alice → dave ping and a byte-exact TCP transfer', async t => {
