@@ -5,6 +5,7 @@
  *   createV6Lab({ clients: [{ name, family }] })
  *     inet ns: bridge ─┬─ server ns   SERVER6 (2001:db8:6::1/64) and, with serverV4, SERVER4 (100.64.6.1/24)
  *                      ├─ client i    family 6: 2001:db8:6::(i+2)/64 only · family 4: 100.64.6.(i+2)/24 only
+ *                      │              · family 46: both
  *                      └─ ...
  * IPv6 stays on (it is the point) with DAD off (addresses usable at once); a family-6 node has no IPv4
  * address on its link, so every datagram it sends or receives outside the tunnel is IPv6. destroy()
@@ -17,7 +18,9 @@ export const V6_NET = '2001:db8:6::'
 export const SERVER6 = `${V6_NET}1`
 export const SERVER4 = '100.64.6.1'
 
-export interface V6LabClient { name: string, family: 4 | 6, ns: string, ip: string, /** its link device */ dev: string }
+export type LabFamily = 4 | 6 | 46
+/** ip: its IPv6 address (family 6 or 46), else its IPv4 one; ip4: its IPv4 address (family 4 or 46), else null. */
+export interface V6LabClient { name: string, family: LabFamily, ns: string, ip: string, ip4: string | null, /** its link device */ dev: string }
 export interface V6Lab {
   id: string
   serverNs: string
@@ -26,7 +29,7 @@ export interface V6Lab {
   destroy(): Promise<void>
 }
 
-export async function createV6Lab (opts: { clients: Array<{ name: string, family: 4 | 6 }>, serverV4?: boolean, id?: string }): Promise<V6Lab> {
+export async function createV6Lab (opts: { clients: Array<{ name: string, family: LabFamily }>, serverV4?: boolean, id?: string }): Promise<V6Lab> {
   const id = opts.id ?? newLabId()
   const made: string[] = []
   const nsName = (role: string): string => `${LAB_PREFIX}${id}-${role}`
@@ -60,9 +63,10 @@ export async function createV6Lab (opts: { clients: Array<{ name: string, family
     const clients: V6LabClient[] = []
     for (const [i, c] of opts.clients.entries()) {
       const ns = await mk(`c${i}`)
-      const ip = c.family === 6 ? `${V6_NET}${(i + 2).toString(16)}` : `100.64.6.${i + 2}`
-      await attach(ns, `c${i}`, [c.family === 6 ? `${ip}/64` : `${ip}/24`])
-      clients.push({ name: c.name, family: c.family, ns, ip, dev: dev(`c${i}`) })
+      const ip6 = c.family === 4 ? null : `${V6_NET}${(i + 2).toString(16)}`
+      const ip4 = c.family === 6 ? null : `100.64.6.${i + 2}`
+      await attach(ns, `c${i}`, [...(ip6 === null ? [] : [`${ip6}/64`]), ...(ip4 === null ? [] : [`${ip4}/24`])])
+      clients.push({ name: c.name, family: c.family, ns, ip: ip6 ?? ip4!, ip4, dev: dev(`c${i}`) })
     }
     return {
       id,
