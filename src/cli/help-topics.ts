@@ -25,9 +25,10 @@ SYNOPSIS
         [--log-format text|json] [-c FILE]
 
     The server is the hub every client registers with. It listens on UDP
-    --listen (default ${formatHostPort(D.serverListen.host, D.serverListen.port)}: IPv4 and IPv6), owns a tunnel address like every
-    node, introduces clients to each other for direct paths, and relays
-    sealed packets between clients that cannot reach each other directly.
+    --listen (default ${formatHostPort(D.serverListen.host, D.serverListen.port)}: IPv4 and IPv6), owns a
+    tunnel address like every node, introduces clients to each other for
+    direct paths, and relays sealed packets between clients that cannot
+    reach each other directly.
     Clients beyond --max-clients (default ${D.maxClients}) are refused.
     --remote and --p2p are client options and an error here.
 
