@@ -229,7 +229,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       localEndpoints6: () => dataplane.family === 6 ? localEndpoints6(dataplane.port, config.tun6?.addr ?? null) : [],
       mappedEndpoint: () => portMapping?.mapper.external ?? null,
       publicEndpointChanged: () => { portMapping?.refresh() },
-      peerCache: config.p2p ? new PeerCache(fileStore(join(config.stateDir, 'peers.json')), (m) => { log.warn(m) }) : null,
+      peerCache: config.p2p ? new PeerCache(fileStore(join(config.stateDir, 'peers.json')), (m) => { log.warn(m) }, v6.endpointIp) : null,
       advertiseRoutes: ownRoutes
     }, { port: dataplane, clock: systemClock, random: systemRandom, log: log.child('client'), v6: v6.table }, maxPeers)
 
