@@ -50,7 +50,7 @@
  * outside its arrays.
  *
  * Uses: aead.h (aead_seal_one/aead_open_one, inline), offload.h
- * (checksums, vnet header, split state words), udp.h (set_sockaddr,
+ * (checksums, vnet header, split state words), addr6.h (endpoints of both families), udp.h (
  * UDP_GRO), poll.h (the poll it is attached to; poll_on_event for a linked
  * pair), napi_util.h (argument checks). Entry points: fastpath.h.
  */

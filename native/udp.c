@@ -1,7 +1,7 @@
 /*
  * udp: the UDP socket's syscalls. No policy lives here.
  *
- * Owns: udpOpen (socket, buffer sizes, bind) and close; batched receive
+ * Owns: udpOpen (socket of either family, buffer sizes, bind) and close; batched receive
  * (recvmmsg, or one recvmmsg of GRO-coalesced datagrams split in place) and
  * batched send (sendmmsg, or sendmmsg with UDP_SEGMENT runs); one datagram
  * (sendto, or sendmsg with a per-packet IP_TTL); this thread's mmsg scratch.
