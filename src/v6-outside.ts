@@ -22,6 +22,8 @@ export interface V6Outside {
   readonly table: V6Table
   /** An address's endpoint u32 (IPv6: a pinned handle), or null (not an address; the table is full). */
   endpointIp(text: string): number | null
+  /** The table's counters for status (and so for metrics): IPv6 sources added, not added (full), entries recycled. */
+  counters(): { v6SourcesAdded: number, v6SourcesMissed: number, v6EntriesRecycled: number }
   /** Stops naming handles in text (the daemon's teardown). */
   close(): void
 }
@@ -38,6 +40,10 @@ export function createV6Outside (): V6Outside {
       // ::ffff:a.b.c.d is an IPv4 peer (the socket maps it so itself).
       if (a.subarray(0, 10).every(b => b === 0) && a[10] === 0xff && a[11] === 0xff) return ((a[12] << 24) | (a[13] << 16) | (a[14] << 8) | a[15]) >>> 0
       return table.intern(a, true)
+    },
+    counters: () => {
+      const s = table.stats()
+      return { v6SourcesAdded: s.added, v6SourcesMissed: s.misses, v6EntriesRecycled: s.recycled }
     },
     close: () => { setHandleText(null) }
   }

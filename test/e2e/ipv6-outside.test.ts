@@ -48,6 +48,8 @@ t.test('registration over both families on one dual-stack socket', async t => {
   const byIp = new Map(ss.peers.map(p => [p.tunnelIp, p.endpoint]))
   t.match(byIp.get('10.77.0.2'), new RegExp(`^\\[${V6_NET}2\\]:\\d+$`), 'alice came over IPv6')
   t.match(byIp.get('10.77.0.4'), /^100\.64\.6\.4:\d+$/, 'carol came over IPv4, shown as a plain IPv4 endpoint')
+  t.ok((ss.counters?.v6SourcesAdded ?? 0) >= 3, `the server's IPv6 table took the IPv6 clients (${ss.counters?.v6SourcesAdded})`)
+  t.equal(ss.counters?.v6SourcesMissed, 0, 'and missed none')
   const sa = await waitReady(alice, 3, 20_000)
   t.equal(sa.server, `[${SERVER6}]:9000`, 'alice names the server by its IPv6 endpoint')
   await waitReady(bob, 3)
