@@ -194,6 +194,7 @@ const badCases: BadCase[] = [
   { name: 'listen on a host name', argv: [...SERVER, '-l', 'localhost:9000'], problems: [/-l: expected a local IPv4 address or a bracketed IPv6 one to bind/] },
   { name: 'remote port 0', argv: ['client', '-r', '1.2.3.4:0', '-t', '10.0.0.2/24', '-k', 'abcdefgh'], problems: [/-r: expected a port 1\.\.65535, got "0"/] },
   { name: 'remote without port', argv: ['client', '-r', '1.2.3.4', '-t', '10.0.0.2/24', '-k', 'abcdefgh'], problems: [/-r: expected HOST:PORT.*\(no port\)/] },
+  { name: 'remote IPv6 from an IPv4 socket', argv: ['client', '-r', '[2001:db8::1]:9000', '-l', '0.0.0.0:0', '-t', '10.0.0.2/24', '-k', 'abcdefgh'], problems: [/--remote \[2001:db8::1\]:9000 is an IPv6 address, but --listen 0\.0\.0\.0:0 binds an IPv4 socket/] },
   { name: 'remote IPv6 without brackets', argv: ['client', '-r', '2001:db8::1:9000', '-t', '10.0.0.2/24', '-k', 'abcdefgh'], problems: [/an IPv6 address in brackets/] },
   { name: 'remote bad host', argv: ['client', '-r', 'bad_host!:9000', '-t', '10.0.0.2/24', '-k', 'abcdefgh'], problems: [/-r: expected an IPv4 address or host name/] },
   { name: '--mtu 575', argv: [...SERVER, '--mtu', '575'], problems: [/--mtu: expected an MTU in bytes, 576\.\.1900.*got "575"/] },
