@@ -50,7 +50,7 @@
  * outside its arrays.
  *
  * Uses: aead.h (aead_seal_one/aead_open_one, inline), offload.h
- * (checksums, vnet header, split state words), udp.h (set_sockaddr,
+ * (checksums, vnet header, split state words), addr6.h (endpoints of both families), udp.h (
  * UDP_GRO), poll.h (the poll it is attached to; poll_on_event for a linked
  * pair), napi_util.h (argument checks). Entry points: fastpath.h.
  */
@@ -61,6 +61,7 @@
 #include "offload.h"
 #include "poll.h"
 #include "udp.h"
+#include "addr6.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -275,15 +276,14 @@ static int fast_out(lwt_fast *f) {
     { .iov_base = pkt, .iov_len = (size_t)plen },
     { .iov_base = tag, .iov_len = AEAD_TAG_LEN },
   };
-  struct sockaddr_in sa;
-  set_sockaddr(&sa, (uint32_t)p[FP_EP_IP], (uint32_t)p[FP_EP_PORT]);
+  int fd = p[FP_FD] >= 0 ? p[FP_FD] : f->udpFd;
+  lwt_sockaddr sa;
   struct msghdr m;
   memset(&m, 0, sizeof m);
   m.msg_name = &sa;
-  m.msg_namelen = sizeof sa;
+  m.msg_namelen = lwt_ep_sockaddr(lwt_sock_get(fd), (uint32_t)p[FP_EP_IP], (uint32_t)p[FP_EP_PORT], &sa);
   m.msg_iov = iov;
   m.msg_iovlen = 3;
-  int fd = p[FP_FD] >= 0 ? p[FP_FD] : f->udpFd;
   ssize_t s;
   if (ftcp_is_handle((uint32_t)p[FP_EP_IP])) s = ftcp_send_iov((uint32_t)p[FP_EP_IP], iov, 3); /* a fake-TCP flow */
   else do s = sendmsg(fd, &m, MSG_DONTWAIT); while (s < 0 && errno == EINTR);
@@ -358,13 +358,13 @@ static int fast_relay(lwt_fast *f, uint8_t *m, ssize_t r, uint32_t ip, uint32_t 
   if (ftcp_is_handle((uint32_t)pd[FP_EP_IP])) return 0; /* to a fake-TCP flow: the JS path's send diverts it */
   if (!fast_consume(f, r)) return 0;
   cp_put32(m + 4, (uint32_t)ps[FP_PEER_ID]);
-  struct sockaddr_in to;
-  set_sockaddr(&to, (uint32_t)pd[FP_EP_IP], (uint32_t)pd[FP_EP_PORT]);
+  lwt_sockaddr to;
+  socklen_t tl = lwt_ep_sockaddr(lwt_sock_get(f->udpFd), (uint32_t)pd[FP_EP_IP], (uint32_t)pd[FP_EP_PORT], &to);
   double *st = f->stats;
   st[f->udpRxPackets]++;
   st[f->udpRxBytes] += (double)r;
   ssize_t s;
-  do s = sendto(f->udpFd, m, (size_t)r, MSG_DONTWAIT, (struct sockaddr *)&to, sizeof to); while (s < 0 && errno == EINTR);
+  do s = sendto(f->udpFd, m, (size_t)r, MSG_DONTWAIT, &to.sa, tl); while (s < 0 && errno == EINTR);
   if (s >= 0) {
     st[f->relayedPackets]++;
     st[f->relayedBytes] += (double)r;
@@ -384,7 +384,7 @@ static int fast_relay(lwt_fast *f, uint8_t *m, ssize_t r, uint32_t ip, uint32_t 
  */
 static int fast_in(lwt_fast *f) {
   uint8_t *m = f->ibuf;
-  struct sockaddr_in sa;
+  lwt_sockaddr sa;
   union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } ctrl;
   struct iovec iov = { .iov_base = m, .iov_len = sizeof f->ibuf };
   struct msghdr h;
@@ -406,7 +406,8 @@ static int fast_in(lwt_fast *f) {
       if (g > 0 && g < r) return fast_hold(f);
     }
   }
-  uint32_t ip = ntohl(sa.sin_addr.s_addr), port = ntohs(sa.sin_port);
+  uint32_t ip, port;
+  lwt_ep_from(lwt_sock_get(f->udpFd), &sa, h.msg_namelen, &ip, &port);
   if (m[0] == f->msgRelay && f->isServer) return fast_relay(f, m, r, ip, port);
   /* A client: a relay envelope from the server carries a data message of another client (via = its peer id). */
   int64_t via = -1;

@@ -5,6 +5,7 @@
  * Owns (one file per concern, each with a header of declarations):
  *   tun.c        TUN devices: open (plain or IFF_VNET_HDR + offloads), batched
  *                read/write, split read and coalescing write of a vnet fd
+ *   addr6.c      endpoints of both families on a socket; the IPv6 address table
  *   udp.c        UDP sockets: open/close, recvmmsg/sendmmsg batches, GSO send,
  *                GRO receive, one datagram (with a per-packet TTL)
  *   poll.c       readability of an fd on the calling thread's libuv loop
@@ -30,7 +31,8 @@
  * that thread goes away (thread_env_gone below). A poll handle belongs to the
  * loop of the thread that created it.
  *
- * Addresses: IPv4 only, as a host-order uint32 plus a port.
+ * Addresses: a host-order uint32 plus a port; on an AF_INET6 socket IPv4 is
+ * v4-mapped and 0xFE000000|i names entry i of the IPv6 table (addr6.c).
  *
  * Builds (binding.gyp): lwt_native.node, the production addon, and
  * lwt_native_testing.node, the same plus testing.c's exports; both link the
@@ -48,6 +50,7 @@
 #include "tun.h"
 #include "udp.h"
 #include "faketcp.h"
+#include "addr6.h"
 #ifdef LWT_TESTING
 #include "testing.h"
 #endif
@@ -99,6 +102,7 @@ static const lwt_export fns[] = {
   { "aeadForget", aead_forget },
   { "udpSendToTtl", udp_send_to_ttl },
   { "udpSetGro", udp_set_gro },
+  { "udpAttachV6Table", udp_attach_v6_table },
   { "udpRecvGro", udp_recv_gro },
   { "fastPathOut", fast_path_out },
   { "fastPathIn", fast_path_in },

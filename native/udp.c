@@ -1,7 +1,7 @@
 /*
  * udp: the UDP socket's syscalls. No policy lives here.
  *
- * Owns: udpOpen (socket, buffer sizes, bind) and close; batched receive
+ * Owns: udpOpen (socket of either family, buffer sizes, bind) and close; batched receive
  * (recvmmsg, or one recvmmsg of GRO-coalesced datagrams split in place) and
  * batched send (sendmmsg, or sendmmsg with UDP_SEGMENT runs); one datagram
  * (sendto, or sendmsg with a per-packet IP_TTL); this thread's mmsg scratch.
@@ -17,6 +17,7 @@
 #include "udp.h"
 #include "faketcp.h"
 #include "napi_util.h"
+#include "addr6.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -46,7 +47,7 @@
 typedef struct {
   struct mmsghdr msgs[MMSG_CHUNK];
   struct iovec iov[MMSG_CHUNK];
-  struct sockaddr_in sa[MMSG_CHUNK];
+  lwt_sockaddr sa[MMSG_CHUNK];
 } mmsg_scratch;
 
 /* GSO send: the messages (each a run of datagrams, one iovec per datagram) and per message its run and cmsg. */
@@ -60,7 +61,7 @@ typedef struct {
 typedef struct {
   struct mmsghdr msgs[GRO_RX_MAX_BUFS];
   struct iovec iov[GRO_RX_MAX_BUFS];
-  struct sockaddr_in sa[GRO_RX_MAX_BUFS];
+  lwt_sockaddr sa[GRO_RX_MAX_BUFS];
   union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } ctrl[GRO_RX_MAX_BUFS];
 } gro_rx_scratch;
 
@@ -89,26 +90,49 @@ static mmsg_scratch *scratch(void) {
 /* Open and close                                                      */
 /* ------------------------------------------------------------------ */
 
-/* udpOpen(host, port, bufBytes) -> { fd, port } */
+/*
+ * udpOpen(host, port, bufBytes) -> { fd, port, family }
+ * host: a dotted quad (AF_INET), or an IPv6 address ("::" for all): AF_INET6
+ * with IPV6_V6ONLY off, so IPv4 peers reach it too (as ::ffff:a.b.c.d,
+ * mapped back to the plain u32 by addr6.c). family is 4 or 6.
+ */
 napi_value udp_open(napi_env env, napi_callback_info info) {
   static const char *fn = "udpOpen";
   char host[64];
   int64_t port, buf;
   if (PARSE_ARGS(env, info, fn, ARG_STRING("host", host, sizeof host - 1), ARG_INT("port", 0, 65535, &port),
                  ARG_INT("bufBytes", 0, INT32_MAX, &buf))) return NULL;
-  struct sockaddr_in sa;
+  lwt_sockaddr sa;
   memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons((uint16_t)port);
-  if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+  socklen_t salen;
+  int is6 = 0;
+  if (inet_pton(AF_INET, host, &sa.v4.sin_addr) == 1) {
+    sa.v4.sin_family = AF_INET;
+    sa.v4.sin_port = htons((uint16_t)port);
+    salen = sizeof sa.v4;
+  } else if (inet_pton(AF_INET6, host, &sa.v6.sin6_addr) == 1) {
+    sa.v6.sin6_family = AF_INET6;
+    sa.v6.sin6_port = htons((uint16_t)port);
+    salen = sizeof sa.v6;
+    is6 = 1;
+  } else {
     char what[128];
-    snprintf(what, sizeof what, "host \"%s\" is not a dotted-quad IPv4 address", host);
+    snprintf(what, sizeof what, "host \"%s\" is not an IPv4 or IPv6 address", host);
     throw_range(env, fn, what);
     return NULL;
   }
 
-  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = socket(is6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) { throw_errno(env, errno, fn, "socket"); return NULL; }
+  if (is6) {
+    int off = 0;
+    if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off) < 0) {
+      int e = errno;
+      close(fd);
+      throw_errno(env, e, fn, "setsockopt(IPV6_V6ONLY)");
+      return NULL;
+    }
+  }
   if (buf > 0) {
     int b = (int)buf;
     /* FORCE ignores net.core.[rw]mem_max but needs CAP_NET_ADMIN; the plain option is clamped. */
@@ -119,20 +143,26 @@ napi_value udp_open(napi_env env, napi_callback_info info) {
   }
   /*
    * DF on every datagram, and the kernel's cached path MTU never consulted
-   * (ip(7) IP_PMTUDISC_PROBE): the daemon finds each path's MTU itself with
-   * authenticated probes (src/control/path-mtu.ts). DO would refuse our probes
-   * above a cached (possibly forged or stale) PMTU; WANT would fragment.
+   * (ip(7) IP_PMTUDISC_PROBE, ipv6(7) IPV6_PMTUDISC_PROBE; the IPv4 option also
+   * governs v4-mapped peers of a dual-stack socket): the daemon finds each
+   * path's MTU itself with authenticated probes (src/control/path-mtu.ts). DO
+   * would refuse our probes above a cached (possibly forged or stale) PMTU;
+   * WANT would fragment.
    */
   int pmtud = IP_PMTUDISC_PROBE;
   (void)setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtud, sizeof pmtud);
-  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+  if (is6) {
+    int pmtud6 = IPV6_PMTUDISC_PROBE;
+    (void)setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &pmtud6, sizeof pmtud6);
+  }
+  if (bind(fd, &sa.sa, salen) < 0) {
     int e = errno;
     close(fd);
     throw_errno(env, e, fn, "bind");
     return NULL;
   }
   socklen_t sl = sizeof sa;
-  if (getsockname(fd, (struct sockaddr *)&sa, &sl) < 0) {
+  if (getsockname(fd, &sa.sa, &sl) < 0) {
     int e = errno;
     close(fd);
     throw_errno(env, e, fn, "getsockname");
@@ -141,11 +171,13 @@ napi_value udp_open(napi_env env, napi_callback_info info) {
   napi_value res;
   if (napi_create_object(env, &res) != napi_ok ||
       napi_set_named_property(env, res, "fd", make_int(env, fd)) != napi_ok ||
-      napi_set_named_property(env, res, "port", make_int(env, ntohs(sa.sin_port))) != napi_ok) {
+      napi_set_named_property(env, res, "port", make_int(env, ntohs(is6 ? sa.v6.sin6_port : sa.v4.sin_port))) != napi_ok ||
+      napi_set_named_property(env, res, "family", make_int(env, is6 ? 6 : 4)) != napi_ok) {
     close(fd);
     throw_internal(env, fn);
     return NULL;
   }
+  if (is6) lwt_sock_register(fd, 1);
   return res;
 }
 
@@ -154,6 +186,7 @@ napi_value fd_close(napi_env env, napi_callback_info info) {
   static const char *fn = "close";
   int fd;
   if (PARSE_ARGS(env, info, fn, ARG_FD(&fd))) return NULL;
+  lwt_sock_forget(fd);
   if (close(fd) < 0 && errno != EINTR) { throw_errno(env, errno, fn, "close"); return NULL; }
   return NULL;
 }
@@ -161,13 +194,6 @@ napi_value fd_close(napi_env env, napi_callback_info info) {
 /* ------------------------------------------------------------------ */
 /* Batched receive and send                                            */
 /* ------------------------------------------------------------------ */
-
-/* The IPv4 source of a received datagram (host order), or 0:0 when it has none. */
-static void recv_source(const struct msghdr *h, const struct sockaddr_in *sa, uint32_t *ip, uint32_t *port) {
-  int v4 = h->msg_namelen >= sizeof(struct sockaddr_in) && sa->sin_family == AF_INET;
-  *ip = v4 ? ntohl(sa->sin_addr.s_addr) : 0;
-  *port = v4 ? ntohs(sa->sin_port) : 0;
-}
 
 /* Errors a recv can report for an earlier ICMP error; the call consumed it, so retry. */
 static int transient_recv_error(int e) {
@@ -192,6 +218,7 @@ napi_value udp_recv_batch(napi_env env, napi_callback_info info) {
       check_slots(env, fn, memLen, offsets, NULL, cap, max)) return NULL;
   mmsg_scratch *s = max > 0 ? scratch() : NULL;
   if (max > 0 && !s) { throw_errno(env, ENOMEM, fn, "malloc"); return NULL; }
+  const lwt_sock *so = lwt_sock_get(fd);
 
   int64_t got = 0;
   int retries = 0;
@@ -220,7 +247,7 @@ napi_value udp_recv_batch(napi_env env, napi_callback_info info) {
       int64_t i = got + j;
       struct msghdr *h = &s->msgs[j].msg_hdr;
       lens[i] = (h->msg_flags & MSG_TRUNC) ? -1 : (int32_t)s->msgs[j].msg_len;
-      recv_source(h, &s->sa[j], &addrs[2 * i], &addrs[2 * i + 1]);
+      lwt_ep_from(so, &s->sa[j], h->msg_namelen, &addrs[2 * i], &addrs[2 * i + 1]);
     }
     got += r;
     if ((unsigned)r < chunk) break;
@@ -234,7 +261,7 @@ napi_value udp_recv_batch(napi_env env, napi_callback_info info) {
  * EAGAIN/ENOBUFS (the rest of the batch is not sent), *fatal = errno for
  * EBADF/ENOTSOCK/EFAULT; any other per-datagram error skips that datagram.
  */
-static int64_t send_plain(mmsg_scratch *s, int fd, uint8_t *mem, const int32_t *offsets, const int32_t *lens,
+static int64_t send_plain(mmsg_scratch *s, const lwt_sock *so, int fd, uint8_t *mem, const int32_t *offsets, const int32_t *lens,
                           const uint32_t *addrs, int64_t from, int64_t to, int *stop, int *fatal) {
   int64_t sent = 0;
   while (from < to) {
@@ -243,12 +270,12 @@ static int64_t send_plain(mmsg_scratch *s, int fd, uint8_t *mem, const int32_t *
       int64_t i = from + j;
       s->iov[j].iov_base = mem + offsets[i];
       s->iov[j].iov_len = (size_t)lens[i];
-      set_sockaddr(&s->sa[j], addrs[2 * i], addrs[2 * i + 1]);
       memset(&s->msgs[j], 0, sizeof s->msgs[j]);
       s->msgs[j].msg_hdr.msg_iov = &s->iov[j];
       s->msgs[j].msg_hdr.msg_iovlen = 1;
       s->msgs[j].msg_hdr.msg_name = &s->sa[j];
-      s->msgs[j].msg_hdr.msg_namelen = sizeof s->sa[j];
+      /* 0 for a handle that does not resolve: the kernel refuses it (EDESTADDRREQ) and it is skipped below. */
+      s->msgs[j].msg_hdr.msg_namelen = lwt_ep_sockaddr(so, addrs[2 * i], addrs[2 * i + 1], &s->sa[j]);
     }
     unsigned pos = 0;
     while (pos < chunk) {
@@ -285,7 +312,7 @@ napi_value udp_send_batch(napi_env env, napi_callback_info info) {
   mmsg_scratch *s = a.n > 0 ? scratch() : NULL;
   if (a.n > 0 && !s) { throw_errno(env, ENOMEM, fn, "malloc"); return NULL; }
   int stop = 0, fatal = 0;
-  int64_t sent = send_plain(s, fd, a.mem, a.offsets, a.lens, a.addrs, 0, a.n, &stop, &fatal);
+  int64_t sent = send_plain(s, lwt_sock_get(fd), fd, a.mem, a.offsets, a.lens, a.addrs, 0, a.n, &stop, &fatal);
   if (fatal) { throw_errno(env, fatal, fn, "sendmmsg"); return NULL; }
   return make_int(env, sent + ftSent);
 }
@@ -318,8 +345,9 @@ napi_value udp_send_batch_gso(napi_env env, napi_callback_info info) {
 
   int64_t i = 0;
   int stop = 0, fatal = 0;
+  const lwt_sock *so = lwt_sock_get(fd);
   if (tGsoOff) {
-    sent += send_plain(&s->m, fd, mem, offsets, lens, addrs, 0, n, &stop, &fatal);
+    sent += send_plain(&s->m, so, fd, mem, offsets, lens, addrs, 0, n, &stop, &fatal);
     if (fatal) { throw_errno(env, fatal, fn, "sendmmsg"); return NULL; }
     return make_int(env, sent);
   }
@@ -345,11 +373,10 @@ napi_value udp_send_batch_gso(napi_env env, napi_callback_info info) {
         s->m.iov[iv + k].iov_base = mem + offsets[first + k];
         s->m.iov[iv + k].iov_len = (size_t)lens[first + k];
       }
-      set_sockaddr(&s->m.sa[m], addrs[2 * first], addrs[2 * first + 1]);
       h->msg_iov = &s->m.iov[iv];
       h->msg_iovlen = (size_t)cnt;
       h->msg_name = &s->m.sa[m];
-      h->msg_namelen = sizeof s->m.sa[m];
+      h->msg_namelen = lwt_ep_sockaddr(so, addrs[2 * first], addrs[2 * first + 1], &s->m.sa[m]);
       if (cnt > 1) {
         h->msg_control = s->ctrl[m].buf;
         h->msg_controllen = sizeof s->ctrl[m].buf;
@@ -378,12 +405,12 @@ napi_value udp_send_batch_gso(napi_env env, napi_callback_info info) {
           if (e == EIO) tGsoOff = 1;
           /* Resend this run one datagram per message. The scratch is shared, so rebuild the rest afterwards. */
           int64_t rest = (int64_t)f + cnt;
-          sent += send_plain(&s->m, fd, mem, offsets, lens, addrs, f, rest, &stop, &fatal);
+          sent += send_plain(&s->m, so, fd, mem, offsets, lens, addrs, f, rest, &stop, &fatal);
           if (fatal) { throw_errno(env, fatal, fn, "sendmmsg"); return NULL; }
           i = rest; /* continue building from the datagram after this run */
           pos = m;  /* abandon the remaining built messages: they are rebuilt from i */
           if (tGsoOff && !stop) {
-            sent += send_plain(&s->m, fd, mem, offsets, lens, addrs, i, n, &stop, &fatal);
+            sent += send_plain(&s->m, so, fd, mem, offsets, lens, addrs, i, n, &stop, &fatal);
             if (fatal) { throw_errno(env, fatal, fn, "sendmmsg"); return NULL; }
             return make_int(env, sent);
           }
@@ -468,11 +495,12 @@ napi_value udp_recv_gro(napi_env env, napi_callback_info info) {
     return NULL;
   }
   gi[GRO_INFO_DGRAMS] = r;
+  const lwt_sock *so = lwt_sock_get(fd);
   int64_t out = 0;
   for (int j = 0; j < r; j++) {
     struct msghdr *h = &s->msgs[j].msg_hdr;
     uint32_t ip, port;
-    recv_source(h, &s->sa[j], &ip, &port);
+    lwt_ep_from(so, &s->sa[j], h->msg_namelen, &ip, &port);
     int64_t len = (int64_t)s->msgs[j].msg_len;
     int64_t seg = len;
     if (!(h->msg_flags & MSG_TRUNC)) {
@@ -521,15 +549,16 @@ napi_value udp_send_to(napi_env env, napi_callback_info info) {
   int64_t ip, port;
   if (PARSE_ARGS(env, info, fn, ARG_FD(&fd), ARG_U8("buf", &buf, &len), ARG_INT("ip", 0, UINT32_MAX, &ip),
                  ARG_INT("port", 0, 65535, &port))) return NULL;
-  struct sockaddr_in sa;
   if (ftcp_is_handle((uint32_t)ip)) {
     struct iovec v = { .iov_base = buf, .iov_len = len };
     return make_int(env, ftcp_send_iov((uint32_t)ip, &v, len ? 1 : 0) < 0 ? -(int64_t)errno : (int64_t)len);
   }
-  set_sockaddr(&sa, (uint32_t)ip, (uint32_t)port);
+  lwt_sockaddr sa;
+  socklen_t sl = lwt_ep_sockaddr(lwt_sock_get(fd), (uint32_t)ip, (uint32_t)port, &sa);
+  if (sl == 0) return make_int(env, -EDESTADDRREQ);
   ssize_t r;
   const void *data = len ? (const void *)buf : (const void *)"";
-  do r = sendto(fd, data, len, MSG_DONTWAIT, (struct sockaddr *)&sa, sizeof sa);
+  do r = sendto(fd, data, len, MSG_DONTWAIT, &sa.sa, sl);
   while (r < 0 && errno == EINTR);
   return make_int(env, r < 0 ? -(int64_t)errno : (int64_t)r);
 }
@@ -553,8 +582,11 @@ napi_value udp_send_to_ttl(napi_env env, napi_callback_info info) {
     struct iovec v = { .iov_base = buf, .iov_len = len };
     return make_int(env, ftcp_send_iov((uint32_t)ip, &v, len ? 1 : 0) < 0 ? -(int64_t)errno : (int64_t)len);
   }
-  struct sockaddr_in sa;
-  set_sockaddr(&sa, (uint32_t)ip, (uint32_t)port);
+  lwt_sockaddr sa;
+  socklen_t sl = lwt_ep_sockaddr(lwt_sock_get(fd), (uint32_t)ip, (uint32_t)port, &sa);
+  if (sl == 0) return make_int(env, -EDESTADDRREQ);
+  /* A real IPv6 destination takes the hop limit (ipv6(7)); IPv4, also v4-mapped on an AF_INET6 socket, IP_TTL. */
+  int v6dst = sa.sa.sa_family == AF_INET6 && !IN6_IS_ADDR_V4MAPPED(&sa.v6.sin6_addr);
   struct iovec iov;
   iov.iov_base = len ? (void *)buf : (void *)"";
   iov.iov_len = len;
@@ -563,14 +595,14 @@ napi_value udp_send_to_ttl(napi_env env, napi_callback_info info) {
   struct msghdr msg;
   memset(&msg, 0, sizeof msg);
   msg.msg_name = &sa;
-  msg.msg_namelen = sizeof sa;
+  msg.msg_namelen = sl;
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
   msg.msg_control = ctl.buf;
   msg.msg_controllen = sizeof ctl.buf;
   struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = IPPROTO_IP;
-  c->cmsg_type = IP_TTL;
+  c->cmsg_level = v6dst ? IPPROTO_IPV6 : IPPROTO_IP;
+  c->cmsg_type = v6dst ? IPV6_HOPLIMIT : IP_TTL;
   c->cmsg_len = CMSG_LEN(sizeof(int));
   int t = (int)ttl;
   memcpy(CMSG_DATA(c), &t, sizeof t);

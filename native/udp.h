@@ -1,8 +1,9 @@
 /*
  * udp: the UDP socket bindings (udp.c): open, close, batched recvmmsg and
  * sendmmsg, GSO send (UDP_SEGMENT), GRO receive (UDP_GRO), one datagram
- * with or without a per-packet TTL. Addresses are IPv4 only: a host-order
- * uint32 plus a port.
+ * with or without a per-packet TTL (or IPv6 hop limit). Addresses are a
+ * host-order uint32 plus a port; an AF_INET6 socket maps them through
+ * addr6.c (v4-mapped IPv4, 0xFE000000|i handles into the IPv6 table).
  */
 #ifndef LWT_UDP_H
 #define LWT_UDP_H
@@ -23,7 +24,7 @@
 #define UDP_GRO 104
 #endif
 
-/* An IPv4 socket address from a host-order address and port (the fast path sends with it too). */
+/* An IPv4 socket address from a host-order address and port (AF_INET only; addr6.c's lwt_ep_sockaddr serves both families). */
 static inline void set_sockaddr(struct sockaddr_in *sa, uint32_t ip, uint32_t port) {
   memset(sa, 0, sizeof *sa);
   sa->sin_family = AF_INET;

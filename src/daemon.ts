@@ -23,7 +23,6 @@
  * while the server does not answer, the name is looked up again and a new
  * address is followed.
  */
-import { lookup } from 'node:dns/promises'
 import { createSocket, type Socket } from 'node:dgram'
 import { networkInterfaces } from 'node:os'
 import { lstatSync, readFileSync, unlinkSync } from 'node:fs'
@@ -52,7 +51,9 @@ import { PeerCache, fileStore } from './control/peer-cache.js'
 import { NAT_CHECK_PORT_OFFSET, TICK } from './control/constants.js'
 import { LoopDelayMonitor, Ticker } from './control/ticker.js'
 import { startControlServer } from './cli/control-protocol.js'
-import { ipToInt, intToIp, isIpv4, networkAddress } from './wire/addr.js'
+import { formatEndpoint, ipToInt, networkAddress } from './wire/addr.js'
+import { createV6Outside, listenText, localEndpoints6, lookupHost } from './v6-outside.js'
+import { formatHostPort } from './config/validate.js'
 import { ServerName } from './server-name.js'
 import type { ControlPlaneInfo, StatusReport } from './control/status.js'
 import type { ControlHandler } from './control/port.js'
@@ -81,11 +82,6 @@ export function packageVersion (): string {
   }
 }
 
-/** The system resolver (getaddrinfo: /etc/hosts, then DNS), IPv4 only. */
-async function lookupIpv4 (host: string): Promise<string> {
-  return (await lookup(host, { family: 4 })).address
-}
-
 /** What SIGHUP gets from loading the config file again with the flags of the start. */
 export interface Reloaded {
   readonly config: Config | null
@@ -96,7 +92,7 @@ export interface Reloaded {
 export interface DaemonOptions {
   /** Loads the config file again (SIGHUP); null or absent when the daemon was started with flags only. */
   reload?: (() => Reloaded) | null
-  /** Resolves the server's host name to an IPv4 address (default: the system resolver). */
+  /** Resolves the server's host name to an IPv4 or IPv6 address (default: the system resolver, v6-outside.ts). */
   resolve?: (host: string) => Promise<string>
   /** The shortest interval between two look-ups of the server's name while it does not answer (ms; default server-name.ts RERESOLVE_INTERVAL; tests shorten it). */
   reresolveMs?: number
@@ -111,10 +107,12 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
   const startedWall = Date.now()
   log.info(`lightweight-tunnel ${version} starting`, { mode: config.mode, dev: config.dev, tun: `${config.tun.ip}/${config.tun.prefix}${config.tun6 === null ? '' : `,${formatPrefix(config.tun6)}`}` })
 
-  const resolveHost = opts.resolve ?? lookupIpv4
+  const resolveHost = opts.resolve ?? lookupHost
   /** The config in force: the start's, with the live changes of each reload. */
   let running = config
-  const serverIp = config.mode === 'client' && config.remote !== null && isIpv4(config.remote.host) ? ipToInt(config.remote.host) : 0
+  /** The IPv6 address table (IPv6 outside): the socket, the controllers and formatEndpoint share it. */
+  const v6 = createV6Outside()
+  const serverIp = config.mode === 'client' && config.remote !== null ? v6.endpointIp(config.remote.host) ?? 0 : 0
 
   let fatal: Error | null = null
   let wake: () => void = () => {}
@@ -122,7 +120,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
   const stopped = new Promise<void>((resolve) => { wake = () => { stopping = true; resolve() } })
   /** The server's name, followed (client with a --remote host name only). */
   const name = config.mode === 'client' && config.remote !== null && serverIp === 0
-    ? new ServerName(config.remote.host, config.remote.port, { resolve: resolveHost, log, stopped, ...(opts.reresolveMs !== undefined ? { reresolveMs: opts.reresolveMs } : {}) })
+    ? new ServerName(config.remote.host, config.remote.port, { resolve: resolveHost, toIp: v6.endpointIp, log, stopped, ...(opts.reresolveMs !== undefined ? { reresolveMs: opts.reresolveMs } : {}) })
     : null
   const onFatal = (err: Error): void => { fatal ??= err; wake() }
   let started = false
@@ -201,6 +199,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     mtu: config.mtu,
     listenHost: config.listen.host,
     listenPort: config.listen.port,
+    v6Table: v6.table,
     maxPeers,
     socketBuffer: 4 * 1024 * 1024,
     placement: config.placement,
@@ -220,7 +219,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     ? new ServerController({
       psk, nodeKey, tunnelIp: config.tun.ipInt, prefix: config.tun.prefix, tunnel6: config.tun6, mtu: config.mtu, maxClients: config.maxClients, keepaliveSec: config.keepalive, registry: registry!,
       advertiseRoutes: ownRoutes, approveRoutes: config.approveRoutes, clientIsolation: config.clientIsolation
-    }, { port: dpPort, clock: systemClock, random: systemRandom, log: log.child('server') }, maxPeers)
+    }, { port: dpPort, clock: systemClock, random: systemRandom, log: log.child('server'), v6: v6.table }, maxPeers)
     : new ClientController({
       psk,
       nodeKey,
@@ -232,15 +231,16 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       serverIp: config.transport === 'faketcp' ? 0 : transport.initialServerIp(serverIp), // 0 until the name resolves or the fake-TCP link is up (setServerEndpoint)
       serverPort: config.remote!.port,
       keepaliveSec: config.keepalive,
-      serverName: `${config.remote!.host}:${config.remote!.port}`,
+      serverName: formatHostPort(config.remote!.host, config.remote!.port),
       p2p: config.p2p,
       fec: config.fec,
       localEndpoints: () => localEndpoints(dataplane.port, config.tun.ipInt),
+      localEndpoints6: () => dataplane.family === 6 ? localEndpoints6(dataplane.port, config.tun6?.addr ?? null) : [],
       mappedEndpoint: () => portMapping?.mapper.external ?? null,
       publicEndpointChanged: () => { portMapping?.refresh() },
-      peerCache: config.p2p ? new PeerCache(fileStore(join(config.stateDir, 'peers.json')), (m) => { log.warn(m) }) : null,
+      peerCache: config.p2p ? new PeerCache(fileStore(join(config.stateDir, 'peers.json')), (m) => { log.warn(m) }, v6.endpointIp) : null,
       advertiseRoutes: ownRoutes
-    }, { port: dpPort, clock: systemClock, random: systemRandom, log: log.child('client') }, maxPeers)
+    }, { port: dpPort, clock: systemClock, random: systemRandom, log: log.child('client'), v6: v6.table }, maxPeers)
 
   // Server: the handshake pool (--handshake-workers; control/handshake-pool.ts), created only with threads.
   const poolThreads = config.mode === 'server' ? poolSize(config.handshakeWorkers) : 0
@@ -260,8 +260,8 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       prefix: config.tun.prefix,
       tunnel6: config.tun6 === null ? null : formatPrefix(config.tun6),
       mtu: config.mtu,
-      listen: config.mode === 'server' ? `${config.listen.host}:${dataplane.port}` : null,
-      server: config.mode === 'client' ? `${name === null ? intToIp(serverIp) : name.ip === 0 ? config.remote!.host : intToIp(name.ip)}:${config.remote!.port}` : null,
+      listen: config.mode === 'server' ? listenText(config.listen.host, dataplane.family, dataplane.port) : null,
+      server: config.mode === 'client' ? (name !== null && name.ip === 0 ? formatHostPort(config.remote!.host, config.remote!.port) : formatEndpoint(name === null ? serverIp : name.ip, config.remote!.port)) : null,
       state: s.state,
       problem: s.problem,
       nodeKey: { publicKey: keyToText(nodeKey.pub), fingerprint: fingerprint(nodeKey.pub) },
@@ -381,7 +381,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       log.info('serving metrics', { url: `http://${metrics.address}/metrics` })
     }
     try { controlIno = lstatSync(config.control, { bigint: true }).ino } catch { /* checked again at exit */ }
-    if (controller instanceof ServerController) natCheck = await openNatCheck(controller, config.listen.host, dataplane.port + NAT_CHECK_PORT_OFFSET, log)
+    if (controller instanceof ServerController) natCheck = await openNatCheck(controller, dataplane.family === 6 ? config.listen.host : '0.0.0.0', dataplane.port + NAT_CHECK_PORT_OFFSET, v6.endpointIp, log)
     if (controller instanceof ClientController && config.p2p && config.portMapping) {
       portMapping = new PortMappingIo(dataplane.port, { clock: systemClock, random: systemRandom, log: log.child('portmap') }, () => {
         controller.portMappingChanged()
@@ -411,13 +411,13 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     const off = dataplane.offloads
     const dp = `${config.placement}, TUN offloads ${off.tunOffload}, UDP GRO ${off.udpGro ? 'on' : 'off'}, fast path ${off.fastPath ? 'on' : 'off'}`
     if (config.mode === 'server') {
-      log.info('server ready', { listen: `${config.listen.host}:${dataplane.port}`, dev: dataplane.devName, tunnelIp: config.tun.ip, control: config.control, dataplane: dp })
+      log.info('server ready', { listen: listenText(config.listen.host, dataplane.family, dataplane.port), dev: dataplane.devName, tunnelIp: config.tun.ip, control: config.control, dataplane: dp })
     } else {
-      log.info('client started; registering with the server', { server: `${config.remote!.host}:${config.remote!.port}`, dev: dataplane.devName, control: config.control, dataplane: dp })
+      log.info('client started; registering with the server', { server: formatHostPort(config.remote!.host, config.remote!.port), dev: dataplane.devName, control: config.control, dataplane: dp })
     }
     notify.ready(config.mode === 'server'
-      ? `serving on ${config.listen.host}:${dataplane.port}, ${dataplane.devName} ${config.tun.ip}/${config.tun.prefix}`
-      : `client of ${config.remote!.host}:${config.remote!.port}, ${dataplane.devName} ${config.tun.ip}/${config.tun.prefix}`)
+      ? `serving on ${listenText(config.listen.host, dataplane.family, dataplane.port)}, ${dataplane.devName} ${config.tun.ip}/${config.tun.prefix}`
+      : `client of ${formatHostPort(config.remote!.host, config.remote!.port)}, ${dataplane.devName} ${config.tun.ip}/${config.tun.prefix}`)
     await stopped
   } catch (err) {
     if (!(err instanceof StopBeforeReady)) fatal ??= err instanceof Error ? err : new Error(String(err))
@@ -437,6 +437,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     if (kernelRoutes) await kernelRoutes.close()
     await dataplane.close().catch((err: unknown) => { log.error('closing the dataplane failed', { err }) })
     if (ftcp !== null) await ftcp.close().catch((err: unknown) => { log.error('closing the fake-TCP link failed', { err }) })
+    v6.close()
     if (handshakePool) await handshakePool.close().catch(() => {})
     psk.fill(0) // the only copy of the network's psk (the key string itself cannot be wiped: docs/PROTOCOL.md §15)
     onExit()
@@ -478,10 +479,13 @@ function withPermissionHint (err: unknown, control: string): unknown {
  * plain dgram socket on the main thread. Optional: when the port is taken the
  * server runs without it and clients classify their NAT from peers only.
  */
-async function openNatCheck (controller: ServerController, host: string, port: number, log: Logger): Promise<Socket | null> {
-  const sock = createSocket({ type: 'udp4' })
+async function openNatCheck (controller: ServerController, host: string, port: number, endpointIp: (text: string) => number | null, log: Logger): Promise<Socket | null> {
+  // Same family as the dataplane socket: 'udp6' is dual-stack (node leaves IPV6_V6ONLY off), IPv4 sources come v4-mapped.
+  const sock = createSocket({ type: host.includes(':') ? 'udp6' : 'udp4' })
   sock.on('message', (msg, rinfo) => {
-    const reply = controller.onNatCheck(new Uint8Array(msg.buffer, msg.byteOffset, msg.length), ipToInt(rinfo.address), rinfo.port)
+    const ip = endpointIp(rinfo.address)
+    if (ip === null) return
+    const reply = controller.onNatCheck(new Uint8Array(msg.buffer, msg.byteOffset, msg.length), ip, rinfo.port)
     if (reply !== null) sock.send(reply, rinfo.port, rinfo.address)
   })
   try {

@@ -10,12 +10,13 @@
  *            least `reresolveMs` old: look the name up again; a new address
  *            goes to onMoved (ClientController.setServerEndpoint)
  *
- * The resolver is injected ((host) => Promise<IPv4 string>: the system
- * resolver in the daemon, a scripted one in tests). Main thread only; every
+ * The resolver is injected ((host) => Promise<address text>: the system
+ * resolver in the daemon (A or AAAA), a scripted one in tests); toIp turns
+ * its answer into an endpoint u32 (IPv6: a handle of the daemon's table). Main thread only; every
  * wait ends when `stopped` settles.
  */
 import type { Logger } from './log.js'
-import { intToIp, ipToInt, isIpv4 } from './wire/addr.js'
+import { formatEndpointHost, ipToInt, isIpv4 } from './wire/addr.js'
 
 /** Waiting for the name at start: first retry after 1 s, doubling up to 30 s. */
 export const RESOLVE_RETRY_MIN = 1000
@@ -34,6 +35,7 @@ export class ServerName {
   readonly #log: Logger
   readonly #stopped: Promise<void>
   readonly #reresolveMs: number
+  readonly #toIp: (text: string) => number | null
   #stopping = false
   /** The address in use (host order), 0 before the first success. */
   #ip = 0
@@ -43,7 +45,8 @@ export class ServerName {
   #lastLookup = 0
   #lookingUp = false
 
-  constructor (host: string, port: number, c: { resolve: Resolve, log: Logger, stopped: Promise<void>, reresolveMs?: number }) {
+  constructor (host: string, port: number, c: { resolve: Resolve, log: Logger, stopped: Promise<void>, reresolveMs?: number, toIp?: (text: string) => number | null }) {
+    this.#toIp = c.toIp ?? ((text) => isIpv4(text) ? ipToInt(text) : null)
     this.#host = host
     this.#port = port
     this.#resolve = c.resolve
@@ -63,7 +66,7 @@ export class ServerName {
       try {
         const ip = await Promise.race([this.#lookup(), this.#stopped.then(() => null)])
         if (ip === null) return null
-        if (this.#waiting !== null) this.#log.info(`the server name ${this.#host} resolves now, to ${intToIp(ip)}`)
+        if (this.#waiting !== null) this.#log.info(`the server name ${this.#host} resolves now, to ${formatEndpointHost(ip)}`)
         this.#waiting = null
         this.#ip = ip
         return ip
@@ -100,20 +103,21 @@ export class ServerName {
     this.#lookingUp = true
     this.#lookup().then((ip) => {
       if (this.#stopping) return
-      if (ip === this.#ip) { this.#log.debug(`the server name ${this.#host} still resolves to ${intToIp(ip)}`); return }
-      this.#log.info(`the server name ${this.#host} now resolves to ${intToIp(ip)} (was ${intToIp(this.#ip)}); registering there`, { server: `${this.#host}:${this.#port}` })
+      if (ip === this.#ip) { this.#log.debug(`the server name ${this.#host} still resolves to ${formatEndpointHost(ip)}`); return }
+      this.#log.info(`the server name ${this.#host} now resolves to ${formatEndpointHost(ip)} (was ${formatEndpointHost(this.#ip)}); registering there`, { server: `${this.#host}:${this.#port}` })
       this.#ip = ip
       onMoved(ip, this.#port)
     }, (err: unknown) => {
-      this.#log.debug(`looking up the server name ${this.#host} again failed; keeping ${intToIp(this.#ip)}`, { err: describe(err) })
+      this.#log.debug(`looking up the server name ${this.#host} again failed; keeping ${formatEndpointHost(this.#ip)}`, { err: describe(err) })
     }).finally(() => { this.#lookingUp = false })
   }
 
   async #lookup (): Promise<number> {
     this.#lastLookup = Date.now()
-    const ip = await this.#resolve(this.#host)
-    if (!isIpv4(ip)) throw new Error(`the resolver returned ${JSON.stringify(ip)}, not an IPv4 address`)
-    return ipToInt(ip)
+    const text = await this.#resolve(this.#host)
+    const ip = this.#toIp(text)
+    if (ip === null) throw new Error(`the resolver returned ${JSON.stringify(text)}, not an address this daemon can use`)
+    return ip
   }
 
   async #pause (ms: number): Promise<void> {

@@ -36,14 +36,14 @@ t.test('waitFirst: fails, says so once, shows why, then resolves', async t => {
   t.ok(lines.some(l => /the server name vpn\.test resolves now, to 192\.0\.2\.7/.test(l)))
 })
 
-t.test('waitFirst: a stop ends the wait with null; a non-IPv4 answer is a failure', async t => {
+t.test('waitFirst: a stop ends the wait with null; an answer toIp refuses is a failure', async t => {
   const { log } = capture()
   let stop: () => void = () => {}
   const stopped = new Promise<void>((resolve) => { stop = resolve })
   const n = new ServerName('vpn.test', 9000, { resolve: async () => '2001:db8::1', log, stopped })
   const first = n.waitFirst()
   await until(() => n.waiting !== null, 'waiting')
-  t.match(n.waiting, /not an IPv4 address/)
+  t.match(n.waiting, /not an address this daemon can use/)
   stop()
   t.equal(await first, null)
 })

@@ -7,6 +7,7 @@
  *   config OK: client 10.0.0.2/24 → vpn.example.com:9000 (dev lwt0, mtu 1400)
  *   (with an IPv6 address: 10.0.0.2/24,fd00:77::2/64)
  */
+import { formatHostPort } from '../config/validate.js'
 import type { Config } from '../config/schema.js'
 import { formatPrefix } from '../wire/prefix.js'
 
@@ -15,9 +16,9 @@ export function summarize (c: Config): string {
   const extras = [`dev ${c.dev}`, `mtu ${c.mtu}`]
   if (c.metrics !== null) extras.push(`metrics on ${c.metrics.host}:${c.metrics.port}`)
   if (c.mode === 'server') {
-    return `config OK: server ${tun} listening on ${c.listen.host}:${c.listen.port} (${[...extras, `up to ${c.maxClients} clients`].join(', ')})`
+    return `config OK: server ${tun} listening on ${formatHostPort(c.listen.host, c.listen.port)} (${[...extras, `up to ${c.maxClients} clients`].join(', ')})`
   }
-  return `config OK: client ${tun} → ${c.remote!.host}:${c.remote!.port} (${[...extras, c.p2p ? 'direct paths on' : 'relay only'].join(', ')})`
+  return `config OK: client ${tun} → ${formatHostPort(c.remote!.host, c.remote!.port)} (${[...extras, c.p2p ? 'direct paths on' : 'relay only'].join(', ')})`
 }
 
 /** The report of `check`: [stdout, stderr, exit code]. */

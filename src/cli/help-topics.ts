@@ -6,6 +6,7 @@
  * is cli/help.ts, which looks pages up here. Defaults come from
  * config/defaults.ts, as there.
  */
+import { formatHostPort } from '../config/validate.js'
 import { CONTROL_DIR, DEFAULTS } from '../config/defaults.js'
 
 const D = DEFAULTS
@@ -25,9 +26,10 @@ SYNOPSIS
         [--log-format text|json] [-c FILE]
 
     The server is the hub every client registers with. It listens on UDP
-    --listen (default ${D.serverListen.host}:${D.serverListen.port}), owns a tunnel address like every
-    node, introduces clients to each other for direct paths, and relays
-    sealed packets between clients that cannot reach each other directly.
+    --listen (default ${formatHostPort(D.serverListen.host, D.serverListen.port)}: IPv4 and IPv6), owns a
+    tunnel address like every node, introduces clients to each other for
+    direct paths, and relays sealed packets between clients that cannot
+    reach each other directly.
     Clients beyond --max-clients (default ${D.maxClients}) are refused.
     It accepts the tunnel over TCP too, on the same port number
     (--tcp-listen moves it, --no-tcp turns it off).

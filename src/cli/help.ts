@@ -7,6 +7,7 @@
  * limit comes from config/defaults.ts and the ignored Go keys from
  * config/go-compat.ts, so the text and the checks cannot drift apart.
  */
+import { formatHostPort } from '../config/validate.js'
 import { CONTROL_DIR, DEFAULTS, LIMITS } from '../config/defaults.js'
 import { GO_IGNORED_KEYS } from '../config/go-compat.js'
 import { COMMAND_PAGES, SOCK } from './help-topics.js'
@@ -215,9 +216,12 @@ const OPTIONS = `OPTIONS
 
   Server only
     -l, --listen HOST:PORT
-              UDP address to listen on; HOST is a local IPv4 address (0.0.0.0
-              for all), PORT 1..65535; ":PORT" means 0.0.0.0:PORT.
-              Default: ${D.serverListen.host}:${D.serverListen.port}.
+              UDP address to listen on; HOST is a local IPv4 address, or an
+              IPv6 one in brackets ([2001:db8::1]:9000); [::] means every
+              address of both families (one dual-stack socket: IPv4 clients
+              too), 0.0.0.0 every IPv4 one; PORT 1..65535; ":PORT" means
+              [::]:PORT. Default: ${formatHostPort(D.serverListen.host, D.serverListen.port)} (0.0.0.0:${D.serverListen.port}, with
+              one info line, on a host without IPv6).
               The server also answers NAT checks on PORT+1 (clients learn
               from it whether their NAT maps per destination); open both
               ports in a firewall. If PORT+1 is taken, the server warns and
@@ -266,8 +270,11 @@ const OPTIONS = `OPTIONS
 
   Client only
     -r, --remote HOST:PORT
-              Required. The server's address: an IPv4 address or a host name,
-              and its port. A name that does not resolve yet (at boot, before
+              Required. The server's address: an IPv4 address, an IPv6 one in
+              brackets ([2001:db8::1]:9000) or a host name (A or AAAA, the
+              first the resolver gives), and its port. Over IPv6, peers reach
+              each other at their IPv6 addresses too (no NAT: direct at
+              once). A name that does not resolve yet (at boot, before
               the network is up) is retried after 1 s, backing off to 30 s;
               status shows state "resolving" meanwhile. While the server does
               not answer, the name is looked up again (at most every 30 s) and
@@ -303,8 +310,8 @@ const OPTIONS = `OPTIONS
               router maps. status shows the mapping or why there is none.
               Default: on (with --p2p).
     -l, --listen HOST:PORT
-              Local UDP address to bind. Default: ${D.clientListen.host}:${D.clientListen.port} (any
-              address, a free port chosen by the kernel).
+              Local UDP address to bind. Default: ${formatHostPort(D.clientListen.host, D.clientListen.port)} (any
+              address of either family, a free port chosen by the kernel).
     --accept-routes, --no-accept-routes
               Install the approved routes of the other nodes on the TUN
               device (ip route replace ... dev DEV), and remove them when

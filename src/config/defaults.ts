@@ -13,10 +13,13 @@ import { statSync } from 'node:fs'
 import { join } from 'node:path'
 
 export const DEFAULTS = Object.freeze({
-  /** Server: all IPv4 addresses, UDP port 9000 (the Go project's default port). */
-  serverListen: Object.freeze({ host: '0.0.0.0', port: 9000 }),
-  /** Client: any local address, a kernel-chosen port. */
-  clientListen: Object.freeze({ host: '0.0.0.0', port: 0 }),
+  /**
+   * Server: all addresses of both families (one AF_INET6 socket, IPV6_V6ONLY off), UDP port 9000 (the
+   * Go project's default port); a host without IPv6 falls back to 0.0.0.0 (dataplane.ts, one info line).
+   */
+  serverListen: Object.freeze({ host: '::', port: 9000 }),
+  /** Client: any local address of either family, a kernel-chosen port (same fallback). */
+  clientListen: Object.freeze({ host: '::', port: 0 }),
   dev: 'lwt0',
   /**
    * 1400 leaves room for the outer IPv4 (20) + UDP (8) + tunnel header and AEAD

@@ -11,6 +11,7 @@
  * random 40-bit global id (RFC 4193 §3.2), so two generated networks never
  * share one.
  */
+import { formatHostPort } from './validate.js'
 import { randomBytes } from 'node:crypto'
 import { chmodSync, statSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
@@ -37,7 +38,7 @@ export function exampleConfigs (key: string, ula: string = randomUlaNetwork()): 
   return {
     server: {
       mode: 'server',
-      listen: `${DEFAULTS.serverListen.host}:${DEFAULTS.serverListen.port}`,
+      listen: formatHostPort(DEFAULTS.serverListen.host, DEFAULTS.serverListen.port),
       tun: `10.0.0.1/24,${ula}1/64`,
       key,
       dev: DEFAULTS.dev,

@@ -35,7 +35,7 @@ import { loadAuthorizedNodes } from '../state/authorized-nodes.js'
 import { describeError } from '../errors.js'
 import { IPV6_MIN_MTU, readTunAddresses } from './tun-address.js'
 import { readAdvertiseRoutes, readApproveRoutes } from './routes.js'
-import { checkBool, checkControl, checkDev, checkHostPort, checkInt, checkOneOf, expectString, type Raw } from './validate.js'
+import { checkBool, checkControl, checkDev, checkHostPort, checkInt, checkOneOf, expectString, formatHostPort, type Raw } from './validate.js'
 
 /** A flag's value (string, or boolean for a bool flag) and the flag as typed ("-mtu", "--no-p2p"). */
 export interface FlagValue { readonly value: string | boolean, readonly flag: string }
@@ -204,6 +204,9 @@ function readSettings (mode: Mode | null, s: Settings, env: LoadEnv, problems: s
   // One statement per setting, in Config order: problems are listed in this order.
   const listen = readListen(mode, s, problems, warnings)
   const remote = mode === 'client' ? readRemote(s, problems) : null
+  if (listen !== null && remote !== null && remote.host.includes(':') && !listen.host.includes(':')) {
+    problems.push(`--remote ${formatHostPort(remote.host, remote.port)} is an IPv6 address, but --listen ${formatHostPort(listen.host, listen.port)} binds an IPv4 socket, which cannot reach it: listen on [::] (the default) or give the server's IPv4 address`)
+  }
   const { tun, tun6 } = readTun(mode, s, problems)
   const { key, keyFile } = readKey(s, env, problems, warnings)
   const networkName = readNetworkName(s, problems)

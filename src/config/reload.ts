@@ -22,6 +22,7 @@
  *                advertiseRoutes (sent at registration), acceptRoutes,
  *                clientIsolation (the dataplane's relay is set up with it)
  */
+import { formatHostPort } from './validate.js'
 import type { Config, SettingKey } from './schema.js'
 import { SETTINGS } from './schema.js'
 
@@ -127,7 +128,7 @@ export function showValue (key: SettingKey, v: unknown): string {
   if (Array.isArray(v)) return v.length === 0 ? 'none' : v.join(',')
   if (typeof v === 'object') {
     const o = v as Record<string, unknown>
-    if ('host' in o && 'port' in o) return `${String(o.host)}:${String(o.port)}`
+    if ('host' in o && 'port' in o) return formatHostPort(String(o.host), Number(o.port))
     if ('ip' in o && 'prefix' in o) return `${String(o.ip)}/${String(o.prefix)}`
     return JSON.stringify(o)
   }

@@ -12,6 +12,7 @@
  * as octal); only the messages are made here.
  */
 import { resolve } from 'node:path'
+import { isIPv6 } from 'node:net'
 import { broadcastAddress, intToIp, ipToInt, isIpv4, networkAddress } from '../wire/addr.js'
 import { CONTROL_DIR, LIMITS } from './defaults.js'
 import { show } from './messages.js'
@@ -135,40 +136,64 @@ export function checkCidr (value: string, source: string, problems: string[]): I
 const HOSTNAME = /^(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/
 
 /**
- * HOST:PORT. role 'listen': HOST is a local IPv4 address (empty = 0.0.0.0);
- * role 'remote': an IPv4 address or a host name (resolved at start). IPv6 is
- * refused. PORT is minPort..65535 (a client's listen port may be 0: any port).
+ * HOST:PORT. role 'listen': HOST is a local IPv4 address or a bracketed IPv6
+ * one (empty = [::], all addresses of both families); role 'remote': an IPv4
+ * address, a bracketed IPv6 address ([2001:db8::1]:9000) or a host name
+ * (resolved at start, A or AAAA). An IPv6 host is kept without its brackets
+ * (formatHostPort puts them back). PORT is minPort..65535 (a client's listen
+ * port may be 0: any port). 240.0.0.0/4 is refused (never a unicast address;
+ * the daemon uses those values as endpoint handles, wire/endpoint-handle.ts).
  */
 export function checkHostPort (raw: Raw, opts: { role: 'listen' | 'remote', minPort: number }, problems: string[]): HostPort | null {
-  const example = opts.role === 'listen' ? 'e.g. 0.0.0.0:9000' : 'e.g. 203.0.113.5:9000 or vpn.example.com:9000'
+  const example = opts.role === 'listen' ? 'e.g. 0.0.0.0:9000 or [::]:9000' : 'e.g. 203.0.113.5:9000, [2001:db8::1]:9000 or vpn.example.com:9000'
   if (typeof raw.value !== 'string') {
     problems.push(`${raw.source}: expected HOST:PORT as a string, ${example}, got ${show(raw.value)}`)
     return null
   }
   const value = raw.value
-  if (value.startsWith('[') || (value.match(/:/g)?.length ?? 0) > 1) {
-    problems.push(`${raw.source}: expected an IPv4 HOST:PORT, ${example}, got ${show(value)} (IPv6 is not supported)`)
-    return null
-  }
-  const colon = value.lastIndexOf(':')
-  if (colon === -1) {
-    problems.push(`${raw.source}: expected HOST:PORT, ${example}, got ${show(value)} (no port)`)
-    return null
-  }
-  let host = value.slice(0, colon)
-  const portStr = value.slice(colon + 1)
+  let host: string
+  let portStr: string
   let ok = true
-  if (host === '') {
-    if (opts.role === 'listen') host = '0.0.0.0'
-    else { problems.push(`${raw.source}: expected HOST:PORT with a host, ${example}, got ${show(value)}`); ok = false }
-  } else if (opts.role === 'listen') {
-    if (!isIpv4(host)) {
-      problems.push(`${raw.source}: expected a local IPv4 address to bind (0.0.0.0 for all), ${example}, got ${show(host)} in ${show(value)}`)
+  if (value.startsWith('[')) {
+    const close = value.indexOf(']')
+    host = close < 0 ? '' : value.slice(1, close)
+    if (close < 0 || value[close + 1] !== ':' || !isIPv6(host) || host.includes('%')) {
+      problems.push(`${raw.source}: expected [IPV6]:PORT, ${example}, got ${show(value)}`)
+      return null
+    }
+    portStr = value.slice(close + 2)
+    if (opts.role === 'remote' && (host === '::' || /^ff/i.test(host))) {
+      problems.push(`${raw.source}: expected the server's unicast IPv6 address, ${example}, got ${show(host)} in ${show(value)}`)
       ok = false
     }
-  } else if (!isIpv4(host)) {
-    if (/^[0-9.]+$/.test(host) || !HOSTNAME.test(host)) {
-      problems.push(`${raw.source}: expected an IPv4 address or host name, ${example}, got ${show(host)} in ${show(value)}`)
+  } else {
+    if ((value.match(/:/g)?.length ?? 0) > 1) {
+      problems.push(`${raw.source}: expected HOST:PORT with an IPv6 address in brackets, ${example}, got ${show(value)}`)
+      return null
+    }
+    const colon = value.lastIndexOf(':')
+    if (colon === -1) {
+      problems.push(`${raw.source}: expected HOST:PORT, ${example}, got ${show(value)} (no port)`)
+      return null
+    }
+    host = value.slice(0, colon)
+    portStr = value.slice(colon + 1)
+    if (host === '') {
+      if (opts.role === 'listen') host = '::'
+      else { problems.push(`${raw.source}: expected HOST:PORT with a host, ${example}, got ${show(value)}`); ok = false }
+    } else if (opts.role === 'listen') {
+      if (!isIpv4(host)) {
+        problems.push(`${raw.source}: expected a local IPv4 address or a bracketed IPv6 one to bind (0.0.0.0 or [::] for all), ${example}, got ${show(host)} in ${show(value)}`)
+        ok = false
+      }
+    } else if (!isIpv4(host)) {
+      if (/^[0-9.]+$/.test(host) || !HOSTNAME.test(host)) {
+        problems.push(`${raw.source}: expected an IPv4 address or host name, ${example}, got ${show(host)} in ${show(value)}`)
+        ok = false
+      }
+    }
+    if (ok && isIpv4(host) && ipToInt(host) >>> 28 === 0xf) {
+      problems.push(`${raw.source}: ${show(host)} is in 240.0.0.0/4, which is never a unicast address, ${example}`)
       ok = false
     }
   }
@@ -178,6 +203,11 @@ export function checkHostPort (raw: Raw, opts: { role: 'listen' | 'remote', minP
     ok = false
   }
   return ok ? { host, port } : null
+}
+
+/** host:port, with an IPv6 host in brackets ([2001:db8::1]:9000). */
+export function formatHostPort (host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
 }
 
 /** A Linux network device name: 1..LIMITS.devNameMax of A-Z a-z 0-9 _ - . (not starting with "."). */

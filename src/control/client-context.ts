@@ -5,6 +5,8 @@
  * the server and with peers live in it side by side), the init timestamps, and the two ways out (to the server, relayed to a peer).
  * Main thread only.
  */
+import type { Endpoint6 } from '../wire/attrs.js'
+import type { V6Names } from './endpoint6.js'
 import type { Clock, WallClock } from '../clock.js'
 import type { Logger } from '../log.js'
 import type { Random } from '../random.js'
@@ -38,6 +40,8 @@ export interface ClientOptions {
   p2p?: boolean
   /** Our own addresses with the UDP port we listen on (LAN candidates for peers); read at registration. */
   localEndpoints?: () => LanAddr[]
+  /** Our global IPv6 addresses with our port (CANDIDATE6 in the init: peers probe them; control/endpoint6.ts). */
+  localEndpoints6?: () => Endpoint6[]
   /** Our port mapping's external endpoint (port-mapping.ts), or null: offered to peers beside the others. */
   mappedEndpoint?: () => LanAddr | null
   /** The server sees us at a new public endpoint (not the first): the port mapping is refreshed. */
@@ -60,6 +64,8 @@ export interface ClientContext {
   readonly clock: Clock & WallClock
   readonly random: Random
   readonly log: Logger
+  /** The IPv6 address table (control/endpoint6.ts), when the daemon has one. */
+  readonly v6: V6Names | undefined
   readonly indexes: IndexTable<SessionOwner>
   /** A fresh init timestamp: wall-clock ms, strictly increasing over every init we send (the receiver drops one not newer than the last). */
   timestamp(): number
@@ -74,11 +80,11 @@ export interface ClientContext {
 }
 
 /** The ClientContext of one ClientController. */
-export function clientContext (opt: ClientOptions, c: { port: DataplanePort, clock: Clock & WallClock, random: Random, log: Logger }, indexes: IndexTable<SessionOwner>): ClientContext {
+export function clientContext (opt: ClientOptions, c: { port: DataplanePort, clock: Clock & WallClock, random: Random, log: Logger, v6?: V6Names }, indexes: IndexTable<SessionOwner>): ClientContext {
   let lastTimestamp = 0
   const { port } = c
   return {
-    opt, port, clock: c.clock, random: c.random, log: c.log, indexes,
+    opt, port, clock: c.clock, random: c.random, log: c.log, v6: c.v6, indexes,
     timestamp: () => (lastTimestamp = Math.max(lastTimestamp + 1, c.clock.wallNow())),
     drop: (s) => {
       indexes.delete(s.localIndex)

@@ -15,6 +15,7 @@
  *
  * Main thread only.
  */
+import { isHandle } from '../wire/endpoint-handle.js'
 import type { Logger } from '../log.js'
 import { formatEndpoint } from '../wire/addr.js'
 import { NAT_LABEL, NatObserver, type Endpoint } from './nat.js'
@@ -108,7 +109,8 @@ export class ClientNat {
   }
 
   /** What we tell peers to probe (a Punch): our public endpoint, then the port mapping's endpoint, then our own addresses. */
-  candidates (): LanAddr[] { return withMapped(this.observer.localCandidates(), this.#opt.mappedEndpoint?.() ?? null, 1) }
+  /** Our IPv4 candidates for a Punch (an endpoint handle has no IPv4 address to put on the wire: IPv6 ones go in CANDIDATE6). */
+  candidates (): LanAddr[] { return withMapped(this.observer.localCandidates().filter(c => !isHandle(c.ip)), this.#opt.mappedEndpoint?.() ?? null, 1) }
 
   /** The port mapping appeared, changed or went away: tell every peer (a Punch carries our candidates). */
   mappingChanged (now: number): void {

@@ -21,6 +21,7 @@
  * (client-nat.ts, over nat.ts's NatObserver); the birthday search's sockets
  * in a BirthdayPool (birthday.ts).
  */
+import { wireIp } from '../wire/endpoint-handle.js'
 import type { Clock, WallClock } from '../clock.js'
 import type { Logger } from '../log.js'
 import type { ControlComponents, ControlHandler, ControlInput, DataplanePort } from './port.js'
@@ -262,7 +263,7 @@ export class ClientController implements ControlHandler {
         if (s === null) return
         const m: ControlMessage = kind === 'ping'
           ? { kind: CTL_PING, txid, peerListVersion: 0 }
-          : { kind: CTL_PONG, txid, peerListVersion: 0, observedIp: observed?.ip ?? 0, observedPort: observed?.port ?? 0 }
+          : { kind: CTL_PONG, txid, peerListVersion: 0, observedIp: wireIp(observed?.ip ?? 0), observedPort: wireIp(observed?.ip ?? 0) === 0 ? 0 : observed?.port ?? 0 }
         const bytes = s.ctl.seal(encodeControl(m))
         if (ttl === null) this.#port.sendControl(bytes, ip, port, sock)
         else this.#port.sendControlTtl(bytes, ip, port, ttl, sock)

@@ -66,8 +66,18 @@ export function encodeCache (peers: readonly CachedPeer[]): string {
   }, null, 1) + '\n'
 }
 
-function parseEndpoint (s: unknown): Endpoint | null {
+/** How an IPv6 endpoint's address ("[2001:db8::3]:41000") becomes an endpoint u32 (the daemon's table: a pinned handle). */
+export type EndpointIp = (text: string) => number | null
+
+function parseEndpoint (s: unknown, endpointIp?: EndpointIp): Endpoint | null {
   if (typeof s !== 'string') return null
+  const m6 = /^\[([0-9a-fA-F:.]+)\]:([0-9]{1,5})$/.exec(s)
+  if (m6 !== null) {
+    // Written by a daemon with IPv6 outside: read back only where there is a table to hold it.
+    const ip = endpointIp?.(m6[1]!) ?? null
+    const port = Number(m6[2])
+    return ip !== null && ip !== 0 && port > 0 && port < 65536 ? { ip, port } : null
+  }
   const m = /^([0-9.]+):([0-9]{1,5})$/.exec(s)
   if (m === null || !isIpv4(m[1]!)) return null
   const port = Number(m[2])
@@ -80,7 +90,7 @@ function parseEndpoint (s: unknown): Endpoint | null {
  * older than CACHE_MAX_AGE are skipped (counted in `skipped`); a file that
  * is not a cache at all gives a `problem` sentence and no peers.
  */
-export function decodeCache (text: string, wallNow: number): { peers: CachedPeer[], skipped: number, problem: string | null } {
+export function decodeCache (text: string, wallNow: number, endpointIp?: EndpointIp): { peers: CachedPeer[], skipped: number, problem: string | null } {
   let doc: unknown
   try { doc = JSON.parse(text) } catch (e) { return { peers: [], skipped: 0, problem: `not JSON (${(e as Error).message})` } }
   const d = doc as { version?: unknown, peers?: unknown }
@@ -97,7 +107,7 @@ export function decodeCache (text: string, wallNow: number): { peers: CachedPeer
     const bad6 = e?.tunnel6 !== undefined && (tunnel6 === null || tunnel6.family !== 6)
     const at = typeof e?.confirmedAt === 'string' ? Date.parse(e.confirmedAt) : NaN
     const key = typeof e?.key === 'string' ? Buffer.from(e.key, 'base64') : null
-    const eps = Array.isArray(e?.endpoints) ? e.endpoints.map(parseEndpoint) : []
+    const eps = Array.isArray(e?.endpoints) ? e.endpoints.map((x: unknown) => parseEndpoint(x, endpointIp)) : []
     const ok = typeof e?.tunnelIp === 'string' && isIpv4(e.tunnelIp) && Number.isFinite(at) &&
       (e.key === null || key?.length === 32) && eps.length > 0 && eps.every(x => x !== null)
     if (!ok || bad6 || wallNow - at > CACHE_MAX_AGE || at > wallNow + CACHE_MAX_AGE) { skipped++; continue }
@@ -121,7 +131,10 @@ export class PeerCache {
   #dirty = false
   #lastSave = -Infinity
 
-  constructor (store: CacheStore, warn: (msg: string) => void) {
+  readonly #endpointIp: EndpointIp | undefined
+
+  constructor (store: CacheStore, warn: (msg: string) => void, endpointIp?: EndpointIp) {
+    this.#endpointIp = endpointIp
     this.#store = store
     this.#warn = warn
   }
@@ -136,7 +149,7 @@ export class PeerCache {
       return []
     }
     if (text === null) return []
-    const r = decodeCache(text, wallNow)
+    const r = decodeCache(text, wallNow, this.#endpointIp)
     if (r.problem !== null) {
       this.#warn(`ignoring the address cache ${this.#store.where}: ${r.problem}; it is rewritten from the peers reached from now on`)
       this.#dirty = true

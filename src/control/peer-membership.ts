@@ -19,6 +19,7 @@ import { intToIp } from '../wire/addr.js'
 import { DirectPath, type PathIo } from './direct-path.js'
 import { NO_ATTRS } from '../wire/attrs.js'
 import { peerPrefixes } from './peer-prefixes.js'
+import { peerCandidates6, peerEndpoint } from './endpoint6.js'
 import type { PeerRemote, PeerTable } from './peer-table.js'
 import type { ClientContext } from './client-context.js'
 
@@ -44,6 +45,8 @@ export class PeerMembership {
   /** A peer-list entry: the peer joins (or its key changed: it joins anew), its id and endpoint are updated, its route set. */
   upsert (e: PeerEntry): void {
     const now = this.#ctx.clock.now()
+    // A peer the server sees over IPv6: 0:0 and its address in ENDPOINT6, which becomes a handle here (endpoint6.ts).
+    const { ip: publicIp, port: publicPort } = peerEndpoint(this.#ctx.v6, e.publicIp, e.publicPort, e.attrs?.endpoint6)
     let p = this.#peers.get(e.tunnelIp)
     if (p !== undefined && !sameBytes(p.key, e.key)) {
       // Another node key at this address (the server's operator freed it): a new peer, not the old one's sessions.
@@ -51,7 +54,7 @@ export class PeerMembership {
       p = undefined
     }
     if (p === undefined) {
-      const added = this.#peers.add(e.tunnelIp, (slot) => this.#newPeer(slot, e.peerId, e.tunnelIp, new Uint8Array(e.key), e.publicIp, e.publicPort, now, false))
+      const added = this.#peers.add(e.tunnelIp, (slot) => this.#newPeer(slot, e.peerId, e.tunnelIp, new Uint8Array(e.key), publicIp, publicPort, now, false))
       if (added === null) {
         this.#ctx.log.warn('too many peers; ignoring one', { peer: intToIp(e.tunnelIp) })
         return
@@ -62,11 +65,13 @@ export class PeerMembership {
     this.#peers.setPeerId(p, e.peerId)
     p.fromCache = false
     p.unlistedAt = null
-    p.publicIp = e.publicIp
-    p.publicPort = e.publicPort
+    p.publicIp = publicIp
+    p.publicPort = publicPort
     p.attrs = e.attrs ?? NO_ATTRS
     this.route(p)
-    p.path?.setAdvertised(e.publicIp === 0 ? null : { ip: e.publicIp, port: e.publicPort }, e.lan, now)
+    // Its IPv6 candidates (CANDIDATE6) are probed like its LAN ones.
+    const c6 = peerCandidates6(this.#ctx.v6, e.attrs?.candidates6)
+    p.path?.setAdvertised(publicIp === 0 ? null : { ip: publicIp, port: publicPort }, c6.length === 0 ? e.lan : [...e.lan, ...c6], now)
   }
 
   #newPeer (slot: number, peerId: number, tunnelIp: number, key: Uint8Array, publicIp: number, publicPort: number, now: number, fromCache: boolean): PeerRemote {

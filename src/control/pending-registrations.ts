@@ -11,6 +11,7 @@
  *                         ├── a 5th from the same source IP / the 1025th overall ──▶ evicted (oldest)
  *                         └── older than PENDING_REGISTRATION_TTL ──▶ expire()
  */
+import type { Endpoint6 } from '../wire/attrs.js'
 import type { LanAddr } from '../wire/payloads.js'
 import type { IpPrefix } from '../wire/prefix.js'
 import { emptySessionSet, type Session, type SessionSet } from './session.js'
@@ -23,6 +24,8 @@ export interface Claim {
   lan: LanAddr[]
   /** The networks it advertises (InitPayload attrs.routes). */
   routes: readonly IpPrefix[]
+  /** Its own global IPv6 addresses with its port (InitPayload attrs.candidates6), passed on to peers. */
+  candidates6?: readonly Endpoint6[]
   /** The initiator's static key (authenticated by message 1; proven by the Confirm). */
   key: Uint8Array
 }

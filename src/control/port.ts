@@ -10,6 +10,7 @@ import type { Clock, WallClock } from '../clock.js'
 import type { Random } from '../random.js'
 import type { Logger } from '../log.js'
 import type { IpPrefix } from '../wire/prefix.js'
+import type { V6Names } from './endpoint6.js'
 
 export interface PeerRoute {
   /** Small integer naming the peer in the dataplane (0..maxPeers-1). */
@@ -111,4 +112,6 @@ export interface ControlComponents {
   /** Retry jitter, probe txids and ports, receiver indexes, return-routability txids. */
   random: Random
   log: Logger
+  /** The daemon's IPv6 address table (control/endpoint6.ts); absent where no IPv6 endpoint can occur (tests). */
+  v6?: V6Names
 }

@@ -12,6 +12,8 @@
  *
  * Main thread only.
  */
+import type { Endpoint6 } from '../wire/attrs.js'
+import { pinEndpoint, unpinEndpoint, type V6Names } from './endpoint6.js'
 import type { Clock, WallClock } from '../clock.js'
 import type { Random } from '../random.js'
 import type { Logger } from '../log.js'
@@ -58,7 +60,8 @@ export interface ServerOptions {
 
 /** What a client's peer-list entry and dataplane route say about it beyond its IPv4 address: its IPv6 address and approved routes. */
 export function clientAttrs (rec: ClientRecord): NodeAttrs {
-  return { tunnel6: rec.tunnel6, routes: rec.approved }
+  const c6 = rec.candidates6 ?? []
+  return { tunnel6: rec.tunnel6, routes: rec.approved, ...(c6.length > 0 ? { candidates6: c6 } : {}) }
 }
 
 export const keyHex = (k: Uint8Array): string => Buffer.from(k).toString('hex')
@@ -81,6 +84,8 @@ export interface ClientRecord {
   sessions: SessionSet
   /** The LAN endpoints it announced (passed on to peers in the peer list). */
   lan: { ip: number, port: number }[]
+  /** Its own IPv6 candidates (CANDIDATE6, passed on to peers in its attrs); absent: none. */
+  candidates6?: readonly Endpoint6[]
   /** Our RTT Pings to it (one per keepalive interval, from activation): txid → sent at, at most 4. */
   pings: Map<number, number>
   lastPingAt: number
@@ -136,7 +141,7 @@ export interface ServerContext {
 /** The ServerContext of one ServerController. */
 export function serverContext (
   opt: ServerOptions,
-  c: { port: DataplanePort, clock: Clock & WallClock, random: Random, log: Logger },
+  c: { port: DataplanePort, clock: Clock & WallClock, random: Random, log: Logger, v6?: V6Names },
   parts: { registry: NodeRegistry & RegistryAdmin, indexes: IndexTable<ClientRecord | PendingRegistration>, pending: PendingRegistrations, peerList: ServerPeerList, byIp: Map<number, ClientRecord>, maxPeers: number }
 ): ServerContext {
   const { port, clock, log } = c
@@ -182,12 +187,16 @@ export function serverContext (
       if (byKey.get(keyHex(rec.key)) === rec) byKey.delete(keyHex(rec.key))
       byPeerId.delete(rec.peerId)
       port.removePeer(rec.slot)
+      unpinEndpoint(c.v6, rec.endpointIp)
       freeSlots.push(rec.slot)
       if (rec.active) parts.peerList.removed(rec)
       if (rec.approved.length > 0 || rec.routes.length > 0) routes.markDirty() // its networks may go to another node
       if (why !== null) log.info(`client removed: ${why}`, { peer: intToIp(rec.tunnelIp) })
     },
-    route: (rec) => ({ slot: rec.slot, peerId: rec.peerId, tunnelIp: rec.tunnelIp, endpointIp: rec.endpointIp, endpointPort: rec.endpointPort, relayVia: false, prefixes: peerPrefixes(clientAttrs(rec)) })
+    route: (rec) => {
+      pinEndpoint(c.v6, rec.endpointIp) // an IPv6 client's table entry lives as long as its route
+      return { slot: rec.slot, peerId: rec.peerId, tunnelIp: rec.tunnelIp, endpointIp: rec.endpointIp, endpointPort: rec.endpointPort, relayVia: false, prefixes: peerPrefixes(clientAttrs(rec)) }
+    }
   }
   return ctx
 }

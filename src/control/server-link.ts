@@ -12,6 +12,7 @@
  *   server ──reject───▶ onReject: wrong key → rejected/reconnecting; lost session → init at once
  *   server ──sealed───▶ onMessage: Pong (keepalive or NAT check), PeerUpdate, Bye
  */
+import { candidates6Attr } from './endpoint6.js'
 import * as C from './constants.js'
 import * as R from './registration.js'
 import { consumeResponse, createInit } from '../crypto/noise.js'
@@ -32,7 +33,7 @@ import { describeSessions, emptySessionSet, expireSessions, installCurrent, newS
 import { RTT_WARMUP, RTT_WARMUP_GAP, RttWindow, lastSeen } from './rtt.js'
 import { fingerprint } from '../identity/key-text.js'
 import { withMapped } from './client-nat.js'
-import { wireIp, wirePort } from '../transport/conn-table.js'
+import { wireIp, wirePort } from '../wire/endpoint-handle.js'
 
 /**
  * The server counts as not answering after this much silence: two keepalive
@@ -155,7 +156,7 @@ export class ServerLink implements SessionOwner {
       tunnelIp: opt.tunnelIp,
       timestamp: this.#ctx.timestamp(),
       lan: opt.p2p === true ? withMapped(opt.localEndpoints?.() ?? [], opt.mappedEndpoint?.() ?? null, 0) : [],
-      attrs: { tunnel6: opt.tunnel6 ?? null, routes: opt.advertiseRoutes ?? [] }
+      attrs: { tunnel6: opt.tunnel6 ?? null, routes: opt.advertiseRoutes ?? [], ...candidates6Attr(opt.p2p === true ? opt.localEndpoints6?.() : undefined) }
     })
     const { message, state } = createInit(opt.psk, opt.nodeKey, localIndex, payload)
     ss.hs = { state: 'initSent', localIndex, initiator: state, sentAt: now, tries: 1 }

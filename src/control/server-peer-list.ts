@@ -19,7 +19,8 @@ import * as C from './constants.js'
 import { encodePeerUpdates, PEER_OP_REMOVE, PEER_OP_UPSERT, type PeerEntry } from '../wire/control.js'
 import { PEER_UPDATE_MAX_BYTES } from '../wire/constants.js'
 import { clientAttrs, type ClientRecord } from './server-context.js'
-import { wireIp, wirePort } from '../transport/conn-table.js' // a client on TCP: no UDP endpoint to offer its peers
+import { wireIp, wirePort } from '../wire/endpoint-handle.js' // a handle (a client on TCP or IPv6): no IPv4 endpoint on the wire
+import { endpoint6Of, type V6Names } from './endpoint6.js'
 
 export class ServerPeerList {
   readonly #port: DataplanePort
@@ -32,7 +33,10 @@ export class ServerPeerList {
   /** Monotonic ms of the last flush. */
   #lastUpdateFlush = 0
 
-  constructor (port: DataplanePort, byIp: ReadonlyMap<number, ClientRecord>, isolated = false) {
+  readonly #v6: V6Names | undefined
+
+  constructor (port: DataplanePort, byIp: ReadonlyMap<number, ClientRecord>, isolated = false, v6?: V6Names) {
+    this.#v6 = v6
     this.#port = port
     this.#byIp = byIp
     this.#isolated = isolated
@@ -42,7 +46,10 @@ export class ServerPeerList {
   get version (): number { return this.#version }
 
   #entry (rec: ClientRecord, op: typeof PEER_OP_UPSERT | typeof PEER_OP_REMOVE): PeerEntry {
-    return { op, peerId: rec.peerId, tunnelIp: rec.tunnelIp, publicIp: wireIp(rec.endpointIp), publicPort: wirePort(rec.endpointIp, rec.endpointPort), key: rec.key, lan: rec.lan, attrs: clientAttrs(rec) }
+    // A client that registered over IPv6: IPv4 endpoint 0:0 and its address in ENDPOINT6 (PROTOCOL §4.8).
+    const endpoint6 = endpoint6Of(this.#v6, rec.endpointIp, rec.endpointPort)
+    const attrs = endpoint6 === null ? clientAttrs(rec) : { ...clientAttrs(rec), endpoint6 }
+    return { op, peerId: rec.peerId, tunnelIp: rec.tunnelIp, publicIp: wireIp(rec.endpointIp), publicPort: wirePort(rec.endpointIp, rec.endpointPort), key: rec.key, lan: rec.lan, attrs }
   }
 
   /** The client is active (again) or moved: tell the others at the next flush. */

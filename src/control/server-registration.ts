@@ -45,7 +45,7 @@ import type { NodeRegistry } from './registry.js'
 import { PendingRegistration, type Claim } from './pending-registrations.js'
 import { claimRefusal, type ClaimRefusal } from './server-nodes.js'
 import { keyHex, type ClientRecord, type ServerContext } from './server-context.js'
-import { wireIp, wirePort } from '../transport/conn-table.js'
+import { wireIp, wirePort } from '../wire/endpoint-handle.js'
 
 /** The response status of each registry refusal. */
 const REFUSAL_STATUS = { 'address-bound-to-other-key': RESP_ADDRESS_BOUND, 'key-revoked': RESP_KEY_REVOKED, 'not-authorized': RESP_NOT_AUTHORIZED } as const
@@ -261,7 +261,7 @@ export class ServerRegistration {
       mtu: opt.mtu,
       tunnelIp: opt.tunnelIp,
       peerId,
-      observedIp: wireIp(input.ip), // a client on TCP: no UDP endpoint to tell it
+      observedIp: wireIp(input.ip), // a handle (a client on TCP or IPv6): 0:0, no IPv4 endpoint to tell it
       observedPort: wirePort(input.ip, input.port),
       // Our IPv6 address and our own routes; on a refusal about the client's IPv6 address, REFUSED says so (wire/attrs.ts).
       attrs: { tunnel6: opt.tunnel6 ?? null, routes: ctx.routes.own, ...(refused !== undefined ? { refused } : {}) }
@@ -304,7 +304,7 @@ export class ServerRegistration {
       case 'replayed': this.handshakeCounters.handshakesReplayed++; return // replayed init
       case 'new': {
         this.#noteInitTs(kh, req.timestamp)
-        const p = new PendingRegistration(input.ip, input.port, now, { tunnelIp: ip, tunnel6, key, lan: req.lan, routes: (req.attrs ?? NO_ATTRS).routes })
+        const p = new PendingRegistration(input.ip, input.port, now, { tunnelIp: ip, tunnel6, key, lan: req.lan, routes: (req.attrs ?? NO_ATTRS).routes, candidates6: req.attrs?.candidates6 ?? [] })
         const localIndex = ctx.indexes.allocate(p)
         const { message, keys } = createResponse(hs.state, localIndex, reply(RESP_OK, 0))
         this.handshakeCounters.handshakesAccepted++
@@ -319,6 +319,7 @@ export class ServerRegistration {
     const rec = d.rec
     this.#noteInitTs(kh, req.timestamp)
     rec.lan = req.lan
+    rec.candidates6 = req.attrs?.candidates6 ?? []
     rec.advertised = (req.attrs ?? NO_ATTRS).routes // decided at its Confirm (activate)
     const localIndex = ctx.indexes.allocate(rec)
     const client = rec
@@ -387,6 +388,7 @@ export class ServerRegistration {
       lastSeen: now,
       sessions: emptySessionSet(),
       lan: c.lan,
+      candidates6: c.candidates6 ?? [],
       pings: new Map(),
       lastPingAt: -Infinity,
       rtt: new RttWindow(),

@@ -48,7 +48,8 @@ import { disconnect, dropUnadmitted, nodesAdmin } from './server-nodes.js'
 import type { ApproveRoutes } from '../config/schema.js'
 import type { RouteOffer } from './kernel-route-plan.js'
 import { formatPrefix } from '../wire/prefix.js'
-import { transportOf, wireIp, wirePort } from '../transport/conn-table.js'
+import { transportOf } from '../transport/conn-table.js'
+import { wireIp, wirePort } from '../wire/endpoint-handle.js'
 
 export type { ServerOptions } from './server-context.js'
 
@@ -89,7 +90,7 @@ export class ServerController implements ControlHandler {
     this.#clock = c.clock
     this.#log = c.log
     this.#indexes = new IndexTable(c.random)
-    this.#peerList = new ServerPeerList(c.port, this.#byIp, opt.clientIsolation === true)
+    this.#peerList = new ServerPeerList(c.port, this.#byIp, opt.clientIsolation === true, c.v6)
     this.#ctx = serverContext(opt, c, { registry: this.registry, indexes: this.#indexes, pending: this.#pending, peerList: this.#peerList, byIp: this.#byIp, maxPeers })
     this.#startedAt = c.clock.now()
     this.#registration = new ServerRegistration(this.#ctx, networkAddress(opt.tunnelIp, opt.prefix), broadcastAddress(opt.tunnelIp, opt.prefix))
@@ -174,7 +175,7 @@ export class ServerController implements ControlHandler {
     const r = openSealedControl(bytes, this.#indexes, (rec) => !(rec instanceof PendingRegistration) && rec.active, NAT_CHECK_KINDS, this.#clock.now())
     if (!r.ok || r.msg.kind !== CTL_PING) { this.natCheckCounters.natCheckDropped++; return null }
     this.natCheckCounters.natCheckAnswered++
-    return r.session.ctl.seal(encodeControl({ kind: CTL_PONG, txid: r.msg.txid, peerListVersion: this.#peerList.version, observedIp: ip, observedPort: port }))
+    return r.session.ctl.seal(encodeControl({ kind: CTL_PONG, txid: r.msg.txid, peerListVersion: this.#peerList.version, observedIp: wireIp(ip), observedPort: wirePort(ip, port) }))
   }
 
   #onControlMessage (input: ControlInput): void {

@@ -18,7 +18,9 @@ import { Worker } from 'node:worker_threads'
 import { fileURLToPath } from 'node:url'
 import { VpnError } from '../errors.js'
 import type { Logger } from '../log.js'
-import { loadNative, openTunVnet, openUdp, type Native, type PollHandle } from './native.js'
+import { loadNative, openTunVnet, type Native, type PollHandle } from './native.js'
+import { openOutsideSocket } from './v6-socket.js'
+import type { V6Table } from './v6-table.js'
 import { SpscRing } from './ring.js'
 import { StatsReader, createStatsBuffer, type PeerCounters } from './stats.js'
 import { configureTun } from './tun-config.js'
@@ -57,6 +59,8 @@ export interface DataplaneOptions {
   clientIsolation?: boolean
   /** The node's IPv6 tunnel address with its prefix length (config tun6), added to the device; null/absent: none. */
   tun6?: IpPrefix | null
+  /** The daemon's IPv6 address table: an AF_INET6 socket resolves handles through it (v6-socket.ts). */
+  v6Table?: V6Table | null
 }
 
 /** Probe sockets open at once at most, adopted ones included (the birthday search opens 256). */
@@ -72,6 +76,7 @@ export class Dataplane implements DataplanePort {
   #tunFd = -1
   #udpFd = -1
   #boundPort = 0
+  #family: 4 | 6 = 4
   #devName = ''
   #tunOffload: TunOffload = 'none'
   #udpGro = false
@@ -102,6 +107,8 @@ export class Dataplane implements DataplanePort {
   }
 
   get port (): number { return this.#boundPort }
+  /** The UDP socket's family: 6 = AF_INET6 dual-stack (IPv4 peers too), 4 = IPv4 only. */
+  get family (): 4 | 6 { return this.#family }
   /** What the kernel granted: TUN offloads and UDP GRO (for status). */
   get offloads (): { tunOffload: TunOffload, udpGro: boolean, fastPath: boolean } {
     return { tunOffload: this.#tunOffload, udpGro: this.#udpGro, fastPath: this.#opt.fastPath ?? true }
@@ -120,7 +127,8 @@ export class Dataplane implements DataplanePort {
       if (tun.offload === 0) this.#log.info('the kernel refused TUN offloads; reading packet by packet')
       this.#tunOffload = (['none', 'tso4', 'tso', 'tso+uso'] as const)[tun.offload] ?? 'none'
       this.#devName = tun.name
-      const udp = openUdp(this.#native, o.listenHost, o.listenPort, o.socketBuffer)
+      const udp = openOutsideSocket(this.#native, o.listenHost, o.listenPort, o.socketBuffer, o.v6Table ?? null, this.#log)
+      this.#family = udp.family
       this.#udpFd = udp.fd
       this.#boundPort = udp.port
       // A peer's GSO batch then arrives as one datagram (split by the inbound pipeline): one skb instead of dozens.

@@ -62,7 +62,10 @@ export interface Native {
   /** if_nametoindex; 0 when absent. */
   ifIndex(name: string): number
   /** socket(AF_INET, SOCK_DGRAM|SOCK_NONBLOCK|SOCK_CLOEXEC), SO_RCVBUF/SO_SNDBUF (SO_*BUFFORCE first, failure ignored) set to bufBytes if > 0, bind(host, port). Returns fd and the bound port. host is a dotted quad (else RangeError). */
-  udpOpen(host: string, port: number, bufBytes: number): { fd: number, port: number }
+  /** host: a dotted quad (AF_INET) or an IPv6 address, '::' for all (AF_INET6, IPV6_V6ONLY off: IPv4 peers too). */
+  udpOpen(host: string, port: number, bufBytes: number): { fd: number, port: number, family: 4 | 6 }
+  /** The socket resolves 0xFE000000|i endpoints through this IPv6 address table (v6-table.ts) and adds new IPv6 sources to it. */
+  udpAttachV6Table(fd: number, mem: Uint8Array): void
   close(fd: number): void
   /**
    * Watch fd for readability on the CALLING thread's libuv loop. cb() runs via
@@ -332,7 +335,7 @@ export function openTunVnet (native: Native, name: string, multiQueue: boolean, 
 }
 
 /** udpOpen with failures mapped by udpOpenError. */
-export function openUdp (native: Native, host: string, port: number, bufBytes: number): { fd: number, port: number } {
+export function openUdp (native: Native, host: string, port: number, bufBytes: number): { fd: number, port: number, family: 4 | 6 } {
   try {
     return native.udpOpen(host, port, bufBytes)
   } catch (err) {

@@ -102,10 +102,6 @@ export function connRemote (handle: number): { ip: number, port: number, kind: C
   return liveRemotes.get(handle) ?? null
 }
 
-/** An endpoint as it may go on the wire: a connection handle is no address, so 0.0.0.0:0 ("unknown"). */
-export function wireIp (ip: number): number { return isConnHandle(ip) ? 0 : ip }
-export function wirePort (ip: number, port: number): number { return isConnHandle(ip) ? 0 : port }
-
 /** The transport of an endpoint: a live handle's kind, else UDP. */
 export function transportOf (ip: number): 'udp' | ConnKind {
   return isConnHandle(ip) ? (liveRemotes.get(ip)?.kind ?? 'tcp') : 'udp'

@@ -16,7 +16,7 @@
  */
 import { fakeTcpHandleText, isFakeTcpHandle } from './faketcp-handle.js'
 import { VpnError } from '../errors.js'
-import { isConnHandle } from './endpoint-handle.js'
+import { HANDLE_INDEX_MASK, isConnHandle, isHandle, isV6Handle } from './endpoint-handle.js'
 
 /** A parsed 'a.b.c.d/prefix' (same shape as config/schema.ts Ipv4Cidr). */
 export interface Cidr {
@@ -118,11 +118,27 @@ export function endpointFromKey (key: number): { ip: number, port: number } {
   return { ip: (key - port) / 65536, port }
 }
 
-/** (167772161, 9000) -> '10.0.0.1:9000', for logs and status output. */
+/**
+ * How an endpoint handle (wire/endpoint-handle.ts) is named in text: the daemon sets it to its IPv6
+ * table's lookup (one daemon per process; v6-outside.ts). Unset, or for an entry no longer there, a
+ * handle prints as v6#INDEX / conn#INDEX.
+ */
+let handleText: ((ip: number) => string | null) | null = null
+export function setHandleText (fn: ((ip: number) => string | null) | null): void { handleText = fn }
+
+/** An endpoint's host part: '10.0.0.1', '[2001:db8::1]' for an IPv6 handle. */
+export function formatEndpointHost (ip: number): string {
+  if (!isHandle(ip)) return intToIp(ip)
+  const t = handleText?.(ip) ?? null
+  if (t !== null) return isV6Handle(ip) ? `[${t}]` : t
+  return `${isConnHandle(ip) ? 'conn' : isV6Handle(ip) ? 'v6' : 'handle'}#${ip & HANDLE_INDEX_MASK}`
+}
+
+/** (167772161, 9000) -> '10.0.0.1:9000', an IPv6 handle -> '[2001:db8::1]:9000', for logs and status output. */
 export function formatEndpoint (ip: number, port: number): string {
   if (isFakeTcpHandle(ip)) return fakeTcpHandleText(ip, port) // a fake-TCP flow (wire/faketcp-handle.ts)
   if (connText !== null && isConnHandle(ip)) return connText(ip, port)
-  return `${intToIp(ip)}:${port}`
+  return `${formatEndpointHost(ip)}:${port}`
 }
 
 /** How formatEndpoint shows a connection handle ("tcp:198.51.100.7:41000"): set by transport/conn-table.ts. */

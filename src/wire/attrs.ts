@@ -24,11 +24,20 @@
  *         sends parity with these parameters on end-to-end sessions where
  *         the other side offered FEC too (PROTOCOL §4.7). At most one.
  *
+ *  type 5 ENDPOINT6 (vlen 18): an IPv6 address (16 bytes) and UDP port u16:
+ *         in a PeerUpdate entry, the peer's endpoint as the server sees it,
+ *         when that is IPv6 (the entry's IPv4 endpoint is then 0:0). At most
+ *         one.
+ *  type 6 CANDIDATE6 (vlen 18): an IPv6 address and port u16: one of the
+ *         node's own global IPv6 addresses with its port (InitPayload role
+ *         1, forwarded in PeerUpdate entries), probed like a LAN candidate.
+ *         At most MAX_CANDIDATES6.
+ *
  *  Attributes of unknown type are skipped (a later version may add some
  *  without changing PROTOCOL_VERSION); a known type with a wrong length or
  *  value, a duplicate TUNNEL6, too many routes, or an attribute running past
  *  the block is a WireError. Encoders write TUNNEL6 first, then the routes
- *  in order, then REFUSED, then FEC.
+ *  in order, then REFUSED, then FEC, then ENDPOINT6, then the CANDIDATE6s.
  */
 import { WireError } from '../errors.js'
 import { maxPrefixLen, networkOf, samePrefix, type IpPrefix } from './prefix.js'
@@ -38,6 +47,11 @@ export const ATTR_TUNNEL6 = 1
 export const ATTR_ROUTE = 2
 export const ATTR_REFUSED = 3
 export const ATTR_FEC = 4
+export const ATTR_ENDPOINT6 = 5
+export const ATTR_CANDIDATE6 = 6
+/** IPv6 candidates a node may give (its global addresses; more are dropped by the encoder's caller). */
+export const MAX_CANDIDATES6 = 4
+const EP6_VLEN = 18
 /** FEC limits (the same as wire/fec.ts, repeated to keep this file free of dataplane imports). */
 const FEC_ATTR_MAX_DATA = 32
 const FEC_ATTR_MAX_PARITY = 16
@@ -45,7 +59,13 @@ const FEC_ATTR_MAX_PARITY = 16
 export const MAX_ROUTES = 16
 const TUNNEL6_VLEN = 17
 /** The largest block an encoder writes: TUNNEL6 and MAX_ROUTES IPv6 routes. */
-export const ATTRS_MAX_LEN = 2 + (2 + TUNNEL6_VLEN) + MAX_ROUTES * (2 + 18) + 3
+export const ATTRS_MAX_LEN = 2 + (2 + TUNNEL6_VLEN) + MAX_ROUTES * (2 + 18) + 3 + 4 + (1 + MAX_CANDIDATES6) * (2 + EP6_VLEN)
+
+/** An IPv6 UDP endpoint on the wire (ENDPOINT6, CANDIDATE6). */
+export interface Endpoint6 {
+  readonly addr: Uint8Array
+  readonly port: number
+}
 
 export interface NodeAttrs {
   /** The node's IPv6 tunnel address with its prefix length (host bits kept), or null. */
@@ -56,11 +76,17 @@ export interface NodeAttrs {
   readonly refused?: 4 | 6
   /** FEC offered (data, parity), absent or null: none. */
   readonly fec?: { readonly data: number, readonly parity: number } | null
+  /** PeerUpdate entry: the peer's IPv6 endpoint as the server sees it; absent or null: none. */
+  readonly endpoint6?: Endpoint6 | null
+  /** The node's own IPv6 candidates (global addresses, its port); absent: none. */
+  readonly candidates6?: readonly Endpoint6[]
 }
 
 export const NO_ATTRS: NodeAttrs = Object.freeze({ tunnel6: null, routes: Object.freeze([]) as readonly IpPrefix[] })
 
-export function isEmptyAttrs (a: NodeAttrs): boolean { return a.tunnel6 === null && a.routes.length === 0 && a.refused === undefined && (a.fec ?? null) === null }
+export function isEmptyAttrs (a: NodeAttrs): boolean {
+  return a.tunnel6 === null && a.routes.length === 0 && a.refused === undefined && (a.fec ?? null) === null && (a.endpoint6 ?? null) === null && (a.candidates6 ?? []).length === 0
+}
 
 /** Encoded size including the u16 length. */
 export function attrsLength (a: NodeAttrs = NO_ATTRS): number {
@@ -69,6 +95,8 @@ export function attrsLength (a: NodeAttrs = NO_ATTRS): number {
   for (const r of a.routes) n += 2 + 2 + (r.family === 4 ? 4 : 16)
   if (a.refused !== undefined) n += 3
   if ((a.fec ?? null) !== null) n += 2 + 2
+  if ((a.endpoint6 ?? null) !== null) n += 2 + EP6_VLEN
+  n += (a.candidates6 ?? []).length * (2 + EP6_VLEN)
   return n
 }
 
@@ -92,6 +120,10 @@ export function encodeAttrs (a: NodeAttrs, buf: Uint8Array, offset: number): num
   }
   const fec = a.fec ?? null
   if (fec !== null && !validFec(fec.data, fec.parity)) throw new WireError(`FEC ${fec.data},${fec.parity} out of range`)
+  const ep6 = a.endpoint6 ?? null
+  const cands6 = a.candidates6 ?? []
+  if (cands6.length > MAX_CANDIDATES6) throw new WireError(`attributes: ${cands6.length} IPv6 candidates, at most ${MAX_CANDIDATES6}`)
+  for (const e of ep6 === null ? cands6 : [ep6, ...cands6]) checkEndpoint6(e)
   const len = attrsLength(a)
   checkRoom(buf, offset, len)
   writeU16(buf, offset, len - 2)
@@ -125,7 +157,22 @@ export function encodeAttrs (a: NodeAttrs, buf: Uint8Array, offset: number): num
     buf[p + 3] = fec.parity
     p += 4
   }
+  if (ep6 !== null) p = writeEndpoint6(buf, p, ATTR_ENDPOINT6, ep6)
+  for (const e of cands6) p = writeEndpoint6(buf, p, ATTR_CANDIDATE6, e)
   return p
+}
+
+function checkEndpoint6 (e: Endpoint6): void {
+  if (!(e.addr instanceof Uint8Array) || e.addr.length !== 16) throw new WireError('IPv6 endpoint: address must be 16 bytes')
+  if (!Number.isInteger(e.port) || e.port < 1 || e.port > 65535) throw new WireError(`IPv6 endpoint: port ${e.port}`)
+}
+
+function writeEndpoint6 (buf: Uint8Array, p: number, type: number, e: Endpoint6): number {
+  buf[p] = type
+  buf[p + 1] = EP6_VLEN
+  buf.set(e.addr, p + 2)
+  writeU16(buf, p + 18, e.port)
+  return p + 2 + EP6_VLEN
 }
 
 function validFec (data: number, parity: number): boolean {
@@ -141,6 +188,8 @@ export function decodeAttrs (buf: Uint8Array, offset: number, what: string): { a
   const routes: IpPrefix[] = []
   let refused: 4 | 6 | undefined
   let fec: { data: number, parity: number } | null = null
+  let endpoint6: Endpoint6 | null = null
+  const candidates6: Endpoint6[] = []
   for (let p = offset + 2; p < end;) {
     if (end - p < 2) throw new WireError(`${what}: attribute header truncated`)
     const type = buf[p]
@@ -170,8 +219,26 @@ export function decodeAttrs (buf: Uint8Array, offset: number, what: string): { a
       if (fec !== null) throw new WireError(`${what}: two FEC attributes`)
       if (!validFec(buf[v], buf[v + 1])) throw new WireError(`${what}: FEC ${buf[v]},${buf[v + 1]} out of range`)
       fec = { data: buf[v], parity: buf[v + 1] }
+    } else if (type === ATTR_ENDPOINT6 || type === ATTR_CANDIDATE6) {
+      const name = type === ATTR_ENDPOINT6 ? 'ENDPOINT6' : 'CANDIDATE6'
+      if (vlen !== EP6_VLEN) throw new WireError(`${what}: ${name} of ${vlen} bytes`)
+      const e = { addr: buf.slice(v, v + 16), port: readU16(buf, v + 16) }
+      if (e.port === 0) throw new WireError(`${what}: ${name} with port 0`)
+      if (type === ATTR_ENDPOINT6) {
+        if (endpoint6 !== null) throw new WireError(`${what}: two ENDPOINT6 attributes`)
+        endpoint6 = e
+      } else {
+        if (candidates6.length === MAX_CANDIDATES6) throw new WireError(`${what}: more than ${MAX_CANDIDATES6} CANDIDATE6 attributes`)
+        candidates6.push(e)
+      }
     }
     p = v + vlen
   }
-  return { attrs: { tunnel6, routes, ...(refused !== undefined ? { refused } : {}), ...(fec !== null ? { fec } : {}) }, end }
+  return {
+    attrs: {
+      tunnel6, routes, ...(refused !== undefined ? { refused } : {}), ...(fec !== null ? { fec } : {}),
+      ...(endpoint6 !== null ? { endpoint6 } : {}), ...(candidates6.length > 0 ? { candidates6 } : {})
+    },
+    end
+  }
 }

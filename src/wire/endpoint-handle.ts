@@ -11,3 +11,8 @@ export const HANDLE_INDEX_MASK = 0x00ffffff
 export function isV6Handle (ip: number): boolean { return (ip & 0xff000000) >>> 0 === HANDLE_V6 }
 export function isConnHandle (ip: number): boolean { return (ip & 0xff000000) >>> 0 === HANDLE_CONN }
 export function isHandle (ip: number): boolean { return ip >>> 28 === 0xf }
+
+/** An endpoint's IPv4 address as the wire carries it: 0 for a handle (it has no IPv4 form; IPv6 endpoints travel in attributes). */
+export function wireIp (ip: number): number { return isHandle(ip) ? 0 : ip }
+/** The port beside wireIp: 0 for a handle. */
+export function wirePort (ip: number, port: number): number { return isHandle(ip) ? 0 : port }

@@ -45,7 +45,7 @@ t.test('defaults', async t => {
   const s = run(SERVER).config
   t.same(s, {
     mode: 'server',
-    listen: { host: '0.0.0.0', port: 9000 },
+    listen: { host: '::', port: 9000 },
     remote: null,
     tun: { ip: '10.0.0.1', ipInt: 0x0a000001, prefix: 24 },
     tun6: null,
@@ -80,7 +80,7 @@ t.test('defaults', async t => {
     faketcp: false
   })
   const c = run(CLIENT).config
-  t.same(c.listen, { host: '0.0.0.0', port: 0 })
+  t.same(c.listen, { host: '::', port: 0 })
   t.same(c.remote, { host: '203.0.113.5', port: 9000 })
   t.equal(c.placement, 'inline', 'a client runs its pipelines on the main thread by default')
   t.equal(c.p2p, true)
@@ -137,7 +137,8 @@ const okCases: OkCase[] = [
   { name: 'same flag twice, same value', argv: [...SERVER, '--mtu', '1300', '--mtu', '1300'], expect: { mtu: 1300 } },
   { name: '--dev changes the default control path', argv: [...SERVER, '--dev', 'lwt7'], expect: { dev: 'lwt7', control: SOCK('lwt7') } },
   { name: 'relative --control resolves against cwd', argv: [...SERVER, '--control', 'run/ctl.sock'], expect: { control: '/srv/lwt/run/ctl.sock' } },
-  { name: 'listen :PORT means all addresses', argv: ['server', '-l', ':9100', '-t', '10.0.0.1/24', '-k', 'abcdefgh'], expect: { listen: { host: '0.0.0.0', port: 9100 } } },
+  { name: 'listen :PORT means all addresses', argv: ['server', '-l', ':9100', '-t', '10.0.0.1/24', '-k', 'abcdefgh'], expect: { listen: { host: '::', port: 9100 } } },
+  { name: 'remote IPv6 in brackets', argv: ['client', '-r', '[2001:db8::1]:9000', '-t', '10.0.0.2/24', '-k', 'abcdefgh'], expect: { remote: { host: '2001:db8::1', port: 9000 } } },
   { name: 'max prefix /30 and min /8', argv: ['server', '-t', '10.0.0.1/30', '-k', 'abcdefgh'], expect: { tun: { ip: '10.0.0.1', ipInt: 0x0a000001, prefix: 30 } } },
   { name: 'prefix /8', argv: ['server', '-t', '10.1.2.3/8', '-k', 'abcdefgh'], expect: { tun: { ip: '10.1.2.3', ipInt: 0x0a010203, prefix: 8 } } },
   { name: 'max-clients 1', argv: [...SERVER, '--max-clients', '1'], expect: { maxClients: 1 } },
@@ -194,10 +195,11 @@ const badCases: BadCase[] = [
   { name: 'CIDR loopback', argv: ['server', '--tun', '127.0.0.2/8', '--key', 'abcdefgh'], problems: [/--tun: expected a unicast address.*loopback/] },
   { name: 'listen port out of range', argv: [...SERVER, '--listen', '0.0.0.0:70000'], problems: [/--listen: expected a port 1\.\.65535, got "70000"/] },
   { name: 'server listen port 0', argv: [...SERVER, '--listen', '0.0.0.0:0'], problems: [/--listen: expected a port 1\.\.65535, got "0"/] },
-  { name: 'listen on a host name', argv: [...SERVER, '-l', 'localhost:9000'], problems: [/-l: expected a local IPv4 address to bind/] },
+  { name: 'listen on a host name', argv: [...SERVER, '-l', 'localhost:9000'], problems: [/-l: expected a local IPv4 address or a bracketed IPv6 one to bind/] },
   { name: 'remote port 0', argv: ['client', '-r', '1.2.3.4:0', '-t', '10.0.0.2/24', '-k', 'abcdefgh'], problems: [/-r: expected a port 1\.\.65535, got "0"/] },
   { name: 'remote without port', argv: ['client', '-r', '1.2.3.4', '-t', '10.0.0.2/24', '-k', 'abcdefgh'], problems: [/-r: expected HOST:PORT.*\(no port\)/] },
-  { name: 'remote IPv6', argv: ['client', '-r', '[::1]:9000', '-t', '10.0.0.2/24', '-k', 'abcdefgh'], problems: [/IPv6 is not supported/] },
+  { name: 'remote IPv6 from an IPv4 socket', argv: ['client', '-r', '[2001:db8::1]:9000', '-l', '0.0.0.0:0', '-t', '10.0.0.2/24', '-k', 'abcdefgh'], problems: [/--remote \[2001:db8::1\]:9000 is an IPv6 address, but --listen 0\.0\.0\.0:0 binds an IPv4 socket/] },
+  { name: 'remote IPv6 without brackets', argv: ['client', '-r', '2001:db8::1:9000', '-t', '10.0.0.2/24', '-k', 'abcdefgh'], problems: [/an IPv6 address in brackets/] },
   { name: 'remote bad host', argv: ['client', '-r', 'bad_host!:9000', '-t', '10.0.0.2/24', '-k', 'abcdefgh'], problems: [/-r: expected an IPv4 address or host name/] },
   { name: '--mtu 575', argv: [...SERVER, '--mtu', '575'], problems: [/--mtu: expected an MTU in bytes, 576\.\.1900.*got "575"/] },
   { name: '--mtu 1901', argv: [...SERVER, '--mtu', '1901'], problems: [/--mtu: expected .*576\.\.1900.*got "1901"/] },
@@ -383,7 +385,7 @@ t.test('-c config files', async t => {
   t.test('Go client file: local_addr ignored with a warning, empty tun_name is the default', async t => {
     const f = file('go-client.json', { mode: 'client', local_addr: '0.0.0.0:9000', remote_addr: '203.0.113.5:9000', tunnel_addr: '10.0.0.2/24', key: 'abcdefgh', tun_name: '' })
     const { config, warnings } = run(['-c', f])
-    t.same(config.listen, { host: '0.0.0.0', port: 0 })
+    t.same(config.listen, { host: '::', port: 0 })
     t.equal(config.dev, 'lwt0')
     t.equal(warnings.length, 1)
     t.match(warnings[0], /"local_addr" is ignored in client mode/)

@@ -34,7 +34,7 @@ t.test('check -c FILE: a good file is summarized, exit 0', async t => {
   writeFileSync(server, JSON.stringify({ mode: 'server', tun: '10.0.0.1/24', key: 'a-long-enough-secret-key', metrics: 9100 }), { mode: 0o600 })
   const s = io()
   t.equal(await main(['check', server], s.io), 0, 'check FILE works too')
-  t.equal(s.out(), 'config OK: server 10.0.0.1/24 listening on 0.0.0.0:9000 (dev lwt0, mtu 1400, metrics on 127.0.0.1:9100, up to 100 clients)\n')
+  t.equal(s.out(), 'config OK: server 10.0.0.1/24 listening on [::]:9000 (dev lwt0, mtu 1400, metrics on 127.0.0.1:9100, up to 100 clients)\n')
   const six = join(dir, 'six.json')
   writeFileSync(six, JSON.stringify({ mode: 'server', tun: ['10.0.0.1/24', 'fd00:77::1/64'], key: 'a-long-enough-secret-key' }), { mode: 0o600 })
   const x = io()

@@ -33,7 +33,7 @@ t.test('writes both files, mode 0600, shared random key, and -c loads them back'
   if (s.kind !== 'run' || c.kind !== 'run') throw new Error('expected run commands')
   t.same(s.warnings, [], 'the server file loads without warnings')
   t.same(c.warnings, [], 'the client file loads without warnings')
-  t.match(s.config, { mode: 'server', listen: { host: '0.0.0.0', port: 9000 }, tun: { ip: '10.0.0.1', prefix: 24 }, mtu: 1400, maxClients: 100 })
+  t.match(s.config, { mode: 'server', listen: { host: '::', port: 9000 }, tun: { ip: '10.0.0.1', prefix: 24 }, mtu: 1400, maxClients: 100 })
   t.match(c.config, { mode: 'client', remote: { host: 'vpn.example.com', port: 9000 }, tun: { ip: '10.0.0.2', prefix: 24 }, p2p: true })
   // Both in one random unique local /64 (fd00::/8), the server ::1, the client ::2.
   const s6 = formatPrefix(s.config.tun6!)

@@ -54,7 +54,7 @@ const cases: Array<{ name: string, running: Config, next: Config, live: string[]
     live: [],
     restart: ['listen', 'tun', 'key', 'dev', 'control', 'mtu', 'placement', 'stateDir'],
     effective: { mtu: 1400, dev: 'lwt0' },
-    line: 'listen 0.0.0.0:9000 → 0.0.0.0:9100, tun 10.0.0.1/24 → 10.0.0.2/16, key (hidden) → (hidden), dev lwt0 → vpn1, control /run/lightweight-tunnel/lwt0.1.sock → /run/lightweight-tunnel/vpn1.1.sock, mtu 1400 → 1300, placement fused → split, stateDir /var/lib/lightweight-tunnel/lwt0 → /var/lib/lightweight-tunnel/vpn1'
+    line: 'listen [::]:9000 → 0.0.0.0:9100, tun 10.0.0.1/24 → 10.0.0.2/16, key (hidden) → (hidden), dev lwt0 → vpn1, control /run/lightweight-tunnel/lwt0.1.sock → /run/lightweight-tunnel/vpn1.1.sock, mtu 1400 → 1300, placement fused → split, stateDir /var/lib/lightweight-tunnel/lwt0 → /var/lib/lightweight-tunnel/vpn1'
   },
   { name: 'client: remote and p2p need a restart', running: client(), next: client('--remote', 'vpn2.example.com:9000', '--no-p2p'), live: [], restart: ['remote', 'p2p'] },
   { name: 'mixed: live and restart together', running: client(), next: client('--keepalive', '5', '--mtu', '1280'), live: ['keepalive'], restart: ['mtu'], effective: { keepalive: 5, mtu: 1400 } }

@@ -8,7 +8,7 @@
 import t from 'tap'
 import { LOG_LEVELS } from '../../src/config/defaults.js'
 import { PLACEMENTS } from '../../src/config/schema.js'
-import { checkBool, checkCidr, checkControl, checkDev, checkHostPort, checkInt, checkOneOf, expectString, type Raw } from '../../src/config/validate.js'
+import { checkBool, checkCidr, checkControl, checkDev, checkHostPort, formatHostPort, checkInt, checkOneOf, expectString, type Raw } from '../../src/config/validate.js'
 
 const FILE = '/etc/lwt.json'
 const flag = (value: unknown, source: string): Raw => ({ value, source, from: 'flag', goName: false })
@@ -107,24 +107,32 @@ table<string, unknown>('checkCidr', [
   { name: 'the broadcast address', input: '10.0.3.255/22', value: null, problems: ['--tun: expected a host address, got the broadcast address 10.0.3.255 of 10.0.0.0/22; use e.g. 10.0.3.254/22'] }
 ], (value, problems) => checkCidr(value, '--tun', problems))
 
-const LISTEN = 'e.g. 0.0.0.0:9000'
-const REMOTE = 'e.g. 203.0.113.5:9000 or vpn.example.com:9000'
+const LISTEN = 'e.g. 0.0.0.0:9000 or [::]:9000'
+const REMOTE = 'e.g. 203.0.113.5:9000, [2001:db8::1]:9000 or vpn.example.com:9000'
 type HostPortInput = { raw: Raw, role: 'listen' | 'remote', minPort: number }
 const listen = (value: unknown, minPort = 1): HostPortInput => ({ raw: flag(value, '--listen'), role: 'listen', minPort })
 const remote = (value: unknown): HostPortInput => ({ raw: flag(value, '-r'), role: 'remote', minPort: 1 })
 table<HostPortInput, unknown>('checkHostPort', [
   { name: 'listen: address and port', input: listen('192.0.2.1:7000'), value: { host: '192.0.2.1', port: 7000 } },
-  { name: 'listen: :PORT means all addresses', input: listen(':9100'), value: { host: '0.0.0.0', port: 9100 } },
+  { name: 'listen: :PORT means all addresses (both families)', input: listen(':9100'), value: { host: '::', port: 9100 } },
+  { name: 'listen: [::]:PORT', input: listen('[::]:9000'), value: { host: '::', port: 9000 } },
+  { name: 'listen: one IPv6 address', input: listen('[2001:db8::5]:9000'), value: { host: '2001:db8::5', port: 9000 } },
+  { name: 'remote: an IPv6 address in brackets', input: remote('[2001:db8::1]:9000'), value: { host: '2001:db8::1', port: 9000 } },
+  { name: 'remote: the unspecified IPv6 address', input: remote('[::]:9000'), value: null, problems: [`-r: expected the server's unicast IPv6 address, ${REMOTE}, got "::" in "[::]:9000"`] },
+  { name: 'remote: IPv6 multicast', input: remote('[ff02::1]:9000'), value: null, problems: [`-r: expected the server's unicast IPv6 address, ${REMOTE}, got "ff02::1" in "[ff02::1]:9000"`] },
+  { name: 'remote: brackets without an IPv6 address', input: remote('[vpn.example.com]:9000'), value: null, problems: [`-r: expected [IPV6]:PORT, ${REMOTE}, got "[vpn.example.com]:9000"`] },
+  { name: 'remote: brackets without a port', input: remote('[2001:db8::1]'), value: null, problems: [`-r: expected [IPV6]:PORT, ${REMOTE}, got "[2001:db8::1]"`] },
+  { name: 'remote: a zone index', input: remote('[fe80::1%eth0]:9000'), value: null, problems: [`-r: expected [IPV6]:PORT, ${REMOTE}, got "[fe80::1%eth0]:9000"`] },
+  { name: 'remote: 240.0.0.0/4 (endpoint handles)', input: remote('254.0.0.1:9000'), value: null, problems: [`-r: "254.0.0.1" is in 240.0.0.0/4, which is never a unicast address, ${REMOTE}`] },
   { name: 'listen: a client may take port 0', input: listen('0.0.0.0:0', 0), value: { host: '0.0.0.0', port: 0 } },
   { name: 'remote: an address', input: remote('203.0.113.5:9000'), value: { host: '203.0.113.5', port: 9000 } },
   { name: 'remote: a host name', input: remote('vpn.example.com:443'), value: { host: 'vpn.example.com', port: 443 } },
   { name: 'remote: a fully qualified name with its dot', input: remote('vpn.example.com.:65535'), value: { host: 'vpn.example.com.', port: 65535 } },
   { name: 'not a string', input: { raw: file(9000, 'remote'), role: 'remote', minPort: 1 }, value: null, problems: [`${FILE}: "remote": expected HOST:PORT as a string, ${REMOTE}, got 9000`] },
-  { name: 'IPv6 in brackets', input: remote('[::1]:9000'), value: null, problems: [`-r: expected an IPv4 HOST:PORT, ${REMOTE}, got "[::1]:9000" (IPv6 is not supported)`] },
-  { name: 'IPv6 without brackets', input: listen('::1:9000'), value: null, problems: [`--listen: expected an IPv4 HOST:PORT, ${LISTEN}, got "::1:9000" (IPv6 is not supported)`] },
+  { name: 'IPv6 without brackets', input: listen('::1:9000'), value: null, problems: [`--listen: expected HOST:PORT with an IPv6 address in brackets, ${LISTEN}, got "::1:9000"`] },
   { name: 'no port', input: remote('1.2.3.4'), value: null, problems: [`-r: expected HOST:PORT, ${REMOTE}, got "1.2.3.4" (no port)`] },
   { name: 'remote: no host', input: remote(':9000'), value: null, problems: [`-r: expected HOST:PORT with a host, ${REMOTE}, got ":9000"`] },
-  { name: 'listen: a host name', input: listen('localhost:9000'), value: null, problems: [`--listen: expected a local IPv4 address to bind (0.0.0.0 for all), ${LISTEN}, got "localhost" in "localhost:9000"`] },
+  { name: 'listen: a host name', input: listen('localhost:9000'), value: null, problems: [`--listen: expected a local IPv4 address or a bracketed IPv6 one to bind (0.0.0.0 or [::] for all), ${LISTEN}, got "localhost" in "localhost:9000"`] },
   { name: 'remote: a bad host name', input: remote('bad_host!:9000'), value: null, problems: [`-r: expected an IPv4 address or host name, ${REMOTE}, got "bad_host!" in "bad_host!:9000"`] },
   { name: 'remote: digits that are no address', input: remote('999.1.1.1:5'), value: null, problems: [`-r: expected an IPv4 address or host name, ${REMOTE}, got "999.1.1.1" in "999.1.1.1:5"`] },
   { name: 'port out of range', input: listen('0.0.0.0:70000'), value: null, problems: [`--listen: expected a port 1..65535, got "70000" in "0.0.0.0:70000"`] },
@@ -138,6 +146,13 @@ table<HostPortInput, unknown>('checkHostPort', [
     problems: [`-r: expected an IPv4 address or host name, ${REMOTE}, got "bad_host!" in "bad_host!:0"`, '-r: expected a port 1..65535, got "0" in "bad_host!:0"']
   }
 ], ({ raw, role, minPort }, problems) => checkHostPort(raw, { role, minPort }, problems))
+
+t.test('formatHostPort puts an IPv6 host in brackets', async t => {
+  t.equal(formatHostPort('::', 9000), '[::]:9000')
+  t.equal(formatHostPort('2001:db8::1', 443), '[2001:db8::1]:443')
+  t.equal(formatHostPort('192.0.2.1', 9000), '192.0.2.1:9000')
+  t.equal(formatHostPort('vpn.example.com', 9000), 'vpn.example.com:9000')
+})
 
 const DEV = '--dev: expected a network device name of 1..15 characters from A-Z a-z 0-9 _ - . (Linux limit), got'
 table<string, string>('checkDev', [

@@ -7,7 +7,8 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CACHE_MAX_AGE, CACHE_MAX_PEERS, CACHE_SAVE_INTERVAL, PeerCache, decodeCache, encodeCache, fileStore, type CacheStore } from '../../src/control/peer-cache.js'
-import { ipToInt } from '../../src/wire/addr.js'
+import { ipToInt, setHandleText } from '../../src/wire/addr.js'
+import { V6Table } from '../../src/dataplane/v6-table.js'
 
 const ip = ipToInt
 const T0 = Date.parse('2026-12-05T10:00:00Z')
@@ -35,6 +36,23 @@ t.test('encode → decode round trip, newest first', async t => {
   t.equal(r.peers[0]!.key, null)
   t.same(r.peers[1]!.endpoints, [{ ip: ip('198.18.1.2'), port: 20000 }, { ip: ip('192.168.2.2'), port: 41001 }])
   t.equal(r.peers[1]!.confirmedAt, T0 - 1000)
+})
+
+t.test('IPv6 endpoints: written as [v6]:port, read back through the table; without one the entry is skipped', async t => {
+  const tab = V6Table.create(16)
+  setHandleText((h) => tab.text(h))
+  t.teardown(() => { setHandleText(null) })
+  const h = tab.intern('2001:db8:6::3', true)!
+  const text = encodeCache([{ tunnelIp: ip('10.0.0.3'), key: KEY, endpoints: [{ ip: h, port: 41000 }, { ip: ip('198.18.1.2'), port: 20000 }], confirmedAt: T0 }])
+  t.match(text, '"[2001:db8:6::3]:41000"')
+  const fresh = V6Table.create(16) // a restarted daemon: another table, other indexes
+  fresh.intern('2001:db8:ffff::9', true)
+  const r = decodeCache(text, T0, (x) => fresh.intern(x, true))
+  t.equal(r.skipped, 0)
+  const ep = r.peers[0]!.endpoints[0]!
+  t.equal(fresh.text(ep.ip), '2001:db8:6::3', 'the handle of the new table names the same address')
+  t.equal(ep.port, 41000)
+  t.equal(decodeCache(text, T0).skipped, 1, 'no table: not read as anything else')
 })
 
 t.test('entries older than CACHE_MAX_AGE, malformed entries and duplicates are dropped, the rest kept', async t => {

@@ -45,11 +45,11 @@ export function controlPath (labId: string, name: string): string {
   return `/run/lightweight-tunnel/test-${labId}-${name}.sock`
 }
 
-export function startServer (ns: string, labId: string, opts: { tun?: string, key?: string, extra?: string[], dev?: string, stateDir?: string } = {}): Daemon {
+export function startServer (ns: string, labId: string, opts: { tun?: string, key?: string, extra?: string[], dev?: string, stateDir?: string, listen?: string } = {}): Daemon {
   const control = controlPath(labId, 'server')
   const dev = opts.dev ?? 'lwt0'
   const stateDir = opts.stateDir ?? tempStateDir(`${labId}-server`)
-  const proc = spawnIn(ns, 'env', ['-u', 'NODE_OPTIONS', BIN, 'server', '--listen', '0.0.0.0:9000', '--tun', opts.tun ?? '10.77.0.1/24', '--key', opts.key ?? KEY, '--dev', dev, '--control', control, '--state-dir', stateDir, ...(opts.extra ?? [])], { env: cleanEnv() })
+  const proc = spawnIn(ns, 'env', ['-u', 'NODE_OPTIONS', BIN, 'server', '--listen', opts.listen ?? '0.0.0.0:9000', '--tun', opts.tun ?? '10.77.0.1/24', '--key', opts.key ?? KEY, '--dev', dev, '--control', control, '--state-dir', stateDir, ...(opts.extra ?? [])], { env: cleanEnv() })
   return { proc, ns, control, dev, stateDir }
 }
 

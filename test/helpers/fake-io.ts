@@ -355,8 +355,12 @@ export class FakeIo implements Native {
 
   // ── Native: UDP ──
 
-  udpOpen (host: string, port: number, _bufBytes: number): { fd: number, port: number } {
-    const ip = parseIp('udpOpen', host)
+  /** The twin has no IPv6: nothing to resolve. */
+  udpAttachV6Table (_fd: number, _mem: Uint8Array): void {}
+
+  /** IPv4 only in the twin ('::' binds all of it, as a dual-stack socket would for IPv4 peers). */
+  udpOpen (host: string, port: number, _bufBytes: number): { fd: number, port: number, family: 4 | 6 } {
+    const ip = parseIp('udpOpen', host === '::' ? '0.0.0.0' : host)
     const taken = (p: number): boolean => this.#byPort.get(p)?.some((s) => s.ip === ip || s.ip === 0 || ip === 0) ?? false
     if (port === 0) {
       while (taken(this.#nextPort)) this.#nextPort = this.#nextPort >= 60999 ? 32768 : this.#nextPort + 1
@@ -369,7 +373,7 @@ export class FakeIo implements Native {
     this.#gen++
     const fd = this.#nextFd++
     this.#fds.set(fd, s)
-    return { fd, port }
+    return { fd, port, family: 4 }
   }
 
   udpSetGro (fd: number, on: boolean): boolean {
