@@ -267,7 +267,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       nodeKey: { publicKey: keyToText(nodeKey.pub), fingerprint: fingerprint(nodeKey.pub) },
       uptimeSec: Math.round((Date.now() - startedWall) / 1000),
       peers: s.peers,
-      counters: { ...dataplane.counters(), ...transport.counters(), ...(controller instanceof ServerController ? { ...controller.natCheckCounters, ...controller.handshakeCounters, ...controller.registrationCounters, ...controller.roamCounters, ...controller.routeCounters(), ...controller.pathMtu.counters } : controller.counters), ...kernelRoutes?.counters, ...portMapping?.mapper.counters, ...ftcp?.counters(), logLinesLost: log.linesLost },
+      counters: { ...dataplane.counters(), ...transport.counters(), ...(controller instanceof ServerController ? { ...controller.natCheckCounters, ...controller.handshakeCounters, ...controller.registrationCounters, ...controller.roamCounters, ...controller.routeCounters(), ...controller.pathMtu.counters } : controller.counters), ...kernelRoutes?.counters, ...portMapping?.mapper.counters, ...ftcp?.counters(), ...(dataplane.family === 6 ? v6.counters() : {}), logLinesLost: log.linesLost },
       dataplane: { placement: config.placement, ...dataplane.offloads },
       controlPlane: controlPlane(),
       routes: {
@@ -427,10 +427,11 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     ticker.stop()
     loopDelay.stop()
     if (natCheck) natCheck.close()
+    // The controller's Byes first: those to a peer on a TCP connection leave through the transport's bridges, read before they close.
+    try { controller.shutdown() } catch { /* best effort */ }
     await transport.stop().catch(() => {})
     // The mapping is deleted (lifetime 0) before the socket it maps goes away.
     if (portMapping) await portMapping.stop().catch((err: unknown) => { log.warn('deleting the port mapping failed', { err }) })
-    try { controller.shutdown() } catch { /* best effort */ }
     if (controller instanceof ServerController) controller.flushRegistry()
     if (control) await control.close().catch(() => {})
     if (metrics) await metrics.close().catch(() => {})

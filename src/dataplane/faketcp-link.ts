@@ -179,11 +179,10 @@ export class FakeTcpLink {
     }
   }
 
-  /** Status: the paths over fake TCP (the client's server path; a server's clients on a flow) say so. */
-  decorate (peers: Array<{ role?: string, endpoint: string | null, transport?: 'udp' | 'tcp' | 'faketcp' }>): void {
-    for (const p of peers) {
-      if (this.#client !== null ? p.role === 'server' : p.endpoint?.startsWith('faketcp:') === true) p.transport = 'faketcp'
-    }
+  /** Status: a client's server path over fake TCP says so (a server's clients on a flow: transportOf, conn-table.ts). */
+  decorate (peers: Array<{ role?: string, transport?: 'udp' | 'tcp' | 'faketcp' }>): void {
+    if (this.#client === null) return
+    for (const p of peers) if (p.role === 'server') p.transport = 'faketcp'
   }
 
   /** Counters for status (the addon counts data segments of no flow: dropFaketcpUnknownFlow). */

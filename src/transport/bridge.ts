@@ -43,6 +43,7 @@ export class Bridge {
   readonly port: number
   readonly #poll: PollHandle
   readonly #daemon: () => { ip: number, port: number }
+  readonly #onMessage: (msg: Uint8Array, fromPort: number) => void
   closed = false
   /** Messages the daemon's socket did not take. */
   onLost: (n: number) => void = () => {}
@@ -53,19 +54,23 @@ export class Bridge {
     const s = native.udpOpen(host, 0, 1 << 20)
     this.fd = s.fd
     this.port = s.port
-    this.#poll = native.pollStart(this.fd, () => {
-      for (let round = 0; round < RX_ROUNDS && !this.closed; round++) {
-        let n = 0
-        try { n = native.udpRecvBatch(this.fd, rx.mem, rx.offsets, rx.lens, rx.addrs, RX_MAX, SLOT) } catch { return }
-        for (let i = 0; i < n; i++) {
-          const len = rx.lens[i]!
-          if (len <= 0) continue
-          const off = rx.offsets[i]!
-          onMessage(rx.mem.slice(off, off + len), rx.addrs[2 * i + 1]!)
-        }
-        if (n < RX_MAX) return
+    this.#onMessage = onMessage
+    this.#poll = native.pollStart(this.fd, () => { this.pump() })
+  }
+
+  /** Hand what the daemon's socket sent to onMessage (the poll's callback; at shutdown, once more by hand). */
+  pump (): void {
+    for (let round = 0; round < RX_ROUNDS && !this.closed; round++) {
+      let n = 0
+      try { n = this.native.udpRecvBatch(this.fd, rx.mem, rx.offsets, rx.lens, rx.addrs, RX_MAX, SLOT) } catch { return }
+      for (let i = 0; i < n; i++) {
+        const len = rx.lens[i]!
+        if (len <= 0) continue
+        const off = rx.offsets[i]!
+        this.#onMessage(rx.mem.slice(off, off + len), rx.addrs[2 * i + 1]!)
       }
-    })
+      if (n < RX_MAX) return
+    }
   }
 
   /** Queue msg for the daemon's socket (sent at the end of this callback). false: it cannot be carried (too long). */

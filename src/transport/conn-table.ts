@@ -33,6 +33,7 @@
 import { HANDLE_CONN, HANDLE_INDEX_MASK, isConnHandle } from '../wire/endpoint-handle.js'
 import { MSG_HANDSHAKE_RESP } from '../wire/messages.js'
 import { endpointKey, intToIp, ipToInt, setConnHandleText } from '../wire/addr.js'
+import { isFakeTcpHandle } from '../wire/faketcp-handle.js'
 import { loadNative, type Native } from '../dataplane/native.js'
 import { Bridge } from './bridge.js'
 
@@ -45,8 +46,11 @@ export interface LinkIo {
   readonly remote: { readonly ip: number, readonly port: number }
   /** Send one whole message; false: dropped (the link is backed up), never a part of it. */
   send(msg: Uint8Array): boolean
-  /** Close the link (idempotent); the table has already forgotten the entry. */
-  close(): void
+  /**
+   * Close the link (idempotent); the table has already forgotten the entry. graceful (daemon stop): what
+   * was sent still leaves (a Bye) before the link ends, within a bound.
+   */
+  close(graceful?: boolean): void
 }
 
 export interface ConnEntry {
@@ -102,8 +106,9 @@ export function connRemote (handle: number): { ip: number, port: number, kind: C
   return liveRemotes.get(handle) ?? null
 }
 
-/** The transport of an endpoint: a live handle's kind, else UDP. */
+/** The transport of an endpoint: a fake-TCP flow's handle (the addon's), a live TCP handle's kind, else UDP. */
 export function transportOf (ip: number): 'udp' | ConnKind {
+  if (isFakeTcpHandle(ip)) return 'faketcp'
   return isConnHandle(ip) ? (liveRemotes.get(ip)?.kind ?? 'tcp') : 'udp'
 }
 
@@ -215,9 +220,15 @@ export class ConnTable {
     return e === undefined ? null : { ip: e.handle, port: e.link.remote.port }
   }
 
-  /** Close everything (daemon stop). */
+  /**
+   * Close everything (daemon stop). What the daemon's socket already sent toward a connection (the
+   * controller's Bye, sent just before) is read from its bridge and leaves on the link before it ends.
+   */
   closeAll (): void {
-    for (const e of [...this.#byHandle.values()]) e.close('shutting down')
+    for (const e of [...this.#byHandle.values()]) {
+      e.bridge.pump()
+      this.#remove(e, 'shutting down', true)
+    }
   }
 
   #allocate (): number {
@@ -229,14 +240,14 @@ export class ConnTable {
     }
   }
 
-  #remove (e: Entry, reason: string): void {
+  #remove (e: Entry, reason: string, graceful = false): void {
     if (e.closed) return
     e.closed = true
     this.#byHandle.delete(e.handle)
     this.#byBridge.delete(endpointKey(e.bridgeIp, e.bridgePort))
     liveRemotes.delete(e.handle)
     e.bridge.close()
-    e.link.close()
+    e.link.close(graceful)
     for (const fn of e.onClose) fn(reason)
   }
 }

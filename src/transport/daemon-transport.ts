@@ -20,6 +20,7 @@ import type { ServerController } from '../control/server.js'
 import type { Clock } from '../clock.js'
 import type { Logger } from '../log.js'
 import { VpnError } from '../errors.js'
+import { formatHostPort } from '../config/validate.js'
 import { ConnTable } from './conn-table.js'
 import { transportHandler, transportPort } from './transport-port.js'
 import { TcpServer } from './tcp-server.js'
@@ -49,7 +50,7 @@ export class DaemonTransport {
     this.#log = log
     this.#clock = clock
     this.#daemonPort = daemonPort
-    const host = config.listen.host === '0.0.0.0' ? '127.0.0.1' : config.listen.host
+    const host = bridgeTarget(config)
     this.table = new ConnTable({
       daemon: () => ({ host, port: this.#daemonPort() }),
       maxConns: config.mode === 'server' ? config.maxClients + CONN_SLACK : 4,
@@ -128,4 +129,21 @@ export class DaemonTransport {
     this.table.closeAll()
     await closing
   }
+}
+
+/**
+ * Where the bridges (conn-table.ts, IPv4 loopback sockets) reach the daemon's own UDP socket: 127.0.0.1 when
+ * it listens on every address (0.0.0.0, or [::] dual-stack), else its IPv4 listen address. A socket bound to
+ * one IPv6 address takes no IPv4 datagrams: refused at start while a TCP transport is in use.
+ */
+export function bridgeTarget (config: Pick<Config, 'mode' | 'listen' | 'tcp' | 'transport'>): string {
+  const h = config.listen.host
+  if (h === '0.0.0.0' || h === '::') return '127.0.0.1'
+  if (!h.includes(':')) return h
+  const tcpInUse = config.mode === 'server' ? config.tcp : config.transport === 'auto' || config.transport === 'tcp'
+  if (tcpInUse) {
+    throw new VpnError('ERR_CONFIG_INVALID', `--listen ${formatHostPort(h, config.listen.port)}: the TCP transport reaches the daemon's UDP socket over IPv4 loopback, which a socket bound to one IPv6 address does not receive`,
+      { hint: config.mode === 'server' ? 'listen on [::] (both families) or an IPv4 address, or turn TCP off with --no-tcp' : 'listen on [::] (the default) or an IPv4 address, or pin UDP with --transport udp' })
+  }
+  return '127.0.0.1'
 }

@@ -20,6 +20,9 @@ import { Deframer, FRAME_HEADER, MAX_FRAME } from './framing.js'
 import type { ConnKind, LinkIo } from './conn-table.js'
 import { ipToInt, isIpv4 } from '../wire/addr.js'
 
+/** A graceful close (daemon stop) waits this long at most for the last frames to leave, ms. */
+const GRACE_MS = 500
+
 /** A frame may sit half-read this long (ms) before the connection is closed. */
 export const STALL_MS = 5000
 /** User-space bytes a socket may hold beyond the kernel's buffer before sends are dropped. */
@@ -91,11 +94,14 @@ export class TcpLink implements LinkIo {
 
   get isClosed (): boolean { return this.#closed }
 
-  close (): void {
+  close (graceful = false): void {
     if (this.#closed) return
     this.#closed = true
     if (this.#stallTimer !== null) clearTimeout(this.#stallTimer)
-    this.#sock.destroy()
+    if (!graceful) { this.#sock.destroy(); return }
+    // end() flushes the corked frames (a Bye) and sends FIN; a peer that does not read gets GRACE_MS.
+    this.#sock.end()
+    setTimeout(() => { this.#sock.destroy() }, GRACE_MS).unref()
   }
 
   #watchStall (): void {

@@ -100,3 +100,19 @@ t.test('UDP unblocked: the client is back on UDP', async t => {
   const r = await ping(topo.client('alice').ns, S_IP, 10, 0.05)
   t.ok(r.received >= 9, `alice → server over UDP: ${r.received} of 10`)
 })
+
+t.test('SIGTERM of a client on TCP: its Bye reaches the server through the bridge, which forgets it at once', async t => {
+  // carol shares bob's namespace (UDP open there) with its own device and TCP pinned. Before the fix, the
+  // transport closed its connections before the controller sent its Bye: the server kept carol until expiry.
+  const carol = startClient(topo.client('bob').ns, topo.id, 'carol', '10.77.0.4/24', topo.serverWanIp, { dev: 'lwt1', extra: ['--no-p2p', '--transport', 'tcp'] })
+  try {
+    await waitReady(carol, 0, 20_000)
+    await waitFor(async () => (await status(server)).peers.some(p => p.tunnelIp === '10.77.0.4' && p.transport === 'tcp'), { timeoutMs: 5000, what: 'the server to list carol on TCP' })
+    t.equal(await carol.proc.stop('SIGTERM', 5000), 0, 'carol stops cleanly')
+    const t0 = Date.now()
+    await waitFor(async () => !(await status(server)).peers.some(p => p.tunnelIp === '10.77.0.4'), { timeoutMs: 3000, intervalMs: 100, what: 'the server to forget carol' })
+    t.pass(`the server forgot carol ${Date.now() - t0} ms after she exited (a Bye, not the expiry)`)
+  } finally {
+    await carol.proc.stop('SIGKILL', 1000).catch(() => {})
+  }
+})

@@ -64,6 +64,7 @@ t.test('the bridge: deliver reaches the daemon socket from the bridge; the daemo
   t.same(connRemote(e.handle), { ip: 0xc6336401, port: 41000, kind: 'tcp' })
   t.equal(transportOf(e.handle), 'tcp')
   t.equal(transportOf(0x0a000001), 'udp')
+  t.equal(transportOf(0xfd800005), 'faketcp', 'a fake-TCP flow handle (the addon\'s range), never in this table')
   t.equal(formatEndpoint(e.handle, 41000), 'tcp:198.51.100.1:41000', 'status shows the far end')
   const got = once(d, 'message')
   e.deliver(Uint8Array.of(1, 2, 3))
