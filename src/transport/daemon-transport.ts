@@ -49,7 +49,8 @@ export class DaemonTransport {
     this.#log = log
     this.#clock = clock
     this.#daemonPort = daemonPort
-    const host = config.listen.host === '0.0.0.0' ? '127.0.0.1' : config.listen.host
+    // The bridges are IPv4 loopback sockets: a wildcard socket ('::' is dual-stack, or 0.0.0.0 where IPv6 is off) takes them on 127.0.0.1.
+    const host = config.listen.host === '0.0.0.0' || config.listen.host === '::' ? '127.0.0.1' : config.listen.host
     this.table = new ConnTable({
       daemon: () => ({ host, port: this.#daemonPort() }),
       maxConns: config.mode === 'server' ? config.maxClients + CONN_SLACK : 4,
