@@ -15,7 +15,7 @@
  * rotated each round so machine load hits all three alike. The figures go to stdout and as JSON to
  * bench/results/transports-<time>.json.
  *
- *   npm run build && npm run bench:transports [-- --rounds 3 --seconds 5 --starts 5 --placement inline|fused|split]
+ *   npm run build && npm run bench:transports [-- --rounds 3 --seconds 5 --starts 5 --placement inline|fused|split --perf PREFIX]
  *
  * Needs root, iproute2, nft, iperf3. Every namespace it makes is removed at the end, also on failure.
  */
@@ -24,7 +24,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { createTopology, type Topology } from '../src/lab/topology.js'
 import { stateDirFor } from '../src/lab/state-dirs.js'
-import { runIn, sleep, spawnIn, waitFor, type LabProcess } from '../src/lab/exec.js'
+import { run, runIn, sleep, spawnIn, waitFor, type LabProcess } from '../src/lab/exec.js'
 import { controlRequest } from '../src/cli/control-protocol.js'
 import type { StatusReport } from '../src/control/status.js'
 import { median, parseIperfTcp } from './lib/parse.js'
@@ -37,16 +37,19 @@ const TUN = { u: '10.88.0.2', t: '10.88.0.3', f: '10.88.0.4', a: '10.89.0.2' } a
 type Transport = 'udp' | 'tcp' | 'faketcp'
 const CLIENT_OF: Record<Transport, 'u' | 't' | 'f'> = { udp: 'u', tcp: 't', faketcp: 'f' }
 
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '5' }, starts: { type: 'string', default: '5' }, placement: { type: 'string' } } })
+const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '5' }, starts: { type: 'string', default: '5' }, placement: { type: 'string' }, perf: { type: 'string' } } })
 /** --placement for the three throughput clients (default: theirs, inline). */
 const placement = values.placement === undefined ? [] : ['--placement', values.placement]
 const rounds = Number(values.rounds)
 const seconds = Number(values.seconds)
 const starts = Number(values.starts)
+/** --perf PREFIX: the daemons run with --perf-basic-prof and the last round records `perf record -a -g` per transport into PREFIX-<transport>.data (that round's figures carry perf's cost). */
+const perfPrefix = values.perf
 
 function env (): NodeJS.ProcessEnv {
   const e: NodeJS.ProcessEnv = {}
   for (const [k, v] of Object.entries(process.env)) if (k !== 'NODE_OPTIONS') e[k] = v
+  if (perfPrefix !== undefined) e.NODE_OPTIONS = '--perf-basic-prof'
   return e
 }
 
@@ -135,7 +138,11 @@ try {
     for (let k = 0; k < 3; k++) {
       const tr = order[(i + k) % 3]!
       const c = CLIENT_OF[tr]
+      const rec = perfPrefix !== undefined && i === rounds - 1
+        ? run('perf', ['record', '-a', '-g', '-F', '999', '-o', `${perfPrefix}-${tr}.data`, '--', 'sleep', String(seconds + 1)], { timeoutMs: (seconds + 30) * 1000 })
+        : null
       bps[tr].push(await iperf(topo.client(c).ns, topo.serverNs, TUN[c]))
+      await rec
       console.log(`round ${i + 1} ${tr.padEnd(7)}: ${mbit(bps[tr].at(-1)!)} Mbit/s`)
     }
   }
