@@ -101,6 +101,10 @@ async function iperf (srcNs: string, dstNs: string, src: string): Promise<number
   }
 }
 
+async function rxPackets (topo: Topology): Promise<number> {
+  return Number((await runIn(topo.serverNs, 'cat', [`/sys/class/net/${topo.serverLink}/statistics/rx_packets`])).stdout)
+}
+
 interface Start { fromSpawn: number, fromFirstLog: number }
 
 /** Spawn the fallback client `a` and time it until registered over `want`. */
@@ -134,6 +138,8 @@ try {
 
   const order: Transport[] = ['udp', 'tcp', 'faketcp']
   const bps: Record<Transport, number[]> = { udp: [], tcp: [], faketcp: [] }
+  /** Packets (skbs: a GSO/GRO batch is one) the server's WAN link received per iperf run. */
+  const linkPkts: Record<Transport, number[]> = { udp: [], tcp: [], faketcp: [] }
   for (let i = 0; i < rounds; i++) {
     for (let k = 0; k < 3; k++) {
       const tr = order[(i + k) % 3]!
@@ -141,7 +147,9 @@ try {
       const rec = perfPrefix !== undefined && i === rounds - 1
         ? run('perf', ['record', '-a', '-g', '-F', '999', '-o', `${perfPrefix}-${tr}.data`, '--', 'sleep', String(seconds + 1)], { timeoutMs: (seconds + 30) * 1000 })
         : null
+      const rx0 = await rxPackets(topo)
       bps[tr].push(await iperf(topo.client(c).ns, topo.serverNs, TUN[c]))
+      linkPkts[tr].push((await rxPackets(topo)) - rx0)
       await rec
       console.log(`round ${i + 1} ${tr.padEnd(7)}: ${mbit(bps[tr].at(-1)!)} Mbit/s`)
     }
@@ -151,6 +159,9 @@ try {
   for (const [who, ns] of [['server', topo.serverNs], ['fake-TCP client', topo.client('f').ns]] as const) {
     extra.rawDropped[who] = (await runIn(ns, 'cat', ['/proc/net/raw'])).stdout.trim().split('\n').slice(1).map((l) => l.trim().split(/\s+/).pop()).join(', ')
   }
+  // The kernel answers every fake-TCP segment it receives (no socket owns the port) with an RST, dropped by our nft rule: its counter.
+  const rsts = async (ns: string, table: string): Promise<string> => /packets (\d+)/.exec((await runIn(ns, 'nft', ['list', 'table', 'inet', table]).catch(() => ({ stdout: '' }))).stdout)?.[1] ?? '?'
+  const rstDropped = { server: await rsts(topo.serverNs, 'lwt_faketcp_9000'), client: await rsts(topo.client('f').ns, 'lwt_faketcp_c9000') }
   for (const tr of order) await nodes[tr].proc.stop('SIGTERM', 5000)
 
   // Start-up of an auto client: UDP open (reference), then UDP blocked at its router; then unblocked.
@@ -176,11 +187,12 @@ try {
   const m = { udp: median(bps.udp) ?? 0, tcp: median(bps.tcp) ?? 0, faketcp: median(bps.faketcp) ?? 0 }
   const goal: Record<Transport, string> = { udp: '', tcp: 'goal ≥ 0.30', faketcp: 'goal ≥ 0.60' }
   console.log(`\nsingle-stream TCP client → server through the tunnel, median of ${rounds} × ${seconds} s, one run`)
-  console.log('| transport | Mbit/s | rounds | ratio to UDP | |')
-  console.log('|---|---:|---|---:|---|')
-  for (const tr of order) console.log(`| ${tr} | ${mbit(m[tr])} | ${bps[tr].map(mbit).join(', ')} | ${(m[tr] / m.udp).toFixed(2)} | ${goal[tr]} |`)
+  console.log('| transport | Mbit/s | rounds | ratio to UDP | server link: packets received per MB (≈) | |')
+  console.log('|---|---:|---|---:|---:|---|')
+  const perMB = (tr: Transport): number => Math.round(linkPkts[tr].reduce((a, b) => a + b, 0) / (bps[tr].reduce((a, b) => a + b, 0) * (seconds + 1) / 8e6))
+  for (const tr of order) console.log(`| ${tr} | ${mbit(m[tr])} | ${bps[tr].map(mbit).join(', ')} | ${(m[tr] / m.udp).toFixed(2)} | ${perMB(tr)} | ${goal[tr]} |`)
   console.log(`TCP transport: whole messages dropped when backed up ${extra.tcpDropBackedUp}; raw sockets dropped: server ${extra.rawDropped.server}, fake-TCP client ${extra.rawDropped['fake-TCP client']}`)
-  console.log(`fake-TCP client: ${JSON.stringify(extra.faketcp)}`)
+  console.log(`fake-TCP client: ${JSON.stringify(extra.faketcp)}; the kernel's RSTs dropped by the nft rules: server ${rstDropped.server}, client ${rstDropped.client}`)
   const col = (xs: Start[], k: keyof Start): number => med(xs.map((x) => x[k]))
   console.log(`\nauto client, start → registered, median of ${starts} (ms)`)
   console.log('| | from spawn | from the first log line |')
@@ -193,7 +205,7 @@ try {
   const out = join(ROOT, 'bench', 'results')
   mkdirSync(out, { recursive: true })
   const file = join(out, `transports-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
-  writeFileSync(file, JSON.stringify({ rounds, seconds, starts, bps, ratio: { tcp: m.tcp / m.udp, faketcp: m.faketcp / m.udp }, upOpen, upBlocked, back, extra }, null, 1) + '\n')
+  writeFileSync(file, JSON.stringify({ rounds, seconds, starts, bps, ratio: { tcp: m.tcp / m.udp, faketcp: m.faketcp / m.udp }, upOpen, upBlocked, back, extra, rstDropped, linkPkts }, null, 1) + '\n')
   console.log(`\nwritten: ${file}`)
 } catch (err) {
   for (const [name, n] of daemons.slice(-6)) console.error(`--- ${name}, last log lines:\n${n.proc.tail(8)}`)
