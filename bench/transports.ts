@@ -137,6 +137,7 @@ try {
   }
 
   const order: Transport[] = ['udp', 'tcp', 'faketcp']
+  if (perfPrefix !== undefined) console.log(`perf: daemon pids ${daemons.map(([name, n]) => `${name} ${n.proc.pid ?? '?'}`).join(', ')}`)
   const bps: Record<Transport, number[]> = { udp: [], tcp: [], faketcp: [] }
   /** Packets (skbs: a GSO/GRO batch is one) the server's WAN link received per iperf run. */
   const linkPkts: Record<Transport, number[]> = { udp: [], tcp: [], faketcp: [] }
