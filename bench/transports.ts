@@ -21,6 +21,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import { createTopology, type Topology } from '../src/lab/topology.js'
 import { stateDirFor } from '../src/lab/state-dirs.js'
@@ -187,6 +188,7 @@ try {
 
   const m = { udp: median(bps.udp) ?? 0, tcp: median(bps.tcp) ?? 0, faketcp: median(bps.faketcp) ?? 0 }
   const goal: Record<Transport, string> = { udp: '', tcp: 'goal ≥ 0.30', faketcp: 'goal ≥ 0.60' }
+  console.log(`\nload average at the end (1, 5, 15 min): ${loadavg().map((x) => x.toFixed(1)).join(', ')} (2 cores: other work on the machine shows here)`)
   console.log(`\nsingle-stream TCP client → server through the tunnel, median of ${rounds} × ${seconds} s, one run`)
   console.log('| transport | Mbit/s | rounds | ratio to UDP | server link: packets received per MB (≈) | |')
   console.log('|---|---:|---|---:|---:|---|')
