@@ -281,27 +281,20 @@ const OPTIONS = `OPTIONS
               a new address is followed. An IPv4 address is used as given.
     --transport auto|udp|tcp|faketcp
               How the server is reached. auto: UDP, and TCP to the server's
-              TCP port when UDP gets no answer in about 2 s (back on UDP
-              once it answers); udp and tcp pin one. faketcp: each sealed
-              message rides in one TCP segment of a flow that looks like an
-              ordinary TCP connection (SYN, SYN-ACK, ACK; sequence numbers,
-              timestamps), with no retransmission, so it passes firewalls
-              that drop UDP and any TCP not established (the server needs
-              --faketcp).
-              24 bytes more per packet than UDP. Needs CAP_NET_RAW and
-              nftables (table lwt_faketcp_cPORT). Direct paths to peers stay
-              UDP. Default: auto.
+              TCP port when UDP gets no answer in about 2 s (status names
+              the transport and why; UDP is probed every 2 s meanwhile and
+              used again once it answers); udp and tcp pin one. faketcp:
+              each sealed message rides in one TCP segment of a flow that
+              looks like an ordinary TCP connection (SYN, SYN-ACK, ACK;
+              sequence numbers, timestamps), with no retransmission, so it
+              passes firewalls that drop UDP and any TCP not established
+              (the server needs --faketcp). 24 bytes more per packet than
+              UDP. Needs CAP_NET_RAW and nftables (table lwt_faketcp_cPORT).
+              Direct paths to peers stay UDP; a client on TCP or fake TCP
+              reaches the others through the server's relay. Default: auto.
     --p2p, --no-p2p, -p2p=false
               Try direct paths to other clients (hole punching), or always
               go through the server. Default: on.
-    --transport auto|udp|tcp
-              How to reach the server. auto: UDP; when the server does not
-              answer within 2 s, TCP to the same port number too (status
-              names the transport and why); UDP is probed every 2 s
-              meanwhile and used again when it answers. udp or tcp: only
-              that one. Direct paths to other clients are always UDP; a
-              client on TCP reaches the others through the server's relay.
-              (faketcp is not in this build yet.) Default: auto.
     --port-mapping, --no-port-mapping
               Ask the default gateway for a UDP mapping of our port (PCP,
               else NAT-PMP; renewed at half its lifetime, deleted on exit)

@@ -288,7 +288,7 @@ function readMetrics (s: Settings, problems: string[]): Config['metrics'] | null
   return hp
 }
 
-/** transport (client): auto, udp or tcp; faketcp is named but not in this build yet. */
+/** transport (client): auto, udp, tcp or faketcp. */
 function readTransport (mode: Mode | null, s: Settings, problems: string[], warnings: string[]): Config['transport'] | null {
   const raw = s.pick('transport')
   if (raw === undefined) return DEFAULTS.transport
