@@ -64,7 +64,10 @@ const uplink = Number(values.uplink)
 /** One table row: a tunnel's TCP runs over each path. */
 interface Row { label: string, innerMtu: string, full: TcpResult[], small: TcpResult[], found?: { a: PathMtuReport, b: PathMtuReport }, note?: string }
 
-const peers = await selectPeers(values.tunnels, values['no-install'] !== true, (l) => { console.log(l) })
+const peers = await selectPeers(values.tunnels, values['no-install'] !== true, (l) => { console.log(l) }).catch((err: Error) => {
+  console.error(`bench:pmtu: ${err.message}`)
+  process.exit(2)
+})
 const rows: Row[] = []
 const mbit = (r: TcpResult): string => `${r.mbps.toFixed(0)} Mbit/s (${r.retr} retransmits)`
 const pathName = (n: 'a' | 'b'): string => n === 'a' ? '1500 path ' : `${uplink} uplink`
