@@ -26,17 +26,16 @@
  * Needs root, iproute2, nft, ethtool, iperf3 (and apt-get for missing peers).
  * Every namespace it makes is removed at the end, also on failure.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
 import { createTopology, type Topology } from '../src/lab/topology.js'
 import { setLoss } from '../src/lab/nat.js'
-import { runIn, sleep, spawnIn, waitFor, type LabProcess } from '../src/lab/exec.js'
+import { runIn, spawnIn, waitFor, type LabProcess } from '../src/lab/exec.js'
 import { stateDirFor } from '../src/lab/state-dirs.js'
 import type { StatusReport } from '../src/control/status.js'
-import { TUNNELS, installMissing, tunnelByName, type Endpoint } from './tunnels/index.js'
+import type { Endpoint } from './tunnels/index.js'
+import { tcpStream } from './lib/iperf.js'
+import { selectPeers, withTunnel } from './lib/peer-runs.js'
 
 const BIN = fileURLToPath(new URL('../../bin/lightweight-tunnel', import.meta.url))
 const KEY = 'bench-fec-key'
@@ -74,25 +73,6 @@ async function pingLoss (src: Endpoint, dst: Endpoint, pings: number): Promise<n
   return m === null ? NaN : Math.round((1 - Number(m[2]) / Number(m[1])) * 1000) / 10
 }
 
-/** One iperf3 TCP stream src → dst: Mbit/s received, the sender's retransmits, its mean RTT (ms) and largest cwnd (KiB). */
-async function tcp (src: Endpoint, dst: Endpoint, seconds: number): Promise<{ mbps: number, retr: number, rtt: number, cwnd: number }> {
-  const srv = spawnIn(dst.ns, 'iperf3', ['-s', '-1', '-B', dst.ip, '-p', '5311'])
-  try {
-    await sleep(500)
-    const r = await runIn(src.ns, 'iperf3', ['-c', dst.ip, '-p', '5311', '-t', String(seconds), '-J'], { timeoutMs: (seconds + 30) * 1000 })
-    const j = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number }, sum_sent: { retransmits?: number }, streams?: Array<{ sender?: { mean_rtt?: number, max_snd_cwnd?: number } }> } }
-    const snd = j.end.streams?.[0]?.sender
-    return {
-      mbps: Math.round(j.end.sum_received.bits_per_second / 1e4) / 100,
-      retr: j.end.sum_sent.retransmits ?? 0,
-      rtt: Math.round((snd?.mean_rtt ?? NaN) / 10) / 100,
-      cwnd: Math.round((snd?.max_snd_cwnd ?? NaN) / 1024)
-    }
-  } finally {
-    await srv.stop('SIGKILL', 1000).catch(() => {})
-  }
-}
-
 /** Loss on the ingress of every client's and the server's link (0: none). */
 async function lossEverywhere (topo: Topology, loss: number): Promise<void> {
   for (const c of topo.clients) await setLoss(c.ns, c.dev, loss, 'ingress')
@@ -108,12 +88,12 @@ interface Case { row: Row, src: Endpoint, dst: Endpoint }
  */
 async function measure (topo: Topology, cases: Case[], o: Opts): Promise<void> {
   await lossEverywhere(topo, 0)
-  for (const c of cases) c.row.lossless = (await tcp(c.src, c.dst, o.seconds)).mbps
+  for (const c of cases) c.row.lossless = (await tcpStream(c.src, c.dst, o.seconds)).mbps
   await lossEverywhere(topo, o.loss)
   for (let rep = 0; rep < o.reps; rep++) {
     for (const { row, src, dst } of cases) {
       row.ping.push(await pingLoss(src, dst, o.pings))
-      const r = await tcp(src, dst, o.seconds)
+      const r = await tcpStream(src, dst, o.seconds)
       row.mbps.push(r.mbps)
       row.retr.push(r.retr)
       row.rtt.push(r.rtt)
@@ -131,9 +111,7 @@ async function main (): Promise<void> {
     }
   })
   const o = { loss: Number(values.loss), seconds: Number(values.seconds), reps: Number(values.reps), pings: Number(values.pings) }
-  const peerNames = values.tunnels === 'none' ? [] : values.tunnels?.split(',') ?? TUNNELS.filter(t => t.kind === 'peer').map(t => t.name)
-  const peers = peerNames.map(n => { const t = tunnelByName(n); if (t === undefined || t.kind !== 'peer') throw new Error(`--tunnels: "${n}" is not a peer tunnel of bench/tunnels`); return t })
-  if (values['no-install'] !== true) { const line = await installMissing(peers, (l) => { console.log(l) }); if (line !== null) console.log(line) }
+  const peers = await selectPeers(values.tunnels, values['no-install'] !== true, (l) => { console.log(l) })
   const names = ['a1', 'b1', 'a2', 'b2']
   const ip: Record<string, string> = { a1: '10.99.0.2', b1: '10.99.0.3', a2: '10.99.0.4', b2: '10.99.0.5' }
   const topo = await createTopology({ clients: [...names, 'a'].map((name) => ({ name, nat: 'none' as const })) })
@@ -164,18 +142,9 @@ async function main (): Promise<void> {
     for (const spec of peers) {
       const row: Row = { label: spec.label, lossless: NaN, ping: [], mbps: [], retr: [], rtt: [], cwnd: [] }
       rows.push(row)
-      const why = spec.available()
-      if (why !== null) { row.note = why; continue }
       await lossEverywhere(topo, 0)
-      const dir = mkdtempSync(join(tmpdir(), `lwt-fecloss-${spec.name}-`))
-      try {
-        const t = await spec.start({ topo, dir, id: topo.id })
-        try { await measure(topo, [{ row, src: t.src, dst: t.dst }], o) } finally { await t.stop() }
-      } catch (err) {
-        row.note = `failed: ${(err instanceof Error ? err.message : String(err)).split('\n')[0]}`
-      } finally {
-        rmSync(dir, { recursive: true, force: true })
-      }
+      const note = await withTunnel(spec, topo, async (t) => { await measure(topo, [{ row, src: t.src, dst: t.dst }], o) })
+      if (note !== null) row.note = note
     }
   } finally {
     await topo.destroy()

@@ -1,8 +1,9 @@
 /**
- * bench:pmtu — the "1280 uplink" scenario (issue 13 item 1): single-stream
- * TCP through the tunnel from a client on a 1500-byte path and from a client
- * whose uplink has MTU 1280, side by side in one run, and the time each
- * daemon took to find its path MTU.
+ * bench:pmtu — the "1280 uplink" scenario (issue 13 items 1 and 6):
+ * single-stream TCP through the tunnel from a client on a 1500-byte path and
+ * from a client whose uplink has MTU 1280, for our daemon and for the peer
+ * tunnels of bench/tunnels, in one run; the ratio per tunnel, and the time
+ * our daemons took to find their path MTU.
  *
  * In network namespaces (src/lab/topology.ts): a server S and clients A and
  * B on the lab's WAN (no NAT), segmentation offloads off on both clients'
@@ -11,13 +12,20 @@
  * 1280. Our TUN MTU stays the default 1400: B's daemon finds 1280 by
  * probing and answers the inner TCP with "frag needed" (mtu 1220), so the
  * inner TCP sends 1220-byte packets instead of being fragmented or lost.
- * iperf3 A → S and B → S alternate, --rounds times; medians and the ratio
- * (goal ≥ 0.7) are printed, and JSON written to bench/results/pmtu-<time>.json.
  *
- *   npm run build && npm run bench:pmtu [-- --rounds 3 --seconds 4]
+ * Ours: one server, clients A and B up together; iperf3 A → S and B → S
+ * alternate, --rounds times. Then ours stops and each peer tunnel runs alone
+ * with its default MTU (bench/lib/peer-runs.ts), round by round over A's
+ * path and over B's (alternating which goes first; the tunnel is brought up
+ * afresh on each path, so it meets the uplink from its start as a user's
+ * would). Medians and the ratio (goal ≥ 0.7 for ours) are printed as a
+ * table, and JSON written to bench/results/pmtu-<time>.json.
  *
- * Needs root, iproute2, ethtool, iperf3. Every namespace it makes is
- * removed at the end, also on failure.
+ *   npm run build && npm run bench:pmtu [-- --rounds 3 --seconds 4 --uplink 1280]
+ *        [--tunnels wireguard-go,fastd,tinc | none] [--no-install]
+ *
+ * Needs root, iproute2, ethtool, iperf3 (and apt-get for missing peers).
+ * Every namespace it makes is removed at the end, also on failure.
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -27,7 +35,10 @@ import { tempStateDir } from '../src/lab/state-dirs.js'
 import { runIn, sleep, spawnIn, waitFor, type LabProcess } from '../src/lab/exec.js'
 import { controlRequest } from '../src/cli/control-protocol.js'
 import type { StatusReport } from '../src/control/status.js'
-import { median, parseIperfTcp } from './lib/parse.js'
+import type { PathMtuReport } from '../src/control/path-mtu-client.js'
+import { median } from './lib/parse.js'
+import { tcpStream, type TcpResult } from './lib/iperf.js'
+import { selectPeers, withTunnel } from './lib/peer-runs.js'
 import { BIN, ROOT } from './tunnels/index.js'
 
 const KEY = 'bench-pmtu-network-key'
@@ -40,28 +51,28 @@ function env (): NodeJS.ProcessEnv {
   return e
 }
 
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '4' }, uplink: { type: 'string', default: '1280' } } })
+const { values } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '4' }, uplink: { type: 'string', default: '1280' },
+    tunnels: { type: 'string' }, 'no-install': { type: 'boolean' }
+  }
+})
 const rounds = Number(values.rounds)
 const seconds = Number(values.seconds)
 const uplink = Number(values.uplink)
 
-/** One iperf3 run from `srcNs` (bound to `src`) to `dst`; the receiver's rate in bits/s. */
-async function iperf (srcNs: string, dstNs: string, src: string, dst: string): Promise<number> {
-  const srv = spawnIn(dstNs, 'iperf3', ['-s', '-1', '-B', dst, '-p', String(PORT)])
-  try {
-    await waitFor(async () => {
-      if (srv.exitInfo !== null) throw new Error(`iperf3 server exited: ${srv.tail(3)}`)
-      const ss = await runIn(dstNs, 'ss', ['-Hltn', `sport = :${PORT}`])
-      return ss.stdout.trim() !== ''
-    }, { timeoutMs: 5000, intervalMs: 50, what: 'the iperf3 server' })
-    const r = await runIn(srcNs, 'iperf3', ['-c', dst, '-B', src, '-p', String(PORT), '-t', String(seconds + 1), '-O', '1', '-J'], { timeoutMs: (seconds + 25) * 1000 })
-    const p = parseIperfTcp(r.stdout)
-    if (!p.ok) throw new Error(p.error)
-    return p.value.bps
-  } finally {
-    await srv.stop('SIGKILL', 1000).catch(() => {})
-  }
-}
+/** One table row: a tunnel's TCP runs over each path. */
+interface Row { label: string, innerMtu: string, full: TcpResult[], small: TcpResult[], found?: { a: PathMtuReport, b: PathMtuReport }, note?: string }
+
+const peers = await selectPeers(values.tunnels, values['no-install'] !== true, (l) => { console.log(l) }).catch((err: Error) => {
+  console.error(`bench:pmtu: ${err.message}`)
+  process.exit(2)
+})
+const rows: Row[] = []
+const mbit = (r: TcpResult): string => `${r.mbps.toFixed(0)} Mbit/s (${r.retr} retransmits)`
+const pathName = (n: 'a' | 'b'): string => n === 'a' ? '1500 path ' : `${uplink} uplink`
+/** Round i's order of the two paths: alternated, so neither always meets the same moment of the machine's load. */
+const order = (i: number): Array<'a' | 'b'> => i % 2 === 0 ? ['a', 'b'] : ['b', 'a']
 
 const topo = await createTopology({ clients: [{ name: 'a', nat: 'none' }, { name: 'b', nat: 'none' }] })
 const procs: LabProcess[] = []
@@ -76,6 +87,8 @@ try {
   const b = topo.client('b')
   await runIn(b.ns, 'ip', ['link', 'set', 'dev', b.dev, 'mtu', String(uplink)])
   await runIn(topo.internetNs, 'ip', ['link', 'set', 'dev', b.internetPort, 'mtu', String(uplink)])
+
+  // --- ours: one server, both clients up together -------------------------
   const sock = (n: string): string => `/run/lightweight-tunnel/bench-${topo.id}-${n}.sock`
   const start = (n: 's' | 'a' | 'b', args: string[]): void => {
     procs.push(spawnIn(nsOf[n], 'env', ['-u', 'NODE_OPTIONS', BIN, ...args, '--tun', `${ADDR[n]}/24`, '--key', KEY, '--dev', 'lwt0', '--control', sock(n), '--quiet', '--state-dir', tempStateDir(`${topo.id}-${n}`)], { env: env(), maxOutputBytes: 64 * 1024 }))
@@ -93,32 +106,55 @@ try {
   for (const n of ['a', 'b'] as const) {
     await waitFor(async () => (await runIn(nsOf[n], 'ping', ['-c', '1', '-W', '1', ADDR.s]).then(() => true, () => false)), { timeoutMs: 10_000, intervalMs: 100, what: `a ping from ${n}` })
   }
-  const mbit = (bps: number): string => (bps / 1e6).toFixed(0)
-  const full: number[] = []
-  const small: number[] = []
+  const ours: Row = { label: 'lightweight-tunnel', innerMtu: `1400 (${found.b.innerMax ?? 1400} on the uplink)`, full: [], small: [], found }
+  rows.push(ours)
   for (let i = 0; i < rounds; i++) {
-    // Alternate which goes first, so neither always meets the same moment of the machine's load.
-    for (const n of i % 2 === 0 ? ['a', 'b'] as const : ['b', 'a'] as const) {
-      const bps = await iperf(nsOf[n], nsOf.s, ADDR[n], ADDR.s)
-      ;(n === 'a' ? full : small).push(bps)
-      console.log(`round ${i + 1} ${n === 'a' ? '1500 path ' : `${uplink} uplink`}: ${mbit(bps)} Mbit/s`)
+    for (const n of order(i)) {
+      const r = await tcpStream({ ns: nsOf[n], ip: ADDR[n] }, { ns: nsOf.s, ip: ADDR.s }, seconds, { port: PORT, omitSeconds: 1 })
+      ;(n === 'a' ? ours.full : ours.small).push(r)
+      console.log(`${ours.label} round ${i + 1} ${pathName(n)}: ${mbit(r)}`)
     }
   }
-  const mFull = median(full) ?? 0
-  const mSmall = median(small) ?? 0
-  console.log('')
-  console.log(`single-stream TCP client → server through the tunnel (TUN MTU 1400), median of ${rounds} × ${seconds} s`)
-  console.log(`| path | path MTU found | found in | inner packets | Mbit/s | ratio to 1500 |`)
-  console.log('|---|---:|---:|---:|---:|---:|')
-  const row = (name: string, m: typeof found.a, bps: number): void => {
-    console.log(`| ${name} | ${m.mtu} | ${m.foundInMs === null ? '-' : `${(m.foundInMs / 1000).toFixed(2)} s`} | ${m.innerMax ?? 'up to 1400'} | ${mbit(bps)} | ${(bps / mFull).toFixed(2)} |`)
+  // Ours idles no more while the peers run.
+  await Promise.all(procs.map(p => p.stop('SIGTERM', 3000).catch(() => 0)))
+
+  // --- the peer tunnels, one at a time, afresh on each path -----------------
+  for (const spec of peers) {
+    const row: Row = { label: spec.label, innerMtu: '', full: [], small: [] }
+    rows.push(row)
+    for (let i = 0; i < rounds && row.note === undefined; i++) {
+      for (const n of order(i)) {
+        const note = await withTunnel(spec, topo, async (t) => {
+          row.innerMtu = t.mtu === null ? '?' : String(t.mtu)
+          const r = await tcpStream(t.src, t.dst, seconds, { port: PORT, omitSeconds: 1 })
+          ;(n === 'a' ? row.full : row.small).push(r)
+          console.log(`${row.label} round ${i + 1} ${pathName(n)}: ${mbit(r)}`)
+        }, n)
+        if (note !== null) { row.note = `${pathName(n).trim()}: ${note}`; console.log(`${row.label}: ${row.note}`); break }
+      }
+    }
   }
-  row('1500 path', found.a, mFull)
-  row(`${uplink} uplink`, found.b, mSmall)
+
+  // --- the table ------------------------------------------------------------
+  const med = (rs: TcpResult[], k: 'mbps' | 'retr'): number | null => median(rs.map(r => r[k]))
+  const fmt = (x: number | null, digits = 0): string => x === null ? '-' : x.toFixed(digits)
+  console.log('')
+  console.log(`single-stream TCP A → S through each tunnel, 1500-byte path and ${uplink}-byte uplink, offloads off; median of ${rounds} × ${seconds} s`)
+  console.log(`| tunnel | inner MTU | 1500 path Mbit/s | ${uplink} uplink Mbit/s | ratio | retransmits 1500 / ${uplink} | path MTU found | found in |`)
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|')
+  for (const r of rows) {
+    const f = med(r.full, 'mbps')
+    const s = med(r.small, 'mbps')
+    const ratio = f === null || s === null || f === 0 ? '-' : `${(s / f).toFixed(2)}×`
+    const mtu = r.found === undefined ? '-' : `${r.found.a.mtu} / ${r.found.b.mtu}`
+    const foundIn = r.found === undefined ? '-' : [r.found.a, r.found.b].map(m => m.foundInMs === null ? '-' : `${(m.foundInMs / 1000).toFixed(2)} s`).join(' / ')
+    console.log(`| ${r.label} | ${r.innerMtu || '-'} | ${fmt(f)} | ${fmt(s)} | ${ratio} | ${fmt(med(r.full, 'retr'))} / ${fmt(med(r.small, 'retr'))} | ${mtu} | ${foundIn} |${r.note === undefined ? '' : ` ${r.note}`}`)
+  }
   const out = join(ROOT, 'bench', 'results')
   mkdirSync(out, { recursive: true })
   const file = join(out, `pmtu-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
-  writeFileSync(file, JSON.stringify({ rounds, seconds, uplink, found, full, small, ratio: mSmall / mFull }, null, 1) + '\n')
+  const oursRatio = (median(ours.small.map(r => r.mbps)) ?? 0) / (median(ours.full.map(r => r.mbps)) ?? 1)
+  writeFileSync(file, JSON.stringify({ rounds, seconds, uplink, found, ratio: oursRatio, rows }, null, 1) + '\n')
   console.log(`\nwritten: ${file}`)
 } finally {
   await topo.destroy()

@@ -26,6 +26,10 @@ export interface IperfTcp {
   bytes: number
   seconds: number
   retransmits: number | null
+  /** The sender's mean smoothed RTT of the (first) stream, ms; null when iperf3 does not report it. */
+  meanRttMs: number | null
+  /** The sender's largest congestion window of the (first) stream, bytes; null when not reported. */
+  maxCwndBytes: number | null
 }
 
 export interface IperfUdp {
@@ -55,13 +59,22 @@ interface IperfSum { seconds?: number, bytes?: number, bits_per_second?: number,
 export function parseIperfTcp (text: string): Parsed<IperfTcp> {
   const j = parseJson(text)
   if (!j.ok) return j
-  const v = j.value as { error?: string, end?: { sum_received?: IperfSum, sum_sent?: IperfSum } }
+  const v = j.value as { error?: string, end?: { sum_received?: IperfSum, sum_sent?: IperfSum, streams?: Array<{ sender?: { mean_rtt?: number, max_snd_cwnd?: number } }> } }
   if (typeof v.error === 'string') return { ok: false, error: `iperf3: ${v.error}` }
   const r = v.end?.sum_received
   if (r === undefined || typeof r.bits_per_second !== 'number' || typeof r.bytes !== 'number') return { ok: false, error: 'iperf3 gave no TCP result' }
+  const snd = v.end?.streams?.[0]?.sender
   return {
     ok: true,
-    value: { bps: r.bits_per_second, bytes: r.bytes, seconds: r.seconds ?? 0, retransmits: typeof v.end?.sum_sent?.retransmits === 'number' ? v.end.sum_sent.retransmits : null }
+    value: {
+      bps: r.bits_per_second,
+      bytes: r.bytes,
+      seconds: r.seconds ?? 0,
+      retransmits: typeof v.end?.sum_sent?.retransmits === 'number' ? v.end.sum_sent.retransmits : null,
+      // iperf3 reports mean_rtt in µs.
+      meanRttMs: typeof snd?.mean_rtt === 'number' ? snd.mean_rtt / 1000 : null,
+      maxCwndBytes: typeof snd?.max_snd_cwnd === 'number' ? snd.max_snd_cwnd : null
+    }
   }
 }
 

@@ -3,7 +3,8 @@
  * configuration generated at run time (keys made with each tool's own key
  * generator). Every tunnel runs between two lab hosts: the "client" host A
  * (100.64.2.1) and the "server" host S (100.64.0.1), connected through the
- * lab's internet bridge; traffic flows A → S through the tunnel. `ours-relay`
+ * lab's internet bridge (a scenario may make another lab client host A:
+ * TunnelContext.client); traffic flows A → S through the tunnel. `ours-relay`
  * adds host B (100.64.2.2) and measures A → B through our server's relay.
  *
  * A tunnel that is not installed or fails to start is reported by the
@@ -28,6 +29,8 @@ export interface TunnelContext {
   dir: string
   /** Lab id: unique device names are `lw<id><suffix>`. */
   id: string
+  /** The lab client that is host A (default 'a'): a scenario can run a tunnel over another client's link. */
+  client?: string
 }
 
 export interface RunningTunnel {
@@ -63,8 +66,8 @@ function has (cmd: string): boolean {
 
 function hosts (ctx: TunnelContext): { a: Endpoint, s: Endpoint, b: Endpoint | null } {
   const t = ctx.topo
-  const a = t.client('a')
-  const b = t.clients.find((c) => c.name === 'b')
+  const a = t.client(ctx.client ?? 'a')
+  const b = t.clients.find((c) => c.name === 'b' && c !== a)
   return { a: { ns: a.ns, ip: a.lanIp }, s: { ns: t.serverNs, ip: t.serverWanIp }, b: b === undefined ? null : { ns: b.ns, ip: b.lanIp } }
 }
 

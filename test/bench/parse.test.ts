@@ -44,9 +44,18 @@ t.test('percentile interpolates between ranks', async (t) => {
 t.test('iperf3 TCP: the receiver rate and the sender retransmits', async (t) => {
   const r = parseIperfTcp(TCP)
   t.ok(r.ok)
-  if (r.ok) t.same(r.value, { bps: 995_000_000, bytes: 499_000_000, seconds: 4.01, retransmits: 12 })
+  if (r.ok) t.same(r.value, { bps: 995_000_000, bytes: 499_000_000, seconds: 4.01, retransmits: 12, meanRttMs: null, maxCwndBytes: null })
   const noisy = parseIperfTcp(`warning: something\n${TCP}`)
   t.ok(noisy.ok, 'text before the JSON is skipped')
+  // With the per-stream sender figures (iperf3 3.12 -J, trimmed): mean_rtt in µs, max_snd_cwnd in bytes.
+  const withStreams = JSON.parse(TCP) as { end: Record<string, unknown> }
+  withStreams.end.streams = [{ sender: { socket: 5, bytes: 500_000_000, max_snd_cwnd: 1_213_440, max_rtt: 5120, min_rtt: 210, mean_rtt: 3873, sender: true } }]
+  const s = parseIperfTcp(JSON.stringify(withStreams))
+  t.ok(s.ok)
+  if (s.ok) {
+    t.equal(s.value.meanRttMs, 3.873)
+    t.equal(s.value.maxCwndBytes, 1_213_440)
+  }
 })
 
 t.test('iperf3 errors and non-JSON output are reasons, not throws', async (t) => {
