@@ -23,6 +23,7 @@ import { CTL_MTU_ACK, CTL_MTU_PROBE, encodeControl, type MtuAck, type MtuProbe }
 import { endpointKey } from '../wire/addr.js'
 import { isV6Handle } from '../wire/endpoint-handle.js'
 import { NO_PATH_LIMIT, RELAY_PATH } from '../workers/layout.js'
+import { fecParityLength } from '../wire/fec.js'
 import { PathMtu, pathOverhead, type PathMtuStatus } from './path-mtu.js'
 import { SERVER_SLOT, type ClientContext } from './client-context.js'
 import type { Session } from './session.js'
@@ -85,7 +86,7 @@ export class ClientPathMtu {
     let m: PathMtu | null = null
     m = new PathMtu({
       base,
-      max: Math.max(base, this.#ctx.opt.mtu + overhead + relayRoom),
+      max: Math.max(base, this.#ctx.opt.mtu + overhead + relayRoom + this.#fecRoom()),
       overhead,
       txid: () => this.#ctx.random.int(0x1_0000_0000),
       send: (txid, length) => {
@@ -187,21 +188,34 @@ export class ClientPathMtu {
     return false
   }
 
-  /** The largest inner packet on a path, or NO_PATH_LIMIT when it carries what the TUN MTU needs. */
-  #inner (t: Tracked | null | undefined, relayed: boolean): number {
+  /**
+   * With --fec, a parity message is longer than the largest data message it covers by its header and
+   * the group's lengths (wire/fec.ts): paths to peers budget that room, so a full-size packet's parity
+   * still fits (relayed, it would otherwise exceed a 1500-byte link and be dropped at the send).
+   */
+  #fecRoom (): number {
+    const f = this.#ctx.opt.fec
+    return f === undefined || f === null ? 0 : fecParityLength(f.data, 0)
+  }
+
+  /**
+   * The largest inner packet on a path, or NO_PATH_LIMIT when it carries what the TUN MTU needs. toPeer:
+   * the path carries end-to-end sessions (a direct peer, or relayed), where FEC parity may travel.
+   */
+  #inner (t: Tracked | null | undefined, relayed: boolean, toPeer: boolean): number {
     const mtu = t?.m.mtu ?? null
     if (t === null || t === undefined || mtu === null) return NO_PATH_LIMIT
-    const inner = mtu - t.overhead - (relayed ? RELAY_ENVELOPE : 0)
+    const inner = mtu - t.overhead - (relayed ? RELAY_ENVELOPE : 0) - (toPeer ? this.#fecRoom() : 0)
     return inner >= this.#ctx.opt.mtu ? NO_PATH_LIMIT : inner
   }
 
   #push (peers: Iterable<PeerRemote>): void {
     const live = new Set<number>([SERVER_SLOT, RELAY_PATH])
-    this.#set(SERVER_SLOT, this.#inner(this.#server, false))
-    this.#set(RELAY_PATH, this.#inner(this.#server, true))
+    this.#set(SERVER_SLOT, this.#inner(this.#server, false, false))
+    this.#set(RELAY_PATH, this.#inner(this.#server, true, true))
     for (const p of peers) {
       live.add(p.slot)
-      this.#set(p.slot, this.#inner(this.#peers.get(p.slot), false))
+      this.#set(p.slot, this.#inner(this.#peers.get(p.slot), false, true))
     }
     // A removed peer's slot starts without a limit in the dataplane when reused.
     for (const slot of [...this.#pushed.keys()]) if (!live.has(slot)) this.#pushed.delete(slot)
@@ -217,11 +231,11 @@ export class ClientPathMtu {
   report (peer: PeerRemote | null): PathMtuReport | null {
     const t = peer === null ? this.#server : this.#peers.get(peer.slot) ?? null
     if (t !== null) {
-      const inner = this.#inner(t, false)
+      const inner = this.#inner(t, false, peer !== null)
       return { ...t.m.status(), innerMax: inner === NO_PATH_LIMIT ? null : inner }
     }
     if (peer === null || this.#server === null) return null
-    const inner = this.#inner(this.#server, true)
+    const inner = this.#inner(this.#server, true, true)
     return { ...this.#server.m.status(), innerMax: inner === NO_PATH_LIMIT ? null : inner, via: 'relay' }
   }
 }

@@ -23,7 +23,7 @@ const CLIENT_IP = ipToInt('198.18.1.1')
 const quiet = new Logger({ level: 'error', sink: { write: () => {} } })
 
 /** One server, one client whose uplink carries IP packets up to `mtu.value` bytes (UDP payload + 28). */
-function lab (uplink: number) {
+function lab (uplink: number, fec: { data: number, parity: number } | null = null) {
   const net = new FakeNet()
   const clock = new ManualClock()
   const random = seededRandom(7)
@@ -36,7 +36,7 @@ function lab (uplink: number) {
   const dp = net.add(CLIENT_IP, 40001, 'client')
   const c = new ClientController({
     psk, nodeKey: generateStaticKey(), tunnelIp: ipToInt('10.0.0.2'), prefix: 24, mtu: 1400,
-    serverIp: SERVER_IP, serverPort: 9000, keepaliveSec: 10, serverName: '198.18.0.1:9000'
+    serverIp: SERVER_IP, serverPort: 9000, keepaliveSec: 10, serverName: '198.18.0.1:9000', fec
   }, { port: dp, clock, random, log: quiet }, 8)
   dp.handler = c
   const run = (ms: number): void => {
@@ -76,6 +76,16 @@ t.test('a 1500-byte path: the full size at once, no limit anywhere', async t => 
   t.equal(me.pmtu?.innerMax, null)
   t.notOk([...L.dp.pathMtus.values()].some(v => v !== NO_PATH_LIMIT))
   t.equal(L.serverDp.pathMtus.size, 0)
+})
+
+t.test('--fec on a 1500-byte path: the limits of paths to peers leave room for a full-size packet parity', async t => {
+  // Parity of 10 data messages: 16 + 2 × 10 bytes beyond the largest message (wire/fec.ts). Relayed, a
+  // 1400-byte packet's parity would be 1504 bytes on a 1500-byte link: dropped at the send, FEC lost.
+  const L = lab(1500, { data: 10, parity: 3 })
+  L.run(3000)
+  t.equal(L.c.status().peers[0].pmtu?.mtu, 1500, 'the search goes past 1500 (TUN 1400 + 60 + 8 + 36) and stops at the link')
+  t.equal(L.dp.pathMtus.get(0) ?? NO_PATH_LIMIT, NO_PATH_LIMIT, 'client ↔ server sessions carry no parity: no limit')
+  t.equal(L.dp.pathMtus.get(RELAY_PATH), 1500 - 60 - 8 - 36, 'relayed peers: envelope and parity room')
 })
 
 t.test('black hole: the uplink shrinks to 1300 mid-session, ICMP filtered; lowered within 10 s', async t => {
