@@ -247,7 +247,7 @@ export class Dataplane implements DataplanePort {
   }
 
   setPathMtu (slot: number, inner: number): void {
-    this.#post('outbound', { code: 'PATH_MTU', slot, inner })
+    this.#postAll({ code: 'PATH_MTU', slot, inner }) // inbound: --mss-clamp clamps a peer's SYNs to it too
   }
 
   setRecvKey (slot: number, localIndex: number, key: Uint8Array, fec = false): void {
