@@ -10,9 +10,9 @@
  */
 import t from 'tap'
 import { MSS_CLAMPED, MSS_MALFORMED, MSS_NOT_SYN, MSS_UNCHANGED, clampMss } from '../../src/dataplane/mss-clamp.js'
-import { openData, sealData } from '../helpers/packets.js'
-import { LOCAL_INDEX, SERVER_EP, nonZero, rig, withServer } from '../helpers/pipeline-rig.js'
-import { NO_PATH_LIMIT } from '../../src/workers/layout.js'
+import { openData, relayEnvelope, sealData } from '../helpers/packets.js'
+import { CLIENT_IP, LOCAL_INDEX, OTHER_IP, SERVER_EP, nonZero, rig, withServer } from '../helpers/pipeline-rig.js'
+import { NO_PATH_LIMIT, RELAY_PATH } from '../../src/workers/layout.js'
 
 const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s, 'hex'))
 /** 10.77.0.2:40000 → 10.77.0.1:22 SYN, Linux's options (MSS, SACK-permitted, timestamps, NOP, window scale). */
@@ -39,6 +39,16 @@ function tcp4Ok (p: Uint8Array): boolean {
   const ihl = (p[0]! & 15) * 4
   const seg = p.subarray(ihl)
   return onesSum(seg, onesSum(p.subarray(12, 20)) + 6 + seg.length) === 0xffff
+}
+/** A copy of an IPv4 TCP packet with other addresses, its TCP checksum recomputed from scratch. */
+function withAddrs (pkt: Uint8Array, src: number, dst: number, flags = pkt[33]!): Uint8Array {
+  const p = Uint8Array.from(pkt)
+  const v = new DataView(p.buffer)
+  v.setUint32(12, src); v.setUint32(16, dst)
+  p[33] = flags
+  v.setUint16(36, 0)
+  v.setUint16(36, ~onesSum(p.subarray(20), onesSum(p.subarray(12, 20)) + 6 + p.length - 20) & 0xffff)
+  return p
 }
 /** Move the packet into a bigger buffer at an odd-free offset, as the pipelines hold it. */
 function at (pkt: Uint8Array, off = 48): Uint8Array {
@@ -159,4 +169,27 @@ t.test('off by default: SYNs pass unchanged', async t => {
   await r.io.settle()
   t.same(openData(sendKey, r.udp.takeSent()[0]!.bytes).inner, V4_1460)
   t.equal(r.counters().mssClamped, 0)
+})
+
+t.test('a relayed peer: its SYNs both ways take the relay limit (PATH_MTU RELAY_PATH)', async t => {
+  const r = rig(t, 'client', 'fused', undefined, { mssClamp: true })
+  const sendKey = new Uint8Array(32).fill(3)
+  const recvKey = new Uint8Array(32).fill(4)
+  r.post({ code: 'PEER', slot: 2, peerId: 42, tunnelIp: OTHER_IP, endpointIp: SERVER_EP.ip, endpointPort: SERVER_EP.port, relayVia: true, fd: -1 })
+  r.post({ code: 'SEND_KEY', slot: 2, key: sendKey, remoteIndex: 9 })
+  r.post({ code: 'RECV_KEY', slot: 2, localIndex: 77, key: recvKey })
+  r.post({ code: 'PATH_MTU', slot: RELAY_PATH, inner: 1212 })
+  r.post({ code: 'PATH_MTU', slot: 2, inner: 1400 }) // its own (direct) limit does not apply while relayed
+  r.tun.inject(withAddrs(V4_1460, CLIENT_IP, OTHER_IP))
+  await r.io.settle()
+  const sent = r.udp.takeSent()[0]!.bytes
+  const out = openData(sendKey, sent.subarray(8)).inner
+  t.equal((out[42]! << 8) | out[43]!, 1172, 'outbound: 1212 − 40')
+  t.ok(tcp4Ok(out))
+  r.udp.inject(relayEnvelope(42, sealData(recvKey, 77, 0, withAddrs(V4_1460, OTHER_IP, CLIENT_IP, 0x12))), SERVER_EP.ip, SERVER_EP.port)
+  await r.io.settle()
+  const got = r.tun.take()[0]!
+  t.equal((got[42]! << 8) | got[43]!, 1172, 'inbound: the same')
+  t.ok(tcp4Ok(got))
+  t.equal(r.counters().mssClamped, 2)
 })
