@@ -56,6 +56,7 @@
  */
 #include "fastpath.h"
 #include "faketcp.h"
+#include "tcp-syn.h"
 #include "aead.h"
 #include "napi_util.h"
 #include "offload.h"
@@ -83,7 +84,7 @@
   X(TUN_TX_BYTES, "tunTxBytes") X(UDP_RX_PACKETS, "udpRxPackets") X(UDP_RX_BYTES, "udpRxBytes") \
   X(UDP_TX_PACKETS, "udpTxPackets") X(UDP_TX_BYTES, "udpTxBytes") X(DROP_TUN_WRITE, "dropTunWrite") \
   X(DROP_UDP_SEND, "dropUdpSend") X(FAST_PACKETS, "fastPackets") X(RELAYED_PACKETS, "relayedPackets") \
-  X(RELAYED_BYTES, "relayedBytes") X(REKEY_AFTER, "rekeyAfter")
+  X(RELAYED_BYTES, "relayedBytes") X(REKEY_AFTER, "rekeyAfter") X(SYN_TO_JS, "synToJs")
 #define FAST_CFG_ENUM(id, name) FC_##id,
 enum { FAST_CFG_LIST(FAST_CFG_ENUM) FC_WORDS };
 
@@ -130,6 +131,7 @@ struct lwt_fast {
   uint32_t ownIp, msgData, msgRelay;
   double replayWindow, rejectAfter, maxCounterHigh;
   double rekeyAfter; /* outbound: a send counter at or above it goes to the JS path (which asks for a rekey or retires the key) */
+  int synToJs;       /* --mss-clamp: TCP SYNs go to the JS path (native/tcp-syn.h) */
   int64_t peerBase, peerFields, pTxPackets, pTxBytes, pRxPackets, pRxBytes, pLastRx;
   int64_t tunRxPackets, tunRxBytes, tunTxPackets, tunTxBytes, udpRxPackets, udpRxBytes, udpTxPackets, udpTxBytes,
           dropTunWrite, dropUdpSend, fastPackets, relayedPackets, relayedBytes;
@@ -253,6 +255,7 @@ static int fast_out(lwt_fast *f) {
   if ((int64_t)slot * AEAD_KEY_LEN + AEAD_KEY_LEN > (int64_t)f->keysLen) return fast_out_pend(f, r);
   /* Message-count limits (outbound.ts #frame): past REKEY_AFTER_MESSAGES every packet is the JS path's. */
   if (!(f->counters[slot] < f->rekeyAfter)) return fast_out_pend(f, r);
+  if (f->synToJs && lwt_is_tcp_syn(pkt, plen)) return fast_out_pend(f, r); /* --mss-clamp: outbound.ts clamps it */
   /* Complete a partial checksum in place: this packet is ours from here on. */
   if ((h[0] & VNET_F_NEEDS_CSUM) && !vnet_complete_csum(h, pkt, plen)) return fast_out_pend(f, r);
 
@@ -443,6 +446,7 @@ static int fast_in(lwt_fast *f) {
   if ((inner[0] >> 4) == 6) {
     if (ilen < 40 || !fast_ip6_is(p, inner + 8) || !fast_ip6_is(f->peers + f->maxPeers * FP_WORDS, inner + 24)) return 0;
   } else if ((inner[0] >> 4) != 4 || get32(inner + 12) != (uint32_t)p[FP_TUNNEL_IP] || get32(inner + 16) != f->ownIp) return 0;
+  if (f->synToJs && lwt_is_tcp_syn(inner, (int64_t)ilen)) return 0; /* --mss-clamp: still queued; inbound.ts clamps it */
 
   /* Ours: consume the datagram, record its counter, deliver. */
   if (!fast_consume(f, r)) return 0;
@@ -522,6 +526,7 @@ static int fast_cfg(napi_env env, const char *fn, lwt_fast *f, napi_value v, nap
   f->replayWindow = cfg[FC_REPLAY_WINDOW];
   f->rejectAfter = cfg[FC_REJECT_AFTER];
   f->rekeyAfter = cfg[FC_REKEY_AFTER];
+  f->synToJs = cfg[FC_SYN_TO_JS] != 0;
   f->maxCounterHigh = cfg[FC_MAX_COUNTER_HIGH];
   f->msgData = (uint32_t)cfg[FC_MSG_DATA];
   f->msgRelay = (uint32_t)cfg[FC_MSG_RELAY];

@@ -204,6 +204,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     socketBuffer: 4 * 1024 * 1024,
     placement: config.placement,
     fastPath: config.fastPath,
+    mssClamp: config.mssClamp,
     macKeys: config.mode === 'server' ? macKeys(psk) : undefined,
     clientIsolation: config.mode === 'server' && config.clientIsolation
   }

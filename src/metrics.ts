@@ -104,6 +104,8 @@ const TRAFFIC: Record<string, { name: string, help: string, labels?: Labels }> =
   fecGroupsUnrecoverable: { name: 'lwt_fec_groups_total', help: '', labels: { result: 'unrecoverable' } },
   fecPacketsRecovered: { name: 'lwt_fec_recovered_packets_total', help: 'Data messages rebuilt from FEC parity.' },
   icmpTooBigSent: { name: 'lwt_icmp_too_big_sent_total', help: 'ICMP frag-needed / Packet Too Big answers written to the TUN for inner packets too big for their path.' },
+  mssClamped: { name: 'lwt_mss_clamped_total', help: 'TCP SYNs whose MSS option --mss-clamp lowered to the path.' },
+  mssMalformed: { name: 'lwt_mss_malformed_total', help: 'TCP SYNs with a malformed option list, passed on untouched by --mss-clamp.' },
   mtuProbesAnswered: { name: 'lwt_mtu_probes_answered_total', help: 'Path MTU probes answered (from clients on the server, from direct peers on a client).' },
   mtuBlackHoles: { name: 'lwt_path_mtu_black_holes_total', help: 'Client: confirmed path MTUs that stopped passing while small probes passed (searched again).' },
   cookieReplies: { name: 'lwt_cookie_replies_total', help: 'Server: CookieReplies sent (under load, to inits without a valid mac2).' },

@@ -65,9 +65,9 @@ export function ipv4Packet (size: number, src: number, dst: number): Uint8Array 
  * memory) stay undefined here, which selects the plain path; this keeps the bench compiling across
  * dataplane changes, and the delivery check in runCase catches a path that stops working.
  */
-function init (role: 'outbound' | 'inbound', mode: 'client' | 'server', tunnelIp: number, statsIndex: number, tunFd: number, udpFd: number): WorkerInit {
+function init (role: 'outbound' | 'inbound', mode: 'client' | 'server', tunnelIp: number, statsIndex: number, tunFd: number, udpFd: number, mssClamp = false): WorkerInit {
   return {
-    role, statsIndex, mode, tunFd, udpFd, tunnelIp, mtu: 1400, maxPeers: MAX_PEERS,
+    role, statsIndex, mode, tunFd, udpFd, tunnelIp, mtu: 1400, maxPeers: MAX_PEERS, mssClamp,
     packetMem: new SharedArrayBuffer(role === 'inbound' ? RX_BUFS * RX_BUF_SIZE : BATCH * SLOT_SIZE), stats: createStatsBuffer(MAX_PEERS), ctrlRing: null
   } as unknown as WorkerInit
 }
@@ -126,13 +126,15 @@ export function ipv6Packet (size: number, src: Uint8Array, dst: Uint8Array): Uin
  * checked by longest prefix (route-table.ts) where IPv4 host addresses take
  * the exact tunnel-address lookup.
  */
-export function directCase (size: number, full: boolean, family: 4 | 6 = 4): PipelineCase {
+export function directCase (size: number, full: boolean, family: 4 | 6 = 4, mssClamp = false): PipelineCase {
   const io = new FakeIo()
   const key = new Uint8Array(randomBytes(32))
   const pkt = family === 4 ? ipv4Packet(size, CLIENT_IP, SERVER_IP) : ipv6Packet(size, CLIENT6.addr, SERVER6.addr)
+  // --mss-clamp: TCP segments (an ACK, data offset 5) instead of UDP, so the clamp's test runs its longest non-SYN way.
+  if (mssClamp && family === 4) { pkt[9] = 6; pkt[32] = 0x50; pkt[33] = 0x10 }
   const client = tunDev(io, 'client0')
   const clientUdp = bindAt(io, EP_CLIENT, false)
-  const out = new Outbound(init('outbound', 'client', CLIENT_IP, 0, client.fd, clientUdp.fd), io, () => {}, () => 0)
+  const out = new Outbound(init('outbound', 'client', CLIENT_IP, 0, client.fd, clientUdp.fd, mssClamp), io, () => {}, () => 0)
   out.peers.upsert({ ...peerMsg(1, 0, SERVER_IP, EP_SERVER) as object, prefixes: [SERVER6] } as never)
   out.setSendKey(1, key, 77)
   let inb: Inbound | null = null
@@ -141,7 +143,7 @@ export function directCase (size: number, full: boolean, family: 4 | 6 = 4): Pip
     // The server's socket is bound at EP_SERVER: the client's sends land in its receive queue (GRO on, as in the daemon).
     server = tunDev(io, 'server0')
     const serverUdp = bindAt(io, EP_SERVER, true)
-    inb = new Inbound(init('inbound', 'server', SERVER_IP, 1, server.fd, serverUdp.fd), io, () => {})
+    inb = new Inbound(init('inbound', 'server', SERVER_IP, 1, server.fd, serverUdp.fd, mssClamp), io, () => {})
     inb.handle({ ...peerMsg(1, 1, CLIENT_IP, EP_CLIENT) as object, prefixes: [CLIENT6] } as never)
     inb.handle({ code: 'LOCAL', prefixes: [SERVER6] } as never)
     inb.handle({ code: 'RECV_KEY', slot: 1, localIndex: 77, key })
@@ -199,6 +201,7 @@ export function run (opts: TimerOptions = DEFAULT_TIMER): BenchResult[] {
     out.push(runCase(g, 'outbound: route+frame+seal', directCase(size, false), opts, size, false))
     out.push(runCase(g, 'outbound IPv6: route+frame+seal', directCase(size, false, 6), opts, size, false))
     out.push(runCase(g, 'full: outbound + inbound (open, replay, accept)', directCase(size, true), opts, size, true))
+    out.push(runCase(g, 'full, --mss-clamp (TCP ACKs)', directCase(size, true, 4, true), opts, size, true))
     out.push(runCase(g, 'full IPv6: outbound + inbound', directCase(size, true, 6), opts, size, true))
     out.push(runCase(g, 'server relay: classify+rewrite+forward', relayCase(size), opts, size, true))
   }

@@ -155,6 +155,14 @@ const OPTIONS = `OPTIONS
               Each path's own MTU is found by probing (status: "path
               MTU"); an inner packet too big for its path is answered with
               ICMP "frag needed" / Packet Too Big, so its sender adapts.
+    --mss-clamp
+              Lower the MSS option of TCP connection setups (SYN, SYN-ACK;
+              IPv4 and IPv6) through the tunnel, both ways, to what the
+              peer's path carries (its path MTU, else the TUN MTU, minus 40
+              or 60 header bytes), so TCP never sends a segment the path
+              would drop, even where ICMP is filtered (hosts on routed
+              networks behind a node). Counted: status "mssClamped". Default:
+              off.
     --fec DATA,PARITY
               Client: forward error correction on the sessions with peers
               that use it too: after every DATA data messages (1..32) send
@@ -402,6 +410,7 @@ const CONFIG = `CONFIGURATION FILE
         logFormat                   "text" or "json"
         placement                   "inline", "fused" or "split"
         fastPath                    true or false
+        mssClamp                    true or false
         handshakeWorkers            "auto" or 0..64 (server)
         metrics                     "127.0.0.1:9100", 9100 or "off"
         stateDir                    "/var/lib/lightweight-tunnel/lwt0"

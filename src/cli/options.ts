@@ -47,6 +47,7 @@ export const SPECS: readonly OptSpec[] = [
   { key: 'placement', names: ['placement'], type: 'string' },
   { key: 'fastPath', names: ['fast-path'], type: 'bool' },
   { key: 'fastPath', names: ['no-fast-path'], type: 'fixed', fixed: false },
+  { key: 'mssClamp', names: ['mss-clamp'], type: 'bool' },
   { key: 'metrics', names: ['metrics'], type: 'string' },
   { key: 'handshakeWorkers', names: ['handshake-workers'], type: 'string' },
   { key: 'stateDir', names: ['state-dir'], type: 'string' },

@@ -30,6 +30,8 @@ export const DEFAULTS = Object.freeze({
   p2p: true,
   acceptRoutes: true,
   clientIsolation: false,
+  /** TCP SYNs' MSS option lowered to the path (dataplane/mss-clamp.ts; --mss-clamp): off. */
+  mssClamp: false,
   /** Client: UDP, and TCP to the server when UDP gets no answer (transport/choice.ts). */
   transport: 'auto' as const,
   /** Server: accept the tunnel over TCP on the UDP port's number too. */

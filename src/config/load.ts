@@ -223,6 +223,7 @@ function readSettings (mode: Mode | null, s: Settings, env: LoadEnv, problems: s
   const logFormat = readOptional(s.pick('logFormat'), DEFAULTS.logFormat, raw => checkOneOf(raw, LOG_FORMATS, problems))
   const placement = readOptional(s.pick('placement'), DEFAULTS.placement[mode ?? 'client'], raw => checkOneOf(raw, PLACEMENTS, problems))
   const fastPath = readOptional(s.pick('fastPath'), DEFAULTS.fastPath, raw => checkBool(raw, problems))
+  const mssClamp = readOptional(s.pick('mssClamp'), DEFAULTS.mssClamp, raw => checkBool(raw, problems))
   const metrics = readMetrics(s, problems)
   const handshakeWorkers = readOptional(s.pick('handshakeWorkers'), DEFAULTS.handshakeWorkers, raw => raw.value === 'auto'
     ? 'auto'
@@ -242,7 +243,7 @@ function readSettings (mode: Mode | null, s: Settings, env: LoadEnv, problems: s
   if (faketcp === true && tcp === true && listen !== null && (tcpListen?.port ?? listen.port) === listen.port) {
     problems.push(`--faketcp and the TCP transport both want TCP port ${listen.port}: move the TCP listener with --tcp-listen HOST:PORT (e.g. 0.0.0.0:443) or turn it off with --no-tcp`)
   }
-  return { mode, listen, remote, tun, tun6, key, keyFile, networkName, dev, control, mtu, fec, maxClients, p2p, portMapping, keepalive, logLevel, logFormat, placement, fastPath, metrics, handshakeWorkers, stateDir, nodeKey, serverKey, authorizedNodes, advertiseRoutes, approveRoutes, acceptRoutes, clientIsolation, transport, tcp, tcpListen, faketcp }
+  return { mode, listen, remote, tun, tun6, key, keyFile, networkName, dev, control, mtu, fec, maxClients, p2p, portMapping, keepalive, logLevel, logFormat, placement, fastPath, mssClamp, metrics, handshakeWorkers, stateDir, nodeKey, serverKey, authorizedNodes, advertiseRoutes, approveRoutes, acceptRoutes, clientIsolation, transport, tcp, tcpListen, faketcp }
 }
 
 /** faketcp (server): also accept fake TCP, on the TCP port of the (fixed) UDP port's number. */

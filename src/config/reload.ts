@@ -50,6 +50,7 @@ export const APPLY: Readonly<Record<SettingKey, Apply>> = Object.freeze({
   logFormat: 'live',
   placement: 'restart',
   fastPath: 'restart',
+  mssClamp: 'restart',
   metrics: 'restart',
   handshakeWorkers: 'restart',
   stateDir: 'restart',

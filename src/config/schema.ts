@@ -92,6 +92,11 @@ export interface Config {
    */
   readonly fastPath: boolean
   /**
+   * Lower the MSS option of TCP SYNs through the tunnel (both ways) to what
+   * the peer's path carries (dataplane/mss-clamp.ts; default false).
+   */
+  readonly mssClamp: boolean
+  /**
    * Serve Prometheus metrics on http://HOST:PORT/metrics (src/metrics.ts), or
    * null (default: off). A bare port binds 127.0.0.1; the endpoint has no
    * authentication.
@@ -165,7 +170,7 @@ export type SettingKey = Exclude<keyof Config, DerivedKey>
 
 const SETTING_LIST = [
   'mode', 'listen', 'remote', 'tun', 'key', 'keyFile', 'networkName', 'dev', 'control', 'mtu', 'fec', 'maxClients',
-  'p2p', 'portMapping', 'keepalive', 'logLevel', 'logFormat', 'placement', 'fastPath', 'metrics', 'handshakeWorkers', 'stateDir', 'nodeKey', 'serverKey',
+  'p2p', 'portMapping', 'keepalive', 'logLevel', 'logFormat', 'placement', 'fastPath', 'mssClamp', 'metrics', 'handshakeWorkers', 'stateDir', 'nodeKey', 'serverKey',
   'authorizedNodes', 'advertiseRoutes', 'approveRoutes', 'acceptRoutes', 'clientIsolation',
   'transport', 'tcp', 'tcpListen', 'faketcp'
 ] as const satisfies readonly SettingKey[]

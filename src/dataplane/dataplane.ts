@@ -51,6 +51,8 @@ export interface DataplaneOptions {
   placement: Placement
   /** Handle lone packets in the addon (native/fastpath.c); default true. */
   fastPath?: boolean
+  /** --mss-clamp: TCP SYNs' MSS lowered to the peer's path, both ways (mss-clamp.ts); default false. */
+  mssClamp?: boolean
   /** The fake-TCP link's data socket (dataplane/faketcp-link.ts opens and closes it), polled by the inbound pipeline. */
   ftcpFd?: number
   /** Server: mac1/cookie keys; the inbound pipeline then gates HandshakeInits (dataplane/init-guard.ts). */
@@ -162,6 +164,7 @@ export class Dataplane implements DataplanePort {
       stats: this.#statsSab,
       ctrlRing: role !== 'outbound' ? this.#ringSab : null,
       fastPath: this.#opt.fastPath ?? true,
+      mssClamp: this.#opt.mssClamp === true,
       macKeys: this.#opt.macKeys ?? null,
       clientIsolation: this.#opt.clientIsolation === true
     }
@@ -247,7 +250,7 @@ export class Dataplane implements DataplanePort {
   }
 
   setPathMtu (slot: number, inner: number): void {
-    this.#post('outbound', { code: 'PATH_MTU', slot, inner })
+    this.#postAll({ code: 'PATH_MTU', slot, inner }) // inbound: --mss-clamp clamps a peer's SYNs to it too
   }
 
   setRecvKey (slot: number, localIndex: number, key: Uint8Array, fec = false): void {

@@ -36,7 +36,7 @@ export const FAST_CFG = [
   'peerBase', 'peerFields', 'pTxPackets', 'pTxBytes', 'pRxPackets', 'pRxBytes', 'pLastRx',
   'tunRxPackets', 'tunRxBytes', 'tunTxPackets', 'tunTxBytes', 'udpRxPackets', 'udpRxBytes',
   'udpTxPackets', 'udpTxBytes', 'dropTunWrite', 'dropUdpSend', 'fastPackets', 'relayedPackets', 'relayedBytes',
-  'rekeyAfter'
+  'rekeyAfter', 'synToJs'
 ] as const
 export type FastCfgName = typeof FAST_CFG[number]
 
@@ -190,7 +190,9 @@ export function fastConfig (init: WorkerInit, tables: { routeBits?: number, sess
     fastPackets: C.fastPathPackets,
     relayedPackets: C.relayedPackets,
     relayedBytes: C.relayedBytes,
-    rekeyAfter: init.rekeyAfterMessages ?? REKEY_AFTER_MESSAGES
+    rekeyAfter: init.rekeyAfterMessages ?? REKEY_AFTER_MESSAGES,
+    // --mss-clamp: TCP SYNs (either way) are left to the JS pipelines, which clamp them (mss-clamp.ts).
+    synToJs: init.mssClamp === true ? 1 : 0
   }
   return Float64Array.from(FAST_CFG, (name) => v[name])
 }

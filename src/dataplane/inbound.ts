@@ -31,6 +31,8 @@
  *      address or a prefix of the last LOCAL), so a key holder cannot inject
  *      packets as someone else (dropSpoofedSource) nor send us traffic for
  *      elsewhere (dropNotForUs).
+ *      --mss-clamp: a TCP SYN's MSS option is lowered to the peer's path
+ *      (PATH_MTU, kept here too; mss-clamp.ts), as outbound.ts does.
  *   5. tunWriteBatchGro (native) from the same slots: runs of in-sequence
  *      segments of one TCP flow are coalesced into one TSO superpacket, runs
  *      of equal-size datagrams of one UDP flow into one USO superpacket
@@ -60,6 +62,7 @@ import { FEC_MAX_SHARD, MSG_FEC } from '../wire/fec.js'
 import { CookieChecker } from '../crypto/cookie.js'
 import { COOKIE_REPLY_LEN, MSG_COOKIE_REPLY } from '../wire/cookie.js'
 import { clearPeerCounters, statsView } from './stats.js'
+import { clampMssCounted } from './mss-clamp.js'
 
 /** Fake-TCP receive slots (4 KiB: a segment of a 1500-byte path with room) in the inbound packet memory. */
 const FT_BUF_SIZE = 4096
@@ -68,7 +71,7 @@ import { FastPeers, FR_WORDS, FS_LOCAL_INDEX, FS_SLOT, FS_WORDS, IntHash, endpoi
 import {
   C, COUNTERS, CTRL_KIND_PACKET, CTRL_KIND_RELAYED, CTRL_KIND_UNKNOWN_INDEX, CTRL_KIND_UNKNOWN_RELAY_SOURCE,
   CTRL_RING_SLOTS, CTRL_SLOT_SIZE, META_IP, META_KIND, META_LEN, META_PORT, META_SOCK, META_VIA, META_WORDS,
-  PEER_FIELDS, P_LAST_RX, P_RX_BYTES, P_RX_PACKETS, RX_BUFS, RX_BUF_SIZE, RX_MAX_PACKETS, TAG,
+  NO_PATH_LIMIT, PEER_FIELDS, P_LAST_RX, P_RX_BYTES, P_RX_PACKETS, RELAY_PATH, RX_BUFS, RX_BUF_SIZE, RX_MAX_PACKETS, TAG,
   type FromWorker, type ToWorker, type WorkerInit
 } from '../workers/layout.js'
 
@@ -95,6 +98,8 @@ export class Inbound {
   /** Our own inner addresses beyond tunnelIp (the last LOCAL: our IPv6 /128, routes we serve), slot 0 each. */
   readonly #local = new RouteTable()
   readonly #sessions = new Map<number, RecvSession>()
+  /** --mss-clamp: the relayed peers' inner limit (PATH_MTU RELAY_PATH); direct peers keep theirs in pathInner. */
+  #relayInner = NO_PATH_LIMIT
   /** Receive keys, KEY_LEN bytes per session; free offsets in #freeKeys. */
   readonly #keys: Uint8Array
   readonly #freeKeys: number[] = []
@@ -177,6 +182,11 @@ export class Inbound {
         if (old === undefined) clearPeerCounters(this.#stats, m.slot)
         else this.#unindexFast(old)
         this.#indexFast(this.peers.upsert(m))
+        break
+      }
+      case 'PATH_MTU': { // kept for --mss-clamp (a peer's SYNs are clamped to its path)
+        if (m.slot === RELAY_PATH) this.#relayInner = m.inner
+        else { const p = this.peers.bySlot[m.slot]; if (p !== undefined) p.pathInner = m.inner }
         break
       }
       case 'PEER_REMOVE': {
@@ -464,6 +474,7 @@ export class Inbound {
       // Roaming: an authenticated packet sent straight to us (not relayed) from a new address is reported;
       // the control plane moves the peer once that address answers a Ping (return routability).
       if (via < 0 && this.#isServer) this.#maybeRoam(peer.slot, this.#openSrc[j], now)
+      if (this.#init.mssClamp === true) clampMssCounted(s, mem, inner, ilen, peer.relayVia ? this.#relayInner : peer.pathInner, this.#init.mtu)
       this.#tunOffsets[nTun] = inner
       this.#tunLens[nTun] = ilen
       nTun++

@@ -19,6 +19,9 @@
  *      dropped and answered with ICMP too-big written back to the TUN
  *      (icmp-too-big.ts; one answer per peer per batch, so a split TSO
  *      superpacket costs one); peers with such a limit stay off the fast path.
+ *      --mss-clamp: a TCP SYN's MSS option is lowered to that limit (the TUN
+ *      MTU's without one) minus the headers (mss-clamp.ts); the fast path
+ *      hands SYNs to this path then (native/tcp-syn.h).
  *   3. frame (JS): write the 16-byte transport header in front of the packet
  *      (type 4, receiver index, counter) and, for a relayed peer, the 8-byte
  *      relay envelope in front of that.
@@ -45,6 +48,7 @@ import { FecSender } from './fec-hooks.js'
 import type { FecConfig } from './fec.js'
 import { BATCH, C, HEADROOM, MAX_PACKET, NO_PATH_LIMIT, PEER_FIELDS, P_TX_BYTES, P_TX_PACKETS, RELAY_PATH, SLOT_SIZE, TAG, COUNTERS, type FromWorker, type ToWorker, type WorkerInit } from '../workers/layout.js'
 import { buildTooBig, TOO_BIG6_MAX } from './icmp-too-big.js'
+import { clampMssCounted } from './mss-clamp.js'
 
 
 export class Outbound {
@@ -268,6 +272,7 @@ export class Outbound {
     if (p === undefined) { s[C.dropNoRoute]++; return false }
     const limit = p.relayVia ? this.#relayInner : p.pathInner
     if (len > limit) { this.#tooBig(p, off, len, limit); return false }
+    if (this.#init.mssClamp === true) clampMssCounted(s, mem, off, len, limit, this.#init.mtu)
     if (p.sendKeyOff < 0) { this.#enqueue(p, off, len); return false }
     if (this.#counters[p.slot] >= this.#rekeyAfter && !this.#underLimits(p)) { this.#enqueue(p, off, len); return false }
     this.#frameFor(p, off, len, k)

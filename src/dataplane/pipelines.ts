@@ -105,7 +105,7 @@ export function runPipelines (init: WorkerInit, native: Native, port: PipelinePo
         case 'PEER_REMOVE': out?.removePeer(m.slot); inb?.handle(m); return
         case 'SEND_KEY': out?.setSendKey(m.slot, m.key, m.remoteIndex, m.fec ?? null); return
         case 'SEND_KEY_CLEAR': out?.clearSendKey(m.slot); return
-        case 'PATH_MTU': out?.setPathMtu(m.slot, m.inner); return
+        case 'PATH_MTU': out?.setPathMtu(m.slot, m.inner); inb?.handle(m); return
         // An adopted birthday-search socket: its datagrams enter the inbound pipeline.
         case 'ADD_SOCKET': if (inb !== null && !stopped) watch(m.fd, () => { inb.onReadable(m.fd, m.sock) }); return
         default: inb?.handle(m)

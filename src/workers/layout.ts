@@ -106,7 +106,10 @@ export const COUNTERS = [
   'dropFaketcpUnknownFlow',
   // Path MTU (dataplane/outbound.ts): inner packets larger than their path carries (dropped), and the ICMP
   // fragmentation-needed / Packet Too Big answers written back to the TUN for them.
-  'dropPathMtu', 'icmpTooBigSent'
+  'dropPathMtu', 'icmpTooBigSent',
+  // --mss-clamp (dataplane/mss-clamp.ts): TCP SYNs whose MSS option was lowered to the path; SYNs whose option
+  // list is malformed (passed on untouched).
+  'mssClamped', 'mssMalformed'
 ] as const
 export type CounterName = typeof COUNTERS[number]
 export const C: Record<CounterName, number> = Object.fromEntries(COUNTERS.map((n, i) => [n, i])) as Record<CounterName, number>
@@ -165,6 +168,8 @@ export interface WorkerInit {
   macKeys?: { mac1: Uint8Array, cookie: Uint8Array } | null
   /** Server: --client-isolation: relay envelopes between clients are dropped (dropIsolated); the fast path gets no relay lookups. */
   clientIsolation?: boolean
+  /** --mss-clamp: TCP SYNs' MSS option lowered to the peer's path (dataplane/mss-clamp.ts); the fast path hands SYNs to JS. */
+  mssClamp?: boolean
 }
 
 /**
@@ -190,6 +195,7 @@ export type ToWorker =
   /**
    * Outbound: the largest inner packet the peer's path carries (path-mtu-client.ts; larger ones are answered
    * with ICMP too-big and dropped). slot RELAY_PATH: the limit of every relayed peer. NO_PATH_LIMIT: none.
+   * Inbound too with --mss-clamp (the SYNs from that peer are clamped to it).
    */
   | { code: 'PATH_MTU', slot: number, inner: number }
   | { code: 'RECV_KEY', slot: number, localIndex: number, key: Uint8Array, fec?: boolean }

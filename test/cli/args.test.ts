@@ -64,6 +64,7 @@ t.test('defaults', async t => {
     logFormat: 'text',
     placement: 'fused',
     fastPath: true,
+    mssClamp: false,
     metrics: null,
     authorizedNodes: null,
     handshakeWorkers: 'auto',
@@ -128,6 +129,9 @@ const okCases: OkCase[] = [
   { name: '--no-fast-path', argv: [...SERVER, '--no-fast-path'], expect: { fastPath: false } },
   { name: '--fast-path=false (client)', argv: [...CLIENT, '--fast-path=false'], expect: { fastPath: false } },
   { name: '--fast-path explicitly', argv: [...CLIENT, '--fast-path'], expect: { fastPath: true } },
+  { name: '--mss-clamp (client)', argv: [...CLIENT, '--mss-clamp'], expect: { mssClamp: true } },
+  { name: '--mss-clamp (server)', argv: [...SERVER, '--mss-clamp'], expect: { mssClamp: true } },
+  { name: '--mss-clamp=false', argv: [...CLIENT, '--mss-clamp=false'], expect: { mssClamp: false } },
   { name: '--mtu auto', argv: [...SERVER, '--mtu', 'auto'], expect: { mtu: 1400 } },
   { name: '--metrics PORT binds loopback', argv: [...SERVER, '--metrics', '9100'], expect: { metrics: { host: '127.0.0.1', port: 9100 } } },
   { name: '--metrics localhost:PORT', argv: [...CLIENT, '--metrics=localhost:9101'], expect: { metrics: { host: '127.0.0.1', port: 9101 } } },
@@ -305,13 +309,13 @@ t.test('-c config files', async t => {
     chmodSync(p, mode)
     return p
   }
-  const ours = file('ours.json', { mode: 'client', remote: 'vpn.example.com:9000', tun: '10.0.0.2/24', key: 'file-key-123', dev: 'lwt4', mtu: 1300, p2p: false, keepalive: 20, logLevel: 'warn', listen: '0.0.0.0:4000', fastPath: false })
+  const ours = file('ours.json', { mode: 'client', remote: 'vpn.example.com:9000', tun: '10.0.0.2/24', key: 'file-key-123', dev: 'lwt4', mtu: 1300, p2p: false, keepalive: 20, logLevel: 'warn', listen: '0.0.0.0:4000', fastPath: false, mssClamp: true })
   const goServer = file('go-server.json', { mode: 'server', local_addr: '0.0.0.0:9500', remote_addr: '', tunnel_addr: '10.8.0.1/24', key: 'go-key-1234', mtu: 1350, tun_name: 'tun0', max_clients: 7, p2p_enabled: true, keepalive: 15 })
 
   t.test('our key names', async t => {
     const { config, warnings } = run(['-c', ours])
     t.same(warnings, [])
-    t.match(config, { mode: 'client', remote: { host: 'vpn.example.com', port: 9000 }, tun: { ip: '10.0.0.2', prefix: 24 }, key: 'file-key-123', dev: 'lwt4', control: SOCK('lwt4'), mtu: 1300, p2p: false, keepalive: 20, logLevel: 'warn', listen: { host: '0.0.0.0', port: 4000 }, fastPath: false })
+    t.match(config, { mode: 'client', remote: { host: 'vpn.example.com', port: 9000 }, tun: { ip: '10.0.0.2', prefix: 24 }, key: 'file-key-123', dev: 'lwt4', control: SOCK('lwt4'), mtu: 1300, p2p: false, keepalive: 20, logLevel: 'warn', listen: { host: '0.0.0.0', port: 4000 }, fastPath: false, mssClamp: true })
   })
   t.test('Go key names', async t => {
     const { config, warnings } = run(['-c', goServer])

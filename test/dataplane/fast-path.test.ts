@@ -61,7 +61,7 @@ interface Rig {
   counter: (name: CounterName) => number
 }
 
-function rig (t: Test, opts: { mode?: 'client' | 'server', fastPath?: boolean, sendKey?: boolean, limits?: Pick<WorkerInit, 'rekeyAfterMessages' | 'rejectAfterMessages'>, clientIsolation?: boolean } = {}): Rig {
+function rig (t: Test, opts: { mode?: 'client' | 'server', fastPath?: boolean, sendKey?: boolean, limits?: Pick<WorkerInit, 'rekeyAfterMessages' | 'rejectAfterMessages'>, clientIsolation?: boolean, mssClamp?: boolean } = {}): Rig {
   const [tunFd, tunPeer] = socketPairDgram()
   const udp = native.udpOpen('127.0.0.1', 0, 0)
   const fars = [native.udpOpen('127.0.0.1', 0, 0), native.udpOpen('127.0.0.1', 0, 0), native.udpOpen('127.0.0.1', 0, 0)]
@@ -71,7 +71,8 @@ function rig (t: Test, opts: { mode?: 'client' | 'server', fastPath?: boolean, s
     role: 'both', statsIndex: 0, mode: opts.mode ?? 'client', tunFd, tunVnet: true, udpFd: udp.fd, tunnelIp: OWN, mtu: 1400,
     maxPeers: MAX_PEERS, packetMem: new SharedArrayBuffer(BATCH * SLOT_SIZE), packetMemIn: new SharedArrayBuffer(RX_BUFS * RX_BUF_SIZE),
     stats: statsSab, ctrlRing: SpscRing.create(CTRL_RING_SLOTS, CTRL_SLOT_SIZE), fastPath: opts.fastPath ?? true, ...opts.limits,
-    ...(opts.clientIsolation === true ? { clientIsolation: true } : {})
+    ...(opts.clientIsolation === true ? { clientIsolation: true } : {}),
+    ...(opts.mssClamp === true ? { mssClamp: true } : {})
   }
   const posted: FromWorker[] = []
   const failures: unknown[] = []
@@ -595,6 +596,32 @@ t.test('relay with --client-isolation: neither the addon nor the batch path forw
   t.equal(r.counter('dropIsolated'), 2, 'both dropped and counted by the batch path')
   t.equal(r.counter('relayedPackets'), 0)
   t.equal(r.counter('fastPathPackets'), 0, 'the addon left them alone (no peer-id lookups)')
+})
+
+t.test('--mss-clamp: the addon leaves TCP SYNs both ways to the batch path, which clamps them; other packets stay fast', async t => {
+  const r = rig(t, { mssClamp: true }) // TUN MTU 1400: MSS at most 1360
+  // 10.77.0.2:40000 → 10.77.0.1:22 SYN, MSS 1460 (checksum computed independently; see mss-clamp.test.ts).
+  const synIn = Uint8Array.from(Buffer.from('4500003c000140004006261f0a4d00020a4d00019c4000160102030400000000a002faf053b00000020405b40402080a112233440000000001030307', 'hex'))
+  const synOut = Uint8Array.from(synIn)
+  synOut.set(synIn.subarray(16, 20), 12); synOut.set(synIn.subarray(12, 16), 16) // swapped: same checksum
+  const mss = (p: Uint8Array): number => (p[42]! << 8) | p[43]!
+  r.tunWrite(synOut)
+  const [d] = await r.udpRead(1)
+  t.equal(mss(openData(r.sendKey, d!).inner), 1360, 'outbound SYN clamped')
+  await sleep(20)
+  r.udpSend(0, sealData(r.recvKey, LOCAL_INDEX, 0, synIn))
+  const [w] = await r.tunRead(1)
+  t.equal(mss(w!), 1360, 'inbound SYN clamped')
+  t.equal(r.counter('fastPathPackets'), 0, 'neither SYN took the fast path')
+  t.equal(r.counter('mssClamped'), 2)
+  await sleep(20)
+  r.tunWrite(ipv4(OWN, PEER_IP, 56))
+  await r.udpRead(1)
+  await sleep(20)
+  r.udpSend(0, sealData(r.recvKey, LOCAL_INDEX, 1, ipv4(PEER_IP, OWN, 56)))
+  await r.tunRead(1)
+  t.equal(r.counter('fastPathPackets'), 2, 'other packets still go fast both ways')
+  t.same(r.failures, [])
 })
 
 t.test('fastPathLink: checks its arguments, and a delivery after the TUN poll stopped neither touches it nor fails', async t => {

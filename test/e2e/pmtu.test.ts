@@ -12,11 +12,14 @@
  *   bob: 1500 until, in the middle of a (rate-limited) TCP transfer, his
  *     bridge port drops to 1280: the daemon notices the black hole and
  *     lowers the MTU within 10 s, and the transfer completes intact.
+ *   --mss-clamp (alice): a TCP connect to the server over her 1280 uplink
+ *     carries MSS 1180 (1220 − 40), not her TUN's 1360: the server's socket
+ *     shows it (ss -ti), and her daemon counted the SYN and the SYN-ACK.
  */
 import t from 'tap'
 import { createTopology, type Topology } from '../../src/lab/topology.js'
-import { runIn, sleep, waitFor } from '../../src/lab/exec.js'
-import { ping, startClient, startServer, status, tcpTransfer, waitReady, type Daemon } from '../helpers/daemon.js'
+import { runIn, sleep, spawnIn, waitFor } from '../../src/lab/exec.js'
+import { cleanEnv, ping, startClient, startServer, status, tcpTransfer, waitReady, type Daemon } from '../helpers/daemon.js'
 import type { PeerStatus } from '../../src/control/status.js'
 
 let topo: Topology
@@ -36,7 +39,7 @@ t.before(async () => {
   await runIn(alice.ns, 'ip', ['link', 'set', 'dev', alice.dev, 'mtu', '1280'])
   await runIn(topo.internetNs, 'ip', ['link', 'set', 'dev', alice.internetPort, 'mtu', '1280'])
   d.server = startServer(topo.serverNs, topo.id)
-  for (const name of ['alice', 'bob']) d[name] = startClient(topo.client(name).ns, topo.id, name, `${TUN[name]}/24`, topo.serverWanIp, { extra: ['--no-p2p'] })
+  for (const name of ['alice', 'bob']) d[name] = startClient(topo.client(name).ns, topo.id, name, `${TUN[name]}/24`, topo.serverWanIp, { extra: name === 'alice' ? ['--no-p2p', '--mss-clamp'] : ['--no-p2p'] })
 })
 t.teardown(async () => { await topo?.destroy() })
 
@@ -65,6 +68,34 @@ t.test('a 1280-byte uplink: found within 5 s, full-size DF pings answered with f
   const x = await tcpTransfer(ns, topo.serverNs, SERVER_TUN, size, 5211)
   t.equal(x.received.bytes, size)
   t.equal(x.received.sha256, x.sent.sha256, 'byte-exact')
+})
+
+/** A TCP listener that holds its connections open (prints "listening"). */
+const HOLDER = `require('node:net').createServer(() => {}).listen(+process.argv[2], process.argv[1], () => console.log('listening'))`
+/** Connects and holds the connection (prints "connected"). */
+const CONNECT = `const s = require('node:net').connect(+process.argv[2], process.argv[1], () => console.log('connected')); s.on('error', (e) => { console.log(String(e)); process.exit(1) })`
+
+t.test('--mss-clamp: a TCP connect over the 1280 uplink carries an MSS that fits it, both ways', async t => {
+  const ns = topo.client('alice').ns
+  // Forget the frag-needed answers above: from them alice's kernel would lower its own SYN's MSS already.
+  await runIn(ns, 'ip', ['route', 'flush', 'cache'])
+  const before = (await status(d.alice!)).counters.mssClamped ?? 0
+  const node = ['-u', 'NODE_OPTIONS', process.execPath, '-e']
+  const rx = spawnIn(topo.serverNs, 'env', [...node, HOLDER, SERVER_TUN, '5213'], { env: cleanEnv() })
+  const tx = spawnIn(ns, 'env', [...node, CONNECT, SERVER_TUN, '5213'], { env: cleanEnv() })
+  try {
+    await rx.waitForOutput(/listening/, 5000)
+    await tx.waitForOutput(/connected/, 5000)
+    const ss = await runIn(topo.serverNs, 'ss', ['-tinH', 'state', 'established', '( sport = :5213 )'])
+    const mss = Number(/\bmss:(\d+)/.exec(ss.stdout)?.[1])
+    // The server's send MSS is the smaller of alice's SYN's (1180 when clamped) and its own 1360, less 12 for timestamps.
+    t.ok(mss > 1000 && mss <= 1180, `the server's socket sends segments of ${mss} bytes (unclamped: 1348)`)
+    const c = (await status(d.alice!)).counters
+    t.ok(c.mssClamped - before >= 2, `alice clamped the SYN and the SYN-ACK (${c.mssClamped - before})`)
+  } finally {
+    await tx.stop('SIGKILL', 1000).catch(() => {})
+    await rx.stop('SIGKILL', 1000).catch(() => {})
+  }
 })
 
 t.test('black hole: the path MTU drops mid-transfer with no ICMP; lowered within 10 s and the transfer completes', async t => {
