@@ -27,10 +27,16 @@
  * datagram MS/2 ms in each direction between each client and the server, so
  * each direction of a1 → b1 (two legs) is MS ms longer; loss only on the
  * clients' ingress (each direction of the a → b path crosses one client's
- * link: LOSS % each way, as without --delay).
+ * link: LOSS % each way, as without --delay). The clients run with --mtu
+ * 1380 there (both rows): a relayed parity message of a full 1400-byte
+ * packet does not fit the lab's 1500-byte links.
  *
  *   node dist/bench/fec-loss.js [--loss 5] [--fec 10,3] [--seconds 10] [--reps 2] [--pings 500]
- *        [--tunnels wireguard-go,fastd,tinc | none] [--no-install] [--delay MS]
+ *        [--tunnels wireguard-go,fastd,tinc | none] [--no-install] [--delay MS] [--cc cubic]
+ *
+ * --cc ALGO: iperf3's sender uses that TCP congestion control (iperf3 -C;
+ * default: the system's, net.ipv4.tcp_congestion_control — bbr on the lab
+ * machine, which hardly reacts to random loss; cubic is Linux's default).
  *
  * Needs root, iproute2, nft, ethtool, iperf3 (and apt-get for missing peers).
  * Every namespace it makes is removed at the end, also on failure.
@@ -49,6 +55,8 @@ import { TUNNELS, installMissing, tunnelByName, type Endpoint } from './tunnels/
 
 const BIN = fileURLToPath(new URL('../../bin/lightweight-tunnel', import.meta.url))
 const KEY = 'bench-fec-key'
+/** The TUN MTU of our clients with --delay (relayed: parity must fit the lab's 1500 in its relay envelope). */
+const DELAY_MTU = 1380
 const DELAY_LINE = fileURLToPath(new URL('../src/lab/delay-line.js', import.meta.url))
 
 interface Node { proc: LabProcess, ns: string, control: string }
@@ -77,19 +85,20 @@ function median (xs: number[]): number {
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
 }
 
-/** Ping loss in % from src to dst (pings 10 ms apart). */
-async function pingLoss (src: Endpoint, dst: Endpoint, pings: number): Promise<number> {
+/** Ping loss in % from src to dst (pings 10 ms apart) and the smallest round trip in ms. */
+async function pingLoss (src: Endpoint, dst: Endpoint, pings: number): Promise<{ loss: number, min: number }> {
   const p = await runIn(src.ns, 'ping', ['-n', '-q', '-c', String(pings), '-i', '0.01', '-W', '2', dst.ip]).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }))
   const m = /(\d+) packets transmitted, (\d+) received/.exec(p.stdout)
-  return m === null ? NaN : Math.round((1 - Number(m[2]) / Number(m[1])) * 1000) / 10
+  const rtt = /= ([\d.]+)\//.exec(p.stdout)
+  return { loss: m === null ? NaN : Math.round((1 - Number(m[2]) / Number(m[1])) * 1000) / 10, min: rtt === null ? NaN : Number(rtt[1]) }
 }
 
 /** One iperf3 TCP stream src → dst: Mbit/s received, the sender's retransmits, its mean RTT (ms) and largest cwnd (KiB). */
-async function tcp (src: Endpoint, dst: Endpoint, seconds: number): Promise<{ mbps: number, retr: number, rtt: number, cwnd: number }> {
+async function tcp (src: Endpoint, dst: Endpoint, seconds: number, cc?: string): Promise<{ mbps: number, retr: number, rtt: number, cwnd: number }> {
   const srv = spawnIn(dst.ns, 'iperf3', ['-s', '-1', '-B', dst.ip, '-p', '5311'])
   try {
     await sleep(500)
-    const r = await runIn(src.ns, 'iperf3', ['-c', dst.ip, '-p', '5311', '-t', String(seconds), '-J'], { timeoutMs: (seconds + 30) * 1000 })
+    const r = await runIn(src.ns, 'iperf3', ['-c', dst.ip, '-p', '5311', '-t', String(seconds), '-J', ...(cc === undefined ? [] : ['-C', cc])], { timeoutMs: (seconds + 30) * 1000 })
     const j = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number }, sum_sent: { retransmits?: number }, streams?: Array<{ sender?: { mean_rtt?: number, max_snd_cwnd?: number } }> } }
     const snd = j.end.streams?.[0]?.sender
     return {
@@ -109,7 +118,7 @@ async function lossEverywhere (topo: Topology, loss: number, clientsOnly = false
   await setLoss(topo.serverNs, topo.serverLink, clientsOnly ? 0 : loss, 'ingress')
 }
 
-interface Opts { loss: number, seconds: number, reps: number, pings: number, delayed: boolean }
+interface Opts { loss: number, seconds: number, reps: number, pings: number, delayed: boolean, cc?: string }
 interface Case { row: Row, src: Endpoint, dst: Endpoint }
 
 /**
@@ -118,17 +127,18 @@ interface Case { row: Row, src: Endpoint, dst: Endpoint }
  */
 async function measure (topo: Topology, cases: Case[], o: Opts): Promise<void> {
   await lossEverywhere(topo, 0)
-  for (const c of cases) c.row.lossless = (await tcp(c.src, c.dst, o.seconds)).mbps
+  for (const c of cases) c.row.lossless = (await tcp(c.src, c.dst, o.seconds, o.cc)).mbps
   await lossEverywhere(topo, o.loss, o.delayed)
   for (let rep = 0; rep < o.reps; rep++) {
     for (const { row, src, dst } of cases) {
-      row.ping.push(await pingLoss(src, dst, o.pings))
-      const r = await tcp(src, dst, o.seconds)
+      const ping = await pingLoss(src, dst, o.pings)
+      row.ping.push(ping.loss)
+      const r = await tcp(src, dst, o.seconds, o.cc)
       row.mbps.push(r.mbps)
       row.retr.push(r.retr)
       row.rtt.push(r.rtt)
       row.cwnd.push(r.cwnd)
-      console.log(`${row.label}: rep ${rep + 1}: ping loss ${row.ping.at(-1)} %, TCP ${r.mbps} Mbit/s (${r.retr} retransmits, mean RTT ${r.rtt} ms, cwnd ≤ ${r.cwnd} KiB); lossless ${row.lossless} Mbit/s`)
+      console.log(`${row.label}: rep ${rep + 1}: ping loss ${ping.loss} % (min RTT ${ping.min} ms), TCP ${r.mbps} Mbit/s (${r.retr} retransmits, mean RTT ${r.rtt} ms, cwnd ≤ ${r.cwnd} KiB); lossless ${row.lossless} Mbit/s`)
     }
   }
 }
@@ -138,13 +148,14 @@ async function main (): Promise<void> {
     options: {
       loss: { type: 'string', default: '5' }, fec: { type: 'string', default: '10,3' }, seconds: { type: 'string', default: '10' },
       reps: { type: 'string', default: '2' }, pings: { type: 'string', default: '500' }, tunnels: { type: 'string' }, 'no-install': { type: 'boolean' },
-      delay: { type: 'string' }
+      delay: { type: 'string' }, cc: { type: 'string' }
     }
   })
   const delay = values.delay === undefined ? 0 : Number(values.delay)
   if (!(Number.isInteger(delay) && delay >= 0 && delay <= 1000 && delay % 2 === 0)) throw new Error(`--delay: an even number of ms 0-1000 (half on each leg through the server; got "${values.delay ?? ''}")`)
   if (delay > 0 && values.tunnels !== undefined && values.tunnels !== 'none') throw new Error('--delay measures our daemon only (the peers would need their own delay line): leave out --tunnels or say --tunnels none')
-  const o = { loss: Number(values.loss), seconds: Number(values.seconds), reps: Number(values.reps), pings: Number(values.pings), delayed: delay > 0 }
+  const o = { loss: Number(values.loss), seconds: Number(values.seconds), reps: Number(values.reps), pings: Number(values.pings), delayed: delay > 0, ...(values.cc !== undefined ? { cc: values.cc } : {}) }
+  if (o.cc !== undefined && !/^[a-z0-9_]+$/.test(o.cc)) throw new Error(`--cc: a congestion control name as in sysctl net.ipv4.tcp_available_congestion_control (got "${o.cc}")`)
   const peerNames = values.tunnels === 'none' || delay > 0 ? [] : values.tunnels?.split(',') ?? TUNNELS.filter(t => t.kind === 'peer').map(t => t.name)
   const peers = peerNames.map(n => { const t = tunnelByName(n); if (t === undefined || t.kind !== 'peer') throw new Error(`--tunnels: "${n}" is not a peer tunnel of bench/tunnels`); return t })
   if (values['no-install'] !== true) { const line = await installMissing(peers, (l) => { console.log(l) }); if (line !== null) console.log(line) }
@@ -164,7 +175,9 @@ async function main (): Promise<void> {
     }
     const nodes: Record<string, Node> = {}
     for (const name of names) {
-      const extra = [...(name.endsWith('2') ? ['--fec', values.fec] : []), ...(delay > 0 ? ['--no-p2p'] : [])]
+      // --mtu DELAY_MTU: a relayed parity message of a full 1400-byte packet is 1476 bytes + 28 of IP/UDP,
+      // 4 over the lab's 1500 (the send fails, EMSGSIZE); both rows get the same MTU.
+      const extra = [...(name.endsWith('2') ? ['--fec', values.fec] : []), ...(delay > 0 ? ['--no-p2p', '--mtu', String(DELAY_MTU)] : [])]
       nodes[name] = start(topo.client(name).ns, topo.id, name, ['client', '--remote', remote(name), '--tun', `${ip[name]}/24`, ...extra])
     }
     for (const [a, b] of [['a1', 'b1'], ['a2', 'b2']] as const) {
@@ -208,8 +221,8 @@ async function main (): Promise<void> {
     await topo.destroy()
   }
   const base = median(rows[0]!.mbps)
-  if (delay > 0) console.log(`\n${delay} ms more each way (a user-space delay line, ${delay / 2} ms per leg, relay path through the server); ${o.loss} % random loss on the ingress of every client's link (each direction of the path); offloads off; medians of ${o.reps}; ${o.pings} pings at 10 ms; iperf3 ${o.seconds} s, one TCP stream`)
-  else console.log(`\n${o.loss} % random loss on the ingress of every lab link (each direction of each path), offloads off; medians of ${o.reps}; ${o.pings} pings at 10 ms; iperf3 ${o.seconds} s, one TCP stream`)
+  if (delay > 0) console.log(`\n${delay} ms more each way (a user-space delay line, ${delay / 2} ms per leg, relay path through the server; --mtu ${DELAY_MTU}); ${o.loss} % random loss on the ingress of every client's link (each direction of the path); offloads off; medians of ${o.reps}; ${o.pings} pings at 10 ms; iperf3 ${o.seconds} s, one TCP stream${o.cc === undefined ? '' : ` (${o.cc})`}`)
+  else console.log(`\n${o.loss} % random loss on the ingress of every lab link (each direction of each path), offloads off; medians of ${o.reps}; ${o.pings} pings at 10 ms; iperf3 ${o.seconds} s, one TCP stream${o.cc === undefined ? '' : ` (${o.cc})`}`)
   console.log('                               ping loss %   TCP Mbit/s   vs no FEC   retransmits   RTT ms   cwnd KiB   TCP at 0 % loss')
   for (const r of rows) {
     const m = median(r.mbps)
