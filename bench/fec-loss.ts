@@ -20,8 +20,23 @@
  * them, alone. Goals: ping loss ≤ 0.5 %
  * with --fec 10,3 vs ~5 % per direction without; TCP with FEC ≥ 1.5× without.
  *
+ * With `--delay MS` (this kernel has no netem): our two rows only (no peers),
+ * over the server's relay (`--no-p2p`) through a user-space delay line
+ * (src/lab/delay-line.ts; two processes, one for the a clients, one for the
+ * b clients) in the server's namespace that holds every
+ * datagram MS/2 ms in each direction between each client and the server, so
+ * each direction of a1 → b1 (two legs) is MS ms longer; loss only on the
+ * clients' ingress (each direction of the a → b path crosses one client's
+ * link: LOSS % each way, as without --delay). The clients run with --mtu
+ * 1380 there (both rows): a relayed parity message of a full 1400-byte
+ * packet does not fit the lab's 1500-byte links.
+ *
  *   node dist/bench/fec-loss.js [--loss 5] [--fec 10,3] [--seconds 10] [--reps 2] [--pings 500]
- *        [--tunnels wireguard-go,fastd,tinc | none] [--no-install]
+ *        [--tunnels wireguard-go,fastd,tinc | none] [--no-install] [--delay MS] [--cc cubic]
+ *
+ * --cc ALGO: iperf3's sender uses that TCP congestion control (iperf3 -C;
+ * default: the system's, net.ipv4.tcp_congestion_control — bbr on the lab
+ * machine, which hardly reacts to random loss; cubic is Linux's default).
  *
  * Needs root, iproute2, nft, ethtool, iperf3 (and apt-get for missing peers).
  * Every namespace it makes is removed at the end, also on failure.
@@ -39,6 +54,9 @@ import { selectPeers, withTunnel } from './lib/peer-runs.js'
 
 const BIN = fileURLToPath(new URL('../../bin/lightweight-tunnel', import.meta.url))
 const KEY = 'bench-fec-key'
+/** The TUN MTU of our clients with --delay (relayed: parity must fit the lab's 1500 in its relay envelope). */
+const DELAY_MTU = 1380
+const DELAY_LINE = fileURLToPath(new URL('../src/lab/delay-line.js', import.meta.url))
 
 interface Node { proc: LabProcess, ns: string, control: string }
 interface Row { label: string, lossless: number, ping: number[], mbps: number[], retr: number[], rtt: number[], cwnd: number[], note?: string }
@@ -66,20 +84,21 @@ function median (xs: number[]): number {
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
 }
 
-/** Ping loss in % from src to dst (pings 10 ms apart). */
-async function pingLoss (src: Endpoint, dst: Endpoint, pings: number): Promise<number> {
+/** Ping loss in % from src to dst (pings 10 ms apart) and the smallest round trip in ms. */
+async function pingLoss (src: Endpoint, dst: Endpoint, pings: number): Promise<{ loss: number, min: number }> {
   const p = await runIn(src.ns, 'ping', ['-n', '-q', '-c', String(pings), '-i', '0.01', '-W', '2', dst.ip]).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }))
   const m = /(\d+) packets transmitted, (\d+) received/.exec(p.stdout)
-  return m === null ? NaN : Math.round((1 - Number(m[2]) / Number(m[1])) * 1000) / 10
+  const rtt = /= ([\d.]+)\//.exec(p.stdout)
+  return { loss: m === null ? NaN : Math.round((1 - Number(m[2]) / Number(m[1])) * 1000) / 10, min: rtt === null ? NaN : Number(rtt[1]) }
 }
 
 /** Loss on the ingress of every client's and the server's link (0: none). */
-async function lossEverywhere (topo: Topology, loss: number): Promise<void> {
+async function lossEverywhere (topo: Topology, loss: number, clientsOnly = false): Promise<void> {
   for (const c of topo.clients) await setLoss(c.ns, c.dev, loss, 'ingress')
-  await setLoss(topo.serverNs, topo.serverLink, loss, 'ingress')
+  await setLoss(topo.serverNs, topo.serverLink, clientsOnly ? 0 : loss, 'ingress')
 }
 
-interface Opts { loss: number, seconds: number, reps: number, pings: number }
+interface Opts { loss: number, seconds: number, reps: number, pings: number, delayed: boolean, cc?: string }
 interface Case { row: Row, src: Endpoint, dst: Endpoint }
 
 /**
@@ -88,17 +107,18 @@ interface Case { row: Row, src: Endpoint, dst: Endpoint }
  */
 async function measure (topo: Topology, cases: Case[], o: Opts): Promise<void> {
   await lossEverywhere(topo, 0)
-  for (const c of cases) c.row.lossless = (await tcpStream(c.src, c.dst, o.seconds)).mbps
-  await lossEverywhere(topo, o.loss)
+  for (const c of cases) c.row.lossless = (await tcpStream(c.src, c.dst, o.seconds, { cc: o.cc })).mbps
+  await lossEverywhere(topo, o.loss, o.delayed)
   for (let rep = 0; rep < o.reps; rep++) {
     for (const { row, src, dst } of cases) {
-      row.ping.push(await pingLoss(src, dst, o.pings))
-      const r = await tcpStream(src, dst, o.seconds)
+      const ping = await pingLoss(src, dst, o.pings)
+      row.ping.push(ping.loss)
+      const r = await tcpStream(src, dst, o.seconds, { cc: o.cc })
       row.mbps.push(r.mbps)
       row.retr.push(r.retr)
       row.rtt.push(r.rtt)
       row.cwnd.push(r.cwnd)
-      console.log(`${row.label}: rep ${rep + 1}: ping loss ${row.ping.at(-1)} %, TCP ${r.mbps} Mbit/s (${r.retr} retransmits, mean RTT ${r.rtt} ms, cwnd ≤ ${r.cwnd} KiB); lossless ${row.lossless} Mbit/s`)
+      console.log(`${row.label}: rep ${rep + 1}: ping loss ${ping.loss} % (min RTT ${ping.min} ms), TCP ${r.mbps} Mbit/s (${r.retr} retransmits, mean RTT ${r.rtt} ms, cwnd ≤ ${r.cwnd} KiB); lossless ${row.lossless} Mbit/s`)
     }
   }
 }
@@ -107,25 +127,40 @@ async function main (): Promise<void> {
   const { values } = parseArgs({
     options: {
       loss: { type: 'string', default: '5' }, fec: { type: 'string', default: '10,3' }, seconds: { type: 'string', default: '10' },
-      reps: { type: 'string', default: '2' }, pings: { type: 'string', default: '500' }, tunnels: { type: 'string' }, 'no-install': { type: 'boolean' }
+      reps: { type: 'string', default: '2' }, pings: { type: 'string', default: '500' }, tunnels: { type: 'string' }, 'no-install': { type: 'boolean' },
+      delay: { type: 'string' }, cc: { type: 'string' }
     }
   })
-  const o = { loss: Number(values.loss), seconds: Number(values.seconds), reps: Number(values.reps), pings: Number(values.pings) }
-  const peers = await selectPeers(values.tunnels, values['no-install'] !== true, (l) => { console.log(l) })
+  const delay = values.delay === undefined ? 0 : Number(values.delay)
+  if (!(Number.isInteger(delay) && delay >= 0 && delay <= 1000 && delay % 2 === 0)) throw new Error(`--delay: an even number of ms 0-1000 (half on each leg through the server; got "${values.delay ?? ''}")`)
+  if (delay > 0 && values.tunnels !== undefined && values.tunnels !== 'none') throw new Error('--delay measures our daemon only (the peers would need their own delay line): leave out --tunnels or say --tunnels none')
+  const o = { loss: Number(values.loss), seconds: Number(values.seconds), reps: Number(values.reps), pings: Number(values.pings), delayed: delay > 0, ...(values.cc !== undefined ? { cc: values.cc } : {}) }
+  if (o.cc !== undefined && !/^[a-z0-9_]+$/.test(o.cc)) throw new Error(`--cc: a congestion control name as in sysctl net.ipv4.tcp_available_congestion_control (got "${o.cc}")`)
+  const peers = delay > 0 ? [] : await selectPeers(values.tunnels, values['no-install'] !== true, (l) => { console.log(l) })
   const names = ['a1', 'b1', 'a2', 'b2']
   const ip: Record<string, string> = { a1: '10.99.0.2', b1: '10.99.0.3', a2: '10.99.0.4', b2: '10.99.0.5' }
   const topo = await createTopology({ clients: [...names, 'a'].map((name) => ({ name, nat: 'none' as const })) })
   const rows: Row[] = []
+  const lines: LabProcess[] = []
   try {
     start(topo.serverNs, topo.id, 'server', ['server', '--listen', '0.0.0.0:9000', '--tun', '10.99.0.1/24'])
+    // Two delay lines (one process each, so both cores can carry them): the a clients' and the b clients'.
+    const remote = (name: string): string => delay === 0 ? `${topo.serverWanIp}:9000` : `${topo.serverWanIp}:${name.startsWith('a') ? 9100 : 9101}`
+    for (const port of delay > 0 ? [9100, 9101] : []) {
+      const dl = spawnIn(topo.serverNs, process.execPath, [DELAY_LINE, '--listen', `${topo.serverWanIp}:${port}`, '--upstream', `${topo.serverWanIp}:9000`, '--delay', String(delay / 2)])
+      lines.push(dl)
+      await waitFor(async () => dl.output().includes('ready'), { timeoutMs: 10_000, intervalMs: 100, what: `the delay line on port ${port}` })
+    }
     const nodes: Record<string, Node> = {}
     for (const name of names) {
-      const extra = name.endsWith('2') ? ['--fec', values.fec] : []
-      nodes[name] = start(topo.client(name).ns, topo.id, name, ['client', '--remote', `${topo.serverWanIp}:9000`, '--tun', `${ip[name]}/24`, ...extra])
+      // --mtu DELAY_MTU: a relayed parity message of a full 1400-byte packet is 1476 bytes + 28 of IP/UDP,
+      // 4 over the lab's 1500 (the send fails, EMSGSIZE); both rows get the same MTU.
+      const extra = [...(name.endsWith('2') ? ['--fec', values.fec] : []), ...(delay > 0 ? ['--no-p2p', '--mtu', String(DELAY_MTU)] : [])]
+      nodes[name] = start(topo.client(name).ns, topo.id, name, ['client', '--remote', remote(name), '--tun', `${ip[name]}/24`, ...extra])
     }
     for (const [a, b] of [['a1', 'b1'], ['a2', 'b2']] as const) {
       await waitFor(async () => (await runIn(topo.client(a).ns, 'ping', ['-c', '1', '-W', '1', ip[b]!]).then(() => true, () => false)), { timeoutMs: 30_000, intervalMs: 300, what: `${a} → ${b}` })
-      await waitFor(async () => (await status(nodes[a]!))?.peers.find(p => p.tunnelIp === ip[b])?.path === 'direct', { timeoutMs: 30_000, intervalMs: 300, what: `${a} ↔ ${b} direct` })
+      await waitFor(async () => (await status(nodes[a]!))?.peers.find(p => p.tunnelIp === ip[b])?.path === (delay > 0 ? 'relay' : 'direct'), { timeoutMs: 30_000, intervalMs: 300, what: `${a} ↔ ${b} ${delay > 0 ? 'relay' : 'direct'}` })
     }
     const veths: Array<[string, string]> = [[topo.serverNs, topo.serverLink], [topo.internetNs, topo.serverPort]]
     for (const c of topo.clients) veths.push([c.ns, c.dev], [topo.internetNs, c.internetPort])
@@ -147,10 +182,16 @@ async function main (): Promise<void> {
       if (note !== null) row.note = note
     }
   } finally {
+    for (const [i, dl] of lines.entries()) {
+      await dl.stop('SIGTERM', 2000).catch(() => {})
+      const stats = dl.output().split('\n').find(l => l.startsWith('{'))
+      if (stats !== undefined) console.log(`delay line ${i === 0 ? 'a' : 'b'}: ${stats}`)
+    }
     await topo.destroy()
   }
   const base = median(rows[0]!.mbps)
-  console.log(`\n${o.loss} % random loss on the ingress of every lab link (each direction of each path), offloads off; medians of ${o.reps}; ${o.pings} pings at 10 ms; iperf3 ${o.seconds} s, one TCP stream`)
+  if (delay > 0) console.log(`\n${delay} ms more each way (a user-space delay line, ${delay / 2} ms per leg, relay path through the server; --mtu ${DELAY_MTU}); ${o.loss} % random loss on the ingress of every client's link (each direction of the path); offloads off; medians of ${o.reps}; ${o.pings} pings at 10 ms; iperf3 ${o.seconds} s, one TCP stream${o.cc === undefined ? '' : ` (${o.cc})`}`)
+  else console.log(`\n${o.loss} % random loss on the ingress of every lab link (each direction of each path), offloads off; medians of ${o.reps}; ${o.pings} pings at 10 ms; iperf3 ${o.seconds} s, one TCP stream${o.cc === undefined ? '' : ` (${o.cc})`}`)
   console.log('                               ping loss %   TCP Mbit/s   vs no FEC   retransmits   RTT ms   cwnd KiB   TCP at 0 % loss')
   for (const r of rows) {
     const m = median(r.mbps)

@@ -27,6 +27,8 @@ export interface TcpOptions {
   port?: number
   /** Seconds at the start left out of the result (iperf3 -O; default 0). */
   omitSeconds?: number
+  /** The sender's congestion control (iperf3 -C), e.g. cubic; default the system's. */
+  cc?: string
 }
 
 /** One iperf3 TCP stream src → dst for `seconds` (plus any omitted start); throws with iperf3's reason. */
@@ -39,7 +41,7 @@ export async function tcpStream (src: Endpoint, dst: Endpoint, seconds: number, 
       if (srv.exitInfo !== null) throw new Error(`iperf3 server exited: ${srv.tail(3)}`)
       return (await runIn(dst.ns, 'ss', ['-Hltn', `sport = :${port}`])).stdout.trim() !== ''
     }, { timeoutMs: 5000, intervalMs: 50, what: 'the iperf3 server' })
-    const args = ['-c', dst.ip, '-B', src.ip, '-p', port, '-t', String(seconds + omit), ...(omit > 0 ? ['-O', String(omit)] : []), '-J']
+    const args = ['-c', dst.ip, '-B', src.ip, '-p', port, '-t', String(seconds + omit), ...(omit > 0 ? ['-O', String(omit)] : []), ...(o.cc === undefined ? [] : ['-C', o.cc]), '-J']
     const r = await runIn(src.ns, 'iperf3', args, { timeoutMs: (seconds + omit + 30) * 1000 })
     const p = parseIperfTcp(r.stdout)
     if (!p.ok) throw new Error(p.error)
