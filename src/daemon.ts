@@ -220,7 +220,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
     ? new ServerController({
       psk, nodeKey, tunnelIp: config.tun.ipInt, prefix: config.tun.prefix, tunnel6: config.tun6, mtu: config.mtu, maxClients: config.maxClients, keepaliveSec: config.keepalive, registry: registry!,
       advertiseRoutes: ownRoutes, approveRoutes: config.approveRoutes, clientIsolation: config.clientIsolation
-    }, { port: dpPort, clock: systemClock, random: systemRandom, log: log.child('server'), v6: v6.table }, maxPeers)
+    }, { port: dpPort, clock: systemClock, random: systemRandom, log: log.child('server'), v6: v6.table, transportOf: (ip) => transport.table.transportOf(ip) }, maxPeers)
     : new ClientController({
       psk,
       nodeKey,

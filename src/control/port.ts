@@ -114,4 +114,6 @@ export interface ControlComponents {
   log: Logger
   /** The daemon's IPv6 address table (control/endpoint6.ts); absent where no IPv6 endpoint can occur (tests). */
   v6?: V6Names
+  /** The transport an endpoint is reached over (transport/conn-table.ts transportOf); absent: every endpoint is UDP (tests). */
+  transportOf?: (ip: number) => 'udp' | 'tcp' | 'faketcp'
 }

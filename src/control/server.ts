@@ -48,7 +48,6 @@ import { disconnect, dropUnadmitted, nodesAdmin } from './server-nodes.js'
 import type { ApproveRoutes } from '../config/schema.js'
 import type { RouteOffer } from './kernel-route-plan.js'
 import { formatPrefix } from '../wire/prefix.js'
-import { transportOf } from '../transport/conn-table.js'
 import { wireIp, wirePort } from '../wire/endpoint-handle.js'
 
 export type { ServerOptions } from './server-context.js'
@@ -59,6 +58,7 @@ const NAT_CHECK_KINDS = [CTL_PING] as const
 export class ServerController implements ControlHandler {
   readonly #opt: ServerOptions
   readonly #port: DataplanePort
+  readonly #transportOf: (ip: number) => 'udp' | 'tcp' | 'faketcp'
   readonly #clock: Clock & WallClock
   readonly #log: Logger
   /** The records, the pending registrations and the actions shared with the pieces below (server-context.ts). */
@@ -91,6 +91,7 @@ export class ServerController implements ControlHandler {
     this.#log = c.log
     this.#indexes = new IndexTable(c.random)
     this.#peerList = new ServerPeerList(c.port, this.#byIp, opt.clientIsolation === true, c.v6)
+    this.#transportOf = c.transportOf ?? (() => 'udp')
     this.#ctx = serverContext(opt, c, { registry: this.registry, indexes: this.#indexes, pending: this.#pending, peerList: this.#peerList, byIp: this.#byIp, maxPeers })
     this.#startedAt = c.clock.now()
     this.#registration = new ServerRegistration(this.#ctx, networkAddress(opt.tunnelIp, opt.prefix), broadcastAddress(opt.tunnelIp, opt.prefix))
@@ -328,7 +329,7 @@ export class ServerController implements ControlHandler {
         key: fingerprint(rec.key),
         path: 'direct',
         endpoint: formatEndpoint(rec.endpointIp, rec.endpointPort),
-        transport: transportOf(rec.endpointIp),
+        transport: this.#transportOf(rec.endpointIp),
         publicEndpoint: formatEndpoint(rec.endpointIp, rec.endpointPort),
         rttMs: rec.rtt.min,
         txBytes: c.txBytes,

@@ -299,14 +299,15 @@ function existsAsDevice (name: string, native: Native | undefined): boolean {
 }
 
 /** Maps a udpOpen failure to a VpnError. */
-export function udpOpenError (err: unknown, host: string, port: number): VpnError {
+export function udpOpenError (err: unknown, bindHost: string, port: number): VpnError {
   const opts = { cause: err }
+  const host = bindHost.includes(':') ? `[${bindHost}]` : bindHost // HOST:PORT as the user writes it
   if (isNativeErrnoError(err)) {
     if (err.code === 'EADDRINUSE') {
       return new VpnError('ERR_ADDRESS_IN_USE', `UDP port ${host}:${port} is already in use`, { ...opts, hint: 'choose another port with --listen, or stop the program that holds it (ss -ulpn)' })
     }
     if (err.code === 'EADDRNOTAVAIL') {
-      return new VpnError('ERR_SOCKET', `cannot bind UDP ${host}:${port}: no local interface has address ${host} (EADDRNOTAVAIL)`, { ...opts, hint: 'listen on 0.0.0.0 or on an address of this host' })
+      return new VpnError('ERR_SOCKET', `cannot bind UDP ${host}:${port}: no local interface has address ${bindHost} (EADDRNOTAVAIL)`, { ...opts, hint: 'listen on [::] or 0.0.0.0 (every address), or on an address of this host' })
     }
     if (err.code === 'EACCES' || err.code === 'EPERM') {
       return new VpnError('ERR_SOCKET', `cannot bind UDP ${host}:${port}: permission denied (${err.code})`, { ...opts, hint: 'ports below 1024 need root or CAP_NET_BIND_SERVICE' })

@@ -32,7 +32,7 @@
  */
 import { HANDLE_CONN, HANDLE_INDEX_MASK, isConnHandle } from '../wire/endpoint-handle.js'
 import { MSG_HANDSHAKE_RESP } from '../wire/messages.js'
-import { endpointKey, intToIp, ipToInt, setConnHandleText } from '../wire/addr.js'
+import { endpointKey, intToIp, ipToInt } from '../wire/addr.js'
 import { isFakeTcpHandle } from '../wire/faketcp-handle.js'
 import { loadNative, type Native } from '../dataplane/native.js'
 import { Bridge } from './bridge.js'
@@ -98,28 +98,8 @@ interface Entry extends ConnEntry {
   onClose: Array<(reason: string) => void>
 }
 
-/** Remote address of every live handle of this process (for wire formats: a handle never goes on the wire). */
-const liveRemotes = new Map<number, { ip: number, port: number, kind: ConnKind }>()
-
-/** The far end of a connection handle, or null when it is not (or no longer) a live entry. */
-export function connRemote (handle: number): { ip: number, port: number, kind: ConnKind } | null {
-  return liveRemotes.get(handle) ?? null
-}
-
-/** The transport of an endpoint: a fake-TCP flow's handle (the addon's), a live TCP handle's kind, else UDP. */
-export function transportOf (ip: number): 'udp' | ConnKind {
-  if (isFakeTcpHandle(ip)) return 'faketcp'
-  return isConnHandle(ip) ? (liveRemotes.get(ip)?.kind ?? 'tcp') : 'udp'
-}
-
-setConnHandleText((ip) => {
-  const r = liveRemotes.get(ip)
-  return r === undefined ? `closed connection #${ip & HANDLE_INDEX_MASK}` : `${r.kind}:${intToIp(r.ip)}:${r.port}`
-})
-
 /** Handle indexes 2..0xFFFFFE: entry i binds 127.a.b.c = i, never 127.0.0.1 (local tools) nor 127.255.255.255. */
 const FIRST_INDEX = 2
-let nextIndex = FIRST_INDEX
 
 export class ConnTable {
   readonly #o: ConnTableOptions
@@ -129,6 +109,7 @@ export class ConnTable {
   readonly counters: ConnCounters = { transportConns: 0, transportConnsRefused: 0, transportUnauthEvicted: 0, transportMsgsIn: 0, transportMsgsOut: 0, transportDropBackedUp: 0, transportDropBridge: 0 }
   readonly #native: Native
   #daemonIp = { host: '', ip: 0 }
+  #nextIndex = FIRST_INDEX
 
   constructor (o: ConnTableOptions) {
     this.#o = o
@@ -143,6 +124,24 @@ export class ConnTable {
   }
 
   get size (): number { return this.#byHandle.size }
+
+  /** The far end of a connection handle and its kind, or null when it is not (or no longer) a live entry. */
+  remoteOf (handle: number): { ip: number, port: number, kind: ConnKind } | null {
+    const e = this.#byHandle.get(handle)
+    return e === undefined ? null : { ...e.link.remote, kind: e.link.kind }
+  }
+
+  /** The transport of an endpoint: a fake-TCP flow's handle (the addon hands those out), a live entry's kind, else UDP. */
+  transportOf (ip: number): 'udp' | ConnKind {
+    if (isFakeTcpHandle(ip)) return 'faketcp'
+    return isConnHandle(ip) ? (this.#byHandle.get(ip)?.link.kind ?? 'tcp') : 'udp'
+  }
+
+  /** How a handle reads in logs and status ("tcp:198.51.100.7:41000"); the daemon installs it (wire/addr.ts setConnHandleText). */
+  text (handle: number): string {
+    const r = this.remoteOf(handle)
+    return r === null ? `closed connection #${handle & HANDLE_INDEX_MASK}` : `${r.kind}:${intToIp(r.ip)}:${r.port}`
+  }
   get (handle: number): ConnEntry | undefined { return this.#byHandle.get(handle) }
   entries (): IterableIterator<ConnEntry> { return this.#byHandle.values() }
 
@@ -195,7 +194,6 @@ export class ConnTable {
     }
     this.#byHandle.set(handle, e)
     this.#byBridge.set(endpointKey(bridgeIp, port), e)
-    liveRemotes.set(handle, { ...link.remote, kind: link.kind })
     this.counters.transportConns++
     return e
   }
@@ -233,10 +231,10 @@ export class ConnTable {
 
   #allocate (): number {
     for (;;) {
-      const i = nextIndex
-      nextIndex = nextIndex >= HANDLE_INDEX_MASK - 1 ? FIRST_INDEX : nextIndex + 1
+      const i = this.#nextIndex
+      this.#nextIndex = i >= HANDLE_INDEX_MASK - 1 ? FIRST_INDEX : i + 1
       const h = (HANDLE_CONN | i) >>> 0
-      if (!liveRemotes.has(h)) return h
+      if (!this.#byHandle.has(h)) return h
     }
   }
 
@@ -245,7 +243,6 @@ export class ConnTable {
     e.closed = true
     this.#byHandle.delete(e.handle)
     this.#byBridge.delete(endpointKey(e.bridgeIp, e.bridgePort))
-    liveRemotes.delete(e.handle)
     e.bridge.close()
     e.link.close(graceful)
     for (const fn of e.onClose) fn(reason)

@@ -20,6 +20,7 @@ import type { ServerController } from '../control/server.js'
 import type { Clock } from '../clock.js'
 import type { Logger } from '../log.js'
 import { VpnError } from '../errors.js'
+import { setConnHandleText } from '../wire/addr.js'
 import { formatHostPort } from '../config/validate.js'
 import { ConnTable } from './conn-table.js'
 import { transportHandler, transportPort } from './transport-port.js'
@@ -57,6 +58,7 @@ export class DaemonTransport {
       maxUnauth: config.mode === 'server' ? CONN_SLACK : 4,
       now: () => clock.now()
     })
+    setConnHandleText((ip) => this.table.text(ip))
   }
 
   /** The server endpoint a client starts with: pinned to TCP, a handle that is never live until connected. */
@@ -77,7 +79,7 @@ export class DaemonTransport {
         this.#server = await TcpServer.listen(this.table, host, port, this.#log)
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message
-        throw new VpnError('ERR_CONFIG_INVALID', `cannot accept TCP on ${host}:${port}: ${code}`,
+        throw new VpnError('ERR_CONFIG_INVALID', `cannot accept TCP on ${formatHostPort(host, port)}: ${code}`,
           { hint: 'free that TCP port, move the listener with --tcp-listen HOST:PORT (e.g. 0.0.0.0:443), or turn TCP off with --no-tcp', cause: err })
       }
       this.#log.info('accepting the tunnel over TCP', { listen: this.#server.address })
@@ -123,6 +125,7 @@ export class DaemonTransport {
 
   async stop (): Promise<void> {
     this.#client?.stop()
+    setConnHandleText(null)
     const s = this.#server
     this.#server = null
     const closing = s?.close()

@@ -16,6 +16,7 @@ import type { ConnTable } from './conn-table.js'
 import { TcpLink, newTcpLinkCounters, type TcpLinkCounters } from './tcp-link.js'
 import { MSG_HANDSHAKE_INIT } from '../wire/messages.js'
 import type { Logger } from '../log.js'
+import { formatHostPort } from '../config/validate.js'
 
 /** A connection must complete a handshake this soon (ms). */
 export const HANDSHAKE_MS = 5000
@@ -57,7 +58,7 @@ export class TcpServer {
 
   get address (): string {
     const a = this.#server.address()
-    return a !== null && typeof a === 'object' ? `${a.address}:${a.port}` : ''
+    return a !== null && typeof a === 'object' ? formatHostPort(a.address, a.port) : ''
   }
 
   async close (): Promise<void> {

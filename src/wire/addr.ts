@@ -141,9 +141,12 @@ export function formatEndpoint (ip: number, port: number): string {
   return `${formatEndpointHost(ip)}:${port}`
 }
 
-/** How formatEndpoint shows a connection handle ("tcp:198.51.100.7:41000"): set by transport/conn-table.ts. */
+/**
+ * How formatEndpoint shows a connection handle ("tcp:198.51.100.7:41000"): the daemon's connection table
+ * (transport/daemon-transport.ts installs it, null at stop). Like setHandleText, one hook per process.
+ */
 let connText: ((ip: number, port: number) => string) | null = null
-export function setConnHandleText (fn: (ip: number, port: number) => string): void { connText = fn }
+export function setConnHandleText (fn: ((ip: number, port: number) => string) | null): void { connText = fn }
 
 /** Reads 4 network-order bytes at buf[off] as a host-order unsigned number. No bounds check. */
 export function readIp (buf: Uint8Array, off: number): number {

@@ -662,6 +662,9 @@ t.test('errors', async t => {
     t.equal(other.code, 'ERR_TUN_OPEN')
     t.match(other.message, /EMFILE/)
     t.equal(udpOpenError(e('EMFILE', 'socket'), '0.0.0.0', 9000).code, 'ERR_SOCKET')
+    // An IPv6 bind address reads as the user writes it: [::]:9000, not :::9000.
+    t.match(udpOpenError(e('EADDRINUSE', 'bind'), '::', 9000).message, 'UDP port [::]:9000 is already in use')
+    t.match(udpOpenError(e('EMFILE', 'socket'), '2001:db8::1', 9000).message, 'cannot open UDP socket [2001:db8::1]:9000')
   })
 
   t.test('tunOpen argument types', async t => {

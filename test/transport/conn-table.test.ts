@@ -2,9 +2,9 @@
 import t from 'tap'
 import { createSocket, type Socket } from 'node:dgram'
 import { once } from 'node:events'
-import { ConnTable, LOOPBACK, connRemote, transportOf, type LinkIo } from '../../src/transport/conn-table.js'
+import { ConnTable, LOOPBACK, type LinkIo } from '../../src/transport/conn-table.js'
 import { isConnHandle } from '../../src/wire/endpoint-handle.js'
-import { formatEndpoint } from '../../src/wire/addr.js'
+import { formatEndpoint, setConnHandleText } from '../../src/wire/addr.js'
 
 class FakeLink implements LinkIo {
   readonly kind = 'tcp' as const
@@ -61,11 +61,14 @@ t.test('the bridge: deliver reaches the daemon socket from the bridge; the daemo
   t.same(table.handleOf(bridge.ip, bridge.port), { ip: e.handle, port: 41000 }, 'the bridge source maps back to the handle endpoint')
   t.equal(table.handleOf(bridge.ip, 1), null, 'any other source is not a handle')
   t.equal(table.handleOf(LOOPBACK, bridge.port), null)
-  t.same(connRemote(e.handle), { ip: 0xc6336401, port: 41000, kind: 'tcp' })
-  t.equal(transportOf(e.handle), 'tcp')
-  t.equal(transportOf(0x0a000001), 'udp')
-  t.equal(transportOf(0xfd800005), 'faketcp', 'a fake-TCP flow handle (the addon\'s range), never in this table')
-  t.equal(formatEndpoint(e.handle, 41000), 'tcp:198.51.100.1:41000', 'status shows the far end')
+  t.same(table.remoteOf(e.handle), { ip: 0xc6336401, port: 41000, kind: 'tcp' })
+  t.equal(table.transportOf(e.handle), 'tcp')
+  t.equal(table.transportOf(0x0a000001), 'udp')
+  t.equal(table.transportOf(0xfd800005), 'faketcp', 'a fake-TCP flow handle (the addon\'s range), never in this table')
+  t.equal(table.text(e.handle), 'tcp:198.51.100.1:41000', 'status shows the far end')
+  setConnHandleText((ip) => table.text(ip)) // as the daemon does (transport/daemon-transport.ts)
+  t.teardown(() => { setConnHandleText(null) })
+  t.equal(formatEndpoint(e.handle, 41000), 'tcp:198.51.100.1:41000', 'formatEndpoint through the hook')
   const got = once(d, 'message')
   e.deliver(Uint8Array.of(1, 2, 3))
   const [msg, rinfo] = await got as [Buffer, { port: number }]
@@ -86,6 +89,6 @@ t.test('the bridge: deliver reaches the daemon socket from the bridge; the daemo
   t.equal(why, 'test')
   t.ok(link.closed)
   t.equal(table.bridgeOf(e.handle), null)
-  t.equal(connRemote(e.handle), null)
+  t.equal(table.remoteOf(e.handle), null)
   t.match(formatEndpoint(e.handle, 41000), /closed connection/)
 })

@@ -117,3 +117,13 @@ t.test('a link whose peer does not read drops whole frames: the stream stays wel
   t.equal(frames, sent, 'every sent frame arrived whole; nothing partial')
   t.notOk(d.partial)
 })
+
+t.test('the listen address reads as HOST:PORT the user writes: [::] in brackets (status "accepting on")', async t => {
+  const table = new ConnTable({ daemon: () => ({ host: '127.0.0.1', port: 9 }), maxConns: 4, maxUnauth: 4, now: () => performance.now() })
+  const server = await TcpServer.listen(table, '::', 0, log)
+  t.teardown(async () => { table.closeAll(); await server.close() })
+  t.match(server.address, /^\[::\]:\d+$/)
+  const v4 = await TcpServer.listen(table, '127.0.0.1', 0, log)
+  t.teardown(async () => { await v4.close() })
+  t.match(v4.address, /^127\.0\.0\.1:\d+$/)
+})
