@@ -21,7 +21,8 @@ import { tempStateDir } from '../src/lab/state-dirs.js'
 import { runIn, sleep, spawnIn, waitFor, type LabProcess } from '../src/lab/exec.js'
 import { controlRequest } from '../src/cli/control-protocol.js'
 import type { StatusReport } from '../src/control/status.js'
-import { median, parseIperfTcp } from './lib/parse.js'
+import { median } from './lib/parse.js'
+import { tcpStream } from './lib/iperf.js'
 import { BIN, ROOT } from './tunnels/index.js'
 
 const KEY = 'bench-outside-family-key'
@@ -45,19 +46,7 @@ function env (): NodeJS.ProcessEnv {
 }
 
 async function iperf (srcNs: string, dstNs: string, src: string, dst: string): Promise<number> {
-  const srv = spawnIn(dstNs, 'iperf3', ['-s', '-1', '-B', dst, '-p', String(PORT)])
-  try {
-    await waitFor(async () => {
-      if (srv.exitInfo !== null) throw new Error(`iperf3 server exited: ${srv.tail(3)}`)
-      return (await runIn(dstNs, 'ss', ['-Hltn', `sport = :${PORT}`])).stdout.trim() !== ''
-    }, { timeoutMs: 5000, intervalMs: 50, what: 'the iperf3 server' })
-    const r = await runIn(srcNs, 'iperf3', ['-c', dst, '-B', src, '-p', String(PORT), '-t', String(seconds + 1), '-O', '1', '-J'], { timeoutMs: (seconds + 25) * 1000 })
-    const p = parseIperfTcp(r.stdout)
-    if (!p.ok) throw new Error(p.error)
-    return p.value.bps
-  } finally {
-    await srv.stop('SIGKILL', 1000).catch(() => {})
-  }
+  return (await tcpStream({ ns: srcNs, ip: src }, { ns: dstNs, ip: dst }, seconds, { port: PORT, omitSeconds: 1 })).mbps * 1e6
 }
 
 const lab = await createV6Lab({ clients: VARIANTS.map(v => ({ name: v.client, family: 46 as const })), serverV4: true })
