@@ -21,7 +21,7 @@
       "target_name": "lwt_native_core",
       "type": "static_library",
       "sources": [
-        "native/addr6.c", "native/aead.c", "native/chacha20poly1305.c", "native/faketcp.c", "native/fastpath.c", "native/fec.c", "native/napi_util.c",
+        "native/addr6.c", "native/aead.c", "native/chacha20poly1305.c", "native/faketcp.c", "native/faketcp-packet.c", "native/fastpath.c", "native/fec.c", "native/napi_util.c",
         "native/notify.c", "native/offload.c", "native/poll.c", "native/tun.c", "native/udp.c"
       ],
       "cflags": ["<@(lwt_cflags)"],

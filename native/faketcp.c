@@ -23,6 +23,7 @@
  * (the payload is authenticated above; a stateful middlebox drops bad checksums anyway).
  */
 #include "faketcp.h"
+#include "faketcp-int.h"
 #include "offload.h"
 #include "udp.h"
 
@@ -35,36 +36,12 @@
 #include <netinet/ip.h>
 #include <sys/socket.h>
 
-#define FT_MAX 4096           /* flows in the table (a server's clients on fake TCP, plus slack for re-SYNs) */
-#define FT_HASH 8192          /* hash slots: a power of two, twice FT_MAX */
-#define FT_CHUNK 256          /* segments per sendmmsg / recvmmsg */
-#define FT_HDR 52             /* IPv4 (20) + TCP (20) + NOP NOP TS (12) */
-#define FT_WINDOW 0xffff      /* the window field; with window scale 9 (faketcp-flow.ts) 32 MiB */
-#define FT_ACK_EVERY (4u << 20) /* bytes received without sending before a pure ACK (well inside the window) */
-#define FT_MAX_SEG 65535
-#define FT_INFO_SEGS 0        /* info words of ftcpRecv (as udpRecvGro's): segments received by the last call */
-#define FT_INFO_DROPPED 2     /* cumulative: malformed segments and packets beyond `max` */
-#define FT_INFO_UNKNOWN 3     /* cumulative: segments of no known flow */
-
-typedef struct {
-  uint32_t rip, lip;          /* remote and local IPv4 (host order) */
-  uint32_t seq;               /* next sequence number we send */
-  uint32_t ack;               /* highest sequence end received (our ack) */
-  uint32_t ackSent;           /* the ack our last segment carried */
-  uint32_t tsRecent;          /* the peer's last TSval (our TSecr) */
-  uint16_t rport, lport, ipId;
-  int fd;                     /* the raw socket sending for this flow */
-  uint8_t used, up;           /* allocated; handshake done (data may flow) */
-  double rxPackets, rxBytes, txPackets, txBytes;
-  int64_t lastRxMs;           /* monotonic ms of the last segment received (0: never) */
-} ft_flow;
-
-static ft_flow gFlows[FT_MAX];
+ft_flow ft_flows[FT_MAX];
 static int32_t gHash[FT_HASH]; /* flow index + 1; 0 empty; -1 deleted */
 static uint32_t gNext;         /* allocation cursor */
-static pthread_mutex_t gMu = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t ft_mu = PTHREAD_MUTEX_INITIALIZER;
 
-static int64_t now_ms(void) {
+int64_t ft_now_ms(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
   return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
@@ -75,20 +52,20 @@ static uint32_t key_hash(uint32_t rip, uint16_t rport, uint16_t lport) {
   return (h ^ (h >> 15)) & (FT_HASH - 1);
 }
 
-/* The flow index of a key, or -1. Under gMu. */
-static int32_t lookup(uint32_t rip, uint16_t rport, uint16_t lport) {
+/* The flow index of a key, or -1. Under ft_mu. */
+int32_t ft_lookup(uint32_t rip, uint16_t rport, uint16_t lport) {
   for (uint32_t i = key_hash(rip, rport, lport), k = 0; k < FT_HASH; i = (i + 1) & (FT_HASH - 1), k++) {
     int32_t v = gHash[i];
     if (v == 0) return -1;
     if (v < 0) continue;
-    ft_flow *f = &gFlows[v - 1];
+    ft_flow *f = &ft_flows[v - 1];
     if (f->rip == rip && f->rport == rport && f->lport == lport) return v - 1;
   }
   return -1;
 }
 
 static void hash_remove(int32_t idx) {
-  ft_flow *f = &gFlows[idx];
+  ft_flow *f = &ft_flows[idx];
   for (uint32_t i = key_hash(f->rip, f->rport, f->lport), k = 0; k < FT_HASH; i = (i + 1) & (FT_HASH - 1), k++) {
     if (gHash[i] == 0) return;
     if (gHash[i] == idx + 1) { gHash[i] = -1; return; }
@@ -96,17 +73,17 @@ static void hash_remove(int32_t idx) {
 }
 
 static void hash_insert(int32_t idx) {
-  ft_flow *f = &gFlows[idx];
+  ft_flow *f = &ft_flows[idx];
   for (uint32_t i = key_hash(f->rip, f->rport, f->lport);; i = (i + 1) & (FT_HASH - 1)) {
     if (gHash[i] <= 0) { gHash[i] = idx + 1; return; }
   }
 }
 
-/* The flow of a handle, or NULL. Under gMu. */
-static ft_flow *by_handle(uint32_t h) {
+/* The flow of a handle, or NULL. Under ft_mu. */
+ft_flow *ft_by_handle(uint32_t h) {
   if (!ftcp_is_handle(h)) return NULL;
   uint32_t i = h & ~FT_HANDLE_MASK;
-  return i < FT_MAX && gFlows[i].used ? &gFlows[i] : NULL;
+  return i < FT_MAX && ft_flows[i].used ? &ft_flows[i] : NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -126,8 +103,8 @@ static uint64_t csum_iov(uint64_t sum, const struct iovec *iov, int n) {
   return sum;
 }
 
-/* Builds the data segment header for `plen` payload bytes in hdr and advances the flow. Under gMu. */
-static void build_hdr(ft_flow *f, uint8_t *hdr, size_t plen, int flags) {
+/* Builds the data segment header for `plen` payload bytes in hdr and advances the flow. Under ft_mu. */
+void ft_build_hdr(ft_flow *f, uint8_t *hdr, size_t plen, int flags) {
   uint8_t *ip = hdr, *t = hdr + 20;
   ip[0] = 0x45; ip[1] = 0;
   put16(ip + 2, (uint16_t)(FT_HDR + plen));
@@ -147,7 +124,7 @@ static void build_hdr(ft_flow *f, uint8_t *hdr, size_t plen, int flags) {
   put16(t + 16, 0);
   put16(t + 18, 0);
   t[20] = 1; t[21] = 1; t[22] = 8; t[23] = 10;
-  put32(t + 24, (uint32_t)now_ms());
+  put32(t + 24, (uint32_t)ft_now_ms());
   put32(t + 28, f->tsRecent);
   f->seq += (uint32_t)plen;
   f->ackSent = f->ack;
@@ -173,16 +150,16 @@ ssize_t ftcp_send_iov(uint32_t handle, const struct iovec *iov, int n) {
   uint8_t hdr[FT_HDR];
   size_t plen = 0;
   for (int k = 0; k < n; k++) plen += iov[k].iov_len;
-  pthread_mutex_lock(&gMu);
-  ft_flow *f = by_handle(handle);
+  pthread_mutex_lock(&ft_mu);
+  ft_flow *f = ft_by_handle(handle);
   if (!f || !f->up || plen + FT_HDR > FT_MAX_SEG || n > 7) {
     errno = !f || !f->up ? ENOTCONN : n > 7 ? EINVAL : EMSGSIZE;
-    pthread_mutex_unlock(&gMu);
+    pthread_mutex_unlock(&ft_mu);
     return -1;
   }
-  build_hdr(f, hdr, plen, 0x18);
+  ft_build_hdr(f, hdr, plen, 0x18);
   int fd = f->fd;
-  pthread_mutex_unlock(&gMu);
+  pthread_mutex_unlock(&ft_mu);
   finish_csum(hdr, iov, n, plen);
   struct iovec v[8];
   v[0].iov_base = hdr;
@@ -274,12 +251,28 @@ int ftcp_divert(packet_args *a, int64_t *sent) {
       continue;
     }
     size_t plen = (size_t)a->lens[i];
-    pthread_mutex_lock(&gMu);
-    ft_flow *f = by_handle(ip);
-    if (!f || !f->up || plen + FT_HDR > FT_MAX_SEG) { pthread_mutex_unlock(&gMu); continue; }
-    build_hdr(f, s->hdr[m], plen, 0x18);
+    pthread_mutex_lock(&ft_mu);
+    ft_flow *f = ft_by_handle(ip);
+    if (!f || !f->up || plen + FT_HDR > FT_MAX_SEG) { pthread_mutex_unlock(&ft_mu); continue; }
+    if (f->l2 && f->pfd >= 0 && plen > 0) { /* the next hop is known: a run leaves as one superpacket (faketcp-packet.c) */
+      size_t k = ftp_run(a->addrs, a->lens, (size_t)i, (size_t)n, FTP_MAX_PAYLOAD, FTP_MAX_SEGS), run = 0;
+      for (size_t j = 0; j < k; j++) run += (size_t)a->lens[i + (int64_t)j];
+      uint8_t hdr[FT_HDR], mac[12];
+      ft_build_hdr(f, hdr, run, 0x18);
+      f->ipId = (uint16_t)(f->ipId + k - 1); /* the kernel gives each segment its own id */
+      f->txPackets += (double)(k - 1);
+      int pfd = f->pfd, ifi = f->ifindex;
+      memcpy(mac, f->mac, 6);
+      memcpy(mac + 6, f->smac, 6);
+      pthread_mutex_unlock(&ft_mu);
+      if (m > 0) { total += send_built(s, m); m = 0; } /* keep the batch's order */
+      if (ftp_send(pfd, ifi, mac, hdr, a->mem, a->offsets + i, a->lens + i, k, run)) total += (int64_t)k;
+      i += (int64_t)k - 1;
+      continue;
+    }
+    ft_build_hdr(f, s->hdr[m], plen, 0x18);
     s->fds[m] = f->fd;
-    pthread_mutex_unlock(&gMu);
+    pthread_mutex_unlock(&ft_mu);
     s->iov[m][0].iov_base = s->hdr[m];
     s->iov[m][0].iov_len = FT_HDR;
     s->iov[m][1].iov_base = a->mem + a->offsets[i];
@@ -302,16 +295,16 @@ int ftcp_divert(packet_args *a, int64_t *sent) {
   return 1;
 }
 
-/* A pure ACK on flow idx (no payload). Outside gMu. */
-static void send_pure_ack(int32_t idx) {
+/* A pure ACK on flow idx (no payload). Outside ft_mu. */
+void ft_send_pure_ack(int32_t idx) {
   uint8_t hdr[FT_HDR];
-  pthread_mutex_lock(&gMu);
-  ft_flow *f = &gFlows[idx];
-  if (!f->used || !f->up) { pthread_mutex_unlock(&gMu); return; }
-  build_hdr(f, hdr, 0, 0x10);
+  pthread_mutex_lock(&ft_mu);
+  ft_flow *f = &ft_flows[idx];
+  if (!f->used || !f->up) { pthread_mutex_unlock(&ft_mu); return; }
+  ft_build_hdr(f, hdr, 0, 0x10);
   f->txPackets--; /* not a datagram */
   int fd = f->fd;
-  pthread_mutex_unlock(&gMu);
+  pthread_mutex_unlock(&ft_mu);
   finish_csum(hdr, NULL, 0, 0);
   struct sockaddr_in sa;
   dst_addr(&sa, hdr);
@@ -326,8 +319,12 @@ static void send_pure_ack(int32_t idx) {
 #define J_ACCEPT 0xfe
 #define J_DROP 0xff
 
-static int filter_prog(struct sock_filter *p, int ctl, int client, uint32_t srcIp, uint32_t port) {
+int ft_filter_prog(struct sock_filter *p, int ctl, int client, uint32_t srcIp, uint32_t port, int pkt) {
   int n = 0;
+  if (pkt) {
+    p[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 9);               /* IP protocol */
+    p[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_TCP, 0, J_DROP);
+  }
   p[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 6);                 /* fragment offset */
   p[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 0x1fff, J_DROP, 0);
   p[n++] = (struct sock_filter)BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, 0);                /* X = IP header length */
@@ -354,6 +351,10 @@ static int filter_prog(struct sock_filter *p, int ctl, int client, uint32_t srcI
   int accept = n, drop = n + 1;
   p[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, 0x40000);
   p[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, 0);
+  for (int i = 0; pkt && i < accept; i++) { /* a packet socket sees the link header first: load from the network header */
+    uint16_t c = p[i].code;
+    if ((BPF_CLASS(c) == BPF_LD && (BPF_MODE(c) == BPF_ABS || BPF_MODE(c) == BPF_IND)) || (BPF_CLASS(c) == BPF_LDX && BPF_MODE(c) == BPF_MSH)) p[i].k += (uint32_t)SKF_NET_OFF;
+  }
   for (int i = 0; i < accept; i++) {
     if (BPF_CLASS(p[i].code) != BPF_JMP) continue;
     if (p[i].jt == J_ACCEPT) p[i].jt = (uint8_t)(accept - i - 1); else if (p[i].jt == J_DROP) p[i].jt = (uint8_t)(drop - i - 1);
@@ -367,7 +368,7 @@ static int open_raw(int ctl, int client, uint32_t srcIp, uint32_t port, int bufB
   if (fd < 0) { *what = "socket"; return -1; }
   int one = 1;
   struct sock_filter prog[32];
-  struct sock_fprog fp = { .len = (unsigned short)filter_prog(prog, ctl, client, srcIp, port), .filter = prog };
+  struct sock_fprog fp = { .len = (unsigned short)ft_filter_prog(prog, ctl, client, srcIp, port, 0), .filter = prog };
   if (setsockopt(fd, IPPROTO_IP, IP_HDRINCL, &one, sizeof one) < 0) { *what = "setsockopt(IP_HDRINCL)"; goto fail; }
   if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &fp, sizeof fp) < 0) { *what = "setsockopt(SO_ATTACH_FILTER)"; goto fail; }
   /* Segments that arrived before the filter was attached may be queued: drain them. */
@@ -425,35 +426,37 @@ napi_value ftcp_flow_set(napi_env env, napi_callback_info info) {
                  ARG_INT("rport", 0, 65535, &rport), ARG_INT("lip", 0, UINT32_MAX, &lip), ARG_INT("lport", 0, 65535, &lport),
                  ARG_INT("seq", 0, UINT32_MAX, &seq), ARG_INT("ack", 0, UINT32_MAX, &ack), ARG_INT("tsRecent", 0, UINT32_MAX, &ts),
                  ARG_BOOL("up", &up))) return NULL;
-  pthread_mutex_lock(&gMu);
+  pthread_mutex_lock(&ft_mu);
   int32_t idx = -1;
   if (h != 0) {
-    ft_flow *f = by_handle((uint32_t)h);
-    if (f) { idx = (int32_t)(f - gFlows); hash_remove(idx); }
+    ft_flow *f = ft_by_handle((uint32_t)h);
+    if (f) { idx = (int32_t)(f - ft_flows); hash_remove(idx); }
   }
   if (idx < 0) {
-    idx = lookup((uint32_t)rip, (uint16_t)rport, (uint16_t)lport);
+    idx = ft_lookup((uint32_t)rip, (uint16_t)rport, (uint16_t)lport);
     if (idx >= 0) hash_remove(idx);
   }
   if (idx < 0) {
     for (uint32_t k = 0; k < FT_MAX; k++) {
       uint32_t i = (gNext + k) % FT_MAX;
-      if (!gFlows[i].used) { idx = (int32_t)i; gNext = i + 1; break; }
+      if (!ft_flows[i].used) { idx = (int32_t)i; gNext = i + 1; break; }
     }
-    if (idx < 0) { pthread_mutex_unlock(&gMu); return make_int(env, -1); }
-    memset(&gFlows[idx], 0, sizeof gFlows[idx]);
-    gFlows[idx].ipId = (uint16_t)(seq ^ (seq >> 16));
+    if (idx < 0) { pthread_mutex_unlock(&ft_mu); return make_int(env, -1); }
+    memset(&ft_flows[idx], 0, sizeof ft_flows[idx]);
+    ft_flows[idx].ipId = (uint16_t)(seq ^ (seq >> 16));
   }
-  ft_flow *f = &gFlows[idx];
+  ft_flow *f = &ft_flows[idx];
+  if (f->rip != (uint32_t)rip || f->rport != (uint16_t)rport || f->lport != (uint16_t)lport) f->l2 = 0; /* a new next hop to learn */
   f->used = 1;
   f->up = up;
   f->fd = fd;
+  f->pfd = ftp_pkt_of(fd);
   f->rip = (uint32_t)rip; f->rport = (uint16_t)rport;
   f->lip = (uint32_t)lip; f->lport = (uint16_t)lport;
   f->seq = (uint32_t)seq; f->ack = (uint32_t)ack; f->ackSent = (uint32_t)ack;
   f->tsRecent = (uint32_t)ts;
   hash_insert(idx);
-  pthread_mutex_unlock(&gMu);
+  pthread_mutex_unlock(&ft_mu);
   return make_int(env, (int64_t)(FT_HANDLE_BASE | (uint32_t)idx));
 }
 
@@ -462,30 +465,33 @@ napi_value ftcp_flow_drop(napi_env env, napi_callback_info info) {
   static const char *fn = "ftcpFlowDrop";
   int64_t h;
   if (PARSE_ARGS(env, info, fn, ARG_INT("handle", 0, UINT32_MAX, &h))) return NULL;
-  pthread_mutex_lock(&gMu);
-  ft_flow *f = by_handle((uint32_t)h);
-  if (f) { hash_remove((int32_t)(f - gFlows)); f->used = 0; f->up = 0; }
-  pthread_mutex_unlock(&gMu);
+  pthread_mutex_lock(&ft_mu);
+  ft_flow *f = ft_by_handle((uint32_t)h);
+  if (f) { hash_remove((int32_t)(f - ft_flows)); f->used = 0; f->up = 0; }
+  pthread_mutex_unlock(&ft_mu);
   return NULL;
 }
 
 /*
- * ftcpFlowInfo(handle, out Float64Array(8)) -> true when the flow exists.
- * out: up, seq, ack, rxPackets, rxBytes, txPackets, txBytes, ms since the last segment received (-1: none).
+ * ftcpFlowInfo(handle, out Float64Array(8 or 9)) -> true when the flow exists.
+ * out: up, seq, ack, rxPackets, rxBytes, txPackets, txBytes, ms since the last segment received (-1: none),
+ * [8] 1 when its data leaves through the packet socket as superpackets (its next hop is known).
  */
 napi_value ftcp_flow_info(napi_env env, napi_callback_info info) {
   static const char *fn = "ftcpFlowInfo";
   int64_t h;
   double *out;
-  if (PARSE_ARGS(env, info, fn, ARG_INT("handle", 0, UINT32_MAX, &h), ARG_TA_("out", napi_float64_array, double, &out, NULL, 8, NULL))) return NULL;
-  pthread_mutex_lock(&gMu);
-  ft_flow *f = by_handle((uint32_t)h);
+  size_t outLen;
+  if (PARSE_ARGS(env, info, fn, ARG_INT("handle", 0, UINT32_MAX, &h), ARG_TA_("out", napi_float64_array, double, &out, &outLen, 8, NULL))) return NULL;
+  pthread_mutex_lock(&ft_mu);
+  ft_flow *f = ft_by_handle((uint32_t)h);
+  if (f && outLen > 8) out[8] = f->l2 && f->pfd >= 0;
   if (f) {
     out[0] = f->up; out[1] = f->seq; out[2] = f->ack;
     out[3] = f->rxPackets; out[4] = f->rxBytes; out[5] = f->txPackets; out[6] = f->txBytes;
-    out[7] = f->lastRxMs ? (double)(now_ms() - f->lastRxMs) : -1;
+    out[7] = f->lastRxMs ? (double)(ft_now_ms() - f->lastRxMs) : -1;
   }
-  pthread_mutex_unlock(&gMu);
+  pthread_mutex_unlock(&ft_mu);
   napi_value res;
   napi_get_boolean(env, f != NULL, &res);
   return res;
@@ -507,7 +513,7 @@ napi_value ftcp_send_raw(napi_env env, napi_callback_info info) {
                  ARG_U8("segment", &seg, &len))) return NULL;
   uint8_t pkt[20 + 1480];
   if (len < 20 || len > sizeof pkt - 20) { throw_range(env, fn, "segment must be 20..1480 bytes"); return NULL; }
-  if (ipId == 0) ipId = (uint32_t)now_ms() * 2654435761u;
+  if (ipId == 0) ipId = (uint32_t)ft_now_ms() * 2654435761u;
   memset(pkt, 0, 20);
   pkt[0] = 0x45;
   put16(pkt + 2, (uint16_t)(20 + len));
@@ -561,6 +567,12 @@ napi_value ftcp_recv(napi_env env, napi_callback_info info) {
       check_slots(env, fn, memLen, bufOffsets, NULL, cap, nBufs)) return NULL;
   gi[FT_INFO_SEGS] = 0;
   if (nBufs == 0 || max == 0) return make_int(env, 0);
+  if (ftp_is_pkt(fd)) { /* the link's packet socket: superpackets, split here (faketcp-packet.c) */
+    if (bufOffsets[nBufs - 1] != bufOffsets[0] + (nBufs - 1) * cap) { throw_range(env, fn, "a packet socket needs contiguous slots"); return NULL; }
+    int64_t r = ftp_recv(fd, mem + bufOffsets[0], (size_t)(nBufs * cap), bufOffsets[0], (int32_t)nBufs, offsets, lens, addrs, max, gi);
+    if (r < 0) { throw_errno(env, (int)-r, fn, "recvmmsg"); return NULL; }
+    return make_int(env, r);
+  }
   if (!tFt) tFt = calloc(1, sizeof *tFt);
   ft_scratch *s = tFt;
   if (!s) { throw_errno(env, ENOMEM, fn, "malloc"); return NULL; }
@@ -581,10 +593,10 @@ napi_value ftcp_recv(napi_env env, napi_callback_info info) {
     return NULL;
   }
   gi[FT_INFO_SEGS] = r;
-  int64_t out = 0, t = now_ms();
+  int64_t out = 0, t = ft_now_ms();
   int32_t acks[16];
   int nAcks = 0;
-  pthread_mutex_lock(&gMu);
+  pthread_mutex_lock(&ft_mu);
   for (int j = 0; j < r; j++) {
     uint8_t *p = mem + bufOffsets[j];
     size_t n = s->msgs[j].msg_len;
@@ -594,9 +606,9 @@ napi_value ftcp_recv(napi_env env, napi_callback_info info) {
     uint8_t *tcp = p + ihl;
     size_t doff = (size_t)(tcp[12] >> 4) * 4;
     if (doff < 20 || ihl + doff >= tot) { gi[FT_INFO_DROPPED]++; continue; }
-    int32_t idx = lookup(get32(p + 12), get16(tcp), get16(tcp + 2));
-    if (idx < 0 || !gFlows[idx].up) { gi[FT_INFO_UNKNOWN]++; continue; }
-    ft_flow *f = &gFlows[idx];
+    int32_t idx = ft_lookup(get32(p + 12), get16(tcp), get16(tcp + 2));
+    if (idx < 0 || !ft_flows[idx].up) { gi[FT_INFO_UNKNOWN]++; continue; }
+    ft_flow *f = &ft_flows[idx];
     uint32_t plen = (uint32_t)(tot - ihl - doff), end = get32(tcp + 4) + plen;
     if ((int32_t)(end - f->ack) > 0) f->ack = end;
     if (doff >= 32 && tcp[20] == 1 && tcp[21] == 1 && tcp[22] == 8 && tcp[23] == 10) f->tsRecent = get32(tcp + 24);
@@ -611,7 +623,7 @@ napi_value ftcp_recv(napi_env env, napi_callback_info info) {
     addrs[2 * out + 1] = f->rport;
     out++;
   }
-  pthread_mutex_unlock(&gMu);
-  for (int k = 0; k < nAcks; k++) send_pure_ack(acks[k]);
+  pthread_mutex_unlock(&ft_mu);
+  for (int k = 0; k < nAcks; k++) ft_send_pure_ack(acks[k]);
   return make_int(env, out);
 }

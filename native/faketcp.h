@@ -45,5 +45,9 @@ napi_value ftcp_flow_info(napi_env env, napi_callback_info info);
 napi_value ftcp_send_raw(napi_env env, napi_callback_info info);
 napi_value ftcp_recv(napi_env env, napi_callback_info info);
 napi_value ftcp_recv_ctl(napi_env env, napi_callback_info info);
+/* faketcp-packet.c */
+napi_value ftcp_open_packet(napi_env env, napi_callback_info info);
+napi_value ftcp_unpair(napi_env env, napi_callback_info info);
+napi_value ftcp_offload_stats(napi_env env, napi_callback_info info);
 
 #endif

@@ -117,6 +117,9 @@ static const lwt_export fns[] = {
   { "ftcpSendRaw", ftcp_send_raw },
   { "ftcpRecv", ftcp_recv },
   { "ftcpRecvCtl", ftcp_recv_ctl },
+  { "ftcpOpenPacket", ftcp_open_packet },
+  { "ftcpUnpair", ftcp_unpair },
+  { "ftcpOffloadStats", ftcp_offload_stats },
   { "gfMatMul", gf_mat_mul },
 };
 
@@ -127,6 +130,7 @@ static const lwt_export testFns[] = {
   { "poly1305Blocks", poly1305_blocks_js },
   { "socketPairDgram", socket_pair_dgram },
   { "aeadCachedKeys", aead_cached_keys_js },
+  { "ftcpRunPlan", ftcp_run_plan_js },
 };
 #endif
 

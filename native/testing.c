@@ -8,6 +8,7 @@
  *   vnetCoalesce     what tunWriteBatchGro would write, gathered into a buffer
  *   poly1305Blocks   Poly1305 alone, by the compact implementation
  *   aeadCachedKeys   this thread's cached OpenSSL seal/open keys (aeadForget wipes them)
+ *   ftcpRunPlan      how fake TCP cuts a batch into superpackets (faketcp-packet.c, ftp_run)
  *
  * Arguments are checked exactly as their production counterparts check
  * theirs (the same helpers from tun.c and napi_util.c).
@@ -15,6 +16,7 @@
 #include "testing.h"
 #include "aead.h"
 #include "chacha20poly1305.h"
+#include "faketcp-int.h"
 #include "napi_util.h"
 #include "offload.h"
 #include "tun.h"
@@ -131,4 +133,26 @@ napi_value aead_cached_keys_js(napi_env env, napi_callback_info info) {
   }
   memcpy(data, keys, sizeof keys);
   return out;
+}
+
+/*
+ * ftcpRunPlan(addrs Uint32Array(2n), lens Int32Array(n), n, maxLen, maxSegs, out Int32Array(n)) -> runs
+ * How ftcp_divert would cut a batch of datagrams (to fake-TCP flows with a known next hop) into
+ * superpackets: out[r] = the datagram count of run r (faketcp-packet.c, ftp_run).
+ */
+napi_value ftcp_run_plan_js(napi_env env, napi_callback_info info) {
+  static const char *fn = "ftcpRunPlan";
+  uint32_t *addrs;
+  int32_t *lens, *out;
+  int64_t n, maxLen, maxSegs;
+  if (PARSE_ARGS(env, info, fn, ARG_U32_N("addrs", &addrs, 2, &n), ARG_I32_N("lens", &lens, 1, &n), ARG_INT("n", 0, 1 << 20, &n),
+                 ARG_INT("maxLen", 1, 65535, &maxLen), ARG_INT("maxSegs", 1, FTP_MAX_SEGS, &maxSegs), ARG_I32_N("out", &out, 1, &n))) return NULL;
+  for (int64_t i = 0; i < n; i++) if (lens[i] < 0) { throw_range(env, fn, "lens must be >= 0"); return NULL; }
+  int64_t runs = 0;
+  for (int64_t i = 0; i < n;) {
+    size_t k = ftp_run(addrs, lens, (size_t)i, (size_t)n, (size_t)maxLen, (size_t)maxSegs);
+    out[runs++] = (int32_t)k;
+    i += (int64_t)k;
+  }
+  return make_int(env, runs);
 }

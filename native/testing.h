@@ -14,5 +14,6 @@ napi_value aead_cached_keys_js(napi_env env, napi_callback_info info);
 napi_value vnet_split_js(napi_env env, napi_callback_info info);
 napi_value vnet_coalesce_js(napi_env env, napi_callback_info info);
 napi_value poly1305_blocks_js(napi_env env, napi_callback_info info);
+napi_value ftcp_run_plan_js(napi_env env, napi_callback_info info);
 
 #endif

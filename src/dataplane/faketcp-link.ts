@@ -1,12 +1,14 @@
 /**
  * The fake-TCP link's I/O, on the main thread (daemon.ts owns one with `--transport faketcp` on a
- * client, `--faketcp` on a server): the addon's two raw sockets (native/faketcp.c), the handshake
- * machines of dataplane/faketcp-flow.ts, the nftables rules against the kernel's RSTs
- * (faketcp-nft.ts), a 250 ms timer.
+ * client, `--faketcp` on a server): the addon's two raw sockets (native/faketcp.c) and its packet
+ * socket (native/faketcp-packet.c: superpackets both ways), the handshake machines of
+ * dataplane/faketcp-flow.ts, the nftables rules against the kernel's RSTs and, with the packet
+ * socket, against the kernel's TCP seeing our data segments (faketcp-nft.ts), a 250 ms timer.
  *
  *   control socket (SYN, SYN-ACK, ACK without payload, RST, FIN) ─poll─▶ decodeIpv4Tcp ─▶ machine
  *   machine actions: send ─▶ ftcpSendRaw; up ─▶ ftcpFlowSet (the addon's flow: data may flow); drop
- *   data socket ─▶ polled by the inbound pipeline (WorkerInit.ftcpFd, ftcpRecv): never here
+ *   data: `fd` (the packet socket, or the raw data socket when the kernel refused the packet socket)
+ *     ─▶ polled by the inbound pipeline (WorkerInit.ftcpFd, ftcpRecv): never here
  *
  * A flow is an endpoint handle (0xFD800000 | i): the client's server endpoint is one fixed handle
  * (serverHandle) whose flow is re-keyed on every new handshake; on the server each client's flow
@@ -39,7 +41,12 @@ export interface FakeTcpLinkOptions {
 }
 
 export class FakeTcpLink {
+  /** The data segments' socket, for the inbound pipeline: the packet socket, else the raw data socket. */
   readonly fd: number
+  /** The raw data socket (sends handshake segments; sends data until a flow's next hop is known). */
+  readonly rawFd: number
+  /** The packet socket, -1 when the kernel refused it (then every segment is the raw socket's). */
+  readonly pktFd: number
   readonly ctlFd: number
   /** Client: the server endpoint's handle (fixed for the run). 0 on a server. */
   readonly serverHandle: number
@@ -59,15 +66,21 @@ export class FakeTcpLink {
   #malformed = 0
   #tableFull = 0
   #closed = false
+  /** Why the packet socket is not used (null: it is). */
+  readonly #offloadOff: string | null
+  readonly #offload = new Float64Array(6)
   /** Client: the server's real address (the handle's), 0 before connect. */
   #serverIp = 0
 
-  private constructor (native: Native, opt: FakeTcpLinkOptions, fds: { fd: number, ctlFd: number }, log: Logger, clock: Clock, random: Random) {
+  private constructor (native: Native, opt: FakeTcpLinkOptions, fds: { fd: number, ctlFd: number, pktFd: number, offloadOff: string | null }, log: Logger, clock: Clock, random: Random) {
     this.#native = native
     this.#opt = opt
     this.#log = log
     this.#clock = clock
-    this.fd = fds.fd
+    this.rawFd = fds.fd
+    this.pktFd = fds.pktFd
+    this.fd = fds.pktFd >= 0 ? fds.pktFd : fds.fd
+    this.#offloadOff = fds.offloadOff
     this.ctlFd = fds.ctlFd
     this.#client = opt.role === 'client' ? new FakeTcpClientFlow(random, Math.max(SILENCE_MS, 3 * (opt.keepaliveSec ?? 0) * 1000)) : null
     this.#server = opt.role === 'server' ? new FakeTcpServerFlows(opt.port, random) : null
@@ -85,9 +98,17 @@ export class FakeTcpLink {
         cause: err, hint: code === 'EPERM' || code === 'EACCES' ? 'fake TCP needs CAP_NET_RAW (and CAP_NET_ADMIN for its nftables rules): run as root or as the systemd service' : undefined
       })
     }
-    const link = new FakeTcpLink(native, opt, fds, log, clock, random)
+    let pktFd = -1
+    let offloadOff: string | null = null
     try {
-      if (opt.role === 'server') await link.#installRules({ role: 'server', port: opt.port })
+      pktFd = native.ftcpOpenPacket(opt.role === 'client', 0, opt.port, opt.socketBuffer, fds.fd)
+    } catch (err) {
+      offloadOff = `packet socket refused: ${(err as { code?: string }).code ?? (err as Error).message}`
+      log.warn('fake TCP: the packet socket for superpackets could not be opened; every segment goes through the raw socket (slower)', { reason: offloadOff, hint: 'needs CAP_NET_RAW and AF_PACKET with PACKET_VNET_HDR (Linux ≥ 4.20)' })
+    }
+    const link = new FakeTcpLink(native, opt, { ...fds, pktFd, offloadOff }, log, clock, random)
+    try {
+      if (opt.role === 'server') await link.#installRules({ role: 'server', port: opt.port, dropData: pktFd >= 0 })
     } catch (err) {
       await link.close()
       throw err
@@ -113,7 +134,7 @@ export class FakeTcpLink {
   async connect (ip: number): Promise<void> {
     const c = this.#client
     if (c === null || this.#closed) return
-    await this.#installRules({ role: 'client', port: this.#opt.port, serverIp: ip })
+    await this.#installRules({ role: 'client', port: this.#opt.port, serverIp: ip, dropData: this.pktFd >= 0 })
     const lip = await localAddressTowards(ip, this.#opt.port)
     this.#serverIp = ip
     setFakeTcpHandleText(this.serverHandle, `faketcp:${intToIp(ip)}:${this.#opt.port}`)
@@ -148,14 +169,14 @@ export class FakeTcpLink {
     for (const a of actions) {
       switch (a.kind) {
         case 'send': {
-          const r = this.#native.ftcpSendRaw(this.fd, a.srcIp, a.dstIp, encodeSegment(a.seg))
+          const r = this.#native.ftcpSendRaw(this.rawFd, a.srcIp, a.dstIp, encodeSegment(a.seg))
           if (r < 0) this.#log.debug('fake-TCP segment not sent', { errno: -r, to: intToIp(a.dstIp) })
           break
         }
         case 'up': {
           const k = a.key
           const known = this.#client !== null ? this.serverHandle : this.#handles.get(keyId(k)) ?? 0
-          const h = this.#native.ftcpFlowSet(known, this.fd, k.rip, k.rport, k.lip, k.lport, a.seq, a.ack, a.tsRecent, true)
+          const h = this.#native.ftcpFlowSet(known, this.rawFd, k.rip, k.rport, k.lip, k.lport, a.seq, a.ack, a.tsRecent, true)
           if (h < 0) { this.#tableFull++; break }
           if (this.#server !== null) {
             this.#handles.set(keyId(k), h >>> 0)
@@ -185,15 +206,34 @@ export class FakeTcpLink {
     for (const p of peers) if (p.role === 'server') p.transport = 'faketcp'
   }
 
-  /** Counters for status (the addon counts data segments of no flow: dropFaketcpUnknownFlow). */
+  /**
+   * Counters for status (the addon counts data segments of no flow: dropFaketcpUnknownFlow). The
+   * superpacket path's: faketcpTxSuperpackets and faketcpTxPacketSegments (segments sent through
+   * the packet socket, in superpackets or alone), faketcpTxPacketFailed, faketcpRxSuperpackets and
+   * faketcpRxSuperSegments (GSO/GRO packets received and the segments they held).
+   */
   counters (): Record<string, number> {
     const c = (this.#client ?? this.#server)!.counters
-    return { ...c, faketcpMalformed: this.#malformed, faketcpTableFull: this.#tableFull }
+    const o = this.#offload
+    if (this.pktFd >= 0) this.#native.ftcpOffloadStats(o)
+    return {
+      ...c,
+      faketcpMalformed: this.#malformed,
+      faketcpTableFull: this.#tableFull,
+      faketcpTxSuperpackets: o[0]!,
+      faketcpTxPacketSegments: o[1]!,
+      faketcpTxPacketFailed: o[2]!,
+      faketcpRxSuperpackets: o[3]!,
+      faketcpRxSuperSegments: o[4]!
+    }
   }
 
+  /** `offload`: 'packet' (the superpacket path is open) with the flows using it now, or 'off' and why. */
   status (): object {
     const base = this.#client !== null ? this.#client.toJSON() : this.#server!.toJSON()
-    return { transport: 'faketcp', role: this.#opt.role, port: this.#opt.port, ...base, ...(this.#rules !== null ? { nftTable: this.#opt.role === 'server' ? `lwt_faketcp_${this.#opt.port}` : `lwt_faketcp_c${this.#opt.port}` } : {}) }
+    if (this.pktFd >= 0) this.#native.ftcpOffloadStats(this.#offload)
+    const offload = this.pktFd >= 0 ? { offload: 'packet', offloadFlows: this.#offload[5]! } : { offload: 'off', offloadOff: this.#offloadOff }
+    return { transport: 'faketcp', role: this.#opt.role, port: this.#opt.port, ...base, ...offload, ...(this.#rules !== null ? { nftTable: this.#opt.role === 'server' ? `lwt_faketcp_${this.#opt.port}` : `lwt_faketcp_c${this.#opt.port}` } : {}) }
   }
 
   /** Stops the poll and the timer, forgets the flows, closes the sockets, removes the rules. Idempotent. */
@@ -204,7 +244,11 @@ export class FakeTcpLink {
     if (this.#poll !== null) this.#native.pollStop(this.#poll)
     for (const h of this.#handles.values()) this.#native.ftcpFlowDrop(h)
     if (this.serverHandle !== 0) this.#native.ftcpFlowDrop(this.serverHandle)
-    this.#native.close(this.fd)
+    if (this.pktFd >= 0) {
+      this.#native.ftcpUnpair(this.rawFd)
+      this.#native.close(this.pktFd)
+    }
+    this.#native.close(this.rawFd)
     this.#native.close(this.ctlFd)
     if (this.#rules !== null) await removeRstRules(this.#rules)
   }

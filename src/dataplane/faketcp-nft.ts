@@ -6,6 +6,15 @@
  *   server  table inet lwt_faketcp_<port>    tcp sport <port> tcp flags rst → drop
  *   client  table inet lwt_faketcp_c<port>   ip daddr <server> tcp dport <port> tcp flags rst → drop
  *
+ * With the superpacket path (`dropData`: the link has its packet socket, native/faketcp-packet.c,
+ * which taps the frames before IP), a second chain at prerouting priority raw (before conntrack)
+ * drops the flows' data segments (no SYN/RST/FIN, longer than our 52 bytes of headers, to a local
+ * address) once the tap has them, so the kernel's TCP never sees them: no conntrack entry, no RST
+ * built. Handshake segments and pure ACKs go on to the raw control socket as before.
+ *
+ *   server  prerouting raw: fib daddr type local tcp dport <port> <data segment> → drop
+ *   client  prerouting raw: fib daddr type local ip saddr <server> tcp sport <port> <data segment> → drop
+ *
  * install() replaces the table in one nft transaction (a table of the same name left by a run that was
  * killed is deleted first, and said); remove() deletes it at exit. The table's name is the whole state:
  * a restart after kill -9 finds and replaces it.
@@ -17,7 +26,7 @@ import { intToIp } from '../wire/addr.js'
 
 const exec = promisify(execFile)
 
-export interface RstRule { role: 'server' | 'client', port: number, serverIp?: number }
+export interface RstRule { role: 'server' | 'client', port: number, serverIp?: number, dropData?: boolean }
 
 export function tableName (r: RstRule): string {
   return r.role === 'server' ? `lwt_faketcp_${r.port}` : `lwt_faketcp_c${r.port}`
@@ -29,6 +38,9 @@ export function rulesScript (r: RstRule): string {
   const match = r.role === 'server'
     ? `tcp sport ${r.port}`
     : `ip daddr ${intToIp(r.serverIp ?? 0)} tcp dport ${r.port}`
+  const data = r.role === 'server'
+    ? `tcp dport ${r.port}`
+    : `ip saddr ${intToIp(r.serverIp ?? 0)} tcp sport ${r.port}`
   return [
     `table inet ${t}`,
     `delete table inet ${t}`,
@@ -37,6 +49,14 @@ export function rulesScript (r: RstRule): string {
     '    type filter hook output priority filter; policy accept;',
     `    ${match} tcp flags & rst == rst counter drop comment "lightweight-tunnel fake TCP: the kernel's RSTs for our flows"`,
     '  }',
+    ...(r.dropData === true
+      ? [
+          '  chain pre {',
+          '    type filter hook prerouting priority raw; policy accept;',
+          `    fib daddr type local ${data} tcp flags & (fin | syn | rst) == 0 ip length > 52 counter drop comment "lightweight-tunnel fake TCP: data segments, taken by its packet socket"`,
+          '  }'
+        ]
+      : []),
     '}',
     ''
   ].join('\n')

@@ -105,6 +105,15 @@ export interface Native {
    * ftcpSendRaw sends a segment built by wire/tcp-segment.ts (checksum and IPv4 header added); ftcpRecvCtl
    * reads one IPv4 packet from ctlFd (0: none). ftcpRecv has udpRecvGro's contract (info[2] malformed,
    * info[3] unknown flow, both cumulative); entries come from { handle, the peer's TCP port }.
+   * ftcpFlowInfo's out[8] (when out has 9 entries): 1 when the flow's data leaves as superpackets.
+   *
+   * The superpacket path (native/faketcp-packet.c): ftcpOpenPacket opens the link's AF_PACKET socket
+   * (same filter as fd), paired with the raw data socket rawFd, and returns its fd: ftcpRecv on it
+   * receives GSO/GRO superpackets (JS's slots regrouped into 64 KiB buffers; contiguous slots needed)
+   * and splits them by gso_size; flows of the pair send runs of equal-size datagrams as one TSO
+   * superpacket once their next hop is known. ftcpUnpair forgets a pairing before its fds close.
+   * ftcpOffloadStats: [superpackets sent, segments sent through packet sockets, packet sends failed,
+   * superpackets received, their segments, flows on the packet path now].
    */
   ftcpOpen(client: boolean, srcIp: number, port: number, bufBytes: number): { fd: number, ctlFd: number }
   ftcpFlowSet(handle: number, fd: number, rip: number, rport: number, lip: number, lport: number, seq: number, ack: number, tsRecent: number, up: boolean): number
@@ -112,6 +121,9 @@ export interface Native {
   ftcpFlowInfo(handle: number, out: Float64Array): boolean
   ftcpSendRaw(fd: number, srcIp: number, dstIp: number, segment: Uint8Array): number
   ftcpRecvCtl(ctlFd: number, buf: Uint8Array): number
+  ftcpOpenPacket(client: boolean, srcIp: number, port: number, bufBytes: number, rawFd: number): number
+  ftcpUnpair(fd: number): void
+  ftcpOffloadStats(out: Float64Array): void
   ftcpRecv(fd: number, mem: Uint8Array, bufOffsets: Int32Array, nBufs: number, bufCap: number, offsets: Int32Array, lens: Int32Array,
     addrs: Uint32Array, max: number, info: Int32Array): number
   /** sendmmsg of n datagrams (mem+offsets[i], lens[i]) to addrs[2i]:addrs[2i+1]. EAGAIN/ENOBUFS stop the batch; other per-datagram errors skip that datagram. Returns the number sent. EBADF/ENOTSOCK throw. */

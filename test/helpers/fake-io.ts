@@ -559,6 +559,9 @@ export class FakeIo implements Native {
   ftcpSendRaw (): number { throw new Error('fake-io: ftcpSendRaw is not in the twin') }
   ftcpRecvCtl (): number { throw new Error('fake-io: ftcpRecvCtl is not in the twin') }
   ftcpRecv (): number { throw new Error('fake-io: ftcpRecv is not in the twin') }
+  ftcpOpenPacket (): number { throw new Error('fake-io: ftcpOpenPacket is not in the twin') }
+  ftcpUnpair (): void { throw new Error('fake-io: ftcpUnpair is not in the twin') }
+  ftcpOffloadStats (): void { throw new Error('fake-io: ftcpOffloadStats is not in the twin') }
   vnetSplit (): number { throw new Error('fake-io: vnetSplit is not in the twin') }
   vnetCoalesce (): number { throw new Error('fake-io: vnetCoalesce is not in the twin') }
   poly1305Blocks (): Uint8Array { throw new Error('fake-io: poly1305Blocks is not in the twin') }

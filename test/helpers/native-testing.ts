@@ -25,6 +25,8 @@ export interface NativeTesting extends Native {
   socketPairDgram(): [number, number]
   /** This thread's cached OpenSSL seal key then open key (64 bytes; zeros when none or after aeadForget). */
   aeadCachedKeys(): Uint8Array
+  /** How fake TCP cuts a batch of datagrams (to flows with a known next hop) into superpackets: out[r] = datagrams in run r; returns runs. */
+  ftcpRunPlan(addrs: Uint32Array, lens: Int32Array, n: number, maxLen: number, maxSegs: number, out: Int32Array): number
 }
 
 /** Path of the test build, for tests that load it in a child process. */
