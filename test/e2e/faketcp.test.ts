@@ -5,7 +5,13 @@
  * --transport faketcp. Asserted: the tunnel comes up through that firewall (ping, a byte-exact
  * transfer); the nftables tables against the kernel's RSTs exist while the daemons run and are
  * gone after SIGTERM; after kill -9 a restarted client replaces its stale table and comes up
- * again; a forged RST to the server is counted and the flow carries on.
+ * again; a forged RST to the server is counted and the flow carries on. The superpacket path
+ * (native/faketcp-packet.c): data leaves as TSO superpackets that cross the NAT whole and arrive
+ * whole, the kernel's TCP never sees a data segment (the prerouting-raw rule drops them after the
+ * tap: next to no RSTs); with segmentation and checksum offloads off on the client's link (the
+ * kernel segments and checksums in software, the router's conntrack verifies each checksum) and GRO
+ * on at the server's (which merges our segments again, as a real NIC would) data still flows byte
+ * for byte and the server splits what GRO merged.
  */
 import t from 'tap'
 import { createTopology, type Topology } from '../../src/lab/topology.js'
@@ -59,6 +65,44 @@ t.test('through a UDP-blocking, established-only firewall and a NAT: ping and a 
   t.equal(ss.peers.find((p) => /faketcp:/.test(String(p.endpoint)))?.transport, 'faketcp', 'and says so per path')
   t.match(await tables(topo.serverNs), /lwt_faketcp_9000/, 'the server\'s RST table exists')
   t.match(await tables(topo.client('alice').ns), /lwt_faketcp_c9000/, 'the client\'s RST table exists')
+})
+
+t.test('data leaves and arrives as superpackets; the kernel\'s TCP never sees it', async t => {
+  const cs = await status(client)
+  const ss = await status(server)
+  const fc = cs.faketcp as { offload?: string, offloadFlows?: number }
+  t.equal(fc.offload, 'packet', 'the client\'s packet socket is open')
+  t.equal(fc.offloadFlows, 1, 'and its flow sends through it (the next hop was learned)')
+  t.ok((cs.counters.faketcpTxSuperpackets ?? 0) > 0, `the client sent superpackets (${cs.counters.faketcpTxSuperpackets} for ${cs.counters.faketcpTxPacketSegments} segments)`)
+  t.ok((ss.counters.faketcpRxSuperpackets ?? 0) > 0, `they crossed the NAT whole: the server received ${ss.counters.faketcpRxSuperpackets} holding ${ss.counters.faketcpRxSuperSegments} segments`)
+  const pre = (await runIn(topo.serverNs, 'nft', ['list', 'chain', 'inet', 'lwt_faketcp_9000', 'pre'])).stdout
+  const dropped = Number(/packets (\d+)/.exec(pre)?.[1] ?? -1)
+  t.ok(dropped > 0, `the server's prerouting-raw rule took the data segments (${dropped} packets)`)
+  const out = (await runIn(topo.serverNs, 'nft', ['list', 'chain', 'inet', 'lwt_faketcp_9000', 'out'])).stdout
+  const rsts = Number(/packets (\d+)/.exec(out)?.[1] ?? -1)
+  t.ok(rsts >= 0 && rsts < dropped / 10, `so the kernel built next to no RSTs (${rsts}; one per segment before)`)
+})
+
+t.test('offloads off on the client\'s link, GRO on at the server\'s: byte-exact through the firewall, GRO batches split', async t => {
+  const c = topo.client('alice')
+  // veth runs GRO only for what a device without TSO sends it: the bridge port towards the server loses TSO too.
+  await runIn(c.ns, 'ethtool', ['-K', c.dev, 'tx', 'off', 'tso', 'off', 'gso', 'off'])
+  await runIn(topo.internetNs, 'ethtool', ['-K', topo.serverPort, 'tso', 'off'])
+  await runIn(topo.serverNs, 'ethtool', ['-K', topo.serverLink, 'gro', 'on'])
+  t.teardown(async () => {
+    await runIn(c.ns, 'ethtool', ['-K', c.dev, 'tx', 'on', 'tso', 'on', 'gso', 'on']).catch(() => {})
+    await runIn(topo.internetNs, 'ethtool', ['-K', topo.serverPort, 'tso', 'on']).catch(() => {})
+    await runIn(topo.serverNs, 'ethtool', ['-K', topo.serverLink, 'gro', 'off']).catch(() => {})
+  })
+  t.match((await runIn(c.ns, 'ethtool', ['-k', c.dev])).stdout, /tcp-segmentation-offload: off/, 'TSO is off on the client\'s link')
+  const before = await status(server)
+  const sent0 = (await status(client)).counters.faketcpTxSuperpackets ?? 0
+  const r = await tcpTransfer(c.ns, topo.serverNs, TUN_SERVER, 2_000_000)
+  t.same(r.received, r.sent, '2 MB arrive byte for byte (the software checksums pass the router\'s conntrack)')
+  t.ok(((await status(client)).counters.faketcpTxSuperpackets ?? 0) > sent0, 'the client still hands the kernel superpackets')
+  const after = await status(server)
+  t.ok((after.counters.faketcpRxSuperpackets ?? 0) > (before.counters.faketcpRxSuperpackets ?? 0), 'GRO merged segments (their checksums valid) and the server split them')
+  t.equal(after.counters.dropMalformed ?? 0, before.counters.dropMalformed ?? 0, 'nothing malformed')
 })
 
 t.test('a forged RST is counted and ignored: the flow carries on', async t => {
