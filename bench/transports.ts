@@ -122,7 +122,7 @@ const mbit = (bps: number): string => (bps / 1e6).toFixed(0)
 const topo = await createTopology({ clients: ['u', 't', 'f', 'a'].map((name) => ({ name, nat: 'port-restricted' as const })) })
 try {
   const wan = topo.serverWanIp
-  start(topo, topo.serverNs, 's1', ['server', '--listen', '0.0.0.0:9000', '--faketcp', '--tcp-listen', '0.0.0.0:9443', '--tun', `${S1}/24`, '--dev', 'lwt0'])
+  const s1 = start(topo, topo.serverNs, 's1', ['server', '--listen', '0.0.0.0:9000', '--faketcp', '--tcp-listen', '0.0.0.0:9443', '--tun', `${S1}/24`, '--dev', 'lwt0'])
   start(topo, topo.serverNs, 's2', ['server', '--listen', '0.0.0.0:9100', '--tun', '10.89.0.1/24', '--dev', 'lwt1'])
   await sleep(1000)
   const remote: Record<Transport, string> = { udp: `${wan}:9000`, tcp: `${wan}:9443`, faketcp: `${wan}:9000` }
@@ -164,6 +164,10 @@ try {
   // The kernel answers every fake-TCP segment it receives (no socket owns the port) with an RST, dropped by our nft rule: its counter.
   const rsts = async (ns: string, table: string): Promise<string> => /packets (\d+)/.exec((await runIn(ns, 'nft', ['list', 'table', 'inet', table]).catch(() => ({ stdout: '' }))).stdout)?.[1] ?? '?'
   const rstDropped = { server: await rsts(topo.serverNs, 'lwt_faketcp_9000'), client: await rsts(topo.client('f').ns, 'lwt_faketcp_c9000') }
+  // The superpacket path (native/faketcp-packet.c): what the client sent and the server received as superpackets.
+  const fc = (await status(nodes.faketcp))?.counters ?? {}
+  const fs = (await status(s1))?.counters ?? {}
+  const superpackets = { clientSent: fc.faketcpTxSuperpackets ?? 0, clientSegments: fc.faketcpTxPacketSegments ?? 0, serverReceived: fs.faketcpRxSuperpackets ?? 0, serverSegments: fs.faketcpRxSuperSegments ?? 0 }
   for (const tr of order) await nodes[tr].proc.stop('SIGTERM', 5000)
 
   // Start-up of an auto client: UDP open (reference), then UDP blocked at its router; then unblocked.
@@ -196,6 +200,7 @@ try {
   for (const tr of order) console.log(`| ${tr} | ${mbit(m[tr])} | ${bps[tr].map(mbit).join(', ')} | ${(m[tr] / m.udp).toFixed(2)} | ${perMB(tr)} | ${goal[tr]} |`)
   console.log(`TCP transport: whole messages dropped when backed up ${extra.tcpDropBackedUp}; raw sockets dropped: server ${extra.rawDropped.server}, fake-TCP client ${extra.rawDropped['fake-TCP client']}`)
   console.log(`fake-TCP client: ${JSON.stringify(extra.faketcp)}; the kernel's RSTs dropped by the nft rules: server ${rstDropped.server}, client ${rstDropped.client}`)
+  console.log(`fake-TCP superpackets: the client sent ${superpackets.clientSent} (${superpackets.clientSegments} segments through its packet socket), the server received ${superpackets.serverReceived} holding ${superpackets.serverSegments} segments`)
   const col = (xs: Start[], k: keyof Start): number => med(xs.map((x) => x[k]))
   console.log(`\nauto client, start → registered, median of ${starts} (ms)`)
   console.log('| | from spawn | from the first log line |')
@@ -208,7 +213,7 @@ try {
   const out = join(ROOT, 'bench', 'results')
   mkdirSync(out, { recursive: true })
   const file = join(out, `transports-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
-  writeFileSync(file, JSON.stringify({ rounds, seconds, starts, bps, ratio: { tcp: m.tcp / m.udp, faketcp: m.faketcp / m.udp }, upOpen, upBlocked, back, extra, rstDropped, linkPkts }, null, 1) + '\n')
+  writeFileSync(file, JSON.stringify({ rounds, seconds, starts, bps, ratio: { tcp: m.tcp / m.udp, faketcp: m.faketcp / m.udp }, upOpen, upBlocked, back, extra, rstDropped, superpackets, linkPkts }, null, 1) + '\n')
   console.log(`\nwritten: ${file}`)
 } catch (err) {
   for (const [name, n] of daemons.slice(-6)) console.error(`--- ${name}, last log lines:\n${n.proc.tail(8)}`)

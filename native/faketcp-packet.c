@@ -4,9 +4,11 @@
  * runs of segments as one skb each way, and what travels on the wire does not change (one sealed
  * message per TCP segment; PROTOCOL §14a).
  *
- * Owns: one AF_PACKET socket per link (SOCK_DGRAM, ETH_P_IP, PACKET_VNET_HDR,
- * PACKET_IGNORE_OUTGOING, the data socket's BPF filter plus an IP protocol check), paired with the
- * link's raw data socket (gLinks); the offload counters.
+ * Owns: one AF_PACKET socket per link (SOCK_RAW: the kernel takes PACKET_VNET_HDR on no other
+ * type; ETH_P_IP, PACKET_IGNORE_OUTGOING, PACKET_AUXDATA for the network header's offset, the data
+ * socket's BPF filter loading from the network header plus an IP protocol check), paired with the
+ * link's raw data socket (gLinks, whose own filter then drops everything: it only sends); the
+ * offload counters.
  *
  * Out (ftp_run, ftp_send; called by faketcp.c's ftcp_divert under its flow lookup): consecutive
  * datagrams of a batch to one flow with the same length L (the last may be shorter) leave as ONE
@@ -14,10 +16,11 @@
  * it, the IP id by the segment count), then the payloads, with a virtio_net_hdr asking for TCPV4
  * segmentation at gso_size L and a partial checksum (the pseudo-header sum seeded in the TCP
  * checksum field; no software checksum). The kernel (or the NIC) cuts it into L-byte segments, each
- * with its own seq, IP id, checksums; veth and a forwarding router pass it whole. It is sent to the
- * flow's next hop: the device and source MAC of the frames the flow last received (learned in
- * ftp_recv, Ethernet devices only, and only from frames addressed to the flow's own local address,
- * so a NAT on this host keeps the raw path). Until that is known the raw socket sends (faketcp.c).
+ * with its own seq, IP id, checksums; veth and a forwarding router pass it whole. It leaves as an
+ * Ethernet frame (the header built here) to the flow's next hop: the device, source and destination
+ * MAC of the frames the flow last received (learned in ftp_recv, Ethernet devices only, and only
+ * from frames addressed to the flow's own local address, so a NAT on this host keeps the raw path).
+ * Until that is known the raw socket sends (faketcp.c), one segment per datagram.
  *
  * In (ftp_recv; ftcpRecv on the packet socket): frames are tapped before IP (an nftables rule at
  * prerouting priority raw drops the flows' data segments right after, faketcp-nft.ts, so the

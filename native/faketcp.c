@@ -9,6 +9,12 @@
  * the main thread, ftcpRecvCtl); the flow table (FT_MAX flows: remote and local address, next
  * sequence number to send, highest byte received, the peer's last TSval, IP id), one mutex.
  *
+ * The superpacket path (faketcp-packet.c, sharing the flow table through faketcp-int.h): a link may
+ * pair its raw data socket with an AF_PACKET socket (ftcpOpenPacket); then ftcp_divert hands runs of
+ * equal-size datagrams to a flow whose next hop is known to it as one TSO superpacket, and ftcpRecv
+ * on that socket splits GSO/GRO packets. What follows is the raw path, which still sends the
+ * handshake, pure ACKs, lone packets of the fast path and everything before a next hop is known.
+ *
  * Flow of a datagram out: udp.c / fastpath.c see an address that is a handle (ftcp_is_handle) and
  * call ftcp_divert / ftcp_send_iov; under the lock each segment takes its sequence number (seq
  * advances by the payload length) and the current ack; IP header (DF, TTL 64, per-flow IP id; the

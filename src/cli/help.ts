@@ -273,7 +273,10 @@ const OPTIONS = `OPTIONS
               segments that look like one TCP connection to firewalls and
               NATs. Needs a fixed --listen port, CAP_NET_RAW and nftables
               (a table lwt_faketcp_PORT drops the kernel's RSTs for that
-              port; removed at exit, replaced at start after a crash).
+              port, and the data segments the daemon's packet socket took
+              before the kernel's TCP sees them; removed at exit, replaced
+              at start after a crash). Bulk data moves as superpackets
+              the kernel cuts into the segments (status: faketcp.offload).
               Default: off.
 
   Client only
@@ -298,6 +301,8 @@ const OPTIONS = `OPTIONS
               passes firewalls that drop UDP and any TCP not established
               (the server needs --faketcp). 24 bytes more per packet than
               UDP. Needs CAP_NET_RAW and nftables (table lwt_faketcp_cPORT).
+              Bulk data moves as superpackets the kernel cuts into the
+              segments (status: faketcp.offload).
               Direct paths to peers stay UDP; a client on TCP or fake TCP
               reaches the others through the server's relay. Default: auto.
     --p2p, --no-p2p, -p2p=false
