@@ -2,7 +2,8 @@
 // the e2e tests): the BPF filters split handshake and data segments, the checksum the addon writes
 // is right by wire/tcp-segment.ts, datagrams sent to a flow's handle leave as segments whose
 // sequence numbers advance by their payloads, arrive as datagrams from the peer flow's handle, and
-// segments of no flow are counted.
+// segments of no flow are counted. A link's packet socket (native/faketcp-packet.c), paired with its
+// raw data socket, receives the data segments instead, into the caller's slots regrouped as 64 KiB buffers.
 import t from 'tap'
 import { randomInt } from 'node:crypto'
 import { loadNative } from '../../src/dataplane/native.js'
@@ -75,5 +76,56 @@ t.test('handshake segments to the control socket, data segments to the data sock
   t.equal(native.udpSendTo(udp.fd, Uint8Array.from([1]), hc, SP), 1)
   t.equal(native.ftcpRecv(srv.fd, rx, bufOffsets, 8, 4096, ro, rl, ra, 16, info), 0)
   t.equal(info[3], 1, 'counted as of no flow')
+  native.ftcpFlowDrop(hc)
+})
+
+t.test('a link\'s packet socket takes the data segments (loopback: no next hop is learned, so sends stay raw)', async t => {
+  const SP2 = SP + 2
+  const CP2 = SP + 3
+  const srv = native.ftcpOpen(false, 0, SP2, 1 << 20)
+  const cli = native.ftcpOpen(true, LO, SP2, 1 << 20)
+  const pkt = native.ftcpOpenPacket(false, 0, SP2, 1 << 20, srv.fd)
+  const udp = native.udpOpen('127.0.0.1', 0, 0)
+  t.teardown(() => {
+    native.ftcpUnpair(srv.fd)
+    for (const fd of [srv.fd, srv.ctlFd, cli.fd, cli.ctlFd, pkt, udp.fd]) native.close(fd)
+  })
+  t.ok(pkt >= 0, 'the packet socket opened')
+  // The server's flow is set on its raw socket's fd: the pairing gives it the packet socket.
+  const hs = native.ftcpFlowSet(0, srv.fd, LO, CP2, LO, SP2, 7000, 5001, 0, true)
+  const hc = native.ftcpFlowSet(0, cli.fd, LO, SP2, LO, CP2, 5001, 7000, 0, true)
+  const mem = new Uint8Array(3 * 2048)
+  const sizes = [1200, 1200, 300]
+  const offsets = Int32Array.from([0, 2048, 4096])
+  for (let i = 0; i < 3; i++) mem.fill(0x40 + i, offsets[i]!, offsets[i]! + sizes[i]!)
+  t.equal(native.udpSendBatchGso(udp.fd, mem, offsets, Int32Array.from(sizes), Uint32Array.from([hc, SP2, hc, SP2, hc, SP2]), 3), 3)
+
+  // The caller's layout (256 slots of 4 KiB, as the inbound pipeline's) is regrouped into 64 KiB buffers.
+  const rx = new Uint8Array(256 * 4096)
+  const bufOffsets = Int32Array.from({ length: 256 }, (_, i) => i * 4096)
+  const ro = new Int32Array(64)
+  const rl = new Int32Array(64)
+  const ra = new Uint32Array(128)
+  const info = new Int32Array(4)
+  let got = 0
+  for (let tries = 0; tries < 50 && got < 3; tries++) {
+    got += native.ftcpRecv(pkt, rx, bufOffsets, 256, 4096, ro.subarray(got), rl.subarray(got), ra.subarray(2 * got), 64 - got, info)
+    if (got < 3) await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  t.equal(got, 3, 'three datagrams from the packet socket')
+  t.equal(native.ftcpRecv(srv.fd, rx, bufOffsets, 256, 4096, new Int32Array(64), new Int32Array(64), new Uint32Array(128), 64, new Int32Array(4)), 0, 'and none from the raw data socket (paired: it only sends)')
+  t.same([...rl.subarray(0, 3)], sizes)
+  for (let i = 0; i < 3; i++) t.ok(rx.subarray(ro[i]!, ro[i]! + rl[i]!).every((b) => b === 0x40 + i), `payload ${i} byte for byte`)
+  t.same([ra[0], ra[1]], [hs >>> 0, CP2], 'from the server flow\'s handle')
+  t.equal(info[2], 0, 'nothing malformed')
+  const fi = new Float64Array(9)
+  t.ok(native.ftcpFlowInfo(hs, fi))
+  t.equal(fi[2], 5001 + 2700, 'the ack advanced by the payloads')
+  t.equal(fi[8], 0, 'loopback is not Ethernet: no next hop learned, data leaves through the raw socket')
+  const st = new Float64Array(6)
+  native.ftcpOffloadStats(st)
+  t.equal(st[5], 0, 'no flow on the packet path')
+  t.throws(() => native.ftcpRecv(pkt, rx, Int32Array.from([0, 8192]), 2, 4096, ro, rl, ra, 64, info), RangeError, 'non-contiguous slots are refused')
+  native.ftcpFlowDrop(hs)
   native.ftcpFlowDrop(hc)
 })
