@@ -71,7 +71,7 @@ size_t ftp_run(const uint32_t *addrs, const int32_t *lens, size_t i, size_t n, s
  * buffers, one recvmmsg, each packet's payload split by its gso_size into datagrams. Returns entries, or -errno.
  */
 int64_t ftp_recv(int fd, uint8_t *mem, size_t total, int32_t base, int32_t nBufs, int32_t *offsets, int32_t *lens, uint32_t *addrs, int64_t max, int32_t *gi);
-/* Sends the run's header (built for the whole payload) and payloads as one Ethernet frame (mac: destination, source); 1 when sent, 0 when not (counted). */
+/* Sends the run's header (built for the whole payload) and payloads as one Ethernet frame (mac: destination, source); 1 when sent, 0 when not (counted; errno says why). */
 int ftp_send(int pfd, int ifindex, const uint8_t mac[12], uint8_t *hdr, uint8_t *mem, const int32_t *offs, const int32_t *lens, size_t k, size_t plen);
 
 #endif

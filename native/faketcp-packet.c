@@ -123,7 +123,7 @@ int ftp_send(int pfd, int ifindex, const uint8_t mac[12], uint8_t *hdr, uint8_t 
   m.msg_iovlen = k + 3;
   ssize_t r;
   do r = sendmsg(pfd, &m, MSG_DONTWAIT); while (r < 0 && errno == EINTR);
-  if (r < 0) { CNT(gTxFailed, 1); return 0; }
+  if (r < 0) { int e = errno; CNT(gTxFailed, 1); errno = e; return 0; }
   if (k > 1) CNT(gTxSuper, 1);
   CNT(gTxSegs, k);
   return 1;

@@ -273,6 +273,11 @@ int ftcp_divert(packet_args *a, int64_t *sent) {
       pthread_mutex_unlock(&ft_mu);
       if (m > 0) { total += send_built(s, m); m = 0; } /* keep the batch's order */
       if (ftp_send(pfd, ifi, mac, hdr, a->mem, a->offsets + i, a->lens + i, k, run)) total += (int64_t)k;
+      else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS) { /* the next hop is gone (device down, removed): raw until relearned */
+        pthread_mutex_lock(&ft_mu);
+        if (f->used && f->ifindex == ifi) f->l2 = 0;
+        pthread_mutex_unlock(&ft_mu);
+      }
       i += (int64_t)k - 1;
       continue;
     }

@@ -40,12 +40,12 @@ t.test('loadNative is cached and exposes the whole API', async t => {
 })
 
 t.test('the test-only exports are in the test build only', async t => {
-  for (const f of ['socketPairDgram', 'vnetSplit', 'vnetCoalesce', 'poly1305Blocks', 'aeadCachedKeys']) {
+  for (const f of ['socketPairDgram', 'vnetSplit', 'vnetCoalesce', 'poly1305Blocks', 'aeadCachedKeys', 'ftcpRunPlan']) {
     t.equal((native as unknown as Record<string, unknown>)[f], undefined, `${f}: not in lwt_native.node`)
     t.type((testing as unknown as Record<string, unknown>)[f], 'function', `${f}: in lwt_native_testing.node`)
   }
-  t.same(Object.keys(testing).filter(k => !(k in native)).sort(), ['aeadCachedKeys', 'poly1305Blocks', 'socketPairDgram', 'vnetCoalesce', 'vnetSplit'],
-    'the test build is the production API plus those five')
+  t.same(Object.keys(testing).filter(k => !(k in native)).sort(), ['aeadCachedKeys', 'ftcpRunPlan', 'poly1305Blocks', 'socketPairDgram', 'vnetCoalesce', 'vnetSplit'],
+    'the test build is the production API plus those six')
 })
 
 t.test('AEAD', async t => {
