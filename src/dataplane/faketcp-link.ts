@@ -68,6 +68,8 @@ export class FakeTcpLink {
   #closed = false
   /** Why the packet socket is not used (null: it is). */
   readonly #offloadOff: string | null
+  /** Why the prerouting chain that drops our data segments is missing (null: installed, or no packet socket). */
+  #dataRuleOff: string | null = null
   readonly #offload = new Float64Array(6)
   /** Client: the server's real address (the handle's), 0 before connect. */
   #serverIp = 0
@@ -122,7 +124,17 @@ export class FakeTcpLink {
   async #installRules (r: RstRule): Promise<void> {
     if (this.#rules !== null && this.#rules.serverIp === r.serverIp) return
     if (this.#rules !== null) await removeRstRules(this.#rules)
-    const stale = await installRstRules(r)
+    let stale: boolean
+    try {
+      stale = await installRstRules(r)
+    } catch (err) {
+      // A kernel without what the prerouting chain needs (nft_fib): the tap still takes the data, the kernel's TCP sees it too (RSTs dropped as before).
+      if (r.dropData !== true || !(err instanceof VpnError)) throw err
+      r = { ...r, dropData: false }
+      stale = await installRstRules(r)
+      this.#dataRuleOff = err.message
+      this.#log.warn('fake TCP: the nftables chain that keeps data segments from the kernel\'s TCP could not be installed; the kernel still answers each with an RST (dropped), at a cost in speed', { reason: err.message })
+    }
     this.#rules = r
     if (stale) this.#log.info('removed stale fake-TCP nftables rules left by an earlier run', { table: r.role === 'server' ? `lwt_faketcp_${r.port}` : `lwt_faketcp_c${r.port}` })
   }
@@ -232,7 +244,9 @@ export class FakeTcpLink {
   status (): object {
     const base = this.#client !== null ? this.#client.toJSON() : this.#server!.toJSON()
     if (this.pktFd >= 0) this.#native.ftcpOffloadStats(this.#offload)
-    const offload = this.pktFd >= 0 ? { offload: 'packet', offloadFlows: this.#offload[5]! } : { offload: 'off', offloadOff: this.#offloadOff }
+    const offload = this.pktFd >= 0
+      ? { offload: 'packet', offloadFlows: this.#offload[5]!, ...(this.#dataRuleOff !== null ? { dataRuleOff: this.#dataRuleOff } : {}) }
+      : { offload: 'off', offloadOff: this.#offloadOff }
     return { transport: 'faketcp', role: this.#opt.role, port: this.#opt.port, ...base, ...offload, ...(this.#rules !== null ? { nftTable: this.#opt.role === 'server' ? `lwt_faketcp_${this.#opt.port}` : `lwt_faketcp_c${this.#opt.port}` } : {}) }
   }
 
