@@ -73,6 +73,8 @@ t.test('data leaves and arrives as superpackets; the kernel\'s TCP never sees it
   const fc = cs.faketcp as { offload?: string, offloadFlows?: number }
   t.equal(fc.offload, 'packet', 'the client\'s packet socket is open')
   t.equal(fc.offloadFlows, 1, 'and its flow sends through it (the next hop was learned)')
+  t.equal((ss.faketcp as { offloadFlows?: number }).offloadFlows, 1, 'so does the server\'s flow to it (learned through the NAT)')
+  t.ok((ss.counters.faketcpTxPacketSegments ?? 0) > 0, `the server sent through its packet socket too (${ss.counters.faketcpTxPacketSegments} segments)`)
   t.ok((cs.counters.faketcpTxSuperpackets ?? 0) > 0, `the client sent superpackets (${cs.counters.faketcpTxSuperpackets} for ${cs.counters.faketcpTxPacketSegments} segments)`)
   t.ok((ss.counters.faketcpRxSuperpackets ?? 0) > 0, `they crossed the NAT whole: the server received ${ss.counters.faketcpRxSuperpackets} holding ${ss.counters.faketcpRxSuperSegments} segments`)
   const pre = (await runIn(topo.serverNs, 'nft', ['list', 'chain', 'inet', 'lwt_faketcp_9000', 'pre'])).stdout
