@@ -163,7 +163,7 @@ export class UpnpMapper {
     } else if (st.state === 'discovering' && now >= st.deadline) {
       if (st.fallback !== null) this.#describe(st.fallback)
       else if (st.tries < SSDP_TRIES) this.#discover(st.tries + 1, now)
-      else this.#fail(`no UPnP IGD answered SSDP in ${SSDP_TRIES} tries${st.ignored === null ? '' : ` (ignored: ${st.ignored})`}`)
+      else this.#fail(`no IGD answered SSDP in ${SSDP_TRIES} tries${st.ignored === null ? '' : ` (ignored: ${st.ignored})`}`)
     } else if (st.state === 'mapped') {
       if (now >= this.#expiry(st.live)) {
         this.counters.upnpExpired++

@@ -187,7 +187,7 @@ t.test('no IGD: SSDP_TRIES tries, then failed with the reason; refresh asks agai
   h.advance(SSDP_WAIT * SSDP_TRIES + 10)
   t.equal(h.ssdp.length, 8 * SSDP_TRIES)
   t.equal(h.m.state, 'failed')
-  t.equal(h.m.status(h.now).note, `no UPnP IGD answered SSDP in ${SSDP_TRIES} tries`)
+  t.equal(h.m.status(h.now).note, `no IGD answered SSDP in ${SSDP_TRIES} tries`)
   t.equal(h.m.nextDue(), Infinity)
   h.m.refresh(h.now)
   t.equal(h.m.state, 'discovering')
