@@ -364,7 +364,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
         return status()
       }
       if (req.cmd === 'ping') return answerPing(controller, req)
-      if (req.cmd === 'netcheck') return answerNetcheck(controller, req, dataplane.devName || config.dev)
+      if (req.cmd === 'netcheck') return answerNetcheck(controller, req, dataplane.devName || config.dev, () => portMapping?.status() ?? null)
       if (req.cmd === 'nodes' || req.cmd === 'nodes-remove' || req.cmd === 'nodes-allow') {
         const answer = answerNodes(req, controller instanceof ServerController ? controller.nodesAdmin : null)
         ticker.kick(controller.tickInterval()) // a revocation's peer-list change goes out at the next flush

@@ -184,7 +184,7 @@ export function renderMetrics (r: StatusReport, proc: ProcessFacts = processFact
 
   if (r.portMapping !== undefined && r.portMapping !== null) {
     const m = r.portMapping
-    e.add('lwt_port_mapping_info', 'gauge', 'Client: always 1; labels: the port mapping\'s state (mapped, probing, mapping, failed, idle), protocol (pcp, nat-pmp) and external endpoint.', 1,
+    e.add('lwt_port_mapping_info', 'gauge', 'Client: always 1; labels: the port mapping\'s state (mapped, probing, mapping, failed, idle), protocol (pcp, nat-pmp, upnp) and external endpoint.', 1,
       { state: m.state, protocol: m.protocol ?? '', external: m.external ?? '' })
     e.add('lwt_port_mapping_lifetime_seconds', 'gauge', 'Client: seconds the port mapping has left (absent without one).', m.lifetimeLeftSec)
   }
