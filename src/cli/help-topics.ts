@@ -55,9 +55,9 @@ SYNOPSIS
     tries a direct UDP path to each client it talks to and falls back to the
     server's relay while none works; --no-p2p always uses the relay. It also
     asks its router for a UDP port mapping (PCP, NAT-PMP, UPnP IGD) and
-    offers the mapped address to peers; --no-port-mapping does not ask. When UDP to
-    the server gets no answer in 2 s it tries TCP too (--transport auto)
-    and returns to UDP when UDP answers again. A wrong
+    offers the mapped address to peers; --no-port-mapping does not ask.
+    When UDP to the server gets no answer in 2 s it tries TCP too
+    (--transport auto) and returns to UDP when UDP answers again. A wrong
     key is reported as such ("the server rejected our key"), also by status.
     --max-clients is a server option and an error here.
 
