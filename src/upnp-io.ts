@@ -24,6 +24,7 @@ export const HTTP_TIMEOUT = 2000
 /** Runs one request; `done` is called exactly once. */
 export function httpExchange (req: HttpRequest, done: (r: HttpResult) => void, timeoutMs = HTTP_TIMEOUT): void {
   let settled = false
+  let timer: NodeJS.Timeout | undefined
   const finish = (r: HttpResult): void => {
     if (settled) return
     settled = true
@@ -43,7 +44,7 @@ export function httpExchange (req: HttpRequest, done: (r: HttpResult) => void, t
     queueMicrotask(() => { finish({ error: `bad URL: ${(err as Error).message}` }) })
     return
   }
-  const timer = setTimeout(() => { finish({ error: `no answer in ${timeoutMs} ms` }); r.destroy() }, timeoutMs)
+  timer = setTimeout(() => { finish({ error: `no answer in ${timeoutMs} ms` }); r.destroy() }, timeoutMs)
   r.on('error', (err: NodeJS.ErrnoException) => { finish({ error: err.code ?? err.message }) })
   r.on('response', (res) => {
     const declared = Number(res.headers['content-length'] ?? 0)
