@@ -197,8 +197,10 @@ export class UpnpMapper {
       return
     }
     this.counters.upnpAnswers++
-    if (ip === net.gateway) this.#describe({ ip, location: a.location })
-    else st.fallback ??= { ip, location: a.location }
+    // Normalized (control characters percent-encoded): the URL appears in status notes and logs.
+    const location = new URL(a.location).href
+    if (ip === net.gateway) this.#describe({ ip, location })
+    else st.fallback ??= { ip, location }
   }
 
   /** The outcome of request `id`. */
