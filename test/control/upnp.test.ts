@@ -165,7 +165,7 @@ t.test('SSDP: answers from outside the subnet, ourselves, or with a LOCATION els
   t.equal(h.m.counters.upnpSsdpIgnored, 5)
   t.equal(h.m.counters.upnpMalformed, 1)
   t.equal(h.m.state, 'discovering')
-  h.m.onSsdp(ssdpAnswer('http://192.168.1.7:80/igd.xml'), OTHER)
+  h.m.onSsdp(ssdpAnswer('http://192.168.1.7:49152/igd.xml'), OTHER)
   t.equal(h.m.state, 'discovering', 'another LAN host: kept for the end of the try')
   h.m.onSsdp(ssdpAnswer(), GW)
   t.equal(h.m.state, 'describing', 'the gateway: at once')
@@ -175,9 +175,16 @@ t.test('SSDP: answers from outside the subnet, ourselves, or with a LOCATION els
   o.m.setNetwork(NET, o.now)
   o.m.otherProtocols('failed', o.now)
   o.advance(0)
-  o.m.onSsdp(ssdpAnswer('http://192.168.1.7:80/igd.xml'), OTHER)
+  o.m.onSsdp(ssdpAnswer('http://192.168.1.7:49152/igd.xml'), OTHER)
   o.advance(SSDP_WAIT)
-  t.equal(o.http[0]!.req.url, 'http://192.168.1.7:80/igd.xml', 'no gateway answer: the other LAN host')
+  t.equal(o.http[0]!.req.url, 'http://192.168.1.7:49152/igd.xml', 'no gateway answer: the other LAN host')
+
+  const n = new Harness()
+  n.m.setNetwork(NET, n.now)
+  n.m.otherProtocols('failed', n.now)
+  n.advance(0)
+  n.m.onSsdp(ssdpAnswer('http://192.168.1.1:5000/a\u001b[31mb.xml'), GW)
+  t.equal(n.http[0]!.req.url, 'http://192.168.1.1:5000/a%1B[31mb.xml', 'LOCATION normalized: control characters percent-encoded before notes and logs')
 })
 
 t.test('no IGD: SSDP_TRIES tries, then failed with the reason; refresh asks again', async t => {
