@@ -80,10 +80,24 @@ function unescapeXml (s: string): string {
   })
 }
 
-/** The text of each `<name>…</name>` in `xml` (any namespace prefix), unescaped and trimmed. */
+/**
+ * The text of each `<name>…</name>` in `xml` (any namespace prefix),
+ * unescaped and trimmed. Linear in the document: an open tag's attributes
+ * stop at the next '<', and an open tag without its close ends the scan (a
+ * lazy `[\s\S]*?` regex would rescan the rest for every unclosed tag).
+ */
 export function elements (xml: string, name: string): string[] {
-  const re = new RegExp(`<(?:[A-Za-z_][\\w.-]*:)?${name}(?:\\s[^>]*)?>([\\s\\S]*?)</(?:[A-Za-z_][\\w.-]*:)?${name}\\s*>`, 'g')
-  return [...xml.matchAll(re)].map(m => unescapeXml(m[1]!).trim())
+  const open = new RegExp(`<(?:[A-Za-z_][\\w.-]*:)?${name}(?:\\s[^<>]*)?>`, 'g')
+  const close = new RegExp(`</(?:[A-Za-z_][\\w.-]*:)?${name}\\s*>`, 'g')
+  const out: string[] = []
+  for (let m = open.exec(xml); m !== null; m = open.exec(xml)) {
+    close.lastIndex = open.lastIndex
+    const c = close.exec(xml)
+    if (c === null) break
+    out.push(unescapeXml(xml.slice(open.lastIndex, c.index)).trim())
+    open.lastIndex = close.lastIndex
+  }
+  return out
 }
 
 export interface IgdService {
@@ -160,7 +174,7 @@ export function decodeSoap (status: number, xml: string, action: string): SoapAn
     return `no ${action}Response element`
   }
   const args = new Map<string, string>()
-  for (const m of resp[0]!.matchAll(/<([A-Za-z_][\w.-]*)(?:\s[^>]*)?>([^<]*)<\/\1\s*>/g)) args.set(m[1]!, unescapeXml(m[2]!).trim())
+  for (const m of resp[0]!.matchAll(/<([A-Za-z_][\w.-]*)(?:\s[^<>]*)?>([^<]*)<\/\1\s*>/g)) args.set(m[1]!, unescapeXml(m[2]!).trim())
   return { ok: true, args }
 }
 

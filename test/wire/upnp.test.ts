@@ -92,6 +92,8 @@ t.test('decodeSoap: out arguments, UPnPError, and what is neither', async t => {
   t.equal(describeUpnpError(718, ''), 'error 718 ConflictInMappingEntry')
   t.equal(describeUpnpError(899, 'Weird\u0007'), 'error 899 Weird?')
   t.same(elements('<a>1</a><x:a y="z">2</x:a>', 'a'), ['1', '2'])
+  t.same(elements('<a>1</a><a>2<a>3', 'a'), ['1'], 'an unclosed element ends the scan')
+  t.same(elements('<ab>1</ab><a >2</a ><a\n x="<">3</a>', 'a'), ['2'], 'another name; attributes stop at "<"')
 })
 
 t.test('fuzz: random and mutated input never throws', async t => {
