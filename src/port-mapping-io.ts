@@ -145,6 +145,8 @@ export class PortMappingIo {
 
   /** Either mapper's endpoint changed: keep the state file and tell the client when the one offered changed. */
   #changed (): void {
+    // stop() deletes and saves itself; the client is not told of a mapping that goes with the daemon (as before UPnP).
+    if (this.#stopped) return
     const ep = this.external
     this.#save(ep !== null)
     const a = this.#announced
