@@ -5,7 +5,7 @@
  *   node dist/bench/p2p.js matrix [--tries 5]     time to direct per NAT pair: median and worst over the tries
  *   node dist/bench/p2p.js birthday [--tries 20]  symmetric ↔ port-restricted alone: share direct within 5 s, times
  *   node dist/bench/p2p.js rebind [--runs 5] [--logs]  a client's NAT flushes its mappings and moves to a new port range: time until traffic flows again, and until direct again
- *   node dist/bench/p2p.js portmap [--tries 7]    symmetric ↔ symmetric, one router mapping (PCP): time to direct; the same pair without it
+ *   node dist/bench/p2p.js portmap [--tries 7] [--proto pcp|upnp]   symmetric ↔ symmetric, one router mapping (PCP, or UPnP IGD only): time to direct and to the mapping; the same pair without it
  *
  * Both print a table and write JSON to bench/results/p2p-<mode>.json.
  *
@@ -287,14 +287,17 @@ async function rebind (runs: number, logs: boolean): Promise<void> {
 // ── portmap: symmetric ↔ symmetric with one side's router mapping ───────────
 
 /** Runs s1 (behind the mapping router) and s2 once; the later side's time to direct and the wall time from start, or null (relay after `limitMs`). */
-async function portmapTry (topo: Topology, t: number, extra: string[], limitMs: number): Promise<{ toDirectMs: number | null, fromStartMs: number | null, reason: string | null }> {
+async function portmapTry (topo: Topology, t: number, extra: string[], limitMs: number): Promise<{ toDirectMs: number | null, fromStartMs: number | null, reason: string | null, mappedMs: number | null }> {
   const t0 = Date.now()
+  let mappedMs: number | null = null
   const a = start(topo.client('s1').ns, topo.id, `s1-${t}`, ['client', '--remote', `${topo.serverWanIp}:9000`, '--tun', '10.88.0.2/24', ...extra])
   const b = start(topo.client('s2').ns, topo.id, `s2-${t}`, ['client', '--remote', `${topo.serverWanIp}:9000`, '--tun', '10.88.0.3/24'])
   let r: { toDirectMs: number | null, fromStartMs: number | null, reason: string | null } = { toDirectMs: null, fromStartMs: null, reason: null }
   try {
     await waitFor(async () => {
       const [sa, sb] = [await status(a), await status(b)]
+      // When s1's status first shows the mapping (sampled every 100 ms; includes process start).
+      if (mappedMs === null && sa?.portMapping?.state === 'mapped') mappedMs = Date.now() - t0
       const pa = sa?.peers.find(x => x.tunnelIp === '10.88.0.3')?.p2p
       const pb = sb?.peers.find(x => x.tunnelIp === '10.88.0.2')?.p2p
       r.reason = pa?.relayReason ?? null
@@ -307,20 +310,21 @@ async function portmapTry (topo: Topology, t: number, extra: string[], limitMs: 
   } catch { /* stays null: relayed */ }
   await Promise.all([a.proc.stop('SIGTERM', 3000).catch(() => {}), b.proc.stop('SIGTERM', 3000).catch(() => {})])
   await sleep(1000)
-  return r
+  return { ...r, mappedMs }
 }
 
-async function portmap (tries: number): Promise<void> {
+async function portmap (tries: number, proto: 'pcp' | 'upnp'): Promise<void> {
   const topo = await createTopology({ clients: [{ name: 's1', nat: 'symmetric' }, { name: 's2', nat: 'symmetric' }] })
-  const runs: Array<{ toDirectMs: number | null, fromStartMs: number | null }> = []
+  const runs: Array<{ toDirectMs: number | null, fromStartMs: number | null, mappedMs: number | null }> = []
   let without: { toDirectMs: number | null, reason: string | null }
   try {
-    await startPortMappingGateway(topo.client('s1'))
+    // pcp: the responder speaks PCP and NAT-PMP (PCP wins); upnp: only UPnP IGD (after PCP/NAT-PMP's head start).
+    await startPortMappingGateway(topo.client('s1'), { proto: proto === 'upnp' ? 'upnp' : 'both' })
     start(topo.serverNs, topo.id, 'server', ['server', '--listen', '0.0.0.0:9000', '--tun', '10.88.0.1/24'])
     for (let t = 0; t < tries; t++) {
       const r = await portmapTry(topo, t, [], 15_000)
       runs.push(r)
-      process.stdout.write(`try ${t + 1}/${tries}: ${r.toDirectMs === null ? 'relay' : `direct ${r.toDirectMs} ms after learning of the peer, ${r.fromStartMs} ms after start`}
+      process.stdout.write(`try ${t + 1}/${tries}: ${r.toDirectMs === null ? 'relay' : `direct ${r.toDirectMs} ms after learning of the peer, ${r.fromStartMs} ms after start`}; mapped ${r.mappedMs ?? '-'} ms after start
 `)
     }
     without = await portmapTry(topo, tries, ['--no-port-mapping'], 10_000)
@@ -329,15 +333,18 @@ async function portmap (tries: number): Promise<void> {
   }
   const ok = runs.map(r => r.toDirectMs).filter((x): x is number => x !== null)
   const fromStart = runs.map(r => r.fromStartMs).filter((x): x is number => x !== null)
+  const mapped = runs.map(r => r.mappedMs).filter((x): x is number => x !== null)
   const row = {
-    tries, direct: ok.length, medianMs: ok.length ? median(ok) : null, worstMs: ok.length ? Math.max(...ok) : null,
+    proto, tries, direct: ok.length, medianMs: ok.length ? median(ok) : null, worstMs: ok.length ? Math.max(...ok) : null,
     medianFromStartMs: fromStart.length ? median(fromStart) : null, samplesMs: runs.map(r => r.toDirectMs),
+    mappedMedianFromStartMs: mapped.length ? median(mapped) : null, mappedWorstFromStartMs: mapped.length ? Math.max(...mapped) : null,
     withoutMapping: without.toDirectMs === null ? `relay (${without.reason ?? 'no reason reported'}) after 10 s` : `direct in ${without.toDirectMs} ms`
   }
-  console.log('\nsymmetric ↔ symmetric          direct   median ms   worst ms   median ms from daemon start')
-  console.log(`with one router mapping (PCP) ${`${ok.length}/${tries}`.padStart(7)}   ${String(row.medianMs ?? '-').padStart(9)}   ${String(row.worstMs ?? '-').padStart(8)}   ${String(row.medianFromStartMs ?? '-').padStart(9)}`)
+  const label = `with one router mapping (${proto === 'upnp' ? 'UPnP' : 'PCP'})`.padEnd(30)
+  console.log('\nsymmetric ↔ symmetric          direct   median ms   worst ms   median ms from daemon start   mapped after start: median / worst ms')
+  console.log(`${label}${`${ok.length}/${tries}`.padStart(7)}   ${String(row.medianMs ?? '-').padStart(9)}   ${String(row.worstMs ?? '-').padStart(8)}   ${String(row.medianFromStartMs ?? '-').padStart(9)}                     ${row.mappedMedianFromStartMs ?? '-'} / ${row.mappedWorstFromStartMs ?? '-'}`)
   console.log(`--no-port-mapping             ${row.withoutMapping}`)
-  save('portmap', { when: new Date().toISOString(), note: 'time from learning of the peer to a confirmed direct path, later side; fromStart includes registration', ...row })
+  save(proto === 'upnp' ? 'portmap-upnp' : 'portmap', { when: new Date().toISOString(), note: 'time from learning of the peer to a confirmed direct path, later side; fromStart includes registration', ...row })
 }
 
 const [mode = 'figure', ...rest] = process.argv.slice(2)
@@ -349,5 +356,10 @@ if (mode === 'figure') await figure(opt('seconds', 8), opt('reps', 3))
 else if (mode === 'matrix') await matrix(opt('tries', 5))
 else if (mode === 'birthday') await birthday(opt('tries', 20))
 else if (mode === 'rebind') await rebind(opt('runs', 5), rest.includes('--logs'))
-else if (mode === 'portmap') await portmap(opt('tries', 7))
+else if (mode === 'portmap') {
+  const i = rest.indexOf('--proto')
+  const proto = i >= 0 ? rest[i + 1] : 'pcp'
+  if (proto !== 'pcp' && proto !== 'upnp') throw new Error(`--proto ${String(proto)}: expected pcp or upnp`)
+  await portmap(opt('tries', 7), proto)
+}
 else { console.error('usage: node dist/bench/p2p.js figure [--seconds N] | matrix [--tries N] | birthday [--tries N] | rebind [--runs N] | portmap [--tries N]'); process.exitCode = 2 }

@@ -237,7 +237,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       fec: config.fec,
       localEndpoints: () => localEndpoints(dataplane.port, config.tun.ipInt),
       localEndpoints6: () => dataplane.family === 6 ? localEndpoints6(dataplane.port, config.tun6?.addr ?? null) : [],
-      mappedEndpoint: () => portMapping?.mapper.external ?? null,
+      mappedEndpoint: () => portMapping?.external ?? null,
       publicEndpointChanged: () => { portMapping?.refresh() },
       peerCache: config.p2p ? new PeerCache(fileStore(join(config.stateDir, 'peers.json')), (m) => { log.warn(m) }, v6.endpointIp) : null,
       advertiseRoutes: ownRoutes
@@ -268,7 +268,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
       nodeKey: { publicKey: keyToText(nodeKey.pub), fingerprint: fingerprint(nodeKey.pub) },
       uptimeSec: Math.round((Date.now() - startedWall) / 1000),
       peers: s.peers,
-      counters: { ...dataplane.counters(), ...transport.counters(), ...(controller instanceof ServerController ? { ...controller.natCheckCounters, ...controller.handshakeCounters, ...controller.registrationCounters, ...controller.roamCounters, ...controller.routeCounters(), ...controller.pathMtu.counters } : controller.counters), ...kernelRoutes?.counters, ...portMapping?.mapper.counters, ...ftcp?.counters(), ...(dataplane.family === 6 ? v6.counters() : {}), logLinesLost: log.linesLost },
+      counters: { ...dataplane.counters(), ...transport.counters(), ...(controller instanceof ServerController ? { ...controller.natCheckCounters, ...controller.handshakeCounters, ...controller.registrationCounters, ...controller.roamCounters, ...controller.routeCounters(), ...controller.pathMtu.counters } : controller.counters), ...kernelRoutes?.counters, ...portMapping?.counters, ...ftcp?.counters(), ...(dataplane.family === 6 ? v6.counters() : {}), logLinesLost: log.linesLost },
       dataplane: { placement: config.placement, ...dataplane.offloads },
       controlPlane: controlPlane(),
       routes: {
@@ -364,7 +364,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
         return status()
       }
       if (req.cmd === 'ping') return answerPing(controller, req)
-      if (req.cmd === 'netcheck') return answerNetcheck(controller, req, dataplane.devName || config.dev)
+      if (req.cmd === 'netcheck') return answerNetcheck(controller, req, dataplane.devName || config.dev, () => portMapping?.status() ?? null)
       if (req.cmd === 'nodes' || req.cmd === 'nodes-remove' || req.cmd === 'nodes-allow') {
         const answer = answerNodes(req, controller instanceof ServerController ? controller.nodesAdmin : null)
         ticker.kick(controller.tickInterval()) // a revocation's peer-list change goes out at the next flush

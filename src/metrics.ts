@@ -127,7 +127,14 @@ const TRAFFIC: Record<string, { name: string, help: string, labels?: Labels }> =
   portMapExpired: { name: 'lwt_port_map_expired_total', help: 'Client: port mappings that expired unrenewed.' },
   portMapGatewayReboots: { name: 'lwt_port_map_gateway_reboots_total', help: 'Client: gateway restarts noticed by its epoch going backwards.' },
   portMapFailures: { name: 'lwt_port_map_failures_total', help: 'Client: times the gateway gave no mapping (no answer in 3 tries, or refused).' },
-  portMapStaleDeleted: { name: 'lwt_port_map_stale_deleted_total', help: 'Client: mappings a killed run left, deleted at start.' }
+  portMapStaleDeleted: { name: 'lwt_port_map_stale_deleted_total', help: 'Client: mappings a killed run left, deleted at start.' },
+  upnpRequests: { name: 'lwt_upnp_requests_total', help: 'Client: UPnP IGD requests sent (SSDP M-SEARCH datagrams, description and SOAP requests).' },
+  upnpAnswers: { name: 'lwt_upnp_answers_total', help: 'Client: UPnP IGD answers accepted (SSDP, HTTP).' },
+  upnpRefused: { name: 'lwt_upnp_refused_total', help: 'Client: UPnPError answers to SOAP requests (725, 718, 606 ...).' },
+  upnpRenewals: { name: 'lwt_upnp_renewals_total', help: 'Client: UPnP mapping renewals started (at half the lease).' },
+  upnpExpired: { name: 'lwt_upnp_expired_total', help: 'Client: UPnP mappings whose lease ran out unrenewed.' },
+  upnpFailures: { name: 'lwt_upnp_failures_total', help: 'Client: times UPnP IGD gave no mapping (no IGD, a refusal, a bad answer).' },
+  upnpStaleDeleted: { name: 'lwt_upnp_stale_deleted_total', help: 'Client: UPnP mappings a killed run left, deleted at start.' }
 }
 
 /** Status numbers that are levels, not counts: metric name, help, labels. */
@@ -144,6 +151,8 @@ const OTHER_DROPS: Record<string, string> = {
   natCheckDropped: 'nat_check_invalid',
   portMapForged: 'port_map_forged',
   portMapMalformed: 'port_map_malformed',
+  upnpSsdpIgnored: 'upnp_ssdp_ignored',
+  upnpMalformed: 'upnp_malformed',
   mtuProbesDropped: 'mtu_probe_invalid',
   controlDropped: 'control_invalid',
   mtuAcksDropped: 'mtu_ack_invalid'
@@ -184,7 +193,7 @@ export function renderMetrics (r: StatusReport, proc: ProcessFacts = processFact
 
   if (r.portMapping !== undefined && r.portMapping !== null) {
     const m = r.portMapping
-    e.add('lwt_port_mapping_info', 'gauge', 'Client: always 1; labels: the port mapping\'s state (mapped, probing, mapping, failed, idle), protocol (pcp, nat-pmp) and external endpoint.', 1,
+    e.add('lwt_port_mapping_info', 'gauge', 'Client: always 1; labels: the port mapping\'s state (mapped, probing, mapping, failed, idle), protocol (pcp, nat-pmp, upnp) and external endpoint.', 1,
       { state: m.state, protocol: m.protocol ?? '', external: m.external ?? '' })
     e.add('lwt_port_mapping_lifetime_seconds', 'gauge', 'Client: seconds the port mapping has left (absent without one).', m.lifetimeLeftSec)
   }

@@ -1,15 +1,19 @@
 /**
  * The port mapper's I/O (daemon.ts owns one on a client unless
  * --no-port-mapping): a plain dgram socket on the main thread (a few small
- * datagrams an hour, like the server's NAT-check port), the default gateway
- * read from /proc/net/route (this network namespace's), and one timer for
- * the state machine's next deadline. All decisions are control/port-mapping.ts's.
+ * datagrams an hour, like the server's NAT-check port), UPnP's SSDP socket
+ * and HTTP requests (upnp-io.ts), the default gateway read from
+ * /proc/net/route (this network namespace's), and one timer for the state
+ * machines' next deadline. All decisions are control/port-mapping.ts's
+ * (PCP, NAT-PMP) and control/upnp.ts's (UPnP IGD, which starts when those
+ * two are silent for their head start, and stands by while they map).
  *
- *   start() ─▶ gateway + our address towards it ─▶ PortMapper.setNetwork
+ *   start() ─▶ gateway + our address towards it ─▶ PortMapper.setNetwork, UpnpMapper.setNetwork
  *   every NETWORK_POLL: read them again; a change ─▶ setNetwork (asks again)
- *   socket 'message' ─▶ PortMapper.onPacket;  timer ─▶ PortMapper.tick
- *   PortMapper.changed(ep) ─▶ onChange(ep) (the client offers it to peers)
- *   stop() ─▶ PortMapper.stop() (the delete datagram) ─▶ flushed ─▶ socket closed
+ *   socket 'message' ─▶ PortMapper.onPacket;  SSDP/HTTP ─▶ UpnpMapper.onSsdp/onHttp
+ *   timer ─▶ both tick;  after each PortMapper event ─▶ UpnpMapper.otherProtocols(its state)
+ *   either's changed(ep) ─▶ onChange(external) when PCP/NAT-PMP's ?? UPnP's endpoint changed
+ *   stop() ─▶ both stop() (the delete datagram / DeletePortMapping) ─▶ flushed ─▶ sockets closed
  *   <state-dir>/portmap.json holds the live mapping (PortMapRecord), written when it
  *   appears or changes and removed when it goes: a run after kill -9 reads it and
  *   deletes that mapping at the gateway (PortMapper.forgetStale) before asking anew.
@@ -24,12 +28,16 @@ import type { Random } from './random.js'
 import { intToIp, ipToInt } from './wire/addr.js'
 import { NATPMP_PORT } from './wire/natpmp.js'
 import { PortMapper, type PortMapNet, type PortMapRecord, type PortMapStatus } from './control/port-mapping.js'
+import { UpnpMapper, combinePortMapStatus } from './control/upnp.js'
+import { UpnpTransport } from './upnp-io.js'
 import type { Endpoint } from './control/nat.js'
 
 /** How often the gateway and our address are read again (ms): a network change asks for a new mapping. */
 export const NETWORK_POLL = 5000
 /** stop() waits at most this long for the delete datagram to leave (ms). */
 const STOP_FLUSH = 500
+/** … and for UPnP's DeletePortMapping to be answered (ms). */
+const STOP_FLUSH_UPNP = 1500
 
 /** The default IPv4 route's gateway and interface from /proc/net/route text, or null. */
 export function parseDefaultRoute (text: string): { gateway: number, iface: string } | null {
@@ -58,11 +66,13 @@ export function readNetwork (): PortMapNet | null {
   const addrs = (networkInterfaces()[r.iface] ?? []).filter(a => a.family === 'IPv4' && !a.internal)
   const inSubnet = addrs.find(a => ((ipToInt(a.address) ^ r.gateway) & ipToInt(a.netmask)) === 0)
   const a = inSubnet ?? addrs[0]
-  return a === undefined ? null : { gateway: r.gateway, localIp: ipToInt(a.address) }
+  return a === undefined ? null : { gateway: r.gateway, localIp: ipToInt(a.address), mask: ipToInt(a.netmask) }
 }
 
 export class PortMappingIo {
   readonly mapper: PortMapper
+  readonly upnp: UpnpMapper
+  readonly #upnpIo: UpnpTransport
   readonly #sock: Socket
   readonly #clock: Clock
   readonly #log: Logger
@@ -92,10 +102,23 @@ export class PortMappingIo {
           })
         })
       },
-      changed: (ep) => {
-        this.#save(ep !== null)
-        onChange(ep)
-      },
+      changed: () => { this.#changed() },
+      log: (level, msg, fields) => { this.#log[level](msg, fields) }
+    }, c.random, internalPort)
+    this.#onChange = onChange
+    this.#upnpIo = new UpnpTransport(c.log, (b, ip) => {
+      if (this.#stopped) return
+      this.upnp.onSsdp(b, ip)
+      this.#schedule()
+    }, (id, r) => {
+      if (this.#stopped) return
+      this.upnp.onHttp(id, r, this.#clock.now())
+      this.#schedule()
+    })
+    this.upnp = new UpnpMapper({
+      ssdp: (b, ip, port) => { this.#upnpIo.ssdp(b, ip, port) },
+      http: (id, req) => { this.#upnpIo.http(id, req) },
+      changed: () => { this.#changed() },
       log: (level, msg, fields) => { this.#log[level](msg, fields) }
     }, c.random, internalPort)
     this.#sock.on('message', (msg, rinfo) => {
@@ -108,15 +131,36 @@ export class PortMappingIo {
   }
 
   readonly #stateFile: string | null
+  readonly #onChange: (ep: Endpoint | null) => void
+  /** The endpoint last announced (onChange). */
+  #announced: Endpoint | null = null
 
   #net: PortMapNet | null = null
+
+  /** The mapped external endpoint: PCP/NAT-PMP's, else UPnP's, or null. */
+  get external (): Endpoint | null { return this.mapper.external ?? this.upnp.external }
+
+  /** Both mappers' counters. */
+  get counters (): Record<string, number> { return { ...this.mapper.counters, ...this.upnp.counters } }
+
+  /** Either mapper's endpoint changed: keep the state file and tell the client when the one offered changed. */
+  #changed (): void {
+    // stop() deletes and saves itself; the client is not told of a mapping that goes with the daemon (as before UPnP).
+    if (this.#stopped) return
+    const ep = this.external
+    this.#save(ep !== null)
+    const a = this.#announced
+    if (a?.ip === ep?.ip && a?.port === ep?.port) return
+    this.#announced = ep === null ? null : { ...ep }
+    this.#onChange(ep)
+  }
 
   /** Keep the live mapping on disk (or remove the file). Failing to is logged, never fatal. */
   #save (mapped: boolean): void {
     const f = this.#stateFile
     if (f === null) return
     try {
-      const r = mapped ? this.mapper.record() : null
+      const r = mapped ? this.mapper.record() ?? this.upnp.record() : null
       if (r !== null) writeAtomic(f, JSON.stringify(r) + '\n')
       else unlinkSync(f)
     } catch (err) {
@@ -129,8 +173,9 @@ export class PortMappingIo {
     if (this.#stateFile === null) return null
     try {
       const r = JSON.parse(readFileSync(this.#stateFile, 'utf8')) as PortMapRecord
-      if (typeof r.gateway === 'number' && typeof r.internalPort === 'number' && (r.protocol === 'pcp' || r.protocol === 'nat-pmp') &&
-        typeof r.nonce === 'string' && typeof r.external?.ip === 'number' && typeof r.external?.port === 'number') return r
+      if (typeof r.gateway === 'number' && typeof r.internalPort === 'number' && (r.protocol === 'pcp' || r.protocol === 'nat-pmp' || r.protocol === 'upnp') &&
+        typeof r.nonce === 'string' && typeof r.external?.ip === 'number' && typeof r.external?.port === 'number' &&
+        (r.protocol !== 'upnp' || (typeof r.upnp?.controlUrl === 'string' && typeof r.upnp.serviceType === 'string'))) return r
       this.#log.warn(`ignoring ${this.#stateFile}: not a port-mapping record`)
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.#log.warn(`ignoring ${this.#stateFile}`, { err })
@@ -144,20 +189,26 @@ export class PortMappingIo {
       this.#sock.once('error', reject)
       this.#sock.bind(0, () => { this.#sock.off('error', reject); resolve() })
     })
+    await this.#upnpIo.start()
     const stale = this.#readStale()
-    if (stale !== null) this.mapper.forgetStale(stale)
+    if (stale?.protocol === 'upnp') this.upnp.forgetStale(stale)
+    else if (stale !== null) this.mapper.forgetStale(stale)
     this.#check()
     this.#save(false)
     this.#poll = setInterval(() => { this.#check() }, NETWORK_POLL)
     this.#poll.unref()
   }
 
-  status (): PortMapStatus { return this.mapper.status(this.#clock.now()) }
+  status (): PortMapStatus {
+    const now = this.#clock.now()
+    return combinePortMapStatus(this.mapper.status(now), this.upnp.status(now))
+  }
 
   /** Our public endpoint moved: renew now, or ask again after a failure (PortMapper.refresh). */
   refresh (): void {
     if (this.#stopped) return
     this.mapper.refresh(this.#clock.now())
+    this.upnp.refresh(this.#clock.now())
     this.#schedule()
   }
 
@@ -167,11 +218,14 @@ export class PortMappingIo {
     this.#stopped = true
     if (this.#timer !== null) clearTimeout(this.#timer)
     if (this.#poll !== null) clearInterval(this.#poll)
+    const upnpDeleted = this.upnp.stop()
     if (this.mapper.stop()) {
       let t: NodeJS.Timeout | undefined
       await Promise.race([this.#lastSend, new Promise<void>(resolve => { t = setTimeout(resolve, STOP_FLUSH) })])
       clearTimeout(t)
     }
+    // The stale-mapping delete of start() may still be in flight too: both are waited for, bounded.
+    await this.#upnpIo.close(upnpDeleted ? STOP_FLUSH_UPNP : STOP_FLUSH)
     this.#save(false)
     this.#sock.close()
   }
@@ -180,20 +234,28 @@ export class PortMappingIo {
     if (this.#stopped) return
     const net = this.#readNet()
     this.#net = net
-    this.mapper.setNetwork(net, this.#clock.now())
+    const now = this.#clock.now()
+    this.mapper.setNetwork(net, now)
+    if (net !== null) this.#upnpIo.setLocalIp(intToIp(net.localIp))
+    this.upnp.setNetwork(net, now)
     this.#schedule()
   }
 
+  /** After any event: UPnP learns PCP/NAT-PMP's state, and the timer is set for the earlier deadline. */
   #schedule (): void {
     if (this.#stopped) return
+    this.upnp.otherProtocols(this.mapper.state, this.#clock.now())
     if (this.#timer !== null) clearTimeout(this.#timer)
     this.#timer = null
-    const due = this.mapper.nextDue()
+    const due = Math.min(this.mapper.nextDue(), this.upnp.nextDue())
     if (due === Infinity) return
     this.#timer = setTimeout(() => {
       this.#timer = null
       if (this.#stopped) return
-      this.mapper.tick(this.#clock.now())
+      const now = this.#clock.now()
+      this.mapper.tick(now)
+      this.upnp.otherProtocols(this.mapper.state, now)
+      this.upnp.tick(now)
       this.#schedule()
     }, Math.max(0, Math.ceil(due - this.#clock.now())))
     this.#timer.unref()

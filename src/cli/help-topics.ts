@@ -54,10 +54,10 @@ SYNOPSIS
     reaches every other node's tunnel address. With --p2p (the default) it
     tries a direct UDP path to each client it talks to and falls back to the
     server's relay while none works; --no-p2p always uses the relay. It also
-    asks its router for a UDP port mapping (PCP, NAT-PMP) and offers the
-    mapped address to peers; --no-port-mapping does not ask. When UDP to
-    the server gets no answer in 2 s it tries TCP too (--transport auto)
-    and returns to UDP when UDP answers again. A wrong
+    asks its router for a UDP port mapping (PCP, NAT-PMP, UPnP IGD) and
+    offers the mapped address to peers; --no-port-mapping does not ask.
+    When UDP to the server gets no answer in 2 s it tries TCP too
+    (--transport auto) and returns to UDP when UDP answers again. A wrong
     key is reported as such ("the server rejected our key"), also by status.
     --max-clients is a server option and an error here.
 
@@ -144,7 +144,9 @@ SYNOPSIS
       NAT-check port  whether the server's second port (listen port + 1)
                       answers a NAT check, and how it sees us;
       local addresses our own addresses with our UDP port;
-      port mapping    not supported yet (UPnP, NAT-PMP, PCP);
+      port mapping    the router's mapping of our port (UPnP, NAT-PMP or
+                      PCP: protocol, external endpoint, lifetime), or why
+                      there is none, as status prints it;
       path MTU        the path MTU to the server, found by probing, and the
                       largest inner packet sent on it (larger ones are
                       answered with ICMP "frag needed" / Packet Too Big).

@@ -310,10 +310,12 @@ const OPTIONS = `OPTIONS
               go through the server. Default: on.
     --port-mapping, --no-port-mapping
               Ask the default gateway for a UDP mapping of our port (PCP,
-              else NAT-PMP; renewed at half its lifetime, deleted on exit)
-              and offer the mapped address to peers as a candidate: two
-              clients behind symmetric NATs then go direct when either
-              router maps. status shows the mapping or why there is none.
+              else NAT-PMP; UPnP IGD when neither answers in 250 ms: SSDP,
+              then SOAP AddPortMapping; renewed at half its lifetime,
+              deleted on exit) and offer the mapped address to peers as a
+              candidate: two clients behind symmetric NATs then go direct
+              when either router maps. status and netcheck show the
+              mapping or why there is none.
               Default: on (with --p2p).
     -l, --listen HOST:PORT
               Local UDP address to bind. Default: ${formatHostPort(D.clientListen.host, D.clientListen.port)} (any

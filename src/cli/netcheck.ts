@@ -2,8 +2,8 @@
  * `lightweight-tunnel netcheck`: prints the running client's report
  * (control socket {"cmd":"netcheck"}; control/observe-requests.ts): UDP
  * reachability of the server and its RTT, our public endpoint, the NAT kind
- * and how it was decided, the NAT-check port. Port mapping and path MTU do
- * not exist yet and say so.
+ * and how it was decided, the NAT-check port, the port mapping (as status
+ * prints it) and the path MTU.
  *
  *   netcheck of the client on lwt0 (server 198.51.100.1:9000, registered)
  *     UDP             yes: the server answered a Ping in 0.42 ms (keepalive RTT 0.45 ms)
@@ -11,11 +11,12 @@
  *     NAT             cone: the server's main port and 1 other destination ...
  *     NAT-check port  198.51.100.1:9001 answering in 0.40 ms, sees us at 198.51.100.2:41234
  *     local addresses 10.1.0.2:41234
- *     port mapping    not supported yet (UPnP, NAT-PMP, PCP)
+ *     port mapping    UPnP 198.51.100.2:41234 → port 41234 via gateway 10.1.0.1, lifetime 7200 s (7195 s left); offered to peers
  *     path MTU        1468 bytes to the server (confirmed; carries full-size tunnel packets)
  */
 import type { NetcheckReport } from '../control/observe-requests.js'
 import { formatRttMs } from './ping.js'
+import { formatPortMapping } from './status-format.js'
 
 export function isNetcheckReport (v: unknown): v is NetcheckReport {
   const r = v as Partial<NetcheckReport> | null
@@ -40,7 +41,7 @@ export function formatNetcheck (r: NetcheckReport, dev: string): string {
     : `${clean(nc.endpoint)} NOT answering (the server runs without it, or a firewall drops it): the NAT kind is then learned from peers only`])
   if (r.otherViews.length > 0) rows.push(['other views', r.otherViews.map(clean).join(', ')])
   rows.push(['local addresses', r.localEndpoints.length === 0 ? '-' : r.localEndpoints.map(clean).join(', ')])
-  rows.push(['port mapping', `${clean(r.portMapping)} (UPnP, NAT-PMP, PCP)`])
+  rows.push(['port mapping', r.portMapping === null ? 'off (--no-port-mapping or --no-p2p)' : typeof r.portMapping === 'string' ? clean(r.portMapping) : formatPortMapping(r.portMapping)])
   rows.push(['path MTU', clean(r.pathMtu)])
   const w = Math.max(...rows.map(([k]) => k.length))
   return [`netcheck of the client on ${clean(dev)} (server ${clean(r.server)}, ${clean(r.state)})`, ...rows.map(([k, v]) => `  ${k.padEnd(w)}  ${v}`)].join('\n') + '\n'

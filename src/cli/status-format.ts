@@ -124,12 +124,15 @@ function routeLines (report: StatusReport): string[] {
   return out
 }
 
+const PORT_MAP_PROTOCOL: Record<string, string> = { pcp: 'PCP', 'nat-pmp': 'NAT-PMP', upnp: 'UPnP' }
+
 /** "PCP 100.64.1.2:40000 → port 9000, lifetime 7200 s (3598 s left)", or the state and why there is none. */
 export function formatPortMapping (m: PortMapStatus): string {
   if (m.state === 'mapped') {
-    return `${m.protocol === 'pcp' ? 'PCP' : 'NAT-PMP'} ${dash(m.external)} → port ${m.internalPort} via gateway ${dash(m.gateway)}, lifetime ${m.lifetimeSec ?? '-'} s (${m.lifetimeLeftSec ?? '-'} s left); offered to peers`
+    const life = m.lifetimeSec === 0 ? 'a permanent lease (the router grants no other; deleted on exit)' : `lifetime ${m.lifetimeSec ?? '-'} s (${m.lifetimeLeftSec ?? '-'} s left)`
+    return `${PORT_MAP_PROTOCOL[m.protocol ?? ''] ?? dash(m.protocol)} ${dash(m.external)} → port ${m.internalPort} via gateway ${dash(m.gateway)}, ${life}; offered to peers`
   }
-  const hint = m.state === 'failed' ? ' (turn on NAT-PMP or PCP in the router so that peers behind symmetric NATs can reach this node directly)' : ''
+  const hint = m.state === 'failed' ? ' (turn on UPnP, NAT-PMP or PCP in the router so that peers behind symmetric NATs can reach this node directly)' : ''
   return `none (${clean(m.state)}): ${clean(m.note)}${hint}`
 }
 

@@ -18,6 +18,7 @@ import { ClientController } from './client.js'
 import { ServerController } from './server.js'
 import { NAT_CHECK_PORT_OFFSET } from './constants.js'
 import type { PingResult, PingStarted } from './user-ping.js'
+import type { PortMapStatus } from './port-mapping.js'
 
 /** Default wait for a Pong, ms (ping -W). */
 export const PING_TIMEOUT_MS = 2000
@@ -96,13 +97,14 @@ export interface NetcheckReport {
   /** Other views of our endpoint used for the classification (NAT-check port, peers). */
   otherViews: string[]
   localEndpoints: string[]
-  /** Not implemented yet (issue 12): always the string "not supported yet". */
-  portMapping: string
+  /** The port mapping as status has it (UPnP, PCP or NAT-PMP: what the mapper found), null when off (--no-port-mapping, --no-p2p). */
+  portMapping: PortMapStatus | null
   /** The path MTU to the server as probed (control/path-mtu-client.ts), in words. */
   pathMtu: string
 }
 
-export async function answerNetcheck (controller: ClientController | ServerController, req: Record<string, unknown>, dev: string): Promise<NetcheckReport> {
+export async function answerNetcheck (controller: ClientController | ServerController, req: Record<string, unknown>, dev: string,
+  portMapping: () => PortMapStatus | null = () => null): Promise<NetcheckReport> {
   if (!(controller instanceof ClientController)) {
     throw new VpnError('ERR_USAGE', 'netcheck runs on a client: it reports how the client reaches its server (this daemon is the server)')
   }
@@ -130,7 +132,7 @@ export async function answerNetcheck (controller: ClientController | ServerContr
     natCheck: { endpoint: `${host}:${port + NAT_CHECK_PORT_OFFSET}`, answering: check.rttMs !== null, rttMs: check.rttMs, sawUs: check.rttMs !== null ? f.natCheckView : null },
     otherViews: f.otherViews,
     localEndpoints: f.localEndpoints,
-    portMapping: 'not supported yet',
+    portMapping: portMapping(),
     pathMtu: c.serverPathMtu()
   }
 }

@@ -47,7 +47,9 @@ export const PROBE_TRIES = 3
 export const RENEW_RETRY = 1000
 export const RENEW_RETRY_MAX = 60_000
 
-export type PortMapProtocol = 'pcp' | 'nat-pmp'
+/** 'upnp' is control/upnp.ts's; this file speaks the other two. */
+export type PortMapProtocol = 'pcp' | 'nat-pmp' | 'upnp'
+type PcpPmp = 'pcp' | 'nat-pmp'
 
 export interface PortMapIo {
   /** Send a datagram to the gateway's port 5351. */
@@ -62,9 +64,11 @@ export interface PortMapRecord {
   gateway: number
   internalPort: number
   protocol: PortMapProtocol
-  /** PCP nonce, hex. */
+  /** PCP nonce, hex ('' for UPnP). */
   nonce: string
   external: Endpoint
+  /** UPnP: where to send DeletePortMapping. */
+  upnp?: { controlUrl: string, serviceType: string }
 }
 
 export interface PortMapNet {
@@ -72,6 +76,8 @@ export interface PortMapNet {
   gateway: number
   /** Our address towards it (PCP's client address). */
   localIp: number
+  /** Its subnet's mask (UPnP accepts SSDP answers from that subnet only); absent: the gateway alone. */
+  mask?: number
 }
 
 /** `status`'s view of the mapping. */
@@ -94,7 +100,7 @@ type State =
   | { state: 'idle' }
   | { state: 'probing', tries: number, deadline: number, pmpExternal: number | null, pcpRefused: string | null, pmpRefused: string | null }
   | { state: 'mapping', tries: number, deadline: number, externalIp: number }
-  | { state: 'mapped', proto: PortMapProtocol, external: Endpoint, lifetimeSec: number, grantedAt: number, renewAt: number, renewTries: number }
+  | { state: 'mapped', proto: PcpPmp, external: Endpoint, lifetimeSec: number, grantedAt: number, renewAt: number, renewTries: number }
   | { state: 'failed', reason: string }
 
 export class PortMapper {
@@ -106,7 +112,7 @@ export class PortMapper {
   /** PCP nonce: one per mapping life (a renewal reuses it, §11.2). */
   #nonce: Uint8Array
   /** The gateway's epoch from its last answer per protocol and when we read it (reboot detection; a gateway may run PCP and NAT-PMP with separate epochs). */
-  #epoch: Record<PortMapProtocol, { epoch: number, at: number } | null> = { pcp: null, 'nat-pmp': null }
+  #epoch: Record<PcpPmp, { epoch: number, at: number } | null> = { pcp: null, 'nat-pmp': null }
   /** A crashed run's mapping, to delete once we talk to its gateway. */
   #stale: PortMapRecord | null = null
   /** The stale delete we sent: its answer is expected, not forged. */
@@ -201,7 +207,7 @@ export class PortMapper {
 
   /** A mapping an earlier run left behind (killed before it could delete it): deleted when we next talk to its gateway. */
   forgetStale (r: PortMapRecord): void {
-    if (/^[0-9a-f]{24}$/.test(r.nonce) && r.internalPort > 0 && r.internalPort < 65536) this.#stale = r
+    if (r.protocol !== 'upnp' && /^[0-9a-f]{24}$/.test(r.nonce) && r.internalPort > 0 && r.internalPort < 65536) this.#stale = r
   }
 
   #deleteStale (net: PortMapNet): void {
@@ -278,7 +284,7 @@ export class PortMapper {
   }
 
   /** A MAP request (or renewal, or with lifetime 0 a delete) for our port. */
-  #sendMap (proto: PortMapProtocol, lifetimeSec: number, current: Endpoint | null): void {
+  #sendMap (proto: PcpPmp, lifetimeSec: number, current: Endpoint | null): void {
     this.counters.portMapRequests++
     if (proto === 'pcp') {
       this.#io.send(encodePcpMap({
@@ -370,7 +376,7 @@ export class PortMapper {
    * clock (7/8 of it, less 2 s of slack); one that went backwards means the
    * gateway restarted and lost its mappings: start over at once.
    */
-  #rebooted (proto: PortMapProtocol, epoch: number, now: number): boolean {
+  #rebooted (proto: PcpPmp, epoch: number, now: number): boolean {
     const prev = this.#epoch[proto]
     this.#epoch[proto] = { epoch, at: now }
     if (prev === null) return false
@@ -383,7 +389,7 @@ export class PortMapper {
     return true
   }
 
-  #granted (proto: PortMapProtocol, ext: Endpoint, lifetimeSec: number, now: number): void {
+  #granted (proto: PcpPmp, ext: Endpoint, lifetimeSec: number, now: number): void {
     const prev = this.#st.state === 'mapped' ? this.#st.external : null
     this.#st = { state: 'mapped', proto, external: ext, lifetimeSec, grantedAt: now, renewAt: now + lifetimeSec * 500, renewTries: 0 }
     if (prev === null || prev.ip !== ext.ip || prev.port !== ext.port) {

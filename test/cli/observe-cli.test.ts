@@ -108,12 +108,12 @@ t.test('ping output: per reply, summary, exit status', async t => {
   await t.rejects(runPing({ peer: '10.0.0.3', count: 1, intervalMs: 1000, timeoutMs: 2000, json: false }, async () => ({ nonsense: true }), () => {}, async () => {}), { code: 'ERR_CONTROL_SOCKET' })
 })
 
-t.test('netcheck output names every field, and what is not supported', async t => {
+t.test('netcheck output names every field', async t => {
   const r: NetcheckReport = {
     dev: 'lwt0',
     server: '198.51.100.1:9000', state: 'registered', udp: true, rttMs: 0.42, keepaliveRttMs: 0.45, publicEndpoint: '203.0.113.7:41234',
     nat: 'cone', natHow: 'the same public endpoint everywhere', natCheck: { endpoint: '198.51.100.1:9001', answering: false, rttMs: null, sawUs: null },
-    otherViews: [], localEndpoints: ['192.168.1.2:41234'], portMapping: 'not supported yet', pathMtu: '1280 bytes to the server (confirmed; inner packets up to 1220, larger ones get ICMP too-big)'
+    otherViews: [], localEndpoints: ['192.168.1.2:41234'], portMapping: { state: 'mapped', gateway: '192.168.1.1', protocol: 'upnp', external: '203.0.113.7:41234', internalPort: 41234, lifetimeSec: 7200, lifetimeLeftSec: 7000, note: '' }, pathMtu: '1280 bytes to the server (confirmed; inner packets up to 1220, larger ones get ICMP too-big)'
   }
   const text = formatNetcheck(r, 'lwt0')
   t.match(text, /^netcheck of the client on lwt0 \(server 198\.51\.100\.1:9000, registered\)\n/)
@@ -121,7 +121,10 @@ t.test('netcheck output names every field, and what is not supported', async t =
   t.match(text, /public address +203\.0\.113\.7:41234 \(how the server sees us\)/)
   t.match(text, /NAT +cone: the same public endpoint everywhere/)
   t.match(text, /NAT-check port +198\.51\.100\.1:9001 NOT answering/)
-  t.match(text, /port mapping +not supported yet/)
+  t.match(text, /port mapping +UPnP 203\.0\.113\.7:41234 → port 41234 via gateway 192\.168\.1\.1, lifetime 7200 s \(7000 s left\); offered to peers\n/)
+  t.match(formatNetcheck({ ...r, portMapping: null }, 'lwt0'), /port mapping +off \(--no-port-mapping or --no-p2p\)\n/)
+  const failed = formatNetcheck({ ...r, portMapping: { ...r.portMapping!, state: 'failed', protocol: null, external: null, lifetimeSec: null, lifetimeLeftSec: null, note: 'no NAT-PMP/PCP answer from 192.168.1.1 in 3 tries; UPnP: no IGD answered SSDP in 2 tries' } }, 'lwt0')
+  t.match(failed, /port mapping +none \(failed\): no NAT-PMP\/PCP answer from 192\.168\.1\.1 in 3 tries; UPnP: no IGD answered SSDP in 2 tries \(turn on UPnP/)
   t.match(text, /path MTU +1280 bytes to the server \(confirmed; inner packets up to 1220/)
   t.match(formatNetcheck({ ...r, udp: false, rttMs: null }, 'lwt0'), /UDP +NO: the server did not answer a Ping/)
 })

@@ -234,8 +234,13 @@ t.test('port mapping line: the mapping, or why there is none; absent when off', 
     ...clientReport,
     portMapping: { state: 'failed', gateway: '192.168.1.1', protocol: null, external: null, internalPort: 9000, lifetimeSec: null, lifetimeLeftSec: null, note: 'no NAT-PMP/PCP answer from 192.168.1.1 in 3 tries' }
   })
-  t.match(failed, /port mapping +none \(failed\): no NAT-PMP\/PCP answer from 192\.168\.1\.1 in 3 tries \(turn on NAT-PMP or PCP in the router so that peers behind symmetric NATs can reach this node directly\)\n/)
+  t.match(failed, /port mapping +none \(failed\): no NAT-PMP\/PCP answer from 192\.168\.1\.1 in 3 tries \(turn on UPnP, NAT-PMP or PCP in the router so that peers behind symmetric NATs can reach this node directly\)\n/)
   t.notMatch(formatStatus({ ...clientReport, portMapping: null }), /port mapping/)
+  const permanent = formatStatus({
+    ...clientReport,
+    portMapping: { state: 'mapped', gateway: '192.168.1.1', protocol: 'upnp', external: '100.64.1.2:9000', internalPort: 9000, lifetimeSec: 0, lifetimeLeftSec: null, note: '' }
+  })
+  t.match(permanent, /port mapping +UPnP 100\.64\.1\.2:9000 → port 9000 via gateway 192\.168\.1\.1, a permanent lease \(the router grants no other; deleted on exit\); offered to peers\n/)
 })
 
 t.test('transport lines: the client\'s server path and why; the server\'s TCP listener', async t => {

@@ -2,11 +2,11 @@
  * A small NAT-PMP (RFC 6886) / PCP (RFC 6887) responder for the lab's router
  * namespaces (Debian's miniupnpd refuses the lab's reserved WAN ranges). It
  * answers MAP requests for UDP and makes each mapping real: an element of an
- * nftables DNAT map (table `ip lwt_pm`), so the kernel forwards WAN packets
- * for the external port to the client, beside the lab's NAT of any kind
- * (src/lab/nat.ts; the symmetric one included). A mapping goes away on a
- * delete (lifetime 0), at the end of its lifetime, and with the table when
- * the responder exits. Written independently of src/wire (plain JavaScript,
+ * nftables DNAT map (nft-portmap.mjs, table `ip lwt_pm`), so the kernel
+ * forwards WAN packets for the external port to the client, beside the lab's
+ * NAT of any kind (src/lab/nat.ts; the symmetric one included). A mapping
+ * goes away on a delete (lifetime 0), at the end of its lifetime, and with
+ * the table when the responder exits. Written independently of src/wire (plain JavaScript,
  * run without the TypeScript loader), so the e2e test checks the client's
  * codecs against a second implementation.
  *
@@ -16,7 +16,7 @@
  * stdout: one JSON object per event: ready, map, renew, delete, expire, refused.
  */
 import { createSocket } from 'node:dgram'
-import { execFileSync } from 'node:child_process'
+import { createPortMapTable } from './nft-portmap.mjs'
 import { parseArgs } from 'node:util'
 
 const { values: a } = parseArgs({
@@ -41,50 +41,13 @@ const started = Date.now()
 const epoch = () => Math.floor((Date.now() - started) / 1000)
 const say = (o) => { process.stdout.write(JSON.stringify(o) + '\n') }
 
-const nft = (script) => execFileSync('nft', ['-f', '-'], { input: script })
-nft([
-  'add table ip lwt_pm', 'delete table ip lwt_pm',
-  'table ip lwt_pm {',
-  '  map pm { type inet_service : ipv4_addr . inet_service; }',
-  '  chain pre {',
-  '    type nat hook prerouting priority dstnat - 10; policy accept;',
-  `    iifname "${WAN}" meta l4proto udp dnat ip to udp dport map @pm`,
-  '  }',
-  '}'
-].join('\n') + '\n')
-
-/** external port → { client, internalPort, timer, proto } */
-const mappings = new Map()
-const keyOf = (client, port) => `${client}:${port}`
-const byClient = new Map() // client:internalPort → external port
-
-function unmap (ext, event) {
-  const m = mappings.get(ext)
-  if (!m) return
-  clearTimeout(m.timer)
-  mappings.delete(ext)
-  byClient.delete(keyOf(m.client, m.internalPort))
-  nft(`delete element ip lwt_pm pm { ${ext} }\n`)
-  say({ event, external: `${WAN_IP}:${ext}`, client: `${m.client}:${m.internalPort}`, proto: m.proto })
-}
+const table = createPortMapTable(WAN, WAN_IP, say)
+const unmap = table.unmap
 
 /** Map (or renew) client:internalPort; returns [external port, lifetime]. */
 function map (client, internalPort, suggested, lifetime, proto) {
-  let ext = byClient.get(keyOf(client, internalPort))
-  const renew = ext !== undefined
-  if (!renew) {
-    ext = suggested >= 1024 && !mappings.has(suggested) ? suggested : 0
-    while (ext === 0 || mappings.has(ext)) ext = 20000 + Math.floor(Math.random() * 40000)
-    nft(`add element ip lwt_pm pm { ${ext} : ${client} . ${internalPort} }\n`)
-    byClient.set(keyOf(client, internalPort), ext)
-  }
   const life = Math.min(lifetime, MAX_LIFETIME)
-  const m = mappings.get(ext) ?? { client, internalPort, proto }
-  clearTimeout(m.timer)
-  m.timer = setTimeout(() => { unmap(ext, 'expire') }, life * 1000)
-  mappings.set(ext, m)
-  say({ event: renew ? 'renew' : 'map', external: `${WAN_IP}:${ext}`, client: `${client}:${internalPort}`, lifetime: life, proto })
-  return [ext, life]
+  return [table.map(client, internalPort, suggested, life, proto), life]
 }
 
 const ipBytes = (ip) => ip.split('.').map(Number)
@@ -105,7 +68,7 @@ function natpmp (msg, client) {
   const lifetime = msg.readUInt32BE(8)
   out.writeUInt16BE(internal, 8)
   if (lifetime === 0) {
-    const ext = byClient.get(keyOf(client, internal))
+    const ext = table.externalOf(client, internal)
     if (ext !== undefined) unmap(ext, 'delete')
     return out
   }
@@ -131,7 +94,7 @@ function pcp (msg, client) {
   const lifetime = msg.readUInt32BE(4)
   out.writeUInt16BE(internal, 40)
   if (lifetime === 0) {
-    const ext = byClient.get(keyOf(client, internal))
+    const ext = table.externalOf(client, internal)
     if (ext !== undefined) unmap(ext, 'delete')
     return out
   }
@@ -165,7 +128,7 @@ sock.on('message', (msg, rinfo) => {
 })
 
 function shutdown () {
-  try { nft('add table ip lwt_pm\ndelete table ip lwt_pm\n') } catch { /* best effort */ }
+  table.destroy()
   process.exit(0)
 }
 process.on('SIGTERM', shutdown)
