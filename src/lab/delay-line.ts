@@ -54,11 +54,14 @@ export interface DelayLineStats {
   /** Datagrams upstream → client queued. */
   returned: number
   droppedQueueFull: number
+  /** Datagrams of a client over maxClients, or whose upstream socket could not be opened. */
   droppedTooManyClients: number
   /** Longer than SLOT (recvmmsg truncated them). */
   droppedTooLong: number
   /** Not taken by the kernel on send (or the send failed). */
   sendErrors: number
+  /** recvmmsg calls that failed (a pending socket error; the poll comes back). */
+  recvErrors: number
   /** The most datagrams that waited at once. */
   maxQueued: number
   /** recvmmsg and sendmmsg calls (datagrams per call = (forwarded + returned) / calls). */
@@ -87,7 +90,7 @@ export async function createDelayLine (o: DelayLineOptions): Promise<DelayLine> 
   const cap = o.maxQueued ?? 20_000
   const maxClients = o.maxClients ?? 64
   if (!(Number.isInteger(cap) && cap >= 1 && cap <= 1_000_000)) throw new RangeError(`maxQueued must be 1-1000000 (got ${cap})`)
-  const stats: DelayLineStats = { forwarded: 0, returned: 0, droppedQueueFull: 0, droppedTooManyClients: 0, droppedTooLong: 0, sendErrors: 0, maxQueued: 0, recvCalls: 0, sendCalls: 0 }
+  const stats: DelayLineStats = { forwarded: 0, returned: 0, droppedQueueFull: 0, droppedTooManyClients: 0, droppedTooLong: 0, sendErrors: 0, recvErrors: 0, maxQueued: 0, recvCalls: 0, sendCalls: 0 }
   const upstreamIp = ipToInt(o.upstreamHost)
   const delay = o.delayMs
 
@@ -151,7 +154,7 @@ export async function createDelayLine (o: DelayLineOptions): Promise<DelayLine> 
       const toRing = room > 0
       if (toRing) for (let j = 0; j < max; j++) rxOffs[j] = slotOff[(tail + j) % cap]!
       let n = 0
-      try { n = native.udpRecvBatch(s.fd, toRing ? mem : scratch, toRing ? rxOffs : scratchOffs, rxLens, rxAddrs, max, SLOT) } catch { break }
+      try { n = native.udpRecvBatch(s.fd, toRing ? mem : scratch, toRing ? rxOffs : scratchOffs, rxLens, rxAddrs, max, SLOT) } catch { stats.recvErrors++; break }
       stats.recvCalls++
       if (!toRing) {
         stats.droppedQueueFull += n
