@@ -33,10 +33,16 @@
  *
  *   node dist/bench/fec-loss.js [--loss 5] [--fec 10,3] [--seconds 10] [--reps 2] [--pings 500]
  *        [--tunnels wireguard-go,fastd,tinc | none] [--no-install] [--delay MS] [--cc cubic]
+ *        [--delay-line FILE]
  *
  * --cc ALGO: iperf3's sender uses that TCP congestion control (iperf3 -C;
  * default: the system's, net.ipv4.tcp_congestion_control — bbr on the lab
  * machine, which hardly reacts to random loss; cubic is Linux's default).
+ *
+ * --delay-line FILE: run that script as the delay line instead of
+ * dist/src/lab/delay-line.js (same command line and output), e.g. an older
+ * build of it, to compare delay lines on the same lab; --reps 0 measures the
+ * lossless rows only.
  *
  * Needs root, iproute2, nft, ethtool, iperf3 (and apt-get for missing peers).
  * Every namespace it makes is removed at the end, also on failure.
@@ -128,7 +134,7 @@ async function main (): Promise<void> {
     options: {
       loss: { type: 'string', default: '5' }, fec: { type: 'string', default: '10,3' }, seconds: { type: 'string', default: '10' },
       reps: { type: 'string', default: '2' }, pings: { type: 'string', default: '500' }, tunnels: { type: 'string' }, 'no-install': { type: 'boolean' },
-      delay: { type: 'string' }, cc: { type: 'string' }
+      delay: { type: 'string' }, cc: { type: 'string' }, 'delay-line': { type: 'string' }
     }
   })
   const delay = values.delay === undefined ? 0 : Number(values.delay)
@@ -147,7 +153,7 @@ async function main (): Promise<void> {
     // Two delay lines (one process each, so both cores can carry them): the a clients' and the b clients'.
     const remote = (name: string): string => delay === 0 ? `${topo.serverWanIp}:9000` : `${topo.serverWanIp}:${name.startsWith('a') ? 9100 : 9101}`
     for (const port of delay > 0 ? [9100, 9101] : []) {
-      const dl = spawnIn(topo.serverNs, process.execPath, [DELAY_LINE, '--listen', `${topo.serverWanIp}:${port}`, '--upstream', `${topo.serverWanIp}:9000`, '--delay', String(delay / 2)])
+      const dl = spawnIn(topo.serverNs, process.execPath, [values['delay-line'] ?? DELAY_LINE, '--listen', `${topo.serverWanIp}:${port}`, '--upstream', `${topo.serverWanIp}:9000`, '--delay', String(delay / 2)])
       lines.push(dl)
       await waitFor(async () => dl.output().includes('ready'), { timeoutMs: 10_000, intervalMs: 100, what: `the delay line on port ${port}` })
     }
@@ -196,7 +202,7 @@ async function main (): Promise<void> {
   for (const r of rows) {
     const m = median(r.mbps)
     const cols = r.mbps.length === 0
-      ? `${'-'.padStart(11)}   ${'-'.padStart(10)}   ${'-'.padStart(9)}   ${'-'.padStart(11)}   ${'-'.padStart(6)}   ${'-'.padStart(8)}   ${'-'.padStart(15)}`
+      ? `${'-'.padStart(11)}   ${'-'.padStart(10)}   ${'-'.padStart(9)}   ${'-'.padStart(11)}   ${'-'.padStart(6)}   ${'-'.padStart(8)}   ${(Number.isNaN(r.lossless) ? '-' : r.lossless.toFixed(1)).padStart(15)}`
       : `${median(r.ping).toFixed(1).padStart(11)}   ${m.toFixed(1).padStart(10)}   ${(m / base).toFixed(2).padStart(8)}×   ${String(median(r.retr)).padStart(11)}   ${median(r.rtt).toFixed(2).padStart(6)}   ${String(median(r.cwnd)).padStart(8)}   ${r.lossless.toFixed(1).padStart(15)}`
     console.log(`${r.label.padEnd(30)} ${cols}${r.note === undefined ? '' : `   (${r.note})`}`)
   }

@@ -7,21 +7,34 @@
  *   upstream --> client's upstream socket --[queue, +delayMs]--> listen socket --> client
  *
  * so each datagram leaves delayMs after it arrived, in both directions, and the
- * upstream sees one distinct source port per client (like a NAT). One FIFO
- * queue serves both directions (the delay is constant, so due times are in
- * arrival order) with one timer set for its head. Memory is bounded: at most
- * `maxQueued` datagrams wait (more are dropped and counted) and at most
- * `maxClients` upstream sockets exist (datagrams of further clients are
- * dropped and counted).
+ * upstream sees one distinct source port per client (like a NAT).
+ *
+ * Fast path (the daemon's addon, as src/transport/bridge.ts uses it): the
+ * sockets are native (udpOpen), each polled on this thread's loop (pollStart);
+ * a wake-up reads with recvmmsg (udpRecvBatch, BATCH per call) straight into
+ * the queue, and everything due leaves with sendmmsg (udpSendBatch, BATCH per
+ * call, one run per destination socket) straight from the queue: no copy and
+ * no object per datagram.
+ *
+ * The queue: one ring of `maxQueued` slots of SLOT bytes, shared by both
+ * directions (the delay is constant, so due times are in arrival order), with
+ * per slot its due time, length and destination (socket, IPv4, port). It is
+ * drained at every wake-up and by one timer set for its head. Memory is
+ * bounded: at most `maxQueued` datagrams wait (more are dropped and counted),
+ * at most `maxClients` upstream sockets exist (datagrams of further clients
+ * are dropped and counted), a datagram longer than SLOT is dropped and
+ * counted, and a datagram the kernel does not take on send (EAGAIN, ENOBUFS)
+ * is dropped and counted.
  *
  * Used by bench/fec-loss.ts `--delay` in the server's namespace as a child
  * process: `node dist/src/lab/delay-line.js --listen IP:PORT --upstream
- * IP:PORT --delay MS`; it prints "ready" once listening and its counters as
- * one JSON line on SIGTERM/SIGINT, then exits.
+ * IP:PORT --delay MS`; it prints "ready" once listening and its counters (and
+ * its CPU time) as one JSON line on SIGTERM/SIGINT, then exits.
  */
-import { createSocket, type Socket } from 'node:dgram'
 import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
+import { loadNative, openUdp, type Native, type PollHandle } from '../dataplane/native.js'
+import { ipToInt } from '../wire/addr.js'
 
 export interface DelayLineOptions {
   listenHost: string
@@ -29,103 +42,209 @@ export interface DelayLineOptions {
   upstreamHost: string
   upstreamPort: number
   delayMs: number
-  /** Datagrams waiting at most (default 20 000). */
+  /** Datagrams waiting at most (default 20 000; SLOT bytes of memory each). */
   maxQueued?: number
   /** Upstream sockets at most, one per client address (default 64). */
   maxClients?: number
 }
 
 export interface DelayLineStats {
+  /** Datagrams client → upstream queued. */
   forwarded: number
+  /** Datagrams upstream → client queued. */
   returned: number
   droppedQueueFull: number
+  /** Datagrams of a client over maxClients, or whose upstream socket could not be opened. */
   droppedTooManyClients: number
+  /** Longer than SLOT (recvmmsg truncated them). */
+  droppedTooLong: number
+  /** Not taken by the kernel on send (or the send failed). */
   sendErrors: number
+  /** recvmmsg calls that failed (a pending socket error; the poll comes back). */
+  recvErrors: number
+  /** The most datagrams that waited at once. */
   maxQueued: number
+  /** recvmmsg and sendmmsg calls (datagrams per call = (forwarded + returned) / calls). */
+  recvCalls: number
+  sendCalls: number
 }
-
-interface Pending { due: number, data: Buffer, sock: Socket, port: number, host: string }
 
 export interface DelayLine {
   readonly stats: DelayLineStats
   close: () => void
 }
 
+/** Bytes per queue slot: the lab's links are 1500 bytes, so a datagram is at most 1472. */
+const SLOT = 1536
+/** Datagrams per recvmmsg / sendmmsg (the kernel's UIO_MAXIOV is 1024; 64 amortizes the call). */
+const BATCH = 64
+/** recvmmsg calls per socket per wake-up at most (the poll is level-triggered: the loop comes back). */
+const RX_ROUNDS = 8
+/** Socket buffers (SO_RCVBUF/SO_SNDBUF), as the dgram version had. */
+const SOCK_BUF = 4 << 20
+
+interface Sock { fd: number, poll: PollHandle | null, /** listen: null; upstream: the client's address */ client: { ip: number, port: number } | null }
+
 export async function createDelayLine (o: DelayLineOptions): Promise<DelayLine> {
-  const maxQueued = o.maxQueued ?? 20_000
+  const native: Native = loadNative()
+  const cap = o.maxQueued ?? 20_000
   const maxClients = o.maxClients ?? 64
-  const stats: DelayLineStats = { forwarded: 0, returned: 0, droppedQueueFull: 0, droppedTooManyClients: 0, sendErrors: 0, maxQueued: 0 }
-  // FIFO as a growable ring of head/tail indexes over an array (no shift()).
-  const queue: Array<Pending | undefined> = []
+  if (!(Number.isInteger(cap) && cap >= 1 && cap <= 1_000_000)) throw new RangeError(`maxQueued must be 1-1000000 (got ${cap})`)
+  const stats: DelayLineStats = { forwarded: 0, returned: 0, droppedQueueFull: 0, droppedTooManyClients: 0, droppedTooLong: 0, sendErrors: 0, recvErrors: 0, maxQueued: 0, recvCalls: 0, sendCalls: 0 }
+  const upstreamIp = ipToInt(o.upstreamHost)
+  const delay = o.delayMs
+
+  // The ring: slot i at mem[i * SLOT]; head = oldest, count = waiting (dropped ones included until due).
+  const mem = new Uint8Array(cap * SLOT)
+  const slotOff = Int32Array.from({ length: cap }, (_, i) => i * SLOT)
+  const due = new Float64Array(cap)
+  const lens = new Int32Array(cap)
+  /** Destination socket fd per slot; -1: dropped after it was read (too long, too many clients). */
+  const dstFd = new Int32Array(cap)
+  const dstAddr = new Uint32Array(2 * cap)
   let head = 0
+  let count = 0
+
+  const rxOffs = new Int32Array(BATCH)
+  const rxLens = new Int32Array(BATCH)
+  const rxAddrs = new Uint32Array(2 * BATCH)
+  /** Where a batch goes when the ring is full (read to drop, so the socket drains). */
+  const scratch = new Uint8Array(BATCH * SLOT)
+  const scratchOffs = Int32Array.from({ length: BATCH }, (_, i) => i * SLOT)
+  const txOffs = new Int32Array(BATCH)
+  const txLens = new Int32Array(BATCH)
+  const txAddrs = new Uint32Array(2 * BATCH)
+  /** Slots of the due run already sent (one mark per slot, reset per flush). */
+  const sentMark = new Uint8Array(cap)
+
   let timer: NodeJS.Timeout | null = null
-  const clients = new Map<string, Socket>()
-  const listen = createSocket('udp4')
   let closed = false
+  const socks: Sock[] = []
+  const clients = new Map<number, Sock>()
 
-  const onSendError = (err: Error | null): void => { if (err !== null) stats.sendErrors++ }
-
-  function flush (): void {
-    timer = null
-    const now = performance.now()
-    while (head < queue.length && queue[head]!.due <= now) {
-      const p = queue[head]!
-      queue[head++] = undefined
-      p.sock.send(p.data, p.port, p.host, onSendError)
-    }
-    if (head === queue.length) { queue.length = 0; head = 0 } else if (head > 4096 && head * 2 > queue.length) { queue.splice(0, head); head = 0 }
-    arm()
-  }
-
-  function arm (): void {
-    if (timer !== null || closed || head >= queue.length) return
-    timer = setTimeout(flush, Math.max(0, queue[head]!.due - performance.now()))
-  }
-
-  function enqueue (data: Buffer, sock: Socket, port: number, host: string): boolean {
-    if (queue.length - head >= maxQueued) { stats.droppedQueueFull++; return false }
-    queue.push({ due: performance.now() + o.delayMs, data, sock, port, host })
-    stats.maxQueued = Math.max(stats.maxQueued, queue.length - head)
-    arm()
-    return true
-  }
-
-  async function upstreamFor (host: string, port: number): Promise<Socket | null> {
-    const key = `${host}:${port}`
-    const known = clients.get(key)
-    if (known !== undefined) return known
-    if (clients.size >= maxClients) return null
-    const s = createSocket('udp4')
-    clients.set(key, s)
-    s.on('message', (msg) => { if (enqueue(msg, listen, port, host)) stats.returned++ })
-    s.on('error', () => { stats.sendErrors++ })
-    await new Promise<void>((resolve) => { s.bind(0, o.listenHost, resolve) })
+  function open (host: string, port: number, client: Sock['client']): Sock {
+    const { fd } = openUdp(native, host, port, SOCK_BUF)
+    const s: Sock = { fd, poll: null, client }
+    socks.push(s)
+    s.poll = native.pollStart(fd, () => { onReadable(s) })
     return s
   }
 
-  listen.on('message', (msg, rinfo) => {
-    const known = clients.get(`${rinfo.address}:${rinfo.port}`)
-    if (known !== undefined) { if (enqueue(msg, known, o.upstreamPort, o.upstreamHost)) stats.forwarded++; return }
-    void upstreamFor(rinfo.address, rinfo.port).then((s) => {
-      if (s === null) { stats.droppedTooManyClients++; return }
-      if (enqueue(msg, s, o.upstreamPort, o.upstreamHost)) stats.forwarded++
-    })
-  })
-  listen.on('error', () => { stats.sendErrors++ })
-  await new Promise<void>((resolve, reject) => {
-    listen.once('error', reject)
-    listen.bind(o.listenPort, o.listenHost, () => { listen.off('error', reject); resolve() })
-  })
-  for (const s of [listen]) { s.setRecvBufferSize(4 << 20); s.setSendBufferSize(4 << 20) }
+  const listen = open(o.listenHost, o.listenPort, null)
+
+  /** The upstream socket of the client at ip:port (opened on its first datagram); null: too many clients. */
+  function upstreamFor (ip: number, port: number): Sock | null {
+    const key = ip * 65536 + port
+    const known = clients.get(key)
+    if (known !== undefined) return known
+    if (clients.size >= maxClients) return null
+    let s: Sock
+    try { s = open(o.listenHost, 0, { ip, port }) } catch { return null }
+    clients.set(key, s)
+    return s
+  }
+
+  function onReadable (s: Sock): void {
+    if (closed) return
+    const now = performance.now()
+    for (let round = 0; round < RX_ROUNDS; round++) {
+      const room = cap - count
+      const max = room > 0 ? Math.min(BATCH, room) : BATCH
+      const tail = (head + count) % cap
+      const toRing = room > 0
+      if (toRing) for (let j = 0; j < max; j++) rxOffs[j] = slotOff[(tail + j) % cap]!
+      let n = 0
+      try { n = native.udpRecvBatch(s.fd, toRing ? mem : scratch, toRing ? rxOffs : scratchOffs, rxLens, rxAddrs, max, SLOT) } catch { stats.recvErrors++; break }
+      stats.recvCalls++
+      if (!toRing) {
+        stats.droppedQueueFull += n
+      } else {
+        for (let j = 0; j < n; j++) {
+          const i = (tail + j) % cap
+          due[i] = now + delay
+          lens[i] = rxLens[j]!
+          dstFd[i] = -1
+          if (rxLens[j]! < 0) { stats.droppedTooLong++; continue }
+          if (s.client === null) {
+            const up = upstreamFor(rxAddrs[2 * j]!, rxAddrs[2 * j + 1]!)
+            if (up === null) { stats.droppedTooManyClients++; continue }
+            dstFd[i] = up.fd
+            dstAddr[2 * i] = upstreamIp
+            dstAddr[2 * i + 1] = o.upstreamPort
+            stats.forwarded++
+          } else {
+            dstFd[i] = listen.fd
+            dstAddr[2 * i] = s.client.ip
+            dstAddr[2 * i + 1] = s.client.port
+            stats.returned++
+          }
+        }
+        count += n
+        if (count > stats.maxQueued) stats.maxQueued = count
+      }
+      if (n < max) break
+    }
+    flush()
+  }
+
+  /** Send everything due, one sendmmsg run per destination socket (in order within each), then re-arm the timer. */
+  function flush (): void {
+    if (closed) return
+    const now = performance.now()
+    let k = 0
+    while (k < count && due[(head + k) % cap]! <= now) k++
+    for (let a = 0; a < k; a++) {
+      const ia = (head + a) % cap
+      if (sentMark[ia] === 1 || dstFd[ia] === -1) continue
+      const fd = dstFd[ia]!
+      let n = 0
+      for (let b = a; b < k; b++) {
+        const ib = (head + b) % cap
+        if (sentMark[ib] === 1 || dstFd[ib] !== fd) continue
+        sentMark[ib] = 1
+        txOffs[n] = slotOff[ib]!
+        txLens[n] = lens[ib]!
+        txAddrs[2 * n] = dstAddr[2 * ib]!
+        txAddrs[2 * n + 1] = dstAddr[2 * ib + 1]!
+        if (++n === BATCH) { send(fd, n); n = 0 }
+      }
+      if (n > 0) send(fd, n)
+    }
+    for (let a = 0; a < k; a++) sentMark[(head + a) % cap] = 0
+    head = (head + k) % cap
+    count -= k
+    arm(now)
+  }
+
+  function send (fd: number, n: number): void {
+    let sent = 0
+    try { sent = native.udpSendBatch(fd, mem, txOffs, txLens, txAddrs, n) } catch { sent = 0 }
+    stats.sendCalls++
+    stats.sendErrors += n - sent
+  }
+
+  function onTimer (): void {
+    timer = null
+    flush()
+  }
+
+  function arm (now: number): void {
+    if (timer !== null || closed || count === 0) return
+    timer = setTimeout(onTimer, Math.max(0, due[head]! - now))
+  }
 
   return {
     stats,
     close () {
+      if (closed) return
       closed = true
       if (timer !== null) clearTimeout(timer)
-      queue.length = 0
-      listen.close()
-      for (const s of clients.values()) s.close()
+      count = 0
+      for (const s of socks) {
+        if (s.poll !== null) native.pollStop(s.poll)
+        native.close(s.fd)
+      }
+      socks.length = 0
       clients.clear()
     }
   }
@@ -133,7 +252,7 @@ export async function createDelayLine (o: DelayLineOptions): Promise<DelayLine> 
 
 function hostPort (s: string | undefined, what: string): { host: string, port: number } {
   const m = /^(\d+\.\d+\.\d+\.\d+):(\d+)$/.exec(s ?? '')
-  if (m === null) throw new Error(`delay-line: ${what} must be IPv4:PORT (got "${s ?? ''}")`)
+  if (m === null) throw new Error(`${what} must be IPv4:PORT (got "${s ?? ''}")`)
   return { host: m[1]!, port: Number(m[2]) }
 }
 
@@ -142,17 +261,28 @@ async function main (): Promise<void> {
   const l = hostPort(values.listen, '--listen')
   const u = hostPort(values.upstream, '--upstream')
   const delayMs = Number(values.delay)
-  if (!(delayMs >= 0 && delayMs <= 10_000)) throw new Error(`delay-line: --delay must be 0-10000 ms (got "${values.delay ?? ''}")`)
+  if (!(delayMs >= 0 && delayMs <= 10_000)) throw new Error(`--delay must be 0-10000 ms (got "${values.delay ?? ''}")`)
   const line = await createDelayLine({
     listenHost: l.host, listenPort: l.port, upstreamHost: u.host, upstreamPort: u.port, delayMs,
     ...(values['max-queued'] !== undefined ? { maxQueued: Number(values['max-queued']) } : {})
   })
-  const stop = (): void => { line.close(); console.log(JSON.stringify(line.stats)); process.exit(0) }
+  const t0 = performance.now()
+  // The counters plus this process's CPU time and lifetime (ms): cpuMs / wallMs near 1 means the line was busy all along.
+  const stop = (): void => {
+    line.close()
+    const cpu = process.cpuUsage()
+    console.log(JSON.stringify({ ...line.stats, cpuMs: Math.round((cpu.user + cpu.system) / 1000), wallMs: Math.round(performance.now() - t0) }))
+    process.exit(0)
+  }
   process.on('SIGTERM', stop)
   process.on('SIGINT', stop)
   console.log('ready')
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  main().catch((err: unknown) => { console.error(err instanceof Error ? err.message : String(err)); process.exit(2) })
+  main().catch((err: unknown) => {
+    const hint = (err as { hint?: unknown }).hint
+    console.error(`delay-line: ${err instanceof Error ? err.message : String(err)}${typeof hint === 'string' ? ` (${hint})` : ''}`)
+    process.exit(2)
+  })
 }
