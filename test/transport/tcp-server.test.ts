@@ -88,7 +88,7 @@ t.test('a frame stalled half-read is closed after STALL_MS and counted; a slow b
   moving.destroy()
 })
 
-t.test('a link whose peer does not read drops whole frames: the stream stays well-framed', async t => {
+t.test('a link whose peer does not read drops whole frames: the stream stays well-framed, in order, nothing overwritten', async t => {
   let accepted: Socket | null = null
   const srv = createServer((s) => { accepted = s; s.pause() })
   await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve))
@@ -97,24 +97,39 @@ t.test('a link whose peer does not read drops whole frames: the stream stays wel
   const sock = connect(port, '127.0.0.1')
   await once(sock, 'connect')
   const link = new TcpLink(sock, () => {}, newTcpLinkCounters())
-  let sent = 0
+  // Each message carries its number in every byte pair: a frame staged in a slab part still held by the stream
+  // and then overwritten would arrive with the wrong number or mixed contents.
+  const msgOf = (k: number): Uint8Array => { const m = new Uint8Array(1400); for (let i = 0; i < m.length; i += 2) { m[i] = k >>> 8; m[i + 1] = k & 0xff } return m }
+  const sent: number[] = []
   let dropped = 0
-  const msg = new Uint8Array(1400).fill(0x55)
-  for (let round = 0; round < 400 && dropped < 50; round++) {
-    for (let i = 0; i < 50; i++) { if (link.send(msg)) sent++; else dropped++ }
+  let k = 0
+  // Turns of 10 messages (14 KB, below SEND_BACKLOG): once the kernel is full, turns go on while a write is pending.
+  for (let round = 0; round < 4000 && dropped < 50; round++) {
+    for (let i = 0; i < 10; i++, k++) { if (link.send(msgOf(k & 0xffff))) sent.push(k & 0xffff); else dropped++ }
     await new Promise(resolve => setImmediate(resolve))
   }
-  t.ok(dropped > 0, `a peer that does not read: ${sent} sent, ${dropped} dropped`)
+  t.ok(dropped > 0, `a peer that does not read: ${sent.length} sent, ${dropped} dropped`)
   t.ok(sock.writableLength < 512 * 1024, `user-space backlog bounded (${sock.writableLength} bytes)`)
-  // Read everything that was sent: whole frames only.
-  let frames = 0
-  const d = new Deframer((m) => { if (m.length === 1400 && m.every(b => b === 0x55)) frames++ })
+  // Then the peer reads again while we go on sending: the link resumes from a slab the stream may still hold.
+  const got: number[] = []
+  let bad = 0
+  const d = new Deframer((m) => {
+    const n = (m[0]! << 8) | m[1]!
+    if (m.length !== 1400 || !m.every((b, i) => b === (i % 2 === 0 ? n >>> 8 : n & 0xff))) bad++
+    got.push(n)
+  })
   accepted!.on('data', (c: Buffer) => { if (d.push(c) !== null) t.fail('bad framing') })
   accepted!.resume()
+  for (let round = 0; round < 40; round++, k++) {
+    for (let i = 0; i < 20; i++, k++) { if (link.send(msgOf(k & 0xffff))) sent.push(k & 0xffff) }
+    await new Promise(resolve => setImmediate(resolve))
+  }
   await new Promise(resolve => setTimeout(resolve, 300))
   link.close()
   await once(accepted!, 'end').catch(() => {})
-  t.equal(frames, sent, 'every sent frame arrived whole; nothing partial')
+  t.equal(bad, 0, 'no frame overwritten or mixed')
+  t.equal(got.length, sent.length, 'every sent frame arrived whole; nothing partial')
+  t.same(got, sent, 'in the order sent')
   t.notOk(d.partial)
 })
 
