@@ -17,7 +17,7 @@
  *
  * Main thread only.
  */
-import type { Socket } from 'node:net'
+import { Socket, connect, type OnReadOpts, type SocketConstructorOpts } from 'node:net'
 import { Deframer, FRAME_HEADER, MAX_FRAME } from './framing.js'
 import type { ConnKind, LinkIo } from './conn-table.js'
 import { ipToInt, isIpv4 } from '../wire/addr.js'
@@ -33,6 +33,41 @@ export const SEND_BACKLOG = 64 * 1024
 export const SEND_BATCH = 256 * 1024
 /** A link's staging slab: room for several turns' writes still held by the stream. */
 const SLAB = 2 * SEND_BATCH
+
+/**
+ * Bytes one read takes at most. Every socket from readingSocket() reads into the one READ_BUF (main thread:
+ * a read is deframed and its messages copied onward before the next read of any socket).
+ */
+const READ_BYTES = 256 * 1024
+const READ_BUF = Buffer.allocUnsafeSlow(READ_BYTES)
+/** Sockets made by readingSocket() → their link (null until the TcpLink over it is built). */
+const readsToLink = new WeakMap<Socket, TcpLink | null>()
+
+/**
+ * A socket whose reads land in READ_BUF and go straight to its TcpLink's receive(): no Buffer allocated
+ * and no stream machinery per read (Node's onread). `fd`: an accepted connection (tcp-server.ts), returned
+ * paused; or connect options (client-transport.ts). Build the TcpLink over it before resuming it.
+ */
+export function readingSocket (how: { fd: number } | { host: string, port: number, timeout: number }): Socket {
+  let sock: Socket | null = null
+  const onread: OnReadOpts = {
+    buffer: READ_BUF,
+    callback: (n: number, buf: Uint8Array): boolean => {
+      const l = sock === null ? null : readsToLink.get(sock)
+      l?.receive(buf.subarray(0, n))
+      return true
+    }
+  }
+  if ('fd' in how) {
+    // onread is an option of the constructor since Node 12 (documented there since 2024; @types/node lists it under connect only).
+    sock = new Socket({ fd: how.fd, readable: true, writable: true, onread } as SocketConstructorOpts)
+    sock.pause() // nothing is read before the loop runs; the owner resumes it
+  } else {
+    sock = connect({ ...how, onread })
+  }
+  readsToLink.set(sock, null)
+  return sock
+}
 
 export interface TcpLinkCounters {
   tcpBadFrames: number
@@ -77,17 +112,23 @@ export class TcpLink implements LinkIo {
     this.remote = { ip: isIpv4(addr) ? ipToInt(addr) : 0, port: sock.remotePort ?? 0 }
     this.#deframer = new Deframer((msg) => { this.#frames++; onMessage(msg) }, MAX_FRAME)
     sock.setNoDelay(true)
-    sock.on('data', (chunk: Buffer) => {
-      const err = this.#deframer.push(chunk)
-      if (err !== null) {
-        this.#counters.tcpBadFrames++
-        this.#end(err === 'too-long' ? `a frame longer than ${MAX_FRAME} bytes` : 'an empty frame')
-        return
-      }
-      this.#watchStall()
-    })
+    // A socket made by readingSocket() hands its bytes to receive() itself; any other emits 'data'.
+    if (!readsToLink.has(sock)) sock.on('data', (chunk: Buffer) => { this.receive(chunk) })
+    else readsToLink.set(sock, this)
     sock.on('error', () => { this.#end('connection error') })
     sock.on('close', () => { this.#end('connection closed') })
+  }
+
+  /** Bytes read from the socket: frames out to onMessage (synchronously: `chunk` may be reused afterwards). */
+  receive (chunk: Uint8Array): void {
+    if (this.#closed) return
+    const err = this.#deframer.push(chunk)
+    if (err !== null) {
+      this.#counters.tcpBadFrames++
+      this.#end(err === 'too-long' ? `a frame longer than ${MAX_FRAME} bytes` : 'an empty frame')
+      return
+    }
+    this.#watchStall()
   }
 
   send (msg: Uint8Array): boolean {

@@ -4,7 +4,9 @@ import t from 'tap'
 import { connect, createServer, type Socket } from 'node:net'
 import { once } from 'node:events'
 import { ConnTable } from '../../src/transport/conn-table.js'
-import { TcpServer, HANDSHAKE_MS } from '../../src/transport/tcp-server.js'
+import { TcpServer, HANDSHAKE_MS, ACCEPT_REST_MS } from '../../src/transport/tcp-server.js'
+import { loadNative, type Native } from '../../src/dataplane/native.js'
+import { constants } from 'node:os'
 import { STALL_MS, TcpLink, newTcpLinkCounters } from '../../src/transport/tcp-link.js'
 import { Deframer, encodeFrame } from '../../src/transport/framing.js'
 import { silentLogger as log } from '../../src/log.js'
@@ -141,4 +143,30 @@ t.test('the listen address reads as HOST:PORT the user writes: [::] in brackets 
   const v4 = await TcpServer.listen(table, '127.0.0.1', 0, log)
   t.teardown(async () => { await v4.close() })
   t.match(v4.address, /^127\.0\.0\.1:\d+$/)
+  await t.rejects(TcpServer.listen(table, '127.0.0.1', Number(v4.address.split(':').pop()), log), { code: 'EADDRINUSE' }, 'a taken port: the errno code the daemon names (daemon-transport.ts)')
+})
+
+t.test('out of file descriptors: the accept failure is counted, the listener rests, then takes the waiting connection', async t => {
+  const real = loadNative()
+  let fail = 1
+  let accepts = 0
+  // The real addon, but the first accept fails as with a full descriptor table (the connection stays queued).
+  const native: Native = Object.create(real) as Native
+  native.tcpAccept = (fd: number): number => { accepts++; if (fail > 0) { fail--; return -constants.errno.EMFILE } return real.tcpAccept(fd) }
+  const warnings: string[] = []
+  const logger = { ...log, warn: (msg: string) => { warnings.push(msg) } } as typeof log
+  const table = new ConnTable({ daemon: () => ({ host: '127.0.0.1', port: 9 }), maxConns: 4, maxUnauth: 4, now: () => performance.now(), native: real })
+  const server = await TcpServer.listen(table, '127.0.0.1', 0, logger, native)
+  t.teardown(async () => { table.closeAll(); await server.close() })
+  const t0 = performance.now()
+  const s = await open(Number(server.address.split(':').pop()), INIT)
+  t.teardown(() => { s.destroy() })
+  await new Promise(resolve => setTimeout(resolve, 200))
+  t.equal(server.counters.tcpAcceptErrors, 1, 'counted')
+  t.match(warnings, [/cannot accept a TCP connection/], 'and logged')
+  t.equal(server.counters.tcpAccepted, 0, 'resting: not taken yet')
+  t.ok(accepts <= 2, `no spinning on the waiting connection (${accepts} accept calls)`)
+  while (table.size === 0 && performance.now() - t0 < ACCEPT_REST_MS + 3000) await new Promise(resolve => setTimeout(resolve, 50))
+  t.equal(server.counters.tcpAccepted, 1, 'taken after the rest')
+  t.equal(table.size, 1)
 })
