@@ -2,7 +2,9 @@
  * One TCP connection as a transport link (conn-table.ts LinkIo): the server's
  * accepted connections and a client's connection to its server.
  *
- *   socket 'data' ─▶ Deframer ─▶ onMessage(msg) (the table's deliver)
+ *   socket read (readingSocket: into the one READ_BUF, no allocation; a plain
+ *   socket: 'data') ─▶ receive ─▶ Deframer ─▶ onMessage(msg) (the table's
+ *   deliver, which copies it on before the buffer is read into again)
  *                            └▶ bad length: close, counted (tcpBadFrames)
  *   send(msg) ─▶ header + msg packed into the link's slab after this turn's
  *                earlier frames; at the event loop's check phase the turn's
