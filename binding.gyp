@@ -22,7 +22,7 @@
       "type": "static_library",
       "sources": [
         "native/addr6.c", "native/aead.c", "native/chacha20poly1305.c", "native/faketcp.c", "native/faketcp-packet.c", "native/fastpath.c", "native/fec.c", "native/napi_util.c",
-        "native/notify.c", "native/offload.c", "native/poll.c", "native/tun.c", "native/udp.c"
+        "native/notify.c", "native/offload.c", "native/poll.c", "native/tcplisten.c", "native/tun.c", "native/udp.c"
       ],
       "cflags": ["<@(lwt_cflags)"],
       "defines": ["<@(lwt_defines)", "BUILDING_NODE_EXTENSION"]

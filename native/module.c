@@ -18,6 +18,7 @@
  *   fec.c        GF(2^8) matrix times shards: the FEC code's encode and rebuild
  *   napi_util.c  errno names, throw helpers, the argument parser, batch checks
  *   notify.c     sd_notify(3) readiness datagrams to $NOTIFY_SOCKET (systemd)
+ *   tcplisten.c  the TCP transport's listening socket and accept4
  *   testing.c    test-only exports, in the test build only (LWT_TESTING)
  *
  * Memory: every `mem` argument is a Uint8Array (normally over a
@@ -47,6 +48,7 @@
 #include "fec.h"
 #include "notify.h"
 #include "poll.h"
+#include "tcplisten.h"
 #include "tun.h"
 #include "udp.h"
 #include "faketcp.h"
@@ -109,6 +111,8 @@ static const lwt_export fns[] = {
   { "fastLayout", fast_layout },
   { "fastPathLink", fast_path_link },
   { "sdNotify", sd_notify_js },
+  { "tcpListen", tcp_listen },
+  { "tcpAccept", tcp_accept },
   { "buildInfo", build_info },
   { "ftcpOpen", ftcp_open },
   { "ftcpFlowSet", ftcp_flow_set },

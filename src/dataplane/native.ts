@@ -180,6 +180,14 @@ export interface Native {
    * errno Error (ENOENT, ECONNREFUSED, EACCES...) when the send fails.
    */
   sdNotify(socketPath: string, message: string): number
+  /**
+   * The TCP transport's listener (native/tcplisten.c): a non-blocking listening socket on host (IPv4 or
+   * IPv6 literal; "::" is dual-stack) and port (0: any), SO_REUSEADDR. An errno Error (EADDRINUSE...) when
+   * a syscall fails, RangeError for a host that is no address literal.
+   */
+  tcpListen(host: string, port: number, backlog: number): { fd: number, port: number }
+  /** accept4 one connection: its fd (non-blocking), or -errno (-EAGAIN: none waiting; EMFILE etc. for the caller to count). */
+  tcpAccept(fd: number): number
   /** What this build is: N-API version it targets, whether it is the test build, the C compiler's version string. */
   buildInfo(): { napiVersion: number, testing: boolean, compiler: string }
 }

@@ -3,7 +3,8 @@
  * the control-plane tick and does its I/O.
  *
  *   tick ─▶ TransportChoice.tick(now, registered) ─▶ actions:
- *     connect   ─▶ net.connect(server ip, tcpPort) ─▶ TcpLink ─▶ ConnTable.add(open)
+ *     connect   ─▶ net.connect(server ip, tcpPort; reads into one reused buffer,
+ *                   tcp-link.ts readingSocket) ─▶ TcpLink ─▶ ConnTable.add(open)
  *                   ─▶ choice.connected(handle) | choice.connectFailed(why)
  *     use-tcp   ─▶ controller.setServerEndpoint(handle, port): the server path,
  *                   and the relay routes, go over the connection (a new registration)
@@ -15,7 +16,6 @@
  * The server's UDP address can change (its name re-resolves): setUdpEndpoint.
  * Main thread only.
  */
-import { connect } from 'node:net'
 import type { ClientController } from '../control/client.js'
 import type { Clock } from '../clock.js'
 import type { Logger } from '../log.js'
@@ -23,7 +23,7 @@ import { intToIp, formatEndpoint } from '../wire/addr.js'
 import { HANDLE_CONN } from '../wire/endpoint-handle.js'
 import { TransportChoice, type ChoiceAction, type TransportMode } from './choice.js'
 import type { ConnTable } from './conn-table.js'
-import { TcpLink, newTcpLinkCounters } from './tcp-link.js'
+import { TcpLink, newTcpLinkCounters, readingSocket } from './tcp-link.js'
 
 /** A TCP connect gives up after this long (ms). */
 export const CONNECT_MS = 3000
@@ -107,7 +107,7 @@ export class ClientTransport {
 
   #connect (): void {
     if (this.#udp.ip === 0) { this.#run(this.choice.connectFailed(this.#clock.now(), 'the server name has not resolved yet')); return }
-    const sock = connect({ host: intToIp(this.#udp.ip), port: this.#tcpPort, timeout: CONNECT_MS })
+    const sock = readingSocket({ host: intToIp(this.#udp.ip), port: this.#tcpPort, timeout: CONNECT_MS })
     let done = false
     const fail = (why: string): void => {
       if (done) return

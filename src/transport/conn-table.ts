@@ -108,7 +108,7 @@ export class ConnTable {
   readonly #byBridge = new Map<number, Entry>()
   readonly counters: ConnCounters = { transportConns: 0, transportConnsRefused: 0, transportUnauthEvicted: 0, transportMsgsIn: 0, transportMsgsOut: 0, transportDropBackedUp: 0, transportDropBridge: 0 }
   readonly #native: Native
-  #daemonIp = { host: '', ip: 0 }
+  #daemonIp = { host: '', ip: 0, port: 0 }
   #nextIndex = FIRST_INDEX
 
   constructor (o: ConnTableOptions) {
@@ -116,11 +116,12 @@ export class ConnTable {
     this.#native = o.native ?? loadNative()
   }
 
-  /** The daemon's socket as a u32 address and port (the host is parsed once). */
+  /** The daemon's socket as a u32 address and port (the host is parsed once; the same object while nothing changes: asked per message). */
   #daemon (): { ip: number, port: number } {
     const d = this.#o.daemon()
-    if (d.host !== this.#daemonIp.host) this.#daemonIp = { host: d.host, ip: ipToInt(d.host) }
-    return { ip: this.#daemonIp.ip, port: d.port }
+    const c = this.#daemonIp
+    if (d.host !== c.host || d.port !== c.port) this.#daemonIp = { host: d.host, ip: ipToInt(d.host), port: d.port }
+    return this.#daemonIp
   }
 
   get size (): number { return this.#byHandle.size }
@@ -171,7 +172,7 @@ export class ConnTable {
     let e: Entry
     try {
       bridge = new Bridge(this.#native, intToIp(bridgeIp), () => this.#daemon(), (msg, fromPort) => {
-        if (fromPort !== this.#o.daemon().port) return // only the daemon's own socket talks to a bridge
+        if (fromPort !== this.#daemon().port) return // only the daemon's own socket talks to a bridge
         if (msg[0] === MSG_HANDSHAKE_RESP) e.open = true
         if (link.send(msg)) this.counters.transportMsgsOut++
         else this.counters.transportDropBackedUp++

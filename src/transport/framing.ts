@@ -9,7 +9,8 @@
  *   message ─▶ frameHeader(len) + message ─▶ socket (one write, never split)
  *
  * Sans-IO: no sockets, no timers. The buffer holds at most one partial frame
- * (≤ 2 + MAX_FRAME bytes): a peer can never make it grow beyond that.
+ * (≤ 2 + MAX_FRAME bytes, a copy: the caller may reuse its chunk, as a socket
+ * reading into one buffer does): a peer can never make it grow beyond that.
  * `partial` tells the owner a frame is half-read, for the stall timeout.
  */
 
@@ -93,7 +94,7 @@ export class Deframer {
         if (len === 0) return (this.#error = 'empty')
         if (len > this.#max) return (this.#error = 'too-long')
       }
-      this.#held = buf.slice(off)
+      this.#held = Uint8Array.prototype.slice.call(buf, off) // a copy even of a Buffer (whose slice is a view): the caller may reuse chunk
     }
     return null
   }

@@ -548,6 +548,9 @@ export class FakeIo implements Native {
   /** The service-manager notification is not part of the packet path: the real addon's. */
   sdNotify (socketPath: string, message: string): number { return this.#real.sdNotify(socketPath, message) }
   buildInfo (): ReturnType<Native['buildInfo']> { return this.#real.buildInfo() }
+  /** The TCP transport's listener is not part of the packet path: the real addon's. */
+  tcpListen (host: string, port: number, backlog: number): { fd: number, port: number } { return this.#real.tcpListen(host, port, backlog) }
+  tcpAccept (fd: number): number { return this.#real.tcpAccept(fd) }
 
   // ── the addon's test-only functions: not in the twin ──
 

@@ -71,3 +71,22 @@ t.test('random streams in random chunks come out whole (fuzz)', async t => {
   }
   t.pass('200 random streams in random chunks come out whole')
 })
+
+t.test('chunks read into one reused Buffer (a socket with onread): a frame split across reads survives the reuse', async t => {
+  const frames = Array.from({ length: 60 }, (_, k) => new Uint8Array(1400 + (k % 7)).fill(k))
+  const stream = Buffer.concat(frames.map((f) => encodeFrame(f)))
+  for (const size of [1, 2, 3, 1000, 4096, 65536]) {
+    const reused = Buffer.alloc(size) // Buffer: its slice() is a view, unlike Uint8Array's
+    const got: number[][] = []
+    const d = new Deframer((m) => { got.push([m.length, m[0]!, m[m.length - 1]!]) })
+    const errors: string[] = []
+    for (let at = 0; at < stream.length; at += size) {
+      const n = stream.copy(reused, 0, at, at + size)
+      const e = d.push(reused.subarray(0, n))
+      if (e !== null) errors.push(e)
+      reused.fill(0xee) // the next read overwrites it
+    }
+    t.same(errors, [], `reads of ${size} bytes: no framing error`)
+    t.same(got, frames.map((f) => [f.length, f[0], f[f.length - 1]]), `reads of ${size} bytes: every frame whole`)
+  }
+})
