@@ -157,11 +157,18 @@ t.test('NAT rebinding: alice\'s NAT flushes its mappings and moves to a new port
   await flushConntrack(c.routerNs!)
   const out = (await pinger).stdout
   const replies = [...out.matchAll(/^\[(\d+\.\d+)\] \d+ bytes from/gm)].map(m => Number(m[1]) * 1000)
-  // The outage: the longest gap between replies after the move; traffic is back at its end.
-  let back = 0
+  // The outage: the longest silence between two replies that ends after the move (the replies come every
+  // 50 ms while traffic flows). Its length is how long traffic stopped; measuring from movedAt instead would
+  // count the time the NAT change itself took, and with no visible outage it picked whichever ~60 ms gap
+  // was longest (a CI run reported "2900 ms after the move" with a longest gap of 68 ms).
   let gap = 0
-  for (let i = 1; i < replies.length; i++) if (replies[i]! > movedAt && replies[i]! - replies[i - 1]! > gap) { gap = replies[i]! - replies[i - 1]!; back = replies[i]! }
-  t.ok(back > movedAt && back - movedAt <= 2000, `traffic flows again ${Math.round(back - movedAt)} ms after the move (the longest gap ${Math.round(gap)} ms)`)
+  let repliesAfter = 0
+  for (let i = 1; i < replies.length; i++) {
+    if (replies[i]! <= movedAt) continue
+    repliesAfter++
+    gap = Math.max(gap, replies[i]! - replies[i - 1]!)
+  }
+  t.ok(repliesAfter >= 10 && gap <= 2000, `traffic stopped for at most ${Math.round(gap)} ms around the move (${repliesAfter} replies after it)`)
   const directAt = await waitPath('direct', 10_000)
   const [, b] = await views()
   const port = Number(/:(\d+)$/.exec(b.endpoint ?? '')?.[1])

@@ -100,9 +100,10 @@ t.test('junk, truncated, garbage and replayed packets change nothing but drop co
 
 t.test('a flood of junk and wrong-key inits does not stop a new client from registering', async t => {
   const before = await status(server)
-  // Two flooders from eve's namespace (8 source ports each), for longer than the registration takes. In two
-  // fresh-clone CI runs (whole suite) the wrong-key flooder had not exited after 60 s (alone: 13 s; not
-  // diagnosed): the wait is 150 s, inside tap's 240 s per file.
+  // Two flooders from eve's namespace (8 source ports each), for longer than the registration takes. In three
+  // of four fresh-clone CI runs on the shared development machine (whole suite) the wrong-key flooder had
+  // printed nothing when its timeout killed it (alone, or two at once in a namespace: 13 s; not reproduced,
+  // not diagnosed): it now reports its stages on stderr (shown in the failure), and the wait is 150 s.
   const floods = ['junk', 'wrong-key'].map(mode => runIn(topo.client('eve').ns, 'env', ['-u', 'NODE_OPTIONS', process.execPath, FLOOD, topo.serverWanIp, '9000', mode, '20000', '12'], { timeoutMs: 150_000, env: cleanEnv() }))
   await new Promise(resolve => setTimeout(resolve, 2000))
   const dave = startClient(topo.client('carol').ns, topo.id, 'dave', '10.77.0.7/24', topo.serverWanIp)

@@ -12,6 +12,10 @@
 // 5 ms batches. TUN (default 10.77.0.254/24): the address the inits claim; its network salts
 // the psk as every node's does (crypto/kdf.ts). v1: no MAC trailer (against a build before it, for bench:flood's "before"). Prints a JSON summary: { sent, seconds, rate, cookies }.
 import dgram from 'node:dgram'
+// Stage markers on stderr: a run that never finishes (whole-suite CI, not reproduced alone) shows how far it got.
+const t0 = performance.now()
+const stage = (what) => { process.stderr.write(`init-flood ${process.argv[4] ?? ''}: ${what} at ${Math.round(performance.now() - t0)} ms\n`) }
+stage('started')
 import { randomBytes } from 'node:crypto'
 const dist = new URL('../../dist/src/', import.meta.url)
 const { derivePsk } = await import(new URL('crypto/kdf.js', dist))
@@ -54,6 +58,7 @@ if (mode === 'junk') {
   }
 }
 
+stage(`pool of ${pool.length} ready`)
 let sent = 0
 let k = 0
 const start = performance.now()
@@ -75,6 +80,7 @@ await new Promise((resolve) => {
   }
   tick()
 })
+stage(`sent ${sent}`)
 const el = (performance.now() - start) / 1000
 console.log(JSON.stringify({ mode, sent, seconds: Math.round(el * 10) / 10, rate: Math.round(sent / el), cookies }))
 for (const s of socks) s.close()
