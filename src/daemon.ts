@@ -349,7 +349,7 @@ export async function runDaemon (config: Config, log: Logger, opts: DaemonOption
   try {
     if (config.transport === 'faketcp' || config.faketcp) {
       const port = config.mode === 'server' ? config.listen.port : config.remote!.port
-      ftcp = await FakeTcpLink.open(loadNative(), { role: config.mode, port, socketBuffer: 4 * 1024 * 1024, keepaliveSec: config.keepalive }, log.child('faketcp'), systemClock, systemRandom)
+      ftcp = await FakeTcpLink.open(loadNative(), { role: config.mode, port, socketBuffer: 4 * 1024 * 1024, keepaliveSec: config.keepalive, offload: config.faketcpOffload }, log.child('faketcp'), systemClock, systemRandom)
       dpOptions.ftcpFd = ftcp.fd
     }
     await dataplane.start(transport.handler(handler), onFatal)

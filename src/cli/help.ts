@@ -163,6 +163,16 @@ const OPTIONS = `OPTIONS
               would drop, even where ICMP is filtered (hosts on routed
               networks behind a node). Counted: status "mssClamped". Default:
               off.
+    --faketcp-offload, --no-faketcp-offload
+              Fake TCP's bulk data as superpackets: runs of equal-size
+              segments leave through an AF_PACKET socket as one TSO frame to
+              the next hop learned from the peer's frames (the kernel or NIC
+              cuts and checksums them) and merged frames are split on
+              receive. Such frames skip this host's own output firewall
+              and NAT hooks and follow the way the peer's frames came, not
+              the routing table; --no-faketcp-offload sends every segment
+              through the raw IP socket instead (about half the speed).
+              status: faketcp.offload. Default: on.
     --fec DATA,PARITY
               Client: forward error correction on the sessions with peers
               that use it too: after every DATA data messages (1..32) send
@@ -436,6 +446,7 @@ const CONFIG = `CONFIGURATION FILE
         tcp                         true or false (server)
         tcpListen / tcp_listen      "0.0.0.0:443" or 443 (server)
         faketcp                     true or false (server)
+        faketcpOffload / faketcp_offload  true or false
     Numbers are JSON numbers ("mtu": 1400, not "1400"). A syntax error is
     reported with its line and column. SIGHUP reloads the file (SIGNALS).
     Unknown keys are an error naming them. These Go keys are accepted and

@@ -64,6 +64,8 @@ export const SPECS: readonly OptSpec[] = [
   { key: 'tcp', names: ['no-tcp'], type: 'fixed', fixed: false },
   { key: 'tcpListen', names: ['tcp-listen'], type: 'string' },
   { key: 'faketcp', names: ['faketcp'], type: 'bool' },
+  { key: 'faketcpOffload', names: ['faketcp-offload'], type: 'bool' },
+  { key: 'faketcpOffload', names: ['no-faketcp-offload'], type: 'fixed', fixed: false },
   { key: 'logLevel', names: ['quiet', 'q'], type: 'fixed', fixed: 'error' },
   { key: 'logLevel', names: ['verbose'], type: 'fixed', fixed: 'debug' },
   { key: 'config', names: ['config', 'c'], type: 'string' },

@@ -38,6 +38,8 @@ export const DEFAULTS = Object.freeze({
   tcp: true,
   /** Server: accept fake TCP too (dataplane/faketcp-link.ts; --faketcp). */
   faketcp: false,
+  /** Fake TCP's superpackets through an AF_PACKET socket (--no-faketcp-offload). */
+  faketcpOffload: true,
   /** Port mapping (control/port-mapping.ts): asked for unless --no-port-mapping. */
   portMapping: true,
   /** Seconds. Short enough to keep common NAT UDP mappings (30 s and up) open. */

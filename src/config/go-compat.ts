@@ -45,6 +45,7 @@ FILE_KEYS.set('approve_routes', { key: 'approveRoutes', go: false })
 FILE_KEYS.set('accept_routes', { key: 'acceptRoutes', go: false })
 FILE_KEYS.set('port_mapping', { key: 'portMapping', go: false })
 FILE_KEYS.set('tcp_listen', { key: 'tcpListen', go: false })
+FILE_KEYS.set('faketcp_offload', { key: 'faketcpOffload', go: false })
 for (const [k, key] of Object.entries(GO_KEYS)) FILE_KEYS.set(k, { key, go: true })
 
 /**

@@ -240,10 +240,11 @@ function readSettings (mode: Mode | null, s: Settings, env: LoadEnv, problems: s
   const tcp = readOptional(mode === 'server' ? s.pick('tcp') : undefined, DEFAULTS.tcp, raw => checkBool(raw, problems))
   const tcpListen = readTcpListen(mode, s, problems)
   const faketcp = readFaketcp(mode, s, listen, problems)
+  const faketcpOffload = readOptional(s.pick('faketcpOffload'), DEFAULTS.faketcpOffload, raw => checkBool(raw, problems))
   if (faketcp === true && tcp === true && listen !== null && (tcpListen?.port ?? listen.port) === listen.port) {
     problems.push(`--faketcp and the TCP transport both want TCP port ${listen.port}: move the TCP listener with --tcp-listen HOST:PORT (e.g. 0.0.0.0:443) or turn it off with --no-tcp`)
   }
-  return { mode, listen, remote, tun, tun6, key, keyFile, networkName, dev, control, mtu, fec, maxClients, p2p, portMapping, keepalive, logLevel, logFormat, placement, fastPath, mssClamp, metrics, handshakeWorkers, stateDir, nodeKey, serverKey, authorizedNodes, advertiseRoutes, approveRoutes, acceptRoutes, clientIsolation, transport, tcp, tcpListen, faketcp }
+  return { mode, listen, remote, tun, tun6, key, keyFile, networkName, dev, control, mtu, fec, maxClients, p2p, portMapping, keepalive, logLevel, logFormat, placement, fastPath, mssClamp, metrics, handshakeWorkers, stateDir, nodeKey, serverKey, authorizedNodes, advertiseRoutes, approveRoutes, acceptRoutes, clientIsolation, transport, tcp, tcpListen, faketcp, faketcpOffload }
 }
 
 /** faketcp (server): also accept fake TCP, on the TCP port of the (fixed) UDP port's number. */

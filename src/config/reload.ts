@@ -45,6 +45,7 @@ export const APPLY: Readonly<Record<SettingKey, Apply>> = Object.freeze({
   maxClients: 'live',
   p2p: 'restart',
   portMapping: 'restart',
+  faketcpOffload: 'restart',
   keepalive: 'live',
   logLevel: 'live',
   logFormat: 'live',

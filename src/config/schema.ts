@@ -158,6 +158,12 @@ export interface Config {
   readonly tcpListen: HostPort | null
   /** Server: also accept clients over fake TCP on the TCP port of our UDP port's number (`--faketcp`, default off). */
   readonly faketcp: boolean
+  /**
+   * Fake TCP's superpackets (`--no-faketcp-offload` turns them off, default on): bulk data through an
+   * AF_PACKET socket as TSO frames to the learned next hop (native/faketcp-packet.c). Off: every segment
+   * through the raw IP socket, so this host's own output firewall and NAT see each one (slower).
+   */
+  readonly faketcpOffload: boolean
 }
 
 /** Config fields derived from another setting rather than set on their own (tun6: from `tun`). */
@@ -172,7 +178,7 @@ const SETTING_LIST = [
   'mode', 'listen', 'remote', 'tun', 'key', 'keyFile', 'networkName', 'dev', 'control', 'mtu', 'fec', 'maxClients',
   'p2p', 'portMapping', 'keepalive', 'logLevel', 'logFormat', 'placement', 'fastPath', 'mssClamp', 'metrics', 'handshakeWorkers', 'stateDir', 'nodeKey', 'serverKey',
   'authorizedNodes', 'advertiseRoutes', 'approveRoutes', 'acceptRoutes', 'clientIsolation',
-  'transport', 'tcp', 'tcpListen', 'faketcp'
+  'transport', 'tcp', 'tcpListen', 'faketcp', 'faketcpOffload'
 ] as const satisfies readonly SettingKey[]
 /** Compiles only while SETTING_LIST names every Config field (unused at run time). */
 const LISTS_EVERY_SETTING: [Exclude<SettingKey, typeof SETTING_LIST[number]>] extends [never] ? true : never = true

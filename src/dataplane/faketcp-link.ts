@@ -38,6 +38,8 @@ export interface FakeTcpLinkOptions {
   socketBuffer: number
   /** Client: seconds between keepalives (the server's Pongs are what an idle flow receives). */
   keepaliveSec?: number
+  /** false (--no-faketcp-offload): no packet socket; every segment through the raw socket. Default true. */
+  offload?: boolean
 }
 
 export class FakeTcpLink {
@@ -102,11 +104,15 @@ export class FakeTcpLink {
     }
     let pktFd = -1
     let offloadOff: string | null = null
-    try {
-      pktFd = native.ftcpOpenPacket(opt.role === 'client', 0, opt.port, opt.socketBuffer, fds.fd)
-    } catch (err) {
-      offloadOff = `packet socket refused: ${(err as { code?: string }).code ?? (err as Error).message}`
-      log.warn('fake TCP: the packet socket for superpackets could not be opened; every segment goes through the raw socket (slower)', { reason: offloadOff, hint: 'needs CAP_NET_RAW and AF_PACKET with PACKET_VNET_HDR (Linux ≥ 4.20)' })
+    if (opt.offload === false) {
+      offloadOff = 'turned off (--no-faketcp-offload)'
+    } else {
+      try {
+        pktFd = native.ftcpOpenPacket(opt.role === 'client', 0, opt.port, opt.socketBuffer, fds.fd)
+      } catch (err) {
+        offloadOff = `packet socket refused: ${(err as { code?: string }).code ?? (err as Error).message}`
+        log.warn('fake TCP: the packet socket for superpackets could not be opened; every segment goes through the raw socket (slower)', { reason: offloadOff, hint: 'needs CAP_NET_RAW and AF_PACKET with PACKET_VNET_HDR (Linux ≥ 4.20; --no-faketcp-offload says you chose this)' })
+      }
     }
     const link = new FakeTcpLink(native, opt, { ...fds, pktFd, offloadOff }, log, clock, random)
     try {

@@ -78,8 +78,11 @@ t.test('defaults', async t => {
     transport: 'auto',
     tcp: true,
     tcpListen: null,
-    faketcp: false
+    faketcp: false,
+    faketcpOffload: true
   })
+  t.equal(run([...CLIENT, '--no-faketcp-offload']).config.faketcpOffload, false, '--no-faketcp-offload')
+  t.equal(run([...CLIENT, '--faketcp-offload=false']).config.faketcpOffload, false, '--faketcp-offload=false')
   const c = run(CLIENT).config
   t.same(c.listen, { host: '::', port: 0 })
   t.same(c.remote, { host: '203.0.113.5', port: 9000 })

@@ -141,7 +141,7 @@ t.test('readConfigFile', async t => {
   })
   t.test('unknown keys: one problem each, with a suggestion when one is close', async t => {
     const r = read({ tunel_addr: 'x', colour: 'blue', fec_dat: 1 })
-    const valid = 'mode, listen, remote, tun, key, keyFile, networkName, dev, control, mtu, fec, maxClients, p2p, portMapping, keepalive, logLevel, logFormat, placement, fastPath, mssClamp, metrics, handshakeWorkers, stateDir, nodeKey, serverKey, authorizedNodes, advertiseRoutes, approveRoutes, acceptRoutes, clientIsolation, transport, tcp, tcpListen, faketcp, key_file, network_name, advertise_routes, approve_routes, accept_routes, port_mapping, tcp_listen, local_addr, remote_addr, tunnel_addr, tun_name, max_clients, p2p_enabled, routes, client_isolation, fec_data, fec_parity'
+    const valid = 'mode, listen, remote, tun, key, keyFile, networkName, dev, control, mtu, fec, maxClients, p2p, portMapping, keepalive, logLevel, logFormat, placement, fastPath, mssClamp, metrics, handshakeWorkers, stateDir, nodeKey, serverKey, authorizedNodes, advertiseRoutes, approveRoutes, acceptRoutes, clientIsolation, transport, tcp, tcpListen, faketcp, faketcpOffload, key_file, network_name, advertise_routes, approve_routes, accept_routes, port_mapping, tcp_listen, faketcp_offload, local_addr, remote_addr, tunnel_addr, tun_name, max_clients, p2p_enabled, routes, client_isolation, fec_data, fec_parity'
     t.same(r.problems, [
       `${r.path}: unknown key "tunel_addr" (did you mean "tunnel_addr"?); expected one of ${valid}`,
       `${r.path}: unknown key "colour"; expected one of ${valid}`,

@@ -121,14 +121,23 @@ t.test('a forged RST is counted and ignored: the flow carries on', async t => {
   t.equal(p.received, 5, 'pings still answered after the RSTs')
 })
 
-t.test('kill -9 leaves the client\'s table; a restart replaces it and comes up; SIGTERM removes the tables', async t => {
+t.test('kill -9 leaves the client\'s table; a restart (--no-faketcp-offload) replaces it, comes up on the raw path; SIGTERM removes the tables', async t => {
   const c = topo.client('alice')
   await client.proc.stop('SIGKILL', 2000)
   t.match(await tables(c.ns), /lwt_faketcp_c9000/, 'the table outlives kill -9')
-  client = startClient(c.ns, topo.id, 'alice', '10.77.0.2/24', topo.serverWanIp, { extra: ['--transport', 'faketcp'], stateDir: client.stateDir })
+  client = startClient(c.ns, topo.id, 'alice', '10.77.0.2/24', topo.serverWanIp, { extra: ['--transport', 'faketcp', '--no-faketcp-offload'], stateDir: client.stateDir })
   await waitReady(client, 0, 30_000)
   t.match(client.proc.output(), /removed stale fake-TCP nftables rules/, 'the restart says it replaced the stale table')
   await waitPing(c.ns, TUN_SERVER, 15_000)
+  // --no-faketcp-offload: no packet socket, every segment through the raw socket, and no prerouting chain
+  // (it would drop the data segments the raw socket needs).
+  const fc = (await status(client)).faketcp as { offload?: string, offloadOff?: string }
+  t.equal(fc.offload, 'off', 'status: the superpacket path is off')
+  t.match(fc.offloadOff, /--no-faketcp-offload/, 'and says why')
+  t.notMatch((await runIn(c.ns, 'nft', ['list', 'table', 'inet', 'lwt_faketcp_c9000'])).stdout, /chain pre/, 'the client has no prerouting chain')
+  const r = await tcpTransfer(c.ns, topo.serverNs, TUN_SERVER, 1_000_000)
+  t.same(r.received, r.sent, '1 MB arrives byte for byte on the raw path')
+  t.equal((await status(client)).counters.faketcpTxSuperpackets ?? 0, 0, 'the client sent no superpacket')
   await client.proc.stop('SIGTERM', 5000)
   t.notMatch(await tables(c.ns), /lwt_faketcp/, 'the client\'s table is gone after SIGTERM')
   await server.proc.stop('SIGTERM', 5000)
