@@ -3,6 +3,7 @@
  * server or client through the CLI contract, read `status --json`, wait for
  * registration, ping, and move TCP bytes with a checksum.
  */
+import { rmSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { runIn, spawnIn, waitFor, type LabProcess } from '../../src/lab/exec.js'
 import type { StatusReport } from '../../src/control/status.js'
@@ -41,8 +42,15 @@ export function cleanEnv (): NodeJS.ProcessEnv {
 /** Prefix for starting node programs in tests without tap's loader. */
 export const NODE_CMD = ['env', '-u', 'NODE_OPTIONS'] as const
 
+/** Control sockets handed out in this test process: a daemon killed with SIGKILL (or by its namespace's removal) leaves its socket behind. */
+const controlPaths = new Set<string>()
+process.once('exit', () => { for (const p of controlPaths) rmSync(p, { force: true }) })
+
+/** A test daemon's control socket; whatever is left of it is removed when the test process exits, also on failure. */
 export function controlPath (labId: string, name: string): string {
-  return `/run/lightweight-tunnel/test-${labId}-${name}.sock`
+  const p = `/run/lightweight-tunnel/test-${labId}-${name}.sock`
+  controlPaths.add(p)
+  return p
 }
 
 export function startServer (ns: string, labId: string, opts: { tun?: string, key?: string, extra?: string[], dev?: string, stateDir?: string, listen?: string } = {}): Daemon {
