@@ -25,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 #include <arpa/inet.h>
+#include <stdio.h>
 
 #define V6_HDR 64
 #define V6_ENTRY 32
@@ -267,4 +268,26 @@ napi_value udp_attach_v6_table(napi_env env, napi_callback_info info) {
   s->table = mem;
   s->tableLen = len;
   return NULL;
+}
+
+int lwt_bind_sockaddr(napi_env env, const char *fn, const char *host, int64_t port, lwt_sockaddr *sa, socklen_t *len, int *is6) {
+  memset(sa, 0, sizeof *sa);
+  *is6 = 0;
+  if (inet_pton(AF_INET, host, &sa->v4.sin_addr) == 1) {
+    sa->v4.sin_family = AF_INET;
+    sa->v4.sin_port = htons((uint16_t)port);
+    *len = sizeof sa->v4;
+    return 0;
+  }
+  if (inet_pton(AF_INET6, host, &sa->v6.sin6_addr) == 1) {
+    sa->v6.sin6_family = AF_INET6;
+    sa->v6.sin6_port = htons((uint16_t)port);
+    *len = sizeof sa->v6;
+    *is6 = 1;
+    return 0;
+  }
+  char what[128];
+  snprintf(what, sizeof what, "host \"%s\" is not an IPv4 or IPv6 address", host);
+  throw_range(env, fn, what);
+  return -1;
 }

@@ -26,6 +26,12 @@ typedef struct lwt_sock { int fd; int is6; uint8_t *table; size_t tableLen; } lw
 /* Socket address storage big enough for either family (the mmsg scratch holds these). */
 typedef union { struct sockaddr sa; struct sockaddr_in v4; struct sockaddr_in6 v6; } lwt_sockaddr;
 
+/*
+ * A numeric bind address: host (IPv4 or IPv6 text) and port into *sa, its length in *len, and *is6.
+ * Returns 0; -1 after throwing a RangeError from fn naming the host (not an address of either family).
+ */
+int lwt_bind_sockaddr(napi_env env, const char *fn, const char *host, int64_t port, lwt_sockaddr *sa, socklen_t *len, int *is6);
+
 /* The registration of fd, or NULL for a plain AF_INET socket (the common, unchanged case). */
 const lwt_sock *lwt_sock_get(int fd);
 void lwt_sock_register(int fd, int is6);

@@ -50,6 +50,10 @@ int32_t ft_lookup(uint32_t rip, uint16_t rport, uint16_t lport);
 ft_flow *ft_by_handle(uint32_t h);
 /* Builds the segment header (FT_HDR bytes) for `plen` payload bytes and advances the flow by one segment. Under ft_mu. */
 void ft_build_hdr(ft_flow *f, uint8_t *hdr, size_t plen, int flags);
+/* A received IPv4 data segment of n bytes at p: 0 and its IP header, total and TCP header lengths, or -1 (malformed: too short, not IPv4, lengths that do not add up, no payload). */
+int ft_seg_lens(const uint8_t *p, size_t n, size_t *ihl, size_t *tot, size_t *doff);
+/* Flow f received `segs` segments carrying plen bytes from the one whose TCP header is tcp (doff bytes) at t: the ack, the peer's TSval, the counters. Under ft_mu. */
+void ft_seg_took(ft_flow *f, const uint8_t *tcp, size_t doff, uint32_t plen, uint32_t segs, int64_t t);
 /* A pure ACK on flow idx. Outside ft_mu. */
 void ft_send_pure_ack(int32_t idx);
 /* The classic BPF program of a link's socket (data or control); `pkt`: a packet socket's (the IP protocol checked, loads relative to the network header). */

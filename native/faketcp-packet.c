@@ -192,25 +192,18 @@ int64_t ftp_recv(int fd, uint8_t *mem, size_t total, int32_t base, int32_t nBufs
     if (nh < 0 || (size_t)nh > n) { gi[FT_INFO_DROPPED]++; continue; }
     uint8_t *p = frame + nh;
     n -= (size_t)nh;
-    if ((s->msgs[j].msg_hdr.msg_flags & MSG_TRUNC) || n < 40 || (p[0] >> 4) != 4) { gi[FT_INFO_DROPPED]++; continue; }
-    size_t ihl = (size_t)(p[0] & 15) * 4, tot = get16(p + 2);
-    if (tot > n || ihl < 20 || tot < ihl + 20) { gi[FT_INFO_DROPPED]++; continue; }
+    size_t ihl, tot, doff;
+    if ((s->msgs[j].msg_hdr.msg_flags & MSG_TRUNC) || ft_seg_lens(p, n, &ihl, &tot, &doff) < 0) { gi[FT_INFO_DROPPED]++; continue; }
     uint8_t *tcp = p + ihl;
-    size_t doff = (size_t)(tcp[12] >> 4) * 4;
-    if (doff < 20 || ihl + doff >= tot) { gi[FT_INFO_DROPPED]++; continue; }
     int32_t idx = ft_lookup(get32(p + 12), get16(tcp), get16(tcp + 2));
     if (idx < 0 || !ft_flows[idx].up) { gi[FT_INFO_UNKNOWN]++; continue; }
     ft_flow *f = &ft_flows[idx];
-    uint32_t plen = (uint32_t)(tot - ihl - doff), end = get32(tcp + 4) + plen;
+    uint32_t plen = (uint32_t)(tot - ihl - doff);
     uint32_t gso = s->vnet[j][1] != VNET_GSO_NONE ? get16le(s->vnet[j] + 4) : 0;
     if (gso == 0 || gso > plen) gso = plen;
     uint32_t segs = (plen + gso - 1) / gso;
     if (segs > 1) { CNT(gRxSuper, 1); CNT(gRxSegs, segs); }
-    if ((int32_t)(end - f->ack) > 0) f->ack = end;
-    if (doff >= 32 && tcp[20] == 1 && tcp[21] == 1 && tcp[22] == 8 && tcp[23] == 10) f->tsRecent = get32(tcp + 24);
-    f->rxPackets += segs;
-    f->rxBytes += plen;
-    f->lastRxMs = t;
+    ft_seg_took(f, tcp, doff, plen, segs, t);
     if (sll->sll_hatype == ARPHRD_ETHER && nh == ETH_HLEN_ && sll->sll_pkttype == PACKET_HOST && get32(p + 16) == f->lip &&
         (!f->l2 || f->ifindex != sll->sll_ifindex || memcmp(f->mac, frame + 6, 6) != 0 || memcmp(f->smac, frame, 6) != 0)) {
       f->ifindex = sll->sll_ifindex; /* the frame's source is our next hop towards the peer, its destination our device */

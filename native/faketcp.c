@@ -307,6 +307,24 @@ int ftcp_divert(packet_args *a, int64_t *sent) {
 }
 
 /* A pure ACK on flow idx (no payload). Outside ft_mu. */
+int ft_seg_lens(const uint8_t *p, size_t n, size_t *ihl, size_t *tot, size_t *doff) {
+  if (n < 40 || (p[0] >> 4) != 4) return -1;
+  *ihl = (size_t)(p[0] & 15) * 4;
+  *tot = get16(p + 2);
+  if (*tot > n || *ihl < 20 || *tot < *ihl + 20) return -1;
+  *doff = (size_t)(p[*ihl + 12] >> 4) * 4;
+  return *doff < 20 || *ihl + *doff >= *tot ? -1 : 0;
+}
+
+void ft_seg_took(ft_flow *f, const uint8_t *tcp, size_t doff, uint32_t plen, uint32_t segs, int64_t t) {
+  uint32_t end = get32(tcp + 4) + plen;
+  if ((int32_t)(end - f->ack) > 0) f->ack = end;
+  if (doff >= 32 && tcp[20] == 1 && tcp[21] == 1 && tcp[22] == 8 && tcp[23] == 10) f->tsRecent = get32(tcp + 24);
+  f->rxPackets += segs;
+  f->rxBytes += plen;
+  f->lastRxMs = t;
+}
+
 void ft_send_pure_ack(int32_t idx) {
   uint8_t hdr[FT_HDR];
   pthread_mutex_lock(&ft_mu);
@@ -611,21 +629,14 @@ napi_value ftcp_recv(napi_env env, napi_callback_info info) {
   for (int j = 0; j < r; j++) {
     uint8_t *p = mem + bufOffsets[j];
     size_t n = s->msgs[j].msg_len;
-    if ((s->msgs[j].msg_hdr.msg_flags & MSG_TRUNC) || n < 40 || (p[0] >> 4) != 4) { gi[FT_INFO_DROPPED]++; continue; }
-    size_t ihl = (size_t)(p[0] & 15) * 4, tot = get16(p + 2);
-    if (tot > n || ihl < 20 || tot < ihl + 20) { gi[FT_INFO_DROPPED]++; continue; }
+    size_t ihl, tot, doff;
+    if ((s->msgs[j].msg_hdr.msg_flags & MSG_TRUNC) || ft_seg_lens(p, n, &ihl, &tot, &doff) < 0) { gi[FT_INFO_DROPPED]++; continue; }
     uint8_t *tcp = p + ihl;
-    size_t doff = (size_t)(tcp[12] >> 4) * 4;
-    if (doff < 20 || ihl + doff >= tot) { gi[FT_INFO_DROPPED]++; continue; }
     int32_t idx = ft_lookup(get32(p + 12), get16(tcp), get16(tcp + 2));
     if (idx < 0 || !ft_flows[idx].up) { gi[FT_INFO_UNKNOWN]++; continue; }
     ft_flow *f = &ft_flows[idx];
-    uint32_t plen = (uint32_t)(tot - ihl - doff), end = get32(tcp + 4) + plen;
-    if ((int32_t)(end - f->ack) > 0) f->ack = end;
-    if (doff >= 32 && tcp[20] == 1 && tcp[21] == 1 && tcp[22] == 8 && tcp[23] == 10) f->tsRecent = get32(tcp + 24);
-    f->rxPackets++;
-    f->rxBytes += plen;
-    f->lastRxMs = t;
+    uint32_t plen = (uint32_t)(tot - ihl - doff);
+    ft_seg_took(f, tcp, doff, plen, 1, t);
     if (f->ack - f->ackSent > FT_ACK_EVERY && nAcks < 16) { acks[nAcks++] = idx; f->ackSent = f->ack; }
     if (out >= max) { gi[FT_INFO_DROPPED]++; continue; }
     offsets[out] = (int32_t)(bufOffsets[j] + (int32_t)(ihl + doff));

@@ -16,14 +16,13 @@
  */
 #include "tcplisten.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "addr6.h"
 #include "napi_util.h"
 
 napi_value tcp_listen(napi_env env, napi_callback_info info) {
@@ -32,25 +31,10 @@ napi_value tcp_listen(napi_env env, napi_callback_info info) {
   int64_t port, backlog;
   if (PARSE_ARGS(env, info, fn, ARG_STRING("host", host, sizeof host - 1), ARG_INT("port", 0, 65535, &port),
                  ARG_INT("backlog", 1, 65535, &backlog))) return NULL;
-  union { struct sockaddr sa; struct sockaddr_in v4; struct sockaddr_in6 v6; } sa;
-  memset(&sa, 0, sizeof sa);
+  lwt_sockaddr sa;
   socklen_t salen;
-  int is6 = 0;
-  if (inet_pton(AF_INET, host, &sa.v4.sin_addr) == 1) {
-    sa.v4.sin_family = AF_INET;
-    sa.v4.sin_port = htons((uint16_t)port);
-    salen = sizeof sa.v4;
-  } else if (inet_pton(AF_INET6, host, &sa.v6.sin6_addr) == 1) {
-    sa.v6.sin6_family = AF_INET6;
-    sa.v6.sin6_port = htons((uint16_t)port);
-    salen = sizeof sa.v6;
-    is6 = 1;
-  } else {
-    char what[128];
-    snprintf(what, sizeof what, "host \"%s\" is not an IPv4 or IPv6 address", host);
-    throw_range(env, fn, what);
-    return NULL;
-  }
+  int is6;
+  if (lwt_bind_sockaddr(env, fn, host, port, &sa, &salen, &is6) < 0) return NULL;
   int fd = socket(is6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) { throw_errno(env, errno, fn, "socket"); return NULL; }
   int on = 1, off = 0;

@@ -72,14 +72,29 @@ class Harness {
   action (req: HttpRequest): string { return /#(\w+)"$/.exec(req.soapAction ?? '')?.[1] ?? req.method }
   arg (req: HttpRequest, name: string): string | undefined { return new RegExp(`<${name}>([^<]*)</${name}>`).exec(req.body ?? '')?.[1] }
 
-  /** From setNetwork to mapped with a plain IGD. */
-  mapped (): void {
+  /** setNetwork with PCP/NAT-PMP failed: discovering at once. */
+  discovering (): void {
     this.m.setNetwork(NET, this.now)
     this.m.otherProtocols('failed', this.now)
     this.advance(0)
+  }
+
+  /** Discovering, and the gateway answered SSDP: its description is asked for. */
+  found (): void {
+    this.discovering()
     this.m.onSsdp(ssdpAnswer(), GW)
+  }
+
+  /** With a plain IGD up to the AddPortMapping request (pending in http[0]). */
+  asking (): void {
+    this.found()
     this.answer({ status: 200, body: desc() })
     this.answer(extIp())
+  }
+
+  /** From setNetwork to mapped with a plain IGD. */
+  mapped (): void {
+    this.asking()
     this.answer(ok('AddPortMapping'))
   }
 }
@@ -128,9 +143,7 @@ t.test('PCP/NAT-PMP get a head start; then SSDP, description, external address, 
 
 t.test('PCP/NAT-PMP failing ends the head start; their mapping puts UPnP on standby (deleting its own)', async t => {
   const h = new Harness()
-  h.m.setNetwork(NET, h.now)
-  h.m.otherProtocols('failed', h.now)
-  h.advance(0)
+  h.discovering()
   t.equal(h.m.state, 'discovering', 'no wait after a failure')
   const g = new Harness()
   g.m.setNetwork(NET, g.now)
@@ -153,9 +166,7 @@ t.test('PCP/NAT-PMP failing ends the head start; their mapping puts UPnP on stan
 
 t.test('SSDP: answers from outside the subnet, ourselves, or with a LOCATION elsewhere are ignored; the gateway preferred over another LAN host', async t => {
   const h = new Harness()
-  h.m.setNetwork(NET, h.now)
-  h.m.otherProtocols('failed', h.now)
-  h.advance(0)
+  h.discovering()
   h.m.onSsdp(ssdpAnswer('http://203.0.113.5:5000/d.xml'), ipToInt('203.0.113.5'))
   h.m.onSsdp(ssdpAnswer('http://192.168.2.1:5000/d.xml'), ipToInt('192.168.2.1'))
   h.m.onSsdp(ssdpAnswer(), ME)
@@ -172,17 +183,13 @@ t.test('SSDP: answers from outside the subnet, ourselves, or with a LOCATION els
   t.equal(h.http[0]!.req.url, LOC)
 
   const o = new Harness()
-  o.m.setNetwork(NET, o.now)
-  o.m.otherProtocols('failed', o.now)
-  o.advance(0)
+  o.discovering()
   o.m.onSsdp(ssdpAnswer('http://192.168.1.7:49152/igd.xml'), OTHER)
   o.advance(SSDP_WAIT)
   t.equal(o.http[0]!.req.url, 'http://192.168.1.7:49152/igd.xml', 'no gateway answer: the other LAN host')
 
   const n = new Harness()
-  n.m.setNetwork(NET, n.now)
-  n.m.otherProtocols('failed', n.now)
-  n.advance(0)
+  n.discovering()
   n.m.onSsdp(ssdpAnswer('http://192.168.1.1:5000/a\u001b[31mb.xml'), GW)
   t.equal(n.http[0]!.req.url, 'http://192.168.1.1:5000/a%1B[31mb.xml', 'LOCATION normalized: control characters percent-encoded before notes and logs')
 })
@@ -202,12 +209,7 @@ t.test('no IGD: SSDP_TRIES tries, then failed with the reason; refresh asks agai
 
 t.test('725 OnlyPermanentLeasesSupported: again with lease 0; no renewal; deleted on stop', async t => {
   const h = new Harness()
-  h.m.setNetwork(NET, h.now)
-  h.m.otherProtocols('failed', h.now)
-  h.advance(0)
-  h.m.onSsdp(ssdpAnswer(), GW)
-  h.answer({ status: 200, body: desc() })
-  h.answer(extIp())
+  h.asking()
   h.answer(fault(725))
   t.equal(h.arg(h.http[0]!.req, 'NewLeaseDuration'), '0')
   h.answer(ok('AddPortMapping'))
@@ -221,12 +223,7 @@ t.test('725 OnlyPermanentLeasesSupported: again with lease 0; no renewal; delete
 
 t.test('718 ConflictInMappingEntry: another external port, at most MAX_CONFLICTS; 724: the internal port', async t => {
   const h = new Harness()
-  h.m.setNetwork(NET, h.now)
-  h.m.otherProtocols('failed', h.now)
-  h.advance(0)
-  h.m.onSsdp(ssdpAnswer(), GW)
-  h.answer({ status: 200, body: desc() })
-  h.answer(extIp())
+  h.asking()
   const ports = [h.arg(h.http[0]!.req, 'NewExternalPort')]
   for (let i = 1; i < MAX_CONFLICTS; i++) { h.answer(fault(718)); ports.push(h.arg(h.http[0]!.req, 'NewExternalPort')) }
   t.equal(new Set(ports).size, MAX_CONFLICTS, `${ports.join(', ')}: a new port each time`)
@@ -236,12 +233,7 @@ t.test('718 ConflictInMappingEntry: another external port, at most MAX_CONFLICTS
   t.match(h.m.status(h.now).note, `AddPortMapping: error 718 ConflictInMappingEntry for ${MAX_CONFLICTS} ports`)
 
   const s = new Harness()
-  s.m.setNetwork(NET, s.now)
-  s.m.otherProtocols('failed', s.now)
-  s.advance(0)
-  s.m.onSsdp(ssdpAnswer(), GW)
-  s.answer({ status: 200, body: desc() })
-  s.answer(extIp())
+  s.asking()
   s.answer(fault(718))
   s.answer(fault(724))
   t.equal(s.arg(s.http[0]!.req, 'NewExternalPort'), String(PORT), '724: external = internal')
@@ -251,10 +243,7 @@ t.test('718 ConflictInMappingEntry: another external port, at most MAX_CONFLICTS
 
 t.test('a service that fails (error, no WAN address) → the next; the last one\'s reason is shown', async t => {
   const h = new Harness()
-  h.m.setNetwork(NET, h.now)
-  h.m.otherProtocols('failed', h.now)
-  h.advance(0)
-  h.m.onSsdp(ssdpAnswer(), GW)
+  h.found()
   h.answer({ status: 200, body: desc([['urn:schemas-upnp-org:service:WANPPPConnection:1', '/ppp'], [IP1, '/ip']]) })
   t.equal(h.http[0]!.req.url, 'http://192.168.1.1:5000/ip', 'WANIPConnection before WANPPPConnection')
   h.answer(extIp('0.0.0.0'))
@@ -273,19 +262,13 @@ t.test('malformed, oversize and failed HTTP answers fail with a named reason', a
   ]
   for (const [name, r, note] of cases) {
     const h = new Harness()
-    h.m.setNetwork(NET, h.now)
-    h.m.otherProtocols('failed', h.now)
-    h.advance(0)
-    h.m.onSsdp(ssdpAnswer(), GW)
+    h.found()
     h.answer(r)
     t.equal(h.m.state, 'failed', name)
     t.match(h.m.status(h.now).note, note, name)
   }
   const h = new Harness()
-  h.m.setNetwork(NET, h.now)
-  h.m.otherProtocols('failed', h.now)
-  h.advance(0)
-  h.m.onSsdp(ssdpAnswer(), GW)
+  h.found()
   h.answer({ status: 200, body: desc() })
   h.answer({ status: 200, body: '<nonsense>' })
   t.equal(h.m.status(h.now).note, `WANIPConnection:1 at ${CTL}: GetExternalIPAddress: no GetExternalIPAddressResponse element`)
