@@ -65,7 +65,7 @@ const DELAY_MTU = 1380
 const DELAY_LINE = fileURLToPath(new URL('../src/lab/delay-line.js', import.meta.url))
 
 interface Node { proc: LabProcess, ns: string, control: string }
-interface Row { label: string, lossless: number, ping: number[], mbps: number[], retr: number[], rtt: number[], cwnd: number[], note?: string }
+interface Row { label: string, lossless: number, ping: number[], mbps: number[], retr: number[], rtt: number[], cwnd: number[], failedReps?: number, note?: string }
 
 function env (): NodeJS.ProcessEnv {
   const e: NodeJS.ProcessEnv = {}
@@ -119,7 +119,13 @@ async function measure (topo: Topology, cases: Case[], o: Opts): Promise<void> {
     for (const { row, src, dst } of cases) {
       const ping = await pingLoss(src, dst, o.pings)
       row.ping.push(ping.loss)
-      const r = await tcpStream(src, dst, o.seconds, { cc: o.cc })
+      const r = await tcpStream(src, dst, o.seconds, { cc: o.cc }).catch((err: Error) => {
+        // A rep whose iperf3 fails or hangs (its end-of-test exchange crosses the same lossy path) is
+        // reported and left out of the medians; the run goes on.
+        console.log(`${row.label}: rep ${rep + 1}: TCP failed (${err.message.split('\n')[0]}); left out`)
+        return null
+      })
+      if (r === null) { row.failedReps = (row.failedReps ?? 0) + 1; continue }
       row.mbps.push(r.mbps)
       row.retr.push(r.retr)
       row.rtt.push(r.rtt)
@@ -204,7 +210,8 @@ async function main (): Promise<void> {
     const cols = r.mbps.length === 0
       ? `${'-'.padStart(11)}   ${'-'.padStart(10)}   ${'-'.padStart(9)}   ${'-'.padStart(11)}   ${'-'.padStart(6)}   ${'-'.padStart(8)}   ${(Number.isNaN(r.lossless) ? '-' : r.lossless.toFixed(1)).padStart(15)}`
       : `${median(r.ping).toFixed(1).padStart(11)}   ${m.toFixed(1).padStart(10)}   ${(m / base).toFixed(2).padStart(8)}×   ${String(median(r.retr)).padStart(11)}   ${median(r.rtt).toFixed(2).padStart(6)}   ${String(median(r.cwnd)).padStart(8)}   ${r.lossless.toFixed(1).padStart(15)}`
-    console.log(`${r.label.padEnd(30)} ${cols}${r.note === undefined ? '' : `   (${r.note})`}`)
+    const failed = r.failedReps === undefined ? '' : `   (TCP failed in ${r.failedReps} of ${o.reps} reps: left out)`
+    console.log(`${r.label.padEnd(30)} ${cols}${failed}${r.note === undefined ? '' : `   (${r.note})`}`)
   }
 }
 
