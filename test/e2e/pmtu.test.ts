@@ -82,9 +82,11 @@ t.test('--mss-clamp: a TCP connect over the 1280 uplink carries an MSS that fits
   const before = (await status(d.alice!)).counters.mssClamped ?? 0
   const node = ['-u', 'NODE_OPTIONS', process.execPath, '-e']
   const rx = spawnIn(topo.serverNs, 'env', [...node, HOLDER, SERVER_TUN, '5213'], { env: cleanEnv() })
-  const tx = spawnIn(ns, 'env', [...node, CONNECT, SERVER_TUN, '5213'], { env: cleanEnv() })
+  let tx: ReturnType<typeof spawnIn> | null = null
   try {
+    // Connect only once the listener is up (started together, the connect sometimes came first: ECONNREFUSED).
     await rx.waitForOutput(/listening/, 5000)
+    tx = spawnIn(ns, 'env', [...node, CONNECT, SERVER_TUN, '5213'], { env: cleanEnv() })
     await tx.waitForOutput(/connected/, 5000)
     const ss = await runIn(topo.serverNs, 'ss', ['-tinH', 'state', 'established', '( sport = :5213 )'])
     const mss = Number(/\bmss:(\d+)/.exec(ss.stdout)?.[1])
@@ -93,7 +95,7 @@ t.test('--mss-clamp: a TCP connect over the 1280 uplink carries an MSS that fits
     const c = (await status(d.alice!)).counters
     t.ok(c.mssClamped - before >= 2, `alice clamped the SYN and the SYN-ACK (${c.mssClamped - before})`)
   } finally {
-    await tx.stop('SIGKILL', 1000).catch(() => {})
+    await tx?.stop('SIGKILL', 1000).catch(() => {})
     await rx.stop('SIGKILL', 1000).catch(() => {})
   }
 })
