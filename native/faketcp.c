@@ -306,7 +306,7 @@ int ftcp_divert(packet_args *a, int64_t *sent) {
   return 1;
 }
 
-/* A pure ACK on flow idx (no payload). Outside ft_mu. */
+/* Shared by the raw receive loop below and the packet socket's (faketcp-packet.c); see faketcp-int.h. */
 int ft_seg_lens(const uint8_t *p, size_t n, size_t *ihl, size_t *tot, size_t *doff) {
   if (n < 40 || (p[0] >> 4) != 4) return -1;
   *ihl = (size_t)(p[0] & 15) * 4;
@@ -325,6 +325,7 @@ void ft_seg_took(ft_flow *f, const uint8_t *tcp, size_t doff, uint32_t plen, uin
   f->lastRxMs = t;
 }
 
+/* A pure ACK on flow idx (no payload). Outside ft_mu. */
 void ft_send_pure_ack(int32_t idx) {
   uint8_t hdr[FT_HDR];
   pthread_mutex_lock(&ft_mu);

@@ -426,7 +426,7 @@ t.test('a build that fails midway removes what it made, and only that', async (t
 })
 
 // A child process that builds a lab and then dies without calling destroy().
-const tsLoaderArgs = process.execArgv.filter((a) => /dist-loader|typescript|tsx|ts-node/.test(a)) // the loader tap runs the tests' TypeScript with
+const tsLoaderArgs = process.execArgv.filter((a) => /dist-loader/.test(a)) // the loader tap runs the tests' TypeScript with (package.json tap.node-arg)
 const topologyUrl = new URL('../../src/lab/topology.js', import.meta.url).href
 const execUrl = new URL('../../src/lab/exec.js', import.meta.url).href
 
